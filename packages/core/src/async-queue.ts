@@ -1,0 +1,184 @@
+import { ConnectionClosedError } from './errors.js';
+
+interface SpaceWaiter {
+  limit: number;
+  resolve: () => void;
+}
+
+/**
+ * An unbounded-by-type, bounded-by-policy FIFO with one async consumer: `push` from event
+ * handlers, `shift()` or `for await` to consume, `end()` to finish (buffered items are still
+ * read), `fail()` to finish with an error. Transports build their Connections on it.
+ *
+ * `size` and {@link AsyncQueue.whenBelow} let a producer apply backpressure.
+ */
+export class AsyncQueue<T> implements AsyncIterable<T> {
+  #items: T[] = [];
+  #head = 0;
+  #ended = false;
+  #error: unknown = undefined;
+  #waiter: { resolve: (v: T | null) => void; reject: (e: unknown) => void } | null = null;
+  #spaceWaiters: SpaceWaiter[] = [];
+
+  /** Items buffered and not yet consumed. */
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /** True once `end()` or `fail()` was called. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Appends an item; returns false (and drops it) once the queue has ended. */
+  push(item: T): boolean {
+    if (this.#ended) return false;
+    const waiter = this.#waiter;
+    if (waiter) {
+      this.#waiter = null;
+      waiter.resolve(item);
+      return true;
+    }
+    this.#items.push(item);
+    return true;
+  }
+
+  /** No more items; the consumer reads what is buffered, then gets `null`. Idempotent. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.resolve(null);
+    this.#releaseSpaceWaiters(true);
+  }
+
+  /** Ends the queue with an error: buffered items are dropped, the consumer's next read rejects. */
+  fail(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#items = [];
+    this.#head = 0;
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.reject(error);
+    this.#releaseSpaceWaiters(true);
+  }
+
+  /** The next item, or `null` once ended and drained. Only one pending call at a time. */
+  shift(): Promise<T | null> {
+    if (this.#head < this.#items.length) {
+      const item = this.#items[this.#head] as T;
+      this.#items[this.#head] = undefined as T;
+      this.#head++;
+      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#releaseSpaceWaiters(false);
+      return Promise.resolve(item);
+    }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve(null);
+    if (this.#waiter) return Promise.reject(new Error('AsyncQueue supports a single consumer'));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  /** Resolves once fewer than `limit` items are buffered (or the queue ended). */
+  whenBelow(limit: number): Promise<void> {
+    if (this.size < limit || this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#spaceWaiters.push({ limit, resolve }));
+  }
+
+  #releaseSpaceWaiters(all: boolean): void {
+    if (this.#spaceWaiters.length === 0) return;
+    const size = this.size;
+    const keep: SpaceWaiter[] = [];
+    for (const w of this.#spaceWaiters) {
+      if (all || size < w.limit) w.resolve();
+      else keep.push(w);
+    }
+    this.#spaceWaiters = keep;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      const item = await this.shift();
+      if (item === null) return;
+      yield item;
+    }
+  }
+}
+
+/**
+ * Base class for Connections: an inbound {@link AsyncQueue} plus the close bookkeeping every
+ * transport needs. Subclasses implement `sendFrame` and `closeRemote`.
+ */
+export abstract class QueuedConnection {
+  readonly peerId: string;
+  readonly topic: Uint8Array;
+  abstract readonly transport: string;
+  protected readonly inbox = new AsyncQueue<Uint8Array>();
+  #closed = false;
+  #onClose: Array<() => void> = [];
+
+  constructor(peerId: string, topic: Uint8Array) {
+    this.peerId = peerId;
+    this.topic = topic;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Messages received and not yet read. */
+  get buffered(): number {
+    return this.inbox.size;
+  }
+
+  receive(): Promise<Uint8Array | null> {
+    return this.inbox.shift();
+  }
+
+  async send(data: Uint8Array): Promise<void> {
+    if (this.#closed) throw new ConnectionClosedError();
+    await this.sendFrame(data);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.markClosed();
+    await this.closeRemote();
+  }
+
+  /** Registers a callback run once when the connection closes, from either side. */
+  onClose(fn: () => void): void {
+    if (this.#closed) fn();
+    else this.#onClose.push(fn);
+  }
+
+  /** Transport-side: a message arrived. */
+  deliver(data: Uint8Array): void {
+    this.inbox.push(data);
+  }
+
+  /** Transport-side: the connection is closed (remote close, socket loss or local close). */
+  markClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.inbox.end();
+    const callbacks = this.#onClose;
+    this.#onClose = [];
+    for (const fn of callbacks) fn();
+  }
+
+  protected abstract sendFrame(data: Uint8Array): Promise<void>;
+  protected abstract closeRemote(): Promise<void>;
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.inbox[Symbol.asyncIterator]();
+  }
+}

@@ -1,0 +1,96 @@
+import { InvalidConfigError } from './errors.js';
+import type { TransportConfig, TransportMode } from './types.js';
+
+/** Default transport mode of {@link createTransport}. */
+export const DEFAULT_MODE: TransportMode = 'dht';
+/** Default bound on connecting, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Port a relay URL without one means (`wss://`). */
+export const DEFAULT_RELAY_PORT = 443;
+/** Largest message relay and DHT connections carry before the sync layer splits it. */
+export const DEFAULT_NETWORK_MAX_MESSAGE_SIZE = 1024 * 1024;
+
+const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
+const KNOWN_FIELDS = new Set<string>([
+  'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
+  'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize',
+]);
+
+function stringArray(value: unknown, field: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) {
+    throw new InvalidConfigError(field, 'must be an array of non-empty strings');
+  }
+  return [...value] as string[];
+}
+
+function optionalString(value: unknown, field: string): void {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new InvalidConfigError(field, 'must be a non-empty string');
+  }
+}
+
+/**
+ * Normalizes a relay URL: a bare host means `wss://host:443`; `http(s)://` maps to `ws(s)://`;
+ * a URL without a port keeps its scheme's default (443 for wss, 80 for ws).
+ */
+export function normalizeRelayUrl(input: string): string {
+  let text = input.trim();
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) text = `wss://${text}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new InvalidConfigError('relayUrl', `'${input}' is not a valid URL`);
+  }
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new InvalidConfigError('relayUrl', `scheme must be ws:// or wss://, got '${url.protocol}//'`);
+  }
+  if (!url.hostname) throw new InvalidConfigError('relayUrl', `'${input}' has no host`);
+  return url.toString();
+}
+
+/**
+ * Applies defaults and validates a partial configuration; a bad field is an
+ * {@link InvalidConfigError} naming it. Unknown fields are rejected too, so a typo does not
+ * silently fall back to a default.
+ */
+export function resolveTransportConfig(config: Partial<TransportConfig> = {}): TransportConfig {
+  if (config === null || typeof config !== 'object') throw new InvalidConfigError('config', 'must be an object');
+  for (const key of Object.keys(config)) {
+    if (!KNOWN_FIELDS.has(key)) throw new InvalidConfigError(key, 'unknown transport option');
+  }
+  const mode = config.mode ?? DEFAULT_MODE;
+  if (!MODES.includes(mode)) {
+    throw new InvalidConfigError('mode', `must be one of ${MODES.join(', ')}; got '${String(mode)}'`);
+  }
+  const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new InvalidConfigError('timeoutMs', 'must be a positive number of milliseconds');
+  }
+  const encryption = config.encryption ?? true;
+  if (typeof encryption !== 'boolean') throw new InvalidConfigError('encryption', 'must be a boolean');
+  for (const f of ['peerId', 'hub', 'token', 'keyFile', 'protocolPrefix'] as const) optionalString(config[f], f);
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
+    if (config[f] !== undefined && typeof config[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
+  }
+  if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {
+    throw new InvalidConfigError('maxMessageSize', 'must be an integer of at least 1024');
+  }
+  if (config.tls !== undefined && (config.tls === null || typeof config.tls !== 'object')) {
+    throw new InvalidConfigError('tls', 'must be an object such as { ca }');
+  }
+  const resolved: TransportConfig = { ...config, mode, timeoutMs, encryption };
+  const bootstrap = stringArray(config.bootstrap, 'bootstrap');
+  const listen = stringArray(config.listen, 'listen');
+  if (bootstrap) resolved.bootstrap = bootstrap;
+  if (listen) resolved.listen = listen;
+  if (mode === 'relay') {
+    if (config.relayUrl === undefined) throw new InvalidConfigError('relayUrl', "is required when mode is 'relay'");
+    if (typeof config.relayUrl !== 'string') throw new InvalidConfigError('relayUrl', 'must be a string');
+    resolved.relayUrl = normalizeRelayUrl(config.relayUrl);
+  }
+  return resolved;
+}

@@ -1,0 +1,174 @@
+/**
+ * Every error Rhizome throws or reports is an instance of {@link RhizomeError} with a stable
+ * `code`. Tell errors apart by `code` (or `instanceof`), never by message text: messages are
+ * for people and may change.
+ *
+ * The list of codes is {@link ERROR_CODES}; ARCHITECTURE.md documents each, and a test keeps
+ * the two in step.
+ */
+export class RhizomeError extends Error {
+  /** Stable, machine-readable identifier of the condition, e.g. `ERR_INVALID_TOPIC`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A topic was not a 32-byte Uint8Array, or hex text was not 64 hex digits. */
+export class InvalidTopicError extends RhizomeError {
+  constructor(message: string) {
+    super('ERR_INVALID_TOPIC', message);
+  }
+}
+
+/** A configuration object had a bad or unknown field; `field` names it. */
+export class InvalidConfigError extends RhizomeError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('ERR_INVALID_CONFIG', `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** A function argument was out of its domain (bad node id, non-JSON data, ...). */
+export class InvalidArgumentError extends RhizomeError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+/** The transport was disconnected; it cannot be used again. */
+export class TransportClosedError extends RhizomeError {
+  constructor(message = 'transport is disconnected') {
+    super('ERR_TRANSPORT_CLOSED', message);
+  }
+}
+
+/** A Connection was used after it closed (locally or by the remote peer). */
+export class ConnectionClosedError extends RhizomeError {
+  constructor(message = 'connection is closed') {
+    super('ERR_CONNECTION_CLOSED', message);
+  }
+}
+
+/** A message or frame exceeded a size limit. */
+export class FrameTooLargeError extends RhizomeError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super('ERR_FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** A sealed frame failed to open: wrong key (database id or secret), or tampered bytes. */
+export class DecryptError extends RhizomeError {
+  constructor(message = 'frame failed to open: wrong database secret or tampered data') {
+    super('ERR_DECRYPT', message);
+  }
+}
+
+/** A peer sent bytes that break the wire protocol (bad frame type, truncated frame, bad handshake). */
+export class ProtocolError extends RhizomeError {
+  constructor(message: string) {
+    super('ERR_PROTOCOL', message);
+  }
+}
+
+/** An operation did not finish within its time bound. */
+export class TimeoutError extends RhizomeError {
+  constructor(message: string) {
+    super('ERR_TIMEOUT', message);
+  }
+}
+
+/** An operation was cancelled through its AbortSignal. */
+export class AbortError extends RhizomeError {
+  constructor(message = 'operation aborted') {
+    super('ERR_ABORTED', message);
+  }
+}
+
+/** A topic was joined twice on one transport. */
+export class TopicAlreadyJoinedError extends RhizomeError {
+  constructor(topicHex: string) {
+    super('ERR_TOPIC_ALREADY_JOINED', `topic ${topicHex} is already joined on this transport`);
+  }
+}
+
+/** Connecting to a remote endpoint (relay URL, multiaddr) failed; the message names it. */
+export class ConnectFailedError extends RhizomeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CONNECT_FAILED', message, options);
+  }
+}
+
+/** The module implementing a transport mode could not be loaded (not installed?). */
+export class TransportUnavailableError extends RhizomeError {
+  constructor(mode: string, pkg: string, cause: unknown) {
+    super(
+      'ERR_TRANSPORT_UNAVAILABLE',
+      `transport mode '${mode}' needs the package ${pkg}; install it next to @rhizome/core`,
+      { cause },
+    );
+  }
+}
+
+/** A database file is not a Rhizome/SQLite file, or is damaged. The file is left untouched. */
+export class StoreCorruptError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_CORRUPT', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** A database file was written by a newer Rhizome (schema version above what this one knows). */
+export class StoreVersionError extends RhizomeError {
+  readonly path: string;
+  readonly found: number;
+  readonly supported: number;
+  constructor(path: string, found: number, supported: number) {
+    super(
+      'ERR_STORE_VERSION',
+      `${path}: schema version ${found} is newer than this Rhizome supports (${supported}); upgrade Rhizome`,
+    );
+    this.path = path;
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+/** A store or database was used after `close()`. */
+export class ClosedError extends RhizomeError {
+  constructor(what: string) {
+    super('ERR_CLOSED', `${what} is closed`);
+  }
+}
+
+/** Every error code Rhizome uses, in one place. ARCHITECTURE.md lists the same set. */
+export const ERROR_CODES = [
+  'ERR_INVALID_TOPIC',
+  'ERR_INVALID_CONFIG',
+  'ERR_INVALID_ARGUMENT',
+  'ERR_TRANSPORT_CLOSED',
+  'ERR_CONNECTION_CLOSED',
+  'ERR_FRAME_TOO_LARGE',
+  'ERR_DECRYPT',
+  'ERR_PROTOCOL',
+  'ERR_TIMEOUT',
+  'ERR_ABORTED',
+  'ERR_TOPIC_ALREADY_JOINED',
+  'ERR_CONNECT_FAILED',
+  'ERR_TRANSPORT_UNAVAILABLE',
+  'ERR_STORE_CORRUPT',
+  'ERR_STORE_VERSION',
+  'ERR_CLOSED',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];

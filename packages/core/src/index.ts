@@ -1,0 +1,25 @@
+/**
+ * @rhizome/core: the contracts every Rhizome layer builds on. Depends only on @noble/hashes.
+ * @packageDocumentation
+ */
+export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectOptions, Transport, TransportMode, TransportConfig, Closeable } from './types.js';
+export type { SyncEvent } from './events.js';
+export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, TOPIC_LENGTH } from './topic.js';
+export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
+export type { Subscription, SubscribeOptions, LaggedEvent } from './broadcaster.js';
+export { AsyncQueue, QueuedConnection } from './async-queue.js';
+export { MemoryTransport, MemoryHub, MEMORY_MAX_MESSAGE_SIZE, MEMORY_HIGH_WATER_MARK } from './memory.js';
+export type { MemoryTransportOptions } from './memory.js';
+export { DisabledTransport } from './disabled.js';
+export { createTransport } from './create.js';
+export {
+  resolveTransportConfig,
+  normalizeRelayUrl,
+  DEFAULT_MODE,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_RELAY_PORT,
+  DEFAULT_NETWORK_MAX_MESSAGE_SIZE,
+} from './config.js';
+export { MemoryStore } from './store.js';
+export type { DocStore, StoredDoc, StoreStats } from './store.js';
+export * from './errors.js';

@@ -1,0 +1,112 @@
+import { ClosedError } from './errors.js';
+
+/** What a store holds for one document: the latest snapshot and the updates appended after it. */
+export interface StoredDoc {
+  /** A Yjs update encoding the whole state up to the compaction, or `null` if never compacted. */
+  snapshot: Uint8Array | null;
+  /** Yjs updates appended after the snapshot, oldest first. */
+  updates: Uint8Array[];
+  /** Sequence number of the newest update (0 when there is none). */
+  lastSeq: number;
+}
+
+/** Sizes of one document's persisted state. */
+export interface StoreStats {
+  /** Updates in the log after the snapshot. */
+  updates: number;
+  /** Total bytes of those updates. */
+  updateBytes: number;
+  /** Bytes of the snapshot (0 when there is none). */
+  snapshotBytes: number;
+  /** Sequence number of the newest update. */
+  lastSeq: number;
+}
+
+/**
+ * Persistence of Yjs documents as an append-only update log plus a snapshot, keyed by document
+ * (database) id; one store may hold many documents. Calls are synchronous: a write that
+ * returned is durable (for a file-backed store, in the database file's WAL).
+ *
+ * Implementations: `SqliteStore` (@rhizome/store-sqlite) and {@link MemoryStore}; both pass
+ * `runStoreContract` from `@rhizome/core/testing`.
+ */
+export interface DocStore {
+  /** The snapshot and the log after it; an unknown id gives `{ snapshot: null, updates: [], lastSeq: 0 }`. */
+  load(docId: string): StoredDoc;
+  /** Appends updates in one transaction, in order; returns the sequence number of the last. */
+  append(docId: string, updates: readonly Uint8Array[]): number;
+  /**
+   * Replaces every update with sequence number `<= throughSeq` by `snapshot` (which must
+   * encode them all, and the previous snapshot), in one transaction. Updates appended after
+   * `throughSeq` stay in the log.
+   */
+  compact(docId: string, snapshot: Uint8Array, throughSeq: number): void;
+  /** Sizes of the persisted state of `docId`. */
+  stats(docId: string): StoreStats;
+  /** Ids of the documents this store holds. */
+  docIds(): string[];
+  /** Releases the store; later calls throw `ERR_CLOSED`. Idempotent. */
+  close(): void;
+}
+
+interface MemoryDoc {
+  snapshot: Uint8Array | null;
+  log: Array<{ seq: number; update: Uint8Array }>;
+  lastSeq: number;
+}
+
+/**
+ * A {@link DocStore} in process memory: for `':memory:'` databases, tests and browsers
+ * without a file system. Contents are lost when the process ends.
+ */
+export class MemoryStore implements DocStore {
+  readonly #docs = new Map<string, MemoryDoc>();
+  #closed = false;
+
+  #doc(docId: string): MemoryDoc {
+    if (this.#closed) throw new ClosedError('store');
+    let doc = this.#docs.get(docId);
+    if (!doc) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0 }));
+    return doc;
+  }
+
+  load(docId: string): StoredDoc {
+    const doc = this.#doc(docId);
+    return {
+      snapshot: doc.snapshot?.slice() ?? null,
+      updates: doc.log.map((e) => e.update.slice()),
+      lastSeq: doc.lastSeq,
+    };
+  }
+
+  append(docId: string, updates: readonly Uint8Array[]): number {
+    const doc = this.#doc(docId);
+    for (const update of updates) doc.log.push({ seq: ++doc.lastSeq, update: update.slice() });
+    return doc.lastSeq;
+  }
+
+  compact(docId: string, snapshot: Uint8Array, throughSeq: number): void {
+    const doc = this.#doc(docId);
+    doc.snapshot = snapshot.slice();
+    doc.log = doc.log.filter((e) => e.seq > throughSeq);
+  }
+
+  stats(docId: string): StoreStats {
+    const doc = this.#doc(docId);
+    return {
+      updates: doc.log.length,
+      updateBytes: doc.log.reduce((n, e) => n + e.update.length, 0),
+      snapshotBytes: doc.snapshot?.length ?? 0,
+      lastSeq: doc.lastSeq,
+    };
+  }
+
+  docIds(): string[] {
+    if (this.#closed) throw new ClosedError('store');
+    return [...this.#docs.keys()];
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+}

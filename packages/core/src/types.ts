@@ -1,0 +1,107 @@
+/** A 32-byte rendezvous topic: BLAKE2b-256 of a database id. See {@link deriveTopic}. */
+export type TopicHash = Uint8Array;
+
+/** JSON values a node's fields may hold. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A peer as a transport knows it: its id and the addresses it may be reached at. */
+export interface PeerInfo {
+  peerId: string;
+  addresses: string[];
+}
+
+/**
+ * One remote peer on one topic. Messages keep their boundaries and their order; a close on
+ * either side is seen by the other (its `receive()` resolves `null` once the messages sent
+ * before the close are read).
+ */
+export interface Connection extends AsyncIterable<Uint8Array> {
+  /** The remote peer's id. */
+  readonly peerId: string;
+  /** The topic this connection was made for. */
+  readonly topic: TopicHash;
+  /** Which transport made it (`'memory'`, `'relay'`, `'dht'`), for status displays. */
+  readonly transport: string;
+  /** True once either side closed it. */
+  readonly closed: boolean;
+  /**
+   * Sends one message. Resolves once the transport accepted it (it may wait for room:
+   * transports apply backpressure); rejects with `ERR_CONNECTION_CLOSED` after a close and
+   * `ERR_FRAME_TOO_LARGE` above the transport's `maxMessageSize`.
+   */
+  send(data: Uint8Array): Promise<void>;
+  /** The next message, or `null` once the connection closed and its queue is drained. */
+  receive(): Promise<Uint8Array | null>;
+  /** Closes both directions; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link Transport.connect}. */
+export interface ConnectOptions {
+  /** Aborting leaves the topic: the iterable ends and the topic's connections close. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Moves bytes between peers that share a topic, and reports peers. Transports stay thin:
+ * sync state, retries, sealing and de-duplication live in the sync layer.
+ */
+export interface Transport {
+  /** The mode name: `'memory'`, `'disabled'`, `'relay'`, `'dht'`. */
+  readonly name: string;
+  /** Largest message `Connection.send` accepts; the sync layer splits bigger payloads. */
+  readonly maxMessageSize: number;
+  /** Make this peer findable on the topic. */
+  announce(topic: TopicHash): Promise<void>;
+  /** Peers currently findable on the topic (never this peer itself). */
+  lookup(topic: TopicHash): Promise<PeerInfo[]>;
+  /**
+   * Joins the topic: announces, finds peers, and yields one Connection per remote peer,
+   * inbound or outbound, exactly one per peer pair, until aborted or disconnected.
+   */
+  connect(topic: TopicHash, options?: ConnectOptions): Promise<AsyncIterable<Connection>>;
+  /** Leaves every topic, closes every connection, releases sockets; idempotent. */
+  disconnect(): Promise<void>;
+}
+
+/** Which transport {@link createTransport} builds. */
+export type TransportMode = 'dht' | 'relay' | 'disabled' | 'memory';
+
+/** Configuration for {@link createTransport}. Mode-specific fields are ignored by other modes. */
+export interface TransportConfig {
+  /** Default `'dht'`. */
+  mode: TransportMode;
+  /** Relay mode: `ws://`, `wss://`, or a bare host (`wss://host:443`). */
+  relayUrl?: string;
+  /** Bound on connecting (relay handshake, DHT dials), default 30000 ms. */
+  timeoutMs: number;
+  /** End-to-end sealing in the sync layer; default true. Transports never see keys. */
+  encryption: boolean;
+  /** This peer's id (memory); relay mode picks a random one when absent. */
+  peerId?: string;
+  /** Memory mode: name of the in-process hub peers meet in (default `'default'`). */
+  hub?: string;
+  /** Relay mode: shared access token the relay requires, if any. */
+  token?: string;
+  /** Relay mode: extra TLS options for `wss://` in Node, e.g. `{ ca }` for a self-signed relay. */
+  tls?: { ca?: string | Uint8Array | Array<string | Uint8Array>; rejectUnauthorized?: boolean };
+  /** DHT mode: multiaddrs of bootstrap peers. */
+  bootstrap?: string[];
+  /** DHT mode: multiaddrs to listen on (default tcp and ws on 0.0.0.0, ephemeral ports). */
+  listen?: string[];
+  /** DHT mode: path of a key file so the peer id survives restarts (created if missing). */
+  keyFile?: string;
+  /** DHT mode: run the DHT as a client only (no routing for others). Default false. */
+  dhtClientMode?: boolean;
+  /** DHT mode: protocol prefix that keeps Rhizome's DHT apart from others. Default `'/rhizome'`. */
+  protocolPrefix?: string;
+  /** DHT mode: keep loopback and private addresses in DHT records (tests, LANs). Default false. */
+  allowPrivateAddresses?: boolean;
+  /** Largest message a connection carries before the sync layer splits it. */
+  maxMessageSize?: number;
+}
+
+/** Something that can be started and stopped; `close()` is idempotent. */
+export interface Closeable {
+  close(): Promise<void>;
+}
