@@ -1,6 +1,7 @@
 // Lint: type-aware rules that catch floating promises, plus import cycles.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'bench/node_modules/**', 'eslint.config.js', 'scripts/*.mjs'] },
@@ -12,7 +13,11 @@ export default tseslint.config(
     },
     plugins: { 'import-x': importX },
     settings: {
-      'import-x/resolver-next': [importX.createNodeResolver({ conditionNames: ['rhizome-source', 'import', 'default'] })],
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({ project: './tsconfig.json', conditionNames: ['rhizome-source', 'types', 'import', 'default'] }),
+      ],
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

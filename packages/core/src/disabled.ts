@@ -26,24 +26,23 @@ export class DisabledTransport implements Transport {
     return [];
   }
 
-  connect(topic: TopicHash, options: ConnectOptions = {}): Promise<AsyncIterable<Connection>> {
+  async connect(topic: TopicHash, options: ConnectOptions = {}): Promise<AsyncIterable<Connection>> {
     this.#assertOpen();
     assertTopic(topic);
-    if (options.signal?.aborted) return Promise.reject(new AbortError());
+    if (options.signal?.aborted) throw new AbortError();
     const queue = new AsyncQueue<Connection>();
     this.#open.add(queue);
     options.signal?.addEventListener('abort', () => {
       queue.end();
       this.#open.delete(queue);
     }, { once: true });
-    return Promise.resolve(queue);
+    return queue;
   }
 
-  disconnect(): Promise<void> {
+  async disconnect(): Promise<void> {
     this.#closed = true;
     for (const q of this.#open) q.end();
     this.#open.clear();
-    return Promise.resolve();
   }
 
   #assertOpen(): void {

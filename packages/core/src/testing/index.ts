@@ -1,0 +1,6 @@
+/**
+ * Test suites every implementation runs: `@rhizome/core/testing`. They use vitest.
+ * @packageDocumentation
+ */
+export { runTransportContract, within } from './transport-contract.js';
+export type { TransportContractHarness, TransportContractOptions } from './transport-contract.js';
