@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import {
   ClosedError,
@@ -61,11 +61,14 @@ function view(buffer: Uint8Array): Uint8Array {
 }
 
 /**
- * Checks an existing, non-empty file without writing to it: the SQLite header, then (read-only
- * connection) integrity, application id, schema version and tables. Returns the schema version
- * found. Throws {@link StoreCorruptError} or {@link StoreVersionError}; the file is not modified.
+ * Checks an existing, non-empty file without writing to it. First the 100-byte SQLite header
+ * (magic, application id, schema version) with a plain read; then, through a read-only
+ * connection, integrity, schema version and tables. Throws {@link StoreCorruptError} or
+ * {@link StoreVersionError}; the file itself is not modified. (A read-only connection to a
+ * WAL-mode file creates the `-wal`/`-shm` side files if missing; when the file is rejected they
+ * are removed again.)
  */
-function validateExisting(path: string, integrityCheck: 'quick' | 'none'): number {
+function validateExisting(path: string, integrityCheck: 'quick' | 'none'): void {
   const header = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let read: number;
@@ -77,17 +80,27 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none'): numbe
   if (read < header.length || header.toString('latin1', 0, 16) !== SQLITE_MAGIC) {
     throw new StoreCorruptError(path, 'not an SQLite database (bad or missing file header)');
   }
+  const headerAppId = header.readUInt32BE(68);
+  const headerVersion = header.readUInt32BE(60);
+  if (headerAppId !== 0 && headerAppId !== APPLICATION_ID) {
+    throw new StoreCorruptError(path, 'an SQLite database that is not a Rhizome store');
+  }
+  if (headerAppId === APPLICATION_ID && headerVersion > SCHEMA_VERSION) {
+    throw new StoreVersionError(path, headerVersion, SCHEMA_VERSION);
+  }
 
+  const sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
   let db: Sqlite | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
     if (integrityCheck === 'quick') {
-      const result = db.pragma('quick_check', { simple: false }) as Array<{ quick_check: string }>;
+      const result = db.pragma('quick_check') as Array<{ quick_check: string }>;
       const problems = result.map((r) => r.quick_check).filter((r) => r !== 'ok');
       if (problems.length > 0) {
         throw new StoreCorruptError(path, `integrity check failed: ${problems.slice(0, 3).join('; ')}`);
       }
     }
+    // Read again through SQLite: a committed change may still be in the WAL.
     const appId = db.pragma('application_id', { simple: true }) as number;
     const version = db.pragma('user_version', { simple: true }) as number;
     const tables = db
@@ -101,16 +114,23 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none'): numbe
     if (appId === APPLICATION_ID && version === 0 && tables.length > 0) {
       throw new StoreCorruptError(path, 'Rhizome store without a schema version');
     }
-    return version;
+    db.close();
   } catch (error) {
+    db?.close();
+    removeEmptySideFiles(sideFiles);
     if (error instanceof StoreCorruptError || error instanceof StoreVersionError) throw error;
     if (isCorruptionError(error)) {
       throw new StoreCorruptError(path, `damaged database file (${(error as Error).message})`, { cause: error });
     }
     throw error;
-  } finally {
-    db?.close();
   }
+}
+
+/** Removes `-wal`/`-shm` files the validation created, if the WAL holds nothing. */
+function removeEmptySideFiles(created: readonly string[]): void {
+  const wal = created.find((f) => f.endsWith('-wal'));
+  if (wal === undefined || statSync(wal, { throwIfNoEntry: false })?.size !== 0) return;
+  for (const file of created) rmSync(file, { force: true });
 }
 
 /** Runs every pending migration in one IMMEDIATE transaction (re-reading the version inside it). */

@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryStore, StoreCorruptError, StoreVersionError } from '@rhizome/core';
+import { runStoreContract } from '@rhizome/core/testing';
+import { APPLICATION_ID, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore } from './index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'rhizome-store-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let fileCounter = 0;
+function freshPath(): string {
+  return join(root, `store-${fileCounter++}.db`);
+}
+
+runStoreContract('SqliteStore (file)', () => {
+  const path = freshPath();
+  return {
+    store: openSqliteStore(path),
+    reopen: () => openSqliteStore(path),
+    dispose: () => {
+      for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    },
+  };
+});
+
+runStoreContract('SqliteStore (:memory:)', () => ({ store: openSqliteStore(':memory:') }));
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** Opening `path` must throw `code`, and leave the file and its directory exactly as they were. */
+function expectRejected(path: string, code: string, errorClass: typeof StoreCorruptError | typeof StoreVersionError): void {
+  const before = sha256(path);
+  const dir = readdirSync(join(path, '..')).sort();
+  let thrown: unknown;
+  try {
+    openSqliteStore(path).close();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(errorClass);
+  expect((thrown as { code: string }).code).toBe(code);
+  expect(sha256(path)).toBe(before);
+  expect(readdirSync(join(path, '..')).sort()).toEqual(dir);
+  // A second attempt gives the same answer (nothing was half-written by the first).
+  expect(() => openSqliteStore(path)).toThrow(errorClass);
+  expect(sha256(path)).toBe(before);
+}
+
+/** A valid store file with enough rows to span many pages, closed cleanly (WAL checkpointed). */
+function makeStoreFile(dir: string): string {
+  const path = join(dir, 'valid.db');
+  const store = openSqliteStore(path);
+  for (let i = 0; i < 200; i++) store.append(`doc-${i % 3}`, [new Uint8Array(200).fill(i & 0xff)]);
+  store.close();
+  expect(existsSync(`${path}-wal`)).toBe(false);
+  return path;
+}
+
+describe('SqliteStore files that cannot be used', () => {
+  /** Each case in its own directory, so the directory listing before/after is the case's own. */
+  function dir(): string {
+    return mkdtempSync(join(root, 'bad-'));
+  }
+
+  it('a text file fails with ERR_STORE_CORRUPT and stays untouched', () => {
+    const path = join(dir(), 'notes.txt');
+    writeFileSync(path, 'this is not a database, just some notes\n'.repeat(50));
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('a short non-empty file fails with ERR_STORE_CORRUPT', () => {
+    const path = join(dir(), 'short.db');
+    writeFileSync(path, 'SQLite format 3\0');
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('a store file with damaged pages fails with ERR_STORE_CORRUPT and stays untouched', () => {
+    const path = makeStoreFile(dir());
+    const bytes = readFileSync(path);
+    expect(bytes.length).toBeGreaterThan(4096 * 4);
+    // Overwrite the third page (a b-tree page of the updates table) with garbage.
+    for (let i = 4096 * 2; i < 4096 * 3; i++) bytes[i] = (i * 7919) & 0xff;
+    writeFileSync(path, bytes);
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('a truncated store file fails with ERR_STORE_CORRUPT and stays untouched', () => {
+    const path = makeStoreFile(dir());
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('a store file with a damaged header fails with ERR_STORE_CORRUPT', () => {
+    const path = makeStoreFile(dir());
+    const bytes = readFileSync(path);
+    bytes.writeUInt16BE(1000, 16); // page size that is not a power of two
+    writeFileSync(path, bytes);
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('an SQLite database of another application fails with ERR_STORE_CORRUPT and stays untouched', () => {
+    const path = join(dir(), 'other.db');
+    const other = new Database(path);
+    other.exec('CREATE TABLE people (name TEXT); INSERT INTO people VALUES (\'ada\')');
+    other.close();
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
+  it('a store file with a newer schema version fails with ERR_STORE_VERSION and stays untouched', () => {
+    const path = makeStoreFile(dir());
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    let thrown: unknown;
+    try {
+      openSqliteStore(path);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StoreVersionError);
+    expect((thrown as StoreVersionError).found).toBe(SCHEMA_VERSION + 1);
+    expect((thrown as StoreVersionError).supported).toBe(SCHEMA_VERSION);
+    expectRejected(path, 'ERR_STORE_VERSION', StoreVersionError);
+  });
+
+  it('a newer schema version still in the WAL (not checkpointed) is found too', () => {
+    const path = makeStoreFile(dir());
+    const raw = new Database(path);
+    raw.pragma('wal_autocheckpoint = 0');
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
+    // The header of the main file still says SCHEMA_VERSION: the change is only in the WAL.
+    expect(readFileSync(path).readUInt32BE(60)).toBe(SCHEMA_VERSION);
+    try {
+      const before = sha256(path);
+      expect(() => openSqliteStore(path)).toThrow(StoreVersionError);
+      expect(sha256(path)).toBe(before);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a directory path fails with ERR_INVALID_ARGUMENT', () => {
+    const d = dir();
+    expect(() => openSqliteStore(d)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+});
+
+describe('SqliteStore schema and files', () => {
+  it('stamps new files with the application id and the schema version, in WAL mode', () => {
+    const path = freshPath();
+    openSqliteStore(path).close();
+    const raw = new Database(path, { readonly: true });
+    expect(raw.pragma('application_id', { simple: true })).toBe(APPLICATION_ID);
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(raw.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all()).toEqual([
+      'docs',
+      'updates',
+    ]);
+    raw.close();
+  });
+
+  it('adopts an empty file and an empty SQLite database (forward migration from version 0)', () => {
+    const empty = freshPath();
+    writeFileSync(empty, '');
+    const a = openSqliteStore(empty);
+    expect(a.schemaVersion).toBe(SCHEMA_VERSION);
+    a.append('d', [Uint8Array.of(1)]);
+    a.close();
+
+    const blank = freshPath();
+    const raw = new Database(blank);
+    raw.pragma('journal_mode = DELETE');
+    raw.exec('VACUUM');
+    raw.close();
+    const b = openSqliteStore(blank);
+    expect(b.schemaVersion).toBe(SCHEMA_VERSION);
+    expect(b.load('d').lastSeq).toBe(0);
+    b.close();
+  });
+
+  it('two stores on one file (two processes, say) number appends from the file, not from memory', () => {
+    const path = freshPath();
+    const a = openSqliteStore(path);
+    const b = openSqliteStore(path);
+    a.append('d', [Uint8Array.of(1)]);
+    b.append('d', [Uint8Array.of(2)]);
+    expect(a.append('d', [Uint8Array.of(3)])).toBe(3);
+    expect(b.load('d').updates.map((x) => x[0])).toEqual([1, 2, 3]);
+    b.compact('d', Uint8Array.of(9), 2);
+    expect(a.load('d').updates.map((x) => x[0])).toEqual([3]);
+    a.close();
+    b.close();
+  });
+
+  it('rejects bad arguments with ERR_INVALID_ARGUMENT', () => {
+    const store = openSqliteStore(':memory:');
+    store.append('d', [Uint8Array.of(1)]);
+    const code = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => store.compact('d', Uint8Array.of(1), 2)).toThrow(code);
+    expect(() => store.compact('d', Uint8Array.of(1), -1)).toThrow(code);
+    expect(() => store.compact('d', Uint8Array.of(1), 0.5)).toThrow(code);
+    expect(() => store.append('d', ['x' as unknown as Uint8Array])).toThrow(code);
+    expect(() => store.load(42 as unknown as string)).toThrow(code);
+    expect(() => openSqliteStore('')).toThrow(code);
+    // The failed calls changed nothing.
+    expect(store.stats('d')).toEqual({ updates: 1, updateBytes: 1, snapshotBytes: 0, lastSeq: 1 });
+    store.close();
+  });
+
+  it('openStore gives a MemoryStore without a path or for :memory:, a SqliteStore otherwise', () => {
+    expect(openStore()).toBeInstanceOf(MemoryStore);
+    expect(openStore(':memory:')).toBeInstanceOf(MemoryStore);
+    const path = freshPath();
+    const store = openStore(path);
+    expect(store).toBeInstanceOf(SqliteStore);
+    store.close();
+    expect(existsSync(path)).toBe(true);
+  });
+});
