@@ -1,0 +1,151 @@
+import * as Y from 'yjs';
+import type { JsonValue } from '@rhizome/core';
+import { cloneJson } from './validate.js';
+
+/** Name of the root `Y.Map` of live node markers (`nodeId -> true`). */
+export const NODES_MAP = 'nodes';
+/** Name of the root `Y.Map` of field values (`nodeId + U+0000 + field -> value`). */
+export const FIELDS_MAP = 'fields';
+
+const SEP = '\u0000';
+
+/** A change to one node, as seen after a Yjs transaction. */
+export interface NodeChange {
+  id: string;
+  /** True when the node's marker was removed in this transaction. */
+  deleted: boolean;
+}
+
+/**
+ * The node model on top of a `Y.Doc`.
+ *
+ * Layout: root map {@link NODES_MAP} holds one marker per live node; root map
+ * {@link FIELDS_MAP} holds one entry per field under the key `nodeId U+0000 field`.
+ * Every field is its own map entry, so concurrent puts of different fields of one node
+ * both survive even when both replicas create the node at the same time (with a nested
+ * `Y.Map` per node, two concurrent creations would race for the `nodes[id]` slot and the
+ * loser's fields would vanish). `put` re-sets the marker, so a put concurrent with a delete
+ * wins (the node survives with the fields the put wrote; the delete removed the fields it saw).
+ *
+ * An in-memory index `nodeId -> fields` makes `get` O(fields of that node); it is maintained
+ * from the map's observer, so it stays right for local, remote and loaded updates alike.
+ */
+export class NodeModel {
+  readonly doc: Y.Doc;
+  readonly nodes: Y.Map<true>;
+  readonly fields: Y.Map<JsonValue>;
+  readonly #index = new Map<string, Set<string>>();
+
+  constructor(doc: Y.Doc) {
+    this.doc = doc;
+    this.nodes = doc.getMap<true>(NODES_MAP);
+    this.fields = doc.getMap<JsonValue>(FIELDS_MAP);
+    for (const key of this.fields.keys()) this.#indexKey(key, true);
+    this.fields.observe((event) => {
+      for (const key of event.keysChanged) this.#indexKey(key, this.fields.has(key));
+    });
+  }
+
+  #indexKey(key: string, present: boolean): void {
+    const cut = key.indexOf(SEP);
+    if (cut < 0) return; // not ours: ignore foreign keys written by other code
+    const id = key.slice(0, cut);
+    const field = key.slice(cut + 1);
+    let set = this.#index.get(id);
+    if (present) {
+      if (!set) this.#index.set(id, (set = new Set()));
+      set.add(field);
+    } else if (set) {
+      set.delete(field);
+      if (set.size === 0) this.#index.delete(id);
+    }
+  }
+
+  /** Sets the given fields of `id` (already validated and copied); other fields stay. */
+  put(id: string, data: Record<string, JsonValue>, origin: unknown): void {
+    this.doc.transact(() => {
+      this.nodes.set(id, true);
+      for (const [field, value] of Object.entries(data)) this.fields.set(id + SEP + field, value);
+    }, origin);
+  }
+
+  /** Removes the node and every field this replica knows of. */
+  delete(id: string, origin: unknown): void {
+    if (!this.nodes.has(id) && !this.#index.has(id)) return;
+    this.doc.transact(() => {
+      this.nodes.delete(id);
+      for (const field of [...(this.#index.get(id) ?? [])]) this.fields.delete(id + SEP + field);
+    }, origin);
+  }
+
+  /** True when the node is live. */
+  has(id: string): boolean {
+    return this.nodes.has(id);
+  }
+
+  /** A copy of the node's fields, or undefined when it is not live. */
+  get(id: string): Record<string, JsonValue> | undefined {
+    if (!this.nodes.has(id)) return undefined;
+    const out: Array<[string, JsonValue]> = [];
+    for (const field of this.#index.get(id) ?? []) {
+      const value = this.fields.get(id + SEP + field);
+      if (value !== undefined) out.push([field, cloneJson(value)]);
+    }
+    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    // fromEntries defines own properties, so a field named like a prototype key is safe.
+    return Object.fromEntries(out);
+  }
+
+  /** Every live node, sorted by id. */
+  list(): Array<{ id: string; data: Record<string, JsonValue> }> {
+    const ids = [...this.nodes.keys()].sort();
+    const out: Array<{ id: string; data: Record<string, JsonValue> }> = [];
+    for (const id of ids) {
+      const data = this.get(id);
+      if (data) out.push({ id, data });
+    }
+    return out;
+  }
+
+  /** Number of live nodes. */
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  /**
+   * The nodes a finished transaction touched: ids whose marker or any field changed, with
+   * `deleted` set when the marker was removed and not re-set.
+   */
+  changes(tr: Y.Transaction): NodeChange[] {
+    const ids = new Set<string>();
+    const markers = tr.changed.get(this.nodes as unknown as Parameters<typeof tr.changed.get>[0]);
+    if (markers) for (const key of markers) if (key !== null) ids.add(key);
+    const fieldKeys = tr.changed.get(this.fields as unknown as Parameters<typeof tr.changed.get>[0]);
+    if (fieldKeys) {
+      for (const key of fieldKeys) {
+        if (key === null) continue;
+        const cut = key.indexOf(SEP);
+        if (cut >= 0) ids.add(key.slice(0, cut));
+      }
+    }
+    const out: NodeChange[] = [];
+    for (const id of ids) {
+      const live = this.nodes.has(id);
+      // A marker in `changed` that is absent now was deleted (or added and removed within the
+      // transaction, which nobody saw: skip it unless it existed before).
+      if (live) out.push({ id, deleted: false });
+      else if (markers?.has(id) && existedBefore(tr, this.nodes, id)) out.push({ id, deleted: true });
+    }
+    return out;
+  }
+}
+
+/** Whether map entry `key` was live when the transaction began. */
+function existedBefore(tr: Y.Transaction, map: Y.Map<true>, key: string): boolean {
+  // It was iff the entry's current item (deleted now) predates the transaction and was
+  // deleted by it. `_map` is Yjs's own key -> newest item index.
+  const item = (map as unknown as { _map: Map<string, Y.Item> })._map.get(key);
+  if (!item) return false;
+  const before = tr.beforeState.get(item.id.client) ?? 0;
+  return item.id.clock < before && Y.isDeleted(tr.deleteSet, item.id);
+}

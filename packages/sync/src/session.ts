@@ -1,0 +1,362 @@
+import * as Y from 'yjs';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
+import type { Connection } from '@rhizome/core';
+import type { FrameSealer } from './seal.js';
+import {
+  MSG_AWARENESS,
+  MSG_SYNC_STEP1,
+  MSG_SYNC_STEP2,
+  MSG_UPDATES,
+  Reassembler,
+  decodeMessage,
+  encodeAwareness,
+  encodeStep1,
+  encodeStep2,
+  encodeUpdates,
+  newRequestId,
+  toFrames,
+} from './wire.js';
+import type { Message } from './wire.js';
+
+/** Traffic counters of one peer session (wire bytes: sealed frames as the transport carries them). */
+export interface PeerStats {
+  peerId: string;
+  /** True once the first full exchange with this peer is done (see {@link PeerSession.synced}). */
+  synced: boolean;
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Frames that failed to open and were dropped. */
+  decryptErrors: number;
+  /** Messages waiting in the outbound queue. */
+  queued: number;
+}
+
+/** What a session needs from its database. */
+export interface SessionHost {
+  readonly doc: Y.Doc;
+  readonly awareness: awarenessProtocol.Awareness;
+  readonly sealer: FrameSealer;
+  /** Largest sealed frame the transport carries. */
+  readonly maxFrameBytes: number;
+  /** Bound on one reassembled message. */
+  readonly maxMessageBytes: number;
+  /** Bound on queued outbound update bytes before the queue collapses into one catch-up diff. */
+  readonly maxQueuedBytes: number;
+  reportError(error: Error & { code?: string }): void;
+  onSynced(session: PeerSession): void;
+  onClosed(session: PeerSession, reason?: string): void;
+}
+
+/** An outbound queue entry. Consecutive updates are batched into one message when sent. */
+type Outgoing =
+  | { kind: 'message'; bytes: Uint8Array; onSent?: () => void }
+  | { kind: 'update'; bytes: Uint8Array }
+  /** Replaces dropped updates: everything the peer may lack, computed when sent. */
+  | { kind: 'catch-up' };
+
+/** Largest batch of live updates sent as one message. */
+const UPDATE_BATCH_BYTES = 1024 * 1024;
+
+/** Origin of awareness removals done by the sync layer when a peer leaves (not rebroadcast). */
+export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awareness-disconnect');
+
+/**
+ * The sync protocol with one peer over one Connection.
+ *
+ * Both sides open with sync step 1 (their state vector and a fresh request id) and answer the
+ * other's step 1 with step 2 (the update the other lacks, echoing the request id); from then on,
+ * live updates and awareness flow both ways. The session is **synced** once (a) the step 2 that
+ * answers our own step 1 has been received and applied, and (b) our step 2 answering the peer's
+ * step 1 has been accepted by the transport. Both sides then hold everything the other held
+ * when it answered.
+ *
+ * Outbound messages go through one FIFO queue drained by a single sender that awaits
+ * `Connection.send` (the transport's backpressure): never more than one send in flight.
+ * Updates queued back to back are batched into one message; when queued update bytes pass
+ * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
+ * vector, computed when it is sent, so memory stays bounded under a write burst.
+ */
+export class PeerSession {
+  readonly conn: Connection;
+  readonly peerId: string;
+  readonly #host: SessionHost;
+  readonly #requestId = newRequestId();
+  readonly #reassembler: Reassembler;
+  #queue: Outgoing[] = [];
+  #head = 0;
+  #queuedUpdateBytes = 0;
+  #pumping = false;
+  #drainWaiters: Array<() => void> = [];
+  #remoteStateVector: Uint8Array | null = null;
+  #receivedStep2 = false;
+  #sentStep2 = false;
+  #synced = false;
+  #closed = false;
+  /** Awareness client ids this peer told us about (removed when it leaves). */
+  readonly awarenessClients = new Set<number>();
+  readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0 };
+
+  constructor(conn: Connection, host: SessionHost) {
+    this.conn = conn;
+    this.peerId = conn.peerId;
+    this.#host = host;
+    this.#reassembler = new Reassembler(host.maxMessageBytes);
+  }
+
+  /** True once the first full exchange is done (see the class description). */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Messages waiting to be sent. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Starts the exchange and the receive loop; resolves when the connection ends. */
+  async run(): Promise<void> {
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+    const { awareness } = this.#host;
+    if (awareness.states.size > 0) {
+      const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
+      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
+    }
+    let reason: string | undefined;
+    try {
+      for await (const frame of this.conn) {
+        if (this.#closed) break;
+        this.#receive(frame);
+      }
+      reason = 'connection closed';
+    } catch (error) {
+      reason = error instanceof Error ? error.message : String(error);
+      if (!this.#closed) this.#host.reportError(asError(error));
+    } finally {
+      this.#finish(reason);
+    }
+  }
+
+  /** Queues a live update (not sent back to the peer it came from: the caller checks origin). */
+  sendUpdate(update: Uint8Array): void {
+    if (this.#closed) return;
+    this.#enqueue({ kind: 'update', bytes: update });
+    this.#queuedUpdateBytes += update.length;
+    if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.#collapse();
+  }
+
+  /** Queues an awareness update. */
+  sendAwareness(update: Uint8Array): void {
+    if (this.#closed) return;
+    this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
+  }
+
+  /** Resolves once the outbound queue is empty (or the session closed). */
+  drained(): Promise<void> {
+    if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Closes the connection; the receive loop then ends and the host hears `onClosed`. */
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------
+
+  #receive(frame: Uint8Array): void {
+    this.stats.framesReceived++;
+    this.stats.bytesReceived += frame.length;
+    let plain: Uint8Array;
+    try {
+      plain = this.#host.sealer.open(frame);
+    } catch (error) {
+      // Wrong key or tampered bytes: drop the frame, report it, carry on.
+      this.stats.decryptErrors++;
+      this.#host.reportError(error instanceof DecryptError ? error : new DecryptError());
+      return;
+    }
+    let message: Message;
+    try {
+      const result = this.#reassembler.push(plain);
+      if (result.kind === 'pending') return;
+      if (result.kind === 'dropped') {
+        this.#host.reportError(result.error);
+        return;
+      }
+      message = decodeMessage(result.message);
+    } catch (error) {
+      // Only a holder of the key can produce these (the frame opened): a broken or hostile peer.
+      this.#fail(error);
+      return;
+    }
+    try {
+      this.#handlers[message.type](message as never);
+    } catch (error) {
+      this.#fail(error instanceof RhizomeError ? error : new ProtocolError(`bad ${messageName(message.type)} message: ${asError(error).message}`));
+    }
+  }
+
+  readonly #handlers: { [T in Message['type']]: (m: Extract<Message, { type: T }>) => void } = {
+    [MSG_SYNC_STEP1]: (m) => {
+      let diff: Uint8Array;
+      try {
+        Y.decodeStateVector(m.stateVector);
+        diff = Y.encodeStateAsUpdate(this.#host.doc, m.stateVector);
+      } catch {
+        throw new ProtocolError('malformed state vector');
+      }
+      this.#remoteStateVector = m.stateVector.slice();
+      this.#enqueue({
+        kind: 'message',
+        bytes: encodeStep2(m.requestId, diff),
+        onSent: () => {
+          this.#sentStep2 = true;
+          this.#checkSynced();
+        },
+      });
+    },
+    [MSG_SYNC_STEP2]: (m) => {
+      Y.applyUpdate(this.#host.doc, m.update, this);
+      // A step 2 answering another request (a replay from an older session) is applied (updates
+      // are idempotent) but does not count as the answer to ours.
+      if (sameBytes(m.requestId, this.#requestId)) {
+        this.#receivedStep2 = true;
+        this.#checkSynced();
+      }
+    },
+    [MSG_UPDATES]: (m) => {
+      const { doc } = this.#host;
+      doc.transact(() => {
+        for (const update of m.updates) Y.applyUpdate(doc, update, this);
+      }, this);
+    },
+    [MSG_AWARENESS]: (m) => {
+      awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, m.update, this);
+    },
+  };
+
+  #checkSynced(): void {
+    if (this.#synced || !this.#receivedStep2 || !this.#sentStep2 || this.#closed) return;
+    this.#synced = true;
+    this.#host.onSynced(this);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#closed) return;
+    this.#host.reportError(asError(error));
+    void this.conn.close().catch(() => undefined);
+  }
+
+  #finish(reason?: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#head = 0;
+    this.#queuedUpdateBytes = 0;
+    this.#releaseDrainWaiters();
+    void this.conn.close().catch(() => undefined);
+    this.#host.onClosed(this, reason);
+  }
+
+  // ---- outbound -----------------------------------------------------------------------------
+
+  #enqueue(item: Outgoing): void {
+    this.#queue.push(item);
+    if (!this.#pumping) void this.#pump();
+  }
+
+  /** Drops queued updates for one catch-up diff (see the class description). */
+  #collapse(): void {
+    const kept: Outgoing[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const item = this.#queue[i] as Outgoing;
+      if (item.kind === 'message') kept.push(item);
+    }
+    kept.push({ kind: 'catch-up' });
+    this.#queue = kept;
+    this.#head = 0;
+    this.#queuedUpdateBytes = 0;
+  }
+
+  #next(): { bytes: Uint8Array; onSent?: () => void } | null {
+    if (this.#head >= this.#queue.length) return null;
+    const first = this.#queue[this.#head++] as Outgoing;
+    if (first.kind === 'message') return first.onSent ? { bytes: first.bytes, onSent: first.onSent } : { bytes: first.bytes };
+    if (first.kind === 'catch-up') {
+      const sv = this.#remoteStateVector ?? new Uint8Array([0]);
+      return { bytes: encodeUpdates([Y.encodeStateAsUpdate(this.#host.doc, sv)]) };
+    }
+    const batch = [first.bytes];
+    let bytes = first.bytes.length;
+    while (this.#head < this.#queue.length && bytes < UPDATE_BATCH_BYTES) {
+      const item = this.#queue[this.#head] as Outgoing;
+      if (item.kind !== 'update') break;
+      batch.push(item.bytes);
+      bytes += item.bytes.length;
+      this.#head++;
+    }
+    this.#queuedUpdateBytes -= bytes;
+    return { bytes: encodeUpdates(batch) };
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      const maxPlaintext = this.#host.maxFrameBytes - this.#host.sealer.overhead;
+      for (;;) {
+        if (this.#closed) return;
+        const next = this.#next();
+        if (!next) break;
+        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#head);
+          this.#head = 0;
+        }
+        for (const plain of toFrames(next.bytes, maxPlaintext)) {
+          const frame = this.#host.sealer.seal(plain);
+          await this.conn.send(frame);
+          this.stats.framesSent++;
+          this.stats.bytesSent += frame.length;
+        }
+        next.onSent?.();
+      }
+    } catch (error) {
+      // The connection is unusable: stop sending for good (the receive loop ends on the close).
+      if (!this.#closed && !this.conn.closed) this.#fail(error instanceof FrameTooLargeError ? error : asError(error));
+      this.#queue = [];
+      this.#head = 0;
+      this.#queuedUpdateBytes = 0;
+      void this.conn.close().catch(() => undefined);
+    } finally {
+      this.#pumping = false;
+      if (this.queued === 0 || this.#closed) this.#releaseDrainWaiters();
+      else void this.#pump();
+    }
+  }
+
+  #releaseDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function messageName(type: number): string {
+  return { [MSG_SYNC_STEP1]: 'sync step 1', [MSG_SYNC_STEP2]: 'sync step 2', [MSG_UPDATES]: 'updates', [MSG_AWARENESS]: 'awareness' }[type] ?? 'unknown';
+}
+
+function asError(error: unknown): Error & { code?: string } {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

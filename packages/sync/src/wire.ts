@@ -1,0 +1,259 @@
+/**
+ * The sync wire format inside a sealed frame (see ARCHITECTURE.md § Sync and sealing).
+ *
+ * A sealed frame's plaintext is either a whole message or one chunk of a larger one:
+ *
+ * - `FRAME_WHOLE (0x00) || message`
+ * - `FRAME_CHUNK (0x01) || messageId(8) || index(u32 BE) || count(u32 BE) || total(u32 BE) || bytes`
+ *
+ * A message is `type(1) || body`:
+ *
+ * - `MSG_SYNC_STEP1 (0x01) || requestId(16) || stateVector`
+ * - `MSG_SYNC_STEP2 (0x02) || requestId(16) || update` (answers the step 1 with that requestId)
+ * - `MSG_UPDATES   (0x03) || varUint(n) || n * varUint8Array(update)` (lib0 encoding)
+ * - `MSG_AWARENESS (0x04) || awarenessUpdate` (y-protocols awareness encoding)
+ */
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { FrameTooLargeError, ProtocolError } from '@rhizome/core';
+
+/** Frame kind: the frame carries one whole message. */
+export const FRAME_WHOLE = 0x00;
+/** Frame kind: the frame carries one chunk of a message split across frames. */
+export const FRAME_CHUNK = 0x01;
+/** Bytes of a chunk frame's header (kind, message id, index, count, total). */
+export const CHUNK_HEADER_LENGTH = 1 + 8 + 4 + 4 + 4;
+
+/** Sync step 1: the sender's state vector, asking for what it lacks. */
+export const MSG_SYNC_STEP1 = 0x01;
+/** Sync step 2: the update the step-1 sender lacks, echoing its request id. */
+export const MSG_SYNC_STEP2 = 0x02;
+/** One or more live Yjs updates, applied in one transaction. */
+export const MSG_UPDATES = 0x03;
+/** A y-protocols awareness update. */
+export const MSG_AWARENESS = 0x04;
+
+/** Bytes of a sync request id. */
+export const REQUEST_ID_LENGTH = 16;
+
+/** A decoded message. */
+export type Message =
+  | { type: typeof MSG_SYNC_STEP1; requestId: Uint8Array; stateVector: Uint8Array }
+  | { type: typeof MSG_SYNC_STEP2; requestId: Uint8Array; update: Uint8Array }
+  | { type: typeof MSG_UPDATES; updates: Uint8Array[] }
+  | { type: typeof MSG_AWARENESS; update: Uint8Array };
+
+function withPrefix(type: number, head: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + head.length + body.length);
+  out[0] = type;
+  out.set(head, 1);
+  out.set(body, 1 + head.length);
+  return out;
+}
+
+/** Encodes a sync step 1. */
+export function encodeStep1(requestId: Uint8Array, stateVector: Uint8Array): Uint8Array {
+  return withPrefix(MSG_SYNC_STEP1, requestId, stateVector);
+}
+
+/** Encodes a sync step 2. */
+export function encodeStep2(requestId: Uint8Array, update: Uint8Array): Uint8Array {
+  return withPrefix(MSG_SYNC_STEP2, requestId, update);
+}
+
+/** Encodes a batch of live updates. */
+export function encodeUpdates(updates: readonly Uint8Array[]): Uint8Array {
+  const enc = encoding.createEncoder();
+  encoding.writeUint8(enc, MSG_UPDATES);
+  encoding.writeVarUint(enc, updates.length);
+  for (const u of updates) encoding.writeVarUint8Array(enc, u);
+  return encoding.toUint8Array(enc);
+}
+
+/** Encodes an awareness update. */
+export function encodeAwareness(update: Uint8Array): Uint8Array {
+  return withPrefix(MSG_AWARENESS, new Uint8Array(0), update);
+}
+
+/** Decodes a message; a malformed one is a {@link ProtocolError}. */
+export function decodeMessage(bytes: Uint8Array): Message {
+  if (bytes.length < 1) throw new ProtocolError('empty message');
+  const type = bytes[0];
+  switch (type) {
+    case MSG_SYNC_STEP1:
+    case MSG_SYNC_STEP2: {
+      if (bytes.length < 1 + REQUEST_ID_LENGTH) throw new ProtocolError('truncated sync message');
+      const requestId = bytes.slice(1, 1 + REQUEST_ID_LENGTH);
+      const rest = bytes.subarray(1 + REQUEST_ID_LENGTH);
+      return type === MSG_SYNC_STEP1
+        ? { type, requestId, stateVector: rest }
+        : { type, requestId, update: rest };
+    }
+    case MSG_UPDATES: {
+      try {
+        const dec = decoding.createDecoder(bytes.subarray(1));
+        const n = decoding.readVarUint(dec);
+        if (n > bytes.length) throw new ProtocolError('update count exceeds message size');
+        const updates: Uint8Array[] = [];
+        for (let i = 0; i < n; i++) updates.push(decoding.readVarUint8Array(dec));
+        if (decoding.hasContent(dec)) throw new ProtocolError('trailing bytes after updates');
+        return { type, updates };
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        throw new ProtocolError('malformed updates message');
+      }
+    }
+    case MSG_AWARENESS:
+      return { type, update: bytes.subarray(1) };
+    default:
+      throw new ProtocolError(`unknown message type ${String(type)}`);
+  }
+}
+
+/** A fresh random sync request id. */
+export function newRequestId(): Uint8Array {
+  return randomBytes(REQUEST_ID_LENGTH);
+}
+
+/**
+ * Splits a message into frame plaintexts of at most `maxPlaintext` bytes each: one
+ * `FRAME_WHOLE` frame when it fits, else `FRAME_CHUNK` frames under a random message id.
+ */
+export function toFrames(message: Uint8Array, maxPlaintext: number): Uint8Array[] {
+  if (1 + message.length <= maxPlaintext) {
+    const frame = new Uint8Array(1 + message.length);
+    frame[0] = FRAME_WHOLE;
+    frame.set(message, 1);
+    return [frame];
+  }
+  const room = maxPlaintext - CHUNK_HEADER_LENGTH;
+  if (room < 1) throw new FrameTooLargeError(CHUNK_HEADER_LENGTH + 1, maxPlaintext);
+  const count = Math.ceil(message.length / room);
+  if (message.length > 0xffffffff) throw new FrameTooLargeError(message.length, 0xffffffff);
+  const id = randomBytes(8);
+  const frames: Uint8Array[] = [];
+  for (let index = 0; index < count; index++) {
+    const part = message.subarray(index * room, Math.min(message.length, (index + 1) * room));
+    const frame = new Uint8Array(CHUNK_HEADER_LENGTH + part.length);
+    const view = new DataView(frame.buffer);
+    frame[0] = FRAME_CHUNK;
+    frame.set(id, 1);
+    view.setUint32(9, index);
+    view.setUint32(13, count);
+    view.setUint32(17, message.length);
+    frame.set(part, CHUNK_HEADER_LENGTH);
+    frames.push(frame);
+  }
+  return frames;
+}
+
+/** What {@link Reassembler.push} made of a frame. */
+export type ReassemblyResult =
+  | { kind: 'message'; message: Uint8Array }
+  | { kind: 'pending' }
+  /** A chunk out of sequence (a replay or a lost frame): dropped; the error says why. */
+  | { kind: 'dropped'; error: ProtocolError };
+
+/**
+ * Puts chunked messages back together, one at a time (a sender never interleaves the chunks of
+ * two messages). Memory is bounded by `maxMessageBytes`: a chunk announcing a larger total
+ * throws {@link FrameTooLargeError}, and the caller closes the connection.
+ *
+ * A chunk that does not continue the message in progress is dropped, except an index-0 chunk,
+ * which starts a new message. So a replayed frame can at worst cost the message in progress
+ * (which a relay could drop anyway); it can never splice foreign bytes into a message.
+ */
+export class Reassembler {
+  readonly maxMessageBytes: number;
+  #id: Uint8Array | null = null;
+  #next = 0;
+  #count = 0;
+  #total = 0;
+  #received = 0;
+  #parts: Uint8Array[] = [];
+
+  constructor(maxMessageBytes: number) {
+    this.maxMessageBytes = maxMessageBytes;
+  }
+
+  /** Bytes held for the message in progress. */
+  get bufferedBytes(): number {
+    return this.#received;
+  }
+
+  push(frame: Uint8Array): ReassemblyResult {
+    if (frame.length < 1) throw new ProtocolError('empty frame');
+    if (frame[0] === FRAME_WHOLE) {
+      const message = frame.subarray(1);
+      if (message.length > this.maxMessageBytes) throw new FrameTooLargeError(message.length, this.maxMessageBytes);
+      return { kind: 'message', message };
+    }
+    if (frame[0] !== FRAME_CHUNK) throw new ProtocolError(`unknown frame kind ${String(frame[0])}`);
+    if (frame.length < CHUNK_HEADER_LENGTH) throw new ProtocolError('truncated chunk header');
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    const id = frame.subarray(1, 9);
+    const index = view.getUint32(9);
+    const count = view.getUint32(13);
+    const total = view.getUint32(17);
+    const part = frame.subarray(CHUNK_HEADER_LENGTH);
+    if (index === 0) {
+      if (total > this.maxMessageBytes) throw new FrameTooLargeError(total, this.maxMessageBytes);
+      if (count < 2 || count > total || part.length === 0) throw new ProtocolError('inconsistent chunk header');
+      const abandoned = this.#id !== null;
+      this.#id = id.slice();
+      this.#next = 0;
+      this.#count = count;
+      this.#total = total;
+      this.#received = 0;
+      this.#parts = [];
+      const result = this.#accept(part);
+      if (abandoned && result.kind === 'pending') {
+        return { kind: 'dropped', error: new ProtocolError('a new chunked message began before the previous one ended') };
+      }
+      return result;
+    }
+    if (this.#id === null || !sameBytes(id, this.#id) || index !== this.#next || count !== this.#count || total !== this.#total) {
+      return { kind: 'dropped', error: new ProtocolError(`unexpected chunk ${index}/${count}: dropped`) };
+    }
+    return this.#accept(part);
+  }
+
+  #accept(part: Uint8Array): ReassemblyResult {
+    if (this.#received + part.length > this.#total) {
+      this.#reset();
+      throw new ProtocolError('chunks exceed the announced message size');
+    }
+    this.#parts.push(part.slice());
+    this.#received += part.length;
+    this.#next++;
+    if (this.#next < this.#count) return { kind: 'pending' };
+    if (this.#received !== this.#total) {
+      this.#reset();
+      throw new ProtocolError('chunks fall short of the announced message size');
+    }
+    const message = new Uint8Array(this.#total);
+    let at = 0;
+    for (const p of this.#parts) {
+      message.set(p, at);
+      at += p.length;
+    }
+    this.#reset();
+    return { kind: 'message', message };
+  }
+
+  #reset(): void {
+    this.#id = null;
+    this.#next = 0;
+    this.#count = 0;
+    this.#total = 0;
+    this.#received = 0;
+    this.#parts = [];
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
