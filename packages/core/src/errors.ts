@@ -150,6 +150,37 @@ export class ClosedError extends RhizomeError {
   }
 }
 
+/**
+ * A relay closed the session with one of its close codes (rate limit, too many topics, bad
+ * token, ...). `closeCode` is the WebSocket close code and `closeName` its stable name from
+ * `@rhizome/transport-relay/protocol` (`'UNAUTHORIZED'`, `'FRAME_RATE_EXCEEDED'`, ...).
+ */
+export class RelayRejectedError extends RhizomeError {
+  readonly closeCode: number;
+  readonly closeName: string;
+  readonly url: string;
+  constructor(url: string, closeCode: number, closeName: string, reason: string) {
+    super('ERR_RELAY_REJECTED', `relay ${url} closed the session: ${closeName} (${closeCode})${reason ? `: ${reason}` : ''}`);
+    this.closeCode = closeCode;
+    this.closeName = closeName;
+    this.url = url;
+  }
+}
+
+/** A server could not listen on its address (port taken, or a privileged port without permission). */
+export class ListenError extends RhizomeError {
+  readonly port: number;
+  readonly host: string;
+  /** The system error code: `'EACCES'`, `'EADDRINUSE'`, ... */
+  readonly reason: string;
+  constructor(message: string, host: string, port: number, reason: string, options?: { cause?: unknown }) {
+    super('ERR_LISTEN', message, options);
+    this.port = port;
+    this.host = host;
+    this.reason = reason;
+  }
+}
+
 /** Every error code Rhizome uses, in one place. ARCHITECTURE.md lists the same set. */
 export const ERROR_CODES = [
   'ERR_INVALID_TOPIC',
@@ -168,6 +199,8 @@ export const ERROR_CODES = [
   'ERR_STORE_CORRUPT',
   'ERR_STORE_VERSION',
   'ERR_CLOSED',
+  'ERR_RELAY_REJECTED',
+  'ERR_LISTEN',
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
