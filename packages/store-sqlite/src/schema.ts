@@ -22,10 +22,13 @@ export interface Migration {
  *
  * Version 1:
  * - `docs`: one row per document (database id). `id` is a small integer key used by `updates`;
- *   `name` is the document id; `last_seq` the sequence number of the newest appended update
- *   (it never goes down, even when compaction empties the log); `snapshot` a Yjs update that
- *   encodes every update with `seq <= snapshot_seq`.
- * - `updates`: the log after the snapshot, `(doc, seq)` unique, `data` one Yjs (v1) update.
+ *   `name` is the document id; `snapshot` a Yjs (v1) update that encodes every update with
+ *   `seq <= snapshot_seq` (NULL before the first compaction).
+ * - `updates`: the log after the snapshot, one Yjs (v1) update per row, keyed `(doc, seq)` in
+ *   one b-tree (WITHOUT ROWID), so an append touches one index and the document row is not
+ *   rewritten. The last sequence number of a document is
+ *   `max(snapshot_seq, max(seq) of its updates)`: it never goes down, even when compaction
+ *   empties the log.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -35,7 +38,6 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE docs (
         id           INTEGER PRIMARY KEY,
         name         TEXT    NOT NULL UNIQUE,
-        last_seq     INTEGER NOT NULL DEFAULT 0,
         snapshot     BLOB,
         snapshot_seq INTEGER NOT NULL DEFAULT 0
       );
@@ -44,7 +46,7 @@ export const MIGRATIONS: readonly Migration[] = [
         seq  INTEGER NOT NULL,
         data BLOB    NOT NULL,
         PRIMARY KEY (doc, seq)
-      );
+      ) WITHOUT ROWID;
     `,
   },
 ];

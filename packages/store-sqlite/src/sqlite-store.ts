@@ -174,7 +174,6 @@ export class SqliteStore implements DocStore {
   readonly #selDoc: Database.Statement<[string], DocRow>;
   readonly #insDoc: Database.Statement<[string], number>;
   readonly #insUpdate: Database.Statement<[number, number, Uint8Array], unknown>;
-  readonly #setLastSeq: Database.Statement<[number, number], unknown>;
   readonly #selSnapshot: Database.Statement<[string], SnapshotRow>;
   readonly #selUpdates: Database.Statement<[number], Buffer>;
   readonly #delUpdates: Database.Statement<[number, number], unknown>;
@@ -190,14 +189,15 @@ export class SqliteStore implements DocStore {
   constructor(db: Sqlite, path: string) {
     this.#db = db;
     this.path = path;
-    this.#selDoc = db.prepare('SELECT id, last_seq FROM docs WHERE name = ?');
+    const lastSeq = 'max(snapshot_seq, coalesce((SELECT max(seq) FROM updates WHERE doc = docs.id), 0))';
+    this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
     this.#insUpdate = db.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
-    this.#setLastSeq = db.prepare('UPDATE docs SET last_seq = ? WHERE id = ?');
-    this.#selSnapshot = db.prepare('SELECT id, snapshot, last_seq FROM docs WHERE name = ?');
+    this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#selUpdates = db.prepare<[number], Buffer>('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck();
     this.#delUpdates = db.prepare('DELETE FROM updates WHERE doc = ? AND seq <= ?');
-    this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = ? WHERE id = ?');
+    // snapshot_seq never goes down: a snapshot must encode the previous one (DocStore.compact).
+    this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = max(snapshot_seq, ?) WHERE id = ?');
     this.#selStats = db.prepare('SELECT count(*) AS n, coalesce(sum(length(data)), 0) AS bytes FROM updates WHERE doc = ?');
     this.#selNames = db.prepare<[], string>('SELECT name FROM docs ORDER BY id').pluck();
 
@@ -205,7 +205,6 @@ export class SqliteStore implements DocStore {
       const row = this.#docRow(docId);
       let seq = row.last_seq;
       for (const update of updates) this.#insUpdate.run(row.id, ++seq, update);
-      this.#setLastSeq.run(seq, row.id);
       return seq;
     });
     this.#appendTx = (docId, updates) => append.immediate(docId, updates);
