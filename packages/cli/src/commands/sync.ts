@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { topicToHex, type SyncEvent } from '@rhizome/core';
+import type { CommandContext } from '../context.js';
+import { usageError } from '../errors.js';
+import { addNetworkOptions, describeNetwork } from '../network.js';
+import { clock, formatBytes, type Output } from '../output.js';
+import { closeReplica, openReplica, topicHex, type DatabaseFlags } from '../replica.js';
+import { untilStopSignal } from '../signals.js';
+
+/** One event as `rhizome sync --json` prints it (one object per line). */
+export type SyncEventJson = Record<string, unknown> & { type: string; time: string };
+
+/** The JSON form of a database event: topics as hex, errors as `{ code, message }`. */
+export function eventToJson(event: SyncEvent): SyncEventJson {
+  const time = new Date().toISOString();
+  switch (event.type) {
+    case 'peer-connected':
+      return { type: event.type, time, peerId: event.peerId, topic: topicToHex(event.topic) };
+    case 'peer-disconnected':
+      return { type: event.type, time, peerId: event.peerId, topic: topicToHex(event.topic), ...(event.reason === undefined ? {} : { reason: event.reason }) };
+    case 'error':
+      return { type: event.type, time, error: { code: event.error.code ?? 'ERR_UNEXPECTED', message: event.error.message } };
+    default:
+      return { ...event, time };
+  }
+}
+
+/** The text form of a database event, one line. */
+export function eventToText(event: SyncEvent, transport: string): string {
+  const t = clock();
+  switch (event.type) {
+    case 'peer-connected':
+      return `${t} peer +    ${event.peerId} connected (${transport})`;
+    case 'peer-disconnected':
+      return `${t} peer -    ${event.peerId} disconnected${event.reason ? ` (${event.reason})` : ''}`;
+    case 'synced':
+      return `${t} synced    with ${event.peerId}`;
+    case 'node-upsert':
+      return `${t} upsert    ${event.id} ${JSON.stringify(event.data)} (${event.origin})`;
+    case 'node-delete':
+      return `${t} delete    ${event.id} (${event.origin})`;
+    case 'error':
+      return `${t} error     ${event.error.code ?? 'ERR_UNEXPECTED'}: ${event.error.message}`;
+    case 'lagged':
+      return `${t} lagged    ${event.missed} events were not shown (output too slow)`;
+  }
+}
+
+function printEvent(out: Output, event: SyncEvent, transport: string): void {
+  if (out.json) out.jsonLine(eventToJson(event));
+  else out.line(eventToText(event, transport));
+}
+
+/** `rhizome sync`: an always-on replica that prints events as they happen. */
+export function registerSync(program: Command, ctx: CommandContext): void {
+  const sync = program
+    .command('sync')
+    .description('run an always-on replica: keeps the database available to other devices and prints events as they happen')
+    .argument('<database-id>', 'the database (same id on every replica)')
+    .option('--db <file>', 'SQLite file of this replica (created if missing)')
+    .option('--json', 'print one JSON object per event, one per line');
+  addNetworkOptions(sync, { timeout: false });
+  sync
+    .addHelpText(
+      'after',
+      `
+Runs until Ctrl-C (SIGINT) or SIGTERM, then flushes and exits 0. The first line is a
+"ready" event; then peer-connected, synced, node-upsert, node-delete, peer-disconnected
+and error events as they happen.
+
+Examples:
+  $ rhizome sync my-notes --db replica.db --relay wss://relay.example.com
+  $ rhizome sync my-notes --db replica.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
+  $ rhizome sync my-notes --db replica.db --relay ws://127.0.0.1:8080 --json | jq -c 'select(.type=="node-upsert")'
+`,
+    )
+    .action(async (id: string, opts: DatabaseFlags) => {
+      const out = ctx.output(opts);
+      if (opts.relay === undefined && opts.dht !== true) {
+        throw usageError('sync needs a network: --relay URL or --dht --bootstrap ADDR', 'Example: rhizome sync my-notes --db replica.db --relay wss://relay.example.com');
+      }
+      const stopping = untilStopSignal();
+      const replica = await openReplica(id, opts, { create: true });
+      const { db, path, network } = replica;
+      const transport = db.transport.name;
+      const events = db.events.subscribe();
+      const where = describeNetwork(network);
+      out.result(
+        { type: 'ready', time: new Date().toISOString(), id, topic: topicHex(db), db: path, network: where, nodes: db.size },
+        `${clock()} ready     replica of ${id} in ${path} (${db.size} nodes) via ${where}; topic ${topicHex(db).slice(0, 16)}…; Ctrl-C to stop`,
+      );
+
+      // Progress of the initial exchange with each peer, on a terminal only.
+      let remoteUpdates = 0;
+      const progress = setInterval(() => {
+        const stats = db.stats();
+        const pending = stats.peers.filter((p) => !p.synced).length;
+        if (pending === 0) out.clearProgress();
+        else out.progress(`syncing with ${pending} of ${stats.peers.length} peer(s): ${remoteUpdates} updates, ${formatBytes(stats.bytesReceived)} received`);
+      }, 250);
+      progress.unref();
+
+      const printing = (async (): Promise<void> => {
+        for await (const event of events) {
+          if (event.type === 'node-upsert' || event.type === 'node-delete') {
+            if (event.origin === 'remote') remoteUpdates++;
+          }
+          printEvent(out, event, transport);
+        }
+      })();
+
+      const signal = await stopping;
+      clearInterval(progress);
+      out.clearProgress();
+      out.note(`${clock()} stopping (${signal}): flushing ${path}`);
+      events.unsubscribe();
+      await printing;
+      await closeReplica(replica);
+      out.result({ type: 'closed', time: new Date().toISOString(), db: path }, `${clock()} closed    ${path}`);
+    });
+}

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import type { TransportConfig } from '@rhizome/core';
+import { usageError } from './errors.js';
+
+/** Default bound, in ms, on reaching peers and syncing with them in one-shot commands. */
+export const DEFAULT_SYNC_TIMEOUT_MS = 15_000;
+
+/** The network flags shared by `sync`, `put`, `get`, `delete`, `list` and `status`. */
+export interface NetworkFlags {
+  relay?: string;
+  dht?: boolean;
+  bootstrap?: string[];
+  listen?: string[];
+  keyFile?: string;
+  token?: string;
+  tlsCa?: string;
+  allowPrivateAddresses?: boolean;
+}
+
+/** Parses a positive integer option value (commander argParser). */
+export function positiveInteger(name: string): (value: string) => number {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw usageError(`${name} must be a positive integer, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+/** Parses a TCP port (0 means "any free port"). */
+export function portNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65535) throw usageError(`--port must be a number from 0 to 65535, got '${value}'`);
+  return n;
+}
+
+/** Adds the network flags to a command. */
+export function addNetworkOptions(command: Command, options: { timeout: boolean }): Command {
+  command
+    .option('--relay <url>', 'sync through the relay at this URL (wss://host, ws://127.0.0.1:8080)')
+    .option('--dht', 'sync peer to peer over the libp2p DHT (give --bootstrap)')
+    .option('--bootstrap <multiaddr...>', 'DHT bootstrap peers (from `rhizome dht-bootstrap`)')
+    .option('--listen <multiaddr...>', 'DHT listen addresses (default: tcp and ws on all interfaces, any port)')
+    .option('--key-file <file>', 'DHT: keep this peer id across restarts in FILE (created if missing)')
+    .addOption(new Option('--token <token>', 'access token the relay requires').env('RHIZOME_TOKEN'))
+    .option('--tls-ca <file>', 'relay: trust this CA certificate (PEM), e.g. for a self-signed relay')
+    .option('--allow-private-addresses', 'DHT: keep loopback and LAN addresses in DHT records (tests, LANs)')
+    .addOption(new Option('--secret <secret>', 'seal with this secret instead of the database id (same on every replica)').env('RHIZOME_SECRET'));
+  if (options.timeout) {
+    command.addOption(
+      new Option('--timeout <ms>', 'bound on reaching peers and syncing with them').default(DEFAULT_SYNC_TIMEOUT_MS).argParser(positiveInteger('--timeout')),
+    );
+  }
+  return command;
+}
+
+/**
+ * The transport configuration the flags ask for, or `undefined` for local only. Contradictory
+ * flags are usage errors.
+ */
+export function transportConfigFromFlags(flags: NetworkFlags): Partial<TransportConfig> | undefined {
+  if (flags.relay !== undefined && flags.dht === true) {
+    throw usageError('--relay and --dht cannot be used together', 'Choose one network: --relay URL, or --dht --bootstrap ADDR.');
+  }
+  const dhtOnly = (['bootstrap', 'listen', 'keyFile', 'allowPrivateAddresses'] as const).filter((k) => flags[k] !== undefined);
+  if (dhtOnly.length > 0 && flags.dht !== true) {
+    const flag = { bootstrap: '--bootstrap', listen: '--listen', keyFile: '--key-file', allowPrivateAddresses: '--allow-private-addresses' }[dhtOnly[0] as (typeof dhtOnly)[number]];
+    throw usageError(`${flag} needs --dht`);
+  }
+  if ((flags.tlsCa !== undefined || flags.token !== undefined) && flags.relay === undefined) {
+    // A token from the environment is fine without --relay; only an explicit --tls-ca is not.
+    if (flags.tlsCa !== undefined) throw usageError('--tls-ca needs --relay');
+  }
+  if (flags.relay !== undefined) {
+    const config: Partial<TransportConfig> = { mode: 'relay', relayUrl: flags.relay };
+    if (flags.token !== undefined) config.token = flags.token;
+    if (flags.tlsCa !== undefined) {
+      let ca: string;
+      try {
+        ca = readFileSync(flags.tlsCa, 'utf8');
+      } catch (error) {
+        throw usageError(`--tls-ca: cannot read ${flags.tlsCa}: ${(error as Error).message}`);
+      }
+      config.tls = { ca };
+    }
+    return config;
+  }
+  if (flags.dht === true) {
+    const config: Partial<TransportConfig> = { mode: 'dht' };
+    if (flags.bootstrap !== undefined) config.bootstrap = flags.bootstrap;
+    if (flags.listen !== undefined) config.listen = flags.listen;
+    if (flags.keyFile !== undefined) config.keyFile = flags.keyFile;
+    if (flags.allowPrivateAddresses === true) config.allowPrivateAddresses = true;
+    return config;
+  }
+  return undefined;
+}
+
+/** A short description of where a transport configuration connects, for messages. */
+export function describeNetwork(config: Partial<TransportConfig> | undefined): string {
+  if (config === undefined) return 'local only (no network flag)';
+  if (config.mode === 'relay') return `relay ${config.relayUrl ?? ''}`;
+  if (config.mode === 'dht') return `DHT${config.bootstrap?.length ? ` via ${config.bootstrap.join(', ')}` : ''}`;
+  return String(config.mode);
+}

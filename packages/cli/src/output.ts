@@ -1,0 +1,99 @@
+import type { CliError } from './errors.js';
+
+/** Where a command writes. Tests and the demo may pass their own streams. */
+export interface Streams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * Output of one command run. In `--json` mode stdout carries only JSON (one document, or one
+ * object per line for streams of events); people-facing notes then go nowhere, and errors are
+ * one JSON object on stderr. In text mode results go to stdout and notes to stderr.
+ */
+export class Output {
+  readonly json: boolean;
+  readonly streams: Streams;
+  #progressShown = false;
+
+  constructor(json: boolean, streams: Streams = { stdout: process.stdout, stderr: process.stderr }) {
+    this.json = json;
+    this.streams = streams;
+  }
+
+  /** True when progress lines may be drawn: a terminal on stderr, and not `--json`. */
+  get interactive(): boolean {
+    return !this.json && this.streams.stderr.isTTY === true;
+  }
+
+  /** A line of result text on stdout (text mode only). */
+  line(text: string): void {
+    if (!this.json) this.#write(this.streams.stdout, `${text}\n`);
+  }
+
+  /** One JSON value on stdout, on one line (JSON mode only). */
+  jsonLine(value: unknown): void {
+    if (this.json) this.#write(this.streams.stdout, `${JSON.stringify(value)}\n`);
+  }
+
+  /** `jsonLine(value)` in JSON mode, `line(text)` otherwise. */
+  result(value: unknown, text: string | (() => string)): void {
+    if (this.json) this.jsonLine(value);
+    else this.line(typeof text === 'function' ? text() : text);
+  }
+
+  /** A note for people on stderr (dropped in JSON mode). */
+  note(text: string): void {
+    if (!this.json) this.#write(this.streams.stderr, `${text}\n`);
+  }
+
+  /** Redraws the progress line on a terminal; does nothing otherwise. */
+  progress(text: string): void {
+    if (!this.interactive) return;
+    this.#progressShown = true;
+    this.streams.stderr.write(`\r\x1b[2K${text}`);
+  }
+
+  /** Removes the progress line, if one is shown. */
+  clearProgress(): void {
+    if (!this.#progressShown) return;
+    this.#progressShown = false;
+    this.streams.stderr.write('\r\x1b[2K');
+  }
+
+  /** Reports an error on stderr: text with a hint, or one JSON object in JSON mode. */
+  error(error: CliError): void {
+    this.clearProgress();
+    if (this.json) {
+      const body: Record<string, string> = { code: error.code, message: error.message };
+      if (error.hint !== undefined) body['hint'] = error.hint;
+      this.streams.stderr.write(`${JSON.stringify({ error: body })}\n`);
+    } else {
+      this.streams.stderr.write(`rhizome: error: ${error.message}\n`);
+      if (error.hint !== undefined) this.streams.stderr.write(`${error.hint}\n`);
+    }
+  }
+
+  #write(stream: NodeJS.WritableStream, text: string): void {
+    this.clearProgress();
+    stream.write(text);
+  }
+}
+
+/** `1234567` → `1.2 MB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** `HH:MM:SS` of now, local time, for event lines. */
+export function clock(date = new Date()): string {
+  return date.toTimeString().slice(0, 8);
+}
