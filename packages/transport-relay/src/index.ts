@@ -1,0 +1,34 @@
+/**
+ * @rhizome/transport-relay: the WebSocket relay client transport (Node and browsers).
+ * `createTransport({ mode: 'relay', relayUrl })` in `@rhizome/core` loads it lazily.
+ * The wire protocol and close codes are in `@rhizome/transport-relay/protocol`.
+ * @packageDocumentation
+ */
+import type { Transport, TransportConfig } from '@rhizome/core';
+import { InvalidConfigError } from '@rhizome/core';
+import { RelayTransport, type RelayTransportOptions } from './transport.js';
+
+export { RelayTransport, RelayConnection } from './transport.js';
+export type { RelayTransportOptions, RelayTransportState, ReconnectOptions } from './transport.js';
+export type { LinkTlsOptions, WebSocketImplementation } from './link.js';
+export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from './protocol.js';
+export type { CloseCodeName } from './protocol.js';
+
+/**
+ * Builds a {@link RelayTransport} from a resolved core configuration (`relayUrl`, `peerId`,
+ * `token`, `timeoutMs`, `tls`, `maxMessageSize`). Core's `createTransport` calls it.
+ *
+ * @example
+ * ```ts
+ * const transport = createTransportFromConfig({ mode: 'relay', relayUrl: 'wss://relay.example.com', timeoutMs: 30000, encryption: true });
+ * ```
+ */
+export function createTransportFromConfig(config: TransportConfig): Transport {
+  if (config.relayUrl === undefined) throw new InvalidConfigError('relayUrl', "is required when mode is 'relay'");
+  const options: RelayTransportOptions = { url: config.relayUrl, timeoutMs: config.timeoutMs };
+  if (config.peerId !== undefined) options.peerId = config.peerId;
+  if (config.token !== undefined) options.token = config.token;
+  if (config.tls !== undefined) options.tls = config.tls;
+  if (config.maxMessageSize !== undefined) options.maxMessageSize = config.maxMessageSize;
+  return new RelayTransport(options);
+}

@@ -1,0 +1,283 @@
+import { ConnectFailedError } from '@rhizome/core';
+import type { ClientOptions, WebSocket as WsSocket } from 'ws';
+
+/** TLS options for `wss://` in Node (ignored by browsers, which use the system trust store). */
+export interface LinkTlsOptions {
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  rejectUnauthorized?: boolean;
+}
+
+/** Which WebSocket implementation a link uses. */
+export type WebSocketImplementation = 'ws' | 'global';
+
+/** Options of {@link openLink}. */
+export interface LinkOptions {
+  timeoutMs: number;
+  tls?: LinkTlsOptions;
+  /** Largest frame accepted from the relay (ws only). */
+  maxPayload: number;
+  implementation: WebSocketImplementation;
+}
+
+/**
+ * One open WebSocket to a relay, the same shape for `ws` (Node) and the global WebSocket
+ * (browsers): binary frames in and out, `bufferedAmount` and a way to wait for it to fall.
+ */
+export interface Link {
+  readonly url: string;
+  /** Bytes handed to `send` and not yet written to the network. */
+  readonly bufferedAmount: number;
+  /** False once the socket is closing or closed. */
+  readonly open: boolean;
+  send(frame: Uint8Array): void;
+  /** Resolves once `bufferedAmount` is at most `lowWater`, or the link closed. */
+  whenDrained(lowWater: number): Promise<void>;
+  /** Stops reading from the network (Node only; a no-op in browsers). */
+  pause(): void;
+  resume(): void;
+  close(code: number, reason: string): void;
+  /** Set by the owner: a binary frame arrived. */
+  onmessage: (frame: Uint8Array) => void;
+  /** Set by the owner: the socket closed (`code` 1006 when it was lost without a close frame). */
+  onclose: (code: number, reason: string) => void;
+}
+
+/** True in Node (and Bun/Deno's Node mode), where `ws` is used so TLS options apply. */
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+}
+
+/** The implementation used when none is forced: `ws` in Node, the global WebSocket elsewhere. */
+export function defaultImplementation(): WebSocketImplementation {
+  return isNode() || typeof globalThis.WebSocket !== 'function' ? 'ws' : 'global';
+}
+
+function view(data: unknown): Uint8Array | null {
+  // A plain Uint8Array view (not a Buffer), so consumers see the same type everywhere.
+  if (data instanceof Uint8Array) return data.constructor === Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (Array.isArray(data)) {
+    const parts = data as Uint8Array[];
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+  return null;
+}
+
+interface DrainWaiter {
+  lowWater: number;
+  resolve: () => void;
+}
+
+class WsLink implements Link {
+  readonly url: string;
+  readonly #ws: WsSocket;
+  #drainWaiters: DrainWaiter[] = [];
+  onmessage: (frame: Uint8Array) => void = () => {};
+  onclose: (code: number, reason: string) => void = () => {};
+
+  constructor(url: string, ws: WsSocket) {
+    this.url = url;
+    this.#ws = ws;
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) return;
+      const frame = view(data);
+      if (frame) this.onmessage(frame);
+    });
+    ws.on('close', (code, reason) => {
+      this.#releaseDrain(true);
+      this.onclose(code, reason.toString('utf8'));
+    });
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  get open(): boolean {
+    return this.#ws.readyState === 1;
+  }
+
+  send(frame: Uint8Array): void {
+    this.#ws.send(frame, this.#afterWrite);
+  }
+
+  readonly #afterWrite = (): void => {
+    if (this.#drainWaiters.length > 0) this.#releaseDrain(false);
+  };
+
+  #releaseDrain(all: boolean): void {
+    const buffered = this.#ws.bufferedAmount;
+    const keep: DrainWaiter[] = [];
+    for (const w of this.#drainWaiters) {
+      if (all || buffered <= w.lowWater) w.resolve();
+      else keep.push(w);
+    }
+    this.#drainWaiters = keep;
+  }
+
+  whenDrained(lowWater: number): Promise<void> {
+    if (!this.open || this.#ws.bufferedAmount <= lowWater) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push({ lowWater, resolve }));
+  }
+
+  pause(): void {
+    this.#ws.pause();
+  }
+
+  resume(): void {
+    this.#ws.resume();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#ws.readyState === 0) this.#ws.terminate();
+    else this.#ws.close(code, reason);
+  }
+
+  /** Destroys the socket without a close handshake. */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+}
+
+/** Polling interval of `whenDrained` in browsers, which have no drain event. */
+const BROWSER_DRAIN_POLL_MS = 10;
+
+class GlobalLink implements Link {
+  readonly url: string;
+  readonly #ws: WebSocket;
+  onmessage: (frame: Uint8Array) => void = () => {};
+  onclose: (code: number, reason: string) => void = () => {};
+
+  constructor(url: string, ws: WebSocket) {
+    this.url = url;
+    this.#ws = ws;
+    ws.onmessage = (event: MessageEvent) => {
+      const frame = view(event.data);
+      if (frame) this.onmessage(frame);
+    };
+    ws.onclose = (event: CloseEvent) => this.onclose(event.code, event.reason);
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  get open(): boolean {
+    return this.#ws.readyState === 1;
+  }
+
+  send(frame: Uint8Array): void {
+    this.#ws.send(frame);
+  }
+
+  async whenDrained(lowWater: number): Promise<void> {
+    while (this.open && this.#ws.bufferedAmount > lowWater) {
+      await new Promise((resolve) => setTimeout(resolve, BROWSER_DRAIN_POLL_MS));
+    }
+  }
+
+  pause(): void {}
+
+  resume(): void {}
+
+  close(code: number, reason: string): void {
+    this.#ws.close(code, reason);
+  }
+}
+
+/**
+ * Opens a WebSocket to `url`, resolving once it is open. Rejects with
+ * {@link ConnectFailedError} naming the URL when the socket errors, closes or does not open
+ * within `timeoutMs`.
+ */
+export async function openLink(url: string, options: LinkOptions): Promise<Link> {
+  if (options.implementation === 'global') return openGlobal(url, options);
+  let WebSocketCtor: typeof WsSocket;
+  try {
+    // Dynamic, so browser bundles never pull `ws` in.
+    WebSocketCtor = (await import('ws')).WebSocket;
+  } catch (error) {
+    throw new ConnectFailedError(`cannot connect to relay ${url}: the 'ws' package is not available`, { cause: error });
+  }
+  const wsOptions: ClientOptions = {
+    perMessageDeflate: false,
+    maxPayload: options.maxPayload,
+    handshakeTimeout: options.timeoutMs,
+  };
+  if (options.tls?.ca !== undefined) {
+    const ca = options.tls.ca;
+    wsOptions.ca = Array.isArray(ca) ? ca.map((c) => (typeof c === 'string' ? c : Buffer.from(c))) : typeof ca === 'string' ? ca : Buffer.from(ca);
+  }
+  if (options.tls?.rejectUnauthorized !== undefined) wsOptions.rejectUnauthorized = options.tls.rejectUnauthorized;
+  const ws = new WebSocketCtor(url, wsOptions);
+  ws.binaryType = 'nodebuffer';
+  return new Promise<Link>((resolve, reject) => {
+    let settled = false;
+    const fail = (why: string, cause?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.removeAllListeners();
+      ws.on('error', () => {});
+      ws.terminate();
+      reject(new ConnectFailedError(`cannot connect to relay ${url}: ${why}`, { cause }));
+    };
+    const timer = setTimeout(() => fail(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
+    ws.once('error', (error: Error) => fail(error.message, error));
+    ws.once('unexpected-response', (_req, res) => fail(`HTTP ${res.statusCode ?? '?'} instead of a WebSocket upgrade`));
+    ws.once('close', (code) => fail(`closed with ${code} before opening`));
+    ws.once('open', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.removeAllListeners();
+      // Errors after opening end in 'close', which the link reports.
+      ws.on('error', () => {});
+      resolve(new WsLink(url, ws));
+    });
+  });
+}
+
+function openGlobal(url: string, options: LinkOptions): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url);
+    } catch (error) {
+      reject(new ConnectFailedError(`cannot connect to relay ${url}: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    let settled = false;
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.onopen = ws.onerror = ws.onclose = null;
+      try {
+        ws.close();
+      } catch {
+        // closing a socket that never opened may throw in some browsers; nothing to release
+      }
+      reject(new ConnectFailedError(`cannot connect to relay ${url}: ${why}`));
+    };
+    const timer = setTimeout(() => fail(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
+    ws.onerror = () => fail('WebSocket error');
+    ws.onclose = (event) => fail(`closed with ${event.code} before opening`);
+    ws.onopen = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.onopen = ws.onerror = null;
+      resolve(new GlobalLink(url, ws));
+    };
+  });
+}

@@ -1,0 +1,710 @@
+import {
+  AbortError,
+  AsyncQueue,
+  ConnectFailedError,
+  ConnectionClosedError,
+  DEFAULT_NETWORK_MAX_MESSAGE_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  FrameTooLargeError,
+  InvalidConfigError,
+  QueuedConnection,
+  RelayRejectedError,
+  type RhizomeError,
+  TimeoutError,
+  TopicAlreadyJoinedError,
+  TransportClosedError,
+  assertTopic,
+  normalizeRelayUrl,
+  topicToHex,
+  type Connection,
+  type ConnectOptions,
+  type PeerInfo,
+  type TopicHash,
+  type Transport,
+} from '@rhizome/core';
+import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
+import {
+  CloseCode,
+  DATA_HEADER_BYTES,
+  FrameType,
+  MAX_PEER_ID_BYTES,
+  MAX_TOKEN_BYTES,
+  closeCodeName,
+  decodePeers,
+  encodeDataFrame,
+  encodeHello,
+  encodeLookup,
+  encodeTopicFrame,
+  fromUtf8,
+  isDataFrame,
+  isErrorFrame,
+  isJoinedFrame,
+  isPairFrame,
+  isPeerJoinedFrame,
+  isPeersFrame,
+  isFatalCloseCode,
+  isWelcomeFrame,
+  readU32,
+  utf8,
+} from './protocol.js';
+
+/** Reconnection policy: exponential backoff with jitter. */
+export interface ReconnectOptions {
+  /** First delay after a lost session, in ms. Default 250. */
+  initialDelayMs?: number;
+  /** Upper bound of the delay, in ms. Default 10000. */
+  maxDelayMs?: number;
+  /** Growth per failed attempt. Default 2. */
+  factor?: number;
+}
+
+/** Options of {@link RelayTransport}. */
+export interface RelayTransportOptions {
+  /** Relay URL: `ws://`, `wss://`, or a bare host (`wss://host:443`). */
+  url: string;
+  /** This peer's id, at most 64 UTF-8 bytes; default random. Two live sessions with one id replace each other. */
+  peerId?: string;
+  /** Shared access token, if the relay requires one. */
+  token?: string;
+  /** Bound on each connection attempt and on calls waiting for a session; default 30000 ms. */
+  timeoutMs?: number;
+  /** TLS options for `wss://` in Node, e.g. `{ ca }` to trust a self-signed relay. */
+  tls?: LinkTlsOptions;
+  /** Largest message a Connection sends; default 1 MiB (capped by the relay's frame limit). */
+  maxMessageSize?: number;
+  /** Reconnection backoff. */
+  reconnect?: ReconnectOptions;
+  /** Socket bytes buffered before `send` waits; default 4 MiB. */
+  highWaterMark?: number;
+  /** Messages received and unread (all connections) before the socket stops reading; default 8192. */
+  inboundHighWaterMark?: number;
+  /** Force the WebSocket implementation; default `ws` in Node, the global WebSocket elsewhere. */
+  implementation?: WebSocketImplementation;
+  /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
+  onError?: (error: RhizomeError) => void;
+}
+
+/** Where the transport's link to the relay stands. */
+export type RelayTransportState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'failed';
+
+const DEFAULTS = {
+  initialDelayMs: 250,
+  maxDelayMs: 10_000,
+  factor: 2,
+  highWaterMark: 4 * 1024 * 1024,
+  inboundHighWaterMark: 8192,
+};
+
+/** @internal A topic this transport joined (connect) or announced. */
+interface TopicState {
+  readonly key: string;
+  readonly topic: Uint8Array;
+  joined: boolean;
+  /** The connect() iterable; null for announce-only topics. */
+  queue: AsyncQueue<Connection> | null;
+  /** The relay's id of the topic in the current session; 0 before JOINED. */
+  topicId: number;
+  readonly bySession: Map<number, RelayConnection>;
+  readonly byPeer: Map<string, RelayConnection>;
+  acks: Array<() => void>;
+}
+
+interface SessionWaiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** One remote peer on one topic, multiplexed on the transport's single socket. */
+export class RelayConnection extends QueuedConnection implements Connection {
+  readonly transport = 'relay';
+  /** @internal The relay session number of the remote peer. */
+  readonly remoteSession: number;
+  readonly #owner: RelayTransport;
+  readonly #state: TopicState;
+  readonly #generation: number;
+
+  /** @internal */
+  constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
+    super(peerId, state.topic.slice());
+    this.#owner = owner;
+    this.#state = state;
+    this.remoteSession = remoteSession;
+    this.#generation = generation;
+  }
+
+  protected sendFrame(data: Uint8Array): Promise<void> {
+    return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data);
+  }
+
+  /** @internal Resolves once fewer than `limit` received messages wait unread. */
+  inboxRoom(limit: number): Promise<void> {
+    return this.inbox.whenBelow(limit);
+  }
+
+  protected closeRemote(): Promise<void> {
+    this.#owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
+    return Promise.resolve();
+  }
+}
+
+function randomPeerId(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return `relay-${hex}`;
+}
+
+function positiveInt(value: number | undefined, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidConfigError(field, 'must be a positive number');
+  return value;
+}
+
+/**
+ * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
+ * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
+ *
+ * When the socket is lost the transport reconnects by itself (exponential backoff with
+ * jitter) and rejoins its topics: the Connections of the lost session close, and new ones
+ * are yielded on the same `connect()` iterables, so the sync layer resyncs by state vectors.
+ * Calls that need the relay (`announce`, `lookup`, `connect`) wait for a session at most
+ * `timeoutMs`, then reject with `ERR_CONNECT_FAILED` naming the URL. A relay refusal that
+ * reconnecting cannot fix (bad token, protocol version, peer id taken over) ends the
+ * iterables with `ERR_RELAY_REJECTED`.
+ *
+ * @example
+ * ```ts
+ * const transport = new RelayTransport({ url: 'wss://relay.example.com' });
+ * for await (const conn of await transport.connect(deriveTopic(id))) {
+ *   void conn.send(new Uint8Array([1]));
+ * }
+ * ```
+ */
+export class RelayTransport implements Transport {
+  readonly name = 'relay';
+  /** The normalized relay URL. */
+  readonly url: string;
+  /** This peer's id, as other peers see it. */
+  readonly peerId: string;
+  readonly maxMessageSize: number;
+  readonly #peerIdBytes: Uint8Array;
+  readonly #token: Uint8Array | null;
+  readonly #timeoutMs: number;
+  readonly #tls: LinkTlsOptions | undefined;
+  readonly #reconnect: Required<ReconnectOptions>;
+  readonly #highWaterMark: number;
+  readonly #inboundHighWaterMark: number;
+  readonly #implementation: WebSocketImplementation;
+  readonly #onError: ((error: RhizomeError) => void) | undefined;
+
+  readonly #topics = new Map<string, TopicState>();
+  readonly #topicsById = new Map<number, TopicState>();
+  readonly #lookups = new Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }>();
+  #sessionWaiters: SessionWaiter[] = [];
+  #link: Link | null = null;
+  /** Increments with every session: Connections of an older one are dead. */
+  #generation = 0;
+  #session = 0;
+  #relayMaxFrame = 0;
+  #state: RelayTransportState = 'idle';
+  #running = false;
+  #wake: (() => void) | null = null;
+  #closed = false;
+  #fatal: RhizomeError | null = null;
+  #lastError: RhizomeError | null = null;
+  #nextRequestId = 1;
+  #inboundPaused = false;
+
+  constructor(options: RelayTransportOptions) {
+    if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
+    if (typeof options.url !== 'string') throw new InvalidConfigError('relayUrl', 'must be a string');
+    this.url = normalizeRelayUrl(options.url);
+    this.peerId = options.peerId ?? randomPeerId();
+    this.#peerIdBytes = utf8(this.peerId);
+    if (this.#peerIdBytes.length < 1 || this.#peerIdBytes.length > MAX_PEER_ID_BYTES) {
+      throw new InvalidConfigError('peerId', `must be 1 to ${MAX_PEER_ID_BYTES} UTF-8 bytes`);
+    }
+    this.#token = options.token === undefined ? null : utf8(options.token);
+    if (this.#token !== null && (this.#token.length === 0 || this.#token.length > MAX_TOKEN_BYTES)) {
+      throw new InvalidConfigError('token', `must be 1 to ${MAX_TOKEN_BYTES} UTF-8 bytes`);
+    }
+    this.#timeoutMs = positiveInt(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
+    this.maxMessageSize = positiveInt(options.maxMessageSize, 'maxMessageSize', DEFAULT_NETWORK_MAX_MESSAGE_SIZE);
+    this.#tls = options.tls;
+    this.#reconnect = {
+      initialDelayMs: positiveInt(options.reconnect?.initialDelayMs, 'reconnect.initialDelayMs', DEFAULTS.initialDelayMs),
+      maxDelayMs: positiveInt(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', DEFAULTS.maxDelayMs),
+      factor: positiveInt(options.reconnect?.factor, 'reconnect.factor', DEFAULTS.factor),
+    };
+    this.#highWaterMark = positiveInt(options.highWaterMark, 'highWaterMark', DEFAULTS.highWaterMark);
+    this.#inboundHighWaterMark = positiveInt(options.inboundHighWaterMark, 'inboundHighWaterMark', DEFAULTS.inboundHighWaterMark);
+    this.#implementation = options.implementation ?? defaultImplementation();
+    this.#onError = options.onError;
+  }
+
+  /** Where the link to the relay stands. */
+  get state(): RelayTransportState {
+    return this.#state;
+  }
+
+  /** The last error the link hit (a failed attempt, a relay close), or null. */
+  get lastError(): RhizomeError | null {
+    return this.#lastError;
+  }
+
+  async announce(topic: TopicHash): Promise<void> {
+    assertTopic(topic);
+    this.#assertOpen();
+    await this.#whenSession();
+    this.#assertOpen();
+    const key = topicToHex(topic);
+    let state = this.#topics.get(key);
+    if (state?.joined) return;
+    if (!state) {
+      state = this.#newTopic(key, topic);
+      this.#topics.set(key, state);
+    }
+    await this.#sendTopicAndAwaitAck(state, FrameType.ANNOUNCE);
+  }
+
+  async lookup(topic: TopicHash): Promise<PeerInfo[]> {
+    assertTopic(topic);
+    this.#assertOpen();
+    await this.#whenSession();
+    this.#assertOpen();
+    const link = this.#link!;
+    const requestId = this.#nextRequestId;
+    this.#nextRequestId = requestId >= 0xffffffff ? 1 : requestId + 1;
+    const reply = new Promise<PeerInfo[]>((resolve, reject) => this.#lookups.set(requestId, { resolve, reject }));
+    link.send(encodeLookup(requestId, topic));
+    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => this.#lookups.delete(requestId));
+  }
+
+  async connect(topic: TopicHash, options: ConnectOptions = {}): Promise<AsyncIterable<Connection>> {
+    assertTopic(topic);
+    this.#assertOpen();
+    const { signal } = options;
+    if (signal?.aborted) throw new AbortError();
+    const key = topicToHex(topic);
+    if (this.#topics.get(key)?.joined) throw new TopicAlreadyJoinedError(key);
+    await this.#whenSession(signal);
+    this.#assertOpen();
+    if (signal?.aborted) throw new AbortError();
+    if (this.#topics.get(key)?.joined) throw new TopicAlreadyJoinedError(key);
+    let state = this.#topics.get(key);
+    if (!state) {
+      state = this.#newTopic(key, topic);
+      this.#topics.set(key, state);
+    }
+    state.joined = true;
+    const queue = new AsyncQueue<Connection>();
+    state.queue = queue;
+    const joined = state;
+    signal?.addEventListener('abort', () => this.#leave(joined), { once: true });
+    try {
+      await this.#sendTopicAndAwaitAck(state, FrameType.JOIN);
+    } catch (error) {
+      this.#leave(joined);
+      throw error;
+    }
+    return queue;
+  }
+
+  async disconnect(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#state = 'closed';
+    const error = new TransportClosedError('relay transport is disconnected');
+    for (const state of [...this.#topics.values()]) this.#dropTopic(state);
+    this.#rejectLookups(error);
+    this.#rejectSessionWaiters(error);
+    this.#wake?.();
+    const link = this.#link;
+    this.#link = null;
+    if (link && link.open) {
+      const closed = new Promise<void>((resolve) => {
+        const previous = link.onclose;
+        link.onclose = (code, reason) => {
+          previous(code, reason);
+          resolve();
+        };
+      });
+      link.close(CloseCode.NORMAL, 'disconnect');
+      await this.#bounded(closed, 'the relay to acknowledge the close', () => {}).catch(() => {
+        (link as Link & { terminate?: () => void }).terminate?.();
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connection-side operations
+
+  /** @internal Sends one message of a Connection. */
+  async sendData(state: TopicState, to: number, generation: number, data: Uint8Array): Promise<void> {
+    const limit = this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
+    if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    const link = this.#link;
+    if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
+      throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
+    }
+    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
+    if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
+  }
+
+  /** @internal Tells the remote peer a Connection closed. */
+  sendClosePeer(state: TopicState, to: number, generation: number): void {
+    const link = this.#link;
+    if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) return;
+    link.send(encodeDataFrame(FrameType.CLOSE_PEER, state.topicId, to));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Topics
+
+  #newTopic(key: string, topic: Uint8Array): TopicState {
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [] };
+  }
+
+  async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
+    const link = this.#link;
+    if (!link || !link.open) return; // the session loop re-sends it on reconnect
+    const ack = new Promise<void>((resolve) => state.acks.push(resolve));
+    link.send(encodeTopicFrame(type, state.topic));
+    await this.#bounded(ack, `the relay ${this.url} to acknowledge the topic`, () => {});
+  }
+
+  /** Leaves a joined topic (connect aborted): the relay tells the others, our Connections close. */
+  #leave(state: TopicState): void {
+    if (this.#topics.get(state.key) !== state) return;
+    const link = this.#link;
+    if (link?.open) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    this.#dropTopic(state);
+  }
+
+  #dropTopic(state: TopicState): void {
+    this.#topics.delete(state.key);
+    if (state.topicId !== 0) this.#topicsById.delete(state.topicId);
+    this.#closeTopicConnections(state);
+    state.queue?.end();
+    for (const ack of state.acks) ack();
+    state.acks = [];
+  }
+
+  #closeTopicConnections(state: TopicState): void {
+    for (const conn of [...state.bySession.values()]) conn.markClosed();
+    state.bySession.clear();
+    state.byPeer.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Session management: one loop keeps a socket up while anything needs it.
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TransportClosedError('relay transport is disconnected');
+    if (this.#fatal) throw this.#fatal;
+  }
+
+  /** Resolves once a session is up; rejects after `timeoutMs` with ERR_CONNECT_FAILED naming the URL. */
+  #whenSession(signal?: AbortSignal): Promise<void> {
+    if (this.#link?.open && this.#session !== 0) return Promise.resolve();
+    let waiter!: SessionWaiter;
+    const remove = (): void => {
+      const i = this.#sessionWaiters.indexOf(waiter);
+      if (i >= 0) this.#sessionWaiters.splice(i, 1);
+    };
+    const ready = new Promise<void>((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.#sessionWaiters.push(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          remove();
+          reject(new AbortError());
+        },
+        { once: true },
+      );
+    });
+    this.#ensureRunning();
+    return this.#bounded(ready, `a session with ${this.url}`, remove).catch((error: unknown) => {
+      if (error instanceof TimeoutError) {
+        const last = this.#lastError ? `: ${this.#lastError.message}` : '';
+        throw new ConnectFailedError(`could not reach relay ${this.url} within ${this.#timeoutMs} ms${last}`, { cause: this.#lastError });
+      }
+      throw error;
+    });
+  }
+
+  /** Bounds a wait by `timeoutMs`: rejects with ERR_TIMEOUT after running `onTimeout`. */
+  #bounded<T>(promise: Promise<T>, what: string, onTimeout: () => void): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        onTimeout();
+        reject(new TimeoutError(`timed out after ${this.#timeoutMs} ms waiting for ${what}`));
+      }, this.#timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  #needsSession(): boolean {
+    return !this.#closed && this.#fatal === null && (this.#topics.size > 0 || this.#sessionWaiters.length > 0 || this.#lookups.size > 0);
+  }
+
+  #ensureRunning(): void {
+    if (this.#running || this.#closed) return;
+    this.#running = true;
+    void this.#run().finally(() => {
+      this.#running = false;
+    });
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    while (this.#needsSession()) {
+      this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
+      let closedBy: { code: number; reason: string } | null = null;
+      try {
+        closedBy = await this.#runSession();
+        attempt = 0;
+      } catch (error) {
+        this.#report(error as RhizomeError);
+      }
+      if (closedBy !== null) {
+        if (this.#closed) return;
+        const name = closeCodeName(closedBy.code);
+        if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
+          const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
+          this.#report(rejected);
+          if (isFatalCloseCode(closedBy.code)) {
+            this.#failAll(rejected);
+            return;
+          }
+        } else {
+          this.#report(new ConnectFailedError(`lost the session with relay ${this.url} (close code ${closedBy.code})`));
+        }
+      }
+      if (!this.#needsSession()) break;
+      const base = Math.min(this.#reconnect.maxDelayMs, this.#reconnect.initialDelayMs * this.#reconnect.factor ** attempt);
+      const delay = base / 2 + Math.random() * (base / 2);
+      attempt++;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+    if (!this.#closed && this.#fatal === null) this.#state = 'idle';
+  }
+
+  /**
+   * One session: open, HELLO, WELCOME, rejoin topics, serve until the socket closes.
+   * Resolves with the close code; rejects when the session never came up.
+   */
+  async #runSession(): Promise<{ code: number; reason: string }> {
+    const link = await openLink(this.url, {
+      timeoutMs: this.#timeoutMs,
+      maxPayload: Math.max(this.maxMessageSize + DATA_HEADER_BYTES + 64, 64 * 1024),
+      implementation: this.#implementation,
+      ...(this.#tls ? { tls: this.#tls } : {}),
+    });
+    if (this.#closed) {
+      link.close(CloseCode.NORMAL, 'disconnect');
+      throw new TransportClosedError();
+    }
+    return new Promise((resolve, reject) => {
+      let welcomed = false;
+      const timer = setTimeout(() => {
+        if (welcomed) return;
+        link.close(CloseCode.NORMAL, 'no WELCOME');
+        reject(new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      link.onmessage = (frame) => {
+        if (welcomed) {
+          this.#onFrame(frame);
+          return;
+        }
+        if (!isWelcomeFrame(frame)) return;
+        welcomed = true;
+        clearTimeout(timer);
+        this.#link = link;
+        this.#generation++;
+        this.#session = readU32(frame, 2);
+        this.#relayMaxFrame = readU32(frame, 6);
+        this.#state = 'connected';
+        this.#inboundPaused = false;
+        for (const state of this.#topics.values()) {
+          link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+        }
+        const waiters = this.#sessionWaiters;
+        this.#sessionWaiters = [];
+        for (const w of waiters) w.resolve();
+      };
+      link.onclose = (code, reason) => {
+        clearTimeout(timer);
+        if (!welcomed) {
+          const name = closeCodeName(code);
+          if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
+            const rejected = new RelayRejectedError(this.url, code, name, reason);
+            if (isFatalCloseCode(code)) this.#failAll(rejected);
+            reject(rejected);
+          } else {
+            reject(new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
+          }
+          return;
+        }
+        this.#sessionLost();
+        resolve({ code, reason });
+      };
+      link.send(encodeHello(this.#peerIdBytes, this.#token));
+    });
+  }
+
+  /** The session ended: its Connections close; topics stay registered and are rejoined. */
+  #sessionLost(): void {
+    this.#link = null;
+    this.#session = 0;
+    this.#generation++;
+    this.#topicsById.clear();
+    for (const state of this.#topics.values()) {
+      state.topicId = 0;
+      this.#closeTopicConnections(state);
+      for (const ack of state.acks) ack();
+      state.acks = [];
+    }
+    this.#rejectLookups(new ConnectFailedError(`lost the session with relay ${this.url} during a lookup`));
+  }
+
+  #failAll(error: RhizomeError): void {
+    this.#fatal = error;
+    this.#state = 'failed';
+    for (const state of [...this.#topics.values()]) {
+      this.#topics.delete(state.key);
+      this.#closeTopicConnections(state);
+      state.queue?.fail(error);
+      for (const ack of state.acks) ack();
+    }
+    this.#topicsById.clear();
+    this.#rejectLookups(error);
+    this.#rejectSessionWaiters(error);
+  }
+
+  #rejectLookups(error: unknown): void {
+    const lookups = [...this.#lookups.values()];
+    this.#lookups.clear();
+    for (const l of lookups) l.reject(error);
+  }
+
+  #rejectSessionWaiters(error: unknown): void {
+    const waiters = this.#sessionWaiters;
+    this.#sessionWaiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  #report(error: RhizomeError): void {
+    this.#lastError = error;
+    this.#onError?.(error);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Frames from the relay (dispatch by type byte, a guard per frame)
+
+  #onFrame(frame: Uint8Array): void {
+    switch (frame[0]) {
+      case FrameType.DELIVER:
+        if (isDataFrame(frame)) this.#onDeliver(frame);
+        return;
+      case FrameType.PEER_JOINED:
+        if (isPeerJoinedFrame(frame)) this.#onPeerJoined(frame);
+        return;
+      case FrameType.PEER_LEFT:
+      case FrameType.PEER_CLOSED:
+        if (isPairFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
+        return;
+      case FrameType.JOINED:
+        if (isJoinedFrame(frame)) this.#onJoined(frame);
+        return;
+      case FrameType.PEERS:
+        if (isPeersFrame(frame)) this.#onPeers(frame);
+        return;
+      case FrameType.ERROR:
+        if (isErrorFrame(frame)) this.#report(new ConnectFailedError(`relay ${this.url} refused a frame: ${fromUtf8(frame.subarray(7)) ?? '?'}`));
+        return;
+      default:
+        // A newer relay's frame type: ignore it.
+        return;
+    }
+  }
+
+  #onDeliver(frame: Uint8Array): void {
+    const conn = this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5));
+    if (conn === undefined || conn.closed) return;
+    conn.deliver(frame.subarray(DATA_HEADER_BYTES));
+    if (!this.#inboundPaused && conn.buffered > this.#inboundHighWaterMark) this.#pauseInbound();
+  }
+
+  /** A reader fell behind: stop reading the socket until every inbox has room again. */
+  #pauseInbound(): void {
+    const link = this.#link;
+    if (!link) return;
+    this.#inboundPaused = true;
+    link.pause();
+    const resumeWhenRoom = async (): Promise<void> => {
+      for (const state of this.#topics.values()) {
+        for (const conn of state.bySession.values()) await conn.inboxRoom(this.#inboundHighWaterMark / 2);
+      }
+    };
+    void resumeWhenRoom().then(() => {
+      if (this.#link === link && this.#inboundPaused) {
+        this.#inboundPaused = false;
+        link.resume();
+      }
+    });
+  }
+
+  #onPeerJoined(frame: Uint8Array): void {
+    const state = this.#topicsById.get(readU32(frame, 1));
+    if (state === undefined || state.queue === null) return;
+    const session = readU32(frame, 5);
+    const idBytes = frame.subarray(10, 10 + frame[9]!);
+    const peerId = fromUtf8(idBytes) ?? Array.from(idBytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    // A newer session of a peer we still hold a Connection to (it reconnected before the
+    // relay noticed the old socket die): the old one is stale.
+    state.byPeer.get(peerId)?.markClosed();
+    const conn = new RelayConnection(this, state, session, peerId, this.#generation);
+    state.bySession.set(session, conn);
+    state.byPeer.set(peerId, conn);
+    conn.onClose(() => {
+      if (state.bySession.get(session) === conn) state.bySession.delete(session);
+      if (state.byPeer.get(peerId) === conn) state.byPeer.delete(peerId);
+    });
+    state.queue.push(conn);
+  }
+
+  #onJoined(frame: Uint8Array): void {
+    const key = topicToHex(frame.subarray(5, 37));
+    const state = this.#topics.get(key);
+    if (state === undefined) return;
+    state.topicId = readU32(frame, 1);
+    this.#topicsById.set(state.topicId, state);
+    const acks = state.acks;
+    state.acks = [];
+    for (const ack of acks) ack();
+  }
+
+  #onPeers(frame: Uint8Array): void {
+    const { requestId, peers } = decodePeers(frame);
+    const pending = this.#lookups.get(requestId);
+    if (!pending) return;
+    this.#lookups.delete(requestId);
+    pending.resolve(
+      peers.map((p) => ({
+        peerId: fromUtf8(p.peerId) ?? Array.from(p.peerId, (b) => b.toString(16).padStart(2, '0')).join(''),
+        addresses: [this.url],
+      })),
+    );
+  }
+}

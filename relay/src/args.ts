@@ -1,0 +1,89 @@
+import { parseArgs } from 'node:util';
+import { InvalidConfigError } from '@rhizome/core';
+import type { RelayServerOptions } from './server.js';
+
+/** Help text of `rhizome relay` / `rhizome-relay`. */
+export const RELAY_USAGE = `Usage: rhizome relay [options]
+
+Runs a stateless Rhizome relay (WebSocket; GET /healthz and GET /metrics on the same port).
+
+Options:
+  --port N                    TCP port (default 443; 0 picks a free one)
+  --host ADDR                 address to bind (default: all interfaces)
+  --tls-cert FILE             certificate (PEM) for wss://; needs --tls-key
+  --tls-key FILE              private key (PEM) for wss://
+  --token TEXT                require this shared token from clients (or RHIZOME_RELAY_TOKEN)
+  --max-frame-size BYTES      largest frame (default 1048640)
+  --max-topics N              topics per connection (default 1024)
+  --max-connections N         connections in total (default 10000)
+  --max-connections-per-ip N  connections per address (default 256)
+  --max-frames-per-second N   per connection (default 5000, burst 20000)
+  --max-bytes-per-second N    per connection (default 16777216, burst 64 MiB)
+  --max-buffered-bytes N      unread bytes towards one client before it is cut (default 16777216)
+  --heartbeat-ms N            ping interval, 0 disables (default 30000)
+  -h, --help                  this text
+`;
+
+const INT_FLAGS = {
+  'max-frame-size': 'maxFrameSize',
+  'max-topics': 'maxTopicsPerConnection',
+  'max-connections': 'maxConnections',
+  'max-connections-per-ip': 'maxConnectionsPerIp',
+  'max-frames-per-second': 'maxFramesPerSecond',
+  'max-bytes-per-second': 'maxBytesPerSecond',
+  'max-buffered-bytes': 'maxBufferedBytes',
+  'heartbeat-ms': 'heartbeatIntervalMs',
+} as const;
+
+function integer(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidConfigError(`--${flag}`, `must be a non-negative integer, got '${text}'`);
+  return Number(text);
+}
+
+/**
+ * Parses relay command-line arguments into {@link RelayServerOptions} (or `'help'`).
+ * A bad flag throws `ERR_INVALID_CONFIG` naming it. The CLI's `rhizome relay` uses it too.
+ */
+export function parseRelayArgs(argv: readonly string[], env: Record<string, string | undefined> = {}): RelayServerOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        token: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(Object.keys(INT_FLAGS).map((k) => [k, { type: 'string' as const }])),
+      },
+    });
+  } catch (error) {
+    throw new InvalidConfigError('arguments', (error as Error).message);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v.help === true) return 'help';
+  const options: RelayServerOptions = {};
+  if (typeof v.port === 'string') {
+    const port = integer('port', v.port);
+    if (port > 65535) throw new InvalidConfigError('--port', 'must be at most 65535');
+    options.port = port;
+  }
+  if (typeof v.host === 'string') options.host = v.host;
+  const cert = v['tls-cert'];
+  const key = v['tls-key'];
+  if ((typeof cert === 'string') !== (typeof key === 'string')) {
+    throw new InvalidConfigError(typeof cert === 'string' ? '--tls-key' : '--tls-cert', 'wss needs both --tls-cert and --tls-key');
+  }
+  if (typeof cert === 'string' && typeof key === 'string') options.tls = { cert, key };
+  const token = typeof v.token === 'string' ? v.token : env.RHIZOME_RELAY_TOKEN;
+  if (token !== undefined && token !== '') options.token = token;
+  for (const [flag, field] of Object.entries(INT_FLAGS)) {
+    const text = v[flag];
+    if (typeof text === 'string') options[field] = integer(flag, text);
+  }
+  return options;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// rhizome-relay: runs a relay until SIGTERM / SIGINT, then closes clients with 1001 and exits 0.
+// Exit codes: 0 clean stop, 1 runtime failure (cannot listen, ...), 2 bad arguments.
+import { RhizomeError } from '@rhizome/core';
+import { parseRelayArgs, RELAY_USAGE } from './args.js';
+import { createRelayServer } from './server.js';
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseRelayArgs(process.argv.slice(2), process.env);
+  } catch (error) {
+    console.error(`rhizome relay: ${(error as Error).message}\n\n${RELAY_USAGE}`);
+    return 2;
+  }
+  if (options === 'help') {
+    console.log(RELAY_USAGE);
+    return 0;
+  }
+  let relay;
+  try {
+    relay = await createRelayServer(options);
+  } catch (error) {
+    const code = error instanceof RhizomeError ? ` [${error.code}]` : '';
+    console.error(`rhizome relay: ${(error as Error).message}${code}`);
+    return error instanceof RhizomeError && error.code === 'ERR_INVALID_CONFIG' ? 2 : 1;
+  }
+  console.log(`rhizome relay listening on ${relay.url} (healthz: ${relay.url.replace(/^ws/, 'http')}/healthz)`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      console.log(`rhizome relay: ${signal}, closing clients (1001) and stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await relay.close();
+  console.log('rhizome relay: stopped');
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error('rhizome relay: unexpected failure', error);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,569 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  CloseCode,
+  type CloseCodeName,
+  FrameType,
+  PROTOCOL_VERSION,
+  RelayErrorCode,
+  encodeError,
+  encodeJoined,
+  encodePeerJoined,
+  encodePeers,
+  encodeWelcome,
+  encodeDataFrame,
+  isDataFrame,
+  isHelloFrame,
+  isLookupFrame,
+  isPairFrame,
+  isTopicFrame,
+  readU32,
+} from '@rhizome/transport-relay/protocol';
+import { TokenBucket } from './limits.js';
+import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
+
+/**
+ * The socket the core drives: a subset of `ws`'s `WebSocket` (any object with these methods
+ * and events works, e.g. a `ws` socket from `handleUpgrade`, or an adapter in a test).
+ * Messages arrive as `Buffer`s (`binaryType` `'nodebuffer'`); the core may rewrite a received
+ * buffer's header in place and send that same buffer on, so it must own it.
+ */
+export interface RelaySocket {
+  /** Bytes queued for sending and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(): void;
+  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
+  on(event: 'pong', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** What the host knows about a connection when it hands it to the core. */
+export interface ConnectionInfo {
+  /** Remote address, used for the per-address connection limit. */
+  ip: string;
+}
+
+/** Why a connection was cut or a frame dropped: the `reason` label of the drops metric. */
+export type DropReason =
+  | 'frame_too_large'
+  | 'malformed_frame'
+  | 'unknown_frame_type'
+  | 'hello_required'
+  | 'version_mismatch'
+  | 'hello_timeout'
+  | 'unauthorized'
+  | 'too_many_topics'
+  | 'too_many_connections'
+  | 'too_many_connections_per_ip'
+  | 'frame_rate_exceeded'
+  | 'byte_rate_exceeded'
+  | 'slow_consumer'
+  | 'heartbeat_timeout'
+  | 'replaced'
+  | 'unsupported_data'
+  | 'protocol_error'
+  | 'no_route'
+  | 'not_joined';
+
+/** Counters and gauges of a relay, as `stats()` and `/metrics` report them. */
+export interface RelayStats {
+  /** Open connections (including ones that have not said HELLO yet). */
+  connections: number;
+  /** Topics with at least one member or announcer. */
+  topics: number;
+  /** Connections accepted since start. */
+  connectionsTotal: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections cut and frames dropped, by reason. */
+  drops: Partial<Record<DropReason, number>>;
+  /** Socket and protocol errors seen (bad WebSocket framing, HTTP parse errors, ...). */
+  errors: number;
+}
+
+/** @internal A topic on this relay. */
+interface Topic {
+  readonly id: number;
+  readonly key: string;
+  readonly bytes: Buffer;
+  /** Joined members, paired with each other. */
+  readonly members: Map<number, Peer>;
+  /** Everyone findable by LOOKUP: members and announcers. */
+  readonly listed: Map<number, Peer>;
+}
+
+/** @internal One client connection. */
+class Peer {
+  readonly session: number;
+  readonly socket: RelaySocket;
+  readonly ip: string;
+  readonly connectedAt: number;
+  readonly frames: TokenBucket;
+  readonly bytes: TokenBucket;
+  peerId: Buffer | null = null;
+  peerKey = '';
+  alive = true;
+  /** When the last ping went out (the connection's start before the first). */
+  pingedAt: number;
+  /** Cut or closed: no more routing to or from it. */
+  done = false;
+  /** Counted in the connection totals (released once on socket close). */
+  counted = false;
+  /** Joined topics by id (the data-frame routing table of this connection). */
+  readonly joined = new Map<number, Topic>();
+  /** Joined or announced topics by id (what the topic limit counts). */
+  readonly listed = new Map<number, Topic>();
+
+  constructor(session: number, socket: RelaySocket, ip: string, now: number, o: ResolvedCoreOptions) {
+    this.session = session;
+    this.socket = socket;
+    this.ip = ip;
+    this.connectedAt = now;
+    this.pingedAt = now;
+    this.frames = new TokenBucket(o.maxFramesPerSecond, o.frameBurst, now);
+    this.bytes = new TokenBucket(o.maxBytesPerSecond, o.byteBurst, now);
+  }
+}
+
+/** A handler-table entry: a type guard for the frame's layout, and what to do with it. */
+interface FrameHandler {
+  /** True when the frame is well formed for this type (lengths checked). */
+  guard(frame: Buffer): boolean;
+  handle(core: RelayCore, peer: Peer, frame: Buffer): void;
+}
+
+const CLOSE_REASON_TEXT: Partial<Record<CloseCodeName, string>> = {
+  FRAME_TOO_LARGE: 'frame too large',
+  MALFORMED_FRAME: 'malformed frame',
+  UNKNOWN_FRAME_TYPE: 'unknown frame type',
+  HELLO_REQUIRED: 'HELLO must be the first frame, once',
+  VERSION_MISMATCH: `protocol version ${PROTOCOL_VERSION} required`,
+  HELLO_TIMEOUT: 'no HELLO in time',
+  UNAUTHORIZED: 'bad or missing token',
+  TOO_MANY_TOPICS: 'too many topics on this connection',
+  TOO_MANY_CONNECTIONS: 'relay is full',
+  TOO_MANY_CONNECTIONS_PER_IP: 'too many connections from this address',
+  FRAME_RATE_EXCEEDED: 'frame rate limit exceeded',
+  BYTE_RATE_EXCEEDED: 'byte rate limit exceeded',
+  SLOW_CONSUMER: 'not reading: send buffer full',
+  HEARTBEAT_TIMEOUT: 'no pong',
+  REPLACED: 'replaced by a newer connection with the same peer id',
+  UNSUPPORTED_DATA: 'binary frames only',
+  GOING_AWAY: 'relay shutting down',
+};
+
+const DROP_OF: Partial<Record<CloseCodeName, DropReason>> = {
+  FRAME_TOO_LARGE: 'frame_too_large',
+  MALFORMED_FRAME: 'malformed_frame',
+  UNKNOWN_FRAME_TYPE: 'unknown_frame_type',
+  HELLO_REQUIRED: 'hello_required',
+  VERSION_MISMATCH: 'version_mismatch',
+  HELLO_TIMEOUT: 'hello_timeout',
+  UNAUTHORIZED: 'unauthorized',
+  TOO_MANY_TOPICS: 'too_many_topics',
+  TOO_MANY_CONNECTIONS: 'too_many_connections',
+  TOO_MANY_CONNECTIONS_PER_IP: 'too_many_connections_per_ip',
+  FRAME_RATE_EXCEEDED: 'frame_rate_exceeded',
+  BYTE_RATE_EXCEEDED: 'byte_rate_exceeded',
+  SLOW_CONSUMER: 'slow_consumer',
+  HEARTBEAT_TIMEOUT: 'heartbeat_timeout',
+  REPLACED: 'replaced',
+  UNSUPPORTED_DATA: 'unsupported_data',
+  PROTOCOL_ERROR: 'protocol_error',
+};
+
+/** The handler table, indexed by frame type byte. Only client→relay types have entries. */
+const HANDLERS: Array<FrameHandler | undefined> = new Array<FrameHandler | undefined>(256).fill(undefined);
+HANDLERS[FrameType.HELLO] = { guard: isHelloFrame, handle: (core, peer, f) => core.onHello(peer, f) };
+HANDLERS[FrameType.JOIN] = { guard: isTopicFrame, handle: (core, peer, f) => core.onJoin(peer, f, true) };
+HANDLERS[FrameType.ANNOUNCE] = { guard: isTopicFrame, handle: (core, peer, f) => core.onJoin(peer, f, false) };
+HANDLERS[FrameType.LEAVE] = { guard: isTopicFrame, handle: (core, peer, f) => core.onLeave(peer, f) };
+HANDLERS[FrameType.LOOKUP] = { guard: isLookupFrame, handle: (core, peer, f) => core.onLookup(peer, f) };
+HANDLERS[FrameType.SEND] = { guard: isDataFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.DELIVER) };
+HANDLERS[FrameType.CLOSE_PEER] = { guard: isPairFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.PEER_CLOSED) };
+HANDLERS[FrameType.BROADCAST] = { guard: isDataFrame, handle: (core, peer, f) => core.onBroadcast(peer, f) };
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/**
+ * The relay's routing logic, independent of HTTP and TLS: hand it WebSocket-like sockets
+ * (`attach`) and it speaks the relay protocol on them — HELLO, topics, unicast and broadcast
+ * forwarding, limits, heartbeats. {@link createRelayServer} wraps it in an HTTP(S) listener;
+ * it also works with `new WebSocketServer({ noServer: true })` and `handleUpgrade`.
+ *
+ * The core keeps nothing on disk and never sees a database id: topics are hashes, payloads
+ * are sealed by the sync layer and forwarded as opaque bytes.
+ *
+ * @example
+ * ```ts
+ * const core = new RelayCore({ maxTopicsPerConnection: 64 });
+ * const wss = new WebSocketServer({ noServer: true, maxPayload: core.options.maxFrameSize });
+ * httpServer.on('upgrade', (req, socket, head) =>
+ *   wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: req.socket.remoteAddress ?? '' })));
+ * ```
+ */
+export class RelayCore {
+  /** The validated options, defaults applied. */
+  readonly options: ResolvedCoreOptions;
+  readonly #peers = new Map<number, Peer>();
+  readonly #byPeerId = new Map<string, Peer>();
+  readonly #perIp = new Map<string, number>();
+  readonly #topicsByKey = new Map<string, Topic>();
+  readonly #topicsById = new Map<number, Topic>();
+  readonly #token: Buffer | null;
+  #nextSession = 1;
+  #nextTopicId = 1;
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #closing = false;
+  #connectionsTotal = 0;
+  #framesIn = 0;
+  #framesOut = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #errors = 0;
+  readonly #drops = new Map<DropReason, number>();
+  readonly #closedWaiters = new Set<() => void>();
+
+  constructor(options: RelayCoreOptions = {}) {
+    this.options = resolveCoreOptions(options);
+    this.#token = this.options.token === undefined ? null : Buffer.from(this.options.token, 'utf8');
+    const hb = this.options.heartbeatIntervalMs;
+    // One timer sweeps every connection: ping deadlines and HELLO deadlines.
+    this.#heartbeat = setInterval(() => this.#sweep(), Math.max(10, Math.min(hb > 0 ? hb / 2 : Infinity, this.options.helloTimeoutMs / 2)));
+    this.#heartbeat.unref();
+  }
+
+  /** Number of open connections. */
+  get connections(): number {
+    return this.#peers.size;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): RelayStats {
+    return {
+      connections: this.#peers.size,
+      topics: this.#topicsByKey.size,
+      connectionsTotal: this.#connectionsTotal,
+      framesIn: this.#framesIn,
+      framesOut: this.#framesOut,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      drops: Object.fromEntries(this.#drops) as Partial<Record<DropReason, number>>,
+      errors: this.#errors,
+    };
+  }
+
+  /** Counts an error the host saw (an HTTP parse error, a failed upgrade). */
+  countError(): void {
+    this.#errors++;
+  }
+
+  /**
+   * Takes over a freshly opened socket. A connection above `maxConnections` or
+   * `maxConnectionsPerIp` is closed at once with 4021 / 4022.
+   */
+  attach(socket: RelaySocket, info: ConnectionInfo): void {
+    socket.on('error', () => {
+      this.#errors++;
+    });
+    if (this.#closing) {
+      this.#closeSocket(socket, 'GOING_AWAY');
+      return;
+    }
+    const ip = info.ip;
+    if (this.#peers.size >= this.options.maxConnections) {
+      this.#countDrop('too_many_connections');
+      this.#closeSocket(socket, 'TOO_MANY_CONNECTIONS');
+      return;
+    }
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (fromIp >= this.options.maxConnectionsPerIp) {
+      this.#countDrop('too_many_connections_per_ip');
+      this.#closeSocket(socket, 'TOO_MANY_CONNECTIONS_PER_IP');
+      return;
+    }
+    const session = this.#allocateSession();
+    const peer = new Peer(session, socket, ip, performance.now(), this.options);
+    peer.counted = true;
+    this.#perIp.set(ip, fromIp + 1);
+    this.#peers.set(session, peer);
+    this.#connectionsTotal++;
+    socket.on('message', (data, isBinary) => this.#onMessage(peer, data, isBinary));
+    socket.on('pong', () => {
+      peer.alive = true;
+    });
+    socket.on('close', () => this.#release(peer));
+    socket.on('error', (error: Error & { code?: string }) => {
+      // ws reports bad framing and oversized frames here, then closes with 1002 / 1009.
+      if (peer.done) return;
+      this.#countDrop(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol_error');
+      this.#unroute(peer);
+    });
+  }
+
+  /**
+   * Closes every connection with 1001 (going away) and stops the heartbeat. Resolves once all
+   * sockets closed (sockets that do not finish the close handshake in `closeGraceMs` are
+   * destroyed). New sockets given to `attach` afterwards are closed at once.
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    if (this.#peers.size === 0) return;
+    const done = new Promise<void>((resolve) => this.#closedWaiters.add(resolve));
+    for (const peer of [...this.#peers.values()]) this.#cut(peer, 'GOING_AWAY');
+    await done;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receiving
+
+  #onMessage(peer: Peer, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    if (peer.done) return;
+    peer.alive = true;
+    const frame = toBuffer(data);
+    const length = frame.length;
+    this.#framesIn++;
+    this.#bytesIn += length;
+    const now = performance.now();
+    if (!peer.frames.take(1, now)) return this.#cut(peer, 'FRAME_RATE_EXCEEDED');
+    if (!peer.bytes.take(length, now)) return this.#cut(peer, 'BYTE_RATE_EXCEEDED');
+    if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
+    if (length === 0) return this.#cut(peer, 'MALFORMED_FRAME');
+    const type = frame[0]!;
+    const handler = HANDLERS[type];
+    if (handler === undefined) return this.#cut(peer, 'UNKNOWN_FRAME_TYPE');
+    if (!handler.guard(frame)) return this.#cut(peer, 'MALFORMED_FRAME');
+    if ((peer.peerId === null) !== (type === FrameType.HELLO)) return this.#cut(peer, 'HELLO_REQUIRED');
+    handler.handle(this, peer, frame);
+  }
+
+  /** @internal HELLO: version, token, peer id; takes over an older session of the same peer id. */
+  onHello(peer: Peer, f: Buffer): void {
+    if (f[1] !== PROTOCOL_VERSION) return this.#cut(peer, 'VERSION_MISMATCH');
+    const idLen = f[2]!;
+    const tokenLen = f[3 + idLen]!;
+    if (this.#token !== null) {
+      const token = f.subarray(4 + idLen, 4 + idLen + tokenLen);
+      if (token.length !== this.#token.length || !timingSafeEqual(token, this.#token)) return this.#cut(peer, 'UNAUTHORIZED');
+    }
+    const id = Buffer.from(f.subarray(3, 3 + idLen));
+    const key = id.toString('latin1');
+    const older = this.#byPeerId.get(key);
+    if (older !== undefined && older !== peer) this.#cut(older, 'REPLACED');
+    peer.peerId = id;
+    peer.peerKey = key;
+    this.#byPeerId.set(key, peer);
+    this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
+  }
+
+  /** @internal JOIN (`pair` true) or ANNOUNCE: list the peer on the topic; JOIN also pairs it. */
+  onJoin(peer: Peer, f: Buffer, pair: boolean): void {
+    const key = f.toString('hex', 1, 33);
+    let topic = this.#topicsByKey.get(key);
+    const listed = topic?.listed.has(peer.session) ?? false;
+    if (!listed && peer.listed.size >= this.options.maxTopicsPerConnection) return this.#cut(peer, 'TOO_MANY_TOPICS');
+    if (topic === undefined) {
+      const id = this.#allocateTopicId();
+      topic = { id, key, bytes: Buffer.from(f.subarray(1, 33)), members: new Map(), listed: new Map() };
+      this.#topicsByKey.set(key, topic);
+      this.#topicsById.set(id, topic);
+    }
+    topic.listed.set(peer.session, peer);
+    peer.listed.set(topic.id, topic);
+    const alreadyMember = topic.members.has(peer.session);
+    this.#send(peer, encodeJoined(topic.id, topic.bytes));
+    if (!pair || alreadyMember) return;
+    const announceNewcomer = encodePeerJoined(topic.id, peer.session, peer.peerId!);
+    for (const other of topic.members.values()) {
+      this.#send(other, announceNewcomer);
+      this.#send(peer, encodePeerJoined(topic.id, other.session, other.peerId!));
+      if (peer.done) return;
+    }
+    topic.members.set(peer.session, peer);
+    peer.joined.set(topic.id, topic);
+  }
+
+  /** @internal LEAVE: drop the peer from the topic; the other members hear PEER_LEFT. */
+  onLeave(peer: Peer, f: Buffer): void {
+    const topic = this.#topicsByKey.get(f.toString('hex', 1, 33));
+    if (topic !== undefined) this.#leave(peer, topic);
+  }
+
+  /** @internal LOOKUP: who is findable on the topic (never the asker). */
+  onLookup(peer: Peer, f: Buffer): void {
+    const requestId = readU32(f, 1);
+    const topic = this.#topicsByKey.get(f.toString('hex', 5, 37));
+    const peers: Array<{ session: number; peerId: Uint8Array }> = [];
+    if (topic !== undefined) {
+      for (const other of topic.listed.values()) {
+        if (other === peer) continue;
+        peers.push({ session: other.session, peerId: other.peerId! });
+        if (peers.length >= this.options.maxLookupPeers) break;
+      }
+    }
+    this.#send(peer, encodePeers(requestId, peers));
+  }
+
+  /**
+   * @internal SEND and CLOSE_PEER: rewrite the header in place (type, and the sender's session
+   * where the recipient's was) and forward the same buffer: the payload is never copied.
+   */
+  onUnicast(peer: Peer, f: Buffer, outType: number): void {
+    const topicId = readU32(f, 1);
+    const topic = peer.joined.get(topicId);
+    if (topic === undefined) return this.#notJoined(peer, topicId);
+    const target = topic.members.get(readU32(f, 5));
+    if (target === undefined || target === peer) {
+      this.#countDrop('no_route');
+      return;
+    }
+    f[0] = outType;
+    f.writeUInt32BE(peer.session, 5);
+    this.#forward(target, f);
+  }
+
+  /** @internal BROADCAST: one rewritten buffer, sent to every other member. */
+  onBroadcast(peer: Peer, f: Buffer): void {
+    const topicId = readU32(f, 1);
+    const topic = peer.joined.get(topicId);
+    if (topic === undefined) return this.#notJoined(peer, topicId);
+    f[0] = FrameType.DELIVER;
+    f.writeUInt32BE(peer.session, 5);
+    for (const target of topic.members.values()) {
+      if (target !== peer) this.#forward(target, f);
+    }
+  }
+
+  #notJoined(peer: Peer, topicId: number): void {
+    this.#countDrop('not_joined');
+    this.#send(peer, encodeError(RelayErrorCode.NOT_JOINED, topicId, 'topic not joined'));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sending, cutting, releasing
+
+  #forward(target: Peer, frame: Buffer): void {
+    const socket = target.socket;
+    socket.send(frame);
+    this.#framesOut++;
+    this.#bytesOut += frame.length;
+    if (socket.bufferedAmount > this.options.maxBufferedBytes) this.#cut(target, 'SLOW_CONSUMER');
+  }
+
+  #send(peer: Peer, frame: Uint8Array): void {
+    if (peer.done) return;
+    this.#forward(peer, frame as Buffer);
+  }
+
+  /** Closes a connection with a close code, removes it from routing, and destroys it after the grace period. */
+  #cut(peer: Peer, name: CloseCodeName): void {
+    if (peer.done) return;
+    const drop = DROP_OF[name];
+    if (drop) this.#countDrop(drop);
+    this.#unroute(peer);
+    if (name === 'HEARTBEAT_TIMEOUT') {
+      peer.socket.terminate();
+      return;
+    }
+    this.#closeSocket(peer.socket, name);
+  }
+
+  #closeSocket(socket: RelaySocket, name: CloseCodeName): void {
+    socket.close(CloseCode[name], CLOSE_REASON_TEXT[name] ?? name.toLowerCase());
+    const timer = setTimeout(() => socket.terminate(), this.options.closeGraceMs);
+    timer.unref();
+  }
+
+  /** Takes a peer out of every topic (the others hear PEER_LEFT); idempotent. */
+  #unroute(peer: Peer): void {
+    if (peer.done) return;
+    peer.done = true;
+    for (const topic of [...peer.listed.values()]) this.#leave(peer, topic);
+    if (peer.peerId !== null && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
+  }
+
+  #leave(peer: Peer, topic: Topic): void {
+    topic.listed.delete(peer.session);
+    peer.listed.delete(topic.id);
+    if (topic.members.delete(peer.session)) {
+      peer.joined.delete(topic.id);
+      if (topic.members.size > 0) {
+        const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
+        for (const other of topic.members.values()) this.#send(other, left);
+      }
+    }
+    if (topic.listed.size === 0) {
+      this.#topicsByKey.delete(topic.key);
+      this.#topicsById.delete(topic.id);
+    }
+  }
+
+  /** The socket closed: release the connection's slot. */
+  #release(peer: Peer): void {
+    this.#unroute(peer);
+    if (!peer.counted) return;
+    peer.counted = false;
+    this.#peers.delete(peer.session);
+    const n = (this.#perIp.get(peer.ip) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(peer.ip);
+    else this.#perIp.set(peer.ip, n);
+    if (this.#peers.size === 0 && this.#closedWaiters.size > 0) {
+      for (const resolve of this.#closedWaiters) resolve();
+      this.#closedWaiters.clear();
+    }
+  }
+
+  #countDrop(reason: DropReason): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+  }
+
+  /** Heartbeat and HELLO deadline: one timer for every connection. */
+  #sweep(): void {
+    const now = performance.now();
+    const interval = this.options.heartbeatIntervalMs;
+    for (const peer of this.#peers.values()) {
+      if (peer.done) continue;
+      if (peer.peerId === null && now - peer.connectedAt > this.options.helloTimeoutMs) {
+        this.#cut(peer, 'HELLO_TIMEOUT');
+        continue;
+      }
+      if (interval === 0 || now - peer.pingedAt < interval) continue;
+      if (!peer.alive) {
+        this.#cut(peer, 'HEARTBEAT_TIMEOUT');
+        continue;
+      }
+      peer.alive = false;
+      peer.pingedAt = now;
+      peer.socket.ping();
+    }
+  }
+
+  #allocateSession(): number {
+    // u32, never 0; skips numbers still in use after a wrap.
+    for (;;) {
+      const s = this.#nextSession;
+      this.#nextSession = s >= 0xffffffff ? 1 : s + 1;
+      if (!this.#peers.has(s)) return s;
+    }
+  }
+
+  #allocateTopicId(): number {
+    for (;;) {
+      const id = this.#nextTopicId;
+      this.#nextTopicId = id >= 0xffffffff ? 1 : id + 1;
+      if (!this.#topicsById.has(id)) return id;
+    }
+  }
+}
+

@@ -1,0 +1,20 @@
+/**
+ * @rhizome/relay: a stateless WebSocket relay that routes sealed frames between the peers of
+ * a topic. It keeps nothing on disk and never sees a database id or plaintext.
+ *
+ * - {@link createRelayServer}: the HTTP(S) host (WebSocket, `/healthz`, `/metrics`).
+ * - {@link RelayCore}: the routing core, usable on any WebSocket-like socket.
+ * - {@link CloseCode}: the close codes (shared with `@rhizome/transport-relay`).
+ *
+ * @packageDocumentation
+ */
+export { createRelayServer } from './server.js';
+export type { RelayServer, RelayServerOptions, PemSource } from './server.js';
+export { RelayCore } from './core.js';
+export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core.js';
+export { DEFAULT_LIMITS, resolveCoreOptions } from './options.js';
+export type { RelayLimits, RelayCoreOptions } from './options.js';
+export { createMetricsRegistry } from './metrics.js';
+export { parseRelayArgs, RELAY_USAGE } from './args.js';
+export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from '@rhizome/transport-relay/protocol';
+export type { CloseCodeName } from '@rhizome/transport-relay/protocol';

@@ -1,0 +1,225 @@
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/core';
+import { WebSocketServer } from 'ws';
+import { RelayCore, type RelayStats } from './core.js';
+import { createMetricsRegistry } from './metrics.js';
+import type { RelayCoreOptions } from './options.js';
+
+/** A certificate or key: a file path, or the PEM text / bytes themselves. */
+export type PemSource = string | Uint8Array;
+
+/** Options of {@link createRelayServer}: where to listen, TLS, access token, and limits. */
+export interface RelayServerOptions extends RelayCoreOptions {
+  /** TCP port; default 443. 0 picks a free port (see `RelayServer.port`). */
+  port?: number;
+  /** Address to bind; default all interfaces. */
+  host?: string;
+  /** Serve wss:// with this certificate and key (paths or PEM); plain ws:// without. */
+  tls?: { cert: PemSource; key: PemSource };
+}
+
+/** A running relay. */
+export interface RelayServer {
+  /** `ws://host:port` or `wss://host:port` clients connect to. */
+  readonly url: string;
+  /** The bound port (useful after `port: 0`). */
+  readonly port: number;
+  /** The routing core (for embedding and inspection). */
+  readonly core: RelayCore;
+  /** Counters: connections, topics, frames and bytes in/out, drops by reason, errors. */
+  stats(): RelayStats;
+  /**
+   * Stops accepting, closes every client with 1001 (going away), and closes the listener.
+   * Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+const PEM_MARK = '-----BEGIN';
+
+async function loadPem(field: string, source: unknown): Promise<Buffer> {
+  if (source instanceof Uint8Array) return Buffer.from(source);
+  if (typeof source !== 'string' || source.length === 0) {
+    throw new InvalidConfigError(field, 'must be a file path or PEM text');
+  }
+  if (source.includes(PEM_MARK)) return Buffer.from(source, 'utf8');
+  try {
+    return await readFile(source);
+  } catch (error) {
+    throw new InvalidConfigError(field, `cannot read '${source}': ${(error as Error).message}`);
+  }
+}
+
+function remoteIp(req: IncomingMessage): string {
+  const ip = req.socket.remoteAddress ?? 'unknown';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+function urlHost(host: string | undefined): string {
+  if (host === undefined || host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function listen(server: HttpServer, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      const where = `${host ?? '0.0.0.0'}:${port}`;
+      const code = error.code ?? 'UNKNOWN';
+      let message: string;
+      if (code === 'EACCES' || code === 'EPERM') {
+        message = `cannot listen on ${where}: permission denied (ports below 1024 need privileges); pick another port with --port, e.g. --port 8443`;
+      } else if (code === 'EADDRINUSE') {
+        message = `cannot listen on ${where}: address already in use; pick another port with --port`;
+      } else {
+        message = `cannot listen on ${where}: ${error.message}; check --host and --port`;
+      }
+      reject(new ListenError(message, host ?? '0.0.0.0', port, code, { cause: error }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    if (host === undefined) server.listen(port);
+    else server.listen(port, host);
+  });
+}
+
+/**
+ * Starts a relay: WebSockets on Node's HTTP server (HTTPS when `tls` is given), plus
+ * `GET /healthz` (JSON) and `GET /metrics` (Prometheus text) on the same port. The routing
+ * itself is {@link RelayCore}; this module is only the listener around it.
+ *
+ * Binding a privileged port without permission rejects with `ERR_LISTEN` (a
+ * {@link ListenError}) whose message names `--port`; a bad option rejects with
+ * `ERR_INVALID_CONFIG` naming the field.
+ *
+ * @example
+ * ```ts
+ * const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+ * const transport = createTransport({ mode: 'relay', relayUrl: relay.url });
+ * // ...
+ * await relay.close();
+ * ```
+ */
+export async function createRelayServer(options: RelayServerOptions = {}): Promise<RelayServer> {
+  const port = options.port ?? DEFAULT_RELAY_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidConfigError('port', 'must be an integer from 0 to 65535');
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0)) {
+    throw new InvalidConfigError('host', 'must be a non-empty string');
+  }
+  let tls: { cert: Buffer; key: Buffer } | null = null;
+  if (options.tls !== undefined) {
+    if (options.tls === null || typeof options.tls !== 'object') throw new InvalidConfigError('tls', 'must be { cert, key }');
+    tls = { cert: await loadPem('tls.cert', options.tls.cert), key: await loadPem('tls.key', options.tls.key) };
+  }
+  const { port: _port, host, tls: _tls, ...coreOptions } = options;
+  const core = new RelayCore(coreOptions);
+  const registry = createMetricsRegistry(() => core.stats());
+  const startedAt = Date.now();
+  let closing = false;
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      const s = core.stats();
+      const body = JSON.stringify({
+        status: closing ? 'closing' : 'ok',
+        connections: s.connections,
+        topics: s.topics,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      });
+      res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        () => {
+          core.countError();
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: this is a Rhizome relay (WebSocket on /, GET /healthz, GET /metrics)\n');
+  };
+
+  let server: HttpServer;
+  try {
+    server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, onRequest) : createHttpServer(onRequest);
+  } catch (error) {
+    await core.close();
+    throw new InvalidConfigError('tls', `certificate or key rejected: ${(error as Error).message}`);
+  }
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: core.options.maxFrameSize,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const sockets = new Set<Socket | Duplex>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', (_error, socket: Duplex) => {
+    core.countError();
+    socket.destroy();
+  });
+  server.on('tlsClientError', () => core.countError());
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => core.countError());
+    if (closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: remoteIp(req) }));
+  });
+
+  try {
+    await listen(server, port, host);
+  } catch (error) {
+    await core.close();
+    throw error;
+  }
+  const bound = (server.address() as AddressInfo).port;
+  const url = `${tls ? 'wss' : 'ws'}://${urlHost(host)}:${bound}`;
+  let closed: Promise<void> | null = null;
+
+  return {
+    url,
+    port: bound,
+    core,
+    stats: () => core.stats(),
+    close(): Promise<void> {
+      closed ??= (async () => {
+        closing = true;
+        const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await core.close();
+        // Sockets still open are HTTP keep-alive or half-done upgrades: nothing to keep.
+        for (const s of sockets) s.destroy();
+        await listenerClosed;
+        wss.close();
+      })();
+      return closed;
+    },
+  };
+}
