@@ -28,11 +28,13 @@ function fileBytes(path: string): number {
 }
 
 /** Writes/s of `n` Y.Map sets through DocPersistence on a fresh file; `perTick` sets per macrotask. */
-async function persistedWrites(dir: string, n: number, perTick: number): Promise<number> {
+async function persistedWrites(dir: string, n: number, perTick: number, compaction = true): Promise<number> {
   const path = join(dir, `w-${Math.random().toString(36).slice(2)}.db`);
   const store = openSqliteStore(path);
   const doc = new Y.Doc();
-  const persistence = new DocPersistence(store, 'bench', doc); // default compaction thresholds
+  // Default compaction thresholds (10,000 updates / 8 MiB), or none.
+  const options = compaction ? {} : { compactAfterUpdates: Infinity, compactAfterBytes: Infinity };
+  const persistence = new DocPersistence(store, 'bench', doc, options);
   persistence.load();
   const map = doc.getMap<number>('nodes');
   const start = performance.now();
@@ -95,9 +97,9 @@ function buildLog(path: string, entries: number): { logBytes: number; doc: Y.Doc
 }
 
 /** Milliseconds to open the file (header + quick_check + migrations) and load the doc. */
-function reopenMs(path: string): number {
+function reopenMs(path: string, integrityCheck: 'quick' | 'none' = 'quick'): number {
   const start = performance.now();
-  const store = openSqliteStore(path);
+  const store = openSqliteStore(path, { integrityCheck });
   const doc = new Y.Doc();
   const persistence = new DocPersistence(store, 'bench', doc);
   persistence.load();
@@ -118,6 +120,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const rawSingle = await repeat(ctx.runs, async () => rawInserts(dir, writes, 1));
     const rawBatch = await repeat(ctx.runs, async () => rawInserts(dir, writes, 1000));
     const perTick1 = await repeat(ctx.runs, () => persistedWrites(dir, writes, 1));
+    const perTick1NoCompaction = await repeat(ctx.runs, () => persistedWrites(dir, writes, 1, false));
     const perTick100 = await repeat(ctx.runs, () => persistedWrites(dir, writes, 100));
     const yjs1 = await repeat(ctx.runs, () => yjsOnly(writes, 1));
     const yjs100 = await repeat(ctx.runs, () => yjsOnly(writes, 100));
@@ -125,6 +128,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       { what: 'raw better-sqlite3 INSERT, 1 per transaction (baseline)', 'writes/s': fmtStats(rawSingle, 0), ratio: '1.00' },
       { what: 'raw better-sqlite3 INSERT, 1,000 per transaction', 'writes/s': fmtStats(rawBatch, 0), ratio: fmt(rawBatch.median / rawSingle.median, 2) },
       { what: 'Y.Map.set + DocPersistence, 1 write per tick (1 transaction each)', 'writes/s': fmtStats(perTick1, 0), ratio: fmt(perTick1.median / rawSingle.median, 2) },
+      { what: 'same, automatic compaction off', 'writes/s': fmtStats(perTick1NoCompaction, 0), ratio: fmt(perTick1NoCompaction.median / rawSingle.median, 2) },
       { what: 'Y.Map.set + DocPersistence, 100 writes per tick (1 transaction per tick)', 'writes/s': fmtStats(perTick100, 0), ratio: fmt(perTick100.median / rawSingle.median, 2) },
       { what: 'Y.Map.set alone, 1 per tick (no persistence)', 'writes/s': fmtStats(yjs1, 0), ratio: fmt(yjs1.median / rawSingle.median, 2) },
       { what: 'Y.Map.set alone, 100 per tick (no persistence)', 'writes/s': fmtStats(yjs100, 0), ratio: fmt(yjs100.median / rawSingle.median, 2) },
@@ -133,6 +137,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     // Reopen and compaction on a doc of `entries` map entries, each written as its own update.
     const rows: Array<Record<string, string | number>> = [];
     const logReopen: number[] = [];
+    const logReopenNoCheck: number[] = [];
     const snapReopen: number[] = [];
     const liveCompact: number[] = [];
     const offlineCompact: number[] = [];
@@ -145,6 +150,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       const built = buildLog(path, entries);
       logBytes = built.logBytes;
       logReopen.push(reopenMs(path));
+      logReopenNoCheck.push(reopenMs(path, 'none'));
       fileBefore = fileBytes(path);
 
       // Offline compaction (the CLI path): apply the log to a fresh doc in one transaction.
@@ -176,6 +182,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const s = (values: number[]): string => fmtStats(summarize(values), 1);
     rows.push(
       { what: `reopen (open + quick_check + load), ${fmt(entries)} updates in the log`, value: `${s(logReopen)} ms` },
+      { what: 'same without the integrity check (integrityCheck: none)', value: `${s(logReopenNoCheck)} ms` },
       { what: `reopen from the snapshot after compaction`, value: `${s(snapReopen)} ms` },
       { what: 'compaction of the live doc (encodeStateAsUpdate + one transaction)', value: `${s(liveCompact)} ms` },
       { what: 'offline compaction, compactStoredDoc (load + apply in one transaction + encode)', value: `${s(offlineCompact)} ms` },
