@@ -112,6 +112,16 @@ describe('SqliteStore files that cannot be used', () => {
     expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
   });
 
+  it('a WAL-mode SQLite database of another application is rejected without leaving -wal/-shm files behind', () => {
+    const path = join(dir(), 'other-wal.db');
+    const other = new Database(path);
+    other.pragma('journal_mode = WAL');
+    other.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+    other.close();
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    expectRejected(path, 'ERR_STORE_CORRUPT', StoreCorruptError);
+  });
+
   it('a store file with a newer schema version fails with ERR_STORE_VERSION and stays untouched', () => {
     const path = makeStoreFile(dir());
     const raw = new Database(path);

@@ -44,6 +44,12 @@ interface SnapshotRow {
   last_seq: number;
 }
 
+interface DocStatsRow {
+  id: number;
+  snapshot_bytes: number;
+  last_seq: number;
+}
+
 interface StatsRow {
   n: number;
   bytes: number;
@@ -168,7 +174,6 @@ export class SqliteStore implements DocStore {
   /** Path of the database file (or `':memory:'`). */
   readonly path: string;
   readonly #db: Sqlite;
-  readonly #docIdCache = new Map<string, number>();
   #closed = false;
 
   readonly #selDoc: Database.Statement<[string], DocRow>;
@@ -178,6 +183,7 @@ export class SqliteStore implements DocStore {
   readonly #selUpdates: Database.Statement<[number], Buffer>;
   readonly #delUpdates: Database.Statement<[number, number], unknown>;
   readonly #setSnapshot: Database.Statement<[Uint8Array, number, number], unknown>;
+  readonly #selDocStats: Database.Statement<[string], DocStatsRow>;
   readonly #selStats: Database.Statement<[number], StatsRow>;
   readonly #selNames: Database.Statement<[], string>;
 
@@ -198,6 +204,9 @@ export class SqliteStore implements DocStore {
     this.#delUpdates = db.prepare('DELETE FROM updates WHERE doc = ? AND seq <= ?');
     // snapshot_seq never goes down: a snapshot must encode the previous one (DocStore.compact).
     this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = max(snapshot_seq, ?) WHERE id = ?');
+    this.#selDocStats = db.prepare(
+      `SELECT id, coalesce(length(snapshot), 0) AS snapshot_bytes, ${lastSeq} AS last_seq FROM docs WHERE name = ?`,
+    );
     this.#selStats = db.prepare('SELECT count(*) AS n, coalesce(sum(length(data)), 0) AS bytes FROM updates WHERE doc = ?');
     this.#selNames = db.prepare<[], string>('SELECT name FROM docs ORDER BY id').pluck();
 
@@ -235,13 +244,8 @@ export class SqliteStore implements DocStore {
   /** The row of `docId`, created if missing. Call inside a write transaction. */
   #docRow(docId: string): DocRow {
     const row = this.#selDoc.get(docId);
-    if (row) {
-      this.#docIdCache.set(docId, row.id);
-      return row;
-    }
-    const id = this.#insDoc.get(docId) as number;
-    this.#docIdCache.set(docId, id);
-    return { id, last_seq: 0 };
+    if (row) return row;
+    return { id: this.#insDoc.get(docId) as number, last_seq: 0 };
   }
 
   #guard<T>(fn: () => T): T {
@@ -284,10 +288,10 @@ export class SqliteStore implements DocStore {
   stats(docId: string): StoreStats {
     assertDocId(docId);
     return this.#guard(() => {
-      const row = this.#selSnapshot.get(docId);
+      const row = this.#selDocStats.get(docId);
       if (!row) return { updates: 0, updateBytes: 0, snapshotBytes: 0, lastSeq: 0 };
       const { n, bytes } = this.#selStats.get(row.id) as StatsRow;
-      return { updates: n, updateBytes: bytes, snapshotBytes: row.snapshot?.length ?? 0, lastSeq: row.last_seq };
+      return { updates: n, updateBytes: bytes, snapshotBytes: row.snapshot_bytes, lastSeq: row.last_seq };
     });
   }
 
