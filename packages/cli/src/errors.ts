@@ -76,6 +76,28 @@ export function describeError(error: unknown): CliError {
           hint: 'Check the address and that the relay or peer is running and reachable (a local relay: `rhizome relay --port 8080 --host 127.0.0.1`).',
           cause: error,
         });
+      case 'ERR_RELAY_REJECTED': {
+        const closeName = (error as RhizomeError & { closeName?: string }).closeName;
+        return new CliError(error.code, message, {
+          hint:
+            closeName === 'UNAUTHORIZED'
+              ? 'The relay requires an access token: pass --token (or set RHIZOME_TOKEN) with the one it was started with.'
+              : 'The relay refused this session; check its limits and logs.',
+          cause: error,
+        });
+      }
+      case 'ERR_LISTEN': {
+        const reason = (error as RhizomeError & { reason?: string }).reason;
+        return new CliError(error.code, message, {
+          hint:
+            reason === 'EACCES'
+              ? 'Ports below 1024 need privileges: use --port 8080 (behind a reverse proxy on 443), or grant the capability (see README).'
+              : reason === 'EADDRINUSE'
+                ? 'Another program listens on that port: choose another with --port.'
+                : 'Check --host and --port.',
+          cause: error,
+        });
+      }
       case 'ERR_INVALID_CONFIG': {
         const field = (error as RhizomeError & { field?: string }).field;
         const flag = field === undefined ? undefined : FLAG_OF_FIELD[field];

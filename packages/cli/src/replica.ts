@@ -64,6 +64,9 @@ export function databaseId(id: string): string {
 /** Opens the database file with the network the flags ask for. Errors come back as {@link CliError}s. */
 export async function openReplica(id: string, flags: DatabaseFlags, options: { create?: boolean } = {}): Promise<Replica> {
   const network = transportConfigFromFlags(flags);
+  // One-shot commands bound the transport's own waits (relay session, DHT dials) by --timeout,
+  // so an unreachable address fails with the transport's message naming it.
+  if (network !== undefined && flags.timeout !== undefined) network.timeoutMs = flags.timeout;
   // Reading a file that is not there would only create an empty one: unless a network is
   // given to fetch from, or the command writes, the file must exist.
   const path = databasePath(flags, options.create !== true && network === undefined);
@@ -111,7 +114,8 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
       throw new CliError('ERR_CLOSED', 'database closed while syncing');
     })();
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`could not reach ${where} within ${timeoutMs} ms`)), timeoutMs);
+      // A little after the transport's own bound (same --timeout), whose error says more.
+      timer = setTimeout(() => reject(new TimeoutError(`could not reach ${where} within ${timeoutMs} ms`)), timeoutMs + 1000);
     });
     const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed, timedOut]);
     failed.catch(() => undefined);
