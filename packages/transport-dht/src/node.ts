@@ -1,0 +1,68 @@
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht';
+import { ping, type Ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { webSockets } from '@libp2p/websockets';
+import { createLibp2p } from 'libp2p';
+import { kadProtocol, PROVIDER_VALIDITY_MS } from './options.js';
+
+/** The services of a Rhizome libp2p node. */
+export interface RhizomeServices extends Record<string, unknown> {
+  dht: KadDHT;
+  identify: Identify;
+  ping: Ping;
+}
+
+/** A libp2p node as Rhizome runs it. */
+export type RhizomeLibp2p = Libp2p<RhizomeServices>;
+
+/** What {@link createRhizomeNode} needs. */
+export interface NodeOptions {
+  privateKey: PrivateKey;
+  listen: string[];
+  protocolPrefix: string;
+  dhtClientMode: boolean;
+  allowPrivateAddresses: boolean;
+  dialTimeoutMs: number;
+}
+
+/** Per-stream flow control: a paused stream buffers at most one window, well under the read limit. */
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+const STREAM_READ_BUFFER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Builds (without starting) the libp2p node every Rhizome DHT peer and bootstrap node runs:
+ * tcp + websockets, noise, yamux, identify, ping, and kad-dht on the private protocol
+ * `${prefix}/kad/1.0.0`. Loopback and private addresses are dropped from DHT records unless
+ * `allowPrivateAddresses` (tests, LANs).
+ */
+export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLibp2p> {
+  return createLibp2p<RhizomeServices>({
+    start: false,
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } }),
+    ],
+    connectionManager: { dialTimeout: options.dialTimeoutMs },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: kadProtocol(options.protocolPrefix),
+        clientMode: options.dhtClientMode,
+        peerInfoMapper: options.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
+        initialQuerySelfInterval: 100,
+        providers: { provideValidity: PROVIDER_VALIDITY_MS / 1000 },
+        // kad-dht re-provides what this node provided before the record expires; the topic
+        // loop in DhtTransport refreshes joined topics as well (see reannounceIntervalMs).
+        reprovide: { validity: PROVIDER_VALIDITY_MS, threshold: PROVIDER_VALIDITY_MS / 2 },
+      }),
+    },
+  });
+}

@@ -1,0 +1,144 @@
+import type { PrivateKey } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import { DEFAULT_NETWORK_MAX_MESSAGE_SIZE, DEFAULT_TIMEOUT_MS, InvalidConfigError, type RhizomeError } from '@rhizome/core';
+
+/** Protocol prefix of Rhizome's DHT and sync protocols. */
+export const DEFAULT_PROTOCOL_PREFIX = '/rhizome';
+/** Listen addresses when none are given: tcp and websockets on every interface, ephemeral ports. */
+export const DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'];
+/** Longest wait between two lookups of a joined topic (they start at 500 ms and double). */
+export const DEFAULT_LOOKUP_INTERVAL_MS = 30_000;
+/** First wait between lookups of a newly joined topic. */
+export const INITIAL_LOOKUP_INTERVAL_MS = 500;
+/** How long a provider record is valid on the DHT nodes that store it (24 h). */
+export const PROVIDER_VALIDITY_MS = 24 * 60 * 60 * 1000;
+/** How often a joined topic's provider record is refreshed: half its validity (12 h). */
+export const DEFAULT_REANNOUNCE_INTERVAL_MS = PROVIDER_VALIDITY_MS / 2;
+/** Bound on a HELLO or its status byte arriving, and on one dial, unless `timeoutMs` is lower. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Received messages buffered per connection before the stream is paused (yamux stops crediting). */
+export const RECEIVE_HIGH_WATER_MARK = 64;
+/** Longest wait before re-dialing a peer whose dial failed (it starts at 1 s and doubles). */
+export const MAX_DIAL_BACKOFF_MS = 60_000;
+
+/** Options of {@link DhtTransport} and `createTransportFromConfig` (the DHT fields of `TransportConfig`, plus a few). */
+export interface DhtTransportOptions {
+  /** Multiaddrs of bootstrap peers (DHT servers), e.g. `/ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…`. */
+  bootstrap?: string[];
+  /** Multiaddrs to listen on. Default {@link DEFAULT_LISTEN}. */
+  listen?: string[];
+  /** Key file for a stable peer id: created with mode 0600 if missing. */
+  keyFile?: string;
+  /** A private key to use instead of `keyFile` (tests, embedding apps that keep their own keys). */
+  privateKey?: PrivateKey;
+  /** Run the DHT as a client only (no routing for others). Default false. */
+  dhtClientMode?: boolean;
+  /** Keeps Rhizome's DHT apart from others: protocols are `${prefix}/kad/1.0.0` and `${prefix}/sync/1.0.0`. Default `'/rhizome'`. */
+  protocolPrefix?: string;
+  /** Keep loopback and private addresses in DHT records (tests, LANs). Default false. */
+  allowPrivateAddresses?: boolean;
+  /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
+  timeoutMs?: number;
+  /** Largest message a connection carries (both directions). Default 1 MiB. */
+  maxMessageSize?: number;
+  /** Bound on the topic handshake and on one dial. Default min(10000, timeoutMs). */
+  handshakeTimeoutMs?: number;
+  /** Longest wait between re-lookups of a joined topic. Default 30000. */
+  lookupIntervalMs?: number;
+  /** How often a joined topic's provider record is refreshed. Default 12 h. */
+  reannounceIntervalMs?: number;
+  /**
+   * Called with every error the transport handles by itself (a dial that failed, a peer that
+   * broke the protocol, a stalled stream); each is a RhizomeError with a stable `code`. The
+   * transport keeps serving either way.
+   */
+  onError?: (error: RhizomeError) => void;
+}
+
+/** {@link DhtTransportOptions} with every default applied and every field checked. */
+export interface ResolvedDhtOptions {
+  bootstrap: string[];
+  listen: string[];
+  keyFile: string | undefined;
+  privateKey: PrivateKey | undefined;
+  dhtClientMode: boolean;
+  protocolPrefix: string;
+  allowPrivateAddresses: boolean;
+  timeoutMs: number;
+  maxMessageSize: number;
+  handshakeTimeoutMs: number;
+  lookupIntervalMs: number;
+  reannounceIntervalMs: number;
+  onError: (error: RhizomeError) => void;
+}
+
+function positive(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidConfigError(field, 'must be a positive number');
+  }
+  return value;
+}
+
+function multiaddrs(value: unknown, field: string, fallback: readonly string[]): string[] {
+  if (value === undefined) return [...fallback];
+  if (!Array.isArray(value)) throw new InvalidConfigError(field, 'must be an array of multiaddr strings');
+  return value.map((text: unknown) => {
+    if (typeof text !== 'string') throw new InvalidConfigError(field, 'must be an array of multiaddr strings');
+    try {
+      return multiaddr(text).toString();
+    } catch (error) {
+      throw new InvalidConfigError(field, `'${text}' is not a multiaddr (${(error as Error).message})`);
+    }
+  });
+}
+
+/** Applies defaults and validates; a bad field throws {@link InvalidConfigError} naming it. */
+export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDhtOptions {
+  const prefix = options.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX;
+  if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(prefix)) {
+    throw new InvalidConfigError('protocolPrefix', "must start with '/' and not end with '/', e.g. '/rhizome'");
+  }
+  const timeoutMs = positive(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
+  const maxMessageSize = options.maxMessageSize ?? DEFAULT_NETWORK_MAX_MESSAGE_SIZE;
+  if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 0xffff_ffff) {
+    throw new InvalidConfigError('maxMessageSize', 'must be a positive integer below 2^32');
+  }
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
+    if (options[f] !== undefined && typeof options[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
+  }
+  if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile.length === 0)) {
+    throw new InvalidConfigError('keyFile', 'must be a non-empty path');
+  }
+  if (options.keyFile !== undefined && options.privateKey !== undefined) {
+    throw new InvalidConfigError('privateKey', 'give either keyFile or privateKey, not both');
+  }
+  if (options.onError !== undefined && typeof options.onError !== 'function') {
+    throw new InvalidConfigError('onError', 'must be a function');
+  }
+  return {
+    bootstrap: multiaddrs(options.bootstrap, 'bootstrap', []),
+    listen: multiaddrs(options.listen, 'listen', DEFAULT_LISTEN),
+    keyFile: options.keyFile,
+    privateKey: options.privateKey,
+    dhtClientMode: options.dhtClientMode ?? false,
+    protocolPrefix: prefix,
+    allowPrivateAddresses: options.allowPrivateAddresses ?? false,
+    timeoutMs,
+    maxMessageSize,
+    handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),
+    lookupIntervalMs: positive(options.lookupIntervalMs, 'lookupIntervalMs', DEFAULT_LOOKUP_INTERVAL_MS),
+    reannounceIntervalMs: positive(options.reannounceIntervalMs, 'reannounceIntervalMs', DEFAULT_REANNOUNCE_INTERVAL_MS),
+    onError: options.onError ?? (() => {}),
+  };
+}
+
+/** The DHT protocol id for a prefix. */
+export function kadProtocol(prefix: string): string {
+  return `${prefix}/kad/1.0.0`;
+}
+
+/** Rhizome's stream protocol id for a prefix. */
+export function syncProtocol(prefix: string): string {
+  return `${prefix}/sync/1.0.0`;
+}

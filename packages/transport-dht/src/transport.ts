@@ -1,0 +1,563 @@
+import type { Connection as Libp2pConnection, PrivateKey, Stream } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import {
+  AbortError,
+  AsyncQueue,
+  assertTopic,
+  ConnectFailedError,
+  ProtocolError,
+  RhizomeError,
+  TimeoutError,
+  TopicAlreadyJoinedError,
+  TransportClosedError,
+  topicToHex,
+  type Connection,
+  type ConnectOptions,
+  type PeerInfo,
+  type TopicHash,
+  type Transport,
+} from '@rhizome/core';
+import type { CID } from 'multiformats/cid';
+import { StreamChannel } from './channel.js';
+import { topicToCid } from './cid.js';
+import { DhtConnection } from './connection.js';
+import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
+import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
+import {
+  INITIAL_LOOKUP_INTERVAL_MS,
+  MAX_DIAL_BACKOFF_MS,
+  resolveDhtOptions,
+  syncProtocol,
+  type DhtTransportOptions,
+  type ResolvedDhtOptions,
+} from './options.js';
+import { decodeHello, encodeHello, HandshakeStatus, HELLO_LENGTH, statusName, WIRE_VERSION, type HandshakeStatusCode } from './wire.js';
+
+/** One joined topic. */
+interface Join {
+  readonly key: string;
+  readonly topic: Uint8Array;
+  readonly cid: CID;
+  readonly queue: AsyncQueue<Connection>;
+  /** Established connections by remote peer id: at most one per peer. */
+  readonly conns: Map<string, DhtConnection>;
+  /** Outbound dials in flight by remote peer id; aborting one abandons it. */
+  readonly pending: Map<string, AbortController>;
+  /** Aborted when the topic is left. */
+  readonly controller: AbortController;
+  /** Ends the current wait of the topic loop early. */
+  wake: (() => void) | null;
+  /** When a provider record last reached at least one DHT peer (ms since epoch); 0: never. */
+  lastAnnounced: number;
+}
+
+interface Backoff {
+  until: number;
+  delay: number;
+}
+
+/** Turns whatever a libp2p call threw into a typed error. */
+function typed(error: unknown, what: string): RhizomeError {
+  if (error instanceof RhizomeError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ConnectFailedError(`${what}: ${message}`, { cause: error });
+}
+
+/**
+ * Rhizome's DHT transport: a libp2p node (tcp + websockets, noise, yamux, identify, ping,
+ * kad-dht on `${prefix}/kad/1.0.0`) on which peers find each other by topic, hyperswarm
+ * style, and talk over streams of `${prefix}/sync/1.0.0`.
+ *
+ * - `announce(topic)` puts a provider record for {@link topicToCid}(topic) on the DHT.
+ * - `lookup(topic)` returns the topic's providers, never this peer.
+ * - `connect(topic)` joins: announces (and refreshes the record), looks up at growing
+ *   intervals (500 ms doubling to `lookupIntervalMs`), dials the providers it finds, accepts
+ *   their dials after a topic handshake, and yields exactly one Connection per remote peer.
+ *
+ * The node starts on first use or with {@link DhtTransport.start}; `disconnect()` stops it.
+ *
+ * @example
+ * ```ts
+ * const transport = new DhtTransport({ bootstrap: ['/ip4/203.0.113.7/tcp/4001/p2p/12D3Koo…'], keyFile: 'peer.key' });
+ * for await (const conn of await transport.connect(deriveTopic(databaseId))) {
+ *   await conn.send(new TextEncoder().encode('hello'));
+ * }
+ * ```
+ */
+export class DhtTransport implements Transport {
+  readonly name = 'dht';
+  readonly maxMessageSize: number;
+  readonly #options: ResolvedDhtOptions;
+  readonly #privateKey: PrivateKey;
+  readonly #peerId: string;
+  readonly #protocol: string;
+  readonly #joins = new Map<string, Join>();
+  readonly #backoff = new Map<string, Backoff>();
+  readonly #handshaking = new Set<StreamChannel>();
+  #node: RhizomeLibp2p | null = null;
+  #starting: Promise<RhizomeLibp2p> | null = null;
+  #bootstrapping: Promise<void> | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  /**
+   * Validates the options (a bad field throws `ERR_INVALID_CONFIG` naming it) and loads or
+   * creates the key file, so {@link DhtTransport.peerId} is known at once. Nothing listens
+   * until the first `announce`/`lookup`/`connect` or {@link DhtTransport.start}.
+   */
+  constructor(options: DhtTransportOptions = {}) {
+    this.#options = resolveDhtOptions(options);
+    this.#privateKey =
+      this.#options.privateKey ??
+      (this.#options.keyFile !== undefined ? loadOrCreateKeyFile(this.#options.keyFile) : generatePrivateKey());
+    this.#peerId = peerIdFromPrivateKey(this.#privateKey).toString();
+    this.#protocol = syncProtocol(this.#options.protocolPrefix);
+    this.maxMessageSize = this.#options.maxMessageSize;
+  }
+
+  /** This peer's libp2p peer id (base58btc text). */
+  get peerId(): string {
+    return this.#peerId;
+  }
+
+  /** True while the libp2p node runs. */
+  get started(): boolean {
+    return this.#node !== null && !this.#closed;
+  }
+
+  /** The addresses the node listens on, each ending in `/p2p/<peer id>`; empty until started. */
+  multiaddrs(): string[] {
+    return this.#node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
+  }
+
+  /**
+   * Starts the node: listens, registers the sync protocol, and begins dialing the bootstrap
+   * peers (in the background; an unreachable one is reported through `onError`). Rejects
+   * with `ERR_CONNECT_FAILED` if a listen address cannot be bound. Idempotent.
+   */
+  async start(): Promise<void> {
+    await this.#ensureStarted();
+  }
+
+  /**
+   * Puts a provider record for the topic on the DHT. Rejects with `ERR_CONNECT_FAILED` when
+   * bootstrap peers are configured but none is reachable, and `ERR_TIMEOUT` when the DHT does
+   * not answer within `timeoutMs`. With no bootstrap peers and nobody connected there is no
+   * one to tell: it resolves, and joined topics are announced once peers appear.
+   */
+  async announce(topic: TopicHash): Promise<void> {
+    assertTopic(topic);
+    const node = await this.#ensureStarted();
+    if (!(await this.#requireDhtPeers(node))) return;
+    await this.#provide(node, topicToCid(topic), undefined);
+  }
+
+  /**
+   * The peers with a provider record for the topic, this peer excluded. Records outlive the
+   * peers that made them (up to 24 h), so a peer found here may be gone. Same errors as
+   * {@link DhtTransport.announce}.
+   */
+  async lookup(topic: TopicHash): Promise<PeerInfo[]> {
+    assertTopic(topic);
+    const node = await this.#ensureStarted();
+    if (!(await this.#requireDhtPeers(node))) return [];
+    return this.#findProviders(node, topicToCid(topic), undefined);
+  }
+
+  async connect(topic: TopicHash, options: ConnectOptions = {}): Promise<AsyncIterable<Connection>> {
+    assertTopic(topic);
+    const { signal } = options;
+    if (this.#closed) throw new TransportClosedError('dht transport is disconnected');
+    if (signal?.aborted) throw new AbortError();
+    const key = topicToHex(topic);
+    if (this.#joins.has(key)) throw new TopicAlreadyJoinedError(key);
+    const node = await this.#ensureStarted();
+    if (this.#closed) throw new TransportClosedError('dht transport is disconnected');
+    if (signal?.aborted) throw new AbortError();
+    if (this.#joins.has(key)) throw new TopicAlreadyJoinedError(key);
+    const join: Join = {
+      key,
+      topic: topic.slice(),
+      cid: topicToCid(topic),
+      queue: new AsyncQueue<Connection>(),
+      conns: new Map(),
+      pending: new Map(),
+      controller: new AbortController(),
+      wake: null,
+      lastAnnounced: 0,
+    };
+    this.#joins.set(key, join);
+    signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
+    void this.#runJoin(node, join);
+    return join.queue;
+  }
+
+  disconnect(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  #ensureStarted(): Promise<RhizomeLibp2p> {
+    if (this.#closed) return Promise.reject(new TransportClosedError('dht transport is disconnected'));
+    this.#starting ??= this.#start().catch((error: unknown) => {
+      this.#starting = null;
+      throw error;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<RhizomeLibp2p> {
+    const o = this.#options;
+    const node = await createRhizomeNode({
+      privateKey: this.#privateKey,
+      listen: o.listen,
+      protocolPrefix: o.protocolPrefix,
+      dhtClientMode: o.dhtClientMode,
+      allowPrivateAddresses: o.allowPrivateAddresses,
+      dialTimeoutMs: o.handshakeTimeoutMs,
+    });
+    try {
+      await node.start();
+    } catch (error) {
+      await Promise.resolve(node.stop()).catch(() => {});
+      throw new ConnectFailedError(`cannot listen on ${o.listen.join(', ')}: ${(error as Error).message}`, { cause: error });
+    }
+    await node.handle(this.#protocol, (stream, connection) => this.#onInbound(stream, connection), {
+      maxInboundStreams: 256,
+      maxOutboundStreams: 256,
+    });
+    if (this.#closed) {
+      await node.stop();
+      throw new TransportClosedError('dht transport is disconnected');
+    }
+    this.#node = node;
+    void this.#dialBootstrap(node);
+    return node;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#joins.values()].map((join) => this.#leave(join)));
+    for (const channel of this.#handshaking) channel.abort(new TransportClosedError('dht transport is disconnected'));
+    this.#handshaking.clear();
+    const node = this.#node ?? (await this.#starting?.catch(() => null)) ?? null;
+    this.#node = null;
+    if (node) await node.stop();
+  }
+
+  // ---- DHT -------------------------------------------------------------------------------
+
+  /** Dials every bootstrap peer (bounded by the handshake timeout); failures go to onError. */
+  #dialBootstrap(node: RhizomeLibp2p): Promise<void> {
+    const o = this.#options;
+    if (o.bootstrap.length === 0) return Promise.resolve();
+    this.#bootstrapping ??= (async () => {
+      const results = await Promise.allSettled(
+        o.bootstrap.map((addr) => node.dial(multiaddr(addr), { signal: AbortSignal.timeout(o.handshakeTimeoutMs) })),
+      );
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled' || this.#closed) return;
+        const reason = result.reason as Error;
+        const addr = o.bootstrap[i]!;
+        this.#report(
+          reason?.name === 'TimeoutError' || reason?.name === 'AbortError'
+            ? new TimeoutError(`bootstrap peer ${addr} did not complete a connection within ${o.handshakeTimeoutMs} ms`)
+            : new ConnectFailedError(`bootstrap peer ${addr} unreachable: ${reason?.message ?? String(reason)}`, { cause: reason }),
+        );
+      });
+    })().finally(() => {
+      this.#bootstrapping = null;
+    });
+    return this.#bootstrapping;
+  }
+
+  /** True if some peer is connected (so the DHT has someone to ask), re-dialing bootstrap peers if needed. */
+  async #haveDhtPeers(node: RhizomeLibp2p): Promise<boolean> {
+    if (node.getConnections().length > 0) return true;
+    if (this.#options.bootstrap.length === 0) return false;
+    await this.#dialBootstrap(node);
+    return node.getConnections().length > 0;
+  }
+
+  /** Like #haveDhtPeers, but with bootstrap peers configured and none reachable it throws. */
+  async #requireDhtPeers(node: RhizomeLibp2p): Promise<boolean> {
+    if (await this.#haveDhtPeers(node)) return true;
+    if (this.#options.bootstrap.length === 0) return false;
+    throw new ConnectFailedError(`no DHT peer reachable (bootstrap: ${this.#options.bootstrap.join(', ')})`);
+  }
+
+  /** A signal that aborts after timeoutMs or with `outer`; `timedOut()` tells which. */
+  #deadline(outer: AbortSignal | undefined): { signal: AbortSignal; timedOut: () => boolean } {
+    const timeout = AbortSignal.timeout(this.#options.timeoutMs);
+    const signal = outer ? AbortSignal.any([timeout, outer]) : timeout;
+    return { signal, timedOut: () => timeout.aborted && !(outer?.aborted ?? false) };
+  }
+
+  /** Provides the CID; resolves with how many DHT peers stored the record. */
+  async #provide(node: RhizomeLibp2p, cid: CID, outer: AbortSignal | undefined): Promise<number> {
+    const { signal, timedOut } = this.#deadline(outer);
+    let reached = 0;
+    try {
+      for await (const event of node.services.dht.provide(cid, { signal })) {
+        if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') reached++;
+      }
+    } catch (error) {
+      if (outer?.aborted) throw new AbortError();
+      if (timedOut()) {
+        if (reached > 0) return reached;
+        throw new TimeoutError(`announcing on the DHT took over ${this.#options.timeoutMs} ms`);
+      }
+      throw typed(error, 'announcing on the DHT failed');
+    }
+    return reached;
+  }
+
+  /** The CID's providers other than this peer; on timeout, what was found so far (if anything). */
+  async #findProviders(node: RhizomeLibp2p, cid: CID, outer: AbortSignal | undefined): Promise<PeerInfo[]> {
+    const { signal, timedOut } = this.#deadline(outer);
+    const found = new Map<string, PeerInfo>();
+    try {
+      for await (const event of node.services.dht.findProviders(cid, { signal })) {
+        if (event.name !== 'PROVIDER') continue;
+        for (const provider of event.providers) {
+          const id = provider.id.toString();
+          if (id === this.#peerId) continue;
+          const info = found.get(id) ?? { peerId: id, addresses: [] };
+          for (const ma of provider.multiaddrs) {
+            const text = ma.toString();
+            if (!info.addresses.includes(text)) info.addresses.push(text);
+          }
+          found.set(id, info);
+        }
+      }
+    } catch (error) {
+      if (outer?.aborted) throw new AbortError();
+      if (!timedOut()) throw typed(error, 'looking up the DHT failed');
+      if (found.size === 0) throw new TimeoutError(`looking up the DHT took over ${this.#options.timeoutMs} ms`);
+    }
+    return [...found.values()];
+  }
+
+  // ---- topics ----------------------------------------------------------------------------
+
+  /** The topic loop: announce (and refresh), look up, dial; repeat at growing intervals. */
+  async #runJoin(node: RhizomeLibp2p, join: Join): Promise<void> {
+    const signal = join.controller.signal;
+    let delay = INITIAL_LOOKUP_INTERVAL_MS;
+    while (!signal.aborted && !this.#closed) {
+      try {
+        if (await this.#haveDhtPeers(node)) {
+          const due = Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          if (join.lastAnnounced === 0 || due) {
+            const reached = await this.#provide(node, join.cid, signal);
+            if (reached > 0) join.lastAnnounced = Date.now();
+          }
+          for (const info of await this.#findProviders(node, join.cid, signal)) this.#maybeDial(node, join, info);
+        }
+      } catch (error) {
+        if (!signal.aborted && !this.#closed) this.#report(typed(error, 'topic maintenance failed'));
+      }
+      if (signal.aborted || this.#closed) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, delay);
+        function done(): void {
+          clearTimeout(timer);
+          join.wake = null;
+          resolve();
+        }
+        join.wake = done;
+      });
+      delay = Math.min(delay * 2, this.#options.lookupIntervalMs);
+    }
+  }
+
+  #leave(join: Join): Promise<void> {
+    if (this.#joins.get(join.key) !== join) return Promise.resolve();
+    this.#joins.delete(join.key);
+    join.controller.abort();
+    join.wake?.();
+    for (const controller of join.pending.values()) controller.abort();
+    join.pending.clear();
+    const closing = [...join.conns.values()].map((conn) => conn.close());
+    join.conns.clear();
+    join.queue.end();
+    const node = this.#node;
+    if (node) void node.services.dht.cancelReprovide(join.cid).catch(() => {});
+    return Promise.all(closing).then(() => {});
+  }
+
+  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo): void {
+    const id = info.peerId;
+    if (id === this.#peerId || join.conns.has(id) || join.pending.has(id)) return;
+    const backoff = this.#backoff.get(id);
+    if (backoff && backoff.until > Date.now()) return;
+    const controller = new AbortController();
+    join.pending.set(id, controller);
+    void this.#dial(node, join, info, controller);
+  }
+
+  #failed(peerId: string): void {
+    const previous = this.#backoff.get(peerId);
+    const delay = Math.min((previous?.delay ?? 500) * 2, MAX_DIAL_BACKOFF_MS);
+    this.#backoff.set(peerId, { until: Date.now() + delay, delay });
+  }
+
+  /** Dials a provider and runs the dialer's half of the handshake. Never rejects. */
+  async #dial(node: RhizomeLibp2p, join: Join, info: PeerInfo, controller: AbortController): Promise<void> {
+    const o = this.#options;
+    const id = info.peerId;
+    const timeout = AbortSignal.timeout(o.handshakeTimeoutMs);
+    const signal = AbortSignal.any([timeout, controller.signal, join.controller.signal]);
+    let channel: StreamChannel | null = null;
+    const mine = (): boolean => join.pending.get(id) === controller && !signal.aborted && !this.#closed;
+    try {
+      const remote = peerIdFromString(id);
+      const addrs = info.addresses.flatMap((text) => {
+        try {
+          return [multiaddr(text)];
+        } catch {
+          return [];
+        }
+      });
+      if (addrs.length > 0) await node.peerStore.merge(remote, { multiaddrs: addrs });
+      const stream = await node.dialProtocol(remote, this.#protocol, { signal });
+      channel = new StreamChannel(stream, o.maxMessageSize);
+      if (!mine()) throw new AbortError();
+      channel.send(encodeHello(join.topic));
+      const [status] = await channel.readExact(1, o.handshakeTimeoutMs, `handshake status from ${id}`, signal);
+      // Synchronous from here: the tie-break state must not change under us.
+      if (!mine()) throw new AbortError();
+      join.pending.delete(id);
+      if (status !== HandshakeStatus.OK) {
+        void channel.close(o.handshakeTimeoutMs);
+        if (status === HandshakeStatus.DUPLICATE) return; // the pair's other connection won
+        this.#failed(id);
+        if (status === HandshakeStatus.UNKNOWN_TOPIC || status === HandshakeStatus.GOING_AWAY) return; // a stale record
+        this.#report(new ProtocolError(`peer ${id} refused the handshake with status ${statusName(status!)}`));
+        return;
+      }
+      this.#backoff.delete(id);
+      this.#accept(join, channel, id, 'outbound');
+    } catch (error) {
+      const ours = join.pending.get(id) === controller;
+      if (ours) join.pending.delete(id);
+      const abandoned = controller.signal.aborted || join.controller.signal.aborted || this.#closed;
+      channel?.abort(error instanceof Error ? error : new AbortError());
+      if (abandoned) return;
+      this.#failed(id);
+      if (timeout.aborted) this.#report(new TimeoutError(`dialing peer ${id} and its handshake took over ${o.handshakeTimeoutMs} ms`));
+      else this.#report(typed(error, `dialing peer ${id} failed`));
+    }
+  }
+
+  /** The listener's half of the handshake, with the tie-break. Never rejects. */
+  async #onInbound(stream: Stream, connection: Libp2pConnection): Promise<void> {
+    const o = this.#options;
+    const remote = connection.remotePeer.toString();
+    const channel = new StreamChannel(stream, o.maxMessageSize);
+    this.#handshaking.add(channel);
+    let hello: Uint8Array;
+    try {
+      hello = await channel.readExact(HELLO_LENGTH, o.handshakeTimeoutMs, `HELLO from ${remote}`);
+    } catch (error) {
+      this.#handshaking.delete(channel);
+      const err = error instanceof RhizomeError ? error : new ProtocolError(String(error));
+      channel.abort(err);
+      if (!this.#closed) this.#report(err);
+      return;
+    }
+    this.#handshaking.delete(channel);
+    // Synchronous from here to the status byte.
+    const { version, topic } = decodeHello(hello);
+    if (version !== WIRE_VERSION) {
+      this.#refuse(channel, HandshakeStatus.BAD_VERSION, new ProtocolError(`peer ${remote} sent HELLO version ${version}`));
+      return;
+    }
+    const join = this.#joins.get(topicToHex(topic));
+    if (!join || this.#closed) {
+      this.#refuse(
+        channel,
+        this.#closed ? HandshakeStatus.GOING_AWAY : HandshakeStatus.UNKNOWN_TOPIC,
+        this.#closed ? null : new ProtocolError(`peer ${remote} asked for topic ${topicToHex(topic).slice(0, 16)}…, which is not joined here`),
+      );
+      return;
+    }
+    // Tie-break: of two connections between a pair, the one dialed by the lower peer id wins.
+    const remoteWins = remote < this.#peerId;
+    const existing = join.conns.get(remote);
+    const pending = join.pending.get(remote);
+    if (existing && !existing.closed) {
+      // The remote dials only when it has no connection: it lost the old one (if it dialed
+      // it, or if its dials win anyway), so the new one replaces it.
+      if (existing.direction === 'inbound' || remoteWins) {
+        join.conns.delete(remote);
+        void existing.close();
+      } else {
+        this.#refuse(channel, HandshakeStatus.DUPLICATE, null);
+        return;
+      }
+    } else if (pending) {
+      if (!remoteWins) {
+        this.#refuse(channel, HandshakeStatus.DUPLICATE, null);
+        return;
+      }
+      join.pending.delete(remote);
+      pending.abort();
+    }
+    try {
+      channel.send(Uint8Array.of(HandshakeStatus.OK));
+    } catch (error) {
+      channel.abort(error instanceof Error ? error : new ProtocolError(String(error)));
+      return;
+    }
+    this.#accept(join, channel, remote, 'inbound');
+  }
+
+  #refuse(channel: StreamChannel, status: HandshakeStatusCode, error: RhizomeError | null): void {
+    try {
+      channel.send(Uint8Array.of(status));
+      void channel.close(this.#options.handshakeTimeoutMs);
+    } catch {
+      channel.abort(error ?? new ProtocolError(`handshake refused: ${statusName(status)}`));
+    }
+    if (error) this.#report(error);
+  }
+
+  #accept(join: Join, channel: StreamChannel, peerId: string, direction: 'inbound' | 'outbound'): void {
+    const o = this.#options;
+    const conn = new DhtConnection({
+      peerId,
+      topic: join.topic.slice(),
+      channel,
+      direction,
+      maxMessageSize: o.maxMessageSize,
+      stallTimeoutMs: o.timeoutMs,
+      closeTimeoutMs: o.handshakeTimeoutMs,
+      onError: (error) => this.#report(error),
+    });
+    join.conns.set(peerId, conn);
+    conn.onClose(() => {
+      if (join.conns.get(peerId) === conn) join.conns.delete(peerId);
+    });
+    if (!join.queue.push(conn)) void conn.close();
+  }
+
+  #report(error: RhizomeError): void {
+    try {
+      this.#options.onError(error);
+    } catch {
+      // A throwing error handler must not take the transport down.
+    }
+  }
+}
+
+/**
+ * What `createTransport({ mode: 'dht', ... })` in @rhizome/core calls (it imports this package
+ * lazily): the DHT fields of `TransportConfig` become {@link DhtTransportOptions}.
+ */
+export function createDhtTransport(options: DhtTransportOptions = {}): DhtTransport {
+  return new DhtTransport(options);
+}
