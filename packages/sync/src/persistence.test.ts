@@ -149,6 +149,19 @@ describe('DocPersistence', () => {
     persistence.close();
   });
 
+  it('binding a doc that already holds state persists that state too', async () => {
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    const doc = new Y.Doc();
+    doc.getMap('m').set('before', 1);
+    const persistence = new DocPersistence(store, 'db', doc);
+    doc.getMap('m').set('after', 2);
+    await nextMacrotask();
+    persistence.close();
+    store.close();
+    expect(reload(path, 'db').getMap('m').toJSON()).toEqual({ before: 1, after: 2 });
+  });
+
   it('flush writes the queue synchronously; close flushes and stops listening, leaving the store open', () => {
     const store = new MemoryStore();
     const doc = new Y.Doc();

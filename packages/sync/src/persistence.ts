@@ -54,7 +54,7 @@ function positiveLimit(name: string, value: number | undefined, fallback: number
  * Binds a `Y.Doc` to one document of a {@link DocStore}.
  *
  * - {@link load} applies the stored snapshot and log to the doc.
- * - From construction on, every update of the doc (local or remote, any origin except
+ * - From construction on (including the state the doc already holds then), every update of the doc (local or remote, any origin except
  *   {@link PERSISTENCE_ORIGIN}) is queued and written with one `store.append` (one SQLite
  *   transaction) in a microtask at the end of the current tick: a change made in a
  *   synchronous call is in the store before the next macrotask runs. {@link flush} writes the
@@ -127,6 +127,8 @@ export class DocPersistence {
     this.#logBytes = stats.updateBytes;
     this.#lastSeq = stats.lastSeq;
     doc.on('update', this.#onUpdate);
+    // State the doc had before it was bound would otherwise never reach the store.
+    if (doc.store.clients.size > 0) this.#onUpdate(Y.encodeStateAsUpdate(doc), undefined);
   }
 
   /**
