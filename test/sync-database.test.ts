@@ -77,7 +77,7 @@ describe('node API', () => {
       ['n', { v: () => 1 }],
       ['n', { v: new Date() }],
       ['n', { v: new Uint8Array(2) }],
-      ['n', { v: { __proto__: null, ['__proto__']: 1 } }],
+      ['n', { v: Object.defineProperty({}, '__proto__', { value: 1, enumerable: true }) }],
       ['n', JSON.parse('{"__proto__": {"polluted": true}}') as unknown],
       ['n', { v: 'lone \uDC00 surrogate' }],
       ['n', { v: [1, , 3] }],

@@ -25,7 +25,7 @@ export function nextEvent<T extends SyncEvent>(
   db: Database,
   predicate: (e: SyncEvent) => e is T,
   what: string,
-  timeoutMs = 20_000,
+  timeoutMs?: number,
 ): Promise<T>;
 export function nextEvent(db: Database, predicate: (e: SyncEvent) => boolean, what: string, timeoutMs?: number): Promise<SyncEvent>;
 export function nextEvent(db: Database, predicate: (e: SyncEvent) => boolean, what: string, timeoutMs = 20_000): Promise<SyncEvent> {
