@@ -17,10 +17,13 @@ Options:
   --max-topics N              topics per connection (default 1024)
   --max-connections N         connections in total (default 10000)
   --max-connections-per-ip N  connections per address (default 256)
-  --max-frames-per-second N   per connection (default 5000, burst 20000)
-  --max-bytes-per-second N    per connection (default 16777216, burst 64 MiB)
+  --max-frames-per-second N   per connection (default 5000)
+  --frame-burst N             frames allowed in a burst above that rate (default 20000)
+  --max-bytes-per-second N    per connection (default 16777216)
+  --byte-burst N              bytes allowed in a burst above that rate (default 67108864)
   --max-buffered-bytes N      unread bytes towards one client before it is cut (default 16777216)
   --heartbeat-ms N            ping interval, 0 disables (default 30000)
+  --hello-timeout-ms N        time a new connection has to say HELLO (default 10000)
   -h, --help                  this text
 `;
 
@@ -30,9 +33,12 @@ const INT_FLAGS = {
   'max-connections': 'maxConnections',
   'max-connections-per-ip': 'maxConnectionsPerIp',
   'max-frames-per-second': 'maxFramesPerSecond',
+  'frame-burst': 'frameBurst',
   'max-bytes-per-second': 'maxBytesPerSecond',
+  'byte-burst': 'byteBurst',
   'max-buffered-bytes': 'maxBufferedBytes',
   'heartbeat-ms': 'heartbeatIntervalMs',
+  'hello-timeout-ms': 'helloTimeoutMs',
 } as const;
 
 function integer(flag: string, text: string): number {

@@ -281,18 +281,22 @@ export class RelayTransport implements Transport {
     return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => this.#lookups.delete(requestId));
   }
 
+  /**
+   * Joins the topic. Resolves as soon as the topic is registered (after the relay's
+   * acknowledgement when a session is up): a relay that is unreachable right now does not fail
+   * the call — the transport keeps trying in the background and yields Connections once it
+   * gets through, so a database opened offline syncs when the network comes back. Failed
+   * attempts are reported through `onError` / `lastError` (`ERR_CONNECT_FAILED`, naming the
+   * URL). A refusal that retrying cannot fix ends the iterable with `ERR_RELAY_REJECTED`.
+   */
   async connect(topic: TopicHash, options: ConnectOptions = {}): Promise<AsyncIterable<Connection>> {
     assertTopic(topic);
     this.#assertOpen();
     const { signal } = options;
     if (signal?.aborted) throw new AbortError();
     const key = topicToHex(topic);
-    if (this.#topics.get(key)?.joined) throw new TopicAlreadyJoinedError(key);
-    await this.#whenSession(signal);
-    this.#assertOpen();
-    if (signal?.aborted) throw new AbortError();
-    if (this.#topics.get(key)?.joined) throw new TopicAlreadyJoinedError(key);
     let state = this.#topics.get(key);
+    if (state?.joined) throw new TopicAlreadyJoinedError(key);
     if (!state) {
       state = this.#newTopic(key, topic);
       this.#topics.set(key, state);
@@ -302,11 +306,10 @@ export class RelayTransport implements Transport {
     state.queue = queue;
     const joined = state;
     signal?.addEventListener('abort', () => this.#leave(joined), { once: true });
-    try {
-      await this.#sendTopicAndAwaitAck(state, FrameType.JOIN);
-    } catch (error) {
-      this.#leave(joined);
-      throw error;
+    this.#ensureRunning();
+    if (this.#session !== 0) {
+      // Best effort: a session that breaks now is rejoined by the session loop.
+      await this.#sendTopicAndAwaitAck(state, FrameType.JOIN).catch(() => undefined);
     }
     return queue;
   }
