@@ -1,0 +1,91 @@
+// SIGKILL durability through the public API: a real child process calls db.put / db.delete on
+// an SQLite file and reports each operation once acknowledged (from a setImmediate after the
+// call returned); the parent kills it with SIGKILL, reopens the file with openDatabase, and
+// checks that nothing acknowledged is lost. Three rounds on one file (each recovers the WAL the
+// previous kill left behind).
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { openDatabase } from '@rhizome/sync';
+import { tempDir } from './sync-helpers.js';
+
+const WRITER = join(import.meta.dirname, 'fixtures', 'durability-database-writer.ts');
+const { dir, cleanup } = tempDir('rhizome-durability-db-');
+afterAll(cleanup);
+
+interface Run {
+  lines: string[];
+  signal: NodeJS.Signals | null;
+  code: number | null;
+  stderr: string;
+}
+
+function runAndKill(path: string, prefix: string, seed: number, killAfter: number, timeoutMs = 40_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', WRITER, path, 'durable-db', prefix, String(seed)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let partial = '';
+    let stderr = '';
+    let killed = false;
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`writer acknowledged only ${lines.length} ops in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      lines.push(...parts);
+      if (!killed && lines.length >= killAfter) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (error) => {
+      clearTimeout(guard);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(guard);
+      resolve({ lines, signal, code, stderr });
+    });
+  });
+}
+
+it('loses no acknowledged put or delete when the process is SIGKILLed', async () => {
+  const path = join(dir, 'kill.db');
+  const expected = new Map<string, { n: number; text: string; tags: string[] } | undefined>();
+  for (const round of [
+    { prefix: 'r0', seed: 5, killAfter: 1200 },
+    { prefix: 'r1', seed: 6, killAfter: 3000 },
+    { prefix: 'r2', seed: 7, killAfter: 500 },
+  ]) {
+    const run = await runAndKill(path, round.prefix, round.seed, round.killAfter);
+    expect(run.stderr).toBe('');
+    expect(run.signal, `writer exited by itself (code ${run.code})`).toBe('SIGKILL');
+    expect(run.lines.length).toBeGreaterThanOrEqual(round.killAfter);
+    for (const line of run.lines) {
+      const [op, num] = line.split(' ') as [string, string];
+      const n = Number(num);
+      const id = `${round.prefix}:${n}`;
+      if (op === 'p') expected.set(id, { n, text: `value ${n}`, tags: [round.prefix] });
+      else if (op === 'd') expected.set(id, undefined);
+      else throw new Error(`bad line '${line}'`);
+    }
+    const db = await openDatabase({ id: 'durable-db', path });
+    try {
+      const lost: string[] = [];
+      for (const [id, data] of expected) {
+        const got = db.get(id);
+        if (data === undefined ? got !== undefined : JSON.stringify(got) !== JSON.stringify({ n: data.n, tags: data.tags, text: data.text })) lost.push(id);
+      }
+      expect(lost, `round ${round.prefix}: acknowledged operations lost after SIGKILL`).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  }
+}, 120_000);
