@@ -4,14 +4,14 @@
 //   npm run bench -- --only store [--quick]
 //   npm exec -- node --conditions=rhizome-source --import tsx bench/store.ts [--quick]
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import * as Y from 'yjs';
 import { openSqliteStore } from '@rhizome/store-sqlite';
 import { DocPersistence, compactStoredDoc } from '@rhizome/sync';
-import { createContext, fmt, fmtStats, machineLine, repeat, summarize, type BenchContext } from './harness.js';
+import { createContext, fmt, fmtStats, machineLine, summarize, type BenchContext } from './harness.js';
 
 function nextMacrotask(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -115,15 +115,29 @@ export async function run(ctx: BenchContext): Promise<void> {
   try {
     const writes = ctx.quick ? 10_000 : 100_000;
     const entries = ctx.quick ? 10_000 : 100_000;
-    ctx.note(`\n${fmt(writes)} writes per measurement, ${ctx.runs} run(s), median (min–max).`);
+    ctx.note(`\n${fmt(writes)} writes per measurement, ${ctx.runs} run(s) interleaved, median (min–max); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
 
-    const rawSingle = await repeat(ctx.runs, async () => rawInserts(dir, writes, 1));
-    const rawBatch = await repeat(ctx.runs, async () => rawInserts(dir, writes, 1000));
-    const perTick1 = await repeat(ctx.runs, () => persistedWrites(dir, writes, 1));
-    const perTick1NoCompaction = await repeat(ctx.runs, () => persistedWrites(dir, writes, 1, false));
-    const perTick100 = await repeat(ctx.runs, () => persistedWrites(dir, writes, 100));
-    const yjs1 = await repeat(ctx.runs, () => yjsOnly(writes, 1));
-    const yjs100 = await repeat(ctx.runs, () => yjsOnly(writes, 100));
+    // Interleaved (one of each per round) so that load from other processes hits all alike.
+    const samples = { rawSingle: [], rawBatch: [], perTick1: [], perTick1NoCompaction: [], perTick100: [], yjs1: [], yjs100: [] } as Record<
+      'rawSingle' | 'rawBatch' | 'perTick1' | 'perTick1NoCompaction' | 'perTick100' | 'yjs1' | 'yjs100',
+      number[]
+    >;
+    for (let r = 0; r < ctx.runs; r++) {
+      samples.rawSingle.push(rawInserts(dir, writes, 1));
+      samples.rawBatch.push(rawInserts(dir, writes, 1000));
+      samples.perTick1.push(await persistedWrites(dir, writes, 1));
+      samples.perTick1NoCompaction.push(await persistedWrites(dir, writes, 1, false));
+      samples.perTick100.push(await persistedWrites(dir, writes, 100));
+      samples.yjs1.push(await yjsOnly(writes, 1));
+      samples.yjs100.push(await yjsOnly(writes, 100));
+    }
+    const rawSingle = summarize(samples.rawSingle);
+    const rawBatch = summarize(samples.rawBatch);
+    const perTick1 = summarize(samples.perTick1);
+    const perTick1NoCompaction = summarize(samples.perTick1NoCompaction);
+    const perTick100 = summarize(samples.perTick100);
+    const yjs1 = summarize(samples.yjs1);
+    const yjs100 = summarize(samples.yjs100);
     ctx.table('Write throughput (writes/s)', [
       { what: 'raw better-sqlite3 INSERT, 1 per transaction (baseline)', 'writes/s': fmtStats(rawSingle, 0), ratio: '1.00' },
       { what: 'raw better-sqlite3 INSERT, 1,000 per transaction', 'writes/s': fmtStats(rawBatch, 0), ratio: fmt(rawBatch.median / rawSingle.median, 2) },
