@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStore, StoreCorruptError, StoreVersionError } from '@rhizome/core';
 import { runStoreContract } from '@rhizome/core/testing';
-import { APPLICATION_ID, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore } from './index.js';
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore, type Migration } from './index.js';
+import { openWithMigrations } from './sqlite-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -193,6 +194,50 @@ describe('SqliteStore schema and files', () => {
     expect(b.schemaVersion).toBe(SCHEMA_VERSION);
     expect(b.load('d').lastSeq).toBe(0);
     b.close();
+  });
+
+  it('runs a future migration forward on an existing file, keeping its data; the older build then refuses the file', () => {
+    const path = freshPath();
+    const v1 = openSqliteStore(path);
+    v1.append('d', [Uint8Array.of(1), Uint8Array.of(2)]);
+    v1.compact('d', Uint8Array.of(9), 1);
+    v1.close();
+
+    const next: Migration = {
+      version: SCHEMA_VERSION + 1,
+      description: 'test: a meta table and a column',
+      sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); ALTER TABLE docs ADD COLUMN created_at INTEGER; INSERT INTO meta VALUES ('k', 'v');",
+    };
+    const v2 = openWithMigrations(path, {}, [...MIGRATIONS, next]);
+    expect(v2.schemaVersion).toBe(SCHEMA_VERSION + 1);
+    expect(v2.load('d')).toMatchObject({ lastSeq: 2 });
+    expect(v2.load('d').updates.map((x) => x[0])).toEqual([2]);
+    v2.close();
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare("SELECT value FROM meta WHERE key = 'k'").pluck().get()).toBe('v');
+    raw.close();
+
+    expectRejected(path, 'ERR_STORE_VERSION', StoreVersionError);
+  });
+
+  it('a failing migration leaves the file at its old version, usable', () => {
+    const path = freshPath();
+    const v1 = openSqliteStore(path);
+    v1.append('d', [Uint8Array.of(1)]);
+    v1.close();
+    const broken: Migration = {
+      version: SCHEMA_VERSION + 1,
+      description: 'test: fails half way',
+      sql: 'CREATE TABLE half (x); INSERT INTO no_such_table VALUES (1);',
+    };
+    expect(() => openWithMigrations(path, {}, [...MIGRATIONS, broken])).toThrow();
+    const again = openSqliteStore(path);
+    expect(again.schemaVersion).toBe(SCHEMA_VERSION);
+    expect(again.load('d').updates).toHaveLength(1);
+    again.close();
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'half'").pluck().get()).toBe(0);
+    raw.close();
   });
 
   it('two stores on one file (two processes, say) number appends from the file, not from memory', () => {

@@ -9,7 +9,7 @@ import {
   type StoredDoc,
   type StoreStats,
 } from '@rhizome/core';
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { APPLICATION_ID, MIGRATIONS, type Migration } from './schema.js';
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -74,7 +74,7 @@ function view(buffer: Uint8Array): Uint8Array {
  * WAL-mode file creates the `-wal`/`-shm` side files if missing; when the file is rejected they
  * are removed again.)
  */
-function validateExisting(path: string, integrityCheck: 'quick' | 'none'): void {
+function validateExisting(path: string, integrityCheck: 'quick' | 'none', supported: number): void {
   const header = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let read: number;
@@ -91,8 +91,8 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none'): void 
   if (headerAppId !== 0 && headerAppId !== APPLICATION_ID) {
     throw new StoreCorruptError(path, 'an SQLite database that is not a Rhizome store');
   }
-  if (headerAppId === APPLICATION_ID && headerVersion > SCHEMA_VERSION) {
-    throw new StoreVersionError(path, headerVersion, SCHEMA_VERSION);
+  if (headerAppId === APPLICATION_ID && headerVersion > supported) {
+    throw new StoreVersionError(path, headerVersion, supported);
   }
 
   const sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
@@ -116,7 +116,7 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none'): void 
     if (appId !== APPLICATION_ID && (appId !== 0 || version !== 0 || tables.length > 0)) {
       throw new StoreCorruptError(path, 'an SQLite database that is not a Rhizome store');
     }
-    if (version > SCHEMA_VERSION) throw new StoreVersionError(path, version, SCHEMA_VERSION);
+    if (version > supported) throw new StoreVersionError(path, version, supported);
     if (appId === APPLICATION_ID && version === 0 && tables.length > 0) {
       throw new StoreCorruptError(path, 'Rhizome store without a schema version');
     }
@@ -140,16 +140,17 @@ function removeEmptySideFiles(created: readonly string[]): void {
 }
 
 /** Runs every pending migration in one IMMEDIATE transaction (re-reading the version inside it). */
-function migrate(db: Sqlite, path: string): void {
+function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): void {
+  const target = migrations.length;
   const run = db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new StoreVersionError(path, version, SCHEMA_VERSION);
-    if (version === SCHEMA_VERSION) return;
-    for (const migration of MIGRATIONS) {
+    if (version > target) throw new StoreVersionError(path, version, target);
+    if (version === target) return;
+    for (const migration of migrations) {
       if (migration.version > version) db.exec(migration.sql);
     }
     db.pragma(`application_id = ${APPLICATION_ID}`);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.pragma(`user_version = ${target}`);
   });
   run.immediate();
 }
@@ -299,7 +300,7 @@ export class SqliteStore implements DocStore {
     return this.#guard(() => this.#selNames.all());
   }
 
-  /** Schema version of the open file (always {@link SCHEMA_VERSION} once opened). */
+  /** Schema version of the open file (`SCHEMA_VERSION` once opened by this build). */
   get schemaVersion(): number {
     return this.#guard(() => this.#db.pragma('user_version', { simple: true }) as number);
   }
@@ -339,6 +340,18 @@ function assertDocId(docId: unknown): asserts docId is string {
  * ```
  */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  return openWithMigrations(path, options, MIGRATIONS);
+}
+
+/**
+ * {@link openSqliteStore} with an explicit migration list (whose length is the schema version
+ * it supports). Not exported from the package: tests use it to run a future migration.
+ * @internal
+ */
+export function openWithMigrations(path: string, options: SqliteStoreOptions, migrations: readonly Migration[]): SqliteStore {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new InvalidArgumentError(`migration ${i} has version ${m.version}, expected ${i + 1}`);
+  });
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('store path must be a non-empty string');
   const integrityCheck = options.integrityCheck ?? 'quick';
   const synchronous = options.synchronous ?? 'normal';
@@ -352,7 +365,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
     if (stat && !stat.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
-    if (stat && stat.size > 0) validateExisting(path, integrityCheck);
+    if (stat && stat.size > 0) validateExisting(path, integrityCheck, migrations.length);
   }
 
   const db = new Database(path);
@@ -363,7 +376,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
       if (mode.toLowerCase() !== 'wal') throw new StoreCorruptError(path, `could not switch to WAL mode (got ${mode})`);
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    migrate(db, path);
+    migrate(db, path, migrations);
     return new SqliteStore(db, path);
   } catch (error) {
     db.close();
