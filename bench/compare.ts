@@ -1,0 +1,437 @@
+// Against the alternatives: Rhizome beside what users would pick instead (y-websocket's server,
+// Hocuspocus with and without its SQLite extension, and a bare `ws` forwarder as the ceiling),
+// on the same workloads, in one run. `npm run bench -- --only compare [--quick]`.
+//
+// Every measurement runs in fresh child processes: one server (its CPU and memory are read over
+// IPC) and one driver holding the clients (bench/compare/driver.ts), so a system's cost is its
+// own. The peers are a separate npm project (bench/peers), installed by `prebench`.
+//
+// Extra flags: --workloads stream,paced,... --systems rhizome,y-websocket,...
+//   --profile (writes CPU profiles of drivers and servers to bench/.profiles/).
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fmt, summarize, type BenchContext, type Stats } from './harness.js';
+import type { ServerStats, WorkloadName, WorkloadResult } from './compare/types.js';
+
+const HERE = import.meta.dirname;
+const PEERS = join(HERE, 'peers');
+const TSX_ARGS = ['--conditions=rhizome-source', '--import', 'tsx'];
+
+type ServerKind = 'rhizome' | 'bare' | 'y-websocket' | 'hocuspocus';
+
+interface SystemDef {
+  label: string;
+  client: 'rhizome' | 'y-websocket' | 'hocuspocus' | 'bare';
+  server: ServerKind;
+  serverOptions?: Record<string, unknown>;
+  /** Server persists to a SQLite file in the run's temp dir. */
+  sqlite?: boolean;
+}
+
+/**
+ * The relay's limits for the benchmark: every client comes from 127.0.0.1, so the per-address
+ * connection cap (256 by default, an abuse guard) would refuse the idle and fan-out workloads.
+ * Rates stay at their defaults.
+ */
+const RELAY_OPTIONS = { maxConnectionsPerIp: 20_000, maxConnections: 20_000 };
+
+const SYSTEMS: Record<string, SystemDef> = {
+  rhizome: { label: 'Rhizome (relay, sealed)', client: 'rhizome', server: 'rhizome', serverOptions: RELAY_OPTIONS },
+  'y-websocket': { label: 'y-websocket', client: 'y-websocket', server: 'y-websocket' },
+  hocuspocus: { label: 'Hocuspocus (defaults)', client: 'hocuspocus', server: 'hocuspocus' },
+  'hocuspocus-nf': { label: 'Hocuspocus (flushDelay: false)', client: 'hocuspocus', server: 'hocuspocus', serverOptions: { flushDelay: false } },
+  bare: { label: 'bare ws forwarder (Yjs frames)', client: 'bare', server: 'bare' },
+  'rhizome-sqlite': { label: 'Rhizome + SQLite at A and B', client: 'rhizome', server: 'rhizome', serverOptions: RELAY_OPTIONS },
+  'hocuspocus-sqlite': { label: 'Hocuspocus + SQLite extension', client: 'hocuspocus', server: 'hocuspocus', sqlite: true },
+};
+
+interface Metric {
+  key: string;
+  label: string;
+  /** Which way is better, for the ratio column. */
+  better?: 'higher' | 'lower';
+  digits?: number;
+}
+
+interface WorkloadDef {
+  id: string;
+  title: string;
+  workload: WorkloadName;
+  systems: string[];
+  params(quick: boolean): Record<string, unknown>;
+  /** Params per system (persistence on for the SQLite systems). */
+  paramsFor?(system: string, base: Record<string, unknown>): Record<string, unknown>;
+  metrics: Metric[];
+  /** The metric the ratio column is taken on. */
+  primary: string;
+  describe(p: Record<string, unknown>): string;
+}
+
+const WORKLOADS: WorkloadDef[] = [
+  {
+    id: 'stream',
+    title: 'Stream, tight loop',
+    workload: 'stream',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'hocuspocus-nf', 'bare'],
+    params: (quick) => ({ writes: quick ? 10_000 : 100_000, chunk: 1000, timeoutMs: quick ? 15_000 : 30_000 }),
+    metrics: [
+      { key: 'updatesPerSec', label: 'updates/s', better: 'higher' },
+      { key: 'seconds', label: 'seconds until B has all', better: 'lower', digits: 2 },
+      { key: 'writerSeconds', label: 'writer loop s', digits: 2 },
+      { key: 'serverCpuSeconds', label: 'server CPU s', better: 'lower', digits: 2 },
+      { key: 'serverPeakRssMiB', label: 'server peak RSS MiB', better: 'lower' },
+    ],
+    primary: 'updatesPerSec',
+    describe: (p) => `2 peers (A, B) in one driver process; A writes ${fmt(p.writes as number)} single-field puts to distinct nodes, ${fmt(p.chunk as number)} per macrotask; time until B holds all of them (capped at ${(p.timeoutMs as number) / 1000} s).`,
+  },
+  {
+    id: 'stream1',
+    title: 'Stream, tight loop, one write per macrotask',
+    workload: 'stream',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'hocuspocus-nf', 'bare'],
+    params: (quick) => ({ writes: quick ? 10_000 : 100_000, chunk: 1, timeoutMs: quick ? 15_000 : 30_000 }),
+    metrics: [
+      { key: 'updatesPerSec', label: 'updates/s', better: 'higher' },
+      { key: 'seconds', label: 'seconds until B has all', better: 'lower', digits: 2 },
+      { key: 'writerSeconds', label: 'writer loop s', digits: 2 },
+      { key: 'serverCpuSeconds', label: 'server CPU s', better: 'lower', digits: 2 },
+      { key: 'serverPeakRssMiB', label: 'server peak RSS MiB', better: 'lower' },
+    ],
+    primary: 'updatesPerSec',
+    describe: (p) => `As above, but A yields (setImmediate) after every write: nothing can be coalesced within a macrotask, only what queues up while a send is in flight.`,
+  },
+  {
+    id: 'paced',
+    title: 'Stream, paced at 2,000 writes/s',
+    workload: 'paced',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
+    params: (quick) => ({ writes: quick ? 2_000 : 20_000, rate: 2000, timeoutMs: quick ? 10_000 : 30_000 }),
+    metrics: [
+      { key: 'p50ms', label: 'p50 ms', better: 'lower', digits: 2 },
+      { key: 'p99ms', label: 'p99 ms', better: 'lower', digits: 2 },
+      { key: 'maxMs', label: 'max ms', digits: 1 },
+      { key: 'achievedRate', label: 'writes/s achieved' },
+    ],
+    primary: 'p99ms',
+    describe: (p) => `A writes ${fmt(p.writes as number)} single-field puts at ${fmt(p.rate as number)}/s; latency from the put call on A to B's observer seeing it.`,
+  },
+  {
+    id: 'fanout',
+    title: 'Fan-out',
+    workload: 'fanout',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
+    params: (quick) =>
+      quick
+        ? { databases: 10, peers: 4, rate: 25, durationMs: 3_000, timeoutMs: 20_000 }
+        : { databases: 50, peers: 4, rate: 25, durationMs: 10_000, timeoutMs: 30_000 },
+    metrics: [
+      { key: 'deliveredPerSec', label: 'delivered updates/s', better: 'higher' },
+      { key: 'drainSeconds', label: 'drain s', digits: 2 },
+      { key: 'serverCpuSeconds', label: 'relay CPU s', better: 'lower', digits: 2 },
+      { key: 'serverCpuUsPerDelivery', label: 'relay CPU µs/delivery', better: 'lower', digits: 1 },
+      { key: 'serverPeakRssMiB', label: 'relay peak RSS MiB', better: 'lower' },
+    ],
+    primary: 'serverCpuUsPerDelivery',
+    describe: (p) =>
+      `${p.databases as number} databases × ${p.peers as number} peers (one driver process), every peer writing ${p.rate as number}/s for ${(p.durationMs as number) / 1000} s (70% to 64 shared nodes, 30% new nodes; 30% of writes set two fields); deliveries counted at every receiver. Relay CPU from the start of the writes until every write reached every peer (or the drain time-out).`,
+  },
+  {
+    id: 'cold',
+    title: 'Cold sync',
+    workload: 'cold',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus'],
+    params: (quick) => ({ nodes: quick ? 10_000 : 100_000, timeoutMs: 30_000 }),
+    metrics: [
+      { key: 'seconds', label: 'seconds to synced with all nodes', better: 'lower', digits: 3 },
+      { key: 'bytesDown', label: 'bytes down' },
+      { key: 'bytesUp', label: 'bytes up' },
+      { key: 'stateBytes', label: 'encoded state bytes' },
+      { key: 'wireRatio', label: 'wire ÷ state', better: 'lower', digits: 2 },
+    ],
+    primary: 'seconds',
+    describe: (p) => `A holds ${fmt(p.nodes as number)} nodes (one transaction) and stays online; a fresh replica C joins through a byte-counting TCP proxy: time from open to synced with every node; bytes both ways on C's wire (HTTP upgrade and WebSocket framing included) against \`Y.encodeStateAsUpdate\` of A.`,
+  },
+  {
+    id: 'idle',
+    title: 'Idle connections',
+    workload: 'idle',
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
+    params: (quick) => ({ connections: quick ? 500 : 5000, perRoom: 5, timeoutMs: 60_000 }),
+    metrics: [
+      { key: 'serverKiBPerConn', label: 'server RSS KiB/connection', better: 'lower', digits: 1 },
+      { key: 'serverHeapKiBPerConn', label: 'server heap KiB/connection', digits: 1 },
+      { key: 'serverBaseRssMiB', label: 'server RSS before MiB' },
+      { key: 'connectSeconds', label: 'connect+sync s', digits: 2 },
+      { key: 'clientKiBPerPeer', label: 'client RSS KiB/peer', digits: 0 },
+    ],
+    primary: 'serverKiBPerConn',
+    describe: (p) => `${fmt(p.connections as number)} replicas, ${p.perRoom as number} per document, connected and synced, then idle; server RSS after a full GC, before and after, divided by the connections.`,
+  },
+  {
+    id: 'durable',
+    title: 'Durability cost: the tight stream with persistence on',
+    workload: 'stream',
+    systems: ['rhizome-sqlite', 'hocuspocus-sqlite'],
+    params: (quick) => ({ writes: quick ? 10_000 : 100_000, chunk: 1000, timeoutMs: quick ? 15_000 : 30_000 }),
+    paramsFor: (system, base) => (system === 'rhizome-sqlite' ? { ...base, persist: true } : { ...base, waitStored: true }),
+    metrics: [
+      { key: 'updatesPerSec', label: 'updates/s (B has all)', better: 'higher' },
+      { key: 'durableSeconds', label: 'seconds until durable', better: 'lower', digits: 2 },
+      { key: 'serverCpuSeconds', label: 'server CPU s', digits: 2 },
+    ],
+    primary: 'updatesPerSec',
+    describe: (p) =>
+      `The tight stream (${fmt(p.writes as number)} writes) with persistence on: Rhizome with a SQLite file at A and at B (the relay keeps nothing); Hocuspocus (defaults) with its SQLite extension on the server (its Node providers have no local store). "Durable" is when every write is on disk at the persisting ends: for Rhizome when B has all (a put is in SQLite before the next macrotask), for Hocuspocus when the server's store hook has written a state holding every write (its debounce is 2 s by default).`,
+  },
+];
+
+/** A forked child with an IPC request/reply helper. */
+interface Child {
+  proc: ChildProcess;
+  stderr: string[];
+}
+
+function forkChild(file: string, args: string[], execArgv: string[], profileDir: string | undefined): Child {
+  const argv = profileDir ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv;
+  const proc = fork(file, args, { execArgv: argv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], cwd: join(HERE, '..') });
+  proc.on('error', () => {}); // EPIPE on a child that already exited: its exit is what counts
+  const stderr: string[] = [];
+  const keep = (chunk: Buffer): void => {
+    stderr.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    if (stderr.length > 40) stderr.splice(0, stderr.length - 40);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  return { proc, stderr };
+}
+
+function waitMessage<T>(child: Child, pred: (m: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: Record<string, unknown>): void => {
+      if (!pred(m)) return;
+      cleanup();
+      resolve(m as T);
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`${what}: child exited (${code}) ${child.stderr.slice(-8).join(' | ')}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what}: no answer in ${timeoutMs} ms ${child.stderr.slice(-8).join(' | ')}`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.proc.off('message', onMessage);
+      child.proc.off('exit', onExit);
+    };
+    child.proc.on('message', onMessage);
+    child.proc.on('exit', onExit);
+  });
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
+  if (child.proc.connected) child.proc.send({ type: 'exit' }, () => {});
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
+interface Measured {
+  values: Record<string, number>;
+  notes: string[];
+  versions: Record<string, string>;
+}
+
+let statsSeq = 0;
+async function serverStats(server: Child, gc: boolean): Promise<ServerStats> {
+  const id = `s${++statsSeq}`;
+  server.proc.send({ type: 'stats', id, gc });
+  return waitMessage<ServerStats>(server, (m) => m.type === 'stats' && m.id === id, 30_000, 'server stats');
+}
+
+/** One system, one workload, one run, in fresh processes. */
+async function measure(systemId: string, def: WorkloadDef, params: Record<string, unknown>, profileDir: string | undefined): Promise<Measured> {
+  const system = SYSTEMS[systemId]!;
+  const tmpDir = mkdtempSync(join(tmpdir(), `rhizome-compare-${def.id}-`));
+  const children: Child[] = [];
+  try {
+    const serverOptions = { ...system.serverOptions, ...(system.sqlite ? { sqlite: join(tmpDir, 'hocuspocus.sqlite') } : {}) };
+    const server =
+      system.server === 'rhizome'
+        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...TSX_ARGS, '--expose-gc'], profileDir)
+        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc'], profileDir);
+    children.push(server);
+    const stored: Array<{ room: string; nodes: number; at: number }> = [];
+    const storedWaiters = new Set<() => void>();
+    server.proc.on('message', (m: Record<string, unknown>) => {
+      if (m.type !== 'stored') return;
+      stored.push(m as unknown as { room: string; nodes: number; at: number });
+      for (const w of storedWaiters) w();
+    });
+    const ready = await waitMessage<{ port: number; versions: Record<string, string> }>(server, (m) => m.type === 'ready', 30_000, `${systemId} server start`);
+    const url = `ws://127.0.0.1:${ready.port}`;
+
+    const driver = forkChild(join(HERE, 'compare', 'driver.ts'), [], [...TSX_ARGS, '--expose-gc', '--max-old-space-size=8192'], profileDir);
+    children.push(driver);
+    await waitMessage(driver, (m) => m.type === 'hello', 30_000, 'driver start');
+    const marks = new Map<string, ServerStats>();
+    driver.proc.on('message', (m: Record<string, unknown>) => {
+      const reply = (value: unknown): void => {
+        if (driver.proc.connected) driver.proc.send({ type: 'reply', id: m.id, value });
+      };
+      if (m.type === 'mark') {
+        serverStats(server, m.gc === true).then(
+          (s) => {
+            marks.set(m.name as string, s);
+            reply(null);
+          },
+          () => reply(null),
+        );
+      } else if (m.type === 'wait-stored') {
+        const room = m.room as string;
+        const nodes = m.nodes as number;
+        const find = (): number | undefined => stored.find((s) => s.room === room && s.nodes >= nodes)?.at;
+        const found = find();
+        if (found !== undefined) return reply(found);
+        const timer = setTimeout(() => {
+          storedWaiters.delete(check);
+          reply(null);
+        }, m.timeoutMs as number);
+        const check = (): void => {
+          const at = find();
+          if (at === undefined) return;
+          clearTimeout(timer);
+          storedWaiters.delete(check);
+          reply(at);
+        };
+        storedWaiters.add(check);
+      }
+    });
+    driver.proc.send({ type: 'run', system: system.client, workload: def.workload, url, params, tmpDir });
+    const budget = ((params.timeoutMs as number) ?? 30_000) * 3 + ((params.durationMs as number) ?? 0) + 60_000;
+    const outcome = await waitMessage<{ type: string; result?: WorkloadResult; error?: string }>(
+      driver,
+      (m) => m.type === 'result' || m.type === 'error',
+      budget,
+      `${systemId} ${def.id}`,
+    );
+    if (outcome.type === 'error') throw new Error(outcome.error);
+    const result = outcome.result!;
+    const values = { ...result.values };
+    const start = marks.get('start');
+    const end = marks.get('end');
+    if (start && end) {
+      values.serverCpuSeconds = (end.cpuUser + end.cpuSystem - start.cpuUser - start.cpuSystem) / 1e6;
+      values.serverPeakRssMiB = end.maxRss / 2 ** 20;
+      if (values.delivered) values.serverCpuUsPerDelivery = (values.serverCpuSeconds * 1e6) / values.delivered;
+    }
+    const before = marks.get('before');
+    const after = marks.get('after');
+    if (before && after) {
+      const n = params.connections as number;
+      values.serverKiBPerConn = (after.rss - before.rss) / 1024 / n;
+      values.serverHeapKiBPerConn = (after.heapUsed - before.heapUsed) / 1024 / n;
+      values.serverBaseRssMiB = before.rss / 2 ** 20;
+    }
+    return { values, notes: result.notes ?? [], versions: { ...ready.versions, ...result.versions } };
+  } finally {
+    await Promise.all(children.reverse().map(stopChild));
+    rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
+
+function argList(name: string): string[] | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? '').split(',').filter(Boolean) : undefined;
+}
+
+function ratioText(rhizome: Stats | undefined, other: Stats | undefined, better: 'higher' | 'lower' | undefined): string {
+  if (!rhizome || !other || !better || !(rhizome.median > 0) || !(other.median > 0)) return '';
+  const r = better === 'higher' ? rhizome.median / other.median : other.median / rhizome.median;
+  return `${fmt(r, 2)}×`;
+}
+
+export async function run(ctx: BenchContext): Promise<void> {
+  const wantWorkloads = argList('--workloads');
+  const wantSystems = argList('--systems');
+  const profileDir = process.argv.includes('--profile') ? join(HERE, '.profiles') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const peersInstalled = ['yjs', 'y-websocket', '@y/websocket-server', '@hocuspocus/server', '@hocuspocus/provider', 'ws'].every((p) =>
+    existsSync(join(PEERS, 'node_modules', p, 'package.json')),
+  );
+  if (!peersInstalled) ctx.note('\n**bench/peers is not installed** (`node bench/peers/ensure.mjs` installs it; `npm run bench` does so in prebench): measuring Rhizome alone.');
+  const load0 = loadavg();
+  ctx.note(`\nLoad average at start: ${load0.map((x) => x.toFixed(2)).join(', ')} (2 cores: above ~0.5 something else is running).`);
+  ctx.note(
+    'Each cell: median (min–max) over the runs. Ratio columns: how many times better Rhizome is on that metric (above 1: Rhizome better; below 1: Rhizome worse). Every run uses fresh server and driver processes.',
+  );
+
+  const versions = new Map<string, Record<string, string>>();
+  for (const def of WORKLOADS) {
+    if (wantWorkloads && !wantWorkloads.includes(def.id)) continue;
+    const systems = def.systems.filter((s) => (!wantSystems || wantSystems.some((w) => s === w || s.startsWith(`${w}-`))) && (peersInstalled || SYSTEMS[s]!.client === 'rhizome'));
+    const base = def.params(ctx.quick);
+    const results = new Map<string, Measured[]>();
+    const notes = new Map<string, Set<string>>();
+    const started = performance.now();
+    for (let r = 0; r < ctx.runs; r++) {
+      for (const s of systems) {
+        const params = def.paramsFor ? def.paramsFor(s, base) : base;
+        process.stderr.write(`[compare] ${def.id} run ${r + 1}/${ctx.runs}: ${s} ... `);
+        const t = performance.now();
+        try {
+          const m = await measure(s, def, params, profileDir);
+          if (!results.has(s)) results.set(s, []);
+          results.get(s)!.push(m);
+          versions.set(SYSTEMS[s]!.label, m.versions);
+          for (const n of m.notes) (notes.get(s) ?? notes.set(s, new Set()).get(s)!).add(n);
+          process.stderr.write(`${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+        } catch (error) {
+          const msg = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
+          (notes.get(s) ?? notes.set(s, new Set()).get(s)!).add(`failed: ${msg}`);
+          process.stderr.write(`failed: ${msg}\n`);
+        }
+      }
+    }
+    const stats = new Map<string, Map<string, Stats>>();
+    for (const [s, runs] of results) {
+      const m = new Map<string, Stats>();
+      for (const metric of def.metrics) {
+        const vals = runs.map((x) => x.values[metric.key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+        if (vals.length) m.set(metric.key, summarize(vals));
+      }
+      stats.set(s, m);
+    }
+    const primary = def.metrics.find((m) => m.key === def.primary)!;
+    const reference = stats.get(def.systems[0]!);
+    const rows = systems.map((s) => {
+      const row: Record<string, string | number> = { system: SYSTEMS[s]!.label };
+      for (const metric of def.metrics) {
+        const st = stats.get(s)?.get(metric.key);
+        row[metric.label] = st ? cell(st, metric.digits ?? 1) : '—';
+      }
+      row[`Rhizome ÷ this (${primary.label})`] = s === def.systems[0] ? '' : ratioText(reference?.get(primary.key), stats.get(s)?.get(primary.key), primary.better);
+      return row;
+    });
+    ctx.table(`${def.title} (${ctx.runs} run${ctx.runs > 1 ? 's' : ''})`, rows);
+    ctx.note(`\n${def.describe(base)}`);
+    for (const [s, set] of notes) for (const n of set) ctx.note(`- ${SYSTEMS[s]!.label}: ${n}`);
+    ctx.note(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  ctx.table(
+    'Versions',
+    [...versions].map(([system, v]) => ({ system, versions: Object.entries(v).map(([k, x]) => `${k} ${x}`).join(', ') })),
+  );
+  const load1 = loadavg();
+  ctx.note(`\nLoad average at the end: ${load1.map((x) => x.toFixed(2)).join(', ')}.`);
+}
+
+function cell(s: Stats, digits: number): string {
+  const f = (n: number): string => fmt(n, digits);
+  return s.runs > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
+}

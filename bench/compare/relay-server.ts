@@ -1,0 +1,39 @@
+// Rhizome's relay as a server under test: forked by bench/compare.ts with the same IPC protocol
+// as bench/peers/server.mjs (ready / stats / exit), so its CPU and memory are its own.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRelayServer } from '@rhizome/relay';
+
+const version = (name: string): string =>
+  (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+interface StatsRequest {
+  type: string;
+  id?: string;
+  gc?: boolean;
+}
+
+process.on('message', (msg: StatsRequest) => {
+  if (msg.type === 'stats') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (msg.gc && gc) for (let i = 0; i < 3; i++) gc();
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    process.send!({
+      type: 'stats',
+      id: msg.id,
+      cpuUser: cpu.user,
+      cpuSystem: cpu.system,
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+      maxRss: process.resourceUsage().maxRSS * 1024,
+    });
+  } else if (msg.type === 'exit') {
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));
+
+const options = JSON.parse(process.argv[2] ?? '{}') as Record<string, unknown>;
+const server = await createRelayServer({ port: 0, host: '127.0.0.1', ...options });
+process.send!({ type: 'ready', port: server.port, versions: { node: process.version, '@rhizome/relay': version('@rhizome/relay'), ws: version('ws') } });

@@ -1,0 +1,125 @@
+// Shared shapes of the comparison benchmark (bench/compare.ts and its child processes).
+//
+// Every system under test is driven through one small client interface, so the workload code
+// (bench/compare/workloads.ts) is the same for Rhizome and for the peers. The peers' clients live
+// in bench/peers/clients.mjs (plain JavaScript: their packages are installed only in the separate
+// bench/peers project, so the root typecheck never sees them); Rhizome's in rhizome-client.ts.
+
+/** The document layout every client writes: Rhizome's node model (bench/peers mirrors it). */
+export const NODES_MAP = 'nodes';
+export const FIELDS_MAP = 'fields';
+export const FIELD_SEP = '\u0000';
+
+/** Where and how a client connects. */
+export interface ClientOptions {
+  /** Base URL of the server, `ws://127.0.0.1:<port>`. */
+  url: string;
+  /** The document (Rhizome: database id; y-websocket/Hocuspocus: room/document name). */
+  room: string;
+  /** SQLite file for local persistence (Rhizome only; the peers persist on the server). */
+  path?: string;
+  /** Remote peers this client should be connected to before `ready()` resolves (Rhizome's mesh). */
+  peers?: number;
+}
+
+/** One replica of one document. */
+export interface BenchClient {
+  /** Writes the given fields of node `id` in one transaction (Rhizome: `db.put`). */
+  put(id: string, fields: Record<string, number>): void;
+  /** Writes `count` nodes `${prefix}${i}` = { v: i } in one transaction (set-up of cold sync). */
+  putMany(prefix: string, count: number): void;
+  /** Live nodes in the local replica. */
+  size(): number;
+  /** Called for every field that a remote transaction changed, after it is applied locally. */
+  onRemote(listener: (id: string, field: string, value: unknown) => void): void;
+  /** Resolves once connected and through the first full exchange (and with `peers` peers). */
+  ready(timeoutMs: number): Promise<void>;
+  /** Size of `Y.encodeStateAsUpdate(doc)`. */
+  stateBytes(): number;
+  close(): Promise<void>;
+}
+
+/** A system under test, client side. */
+export interface ClientKit {
+  /** Package versions of the client side. */
+  versions: Record<string, string>;
+  open(options: ClientOptions): Promise<BenchClient>;
+}
+
+/** What a workload returns: named numbers; `notes` for anything odd (time-outs, partial runs). */
+export interface WorkloadResult {
+  values: Record<string, number>;
+  notes?: string[];
+  /** Client-side package versions (filled in by the driver). */
+  versions?: Record<string, string>;
+}
+
+/** Parameters of each workload. */
+export interface StreamParams {
+  writes: number;
+  /** Writes per macrotask in the tight loop (the loop yields with setImmediate between chunks). */
+  chunk: number;
+  timeoutMs: number;
+  /** SQLite persistence at both ends (Rhizome) / on the server (peers). */
+  persist?: boolean;
+  /** Wait for the server's SQLite store to hold every write (Hocuspocus + SQLite). */
+  waitStored?: boolean;
+}
+export interface PacedParams {
+  writes: number;
+  rate: number;
+  timeoutMs: number;
+}
+export interface FanoutParams {
+  databases: number;
+  peers: number;
+  /** Writes per second per peer. */
+  rate: number;
+  durationMs: number;
+  timeoutMs: number;
+}
+export interface ColdParams {
+  nodes: number;
+  timeoutMs: number;
+}
+export interface IdleParams {
+  connections: number;
+  perRoom: number;
+  timeoutMs: number;
+}
+
+export type WorkloadName = 'stream' | 'paced' | 'fanout' | 'cold' | 'idle';
+
+/** Parent → driver. */
+export interface RunRequest {
+  type: 'run';
+  system: string;
+  workload: WorkloadName;
+  url: string;
+  params: StreamParams | PacedParams | FanoutParams | ColdParams | IdleParams;
+  tmpDir: string;
+}
+
+/** Driver → parent: ask for the server's counters now (the parent answers with `marked`). */
+export interface MarkMessage {
+  type: 'mark';
+  name: string;
+  gc?: boolean;
+}
+
+/** Driver → parent: wait until the server reports a store of `room` with `nodes` nodes. */
+export interface WaitStoredMessage {
+  type: 'wait-stored';
+  room: string;
+  nodes: number;
+  timeoutMs: number;
+}
+
+/** Server counters (microseconds of CPU, bytes of memory). */
+export interface ServerStats {
+  cpuUser: number;
+  cpuSystem: number;
+  rss: number;
+  heapUsed: number;
+  maxRss: number;
+}
