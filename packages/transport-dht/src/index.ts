@@ -9,6 +9,7 @@ import type { DhtTransportOptions } from './options.js';
 
 export { DhtTransport, createDhtTransport } from './transport.js';
 export { startBootstrapNode } from './bootstrap.js';
+export type { RhizomeLibp2p, RhizomeServices } from './node.js';
 export type { BootstrapNode, BootstrapNodeOptions } from './bootstrap.js';
 export { topicToCid } from './cid.js';
 export { loadOrCreateKeyFile } from './keys.js';

@@ -126,6 +126,11 @@ export class DhtTransport implements Transport {
     return this.#node !== null && !this.#closed;
   }
 
+  /** The running libp2p node (null until started and after disconnect), for metrics and status displays. */
+  get libp2p(): RhizomeLibp2p | null {
+    return this.#closed ? null : this.#node;
+  }
+
   /** The addresses the node listens on, each ending in `/p2p/<peer id>`; empty until started. */
   multiaddrs(): string[] {
     return this.#node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
