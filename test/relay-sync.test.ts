@@ -1,0 +1,191 @@
+// Databases syncing through a real relay on 127.0.0.1, each replica with its own SQLite file:
+// two and five peers, what the relay can see (recorded at its sockets), and a relay restart.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { createTransport, deriveTopic, generateDatabaseId } from '@rhizome/core';
+import { within } from '@rhizome/core/testing';
+import { createRelayServer, RelayCore, type RelayServer } from '@rhizome/relay';
+import { recordingSocket, type Recording } from '@rhizome/relay/testing';
+import { openDatabase, type Database } from '@rhizome/sync';
+import { RelayTransport } from '@rhizome/transport-relay';
+
+const WAIT = 20_000;
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rhizome-relay-sync-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCounter = 0;
+function dbPath(): string {
+  return join(dir, `replica-${fileCounter++}.db`);
+}
+
+/** Resolves once `cond()` holds, re-checking on every event of the database (bounded). */
+async function until(db: Database, what: string, cond: () => boolean): Promise<void> {
+  const sub = db.events.subscribe();
+  try {
+    if (cond()) return;
+    await within(
+      WAIT,
+      what,
+      (async () => {
+        for await (const _event of sub) if (cond()) return;
+        throw new Error(`events ended before ${what}`);
+      })(),
+    );
+  } finally {
+    sub.unsubscribe();
+  }
+}
+
+function open(id: string, relayUrl: string): Promise<Database> {
+  return openDatabase({ id, path: dbPath(), transport: createTransport({ mode: 'relay', relayUrl, timeoutMs: WAIT }) });
+}
+
+function snapshot(db: Database): string {
+  return JSON.stringify(db.list().sort((x, y) => x.id.localeCompare(y.id)));
+}
+
+describe('databases through the relay', () => {
+  let relay: RelayServer;
+  beforeAll(async () => {
+    relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(() => relay.close());
+
+  it('two peers with their own SQLite files sync both ways', async () => {
+    const id = generateDatabaseId();
+    const [a, b] = await Promise.all([open(id, relay.url), open(id, relay.url)]);
+    try {
+      a.put('note-a', { title: 'from a', n: 1 });
+      await until(b, 'b to see note-a', () => b.get('note-a')?.title === 'from a');
+      b.put('note-a', { done: true });
+      b.put('note-b', { title: 'from b' });
+      await until(a, 'a to see b\'s writes', () => a.get('note-a')?.done === true && a.get('note-b') !== undefined);
+      expect(a.get('note-a')).toEqual({ title: 'from a', n: 1, done: true });
+      expect(snapshot(a)).toBe(snapshot(b));
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('five peers converge', async () => {
+    const id = generateDatabaseId();
+    const dbs = await Promise.all(Array.from({ length: 5 }, () => open(id, relay.url)));
+    try {
+      dbs.forEach((db, i) => db.put(`node-${i}`, { owner: i }));
+      await Promise.all(dbs.map((db, i) => until(db, `peer ${i} to hold all five nodes`, () => db.list().length === 5)));
+      dbs[2]!.put('node-0', { touched: 'by 2' });
+      await Promise.all(dbs.map((db, i) => until(db, `peer ${i} to see the touch`, () => db.get('node-0')?.touched === 'by 2')));
+      const first = snapshot(dbs[0]!);
+      for (const db of dbs) expect(snapshot(db)).toBe(first);
+    } finally {
+      await Promise.all(dbs.map((db) => db.close()));
+    }
+  });
+});
+
+describe('what the relay sees', () => {
+  const recording: Recording = { received: [], sent: [] };
+  const upgrades: string[] = [];
+  let server: Server;
+  let core: RelayCore;
+  let url: string;
+
+  beforeAll(async () => {
+    // The relay's routing core on a host of our own, every socket wrapped by a recorder.
+    core = new RelayCore();
+    const wss = new WebSocketServer({ noServer: true, maxPayload: core.options.maxFrameSize, perMessageDeflate: false });
+    server = createServer();
+    server.on('upgrade', (req, socket, head) => {
+      upgrades.push(`${req.url ?? ''} ${JSON.stringify(req.headers)}`);
+      wss.handleUpgrade(req, socket, head, (ws) => core.attach(recordingSocket(ws, recording), { ip: '127.0.0.1' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await core.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  function seen(needle: string | Uint8Array): boolean {
+    const n = typeof needle === 'string' ? Buffer.from(needle, 'utf8') : Buffer.from(needle);
+    const all = [...recording.received, ...recording.sent, ...upgrades.map((u) => Buffer.from(u))];
+    return all.some((m) => Buffer.from(m.buffer, m.byteOffset, m.byteLength).indexOf(n) >= 0);
+  }
+
+  it('never a node\'s plaintext nor the database id, in any byte received or sent', async () => {
+    const id = generateDatabaseId();
+    const marker = `PLAINTEXT-MARKER-${generateDatabaseId()}`;
+    const [a, b] = await Promise.all([open(id, url), open(id, url)]);
+    try {
+      a.put('secret-node', { body: marker });
+      await until(b, 'b to receive the marker node', () => b.get('secret-node')?.body === marker);
+      b.put('reply', { body: `${marker}-reply` });
+      await until(a, 'a to receive the reply', () => a.get('reply') !== undefined);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+    const bytes = [...recording.received, ...recording.sent].reduce((n, m) => n + m.length, 0);
+    expect(bytes).toBeGreaterThan(1000); // the sync traffic did go through the recorder
+    expect(seen(deriveTopic(id))).toBe(true); // the topic is public, by design
+    expect(seen(marker)).toBe(false);
+    expect(seen(id)).toBe(false);
+
+    // The control: unsealed bytes through the same relay are found by the same scan.
+    const p = new RelayTransport({ url, timeoutMs: WAIT });
+    const q = new RelayTransport({ url, timeoutMs: WAIT });
+    try {
+      const topic = deriveTopic('control');
+      const first = async (t: RelayTransport) => (await within(WAIT, 'conn', (await t.connect(topic))[Symbol.asyncIterator]().next())).value!;
+      const [cp, cq] = await Promise.all([first(p), first(q)]);
+      await cp.send(Buffer.from(`unsealed ${marker}`));
+      await within(WAIT, 'control message', cq.receive());
+      expect(seen(marker)).toBe(true);
+    } finally {
+      await Promise.all([p.disconnect(), q.disconnect()]);
+    }
+  });
+});
+
+describe('relay restart mid-session', () => {
+  it('peers reconnect by themselves and converge, including writes made during the outage', async () => {
+    let relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    const port = relay.port;
+    const id = generateDatabaseId();
+    const [a, b] = await Promise.all([open(id, relay.url), open(id, relay.url)]);
+    try {
+      a.put('before', { v: 1 });
+      await until(b, 'b to see the first write', () => b.get('before') !== undefined);
+      const disconnected = Promise.all([
+        until(a, 'a to notice the outage', () => a.peers().length === 0),
+        until(b, 'b to notice the outage', () => b.peers().length === 0),
+      ]);
+      await relay.close();
+      await disconnected;
+      a.put('during-a', { v: 2 });
+      b.put('during-b', { v: 3 });
+      b.put('before', { edited: 'during the outage' });
+      relay = await createRelayServer({ port, host: '127.0.0.1' });
+      await Promise.all([
+        until(a, 'a to get b\'s outage writes', () => a.get('during-b') !== undefined && a.get('before')?.edited !== undefined),
+        until(b, 'b to get a\'s outage write', () => b.get('during-a') !== undefined),
+      ]);
+      expect(snapshot(a)).toBe(snapshot(b));
+      expect(a.list().length).toBe(3);
+      // And the link keeps working afterwards.
+      a.put('after', { v: 4 });
+      await until(b, 'b to see a write after the restart', () => b.get('after') !== undefined);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await relay.close();
+    }
+  });
+});
