@@ -274,6 +274,15 @@ describe('DocPersistence', () => {
     expect(() => persistence.flush()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
   });
 
+  it('a stored update that is not Yjs makes load throw ERR_STORE_CORRUPT', () => {
+    const store = new MemoryStore();
+    const source = new Y.Doc();
+    source.getMap('m').set('a', 1);
+    store.append('db', [Y.encodeStateAsUpdate(source), Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02)]);
+    const persistence = new DocPersistence(store, 'db', new Y.Doc());
+    expect(() => persistence.load()).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT' }));
+  });
+
   it('rejects bad options with ERR_INVALID_ARGUMENT', () => {
     const store = new MemoryStore();
     const code = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });

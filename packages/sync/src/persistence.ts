@@ -1,5 +1,5 @@
 import * as Y from 'yjs';
-import { ClosedError, InvalidArgumentError, type DocStore, type StoreStats } from '@rhizome/core';
+import { ClosedError, InvalidArgumentError, StoreCorruptError, type DocStore, type StoreStats } from '@rhizome/core';
 
 /**
  * Transaction origin of the updates {@link DocPersistence.load} applies from the store. Updates
@@ -134,23 +134,30 @@ export class DocPersistence {
   /**
    * Applies the stored snapshot and log to the doc in ONE Yjs transaction with origin
    * {@link PERSISTENCE_ORIGIN} (so observers see one change, and nothing is written back).
-   * Call it once, before the doc is shared.
+   * Call it once, before the doc is shared. Stored bytes that are not a Yjs update throw
+   * `StoreCorruptError` (`ERR_STORE_CORRUPT`).
    */
   load(): LoadResult {
     this.#assertOpen();
     const stored = this.store.load(this.docId);
     let bytes = stored.snapshot?.length ?? 0;
-    Y.transact(
-      this.doc,
-      () => {
-        if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, PERSISTENCE_ORIGIN);
-        for (const update of stored.updates) {
-          Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
-          bytes += update.length;
-        }
-      },
-      PERSISTENCE_ORIGIN,
-    );
+    let current = 'the snapshot';
+    try {
+      Y.transact(
+        this.doc,
+        () => {
+          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, PERSISTENCE_ORIGIN);
+          stored.updates.forEach((update, i) => {
+            current = `update ${i + 1} of ${stored.updates.length} in the log`;
+            Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
+            bytes += update.length;
+          });
+        },
+        PERSISTENCE_ORIGIN,
+      );
+    } catch (error) {
+      throw new StoreCorruptError(`document '${this.docId}'`, `${current} is not a valid Yjs update`, { cause: error });
+    }
     this.#logUpdates = stored.updates.length;
     this.#logBytes = bytes - (stored.snapshot?.length ?? 0);
     this.#lastSeq = stored.lastSeq;
