@@ -2,7 +2,7 @@
 // well-behaved pair keeps exchanging messages on it. Each offender must get its own close
 // code, the pair must never stall, and the relay's peak RSS must stay bounded.
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { deriveTopic, type Connection } from '@rhizome/core';
@@ -48,7 +48,7 @@ async function dropsReach(reason: string, n: number): Promise<number> {
   return seen;
 }
 
-function rawUpgrade(url: string): Promise<import('node:net').Socket> {
+function rawUpgrade(url: string): Promise<Socket> {
   const u = new URL(url);
   const sock = netConnect(Number(u.port), u.hostname);
   sock.on('error', () => {});
