@@ -281,6 +281,8 @@ describe('DocPersistence', () => {
     store.append('db', [Y.encodeStateAsUpdate(source), Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02)]);
     const persistence = new DocPersistence(store, 'db', new Y.Doc());
     expect(() => persistence.load()).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT' }));
+    expect(() => compactStoredDoc(store, 'db')).toThrow(expect.objectContaining({ code: 'ERR_STORE_CORRUPT' }));
+    expect(store.stats('db').updates).toBe(2);
   });
 
   it('rejects bad options with ERR_INVALID_ARGUMENT', () => {

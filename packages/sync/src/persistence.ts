@@ -277,7 +277,8 @@ export interface CompactResult {
  * Compacts one stored document without a live doc (for the CLI and maintenance): applies the
  * snapshot and log to a fresh `Y.Doc` inside one transaction, encodes it, and replaces the log
  * through the last sequence number read. Updates appended meanwhile (by another process) stay in
- * the log. Never uses `Y.mergeUpdates`.
+ * the log. Never uses `Y.mergeUpdates`. A log that does not decode throws `ERR_STORE_CORRUPT` and
+ * is left as it was.
  */
 export function compactStoredDoc(store: DocStore, docId: string): CompactResult {
   const before = store.stats(docId);
@@ -285,10 +286,14 @@ export function compactStoredDoc(store: DocStore, docId: string): CompactResult 
   if (stored.updates.length === 0) return { before, after: before };
   const doc = new Y.Doc();
   try {
-    Y.transact(doc, () => {
-      if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot);
-      for (const update of stored.updates) Y.applyUpdate(doc, update);
-    });
+    try {
+      Y.transact(doc, () => {
+        if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot);
+        for (const update of stored.updates) Y.applyUpdate(doc, update);
+      });
+    } catch (error) {
+      throw new StoreCorruptError(`document '${docId}'`, 'the stored state is not a valid Yjs update log', { cause: error });
+    }
     store.compact(docId, Y.encodeStateAsUpdate(doc), stored.lastSeq);
   } finally {
     doc.destroy();
