@@ -27,13 +27,9 @@ function u(seed: number, length = 16 + (seed % 23)): Uint8Array {
   return bytes(length, seed);
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 /** Hex text of the bytes: compares whatever Uint8Array subclass (e.g. Buffer) a store returns. */
 function hex(b: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < b.length; i++) out += HEX[b[i]!];
-  return out;
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
 function plain(list: readonly Uint8Array[]): string[] {
