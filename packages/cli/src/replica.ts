@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RhizomeError, TimeoutError, topicToHex, type SyncEvent, type TransportConfig } from '@rhizome/core';
-import { openDatabase, type Database, type DatabaseOptions } from '@rhizome/sync';
+import type { Database, DatabaseOptions } from '@rhizome/sync';
 import { CliError, describeError, usageError } from './errors.js';
 import { describeNetwork, transportConfigFromFlags, type NetworkFlags } from './network.js';
 import { formatBytes, type Output } from './output.js';
@@ -74,6 +74,8 @@ export async function openReplica(id: string, flags: DatabaseFlags, options: { c
   if (network !== undefined) dbOptions.transport = network;
   if (flags.secret !== undefined) dbOptions.secret = flags.secret;
   try {
+    // Loaded on first use: `--help`, usage errors and `new-id` start without Yjs and SQLite.
+    const { openDatabase } = await import('@rhizome/sync');
     const db = await openDatabase(dbOptions);
     return { db, path, network };
   } catch (error) {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createRelayServer, parseRelayArgs, RELAY_USAGE } from '@rhizome/relay';
 import type { CommandContext } from '../context.js';
 import { describeError } from '../errors.js';
 import { clock } from '../output.js';
@@ -32,6 +31,7 @@ export function registerRelay(program: Command, ctx: CommandContext): void {
     .action(async (args: string[]) => {
       const json = args.includes('--json');
       const out = ctx.output({ json });
+      const { createRelayServer, parseRelayArgs, RELAY_USAGE } = await import('@rhizome/relay');
       const parsed = parseRelayArgs(
         args.filter((a) => a !== '--json'),
         process.env,

@@ -1,7 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { StoreStats } from '@rhizome/core';
-import { openSqliteStore } from '@rhizome/store-sqlite';
 import type { CommandContext } from '../context.js';
 import { describeError } from '../errors.js';
 import { addNetworkOptions, describeNetwork } from '../network.js';
@@ -75,6 +74,7 @@ Examples:
       // The log's size is the store's business: read it once the database has closed the file.
       let log: StoreStats;
       try {
+        const { openSqliteStore } = await import('@rhizome/store-sqlite');
         const store = openSqliteStore(report.db, { integrityCheck: 'none' });
         try {
           log = store.stats(id);

@@ -1,0 +1,188 @@
+// The `rhizome` command as a user runs it, on real files with no network: output, --json
+// shapes, exit codes 0/1/2, and the error messages that say what to do.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deriveTopic, topicToHex } from '@rhizome/core';
+import { rhizome, tempDir } from './cli-helpers.js';
+
+let dir: string;
+let cleanup: () => void;
+
+beforeAll(() => {
+  ({ dir, cleanup } = tempDir());
+});
+afterAll(() => cleanup());
+
+describe('rhizome new-id', () => {
+  it('prints a fresh 24-character URL-safe id, and {id, topic} with --json', async () => {
+    const [a, b, j] = await Promise.all([rhizome(['new-id']), rhizome(['new-id']), rhizome(['new-id', '--json'])]);
+    expect(a.code, a.stderr).toBe(0);
+    const id = a.stdout.trim();
+    expect(id).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(b.stdout.trim()).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(b.stdout.trim()).not.toBe(id);
+    expect(j.code).toBe(0);
+    const parsed = JSON.parse(j.stdout) as { id: string; topic: string };
+    expect(Object.keys(parsed).sort()).toEqual(['id', 'topic']);
+    expect(parsed.topic).toBe(topicToHex(deriveTopic(parsed.id)));
+  });
+});
+
+describe('put, get, delete, list, status on a file', () => {
+  it('writes, merges fields, reads back, lists, deletes; --json shapes', async () => {
+    const db = join(dir, 'notes.db');
+    const put = await rhizome(['put', 'notes', 'n1', '{"title":"Hello","done":false}', '--db', db]);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout).toContain('put n1 in notes.db');
+
+    const merge = await rhizome(['put', 'notes', 'n1', '-', '--db', db, '--json'], { input: '{"done": true}' });
+    expect(merge.code, merge.stderr).toBe(0);
+    expect(JSON.parse(merge.stdout)).toEqual({ id: 'n1', data: { title: 'Hello', done: true }, peers: 0 });
+
+    const second = await rhizome(['put', 'notes', 'n2', '{"tags":["a","b"],"n":{"x":1.5}}', '--db', db]);
+    expect(second.code, second.stderr).toBe(0);
+
+    const [get, getJson, list, listJson] = await Promise.all([
+      rhizome(['get', 'notes', 'n1', '--db', db]),
+      rhizome(['get', 'notes', 'n2', '--db', db, '--json']),
+      rhizome(['list', 'notes', '--db', db]),
+      rhizome(['list', 'notes', '--db', db, '--json']),
+    ]);
+    expect(get.code, get.stderr).toBe(0);
+    expect(JSON.parse(get.stdout)).toEqual({ title: 'Hello', done: true });
+    expect(JSON.parse(getJson.stdout)).toEqual({ id: 'n2', data: { tags: ['a', 'b'], n: { x: 1.5 } } });
+    expect(list.code).toBe(0);
+    expect(list.stdout.trim().split('\n').map((l) => l.split('\t')[0])).toEqual(['n1', 'n2']);
+    expect(JSON.parse(listJson.stdout)).toEqual([
+      { id: 'n1', data: { done: true, title: 'Hello' } },
+      { id: 'n2', data: { n: { x: 1.5 }, tags: ['a', 'b'] } },
+    ]);
+
+    const del = await rhizome(['delete', 'notes', 'n1', '--db', db, '--json']);
+    expect(del.code, del.stderr).toBe(0);
+    expect(JSON.parse(del.stdout)).toEqual({ id: 'n1', deleted: true, peers: 0 });
+    const again = await rhizome(['delete', 'notes', 'n1', '--db', db, '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ id: 'n1', deleted: false });
+
+    const [status, statusJson] = await Promise.all([rhizome(['status', 'notes', '--db', db]), rhizome(['status', 'notes', '--db', db, '--json'])]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(topicToHex(deriveTopic('notes')));
+    expect(status.stdout).toMatch(/nodes\s+1/);
+    const s = JSON.parse(statusJson.stdout) as Record<string, unknown>;
+    expect(s).toMatchObject({ id: 'notes', topic: topicToHex(deriveTopic('notes')), db, nodes: 1, network: null, transport: 'disabled', peers: [] });
+    expect(s['log']).toMatchObject({ updates: expect.any(Number), updateBytes: expect.any(Number), snapshotBytes: expect.any(Number) });
+    expect((s['log'] as { updates: number }).updates).toBeGreaterThanOrEqual(4);
+    expect(s['fileBytes']).toBeGreaterThan(0);
+  });
+
+  it('get of a missing node exits 1 and names it; --json puts the error on stderr as JSON', async () => {
+    const db = join(dir, 'missing.db');
+    expect((await rhizome(['put', 'm', 'a', '{}', '--db', db])).code).toBe(0);
+    const [text, json] = await Promise.all([rhizome(['get', 'm', 'nope', '--db', db]), rhizome(['get', 'm', 'nope', '--db', db, '--json'])]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain("no node 'nope'");
+    expect(text.stdout).toBe('');
+    expect(json.code).toBe(1);
+    expect(json.stdout).toBe('');
+    expect(JSON.parse(json.stderr)).toEqual({ error: { code: 'ERR_NOT_FOUND', message: expect.stringContaining('nope'), hint: expect.any(String) } });
+  });
+});
+
+describe('errors say what to do', () => {
+  it('bad JSON: exit 2 with line, column and a caret under the spot', async () => {
+    const db = join(dir, 'json.db');
+    const r = await rhizome(['put', 'j', 'n1', '{"title": "x", done: true}', '--db', db]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid JSON');
+    expect(r.stderr).toContain('line 1, column 16');
+    const lines = r.stderr.split('\n');
+    const at = lines.findIndex((l) => l.includes('{"title": "x", done: true}'));
+    expect(at).toBeGreaterThan(-1);
+    expect(lines[at + 1]?.indexOf('^')).toBe((lines[at] ?? '').indexOf('done'));
+
+    const multi = await rhizome(['put', 'j', 'n1', '--file', '-', '--db', db, '--json'], { input: '{\n  "a": 1,\n  "b": [1, 2,]\n}' });
+    expect(multi.code).toBe(2);
+    const err = (JSON.parse(multi.stderr) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe('ERR_USAGE');
+    expect(err.message).toContain('line 3, column 14');
+
+    const notObject = await rhizome(['put', 'j', 'n1', '[1,2]', '--db', db]);
+    expect(notObject.code).toBe(2);
+    expect(notObject.stderr).toContain('must be a JSON object');
+  });
+
+  it('a file that is not a database: exit 1, names the file and the problem, leaves it untouched', async () => {
+    const db = join(dir, 'garbage.db');
+    const bytes = Buffer.from('this is not SQLite at all, just some text that someone saved here\n'.repeat(4));
+    writeFileSync(db, bytes);
+    const [text, json] = await Promise.all([rhizome(['list', 'g', '--db', db]), rhizome(['put', 'g', 'n', '{}', '--db', db, '--json'])]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain(db);
+    expect(text.stderr).toContain('not an SQLite database');
+    expect(text.stderr).toContain('--db');
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stderr) as { error: { code: string } }).error.code).toBe('ERR_STORE_CORRUPT');
+    expect(readFileSync(db).equals(bytes)).toBe(true);
+  });
+
+  it('a file from a newer Rhizome: exit 1 with ERR_STORE_VERSION naming the file', async () => {
+    const db = join(dir, 'newer.db');
+    expect((await rhizome(['put', 'v', 'n', '{"a":1}', '--db', db])).code).toBe(0);
+    // Raise the schema version in the SQLite header (user_version, bytes 60..63, big-endian).
+    const file = readFileSync(db);
+    file.writeUInt32BE(99, 60);
+    writeFileSync(db, file);
+    const r = await rhizome(['get', 'v', 'n', '--db', db, '--json']);
+    expect(r.code).toBe(1);
+    const err = (JSON.parse(r.stderr) as { error: { code: string; message: string; hint: string } }).error;
+    expect(err.code).toBe('ERR_STORE_VERSION');
+    expect(err.message).toContain(db);
+    expect(err.hint).toMatch(/upgrade/i);
+  });
+
+  it('a database file that does not exist, for a read: exit 1 naming it', async () => {
+    const db = join(dir, 'nothing-here.db');
+    const r = await rhizome(['list', 'x', '--db', db]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`no database file ${db}`);
+  });
+
+  it('bad usage exits 2 and says what is wrong', async () => {
+    const db = join(dir, 'usage.db');
+    const cases = await Promise.all([
+      rhizome([]),
+      rhizome(['frobnicate']),
+      rhizome(['get', 'x']),
+      rhizome(['list', 'x', '--db', db, '--bogus']),
+      rhizome(['list', 'x', '--db', db, '--relay', 'ws://127.0.0.1:1', '--dht']),
+      rhizome(['list', 'x']),
+      rhizome(['sync', 'x', '--db', db]),
+      rhizome(['put', 'x', 'n', '{}', '--db', db, '--timeout', 'soon']),
+      rhizome(['list', 'x', '--db', db, '--relay', 'ftp://example.com']),
+    ]);
+    const [none, unknown, missingArg, unknownOption, both, noDb, syncNoNet, badTimeout, badUrl] = cases;
+    for (const r of cases) expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(2);
+    expect(none?.stderr).toContain('Usage: rhizome');
+    expect(unknown?.stderr).toContain("unknown command 'frobnicate'");
+    expect(missingArg?.stderr).toContain("missing required argument 'node-id'");
+    expect(unknownOption?.stderr).toContain("unknown option '--bogus'");
+    expect(both?.stderr).toContain('--relay and --dht cannot be used together');
+    expect(noDb?.stderr).toContain('missing --db FILE');
+    expect(syncNoNet?.stderr).toContain('sync needs a network');
+    expect(badTimeout?.stderr).toContain('--timeout must be a positive integer');
+    expect(badUrl?.stderr).toContain('--relay');
+  });
+
+  it('--help on every command exits 0 and shows an example', async () => {
+    const commands = ['relay', 'sync', 'put', 'get', 'delete', 'list', 'status', 'dht-bootstrap', 'new-id'];
+    const results = await Promise.all([rhizome(['--help']), ...commands.map((c) => rhizome([c, '--help']))]);
+    for (const [i, r] of results.entries()) {
+      const what = i === 0 ? 'rhizome --help' : `rhizome ${commands[i - 1]} --help`;
+      expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+      expect(r.stdout, what).toMatch(/Examples?:/);
+      expect(r.stdout, what).toContain('$ rhizome');
+    }
+  });
+});

@@ -1,0 +1,135 @@
+// The `rhizome` command over a real relay on 127.0.0.1: an always-on `sync` replica receives
+// a write made by `put` in another process; `status` lists the peer; an unreachable relay is
+// named; `rhizome relay` serves, answers /healthz, and stops cleanly on SIGTERM.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateDatabaseId } from '@rhizome/core';
+import { createRelayServer, type RelayServer } from '@rhizome/relay';
+import { Running, closedPort, rhizome, tempDir } from './cli-helpers.js';
+
+let relay: RelayServer;
+let dir: string;
+let cleanup: () => void;
+const running: Running[] = [];
+
+beforeAll(async () => {
+  ({ dir, cleanup } = tempDir('rhizome-cli-net-'));
+  relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((r) => r.stop('SIGKILL')));
+  await relay.close();
+  cleanup();
+});
+
+describe('rhizome sync and one-shot commands through a relay', () => {
+  it('a sync replica prints the write a put made in another process, and keeps it after stopping', async () => {
+    const id = generateDatabaseId();
+    const replicaDb = join(dir, 'replica.db');
+    const sync = new Running(['sync', id, '--db', replicaDb, '--relay', relay.url, '--json']);
+    running.push(sync);
+    const ready = await sync.waitForJson((e) => e['type'] === 'ready', 'the ready event');
+    expect(ready).toMatchObject({ id, db: replicaDb, network: `relay ${relay.url}`, nodes: 0 });
+    expect(ready['topic']).toMatch(/^[0-9a-f]{64}$/);
+
+    const put = await rhizome(['put', id, 'note-1', '{"title":"from the laptop","done":false}', '--db', join(dir, 'laptop.db'), '--relay', relay.url, '--json']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(JSON.parse(put.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false }, peers: 1 });
+
+    const upsert = await sync.waitForJson((e) => e['type'] === 'node-upsert' && e['id'] === 'note-1', 'note-1 at the replica');
+    expect(upsert).toMatchObject({ type: 'node-upsert', id: 'note-1', data: { title: 'from the laptop', done: false }, origin: 'remote' });
+    expect(sync.json.some((e) => e['type'] === 'peer-connected')).toBe(true);
+
+    // A second device, offline from the laptop, reads the data through the always-on replica.
+    const phone = await rhizome(['get', id, 'note-1', '--db', join(dir, 'phone.db'), '--relay', relay.url, '--json']);
+    expect(phone.code, phone.stderr).toBe(0);
+    expect(JSON.parse(phone.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false } });
+
+    const status = await rhizome(['status', id, '--db', join(dir, 'phone.db'), '--relay', relay.url, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    const s = JSON.parse(status.stdout) as { peers: Array<{ peerId: string; transport: string; synced: boolean }>; nodes: number; transport: string; network: string };
+    expect(s.transport).toBe('relay');
+    expect(s.network).toBe(`relay ${relay.url}`);
+    expect(s.nodes).toBe(1);
+    expect(s.peers).toHaveLength(1);
+    expect(s.peers[0]).toMatchObject({ transport: 'relay', synced: true });
+
+    const stopped = await sync.stop('SIGTERM');
+    expect(stopped.code, sync.stderr).toBe(0);
+    expect(sync.json.at(-1)).toMatchObject({ type: 'closed', db: replicaDb });
+
+    // Offline, the replica's file has it.
+    const offline = await rhizome(['get', id, 'note-1', '--db', replicaDb]);
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(JSON.parse(offline.stdout)).toEqual({ title: 'from the laptop', done: false });
+  });
+
+  it('prints events as text lines without --json', async () => {
+    const id = generateDatabaseId();
+    const sync = new Running(['sync', id, '--db', join(dir, 'text-replica.db'), '--relay', relay.url]);
+    running.push(sync);
+    await sync.waitForLine((l) => l.includes(' ready ') && l.includes(id), 'the ready line');
+    const del = await rhizome(['put', id, 'n', '{"x":1}', '--db', join(dir, 'text-writer.db'), '--relay', relay.url]);
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toContain('(synced with 1 peer)');
+    const line = await sync.waitForLine((l) => l.includes('upsert') && l.includes(' n '), 'the upsert line');
+    expect(line).toMatch(/upsert\s+n \{"x":1\} \(remote\)/);
+    expect((await sync.stop('SIGINT')).code).toBe(0);
+  });
+
+  it('works alone when nobody else is online, and says so', async () => {
+    const r = await rhizome(['put', generateDatabaseId(), 'n', '{"a":1}', '--db', join(dir, 'alone.db'), '--relay', relay.url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('no other replica is online');
+  });
+
+  it('an unreachable relay fails with exit 1 and names the URL', async () => {
+    const port = await closedPort();
+    const url = `ws://127.0.0.1:${port}`;
+    const [text, json] = await Promise.all([
+      rhizome(['put', 'x', 'n', '{"a":1}', '--db', join(dir, 'unreachable.db'), '--relay', url, '--timeout', '1500']),
+      rhizome(['list', 'x', '--db', join(dir, 'unreachable2.db'), '--relay', url, '--timeout', '1500', '--json']),
+    ]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain(`127.0.0.1:${port}`);
+    expect(text.stderr).toMatch(/relay/);
+    expect(json.code).toBe(1);
+    const err = (JSON.parse(json.stderr) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe('ERR_CONNECT_FAILED');
+    expect(err.message).toContain(`127.0.0.1:${port}`);
+  });
+});
+
+describe('rhizome relay', () => {
+  it('listens, answers /healthz, relays, and exits 0 on SIGTERM', async () => {
+    const server = new Running(['relay', '--port', '0', '--host', '127.0.0.1', '--json']);
+    running.push(server);
+    const listening = await server.waitForJson((e) => e['type'] === 'listening', 'the listening line');
+    const url = listening['url'] as string;
+    expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    const health = await fetch(listening['healthz'] as string);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok' });
+
+    const r = await rhizome(['put', generateDatabaseId(), 'n', '{"a":1}', '--db', join(dir, 'via-cli-relay.db'), '--relay', url]);
+    expect(r.code, r.stderr).toBe(0);
+
+    const stopped = await server.stop('SIGTERM');
+    expect(stopped.code, server.stderr).toBe(0);
+    expect(server.json.at(-1)).toMatchObject({ type: 'stopped' });
+  });
+
+  it('bad flags exit 2; a port in use exits 1 naming --port', async () => {
+    const [badPort, badFlag, inUse] = await Promise.all([
+      rhizome(['relay', '--port', '70000']),
+      rhizome(['relay', '--no-such-flag']),
+      rhizome(['relay', '--port', String(relay.port), '--host', '127.0.0.1']),
+    ]);
+    expect(badPort.code, badPort.stderr).toBe(2);
+    expect(badPort.stderr).toContain('--port');
+    expect(badFlag.code, badFlag.stderr).toBe(2);
+    expect(inUse.code, inUse.stderr).toBe(1);
+    expect(inUse.stderr).toContain('--port');
+  });
+});
