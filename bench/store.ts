@@ -28,9 +28,15 @@ function fileBytes(path: string): number {
 }
 
 /** Writes/s of `n` Y.Map sets through DocPersistence on a fresh file; `perTick` sets per macrotask. */
-async function persistedWrites(dir: string, n: number, perTick: number, compaction = true): Promise<number> {
+async function persistedWrites(
+  dir: string,
+  n: number,
+  perTick: number,
+  compaction = true,
+  synchronous: 'normal' | 'full' = 'normal',
+): Promise<number> {
   const path = join(dir, `w-${Math.random().toString(36).slice(2)}.db`);
-  const store = openSqliteStore(path);
+  const store = openSqliteStore(path, { synchronous });
   const doc = new Y.Doc();
   // Default compaction thresholds (10,000 updates / 8 MiB), or none.
   const options = compaction ? {} : { compactAfterUpdates: Infinity, compactAfterBytes: Infinity };
@@ -118,15 +124,17 @@ export async function run(ctx: BenchContext): Promise<void> {
     ctx.note(`\n${fmt(writes)} writes per measurement, ${ctx.runs} run(s) interleaved, median (min–max); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
 
     // Interleaved (one of each per round) so that load from other processes hits all alike.
-    const samples = { rawSingle: [], rawBatch: [], perTick1: [], perTick1NoCompaction: [], perTick100: [], yjs1: [], yjs100: [] } as Record<
-      'rawSingle' | 'rawBatch' | 'perTick1' | 'perTick1NoCompaction' | 'perTick100' | 'yjs1' | 'yjs100',
+    const samples = { rawSingle: [], rawBatch: [], perTick1: [], perTick1NoCompaction: [], perTick1Full: [], perTick100: [], yjs1: [], yjs100: [] } as Record<
+      'rawSingle' | 'rawBatch' | 'perTick1' | 'perTick1NoCompaction' | 'perTick1Full' | 'perTick100' | 'yjs1' | 'yjs100',
       number[]
     >;
+    const fullWrites = ctx.quick ? 500 : 2000; // an fsync per write: far fewer
     for (let r = 0; r < ctx.runs; r++) {
       samples.rawSingle.push(rawInserts(dir, writes, 1));
       samples.rawBatch.push(rawInserts(dir, writes, 1000));
       samples.perTick1.push(await persistedWrites(dir, writes, 1));
       samples.perTick1NoCompaction.push(await persistedWrites(dir, writes, 1, false));
+      samples.perTick1Full.push(await persistedWrites(dir, fullWrites, 1, true, 'full'));
       samples.perTick100.push(await persistedWrites(dir, writes, 100));
       samples.yjs1.push(await yjsOnly(writes, 1));
       samples.yjs100.push(await yjsOnly(writes, 100));
@@ -136,6 +144,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const perTick1 = summarize(samples.perTick1);
     const perTick1NoCompaction = summarize(samples.perTick1NoCompaction);
     const perTick100 = summarize(samples.perTick100);
+    const perTick1Full = summarize(samples.perTick1Full);
     const yjs1 = summarize(samples.yjs1);
     const yjs100 = summarize(samples.yjs100);
     ctx.table('Write throughput (writes/s)', [
@@ -143,6 +152,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       { what: 'raw better-sqlite3 INSERT, 1,000 per transaction', 'writes/s': fmtStats(rawBatch, 0), ratio: fmt(rawBatch.median / rawSingle.median, 2) },
       { what: 'Y.Map.set + DocPersistence, 1 write per tick (1 transaction each)', 'writes/s': fmtStats(perTick1, 0), ratio: fmt(perTick1.median / rawSingle.median, 2) },
       { what: 'same, automatic compaction off', 'writes/s': fmtStats(perTick1NoCompaction, 0), ratio: fmt(perTick1NoCompaction.median / rawSingle.median, 2) },
+      { what: `same, synchronous: 'full' (fsync per commit; ${fmt(fullWrites)} writes)`, 'writes/s': fmtStats(perTick1Full, 0), ratio: fmt(perTick1Full.median / rawSingle.median, 2) },
       { what: 'Y.Map.set + DocPersistence, 100 writes per tick (1 transaction per tick)', 'writes/s': fmtStats(perTick100, 0), ratio: fmt(perTick100.median / rawSingle.median, 2) },
       { what: 'Y.Map.set alone, 1 per tick (no persistence)', 'writes/s': fmtStats(yjs1, 0), ratio: fmt(yjs1.median / rawSingle.median, 2) },
       { what: 'Y.Map.set alone, 100 per tick (no persistence)', 'writes/s': fmtStats(yjs100, 0), ratio: fmt(yjs100.median / rawSingle.median, 2) },
