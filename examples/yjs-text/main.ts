@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as Y from 'yjs';
+import type * as Y from 'yjs';
 import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 

@@ -1,0 +1,82 @@
+// Every example runs, with the one command its README gives, as a child process that ends by
+// itself; its output shows that it did what it says.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const TSX_CLI = join(createRequire(import.meta.url).resolve('tsx/package.json'), '..', 'dist', 'cli.mjs');
+
+/** The command of an example's README: `npm exec -- tsx <args>`; returns the tsx args. */
+function readmeCommand(name: string): string[] {
+  const readme = readFileSync(join(ROOT, 'examples', name, 'README.md'), 'utf8');
+  const match = /`npm exec -- tsx ([^`]+)`/.exec(readme);
+  if (!match) throw new Error(`examples/${name}/README.md has no \`npm exec -- tsx ...\` command`);
+  return (match[1] as string).split(/\s+/);
+}
+
+/** Runs `npm exec -- tsx <args>` the way npm does: tsx's CLI under this Node. */
+function runExample(name: string, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const args = readmeCommand(name);
+  expect(args).toEqual(['--conditions=rhizome-source', `examples/${name}/main.ts`]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TSX_CLI, ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('examples', () => {
+  it('local-only: writes, merges, deletes, and finds it all after reopening the file', async () => {
+    const r = await runExample('local-only');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('nodes: [{"id":"task-1","data":{"done":true,"title":"Buy milk"}}]');
+    expect(r.stdout).toContain('after reopening: {"done":true,"title":"Buy milk"}');
+    expect(r.stdout).toContain('task-2 after reopening: deleted');
+  });
+
+  it('yjs-text: concurrent edits of a Y.Text merge on both replicas and persist', async () => {
+    const r = await runExample('yjs-text');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('bob has: "Hello world"');
+    expect(r.stdout).toContain('merged: alice "Hello, dear world!", bob "Hello, dear world!"');
+    expect(r.stdout).toContain(`bob's file after reopening: "Hello, dear world!"`);
+  });
+
+  it('presence: awareness states arrive, change, and go when a replica closes', async () => {
+    const r = await runExample('presence');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('bob sees online: Ada, Bob (me)');
+    expect(r.stdout).toContain('bob sees online: Ada at note-1:12, Bob (me)');
+    expect(r.stdout).toContain('after ada left, bob sees: Bob (me)');
+  });
+
+  it('relay-two-peers: a late joiner catches up through the relay, then live changes flow', async () => {
+    const r = await runExample('relay-two-peers');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/relay on ws:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stdout).toContain('bob synced, sees doc-1: {"owner":"alice","title":"Trip plan"}');
+    expect(r.stdout).toContain('alice got doc-2 {"owner":"bob","title":"Packing list"} from bob');
+    expect(r.stdout).toMatch(/the relay forwarded [1-9]\d* sealed frames/);
+    expect(r.stdout.trim().endsWith('done')).toBe(true);
+  });
+
+  it('dht-discovery: two peers find each other through a bootstrap node and sync', async () => {
+    const r = await runExample('dht-discovery', 90_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/bootstrap node 12D3KooW\w+ on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+/);
+    expect(r.stdout).toMatch(/b found a \(dht\): peers \["12D3KooW\w+"\]/);
+    expect(r.stdout).toContain('b has sensor-1: {"celsius":21.5}');
+    expect(r.stdout.trim().endsWith('done')).toBe(true);
+  }, 100_000);
+});
