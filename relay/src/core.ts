@@ -130,6 +130,9 @@ class Peer {
   }
 }
 
+/** Resolution of the rate limiters' clock, in ms. */
+const CLOCK_TICK_MS = 20;
+
 /** A handler-table entry: a type guard for the frame's layout, and what to do with it. */
 interface FrameHandler {
   /** True when the frame is well formed for this type (lengths checked). */
@@ -223,6 +226,12 @@ export class RelayCore {
   #nextSession = 1;
   #nextTopicId = 1;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
+  /**
+   * A coarse clock for the rate limiters, refreshed every {@link CLOCK_TICK_MS}: reading the
+   * system clock per frame costs more than all the routing (0.1–0.2 µs on some VMs).
+   */
+  #now = performance.now();
+  #clock: ReturnType<typeof setInterval> | null = null;
   #closing = false;
   #connectionsTotal = 0;
   #framesIn = 0;
@@ -240,6 +249,10 @@ export class RelayCore {
     // One timer sweeps every connection: ping deadlines and HELLO deadlines.
     this.#heartbeat = setInterval(() => this.#sweep(), Math.max(10, Math.min(hb > 0 ? hb / 2 : Infinity, this.options.helloTimeoutMs / 2)));
     this.#heartbeat.unref();
+    this.#clock = setInterval(() => {
+      this.#now = performance.now();
+    }, CLOCK_TICK_MS);
+    this.#clock.unref();
   }
 
   /** Number of open connections. */
@@ -292,7 +305,7 @@ export class RelayCore {
       return;
     }
     const session = this.#allocateSession();
-    const peer = new Peer(session, socket, ip, performance.now(), this.options);
+    const peer = new Peer(session, socket, ip, this.#now, this.options);
     peer.counted = true;
     this.#perIp.set(ip, fromIp + 1);
     this.#peers.set(session, peer);
@@ -318,7 +331,9 @@ export class RelayCore {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#clock) clearInterval(this.#clock);
     this.#heartbeat = null;
+    this.#clock = null;
     if (this.#peers.size === 0) return;
     const done = new Promise<void>((resolve) => this.#closedWaiters.add(resolve));
     for (const peer of [...this.#peers.values()]) this.#cut(peer, 'GOING_AWAY');
@@ -335,7 +350,7 @@ export class RelayCore {
     const length = frame.length;
     this.#framesIn++;
     this.#bytesIn += length;
-    const now = performance.now();
+    const now = this.#now;
     if (!peer.frames.take(1, now)) return this.#cut(peer, 'FRAME_RATE_EXCEEDED');
     if (!peer.bytes.take(length, now)) return this.#cut(peer, 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
