@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { SyncEvent } from '@rhizome/core';
+import { AsyncQueue } from '@rhizome/core';
+import type { Connection, ConnectOptions, MemoryTransport, PeerInfo, SyncEvent, TopicHash, Transport } from '@rhizome/core';
 import type { Database } from '@rhizome/sync';
 
 /** A hub name no other test uses. */
@@ -63,3 +64,74 @@ export async function until(db: Database, check: () => boolean, what: string, ti
   if (check()) return;
   await nextEvent(db, () => check(), what, timeoutMs);
 }
+
+/**
+ * A Connection wrapper that records what it receives, lets a test inject frames into it (as a
+ * relay replaying frames would), and tracks how many sends are in flight at once.
+ */
+export class TapConnection implements Connection {
+  readonly received: Uint8Array[] = [];
+  /** Set false to stop keeping copies of received frames (large tests). */
+  record = true;
+  readonly #inner: Connection;
+  readonly #queue = new AsyncQueue<Uint8Array>();
+
+  constructor(inner: Connection) {
+    this.#inner = inner;
+    void (async () => {
+      for await (const frame of inner) {
+        if (this.record) this.received.push(frame.slice());
+        this.#queue.push(frame);
+      }
+      this.#queue.end();
+    })();
+  }
+
+  get peerId(): string { return this.#inner.peerId; }
+  get topic(): TopicHash { return this.#inner.topic; }
+  get transport(): string { return this.#inner.transport; }
+  get closed(): boolean { return this.#inner.closed; }
+  /** Most sends that were in flight at the same time. */
+  maxInFlight = 0;
+  sentFrames = 0;
+  #inFlight = 0;
+  async send(data: Uint8Array): Promise<void> {
+    this.#inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.#inFlight);
+    try {
+      await this.#inner.send(data);
+      this.sentFrames++;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+  receive(): Promise<Uint8Array | null> { return this.#queue.shift(); }
+  close(): Promise<void> { return this.#inner.close(); }
+  /** As if the relay delivered `frame` on this connection. */
+  inject(frame: Uint8Array): void { this.#queue.push(frame.slice()); }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> { return this.#queue[Symbol.asyncIterator](); }
+}
+
+/** A Transport wrapper whose connections are {@link TapConnection}s. */
+export class TapTransport implements Transport {
+  readonly name = 'tap';
+  readonly connections: TapConnection[] = [];
+  readonly #inner: MemoryTransport;
+  constructor(inner: MemoryTransport) { this.#inner = inner; }
+  get maxMessageSize(): number { return this.#inner.maxMessageSize; }
+  announce(topic: TopicHash): Promise<void> { return this.#inner.announce(topic); }
+  lookup(topic: TopicHash): Promise<PeerInfo[]> { return this.#inner.lookup(topic); }
+  async connect(topic: TopicHash, options?: ConnectOptions): Promise<AsyncIterable<Connection>> {
+    const inner = await this.#inner.connect(topic, options);
+    const self = this;
+    return (async function* () {
+      for await (const conn of inner) {
+        const tap = new TapConnection(conn);
+        self.connections.push(tap);
+        yield tap;
+      }
+    })();
+  }
+  disconnect(): Promise<void> { return this.#inner.disconnect(); }
+}
+

@@ -77,6 +77,8 @@ export interface DatabaseStats {
   bytesSent: number;
   bytesReceived: number;
   decryptErrors: number;
+  /** Outbound queues that overflowed into a catch-up diff. */
+  collapses: number;
   peers: PeerStats[];
 }
 
@@ -84,6 +86,16 @@ interface SyncWaiter {
   minPeers: number;
   resolve: () => void;
   reject: (error: Error) => void;
+}
+
+/** Waits for `promise`, but no longer than `ms`. */
+async function within(ms: number, promise: Promise<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isTransport(value: object): value is Transport {
@@ -132,8 +144,9 @@ export class Database {
   readonly #host: SessionHost;
   readonly #sessions = new Map<string, PeerSession>();
   readonly #ended = new WeakSet<PeerSession>();
+  readonly #runs = new Set<Promise<void>>();
   readonly #abort = new AbortController();
-  readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0 };
+  readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -235,6 +248,7 @@ export class Database {
       total.bytesSent += s.stats.bytesSent;
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
+      total.collapses += s.stats.collapses;
       peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued });
     }
     return { ...total, peers };
@@ -308,14 +322,12 @@ export class Database {
       firstError = error;
     }
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
-    const drained = Promise.all([...this.#sessions.values()].map((s) => s.drained()));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)))]);
-    clearTimeout(timer);
+    await within(CLOSE_DRAIN_MS, Promise.all([...this.#sessions.values()].map((s) => s.drained())));
     this.#abort.abort();
     await Promise.all([...this.#sessions.values()].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
-    await this.#network;
+    // Sessions end once their connections report the close (peer-disconnected events go out).
+    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...this.#runs]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     this.doc.off('update', this.#onUpdate);
     this.doc.off('afterTransaction', this.#onTransaction);
@@ -379,7 +391,9 @@ export class Database {
     const session = new PeerSession(conn, this.#host);
     this.#sessions.set(conn.peerId, session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
-    void session.run();
+    const running = session.run();
+    this.#runs.add(running);
+    void running.finally(() => this.#runs.delete(running));
   }
 
   #onSessionClosed(session: PeerSession, reason?: string): void {

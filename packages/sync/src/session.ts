@@ -32,6 +32,8 @@ export interface PeerStats {
   decryptErrors: number;
   /** Messages waiting in the outbound queue. */
   queued: number;
+  /** Times the queued updates passed `maxQueuedBytes` and collapsed into one catch-up diff. */
+  collapses: number;
 }
 
 /** What a session needs from its database. */
@@ -94,10 +96,11 @@ export class PeerSession {
   #receivedStep2 = false;
   #sentStep2 = false;
   #synced = false;
+  #failed = false;
   #closed = false;
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
-  readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0 };
+  readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
 
   constructor(conn: Connection, host: SessionHost) {
     this.conn = conn;
@@ -131,7 +134,8 @@ export class PeerSession {
     let reason: string | undefined;
     try {
       for await (const frame of this.conn) {
-        if (this.#closed) break;
+        // After a fatal error, frames still buffered in the connection are not processed.
+        if (this.#closed || this.#failed) break;
         this.#receive(frame);
       }
       reason = 'connection closed';
@@ -249,7 +253,8 @@ export class PeerSession {
   }
 
   #fail(error: unknown): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#failed) return;
+    this.#failed = true;
     this.#host.reportError(asError(error));
     void this.conn.close().catch(() => undefined);
   }
@@ -274,6 +279,7 @@ export class PeerSession {
 
   /** Drops queued updates for one catch-up diff (see the class description). */
   #collapse(): void {
+    this.stats.collapses++;
     const kept: Outgoing[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const item = this.#queue[i] as Outgoing;

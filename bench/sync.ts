@@ -1,0 +1,214 @@
+// Sync benchmarks: local write throughput (persisted to an SQLite file), a fresh replica syncing a
+// large database over the memory transport (time and wire bytes vs the Yjs snapshot), and live
+// update throughput between two replicas. Baselines are measured in the same run.
+//
+// npm run bench -- --only sync [--quick]
+// or: npm exec -- node --conditions=rhizome-source --import tsx bench/sync.ts [--quick]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import * as Y from 'yjs';
+import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
+import { openDatabase } from '@rhizome/sync';
+import type { Database } from '@rhizome/sync';
+import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './harness.js';
+import type { BenchContext } from './harness.js';
+
+function untilSize(db: Database, n: number, timeoutMs: number): Promise<void> {
+  if (db.size >= n) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onUpdate = (): void => {
+      if (db.size < n) return;
+      clearTimeout(timer);
+      db.doc.off('update', onUpdate);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      db.doc.off('update', onUpdate);
+      reject(new Error(`only ${db.size}/${n} nodes after ${timeoutMs} ms`));
+    }, timeoutMs);
+    db.doc.on('update', onUpdate);
+  });
+}
+
+function node(i: number): { title: string; n: number; done: boolean } {
+  return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
+}
+
+export async function run(ctx: BenchContext): Promise<void> {
+  const N = ctx.quick ? 10_000 : 100_000;
+  const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-sync-'));
+  try {
+    // ---- 1. local writes, persisted ----------------------------------------------------------
+    let file = 0;
+    const tight = await repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+      const t0 = performance.now();
+      for (let i = 0; i < N; i++) db.put(`n${i}`, node(i));
+      db.flush();
+      const ms = performance.now() - t0;
+      await db.close();
+      return (N / ms) * 1000;
+    });
+    const paced = await repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+      const t0 = performance.now();
+      // 100 puts per macrotask: each tick's updates are one SQLite transaction.
+      for (let i = 0; i < N; i += 100) {
+        for (let j = i; j < i + 100 && j < N; j++) db.put(`n${j}`, node(j));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      const ms = performance.now() - t0;
+      await db.close();
+      return (N / ms) * 1000;
+    });
+    const oneEach = await repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+      const M = Math.min(N, 20_000);
+      const t0 = performance.now();
+      // One put per macrotask: one SQLite transaction per put.
+      for (let i = 0; i < M; i++) {
+        db.put(`n${i}`, node(i));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      const ms = performance.now() - t0;
+      await db.close();
+      return (M / ms) * 1000;
+    });
+    const bare = await repeat(ctx.runs, async () => {
+      const doc = new Y.Doc();
+      const map = doc.getMap('m');
+      const t0 = performance.now();
+      for (let i = 0; i < N; i++) map.set(`n${i}`, node(i));
+      return (N / (performance.now() - t0)) * 1000;
+    });
+    const sameLayout = await repeat(ctx.runs, async () => {
+      // The database's layout (a marker and one map entry per field, one transaction per put) on a
+      // bare doc: what the node model costs before validation and persistence.
+      const doc = new Y.Doc();
+      const nodes = doc.getMap('nodes');
+      const fields = doc.getMap('fields');
+      const t0 = performance.now();
+      for (let i = 0; i < N; i++) {
+        const data = node(i);
+        doc.transact(() => {
+          nodes.set(`n${i}`, true);
+          for (const [k, v] of Object.entries(data)) fields.set(`n${i}\u0000${k}`, v);
+        });
+      }
+      return (N / (performance.now() - t0)) * 1000;
+    });
+    ctx.table(`Local writes: ${fmt(N, 0)} puts of a 3-field node, persisted to an SQLite file (puts/s)`, [
+      { workload: 'db.put in a tight loop (one SQLite transaction at the end of the tick)', 'puts/s': fmtStats(tight, 0), 'vs bare Y.Map.set': `${fmt(tight.median / bare.median, 2)}×` },
+      { workload: 'db.put, 100 per macrotask (one transaction per tick)', 'puts/s': fmtStats(paced, 0), 'vs bare Y.Map.set': `${fmt(paced.median / bare.median, 2)}×` },
+      { workload: `db.put, 1 per macrotask (${fmt(Math.min(N, 20_000), 0)} puts, one transaction each)`, 'puts/s': fmtStats(oneEach, 0), 'vs bare Y.Map.set': `${fmt(oneEach.median / bare.median, 2)}×` },
+      { workload: 'baseline: the same layout on a bare Y.Doc (4 map sets per put), no persistence', 'puts/s': fmtStats(sameLayout, 0), 'vs bare Y.Map.set': `${fmt(sameLayout.median / bare.median, 2)}×` },
+      { workload: 'baseline: one Y.Map.set of the whole object per put, bare Y.Doc, no persistence', 'puts/s': fmtStats(bare, 0), 'vs bare Y.Map.set': '1×' },
+    ]);
+
+    // ---- 2. a fresh replica syncs a large database ---------------------------------------------
+    const sourcePath = join(dir, 'source.db');
+    const id = generateDatabaseId();
+    {
+      const db = await openDatabase({ id, path: sourcePath });
+      db.doc.transact(() => {
+        for (let i = 0; i < N; i++) db.put(`n${i}`, node(i));
+      });
+      await db.close();
+    }
+    const rows: Array<Record<string, string | number>> = [];
+    let snapshotBytes = 0;
+    for (const maxMessageSize of [undefined, 65536]) {
+      let bytes = 0;
+      let frames = 0;
+      const time = await repeat(ctx.runs, async (r) => {
+        const hub = `bench-${randomUUID()}`;
+        const t1 = new MemoryTransport(maxMessageSize ? { hub, peerId: 'src', maxMessageSize } : { hub, peerId: 'src' });
+        const t2 = new MemoryTransport(maxMessageSize ? { hub, peerId: 'fresh', maxMessageSize } : { hub, peerId: 'fresh' });
+        const source = await openDatabase({ id, path: sourcePath, transport: t1 });
+        snapshotBytes = Y.encodeStateAsUpdate(source.doc).length;
+        const t0 = performance.now();
+        const fresh = await openDatabase({ id, path: join(dir, `fresh-${maxMessageSize ?? 0}-${r}.db`), transport: t2 });
+        await fresh.whenSynced({ minPeers: 1, timeoutMs: 120_000 });
+        const ms = performance.now() - t0;
+        if (fresh.size !== N) throw new Error(`fresh replica has ${fresh.size}/${N} nodes`);
+        const peer = fresh.stats().peers[0]!;
+        bytes = peer.bytesReceived;
+        frames = peer.framesReceived;
+        await fresh.close();
+        await source.close();
+        await t1.disconnect();
+        await t2.disconnect();
+        return ms;
+      });
+      rows.push({
+        transport: maxMessageSize ? 'memory, 64 KiB frame cap' : 'memory, default (frames ≤ 1 MiB)',
+        'time to synced (ms)': fmtStats(time, 0),
+        'bytes received': fmt(bytes, 0),
+        frames,
+        'bytes vs Y.encodeStateAsUpdate': `${fmt(bytes / snapshotBytes, 3)}×`,
+      });
+    }
+    const baseline = await repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id, path: sourcePath });
+      const t0 = performance.now();
+      const update = Y.encodeStateAsUpdate(db.doc);
+      const doc = new Y.Doc();
+      Y.applyUpdate(doc, update);
+      const ms = performance.now() - t0;
+      await db.close();
+      return ms;
+    });
+    rows.push({
+      transport: 'baseline: Y.encodeStateAsUpdate + Y.applyUpdate to a bare doc, in memory',
+      'time to synced (ms)': fmtStats(baseline, 0),
+      'bytes received': fmt(snapshotBytes, 0),
+      frames: '-',
+      'bytes vs Y.encodeStateAsUpdate': '1×',
+    });
+    ctx.table(`A fresh replica syncs a ${fmt(N, 0)}-node database (file-backed on both sides)`, rows);
+
+    // ---- 3. live updates between two connected replicas ----------------------------------------
+    const M = ctx.quick ? 10_000 : 100_000;
+    let rss = 0;
+    const live = await repeat(ctx.runs, async (r) => {
+      const hub = `bench-${randomUUID()}`;
+      const lid = generateDatabaseId();
+      const a = await openDatabase({ id: lid, path: join(dir, `live-a-${r}.db`), transport: { mode: 'memory', hub, peerId: 'a' } });
+      const b = await openDatabase({ id: lid, path: join(dir, `live-b-${r}.db`), transport: { mode: 'memory', hub, peerId: 'b' } });
+      await Promise.all([a.whenSynced({ minPeers: 1 }), b.whenSynced({ minPeers: 1 })]);
+      const t0 = performance.now();
+      for (let i = 0; i < M; i++) a.put(`n${i}`, node(i));
+      await untilSize(b, M, 120_000);
+      const ms = performance.now() - t0;
+      rss = Math.max(rss, rssMiB());
+      await a.close();
+      await b.close();
+      return (M / ms) * 1000;
+    });
+    const liveBaseline = await repeat(ctx.runs, async () => {
+      const da = new Y.Doc();
+      const db = new Y.Doc();
+      const updates: Uint8Array[] = [];
+      da.on('update', (u: Uint8Array) => updates.push(u));
+      const map = da.getMap('m');
+      const t0 = performance.now();
+      for (let i = 0; i < M; i++) map.set(`n${i}`, node(i));
+      for (const u of updates) Y.applyUpdate(db, u);
+      return (M / (performance.now() - t0)) * 1000;
+    });
+    ctx.table(`Live updates: ${fmt(M, 0)} puts in a tight loop on A until B has them all (memory transport, both file-backed)`, [
+      { workload: 'Rhizome A → B (sealed, batched, persisted on both sides)', 'updates/s': fmtStats(live, 0), 'peak RSS (MiB)': fmt(rss, 0), 'vs baseline': `${fmt(live.median / liveBaseline.median, 2)}×` },
+      { workload: 'baseline: Y.Map.set on doc A, apply each update to doc B, in memory', 'updates/s': fmtStats(liveBaseline, 0), 'peak RSS (MiB)': '-', 'vs baseline': '1×' },
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const ctx = createContext(process.argv.includes('--quick'));
+  console.log(machineLine());
+  await run(ctx);
+}
