@@ -1,10 +1,12 @@
 // Every example runs, with the one command its README gives, as a child process that ends by
 // itself; its output shows that it did what it says.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createRelayServer } from '@rhizome/relay';
 
 const ROOT = join(import.meta.dirname, '..');
 const TSX_CLI = join(createRequire(import.meta.url).resolve('tsx/package.json'), '..', 'dist', 'cli.mjs');
@@ -21,8 +23,12 @@ function readmeCommand(name: string): string[] {
 function runExample(name: string, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const args = readmeCommand(name);
   expect(args).toEqual(['--conditions=rhizome-source', `examples/${name}/main.ts`]);
+  return runTsx(args, ROOT, timeoutMs);
+}
+
+function runTsx(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSX_CLI, ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [TSX_CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -79,4 +85,26 @@ describe('examples', () => {
     expect(r.stdout).toContain('b has sensor-1: {"celsius":21.5}');
     expect(r.stdout.trim().endsWith('done')).toBe(true);
   }, 100_000);
+
+  it("the README's quick start runs as written (against a relay on 127.0.0.1)", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Quick start for apps'));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toContain("createTransport({ mode: 'relay', relayUrl: 'wss://relay.example.com' })");
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    // The snippet must resolve the workspace packages, so it lives in the repository; its
+    // notes.db goes to a temp working directory.
+    const file = join(ROOT, 'examples', `.readme-quickstart-${process.pid}.ts`);
+    const cwd = mkdtempSync(join(tmpdir(), 'rhizome-quickstart-'));
+    try {
+      writeFileSync(file, (code as string).replace('wss://relay.example.com', relay.url));
+      const r = await runTsx(['--conditions=rhizome-source', file], cwd, 60_000);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe("{ done: true, title: 'Hello' } 1");
+    } finally {
+      rmSync(file, { force: true });
+      rmSync(cwd, { recursive: true, force: true });
+      await relay.close();
+    }
+  });
 });

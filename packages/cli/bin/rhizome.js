@@ -42,7 +42,9 @@ if (node === process.execPath && existsSync(dist)) {
   const nodeArgs = existsSync(dist)
     ? [dist, ...args]
     : ['--conditions=rhizome-source', '--import', pathToFileURL(require.resolve('tsx')).href, source, ...args];
-  const child = spawn(node, nodeArgs, { stdio: 'inherit' });
+  // The extra IPC channel ties the child's life to this launcher: if the launcher dies (even
+  // by SIGKILL), the channel closes and the child stops too (see src/main.ts).
+  const child = spawn(node, nodeArgs, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
   // The terminal sends SIGINT to the whole process group; the child handles it. Signals sent
   // to this launcher alone are passed on, and the launcher exits the way the child did.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
