@@ -21,11 +21,11 @@ export interface RunResult {
 
 /** The environment for child commands: no colours, no inherited Rhizome settings. */
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env['RHIZOME_TOKEN'];
   delete env['RHIZOME_SECRET'];
   delete env['RHIZOME_RELAY_TOKEN'];
-  return env;
+  return { ...env, ...extra };
 }
 
 /** Runs `rhizome ...args` to completion (bounded by `timeoutMs`, then SIGKILL). */

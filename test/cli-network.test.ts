@@ -1,11 +1,32 @@
 // The `rhizome` command over a real relay on 127.0.0.1: an always-on `sync` replica receives
 // a write made by `put` in another process; `status` lists the peer; an unreachable relay is
 // named; `rhizome relay` serves, answers /healthz, and stops cleanly on SIGTERM.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDatabaseId } from '@rhizome/core';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { Running, closedPort, rhizome, tempDir } from './cli-helpers.js';
+
+// A self-signed certificate for localhost and 127.0.0.1, valid 2000-2100 (made with openssl
+// once; embedded so the test needs no openssl).
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBdTCCARqgAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAlsb2NhbGhv
+c3QwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
+CWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKo82zuGQ4YDW/E1
+sp9+pSKdCJnPPvWMi/82ylyB2syyeL0ncqkHONVDd4lNlCfXwtk4gGE7PfvU+nLY
+C+XpzEijWzBZMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAPBgNVHRMBAf8E
+BTADAQH/MAsGA1UdDwQEAwIChDAdBgNVHQ4EFgQU7HmIPDZN4MUqjYjiRoHeAk0/
+59kwCgYIKoZIzj0EAwIDSQAwRgIhAPwweHkBY74EgaV55awCTp4iIUz6ZmobdMxm
+CD9fN4TiAiEA+V+oqz75A5gsNQQFwiUXewn/8VpH5M20n2nIeOddIHw=
+-----END CERTIFICATE-----
+`;
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgc8oSIgyW/X5zBhNi
+41dgi8g0C7K8Mks74nHZB15UUxmhRANCAASqPNs7hkOGA1vxNbKffqUinQiZzz71
+jIv/NspcgdrMsni9J3KpBzjVQ3eJTZQn18LZOIBhOz371Ppy2Avl6cxI
+-----END PRIVATE KEY-----
+`;
 
 let relay: RelayServer;
 let dir: string;
@@ -131,5 +152,35 @@ describe('rhizome relay', () => {
     expect(badFlag.code, badFlag.stderr).toBe(2);
     expect(inUse.code, inUse.stderr).toBe(1);
     expect(inUse.stderr).toContain('--port');
+  });
+
+  it('serves wss:// with --tls-cert/--tls-key and a token; clients need --tls-ca and --token', async () => {
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    writeFileSync(cert, TEST_CERT);
+    writeFileSync(key, TEST_KEY);
+    const server = new Running(['relay', '--port', '0', '--host', '127.0.0.1', '--tls-cert', cert, '--tls-key', key, '--json'], { RHIZOME_RELAY_TOKEN: 'sesame' });
+    running.push(server);
+    const listening = await server.waitForJson((e) => e['type'] === 'listening', 'the listening line');
+    expect(listening).toMatchObject({ token: true });
+    const port = listening['port'] as number;
+    const url = `wss://localhost:${port}`;
+    const id = generateDatabaseId();
+    const [ok, untrusted, noToken] = await Promise.all([
+      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-ok.db'), '--relay', url, '--tls-ca', cert, '--token', 'sesame', '--json']),
+      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-untrusted.db'), '--relay', url, '--token', 'sesame', '--timeout', '3000']),
+      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-no-token.db'), '--relay', url, '--tls-ca', cert, '--timeout', '3000', '--json']),
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ id: 'n', data: { tls: true } });
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toContain(url);
+    expect(untrusted.stderr).toContain('--tls-ca');
+    expect(noToken.code).toBe(1);
+    const err = (JSON.parse(noToken.stderr) as { error: { code: string; message: string; hint: string } }).error;
+    expect(err.code).toBe('ERR_RELAY_REJECTED');
+    expect(err.message).toContain('UNAUTHORIZED');
+    expect(err.hint).toContain('--token');
+    expect((await server.stop('SIGTERM')).code).toBe(0);
   });
 });

@@ -46,6 +46,15 @@ const FLAG_OF_FIELD: Record<string, string> = {
   path: '--db',
 };
 
+/** True when an error, or one of its causes, is a TLS certificate verification failure. */
+function isCertificateProblem(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = errnoCode(e);
+    if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code)) return true;
+  }
+  return false;
+}
+
 function errnoCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -73,7 +82,9 @@ export function describeError(error: unknown): CliError {
         });
       case 'ERR_CONNECT_FAILED':
         return new CliError(error.code, message, {
-          hint: 'Check the address and that the relay or peer is running and reachable (a local relay: `rhizome relay --port 8080 --host 127.0.0.1`).',
+          hint: isCertificateProblem(error)
+            ? "The relay's TLS certificate is not trusted here: for a self-signed or private CA, pass it with --tls-ca FILE (PEM)."
+            : 'Check the address and that the relay or peer is running and reachable (a local relay: `rhizome relay --port 8080 --host 127.0.0.1`).',
           cause: error,
         });
       case 'ERR_RELAY_REJECTED': {
