@@ -98,7 +98,7 @@ describe('sealing between databases', () => {
     const gone = nextEvent(d, (e) => e.type === 'peer-disconnected' && e.peerId === 'rogue', 'rogue dropped');
     await conn.send(sealer.seal(toFrames(new Uint8Array(200_000), 60_000)[0]!));
     await tooBig;
-    await gone;
+    expect(await gone).toMatchObject({ reason: expect.stringContaining('ERR_FRAME_TOO_LARGE') });
     expect(await conn.receive().then(async function drain(m): Promise<null> {
       return m === null ? null : drain(await conn.receive());
     })).toBeNull();

@@ -262,3 +262,20 @@ describe('sync over the memory transport', () => {
     expect(peer.bytesReceived).toBeLessThan(state * 1.1 + 4096);
   });
 });
+
+describe('network events after open', () => {
+  it('a subscription made right after openDatabase sees the first peer-connected and early transport errors', async () => {
+    const hub = uniqueHub();
+    const id = generateDatabaseId();
+    const shared = new MemoryTransport({ hub, peerId: 'shared' });
+    const first = await db({ id, transport: shared });
+    const second = await db({ id, transport: shared }); // same topic twice on one transport
+    const failed = nextEvent(second, (e) => e.type === 'error' && e.error.code === 'ERR_TOPIC_ALREADY_JOINED', 'ERR_TOPIC_ALREADY_JOINED');
+    const other = await db({ id, transport: { mode: 'memory', hub, peerId: 'other' } });
+    const connected = nextEvent(other, (e) => e.type === 'peer-connected', 'peer-connected on other');
+    await failed;
+    expect(await connected).toMatchObject({ type: 'peer-connected', peerId: 'shared' });
+    await first.close();
+    await shared.disconnect();
+  });
+});

@@ -354,12 +354,18 @@ export class Database {
 
   // ---- network ------------------------------------------------------------------------------
 
-  /** @internal Joins the topic and runs a session per connection until closed. */
+  /**
+   * @internal Joins the topic and runs a session per connection until closed. The join starts
+   * on the next macrotask, so a subscription made right after `await openDatabase()` sees every
+   * network event, including the first `peer-connected` and an early `error`.
+   */
   start(): void {
     this.#network = this.#run();
   }
 
   async #run(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.#closed) return;
     const { signal } = this.#abort;
     try {
       const connections = await this.transport.connect(this.topic, { signal });

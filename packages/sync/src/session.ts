@@ -97,6 +97,7 @@ export class PeerSession {
   #sentStep2 = false;
   #synced = false;
   #failed = false;
+  #failReason: string | undefined;
   #closed = false;
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
@@ -138,7 +139,7 @@ export class PeerSession {
         if (this.#closed || this.#failed) break;
         this.#receive(frame);
       }
-      reason = 'connection closed';
+      reason = this.#failReason ?? 'connection closed';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
       if (!this.#closed) this.#host.reportError(asError(error));
@@ -255,7 +256,9 @@ export class PeerSession {
   #fail(error: unknown): void {
     if (this.#closed || this.#failed) return;
     this.#failed = true;
-    this.#host.reportError(asError(error));
+    const err = asError(error);
+    this.#failReason = err.code ? `${err.code}: ${err.message}` : err.message;
+    this.#host.reportError(err);
     void this.conn.close().catch(() => undefined);
   }
 
