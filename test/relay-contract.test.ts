@@ -20,3 +20,12 @@ runTransportContract('relay via createTransport', async () => {
     close: () => relay.close(),
   };
 });
+
+// The browser code path: the WHATWG WebSocket (Node 22's global one stands in for a browser's).
+runTransportContract('relay with the global WebSocket', async () => {
+  const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+  return {
+    createTransport: async () => new RelayTransport({ url: relay.url, timeoutMs: 5000, implementation: 'global' }),
+    close: () => relay.close(),
+  };
+});

@@ -1,0 +1,116 @@
+// The relay client against a real relay: sessions that end and come back, takeover of a peer
+// id, and inbound flow control.
+import { afterEach, describe, expect, it } from 'vitest';
+import { deriveTopic, type Connection } from '@rhizome/core';
+import { within } from '@rhizome/core/testing';
+import { createRelayServer, type RelayServer } from '@rhizome/relay';
+import { startRelayProcess } from '@rhizome/relay/testing';
+import { RelayTransport } from '@rhizome/transport-relay';
+
+const WAIT = 15_000;
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+function transport(url: string, extra: Partial<ConstructorParameters<typeof RelayTransport>[0]> = {}): RelayTransport {
+  const t = new RelayTransport({ url, timeoutMs: WAIT, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, ...extra });
+  cleanup.push(() => t.disconnect());
+  return t;
+}
+
+async function relayOn(port = 0): Promise<RelayServer> {
+  const r = await createRelayServer({ port, host: '127.0.0.1' });
+  cleanup.push(() => r.close());
+  return r;
+}
+
+async function next(it: AsyncIterator<Connection>, what: string): Promise<Connection> {
+  const r = await within(WAIT, what, it.next());
+  if (r.done) throw new Error(`iterable ended while waiting for ${what}`);
+  return r.value;
+}
+
+describe('relay client sessions', () => {
+  it('a relay restart closes the old Connections and yields new ones to the same peers', async () => {
+    const relay = await relayOn();
+    const a = transport(relay.url);
+    const b = transport(relay.url);
+    const topic = deriveTopic('restart');
+    const [ia, ib] = (await Promise.all([a.connect(topic), b.connect(topic)])).map((x) => x[Symbol.asyncIterator]());
+    const [ca, cb] = await Promise.all([next(ia!, 'a conn'), next(ib!, 'b conn')]);
+    expect(ca.peerId).toBe(b.peerId);
+    await relay.close();
+    expect(await within(WAIT, 'old connection to close', cb.receive())).toBeNull();
+    expect(ca.closed || (await within(WAIT, 'old a close', ca.receive())) === null).toBe(true);
+    await expect(ca.send(new Uint8Array([1]))).rejects.toMatchObject({ code: 'ERR_CONNECTION_CLOSED' });
+    const again = await relayOn(relay.port);
+    expect(again.port).toBe(relay.port);
+    const [na, nb] = await Promise.all([next(ia!, 'new a conn'), next(ib!, 'new b conn')]);
+    expect(na.peerId).toBe(b.peerId);
+    expect(nb.peerId).toBe(a.peerId);
+    await na.send(new Uint8Array([42]));
+    expect(await within(WAIT, 'message after restart', nb.receive())).toEqual(new Uint8Array([42]));
+    expect(a.state).toBe('connected');
+  });
+
+  it('a relay killed with SIGKILL: clients notice, back off, and rejoin when it is back', async () => {
+    let relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+    cleanup.push(() => relay.stop());
+    const port = relay.port;
+    const errors: string[] = [];
+    const a = transport(relay.url, { onError: (e) => errors.push(e.code) });
+    const b = transport(relay.url);
+    const topic = deriveTopic('sigkill');
+    const [ia, ib] = (await Promise.all([a.connect(topic), b.connect(topic)])).map((x) => x[Symbol.asyncIterator]());
+    const [ca] = await Promise.all([next(ia!, 'a conn'), next(ib!, 'b conn')]);
+    relay.child.kill('SIGKILL');
+    expect(await within(WAIT, 'the connection to close', ca.receive())).toBeNull();
+    relay = await startRelayProcess(['--port', String(port), '--host', '127.0.0.1']);
+    const [na, nb] = await Promise.all([next(ia!, 'new a conn'), next(ib!, 'new b conn')]);
+    await nb.send(new Uint8Array([7]));
+    expect(await within(WAIT, 'message after the crash', na.receive())).toEqual(new Uint8Array([7]));
+    expect(errors).toContain('ERR_CONNECT_FAILED');
+  });
+
+  it('a second transport with the same peer id takes over; the first stops with ERR_RELAY_REJECTED (REPLACED)', async () => {
+    const relay = await relayOn();
+    const first = transport(relay.url, { peerId: 'twin' });
+    const topic = deriveTopic('twins');
+    const it1 = (await first.connect(topic))[Symbol.asyncIterator]();
+    const ended = it1.next().catch((e: unknown) => e);
+    const second = transport(relay.url, { peerId: 'twin' });
+    await second.lookup(topic);
+    expect(await within(WAIT, 'the first to fail', ended)).toMatchObject({ code: 'ERR_RELAY_REJECTED', closeName: 'REPLACED' });
+    expect(first.state).toBe('failed');
+    await expect(first.lookup(topic)).rejects.toMatchObject({ code: 'ERR_RELAY_REJECTED' });
+    expect(second.state).toBe('connected');
+  });
+
+  it('a reader that falls behind pauses the socket instead of buffering without bound; nothing is lost', async () => {
+    const relay = await relayOn();
+    const fast = transport(relay.url);
+    const slow = transport(relay.url, { inboundHighWaterMark: 50 });
+    const topic = deriveTopic('slow reader');
+    const [[cf], [cs]] = await Promise.all(
+      [fast, slow].map(async (t) => [await next((await t.connect(topic))[Symbol.asyncIterator](), 'conn')]),
+    );
+    const N = 3000;
+    const msg = (i: number): Uint8Array => {
+      const m = new Uint8Array(1024);
+      new DataView(m.buffer).setUint32(0, i);
+      return m;
+    };
+    for (let i = 0; i < N; i++) await cf!.send(msg(i));
+    // Everything is sent; the reader has read nothing. Wait until the relay has forwarded it all.
+    for (let i = 0; i < 200 && relay.stats().framesOut < N; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(relay.stats().framesOut).toBeGreaterThanOrEqual(N);
+    const buffered = (cs as unknown as { buffered: number }).buffered;
+    console.log(`slow reader: ${buffered} of ${N} messages in its inbox while paused`);
+    expect(buffered).toBeLessThan(N / 2); // the rest waits in the socket, not in the inbox
+    for (let i = 0; i < N; i++) {
+      const m = await within(WAIT, `message ${i}`, cs!.receive());
+      expect(new DataView(m!.buffer, m!.byteOffset).getUint32(0)).toBe(i);
+    }
+  });
+});
