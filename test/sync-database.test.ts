@@ -101,6 +101,12 @@ describe('node API', () => {
     await expect(openDatabase({ id: 'x', secret: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG', field: 'secret' });
     await expect(openDatabase({ id: 'x', transport: { mode: 'memory', encryption: false } })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG' });
     await expect(openDatabase({ id: 'x', transport: { mode: 'nope' as never } })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG', field: 'mode' });
+    await expect(openDatabase({ id: 'x', limits: { maxFrameBytes: 100 } })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG', field: 'limits.maxFrameBytes' });
+    const tiny = new MemoryTransport({ hub: uniqueHub(), maxMessageSize: 80 });
+    await expect(openDatabase({ id: 'x', transport: tiny })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG', field: 'transport.maxMessageSize' });
+    await tiny.disconnect();
+    const d = await db({ id: 'x' });
+    await expect(d.whenSynced({ minPeers: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
   });
 
   it('close is idempotent, flushes to the file, and later calls throw ERR_CLOSED', async () => {

@@ -4,6 +4,7 @@ import {
   ClosedError,
   DEFAULT_TIMEOUT_MS,
   DisabledTransport,
+  InvalidArgumentError,
   InvalidConfigError,
   SyncBroadcaster,
   TimeoutError,
@@ -27,6 +28,8 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 /** Default bound on queued outbound update bytes per peer before they collapse into one diff. */
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Smallest frame the sync layer can work with: the seal, a chunk header and some payload. */
+export const MIN_FRAME_BYTES = SEAL_OVERHEAD + CHUNK_HEADER_LENGTH + 64;
 /** How long `close()` waits for queued frames to leave before it closes the connections. */
 export const CLOSE_DRAIN_MS = 2000;
 
@@ -275,8 +278,8 @@ export class Database {
     if (this.#closed) return Promise.reject(new ClosedError('database'));
     const minPeers = options.minPeers ?? 0;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidConfigError('minPeers', 'must be a non-negative integer'));
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidConfigError('timeoutMs', 'must be a positive number'));
+    if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError('timeoutMs must be a positive number'));
     if (this.#allSynced(minPeers)) return Promise.resolve();
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
@@ -388,11 +391,6 @@ export class Database {
       this.#sessions.delete(conn.peerId);
       this.#onSessionClosed(previous, 'replaced by a new connection');
       void previous.close().catch(() => undefined);
-    }
-    if (this.#host.maxFrameBytes < SEAL_OVERHEAD + CHUNK_HEADER_LENGTH + 64) {
-      this.#report(new InvalidConfigError('maxMessageSize', `transport frames of ${this.#host.maxFrameBytes} bytes are too small to carry sealed chunks`));
-      void conn.close().catch(() => undefined);
-      return;
     }
     const session = new PeerSession(conn, this.#host);
     this.#sessions.set(conn.peerId, session);
@@ -529,6 +527,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     }
     transport = createTransport(given);
     owns = true;
+  }
+  const frameBytes = Math.min(transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes, limits.maxFrameBytes);
+  if (frameBytes < MIN_FRAME_BYTES) {
+    if (owns) await transport.disconnect().catch(() => undefined);
+    throw new InvalidConfigError(
+      frameBytes === limits.maxFrameBytes ? 'limits.maxFrameBytes' : 'transport.maxMessageSize',
+      `frames of ${frameBytes} bytes are too small for sealed chunks (at least ${MIN_FRAME_BYTES})`,
+    );
   }
   const sealer = new FrameSealer(material, deriveTopic(id));
   let store: DocStore;

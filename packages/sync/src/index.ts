@@ -3,7 +3,7 @@
  * reconciled with y-protocols sync over any Transport, sealed end to end.
  * @packageDocumentation
  */
-export { openDatabase, Database, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_BYTES, CLOSE_DRAIN_MS } from './database.js';
+export { openDatabase, Database, MIN_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_BYTES, CLOSE_DRAIN_MS } from './database.js';
 export type { DatabaseOptions, DatabaseStats, WhenSyncedOptions } from './database.js';
 export type { PeerStats } from './session.js';
 export { NODES_MAP, FIELDS_MAP } from './nodes.js';
