@@ -398,12 +398,13 @@ export class RelayCore {
     peer.listed.set(topic.id, topic);
     const alreadyMember = topic.members.has(peer.session);
     this.#send(peer, encodeJoined(topic.id, topic.bytes));
-    if (!pair || alreadyMember) return;
+    // Sending can cut the peer (its buffer is full): it has then left every topic already.
+    if (!pair || alreadyMember || peer.done) return;
     const announceNewcomer = encodePeerJoined(topic.id, peer.session, peer.peerId!);
     for (const other of topic.members.values()) {
-      this.#send(other, announceNewcomer);
       this.#send(peer, encodePeerJoined(topic.id, other.session, other.peerId!));
       if (peer.done) return;
+      this.#send(other, announceNewcomer);
     }
     topic.members.set(peer.session, peer);
     peer.joined.set(topic.id, topic);

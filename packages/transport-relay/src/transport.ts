@@ -203,6 +203,8 @@ export class RelayTransport implements Transport {
   readonly #lookups = new Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }>();
   #sessionWaiters: SessionWaiter[] = [];
   #link: Link | null = null;
+  /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
+  #pendingLink: Link | null = null;
   /** Increments with every session: Connections of an older one are dead. */
   #generation = 0;
   #session = 0;
@@ -273,7 +275,8 @@ export class RelayTransport implements Transport {
     this.#assertOpen();
     await this.#whenSession();
     this.#assertOpen();
-    const link = this.#link!;
+    const link = this.#link;
+    if (link === null) throw new ConnectFailedError(`lost the session with relay ${this.url} before the lookup`);
     const requestId = this.#nextRequestId;
     this.#nextRequestId = requestId >= 0xffffffff ? 1 : requestId + 1;
     const reply = new Promise<PeerInfo[]>((resolve, reject) => this.#lookups.set(requestId, { resolve, reject }));
@@ -323,6 +326,8 @@ export class RelayTransport implements Transport {
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
     this.#wake?.();
+    this.#pendingLink?.close(CloseCode.NORMAL, 'disconnect');
+    this.#pendingLink = null;
     const link = this.#link;
     this.#link = null;
     if (link && link.open) {
@@ -471,6 +476,7 @@ export class RelayTransport implements Transport {
         closedBy = await this.#runSession();
         attempt = 0;
       } catch (error) {
+        if (this.#closed) return;
         this.#report(error as RhizomeError);
       }
       if (closedBy !== null) {
@@ -518,6 +524,7 @@ export class RelayTransport implements Transport {
       link.close(CloseCode.NORMAL, 'disconnect');
       throw new TransportClosedError();
     }
+    this.#pendingLink = link;
     return new Promise((resolve, reject) => {
       let welcomed = false;
       const timer = setTimeout(() => {
@@ -533,6 +540,11 @@ export class RelayTransport implements Transport {
         if (!isWelcomeFrame(frame)) return;
         welcomed = true;
         clearTimeout(timer);
+        this.#pendingLink = null;
+        if (this.#closed) {
+          link.close(CloseCode.NORMAL, 'disconnect');
+          return;
+        }
         this.#link = link;
         this.#generation++;
         this.#session = readU32(frame, 2);
@@ -548,7 +560,12 @@ export class RelayTransport implements Transport {
       };
       link.onclose = (code, reason) => {
         clearTimeout(timer);
-        if (!welcomed) {
+        if (this.#pendingLink === link) this.#pendingLink = null;
+        if (!welcomed || this.#link !== link) {
+          if (welcomed) {
+            resolve({ code, reason });
+            return;
+          }
           const name = closeCodeName(code);
           if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
             const rejected = new RelayRejectedError(this.url, code, name, reason);
