@@ -7,7 +7,7 @@ import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import type { SyncEvent } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database, DatabaseOptions } from '@rhizome/sync';
-import { collectEvents, nextEvent, tempDir, uniqueHub, until } from './sync-helpers.js';
+import { TapTransport, collectEvents, nextEvent, tempDir, uniqueHub, until } from './sync-helpers.js';
 
 const open: Database[] = [];
 const cleanups: Array<() => void> = [];
@@ -283,5 +283,29 @@ describe('network events after open', () => {
     expect(await connected).toMatchObject({ type: 'peer-connected', peerId: 'shared' });
     await first.close();
     await shared.disconnect();
+  });
+});
+
+describe('one session per peer', () => {
+  it('a second connection from the same peer id replaces the first', async () => {
+    const hub = uniqueHub();
+    const id = generateDatabaseId();
+    const tap = new TapTransport(new MemoryTransport({ hub, peerId: 'me' }));
+    tap.peerIdOverride = 'same-peer';
+    const me = await db({ id, transport: tap });
+    const events = collectEvents(me);
+    const p1 = await db({ id, transport: { mode: 'memory', hub, peerId: 'p1' } });
+    await until(me, () => me.stats().peers.some((p) => p.synced), 'first session synced');
+    const replaced = nextEvent(me, (e) => e.type === 'peer-disconnected' && e.reason === 'replaced by a new connection', 'replacement');
+    const p2 = await db({ id, transport: { mode: 'memory', hub, peerId: 'p2' } });
+    await replaced;
+    expect(me.peers()).toEqual([{ peerId: 'same-peer', addresses: [] }]);
+    await me.whenSynced({ minPeers: 1 });
+    p2.put('from-p2', {});
+    await until(me, () => me.get('from-p2') !== undefined, 'from-p2');
+    events.stop();
+    expect(events.events.filter((e) => e.type === 'peer-connected')).toHaveLength(2);
+    expect(p1.get('from-p2')).toEqual({});
+    await tap.disconnect();
   });
 });

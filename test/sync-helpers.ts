@@ -87,7 +87,9 @@ export class TapConnection implements Connection {
     })();
   }
 
-  get peerId(): string { return this.#inner.peerId; }
+  /** Set to present the connection under another peer id (to test one-session-per-peer). */
+  peerIdOverride: string | undefined;
+  get peerId(): string { return this.peerIdOverride ?? this.#inner.peerId; }
   get topic(): TopicHash { return this.#inner.topic; }
   get transport(): string { return this.#inner.transport; }
   get closed(): boolean { return this.#inner.closed; }
@@ -116,6 +118,8 @@ export class TapConnection implements Connection {
 export class TapTransport implements Transport {
   readonly name = 'tap';
   readonly connections: TapConnection[] = [];
+  /** Every connection this transport yields is presented under this peer id, when set. */
+  peerIdOverride: string | undefined;
   readonly #inner: MemoryTransport;
   constructor(inner: MemoryTransport) { this.#inner = inner; }
   get maxMessageSize(): number { return this.#inner.maxMessageSize; }
@@ -127,6 +131,7 @@ export class TapTransport implements Transport {
     return (async function* () {
       for await (const conn of inner) {
         const tap = new TapConnection(conn);
+        tap.peerIdOverride = self.peerIdOverride;
         self.connections.push(tap);
         yield tap;
       }
