@@ -7,8 +7,10 @@
 // own. The peers are a separate npm project (bench/peers), installed by `prebench`.
 //
 // Extra flags: --workloads stream,paced,... --systems rhizome,y-websocket,...
-//   --profile (writes CPU profiles of drivers and servers to bench/.profiles/).
+//   --runs N (override the number of runs) --profile (CPU profiles of drivers and servers
+//   into bench/.profiles/, for `node --cpu-prof` analysis of a missed target).
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,9 @@ interface SystemDef {
  * Rates stay at their defaults.
  */
 const RELAY_OPTIONS = { maxConnectionsPerIp: 20_000, maxConnections: 20_000 };
+
+/** Left out of `--quick` (a smoke run): the tuned Hocuspocus variant and the bare ceiling. */
+const QUICK_SKIP = new Set(['hocuspocus-nf', 'bare']);
 
 const SYSTEMS: Record<string, SystemDef> = {
   rhizome: { label: 'Rhizome (relay, sealed)', client: 'rhizome', server: 'rhizome', serverOptions: RELAY_OPTIONS },
@@ -90,8 +95,8 @@ const WORKLOADS: WorkloadDef[] = [
     id: 'stream1',
     title: 'Stream, tight loop, one write per macrotask',
     workload: 'stream',
-    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'hocuspocus-nf', 'bare'],
-    params: (quick) => ({ writes: quick ? 10_000 : 100_000, chunk: 1, timeoutMs: quick ? 15_000 : 30_000 }),
+    systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
+    params: (quick) => ({ writes: quick ? 5_000 : 20_000, chunk: 1, timeoutMs: quick ? 15_000 : 30_000 }),
     metrics: [
       { key: 'updatesPerSec', label: 'updates/s', better: 'higher' },
       { key: 'seconds', label: 'seconds until B has all', better: 'lower', digits: 2 },
@@ -107,7 +112,7 @@ const WORKLOADS: WorkloadDef[] = [
     title: 'Stream, paced at 2,000 writes/s',
     workload: 'paced',
     systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
-    params: (quick) => ({ writes: quick ? 2_000 : 20_000, rate: 2000, timeoutMs: quick ? 10_000 : 30_000 }),
+    params: (quick) => ({ writes: quick ? 2_000 : 10_000, rate: 2000, timeoutMs: quick ? 10_000 : 30_000 }),
     metrics: [
       { key: 'p50ms', label: 'p50 ms', better: 'lower', digits: 2 },
       { key: 'p99ms', label: 'p99 ms', better: 'lower', digits: 2 },
@@ -124,8 +129,8 @@ const WORKLOADS: WorkloadDef[] = [
     systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
     params: (quick) =>
       quick
-        ? { databases: 10, peers: 4, rate: 25, durationMs: 3_000, timeoutMs: 20_000 }
-        : { databases: 50, peers: 4, rate: 25, durationMs: 10_000, timeoutMs: 30_000 },
+        ? { databases: 10, peers: 4, rate: 25, durationMs: 2_000, timeoutMs: 20_000 }
+        : { databases: 50, peers: 4, rate: 25, durationMs: 5_000, timeoutMs: 30_000 },
     metrics: [
       { key: 'deliveredPerSec', label: 'delivered updates/s', better: 'higher' },
       { key: 'drainSeconds', label: 'drain s', digits: 2 },
@@ -145,13 +150,14 @@ const WORKLOADS: WorkloadDef[] = [
     params: (quick) => ({ nodes: quick ? 10_000 : 100_000, timeoutMs: 30_000 }),
     metrics: [
       { key: 'seconds', label: 'seconds to synced with all nodes', better: 'lower', digits: 3 },
+      { key: 'openSeconds', label: 'of which open s', digits: 3 },
       { key: 'bytesDown', label: 'bytes down' },
       { key: 'bytesUp', label: 'bytes up' },
       { key: 'stateBytes', label: 'encoded state bytes' },
       { key: 'wireRatio', label: 'wire ÷ state', better: 'lower', digits: 2 },
     ],
     primary: 'seconds',
-    describe: (p) => `A holds ${fmt(p.nodes as number)} nodes (one transaction) and stays online; a fresh replica C joins through a byte-counting TCP proxy: time from open to synced with every node; bytes both ways on C's wire (HTTP upgrade and WebSocket framing included) against \`Y.encodeStateAsUpdate\` of A.`,
+    describe: (p) => `A (in its own process) holds ${fmt(p.nodes as number)} nodes, written in one transaction, and stays online; a fresh replica C joins through a byte-counting TCP proxy: time from open to synced with every node; bytes both ways on C's wire (HTTP upgrade and WebSocket framing included) against \`Y.encodeStateAsUpdate\` of A.`,
   },
   {
     id: 'idle',
@@ -255,16 +261,18 @@ async function serverStats(server: Child, gc: boolean): Promise<ServerStats> {
 }
 
 /** One system, one workload, one run, in fresh processes. */
-async function measure(systemId: string, def: WorkloadDef, params: Record<string, unknown>, profileDir: string | undefined): Promise<Measured> {
+async function measure(systemId: string, def: WorkloadDef, runParams: Record<string, unknown>, profileRoot: string | undefined): Promise<Measured> {
   const system = SYSTEMS[systemId]!;
+  const profileDir = (role: string): string | undefined => (profileRoot ? join(profileRoot, `${def.id}-${systemId}-${role}`) : undefined);
   const tmpDir = mkdtempSync(join(tmpdir(), `rhizome-compare-${def.id}-`));
+  let params = runParams;
   const children: Child[] = [];
   try {
     const serverOptions = { ...system.serverOptions, ...(system.sqlite ? { sqlite: join(tmpDir, 'hocuspocus.sqlite') } : {}) };
     const server =
       system.server === 'rhizome'
-        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...TSX_ARGS, '--expose-gc'], profileDir)
-        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc'], profileDir);
+        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...TSX_ARGS, '--expose-gc'], profileDir('server'))
+        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc'], profileDir('server'));
     children.push(server);
     const stored: Array<{ room: string; nodes: number; at: number }> = [];
     const storedWaiters = new Set<() => void>();
@@ -276,9 +284,28 @@ async function measure(systemId: string, def: WorkloadDef, params: Record<string
     const ready = await waitMessage<{ port: number; versions: Record<string, string> }>(server, (m) => m.type === 'ready', 30_000, `${systemId} server start`);
     const url = `ws://127.0.0.1:${ready.port}`;
 
-    const driver = forkChild(join(HERE, 'compare', 'driver.ts'), [], [...TSX_ARGS, '--expose-gc', '--max-old-space-size=8192'], profileDir);
-    children.push(driver);
-    await waitMessage(driver, (m) => m.type === 'hello', 30_000, 'driver start');
+    const startDriver = async (role: string): Promise<Child> => {
+      const child = forkChild(join(HERE, 'compare', 'driver.ts'), [], [...TSX_ARGS, '--expose-gc', '--max-old-space-size=8192'], profileDir(role));
+      children.push(child);
+      await waitMessage(child, (m) => m.type === 'hello', 30_000, `${role} start`);
+      return child;
+    };
+    let seeded: Record<string, number> = {};
+    if (def.workload === 'cold') {
+      // The replica that holds the data runs in its own process (see workloads.seed).
+      params = { ...params, room: `cold-${randomUUID()}` };
+      const seedDriver = await startDriver('seed');
+      seedDriver.proc.send({ type: 'run', system: system.client, workload: 'seed', url, params, tmpDir });
+      const out = await waitMessage<{ type: string; result?: WorkloadResult; error?: string }>(
+        seedDriver,
+        (m) => m.type === 'result' || m.type === 'error',
+        (params.timeoutMs as number) + 30_000,
+        `${systemId} seed`,
+      );
+      if (out.type === 'error') throw new Error(out.error);
+      seeded = out.result!.values;
+    }
+    const driver = await startDriver('driver');
     const marks = new Map<string, ServerStats>();
     driver.proc.on('message', (m: Record<string, unknown>) => {
       const reply = (value: unknown): void => {
@@ -322,7 +349,10 @@ async function measure(systemId: string, def: WorkloadDef, params: Record<string
     );
     if (outcome.type === 'error') throw new Error(outcome.error);
     const result = outcome.result!;
-    const values = { ...result.values };
+    const values = { ...seeded, ...result.values };
+    if (values.stateBytes && values.bytesDown !== undefined && values.bytesUp !== undefined) {
+      values.wireRatio = (values.bytesDown + values.bytesUp) / values.stateBytes;
+    }
     const start = marks.get('start');
     const end = marks.get('end');
     if (start && end) {
@@ -359,6 +389,8 @@ function ratioText(rhizome: Stats | undefined, other: Stats | undefined, better:
 export async function run(ctx: BenchContext): Promise<void> {
   const wantWorkloads = argList('--workloads');
   const wantSystems = argList('--systems');
+  const runsArg = argList('--runs');
+  const runs = runsArg ? Math.max(1, Number(runsArg[0]) || 1) : ctx.runs;
   const profileDir = process.argv.includes('--profile') ? join(HERE, '.profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const peersInstalled = ['yjs', 'y-websocket', '@y/websocket-server', '@hocuspocus/server', '@hocuspocus/provider', 'ws'].every((p) =>
@@ -372,17 +404,19 @@ export async function run(ctx: BenchContext): Promise<void> {
   );
 
   const versions = new Map<string, Record<string, string>>();
+  /** Medians by `workload:system:metric`, for the durability-cost note and the targets table. */
+  const medians = new Map<string, number>();
   for (const def of WORKLOADS) {
     if (wantWorkloads && !wantWorkloads.includes(def.id)) continue;
-    const systems = def.systems.filter((s) => (!wantSystems || wantSystems.some((w) => s === w || s.startsWith(`${w}-`))) && (peersInstalled || SYSTEMS[s]!.client === 'rhizome'));
+    const systems = def.systems.filter((s) => !(ctx.quick && !wantSystems && QUICK_SKIP.has(s)) && (!wantSystems || wantSystems.some((w) => s === w || s.startsWith(`${w}-`))) && (peersInstalled || SYSTEMS[s]!.client === 'rhizome'));
     const base = def.params(ctx.quick);
     const results = new Map<string, Measured[]>();
     const notes = new Map<string, Set<string>>();
     const started = performance.now();
-    for (let r = 0; r < ctx.runs; r++) {
+    for (let r = 0; r < runs; r++) {
       for (const s of systems) {
         const params = def.paramsFor ? def.paramsFor(s, base) : base;
-        process.stderr.write(`[compare] ${def.id} run ${r + 1}/${ctx.runs}: ${s} ... `);
+        process.stderr.write(`[compare] ${def.id} run ${r + 1}/${runs}: ${s} ... `);
         const t = performance.now();
         try {
           const m = await measure(s, def, params, profileDir);
@@ -406,6 +440,7 @@ export async function run(ctx: BenchContext): Promise<void> {
         if (vals.length) m.set(metric.key, summarize(vals));
       }
       stats.set(s, m);
+      for (const [k, st] of m) medians.set(`${def.id}:${s}:${k}`, st.median);
     }
     const primary = def.metrics.find((m) => m.key === def.primary)!;
     const reference = stats.get(def.systems[0]!);
@@ -418,17 +453,57 @@ export async function run(ctx: BenchContext): Promise<void> {
       row[`Rhizome ÷ this (${primary.label})`] = s === def.systems[0] ? '' : ratioText(reference?.get(primary.key), stats.get(s)?.get(primary.key), primary.better);
       return row;
     });
-    ctx.table(`${def.title} (${ctx.runs} run${ctx.runs > 1 ? 's' : ''})`, rows);
+    ctx.table(`${def.title} (${runs} run${runs > 1 ? 's' : ''})`, rows);
     ctx.note(`\n${def.describe(base)}`);
     for (const [s, set] of notes) for (const n of set) ctx.note(`- ${SYSTEMS[s]!.label}: ${n}`);
     ctx.note(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
   }
+  const durabilityNote = (persisted: string, plain: string, label: string): string | undefined => {
+    const a = medians.get(`durable:${persisted}:updatesPerSec`);
+    const b = medians.get(`stream:${plain}:updatesPerSec`);
+    return a && b ? `${label}: ${fmt(a)} updates/s with SQLite vs ${fmt(b)} without (×${fmt(a / b, 2)})` : undefined;
+  };
+  const costs = [durabilityNote('rhizome-sqlite', 'rhizome', 'Rhizome'), durabilityNote('hocuspocus-sqlite', 'hocuspocus', 'Hocuspocus')].filter(Boolean);
+  if (costs.length) ctx.note(`\nDurability cost (medians of the two tables above): ${costs.join('; ')}.`);
+  ctx.table('Targets (from the issue), on the medians above', targetRows(medians));
   ctx.table(
     'Versions',
     [...versions].map(([system, v]) => ({ system, versions: Object.entries(v).map(([k, x]) => `${k} ${x}`).join(', ') })),
   );
   const load1 = loadavg();
   ctx.note(`\nLoad average at the end: ${load1.map((x) => x.toFixed(2)).join(', ')}.`);
+}
+
+/** The issue's targets, each with the measured value and whether it is met. */
+function targetRows(m: Map<string, number>): Array<Record<string, string>> {
+  const rows: Array<Record<string, string>> = [];
+  const add = (target: string, value: number | undefined, text: (v: number) => string, met: (v: number) => boolean): void => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    rows.push({ target, measured: text(value), met: met(value) ? 'yes' : 'no' });
+  };
+  const ratio = (a: string, b: string): number | undefined => {
+    const x = m.get(a);
+    const y = m.get(b);
+    return x !== undefined && y !== undefined && y > 0 ? x / y : undefined;
+  };
+  const x = (v: number): string => `${fmt(v, 2)}×`;
+  for (const [wl, what] of [
+    ['stream', 'tight loop'],
+    ['stream1', 'one write per macrotask'],
+  ] as const) {
+    add(`stream ≥ 3× y-websocket (${what})`, ratio(`${wl}:rhizome:updatesPerSec`, `${wl}:y-websocket:updatesPerSec`), x, (v) => v >= 3);
+    add(`stream ≥ 3× Hocuspocus defaults (${what})`, ratio(`${wl}:rhizome:updatesPerSec`, `${wl}:hocuspocus:updatesPerSec`), x, (v) => v >= 3);
+    add(`stream ≥ 3× Hocuspocus flushDelay:false (${what})`, ratio(`${wl}:rhizome:updatesPerSec`, `${wl}:hocuspocus-nf:updatesPerSec`), x, (v) => v >= 3);
+  }
+  add('p99 propagation at 2,000 writes/s < 10 ms', m.get('paced:rhizome:p99ms'), (v) => `${fmt(v, 2)} ms`, (v) => v < 10);
+  add('cold sync of the database < 1 s', m.get('cold:rhizome:seconds'), (v) => `${fmt(v, 3)} s`, (v) => v < 1);
+  add('cold sync bytes ≤ 1.5× encoded state', m.get('cold:rhizome:wireRatio'), x, (v) => v <= 1.5);
+  add('idle relay memory < 10 KiB/connection', m.get('idle:rhizome:serverKiBPerConn'), (v) => `${fmt(v)} KiB`, (v) => v < 10);
+  add('relay forwarding ≥ 0.8× bare (stream, tight loop)', ratio('stream:rhizome:updatesPerSec', 'stream:bare:updatesPerSec'), x, (v) => v >= 0.8);
+  add('relay forwarding ≥ 0.8× bare (stream, one write per macrotask)', ratio('stream1:rhizome:updatesPerSec', 'stream1:bare:updatesPerSec'), x, (v) => v >= 0.8);
+  add('relay forwarding ≥ 0.8× bare (fan-out delivered/s)', ratio('fanout:rhizome:deliveredPerSec', 'fanout:bare:deliveredPerSec'), x, (v) => v >= 0.8);
+  add('relay CPU per delivery ≤ 1.25× bare (fan-out; 0.8× efficiency)', ratio('fanout:rhizome:serverCpuUsPerDelivery', 'fanout:bare:serverCpuUsPerDelivery'), x, (v) => v <= 1.25);
+  return rows;
 }
 
 function cell(s: Stats, digits: number): string {

@@ -49,6 +49,8 @@ async function run(req: RunRequest): Promise<WorkloadResult> {
         return workloads.fanout(ctx, req.params as FanoutParams);
       case 'cold':
         return workloads.cold(ctx, req.params as ColdParams);
+      case 'seed':
+        return workloads.seed(ctx, req.params as ColdParams);
       case 'idle':
         return workloads.idle(ctx, req.params as IdleParams);
     }
@@ -61,8 +63,10 @@ process.on('message', (msg: { type: string; id?: string; value?: unknown }) => {
     pending.get(msg.id)?.(msg.value);
     pending.delete(msg.id);
   } else if (msg.type === 'run') {
-    run(msg as unknown as RunRequest).then(
-      (result) => process.send!({ type: 'result', result }, () => process.exit(0)),
+    const req = msg as unknown as RunRequest;
+    run(req).then(
+      // The seed keeps its replica online until the parent ends this process.
+      (result) => process.send!({ type: 'result', result }, () => (req.workload === 'seed' ? undefined : process.exit(0))),
       (error: unknown) => process.send!({ type: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) }, () => process.exit(1)),
     );
   }

@@ -81,6 +81,8 @@ export interface FanoutParams {
 export interface ColdParams {
   nodes: number;
   timeoutMs: number;
+  /** The document, shared by the seed process and the joining one (set by the parent). */
+  room: string;
 }
 export interface IdleParams {
   connections: number;
@@ -88,7 +90,7 @@ export interface IdleParams {
   timeoutMs: number;
 }
 
-export type WorkloadName = 'stream' | 'paced' | 'fanout' | 'cold' | 'idle';
+export type WorkloadName = 'stream' | 'paced' | 'fanout' | 'cold' | 'seed' | 'idle';
 
 /** Parent → driver. */
 export interface RunRequest {
