@@ -1,5 +1,8 @@
 // The relay client against a real relay: sessions that end and come back, takeover of a peer
 // id, and inbound flow control.
+import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriveTopic, type Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
@@ -111,6 +114,40 @@ describe('relay client sessions', () => {
     for (let i = 0; i < N; i++) {
       const m = await within(WAIT, `message ${i}`, cs!.receive());
       expect(new DataView(m!.buffer, m!.byteOffset).getUint32(0)).toBe(i);
+    }
+  });
+});
+
+describe('relay client loading', () => {
+  it('importing the client loads no ws; using it loads ws but never libp2p', async () => {
+    const relay = await relayOn();
+    const probe = join(import.meta.dirname, `.relay-probe-${process.pid}.mjs`);
+    writeFileSync(
+      probe,
+      `import { registerHooks } from 'node:module';
+const loaded = [];
+registerHooks({ resolve(spec, ctx, next) { const r = next(spec, ctx); loaded.push(r.url); return r; } });
+const { RelayTransport } = await import('@rhizome/transport-relay');
+const afterImport = loaded.filter((u) => /\\/ws\\//.test(u)).length;
+const { deriveTopic } = await import('@rhizome/core');
+const t = new RelayTransport({ url: process.argv[2], timeoutMs: 5000 });
+await t.lookup(deriveTopic('probe'));
+await t.disconnect();
+process.stdout.write(JSON.stringify({ afterImport, loaded }));
+`,
+    );
+    try {
+      const child = spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', probe, relay.url], { cwd: join(import.meta.dirname, '..') });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await within(WAIT, 'the probe', new Promise<number | null>((r) => child.once('exit', r)));
+      expect(code).toBe(0);
+      const { afterImport, loaded } = JSON.parse(out) as { afterImport: number; loaded: string[] };
+      expect(afterImport).toBe(0);
+      expect(loaded.some((u) => /\/ws\//.test(u))).toBe(true);
+      expect(loaded.filter((u) => /libp2p|transport-dht|prom-client|\/relay\/src\//.test(u))).toEqual([]);
+    } finally {
+      rmSync(probe, { force: true });
     }
   });
 });
