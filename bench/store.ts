@@ -87,13 +87,13 @@ function rawInserts(dir: string, n: number, batch: number): number {
 }
 
 /** Builds a file whose doc holds `entries` map entries written as `entries` separate updates. */
-function buildLog(path: string, entries: number): { logBytes: number; doc: Y.Doc } {
+function buildLog(path: string, entries: number, keys = entries): { logBytes: number; doc: Y.Doc } {
   const store = openSqliteStore(path);
   const doc = new Y.Doc();
   const persistence = new DocPersistence(store, 'bench', doc, { compactAfterUpdates: Infinity, compactAfterBytes: Infinity });
   const map = doc.getMap<string>('nodes');
   for (let i = 0; i < entries; i++) {
-    map.set(`node-${i}`, `value ${i}`);
+    map.set(`node-${i % keys}`, `value ${i}`);
     if ((i + 1) % 1000 === 0) persistence.flush();
   }
   persistence.close();
@@ -215,6 +215,22 @@ export async function run(ctx: BenchContext): Promise<void> {
       { what: 'file + WAL bytes before / after compaction and checkpoint (no VACUUM)', value: `${kib(fileBefore)} / ${kib(fileAfter)}` },
     );
     ctx.table(`Reopen and compaction, ${fmt(entries)}-entry Y.Map`, rows);
+
+    // The same number of writes on few keys (each overwritten 100 times): what compaction saves
+    // when most of the log is superseded.
+    const keys = entries / 100;
+    const overwritePath = join(dir, 'overwrite.db');
+    const overwrite = buildLog(overwritePath, entries, keys);
+    const before = reopenMs(overwritePath);
+    const ow = openSqliteStore(overwritePath);
+    const owCompact = compactStoredDoc(ow, 'bench');
+    ow.close();
+    const after = reopenMs(overwritePath);
+    ctx.table(`${fmt(entries)} writes over ${fmt(keys)} keys (each overwritten ${fmt(entries / keys)} times), offline compaction`, [
+      { what: 'log bytes before compaction', value: kib(overwrite.logBytes) },
+      { what: 'snapshot bytes after compaction', value: kib(owCompact.after.snapshotBytes) },
+      { what: 'reopen before / after compaction', value: `${fmt(before)} ms / ${fmt(after)} ms` },
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
