@@ -103,15 +103,17 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
   const deadline = Date.now() + timeoutMs;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let reached = -1;
+  let updates = 0;
   const progress = setInterval(() => {
     const stats = db.stats();
-    out.progress(`syncing with ${stats.peers.length} peer(s) over ${where}: ${formatBytes(stats.bytesReceived)} received`);
+    out.progress(`syncing with ${stats.peers.length} peer(s) over ${where}: ${updates} node updates, ${formatBytes(stats.bytesReceived)} in ${stats.framesReceived} frames`);
   }, 200);
   progress.unref();
   try {
     const failed = (async (): Promise<never> => {
       for await (const event of events) {
         if (isConnectFailure(event)) throw event.error;
+        if ((event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote') updates++;
       }
       throw new CliError('ERR_CLOSED', 'database closed while syncing');
     })();

@@ -7,6 +7,9 @@ import { clock, formatBytes, type Output } from '../output.js';
 import { closeReplica, openReplica, topicHex, type DatabaseFlags } from '../replica.js';
 import { untilStopSignal } from '../signals.js';
 
+/** Events buffered for the printer before it reports `lagged`. */
+const EVENT_BUFFER = 1 << 17;
+
 /** One event as `rhizome sync --json` prints it (one object per line). */
 export type SyncEventJson = Record<string, unknown> & { type: string; time: string };
 
@@ -83,7 +86,8 @@ Examples:
       const replica = await openReplica(id, opts, { create: true });
       const { db, path, network } = replica;
       const transport = db.transport.name;
-      const events = db.events.subscribe();
+      // A large buffer: a first exchange may bring tens of thousands of node events at once.
+      const events = db.events.subscribe({ capacity: EVENT_BUFFER });
       const where = describeNetwork(network);
       out.result(
         { type: 'ready', time: new Date().toISOString(), id, topic: topicHex(db), db: path, network: where, nodes: db.size },
@@ -96,14 +100,31 @@ Examples:
         const stats = db.stats();
         const pending = stats.peers.filter((p) => !p.synced).length;
         if (pending === 0) out.clearProgress();
-        else out.progress(`syncing with ${pending} of ${stats.peers.length} peer(s): ${remoteUpdates} updates, ${formatBytes(stats.bytesReceived)} received`);
+        else out.progress(`syncing with ${pending} of ${stats.peers.length} peer(s): ${remoteUpdates} node updates, ${formatBytes(stats.bytesReceived)} in ${stats.framesReceived} frames`);
       }, 250);
       progress.unref();
 
+      // In text mode, node events of a peer's first exchange are summed up in its "synced" line
+      // instead of flooding the terminal; --json prints every event. The state follows the
+      // event stream (peer-connected ... node events ... synced), not the live session state.
+      const firstExchange = new Set<string>();
+      let folded = 0;
       const printing = (async (): Promise<void> => {
         for await (const event of events) {
-          if (event.type === 'node-upsert' || event.type === 'node-delete') {
-            if (event.origin === 'remote') remoteUpdates++;
+          const remoteNodeEvent = (event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote';
+          if (remoteNodeEvent) remoteUpdates++;
+          if (!out.json) {
+            if (event.type === 'peer-connected') firstExchange.add(event.peerId);
+            if (event.type === 'peer-disconnected') firstExchange.delete(event.peerId);
+            if (remoteNodeEvent && firstExchange.size > 0) {
+              folded++;
+              continue;
+            }
+            if (event.type === 'synced' && firstExchange.delete(event.peerId) && folded > 0) {
+              out.line(`${eventToText(event, transport)} (${folded} node change${folded === 1 ? '' : 's'} received)`);
+              folded = 0;
+              continue;
+            }
           }
           printEvent(out, event, transport);
         }
