@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import * as Y from 'yjs';
 import { createTransport, deriveTopic, generateDatabaseId } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { createRelayServer, RelayCore, type RelayServer } from '@rhizome/relay';
@@ -185,6 +186,87 @@ describe('relay restart mid-session', () => {
       await until(b, 'b to see a write after the restart', () => b.get('after') !== undefined);
     } finally {
       await Promise.all([a.close(), b.close()]);
+      await relay.close();
+    }
+  });
+});
+
+describe('seeded chaos through the relay', () => {
+  /** mulberry32: a small seeded PRNG, so a failing run can be replayed with RELAY_CHAOS_SEED. */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it('random writes, deletes and relay restarts: three replicas end equal', async () => {
+    const seed = Number(process.env.RELAY_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    const rnd = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    let relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    const port = relay.port;
+    const id = generateDatabaseId();
+    const dbs = await Promise.all(
+      [0, 1, 2].map(() =>
+        openDatabase({
+          id,
+          path: dbPath(),
+          transport: new RelayTransport({ url: relay.url, timeoutMs: WAIT, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }),
+        }),
+      ),
+    );
+    let restarts = 0;
+    try {
+      for (let step = 0; step < 60; step++) {
+        const r = rnd();
+        const db = pick(dbs);
+        if (r < 0.6) db.put(`n${Math.floor(rnd() * 8)}`, { [pick(['a', 'b', 'c'])]: Math.floor(rnd() * 1000), by: dbs.indexOf(db) });
+        else if (r < 0.7) db.delete(`n${Math.floor(rnd() * 8)}`);
+        else if (r < 0.8) {
+          await relay.close();
+          restarts++;
+          relay = await createRelayServer({ port, host: '127.0.0.1' });
+        } else {
+          // Let the network run for a few turns of the event loop.
+          for (let i = 0; i < Math.floor(rnd() * 50); i++) await new Promise((res) => setImmediate(res));
+        }
+      }
+      const vector = (db: Database): string => Buffer.from(Y.encodeStateVector(db.doc)).toString('hex');
+      const converged = (): boolean => dbs.every((db) => vector(db) === vector(dbs[0]!) && snapshot(db) === snapshot(dbs[0]!));
+      // Re-check on any replica's event: the last change may land on another replica.
+      const subs = dbs.map((db) => db.events.subscribe());
+      let settled = false;
+      try {
+        await within(
+          WAIT,
+          `the replicas to converge (seed ${seed}, ${restarts} restarts)`,
+          new Promise<void>((resolve) => {
+            if (converged()) resolve();
+            for (const sub of subs) {
+              void (async () => {
+                for await (const _event of sub) {
+                  if (settled) return;
+                  if (converged()) resolve();
+                }
+              })();
+            }
+          }),
+        ).catch((error: unknown) => {
+          for (const db of dbs) console.log(vector(db), db.peers().length, snapshot(db));
+          throw error;
+        });
+      } finally {
+        settled = true;
+        for (const sub of subs) sub.unsubscribe();
+      }
+      expect(converged(), `seed ${seed}`).toBe(true);
+    } finally {
+      await Promise.all(dbs.map((db) => db.close()));
       await relay.close();
     }
   });
