@@ -7,7 +7,6 @@
 //
 // The same file is the child: `bench/relay.ts --relay-bench-child relay|bare`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
 import { deriveTopic } from '@rhizome/core';
@@ -60,7 +59,10 @@ async function childMain(kind: ServerKind): Promise<void> {
     while ((nl = buffer.indexOf('\n')) >= 0) {
       const cmd = buffer.slice(0, nl).trim();
       buffer = buffer.slice(nl + 1);
-      if (cmd === 'rss') {
+      if (cmd === 'cpu') {
+        const u = process.cpuUsage();
+        process.stdout.write(`CPU ${u.user + u.system}\n`);
+      } else if (cmd === 'rss') {
         const gc = (globalThis as { gc?: () => void }).gc;
         gc?.();
         gc?.();
@@ -80,8 +82,8 @@ interface ServerProc {
   child: ChildProcess;
   /** RSS, V8 heap used, and external + ArrayBuffer bytes, after GC. */
   rss(): Promise<{ rss: number; heap: number; external: number }>;
-  /** CPU time (user + system) the child used so far, in ms. */
-  cpuMs(): number;
+  /** CPU time (user + system) the child used so far, in ms (`process.cpuUsage`, µs resolution). */
+  cpuMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -118,9 +120,10 @@ function startServer(kind: ServerKind): Promise<ServerProc> {
       const [, rss, heap, external] = (await reply).split(' ').map(Number);
       return { rss: rss!, heap: heap!, external: external! };
     },
-    cpuMs() {
-      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime in clock ticks (100 Hz)
+    async cpuMs() {
+      const reply = nextLine('CPU ');
+      child.stdin!.write('cpu\n');
+      return Number((await reply).split(' ')[1]) / 1000;
     },
     async stop() {
       child.stdin!.end();
@@ -221,7 +224,7 @@ async function throughput(server: ServerProc, pair: Pair, size: number, count: n
       if (++received === count) resolve();
     });
   });
-  const cpu0 = server.cpuMs();
+  const cpu0 = await server.cpuMs();
   const t0 = performance.now();
   const HIGH = 1024 * 1024;
   for (let sent = 0; sent < count; sent++) {
@@ -233,7 +236,7 @@ async function throughput(server: ServerProc, pair: Pair, size: number, count: n
   }
   await done;
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = server.cpuMs() - cpu0;
+  const cpu = (await server.cpuMs()) - cpu0;
   pair.b.removeAllListeners('message');
   return { fps: count / seconds, cpuUsPerFrame: (cpu * 1000) / count };
 }
@@ -248,7 +251,7 @@ async function cpuAtRate(server: ServerProc, pair: Pair, size: number, rate: num
       if (++received === total) resolve();
     });
   });
-  const cpu0 = server.cpuMs();
+  const cpu0 = await server.cpuMs();
   const t0 = performance.now();
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -263,7 +266,7 @@ async function cpuAtRate(server: ServerProc, pair: Pair, size: number, rate: num
   });
   await done;
   pair.b.removeAllListeners('message');
-  return ((server.cpuMs() - cpu0) * 1000) / total;
+  return (((await server.cpuMs()) - cpu0) * 1000) / total;
 }
 
 /** One-way latency at a fixed rate (timestamps in the payload; sender and receiver share a clock). */
@@ -399,7 +402,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     ]) {
       const us: Record<ServerKind, number[]> = { bare: [], relay: [] };
       for (let i = 0; i < ctx.runs; i++) {
-        for (const kind of ['bare', 'relay'] as const) us[kind].push(await cpuAtRate(servers[kind], pairs[kind], size, rate, ctx.quick ? 1 : 2));
+        for (const kind of ['bare', 'relay'] as const) us[kind].push(await cpuAtRate(servers[kind], pairs[kind], size, rate, ctx.quick ? 1 : 3));
       }
       const bareUs = summarize(us.bare).median;
       for (const kind of ['bare', 'relay'] as const) {
@@ -433,8 +436,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       lat.push({
         server: kind === 'bare' ? 'bare ws forwarder' : '@rhizome/relay',
         rate: `${rate} msg/s, 64 B`,
-        'p50 µs': fmt(percentile(p50s, 50)),
-        'p99 µs': fmt(percentile(p99s, 50)),
+        'p50 µs': fmtStats(summarize(p50s)),
+        'p99 µs': fmtStats(summarize(p99s)),
       });
     }
     ctx.table(`One-way latency at a fixed rate (median of ${ctx.runs} run(s) of ${seconds} s)`, lat);
