@@ -2,7 +2,13 @@ import { InvalidConfigError } from '@rhizome/core';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
-import { DEFAULT_LISTEN, DEFAULT_PROTOCOL_PREFIX, resolveDhtOptions } from './options.js';
+import {
+  BOOTSTRAP_INBOUND_CONNECTION_THRESHOLD,
+  DEFAULT_LISTEN,
+  DEFAULT_PROTOCOL_PREFIX,
+  PRIVATE_INBOUND_CONNECTION_THRESHOLD,
+  resolveDhtOptions,
+} from './options.js';
 
 /** Options of {@link startBootstrapNode}. */
 export interface BootstrapNodeOptions {
@@ -61,6 +67,8 @@ export async function startBootstrapNode(options: BootstrapNodeOptions = {}): Pr
     dhtClientMode: false,
     allowPrivateAddresses: resolved.allowPrivateAddresses,
     dialTimeoutMs: resolved.handshakeTimeoutMs,
+    pingTimeoutMs: resolved.timeoutMs,
+    inboundConnectionThreshold: resolved.allowPrivateAddresses ? PRIVATE_INBOUND_CONNECTION_THRESHOLD : BOOTSTRAP_INBOUND_CONNECTION_THRESHOLD,
   });
   try {
     await node.start();

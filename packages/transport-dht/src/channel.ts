@@ -34,6 +34,7 @@ export class StreamChannel {
   #pending: PendingRead | null = null;
   #sink: FrameSink | null = null;
   #endError: Error | undefined = undefined;
+  #bytesReceived = 0;
 
   constructor(stream: Stream, maxFrame: number) {
     this.stream = stream;
@@ -44,6 +45,11 @@ export class StreamChannel {
       // A graceful close with unread (paused) bytes still delivers them; `end` follows.
       if (event.error !== undefined || stream.readBufferLength === 0) this.#onEnd(event.error);
     });
+  }
+
+  /** Bytes received so far. */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
   }
 
   /** True once the stream ended or the channel gave up on it. */
@@ -124,6 +130,7 @@ export class StreamChannel {
 
   #onData(chunk: Uint8Array): void {
     if (this.#mode === 'done') return;
+    this.#bytesReceived += chunk.length;
     this.#buffer.push(chunk);
     if (this.#mode === 'frames') {
       this.#drainFrames();

@@ -42,6 +42,7 @@ export class DhtConnection extends QueuedConnection implements Connection {
   readonly #onError: (error: RhizomeError) => void;
   #sendTail: Promise<void> = Promise.resolve();
   #shutdown: Promise<void> | null = null;
+  #closedLocally = false;
 
   constructor(init: DhtConnectionInit) {
     super(init.peerId, init.topic);
@@ -65,6 +66,16 @@ export class DhtConnection extends QueuedConnection implements Connection {
         this.markClosed();
       },
     });
+  }
+
+  /** True if this side closed it (`close()`), false if the remote or the network did. */
+  get closedLocally(): boolean {
+    return this.#closedLocally;
+  }
+
+  override close(): Promise<void> {
+    if (!this.closed) this.#closedLocally = true;
+    return super.close();
   }
 
   protected async sendFrame(data: Uint8Array): Promise<void> {

@@ -27,6 +27,13 @@ export interface NodeOptions {
   dhtClientMode: boolean;
   allowPrivateAddresses: boolean;
   dialTimeoutMs: number;
+  /**
+   * Inbound connections accepted per second from one IP address (libp2p's default is 5). Raised
+   * for bootstrap nodes and private-address setups, where many peers share one address.
+   */
+  inboundConnectionThreshold?: number;
+  /** libp2p's connection monitor pings every connection each 10 s; a ping slower than this (ms) aborts it. */
+  pingTimeoutMs: number;
 }
 
 /** Per-stream flow control: a paused stream buffers at most one window, well under the read limit. */
@@ -49,7 +56,16 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
     streamMuxers: [
       yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } }),
     ],
-    connectionManager: { dialTimeout: options.dialTimeoutMs },
+    // The monitor's adaptive ping timeout starts at 5 s: a busy event loop (many nodes in one
+    // process, a loaded machine) then cuts healthy connections. Dead peers are still found
+    // at once through their sockets closing.
+    connectionMonitor: { pingTimeout: { minTimeout: options.pingTimeoutMs, maxTimeout: Math.max(options.pingTimeoutMs, 60_000) } },
+    connectionManager: {
+      dialTimeout: options.dialTimeoutMs,
+      ...(options.inboundConnectionThreshold !== undefined
+        ? { inboundConnectionThreshold: options.inboundConnectionThreshold, maxIncomingPendingConnections: 64 }
+        : {}),
+    },
     services: {
       identify: identify(),
       ping: ping(),

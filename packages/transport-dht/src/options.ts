@@ -21,6 +21,14 @@ export const RECEIVE_HIGH_WATER_MARK = 64;
 /** Longest wait before re-dialing a peer whose dial failed (it starts at 1 s and doubles). */
 export const MAX_DIAL_BACKOFF_MS = 60_000;
 
+/**
+ * Inbound connections per second accepted from one IP address when private addresses are
+ * allowed (tests and LANs put every peer behind one address; libp2p's default is 5).
+ */
+export const PRIVATE_INBOUND_CONNECTION_THRESHOLD = 1000;
+/** The same for a public bootstrap node, which many peers behind one NAT may dial at once. */
+export const BOOTSTRAP_INBOUND_CONNECTION_THRESHOLD = 50;
+
 /** Options of {@link DhtTransport} and `createTransportFromConfig` (the DHT fields of `TransportConfig`, plus a few). */
 export interface DhtTransportOptions {
   /** Multiaddrs of bootstrap peers (DHT servers), e.g. `/ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…`. */

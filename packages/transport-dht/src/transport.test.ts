@@ -43,6 +43,7 @@ async function rawPeer(): Promise<RhizomeLibp2p> {
     dhtClientMode: true,
     allowPrivateAddresses: true,
     dialTimeoutMs: 5000,
+    pingTimeoutMs: 30_000,
   });
   await node.start();
   cleanup.push(() => node.stop());
@@ -253,6 +254,27 @@ describe('DhtTransport robustness', () => {
     await expect(t.connect(freshTopic())).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
     await t.disconnect();
     await expect(t.start()).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
+  });
+
+  it('a link cut under a connection is seen on both sides, and the pair reconnects by itself', async () => {
+    const { t: a } = transport({ lookupIntervalMs: 600_000 });
+    await a.start();
+    const { t: b } = transport({ bootstrap: [a.multiaddrs()[0]!], lookupIntervalMs: 600_000 });
+    const topic = freshTopic();
+    const [ia, ib] = await Promise.all([a.connect(topic), b.connect(topic)]);
+    const ita = ia[Symbol.asyncIterator]();
+    const itb = ib[Symbol.asyncIterator]();
+    const [ca, cb] = await within(WAIT, 'the pair', Promise.all([ita.next(), itb.next()]));
+    // Cut the libp2p connection under the stream (as a failed ping or a broken link would).
+    for (const c of a.libp2p!.getConnections()) c.abort(new Error('link cut by the test'));
+    expect(await within(WAIT, 'the close on a', (ca.value as Connection).receive())).toBeNull();
+    expect(await within(WAIT, 'the close on b', (cb.value as Connection).receive())).toBeNull();
+    // A new pair comes up without waiting for the next scheduled lookup (10 minutes away).
+    const [na, nb] = await within(WAIT, 'the new pair', Promise.all([ita.next(), itb.next()]));
+    expect((na.value as Connection).peerId).toBe(b.peerId);
+    expect((nb.value as Connection).peerId).toBe(a.peerId);
+    await (na.value as Connection).send(new Uint8Array([3]));
+    expect(await within(WAIT, 'a message on the new pair', (nb.value as Connection).receive())).toEqual(new Uint8Array([3]));
   });
 
   it('a topic joined twice is ERR_TOPIC_ALREADY_JOINED; after leaving it can be joined again', async () => {

@@ -27,6 +27,7 @@ import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import {
   INITIAL_LOOKUP_INTERVAL_MS,
   MAX_DIAL_BACKOFF_MS,
+  PRIVATE_INBOUND_CONNECTION_THRESHOLD,
   resolveDhtOptions,
   syncProtocol,
   type DhtTransportOptions,
@@ -48,6 +49,8 @@ interface Join {
   readonly controller: AbortController;
   /** Ends the current wait of the topic loop early. */
   wake: (() => void) | null;
+  /** The topic loop's next wait (ms): 500 doubling to lookupIntervalMs; reset when a connection is lost. */
+  delay: number;
   /** When a provider record last reached at least one DHT peer (ms since epoch); 0: never. */
   lastAnnounced: number;
 }
@@ -190,6 +193,7 @@ export class DhtTransport implements Transport {
       pending: new Map(),
       controller: new AbortController(),
       wake: null,
+      delay: INITIAL_LOOKUP_INTERVAL_MS,
       lastAnnounced: 0,
     };
     this.#joins.set(key, join);
@@ -223,6 +227,8 @@ export class DhtTransport implements Transport {
       dhtClientMode: o.dhtClientMode,
       allowPrivateAddresses: o.allowPrivateAddresses,
       dialTimeoutMs: o.handshakeTimeoutMs,
+      pingTimeoutMs: o.timeoutMs,
+      ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
     try {
       await node.start();
@@ -320,8 +326,16 @@ export class DhtTransport implements Transport {
     return reached;
   }
 
-  /** The CID's providers other than this peer; on timeout, what was found so far (if anything). */
-  async #findProviders(node: RhizomeLibp2p, cid: CID, outer: AbortSignal | undefined): Promise<PeerInfo[]> {
+  /**
+   * The CID's providers other than this peer; on timeout, what was found so far (if anything).
+   * `onFound` sees each provider as soon as the query yields it.
+   */
+  async #findProviders(
+    node: RhizomeLibp2p,
+    cid: CID,
+    outer: AbortSignal | undefined,
+    onFound?: (info: PeerInfo) => void,
+  ): Promise<PeerInfo[]> {
     const { signal, timedOut } = this.#deadline(outer);
     const found = new Map<string, PeerInfo>();
     try {
@@ -336,6 +350,7 @@ export class DhtTransport implements Transport {
             if (!info.addresses.includes(text)) info.addresses.push(text);
           }
           found.set(id, info);
+          onFound?.(info);
         }
       }
     } catch (error) {
@@ -351,23 +366,32 @@ export class DhtTransport implements Transport {
   /** The topic loop: announce (and refresh), look up, dial; repeat at growing intervals. */
   async #runJoin(node: RhizomeLibp2p, join: Join): Promise<void> {
     const signal = join.controller.signal;
-    let delay = INITIAL_LOOKUP_INTERVAL_MS;
     while (!signal.aborted && !this.#closed) {
       try {
         if (await this.#haveDhtPeers(node)) {
-          const due = Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
-          if (join.lastAnnounced === 0 || due) {
-            const reached = await this.#provide(node, join.cid, signal);
-            if (reached > 0) join.lastAnnounced = Date.now();
+          const due = join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          // Announce and look up at once, and dial each provider as soon as the query yields it:
+          // a late joiner meets the others within one query's time.
+          const results = await Promise.allSettled([
+            due
+              ? this.#provide(node, join.cid, signal).then((reached) => {
+                  if (reached > 0) join.lastAnnounced = Date.now();
+                })
+              : null,
+            this.#findProviders(node, join.cid, signal, (info) => this.#maybeDial(node, join, info)),
+          ]);
+          for (const result of results) {
+            if (result.status === 'rejected' && !signal.aborted && !this.#closed) {
+              this.#report(typed(result.reason, 'topic maintenance failed'));
+            }
           }
-          for (const info of await this.#findProviders(node, join.cid, signal)) this.#maybeDial(node, join, info);
         }
       } catch (error) {
         if (!signal.aborted && !this.#closed) this.#report(typed(error, 'topic maintenance failed'));
       }
       if (signal.aborted || this.#closed) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, delay);
+        const timer = setTimeout(done, join.delay);
         function done(): void {
           clearTimeout(timer);
           join.wake = null;
@@ -375,7 +399,7 @@ export class DhtTransport implements Transport {
         }
         join.wake = done;
       });
-      delay = Math.min(delay * 2, this.#options.lookupIntervalMs);
+      join.delay = Math.min(join.delay * 2, this.#options.lookupIntervalMs);
     }
   }
 
@@ -471,7 +495,10 @@ export class DhtTransport implements Transport {
       this.#handshaking.delete(channel);
       const err = error instanceof RhizomeError ? error : new ProtocolError(String(error));
       channel.abort(err);
-      if (!this.#closed) this.#report(err);
+      // A dialer that gives up before its HELLO (it lost a tie-break, or its join ended) sent
+      // nothing: not worth an error. Silence until the timeout, or partial bytes, are.
+      const abandoned = channel.bytesReceived === 0 && !(err instanceof TimeoutError);
+      if (!this.#closed && !abandoned) this.#report(err);
       return;
     }
     this.#handshaking.delete(channel);
@@ -546,6 +573,14 @@ export class DhtTransport implements Transport {
     join.conns.set(peerId, conn);
     conn.onClose(() => {
       if (join.conns.get(peerId) === conn) join.conns.delete(peerId);
+      // Lost rather than closed here (the peer left, its process died, the link broke): look it
+      // up and dial again now, not at the next scheduled lookup. A peer that left answers
+      // UNKNOWN_TOPIC or is unreachable, and backs off.
+      if (!conn.closedLocally && !join.controller.signal.aborted && !this.#closed) {
+        this.#backoff.delete(peerId);
+        join.delay = INITIAL_LOOKUP_INTERVAL_MS;
+        join.wake?.();
+      }
     });
     if (!join.queue.push(conn)) void conn.close();
   }
