@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AsyncQueue } from '@rhizome/core';
+import { AsyncQueue, FrameTooLargeError } from '@rhizome/core';
 import type { Connection, ConnectOptions, MemoryTransport, PeerInfo, SyncEvent, TopicHash, Transport } from '@rhizome/core';
 import type { Database } from '@rhizome/sync';
 
@@ -97,7 +97,10 @@ export class TapConnection implements Connection {
   maxInFlight = 0;
   sentFrames = 0;
   #inFlight = 0;
+  /** When set, sends above this size fail with ERR_FRAME_TOO_LARGE (a relay with a smaller cap). */
+  frameLimit: number | undefined;
   async send(data: Uint8Array): Promise<void> {
+    if (this.frameLimit !== undefined && data.length > this.frameLimit) throw new FrameTooLargeError(data.length, this.frameLimit);
     this.#inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.#inFlight);
     try {
@@ -120,6 +123,8 @@ export class TapTransport implements Transport {
   readonly connections: TapConnection[] = [];
   /** Every connection this transport yields is presented under this peer id, when set. */
   peerIdOverride: string | undefined;
+  /** Applied to every connection: see {@link TapConnection.frameLimit}. */
+  frameLimit: number | undefined;
   readonly #inner: MemoryTransport;
   constructor(inner: MemoryTransport) { this.#inner = inner; }
   get maxMessageSize(): number { return this.#inner.maxMessageSize; }
@@ -132,6 +137,7 @@ export class TapTransport implements Transport {
       for await (const conn of inner) {
         const tap = new TapConnection(conn);
         tap.peerIdOverride = self.peerIdOverride;
+        tap.frameLimit = self.frameLimit;
         self.connections.push(tap);
         yield tap;
       }

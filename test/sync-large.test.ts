@@ -97,3 +97,22 @@ it('a tight loop of 100k puts with a peer connected: one send in flight, bounded
   // Far fewer frames than puts: updates were batched (and collapsed).
   expect(conn.sentFrames).toBeLessThan(N / 100);
 }, 60_000);
+
+it('adapts when the transport refuses frames below its advertised maxMessageSize (a relay with a smaller cap)', async () => {
+  const hub = uniqueHub('cap');
+  const id = generateDatabaseId();
+  const tapSrc = new TapTransport(new MemoryTransport({ hub, peerId: 'src' }));
+  tapSrc.frameLimit = 20_000; // advertises 16 MiB, accepts 20,000 bytes
+  transports.push(tapSrc);
+  const source = await openDatabase({ id, transport: tapSrc });
+  open.push(source);
+  source.doc.transact(() => {
+    for (let i = 0; i < 20_000; i++) source.put(`n${i}`, { i });
+  });
+  const fresh = await openDatabase({ id, transport: { mode: 'memory', hub, peerId: 'fresh' } });
+  open.push(fresh);
+  await fresh.whenSynced({ minPeers: 1, timeoutMs: 30_000 });
+  expect(fresh.size).toBe(20_000);
+  expect(source.stats().peers[0]!.maxFrameBytes).toBe(20_000);
+  expect(tapSrc.connections[0]!.maxInFlight).toBe(1);
+}, 60_000);

@@ -184,6 +184,7 @@ export class Database {
       awareness: this.awareness,
       sealer,
       maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
+      minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
       maxQueuedBytes: limits.maxQueuedBytes,
       reportError: (error) => this.#report(error),
@@ -252,7 +253,7 @@ export class Database {
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
-      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued });
+      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
     }
     return { ...total, peers };
   }

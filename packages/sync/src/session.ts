@@ -34,6 +34,8 @@ export interface PeerStats {
   queued: number;
   /** Times the queued updates passed `maxQueuedBytes` and collapsed into one catch-up diff. */
   collapses: number;
+  /** Largest sealed frame sent to this peer (lowered if the transport refused bigger ones). */
+  maxFrameBytes: number;
 }
 
 /** What a session needs from its database. */
@@ -43,6 +45,8 @@ export interface SessionHost {
   readonly sealer: FrameSealer;
   /** Largest sealed frame the transport carries. */
   readonly maxFrameBytes: number;
+  /** Smallest frame limit the session can adapt down to. */
+  readonly minFrameBytes: number;
   /** Bound on one reassembled message. */
   readonly maxMessageBytes: number;
   /** Bound on queued outbound update bytes before the queue collapses into one catch-up diff. */
@@ -87,6 +91,7 @@ export class PeerSession {
   readonly #host: SessionHost;
   readonly #requestId = newRequestId();
   readonly #reassembler: Reassembler;
+  #maxFrameBytes: number;
   #queue: Outgoing[] = [];
   #head = 0;
   #queuedUpdateBytes = 0;
@@ -108,6 +113,7 @@ export class PeerSession {
     this.peerId = conn.peerId;
     this.#host = host;
     this.#reassembler = new Reassembler(host.maxMessageBytes);
+    this.#maxFrameBytes = host.maxFrameBytes;
   }
 
   /** True once the first full exchange is done (see the class description). */
@@ -318,7 +324,6 @@ export class PeerSession {
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
-      const maxPlaintext = this.#host.maxFrameBytes - this.#host.sealer.overhead;
       for (;;) {
         if (this.#closed) return;
         const next = this.#next();
@@ -327,12 +332,7 @@ export class PeerSession {
           this.#queue = this.#queue.slice(this.#head);
           this.#head = 0;
         }
-        for (const plain of toFrames(next.bytes, maxPlaintext)) {
-          const frame = this.#host.sealer.seal(plain);
-          await this.conn.send(frame);
-          this.stats.framesSent++;
-          this.stats.bytesSent += frame.length;
-        }
+        await this.#sendMessage(next.bytes);
         next.onSent?.();
       }
     } catch (error) {
@@ -347,6 +347,34 @@ export class PeerSession {
       if (this.queued === 0 || this.#closed) this.#releaseDrainWaiters();
       else void this.#pump();
     }
+  }
+
+  /**
+   * Seals and sends one message, split into frames of at most {@link maxFrameBytes}. If the
+   * transport refuses a frame as too large while announcing a usable smaller limit (a relay
+   * whose frame cap is below what the transport advertised), the session adopts that limit and
+   * sends the message again, re-chunked; a receiver drops the chunks of the first attempt.
+   */
+  async #sendMessage(message: Uint8Array): Promise<void> {
+    for (;;) {
+      try {
+        for (const plain of toFrames(message, this.#maxFrameBytes - this.#host.sealer.overhead)) {
+          const frame = this.#host.sealer.seal(plain);
+          await this.conn.send(frame);
+          this.stats.framesSent++;
+          this.stats.bytesSent += frame.length;
+        }
+        return;
+      } catch (error) {
+        if (!(error instanceof FrameTooLargeError) || error.limit >= this.#maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
+        this.#maxFrameBytes = error.limit;
+      }
+    }
+  }
+
+  /** Largest sealed frame this session sends (lowered when the transport refuses bigger ones). */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
   }
 
   #releaseDrainWaiters(): void {
