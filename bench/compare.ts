@@ -9,7 +9,7 @@
 // Extra flags: --workloads stream,paced,... --systems rhizome,y-websocket,...
 //   --runs N (override the number of runs) --profile (CPU profiles of drivers and servers
 //   into bench/.profiles/, for `node --cpu-prof` analysis of a missed target).
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -397,6 +397,9 @@ export async function run(ctx: BenchContext): Promise<void> {
     existsSync(join(PEERS, 'node_modules', p, 'package.json')),
   );
   if (!peersInstalled) ctx.note('\n**bench/peers is not installed** (`node bench/peers/ensure.mjs` installs it; `npm run bench` does so in prebench): measuring Rhizome alone.');
+  const git = (args: string[]): string => spawnSync('git', args, { cwd: join(HERE, '..'), encoding: 'utf8' }).stdout?.trim() ?? '';
+  const dirty = git(['status', '--porcelain', '--', 'packages', 'relay']) !== '';
+  ctx.note(`\nCode measured: commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' with uncommitted changes under packages/ or relay/' : ''}.`);
   const load0 = loadavg();
   ctx.note(`\nLoad average at start: ${load0.map((x) => x.toFixed(2)).join(', ')} (2 cores: above ~0.5 something else is running).`);
   ctx.note(

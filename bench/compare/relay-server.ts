@@ -2,6 +2,7 @@
 // as bench/peers/server.mjs (ready / stats / exit), so its CPU and memory are its own.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { createRelayServer } from '@rhizome/relay';
 
 const version = (name: string): string =>
@@ -26,8 +27,15 @@ process.on('message', (msg: StatsRequest) => {
       cpuSystem: cpu.system,
       rss: mem.rss,
       heapUsed: mem.heapUsed,
+      external: mem.external,
+      heapTotal: mem.heapTotal,
+      arrayBuffers: mem.arrayBuffers,
       maxRss: process.resourceUsage().maxRSS * 1024,
     });
+  } else if (msg.type === 'snapshot') {
+    // For memory analysis: `{ type: 'snapshot', id, path }` writes a V8 heap snapshot.
+    const file = writeHeapSnapshot((msg as { path?: string }).path);
+    process.send!({ type: 'snapshot', id: msg.id, file });
   } else if (msg.type === 'exit') {
     process.exit(0);
   }

@@ -123,5 +123,7 @@ export interface ServerStats {
   cpuSystem: number;
   rss: number;
   heapUsed: number;
+  /** V8 `external` (Buffers and other off-heap memory V8 knows of). */
+  external: number;
   maxRss: number;
 }

@@ -102,6 +102,9 @@ process.on('message', (msg) => {
       cpuSystem: cpu.system,
       rss: mem.rss,
       heapUsed: mem.heapUsed,
+      external: mem.external,
+      heapTotal: mem.heapTotal,
+      arrayBuffers: mem.arrayBuffers,
       maxRss: process.resourceUsage().maxRSS * 1024,
     });
   } else if (msg?.type === 'exit') {
