@@ -105,3 +105,26 @@ describe('sealing between databases', () => {
     expect(d.peers()).toEqual([]);
   });
 });
+
+describe('protocol errors from a key holder', () => {
+  it('skips unknown message types (reported) but closes on malformed known ones', async () => {
+    const hub = uniqueHub();
+    const id = generateDatabaseId();
+    const d = await openDatabase({ id, transport: { mode: 'memory', hub, peerId: 'd' } });
+    open.push(d);
+    const peer = new MemoryTransport({ hub, peerId: 'peer' });
+    transports.push(peer);
+    const conn = (await (await peer.connect(d.topic))[Symbol.asyncIterator]().next()).value as Connection;
+    const sealer = new FrameSealer(keyMaterial(id), d.topic);
+    const skipped = nextEvent(d, (e) => e.type === 'error' && e.error.code === 'ERR_PROTOCOL', 'unknown type reported');
+    await conn.send(sealer.seal(toFrames(new Uint8Array([0x7f, 1, 2, 3]), 1 << 16)[0]!));
+    await skipped;
+    expect(d.peers().map((p) => p.peerId)).toEqual(['peer']);
+    const gone = nextEvent(d, (e) => e.type === 'peer-disconnected', 'peer dropped');
+    // An updates message whose count runs past its bytes.
+    await conn.send(sealer.seal(toFrames(new Uint8Array([0x03, 9, 1]), 1 << 16)[0]!));
+    expect(await gone).toMatchObject({ reason: expect.stringContaining('ERR_PROTOCOL') });
+    d.put('still', {});
+    expect(d.get('still')).toEqual({});
+  });
+});

@@ -204,6 +204,16 @@ export class Database {
   /**
    * Upserts node `nodeId`: sets the given fields, keeps the others. Data must be a plain object
    * of JSON values (`ERR_INVALID_ARGUMENT` otherwise). In SQLite before the next macrotask.
+   *
+   * Each call is one Yjs transaction. For a bulk load, wrap many calls in one transaction: one
+   * update, one SQLite row, one message to each peer.
+   *
+   * @example
+   * ```ts
+   * db.doc.transact(() => {
+   *   for (const row of rows) db.put(row.id, row.data);
+   * });
+   * ```
    */
   put(nodeId: string, data: Record<string, JsonValue>): void {
     this.#assertOpen();

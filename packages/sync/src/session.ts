@@ -63,6 +63,8 @@ type Outgoing =
   /** Replaces dropped updates: everything the peer may lack, computed when sent. */
   | { kind: 'catch-up' };
 
+const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS]);
+
 /** Largest batch of live updates sent as one message. */
 const UPDATE_BATCH_BYTES = 1024 * 1024;
 
@@ -199,6 +201,11 @@ export class PeerSession {
       if (result.kind === 'pending') return;
       if (result.kind === 'dropped') {
         this.#host.reportError(result.error);
+        return;
+      }
+      if (!KNOWN_TYPES.has(result.message[0] ?? -1)) {
+        // A newer peer's message type: skip it (reported), so the protocol can grow.
+        this.#host.reportError(new ProtocolError(`unknown message type ${String(result.message[0])}: ignored`));
         return;
       }
       message = decodeMessage(result.message);
