@@ -76,6 +76,32 @@ describe('relay client sessions', () => {
     expect(errors).toContain('ERR_CONNECT_FAILED');
   });
 
+  it('a relay that goes silent (SIGSTOP) is detected by the client heartbeat; it reconnects after SIGCONT', async () => {
+    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+    cleanup.push(async () => {
+      relay.child.kill('SIGCONT');
+      return relay.stop();
+    });
+    const errors: string[] = [];
+    const opts = { heartbeatIntervalMs: 200, timeoutMs: 1000 };
+    const a = transport(relay.url, { ...opts, onError: (e) => errors.push(e.message) });
+    const b = transport(relay.url, opts);
+    const topic = deriveTopic('silent relay');
+    const [ia, ib] = (await Promise.all([a.connect(topic), b.connect(topic)])).map((x) => x[Symbol.asyncIterator]());
+    const [ca] = await Promise.all([next(ia!, 'a conn'), next(ib!, 'b conn')]);
+    // A quiet but healthy link survives several heartbeat intervals (PING answered by PONG).
+    const quiet = await within(WAIT, 'a quiet second', new Promise<string>((r) => setTimeout(() => r(a.state), 1000)));
+    expect(quiet).toBe('connected');
+    expect(ca.closed).toBe(false);
+    relay.child.kill('SIGSTOP');
+    expect(await within(WAIT, 'the silent link to be dropped', ca.receive())).toBeNull();
+    expect(errors.some((m) => m.includes('went silent'))).toBe(true);
+    relay.child.kill('SIGCONT');
+    const [na, nb] = await Promise.all([next(ia!, 'new a conn'), next(ib!, 'new b conn')]);
+    await na.send(new Uint8Array([3]));
+    expect(await within(WAIT, 'message after SIGCONT', nb.receive())).toEqual(new Uint8Array([3]));
+  });
+
   it('a second transport with the same peer id takes over; the first stops with ERR_RELAY_REJECTED (REPLACED)', async () => {
     const relay = await relayOn();
     const first = transport(relay.url, { peerId: 'twin' });
@@ -95,9 +121,7 @@ describe('relay client sessions', () => {
     const fast = transport(relay.url);
     const slow = transport(relay.url, { inboundHighWaterMark: 50 });
     const topic = deriveTopic('slow reader');
-    const [[cf], [cs]] = await Promise.all(
-      [fast, slow].map(async (t) => [await next((await t.connect(topic))[Symbol.asyncIterator](), 'conn')]),
-    );
+    const [cf, cs] = await Promise.all([fast, slow].map(async (t) => next((await t.connect(topic))[Symbol.asyncIterator](), 'conn')));
     const N = 3000;
     const msg = (i: number): Uint8Array => {
       const m = new Uint8Array(1024);

@@ -10,6 +10,7 @@ import {
   encodeDataFrame,
   encodeHello,
   encodeLookup,
+  encodePing,
   encodeTopicFrame,
   readU32,
   utf8,
@@ -228,6 +229,16 @@ describe('RelayCore', () => {
     core.attach(early as unknown as RelaySocket, { ip: '1.1.1.1' });
     early.input(encodeTopicFrame(FrameType.JOIN, topic));
     expect(early.closedWith).toBe(CloseCode.HELLO_REQUIRED);
+    await core.close();
+  });
+
+  it('PING is answered by PONG with the same nonce', async () => {
+    const core = new RelayCore();
+    const a = client(core, 'a');
+    a.input(encodePing(FrameType.PING, 0xabcdef01));
+    const pong = a.frames(FrameType.PONG);
+    expect(pong).toHaveLength(1);
+    expect(readU32(pong[0]!, 1)).toBe(0xabcdef01);
     await core.close();
   });
 

@@ -15,6 +15,7 @@ import {
   isHelloFrame,
   isLookupFrame,
   isPairFrame,
+  isPingFrame,
   isTopicFrame,
   readU32,
 } from '@rhizome/transport-relay/protocol';
@@ -189,6 +190,7 @@ HANDLERS[FrameType.LEAVE] = { guard: isTopicFrame, handle: (core, peer, f) => co
 HANDLERS[FrameType.LOOKUP] = { guard: isLookupFrame, handle: (core, peer, f) => core.onLookup(peer, f) };
 HANDLERS[FrameType.SEND] = { guard: isDataFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.DELIVER) };
 HANDLERS[FrameType.CLOSE_PEER] = { guard: isPairFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.PEER_CLOSED) };
+HANDLERS[FrameType.PING] = { guard: isPingFrame, handle: (core, peer, f) => core.onPing(peer, f) };
 HANDLERS[FrameType.BROADCAST] = { guard: isDataFrame, handle: (core, peer, f) => core.onBroadcast(peer, f) };
 
 function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
@@ -414,6 +416,12 @@ export class RelayCore {
   onLeave(peer: Peer, f: Buffer): void {
     const topic = this.#topicsByKey.get(f.toString('hex', 1, 33));
     if (topic !== undefined) this.#leave(peer, topic);
+  }
+
+  /** @internal PING: answer PONG with the same nonce, in the received buffer itself. */
+  onPing(peer: Peer, f: Buffer): void {
+    f[0] = FrameType.PONG;
+    this.#send(peer, f);
   }
 
   /** @internal LOOKUP: who is findable on the topic (never the asker). */

@@ -36,6 +36,8 @@ export interface Link {
   pause(): void;
   resume(): void;
   close(code: number, reason: string): void;
+  /** Drops the socket without a close handshake (a dead link); `onclose` reports 1006. */
+  terminate(): void;
   /** Set by the owner: a binary frame arrived. */
   onmessage: (frame: Uint8Array) => void;
   /** Set by the owner: the socket closed (`code` 1006 when it was lost without a close frame). */
@@ -190,6 +192,15 @@ class GlobalLink implements Link {
 
   close(code: number, reason: string): void {
     this.#ws.close(code, reason);
+  }
+
+  terminate(): void {
+    // Browsers have no terminate: start the close, and report the link gone now.
+    const onclose = this.onclose;
+    this.onclose = () => {};
+    this.#ws.onmessage = null;
+    this.#ws.close();
+    onclose(1006, 'terminated');
   }
 }
 

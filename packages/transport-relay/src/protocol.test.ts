@@ -11,6 +11,7 @@ import {
   encodeHello,
   encodeJoined,
   encodeLookup,
+  encodePing,
   encodePeerJoined,
   encodePeers,
   encodeTopicFrame,
@@ -24,6 +25,7 @@ import {
   isPairFrame,
   isPeerJoinedFrame,
   isPeersFrame,
+  isPingFrame,
   isTopicFrame,
   isWelcomeFrame,
   readU32,
@@ -56,6 +58,7 @@ describe('relay protocol', () => {
       ['PEER_JOINED', encodePeerJoined(9, 3, utf8('someone')), isPeerJoinedFrame],
       ['PEERS', encodePeers(4, [{ session: 1, peerId: utf8('a') }, { session: 2, peerId: utf8('bb') }]), isPeersFrame],
       ['PEERS empty', encodePeers(4, []), isPeersFrame],
+      ['PING', encodePing(FrameType.PING, 1), isPingFrame],
     ];
     for (const [name, frame, guard] of frames) {
       expect(guard(frame), name).toBe(true);
@@ -93,7 +96,7 @@ describe('relay protocol', () => {
   it('frame types and close codes are unique, named, and written down in ARCHITECTURE.md', () => {
     const types = Object.values(FrameType);
     expect(new Set(types).size).toBe(types.length);
-    for (const [name, t] of Object.entries(FrameType)) expect(t < 0x80, name).toBe(['HELLO', 'JOIN', 'LEAVE', 'ANNOUNCE', 'LOOKUP', 'SEND', 'BROADCAST', 'CLOSE_PEER'].includes(name));
+    for (const [name, t] of Object.entries(FrameType)) expect(t < 0x80, name).toBe(['HELLO', 'JOIN', 'LEAVE', 'ANNOUNCE', 'LOOKUP', 'SEND', 'BROADCAST', 'CLOSE_PEER', 'PING'].includes(name));
     const codes = Object.values(CloseCode);
     expect(new Set(codes).size).toBe(codes.length);
     for (const [name, code] of Object.entries(CloseCode)) expect(closeCodeName(code)).toBe(name);

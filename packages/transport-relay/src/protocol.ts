@@ -46,6 +46,8 @@ export const FrameType = {
   BROADCAST: 0x07,
   /** c→s `[0x08][topicId u32][to u32]`: close the pair (the remote sees PEER_CLOSED). */
   CLOSE_PEER: 0x08,
+  /** c→s `[0x09][nonce u32]`: liveness probe; answered by PONG (browsers cannot see WebSocket pings). */
+  PING: 0x09,
 
   /** s→c `[0x80][version u8][session u32][maxFrameSize u32]`: reply to HELLO. */
   WELCOME: 0x80,
@@ -61,6 +63,8 @@ export const FrameType = {
   PEER_CLOSED: 0x85,
   /** s→c `[0x86][requestId u32][count u16]([session u32][idLen u8][peerId])*`: LOOKUP reply. */
   PEERS: 0x86,
+  /** s→c `[0x87][nonce u32]`: reply to PING. */
+  PONG: 0x87,
   /** s→c `[0x8f][error u16][context u32][message utf8]`: a non-fatal refusal. */
   ERROR: 0x8f,
 } as const;
@@ -218,6 +222,19 @@ export function isDataFrame(b: Uint8Array): boolean {
 /** CLOSE_PEER, PEER_CLOSED, PEER_LEFT: exactly the 9-byte header. */
 export function isPairFrame(b: Uint8Array): boolean {
   return b.length === DATA_HEADER_BYTES;
+}
+
+/** PING or PONG: exactly 5 bytes. */
+export function isPingFrame(b: Uint8Array): boolean {
+  return b.length === 5;
+}
+
+/** PING (`FrameType.PING`) or PONG (`FrameType.PONG`) with a nonce. */
+export function encodePing(type: typeof FrameType.PING | typeof FrameType.PONG, nonce: number): Uint8Array {
+  const b = new Uint8Array(5);
+  b[0] = type;
+  writeU32(b, 1, nonce);
+  return b;
 }
 
 /** WELCOME: exactly 10 bytes. */

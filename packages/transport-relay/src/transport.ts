@@ -34,6 +34,7 @@ import {
   encodeDataFrame,
   encodeHello,
   encodeLookup,
+  encodePing,
   encodeTopicFrame,
   fromUtf8,
   isDataFrame,
@@ -76,6 +77,12 @@ export interface RelayTransportOptions {
   reconnect?: ReconnectOptions;
   /** Socket bytes buffered before `send` waits; default 4 MiB. */
   highWaterMark?: number;
+  /**
+   * Liveness: after this long without a frame from the relay the client sends PING, and after
+   * as long again without any frame it drops the socket and reconnects (a half-open TCP link
+   * is otherwise never noticed). Default 25000 ms; 0 disables.
+   */
+  heartbeatIntervalMs?: number;
   /** Messages received and unread (all connections) before the socket stops reading; default 8192. */
   inboundHighWaterMark?: number;
   /** Force the WebSocket implementation; default `ws` in Node, the global WebSocket elsewhere. */
@@ -92,6 +99,7 @@ const DEFAULTS = {
   maxDelayMs: 10_000,
   factor: 2,
   highWaterMark: 4 * 1024 * 1024,
+  heartbeatIntervalMs: 25_000,
   inboundHighWaterMark: 8192,
 };
 
@@ -195,6 +203,7 @@ export class RelayTransport implements Transport {
   readonly #reconnect: Required<ReconnectOptions>;
   readonly #highWaterMark: number;
   readonly #inboundHighWaterMark: number;
+  readonly #heartbeatIntervalMs: number;
   readonly #implementation: WebSocketImplementation;
   readonly #onError: ((error: RhizomeError) => void) | undefined;
 
@@ -241,6 +250,10 @@ export class RelayTransport implements Transport {
     };
     this.#highWaterMark = positiveInt(options.highWaterMark, 'highWaterMark', DEFAULTS.highWaterMark);
     this.#inboundHighWaterMark = positiveInt(options.inboundHighWaterMark, 'inboundHighWaterMark', DEFAULTS.inboundHighWaterMark);
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
+    if (!Number.isFinite(this.#heartbeatIntervalMs) || this.#heartbeatIntervalMs < 0) {
+      throw new InvalidConfigError('heartbeatIntervalMs', 'must be a non-negative number (0 disables)');
+    }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
   }
@@ -340,7 +353,7 @@ export class RelayTransport implements Transport {
       });
       link.close(CloseCode.NORMAL, 'disconnect');
       await this.#bounded(closed, 'the relay to acknowledge the close', () => {}).catch(() => {
-        (link as Link & { terminate?: () => void }).terminate?.();
+        link.terminate();
       });
     }
   }
@@ -527,12 +540,37 @@ export class RelayTransport implements Transport {
     this.#pendingLink = link;
     return new Promise((resolve, reject) => {
       let welcomed = false;
+      // Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it.
+      let seen = 0;
+      let pinged = false;
+      let pings = 0;
+      let liveness: ReturnType<typeof setInterval> | undefined;
+      const startLiveness = (): void => {
+        if (this.#heartbeatIntervalMs === 0) return;
+        liveness = setInterval(() => {
+          if (seen > 0 || this.#inboundPaused) {
+            seen = 0;
+            pinged = false;
+            return;
+          }
+          if (!pinged) {
+            pinged = true;
+            link.send(encodePing(FrameType.PING, ++pings >>> 0));
+            return;
+          }
+          clearInterval(liveness);
+          this.#report(new ConnectFailedError(`relay ${this.url} went silent for ${2 * this.#heartbeatIntervalMs} ms; reconnecting`));
+          link.terminate();
+        }, this.#heartbeatIntervalMs);
+        (liveness as { unref?: () => void }).unref?.();
+      };
       const timer = setTimeout(() => {
         if (welcomed) return;
         link.close(CloseCode.NORMAL, 'no WELCOME');
         reject(new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
       link.onmessage = (frame) => {
+        seen++;
         if (welcomed) {
           this.#onFrame(frame);
           return;
@@ -551,6 +589,7 @@ export class RelayTransport implements Transport {
         this.#relayMaxFrame = readU32(frame, 6);
         this.#state = 'connected';
         this.#inboundPaused = false;
+        startLiveness();
         for (const state of this.#topics.values()) {
           link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
         }
@@ -560,6 +599,7 @@ export class RelayTransport implements Transport {
       };
       link.onclose = (code, reason) => {
         clearTimeout(timer);
+        clearInterval(liveness);
         if (this.#pendingLink === link) this.#pendingLink = null;
         if (!welcomed || this.#link !== link) {
           if (welcomed) {
@@ -650,6 +690,8 @@ export class RelayTransport implements Transport {
       case FrameType.PEERS:
         if (isPeersFrame(frame)) this.#onPeers(frame);
         return;
+      case FrameType.PONG:
+        return; // liveness only: receiving it was the point
       case FrameType.ERROR:
         if (isErrorFrame(frame)) this.#report(new ConnectFailedError(`relay ${this.url} refused a frame: ${fromUtf8(frame.subarray(7)) ?? '?'}`));
         return;
