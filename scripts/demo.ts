@@ -15,6 +15,8 @@ const ROOT = join(import.meta.dirname, '..');
 const DIR = process.env['RHIZOME_DEMO_DIR'] ?? join(ROOT, '.rhizome-demo');
 const KEEP = process.argv.includes('--keep');
 const WAIT_MS = 15_000;
+/** How to run the `rhizome` command from the repository root, with any Node >= 20. */
+const CLI = 'node packages/cli/bin/rhizome.js';
 
 /** How to write a demo file's path in a command: relative to the repository when inside it. */
 function shown(path: string): string {
@@ -98,8 +100,8 @@ async function main(): Promise<void> {
 
   if (KEEP) {
     say(`Running until Ctrl-C. In another terminal, try:`);
-    say(`  npx rhizome put ${id} note-2 '{"title":"Hello from the CLI"}' --db ${shown(join(DIR, 'cli.db'))} --relay ${relay.url}`);
-    say(`  npx rhizome status ${id} --db ${shown(join(DIR, 'cli.db'))} --relay ${relay.url}\n`);
+    say(`  ${CLI} put ${id} note-2 '{"title":"Hello from the CLI"}' --db ${shown(join(DIR, 'cli.db'))} --relay ${relay.url}`);
+    say(`  ${CLI} status ${id} --db ${shown(join(DIR, 'cli.db'))} --relay ${relay.url}\n`);
     for (const [name, db] of [['laptop', laptop], ['phone', phone]] as const) {
       const sub = db.events.subscribe();
       void (async () => {
@@ -122,14 +124,17 @@ async function main(): Promise<void> {
   say('Done. The two SQLite files are still there:');
   say(`  ${shown(files.laptop)}`);
   say(`  ${shown(files.phone)}`);
-  say('\nWhat to try next:');
-  say(`  npx rhizome list ${id} --db ${shown(files.phone)}          # read a replica offline`);
-  say(`  npx rhizome status ${id} --db ${shown(files.laptop)}       # topic, node count, log size`);
-  say('  npx rhizome relay --port 8080 --host 127.0.0.1                # a relay of your own (terminal 1)');
-  say(`  npx rhizome sync ${id} --db ${shown(files.phone)} --relay ws://127.0.0.1:8080      # always-on replica (terminal 2)`);
-  say(`  npx rhizome put ${id} note-2 '{"title":"Hello"}' --db ${shown(files.laptop)} --relay ws://127.0.0.1:8080   # terminal 3`);
-  say('  npm start -- --keep                                            # this demo, left running');
-  say('  npm exec -- tsx --conditions=rhizome-source examples/relay-two-peers/main.ts   # more in examples/');
+  say('\nWhat to try next (from the repository root):');
+  const tries: Array<[string, string]> = [
+    [`${CLI} list ${id} --db ${shown(files.phone)}`, 'read a replica offline'],
+    [`${CLI} status ${id} --db ${shown(files.laptop)}`, 'topic, node count, log size'],
+    [`${CLI} relay --port 8080 --host 127.0.0.1`, 'terminal 1: a relay of your own'],
+    [`${CLI} sync ${id} --db ${shown(files.phone)} --relay ws://127.0.0.1:8080`, 'terminal 2: an always-on replica'],
+    [`${CLI} put ${id} note-2 '{"title":"Hello"}' --db ${shown(files.laptop)} --relay ws://127.0.0.1:8080`, 'terminal 3: it shows up in terminal 2'],
+    ['npm start -- --keep', 'this demo, left running'],
+    ['npm exec -- tsx --conditions=rhizome-source examples/relay-two-peers/main.ts', 'more in examples/'],
+  ];
+  for (const [command, what] of tries) say(`  ${command}\n      # ${what}`);
 }
 
 main().then(

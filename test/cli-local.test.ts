@@ -161,8 +161,9 @@ describe('errors say what to do', () => {
       rhizome(['sync', 'x', '--db', db]),
       rhizome(['put', 'x', 'n', '{}', '--db', db, '--timeout', 'soon']),
       rhizome(['list', 'x', '--db', db, '--relay', 'ftp://example.com']),
+      rhizome(['list', 'x', '--db', db, '--min-peers', '1']),
     ]);
-    const [none, unknown, missingArg, unknownOption, both, noDb, syncNoNet, badTimeout, badUrl] = cases;
+    const [none, unknown, missingArg, unknownOption, both, noDb, syncNoNet, badTimeout, badUrl, minPeersLocal] = cases;
     for (const r of cases) expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(2);
     expect(none?.stderr).toContain('Usage: rhizome');
     expect(unknown?.stderr).toContain("unknown command 'frobnicate'");
@@ -173,6 +174,7 @@ describe('errors say what to do', () => {
     expect(syncNoNet?.stderr).toContain('sync needs a network');
     expect(badTimeout?.stderr).toContain('--timeout must be a positive integer');
     expect(badUrl?.stderr).toContain('--relay');
+    expect(minPeersLocal?.stderr).toContain('--min-peers needs a network');
   });
 
   it('--help on every command exits 0 and shows an example', async () => {

@@ -54,7 +54,8 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     expect(ready).toMatchObject({ id, db: replicaDb, network: `relay ${relay.url}`, nodes: 0 });
     expect(ready['topic']).toMatch(/^[0-9a-f]{64}$/);
 
-    const put = await rhizome(['put', id, 'note-1', '{"title":"from the laptop","done":false}', '--db', join(dir, 'laptop.db'), '--relay', relay.url, '--json']);
+    // --min-peers 1: "ready" is printed when the file is open; the replica may still be joining.
+    const put = await rhizome(['put', id, 'note-1', '{"title":"from the laptop","done":false}', '--db', join(dir, 'laptop.db'), '--relay', relay.url, '--min-peers', '1', '--json']);
     expect(put.code, put.stderr).toBe(0);
     expect(JSON.parse(put.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false }, peers: 1 });
 
@@ -63,7 +64,7 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     expect(sync.json.some((e) => e['type'] === 'peer-connected')).toBe(true);
 
     // A second device, offline from the laptop, reads the data through the always-on replica.
-    const phone = await rhizome(['get', id, 'note-1', '--db', join(dir, 'phone.db'), '--relay', relay.url, '--json']);
+    const phone = await rhizome(['get', id, 'note-1', '--db', join(dir, 'phone.db'), '--relay', relay.url, '--min-peers', '1', '--json']);
     expect(phone.code, phone.stderr).toBe(0);
     expect(JSON.parse(phone.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false } });
 
@@ -91,7 +92,7 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     const sync = new Running(['sync', id, '--db', join(dir, 'text-replica.db'), '--relay', relay.url]);
     running.push(sync);
     await sync.waitForLine((l) => l.includes(' ready ') && l.includes(id), 'the ready line');
-    const del = await rhizome(['put', id, 'n', '{"x":1}', '--db', join(dir, 'text-writer.db'), '--relay', relay.url]);
+    const del = await rhizome(['put', id, 'n', '{"x":1}', '--db', join(dir, 'text-writer.db'), '--relay', relay.url, '--min-peers', '1']);
     expect(del.code, del.stderr).toBe(0);
     expect(del.stdout).toContain('(synced with 1 peer)');
     const line = await sync.waitForLine((l) => l.includes('upsert') && l.includes(' n '), 'the upsert line');
@@ -99,10 +100,17 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     expect((await sync.stop('SIGINT')).code).toBe(0);
   });
 
-  it('works alone when nobody else is online, and says so', async () => {
-    const r = await rhizome(['put', generateDatabaseId(), 'n', '{"a":1}', '--db', join(dir, 'alone.db'), '--relay', relay.url]);
+  it('works alone when nobody else is online, and says so; --min-peers makes that a failure', async () => {
+    const [r, strict] = await Promise.all([
+      rhizome(['put', generateDatabaseId(), 'n', '{"a":1}', '--db', join(dir, 'alone.db'), '--relay', relay.url]),
+      rhizome(['put', generateDatabaseId(), 'n', '{"a":1}', '--db', join(dir, 'alone-strict.db'), '--relay', relay.url, '--min-peers', '1', '--timeout', '1500', '--json']),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('no other replica is online');
+    expect(strict.code, strict.stderr).toBe(1);
+    const err = (JSON.parse(strict.stderr) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe('ERR_TIMEOUT');
+    expect(err.message).toContain('--min-peers 1');
   });
 
   it('an unreachable relay fails with exit 1 and names the URL', async () => {

@@ -61,8 +61,8 @@ describe('npm start', () => {
     expect(out).toMatch(/phone: {2}got note-1 \{"done":false,"title":"Buy milk"\}/);
     expect(out).toContain('laptop: {"done":true,"title":"Buy oat milk"}');
     expect(out).toContain('phone:  {"done":true,"title":"Buy oat milk"}');
-    expect(out).toContain('What to try next:');
-    expect(out).toContain('npx rhizome list');
+    expect(out).toContain('What to try next (from the repository root):');
+    expect(out).toContain('node packages/cli/bin/rhizome.js list');
     expect(existsSync(join(dir, 'laptop.db'))).toBe(true);
     expect(existsSync(join(dir, 'phone.db'))).toBe(true);
     expect(out).toContain(join(dir, 'phone.db'));
@@ -76,11 +76,11 @@ describe('npm start', () => {
 
   it('--keep stays up; the rhizome put it suggests reaches both replicas; Ctrl-C exits 0', async () => {
     const run = demo(['--keep']);
-    await run.waitFor('npx rhizome status');
-    const suggestion = run.out().split('\n').find((l) => l.trim().startsWith('npx rhizome put'));
+    await run.waitFor('rhizome.js status');
+    const suggestion = run.out().split('\n').find((l) => l.trim().startsWith('node packages/cli/bin/rhizome.js put'));
     expect(suggestion, run.out()).toBeDefined();
-    // Run what it suggests, minus `npx` (the tests run the bin directly).
-    const args = (suggestion as string).trim().replace(/^npx rhizome /, '').match(/'[^']*'|\S+/g)?.map((a) => a.replace(/^'|'$/g, '')) ?? [];
+    // Run what it suggests (the bin, under this Node).
+    const args = (suggestion as string).trim().replace(/^node packages\/cli\/bin\/rhizome\.js /, '').match(/'[^']*'|\S+/g)?.map((a) => a.replace(/^'|'$/g, '')) ?? [];
     const put = await rhizome(args);
     expect(put.code, put.stderr).toBe(0);
     await run.waitFor('laptop: node-upsert note-2');

@@ -52,6 +52,9 @@ export function addNetworkOptions(command: Command, options: { timeout: boolean 
     command.addOption(
       new Option('--timeout <ms>', 'bound on reaching peers and syncing with them').default(DEFAULT_SYNC_TIMEOUT_MS).argParser(positiveInteger('--timeout')),
     );
+    command.addOption(
+      new Option('--min-peers <n>', 'wait (within --timeout) until this many peers synced; fail if fewer').argParser(positiveInteger('--min-peers')),
+    );
   }
   return command;
 }

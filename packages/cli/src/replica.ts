@@ -9,6 +9,7 @@ import { formatBytes, type Output } from './output.js';
 /** Flags of every command that opens a database file. */
 export interface DatabaseFlags extends NetworkFlags {
   db?: string;
+  minPeers?: number;
   secret?: string;
   timeout?: number;
   json?: boolean;
@@ -95,7 +96,7 @@ function isConnectFailure(event: SyncEvent): event is Extract<SyncEvent, { type:
  * {@link CliError} naming the address when the network cannot be reached in `timeoutMs`.
  * Shows progress on a terminal.
  */
-export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: number): Promise<SyncReport> {
+export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: number, minPeers = 0): Promise<SyncReport> {
   const { db, network } = replica;
   if (network === undefined) return { peers: 0, bytesReceived: 0 };
   const where = describeNetwork(network);
@@ -126,17 +127,28 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     timedOut.catch(() => undefined);
     const found = await race(db.transport.lookup(db.topic));
     reached = found.length;
-    if (found.length > 0) {
-      // Wait for every peer found; one whose record is stale (a DHT provider gone offline)
-      // only costs the rest of the time budget, and the command goes on with those it reached.
-      await race(db.whenSynced({ minPeers: found.length, timeoutMs: Math.max(1, deadline - Date.now()) })).catch((error: unknown) => {
-        if (!(error instanceof RhizomeError && error.code === 'ERR_TIMEOUT' && db.peers().length > 0)) throw error;
-        out.note(`reached ${db.peers().length} of the ${found.length} peers found on ${where}.`);
+    const want = Math.max(found.length, minPeers);
+    if (want > 0) {
+      // Wait for every peer found (and for --min-peers); one whose record is stale (a DHT
+      // provider gone offline) only costs the rest of the time budget, and the command goes on
+      // with those it reached, unless fewer than --min-peers synced.
+      await race(db.whenSynced({ minPeers: want, timeoutMs: Math.max(1, deadline - Date.now()) })).catch((error: unknown) => {
+        const synced = db.stats().peers.filter((p) => p.synced).length;
+        if (!(error instanceof RhizomeError && error.code === 'ERR_TIMEOUT')) throw error;
+        if (minPeers > 0 && synced < minPeers) {
+          throw new CliError('ERR_TIMEOUT', `--min-peers ${minPeers}: only ${synced} peer(s) on ${where} finished syncing within ${timeoutMs} ms`, {
+            hint: 'Start the other replicas (e.g. `rhizome sync`), or raise --timeout.',
+            cause: error,
+          });
+        }
+        if (synced === 0) throw error;
+        out.note(`reached ${synced} of the ${want} peers found on ${where}.`);
       });
     }
     const stats = db.stats();
     return { peers: db.peers().length, bytesReceived: stats.bytesReceived };
   } catch (error) {
+    if (error instanceof CliError) throw error;
     const err = describeError(error);
     if (err.code === 'ERR_TIMEOUT' && reached > 0) {
       throw new CliError('ERR_TIMEOUT', `found ${reached} peer(s) on ${where}, but none finished syncing within ${timeoutMs} ms`, {
@@ -179,10 +191,13 @@ export async function withReplica<T>(
   act: (replica: Replica, report: SyncReport) => T | Promise<T>,
   options: { create?: boolean } = {},
 ): Promise<T> {
+  if (flags.minPeers !== undefined && flags.relay === undefined && flags.dht !== true) {
+    throw usageError('--min-peers needs a network: --relay URL or --dht');
+  }
   const replica = await openReplica(id, flags, options);
   let result: T;
   try {
-    const report = await syncWithPeers(replica, out, flags.timeout ?? 15_000);
+    const report = await syncWithPeers(replica, out, flags.timeout ?? 15_000, flags.minPeers ?? 0);
     if (replica.network !== undefined && report.peers === 0) {
       out.note(`no other replica is online on ${describeNetwork(replica.network)}; working on ${replica.path} only (it syncs next time).`);
     }
