@@ -11,4 +11,13 @@ if (process.channel !== undefined) {
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }
 
+// Output piped into a command that exits early (`rhizome sync --json | head -1`): stop the way
+// Ctrl-C does (long-running commands close their database cleanly), without a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.emit('SIGTERM', 'SIGTERM');
+  });
+}
+
 process.exitCode = await run(process.argv);
