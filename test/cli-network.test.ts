@@ -87,6 +87,30 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     expect(JSON.parse(offline.stdout)).toEqual({ title: 'from the laptop', done: false });
   });
 
+  it('the sync replica outlives a relay restart: it rejoins and receives later writes', async () => {
+    const own = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    const port = own.port;
+    const url = own.url;
+    const id = generateDatabaseId();
+    const sync = new Running(['sync', id, '--db', join(dir, 'restart-replica.db'), '--relay', url, '--json']);
+    running.push(sync);
+    await sync.waitForJson((e) => e['type'] === 'ready', 'ready');
+    // Settle point: a reader that insists on a peer proves the replica joined the topic.
+    const probe = await rhizome(['list', id, '--db', join(dir, 'restart-probe.db'), '--relay', url, '--min-peers', '1']);
+    expect(probe.code, probe.stderr).toBe(0);
+    expect(own.stats().topics).toBe(1);
+    await own.close();
+    const again = await createRelayServer({ port, host: '127.0.0.1' });
+    try {
+      const put = await rhizome(['put', id, 'n', '{"after":"restart"}', '--db', join(dir, 'restart-writer.db'), '--relay', url, '--min-peers', '1', '--timeout', '20000']);
+      expect(put.code, put.stderr).toBe(0);
+      await sync.waitForJson((e) => e['type'] === 'node-upsert' && e['id'] === 'n', 'the write after the restart');
+      expect((await sync.stop('SIGTERM')).code).toBe(0);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
+
   it('prints events as text lines without --json', async () => {
     const id = generateDatabaseId();
     const sync = new Running(['sync', id, '--db', join(dir, 'text-replica.db'), '--relay', relay.url]);
