@@ -353,6 +353,11 @@ async function idleMemory(kind: ServerKind, n: number): Promise<{ perConnKB: num
   }
 }
 
+/** Which server runs first in run `i`: alternating, so neither always gets the warmer (or noisier) slot. */
+function order(i: number): ReadonlyArray<ServerKind> {
+  return i % 2 === 0 ? ['bare', 'relay'] : ['relay', 'bare'];
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
   const sizes = [
     { size: 64, count: ctx.quick ? 30_000 : 200_000 },
@@ -371,7 +376,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       for (const kind of ['bare', 'relay'] as const) await throughput(servers[kind], pairs[kind], size, Math.min(count, 5000)); // warm-up
       // Alternate the two servers run by run, so load from elsewhere on the machine hits both alike.
       for (let i = 0; i < ctx.runs; i++) {
-        for (const kind of ['bare', 'relay'] as const) {
+        for (const kind of order(i)) {
           const r = await throughput(servers[kind], pairs[kind], size, count);
           fps[kind].push(r.fps);
           cpu[kind].push(r.cpuUsPerFrame);
@@ -402,7 +407,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     ]) {
       const us: Record<ServerKind, number[]> = { bare: [], relay: [] };
       for (let i = 0; i < ctx.runs; i++) {
-        for (const kind of ['bare', 'relay'] as const) us[kind].push(await cpuAtRate(servers[kind], pairs[kind], size, rate, ctx.quick ? 1 : 3));
+        for (const kind of order(i)) us[kind].push(await cpuAtRate(servers[kind], pairs[kind], size, rate, ctx.quick ? 1 : 3));
       }
       const bareUs = summarize(us.bare).median;
       for (const kind of ['bare', 'relay'] as const) {

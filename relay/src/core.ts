@@ -19,7 +19,7 @@ import {
   isTopicFrame,
   readU32,
 } from '@rhizome/transport-relay/protocol';
-import { TokenBucket } from './limits.js';
+import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
 
 /**
@@ -98,14 +98,15 @@ interface Topic {
   readonly listed: Map<number, Peer>;
 }
 
-/** @internal One client connection. */
-class Peer {
+/** @internal One client connection. Kept small: a relay holds thousands of idle ones. */
+class Peer implements RateState {
   readonly session: number;
   readonly socket: RelaySocket;
   readonly ip: string;
   readonly connectedAt: number;
-  readonly frames: TokenBucket;
-  readonly bytes: TokenBucket;
+  frameTokens: number;
+  byteTokens: number;
+  refilledAt: number;
   peerId: Buffer | null = null;
   peerKey = '';
   alive = true;
@@ -115,9 +116,7 @@ class Peer {
   done = false;
   /** Counted in the connection totals (released once on socket close). */
   counted = false;
-  /** Joined topics by id (the data-frame routing table of this connection). */
-  readonly joined = new Map<number, Topic>();
-  /** Joined or announced topics by id (what the topic limit counts). */
+  /** Joined or announced topics by id (what the topic limit counts; membership is on the topic). */
   readonly listed = new Map<number, Topic>();
 
   constructor(session: number, socket: RelaySocket, ip: string, now: number, o: ResolvedCoreOptions) {
@@ -126,8 +125,10 @@ class Peer {
     this.ip = ip;
     this.connectedAt = now;
     this.pingedAt = now;
-    this.frames = new TokenBucket(o.maxFramesPerSecond, o.frameBurst, now);
-    this.bytes = new TokenBucket(o.maxBytesPerSecond, o.byteBurst, now);
+    const rate = initialRateState(o, now);
+    this.frameTokens = rate.frameTokens;
+    this.byteTokens = rate.byteTokens;
+    this.refilledAt = rate.refilledAt;
   }
 }
 
@@ -277,6 +278,10 @@ export class RelayCore {
     };
   }
 
+  readonly #countSocketError = (): void => {
+    this.#errors++;
+  };
+
   /** Counts an error the host saw (an HTTP parse error, a failed upgrade). */
   countError(): void {
     this.#errors++;
@@ -287,14 +292,15 @@ export class RelayCore {
    * `maxConnectionsPerIp` is closed at once with 4021 / 4022.
    */
   attach(socket: RelaySocket, info: ConnectionInfo): void {
-    socket.on('error', () => {
-      this.#errors++;
-    });
     if (this.#closing) {
+      socket.on('error', this.#countSocketError);
       this.#closeSocket(socket, 'GOING_AWAY');
       return;
     }
     const ip = info.ip;
+    if (this.#peers.size >= this.options.maxConnections || (this.#perIp.get(ip) ?? 0) >= this.options.maxConnectionsPerIp) {
+      socket.on('error', this.#countSocketError);
+    }
     if (this.#peers.size >= this.options.maxConnections) {
       this.#countDrop('too_many_connections');
       this.#closeSocket(socket, 'TOO_MANY_CONNECTIONS');
@@ -319,6 +325,7 @@ export class RelayCore {
     socket.on('close', () => this.#release(peer));
     socket.on('error', (error: Error & { code?: string }) => {
       // ws reports bad framing and oversized frames here, then closes with 1002 / 1009.
+      this.#errors++;
       if (peer.done) return;
       this.#countDrop(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol_error');
       this.#unroute(peer);
@@ -352,9 +359,8 @@ export class RelayCore {
     const length = frame.length;
     this.#framesIn++;
     this.#bytesIn += length;
-    const now = this.#now;
-    if (!peer.frames.take(1, now)) return this.#cut(peer, 'FRAME_RATE_EXCEEDED');
-    if (!peer.bytes.take(length, now)) return this.#cut(peer, 'BYTE_RATE_EXCEEDED');
+    const over = spend(peer, length, this.#now, this.options);
+    if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
     if (length === 0) return this.#cut(peer, 'MALFORMED_FRAME');
     const type = frame[0]!;
@@ -409,7 +415,6 @@ export class RelayCore {
       this.#send(other, announceNewcomer);
     }
     topic.members.set(peer.session, peer);
-    peer.joined.set(topic.id, topic);
   }
 
   /** @internal LEAVE: drop the peer from the topic; the other members hear PEER_LEFT. */
@@ -445,8 +450,8 @@ export class RelayCore {
    */
   onUnicast(peer: Peer, f: Buffer, outType: number): void {
     const topicId = readU32(f, 1);
-    const topic = peer.joined.get(topicId);
-    if (topic === undefined) return this.#notJoined(peer, topicId);
+    const topic = this.#topicsById.get(topicId);
+    if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
     const target = topic.members.get(readU32(f, 5));
     if (target === undefined || target === peer) {
       this.#countDrop('no_route');
@@ -460,8 +465,8 @@ export class RelayCore {
   /** @internal BROADCAST: one rewritten buffer, sent to every other member. */
   onBroadcast(peer: Peer, f: Buffer): void {
     const topicId = readU32(f, 1);
-    const topic = peer.joined.get(topicId);
-    if (topic === undefined) return this.#notJoined(peer, topicId);
+    const topic = this.#topicsById.get(topicId);
+    if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
     for (const target of topic.members.values()) {
@@ -487,7 +492,9 @@ export class RelayCore {
 
   #send(peer: Peer, frame: Uint8Array): void {
     if (peer.done) return;
-    this.#forward(peer, frame as Buffer);
+    // A Buffer view, not the encoder's plain Uint8Array: `ws` then sees one kind of object on
+    // every send, which keeps its (and V8's) fast path for the forwarded frames.
+    this.#forward(peer, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
   }
 
   /** Closes a connection with a close code, removes it from routing, and destroys it after the grace period. */
@@ -521,7 +528,6 @@ export class RelayCore {
     topic.listed.delete(peer.session);
     peer.listed.delete(topic.id);
     if (topic.members.delete(peer.session)) {
-      peer.joined.delete(topic.id);
       if (topic.members.size > 0) {
         const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
         for (const other of topic.members.values()) this.#send(other, left);

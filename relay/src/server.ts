@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/core';
 import { WebSocketServer } from 'ws';
@@ -170,23 +170,15 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     perMessageDeflate: false,
     clientTracking: false,
   });
-  const sockets = new Set<Socket | Duplex>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  server.on('secureConnection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
   server.on('clientError', (_error, socket: Duplex) => {
     core.countError();
     socket.destroy();
   });
   server.on('tlsClientError', () => core.countError());
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => core.countError());
+    // (ws puts its own error listener on the socket for the handshake, then the WebSocket's.)
     if (closing) {
+      socket.on('error', () => core.countError());
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
@@ -214,8 +206,8 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await core.close();
-        // Sockets still open are HTTP keep-alive or half-done upgrades: nothing to keep.
-        for (const s of sockets) s.destroy();
+        // Sockets still open are HTTP keep-alive or half-done requests: nothing to keep.
+        server.closeAllConnections();
         await listenerClosed;
         wss.close();
       })();
