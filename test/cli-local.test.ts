@@ -180,6 +180,9 @@ describe('errors say what to do', () => {
   it('--help on every command exits 0 and shows an example', async () => {
     const commands = ['relay', 'sync', 'put', 'get', 'delete', 'list', 'status', 'dht-bootstrap', 'new-id'];
     const results = await Promise.all([rhizome(['--help']), ...commands.map((c) => rhizome([c, '--help']))]);
+    const helpRelay = await rhizome(['help', 'relay']);
+    expect(helpRelay.code).toBe(0);
+    expect(helpRelay.stdout).toContain('--tls-cert');
     for (const [i, r] of results.entries()) {
       const what = i === 0 ? 'rhizome --help' : `rhizome ${commands[i - 1]} --help`;
       expect(r.code, `${what}: ${r.stderr}`).toBe(0);

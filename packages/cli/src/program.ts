@@ -61,14 +61,15 @@ export async function run(argv: readonly string[], streams: Streams = { stdout: 
     program.outputHelp({ error: true });
     return EXIT_USAGE;
   }
+  // `relay` parses its own flags (those of @rhizome/relay), help included.
+  const args = argv[2] === 'help' && argv[3] === 'relay' ? [...argv.slice(0, 2), 'relay', '--help'] : [...argv];
   try {
-    await program.parseAsync([...argv]);
+    await program.parseAsync(args);
     return ctx.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
-        return error.code === 'commander.help' ? EXIT_USAGE : EXIT_OK;
-      }
+      // Help asked for (`--help`, `help [command]`) or the version: success.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT_OK;
       // commander already printed what was wrong with the command line.
       return EXIT_USAGE;
     }
