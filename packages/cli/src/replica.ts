@@ -100,7 +100,7 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
   const { db, network } = replica;
   if (network === undefined) return { peers: 0, bytesReceived: 0 };
   const where = describeNetwork(network);
-  const events = db.events.subscribe();
+  const events = db.events.subscribe({ capacity: 1 << 17 });
   const deadline = Date.now() + timeoutMs;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let reached = -1;
