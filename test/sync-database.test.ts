@@ -309,3 +309,23 @@ describe('one session per peer', () => {
     await tap.disconnect();
   });
 });
+
+describe('transport ownership', () => {
+  it('disconnects a transport it created from a config, but not one passed in', async () => {
+    const hub = uniqueHub();
+    const id = generateDatabaseId();
+    const owned = await openDatabase({ id, transport: { mode: 'memory', hub, peerId: 'owned' } });
+    const mine = new MemoryTransport({ hub, peerId: 'mine' });
+    const borrowed = await openDatabase({ id, transport: mine });
+    await Promise.all([owned.whenSynced({ minPeers: 1 }), borrowed.whenSynced({ minPeers: 1 })]);
+    await owned.close();
+    await borrowed.close();
+    await expect(owned.transport.lookup(owned.topic)).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
+    // The borrowed transport is still usable (the database left its topic, nothing more).
+    await expect(mine.lookup(borrowed.topic)).resolves.toEqual([]);
+    const again = await db({ id, transport: mine });
+    expect(again.transport).toBe(mine);
+    await again.close();
+    await mine.disconnect();
+  });
+});
