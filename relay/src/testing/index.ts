@@ -29,6 +29,32 @@ export interface RelayProcess {
   stop(): Promise<number | null>;
 }
 
+/** The flooding client script (`flood.ts URL frames|bytes`). */
+export const FLOOD_SCRIPT = fileURLToPath(new URL('./flood.ts', import.meta.url));
+
+/**
+ * Runs a flooding client in its own process and resolves with the close code the relay sent it.
+ * `frames`: 64-byte broadcasts as fast as possible; `bytes`: 1 MiB broadcasts.
+ */
+export function floodFromChildProcess(url: string, mode: 'frames' | 'bytes', timeoutMs = 20_000): Promise<number> {
+  const child = spawn(process.execPath, [...TSX_ARGS, FLOOD_SCRIPT, url, mode], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`flooder did not finish within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      const m = /CLOSED (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`flooder exited without a close code:\n${out}`));
+    });
+  });
+}
+
 /** Node arguments that run a workspace TypeScript file directly. */
 export const TSX_ARGS = ['--conditions=rhizome-source', '--import', 'tsx'];
 
