@@ -110,6 +110,9 @@ describe('relay listen errors and options', () => {
       code: 'ERR_INVALID_CONFIG',
       field: 'tls.cert',
     });
+    await expect(
+      createRelayServer({ port: 0, tls: { cert: '-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n' } }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG', field: 'tls' });
     expect(() => parseRelayArgs(['--port', 'x'])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CONFIG', field: '--port' }));
     expect(() => parseRelayArgs(['--tls-cert', 'a.pem'])).toThrow(expect.objectContaining({ field: '--tls-key' }));
     expect(parseRelayArgs(['--port', '8443', '--max-topics', '5', '--token', 't'])).toEqual({ port: 8443, maxTopicsPerConnection: 5, token: 't' });
