@@ -7,7 +7,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
-import { kadProtocol, PROVIDER_VALIDITY_MS } from './options.js';
+import { kadProtocol, PROVIDER_REFRESH_THRESHOLD_MS, PROVIDER_SWEEP_INTERVAL_MS, PROVIDER_VALIDITY_MS } from './options.js';
 
 /** The services of a Rhizome libp2p node. */
 export interface RhizomeServices extends Record<string, unknown> {
@@ -74,10 +74,11 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
         clientMode: options.dhtClientMode,
         peerInfoMapper: options.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
         initialQuerySelfInterval: 100,
-        providers: { provideValidity: PROVIDER_VALIDITY_MS / 1000 },
-        // kad-dht re-provides what this node provided before the record expires; the topic
-        // loop in DhtTransport refreshes joined topics as well (see reannounceIntervalMs).
-        reprovide: { validity: PROVIDER_VALIDITY_MS, threshold: PROVIDER_VALIDITY_MS / 2 },
+        // In kad-dht 16.4 the reprovider's sweep is what expires stored records (its
+        // `providers.provideValidity` option is not read): records of other peers older than
+        // `validity` are deleted, this node's own are re-provided once older than
+        // validity − threshold. Every Rhizome node and bootstrap node runs this configuration.
+        reprovide: { validity: PROVIDER_VALIDITY_MS, threshold: PROVIDER_REFRESH_THRESHOLD_MS, interval: PROVIDER_SWEEP_INTERVAL_MS },
       }),
     },
   });

@@ -10,9 +10,18 @@ export const DEFAULT_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.
 export const DEFAULT_LOOKUP_INTERVAL_MS = 30_000;
 /** First wait between lookups of a newly joined topic. */
 export const INITIAL_LOOKUP_INTERVAL_MS = 500;
-/** How long a provider record is valid on the DHT nodes that store it (24 h). */
-export const PROVIDER_VALIDITY_MS = 24 * 60 * 60 * 1000;
-/** How often a joined topic's provider record is refreshed: half its validity (12 h). */
+/**
+ * How long a provider record lives on the DHT nodes that store it (1 h): kad-dht drops older
+ * records of other peers in its periodic sweep ({@link PROVIDER_SWEEP_INTERVAL_MS}). Short, so
+ * that peers that left stop being found within about an hour (hyperswarm-like), instead of
+ * kad-dht's default 48 h made for IPFS content.
+ */
+export const PROVIDER_VALIDITY_MS = 60 * 60 * 1000;
+/** How often kad-dht sweeps its provider records: drops expired ones, re-provides its own when due. */
+export const PROVIDER_SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+/** kad-dht re-provides this node's own records once they are older than validity minus this (so at 30 min). */
+export const PROVIDER_REFRESH_THRESHOLD_MS = 30 * 60 * 1000;
+/** How often the topic loop re-announces a joined topic (30 min, half the record's life). */
 export const DEFAULT_REANNOUNCE_INTERVAL_MS = PROVIDER_VALIDITY_MS / 2;
 /** Bound on a HELLO or its status byte arriving, and on one dial, unless `timeoutMs` is lower. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -53,7 +62,7 @@ export interface DhtTransportOptions {
   handshakeTimeoutMs?: number;
   /** Longest wait between re-lookups of a joined topic. Default 30000. */
   lookupIntervalMs?: number;
-  /** How often a joined topic's provider record is refreshed. Default 12 h. */
+  /** How often a joined topic's provider record is refreshed. Default 30 min. */
   reannounceIntervalMs?: number;
   /**
    * Called with every error the transport handles by itself (a dial that failed, a peer that

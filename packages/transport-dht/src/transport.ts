@@ -163,7 +163,7 @@ export class DhtTransport implements Transport {
 
   /**
    * The peers with a provider record for the topic, this peer excluded. Records outlive the
-   * peers that made them (up to 24 h), so a peer found here may be gone. Same errors as
+   * peers that made them (up to about an hour), so a peer found here may be gone. Same errors as
    * {@link DhtTransport.announce}.
    */
   async lookup(topic: TopicHash): Promise<PeerInfo[]> {
