@@ -15,6 +15,7 @@ Options:
   --token TEXT                require this shared token from clients (or RHIZOME_RELAY_TOKEN)
   --max-frame-size BYTES      largest frame (default 1048640)
   --max-topics N              topics per connection (default 1024)
+  --max-peers-per-topic N     paired members per topic (default 1000)
   --max-connections N         connections in total (default 10000)
   --max-connections-per-ip N  connections per address (default 256)
   --max-frames-per-second N   per connection (default 5000)
@@ -30,6 +31,7 @@ Options:
 const INT_FLAGS = {
   'max-frame-size': 'maxFrameSize',
   'max-topics': 'maxTopicsPerConnection',
+  'max-peers-per-topic': 'maxPeersPerTopic',
   'max-connections': 'maxConnections',
   'max-connections-per-ip': 'maxConnectionsPerIp',
   'max-frames-per-second': 'maxFramesPerSecond',

@@ -13,6 +13,7 @@ import {
   encodePing,
   encodeTopicFrame,
   readU32,
+  RelayErrorCode,
   utf8,
 } from '@rhizome/transport-relay/protocol';
 import { RelayCore, type RelaySocket } from './core.js';
@@ -188,6 +189,38 @@ describe('RelayCore', () => {
     const tid = join(b);
     for (let i = 0; i < 5 && b.closedWith === null; i++) b.input(encodeDataFrame(FrameType.BROADCAST, tid, 0, new Uint8Array(60_000)));
     expect(b.closedWith).toBe(CloseCode.BYTE_RATE_EXCEEDED);
+    await core.close();
+  });
+
+  it('a JOIN to a full topic only announces, with ERROR TOPIC_FULL', async () => {
+    const core = new RelayCore({ maxPeersPerTopic: 2 });
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => client(core, id));
+    join(a!);
+    join(b!);
+    const tid = join(c!);
+    const error = c!.frames(FrameType.ERROR);
+    expect(error).toHaveLength(1);
+    expect((error[0]![1]! << 8) | error[0]![2]!).toBe(RelayErrorCode.TOPIC_FULL);
+    expect(readU32(error[0]!, 3)).toBe(tid);
+    expect(c!.frames(FrameType.PEER_JOINED)).toHaveLength(0);
+    expect(a!.frames(FrameType.PEER_JOINED)).toHaveLength(1); // b only
+    c!.input(encodeLookup(1, topic));
+    expect(decodePeers(c!.frames(FrameType.PEERS)[0]!).peers).toHaveLength(2);
+    expect(core.stats().drops.topic_full).toBe(1);
+    await core.close();
+  });
+
+  it('fan-out is charged to whoever causes it: a broadcast to many costs many frames', async () => {
+    const core = new RelayCore({ maxFramesPerSecond: 1, frameBurst: 30 });
+    const members = Array.from({ length: 8 }, (_, i) => client(core, `m${i}`));
+    // Joining costs 2 frames per existing member: the last joiners pay the most.
+    const tid = members.map((m) => join(m))[0]!;
+    const sender = members[0]!;
+    expect(sender.closedWith).toBeNull();
+    // Each broadcast reaches 7 members: 7 frames of the sender's budget, not 1.
+    for (let i = 0; i < 10 && sender.closedWith === null; i++) sender.input(encodeDataFrame(FrameType.BROADCAST, tid, 0, utf8('x')));
+    expect(sender.closedWith).toBe(CloseCode.FRAME_RATE_EXCEEDED);
+    expect(members[1]!.frames(FrameType.DELIVER).length).toBeLessThan(10);
     await core.close();
   });
 

@@ -67,7 +67,8 @@ export type DropReason =
   | 'unsupported_data'
   | 'protocol_error'
   | 'no_route'
-  | 'not_joined';
+  | 'not_joined'
+  | 'topic_full';
 
 /** Counters and gauges of a relay, as `stats()` and `/metrics` report them. */
 export interface RelayStats {
@@ -408,6 +409,14 @@ export class RelayCore {
     this.#send(peer, encodeJoined(topic.id, topic.bytes));
     // Sending can cut the peer (its buffer is full): it has then left every topic already.
     if (!pair || alreadyMember || peer.done) return;
+    if (topic.members.size >= this.options.maxPeersPerTopic) {
+      // A JOIN to a full topic degrades to an ANNOUNCE (findable, not paired), with a refusal.
+      this.#countDrop('topic_full');
+      this.#send(peer, encodeError(RelayErrorCode.TOPIC_FULL, topic.id, 'topic is full'));
+      return;
+    }
+    // The newcomer pays for the fan-out it causes: a PEER_JOINED to it and one to each member.
+    if (!this.#charge(peer, 2 * topic.members.size, 0)) return;
     const announceNewcomer = encodePeerJoined(topic.id, peer.session, peer.peerId!);
     for (const other of topic.members.values()) {
       this.#send(peer, encodePeerJoined(topic.id, other.session, other.peerId!));
@@ -420,7 +429,10 @@ export class RelayCore {
   /** @internal LEAVE: drop the peer from the topic; the other members hear PEER_LEFT. */
   onLeave(peer: Peer, f: Buffer): void {
     const topic = this.#topicsByKey.get(f.toString('hex', 1, 33));
-    if (topic !== undefined) this.#leave(peer, topic);
+    if (topic === undefined || !topic.listed.has(peer.session)) return;
+    // The leaver pays for the PEER_LEFT fan-out (a JOIN/LEAVE loop is not free amplification).
+    if (topic.members.has(peer.session) && !this.#charge(peer, topic.members.size - 1, 0)) return;
+    this.#leave(peer, topic);
   }
 
   /** @internal PING: answer PONG with the same nonce, in the received buffer itself. */
@@ -441,7 +453,8 @@ export class RelayCore {
         if (peers.length >= this.options.maxLookupPeers) break;
       }
     }
-    this.#send(peer, encodePeers(requestId, peers));
+    const reply = encodePeers(requestId, peers);
+    if (this.#charge(peer, 0, reply.length)) this.#send(peer, reply);
   }
 
   /**
@@ -467,11 +480,23 @@ export class RelayCore {
     const topicId = readU32(f, 1);
     const topic = this.#topicsById.get(topicId);
     if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
+    // The sender pays for the fan-out beyond the one frame its own receipt already counted.
+    const extra = topic.members.size - 2;
+    if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
     for (const target of topic.members.values()) {
       if (target !== peer) this.#forward(target, f);
     }
+  }
+
+  /** Charges work a frame causes beyond itself to the sender's buckets; false once that cut it. */
+  #charge(peer: Peer, frames: number, bytes: number): boolean {
+    peer.frameTokens -= frames;
+    peer.byteTokens -= bytes;
+    if (peer.frameTokens < 0) this.#cut(peer, 'FRAME_RATE_EXCEEDED');
+    else if (peer.byteTokens < 0) this.#cut(peer, 'BYTE_RATE_EXCEEDED');
+    return !peer.done;
   }
 
   #notJoined(peer: Peer, topicId: number): void {

@@ -7,6 +7,8 @@ export interface RelayLimits {
   maxFrameSize: number;
   /** Topics one connection may join or announce at once; above it: 4020. */
   maxTopicsPerConnection: number;
+  /** Members (joined, paired) one topic may have; a JOIN beyond it gets ERROR TOPIC_FULL and only announces. */
+  maxPeersPerTopic: number;
   /** Connections the relay holds at once; above it new ones close with 4021. */
   maxConnections: number;
   /** Connections one address holds at once; above it new ones close with 4022. */
@@ -39,6 +41,7 @@ export interface RelayLimits {
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxFrameSize: DEFAULT_NETWORK_MAX_MESSAGE_SIZE + 64,
   maxTopicsPerConnection: 1024,
+  maxPeersPerTopic: 1000,
   maxConnections: 10_000,
   maxConnectionsPerIp: 256,
   maxFramesPerSecond: 5_000,
@@ -66,6 +69,7 @@ export interface ResolvedCoreOptions extends RelayLimits {
 const POSITIVE_INT_FIELDS: ReadonlyArray<keyof RelayLimits> = [
   'maxFrameSize',
   'maxTopicsPerConnection',
+  'maxPeersPerTopic',
   'maxConnections',
   'maxConnectionsPerIp',
   'maxFramesPerSecond',

@@ -76,6 +76,8 @@ export type FrameTypeByte = (typeof FrameType)[keyof typeof FrameType];
 export const RelayErrorCode = {
   /** A data frame named a topic id this connection has not joined. */
   NOT_JOINED: 1,
+  /** A JOIN to a topic at the relay's `maxPeersPerTopic`: the peer is announced, not paired (`context` = topic id). */
+  TOPIC_FULL: 2,
 } as const;
 
 /**

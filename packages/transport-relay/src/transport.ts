@@ -45,7 +45,9 @@ import {
   isPeersFrame,
   isFatalCloseCode,
   isWelcomeFrame,
+  readU16,
   readU32,
+  RelayErrorCode,
   utf8,
 } from './protocol.js';
 
@@ -693,7 +695,11 @@ export class RelayTransport implements Transport {
       case FrameType.PONG:
         return; // liveness only: receiving it was the point
       case FrameType.ERROR:
-        if (isErrorFrame(frame)) this.#report(new ConnectFailedError(`relay ${this.url} refused a frame: ${fromUtf8(frame.subarray(7)) ?? '?'}`));
+        if (isErrorFrame(frame)) {
+          const text = fromUtf8(frame.subarray(7)) ?? '?';
+          const what = readU16(frame, 1) === RelayErrorCode.TOPIC_FULL ? 'refused to pair this peer on a topic' : 'refused a frame';
+          this.#report(new ConnectFailedError(`relay ${this.url} ${what}: ${text}`));
+        }
         return;
       default:
         // A newer relay's frame type: ignore it.
