@@ -156,9 +156,11 @@ describe('SqliteStore files that cannot be used', () => {
     }
   });
 
-  it('a directory path fails with ERR_INVALID_ARGUMENT', () => {
+  it('a directory path, or a file in a missing directory, fails with ERR_INVALID_ARGUMENT', () => {
     const d = dir();
     expect(() => openSqliteStore(d)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => openSqliteStore(join(d, 'missing', 'x.db'))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(readdirSync(d)).toEqual([]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
   ClosedError,
@@ -365,6 +366,9 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
     if (stat && !stat.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
+    if (!stat && !statSync(dirname(path), { throwIfNoEntry: false })?.isDirectory()) {
+      throw new InvalidArgumentError(`cannot create ${path}: its directory does not exist`);
+    }
     if (stat && stat.size > 0) validateExisting(path, integrityCheck, migrations.length);
   }
 
