@@ -32,6 +32,9 @@ export interface NodeOptions {
    * for bootstrap nodes and private-address setups, where many peers share one address.
    */
   inboundConnectionThreshold?: number;
+  /** Provider record lifetime and sweep interval (defaults {@link PROVIDER_VALIDITY_MS}, {@link PROVIDER_SWEEP_INTERVAL_MS}); tests shorten them. */
+  providerValidityMs?: number;
+  providerSweepIntervalMs?: number;
   /** libp2p's connection monitor pings every connection each 10 s; a ping slower than this (ms) aborts it. */
   pingTimeoutMs: number;
 }
@@ -78,7 +81,11 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
         // `providers.provideValidity` option is not read): records of other peers older than
         // `validity` are deleted, this node's own are re-provided once older than
         // validity − threshold. Every Rhizome node and bootstrap node runs this configuration.
-        reprovide: { validity: PROVIDER_VALIDITY_MS, threshold: PROVIDER_REFRESH_THRESHOLD_MS, interval: PROVIDER_SWEEP_INTERVAL_MS },
+        reprovide: {
+          validity: options.providerValidityMs ?? PROVIDER_VALIDITY_MS,
+          threshold: Math.min(PROVIDER_REFRESH_THRESHOLD_MS, (options.providerValidityMs ?? PROVIDER_VALIDITY_MS) / 2),
+          interval: options.providerSweepIntervalMs ?? PROVIDER_SWEEP_INTERVAL_MS,
+        },
       }),
     },
   });

@@ -277,6 +277,40 @@ describe('DhtTransport robustness', () => {
     expect(await within(WAIT, 'a message on the new pair', (nb.value as Connection).receive())).toEqual(new Uint8Array([3]));
   });
 
+  it('the provider record of a peer that left expires from the DHT nodes that stored it', async () => {
+    // A DHT server with records living 1.5 s and a sweep every 300 ms (deployments: 1 h, 10 min).
+    const server = await createRhizomeNode({
+      privateKey: generatePrivateKey(),
+      listen: LOCAL,
+      protocolPrefix: '/rhizome',
+      dhtClientMode: false,
+      allowPrivateAddresses: true,
+      dialTimeoutMs: 5000,
+      pingTimeoutMs: 30_000,
+      providerValidityMs: 1500,
+      providerSweepIntervalMs: 300,
+    });
+    await server.start();
+    cleanup.push(() => server.stop());
+    const addr = server.getMultiaddrs()[0]!.toString();
+    const topic = freshTopic();
+    const { t: leaver } = transport({ bootstrap: [addr] });
+    await leaver.announce(topic);
+    await leaver.disconnect();
+    const { t: seeker } = transport({ bootstrap: [addr] });
+    const found = await seeker.lookup(topic);
+    expect(found.map((p) => p.peerId)).toEqual([leaver.peerId]);
+    // Gone after the record's lifetime and one sweep: polled, since the sweep is a timer inside
+    // kad-dht; bounded in count and time.
+    let left = found;
+    const deadline = Date.now() + WAIT;
+    for (let i = 0; left.length > 0 && i < 100 && Date.now() < deadline; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await seeker.lookup(topic);
+    }
+    expect(left).toEqual([]);
+  });
+
   it('a topic joined twice is ERR_TOPIC_ALREADY_JOINED; after leaving it can be joined again', async () => {
     const { t } = transport();
     const topic = freshTopic();
