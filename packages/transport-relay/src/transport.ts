@@ -96,6 +96,9 @@ export interface RelayTransportOptions {
 /** Where the transport's link to the relay stands. */
 export type RelayTransportState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'failed';
 
+/** How long `disconnect()` waits for the relay to answer the close before dropping the socket. */
+const CLOSE_WAIT_MS = 2000;
+
 const DEFAULTS = {
   initialDelayMs: 250,
   maxDelayMs: 10_000,
@@ -354,7 +357,7 @@ export class RelayTransport implements Transport {
         };
       });
       link.close(CloseCode.NORMAL, 'disconnect');
-      await this.#bounded(closed, 'the relay to acknowledge the close', () => {}).catch(() => {
+      await this.#bounded(closed, 'the relay to acknowledge the close', () => {}, Math.min(this.#timeoutMs, CLOSE_WAIT_MS)).catch(() => {
         link.terminate();
       });
     }
@@ -459,13 +462,13 @@ export class RelayTransport implements Transport {
   }
 
   /** Bounds a wait by `timeoutMs`: rejects with ERR_TIMEOUT after running `onTimeout`. */
-  #bounded<T>(promise: Promise<T>, what: string, onTimeout: () => void): Promise<T> {
+  #bounded<T>(promise: Promise<T>, what: string, onTimeout: () => void, ms = this.#timeoutMs): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         onTimeout();
-        reject(new TimeoutError(`timed out after ${this.#timeoutMs} ms waiting for ${what}`));
-      }, this.#timeoutMs);
+        reject(new TimeoutError(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
