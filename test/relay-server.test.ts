@@ -6,6 +6,7 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { deriveTopic, type Connection, type Transport } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { CloseCode, createRelayServer, parseRelayArgs, type RelayServer } from '@rhizome/relay';
@@ -117,6 +118,32 @@ describe('relay listen errors and options', () => {
     expect(() => parseRelayArgs(['--tls-cert', 'a.pem'])).toThrow(expect.objectContaining({ field: '--tls-key' }));
     expect(parseRelayArgs(['--port', '8443', '--max-topics', '5', '--token', 't'])).toEqual({ port: 8443, maxTopicsPerConnection: 5, token: 't' });
     expect(() => new RelayTransport({ url: 'ftp://x' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CONFIG', field: 'relayUrl' }));
+  });
+});
+
+describe('relay behind a proxy', () => {
+  it('with trustProxy the per-address limit counts X-Forwarded-For addresses, not the socket', async () => {
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1', trustProxy: true, maxConnectionsPerIp: 1 });
+    const open = (xff: string): Promise<number | 'open'> => {
+      const ws = new WebSocket(relay.url, { headers: { 'x-forwarded-for': xff } });
+      ws.on('error', () => {});
+      return new Promise((resolve) => {
+        ws.once('close', (code) => resolve(code));
+        // Open and not closed on the spot: accepted (the relay closes refused ones at once).
+        ws.once('open', () => {
+          const quiet = setTimeout(() => resolve('open'), 300);
+          ws.once('close', () => clearTimeout(quiet));
+        });
+      });
+    };
+    try {
+      expect(await open('203.0.113.9, 198.51.100.1')).toBe('open');
+      expect(await open('10.9.9.9, 198.51.100.1')).toBe(CloseCode.TOO_MANY_CONNECTIONS_PER_IP); // same last hop
+      expect(await open('198.51.100.2')).toBe('open');
+    } finally {
+      await relay.close();
+    }
+    expect(parseRelayArgs(['--trust-proxy'])).toEqual({ trustProxy: true });
   });
 });
 

@@ -13,6 +13,8 @@ Options:
   --tls-cert FILE             certificate (PEM) for wss://; needs --tls-key
   --tls-key FILE              private key (PEM) for wss://
   --token TEXT                require this shared token from clients (or RHIZOME_RELAY_TOKEN)
+  --trust-proxy               behind a reverse proxy: per-address limits use the last
+                              X-Forwarded-For entry (only if every client comes through it)
   --max-frame-size BYTES      largest frame (default 1048640)
   --max-topics N              topics per connection (default 1024)
   --max-peers-per-topic N     paired members per topic (default 1000)
@@ -65,6 +67,7 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         token: { type: 'string' },
+        'trust-proxy': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(Object.keys(INT_FLAGS).map((k) => [k, { type: 'string' as const }])),
       },
@@ -89,6 +92,7 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
   if (typeof cert === 'string' && typeof key === 'string') options.tls = { cert, key };
   const token = typeof v.token === 'string' ? v.token : env.RHIZOME_RELAY_TOKEN;
   if (token !== undefined && token !== '') options.token = token;
+  if (v['trust-proxy'] === true) options.trustProxy = true;
   for (const [flag, field] of Object.entries(INT_FLAGS)) {
     const text = v[flag];
     if (typeof text === 'string') options[field] = integer(flag, text);

@@ -20,6 +20,13 @@ export interface RelayServerOptions extends RelayCoreOptions {
   host?: string;
   /** Serve wss:// with this certificate and key (paths or PEM); plain ws:// without. */
   tls?: { cert: PemSource; key: PemSource };
+  /**
+   * Behind a reverse proxy: take the client address for the per-address limit from the last
+   * entry of `X-Forwarded-For` (the one the proxy appended), not from the socket. Only turn it
+   * on when every connection comes through a proxy you run, or clients can pick their address.
+   * Default false.
+   */
+  trustProxy?: boolean;
 }
 
 /** A running relay. */
@@ -54,8 +61,14 @@ async function loadPem(field: string, source: unknown): Promise<Buffer> {
   }
 }
 
-function remoteIp(req: IncomingMessage): string {
-  const ip = req.socket.remoteAddress ?? 'unknown';
+function remoteIp(req: IncomingMessage, trustProxy: boolean): string {
+  let ip = req.socket.remoteAddress ?? 'unknown';
+  if (trustProxy) {
+    const header = req.headers['x-forwarded-for'];
+    const list = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
+    const last = list[list.length - 1]!.trim();
+    if (last !== '') ip = last;
+  }
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
@@ -120,7 +133,9 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     if (options.tls === null || typeof options.tls !== 'object') throw new InvalidConfigError('tls', 'must be { cert, key }');
     tls = { cert: await loadPem('tls.cert', options.tls.cert), key: await loadPem('tls.key', options.tls.key) };
   }
-  const { port: _port, host, tls: _tls, ...coreOptions } = options;
+  if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
+  const trustProxy = options.trustProxy ?? false;
+  const { port: _port, host, tls: _tls, trustProxy: _trust, ...coreOptions } = options;
   const core = new RelayCore(coreOptions);
   const registry = createMetricsRegistry(() => core.stats());
   const startedAt = Date.now();
@@ -182,7 +197,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: remoteIp(req) }));
+    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: remoteIp(req, trustProxy) }));
   });
 
   try {
