@@ -111,6 +111,39 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     }
   }, 60_000);
 
+  it('a sync replica started before its relay says it cannot reach it, then connects when it comes up', async () => {
+    const port = await closedPort();
+    const url = `ws://127.0.0.1:${port}`;
+    const id = generateDatabaseId();
+    const sync = new Running(['sync', id, '--db', join(dir, 'early-replica.db'), '--relay', url, '--timeout', '1000', '--json']);
+    running.push(sync);
+    const error = await sync.waitForJson((e) => e['type'] === 'error', 'the unreachable-relay error');
+    expect(error['error']).toMatchObject({ code: 'ERR_CONNECT_FAILED', message: expect.stringContaining(`127.0.0.1:${port}`) });
+    const late = await createRelayServer({ port, host: '127.0.0.1' });
+    try {
+      const put = await rhizome(['put', id, 'n', '{"late":true}', '--db', join(dir, 'early-writer.db'), '--relay', url, '--min-peers', '1', '--timeout', '20000']);
+      expect(put.code, put.stderr).toBe(0);
+      await sync.waitForJson((e) => e['type'] === 'node-upsert' && e['id'] === 'n', 'the write once the relay is up');
+      expect((await sync.stop('SIGTERM')).code).toBe(0);
+    } finally {
+      await late.close();
+    }
+  }, 60_000);
+
+  it('a sync replica refused by the relay (no token) exits 1 and says to pass --token', async () => {
+    const guarded = await createRelayServer({ port: 0, host: '127.0.0.1', token: 'sesame' });
+    try {
+      const sync = new Running(['sync', generateDatabaseId(), '--db', join(dir, 'refused.db'), '--relay', guarded.url]);
+      running.push(sync);
+      const { code } = await sync.exited;
+      expect(code, sync.stderr).toBe(1);
+      expect(sync.stdout).toContain('ERR_RELAY_REJECTED');
+      expect(sync.stderr).toContain('--token');
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('prints events as text lines without --json', async () => {
     const id = generateDatabaseId();
     const sync = new Running(['sync', id, '--db', join(dir, 'text-replica.db'), '--relay', relay.url]);

@@ -1,10 +1,10 @@
-import type { Command } from 'commander';
-import { topicToHex, type SyncEvent } from '@rhizome/core';
+import { Option, type Command } from 'commander';
+import { RhizomeError, topicToHex, type SyncEvent } from '@rhizome/core';
 import type { CommandContext } from '../context.js';
-import { usageError } from '../errors.js';
-import { addNetworkOptions, describeNetwork } from '../network.js';
+import { describeError, usageError } from '../errors.js';
+import { addNetworkOptions, describeNetwork, positiveInteger } from '../network.js';
 import { clock, formatBytes, type Output } from '../output.js';
-import { closeReplica, openReplica, topicHex, type DatabaseFlags } from '../replica.js';
+import { closeReplica, openReplica, topicHex, type DatabaseFlags, type Replica } from '../replica.js';
 import { untilStopSignal } from '../signals.js';
 
 /** Events buffered for the printer before it reports `lagged`. */
@@ -49,7 +49,15 @@ export function eventToText(event: SyncEvent, transport: string): string {
   }
 }
 
+/** Errors printed last, per output: one failure reported by two layers is printed once. */
+const lastError = new WeakMap<Output, string>();
+
 function printEvent(out: Output, event: SyncEvent, transport: string): void {
+  if (event.type === 'error') {
+    const key = `${event.error.code ?? ''} ${event.error.message}`;
+    if (lastError.get(out) === key) return;
+    lastError.set(out, key);
+  }
   if (out.json) out.jsonLine(eventToJson(event));
   else out.line(eventToText(event, transport));
 }
@@ -63,6 +71,9 @@ export function registerSync(program: Command, ctx: CommandContext): void {
     .option('--db <file>', 'SQLite file of this replica (created if missing)')
     .option('--json', 'print one JSON object per event, one per line');
   addNetworkOptions(sync, { timeout: false });
+  sync.addOption(
+    new Option('--timeout <ms>', 'bound on each attempt to reach the network (the replica keeps retrying)').default(10_000).argParser(positiveInteger('--timeout')),
+  );
   sync
     .addHelpText(
       'after',
@@ -130,13 +141,69 @@ Examples:
         }
       })();
 
-      const signal = await stopping;
+      // Say when the network cannot be reached (the transport retries quietly by itself), and
+      // give up on a relay that refuses this replica for good (a wrong token).
+      const watching = new AbortController();
+      const refused = watchReachability(replica, out, watching.signal);
+      const signal = await Promise.race([stopping, refused]);
+      watching.abort();
       clearInterval(progress);
       out.clearProgress();
       out.note(`${clock()} stopping (${signal}): flushing ${path}`);
       events.unsubscribe();
       await printing;
       await closeReplica(replica);
+      if (signal === 'refused') ctx.exitCode = 1;
       out.result({ type: 'closed', time: new Date().toISOString(), db: path }, `${clock()} closed    ${path}`);
     });
+}
+
+/** Waits `ms` unless aborted first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/**
+ * Asks the transport who is on the topic until that works: each failed attempt (bounded by the
+ * transport's timeout) is printed as an `error` event, and the first success after a failure
+ * as a note. Resolves `'refused'` when the relay rejects this replica for good
+ * (`ERR_RELAY_REJECTED`: the transport stops), never otherwise.
+ */
+function watchReachability(replica: Replica, out: Output, signal: AbortSignal): Promise<'refused'> {
+  const { db, network } = replica;
+  const where = describeNetwork(network);
+  return new Promise((resolve) => {
+    void (async () => {
+      let failed = false;
+      while (!signal.aborted) {
+        try {
+          await db.transport.lookup(db.topic);
+          if (failed) {
+            lastError.delete(out);
+            out.note(`${clock()} reached   ${where}`);
+          }
+          return;
+        } catch (error) {
+          if (signal.aborted) return;
+          const err = error instanceof Error ? (error as Error & { code?: string }) : new Error(String(error));
+          printEvent(out, { type: 'error', error: err }, db.transport.name);
+          if (error instanceof RhizomeError && (error.code === 'ERR_RELAY_REJECTED' || error.code === 'ERR_TRANSPORT_CLOSED')) {
+            out.note(describeError(error).hint ?? 'the network refused this replica');
+            resolve('refused');
+            return;
+          }
+          if (!failed) out.note(`${clock()} still trying to reach ${where} in the background`);
+          failed = true;
+          await pause(2000, signal);
+        }
+      }
+    })();
+  });
 }
