@@ -39,9 +39,17 @@ if (Number(process.versions.node.split('.')[0]) < 22) {
 if (node === process.execPath && existsSync(dist)) {
   await import(new URL('../dist/main.js', import.meta.url).href);
 } else {
-  const nodeArgs = existsSync(dist)
-    ? [dist, ...args]
-    : ['--conditions=rhizome-source', '--import', pathToFileURL(require.resolve('tsx')).href, source, ...args];
+  let nodeArgs = [dist, ...args];
+  if (!existsSync(dist)) {
+    let tsx;
+    try {
+      tsx = pathToFileURL(require.resolve('tsx')).href;
+    } catch {
+      process.stderr.write('rhizome: the TypeScript runner tsx is not installed; run `npm install` in the Rhizome repository (or `npm run build`).\n');
+      process.exit(1);
+    }
+    nodeArgs = ['--conditions=rhizome-source', '--import', tsx, source, ...args];
+  }
   // The extra IPC channel ties the child's life to this launcher: if the launcher dies (even
   // by SIGKILL), the channel closes and the child stops too (see src/main.ts).
   const child = spawn(node, nodeArgs, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
