@@ -68,20 +68,31 @@ it('loses no acknowledged put or delete when the process is SIGKILLed', async ()
     expect(run.stderr).toBe('');
     expect(run.signal, `writer exited by itself (code ${run.code})`).toBe('SIGKILL');
     expect(run.lines.length).toBeGreaterThanOrEqual(round.killAfter);
+    // Operation numbers acknowledged in this round (a delete of n is operation n + 1).
+    const acknowledged = new Set<string>();
     for (const line of run.lines) {
       const [op, num] = line.split(' ') as [string, string];
       const n = Number(num);
       const id = `${round.prefix}:${n}`;
-      if (op === 'p') expected.set(id, { n, text: `value ${n}`, tags: [round.prefix] });
-      else if (op === 'd') expected.set(id, undefined);
-      else throw new Error(`bad line '${line}'`);
+      if (op === 'p') {
+        expected.set(id, { n, text: `value ${n}`, tags: [round.prefix] });
+        acknowledged.add(id);
+      } else if (op === 'd') {
+        expected.set(id, undefined);
+        acknowledged.add(`${round.prefix}:${n + 1}`);
+      } else throw new Error(`bad line '${line}'`);
     }
     const db = await openDatabase({ id: 'durable-db', path });
     try {
       const lost: string[] = [];
       for (const [id, data] of expected) {
         const got = db.get(id);
-        if (data === undefined ? got !== undefined : JSON.stringify(got) !== JSON.stringify({ n: data.n, tags: data.tags, text: data.text })) lost.push(id);
+        if (data === undefined ? got !== undefined : JSON.stringify(got) !== JSON.stringify({ n: data.n, tags: data.tags, text: data.text })) {
+          // Writes made after the last acknowledgement may be on disk too: the delete of this
+          // node (the writer's next operation) may have landed without being acknowledged.
+          const deletedLater = data !== undefined && got === undefined && (data.n + 1) % 7 === 6 && !acknowledged.has(`${round.prefix}:${data.n + 1}`);
+          if (!deletedLater) lost.push(id);
+        }
       }
       expect(lost, `round ${round.prefix}: acknowledged operations lost after SIGKILL`).toEqual([]);
     } finally {
