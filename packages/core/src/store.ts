@@ -1,4 +1,4 @@
-import { ClosedError } from './errors.js';
+import { ClosedError, InvalidArgumentError } from './errors.js';
 
 /** What a store holds for one document: the latest snapshot and the updates appended after it. */
 export interface StoredDoc {
@@ -63,46 +63,58 @@ export class MemoryStore implements DocStore {
   readonly #docs = new Map<string, MemoryDoc>();
   #closed = false;
 
-  #doc(docId: string): MemoryDoc {
+  #assertOpen(): void {
     if (this.#closed) throw new ClosedError('store');
+  }
+
+  /** The entry of `docId`, created only when `create` (writes); reads of unknown ids leave no trace. */
+  #doc(docId: string, create: boolean): MemoryDoc | undefined {
+    this.#assertOpen();
     let doc = this.#docs.get(docId);
-    if (!doc) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0 }));
+    if (!doc && create) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0 }));
     return doc;
   }
 
   load(docId: string): StoredDoc {
-    const doc = this.#doc(docId);
+    const doc = this.#doc(docId, false);
     return {
-      snapshot: doc.snapshot?.slice() ?? null,
-      updates: doc.log.map((e) => e.update.slice()),
-      lastSeq: doc.lastSeq,
+      snapshot: doc?.snapshot?.slice() ?? null,
+      updates: doc?.log.map((e) => e.update.slice()) ?? [],
+      lastSeq: doc?.lastSeq ?? 0,
     };
   }
 
   append(docId: string, updates: readonly Uint8Array[]): number {
-    const doc = this.#doc(docId);
+    const doc = this.#doc(docId, true)!;
     for (const update of updates) doc.log.push({ seq: ++doc.lastSeq, update: update.slice() });
     return doc.lastSeq;
   }
 
   compact(docId: string, snapshot: Uint8Array, throughSeq: number): void {
-    const doc = this.#doc(docId);
+    if (!(snapshot instanceof Uint8Array)) throw new InvalidArgumentError('compact: snapshot must be a Uint8Array');
+    if (!Number.isInteger(throughSeq) || throughSeq < 0) {
+      throw new InvalidArgumentError(`compact: throughSeq must be a non-negative integer, got ${String(throughSeq)}`);
+    }
+    const doc = this.#doc(docId, true)!;
+    if (throughSeq > doc.lastSeq) {
+      throw new InvalidArgumentError(`compact: throughSeq ${throughSeq} is past the last sequence number ${doc.lastSeq}`);
+    }
     doc.snapshot = snapshot.slice();
     doc.log = doc.log.filter((e) => e.seq > throughSeq);
   }
 
   stats(docId: string): StoreStats {
-    const doc = this.#doc(docId);
+    const doc = this.#doc(docId, false);
     return {
-      updates: doc.log.length,
-      updateBytes: doc.log.reduce((n, e) => n + e.update.length, 0),
-      snapshotBytes: doc.snapshot?.length ?? 0,
-      lastSeq: doc.lastSeq,
+      updates: doc?.log.length ?? 0,
+      updateBytes: doc?.log.reduce((n, e) => n + e.update.length, 0) ?? 0,
+      snapshotBytes: doc?.snapshot?.length ?? 0,
+      lastSeq: doc?.lastSeq ?? 0,
     };
   }
 
   docIds(): string[] {
-    if (this.#closed) throw new ClosedError('store');
+    this.#assertOpen();
     return [...this.#docs.keys()];
   }
 

@@ -176,6 +176,19 @@ export function runStoreContract(
       expect(plain(store.load('d').updates)).toEqual(plain([u(4)]));
     });
 
+    it('reading an unknown document leaves no trace in docIds', () => {
+      store.load('ghost');
+      store.stats('ghost');
+      expect(store.docIds()).not.toContain('ghost');
+    });
+
+    it('compact rejects a throughSeq that is negative or past the log', () => {
+      store.append('d', [u(1), u(2)]);
+      expectCode(() => store.compact('d', bytes(4, 1), -1), 'ERR_INVALID_ARGUMENT');
+      expectCode(() => store.compact('d', bytes(4, 1), 3), 'ERR_INVALID_ARGUMENT');
+      expect(store.stats('d')).toMatchObject({ updates: 2, snapshotBytes: 0 });
+    });
+
     it('stats follow appends and compactions', () => {
       const list = [u(1, 10), u(2, 20), u(3, 30)];
       store.append('d', list);
