@@ -62,6 +62,8 @@ process.on('message', (msg: { type: string; id?: string; value?: unknown }) => {
   if (msg.type === 'reply' && msg.id) {
     pending.get(msg.id)?.(msg.value);
     pending.delete(msg.id);
+  } else if (msg.type === 'exit') {
+    process.exit(0);
   } else if (msg.type === 'run') {
     const req = msg as unknown as RunRequest;
     run(req).then(

@@ -1,6 +1,7 @@
 // Summarizes a V8 CPU profile (`node --cpu-prof`, e.g. from `npm run bench -- --only compare
 // --profile`): self time by function and by package, so a missed target can say where the time
-// goes. Usage: node --import tsx bench/compare/profile-summary.ts FILE.cpuprofile [top=25]
+// goes. Usage: node --import tsx bench/compare/profile-summary.ts FILE.cpuprofile [top=25] [workloads.ts]
+// (the last argument limits it to the samples between the first and last running that file).
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
@@ -29,10 +30,33 @@ export function owner(url: string): string {
   return m ? m[1]! : url;
 }
 
-export function summarizeProfile(profile: Profile, top = 25): string {
+/**
+ * Self time by function and package. With `window`, only the samples between the first and the
+ * last whose stack runs code of a file whose URL contains `window` (e.g. `workloads.ts`: the
+ * measured part of a driver, without its start-up) count.
+ */
+export function summarizeProfile(profile: Profile, top = 25, window?: string): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  let from = 0;
+  let to = profile.samples.length - 1;
+  if (window) {
+    const inWindow = new Map<number, boolean>();
+    const test = (id: number): boolean => {
+      const known = inWindow.get(id);
+      if (known !== undefined) return known;
+      const p = parent.get(id);
+      const v = byId.get(id)!.callFrame.url.includes(window) || (p !== undefined && test(p));
+      inWindow.set(id, v);
+      return v;
+    };
+    from = profile.samples.findIndex((id) => test(id));
+    to = profile.samples.findLastIndex((id) => test(id));
+    if (from < 0) return `no sample runs code of ${window}`;
+  }
   const self = new Map<number, number>();
-  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  for (let i = from; i <= to; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const byFn = new Map<string, number>();
   const byPkg = new Map<string, number>();
@@ -56,8 +80,8 @@ export function summarizeProfile(profile: Profile, top = 25): string {
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const file = process.argv[2];
   if (!file) {
-    console.error('usage: profile-summary.ts FILE.cpuprofile [top]');
+    console.error('usage: profile-summary.ts FILE.cpuprofile [top] [window-url-part]');
     process.exit(2);
   }
-  console.log(summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25)));
+  console.log(summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25), process.argv[4]));
 }
