@@ -55,6 +55,11 @@ describe('normalizeRelayUrl', () => {
     ['ws://127.0.0.1:8080', 'ws://127.0.0.1:8080/'],
     ['https://relay.example.com/sync', 'wss://relay.example.com/sync'],
     ['http://localhost:80', 'ws://localhost/'],
+    ['ws://relay.example.com', 'ws://relay.example.com:443/'],
+    ['http://relay.example.com/x', 'ws://relay.example.com:443/x'],
+    ['ws://[::1]', 'ws://[::1]:443/'],
+    ['ws://[::1]:8080', 'ws://[::1]:8080/'],
+    ['ws://user@relay.example.com:9000', 'ws://user@relay.example.com:9000/'],
   ])('%s → %s', (input, expected) => {
     expect(normalizeRelayUrl(input)).toBe(expected);
   });
@@ -64,5 +69,7 @@ describe('normalizeRelayUrl', () => {
     expect(url.protocol).toBe('wss:');
     // WHATWG URLs leave the default port empty; 443 is the wss default.
     expect(url.port === '' || url.port === '443').toBe(true);
+    // A ws:// URL without a port means 443 too (where `rhizome relay` listens by default).
+    expect(new URL(normalizeRelayUrl('ws://relay.example.com')).port).toBe('443');
   });
 });

@@ -30,9 +30,16 @@ function optionalString(value: unknown, field: string): void {
   }
 }
 
+/** Whether the authority of `text` (`scheme://authority/...`) names a port explicitly. */
+function hasExplicitPort(text: string): boolean {
+  const authority = (/^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '').replace(/^.*@/, '');
+  return /:\d+$/.test(authority);
+}
+
 /**
  * Normalizes a relay URL: a bare host means `wss://host:443`; `http(s)://` maps to `ws(s)://`;
- * a URL without a port keeps its scheme's default (443 for wss, 80 for ws).
+ * a URL without a port means port 443 whatever its scheme (the relay's default port), so
+ * `ws://host` is `ws://host:443`, where `rhizome relay` listens without TLS.
  */
 export function normalizeRelayUrl(input: string): string {
   let text = input.trim();
@@ -49,6 +56,7 @@ export function normalizeRelayUrl(input: string): string {
     throw new InvalidConfigError('relayUrl', `scheme must be ws:// or wss://, got '${url.protocol}//'`);
   }
   if (!url.hostname) throw new InvalidConfigError('relayUrl', `'${input}' has no host`);
+  if (!hasExplicitPort(text)) url.port = String(DEFAULT_RELAY_PORT);
   return url.toString();
 }
 
