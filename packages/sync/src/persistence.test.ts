@@ -199,6 +199,37 @@ describe('DocPersistence', () => {
     expect(state(restored).equals(state(doc))).toBe(true);
   });
 
+  it('compaction keeps updates another handle of the file appended (interleaved or compacted away)', () => {
+    const path = freshPath();
+    const options = { compactAfterUpdates: Infinity, compactAfterBytes: Infinity };
+    // Two handles of one file stand for two processes (an always-on replica and a CLI put).
+    const storeA = openSqliteStore(path);
+    const storeB = openSqliteStore(path);
+    const docA = new Y.Doc();
+    const a = new DocPersistence(storeA, 'db', docA, options);
+    a.load();
+    docA.getMap('m').set('a1', 1);
+    a.flush();
+    // B writes between A's appends: its update gets a sequence number below A's next one.
+    const docB = new Y.Doc();
+    const b = new DocPersistence(storeB, 'db', docB, options);
+    b.load();
+    docB.getMap('m').set('b1', 1);
+    b.flush();
+    docA.getMap('m').set('a2', 2);
+    a.compact();
+    // B writes again and compacts the file itself; then A compacts with nothing new to append.
+    docB.getMap('m').set('b2', 2);
+    b.compact();
+    a.compact();
+    b.close();
+    a.close();
+    storeA.close();
+    storeB.close();
+    const restored = reload(path, 'db');
+    expect(restored.getMap('m').toJSON()).toEqual({ a1: 1, a2: 2, b1: 1, b2: 2 });
+  });
+
   it('keeps the log bounded over 50,000 writes by compacting in the background', async () => {
     const path = freshPath();
     const store = new CountingStore(openSqliteStore(path));

@@ -91,6 +91,11 @@ export class DocPersistence {
   #logUpdates = 0;
   #logBytes = 0;
   #lastSeq = 0;
+  /**
+   * Set when the store holds updates this doc may lack: another handle of the file (another
+   * process) appended between two of our appends. The next compaction reads them in first.
+   */
+  #foreign = false;
   #pendingError: unknown = undefined;
   #hasPendingError = false;
   #closed = false;
@@ -175,7 +180,9 @@ export class DocPersistence {
   #flush(): void {
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
-    this.#lastSeq = this.store.append(this.docId, batch);
+    const seq = this.store.append(this.docId, batch);
+    if (seq !== this.#lastSeq + batch.length) this.#foreign = true;
+    this.#lastSeq = seq;
     // Dequeued only once the append succeeded: a failed write is retried by the next flush.
     // (append is synchronous, so no update can have been queued meanwhile.)
     this.#queue = [];
@@ -211,10 +218,32 @@ export class DocPersistence {
 
   #compact(): void {
     this.#flush();
+    // Another process may have appended (or compacted) since this doc last read the store: its
+    // updates would be deleted with the log below, yet be missing from the snapshot. Read them in.
+    if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#lastSeq) this.#absorbStored();
     const snapshot = Y.encodeStateAsUpdate(this.doc);
     this.store.compact(this.docId, snapshot, this.#lastSeq);
     this.#logUpdates = 0;
     this.#logBytes = 0;
+  }
+
+  /** Applies what the store holds to the doc (origin {@link PERSISTENCE_ORIGIN}) and catches up with its last sequence number. */
+  #absorbStored(): void {
+    const stored = this.store.load(this.docId);
+    try {
+      Y.transact(
+        this.doc,
+        () => {
+          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, PERSISTENCE_ORIGIN);
+          for (const update of stored.updates) Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
+        },
+        PERSISTENCE_ORIGIN,
+      );
+    } catch (error) {
+      throw new StoreCorruptError(`document '${this.docId}'`, 'the stored state is not a valid Yjs update log', { cause: error });
+    }
+    this.#lastSeq = stored.lastSeq;
+    this.#foreign = false;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
