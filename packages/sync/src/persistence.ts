@@ -1,5 +1,5 @@
 import * as Y from 'yjs';
-import { ClosedError, InvalidArgumentError, StoreCorruptError, type DocStore, type StoreStats } from '@rhizome/core';
+import { ClosedError, InvalidArgumentError, StoreCorruptError, type DocStore, type StoredDoc, type StoreStats } from '@rhizome/core';
 
 /**
  * Transaction origin of the updates {@link DocPersistence.load} applies from the store. Updates
@@ -144,8 +144,23 @@ export class DocPersistence {
    */
   load(): LoadResult {
     this.#assertOpen();
+    const stored = this.#applyStored();
+    const snapshotBytes = stored.snapshot?.length ?? 0;
+    let bytes = snapshotBytes;
+    for (const update of stored.updates) bytes += update.length;
+    this.#logUpdates = stored.updates.length;
+    this.#logBytes = bytes - snapshotBytes;
+    this.#maybeScheduleCompaction();
+    return { updates: stored.updates.length, bytes };
+  }
+
+  /**
+   * Reads the stored snapshot and log and applies them to the doc in one Yjs transaction with
+   * origin {@link PERSISTENCE_ORIGIN}; the binding then knows the store through its last
+   * sequence number. Bytes that are not a Yjs update throw `StoreCorruptError`.
+   */
+  #applyStored(): StoredDoc {
     const stored = this.store.load(this.docId);
-    let bytes = stored.snapshot?.length ?? 0;
     let current = 'the snapshot';
     try {
       Y.transact(
@@ -155,7 +170,6 @@ export class DocPersistence {
           stored.updates.forEach((update, i) => {
             current = `update ${i + 1} of ${stored.updates.length} in the log`;
             Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
-            bytes += update.length;
           });
         },
         PERSISTENCE_ORIGIN,
@@ -163,11 +177,9 @@ export class DocPersistence {
     } catch (error) {
       throw new StoreCorruptError(`document '${this.docId}'`, `${current} is not a valid Yjs update`, { cause: error });
     }
-    this.#logUpdates = stored.updates.length;
-    this.#logBytes = bytes - (stored.snapshot?.length ?? 0);
     this.#lastSeq = stored.lastSeq;
-    this.#maybeScheduleCompaction();
-    return { updates: stored.updates.length, bytes };
+    this.#foreign = false;
+    return stored;
   }
 
   /** Writes the queued updates now, in one store transaction. */
@@ -220,30 +232,11 @@ export class DocPersistence {
     this.#flush();
     // Another process may have appended (or compacted) since this doc last read the store: its
     // updates would be deleted with the log below, yet be missing from the snapshot. Read them in.
-    if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#lastSeq) this.#absorbStored();
+    if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#lastSeq) this.#applyStored();
     const snapshot = Y.encodeStateAsUpdate(this.doc);
     this.store.compact(this.docId, snapshot, this.#lastSeq);
     this.#logUpdates = 0;
     this.#logBytes = 0;
-  }
-
-  /** Applies what the store holds to the doc (origin {@link PERSISTENCE_ORIGIN}) and catches up with its last sequence number. */
-  #absorbStored(): void {
-    const stored = this.store.load(this.docId);
-    try {
-      Y.transact(
-        this.doc,
-        () => {
-          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, PERSISTENCE_ORIGIN);
-          for (const update of stored.updates) Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
-        },
-        PERSISTENCE_ORIGIN,
-      );
-    } catch (error) {
-      throw new StoreCorruptError(`document '${this.docId}'`, 'the stored state is not a valid Yjs update log', { cause: error });
-    }
-    this.#lastSeq = stored.lastSeq;
-    this.#foreign = false;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
