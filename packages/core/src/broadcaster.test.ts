@@ -89,6 +89,6 @@ describe('SyncBroadcaster', () => {
 
   it('rejects a bad capacity', () => {
     const b = new SyncBroadcaster<Ev>();
-    expect(() => b.subscribe({ capacity: 0 })).toThrow(RangeError);
+    expect(() => b.subscribe({ capacity: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
 });

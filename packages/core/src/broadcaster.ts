@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from './errors.js';
+
 /** Sent to a subscriber that fell behind: `missed` events were dropped from its buffer. */
 export interface LaggedEvent {
   type: 'lagged';
@@ -127,11 +129,11 @@ export class SyncBroadcaster<E> {
     return this.#subscribers.size;
   }
 
-  /** A new subscription that sees events published from now on. */
+  /** A new subscription that sees events published from now on. A bad `capacity` throws `ERR_INVALID_ARGUMENT`. */
   subscribe(options: SubscribeOptions = {}): Subscription<E> {
     const capacity = options.capacity ?? DEFAULT_SUBSCRIBER_CAPACITY;
     if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new RangeError('capacity must be a positive integer');
+      throw new InvalidArgumentError('capacity must be a positive integer');
     }
     const sub = new Subscriber<E>(this, capacity);
     if (this.#closed) sub.unsubscribe();
