@@ -238,6 +238,13 @@ export class MemoryTransport implements Transport {
     const membership: Membership = { transport: this, queue: new AsyncQueue(), connections: new Set() };
     this.#joins.set(key, membership);
     await this.announce(topic);
+    // Aborted or disconnected while announcing: the abort event has fired already (and a
+    // disconnect has left the topic), so leave now rather than join the hub as a ghost member.
+    const aborted = signal?.aborted ?? false;
+    if (aborted || this.#closed) {
+      this.#leave(key);
+      throw aborted ? new AbortError() : new TransportClosedError('memory transport is disconnected');
+    }
     this.hub.join(key, topic, membership);
     signal?.addEventListener('abort', () => this.#leave(key), { once: true });
     return membership.queue;

@@ -125,6 +125,36 @@ export function runTransportContract(
       });
     });
 
+    it('a connect aborted or disconnected before it resolves leaves the topic', async () => {
+      await withTransports(1, async ([t]) => {
+        const topic = freshTopic();
+        const ac = new AbortController();
+        const pending = t!.connect(topic, { signal: ac.signal });
+        ac.abort();
+        // Either outcome is fine: a rejection with ERR_ABORTED, or an iterable that ends.
+        const outcome = await pending.then(
+          (conns) => within(wait, 'the iterable to end after an early abort', take(conns, Number.POSITIVE_INFINITY)),
+          (error: unknown) => error,
+        );
+        if (Array.isArray(outcome)) expect(outcome).toEqual([]);
+        else expect(outcome).toMatchObject({ code: 'ERR_ABORTED' });
+        // The topic was left: joining it again works.
+        const again = new AbortController();
+        await t!.connect(topic, { signal: again.signal });
+        again.abort();
+        // Disconnect while a connect is pending: it rejects with ERR_TRANSPORT_CLOSED or its iterable ends.
+        const late = t!.connect(freshTopic());
+        const disconnected = t!.disconnect();
+        const lateOutcome = await late.then(
+          (conns) => within(wait, 'the iterable to end after disconnect', take(conns, Number.POSITIVE_INFINITY)),
+          (error: unknown) => error,
+        );
+        await disconnected;
+        if (Array.isArray(lateOutcome)) expect(lateOutcome).toEqual([]);
+        else expect(lateOutcome).toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
+      });
+    });
+
     it('disconnect ends every connect iterable', async () => {
       await withTransports(1, async ([t]) => {
         const conns = await t!.connect(freshTopic());
