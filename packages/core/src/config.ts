@@ -13,7 +13,7 @@ export const DEFAULT_NETWORK_MAX_MESSAGE_SIZE = 1024 * 1024;
 const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
 const KNOWN_FIELDS = new Set<string>([
   'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
-  'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize',
+  'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError',
 ]);
 
 function stringArray(value: unknown, field: string): string[] | undefined {
@@ -86,6 +86,9 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   }
   if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {
     throw new InvalidConfigError('maxMessageSize', 'must be an integer of at least 1024');
+  }
+  if (config.onError !== undefined && typeof config.onError !== 'function') {
+    throw new InvalidConfigError('onError', 'must be a function');
   }
   if (config.tls !== undefined && (config.tls === null || typeof config.tls !== 'object')) {
     throw new InvalidConfigError('tls', 'must be an object such as { ca }');

@@ -99,6 +99,12 @@ export interface TransportConfig {
   allowPrivateAddresses?: boolean;
   /** Largest message a connection carries before the sync layer splits it. */
   maxMessageSize?: number;
+  /**
+   * Called with errors the transport handles by itself (a lost relay session, a failed
+   * reconnect attempt, a peer that broke the protocol). A database that builds its transport
+   * from a configuration also reports them as `error` events.
+   */
+  onError?: (error: Error & { code?: string }) => void;
 }
 
 /** Something that can be started and stopped; `close()` is idempotent. */

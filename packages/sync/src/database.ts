@@ -523,6 +523,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   };
   let transport: Transport;
   let owns: boolean;
+  let reportTransportError: (error: Error) => void = () => undefined;
   const given = options.transport;
   if (given === undefined) {
     transport = new DisabledTransport();
@@ -536,7 +537,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     if (given.encryption === false) {
       throw new InvalidConfigError('transport.encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
     }
-    transport = createTransport(given);
+    // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
+    // events of the database; an onError of the app's configuration still gets them too.
+    const appOnError = given.onError;
+    transport = createTransport({
+      ...given,
+      onError: (error) => {
+        appOnError?.(error);
+        reportTransportError(error);
+      },
+    });
     owns = true;
   }
   const frameBytes = Math.min(transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes, limits.maxFrameBytes);
@@ -563,6 +573,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
+  reportTransportError = (error) => {
+    if (!db.closed) db.events.publish({ type: 'error', error });
+  };
   db.start();
   return db;
 }

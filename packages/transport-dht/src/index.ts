@@ -41,5 +41,6 @@ export function createTransportFromConfig(config: TransportConfig): Transport {
   if (config.protocolPrefix !== undefined) options.protocolPrefix = config.protocolPrefix;
   if (config.allowPrivateAddresses !== undefined) options.allowPrivateAddresses = config.allowPrivateAddresses;
   if (config.maxMessageSize !== undefined) options.maxMessageSize = config.maxMessageSize;
+  if (config.onError !== undefined) options.onError = config.onError;
   return new DhtTransport(options);
 }

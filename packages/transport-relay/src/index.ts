@@ -30,5 +30,6 @@ export function createTransportFromConfig(config: TransportConfig): Transport {
   if (config.token !== undefined) options.token = config.token;
   if (config.tls !== undefined) options.tls = config.tls;
   if (config.maxMessageSize !== undefined) options.maxMessageSize = config.maxMessageSize;
+  if (config.onError !== undefined) options.onError = config.onError;
   return new RelayTransport(options);
 }
