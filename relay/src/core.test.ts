@@ -307,5 +307,6 @@ describe('RelayCore', () => {
     expect(() => new RelayCore({ maxTopicsPerConnection: 0 })).toThrow(expect.objectContaining({ field: 'maxTopicsPerConnection' }));
     expect(() => new RelayCore({ byteBurst: 10 })).toThrow(expect.objectContaining({ field: 'byteBurst' }));
     expect(() => new RelayCore({ token: '' })).toThrow(expect.objectContaining({ field: 'token' }));
+    expect(() => new RelayCore({ maxLookupPeers: 70_000 })).toThrow(expect.objectContaining({ field: 'maxLookupPeers' }));
   });
 });

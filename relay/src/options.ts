@@ -102,6 +102,8 @@ export function resolveCoreOptions(options: RelayCoreOptions = {}): ResolvedCore
   }
   if (out.maxFrameSize < DATA_HEADER_BYTES + 64) throw new InvalidConfigError('maxFrameSize', `must be at least ${DATA_HEADER_BYTES + 64}`);
   if (out.maxFrameSize > 0xffffffff) throw new InvalidConfigError('maxFrameSize', 'must fit in 32 bits');
+  // PEERS carries its count in 16 bits: a larger list would wrap and the client would drop it.
+  if (out.maxLookupPeers > 0xffff) throw new InvalidConfigError('maxLookupPeers', 'must be at most 65535');
   if (options.byteBurst === undefined) out.byteBurst = Math.max(out.byteBurst, out.maxFrameSize);
   if (out.byteBurst < out.maxFrameSize) throw new InvalidConfigError('byteBurst', 'must be at least maxFrameSize');
   if (options.maxBufferedBytes === undefined) out.maxBufferedBytes = Math.max(out.maxBufferedBytes, 2 * out.maxFrameSize);
