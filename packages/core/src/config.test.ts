@@ -38,6 +38,7 @@ describe('createTransport', () => {
     [{ mode: 'relay' }, 'relayUrl'],
     [{ mode: 'relay', relayUrl: 'ftp://x' }, 'relayUrl'],
     [{ mode: 'relay', relayUrl: 'ws://' }, 'relayUrl'],
+    [{ mode: 'relay', relayUrl: 'wss://relay.example.com/#x' }, 'relayUrl'],
     [{ bootstrap: 'not-an-array' }, 'bootstrap'],
     [{ listen: [''] }, 'listen'],
     [{ relayURL: 'wss://typo' }, 'relayURL'],

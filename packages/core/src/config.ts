@@ -56,6 +56,8 @@ export function normalizeRelayUrl(input: string): string {
     throw new InvalidConfigError('relayUrl', `scheme must be ws:// or wss://, got '${url.protocol}//'`);
   }
   if (!url.hostname) throw new InvalidConfigError('relayUrl', `'${input}' has no host`);
+  // WebSocket clients refuse a URL with a fragment (ws throws a SyntaxError on every attempt).
+  if (url.hash !== '' || text.includes('#')) throw new InvalidConfigError('relayUrl', `'${input}' has a #fragment`);
   if (!hasExplicitPort(text)) url.port = String(DEFAULT_RELAY_PORT);
   return url.toString();
 }
