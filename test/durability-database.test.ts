@@ -3,58 +3,15 @@
 // call returned); the parent kills it with SIGKILL, reopens the file with openDatabase, and
 // checks that nothing acknowledged is lost. Three rounds on one file (each recovers the WAL the
 // previous kill left behind).
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { openDatabase } from '@rhizome/sync';
+import { runAndKill } from './kill-helpers.js';
 import { tempDir } from './sync-helpers.js';
 
 const WRITER = join(import.meta.dirname, 'fixtures', 'durability-database-writer.ts');
 const { dir, cleanup } = tempDir('rhizome-durability-db-');
 afterAll(cleanup);
-
-interface Run {
-  lines: string[];
-  signal: NodeJS.Signals | null;
-  code: number | null;
-  stderr: string;
-}
-
-function runAndKill(path: string, prefix: string, seed: number, killAfter: number, timeoutMs = 40_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', WRITER, path, 'durable-db', prefix, String(seed)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: string[] = [];
-    let partial = '';
-    let stderr = '';
-    let killed = false;
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`writer acknowledged only ${lines.length} ops in ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop() ?? '';
-      lines.push(...parts);
-      if (!killed && lines.length >= killAfter) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', (error) => {
-      clearTimeout(guard);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      resolve({ lines, signal, code, stderr });
-    });
-  });
-}
 
 it('loses no acknowledged put or delete when the process is SIGKILLed', async () => {
   const path = join(dir, 'kill.db');
@@ -64,7 +21,7 @@ it('loses no acknowledged put or delete when the process is SIGKILLed', async ()
     { prefix: 'r1', seed: 6, killAfter: 3000 },
     { prefix: 'r2', seed: 7, killAfter: 500 },
   ]) {
-    const run = await runAndKill(path, round.prefix, round.seed, round.killAfter);
+    const run = await runAndKill(WRITER, [path, 'durable-db', round.prefix, String(round.seed)], round.killAfter);
     expect(run.stderr).toBe('');
     expect(run.signal, `writer exited by itself (code ${run.code})`).toBe('SIGKILL');
     expect(run.lines.length).toBeGreaterThanOrEqual(round.killAfter);

@@ -3,7 +3,6 @@
 // kills it with SIGKILL mid-stream, reopens the file and checks that no acknowledged write is
 // missing. Three rounds on the same file: each round also recovers the WAL the previous kill
 // left behind, and writes on top of it.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,61 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { openSqliteStore } from '@rhizome/store-sqlite';
 import { DocPersistence } from '@rhizome/sync';
+import { runAndKill } from './kill-helpers.js';
 
 const WRITER = join(import.meta.dirname, 'fixtures', 'durability-writer.ts');
 const root = mkdtempSync(join(tmpdir(), 'rhizome-durability-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface KillResult {
-  acked: number[];
-  signal: NodeJS.Signals | null;
-  code: number | null;
-  stderr: string;
-}
-
-/**
- * Runs the writer until it has acknowledged at least `killAfter` writes, then SIGKILLs it.
- * Every complete line received counts as acknowledged, including lines read after the kill
- * was sent (they were printed before the process died).
- */
-function runAndKill(path: string, prefix: string, seed: number, killAfter: number, timeoutMs = 40_000): Promise<KillResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=rhizome-source', '--import', 'tsx', WRITER, path, 'db', prefix, String(seed)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const acked: number[] = [];
-    let partial = '';
-    let stderr = '';
-    let killed = false;
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`writer did not acknowledge ${killAfter} writes within ${timeoutMs} ms (got ${acked.length}); stderr: ${stderr}`));
-    }, timeoutMs);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) acked.push(Number(line));
-      if (!killed && acked.length >= killAfter) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', (error) => {
-      clearTimeout(guard);
-      reject(error);
-    });
-    // 'close' fires after stdout has ended: every line the child printed has been read.
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      resolve({ acked, signal, code, stderr });
-    });
-  });
-}
 
 describe('SIGKILL durability of DocPersistence on SQLite', () => {
   it('loses no acknowledged write when the writing process is killed', async () => {
@@ -77,13 +26,14 @@ describe('SIGKILL durability of DocPersistence on SQLite', () => {
     ];
     const ackedByRound = new Map<string, number[]>();
     for (const round of rounds) {
-      const result = await runAndKill(path, round.prefix, round.seed, round.killAfter);
+      const result = await runAndKill(WRITER, [path, 'db', round.prefix, String(round.seed)], round.killAfter);
       expect(result.stderr).toBe('');
       expect(result.signal, `writer exited by itself (code ${result.code})`).toBe('SIGKILL');
-      expect(result.acked.length).toBeGreaterThanOrEqual(round.killAfter);
+      const acked = result.lines.map(Number);
+      expect(acked.length).toBeGreaterThanOrEqual(round.killAfter);
       // Acknowledged ids are 0..n-1 in order: the parser saw whole lines only.
-      expect(result.acked).toEqual(result.acked.map((_, i) => i));
-      ackedByRound.set(round.prefix, result.acked);
+      expect(acked).toEqual(acked.map((_, i) => i));
+      ackedByRound.set(round.prefix, acked);
 
       // Reopen the file the killed process left (WAL not checkpointed) and check every round so far.
       const store = openSqliteStore(path);
