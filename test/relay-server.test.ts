@@ -182,6 +182,42 @@ describe('relay client errors', () => {
     }
   });
 
+  it('an onError handler that throws does not stop the client: it keeps retrying and joins once the relay is up', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    await new Promise<void>((r) => blocker.close(() => r()));
+    let failures = 0;
+    let twoFailures!: () => void;
+    const failedTwice = new Promise<void>((r) => (twoFailures = r));
+    const t = new RelayTransport({
+      url: `ws://127.0.0.1:${port}`,
+      timeoutMs: 600,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 100 },
+      onError: () => {
+        if (++failures === 2) twoFailures();
+        throw new Error('a bug in the app handler');
+      },
+    });
+    const topic = deriveTopic('throwing handler');
+    try {
+      const conns = await t.connect(topic);
+      await within(WAIT, 'two failed attempts', failedTwice);
+      const relay = await createRelayServer({ port, host: '127.0.0.1' });
+      const other = new RelayTransport({ url: relay.url, timeoutMs: WAIT });
+      try {
+        const [mine] = await Promise.all([within(WAIT, 'the connection after the failures', conns[Symbol.asyncIterator]().next()), firstConnection(other, topic)]);
+        expect(mine.done).toBe(false);
+      } finally {
+        await other.disconnect();
+        await t.disconnect();
+        await relay.close();
+      }
+    } finally {
+      await t.disconnect();
+    }
+  });
+
   it('a token-protected relay refuses a client without the token (ERR_RELAY_REJECTED, UNAUTHORIZED)', async () => {
     const relay = await createRelayServer({ port: 0, host: '127.0.0.1', token: 's3cret' });
     const bad = new RelayTransport({ url: relay.url, timeoutMs: WAIT });

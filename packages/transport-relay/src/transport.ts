@@ -671,7 +671,12 @@ export class RelayTransport implements Transport {
 
   #report(error: RhizomeError): void {
     this.#lastError = error;
-    this.#onError?.(error);
+    try {
+      this.#onError?.(error);
+    } catch {
+      // A throwing error handler must not take the transport down: it is called from socket
+      // events, timers and the session loop, where a throw would be uncaught.
+    }
   }
 
   // ------------------------------------------------------------------------------------------
