@@ -543,8 +543,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     transport = createTransport({
       ...given,
       onError: (error) => {
-        appOnError?.(error);
+        // The event first: an app handler that throws must not hide the error from db.events.
         reportTransportError(error);
+        appOnError?.(error);
       },
     });
     owns = true;
