@@ -102,18 +102,33 @@ describe('relay client sessions', () => {
     expect(await within(WAIT, 'message after SIGCONT', nb.receive())).toEqual(new Uint8Array([3]));
   });
 
-  it('a second transport with the same peer id takes over; the first stops with ERR_RELAY_REJECTED (REPLACED)', async () => {
+  it('a second transport with a peer id in use is refused (PEER_ID_TAKEN) and cannot take it over; it gets in once the holder leaves', async () => {
     const relay = await relayOn();
     const first = transport(relay.url, { peerId: 'twin' });
     const topic = deriveTopic('twins');
-    const it1 = (await first.connect(topic))[Symbol.asyncIterator]();
-    const ended = it1.next().catch((e: unknown) => e);
-    const second = transport(relay.url, { peerId: 'twin' });
-    await second.lookup(topic);
-    expect(await within(WAIT, 'the first to fail', ended)).toMatchObject({ code: 'ERR_RELAY_REJECTED', closeName: 'REPLACED' });
-    expect(first.state).toBe('failed');
-    await expect(first.lookup(topic)).rejects.toMatchObject({ code: 'ERR_RELAY_REJECTED' });
+    await first.lookup(topic);
+    const refusals: string[] = [];
+    let refused!: () => void;
+    const firstRefusal = new Promise<void>((r) => (refused = r));
+    const second = transport(relay.url, {
+      peerId: 'twin',
+      onError: (e) => {
+        refusals.push((e as { closeName?: string }).closeName ?? e.code);
+        if ((e as { closeName?: string }).closeName === 'PEER_ID_TAKEN') refused();
+      },
+    });
+    const secondIn = second.lookup(topic);
+    await within(WAIT, 'the impostor to be refused', firstRefusal);
+    // The holder keeps its session and keeps working.
+    expect(first.state).toBe('connected');
+    const peer = transport(relay.url, { peerId: 'other' });
+    await peer.announce(topic);
+    expect((await first.lookup(topic)).map((p) => p.peerId)).toEqual(['other']);
+    // Once the holder leaves, the retrying transport gets the id.
+    await first.disconnect();
+    await within(WAIT, 'the second transport to get in', secondIn);
     expect(second.state).toBe('connected');
+    expect(refusals).toContain('PEER_ID_TAKEN');
   });
 
   it('a reader that falls behind pauses the socket instead of buffering without bound; nothing is lost', async () => {

@@ -54,10 +54,10 @@ class FakeSocket extends EventEmitter {
 
 const topic = new Uint8Array(32).fill(1);
 
-function client(core: RelayCore, id: string, ip = '10.0.0.1'): FakeSocket {
+function client(core: RelayCore, id: string, ip = '10.0.0.1', sessionKey: Uint8Array | null = null): FakeSocket {
   const s = new FakeSocket();
   core.attach(s as unknown as RelaySocket, { ip });
-  s.input(encodeHello(utf8(id), null));
+  s.input(encodeHello(utf8(id), null, sessionKey));
   return s;
 }
 
@@ -148,13 +148,32 @@ describe('RelayCore', () => {
     await core.close();
   });
 
-  it('a second HELLO with the same peer id replaces the older session (4030)', async () => {
+  it('a HELLO with a peer id in use and without its session key is refused (4031); the holder stays', async () => {
     const core = new RelayCore();
-    const old = client(core, 'same');
+    const key = new Uint8Array(16).fill(3);
+    const holder = client(core, 'same', '10.0.0.1', key);
+    join(holder);
+    const noKey = client(core, 'same', '10.0.0.2');
+    const wrongKey = client(core, 'same', '10.0.0.3', new Uint8Array(16).fill(4));
+    expect(noKey.closedWith).toBe(CloseCode.PEER_ID_TAKEN);
+    expect(wrongKey.closedWith).toBe(CloseCode.PEER_ID_TAKEN);
+    expect(holder.closedWith).toBeNull();
+    expect(core.stats().drops).toMatchObject({ peer_id_taken: 2 });
+    // A holder without a key can never be taken over either.
+    const keyless = client(core, 'keyless');
+    expect(client(core, 'keyless').closedWith).toBe(CloseCode.PEER_ID_TAKEN);
+    expect(keyless.closedWith).toBeNull();
+    await core.close();
+  });
+
+  it('a second HELLO with the same peer id and session key replaces the older session (4030)', async () => {
+    const core = new RelayCore();
+    const key = new Uint8Array(16).fill(9);
+    const old = client(core, 'same', '10.0.0.1', key);
     const other = client(core, 'other');
     join(old);
     join(other);
-    const fresh = client(core, 'same');
+    const fresh = client(core, 'same', '10.0.0.1', key);
     expect(old.closedWith).toBe(CloseCode.REPLACED);
     expect(other.frames(FrameType.PEER_LEFT).map((f) => readU32(f, 5))).toEqual([session(old)]);
     join(fresh);
@@ -256,7 +275,7 @@ describe('RelayCore', () => {
     }
     const otherVersion = new FakeSocket();
     core.attach(otherVersion as unknown as RelaySocket, { ip: '1.1.1.1' });
-    otherVersion.input(Uint8Array.from([FrameType.HELLO, 9, 1, 65, 0]));
+    otherVersion.input(Uint8Array.from([FrameType.HELLO, 9, 1, 65, 0, 0]));
     expect(otherVersion.closedWith).toBe(CloseCode.VERSION_MISMATCH);
     const early = new FakeSocket();
     core.attach(early as unknown as RelaySocket, { ip: '1.1.1.1' });

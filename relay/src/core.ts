@@ -13,6 +13,7 @@ import {
   encodeDataFrame,
   isDataFrame,
   isHelloFrame,
+  helloSessionKey,
   isLookupFrame,
   isPairFrame,
   isPingFrame,
@@ -64,6 +65,7 @@ export type DropReason =
   | 'slow_consumer'
   | 'heartbeat_timeout'
   | 'replaced'
+  | 'peer_id_taken'
   | 'unsupported_data'
   | 'protocol_error'
   | 'no_route'
@@ -110,6 +112,8 @@ class Peer implements RateState {
   refilledAt: number;
   peerId: Buffer | null = null;
   peerKey = '';
+  /** The session key of its HELLO (empty: none); a newer HELLO must present it to take over the peer id. */
+  sessionKey: Buffer | null = null;
   alive = true;
   /** When the last ping went out (the connection's start before the first). */
   pingedAt: number;
@@ -159,6 +163,7 @@ const CLOSE_REASON_TEXT: Partial<Record<CloseCodeName, string>> = {
   SLOW_CONSUMER: 'not reading: send buffer full',
   HEARTBEAT_TIMEOUT: 'no pong',
   REPLACED: 'replaced by a newer connection with the same peer id',
+  PEER_ID_TAKEN: 'peer id in use by another client',
   UNSUPPORTED_DATA: 'binary frames only',
   GOING_AWAY: 'relay shutting down',
 };
@@ -179,6 +184,7 @@ const DROP_OF: Partial<Record<CloseCodeName, DropReason>> = {
   SLOW_CONSUMER: 'slow_consumer',
   HEARTBEAT_TIMEOUT: 'heartbeat_timeout',
   REPLACED: 'replaced',
+  PEER_ID_TAKEN: 'peer_id_taken',
   UNSUPPORTED_DATA: 'unsupported_data',
   PROTOCOL_ERROR: 'protocol_error',
 };
@@ -383,8 +389,16 @@ export class RelayCore {
     }
     const id = Buffer.from(f.subarray(3, 3 + idLen));
     const key = id.toString('latin1');
+    const sessionKey = Buffer.from(helloSessionKey(f));
     const older = this.#byPeerId.get(key);
-    if (older !== undefined && older !== peer) this.#cut(older, 'REPLACED');
+    if (older !== undefined && older !== peer) {
+      // Peer ids are public (PEER_JOINED, PEERS): only the client that holds the id's session
+      // key may take it over (a reconnect before the relay noticed the old socket die).
+      const sameClient = sessionKey.length > 0 && older.sessionKey !== null && older.sessionKey.length === sessionKey.length && timingSafeEqual(older.sessionKey, sessionKey);
+      if (!sameClient) return this.#cut(peer, 'PEER_ID_TAKEN');
+      this.#cut(older, 'REPLACED');
+    }
+    peer.sessionKey = sessionKey;
     peer.peerId = id;
     peer.peerKey = key;
     this.#byPeerId.set(key, peer);

@@ -9,6 +9,7 @@ import {
   encodeDataFrame,
   encodeError,
   encodeHello,
+  helloSessionKey,
   encodeJoined,
   encodeLookup,
   encodePing,
@@ -50,6 +51,7 @@ describe('relay protocol', () => {
     const frames: Array<[string, Uint8Array, (b: Uint8Array) => boolean]> = [
       ['HELLO', encodeHello(utf8('peer-1'), utf8('token')), isHelloFrame],
       ['HELLO without token', encodeHello(utf8('p'), null), isHelloFrame],
+      ['HELLO with a session key', encodeHello(utf8('p'), utf8('t'), new Uint8Array(16).fill(7)), isHelloFrame],
       ['JOIN', encodeTopicFrame(FrameType.JOIN, topic), isTopicFrame],
       ['LOOKUP', encodeLookup(7, topic), isLookupFrame],
       ['CLOSE_PEER', encodeDataFrame(FrameType.CLOSE_PEER, 1, 2), isPairFrame],
@@ -73,8 +75,15 @@ describe('relay protocol', () => {
     expect(isErrorFrame(encodeError(1, 2, 'x'))).toBe(true);
   });
 
+  it('HELLO carries its session key; an over-long key is refused', () => {
+    const key = Uint8Array.from([1, 2, 3]);
+    expect([...helloSessionKey(encodeHello(utf8('peer'), utf8('tok'), key))]).toEqual([1, 2, 3]);
+    expect(helloSessionKey(encodeHello(utf8('peer'), null)).length).toBe(0);
+    expect(isHelloFrame(encodeHello(utf8('peer'), null, new Uint8Array(65)))).toBe(false);
+  });
+
   it('HELLO rejects an empty or over-long peer id', () => {
-    expect(isHelloFrame(Uint8Array.from([FrameType.HELLO, 1, 0, 0]))).toBe(false);
+    expect(isHelloFrame(Uint8Array.from([FrameType.HELLO, 1, 0, 0, 0]))).toBe(false);
     const long = new Uint8Array(4 + 65);
     long[0] = FrameType.HELLO;
     long[1] = 1;

@@ -24,13 +24,15 @@ export const DATA_HEADER_BYTES = 9;
 
 /** Longest peer id (UTF-8 bytes) a HELLO may carry. */
 export const MAX_PEER_ID_BYTES = 64;
+/** Longest session key a HELLO may carry (the client sends 16 random bytes). */
+export const MAX_SESSION_KEY_BYTES = 64;
 
 /** Longest access token (UTF-8 bytes) a HELLO may carry. */
 export const MAX_TOKEN_BYTES = 255;
 
 /** Frame type bytes. Client→relay types are below 0x80, relay→client types at or above. */
 export const FrameType = {
-  /** c→s `[0x01][version u8][idLen u8][peerId][tokenLen u8][token]`: first frame of a session. */
+  /** c→s `[0x01][version u8][idLen u8][peerId][tokenLen u8][token][keyLen u8][sessionKey]`: first frame of a session. */
   HELLO: 0x01,
   /** c→s `[0x02][topic 32]`: join a topic (findable, and paired with its other members). */
   JOIN: 0x02,
@@ -121,8 +123,10 @@ export const CloseCode = {
   SLOW_CONSUMER: 4025,
   /** No pong to the relay's ping within a heartbeat interval. */
   HEARTBEAT_TIMEOUT: 4026,
-  /** Another connection said HELLO with the same peer id and took this one's place. */
+  /** A newer connection of the same client (same peer id and session key) took this one's place. */
   REPLACED: 4030,
+  /** The peer id is held by a live connection whose session key this HELLO did not present. */
+  PEER_ID_TAKEN: 4031,
 } as const;
 
 /** Name of a close code, e.g. `'SLOW_CONSUMER'`. */
@@ -197,13 +201,22 @@ export function fromUtf8(bytes: Uint8Array): string | null {
 // Type guards: each checks the length (and inner lengths) of one frame type. A frame that
 // passes its guard can be read field by field without further bounds checks.
 
-/** HELLO: `[0x01][version][idLen][id][tokenLen][token]` with 1 ≤ idLen ≤ 64. */
+/** HELLO: `[0x01][version][idLen][id][tokenLen][token][keyLen][key]` with 1 ≤ idLen ≤ 64, keyLen ≤ 64. */
 export function isHelloFrame(b: Uint8Array): boolean {
-  if (b.length < 5 || b[0] !== FrameType.HELLO) return false;
+  if (b.length < 6 || b[0] !== FrameType.HELLO) return false;
   const idLen = b[2]!;
-  if (idLen < 1 || idLen > MAX_PEER_ID_BYTES || b.length < 4 + idLen) return false;
+  if (idLen < 1 || idLen > MAX_PEER_ID_BYTES || b.length < 5 + idLen) return false;
   const tokenLen = b[3 + idLen]!;
-  return b.length === 4 + idLen + tokenLen;
+  if (b.length < 5 + idLen + tokenLen) return false;
+  const keyLen = b[4 + idLen + tokenLen]!;
+  return keyLen <= MAX_SESSION_KEY_BYTES && b.length === 5 + idLen + tokenLen + keyLen;
+}
+
+/** The session key a HELLO carries (empty when it has none); the frame must pass {@link isHelloFrame}. */
+export function helloSessionKey(b: Uint8Array): Uint8Array {
+  const idLen = b[2]!;
+  const tokenLen = b[3 + idLen]!;
+  return b.subarray(5 + idLen + tokenLen);
 }
 
 /** JOIN, LEAVE or ANNOUNCE: `[type][topic 32]`, exactly 33 bytes. */
@@ -275,16 +288,23 @@ export function isErrorFrame(b: Uint8Array): boolean {
 // Encoders. The hot-path ones write into a buffer the caller allocates, so a client can
 // allocate header and payload in one piece.
 
-/** HELLO with this client's peer id and optional token (both UTF-8, length-checked by the caller). */
-export function encodeHello(peerId: Uint8Array, token: Uint8Array | null): Uint8Array {
+/**
+ * HELLO with this client's peer id, optional token and optional session key (length-checked by
+ * the caller). The session key proves that a reconnect comes from the client that holds the
+ * peer id: only a HELLO with the same key may replace a live session of that id.
+ */
+export function encodeHello(peerId: Uint8Array, token: Uint8Array | null, sessionKey: Uint8Array | null = null): Uint8Array {
   const tokenLen = token?.length ?? 0;
-  const b = new Uint8Array(4 + peerId.length + tokenLen);
+  const keyLen = sessionKey?.length ?? 0;
+  const b = new Uint8Array(5 + peerId.length + tokenLen + keyLen);
   b[0] = FrameType.HELLO;
   b[1] = PROTOCOL_VERSION;
   b[2] = peerId.length;
   b.set(peerId, 3);
   b[3 + peerId.length] = tokenLen;
   if (token) b.set(token, 4 + peerId.length);
+  b[4 + peerId.length + tokenLen] = keyLen;
+  if (sessionKey) b.set(sessionKey, 5 + peerId.length + tokenLen);
   return b;
 }
 

@@ -202,6 +202,8 @@ export class RelayTransport implements Transport {
   readonly peerId: string;
   readonly maxMessageSize: number;
   readonly #peerIdBytes: Uint8Array;
+  /** Random per transport, sent in every HELLO: proves a reconnect comes from the holder of the peer id. */
+  readonly #sessionKey = globalThis.crypto.getRandomValues(new Uint8Array(16));
   readonly #token: Uint8Array | null;
   readonly #timeoutMs: number;
   readonly #tls: LinkTlsOptions | undefined;
@@ -624,7 +626,7 @@ export class RelayTransport implements Transport {
         this.#sessionLost();
         resolve({ code, reason });
       };
-      link.send(encodeHello(this.#peerIdBytes, this.#token));
+      link.send(encodeHello(this.#peerIdBytes, this.#token, this.#sessionKey));
     });
   }
 
