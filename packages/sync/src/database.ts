@@ -192,6 +192,7 @@ export class Database {
         this.events.publish({ type: 'synced', peerId: session.peerId });
         this.#checkWaiters();
       },
+      onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
     };
     this.doc.on('update', this.#onUpdate);
@@ -470,9 +471,15 @@ export class Database {
   // ---- helpers ------------------------------------------------------------------------------
 
   #allSynced(minPeers: number): boolean {
-    if (this.#sessions.size < minPeers) return false;
-    for (const s of this.#sessions.values()) if (!s.synced) return false;
-    return true;
+    // Peers without the key (every frame failed to open) never finish an exchange: waiting for
+    // them would let any stranger on the topic stall whenSynced. They count for nothing.
+    let peers = 0;
+    for (const s of this.#sessions.values()) {
+      if (s.foreign) continue;
+      if (!s.synced) return false;
+      peers++;
+    }
+    return peers >= minPeers;
   }
 
   #checkWaiters(): void {

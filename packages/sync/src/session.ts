@@ -53,6 +53,8 @@ export interface SessionHost {
   readonly maxQueuedBytes: number;
   reportError(error: Error & { code?: string }): void;
   onSynced(session: PeerSession): void;
+  /** The session turned out foreign (see {@link PeerSession.foreign}). */
+  onForeign(session: PeerSession): void;
   onClosed(session: PeerSession, reason?: string): void;
 }
 
@@ -103,6 +105,8 @@ export class PeerSession {
   #receivedStep2 = false;
   #sentStep2 = false;
   #synced = false;
+  /** Frames that opened under the database key. */
+  #opened = 0;
   #failed = false;
   #failReason: string | undefined;
   #closed = false;
@@ -121,6 +125,15 @@ export class PeerSession {
   /** True once the first full exchange is done (see the class description). */
   get synced(): boolean {
     return this.#synced;
+  }
+
+  /**
+   * True while every frame this peer sent failed to open (and at least one did): a peer of
+   * the topic without the database key. `whenSynced` does not wait for it, since it never
+   * completes an exchange; a frame that opens later makes it a regular peer again.
+   */
+  get foreign(): boolean {
+    return this.#opened === 0 && this.stats.decryptErrors > 0;
   }
 
   get closed(): boolean {
@@ -193,8 +206,10 @@ export class PeerSession {
       // Wrong key or tampered bytes: drop the frame, report it, carry on.
       this.stats.decryptErrors++;
       this.#host.reportError(error instanceof DecryptError ? error : new DecryptError());
+      if (this.#opened === 0 && this.stats.decryptErrors === 1) this.#host.onForeign(this);
       return;
     }
+    this.#opened++;
     let message: Message;
     try {
       const result = this.#reassembler.push(plain);
