@@ -15,7 +15,7 @@ export interface Stats {
 export interface BenchContext {
   /** `--quick`: small counts, one-minute smoke run overall. */
   readonly quick: boolean;
-  /** How many repetitions to take a median over (5 by default, 1 in quick mode). */
+  /** How many repetitions to take a median over (1 in quick mode; see bench/run.ts for the full run). */
   readonly runs: number;
   /** Prints a Markdown table under a heading. */
   table(title: string, rows: Array<Record<string, string | number>>): void;
@@ -64,10 +64,10 @@ export function rssMiB(): number {
   return process.memoryUsage().rss / (1024 * 1024);
 }
 
-export function createContext(quick: boolean): BenchContext {
+export function createContext(quick: boolean, runs = 5): BenchContext {
   return {
     quick,
-    runs: quick ? 1 : 5,
+    runs: quick ? 1 : runs,
     table(title, rows) {
       console.log(`\n### ${title}\n`);
       if (rows.length === 0) return;
