@@ -13,6 +13,7 @@ import { within } from '@rhizome/core/testing';
 import { CloseCode } from '@rhizome/relay';
 import { floodFromChildProcess, RawClient, startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
 import { openDatabase, type Database } from '@rhizome/sync';
+import { until } from './sync-helpers.js';
 import { encodeDataFrame, encodeTopicFrame, FrameType, readU32 } from '@rhizome/transport-relay/protocol';
 
 const WAIT = 15_000;
@@ -25,23 +26,6 @@ let baselineRss = 0;
 let a: Database;
 let b: Database;
 let dir = '';
-/** Resolves once `cond()` holds, re-checking on every event of the database (bounded). */
-async function until(db: Database, what: string, cond: () => boolean): Promise<void> {
-  const sub = db.events.subscribe();
-  try {
-    if (cond()) return;
-    await within(
-      WAIT,
-      what,
-      (async () => {
-        for await (const _event of sub) if (cond()) return;
-      })(),
-    );
-  } finally {
-    sub.unsubscribe();
-  }
-}
-
 /** The pair's progress: completed round trips and the longest gap between two of them. */
 const pair = { rounds: 0, maxGapMs: 0, last: 0, stop: false, error: null as unknown, done: Promise.resolve() };
 
@@ -116,7 +100,7 @@ beforeAll(async () => {
     try {
       for (let i = 0; !pair.stop; i++) {
         a.put('ping', { i });
-        await until(a, `ack ${i}`, () => a.get('ack')?.i === i);
+        await until(a, () => a.get('ack')?.i === i, `ack ${i}`, WAIT);
         const now = performance.now();
         pair.maxGapMs = Math.max(pair.maxGapMs, now - pair.last);
         pair.last = now;

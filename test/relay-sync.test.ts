@@ -13,6 +13,7 @@ import { within } from '@rhizome/core/testing';
 import { createRelayServer, RelayCore, type RelayServer } from '@rhizome/relay';
 import { recordingSocket, type Recording } from '@rhizome/relay/testing';
 import { openDatabase, type Database } from '@rhizome/sync';
+import { until } from './sync-helpers.js';
 import { RelayTransport } from '@rhizome/transport-relay';
 
 const WAIT = 20_000;
@@ -25,24 +26,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let fileCounter = 0;
 function dbPath(): string {
   return join(dir, `replica-${fileCounter++}.db`);
-}
-
-/** Resolves once `cond()` holds, re-checking on every event of the database (bounded). */
-async function until(db: Database, what: string, cond: () => boolean): Promise<void> {
-  const sub = db.events.subscribe();
-  try {
-    if (cond()) return;
-    await within(
-      WAIT,
-      what,
-      (async () => {
-        for await (const _event of sub) if (cond()) return;
-        throw new Error(`events ended before ${what}`);
-      })(),
-    );
-  } finally {
-    sub.unsubscribe();
-  }
 }
 
 function open(id: string, relayUrl: string): Promise<Database> {
@@ -65,10 +48,10 @@ describe('databases through the relay', () => {
     const [a, b] = await Promise.all([open(id, relay.url), open(id, relay.url)]);
     try {
       a.put('note-a', { title: 'from a', n: 1 });
-      await until(b, 'b to see note-a', () => b.get('note-a')?.title === 'from a');
+      await until(b, () => b.get('note-a')?.title === 'from a', 'b to see note-a', WAIT);
       b.put('note-a', { done: true });
       b.put('note-b', { title: 'from b' });
-      await until(a, 'a to see b\'s writes', () => a.get('note-a')?.done === true && a.get('note-b') !== undefined);
+      await until(a, () => a.get('note-a')?.done === true && a.get('note-b') !== undefined, 'a to see b\'s writes', WAIT);
       expect(a.get('note-a')).toEqual({ title: 'from a', n: 1, done: true });
       expect(snapshot(a)).toBe(snapshot(b));
     } finally {
@@ -81,9 +64,9 @@ describe('databases through the relay', () => {
     const dbs = await Promise.all(Array.from({ length: 5 }, () => open(id, relay.url)));
     try {
       dbs.forEach((db, i) => db.put(`node-${i}`, { owner: i }));
-      await Promise.all(dbs.map((db, i) => until(db, `peer ${i} to hold all five nodes`, () => db.list().length === 5)));
+      await Promise.all(dbs.map((db, i) => until(db, () => db.list().length === 5, `peer ${i} to hold all five nodes`, WAIT)));
       dbs[2]!.put('node-0', { touched: 'by 2' });
-      await Promise.all(dbs.map((db, i) => until(db, `peer ${i} to see the touch`, () => db.get('node-0')?.touched === 'by 2')));
+      await Promise.all(dbs.map((db, i) => until(db, () => db.get('node-0')?.touched === 'by 2', `peer ${i} to see the touch`, WAIT)));
       const first = snapshot(dbs[0]!);
       for (const db of dbs) expect(snapshot(db)).toBe(first);
     } finally {
@@ -128,9 +111,9 @@ describe('what the relay sees', () => {
     const [a, b] = await Promise.all([open(id, url), open(id, url)]);
     try {
       a.put('secret-node', { body: marker });
-      await until(b, 'b to receive the marker node', () => b.get('secret-node')?.body === marker);
+      await until(b, () => b.get('secret-node')?.body === marker, 'b to receive the marker node', WAIT);
       b.put('reply', { body: `${marker}-reply` });
-      await until(a, 'a to receive the reply', () => a.get('reply') !== undefined);
+      await until(a, () => a.get('reply') !== undefined, 'a to receive the reply', WAIT);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -164,10 +147,10 @@ describe('relay restart mid-session', () => {
     const [a, b] = await Promise.all([open(id, relay.url), open(id, relay.url)]);
     try {
       a.put('before', { v: 1 });
-      await until(b, 'b to see the first write', () => b.get('before') !== undefined);
+      await until(b, () => b.get('before') !== undefined, 'b to see the first write', WAIT);
       const disconnected = Promise.all([
-        until(a, 'a to notice the outage', () => a.peers().length === 0),
-        until(b, 'b to notice the outage', () => b.peers().length === 0),
+        until(a, () => a.peers().length === 0, 'a to notice the outage', WAIT),
+        until(b, () => b.peers().length === 0, 'b to notice the outage', WAIT),
       ]);
       await relay.close();
       await disconnected;
@@ -176,14 +159,14 @@ describe('relay restart mid-session', () => {
       b.put('before', { edited: 'during the outage' });
       relay = await createRelayServer({ port, host: '127.0.0.1' });
       await Promise.all([
-        until(a, 'a to get b\'s outage writes', () => a.get('during-b') !== undefined && a.get('before')?.edited !== undefined),
-        until(b, 'b to get a\'s outage write', () => b.get('during-a') !== undefined),
+        until(a, () => a.get('during-b') !== undefined && a.get('before')?.edited !== undefined, 'a to get b\'s outage writes', WAIT),
+        until(b, () => b.get('during-a') !== undefined, 'b to get a\'s outage write', WAIT),
       ]);
       expect(snapshot(a)).toBe(snapshot(b));
       expect(a.list().length).toBe(3);
       // And the link keeps working afterwards.
       a.put('after', { v: 4 });
-      await until(b, 'b to see a write after the restart', () => b.get('after') !== undefined);
+      await until(b, () => b.get('after') !== undefined, 'b to see a write after the restart', WAIT);
     } finally {
       await Promise.all([a.close(), b.close()]);
       await relay.close();
