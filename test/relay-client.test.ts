@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriveTopic, type Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
@@ -129,6 +130,19 @@ describe('relay client sessions', () => {
     await within(WAIT, 'the second transport to get in', secondIn);
     expect(second.state).toBe('connected');
     expect(refusals).toContain('PEER_ID_TAKEN');
+  });
+
+  it('connect() leaves no listener on its abort signal once the topic is left or the transport disconnected', async () => {
+    const relay = await relayOn();
+    const t = transport(relay.url);
+    const shared = new AbortController();
+    for (let i = 0; i < 5; i++) {
+      const topic = deriveTopic(`signal-${i}`);
+      await t.connect(topic, { signal: shared.signal });
+    }
+    expect(getEventListeners(shared.signal, 'abort').length).toBe(5);
+    await t.disconnect();
+    expect(getEventListeners(shared.signal, 'abort').length).toBe(0);
   });
 
   it('a reader that falls behind pauses the socket instead of buffering without bound; nothing is lost', async () => {

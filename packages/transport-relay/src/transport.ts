@@ -120,6 +120,8 @@ interface TopicState {
   readonly bySession: Map<number, RelayConnection>;
   readonly byPeer: Map<string, RelayConnection>;
   acks: Array<() => void>;
+  /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
+  detachSignal: (() => void) | null;
 }
 
 interface SessionWaiter {
@@ -328,7 +330,11 @@ export class RelayTransport implements Transport {
     const queue = new AsyncQueue<Connection>();
     state.queue = queue;
     const joined = state;
-    signal?.addEventListener('abort', () => this.#leave(joined), { once: true });
+    if (signal) {
+      const onAbort = (): void => this.#leave(joined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      joined.detachSignal = () => signal.removeEventListener('abort', onAbort);
+    }
     this.#ensureRunning();
     if (this.#session !== 0) {
       // Best effort: a session that breaks now is rejoined by the session loop.
@@ -391,7 +397,7 @@ export class RelayTransport implements Transport {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [] };
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -411,6 +417,8 @@ export class RelayTransport implements Transport {
   }
 
   #dropTopic(state: TopicState): void {
+    state.detachSignal?.();
+    state.detachSignal = null;
     this.#topics.delete(state.key);
     if (state.topicId !== 0) this.#topicsById.delete(state.topicId);
     this.#closeTopicConnections(state);
