@@ -25,7 +25,7 @@ runStoreContract('SqliteStore (file)', () => {
       for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
     },
   };
-});
+}, { persistent: true });
 
 runStoreContract('SqliteStore (:memory:)', () => ({ store: openSqliteStore(':memory:') }));
 

@@ -5,4 +5,4 @@
 export { runTransportContract, within } from './transport-contract.js';
 export type { TransportContractHarness, TransportContractOptions } from './transport-contract.js';
 export { runStoreContract } from './store-contract.js';
-export type { StoreContractSubject } from './store-contract.js';
+export type { StoreContractSubject, StoreContractOptions } from './store-contract.js';
