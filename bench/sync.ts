@@ -14,23 +14,7 @@ import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
 import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './harness.js';
 import type { BenchContext } from './harness.js';
-
-function untilSize(db: Database, n: number, timeoutMs: number): Promise<void> {
-  if (db.size >= n) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onUpdate = (): void => {
-      if (db.size < n) return;
-      clearTimeout(timer);
-      db.doc.off('update', onUpdate);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      db.doc.off('update', onUpdate);
-      reject(new Error(`only ${db.size}/${n} nodes after ${timeoutMs} ms`));
-    }, timeoutMs);
-    db.doc.on('update', onUpdate);
-  });
-}
+import { untilSize } from '../test/sync-helpers.js';
 
 function node(i: number): { title: string; n: number; done: boolean } {
   return { title: `node number ${i}`, n: i, done: i % 2 === 0 };

@@ -146,3 +146,20 @@ export class TapTransport implements Transport {
   disconnect(): Promise<void> { return this.#inner.disconnect(); }
 }
 
+/** Resolves once `db` holds `n` nodes, re-checking on each doc update; bounded. */
+export function untilSize(db: Database, n: number, timeoutMs = 50_000): Promise<void> {
+  if (db.size >= n) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onUpdate = (): void => {
+      if (db.size < n) return;
+      clearTimeout(timer);
+      db.doc.off('update', onUpdate);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      db.doc.off('update', onUpdate);
+      reject(new Error(`only ${db.size}/${n} nodes after ${timeoutMs} ms`));
+    }, timeoutMs);
+    db.doc.on('update', onUpdate);
+  });
+}

@@ -7,7 +7,7 @@ import * as Y from 'yjs';
 import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
-import { TapTransport, tempDir, uniqueHub } from './sync-helpers.js';
+import { TapTransport, tempDir, uniqueHub, untilSize } from './sync-helpers.js';
 
 const open: Database[] = [];
 const transports: Array<{ disconnect(): Promise<void> }> = [];
@@ -17,24 +17,6 @@ afterEach(async () => {
   await Promise.all(transports.splice(0).map((t) => t.disconnect()));
   for (const c of cleanups.splice(0)) c();
 });
-
-/** Resolves once `db` holds `n` nodes, re-checking on each doc update; bounded. */
-function untilSize(db: Database, n: number, timeoutMs = 50_000): Promise<void> {
-  if (db.size >= n) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onUpdate = (): void => {
-      if (db.size < n) return;
-      clearTimeout(timer);
-      db.doc.off('update', onUpdate);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      db.doc.off('update', onUpdate);
-      reject(new Error(`only ${db.size}/${n} nodes after ${timeoutMs} ms`));
-    }, timeoutMs);
-    db.doc.on('update', onUpdate);
-  });
-}
 
 it('syncs a 100k-node database to a fresh file-backed replica over a 64 KiB frame cap', async () => {
   const { dir, cleanup } = tempDir();
