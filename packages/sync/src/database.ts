@@ -15,7 +15,8 @@ import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, T
 import { openStore } from '@rhizome/store-sqlite';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
-import type { PersistenceOptions } from './persistence.js';
+import type { PersistenceOptions, StorageStatus } from './persistence.js';
+import { assertWritableDatabase } from './storage-health.js';
 import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
@@ -59,8 +60,14 @@ export interface DatabaseOptions {
     /** Queued outbound update bytes per peer before they collapse into one diff. Default 16 MiB. */
     maxQueuedBytes?: number;
   };
-  /** Compaction thresholds of the persisted update log. */
-  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes'>;
+  /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
+  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
+  /**
+   * Open the existing file at `path` for reading only: nothing is written to it, `put` and
+   * `delete` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
+   * file that cannot be written is refused at open with that error, naming the file.
+   */
+  readOnly?: boolean;
 }
 
 /** Options of {@link Database.whenSynced}. */
@@ -83,6 +90,13 @@ export interface DatabaseStats {
   /** Outbound queues that overflowed into a catch-up diff. */
   collapses: number;
   peers: PeerStats[];
+  /** Whether writes reach the file: health, pending updates, the last failure. */
+  storage: StorageStatus;
+  /**
+   * The most recent failed write to the file (disk full, I/O error, ...), also after a later
+   * success; `undefined` if none. `storage.health` says whether it is still failing.
+   */
+  lastError: Error | undefined;
 }
 
 interface SyncWaiter {
@@ -151,8 +165,11 @@ export class Database {
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
+  readonly #readOnly: boolean;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Set when close() could not flush or release the store; a later close() tries again. */
+  #storageOpen = false;
   #network: Promise<void> = Promise.resolve();
 
   /** @internal Use {@link openDatabase}. */
@@ -164,6 +181,7 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    readOnly = false,
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
@@ -171,8 +189,10 @@ export class Database {
     this.#store = store;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
+    this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
+      readOnly,
       onError: (error) => this.#report(error),
     });
     this.#persistence.load();
@@ -218,6 +238,7 @@ export class Database {
    */
   put(nodeId: string, data: Record<string, JsonValue>): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
     this.#model.put(nodeId, copy, this);
@@ -233,6 +254,7 @@ export class Database {
   /** Deletes the node (a no-op if it does not exist). In SQLite before the next macrotask. */
   delete(nodeId: string): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     this.#model.delete(nodeId, this);
   }
@@ -266,10 +288,15 @@ export class Database {
       total.collapses += s.stats.collapses;
       peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
     }
-    return { ...total, peers };
+    const storage = this.#persistence.status();
+    return { ...total, peers, storage, lastError: storage.lastError };
   }
 
-  /** Writes pending updates to the store now (they are written at the end of the tick anyway). */
+  /**
+   * Writes pending updates to the store now (they are written at the end of the tick anyway).
+   * Throws the store's typed error (`ERR_STORE_IO`, e.g. a full disk) if the write fails; the
+   * updates then stay in memory and are retried.
+   */
   flush(): void {
     this.#assertOpen();
     this.#persistence.flush();
@@ -324,7 +351,16 @@ export class Database {
    * transport, if the database created it). Idempotent; later calls of the API throw `ERR_CLOSED`.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
+    if (this.#closing === null) {
+      this.#closing = this.#close();
+    } else if (this.#storageOpen) {
+      // The previous close could not write everything (a full disk): try the storage part again.
+      this.#storageOpen = false;
+      this.#closing = this.#closing.then(
+        () => undefined,
+        () => this.#closeStorage(),
+      );
+    }
     return this.#closing;
   }
 
@@ -348,18 +384,28 @@ export class Database {
     this.doc.off('afterTransaction', this.#onTransaction);
     this.awareness.off('update', this.#onAwareness);
     this.awareness.destroy();
+    this.events.close();
+    // A storage failure wins over an earlier flush error: it says what is still unwritten.
+    await this.#closeStorage().catch((error: unknown) => {
+      firstError = error;
+    });
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /**
+   * Flushes the last updates and releases the store. If the flush fails (a full disk), the store
+   * stays open with the updates in memory (retried in the background) and the typed error is
+   * thrown; `close()` may be called again once space is freed. A failed checkpoint (the data is
+   * safe in the WAL) releases the store and throws too.
+   */
+  async #closeStorage(): Promise<void> {
     try {
       this.#persistence.close();
     } catch (error) {
-      firstError ??= error;
+      this.#storageOpen = true;
+      throw error;
     }
-    try {
-      this.#store.close();
-    } catch (error) {
-      firstError ??= error;
-    }
-    this.events.close();
-    if (firstError !== undefined) throw firstError;
+    this.#store.close();
   }
 
   /** True once `close()` was called. */
@@ -566,16 +612,19 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     );
   }
   const sealer = new FrameSealer(material, deriveTopic(id));
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
+  if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
   let store: DocStore;
   try {
-    store = openStore(path);
+    store = openStore(path, { readOnly });
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {});
+    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, readOnly);
   } catch (error) {
     store.close();
     if (owns) await transport.disconnect().catch(() => undefined);

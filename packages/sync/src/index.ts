@@ -22,5 +22,15 @@ export {
   toFrames,
   decodeMessage,
 } from './wire.js';
-export { DocPersistence, PERSISTENCE_ORIGIN, compactStoredDoc, DEFAULT_COMPACT_AFTER_UPDATES, DEFAULT_COMPACT_AFTER_BYTES } from './persistence.js';
-export type { PersistenceOptions, LoadResult, CompactResult } from './persistence.js';
+export {
+  DocPersistence,
+  PERSISTENCE_ORIGIN,
+  EXTERNAL_ORIGIN,
+  compactStoredDoc,
+  DEFAULT_COMPACT_AFTER_UPDATES,
+  DEFAULT_COMPACT_AFTER_BYTES,
+  DEFAULT_WATCH_INTERVAL_MS,
+  RETRY_MIN_MS,
+  RETRY_MAX_MS,
+} from './persistence.js';
+export type { PersistenceOptions, LoadResult, CompactResult, StorageHealth, StorageStatus } from './persistence.js';
