@@ -13,6 +13,10 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { openStore } from '@rhizome/store-sqlite';
+import { RateWindow, resolveHealthOptions } from './health.js';
+import type { HealthOptions } from './health.js';
+import { HealthMonitor } from './monitor.js';
+import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
@@ -68,6 +72,8 @@ export interface DatabaseOptions {
    * file that cannot be written is refused at open with that error, naming the file.
    */
   readOnly?: boolean;
+  /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
+  health?: HealthOptions;
 }
 
 /** Options of {@link Database.whenSynced}. */
@@ -90,6 +96,18 @@ export interface DatabaseStats {
   /** Outbound queues that overflowed into a catch-up diff. */
   collapses: number;
   peers: PeerStats[];
+  /** When the database was opened (ms since the epoch) and for how long it has been open. */
+  openedAt: number;
+  uptimeMs: number;
+  /** The database's own health (storage, and whether local writes can reach anyone). */
+  health: DatabaseHealthStatus;
+  /** Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. */
+  localUpdates: number;
+  remoteUpdates: number;
+  /** Per-second averages over the last minute. */
+  rates: { localUpdates: number; remoteUpdates: number };
+  /** The persistence binding: updates waiting for the end-of-tick write, log size, compactions. */
+  persistence: { pendingUpdates: number; logUpdates: number; compactions: number };
   /** Whether writes reach the file: health, pending updates, the last failure. */
   storage: StorageStatus;
   /**
@@ -166,6 +184,13 @@ export class Database {
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
   readonly #readOnly: boolean;
+  readonly #monitor: HealthMonitor;
+  readonly #openedAt = Date.now();
+  readonly #clock0 = performance.now();
+  #localSeq = 0;
+  #remoteUpdates = 0;
+  readonly #localRate = new RateWindow(performance.now());
+  readonly #remoteRate = new RateWindow(performance.now());
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Set when close() could not flush or release the store; a later close() tries again. */
@@ -181,6 +206,7 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
     readOnly = false,
   ) {
     this.id = id;
@@ -214,7 +240,26 @@ export class Database {
       },
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      now: () => performance.now(),
     };
+    this.#monitor = new HealthMonitor(
+      {
+        sessions: () => this.#sessions.values(),
+        localSeq: () => this.#localSeq,
+        networked: transport.name !== 'disabled',
+        storageError: () => {
+          // A failed write stays queued and is retried (with backoff, and by every flush); the
+          // binding is 'failing' until a write succeeds again.
+          const storage = this.#persistence.status();
+          return storage.health === 'failing' ? (storage.lastError ?? null) : null;
+        },
+        publish: (event) => {
+          if (!this.#closed) this.events.publish(event);
+        },
+        now: () => performance.now(),
+      },
+      healthOptions,
+    );
     this.doc.on('update', this.#onUpdate);
     this.doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -277,6 +322,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
+    const now = performance.now();
     const total = { ...this.#totals };
     const peers: PeerStats[] = [];
     for (const s of this.#sessions.values()) {
@@ -286,10 +332,44 @@ export class Database {
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
-      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
+      peers.push(this.#peerStats(s, now));
     }
     const storage = this.#persistence.status();
-    return { ...total, peers, storage, lastError: storage.lastError };
+    return {
+      ...total,
+      peers,
+      openedAt: this.#openedAt,
+      uptimeMs: Math.round(now - this.#clock0),
+      health: this.#monitor.database(),
+      localUpdates: this.#localSeq,
+      remoteUpdates: this.#remoteUpdates,
+      rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
+      persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
+      storage,
+      lastError: storage.lastError,
+    };
+  }
+
+  #peerStats(s: PeerSession, now: number): PeerStats {
+    const m = s.meter;
+    const health = this.#monitor.peer(s);
+    return {
+      peerId: s.peerId,
+      synced: s.synced,
+      ...s.stats,
+      queued: s.queued,
+      maxFrameBytes: s.maxFrameBytes,
+      transport: s.conn.transport,
+      connectedAt: Math.round(this.#openedAt + (m.connectedAt - this.#clock0)),
+      rttMs: m.rttMs === null ? null : Math.round(m.rttMs * 100) / 100,
+      health: health.health,
+      healthReason: health.reason,
+      idleMs: Math.round(now - m.lastReceivedAt),
+      rates: { bytesIn: m.bytesIn.perSecond(now), bytesOut: m.bytesOut.perSecond(now), framesIn: m.framesIn.perSecond(now), framesOut: m.framesOut.perSecond(now) },
+      unackedUpdates: Math.max(0, this.#localSeq - m.ackedSeq),
+      pingsSent: m.pingsSent,
+      pongsReceived: m.pongsReceived,
+    };
   }
 
   /**
@@ -366,6 +446,7 @@ export class Database {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#monitor.stop();
     let firstError: unknown;
     try {
       this.#persistence.flush();
@@ -422,6 +503,7 @@ export class Database {
    */
   start(): void {
     this.#network = this.#run();
+    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
@@ -479,6 +561,13 @@ export class Database {
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN) return;
+    if (origin instanceof PeerSession) {
+      this.#remoteUpdates++;
+      this.#remoteRate.add(1, performance.now());
+    } else {
+      this.#localSeq++;
+      this.#localRate.add(1, performance.now());
+    }
     for (const session of this.#sessions.values()) {
       // Never echo an update to the peer it came from.
       if (session !== origin) session.sendUpdate(update);
@@ -574,6 +663,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     maxMessageBytes: positiveInt('limits.maxMessageBytes', options.limits?.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES),
     maxQueuedBytes: positiveInt('limits.maxQueuedBytes', options.limits?.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
   };
+  const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
   let reportTransportError: (error: Error) => void = () => undefined;
@@ -624,7 +714,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, readOnly);
+    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, health, readOnly);
   } catch (error) {
     store.close();
     if (owns) await transport.disconnect().catch(() => undefined);

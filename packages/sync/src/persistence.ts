@@ -185,6 +185,7 @@ export class DocPersistence {
   #failedWrites = 0;
   #externalUpdates = 0;
   #compactionConflicts = 0;
+  #compactions = 0;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
@@ -434,6 +435,17 @@ export class DocPersistence {
     const stats = this.store.stats(this.docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
+    this.#compactions++;
+  }
+
+  /** Compactions this binding has done since it was created. */
+  get compactions(): number {
+    return this.#compactions;
+  }
+
+  /** Updates in the stored log since the last snapshot (as this binding knows it). */
+  get logUpdates(): number {
+    return this.#logUpdates;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
