@@ -34,13 +34,19 @@ export interface PersistenceOptions {
   onError?: (error: unknown) => void;
   /**
    * Schedules the automatic compaction on a later macrotask; returns a cancel function. Default:
-   * `setTimeout(fn, 0)`, which every host has; `openDatabase` passes its platform's scheduler
-   * (`setImmediate` in Node, a `MessageChannel` in browsers).
+   * `setImmediate` where the host has it, else `setTimeout(fn, 0)`; `openDatabase` passes its
+   * platform's scheduler (`setImmediate` in Node, a `MessageChannel` in browsers).
    */
   macrotask?: (fn: () => void) => () => void;
 }
 
-function timeoutMacrotask(fn: () => void): () => void {
+/** The default scheduler: `setImmediate` where the host has one (Node), else `setTimeout(fn, 0)`. */
+function defaultMacrotask(fn: () => void): () => void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown; clearImmediate?: (handle: unknown) => void };
+  if (typeof g.setImmediate === 'function' && typeof g.clearImmediate === 'function') {
+    const handle = g.setImmediate(fn);
+    return () => g.clearImmediate!(handle);
+  }
   const timer = setTimeout(fn, 0);
   return () => clearTimeout(timer);
 }
@@ -112,6 +118,7 @@ export class DocPersistence {
   #pendingError: unknown = undefined;
   #hasPendingError = false;
   #closed = false;
+  #compactions = 0;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || this.#closed) return;
@@ -140,7 +147,7 @@ export class DocPersistence {
     this.#compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
     this.#compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
     this.#onError = options.onError;
-    this.#macrotask = options.macrotask ?? timeoutMacrotask;
+    this.#macrotask = options.macrotask ?? defaultMacrotask;
     const stats = store.stats(docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
@@ -251,6 +258,17 @@ export class DocPersistence {
     this.store.compact(this.docId, snapshot, this.#lastSeq);
     this.#logUpdates = 0;
     this.#logBytes = 0;
+    this.#compactions++;
+  }
+
+  /** Compactions this binding has done since it was created. */
+  get compactions(): number {
+    return this.#compactions;
+  }
+
+  /** Updates in the stored log since the last snapshot (as this binding knows it). */
+  get logUpdates(): number {
+    return this.#logUpdates;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
