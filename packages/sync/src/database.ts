@@ -8,11 +8,10 @@ import {
   InvalidConfigError,
   SyncBroadcaster,
   TimeoutError,
-  createTransport,
   deriveTopic,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
-import { openStore } from '@rhizome/store-sqlite';
+import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
@@ -42,8 +41,17 @@ export const CLOSE_DRAIN_MS = 2000;
 export interface DatabaseOptions {
   /** The database id: every replica of one database uses the same id. Its topic is `deriveTopic(id)`. */
   id: string;
-  /** SQLite file (created if missing); absent or `':memory:'` keeps the data in memory. */
+  /**
+   * Where the data lives, in the platform's default store: in Node an SQLite file (created if
+   * missing), in a browser an IndexedDB store of that name (`rhizome:<path>`). Absent or
+   * `':memory:'` keeps the data in memory. Not together with `store`.
+   */
   path?: string;
+  /**
+   * Any {@link DocStore} instead of the platform's default (the caller keeps ownership: the
+   * database flushes it on close but does not close it). Not together with `path`.
+   */
+  store?: DocStore;
   /**
    * The network: a {@link Transport} (the caller keeps ownership and disconnects it), or a
    * configuration for `createTransport` (the database owns that transport and disconnects it on
@@ -174,6 +182,8 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
+  readonly #ownsStore: boolean;
+  readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
@@ -206,6 +216,7 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    host: { macrotask: Macrotask; ownsStore: boolean },
     healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
     readOnly = false,
   ) {
@@ -213,12 +224,15 @@ export class Database {
     this.topic = deriveTopic(id);
     this.doc = new Y.Doc();
     this.#store = store;
+    this.#ownsStore = host.ownsStore;
+    this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
     this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
       readOnly,
+      macrotask: host.macrotask,
       onError: (error) => this.#report(error),
     });
     this.#persistence.load();
@@ -373,13 +387,17 @@ export class Database {
   }
 
   /**
-   * Writes pending updates to the store now (they are written at the end of the tick anyway).
-   * Throws the store's typed error (`ERR_STORE_IO`, e.g. a full disk) if the write fails; the
-   * updates then stay in memory and are retried.
+   * Writes pending updates to the store now (they are written at the end of the tick anyway)
+   * and resolves once they are on disk. With SQLite that is at once (the write is in the WAL
+   * when it returns); a browser store writes behind, and this waits for its transactions to
+   * commit. After `await db.flush()` a reload or a crash finds every write made before it.
+   * Rejects with the store's typed error (`ERR_STORE_IO`, e.g. a full disk) if the write fails;
+   * the updates then stay in memory and are retried.
    */
-  flush(): void {
+  async flush(): Promise<void> {
     this.#assertOpen();
     this.#persistence.flush();
+    await this.#store.flush?.();
   }
 
   /** Replaces the persisted update log by one snapshot. */
@@ -486,7 +504,12 @@ export class Database {
       this.#storageOpen = true;
       throw error;
     }
-    this.#store.close();
+    try {
+      // A store that writes behind (IndexedDB) is on disk before close() resolves.
+      await this.#store.flush?.();
+    } finally {
+      if (this.#ownsStore) this.#store.close();
+    }
   }
 
   /** True once `close()` was called. */
@@ -507,7 +530,7 @@ export class Database {
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => this.#macrotask(resolve));
     if (this.#closed) return;
     const { signal } = this.#abort;
     try {
@@ -632,6 +655,9 @@ export class Database {
 }
 
 /**
+ * Opens (or creates) a database on a {@link Platform}; `openDatabase` of each entry point of
+ * `@rhizome/sync` is this function bound to the Node or browser platform.
+ *
  * Opens (or creates) a database: loads its state from `path`, joins its topic on the transport,
  * and syncs with every peer found there. Options are validated up front (`ERR_INVALID_CONFIG`
  * naming the field). Network trouble never fails the open: it is reported on `db.events`.
@@ -647,11 +673,17 @@ export class Database {
  * await db.close();
  * ```
  */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+export async function openDatabaseOn(platform: Platform, options: DatabaseOptions): Promise<Database> {
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
-  const { id, path, secret } = options;
+  const { id, path, secret, store: givenStore } = options;
   if (typeof id !== 'string' || id.length === 0) throw new InvalidConfigError('id', 'must be a non-empty string');
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw new InvalidConfigError('path', 'must be a non-empty string');
+  if (givenStore !== undefined) {
+    if (path !== undefined) throw new InvalidConfigError('store', 'give either path or store, not both');
+    if (givenStore === null || typeof givenStore !== 'object' || typeof givenStore.append !== 'function' || typeof givenStore.load !== 'function') {
+      throw new InvalidConfigError('store', 'must be a DocStore');
+    }
+  }
   let material: Uint8Array;
   try {
     material = keyMaterial(id, secret);
@@ -683,7 +715,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
     // events of the database; an onError of the app's configuration still gets them too.
     const appOnError = given.onError;
-    transport = createTransport({
+    transport = platform.createTransport({
       ...given,
       onError: (error) => {
         // The event first: an app handler that throws must not hide the error from db.events.
@@ -707,16 +739,27 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
   let store: DocStore;
   try {
-    store = openStore(path, { readOnly });
+    store = givenStore ?? (await platform.openStore(path, { readOnly }));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, health, readOnly);
+    db = new Database(
+      id,
+      store,
+      transport,
+      owns,
+      sealer,
+      limits,
+      options.persistence ?? {},
+      { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
+      health,
+      readOnly,
+    );
   } catch (error) {
-    store.close();
+    if (givenStore === undefined) store.close();
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }

@@ -67,6 +67,28 @@ export interface PersistenceOptions {
    * Never write: the store was opened read-only. Updates of the doc (from peers) stay in memory.
    */
   readOnly?: boolean;
+  /**
+   * Schedules the automatic compaction on a later macrotask; returns a cancel function. Default:
+   * `setImmediate` where the host has it, else `setTimeout(fn, 0)`; `openDatabase` passes its
+   * platform's scheduler (`setImmediate` in Node, a `MessageChannel` in browsers).
+   */
+  macrotask?: (fn: () => void) => () => void;
+}
+
+/** The default scheduler: `setImmediate` where the host has one (Node), else `setTimeout(fn, 0)`. */
+function defaultMacrotask(fn: () => void): () => void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown; clearImmediate?: (handle: unknown) => void };
+  if (typeof g.setImmediate === 'function' && typeof g.clearImmediate === 'function') {
+    const handle = g.setImmediate(fn);
+    return () => g.clearImmediate!(handle);
+  }
+  const timer = setTimeout(fn, 0);
+  return () => clearTimeout(timer);
+}
+
+/** `unref()` a timer where the host has it (Node): the watch and retries never keep a process alive. */
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void } | null)?.unref?.();
 }
 
 /** Whether the binding's writes currently reach the store. */
@@ -133,7 +155,7 @@ export interface LoadResult {
  *   `watchIntervalMs`) reads what other handles appended and applies it with
  *   {@link EXTERNAL_ORIGIN}.
  * - When the log passes `compactAfterUpdates` or `compactAfterBytes`, a compaction is scheduled
- *   with `setImmediate` (off the write path; at most one pending): the snapshot becomes
+ *   on the next macrotask (off the write path; at most one pending): the snapshot becomes
  *   `Y.encodeStateAsUpdate(doc)` and the log is cut in one transaction, which the store refuses
  *   (`ERR_STORE_CONFLICT`) if another handle compacted further meanwhile; the binding then reads
  *   the store again and retries.
@@ -161,7 +183,9 @@ export class DocPersistence {
   readonly #readOnly: boolean;
   #queue: Uint8Array[] = [];
   #flushScheduled = false;
-  #compactTimer: ReturnType<typeof setImmediate> | undefined;
+  readonly #macrotask: (fn: () => void) => () => void;
+  /** Cancels the scheduled compaction, when one is scheduled. */
+  #compactTimer: (() => void) | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retryDelay = RETRY_MIN_MS;
   #watchTimer: ReturnType<typeof setInterval> | undefined;
@@ -240,6 +264,7 @@ export class DocPersistence {
       throw new InvalidArgumentError(`watchIntervalMs must be a non-negative number of ms, got ${String(watchMs)}`);
     }
     this.#onError = options.onError;
+    this.#macrotask = options.macrotask ?? defaultMacrotask;
     this.#readOnly = options.readOnly === true;
     const stats = store.stats(docId);
     this.#logUpdates = stats.updates;
@@ -248,8 +273,7 @@ export class DocPersistence {
     if (watchMs > 0 && typeof store.dataVersion === 'function') {
       this.#dataVersion = store.dataVersion();
       this.#watchTimer = setInterval(this.#watch, watchMs);
-      // The watch alone never keeps a process alive.
-      this.#watchTimer.unref?.();
+      unref(this.#watchTimer);
     }
     if (this.#readOnly) return;
     doc.on('update', this.#onUpdate);
@@ -379,14 +403,14 @@ export class DocPersistence {
   #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#closed) return;
     this.#retryTimer = setTimeout(this.#retry, this.#retryDelay);
-    this.#retryTimer.unref?.();
+    unref(this.#retryTimer);
     this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
   }
 
   #maybeScheduleCompaction(): void {
     if (this.#compactTimer !== undefined || this.#closed || this.#readOnly) return;
     if (this.#logUpdates < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes) return;
-    this.#compactTimer = setImmediate(() => {
+    this.#compactTimer = this.#macrotask(() => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
       try {
@@ -487,7 +511,7 @@ export class DocPersistence {
     this.#flush();
     this.#closed = true;
     this.doc.off('update', this.#onUpdate);
-    if (this.#compactTimer !== undefined) clearImmediate(this.#compactTimer);
+    this.#compactTimer?.();
     this.#compactTimer = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
