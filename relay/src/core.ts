@@ -25,6 +25,7 @@ import {
   isMailboxWriteFrame,
 } from '@rhizome/transport-relay/protocol';
 import type { MailboxService, MailboxServiceStats } from './mailbox/service.js';
+import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnapshot } from './histogram.js';
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
 
@@ -95,6 +96,10 @@ export interface RelayStats {
   errors: number;
   /** Mailbox counters, when the relay runs with a mailbox. */
   mailbox?: MailboxServiceStats;
+  /** Sizes of the frames received from clients. */
+  frameBytes: HistogramSnapshot;
+  /** Recipients per BROADCAST (the topic's fan-out). */
+  fanout: HistogramSnapshot;
 }
 
 /** @internal A topic on this relay. */
@@ -261,6 +266,8 @@ export class RelayCore {
   #bytesIn = 0;
   #bytesOut = 0;
   #errors = 0;
+  readonly #frameBytes = new FixedHistogram(FRAME_BYTES_BUCKETS);
+  readonly #fanout = new FixedHistogram(FANOUT_BUCKETS);
   readonly #drops = new Map<DropReason, number>();
   readonly #closedWaiters = new Set<() => void>();
 
@@ -300,6 +307,8 @@ export class RelayCore {
       drops: Object.fromEntries(this.#drops) as Partial<Record<DropReason, number>>,
       errors: this.#errors,
       ...(this.#mailbox ? { mailbox: this.#mailbox.stats() } : {}),
+      frameBytes: this.#frameBytes.snapshot(),
+      fanout: this.#fanout.snapshot(),
     };
   }
 
@@ -384,6 +393,7 @@ export class RelayCore {
     const length = frame.length;
     this.#framesIn++;
     this.#bytesIn += length;
+    this.#frameBytes.observe(length);
     const over = spend(peer, length, this.#now, this.options);
     if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
@@ -528,6 +538,7 @@ export class RelayCore {
     if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
+    this.#fanout.observe(topic.members.size - 1);
     for (const target of topic.members.values()) {
       if (target !== peer) this.#forward(target, f);
     }
