@@ -13,6 +13,8 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { openStore } from '@rhizome/store-sqlite';
+import { UpdateRouter } from './broadcast.js';
+import { TurnScheduler } from './coalesce.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions } from './persistence.js';
@@ -145,6 +147,7 @@ export class Database {
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
+  readonly #router: UpdateRouter;
   readonly #sessions = new Map<string, PeerSession>();
   readonly #ended = new WeakSet<PeerSession>();
   readonly #runs = new Set<Promise<void>>();
@@ -179,10 +182,12 @@ export class Database {
     this.#model = new NodeModel(this.doc);
     this.awareness = new awarenessProtocol.Awareness(this.doc);
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
+    const scheduler = new TurnScheduler();
     this.#host = {
       doc: this.doc,
       awareness: this.awareness,
       sealer,
+      scheduler,
       maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
       minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
@@ -195,6 +200,13 @@ export class Database {
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
     };
+    this.#router = new UpdateRouter({
+      sealer,
+      scheduler,
+      maxFrameBytes: limits.maxFrameBytes,
+      maxQueuedBytes: limits.maxQueuedBytes,
+      reportError: (error) => this.#report(error),
+    });
     this.doc.on('update', this.#onUpdate);
     this.doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -206,12 +218,12 @@ export class Database {
    * Upserts node `nodeId`: sets the given fields, keeps the others. Data must be a plain object
    * of JSON values (`ERR_INVALID_ARGUMENT` otherwise). In SQLite before the next macrotask.
    *
-   * Each call is one Yjs transaction. For a bulk load, wrap many calls in one transaction: one
-   * update, one SQLite row, one message to each peer.
+   * Each call is one Yjs transaction. For a bulk load, use {@link putMany} or wrap many calls
+   * in {@link transact}: one update, one SQLite row, one message to each peer.
    *
    * @example
    * ```ts
-   * db.doc.transact(() => {
+   * db.transact(() => {
    *   for (const row of rows) db.put(row.id, row.data);
    * });
    * ```
@@ -221,6 +233,49 @@ export class Database {
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
     this.#model.put(nodeId, copy, this);
+  }
+
+  /**
+   * Upserts many nodes in one Yjs transaction: one update, one SQLite row, one message per peer
+   * (the fast path for bulk writes). Every entry is validated before anything is written, so a
+   * bad one (`ERR_INVALID_ARGUMENT`) leaves the database unchanged.
+   *
+   * @example
+   * ```ts
+   * db.putMany(rows.map((r) => [r.id, r.data]));
+   * ```
+   */
+  putMany(entries: Iterable<readonly [string, Record<string, JsonValue>]>): void {
+    this.#assertOpen();
+    const copies: Array<[string, Record<string, JsonValue>]> = [];
+    for (const [nodeId, data] of entries) {
+      assertNodeId(nodeId);
+      copies.push([nodeId, copyNodeData(data)]);
+    }
+    if (copies.length === 0) return;
+    this.#model.putMany(copies, this);
+  }
+
+  /**
+   * Runs `fn` as one Yjs transaction and returns its result: every `put`/`delete` inside
+   * becomes one update (one SQLite row, one message per peer, one set of node events). Writes
+   * are not rolled back if `fn` throws (Yjs has no rollback): what ran before the throw stays.
+   *
+   * @example
+   * ```ts
+   * db.transact(() => {
+   *   db.put('a', { done: true });
+   *   db.delete('b');
+   * });
+   * ```
+   */
+  transact<T>(fn: () => T): T {
+    this.#assertOpen();
+    let result!: T;
+    this.doc.transact(() => {
+      result = fn();
+    }, this);
+    return result;
   }
 
   /** A copy of the node's fields, or `undefined` if there is no such node. */
@@ -265,6 +320,13 @@ export class Database {
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
       peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
+    }
+    // Broadcast frames are sealed and sent once for all the peers of a group: counted once.
+    const groups = [this.#router.retired, ...[...this.#router.groups()].map((g) => g.stats)];
+    for (const g of groups) {
+      total.framesSent += g.framesSent;
+      total.bytesSent += g.bytesSent;
+      total.collapses += g.collapses;
     }
     return { ...total, peers };
   }
@@ -406,6 +468,7 @@ export class Database {
     }
     const session = new PeerSession(conn, this.#host);
     this.#sessions.set(conn.peerId, session);
+    this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     const running = session.run();
     this.#runs.add(running);
@@ -416,6 +479,7 @@ export class Database {
     if (this.#ended.has(session)) return;
     this.#ended.add(session);
     if (this.#sessions.get(session.peerId) === session) this.#sessions.delete(session.peerId);
+    this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     if (session.awarenessClients.size > 0) {
@@ -432,11 +496,9 @@ export class Database {
   // ---- doc and awareness hooks --------------------------------------------------------------
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === PERSISTENCE_ORIGIN) return;
-    for (const session of this.#sessions.values()) {
-      // Never echo an update to the peer it came from.
-      if (session !== origin) session.sendUpdate(update);
-    }
+    if (origin === PERSISTENCE_ORIGIN || this.#sessions.size === 0) return;
+    // Never echo an update to the peer it came from; one sealed broadcast per group.
+    this.#router.route(update, origin, this.#sessions.values());
   };
 
   readonly #onTransaction = (tr: Y.Transaction): void => {
