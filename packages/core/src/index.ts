@@ -3,7 +3,7 @@
  * @packageDocumentation
  */
 export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable } from './types.js';
-export type { SyncEvent } from './events.js';
+export type { SyncEvent, HealthState, HealthSeverity } from './events.js';
 export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, TOPIC_LENGTH } from './topic.js';
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
 export type { Subscription, SubscribeOptions, LaggedEvent } from './broadcaster.js';

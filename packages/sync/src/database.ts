@@ -15,6 +15,10 @@ import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, T
 import { openStore } from '@rhizome/store-sqlite';
 import { UpdateRouter } from './broadcast.js';
 import { TurnScheduler } from './coalesce.js';
+import { RateWindow, resolveHealthOptions } from './health.js';
+import type { HealthOptions } from './health.js';
+import { HealthMonitor } from './monitor.js';
+import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions } from './persistence.js';
@@ -63,6 +67,8 @@ export interface DatabaseOptions {
   };
   /** Compaction thresholds of the persisted update log. */
   persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes'>;
+  /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
+  health?: HealthOptions;
 }
 
 /** Options of {@link Database.whenSynced}. */
@@ -85,6 +91,18 @@ export interface DatabaseStats {
   /** Outbound queues that overflowed into a catch-up diff. */
   collapses: number;
   peers: PeerStats[];
+  /** When the database was opened (ms since the epoch) and for how long it has been open. */
+  openedAt: number;
+  uptimeMs: number;
+  /** The database's own health (storage, and whether local writes can reach anyone). */
+  health: DatabaseHealthStatus;
+  /** Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. */
+  localUpdates: number;
+  remoteUpdates: number;
+  /** Per-second averages over the last minute. */
+  rates: { localUpdates: number; remoteUpdates: number };
+  /** The persistence binding: updates waiting for the end-of-tick write, log size, compactions. */
+  persistence: { pendingUpdates: number; logUpdates: number; compactions: number };
 }
 
 interface SyncWaiter {
@@ -154,6 +172,14 @@ export class Database {
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
+  readonly #monitor: HealthMonitor;
+  readonly #openedAt = Date.now();
+  readonly #clock0 = performance.now();
+  #localSeq = 0;
+  #remoteUpdates = 0;
+  readonly #localRate = new RateWindow(performance.now());
+  readonly #remoteRate = new RateWindow(performance.now());
+  #storageError: (Error & { code?: string }) | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
   #network: Promise<void> = Promise.resolve();
@@ -167,6 +193,7 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
@@ -176,7 +203,10 @@ export class Database {
     this.#ownsTransport = ownsTransport;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
-      onError: (error) => this.#report(error),
+      onError: (error) => {
+        this.#storageError = error instanceof Error ? error : new Error(String(error));
+        this.#report(error);
+      },
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.doc);
@@ -199,6 +229,7 @@ export class Database {
       },
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      now: () => performance.now(),
     };
     this.#router = new UpdateRouter({
       sealer,
@@ -207,6 +238,24 @@ export class Database {
       maxQueuedBytes: limits.maxQueuedBytes,
       reportError: (error) => this.#report(error),
     });
+    this.#monitor = new HealthMonitor(
+      {
+        sessions: () => this.#sessions.values(),
+        localSeq: () => this.#localSeq,
+        networked: transport.name !== 'disabled',
+        storageError: () => {
+          // A failed write stays queued and is retried by the next flush; once the queue is
+          // empty again, the store has caught up.
+          if (this.#storageError && this.#persistence.pendingUpdates === 0) this.#storageError = null;
+          return this.#storageError;
+        },
+        publish: (event) => {
+          if (!this.#closed) this.events.publish(event);
+        },
+        now: () => performance.now(),
+      },
+      healthOptions,
+    );
     this.doc.on('update', this.#onUpdate);
     this.doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -310,6 +359,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
+    const now = performance.now();
     const total = { ...this.#totals };
     const peers: PeerStats[] = [];
     for (const s of this.#sessions.values()) {
@@ -319,7 +369,7 @@ export class Database {
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
-      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
+      peers.push(this.#peerStats(s, now));
     }
     // Broadcast frames are sealed and sent once for all the peers of a group: counted once.
     const groups = [this.#router.retired, ...[...this.#router.groups()].map((g) => g.stats)];
@@ -328,7 +378,39 @@ export class Database {
       total.bytesSent += g.bytesSent;
       total.collapses += g.collapses;
     }
-    return { ...total, peers };
+    return {
+      ...total,
+      peers,
+      openedAt: this.#openedAt,
+      uptimeMs: Math.round(now - this.#clock0),
+      health: this.#monitor.database(),
+      localUpdates: this.#localSeq,
+      remoteUpdates: this.#remoteUpdates,
+      rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
+      persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
+    };
+  }
+
+  #peerStats(s: PeerSession, now: number): PeerStats {
+    const m = s.meter;
+    const health = this.#monitor.peer(s);
+    return {
+      peerId: s.peerId,
+      synced: s.synced,
+      ...s.stats,
+      queued: s.queued,
+      maxFrameBytes: s.maxFrameBytes,
+      transport: s.conn.transport,
+      connectedAt: Math.round(this.#openedAt + (m.connectedAt - this.#clock0)),
+      rttMs: m.rttMs === null ? null : Math.round(m.rttMs * 100) / 100,
+      health: health.health,
+      healthReason: health.reason,
+      idleMs: Math.round(now - m.lastReceivedAt),
+      rates: { bytesIn: m.bytesIn.perSecond(now), bytesOut: m.bytesOut.perSecond(now), framesIn: m.framesIn.perSecond(now), framesOut: m.framesOut.perSecond(now) },
+      unackedUpdates: Math.max(0, this.#localSeq - m.ackedSeq),
+      pingsSent: m.pingsSent,
+      pongsReceived: m.pongsReceived,
+    };
   }
 
   /** Writes pending updates to the store now (they are written at the end of the tick anyway). */
@@ -392,6 +474,7 @@ export class Database {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#monitor.stop();
     let firstError: unknown;
     try {
       this.#persistence.flush();
@@ -438,6 +521,7 @@ export class Database {
    */
   start(): void {
     this.#network = this.#run();
+    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
@@ -496,7 +580,15 @@ export class Database {
   // ---- doc and awareness hooks --------------------------------------------------------------
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === PERSISTENCE_ORIGIN || this.#sessions.size === 0) return;
+    if (origin === PERSISTENCE_ORIGIN) return;
+    if (origin instanceof PeerSession) {
+      this.#remoteUpdates++;
+      this.#remoteRate.add(1, performance.now());
+    } else {
+      this.#localSeq++;
+      this.#localRate.add(1, performance.now());
+    }
+    if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.
     this.#router.route(update, origin, this.#sessions.values());
   };
@@ -590,6 +682,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     maxMessageBytes: positiveInt('limits.maxMessageBytes', options.limits?.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES),
     maxQueuedBytes: positiveInt('limits.maxQueuedBytes', options.limits?.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
   };
+  const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
   let reportTransportError: (error: Error) => void = () => undefined;
@@ -637,7 +730,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {});
+    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, health);
   } catch (error) {
     store.close();
     if (owns) await transport.disconnect().catch(() => undefined);

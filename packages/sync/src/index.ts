@@ -6,6 +6,9 @@
 export { openDatabase, Database, MIN_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_BYTES, CLOSE_DRAIN_MS } from './database.js';
 export type { DatabaseOptions, DatabaseStats, WhenSyncedOptions } from './database.js';
 export type { PeerStats } from './session.js';
+export { HEALTH_DEFAULTS } from './health.js';
+export type { HealthOptions } from './health.js';
+export type { DatabaseHealthStatus } from './monitor.js';
 export { NODES_MAP, FIELDS_MAP } from './nodes.js';
 export { MAX_NODE_ID_LENGTH, MAX_VALUE_DEPTH } from './validate.js';
 export { FrameSealer, keyMaterial, SEAL_VERSION, SEAL_KEY_LABEL, SEAL_AAD_LABEL, SEAL_OVERHEAD, NONCE_LENGTH, TAG_LENGTH } from './seal.js';
@@ -17,6 +20,8 @@ export {
   MSG_SYNC_STEP2,
   MSG_UPDATES,
   MSG_AWARENESS,
+  MSG_PING,
+  MSG_PONG,
   REQUEST_ID_LENGTH,
   Reassembler,
   toFrames,

@@ -99,6 +99,7 @@ export class DocPersistence {
   #pendingError: unknown = undefined;
   #hasPendingError = false;
   #closed = false;
+  #compactions = 0;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || this.#closed) return;
@@ -237,6 +238,17 @@ export class DocPersistence {
     this.store.compact(this.docId, snapshot, this.#lastSeq);
     this.#logUpdates = 0;
     this.#logBytes = 0;
+    this.#compactions++;
+  }
+
+  /** Compactions this binding has done since it was created. */
+  get compactions(): number {
+    return this.#compactions;
+  }
+
+  /** Updates in the stored log since the last snapshot (as this binding knows it). */
+  get logUpdates(): number {
+    return this.#logUpdates;
   }
 
   /** Sizes of the stored state (after flushing the queue). */

@@ -46,6 +46,10 @@ export function eventToText(event: SyncEvent, transport: string): string {
       return `${t} error     ${event.error.code ?? 'ERR_UNEXPECTED'}: ${event.error.message}`;
     case 'lagged':
       return `${t} lagged    ${event.missed} events were not shown (output too slow)`;
+    case 'peer-health':
+      return `${t} health    ${event.peerId} ${event.health} [${event.severity}] ${event.reason}`;
+    case 'health':
+      return `${t} health    database ${event.health} [${event.severity}] ${event.reason}`;
   }
 }
 
