@@ -20,6 +20,7 @@ import {
   isTopicFrame,
   readU32,
 } from '@rhizome/transport-relay/protocol';
+import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnapshot } from './histogram.js';
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
 
@@ -88,6 +89,10 @@ export interface RelayStats {
   drops: Partial<Record<DropReason, number>>;
   /** Socket and protocol errors seen (bad WebSocket framing, HTTP parse errors, ...). */
   errors: number;
+  /** Sizes of the frames received from clients. */
+  frameBytes: HistogramSnapshot;
+  /** Recipients per BROADCAST (the topic's fan-out). */
+  fanout: HistogramSnapshot;
 }
 
 /** @internal A topic on this relay. */
@@ -249,6 +254,8 @@ export class RelayCore {
   #bytesIn = 0;
   #bytesOut = 0;
   #errors = 0;
+  readonly #frameBytes = new FixedHistogram(FRAME_BYTES_BUCKETS);
+  readonly #fanout = new FixedHistogram(FANOUT_BUCKETS);
   readonly #drops = new Map<DropReason, number>();
   readonly #closedWaiters = new Set<() => void>();
 
@@ -282,6 +289,8 @@ export class RelayCore {
       bytesOut: this.#bytesOut,
       drops: Object.fromEntries(this.#drops) as Partial<Record<DropReason, number>>,
       errors: this.#errors,
+      frameBytes: this.#frameBytes.snapshot(),
+      fanout: this.#fanout.snapshot(),
     };
   }
 
@@ -366,6 +375,7 @@ export class RelayCore {
     const length = frame.length;
     this.#framesIn++;
     this.#bytesIn += length;
+    this.#frameBytes.observe(length);
     const over = spend(peer, length, this.#now, this.options);
     if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
@@ -499,6 +509,7 @@ export class RelayCore {
     if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
+    this.#fanout.observe(topic.members.size - 1);
     for (const target of topic.members.values()) {
       if (target !== peer) this.#forward(target, f);
     }
