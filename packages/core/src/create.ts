@@ -18,7 +18,7 @@ async function loadTransport(mode: 'relay' | 'dht', config: TransportConfig): Pr
   try {
     // A computed specifier: core has no static dependency on any adapter, and libp2p is
     // only loaded when DHT mode is actually used.
-    mod = (await import(specifier)) as TransportModule;
+    mod = (await import(/* @vite-ignore */ specifier)) as TransportModule;
   } catch (error) {
     throw new TransportUnavailableError(mode, specifier, error);
   }

@@ -143,6 +143,19 @@ export class StoreVersionError extends RhizomeError {
   }
 }
 
+/**
+ * A store cannot be opened or written for a reason outside the data: the host has no IndexedDB,
+ * a write transaction failed (quota), or another page deleted the database. Nothing is lost
+ * that was already on disk; writes since the last successful `flush()` may be.
+ */
+export class StoreUnavailableError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_UNAVAILABLE', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
 /** A store or database was used after `close()`. */
 export class ClosedError extends RhizomeError {
   constructor(what: string) {
@@ -198,6 +211,7 @@ export const ERROR_CODES = [
   'ERR_TRANSPORT_UNAVAILABLE',
   'ERR_STORE_CORRUPT',
   'ERR_STORE_VERSION',
+  'ERR_STORE_UNAVAILABLE',
   'ERR_CLOSED',
   'ERR_RELAY_REJECTED',
   'ERR_LISTEN',

@@ -20,30 +20,8 @@ export interface Flushable {
   flush(): void;
 }
 
-/** Runs `fn` on the next turn of the event loop (after I/O, like `setImmediate`). */
+/** Runs `fn` on the next turn of the event loop (the platform's macrotask: `setImmediate` in Node). */
 export type TurnRunner = (fn: () => void) => void;
-
-/**
- * The platform's "next turn": `setImmediate` in Node; elsewhere a `MessageChannel` post (a
- * macrotask without the clamping of `setTimeout`), else `setTimeout(fn, 0)`.
- */
-export function defaultTurnRunner(): TurnRunner {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown; MessageChannel?: typeof MessageChannel };
-  if (typeof g.setImmediate === 'function') {
-    const immediate = g.setImmediate;
-    return (fn) => void immediate(fn);
-  }
-  if (typeof g.MessageChannel === 'function') {
-    const channel = new g.MessageChannel();
-    const pending: Array<() => void> = [];
-    channel.port1.onmessage = () => pending.shift()?.();
-    return (fn) => {
-      pending.push(fn);
-      channel.port2.postMessage(null);
-    };
-  }
-  return (fn) => void setTimeout(fn, 0);
-}
 
 /** Flushes requested {@link Flushable}s once per turn (see the module description). */
 export class TurnScheduler {
@@ -70,7 +48,7 @@ export class TurnScheduler {
     this.#nextTurn(this.#run);
   };
 
-  constructor(nextTurn: TurnRunner = defaultTurnRunner()) {
+  constructor(nextTurn: TurnRunner) {
     this.#nextTurn = nextTurn;
   }
 

@@ -8,13 +8,12 @@ import {
   InvalidConfigError,
   SyncBroadcaster,
   TimeoutError,
-  createTransport,
   deriveTopic,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
-import { openStore } from '@rhizome/store-sqlite';
 import { UpdateRouter } from './broadcast.js';
 import { TurnScheduler } from './coalesce.js';
+import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
@@ -43,8 +42,17 @@ export const CLOSE_DRAIN_MS = 2000;
 export interface DatabaseOptions {
   /** The database id: every replica of one database uses the same id. Its topic is `deriveTopic(id)`. */
   id: string;
-  /** SQLite file (created if missing); absent or `':memory:'` keeps the data in memory. */
+  /**
+   * Where the data lives, in the platform's default store: in Node an SQLite file (created if
+   * missing), in a browser an IndexedDB store of that name (`rhizome:<path>`). Absent or
+   * `':memory:'` keeps the data in memory. Not together with `store`.
+   */
   path?: string;
+  /**
+   * Any {@link DocStore} instead of the platform's default (the caller keeps ownership: the
+   * database flushes it on close but does not close it). Not together with `path`.
+   */
+  store?: DocStore;
   /**
    * The network: a {@link Transport} (the caller keeps ownership and disconnects it), or a
    * configuration for `createTransport` (the database owns that transport and disconnects it on
@@ -162,6 +170,8 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
+  readonly #ownsStore: boolean;
+  readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
@@ -193,16 +203,20 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    host: { macrotask: Macrotask; ownsStore: boolean },
     healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
     this.doc = new Y.Doc();
     this.#store = store;
+    this.#ownsStore = host.ownsStore;
+    this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
+      macrotask: host.macrotask,
       onError: (error) => {
         this.#storageError = error instanceof Error ? error : new Error(String(error));
         this.#report(error);
@@ -212,7 +226,7 @@ export class Database {
     this.#model = new NodeModel(this.doc);
     this.awareness = new awarenessProtocol.Awareness(this.doc);
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
-    const scheduler = new TurnScheduler();
+    const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
     this.#host = {
       doc: this.doc,
       awareness: this.awareness,
@@ -413,10 +427,16 @@ export class Database {
     };
   }
 
-  /** Writes pending updates to the store now (they are written at the end of the tick anyway). */
-  flush(): void {
+  /**
+   * Writes pending updates to the store now (they are written at the end of the tick anyway)
+   * and resolves once they are on disk. With SQLite that is at once (the write is in the WAL
+   * when it returns); a browser store writes behind, and this waits for its transactions to
+   * commit. After `await db.flush()` a reload or a crash finds every write made before it.
+   */
+  async flush(): Promise<void> {
     this.#assertOpen();
     this.#persistence.flush();
+    await this.#store.flush?.();
   }
 
   /** Replaces the persisted update log by one snapshot. */
@@ -499,7 +519,13 @@ export class Database {
       firstError ??= error;
     }
     try {
-      this.#store.close();
+      // A store that writes behind (IndexedDB) is on disk before close() resolves.
+      await this.#store.flush?.();
+    } catch (error) {
+      firstError ??= error;
+    }
+    try {
+      if (this.#ownsStore) this.#store.close();
     } catch (error) {
       firstError ??= error;
     }
@@ -525,7 +551,7 @@ export class Database {
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => this.#macrotask(resolve));
     if (this.#closed) return;
     const { signal } = this.#abort;
     try {
@@ -651,6 +677,9 @@ export class Database {
 }
 
 /**
+ * Opens (or creates) a database on a {@link Platform}; `openDatabase` of each entry point of
+ * `@rhizome/sync` is this function bound to the Node or browser platform.
+ *
  * Opens (or creates) a database: loads its state from `path`, joins its topic on the transport,
  * and syncs with every peer found there. Options are validated up front (`ERR_INVALID_CONFIG`
  * naming the field). Network trouble never fails the open: it is reported on `db.events`.
@@ -666,11 +695,17 @@ export class Database {
  * await db.close();
  * ```
  */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+export async function openDatabaseOn(platform: Platform, options: DatabaseOptions): Promise<Database> {
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
-  const { id, path, secret } = options;
+  const { id, path, secret, store: givenStore } = options;
   if (typeof id !== 'string' || id.length === 0) throw new InvalidConfigError('id', 'must be a non-empty string');
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw new InvalidConfigError('path', 'must be a non-empty string');
+  if (givenStore !== undefined) {
+    if (path !== undefined) throw new InvalidConfigError('store', 'give either path or store, not both');
+    if (givenStore === null || typeof givenStore !== 'object' || typeof givenStore.append !== 'function' || typeof givenStore.load !== 'function') {
+      throw new InvalidConfigError('store', 'must be a DocStore');
+    }
+  }
   let material: Uint8Array;
   try {
     material = keyMaterial(id, secret);
@@ -702,7 +737,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
     // events of the database; an onError of the app's configuration still gets them too.
     const appOnError = given.onError;
-    transport = createTransport({
+    transport = platform.createTransport({
       ...given,
       onError: (error) => {
         // The event first: an app handler that throws must not hide the error from db.events.
@@ -723,16 +758,26 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const sealer = new FrameSealer(material, deriveTopic(id));
   let store: DocStore;
   try {
-    store = openStore(path);
+    store = givenStore ?? (await platform.openStore(path));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {}, health);
+    db = new Database(
+      id,
+      store,
+      transport,
+      owns,
+      sealer,
+      limits,
+      options.persistence ?? {},
+      { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
+      health,
+    );
   } catch (error) {
-    store.close();
+    if (givenStore === undefined) store.close();
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
