@@ -148,7 +148,7 @@ describe('a stranger who knows the topic and the mailbox address, but not the ke
       for (const r of before.records) expect(await refusal(access.write(victim, r.header, r.payload))).toBe('ERR_MAILBOX_REFUSED:STALE');
       // A legitimate header with another payload: the signed digest does not match.
       const altered = head.payload.slice();
-      altered[altered.length - 1] ^= 1;
+      altered[altered.length - 1] = altered[altered.length - 1]! ^ 1;
       expect(await refusal(access.write(victim, head.header, altered))).toBe('ERR_MAILBOX_REFUSED:BAD_RECORD');
       // A header whose counter was bumped (to look fresh) no longer verifies.
       const bumped = head.header.slice();
