@@ -23,3 +23,21 @@ export {
 export { MemoryStore } from './store.js';
 export type { DocStore, StoredDoc, StoreStats } from './store.js';
 export * from './errors.js';
+export {
+  MAILBOX_KEY_BYTES,
+  MAILBOX_SIGNATURE_BYTES,
+  MAILBOX_SIGNED_BYTES,
+  MAILBOX_HEADER_BYTES,
+  MAILBOX_SIGN_LABEL,
+  MailboxOp,
+  MailboxStatus,
+  mailboxStatusName,
+  decodeMailboxHeader,
+  encodeMailboxUnsigned,
+  mailboxSigningBytes,
+  checkMailboxSequence,
+  mailboxOf,
+  readU64,
+  writeU64,
+} from './mailbox.js';
+export type { MailboxOpCode, MailboxStatusName, MailboxHeader, MailboxOffer, MailboxRecord, MailboxReadResult, MailboxWriteResult, MailboxAccess } from './mailbox.js';

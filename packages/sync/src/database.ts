@@ -23,6 +23,7 @@ import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
+import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
@@ -190,6 +191,8 @@ export class Database {
   #closed = false;
   #closing: Promise<void> | null = null;
   #network: Promise<void> = Promise.resolve();
+  /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
+  #mailbox: MailboxBinding | null = null;
 
   /** @internal Use {@link openDatabase}. */
   constructor(
@@ -440,6 +443,8 @@ export class Database {
       firstError = error;
     }
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
+    // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
+    await this.#mailbox?.close().catch(() => undefined);
     await within(CLOSE_DRAIN_MS, Promise.all([...this.#sessions.values()].map((s) => s.drained())));
     this.#abort.abort();
     await Promise.all([...this.#sessions.values()].map((s) => s.close().catch(() => undefined)));
@@ -477,6 +482,21 @@ export class Database {
   }
 
   // ---- network ------------------------------------------------------------------------------
+
+  /**
+   * The relay's sealed mailbox as this replica uses it (offline catch-up: ARCHITECTURE.md
+   * § Mailbox), or null when the transport has none (not a relay, `mailbox: false`, not joined
+   * yet). `status()` tells where it stands; `whenIdle()` waits until caught up and deposited.
+   */
+  get mailbox(): DatabaseMailbox | null {
+    return this.#mailbox;
+  }
+
+  /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
+  useMailbox(material: Uint8Array): void {
+    if (this.#mailbox !== null || this.#closed) return;
+    this.#mailbox = attachMailbox(this.transport, this.doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
+  }
 
   /**
    * @internal Joins the topic and runs a session per connection until closed. The join starts
@@ -721,6 +741,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   reportTransportError = (error) => {
     if (!db.closed) db.events.publish({ type: 'error', error });
   };
+  db.useMailbox(material);
   db.start();
   return db;
 }

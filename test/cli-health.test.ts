@@ -129,3 +129,33 @@ describe('relay /metrics histograms', () => {
     expect(value(samples, 'rhizome_relay_frame_bytes_sum')).toBeGreaterThan(0);
   });
 });
+
+describe('rhizome status --watch', () => {
+  it('refreshes the peers with their health and RTT until stopped (JSON and text)', async () => {
+    const id = generateDatabaseId();
+    const sync = new Running(['sync', id, '--db', join(dir, 'watched.db'), '--relay', relay.url, '--json']);
+    running.push(sync);
+    await sync.waitForJson((e) => e['type'] === 'ready', 'the replica to be ready');
+
+    const watch = new Running(['status', id, '--db', join(dir, 'watcher.db'), '--relay', relay.url, '--watch', '--interval', '200', '--json']);
+    running.push(watch);
+    // The first refreshes may come before the peer answered a ping; one with an RTT follows.
+    const line = await watch.waitForJson((e) => {
+      const peers = e['peers'] as Array<Record<string, unknown>> | undefined;
+      return e['type'] === 'status' && peers?.length === 1 && peers[0]?.['rttMs'] != null;
+    }, 'a refresh with the peer and its RTT', 30_000);
+    const peer = (line['peers'] as Array<Record<string, unknown>>)[0];
+    expect(peer).toMatchObject({ transport: 'relay', health: 'healthy', synced: true });
+    expect(peer?.['rttMs']).toBeGreaterThanOrEqual(0);
+    expect(line['health']).toMatchObject({ health: 'healthy' });
+    expect(watch.json.filter((e) => e['type'] === 'status').length).toBeGreaterThan(1);
+    expect((await watch.stop('SIGTERM')).code).toBe(0);
+
+    const text = new Running(['status', id, '--db', join(dir, 'watcher.db'), '--relay', relay.url, '--watch', '--interval', '200']);
+    running.push(text);
+    await text.waitForLine((l) => /^PEER\s+VIA\s+HEALTH\s+RTT/.test(l), 'the table header');
+    await text.waitForLine((l) => /\srelay\s+healthy\s/.test(l), 'a healthy relay peer row', 30_000);
+    expect((await text.stop('SIGINT')).code).toBe(0);
+    await sync.stop('SIGTERM');
+  });
+});
