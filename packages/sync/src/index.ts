@@ -24,3 +24,17 @@ export {
 } from './wire.js';
 export { DocPersistence, PERSISTENCE_ORIGIN, compactStoredDoc, DEFAULT_COMPACT_AFTER_UPDATES, DEFAULT_COMPACT_AFTER_BYTES } from './persistence.js';
 export type { PersistenceOptions, LoadResult, CompactResult } from './persistence.js';
+export { MultiTransport } from './multi-transport.js';
+export type { TransportPart } from './multi-transport.js';
+export {
+  MSG_REPLICA,
+  REPLICA_MESSAGE_VERSION,
+  REPLICA_ID_LENGTH,
+  encodeReplica,
+  decodeReplica,
+  connectionPath,
+  pathRank,
+  preferred,
+  ReplicaRouter,
+} from './replicas.js';
+export type { RoutedSession } from './replicas.js';

@@ -21,7 +21,16 @@ export interface StatusReport {
   network: string | null;
   /** Transport name: `relay`, `dht`, or `disabled` (local only). */
   transport: string;
-  peers: Array<{ peerId: string; transport: string; synced: boolean; bytesReceived: number; bytesSent: number }>;
+  /** One entry per remote replica: the transport and path its session uses (`direct`, `holepunched`, `circuit`, `relay`, `memory`), and the round-trip time when the transport measured one. */
+  peers: Array<{
+    peerId: string;
+    transport: string;
+    path: string;
+    rttMs: number | null;
+    synced: boolean;
+    bytesReceived: number;
+    bytesSent: number;
+  }>;
 }
 
 function fileBytes(path: string): number {
@@ -64,7 +73,9 @@ Examples:
           transport: db.transport.name,
           peers: stats.peers.map((p) => ({
             peerId: p.peerId,
-            transport: db.transport.name,
+            transport: p.transport,
+            path: p.path,
+            rttMs: p.rttMs ?? null,
             synced: p.synced,
             bytesReceived: p.bytesReceived,
             bytesSent: p.bytesSent,
@@ -97,7 +108,8 @@ Examples:
       out.line(`network   ${full.network ?? 'none (local only; add --relay URL or --dht to see peers)'}`);
       out.line(`peers     ${full.peers.length}`);
       for (const p of full.peers) {
-        out.line(`  ${p.peerId}  ${p.transport}  ${p.synced ? 'synced' : 'syncing'}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
+        const rtt = p.rttMs === null ? '' : `  rtt ${Math.round(p.rttMs)} ms`;
+        out.line(`  ${p.peerId}  ${p.transport}/${p.path}${rtt}  ${p.synced ? 'synced' : 'syncing'}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
       }
     });
 }
