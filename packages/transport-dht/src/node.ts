@@ -113,10 +113,10 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
       identify: identify(),
       ping: ping(),
       // Asks peers to dial our observed addresses back, so the node learns whether it is reachable.
-      ...(process.env['NAT_BISECT'] === 'autonat' ? {} : { autonat: autoNAT({ protocolPrefix: options.protocolPrefix.slice(1) }) }),
+      autonat: autoNAT({ protocolPrefix: options.protocolPrefix.slice(1) }),
       // Upgrades a relayed connection to a direct one by hole punching when it can (see
       // ARCHITECTURE.md § NAT traversal for what works over TCP on Node).
-      ...(process.env['NAT_BISECT'] === 'dcutr' ? {} : { dcutr: dcutr() }),
+      dcutr: dcutr(),
       ...(options.relayService
         ? {
             relay: circuitRelayServer({

@@ -170,7 +170,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     dhtClientMode: options.dhtClientMode ?? false,
     protocolPrefix: prefix,
     allowPrivateAddresses: options.allowPrivateAddresses ?? false,
-    mdns: options.mdns ?? (process.env['NAT_BISECT'] === 'mdns' ? false : true),
+    mdns: options.mdns ?? true,
     relayService: options.relayService ?? false,
     timeoutMs,
     maxMessageSize,

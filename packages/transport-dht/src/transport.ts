@@ -232,7 +232,7 @@ export class DhtTransport implements Transport {
       pingTimeoutMs: o.timeoutMs,
       mdns: o.mdns,
       relayService: o.relayService,
-      relayClient: !o.relayService && process.env['NAT_BISECT'] !== 'relay',
+      relayClient: !o.relayService,
       onLanPeer: (info) => this.#onLanPeer(info),
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
