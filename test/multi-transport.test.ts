@@ -39,10 +39,10 @@ function paths(db: Database): string[] {
 }
 
 describe('replica identity in the sealed handshake', () => {
-  it('encodes as 0x05, version 1, 16 id bytes; a truncated one is ERR_PROTOCOL', () => {
+  it('encodes as 0x07, version 1, 16 id bytes; a truncated one is ERR_PROTOCOL', () => {
     const id = Uint8Array.from({ length: 16 }, (_, i) => i);
     const bytes = encodeReplica(id);
-    expect([...bytes.subarray(0, 2)]).toEqual([0x05, 1]);
+    expect([...bytes.subarray(0, 2)]).toEqual([0x07, 1]);
     expect(bytes.length).toBe(18);
     expect(decodeReplica(bytes)).toBe('000102030405060708090a0b0c0d0e0f');
     expect(() => decodeReplica(bytes.subarray(0, 10))).toThrow(expect.objectContaining({ code: 'ERR_PROTOCOL' }));

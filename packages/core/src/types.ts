@@ -118,6 +118,8 @@ export interface TransportConfig {
    * data/duration limits). Default false; bootstrap nodes serve it by default.
    */
   relayService?: boolean;
+  /** Relay mode: use the relay's sealed mailbox when it offers one (offline catch-up). Default true; `false` turns it off. */
+  mailbox?: boolean;
   /**
    * Called with errors the transport handles by itself (a lost relay session, a failed
    * reconnect attempt, a peer that broke the protocol). A database that builds its transport

@@ -6,7 +6,7 @@
  * therefore opens with a sealed REPLICA message carrying the sender's replica id, a random
  * 16-byte id drawn when the database opens:
  *
- * `MSG_REPLICA (0x05) || version (1) = 1 || replicaId (16)`
+ * `MSG_REPLICA (0x07) || version (1) = 1 || replicaId (16)`
  *
  * It is sealed like every other message, so only holders of the database key can claim a
  * replica id. When a second session reaches a replica that already has one, the better path is
@@ -19,8 +19,10 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { ProtocolError } from '@rhizome/core';
 import type { Connection, PeerPath } from '@rhizome/core';
 
-/** Message type of the replica announcement (sync wire, inside a sealed frame). */
-export const MSG_REPLICA = 0x05;
+import { MSG_REPLICA } from './wire.js';
+
+/** Message type of the replica announcement (sync wire, inside a sealed frame; defined in wire.ts). */
+export { MSG_REPLICA };
 /** Version byte of the replica announcement. */
 export const REPLICA_MESSAGE_VERSION = 1;
 /** Bytes of a replica id. */

@@ -1,16 +1,20 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
-import type { Connection, PeerPath } from '@rhizome/core';
+import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { FrameSealer } from './seal.js';
+import { PeerMeter } from './health.js';
 import {
   MSG_AWARENESS,
+  MSG_PING,
+  MSG_PONG,
   MSG_SYNC_STEP1,
   MSG_SYNC_STEP2,
   MSG_UPDATES,
   Reassembler,
   decodeMessage,
   encodeAwareness,
+  encodeProbe,
   encodeStep1,
   encodeStep2,
   encodeUpdates,
@@ -23,12 +27,8 @@ import { MSG_REPLICA, decodeReplica } from './replicas.js';
 /** Traffic counters of one peer session (wire bytes: sealed frames as the transport carries them). */
 export interface PeerStats {
   peerId: string;
-  /** The transport the session runs on (`'dht'`, `'relay'`, `'memory'`). */
-  transport: string;
   /** How the session reaches the peer: `'direct' | 'holepunched' | 'circuit' | 'relay' | 'memory'`. */
   path: PeerPath;
-  /** Round-trip time to the peer in ms as the transport last measured it (libp2p ping), if known. */
-  rttMs: number | undefined;
   /** The remote replica's id (hex) from its sealed REPLICA message; null from an older peer. */
   replicaId: string | null;
   /** True once the first full exchange with this peer is done (see {@link PeerSession.synced}). */
@@ -45,6 +45,23 @@ export interface PeerStats {
   collapses: number;
   /** Largest sealed frame sent to this peer (lowered if the transport refused bigger ones). */
   maxFrameBytes: number;
+  /** The transport carrying this session (`relay`, `dht`, `memory`, ...). */
+  transport: string;
+  /** When the session started (ms since the epoch). */
+  connectedAt: number;
+  /** Smoothed round-trip time of sealed pings (ms); before the first answer, the transport's own (libp2p ping) if it has one, else null. */
+  rttMs: number | null;
+  /** `healthy`, `degraded` or `unreachable`, with the reason (see ARCHITECTURE.md § Health). */
+  health: HealthState;
+  healthReason: string;
+  /** Milliseconds since the last frame from this peer. */
+  idleMs: number;
+  /** Per-second averages over the last minute. */
+  rates: { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number };
+  /** Local updates (since open) this peer has not acknowledged yet. */
+  unackedUpdates: number;
+  pingsSent: number;
+  pongsReceived: number;
 }
 
 /** What a session needs from its database. */
@@ -64,6 +81,8 @@ export interface SessionHost {
   onSynced(session: PeerSession): void;
   /** The session turned out foreign (see {@link PeerSession.foreign}). */
   onForeign(session: PeerSession): void;
+  /** Monotonic clock in ms (`performance.now()`). */
+  now(): number;
   onClosed(session: PeerSession, reason?: string): void;
   /** This replica's sealed REPLICA message, sent first in every session (see `replicas.ts`). */
   readonly replicaHello?: Uint8Array;
@@ -78,7 +97,7 @@ type Outgoing =
   /** Replaces dropped updates: everything the peer may lack, computed when sent. */
   | { kind: 'catch-up' };
 
-const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS]);
+const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS, MSG_PING, MSG_PONG]);
 
 /** Largest batch of live updates sent as one message. */
 const UPDATE_BATCH_BYTES = 1024 * 1024;
@@ -128,11 +147,14 @@ export class PeerSession {
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
+  /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
+  readonly meter: PeerMeter;
 
   constructor(conn: Connection, host: SessionHost) {
     this.conn = conn;
     this.peerId = conn.peerId;
     this.#host = host;
+    this.meter = new PeerMeter(host.now(), 0);
     this.#reassembler = new Reassembler(host.maxMessageBytes);
     this.#maxFrameBytes = host.maxFrameBytes;
   }
@@ -199,6 +221,24 @@ export class PeerSession {
     this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
   }
 
+  /**
+   * True once our sync step 2 has left: a ping queued from then on is answered only after the
+   * peer processed that step 2 and every update queued before the ping.
+   */
+  get canPing(): boolean {
+    return this.#sentStep2 && !this.#closed && !this.#failed;
+  }
+
+  /**
+   * Queues a sealed ping. Its pong gives a round-trip sample and acknowledges local updates up
+   * to `seq` (every update queued before it).
+   */
+  ping(seq: number): void {
+    if (this.#closed) return;
+    const id = this.meter.newPing(seq, this.#host.now());
+    this.#enqueue({ kind: 'message', bytes: encodeProbe(MSG_PING, id), onSent: () => this.meter.pingSent(id, this.#host.now()) });
+  }
+
   /** Resolves once the outbound queue is empty (or the session closed). */
   drained(): Promise<void> {
     if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
@@ -225,6 +265,7 @@ export class PeerSession {
   #receive(frame: Uint8Array): void {
     this.stats.framesReceived++;
     this.stats.bytesReceived += frame.length;
+    this.meter.received(frame.length, this.#host.now());
     let plain: Uint8Array;
     try {
       plain = this.#host.sealer.open(frame);
@@ -306,6 +347,13 @@ export class PeerSession {
     [MSG_AWARENESS]: (m) => {
       awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, m.update, this);
     },
+    [MSG_PING]: (m) => {
+      // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
+      this.#enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, m.id) });
+    },
+    [MSG_PONG]: (m) => {
+      this.meter.pong(m.id, this.#host.now());
+    },
   };
 
   #checkSynced(): void {
@@ -338,6 +386,13 @@ export class PeerSession {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
+    if (!this.#pumping) void this.#pump();
+  }
+
+  /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
+  #enqueueFirst(item: Outgoing): void {
+    if (this.#head > 0) this.#queue[--this.#head] = item;
+    else this.#queue.unshift(item);
     if (!this.#pumping) void this.#pump();
   }
 
@@ -418,6 +473,7 @@ export class PeerSession {
           await this.conn.send(frame);
           this.stats.framesSent++;
           this.stats.bytesSent += frame.length;
+          this.meter.sent(frame.length, this.#host.now());
         }
         return;
       } catch (error) {
@@ -440,7 +496,10 @@ export class PeerSession {
 }
 
 function messageName(type: number): string {
-  return { [MSG_SYNC_STEP1]: 'sync step 1', [MSG_SYNC_STEP2]: 'sync step 2', [MSG_UPDATES]: 'updates', [MSG_AWARENESS]: 'awareness' }[type] ?? 'unknown';
+  return (
+    { [MSG_SYNC_STEP1]: 'sync step 1', [MSG_SYNC_STEP2]: 'sync step 2', [MSG_UPDATES]: 'updates', [MSG_AWARENESS]: 'awareness', [MSG_PING]: 'ping', [MSG_PONG]: 'pong' }[type] ??
+    'unknown'
+  );
 }
 
 function asError(error: unknown): Error & { code?: string } {

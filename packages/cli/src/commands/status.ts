@@ -1,11 +1,12 @@
 import { statSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { StoreStats } from '@rhizome/core';
 import type { CommandContext } from '../context.js';
 import { describeError } from '../errors.js';
-import { addNetworkOptions, describeNetwork } from '../network.js';
+import { addNetworkOptions, describeNetwork, positiveInteger } from '../network.js';
 import { formatBytes } from '../output.js';
 import { topicHex, withReplica, type DatabaseFlags } from '../replica.js';
+import { watchStatus } from './status-watch.js';
 
 /** What `rhizome status --json` prints. */
 export interface StatusReport {
@@ -21,15 +22,16 @@ export interface StatusReport {
   network: string | null;
   /** Transport name: `relay`, `dht`, or `disabled` (local only). */
   transport: string;
-  /** One entry per remote replica: the transport and path its session uses (`direct`, `holepunched`, `circuit`, `relay`, `memory`), and the round-trip time when the transport measured one. */
+  /** One entry per remote replica: the transport and path its session uses (`direct`, `holepunched`, `circuit`, `relay`, `memory`), its health, and its round-trip time when measured. */
   peers: Array<{
     peerId: string;
     transport: string;
     path: string;
-    rttMs: number | null;
     synced: boolean;
     bytesReceived: number;
     bytesSent: number;
+    rttMs: number | null;
+    health: string;
   }>;
 }
 
@@ -46,7 +48,9 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .description('show a replica: topic, peers and their transports, node count, log size')
     .argument('<database-id>', 'the database')
     .option('--db <file>', 'SQLite file of this replica')
-    .option('--json', 'print the status as one JSON object');
+    .option('--json', 'print the status as one JSON object')
+    .option('--watch', 'stay connected and refresh a table of peers and their health until Ctrl-C')
+    .addOption(new Option('--interval <ms>', 'refresh period of --watch').default(1000).argParser(positiveInteger('--interval')));
   addNetworkOptions(status, { timeout: true });
   status
     .addHelpText(
@@ -58,10 +62,16 @@ the topic, syncs with the replicas online, and lists them.
 Examples:
   $ rhizome status my-notes --db notes.db
   $ rhizome status my-notes --db notes.db --relay wss://relay.example.com --json
+  $ rhizome status my-notes --db notes.db --relay wss://relay.example.com --watch
 `,
     )
-    .action(async (id: string, opts: DatabaseFlags) => {
+    .action(async (id: string, opts: DatabaseFlags & { watch?: boolean; interval: number }) => {
       const out = ctx.output(opts);
+      if (opts.watch === true) {
+        const network = opts.relay !== undefined ? `relay ${String(opts.relay)}` : opts.dht === true ? 'DHT' : 'local only';
+        await watchStatus(id, opts, out, opts.interval, `${id} via ${network}  (Ctrl-C to stop)`);
+        return;
+      }
       const report = await withReplica(id, opts, out, ({ db, path, network }): Omit<StatusReport, 'log' | 'fileBytes'> => {
         const stats = db.stats();
         return {
@@ -75,10 +85,11 @@ Examples:
             peerId: p.peerId,
             transport: p.transport,
             path: p.path,
-            rttMs: p.rttMs ?? null,
             synced: p.synced,
             bytesReceived: p.bytesReceived,
             bytesSent: p.bytesSent,
+            rttMs: p.rttMs,
+            health: p.health,
           })),
         };
       });
@@ -109,7 +120,7 @@ Examples:
       out.line(`peers     ${full.peers.length}`);
       for (const p of full.peers) {
         const rtt = p.rttMs === null ? '' : `  rtt ${Math.round(p.rttMs)} ms`;
-        out.line(`  ${p.peerId}  ${p.transport}/${p.path}${rtt}  ${p.synced ? 'synced' : 'syncing'}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
+        out.line(`  ${p.peerId}  ${p.transport}/${p.path}  ${p.synced ? 'synced' : 'syncing'}  ${p.health}${rtt}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
       }
     });
 }
