@@ -70,15 +70,16 @@ export class SendPacer {
   }
 
   /**
-   * Resolves when one frame of `bytes` may be sent, having spent its tokens. A frame larger than
+   * Resolves when a send costing `frames` frames and `bytes` bytes at the relay (one frame, or
+   * one per member for a broadcast) may go, having spent its tokens. A frame larger than
    * the byte burst waits until the bucket is full and then overdraws it (the relay's own burst
    * is twice ours, so that still fits).
    */
-  take(bytes: number): Promise<void> {
+  take(bytes: number, frames = 1): Promise<void> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
-    if (this.#waiters.length === 0 && this.#tryTake(1, bytes)) return Promise.resolve();
+    if (this.#waiters.length === 0 && this.#tryTake(frames, bytes)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ frames: 1, bytes, resolve, reject });
+      this.#waiters.push({ frames, bytes, resolve, reject });
       this.#schedule();
     });
   }
@@ -107,7 +108,7 @@ export class SendPacer {
     this.#refill();
     // A frame above the whole burst can never be covered: it goes once the bucket is full.
     const need = Math.min(bytes, this.byteBurst);
-    if (this.#frames < frames || this.#bytes < need) return false;
+    if (this.#frames < Math.min(frames, this.frameBurst) || this.#bytes < need) return false;
     this.#frames -= frames;
     this.#bytes -= bytes;
     return true;
@@ -116,7 +117,8 @@ export class SendPacer {
   /** Time (ms) until the first waiter's tokens are there. */
   #delay(w: Waiter): number {
     const need = Math.min(w.bytes, this.byteBurst);
-    const frameWait = this.#frames >= w.frames ? 0 : (w.frames - this.#frames) / this.framesPerMs;
+    const needFrames = Math.min(w.frames, this.frameBurst);
+    const frameWait = this.#frames >= needFrames ? 0 : (needFrames - this.#frames) / this.framesPerMs;
     const byteWait = this.#bytes >= need ? 0 : (need - this.#bytes) / this.bytesPerMs;
     return Math.max(1, Math.ceil(Math.max(frameWait, byteWait)));
   }
