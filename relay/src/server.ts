@@ -117,10 +117,12 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
 }
 
 /**
- * Opens the mailbox file and builds the service. SQLite is imported here, on demand, so a relay
- * without a mailbox never loads it.
+ * Opens a mailbox file (checked first: a damaged one is refused with `ERR_STORE_CORRUPT`) and
+ * builds the {@link MailboxService} a {@link RelayCore} takes as its `mailbox` option. SQLite is
+ * imported here, on demand, so a relay without a mailbox never loads it. `createRelayServer`
+ * calls it for its `mailbox` option; embedders of the core call it themselves.
  */
-async function openMailbox(option: string | MailboxOptions, core: RelayCoreOptions): Promise<MailboxService> {
+export async function createMailboxService(option: string | MailboxOptions, core: Omit<RelayCoreOptions, 'mailbox'> = {}): Promise<MailboxService> {
   const resolved = resolveMailboxOptions(option);
   const limits = resolveCoreOptions(core);
   const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
@@ -159,7 +161,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;
   const { port: _port, host, tls: _tls, trustProxy: _trust, mailbox: mailboxOption, ...coreOptions } = options;
-  const mailbox = mailboxOption === undefined ? null : await openMailbox(mailboxOption, coreOptions);
+  const mailbox = mailboxOption === undefined ? null : await createMailboxService(mailboxOption, coreOptions);
   let core: RelayCore;
   try {
     core = new RelayCore(mailbox ? { ...coreOptions, mailbox } : coreOptions);
