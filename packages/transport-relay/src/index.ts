@@ -11,6 +11,8 @@ import { RelayTransport, type RelayTransportOptions } from './transport.js';
 export { RelayTransport, RelayConnection } from './transport.js';
 export type { RelayTransportOptions, RelayTransportState, ReconnectOptions } from './transport.js';
 export type { LinkTlsOptions, WebSocketImplementation } from './link.js';
+export { RelayRotation } from './failover.js';
+export type { BackoffPolicy } from './failover.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from './protocol.js';
 export type { CloseCodeName } from './protocol.js';
 
