@@ -110,10 +110,12 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     out.progress(`syncing with ${stats.peers.length} peer(s) over ${where}: ${updates} node updates, ${formatBytes(stats.bytesReceived)} in ${stats.framesReceived} frames`);
   }, 200);
   progress.unref();
+  // With several relays one that refuses is skipped (failover): only the deadline fails the command.
+  const failFast = !(Array.isArray(network.relayUrl) && network.relayUrl.length > 1);
   try {
     const failed = (async (): Promise<never> => {
       for await (const event of events) {
-        if (isConnectFailure(event)) throw event.error;
+        if (failFast && isConnectFailure(event)) throw event.error;
         if ((event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote') updates++;
       }
       throw new CliError('ERR_CLOSED', 'database closed while syncing');
