@@ -8,13 +8,15 @@ import { WebSocketServer } from 'ws';
 import { RedisRouter, registerClusterMetrics, resolveClusterOptions, type ClusterStats, type RedisClusterOptions } from './cluster/index.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
-import type { RelayCoreOptions } from './options.js';
+import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
+import { MailboxService } from './mailbox/service.js';
+import { resolveCoreOptions, type RelayCoreOptions } from './options.js';
 
 /** A certificate or key: a file path, or the PEM text / bytes themselves. */
 export type PemSource = string | Uint8Array;
 
 /** Options of {@link createRelayServer}: where to listen, TLS, access token, and limits. */
-export interface RelayServerOptions extends RelayCoreOptions {
+export interface RelayServerOptions extends Omit<RelayCoreOptions, 'mailbox'> {
   /** TCP port; default 443. 0 picks a free port (see `RelayServer.port`). */
   port?: number;
   /** Address to bind; default all interfaces. */
@@ -34,6 +36,13 @@ export interface RelayServerOptions extends RelayCoreOptions {
    * Redis holds only ephemeral routing with expiry. Without it: one process, as before.
    */
   redis?: string | RedisClusterOptions;
+  /**
+   * Run a sealed mailbox (offline catch-up, ARCHITECTURE.md § Mailbox) in this SQLite file, with
+   * optional limits: `'relay-mailbox.db'` or `{ path, maxMailboxBytes, maxMailboxes, ... }`.
+   * Without it the relay keeps nothing on disk (and never loads SQLite). A damaged file is
+   * refused with `ERR_STORE_CORRUPT`, never emptied.
+   */
+  mailbox?: string | MailboxOptions;
 }
 
 /** A running relay. */
@@ -115,6 +124,18 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
 }
 
 /**
+ * Opens the mailbox file and builds the service. SQLite is imported here, on demand, so a relay
+ * without a mailbox never loads it.
+ */
+async function openMailbox(option: string | MailboxOptions, core: RelayCoreOptions): Promise<MailboxService> {
+  const resolved = resolveMailboxOptions(option);
+  const limits = resolveCoreOptions(core);
+  const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
+  const store = openSqliteMailboxStore(resolved.path);
+  return new MailboxService(store, resolved, { maxFrameSize: limits.maxFrameSize, maxBufferedBytes: limits.maxBufferedBytes });
+}
+
+/**
  * Starts a relay: WebSockets on Node's HTTP server (HTTPS when `tls` is given), plus
  * `GET /healthz` (JSON) and `GET /metrics` (Prometheus text) on the same port. The routing
  * itself is {@link RelayCore}; this module is only the listener around it.
@@ -145,8 +166,15 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;
   const clusterOptions = options.redis === undefined ? null : resolveClusterOptions(options.redis);
-  const { port: _port, host, tls: _tls, trustProxy: _trust, redis: _redis, ...coreOptions } = options;
-  const core = new RelayCore(coreOptions);
+  const { port: _port, host, tls: _tls, trustProxy: _trust, redis: _redis, mailbox: mailboxOption, ...coreOptions } = options;
+  const mailbox = mailboxOption === undefined ? null : await openMailbox(mailboxOption, coreOptions);
+  let core: RelayCore;
+  try {
+    core = new RelayCore(mailbox ? { ...coreOptions, mailbox } : coreOptions);
+  } catch (error) {
+    await mailbox?.close();
+    throw error;
+  }
   const registry = createMetricsRegistry(() => core.stats());
   let router: RedisRouter | null = null;
   if (clusterOptions !== null) {
@@ -199,6 +227,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   } catch (error) {
     await core.close();
     await router?.close();
+    await mailbox?.close();
     throw new InvalidConfigError('tls', `certificate or key rejected: ${(error as Error).message}`);
   }
   const wss = new WebSocketServer({
@@ -227,6 +256,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   } catch (error) {
     await core.close();
     await router?.close();
+    await mailbox?.close();
     throw error;
   }
   // Serve at once; Redis joins within connectTimeoutMs or later (degraded until then).
@@ -252,6 +282,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
         server.closeAllConnections();
         await listenerClosed;
         wss.close();
+        await mailbox?.close();
       })();
       return closed;
     },

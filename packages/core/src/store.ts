@@ -25,9 +25,11 @@ export interface StoreStats {
 /**
  * Persistence of Yjs documents as an append-only update log plus a snapshot, keyed by document
  * (database) id; one store may hold many documents. Calls are synchronous: a write that
- * returned is durable (for a file-backed store, in the database file's WAL).
+ * returned is durable (for a file-backed store, in the database file's WAL), except in stores
+ * that write behind and say so with {@link DocStore.flush}.
  *
- * Implementations: `SqliteStore` (@rhizome/store-sqlite) and {@link MemoryStore}; both pass
+ * Implementations: `SqliteStore` (@rhizome/store-sqlite), `IndexedDbStore`
+ * (@rhizome/store-browser) and {@link MemoryStore}; all pass
  * `runStoreContract` from `@rhizome/core/testing`.
  */
 export interface DocStore {
@@ -47,6 +49,12 @@ export interface DocStore {
   docIds(): string[];
   /** Releases the store; later calls throw `ERR_CLOSED`. Idempotent. */
   close(): void;
+  /**
+   * For stores that write behind (a browser's IndexedDB cannot write synchronously): resolves
+   * once every write that returned before the call is on disk. Stores whose writes are durable
+   * when they return (SQLite, memory) leave it out. `Database.flush()` and `close()` await it.
+   */
+  flush?(): Promise<void>;
 }
 
 interface MemoryDoc {

@@ -103,6 +103,8 @@ export interface TransportConfig {
   allowPrivateAddresses?: boolean;
   /** Largest message a connection carries before the sync layer splits it. */
   maxMessageSize?: number;
+  /** Relay mode: use the relay's sealed mailbox when it offers one (offline catch-up). Default true; `false` turns it off. */
+  mailbox?: boolean;
   /**
    * Called with errors the transport handles by itself (a lost relay session, a failed
    * reconnect attempt, a peer that broke the protocol). A database that builds its transport

@@ -8,11 +8,14 @@ import {
   InvalidConfigError,
   SyncBroadcaster,
   TimeoutError,
-  createTransport,
   deriveTopic,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
-import { openStore } from '@rhizome/store-sqlite';
+import type { Macrotask, Platform } from './platform/types.js';
+import { RateWindow, resolveHealthOptions } from './health.js';
+import type { HealthOptions } from './health.js';
+import { HealthMonitor } from './monitor.js';
+import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions } from './persistence.js';
@@ -20,6 +23,7 @@ import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
+import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
@@ -37,8 +41,17 @@ export const CLOSE_DRAIN_MS = 2000;
 export interface DatabaseOptions {
   /** The database id: every replica of one database uses the same id. Its topic is `deriveTopic(id)`. */
   id: string;
-  /** SQLite file (created if missing); absent or `':memory:'` keeps the data in memory. */
+  /**
+   * Where the data lives, in the platform's default store: in Node an SQLite file (created if
+   * missing), in a browser an IndexedDB store of that name (`rhizome:<path>`). Absent or
+   * `':memory:'` keeps the data in memory. Not together with `store`.
+   */
   path?: string;
+  /**
+   * Any {@link DocStore} instead of the platform's default (the caller keeps ownership: the
+   * database flushes it on close but does not close it). Not together with `path`.
+   */
+  store?: DocStore;
   /**
    * The network: a {@link Transport} (the caller keeps ownership and disconnects it), or a
    * configuration for `createTransport` (the database owns that transport and disconnects it on
@@ -61,6 +74,8 @@ export interface DatabaseOptions {
   };
   /** Compaction thresholds of the persisted update log. */
   persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes'>;
+  /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
+  health?: HealthOptions;
 }
 
 /** Options of {@link Database.whenSynced}. */
@@ -83,6 +98,18 @@ export interface DatabaseStats {
   /** Outbound queues that overflowed into a catch-up diff. */
   collapses: number;
   peers: PeerStats[];
+  /** When the database was opened (ms since the epoch) and for how long it has been open. */
+  openedAt: number;
+  uptimeMs: number;
+  /** The database's own health (storage, and whether local writes can reach anyone). */
+  health: DatabaseHealthStatus;
+  /** Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. */
+  localUpdates: number;
+  remoteUpdates: number;
+  /** Per-second averages over the last minute. */
+  rates: { localUpdates: number; remoteUpdates: number };
+  /** The persistence binding: updates waiting for the end-of-tick write, log size, compactions. */
+  persistence: { pendingUpdates: number; logUpdates: number; compactions: number };
 }
 
 interface SyncWaiter {
@@ -142,6 +169,8 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
+  readonly #ownsStore: boolean;
+  readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
@@ -151,9 +180,19 @@ export class Database {
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
+  readonly #monitor: HealthMonitor;
+  readonly #openedAt = Date.now();
+  readonly #clock0 = performance.now();
+  #localSeq = 0;
+  #remoteUpdates = 0;
+  readonly #localRate = new RateWindow(performance.now());
+  readonly #remoteRate = new RateWindow(performance.now());
+  #storageError: (Error & { code?: string }) | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
   #network: Promise<void> = Promise.resolve();
+  /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
+  #mailbox: MailboxBinding | null = null;
 
   /** @internal Use {@link openDatabase}. */
   constructor(
@@ -164,16 +203,24 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    host: { macrotask: Macrotask; ownsStore: boolean },
+    healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
     this.doc = new Y.Doc();
     this.#store = store;
+    this.#ownsStore = host.ownsStore;
+    this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
-      onError: (error) => this.#report(error),
+      macrotask: host.macrotask,
+      onError: (error) => {
+        this.#storageError = error instanceof Error ? error : new Error(String(error));
+        this.#report(error);
+      },
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.doc);
@@ -194,7 +241,26 @@ export class Database {
       },
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      now: () => performance.now(),
     };
+    this.#monitor = new HealthMonitor(
+      {
+        sessions: () => this.#sessions.values(),
+        localSeq: () => this.#localSeq,
+        networked: transport.name !== 'disabled',
+        storageError: () => {
+          // A failed write stays queued and is retried by the next flush; once the queue is
+          // empty again, the store has caught up.
+          if (this.#storageError && this.#persistence.pendingUpdates === 0) this.#storageError = null;
+          return this.#storageError;
+        },
+        publish: (event) => {
+          if (!this.#closed) this.events.publish(event);
+        },
+        now: () => performance.now(),
+      },
+      healthOptions,
+    );
     this.doc.on('update', this.#onUpdate);
     this.doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -255,6 +321,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
+    const now = performance.now();
     const total = { ...this.#totals };
     const peers: PeerStats[] = [];
     for (const s of this.#sessions.values()) {
@@ -264,15 +331,53 @@ export class Database {
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
-      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
+      peers.push(this.#peerStats(s, now));
     }
-    return { ...total, peers };
+    return {
+      ...total,
+      peers,
+      openedAt: this.#openedAt,
+      uptimeMs: Math.round(now - this.#clock0),
+      health: this.#monitor.database(),
+      localUpdates: this.#localSeq,
+      remoteUpdates: this.#remoteUpdates,
+      rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
+      persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
+    };
   }
 
-  /** Writes pending updates to the store now (they are written at the end of the tick anyway). */
-  flush(): void {
+  #peerStats(s: PeerSession, now: number): PeerStats {
+    const m = s.meter;
+    const health = this.#monitor.peer(s);
+    return {
+      peerId: s.peerId,
+      synced: s.synced,
+      ...s.stats,
+      queued: s.queued,
+      maxFrameBytes: s.maxFrameBytes,
+      transport: s.conn.transport,
+      connectedAt: Math.round(this.#openedAt + (m.connectedAt - this.#clock0)),
+      rttMs: m.rttMs === null ? null : Math.round(m.rttMs * 100) / 100,
+      health: health.health,
+      healthReason: health.reason,
+      idleMs: Math.round(now - m.lastReceivedAt),
+      rates: { bytesIn: m.bytesIn.perSecond(now), bytesOut: m.bytesOut.perSecond(now), framesIn: m.framesIn.perSecond(now), framesOut: m.framesOut.perSecond(now) },
+      unackedUpdates: Math.max(0, this.#localSeq - m.ackedSeq),
+      pingsSent: m.pingsSent,
+      pongsReceived: m.pongsReceived,
+    };
+  }
+
+  /**
+   * Writes pending updates to the store now (they are written at the end of the tick anyway)
+   * and resolves once they are on disk. With SQLite that is at once (the write is in the WAL
+   * when it returns); a browser store writes behind, and this waits for its transactions to
+   * commit. After `await db.flush()` a reload or a crash finds every write made before it.
+   */
+  async flush(): Promise<void> {
     this.#assertOpen();
     this.#persistence.flush();
+    await this.#store.flush?.();
   }
 
   /** Replaces the persisted update log by one snapshot. */
@@ -330,6 +435,7 @@ export class Database {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#monitor.stop();
     let firstError: unknown;
     try {
       this.#persistence.flush();
@@ -337,6 +443,8 @@ export class Database {
       firstError = error;
     }
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
+    // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
+    await this.#mailbox?.close().catch(() => undefined);
     await within(CLOSE_DRAIN_MS, Promise.all([...this.#sessions.values()].map((s) => s.drained())));
     this.#abort.abort();
     await Promise.all([...this.#sessions.values()].map((s) => s.close().catch(() => undefined)));
@@ -354,7 +462,13 @@ export class Database {
       firstError ??= error;
     }
     try {
-      this.#store.close();
+      // A store that writes behind (IndexedDB) is on disk before close() resolves.
+      await this.#store.flush?.();
+    } catch (error) {
+      firstError ??= error;
+    }
+    try {
+      if (this.#ownsStore) this.#store.close();
     } catch (error) {
       firstError ??= error;
     }
@@ -370,16 +484,32 @@ export class Database {
   // ---- network ------------------------------------------------------------------------------
 
   /**
+   * The relay's sealed mailbox as this replica uses it (offline catch-up: ARCHITECTURE.md
+   * § Mailbox), or null when the transport has none (not a relay, `mailbox: false`, not joined
+   * yet). `status()` tells where it stands; `whenIdle()` waits until caught up and deposited.
+   */
+  get mailbox(): DatabaseMailbox | null {
+    return this.#mailbox;
+  }
+
+  /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
+  useMailbox(material: Uint8Array): void {
+    if (this.#mailbox !== null || this.#closed) return;
+    this.#mailbox = attachMailbox(this.transport, this.doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
+  }
+
+  /**
    * @internal Joins the topic and runs a session per connection until closed. The join starts
    * on the next macrotask, so a subscription made right after `await openDatabase()` sees every
    * network event, including the first `peer-connected` and an early `error`.
    */
   start(): void {
     this.#network = this.#run();
+    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => this.#macrotask(resolve));
     if (this.#closed) return;
     const { signal } = this.#abort;
     try {
@@ -433,6 +563,13 @@ export class Database {
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN) return;
+    if (origin instanceof PeerSession) {
+      this.#remoteUpdates++;
+      this.#remoteRate.add(1, performance.now());
+    } else {
+      this.#localSeq++;
+      this.#localRate.add(1, performance.now());
+    }
     for (const session of this.#sessions.values()) {
       // Never echo an update to the peer it came from.
       if (session !== origin) session.sendUpdate(update);
@@ -497,6 +634,9 @@ export class Database {
 }
 
 /**
+ * Opens (or creates) a database on a {@link Platform}; `openDatabase` of each entry point of
+ * `@rhizome/sync` is this function bound to the Node or browser platform.
+ *
  * Opens (or creates) a database: loads its state from `path`, joins its topic on the transport,
  * and syncs with every peer found there. Options are validated up front (`ERR_INVALID_CONFIG`
  * naming the field). Network trouble never fails the open: it is reported on `db.events`.
@@ -512,11 +652,17 @@ export class Database {
  * await db.close();
  * ```
  */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+export async function openDatabaseOn(platform: Platform, options: DatabaseOptions): Promise<Database> {
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
-  const { id, path, secret } = options;
+  const { id, path, secret, store: givenStore } = options;
   if (typeof id !== 'string' || id.length === 0) throw new InvalidConfigError('id', 'must be a non-empty string');
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw new InvalidConfigError('path', 'must be a non-empty string');
+  if (givenStore !== undefined) {
+    if (path !== undefined) throw new InvalidConfigError('store', 'give either path or store, not both');
+    if (givenStore === null || typeof givenStore !== 'object' || typeof givenStore.append !== 'function' || typeof givenStore.load !== 'function') {
+      throw new InvalidConfigError('store', 'must be a DocStore');
+    }
+  }
   let material: Uint8Array;
   try {
     material = keyMaterial(id, secret);
@@ -528,6 +674,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     maxMessageBytes: positiveInt('limits.maxMessageBytes', options.limits?.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES),
     maxQueuedBytes: positiveInt('limits.maxQueuedBytes', options.limits?.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
   };
+  const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
   let reportTransportError: (error: Error) => void = () => undefined;
@@ -547,7 +694,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
     // events of the database; an onError of the app's configuration still gets them too.
     const appOnError = given.onError;
-    transport = createTransport({
+    transport = platform.createTransport({
       ...given,
       onError: (error) => {
         // The event first: an app handler that throws must not hide the error from db.events.
@@ -568,22 +715,33 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const sealer = new FrameSealer(material, deriveTopic(id));
   let store: DocStore;
   try {
-    store = openStore(path);
+    store = givenStore ?? (await platform.openStore(path));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {});
+    db = new Database(
+      id,
+      store,
+      transport,
+      owns,
+      sealer,
+      limits,
+      options.persistence ?? {},
+      { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
+      health,
+    );
   } catch (error) {
-    store.close();
+    if (givenStore === undefined) store.close();
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   reportTransportError = (error) => {
     if (!db.closed) db.events.publish({ type: 'error', error });
   };
+  db.useMailbox(material);
   db.start();
   return db;
 }

@@ -32,6 +32,23 @@ export interface PersistenceOptions {
    * next flush.
    */
   onError?: (error: unknown) => void;
+  /**
+   * Schedules the automatic compaction on a later macrotask; returns a cancel function. Default:
+   * `setImmediate` where the host has it, else `setTimeout(fn, 0)`; `openDatabase` passes its
+   * platform's scheduler (`setImmediate` in Node, a `MessageChannel` in browsers).
+   */
+  macrotask?: (fn: () => void) => () => void;
+}
+
+/** The default scheduler: `setImmediate` where the host has one (Node), else `setTimeout(fn, 0)`. */
+function defaultMacrotask(fn: () => void): () => void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown; clearImmediate?: (handle: unknown) => void };
+  if (typeof g.setImmediate === 'function' && typeof g.clearImmediate === 'function') {
+    const handle = g.setImmediate(fn);
+    return () => g.clearImmediate!(handle);
+  }
+  const timer = setTimeout(fn, 0);
+  return () => clearTimeout(timer);
 }
 
 /** What {@link DocPersistence.load} restored. */
@@ -60,7 +77,7 @@ function positiveLimit(name: string, value: number | undefined, fallback: number
  *   synchronous call is in the store before the next macrotask runs. {@link flush} writes the
  *   queue at once.
  * - When the log passes `compactAfterUpdates` or `compactAfterBytes`, a compaction is scheduled
- *   with `setImmediate` (off the write path; at most one pending): the snapshot becomes
+ *   on the next macrotask (off the write path; at most one pending): the snapshot becomes
  *   `Y.encodeStateAsUpdate(doc)` (the live doc holds every stored update) and the log is cut
  *   in one transaction.
  *
@@ -86,7 +103,9 @@ export class DocPersistence {
   readonly #onError: ((error: unknown) => void) | undefined;
   #queue: Uint8Array[] = [];
   #flushScheduled = false;
-  #compactTimer: ReturnType<typeof setImmediate> | undefined;
+  readonly #macrotask: (fn: () => void) => () => void;
+  /** Cancels the scheduled compaction, when one is scheduled. */
+  #compactTimer: (() => void) | undefined;
   /** Log size after the snapshot, tracked so that the thresholds need no query per flush. */
   #logUpdates = 0;
   #logBytes = 0;
@@ -99,6 +118,7 @@ export class DocPersistence {
   #pendingError: unknown = undefined;
   #hasPendingError = false;
   #closed = false;
+  #compactions = 0;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || this.#closed) return;
@@ -127,6 +147,7 @@ export class DocPersistence {
     this.#compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
     this.#compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
     this.#onError = options.onError;
+    this.#macrotask = options.macrotask ?? defaultMacrotask;
     const stats = store.stats(docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
@@ -206,7 +227,7 @@ export class DocPersistence {
   #maybeScheduleCompaction(): void {
     if (this.#compactTimer !== undefined || this.#closed) return;
     if (this.#logUpdates < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes) return;
-    this.#compactTimer = setImmediate(() => {
+    this.#compactTimer = this.#macrotask(() => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
       try {
@@ -237,6 +258,17 @@ export class DocPersistence {
     this.store.compact(this.docId, snapshot, this.#lastSeq);
     this.#logUpdates = 0;
     this.#logBytes = 0;
+    this.#compactions++;
+  }
+
+  /** Compactions this binding has done since it was created. */
+  get compactions(): number {
+    return this.#compactions;
+  }
+
+  /** Updates in the stored log since the last snapshot (as this binding knows it). */
+  get logUpdates(): number {
+    return this.#logUpdates;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
@@ -259,7 +291,7 @@ export class DocPersistence {
     } finally {
       this.#closed = true;
       this.doc.off('update', this.#onUpdate);
-      if (this.#compactTimer !== undefined) clearImmediate(this.#compactTimer);
+      this.#compactTimer?.();
       this.#compactTimer = undefined;
     }
     this.#throwPendingError();

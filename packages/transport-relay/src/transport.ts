@@ -23,6 +23,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
+import { RelayMailbox } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import {
   CloseCode,
@@ -96,6 +97,8 @@ export interface RelayTransportOptions {
   implementation?: WebSocketImplementation;
   /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
   onError?: (error: RhizomeError) => void;
+  /** Use the relay's sealed mailbox when it offers one (`transport.mailbox`). Default true. */
+  mailbox?: boolean;
 }
 
 /** Where the transport's link to the relay stands. */
@@ -219,6 +222,7 @@ export class RelayTransport implements Transport {
   readonly #heartbeatIntervalMs: number;
   readonly #implementation: WebSocketImplementation;
   readonly #onError: ((error: RhizomeError) => void) | undefined;
+  readonly #mailbox: RelayMailbox | null;
 
   readonly #topics = new Map<string, TopicState>();
   readonly #topicsById = new Map<number, TopicState>();
@@ -272,6 +276,24 @@ export class RelayTransport implements Transport {
     }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
+    this.#mailbox =
+      options.mailbox === false
+        ? null
+        : new RelayMailbox({
+            url: this.url,
+            timeoutMs: this.#timeoutMs,
+            highWaterMark: this.#highWaterMark,
+            currentLink: () => (this.#session !== 0 ? this.#link : null),
+            relayMaxFrame: () => this.#relayMaxFrame,
+          });
+  }
+
+  /**
+   * The relay's sealed mailbox (ARCHITECTURE.md § Mailbox), used by the sync layer when the
+   * relay offers one; null when the transport was built with `mailbox: false`.
+   */
+  get mailbox(): RelayMailbox | null {
+    return this.#mailbox;
   }
 
   /** The normalized URL of the relay in use (or tried next). */
@@ -368,6 +390,7 @@ export class RelayTransport implements Transport {
     for (const state of [...this.#topics.values()]) this.#dropTopic(state);
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
+    this.#mailbox?.onSessionLost(error);
     this.#wake?.();
     this.#pendingLink?.close(CloseCode.NORMAL, 'disconnect');
     this.#pendingLink = null;
@@ -627,6 +650,7 @@ export class RelayTransport implements Transport {
         this.#generation++;
         this.#session = readU32(frame, 2);
         this.#relayMaxFrame = readU32(frame, 6);
+        this.#mailbox?.onSession();
         this.#state = 'connected';
         this.#inboundPaused = false;
         startLiveness();
@@ -665,6 +689,7 @@ export class RelayTransport implements Transport {
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
   #sessionLost(): void {
+    this.#mailbox?.onSessionLost(new ConnectFailedError(`lost the session with relay ${this.url}`));
     this.#link = null;
     this.#session = 0;
     this.#generation++;
@@ -679,6 +704,7 @@ export class RelayTransport implements Transport {
   }
 
   #failAll(error: RhizomeError): void {
+    this.#mailbox?.onSessionLost(error);
     this.#fatal = error;
     this.#state = 'failed';
     for (const state of [...this.#topics.values()]) {
@@ -745,7 +771,8 @@ export class RelayTransport implements Transport {
         }
         return;
       default:
-        // A newer relay's frame type: ignore it.
+        // Mailbox frames, else a newer relay's frame type: ignore it.
+        this.#mailbox?.onFrame(frame);
         return;
     }
   }
