@@ -144,6 +144,49 @@ export class StoreVersionError extends RhizomeError {
 }
 
 /**
+ * A compaction was refused because the stored snapshot is newer than what it was computed from:
+ * another handle of the file (another process) compacted past `throughSeq` meanwhile. Nothing was
+ * written; re-read the store and compact again (the persistence binding does this by itself).
+ */
+export class StoreConflictError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('ERR_STORE_CONFLICT', `${path}: ${message}`);
+    this.path = path;
+  }
+}
+
+/**
+ * The store's file could not be written or read: the disk is full (`reason` `'SQLITE_FULL'`), an
+ * I/O error (`'SQLITE_IOERR_*'`), the file stayed locked by another process beyond the busy
+ * timeout (`'SQLITE_BUSY'`), ... `reason` is SQLite's extended result code. What was committed
+ * before stays committed; a failed write changed nothing, and the persistence binding keeps the
+ * updates in memory and retries them.
+ */
+export class StoreIOError extends RhizomeError {
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_IO', `${path}: ${message} (${reason})`, options);
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A database file cannot be written: refused at open (file or directory not writable, read-only
+ * file system) unless it is opened read-only on purpose, and thrown by writes to a database
+ * opened with `readOnly: true`. `path` names the file.
+ */
+export class StoreReadOnlyError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_READ_ONLY', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/**
  * A store cannot be opened or written for a reason outside the data: the host has no IndexedDB,
  * a write transaction failed (quota), or another page deleted the database. Nothing is lost
  * that was already on disk; writes since the last successful `flush()` may be.
@@ -273,6 +316,9 @@ export const ERROR_CODES = [
   'ERR_TRANSPORT_UNAVAILABLE',
   'ERR_STORE_CORRUPT',
   'ERR_STORE_VERSION',
+  'ERR_STORE_CONFLICT',
+  'ERR_STORE_IO',
+  'ERR_STORE_READ_ONLY',
   'ERR_STORE_UNAVAILABLE',
   'ERR_CLOSED',
   'ERR_RELAY_REJECTED',

@@ -18,7 +18,8 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
-import type { PersistenceOptions } from './persistence.js';
+import type { PersistenceOptions, StorageStatus } from './persistence.js';
+import { assertWritableDatabase } from './storage-health.js';
 import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
@@ -72,8 +73,14 @@ export interface DatabaseOptions {
     /** Queued outbound update bytes per peer before they collapse into one diff. Default 16 MiB. */
     maxQueuedBytes?: number;
   };
-  /** Compaction thresholds of the persisted update log. */
-  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes'>;
+  /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
+  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
+  /**
+   * Open the existing file at `path` for reading only: nothing is written to it, `put` and
+   * `delete` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
+   * file that cannot be written is refused at open with that error, naming the file.
+   */
+  readOnly?: boolean;
   /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
   health?: HealthOptions;
 }
@@ -110,6 +117,13 @@ export interface DatabaseStats {
   rates: { localUpdates: number; remoteUpdates: number };
   /** The persistence binding: updates waiting for the end-of-tick write, log size, compactions. */
   persistence: { pendingUpdates: number; logUpdates: number; compactions: number };
+  /** Whether writes reach the file: health, pending updates, the last failure. */
+  storage: StorageStatus;
+  /**
+   * The most recent failed write to the file (disk full, I/O error, ...), also after a later
+   * success; `undefined` if none. `storage.health` says whether it is still failing.
+   */
+  lastError: Error | undefined;
 }
 
 interface SyncWaiter {
@@ -180,6 +194,7 @@ export class Database {
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
+  readonly #readOnly: boolean;
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
   readonly #clock0 = performance.now();
@@ -187,9 +202,10 @@ export class Database {
   #remoteUpdates = 0;
   readonly #localRate = new RateWindow(performance.now());
   readonly #remoteRate = new RateWindow(performance.now());
-  #storageError: (Error & { code?: string }) | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Set when close() could not flush or release the store; a later close() tries again. */
+  #storageOpen = false;
   #network: Promise<void> = Promise.resolve();
   /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
   #mailbox: MailboxBinding | null = null;
@@ -205,6 +221,7 @@ export class Database {
     persistenceOptions: PersistenceOptions,
     host: { macrotask: Macrotask; ownsStore: boolean },
     healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
+    readOnly = false,
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
@@ -214,13 +231,12 @@ export class Database {
     this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
+    this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
+      readOnly,
       macrotask: host.macrotask,
-      onError: (error) => {
-        this.#storageError = error instanceof Error ? error : new Error(String(error));
-        this.#report(error);
-      },
+      onError: (error) => this.#report(error),
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.doc);
@@ -249,10 +265,10 @@ export class Database {
         localSeq: () => this.#localSeq,
         networked: transport.name !== 'disabled',
         storageError: () => {
-          // A failed write stays queued and is retried by the next flush; once the queue is
-          // empty again, the store has caught up.
-          if (this.#storageError && this.#persistence.pendingUpdates === 0) this.#storageError = null;
-          return this.#storageError;
+          // A failed write stays queued and is retried (with backoff, and by every flush); the
+          // binding is 'failing' until a write succeeds again.
+          const storage = this.#persistence.status();
+          return storage.health === 'failing' ? (storage.lastError ?? null) : null;
         },
         publish: (event) => {
           if (!this.#closed) this.events.publish(event);
@@ -284,6 +300,7 @@ export class Database {
    */
   put(nodeId: string, data: Record<string, JsonValue>): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
     this.#model.put(nodeId, copy, this);
@@ -299,6 +316,7 @@ export class Database {
   /** Deletes the node (a no-op if it does not exist). In SQLite before the next macrotask. */
   delete(nodeId: string): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     this.#model.delete(nodeId, this);
   }
@@ -333,6 +351,7 @@ export class Database {
       total.collapses += s.stats.collapses;
       peers.push(this.#peerStats(s, now));
     }
+    const storage = this.#persistence.status();
     return {
       ...total,
       peers,
@@ -343,6 +362,8 @@ export class Database {
       remoteUpdates: this.#remoteUpdates,
       rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
       persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
+      storage,
+      lastError: storage.lastError,
     };
   }
 
@@ -373,6 +394,8 @@ export class Database {
    * and resolves once they are on disk. With SQLite that is at once (the write is in the WAL
    * when it returns); a browser store writes behind, and this waits for its transactions to
    * commit. After `await db.flush()` a reload or a crash finds every write made before it.
+   * Rejects with the store's typed error (`ERR_STORE_IO`, e.g. a full disk) if the write fails;
+   * the updates then stay in memory and are retried.
    */
   async flush(): Promise<void> {
     this.#assertOpen();
@@ -429,7 +452,16 @@ export class Database {
    * transport, if the database created it). Idempotent; later calls of the API throw `ERR_CLOSED`.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
+    if (this.#closing === null) {
+      this.#closing = this.#close();
+    } else if (this.#storageOpen) {
+      // The previous close could not write everything (a full disk): try the storage part again.
+      this.#storageOpen = false;
+      this.#closing = this.#closing.then(
+        () => undefined,
+        () => this.#closeStorage(),
+      );
+    }
     return this.#closing;
   }
 
@@ -456,24 +488,33 @@ export class Database {
     this.doc.off('afterTransaction', this.#onTransaction);
     this.awareness.off('update', this.#onAwareness);
     this.awareness.destroy();
+    this.events.close();
+    // A storage failure wins over an earlier flush error: it says what is still unwritten.
+    await this.#closeStorage().catch((error: unknown) => {
+      firstError = error;
+    });
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /**
+   * Flushes the last updates and releases the store. If the flush fails (a full disk), the store
+   * stays open with the updates in memory (retried in the background) and the typed error is
+   * thrown; `close()` may be called again once space is freed. A failed checkpoint (the data is
+   * safe in the WAL) releases the store and throws too.
+   */
+  async #closeStorage(): Promise<void> {
     try {
       this.#persistence.close();
     } catch (error) {
-      firstError ??= error;
+      this.#storageOpen = true;
+      throw error;
     }
     try {
       // A store that writes behind (IndexedDB) is on disk before close() resolves.
       await this.#store.flush?.();
-    } catch (error) {
-      firstError ??= error;
-    }
-    try {
+    } finally {
       if (this.#ownsStore) this.#store.close();
-    } catch (error) {
-      firstError ??= error;
     }
-    this.events.close();
-    if (firstError !== undefined) throw firstError;
   }
 
   /** True once `close()` was called. */
@@ -713,9 +754,12 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     );
   }
   const sealer = new FrameSealer(material, deriveTopic(id));
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
+  if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
   let store: DocStore;
   try {
-    store = givenStore ?? (await platform.openStore(path));
+    store = givenStore ?? (await platform.openStore(path, { readOnly }));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
@@ -732,6 +776,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
       options.persistence ?? {},
       { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
       health,
+      readOnly,
     );
   } catch (error) {
     if (givenStore === undefined) store.close();

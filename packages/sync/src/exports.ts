@@ -26,8 +26,18 @@ export {
   toFrames,
   decodeMessage,
 } from './wire.js';
-export { DocPersistence, PERSISTENCE_ORIGIN, compactStoredDoc, DEFAULT_COMPACT_AFTER_UPDATES, DEFAULT_COMPACT_AFTER_BYTES } from './persistence.js';
-export type { PersistenceOptions, LoadResult, CompactResult } from './persistence.js';
+export {
+  DocPersistence,
+  PERSISTENCE_ORIGIN,
+  EXTERNAL_ORIGIN,
+  compactStoredDoc,
+  DEFAULT_COMPACT_AFTER_UPDATES,
+  DEFAULT_COMPACT_AFTER_BYTES,
+  DEFAULT_WATCH_INTERVAL_MS,
+  RETRY_MIN_MS,
+  RETRY_MAX_MS,
+} from './persistence.js';
+export type { PersistenceOptions, LoadResult, CompactResult, StorageHealth, StorageStatus } from './persistence.js';
 export type { Platform, Macrotask } from './platform/types.js';
 export { MailboxKeys, MAILBOX_SIGN_KEY_LABEL, MAILBOX_SEAL_KEY_LABEL, MAILBOX_AAD_LABEL } from './mailbox-keys.js';
 export { MailboxSync, MAILBOX_ORIGIN, DEFAULT_DEPOSIT_DELAY_MS, MAILBOX_CLOSE_MS } from './mailbox.js';

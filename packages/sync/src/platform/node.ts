@@ -8,7 +8,7 @@ import type { Platform } from './types.js';
  */
 export const nodePlatform: Platform = {
   name: 'node',
-  openStore: (path) => openStore(path),
+  openStore: (path, options) => openStore(path, options),
   macrotask: (fn) => {
     const handle = setImmediate(fn);
     return () => clearImmediate(handle);
