@@ -11,6 +11,8 @@ import {
   deriveTopic,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import { UpdateRouter } from './broadcast.js';
+import { TurnScheduler } from './coalesce.js';
 import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
@@ -188,6 +190,7 @@ export class Database {
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
+  readonly #router: UpdateRouter;
   readonly #sessions = new Map<string, PeerSession>();
   readonly #ended = new WeakSet<PeerSession>();
   readonly #runs = new Set<Promise<void>>();
@@ -242,10 +245,12 @@ export class Database {
     this.#model = new NodeModel(this.doc);
     this.awareness = new awarenessProtocol.Awareness(this.doc);
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
+    const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
     this.#host = {
       doc: this.doc,
       awareness: this.awareness,
       sealer,
+      scheduler,
       maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
       minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
@@ -259,6 +264,13 @@ export class Database {
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
       now: () => performance.now(),
     };
+    this.#router = new UpdateRouter({
+      sealer,
+      scheduler,
+      maxFrameBytes: limits.maxFrameBytes,
+      maxQueuedBytes: limits.maxQueuedBytes,
+      reportError: (error) => this.#report(error),
+    });
     this.#monitor = new HealthMonitor(
       {
         sessions: () => this.#sessions.values(),
@@ -288,12 +300,12 @@ export class Database {
    * Upserts node `nodeId`: sets the given fields, keeps the others. Data must be a plain object
    * of JSON values (`ERR_INVALID_ARGUMENT` otherwise). In SQLite before the next macrotask.
    *
-   * Each call is one Yjs transaction. For a bulk load, wrap many calls in one transaction: one
-   * update, one SQLite row, one message to each peer.
+   * Each call is one Yjs transaction. For a bulk load, use {@link putMany} or wrap many calls
+   * in {@link transact}: one update, one SQLite row, one message to each peer.
    *
    * @example
    * ```ts
-   * db.doc.transact(() => {
+   * db.transact(() => {
    *   for (const row of rows) db.put(row.id, row.data);
    * });
    * ```
@@ -304,6 +316,49 @@ export class Database {
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
     this.#model.put(nodeId, copy, this);
+  }
+
+  /**
+   * Upserts many nodes in one Yjs transaction: one update, one SQLite row, one message per peer
+   * (the fast path for bulk writes). Every entry is validated before anything is written, so a
+   * bad one (`ERR_INVALID_ARGUMENT`) leaves the database unchanged.
+   *
+   * @example
+   * ```ts
+   * db.putMany(rows.map((r) => [r.id, r.data]));
+   * ```
+   */
+  putMany(entries: Iterable<readonly [string, Record<string, JsonValue>]>): void {
+    this.#assertOpen();
+    const copies: Array<[string, Record<string, JsonValue>]> = [];
+    for (const [nodeId, data] of entries) {
+      assertNodeId(nodeId);
+      copies.push([nodeId, copyNodeData(data)]);
+    }
+    if (copies.length === 0) return;
+    this.#model.putMany(copies, this);
+  }
+
+  /**
+   * Runs `fn` as one Yjs transaction and returns its result: every `put`/`delete` inside
+   * becomes one update (one SQLite row, one message per peer, one set of node events). Writes
+   * are not rolled back if `fn` throws (Yjs has no rollback): what ran before the throw stays.
+   *
+   * @example
+   * ```ts
+   * db.transact(() => {
+   *   db.put('a', { done: true });
+   *   db.delete('b');
+   * });
+   * ```
+   */
+  transact<T>(fn: () => T): T {
+    this.#assertOpen();
+    let result!: T;
+    this.doc.transact(() => {
+      result = fn();
+    }, this);
+    return result;
   }
 
   /** A copy of the node's fields, or `undefined` if there is no such node. */
@@ -350,6 +405,13 @@ export class Database {
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
       peers.push(this.#peerStats(s, now));
+    }
+    // Broadcast frames are sealed and sent once for all the peers of a group: counted once.
+    const groups = [this.#router.retired, ...[...this.#router.groups()].map((g) => g.stats)];
+    for (const g of groups) {
+      total.framesSent += g.framesSent;
+      total.bytesSent += g.bytesSent;
+      total.collapses += g.collapses;
     }
     const storage = this.#persistence.status();
     return {
@@ -577,6 +639,7 @@ export class Database {
     }
     const session = new PeerSession(conn, this.#host);
     this.#sessions.set(conn.peerId, session);
+    this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     const running = session.run();
     this.#runs.add(running);
@@ -587,6 +650,7 @@ export class Database {
     if (this.#ended.has(session)) return;
     this.#ended.add(session);
     if (this.#sessions.get(session.peerId) === session) this.#sessions.delete(session.peerId);
+    this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     if (session.awarenessClients.size > 0) {
@@ -611,10 +675,9 @@ export class Database {
       this.#localSeq++;
       this.#localRate.add(1, performance.now());
     }
-    for (const session of this.#sessions.values()) {
-      // Never echo an update to the peer it came from.
-      if (session !== origin) session.sendUpdate(update);
-    }
+    if (this.#sessions.size === 0) return;
+    // Never echo an update to the peer it came from; one sealed broadcast per group.
+    this.#router.route(update, origin, this.#sessions.values());
   };
 
   readonly #onTransaction = (tr: Y.Transaction): void => {

@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection, HealthState } from '@rhizome/core';
+import type { Flushable, TurnScheduler } from './coalesce.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
 import {
@@ -64,6 +65,8 @@ export interface SessionHost {
   readonly doc: Y.Doc;
   readonly awareness: awarenessProtocol.Awareness;
   readonly sealer: FrameSealer;
+  /** Flushes outbound queues once per turn (coalescing, see coalesce.ts). */
+  readonly scheduler: TurnScheduler;
   /** Largest sealed frame the transport carries. */
   readonly maxFrameBytes: number;
   /** Smallest frame limit the session can adapt down to. */
@@ -112,7 +115,7 @@ export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awaren
  * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
  * vector, computed when it is sent, so memory stays bounded under a write burst.
  */
-export class PeerSession {
+export class PeerSession implements Flushable {
   readonly conn: Connection;
   readonly peerId: string;
   readonly #host: SessionHost;
@@ -201,6 +204,16 @@ export class PeerSession {
     this.#enqueue({ kind: 'update', bytes: update });
     this.#queuedUpdateBytes += update.length;
     if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.#collapse();
+  }
+
+  /**
+   * Queues one catch-up diff (everything the peer may lack, against its step-1 state vector,
+   * computed when sent): used when updates meant for this peer were dropped elsewhere (a
+   * broadcast queue that overflowed or failed).
+   */
+  catchUp(): void {
+    if (this.#closed) return;
+    this.#enqueue({ kind: 'catch-up' });
   }
 
   /** Queues an awareness update. */
@@ -357,7 +370,12 @@ export class PeerSession {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
-    if (!this.#pumping) void this.#pump();
+    if (!this.#pumping) this.#host.scheduler.request(this);
+  }
+
+  /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
+  flush(): void {
+    if (!this.#pumping && !this.#closed && this.queued > 0) void this.#pump();
   }
 
   /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */

@@ -19,10 +19,12 @@ import {
   type Connection,
   type ConnectOptions,
   type PeerInfo,
+  type TopicBroadcast,
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
+import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import {
@@ -130,6 +132,8 @@ interface TopicState {
   acks: Array<() => void>;
   /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
   detachSignal: (() => void) | null;
+  /** The topic's BROADCAST in the current session (made at JOINED). */
+  broadcast: RelayTopicBroadcast<TopicState> | null;
 }
 
 interface SessionWaiter {
@@ -145,6 +149,8 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly #owner: RelayTransport;
   readonly #state: TopicState;
   readonly #generation: number;
+  /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
+  readonly broadcast: TopicBroadcast | undefined;
 
   /** @internal */
   constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
@@ -153,6 +159,7 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.#state = state;
     this.remoteSession = remoteSession;
     this.#generation = generation;
+    this.broadcast = state.broadcast ?? undefined;
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
@@ -426,6 +433,28 @@ export class RelayTransport implements Transport {
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
+  /** @internal Largest data-frame payload in the current session. */
+  get dataLimit(): number {
+    return this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
+  }
+
+  /** @internal True while `state` is joined in session `generation`. */
+  broadcastOpen(state: TopicState, generation: number): boolean {
+    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#topics.get(state.key) === state;
+  }
+
+  /** @internal Sends one BROADCAST frame: the relay delivers it to every other member of the topic. */
+  async sendBroadcast(state: TopicState, generation: number, data: Uint8Array): Promise<void> {
+    const limit = this.dataLimit;
+    if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    const link = this.#link;
+    if (!this.broadcastOpen(state, generation) || link === null) {
+      throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
+    }
+    link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
+    if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
+  }
+
   /** @internal Tells the remote peer a Connection closed. */
   sendClosePeer(state: TopicState, to: number, generation: number): void {
     const link = this.#link;
@@ -437,7 +466,7 @@ export class RelayTransport implements Transport {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null };
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -696,6 +725,7 @@ export class RelayTransport implements Transport {
     this.#topicsById.clear();
     for (const state of this.#topics.values()) {
       state.topicId = 0;
+      state.broadcast = null;
       this.#closeTopicConnections(state);
       for (const ack of state.acks) ack();
       state.acks = [];
@@ -828,6 +858,7 @@ export class RelayTransport implements Transport {
     if (state === undefined) return;
     state.topicId = readU32(frame, 1);
     this.#topicsById.set(state.topicId, state);
+    if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
     const acks = state.acks;
     state.acks = [];
     for (const ack of acks) ack();
