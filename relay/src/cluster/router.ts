@@ -92,6 +92,12 @@ interface Mirror {
   readonly bytes: Buffer;
   readonly hashKey: string;
   readonly ghosts: Set<Ghost>;
+  /**
+   * Ghosts by peer id (latin1). A peer id has one holder in the cluster (claims), so a second
+   * one with the same id means the first is stale: its client moved and the old instance has
+   * not noticed yet (or died). The newer one replaces it here at once.
+   */
+  readonly byPeerId: Map<string, Ghost>;
   /** Remote members (paired), all instances together. */
   members: number;
   /** Instances to tell about local JOIN / LEAVE, with how many peers each lists here. */
@@ -337,6 +343,9 @@ export class RedisRouter implements RelayRouter {
       this.#register(topic);
       return;
     }
+    // A ghost with this peer id is a stale session of the same client (it moved here).
+    const stale = mirror.byPeerId.get(peer.peerId.toString('latin1'));
+    if (stale !== undefined) this.#removeGhostFrom(mirror, stale, true);
     this.#command();
     void this.#cmd.hset(mirror.hashKey, this.#field(peer.session), this.#value(peer.peerId, member)).catch(this.#onError);
     if (mirror.instances.size > 0) {
@@ -446,6 +455,7 @@ export class RedisRouter implements RelayRouter {
       bytes: topic.bytes,
       hashKey: `${this.#o.prefix}m:${topic.key}`,
       ghosts: new Set(),
+      byPeerId: new Map(),
       members: 0,
       instances: new Map(),
       memberInstances: new Map(),
@@ -625,6 +635,10 @@ export class RedisRouter implements RelayRouter {
     if (before === true || before === member) return;
     const remote = ghost.remote;
     if (before === undefined) {
+      const id = ghost.peerId.toString('latin1');
+      const stale = mirror.byPeerId.get(id);
+      if (stale !== undefined) this.#removeGhostFrom(mirror, stale, true);
+      mirror.byPeerId.set(id, ghost);
       mirror.ghosts.add(ghost);
       mirror.instances.set(remote, (mirror.instances.get(remote) ?? 0) + 1);
       remote.mirrors.add(mirror);
@@ -644,6 +658,8 @@ export class RedisRouter implements RelayRouter {
     if (was === undefined) return;
     ghost.topics.delete(mirror);
     mirror.ghosts.delete(ghost);
+    const id = ghost.peerId.toString('latin1');
+    if (mirror.byPeerId.get(id) === ghost) mirror.byPeerId.delete(id);
     const remote = ghost.remote;
     const listed = (mirror.instances.get(remote) ?? 1) - 1;
     if (listed <= 0) {
@@ -792,11 +808,20 @@ export class RedisRouter implements RelayRouter {
       this.#remote(id).lastSeen = performance.now();
       return;
     }
-    if (kind === BeatKind.BYE || kind === BeatKind.RESET) {
+    if (kind === BeatKind.BYE) {
       const remote = this.#remotes.get(id);
       if (remote !== undefined) this.#forget(remote);
       this.#dead.delete(id);
-      if (kind === BeatKind.RESET) this.#remote(id);
+      return;
+    }
+    if (kind === BeatKind.RESET) {
+      // Its peers are gone (it re-introduces them); what we queued for it still goes out: an
+      // introduction we decided on from a registration that raced with this RESET must not be
+      // lost, or neither side would introduce itself again.
+      this.#dead.delete(id);
+      const remote = this.#remote(id);
+      this.#reset(remote);
+      remote.lastSeen = performance.now();
       return;
     }
     this.#stats.malformed++;
