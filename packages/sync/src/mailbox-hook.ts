@@ -10,6 +10,8 @@ export interface DatabaseMailbox {
   status(): MailboxStatusInfo;
   /** Resolves once a mailbox session is up, caught up, and every local write deposited; `ERR_TIMEOUT` after `timeoutMs` (30 s). */
   whenIdle(options?: { timeoutMs?: number }): Promise<void>;
+  /** Replaces the mailbox by one sealed snapshot now (it also happens by itself); resolves once written. */
+  compact(options?: { timeoutMs?: number }): Promise<void>;
 }
 
 /** @internal What the database holds: the public view plus `close()`. */

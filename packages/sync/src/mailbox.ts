@@ -110,6 +110,8 @@ export class MailboxSync {
   /** Increments with every local write: a deposit covers the writes up to the epoch it read. */
   #epoch = 0;
   #rollback = false;
+  #forceSnapshot = false;
+  #lastError: Error | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
   #again = false;
@@ -179,6 +181,17 @@ export class MailboxSync {
     });
   }
 
+  /**
+   * Replaces the mailbox by one sealed snapshot of the whole document now (the binding also
+   * does it by itself, § Mailbox compaction). Resolves once written; rejects with the refusal.
+   */
+  async compact(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#forceSnapshot = true;
+    this.#kick();
+    await this.whenIdle(options);
+    if (this.#forceSnapshot) throw this.#lastError ?? new ConnectFailedError(`mailbox of ${this.#access.serverId} is not available`);
+  }
+
   /** Deposits what is pending (bounded by {@link MAILBOX_CLOSE_MS}) and stops. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -210,7 +223,7 @@ export class MailboxSync {
   };
 
   #idle(): boolean {
-    return this.#usable && this.#access.offer !== null && this.#running === null && !this.#dirty && !this.#rollback;
+    return this.#usable && this.#access.offer !== null && this.#running === null && !this.#dirty && !this.#rollback && !this.#forceSnapshot;
   }
 
   #kick(): void {
@@ -220,7 +233,10 @@ export class MailboxSync {
       return;
     }
     this.#running = this.#cycle()
-      .catch((error: unknown) => this.#onError(errorOf(error)))
+      .catch((error: unknown) => {
+        this.#lastError = errorOf(error);
+        this.#onError(this.#lastError);
+      })
       .finally(() => {
         this.#running = null;
         if (this.#again && !this.#closed && this.#usable) {
@@ -261,7 +277,7 @@ export class MailboxSync {
 
   async #writeWhatIsMissing(): Promise<void> {
     const head = this.#state.cursor;
-    if (head === 0 || this.#rollback) {
+    if (head === 0 || this.#rollback || this.#forceSnapshot) {
       // An empty mailbox (or one rolled back below what we saw): a base first.
       await this.#snapshot();
       return;
@@ -321,6 +337,7 @@ export class MailboxSync {
     const result = await this.#access.write(this.#keys.publicKey, this.#keys.header(MailboxOp.SNAPSHOT, counter, head, payload), payload);
     this.#snapshots++;
     this.#rollback = false;
+    this.#forceSnapshot = false;
     this.#sv = docSv;
     this.#advance(result, counter, payload.length + 117);
     if (this.#epoch === epoch) this.#dirty = false;
