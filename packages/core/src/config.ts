@@ -82,6 +82,9 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   }
   const encryption = config.encryption ?? true;
   if (typeof encryption !== 'boolean') throw new InvalidConfigError('encryption', 'must be a boolean');
+  // Sealing happens in the sync layer and cannot be turned off; accepting `false` here and
+  // ignoring it would let a caller believe traffic is unsealed (or, worse, sealed when it is not).
+  if (!encryption) throw new InvalidConfigError('encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
   for (const f of ['peerId', 'hub', 'token', 'keyFile', 'protocolPrefix'] as const) optionalString(config[f], f);
   for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
     if (config[f] !== undefined && typeof config[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
