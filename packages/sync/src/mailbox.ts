@@ -98,7 +98,9 @@ export class MailboxSync {
   readonly #access: MailboxAccess;
   readonly #keys: MailboxKeys;
   readonly #store: DocStore;
-  readonly #stateId: string;
+  readonly #docId: string;
+  /** The server whose state is loaded (with a relay list, the relay of the current session). */
+  #server: string;
   readonly #onError: (error: Error) => void;
   readonly #delayMs: number;
   #state: State;
@@ -130,7 +132,8 @@ export class MailboxSync {
     this.#store = store;
     this.#onError = options.onError;
     this.#delayMs = options.depositDelayMs ?? DEFAULT_DEPOSIT_DELAY_MS;
-    this.#stateId = `${docId}\u0000mailbox\u0000${access.serverId}`;
+    this.#docId = docId;
+    this.#server = access.serverId;
     this.#state = this.#load();
     this.#sv = new Map(this.#state.sv);
   }
@@ -140,6 +143,13 @@ export class MailboxSync {
     this.#doc.on('update', this.#onUpdate);
     this.#stopOffer = this.#access.onOffer((offer) => {
       this.#offer = offer;
+      if (this.#access.serverId !== this.#server && this.#running === null) {
+        // Another relay (a relay list failed over): its mailbox has its own counters.
+        this.#server = this.#access.serverId;
+        this.#state = this.#load();
+        this.#sv = new Map(this.#state.sv);
+        this.#rollback = false;
+      }
       this.#usable = true;
       this.#kick();
     });
@@ -148,7 +158,7 @@ export class MailboxSync {
   /** Where this replica stands with the mailbox. */
   status(): MailboxStatusInfo {
     return {
-      server: this.#access.serverId,
+      server: this.#server,
       available: this.#access.offer !== null,
       cursor: this.#state.cursor,
       remembered: this.#state.remembered,
@@ -455,10 +465,14 @@ export class MailboxSync {
 
   // ---- the record kept in the local store ---------------------------------------------------
 
+  #stateId(): string {
+    return `${this.#docId}\u0000mailbox\u0000${this.#server}`;
+  }
+
   #load(): State {
     const empty: State = { remembered: 0, cursor: 0, sv: [], baseBytes: 0 };
     try {
-      const stored = this.#store.load(this.#stateId).snapshot;
+      const stored = this.#store.load(this.#stateId()).snapshot;
       if (stored === null) return empty;
       const parsed = JSON.parse(new TextDecoder().decode(stored)) as Partial<PersistedState>;
       if (typeof parsed.remembered !== 'number' || typeof parsed.cursor !== 'number' || !Array.isArray(parsed.sv)) return empty;
@@ -471,7 +485,7 @@ export class MailboxSync {
   #save(): void {
     try {
       const bytes = new TextEncoder().encode(JSON.stringify(this.#state));
-      this.#store.compact(this.#stateId, bytes, this.#store.stats(this.#stateId).lastSeq);
+      this.#store.compact(this.#stateId(), bytes, this.#store.stats(this.#stateId()).lastSeq);
     } catch (error) {
       if (!this.#closed) this.#onError(errorOf(error));
     }
