@@ -7,6 +7,8 @@ import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/co
 import { WebSocketServer } from 'ws';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
+import { UpgradeGuard } from './upgrade-guard.js';
+import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
 import { MailboxService } from './mailbox/service.js';
 import { resolveCoreOptions, type RelayCoreOptions } from './options.js';
@@ -172,6 +174,11 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   let closing = false;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (guard.isRefused(req.socket)) {
+      res.destroy();
+      return;
+    }
+    guard.requested(req.socket);
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/healthz') {
       const s = core.stats();
@@ -216,12 +223,26 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     perMessageDeflate: false,
     clientTracking: false,
   });
+  // Sockets that have not upgraded: time-bounded and counted against the connection limits (upgrade-guard.ts).
+  const guard = new UpgradeGuard(core, {
+    upgradeTimeoutMs: core.options.upgradeTimeoutMs,
+    maxConnections: core.options.maxConnections,
+    maxConnectionsPerIp: core.options.maxConnectionsPerIp,
+    perAddress: !trustProxy,
+    tls: tls !== null,
+  });
+  server.on('connection', (socket: Socket) => guard.accept(socket));
   server.on('clientError', (_error, socket: Duplex) => {
     core.countError();
     socket.destroy();
   });
   server.on('tlsClientError', () => core.countError());
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (guard.isRefused(req.socket)) {
+      socket.destroy();
+      return;
+    }
+    guard.upgraded(req.socket);
     // (ws puts its own error listener on the socket for the handshake, then the WebSocket's.)
     if (closing) {
       socket.on('error', () => core.countError());
