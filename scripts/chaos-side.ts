@@ -85,7 +85,7 @@ class Child {
   }
 
   /** The next line (after those already taken) starting with `prefix`; rejects on exit or timeout. */
-  async take(prefix: string, timeoutMs = 30_000): Promise<string> {
+  async take(prefix: string, timeoutMs = 120_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.#lines.findIndex((l) => l.startsWith(prefix));
