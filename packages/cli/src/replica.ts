@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { RhizomeError, TimeoutError, topicToHex, type SyncEvent, type TransportConfig } from '@rhizome/core';
+import { RhizomeError, TimeoutError, topicToHex, type PeerInfo, type SyncEvent, type Transport, type TransportConfig } from '@rhizome/core';
 import type { Database, DatabaseOptions } from '@rhizome/sync';
 import { CliError, describeError, usageError } from './errors.js';
-import { describeNetwork, transportConfigFromFlags, type NetworkFlags } from './network.js';
+import { describeNetwork, networkParts, transportConfigFromFlags, type NetworkConfig, type NetworkFlags } from './network.js';
 import { formatBytes, type Output } from './output.js';
 
 /** Flags of every command that opens a database file. */
@@ -21,7 +21,7 @@ export interface Replica {
   /** Absolute path of the database file. */
   path: string;
   /** The network configuration, or `undefined` when local only. */
-  network: Partial<TransportConfig> | undefined;
+  network: NetworkConfig | undefined;
 }
 
 /** What {@link syncWithPeers} found. */
@@ -67,7 +67,7 @@ export async function openReplica(id: string, flags: DatabaseFlags, options: { c
   const network = transportConfigFromFlags(flags);
   // One-shot commands bound the transport's own waits (relay session, DHT dials) by --timeout,
   // so an unreachable address fails with the transport's message naming it.
-  if (network !== undefined && flags.timeout !== undefined) network.timeoutMs = flags.timeout;
+  if (network !== undefined && flags.timeout !== undefined) for (const part of networkParts(network)) part.timeoutMs = flags.timeout;
   // Reading a file that is not there would only create an empty one: unless a network is
   // given to fetch from, or the command writes, the file must exist.
   const path = databasePath(flags, options.create !== true && network === undefined);
@@ -110,10 +110,14 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     out.progress(`syncing with ${stats.peers.length} peer(s) over ${where}: ${updates} node updates, ${formatBytes(stats.bytesReceived)} in ${stats.framesReceived} frames`);
   }, 200);
   progress.unref();
+  const severalRelays = !Array.isArray(network) && Array.isArray(network.relayUrl) && network.relayUrl.length > 1;
   try {
     const failed = (async (): Promise<never> => {
       for await (const event of events) {
-        if (isConnectFailure(event)) throw event.error;
+        // One transport that cannot connect is fatal only when it is the only one, and only until
+        // the lookup answered (later failures are single peers: a stale DHT record, a lost link).
+        // With several relays one that refuses is skipped (failover): only the deadline counts.
+        if (isConnectFailure(event) && reached < 0 && !Array.isArray(network) && !severalRelays) throw event.error;
         if ((event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote') updates++;
       }
       throw new CliError('ERR_CLOSED', 'database closed while syncing');
@@ -125,7 +129,17 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed, timedOut]);
     failed.catch(() => undefined);
     timedOut.catch(() => undefined);
-    const found = await race(db.transport.lookup(db.topic));
+    // Several transports find the same replicas under different peer ids: count the longest list.
+    const parts = (db.transport as Partial<{ parts: ReadonlyArray<{ transport: Transport }> }>).parts;
+    let found: PeerInfo[];
+    if (parts) {
+      const lists = await race(Promise.allSettled(parts.map((p) => p.transport.lookup(db.topic))));
+      const ok = lists.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      if (ok.length === 0) throw (lists[0] as PromiseRejectedResult).reason;
+      found = ok.reduce((a, b) => (b.length > a.length ? b : a), []);
+    } else {
+      found = await race(db.transport.lookup(db.topic));
+    }
     reached = found.length;
     const want = Math.max(found.length, minPeers);
     if (want > 0) {

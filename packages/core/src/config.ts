@@ -14,6 +14,7 @@ const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
 const KNOWN_FIELDS = new Set<string>([
   'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
   'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError', 'mailbox',
+  'mdns', 'relayService',
 ]);
 
 function stringArray(value: unknown, field: string): string[] | undefined {
@@ -86,7 +87,7 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   // ignoring it would let a caller believe traffic is unsealed (or, worse, sealed when it is not).
   if (!encryption) throw new InvalidConfigError('encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
   for (const f of ['peerId', 'hub', 'token', 'keyFile', 'protocolPrefix'] as const) optionalString(config[f], f);
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService'] as const) {
     if (config[f] !== undefined && typeof config[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {
@@ -108,8 +109,11 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   if (listen) resolved.listen = listen;
   if (mode === 'relay') {
     if (config.relayUrl === undefined) throw new InvalidConfigError('relayUrl', "is required when mode is 'relay'");
-    if (typeof config.relayUrl !== 'string') throw new InvalidConfigError('relayUrl', 'must be a string');
-    resolved.relayUrl = normalizeRelayUrl(config.relayUrl);
+    const urls: unknown = config.relayUrl;
+    if (typeof urls === 'string') resolved.relayUrl = normalizeRelayUrl(urls);
+    else if (Array.isArray(urls) && urls.length > 0 && urls.every((u) => typeof u === 'string')) {
+      resolved.relayUrl = (urls as string[]).map((u) => normalizeRelayUrl(u));
+    } else throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
   }
   return resolved;
 }
