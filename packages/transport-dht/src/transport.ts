@@ -100,6 +100,8 @@ export class DhtTransport implements Transport {
   readonly #handshaking = new Set<StreamChannel>();
   /** Direct libp2p connections opened while the peer had a relayed one: DCUtR's hole punches. */
   readonly #holepunched = new WeakSet<Libp2pConnection>();
+  /** The addresses joined topics were last announced with (see #onAddressesChanged). */
+  #announcedAddrs = '';
   #node: RhizomeLibp2p | null = null;
   #starting: Promise<RhizomeLibp2p> | null = null;
   #bootstrapping: Promise<void> | null = null;
@@ -271,6 +273,7 @@ export class DhtTransport implements Transport {
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
     node.addEventListener('connection:open', (event) => this.#onLink(event.detail));
+    node.addEventListener('self:peer:update', () => this.#onAddressesChanged());
     try {
       await node.start();
     } catch (error) {
@@ -653,6 +656,24 @@ export class DhtTransport implements Transport {
     if (!node) return;
     for (const join of this.#joins.values()) {
       if (join.conns.get(id)?.path === 'circuit') this.#maybeDial(node, join, { peerId: id, addresses: [] }, true);
+    }
+  }
+
+  /**
+   * Our addresses changed (a relay reservation added a `/p2p-circuit` address, autonat confirmed
+   * an observed one): provider records carry the addresses of when they were made, so every
+   * joined topic is announced again now, and peers behind NATs become dialable through the relay.
+   */
+  #onAddressesChanged(): void {
+    const node = this.#node;
+    if (!node || this.#closed) return;
+    const addrs = node.getMultiaddrs().map((ma) => ma.toString()).sort().join(' ');
+    if (addrs === this.#announcedAddrs) return;
+    this.#announcedAddrs = addrs;
+    for (const join of this.#joins.values()) {
+      join.lastAnnounced = 0;
+      join.delay = INITIAL_LOOKUP_INTERVAL_MS;
+      join.wake?.();
     }
   }
 
