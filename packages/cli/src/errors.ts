@@ -92,7 +92,7 @@ export function describeError(error: unknown): CliError {
         return new CliError(error.code, message, {
           hint:
             closeName === 'UNAUTHORIZED'
-              ? 'The relay requires an access token: pass --token (or set RHIZOME_TOKEN) with the one it was started with.'
+              ? 'The relay requires an access token: pass --token (or set RHIZOME_RELAY_TOKEN) with the one it was started with.'
               : 'The relay refused this session; check its limits and logs.',
           cause: error,
         });

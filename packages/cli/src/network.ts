@@ -44,7 +44,7 @@ export function addNetworkOptions(command: Command, options: { timeout: boolean 
     .option('--bootstrap <multiaddr...>', 'DHT bootstrap peers (from `rhizome dht-bootstrap`)')
     .option('--listen <multiaddr...>', 'DHT listen addresses (default: tcp and ws on all interfaces, any port)')
     .option('--key-file <file>', 'DHT: keep this peer id across restarts in FILE (created if missing)')
-    .addOption(new Option('--token <token>', 'access token the relay requires').env('RHIZOME_TOKEN'))
+    .addOption(new Option('--token <token>', 'access token the relay requires (env RHIZOME_RELAY_TOKEN)').env('RHIZOME_RELAY_TOKEN'))
     .option('--tls-ca <file>', 'relay: trust this CA certificate (PEM), e.g. for a self-signed relay')
     .option('--allow-private-addresses', 'DHT: keep loopback and LAN addresses in DHT records (tests, LANs)')
     .addOption(new Option('--secret <secret>', 'seal with this secret instead of the database id (same on every replica)').env('RHIZOME_SECRET'));
