@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { TransportConfig } from '@rhizome/core';
@@ -34,6 +35,20 @@ export function portNumber(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || n > 65535) throw usageError(`--port must be a number from 0 to 65535, got '${value}'`);
   return n;
+}
+
+/** `--tls-ca FILE` must hold a PEM certificate (the relay's own, or the CA that signed it). */
+function checkCaFile(file: string, text: string): void {
+  const what = "--tls-ca takes the relay's certificate, or the CA certificate that signed it, in PEM";
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    const isKey = /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(text);
+    throw usageError(`--tls-ca ${file}: ${isKey ? 'holds a private key, not a certificate' : 'is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)'}`, `${what}.`);
+  }
+  try {
+    new X509Certificate(text);
+  } catch (error) {
+    throw usageError(`--tls-ca ${file}: the certificate cannot be read: ${(error as Error).message}`, `${what}.`);
+  }
 }
 
 /** Adds the network flags to a command. */
@@ -86,6 +101,7 @@ export function transportConfigFromFlags(flags: NetworkFlags): Partial<Transport
       } catch (error) {
         throw usageError(`--tls-ca: cannot read ${flags.tlsCa}: ${(error as Error).message}`);
       }
+      checkCaFile(flags.tlsCa, ca);
       config.tls = { ca };
     }
     return config;

@@ -4,7 +4,8 @@
  * @packageDocumentation
  */
 export { openDatabase, Database, MIN_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_BYTES, CLOSE_DRAIN_MS } from './database.js';
-export type { DatabaseOptions, DatabaseStats, WhenSyncedOptions } from './database.js';
+export type { CloseOptions, DatabaseOptions, DatabaseStats, WhenDeliveredOptions, WhenSyncedOptions } from './database.js';
+export { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 export type { PeerStats } from './session.js';
 export { NODES_MAP, FIELDS_MAP } from './nodes.js';
 export { MAX_NODE_ID_LENGTH, MAX_VALUE_DEPTH } from './validate.js';

@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection } from '@rhizome/core';
+import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import {
   MSG_AWARENESS,
@@ -113,6 +114,11 @@ export class PeerSession {
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
+  /** Delivery acknowledgements (see delivery.ts). */
+  readonly #acks = new AckRequests(
+    (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
+    newRequestId,
+  );
 
   constructor(conn: Connection, host: SessionHost) {
     this.conn = conn;
@@ -189,6 +195,14 @@ export class PeerSession {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
+  /**
+   * Resolves `true` once the peer has applied everything queued for it so far (it answered a
+   * fresh sync step 1 sent behind it), `false` if the session ends first. See delivery.ts.
+   */
+  acknowledge(): Promise<boolean> {
+    return this.#acks.request();
+  }
+
   /** Closes the connection; the receive loop then ends and the host hears `onClosed`. */
   async close(): Promise<void> {
     await this.conn.close();
@@ -254,6 +268,7 @@ export class PeerSession {
           this.#checkSynced();
         },
       });
+      this.#acks.ready();
     },
     [MSG_SYNC_STEP2]: (m) => {
       Y.applyUpdate(this.#host.doc, m.update, this);
@@ -262,6 +277,8 @@ export class PeerSession {
       if (sameBytes(m.requestId, this.#requestId)) {
         this.#receivedStep2 = true;
         this.#checkSynced();
+      } else {
+        this.#acks.answered(m.requestId);
       }
     },
     [MSG_UPDATES]: (m) => {
@@ -297,6 +314,7 @@ export class PeerSession {
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     this.#releaseDrainWaiters();
+    this.#acks.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
   }

@@ -1,0 +1,75 @@
+import type { TransportConfig } from '@rhizome/core';
+import type { NetworkFlags } from './network.js';
+import type { Output } from './output.js';
+
+/** Stable codes of the CLI's warnings (`{"warning":{"code",...}}` with `--json`). */
+export const WARN_WEAK_ID = 'WARN_WEAK_ID';
+export const WARN_DHT_NO_BOOTSTRAP = 'WARN_DHT_NO_BOOTSTRAP';
+export const WARN_RELAY_SCHEME = 'WARN_RELAY_SCHEME';
+
+/** Ids shorter than this are warned about (a generated id has 24 characters, 144 bits). */
+export const MIN_ID_LENGTH = 16;
+
+/**
+ * Whether the DHT transport finds peers on the local network by itself (mDNS). While it does not,
+ * `--dht` without `--bootstrap` finds nobody unless others dial this replica.
+ */
+export const DHT_LOCAL_DISCOVERY_DEFAULT = false;
+
+/** One part of an id as words are written: `notes`, `Notes`, `NOTES`, `myNotes`, `2024`. */
+const WORD = /^(?:(?:[A-Z]?[a-z]{2,})+|[A-Z]{2,}|[a-z])\d*$|^\d+$/;
+
+/**
+ * True when `id` reads like words (`my-notes`, `TeamDocs2024`, `correct horse battery`) rather
+ * than random characters: such ids are guessed by trying words. A generated id (random base64url)
+ * practically never matches (a test checks thousands).
+ */
+export function looksLikeWords(id: string): boolean {
+  const parts = id.split(/[-_.\s/:]+/).filter((p) => p !== '');
+  return parts.length > 0 && parts.every((p) => WORD.test(p));
+}
+
+/**
+ * Why `id` is weak, or `undefined`. The id is the secret (unless `--secret` is given) and, hashed,
+ * the public topic: relays and DHT nodes see the topic, so a guessable id is readable by anyone
+ * who guesses it (and, with a secret, still shows when its replicas meet).
+ */
+export function weakIdReason(id: string, hasSecret: boolean): string | undefined {
+  const what = hasSecret
+    ? 'it names the public topic (relays and DHT nodes see it), so anyone who guesses it can watch when its replicas meet (the data stays sealed with --secret)'
+    : 'the id is the secret: whoever knows or guesses it can read and write the database';
+  const fix = 'Use a generated id: ID=$(rhizome new-id), the same on every replica.';
+  if (id.length < MIN_ID_LENGTH) return `the database id '${id}' is ${id.length} character${id.length === 1 ? '' : 's'} long (fewer than ${MIN_ID_LENGTH}): ${what}. ${fix}`;
+  if (looksLikeWords(id)) return `the database id '${id}' looks like words, which are guessed first: ${what}. ${fix}`;
+  return undefined;
+}
+
+/** Whether the relay URL the user typed names no scheme (`127.0.0.1:8081`, `relay.example.com`). */
+export function hasNoScheme(url: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(url.trim());
+}
+
+/**
+ * Prints the warnings about the command line of a command that opens a database: a weak id, a
+ * scheme-less relay URL (which scheme was assumed), `--dht` with no way to find peers.
+ */
+export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { secret?: string }, network: Partial<TransportConfig> | undefined): void {
+  const weak = weakIdReason(id, flags.secret !== undefined);
+  if (weak !== undefined) out.warning(WARN_WEAK_ID, weak);
+  if (flags.relay !== undefined && hasNoScheme(flags.relay)) {
+    const hostPort = flags.relay.trim().replace(/\/+$/, '');
+    out.warning(
+      WARN_RELAY_SCHEME,
+      `--relay ${flags.relay} has no scheme: assuming wss://${hostPort} (TLS${/:\d+$/.test(hostPort) ? '' : ', port 443'}). For a relay without TLS, such as \`rhizome relay --port 8080\`, write ws://${hostPort}.`,
+    );
+  }
+  if (network?.mode === 'dht' && (network.bootstrap === undefined || network.bootstrap.length === 0)) {
+    const localDiscovery = (network as { mdns?: boolean }).mdns ?? DHT_LOCAL_DISCOVERY_DEFAULT;
+    if (!localDiscovery) {
+      out.warning(
+        WARN_DHT_NO_BOOTSTRAP,
+        '--dht without --bootstrap: this replica knows no DHT node to join through, so it finds no peers (only a peer that dials it can sync). Give --bootstrap ADDR, the multiaddr printed by `rhizome dht-bootstrap` or by another replica.',
+      );
+    }
+  }
+}
