@@ -30,7 +30,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       for (let i = 0; i < N; i++) db.put(`n${i}`, node(i));
-      db.flush();
+      await db.flush();
       const ms = performance.now() - t0;
       await db.close();
       return (N / ms) * 1000;
@@ -42,7 +42,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       db.doc.transact(() => {
         for (let i = 0; i < N; i++) db.put(`n${i}`, node(i));
       });
-      db.flush();
+      await db.flush();
       const ms = performance.now() - t0;
       await db.close();
       return (N / ms) * 1000;

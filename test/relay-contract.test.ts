@@ -10,7 +10,7 @@ runTransportContract('relay', async () => {
     createTransport: async () => new RelayTransport({ url: relay.url, timeoutMs: 5000 }),
     close: () => relay.close(),
   };
-});
+}, { broadcast: true });
 
 // The same suite through core's lazily loading createTransport({ mode: 'relay' }).
 runTransportContract('relay via createTransport', async () => {
@@ -19,7 +19,7 @@ runTransportContract('relay via createTransport', async () => {
     createTransport: async () => createTransport({ mode: 'relay', relayUrl: relay.url, timeoutMs: 5000 }),
     close: () => relay.close(),
   };
-});
+}, { broadcast: true });
 
 // The browser code path: the WHATWG WebSocket (Node 22's global one stands in for a browser's).
 runTransportContract('relay with the global WebSocket', async () => {
@@ -28,4 +28,4 @@ runTransportContract('relay with the global WebSocket', async () => {
     createTransport: async () => new RelayTransport({ url: relay.url, timeoutMs: 5000, implementation: 'global' }),
     close: () => relay.close(),
   };
-});
+}, { broadcast: true });

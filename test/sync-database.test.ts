@@ -305,6 +305,8 @@ describe('one session per peer', () => {
     await until(me, () => me.get('from-p2') !== undefined, 'from-p2');
     events.stop();
     expect(events.events.filter((e) => e.type === 'peer-connected')).toHaveLength(2);
+    // p1 (whose session with me was replaced) still gets it, from p2 directly.
+    await until(p1, () => p1.get('from-p2') !== undefined, 'from-p2 on p1');
     expect(p1.get('from-p2')).toEqual({});
     await tap.disconnect();
   });

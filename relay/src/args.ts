@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util';
 import { InvalidConfigError } from '@rhizome/core';
+import type { MailboxLimits } from './mailbox/options.js';
 import type { RelayServerOptions } from './server.js';
 
 /** Help text of `rhizome relay` / `rhizome-relay`. */
 export const RELAY_USAGE = `Usage: rhizome relay [options]
 
-Runs a stateless Rhizome relay (WebSocket; GET /healthz and GET /metrics on the same port).
+Runs a Rhizome relay (WebSocket; GET /healthz and GET /metrics on the same port). Stateless
+unless --mailbox is given.
 
 Options:
   --port N                    TCP port (default 443; 0 picks a free one)
@@ -27,8 +29,30 @@ Options:
   --max-buffered-bytes N      unread bytes towards one client before it is cut (default 16777216)
   --heartbeat-ms N            ping interval, 0 disables (default 30000)
   --hello-timeout-ms N        time a new connection has to say HELLO (default 10000)
+
+Mailbox (offline catch-up; sealed data the relay cannot read, writable only with the database key):
+  --mailbox FILE              keep a sealed mailbox per database in this SQLite file
+                              (without it the relay keeps nothing on disk)
+  --mailbox-max-bytes N       bytes per mailbox (default 33554432)
+  --mailbox-max-entries N     records per mailbox (default 10000)
+  --mailbox-max-mailboxes N   mailboxes in total (default 1000); disk stays under
+                              max-mailboxes x max-bytes plus SQLite overhead
+  --mailbox-max-entry-bytes N largest record (default: --mailbox-max-bytes)
+  --mailbox-ttl N             seconds since the last write before a mailbox is deleted (default 2592000)
+  --mailbox-writes-per-minute N  per mailbox (default 600)
+  --mailbox-write-burst N     writes allowed in a burst above that rate (default 120)
   -h, --help                  this text
 `;
+
+const MAILBOX_FLAGS = {
+  'mailbox-max-bytes': 'maxMailboxBytes',
+  'mailbox-max-entries': 'maxEntries',
+  'mailbox-max-mailboxes': 'maxMailboxes',
+  'mailbox-max-entry-bytes': 'maxEntryBytes',
+  'mailbox-ttl': 'ttlSeconds',
+  'mailbox-writes-per-minute': 'writesPerMinute',
+  'mailbox-write-burst': 'writeBurst',
+} as const;
 
 const INT_FLAGS = {
   'max-frame-size': 'maxFrameSize',
@@ -69,6 +93,8 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
         token: { type: 'string' },
         'trust-proxy': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        mailbox: { type: 'string' },
+        ...Object.fromEntries(Object.keys(MAILBOX_FLAGS).map((k) => [k, { type: 'string' as const }])),
         ...Object.fromEntries(Object.keys(INT_FLAGS).map((k) => [k, { type: 'string' as const }])),
       },
     });
@@ -96,6 +122,17 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
   for (const [flag, field] of Object.entries(INT_FLAGS)) {
     const text = v[flag];
     if (typeof text === 'string') options[field] = integer(flag, text);
+  }
+  const mailboxLimits: Partial<MailboxLimits> = {};
+  for (const [flag, field] of Object.entries(MAILBOX_FLAGS)) {
+    const text = v[flag];
+    if (typeof text === 'string') mailboxLimits[field] = integer(flag, text);
+  }
+  if (typeof v.mailbox === 'string') {
+    if (v.mailbox === '') throw new InvalidConfigError('--mailbox', 'needs a file path');
+    options.mailbox = { path: v.mailbox, ...mailboxLimits };
+  } else if (Object.keys(mailboxLimits).length > 0) {
+    throw new InvalidConfigError('--mailbox', 'the --mailbox-* limits need --mailbox FILE');
   }
   return options;
 }

@@ -19,7 +19,13 @@ import {
   isPingFrame,
   isTopicFrame,
   readU32,
+  MailboxFrameType,
+  isMailboxPutFrame,
+  isMailboxReadFrame,
+  isMailboxWriteFrame,
 } from '@rhizome/transport-relay/protocol';
+import type { MailboxService, MailboxServiceStats } from './mailbox/service.js';
+import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnapshot } from './histogram.js';
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
 
@@ -88,6 +94,12 @@ export interface RelayStats {
   drops: Partial<Record<DropReason, number>>;
   /** Socket and protocol errors seen (bad WebSocket framing, HTTP parse errors, ...). */
   errors: number;
+  /** Mailbox counters, when the relay runs with a mailbox. */
+  mailbox?: MailboxServiceStats;
+  /** Sizes of the frames received from clients. */
+  frameBytes: HistogramSnapshot;
+  /** Recipients per BROADCAST (the topic's fan-out). */
+  fanout: HistogramSnapshot;
 }
 
 /** @internal A topic on this relay. */
@@ -200,6 +212,9 @@ HANDLERS[FrameType.SEND] = { guard: isDataFrame, handle: (core, peer, f) => core
 HANDLERS[FrameType.CLOSE_PEER] = { guard: isPairFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.PEER_CLOSED) };
 HANDLERS[FrameType.PING] = { guard: isPingFrame, handle: (core, peer, f) => core.onPing(peer, f) };
 HANDLERS[FrameType.BROADCAST] = { guard: isDataFrame, handle: (core, peer, f) => core.onBroadcast(peer, f) };
+HANDLERS[MailboxFrameType.MB_READ] = { guard: isMailboxReadFrame, handle: (core, peer, f) => core.onMailbox(peer, f) };
+HANDLERS[MailboxFrameType.MB_PUT] = { guard: isMailboxPutFrame, handle: (core, peer, f) => core.onMailbox(peer, f) };
+HANDLERS[MailboxFrameType.MB_WRITE] = { guard: isMailboxWriteFrame, handle: (core, peer, f) => core.onMailbox(peer, f) };
 
 function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -233,6 +248,8 @@ export class RelayCore {
   readonly #topicsByKey = new Map<string, Topic>();
   readonly #topicsById = new Map<number, Topic>();
   readonly #token: Buffer | null;
+  /** The sealed mailbox (ARCHITECTURE.md § Mailbox), when the relay runs with one. */
+  readonly #mailbox: MailboxService | null;
   #nextSession = 1;
   #nextTopicId = 1;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -249,12 +266,19 @@ export class RelayCore {
   #bytesIn = 0;
   #bytesOut = 0;
   #errors = 0;
+  readonly #frameBytes = new FixedHistogram(FRAME_BYTES_BUCKETS);
+  readonly #fanout = new FixedHistogram(FANOUT_BUCKETS);
   readonly #drops = new Map<DropReason, number>();
   readonly #closedWaiters = new Set<() => void>();
 
   constructor(options: RelayCoreOptions = {}) {
     this.options = resolveCoreOptions(options);
     this.#token = this.options.token === undefined ? null : Buffer.from(this.options.token, 'utf8');
+    this.#mailbox = options.mailbox ?? null;
+    this.#mailbox?.bind({
+      send: (peer, frame) => this.#send(peer as Peer, frame),
+      charge: (peer, frames, bytes) => this.#charge(peer as Peer, frames, bytes),
+    });
     const hb = this.options.heartbeatIntervalMs;
     // One timer sweeps every connection: ping deadlines and HELLO deadlines.
     this.#heartbeat = setInterval(() => this.#sweep(), Math.max(10, Math.min(hb > 0 ? hb / 2 : Infinity, this.options.helloTimeoutMs / 2)));
@@ -282,6 +306,9 @@ export class RelayCore {
       bytesOut: this.#bytesOut,
       drops: Object.fromEntries(this.#drops) as Partial<Record<DropReason, number>>,
       errors: this.#errors,
+      ...(this.#mailbox ? { mailbox: this.#mailbox.stats() } : {}),
+      frameBytes: this.#frameBytes.snapshot(),
+      fanout: this.#fanout.snapshot(),
     };
   }
 
@@ -366,6 +393,7 @@ export class RelayCore {
     const length = frame.length;
     this.#framesIn++;
     this.#bytesIn += length;
+    this.#frameBytes.observe(length);
     const over = spend(peer, length, this.#now, this.options);
     if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
@@ -403,6 +431,17 @@ export class RelayCore {
     peer.peerKey = key;
     this.#byPeerId.set(key, peer);
     this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
+    // A relay with a mailbox says so right after WELCOME (older clients ignore the frame).
+    if (this.#mailbox) this.#send(peer, this.#mailbox.offerFrame);
+  }
+
+  /** @internal MB_READ / MB_PUT / MB_WRITE: the mailbox's, or an unknown type without one. */
+  onMailbox(peer: Peer, f: Buffer): void {
+    const mailbox = this.#mailbox;
+    if (mailbox === null) return this.#cut(peer, 'UNKNOWN_FRAME_TYPE');
+    if (f[0] === MailboxFrameType.MB_READ) mailbox.onRead(peer, f);
+    else if (f[0] === MailboxFrameType.MB_PUT) mailbox.onPut(peer, f);
+    else mailbox.onWrite(peer, f);
   }
 
   /** @internal JOIN (`pair` true) or ANNOUNCE: list the peer on the topic; JOIN also pairs it. */
@@ -499,6 +538,7 @@ export class RelayCore {
     if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
+    this.#fanout.observe(topic.members.size - 1);
     for (const target of topic.members.values()) {
       if (target !== peer) this.#forward(target, f);
     }
@@ -559,6 +599,7 @@ export class RelayCore {
   #unroute(peer: Peer): void {
     if (peer.done) return;
     peer.done = true;
+    this.#mailbox?.forget(peer);
     for (const topic of [...peer.listed.values()]) this.#leave(peer, topic);
     if (peer.peerId !== null && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
   }

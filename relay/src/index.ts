@@ -5,6 +5,8 @@
  * - {@link createRelayServer}: the HTTP(S) host (WebSocket, `/healthz`, `/metrics`).
  * - {@link RelayCore}: the routing core, usable on any WebSocket-like socket.
  * - {@link CloseCode}: the close codes (shared with `@rhizome/transport-relay`).
+ * - {@link MailboxService} / `MailboxStore`: the opt-in sealed mailbox (`mailbox` option); the
+ *   SQLite store is `@rhizome/relay/mailbox-sqlite` (loaded by the server only when asked for).
  *
  * @packageDocumentation
  */
@@ -15,6 +17,12 @@ export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core
 export { DEFAULT_LIMITS, resolveCoreOptions } from './options.js';
 export type { RelayLimits, RelayCoreOptions } from './options.js';
 export { createMetricsRegistry } from './metrics.js';
+export { MailboxService } from './mailbox/service.js';
+export type { MailboxPeer, MailboxCoreHooks, MailboxServiceStats } from './mailbox/service.js';
+export { DEFAULT_MAILBOX_LIMITS, resolveMailboxOptions } from './mailbox/options.js';
+export type { MailboxLimits, MailboxOptions, ResolvedMailboxOptions } from './mailbox/options.js';
+export { recordBytes } from './mailbox/store.js';
+export type { MailboxStore, MailboxSnapshot, MailboxCommit, MailboxCommitResult, MailboxQuota, MailboxStoreStats, StoredMailboxRecord } from './mailbox/store.js';
 export { parseRelayArgs, RELAY_USAGE } from './args.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from '@rhizome/transport-relay/protocol';
 export type { CloseCodeName } from '@rhizome/transport-relay/protocol';

@@ -1,5 +1,44 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason, RelayStats } from './core.js';
+import type { HistogramSnapshot } from './histogram.js';
+
+/**
+ * A Prometheus histogram whose buckets the relay core counted itself (see histogram.ts): the
+ * hot path does a few comparisons per frame, and the exposition is built at scrape time.
+ */
+class SnapshotHistogram extends Histogram {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #read: () => HistogramSnapshot;
+
+  constructor(name: string, help: string, registry: Registry, read: () => HistogramSnapshot) {
+    super({ name, help, buckets: [1], registers: [registry] });
+    this.#name = name;
+    this.#help = help;
+    this.#read = read;
+  }
+
+  override get(): ReturnType<Histogram['get']> {
+    return this.getForPromString();
+  }
+
+  /** What the registry reads when it renders text (prom-client calls this in preference to `get`). */
+  async getForPromString(): ReturnType<Histogram['get']> {
+    const h = this.#read();
+    const bucket = `${this.#name}_bucket`;
+    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = h.bounds.map((le, i) => ({
+      value: h.cumulative[i] ?? 0,
+      labels: { le },
+      metricName: bucket,
+    }));
+    values.push({ value: h.count, labels: { le: '+Inf' }, metricName: bucket });
+    values.push({ value: h.sum, labels: {}, metricName: `${this.#name}_sum` });
+    values.push({ value: h.count, labels: {}, metricName: `${this.#name}_count` });
+    // prom-client types a histogram's values as its own bucket objects; the registry only reads
+    // { value, labels, metricName }, which is what these are.
+    return { name: this.#name, help: this.#help, type: 'histogram', aggregator: 'sum', values } as unknown as Awaited<ReturnType<Histogram['get']>>;
+  }
+}
 
 /**
  * A per-server Prometheus registry (never the global one, so two relays in one process do
@@ -54,6 +93,8 @@ export function createMetricsRegistry(stats: () => RelayStats): Registry {
       for (const [reason, n] of Object.entries(snapshot.drops) as Array<[DropReason, number]>) this.inc({ reason }, n);
     },
   });
+  new SnapshotHistogram('rhizome_relay_frame_bytes', 'Sizes of frames received from clients (bytes)', registry, () => snapshot.frameBytes);
+  new SnapshotHistogram('rhizome_relay_broadcast_fanout', 'Recipients per BROADCAST frame (per-topic fan-out)', registry, () => snapshot.fanout);
   new Gauge({
     name: 'rhizome_relay_process_resident_memory_bytes',
     help: 'Resident set size of the relay process',

@@ -1,5 +1,6 @@
 import { DEFAULT_NETWORK_MAX_MESSAGE_SIZE, InvalidConfigError } from '@rhizome/core';
 import { DATA_HEADER_BYTES } from '@rhizome/transport-relay/protocol';
+import type { MailboxService } from './mailbox/service.js';
 
 /** Limits of a relay. Every field has a default (see {@link DEFAULT_LIMITS}). */
 export interface RelayLimits {
@@ -59,6 +60,8 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
 export interface RelayCoreOptions extends Partial<RelayLimits> {
   /** Shared access token clients must present in HELLO. Off (undefined) by default. */
   token?: string;
+  /** The sealed mailbox service (built by `createRelayServer` from its `mailbox` option). */
+  mailbox?: MailboxService;
 }
 
 /** Validated core options. */

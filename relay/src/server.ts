@@ -7,14 +7,16 @@ import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/co
 import { WebSocketServer } from 'ws';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
-import type { RelayCoreOptions } from './options.js';
+import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
+import { MailboxService } from './mailbox/service.js';
+import { resolveCoreOptions, type RelayCoreOptions } from './options.js';
 import { checkTlsPair } from './tls-check.js';
 
 /** A certificate or key: a file path, or the PEM text / bytes themselves. */
 export type PemSource = string | Uint8Array;
 
 /** Options of {@link createRelayServer}: where to listen, TLS, access token, and limits. */
-export interface RelayServerOptions extends RelayCoreOptions {
+export interface RelayServerOptions extends Omit<RelayCoreOptions, 'mailbox'> {
   /** TCP port; default 443. 0 picks a free port (see `RelayServer.port`). */
   port?: number;
   /** Address to bind; default all interfaces. */
@@ -28,6 +30,13 @@ export interface RelayServerOptions extends RelayCoreOptions {
    * Default false.
    */
   trustProxy?: boolean;
+  /**
+   * Run a sealed mailbox (offline catch-up, ARCHITECTURE.md § Mailbox) in this SQLite file, with
+   * optional limits: `'relay-mailbox.db'` or `{ path, maxMailboxBytes, maxMailboxes, ... }`.
+   * Without it the relay keeps nothing on disk (and never loads SQLite). A damaged file is
+   * refused with `ERR_STORE_CORRUPT`, never emptied.
+   */
+  mailbox?: string | MailboxOptions;
 }
 
 /** A running relay. */
@@ -107,6 +116,18 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
 }
 
 /**
+ * Opens the mailbox file and builds the service. SQLite is imported here, on demand, so a relay
+ * without a mailbox never loads it.
+ */
+async function openMailbox(option: string | MailboxOptions, core: RelayCoreOptions): Promise<MailboxService> {
+  const resolved = resolveMailboxOptions(option);
+  const limits = resolveCoreOptions(core);
+  const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
+  const store = openSqliteMailboxStore(resolved.path);
+  return new MailboxService(store, resolved, { maxFrameSize: limits.maxFrameSize, maxBufferedBytes: limits.maxBufferedBytes });
+}
+
+/**
  * Starts a relay: WebSockets on Node's HTTP server (HTTPS when `tls` is given), plus
  * `GET /healthz` (JSON) and `GET /metrics` (Prometheus text) on the same port. The routing
  * itself is {@link RelayCore}; this module is only the listener around it.
@@ -137,8 +158,15 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   }
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;
-  const { port: _port, host, tls: _tls, trustProxy: _trust, ...coreOptions } = options;
-  const core = new RelayCore(coreOptions);
+  const { port: _port, host, tls: _tls, trustProxy: _trust, mailbox: mailboxOption, ...coreOptions } = options;
+  const mailbox = mailboxOption === undefined ? null : await openMailbox(mailboxOption, coreOptions);
+  let core: RelayCore;
+  try {
+    core = new RelayCore(mailbox ? { ...coreOptions, mailbox } : coreOptions);
+  } catch (error) {
+    await mailbox?.close();
+    throw error;
+  }
   const registry = createMetricsRegistry(() => core.stats());
   const startedAt = Date.now();
   let closing = false;
@@ -179,6 +207,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, onRequest) : createHttpServer(onRequest);
   } catch (error) {
     await core.close();
+    await mailbox?.close();
     throw new InvalidConfigError('tls', `certificate or key rejected: ${(error as Error).message}`);
   }
   const wss = new WebSocketServer({
@@ -206,6 +235,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     await listen(server, port, host);
   } catch (error) {
     await core.close();
+    await mailbox?.close();
     throw error;
   }
   const bound = (server.address() as AddressInfo).port;
@@ -227,6 +257,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
         server.closeAllConnections();
         await listenerClosed;
         wss.close();
+        await mailbox?.close();
       })();
       return closed;
     },

@@ -51,9 +51,9 @@ export async function writeLocallyThenDeliver<T>(
   let local: T | undefined;
   const replica = await openReplica(id, flags, out, {
     create: true,
-    onOpen: (opened) => {
+    onOpen: async (opened) => {
       local = write(opened, 'local');
-      if (local !== undefined) opened.db.flush();
+      if (local !== undefined) await opened.db.flush();
     },
   });
   const { db, network, path } = replica;
@@ -78,7 +78,7 @@ export async function writeLocallyThenDeliver<T>(
         // nothing to act on, which the failure above already says.
         result = write(replica, 'synced');
         if (delivery.failure !== undefined && result === undefined) throw delivery.failure;
-        if (result !== undefined) db.flush();
+        if (result !== undefined) await db.flush();
       }
       const wanted = Math.max(minPeers, peers);
       if (delivery.failure === undefined && wanted > 0) {

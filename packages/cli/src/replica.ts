@@ -70,7 +70,7 @@ export async function openReplica(
   id: string,
   flags: DatabaseFlags,
   out: Output,
-  options: { create?: boolean; onOpen?: (replica: Replica) => void } = {},
+  options: { create?: boolean; onOpen?: (replica: Replica) => void | Promise<void> } = {},
 ): Promise<Replica> {
   const network = transportConfigFromFlags(flags);
   warnAboutFlags(out, databaseId(id), flags, network);
@@ -90,7 +90,7 @@ export async function openReplica(
     const replica: Replica = { db, path, network, tlsCaFile: flags.tlsCa };
     try {
       // Still before any network step: the database joins its topic on a later macrotask.
-      options.onOpen?.(replica);
+      await options.onOpen?.(replica);
     } catch (error) {
       await db.close({ flushTimeoutMs: 0 }).catch(() => undefined);
       throw error;

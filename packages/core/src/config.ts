@@ -13,7 +13,7 @@ export const DEFAULT_NETWORK_MAX_MESSAGE_SIZE = 1024 * 1024;
 const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
 const KNOWN_FIELDS = new Set<string>([
   'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
-  'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError',
+  'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError', 'mailbox',
 ]);
 
 function stringArray(value: unknown, field: string): string[] | undefined {
@@ -88,6 +88,9 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   }
   if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {
     throw new InvalidConfigError('maxMessageSize', 'must be an integer of at least 1024');
+  }
+  if (config.mailbox !== undefined && typeof config.mailbox !== 'boolean') {
+    throw new InvalidConfigError('mailbox', 'must be a boolean');
   }
   if (config.onError !== undefined && typeof config.onError !== 'function') {
     throw new InvalidConfigError('onError', 'must be a function');

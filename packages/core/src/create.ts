@@ -1,7 +1,8 @@
-import { resolveTransportConfig, DEFAULT_NETWORK_MAX_MESSAGE_SIZE } from './config.js';
+import { resolveTransportConfig, normalizeRelayUrl, DEFAULT_NETWORK_MAX_MESSAGE_SIZE } from './config.js';
 import { DisabledTransport } from './disabled.js';
-import { TransportClosedError, TransportUnavailableError } from './errors.js';
+import { ConnectFailedError, TransportClosedError, TransportUnavailableError } from './errors.js';
 import { MemoryTransport } from './memory.js';
+import { mailboxOf, type MailboxAccess, type MailboxOffer, type MailboxReadResult, type MailboxWriteResult } from './mailbox.js';
 import { assertTopic } from './topic.js';
 import type { Connection, ConnectOptions, PeerInfo, TopicHash, Transport, TransportConfig } from './types.js';
 
@@ -18,11 +19,61 @@ async function loadTransport(mode: 'relay' | 'dht', config: TransportConfig): Pr
   try {
     // A computed specifier: core has no static dependency on any adapter, and libp2p is
     // only loaded when DHT mode is actually used.
-    mod = (await import(specifier)) as TransportModule;
+    mod = (await import(/* @vite-ignore */ specifier)) as TransportModule;
   } catch (error) {
     throw new TransportUnavailableError(mode, specifier, error);
   }
   return mod.createTransportFromConfig(config);
+}
+
+/** Forwards to the mailbox access of a lazily loaded relay transport. */
+class LazyMailbox implements MailboxAccess {
+  readonly serverId: string;
+  readonly #inner: () => Transport | null;
+  readonly #onLoad: Set<(inner: Transport) => void>;
+
+  constructor(serverId: string, inner: () => Transport | null, onLoad: Set<(inner: Transport) => void>) {
+    this.serverId = serverId;
+    this.#inner = inner;
+    this.#onLoad = onLoad;
+  }
+
+  #access(): MailboxAccess | undefined {
+    const inner = this.#inner();
+    return inner === null ? undefined : mailboxOf(inner);
+  }
+
+  get offer(): MailboxOffer | null {
+    return this.#access()?.offer ?? null;
+  }
+
+  onOffer(listener: (offer: MailboxOffer) => void): () => void {
+    const access = this.#access();
+    if (access !== undefined) return access.onOffer(listener);
+    let stop: (() => void) | null = null;
+    let stopped = false;
+    const attach = (inner: Transport): void => {
+      if (!stopped) stop = mailboxOf(inner)?.onOffer(listener) ?? null;
+    };
+    this.#onLoad.add(attach);
+    return () => {
+      stopped = true;
+      this.#onLoad.delete(attach);
+      stop?.();
+    };
+  }
+
+  read(mailbox: Uint8Array, after: number, options?: { signal?: AbortSignal }): Promise<MailboxReadResult> {
+    const access = this.#access();
+    if (access === undefined) return Promise.reject(new ConnectFailedError(`relay ${this.serverId} offers no mailbox yet (not connected)`));
+    return access.read(mailbox, after, options);
+  }
+
+  write(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, options?: { signal?: AbortSignal }): Promise<MailboxWriteResult> {
+    const access = this.#access();
+    if (access === undefined) return Promise.reject(new ConnectFailedError(`relay ${this.serverId} offers no mailbox yet (not connected)`));
+    return access.write(mailbox, header, payload, options);
+  }
 }
 
 /**
@@ -34,6 +85,9 @@ class LazyTransport implements Transport {
   readonly maxMessageSize: number;
   readonly #config: TransportConfig;
   #inner: Promise<Transport> | null = null;
+  #loaded: Transport | null = null;
+  #mailbox: LazyMailbox | null = null;
+  readonly #onLoad = new Set<(inner: Transport) => void>();
   #closed = false;
 
   constructor(config: TransportConfig & { mode: 'relay' | 'dht' }) {
@@ -45,11 +99,29 @@ class LazyTransport implements Transport {
   /** The loaded implementation (loads it if needed). */
   resolve(): Promise<Transport> {
     if (this.#closed) return Promise.reject(new TransportClosedError(`${this.name} transport is disconnected`));
-    this.#inner ??= loadTransport(this.name as 'relay' | 'dht', this.#config).catch((error: unknown) => {
-      this.#inner = null;
-      throw error;
-    });
+    this.#inner ??= loadTransport(this.name as 'relay' | 'dht', this.#config).then(
+      (inner) => {
+        this.#loaded = inner;
+        for (const listener of this.#onLoad) listener(inner);
+        this.#onLoad.clear();
+        return inner;
+      },
+      (error: unknown) => {
+        this.#inner = null;
+        throw error;
+      },
+    );
     return this.#inner;
+  }
+
+  /**
+   * Relay mode: the mailbox access of the implementation, forwarded (usable before it is
+   * loaded: offers arrive once it is). Undefined for DHT mode and with `mailbox: false`.
+   */
+  get mailbox(): MailboxAccess | undefined {
+    if (this.name !== 'relay' || this.#config.mailbox === false || this.#config.relayUrl === undefined) return undefined;
+    this.#mailbox ??= new LazyMailbox(normalizeRelayUrl(this.#config.relayUrl), () => this.#loaded, this.#onLoad);
+    return this.#mailbox;
   }
 
   async announce(topic: TopicHash): Promise<void> {

@@ -143,6 +143,62 @@ export class StoreVersionError extends RhizomeError {
   }
 }
 
+/**
+ * A compaction was refused because the stored snapshot is newer than what it was computed from:
+ * another handle of the file (another process) compacted past `throughSeq` meanwhile. Nothing was
+ * written; re-read the store and compact again (the persistence binding does this by itself).
+ */
+export class StoreConflictError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('ERR_STORE_CONFLICT', `${path}: ${message}`);
+    this.path = path;
+  }
+}
+
+/**
+ * The store's file could not be written or read: the disk is full (`reason` `'SQLITE_FULL'`), an
+ * I/O error (`'SQLITE_IOERR_*'`), the file stayed locked by another process beyond the busy
+ * timeout (`'SQLITE_BUSY'`), ... `reason` is SQLite's extended result code. What was committed
+ * before stays committed; a failed write changed nothing, and the persistence binding keeps the
+ * updates in memory and retries them.
+ */
+export class StoreIOError extends RhizomeError {
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_IO', `${path}: ${message} (${reason})`, options);
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A database file cannot be written: refused at open (file or directory not writable, read-only
+ * file system) unless it is opened read-only on purpose, and thrown by writes to a database
+ * opened with `readOnly: true`. `path` names the file.
+ */
+export class StoreReadOnlyError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_READ_ONLY', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/**
+ * A store cannot be opened or written for a reason outside the data: the host has no IndexedDB,
+ * a write transaction failed (quota), or another page deleted the database. Nothing is lost
+ * that was already on disk; writes since the last successful `flush()` may be.
+ */
+export class StoreUnavailableError extends RhizomeError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_STORE_UNAVAILABLE', `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
 /** A store or database was used after `close()`. */
 export class ClosedError extends RhizomeError {
   constructor(what: string) {
@@ -181,6 +237,68 @@ export class ListenError extends RhizomeError {
   }
 }
 
+/**
+ * A mailbox server refused a write because the mailbox is at its byte or entry quota. The
+ * writer compacts: a snapshot replaces every earlier record, so it fits again.
+ */
+export class MailboxFullError extends RhizomeError {
+  /** The mailbox server (relay URL). */
+  readonly server: string;
+  constructor(server: string, message = 'mailbox is full') {
+    super('ERR_MAILBOX_FULL', `${server}: ${message}`);
+    this.server = server;
+  }
+}
+
+/**
+ * A mailbox server refused a write or a read for another reason than a full mailbox:
+ * `statusName` says which (`'BAD_SIGNATURE'`, `'STALE'` — `head` is then the mailbox's head —,
+ * `'RELAY_FULL'`, `'RATE'`, `'TOO_LARGE'`, `'NO_BASE'`, `'BAD_RECORD'`, `'BUSY'`, `'UNAVAILABLE'`).
+ */
+export class MailboxRefusedError extends RhizomeError {
+  readonly server: string;
+  readonly status: number;
+  readonly statusName: string;
+  /** The mailbox head the server reported with the refusal (0 when empty or unknown). */
+  readonly head: number;
+  constructor(server: string, statusName: string, status = 0, head = 0) {
+    super('ERR_MAILBOX_REFUSED', `${server} refused the mailbox request: ${statusName}`);
+    this.server = server;
+    this.status = status;
+    this.statusName = statusName;
+    this.head = head;
+  }
+}
+
+/**
+ * A mailbox server served a mailbox older than one this replica already saw (its signed head
+ * counter went down): the server lost or rolled back data. Nothing is lost locally; the
+ * replica re-deposits a snapshot above the counter it remembers.
+ */
+export class MailboxRollbackError extends RhizomeError {
+  readonly server: string;
+  /** The head counter the server served. */
+  readonly served: number;
+  /** The highest counter this replica had seen. */
+  readonly remembered: number;
+  constructor(server: string, served: number, remembered: number) {
+    super('ERR_MAILBOX_ROLLBACK', `${server} served mailbox head ${served}, below the ${remembered} this replica already saw (rolled back or lost)`);
+    this.server = server;
+    this.served = Number(served);
+    this.remembered = Number(remembered);
+  }
+}
+
+/**
+ * Records a mailbox server served do not verify: a bad signature, a broken counter chain, a
+ * payload that does not match its digest or does not open. They are ignored.
+ */
+export class MailboxInvalidError extends RhizomeError {
+  constructor(message: string) {
+    super('ERR_MAILBOX_INVALID', message);
+  }
+}
+
 /** Every error code Rhizome uses, in one place. ARCHITECTURE.md lists the same set. */
 export const ERROR_CODES = [
   'ERR_INVALID_TOPIC',
@@ -198,9 +316,17 @@ export const ERROR_CODES = [
   'ERR_TRANSPORT_UNAVAILABLE',
   'ERR_STORE_CORRUPT',
   'ERR_STORE_VERSION',
+  'ERR_STORE_CONFLICT',
+  'ERR_STORE_IO',
+  'ERR_STORE_READ_ONLY',
+  'ERR_STORE_UNAVAILABLE',
   'ERR_CLOSED',
   'ERR_RELAY_REJECTED',
   'ERR_LISTEN',
+  'ERR_MAILBOX_FULL',
+  'ERR_MAILBOX_REFUSED',
+  'ERR_MAILBOX_ROLLBACK',
+  'ERR_MAILBOX_INVALID',
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -2,8 +2,8 @@
  * @rhizome/core: the contracts every Rhizome layer builds on. Depends only on @noble/hashes.
  * @packageDocumentation
  */
-export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectOptions, Transport, TransportMode, TransportConfig, Closeable } from './types.js';
-export type { SyncEvent } from './events.js';
+export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable } from './types.js';
+export type { SyncEvent, HealthState, HealthSeverity } from './events.js';
 export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, TOPIC_LENGTH } from './topic.js';
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
 export type { Subscription, SubscribeOptions, LaggedEvent } from './broadcaster.js';
@@ -23,3 +23,21 @@ export {
 export { MemoryStore } from './store.js';
 export type { DocStore, StoredDoc, StoreStats } from './store.js';
 export * from './errors.js';
+export {
+  MAILBOX_KEY_BYTES,
+  MAILBOX_SIGNATURE_BYTES,
+  MAILBOX_SIGNED_BYTES,
+  MAILBOX_HEADER_BYTES,
+  MAILBOX_SIGN_LABEL,
+  MailboxOp,
+  MailboxStatus,
+  mailboxStatusName,
+  decodeMailboxHeader,
+  encodeMailboxUnsigned,
+  mailboxSigningBytes,
+  checkMailboxSequence,
+  mailboxOf,
+  readU64,
+  writeU64,
+} from './mailbox.js';
+export type { MailboxOpCode, MailboxStatusName, MailboxHeader, MailboxOffer, MailboxRecord, MailboxReadResult, MailboxWriteResult, MailboxAccess } from './mailbox.js';

@@ -10,6 +10,16 @@ import {
 import { assertTopic, topicToHex } from './topic.js';
 import type { Connection, ConnectOptions, PeerInfo, TopicHash, Transport } from './types.js';
 
+/**
+ * Runs `fn` on a later macrotask: `setImmediate` where the host has it (Node), else
+ * `setTimeout(fn, 0)` (browsers), so the memory transport works in a page too.
+ */
+function later(fn: () => void): void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  if (typeof g.setImmediate === 'function') g.setImmediate(fn);
+  else setTimeout(fn, 0);
+}
+
 /** Default largest message of the memory transport. */
 export const MEMORY_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 /** Default number of undelivered messages per connection before `send` waits. */
@@ -92,7 +102,7 @@ export class MemoryHub {
     for (const other of members.values()) {
       const [mine, theirs] = MemoryConnection.pair(m, other, topic);
       // Delivery is asynchronous, as on a network.
-      setImmediate(() => {
+      later(() => {
         if (!mine.closed) m.queue.push(mine);
         if (!theirs.closed) other.queue.push(theirs);
       });
@@ -154,7 +164,7 @@ class MemoryConnection extends QueuedConnection implements Connection {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
+    later(() => {
       this.#flushScheduled = false;
       const batch = this.#outbox;
       this.#outbox = [];

@@ -1,4 +1,4 @@
-import { ClosedError, InvalidArgumentError } from './errors.js';
+import { ClosedError, InvalidArgumentError, StoreConflictError } from './errors.js';
 
 /** What a store holds for one document: the latest snapshot and the updates appended after it. */
 export interface StoredDoc {
@@ -25,9 +25,11 @@ export interface StoreStats {
 /**
  * Persistence of Yjs documents as an append-only update log plus a snapshot, keyed by document
  * (database) id; one store may hold many documents. Calls are synchronous: a write that
- * returned is durable (for a file-backed store, in the database file's WAL).
+ * returned is durable (for a file-backed store, in the database file's WAL), except in stores
+ * that write behind and say so with {@link DocStore.flush}.
  *
- * Implementations: `SqliteStore` (@rhizome/store-sqlite) and {@link MemoryStore}; both pass
+ * Implementations: `SqliteStore` (@rhizome/store-sqlite), `IndexedDbStore`
+ * (@rhizome/store-browser) and {@link MemoryStore}; all pass
  * `runStoreContract` from `@rhizome/core/testing`.
  */
 export interface DocStore {
@@ -38,21 +40,43 @@ export interface DocStore {
   /**
    * Replaces every update with sequence number `<= throughSeq` by `snapshot` (which must
    * encode them all, and the previous snapshot), in one transaction. Updates appended after
-   * `throughSeq` stay in the log.
+   * `throughSeq` stay in the log. Throws `StoreConflictError` (`ERR_STORE_CONFLICT`) and writes
+   * nothing when the stored snapshot already covers more than `throughSeq` (another handle of
+   * the same file compacted meanwhile): re-read and compute the snapshot again.
    */
   compact(docId: string, snapshot: Uint8Array, throughSeq: number): void;
   /** Sizes of the persisted state of `docId`. */
   stats(docId: string): StoreStats;
+  /**
+   * Optional, for stores another process can write too (a file): what changed after `afterSeq`.
+   * `updates` are the log entries with a sequence number above `afterSeq`; `snapshot` is the
+   * stored snapshot when it covers more than `afterSeq` (another handle compacted past it), else
+   * `null`; both are read in one transaction. Without it, readers fall back to `load`.
+   */
+  loadSince?(docId: string, afterSeq: number): StoredDoc;
+  /**
+   * Optional: a number that changes whenever another handle (another process, another
+   * connection) commits to the store, and not for this handle's own writes (SQLite's
+   * `PRAGMA data_version`). Cheap enough to poll a few times a second.
+   */
+  dataVersion?(): number;
   /** Ids of the documents this store holds. */
   docIds(): string[];
   /** Releases the store; later calls throw `ERR_CLOSED`. Idempotent. */
   close(): void;
+  /**
+   * For stores that write behind (a browser's IndexedDB cannot write synchronously): resolves
+   * once every write that returned before the call is on disk. Stores whose writes are durable
+   * when they return (SQLite, memory) leave it out. `Database.flush()` and `close()` await it.
+   */
+  flush?(): Promise<void>;
 }
 
 interface MemoryDoc {
   snapshot: Uint8Array | null;
   log: Array<{ seq: number; update: Uint8Array }>;
   lastSeq: number;
+  snapshotSeq: number;
 }
 
 /**
@@ -71,7 +95,7 @@ export class MemoryStore implements DocStore {
   #doc(docId: string, create: boolean): MemoryDoc | undefined {
     this.#assertOpen();
     let doc = this.#docs.get(docId);
-    if (!doc && create) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0 }));
+    if (!doc && create) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0, snapshotSeq: 0 }));
     return doc;
   }
 
@@ -99,7 +123,11 @@ export class MemoryStore implements DocStore {
     if (throughSeq > doc.lastSeq) {
       throw new InvalidArgumentError(`compact: throughSeq ${throughSeq} is past the last sequence number ${doc.lastSeq}`);
     }
+    if (doc.snapshotSeq > throughSeq) {
+      throw new StoreConflictError('memory', `compact of '${docId}' through ${throughSeq} refused: a snapshot through ${doc.snapshotSeq} is stored`);
+    }
     doc.snapshot = snapshot.slice();
+    doc.snapshotSeq = throughSeq;
     doc.log = doc.log.filter((e) => e.seq > throughSeq);
   }
 

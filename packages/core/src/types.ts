@@ -25,6 +25,12 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   /** True once either side closed it. */
   readonly closed: boolean;
   /**
+   * Optional capability: the topic broadcast this connection belongs to (the relay's BROADCAST).
+   * Connections of one topic that share one `broadcast` object reach their remote peers through
+   * it with a single send. Transports without it leave this undefined.
+   */
+  readonly broadcast?: TopicBroadcast | undefined;
+  /**
    * Sends one message. Resolves once the transport accepted it (it may wait for room:
    * transports apply backpressure); rejects with `ERR_CONNECTION_CLOSED` after a close and
    * `ERR_FRAME_TOO_LARGE` above the transport's `maxMessageSize`.
@@ -34,6 +40,31 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   receive(): Promise<Uint8Array | null>;
   /** Closes both directions; idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * One message to every member of a topic at once. A transport offers it when its medium fans
+ * out for free (a relay sends one frame to every member); the sync layer then seals a live
+ * update once instead of once per peer.
+ *
+ * A message sent with `send` reaches the remote peer of every open Connection that carries this
+ * same object (and members that join the topic while it is in flight, which get no Connection
+ * from it until their own join is reported). For each remote peer it arrives on that peer's
+ * Connection, in order with the unicast messages sent on that Connection. One object stands for
+ * one topic on one underlying session: after a reconnect, new Connections carry a new object and
+ * the old one is `closed`.
+ */
+export interface TopicBroadcast {
+  /** Largest message `send` accepts. */
+  readonly maxMessageSize: number;
+  /** True once the session it belongs to ended (sends then reject with `ERR_CONNECTION_CLOSED`). */
+  readonly closed: boolean;
+  /**
+   * Sends one message to every member. Resolves once the transport accepted it (with the same
+   * backpressure as `Connection.send`); rejects with `ERR_CONNECTION_CLOSED` once closed and
+   * `ERR_FRAME_TOO_LARGE` above `maxMessageSize`.
+   */
+  send(data: Uint8Array): Promise<void>;
 }
 
 /** Options of {@link Transport.connect}. */
@@ -99,6 +130,8 @@ export interface TransportConfig {
   allowPrivateAddresses?: boolean;
   /** Largest message a connection carries before the sync layer splits it. */
   maxMessageSize?: number;
+  /** Relay mode: use the relay's sealed mailbox when it offers one (offline catch-up). Default true; `false` turns it off. */
+  mailbox?: boolean;
   /**
    * Called with errors the transport handles by itself (a lost relay session, a failed
    * reconnect attempt, a peer that broke the protocol). A database that builds its transport

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryStore, StoreCorruptError, StoreVersionError } from '@rhizome/core';
+import { MemoryStore, StoreConflictError, StoreCorruptError, StoreVersionError } from '@rhizome/core';
 import { runStoreContract } from '@rhizome/core/testing';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore, type Migration } from './index.js';
 import { openWithMigrations } from './sqlite-store.js';
@@ -254,6 +254,34 @@ describe('SqliteStore schema and files', () => {
     expect(a.load('d').updates.map((x) => x[0])).toEqual([3]);
     a.close();
     b.close();
+  });
+
+  it('a compaction from a stale read cannot replace a newer snapshot (two handles, issue 10 defect 1)', () => {
+    // Handle 1 reads; handle 2 appends and compacts; handle 1 then compacts from what it read.
+    // Before the fix, handle 1's older snapshot replaced the newer one and update 3 was lost.
+    const path = freshPath();
+    const one = openSqliteStore(path);
+    const two = openSqliteStore(path);
+    one.append('d', [Uint8Array.of(1), Uint8Array.of(2)]);
+    const read = one.load('d');
+    expect(read.lastSeq).toBe(2);
+    two.append('d', [Uint8Array.of(3)]);
+    two.compact('d', Uint8Array.of(1, 2, 3), 3);
+    let thrown: unknown;
+    try {
+      one.compact('d', Uint8Array.of(1, 2), read.lastSeq);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StoreConflictError);
+    expect(thrown).toMatchObject({ code: 'ERR_STORE_CONFLICT', path });
+    // The newer snapshot is still there.
+    expect([...(one.load('d').snapshot ?? [])]).toEqual([1, 2, 3]);
+    // A compaction through the newest sequence number (from a fresh read) goes through.
+    one.compact('d', Uint8Array.of(1, 2, 3, 4), 3);
+    expect([...(two.load('d').snapshot ?? [])]).toEqual([1, 2, 3, 4]);
+    one.close();
+    two.close();
   });
 
   it('rejects bad arguments with ERR_INVALID_ARGUMENT', () => {

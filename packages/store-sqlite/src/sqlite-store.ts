@@ -1,10 +1,13 @@
-import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
   ClosedError,
   InvalidArgumentError,
+  StoreConflictError,
   StoreCorruptError,
+  StoreIOError,
+  StoreReadOnlyError,
   StoreVersionError,
   type DocStore,
   type StoredDoc,
@@ -29,6 +32,12 @@ export interface SqliteStoreOptions {
   integrityCheck?: 'quick' | 'none';
   /** How long a writer waits for another process's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Open an existing file for reading only: nothing is ever written to it (no migration, no
+   * checkpoint), and `append`/`compact` throw `StoreReadOnlyError` (`ERR_STORE_READ_ONLY`).
+   * Without it, a file that cannot be written is refused at open with that error.
+   */
+  readOnly?: boolean;
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
@@ -58,9 +67,90 @@ interface StatsRow {
 
 type Sqlite = Database.Database;
 
-function isCorruptionError(error: unknown): boolean {
+function sqliteCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+function isCorruptionError(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code !== undefined && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
+const IO_MESSAGES: ReadonlyArray<[prefix: string, message: string]> = [
+  ['SQLITE_FULL', 'disk full: the write was not committed'],
+  ['SQLITE_IOERR', 'I/O error on the database file'],
+  ['SQLITE_BUSY', 'the file stayed locked by another connection beyond the busy timeout'],
+  ['SQLITE_LOCKED', 'the file is locked'],
+  ['SQLITE_CANTOPEN', 'cannot open the file (or its -wal/-shm side files)'],
+  ['SQLITE_PERM', 'permission denied'],
+  ['SQLITE_NOMEM', 'SQLite ran out of memory'],
+];
+
+/**
+ * The typed error for an SQLite failure: `StoreCorruptError`, `StoreReadOnlyError`,
+ * `StoreIOError` (disk full, I/O, lock, ...), or the error itself when it is none of these.
+ */
+function typedError(path: string, error: unknown): unknown {
+  const code = sqliteCode(error);
+  if (code === undefined) return error;
+  const message = (error as Error).message;
+  if (isCorruptionError(error)) return new StoreCorruptError(path, `damaged database file (${message})`, { cause: error });
+  if (code.startsWith('SQLITE_READONLY')) {
+    return new StoreReadOnlyError(path, `the file cannot be written (${message}; ${code})`, { cause: error });
+  }
+  const known = IO_MESSAGES.find(([prefix]) => code.startsWith(prefix));
+  if (known) return new StoreIOError(path, code, `${known[1]}: ${message}`, { cause: error });
+  return error;
+}
+
+/** The errno code of a failed fs call (`'EACCES'`, `'EROFS'`, ...). */
+function errnoCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'unknown error';
+}
+
+/**
+ * Refuses a file this process cannot write, before SQLite opens it: SQLite would otherwise fall
+ * back to a read-only connection, accept the open, and fail every write later (issue 10, defect
+ * 4). The directory must be writable too, unless both side files already exist and are
+ * writable: SQLite creates `-wal` and `-shm` next to the file.
+ */
+function assertWritable(path: string, exists: boolean): void {
+  if (exists) {
+    try {
+      accessSync(path, fsConstants.W_OK);
+    } catch (error) {
+      const code = errnoCode(error);
+      throw new StoreReadOnlyError(
+        path,
+        code === 'EROFS' ? 'the file is on a read-only file system' : `the file is not writable (${code}); open it with readOnly: true to read it`,
+        { cause: error },
+      );
+    }
+  }
+  try {
+    accessSync(dirname(path), fsConstants.W_OK);
+  } catch (error) {
+    const sides = [`${path}-wal`, `${path}-shm`];
+    const sidesWritable = sides.every((f) => {
+      try {
+        accessSync(f, fsConstants.W_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (exists && sidesWritable) return;
+    const code = errnoCode(error);
+    throw new StoreReadOnlyError(
+      path,
+      code === 'EROFS'
+        ? 'the file is on a read-only file system'
+        : `its directory is not writable (${code}): SQLite needs to create ${path}-wal and ${path}-shm there`,
+      { cause: error },
+    );
+  }
 }
 
 function view(buffer: Uint8Array): Uint8Array {
@@ -175,6 +265,8 @@ function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): vo
 export class SqliteStore implements DocStore {
   /** Path of the database file (or `':memory:'`). */
   readonly path: string;
+  /** True when opened with `readOnly: true`: writes throw `ERR_STORE_READ_ONLY`. */
+  readonly readOnly: boolean;
   readonly #db: Sqlite;
   #closed = false;
 
@@ -183,8 +275,10 @@ export class SqliteStore implements DocStore {
   readonly #insUpdate: Database.Statement<[number, number, Uint8Array], unknown>;
   readonly #selSnapshot: Database.Statement<[string], SnapshotRow>;
   readonly #selUpdates: Database.Statement<[number], Buffer>;
+  readonly #selUpdatesSince: Database.Statement<[number, number], Buffer>;
   readonly #delUpdates: Database.Statement<[number, number], unknown>;
   readonly #setSnapshot: Database.Statement<[Uint8Array, number, number], unknown>;
+  readonly #selSnapshotSeq: Database.Statement<[number], number>;
   readonly #selDocStats: Database.Statement<[string], DocStatsRow>;
   readonly #selStats: Database.Statement<[number], StatsRow>;
   readonly #selNames: Database.Statement<[], string>;
@@ -192,20 +286,26 @@ export class SqliteStore implements DocStore {
   readonly #appendTx: (docId: string, updates: readonly Uint8Array[]) => number;
   readonly #compactTx: (docId: string, snapshot: Uint8Array, throughSeq: number) => void;
   readonly #loadTx: (docId: string) => StoredDoc;
+  readonly #loadSinceTx: (docId: string, afterSeq: number) => StoredDoc;
 
   /** @internal Use {@link openSqliteStore}: it validates the file before anything writes to it. */
-  constructor(db: Sqlite, path: string) {
+  constructor(db: Sqlite, path: string, readOnly = false) {
     this.#db = db;
     this.path = path;
+    this.readOnly = readOnly;
     const lastSeq = 'max(snapshot_seq, coalesce((SELECT max(seq) FROM updates WHERE doc = docs.id), 0))';
     this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
     this.#insUpdate = db.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
     this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#selUpdates = db.prepare<[number], Buffer>('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck();
+    this.#selUpdatesSince = db
+      .prepare<[number, number], Buffer>('SELECT data FROM updates WHERE doc = ? AND seq > ? ORDER BY seq')
+      .pluck();
     this.#delUpdates = db.prepare('DELETE FROM updates WHERE doc = ? AND seq <= ?');
     // snapshot_seq never goes down: a snapshot must encode the previous one (DocStore.compact).
     this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = max(snapshot_seq, ?) WHERE id = ?');
+    this.#selSnapshotSeq = db.prepare<[number], number>('SELECT snapshot_seq FROM docs WHERE id = ?').pluck();
     this.#selDocStats = db.prepare(
       `SELECT id, coalesce(length(snapshot), 0) AS snapshot_bytes, ${lastSeq} AS last_seq FROM docs WHERE name = ?`,
     );
@@ -220,10 +320,20 @@ export class SqliteStore implements DocStore {
     });
     this.#appendTx = (docId, updates) => append.immediate(docId, updates);
 
+    // Compare-and-swap inside one IMMEDIATE transaction: a snapshot computed from an older read
+    // than the stored one (another handle compacted past throughSeq meanwhile) would replace the
+    // newer snapshot and lose what only that one holds, so it is refused (issue 10, defect 1).
     const compact = db.transaction((docId: string, snapshot: Uint8Array, throughSeq: number): void => {
       const row = this.#docRow(docId);
       if (throughSeq > row.last_seq) {
         throw new InvalidArgumentError(`compact: throughSeq ${throughSeq} is past the last sequence number ${row.last_seq}`);
+      }
+      const storedSeq = this.#selSnapshotSeq.get(row.id) ?? 0;
+      if (storedSeq > throughSeq) {
+        throw new StoreConflictError(
+          this.path,
+          `compact of '${docId}' through ${throughSeq} refused: another handle stored a snapshot through ${storedSeq} meanwhile`,
+        );
       }
       this.#delUpdates.run(row.id, throughSeq);
       this.#setSnapshot.run(snapshot, throughSeq, row.id);
@@ -241,6 +351,16 @@ export class SqliteStore implements DocStore {
         lastSeq: row.last_seq,
       };
     });
+    this.#loadSinceTx = db.transaction((docId: string, afterSeq: number): StoredDoc => {
+      const row = this.#selSnapshot.get(docId);
+      if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
+      const snapshotSeq = this.#selSnapshotSeq.get(row.id) ?? 0;
+      return {
+        snapshot: snapshotSeq > afterSeq && row.snapshot ? view(row.snapshot) : null,
+        updates: this.#selUpdatesSince.all(row.id, afterSeq).map(view),
+        lastSeq: row.last_seq,
+      };
+    });
   }
 
   /** The row of `docId`, created if missing. Call inside a write transaction. */
@@ -255,11 +375,12 @@ export class SqliteStore implements DocStore {
     try {
       return fn();
     } catch (error) {
-      if (isCorruptionError(error)) {
-        throw new StoreCorruptError(this.path, `damaged database file (${(error as Error).message})`, { cause: error });
-      }
-      throw error;
+      throw typedError(this.path, error);
     }
+  }
+
+  #assertWritable(): void {
+    if (this.readOnly) throw new StoreReadOnlyError(this.path, 'the store was opened read-only');
   }
 
   load(docId: string): StoredDoc {
@@ -272,6 +393,7 @@ export class SqliteStore implements DocStore {
     for (const update of updates) {
       if (!(update instanceof Uint8Array)) throw new InvalidArgumentError('append: every update must be a Uint8Array');
     }
+    if (updates.length > 0) this.#assertWritable();
     return this.#guard(() => {
       if (updates.length === 0) return this.#selDoc.get(docId)?.last_seq ?? 0;
       return this.#appendTx(docId, updates);
@@ -284,7 +406,28 @@ export class SqliteStore implements DocStore {
     if (!Number.isSafeInteger(throughSeq) || throughSeq < 0) {
       throw new InvalidArgumentError(`compact: throughSeq must be a non-negative integer, got ${String(throughSeq)}`);
     }
+    this.#assertWritable();
     this.#guard(() => this.#compactTx(docId, snapshot, throughSeq));
+  }
+
+  /**
+   * The log after `afterSeq` (and the snapshot, when another handle compacted past `afterSeq`),
+   * read in one transaction: how a binding catches up with what other processes appended.
+   */
+  loadSince(docId: string, afterSeq: number): StoredDoc {
+    assertDocId(docId);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+      throw new InvalidArgumentError(`loadSince: afterSeq must be a non-negative integer, got ${String(afterSeq)}`);
+    }
+    return this.#guard(() => this.#loadSinceTx(docId, afterSeq));
+  }
+
+  /**
+   * SQLite's `PRAGMA data_version`: changes when another connection (another process) commits to
+   * the file, not for this store's own writes. One cheap query; poll it to notice foreign writes.
+   */
+  dataVersion(): number {
+    return this.#guard(() => this.#db.pragma('data_version', { simple: true }) as number);
   }
 
   stats(docId: string): StoreStats {
@@ -314,11 +457,27 @@ export class SqliteStore implements DocStore {
     this.#guard(() => this.#db.pragma('wal_checkpoint(TRUNCATE)'));
   }
 
-  /** Closes the file (checkpointing the WAL). Later calls throw `ERR_CLOSED`. Idempotent. */
+  /**
+   * Checkpoints the WAL into the file (a passive checkpoint: it never waits for other processes'
+   * readers or writers, who keep the WAL going), then closes. Later calls throw `ERR_CLOSED`;
+   * idempotent. The handle is released even when the checkpoint fails, and then this throws
+   * `StoreIOError` (e.g. `reason` `'SQLITE_FULL'`): every committed write is still safe in the
+   * WAL and is replayed by the next open, but the WAL keeps its disk space until a checkpoint
+   * succeeds (the next open tries one).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    let failure: unknown;
+    if (!this.readOnly && this.path !== ':memory:') {
+      try {
+        this.#db.pragma('wal_checkpoint(PASSIVE)');
+      } catch (error) {
+        failure = typedError(this.path, error);
+      }
+    }
     this.#db.close();
+    if (failure !== undefined) throw failure;
   }
 }
 
@@ -362,18 +521,28 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   if (synchronous !== 'normal' && synchronous !== 'full') {
     throw new InvalidArgumentError(`synchronous must be 'normal' or 'full'`);
   }
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new InvalidArgumentError('readOnly must be a boolean');
   const inMemory = path === ':memory:';
+  if (readOnly && inMemory) throw new InvalidArgumentError('readOnly needs a file path, not :memory:');
+  let sideFiles: string[] = [];
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
     if (stat && !stat.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
     if (!stat && !statSync(dirname(path), { throwIfNoEntry: false })?.isDirectory()) {
       throw new InvalidArgumentError(`cannot create ${path}: its directory does not exist`);
     }
+    if (readOnly && !(stat && stat.size > 0)) throw new InvalidArgumentError(`readOnly: ${path} does not exist or is empty`);
+    // Before anything else touches the file: a read-only open would create side files.
+    if (!readOnly) assertWritable(path, stat !== undefined);
+    sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
     if (stat && stat.size > 0) validateExisting(path, integrityCheck, migrations.length);
   }
 
-  const db = new Database(path);
+  if (readOnly) return openReadOnly(path, options, migrations.length, sideFiles);
+  let db: Sqlite | undefined;
   try {
+    db = new Database(path);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
     if (!inMemory) {
       const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
@@ -381,12 +550,45 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     migrate(db, path, migrations);
+    if (!inMemory) checkpointLeftover(db, path);
     return new SqliteStore(db, path);
   } catch (error) {
-    db.close();
-    if (isCorruptionError(error)) {
-      throw new StoreCorruptError(path, `damaged database file (${(error as Error).message})`, { cause: error });
+    db?.close();
+    if (!inMemory) removeEmptySideFiles(sideFiles);
+    throw typedError(path, error);
+  }
+}
+
+/**
+ * A WAL left by a session whose checkpoint failed (a full disk) still holds its disk space: give
+ * it back now that the file could be opened. Passive (never waits for other processes); a
+ * failure here is not an error (the data is safe in the WAL).
+ */
+function checkpointLeftover(db: Sqlite, path: string): void {
+  if ((statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0) === 0) return;
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // Still no space, or busy: the next close or SQLite's own auto-checkpoint tries again.
+  }
+}
+
+/** `readOnly: true`: a read-only connection; the schema must be current (a migration writes). */
+function openReadOnly(path: string, options: SqliteStoreOptions, supported: number, sideFiles: string[]): SqliteStore {
+  let db: Sqlite | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version !== supported) {
+      throw new StoreReadOnlyError(path, `schema version ${version} needs a migration to ${supported}, which writes: open it writable once`);
     }
-    throw error;
+    // Side files this connection created stay: another process may open the file meanwhile and
+    // share them, so deleting them at close could split two connections' WAL index.
+    return new SqliteStore(db, path, true);
+  } catch (error) {
+    db?.close();
+    removeEmptySideFiles(sideFiles);
+    throw typedError(path, error);
   }
 }

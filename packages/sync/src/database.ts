@@ -8,19 +8,26 @@ import {
   InvalidConfigError,
   SyncBroadcaster,
   TimeoutError,
-  createTransport,
   deriveTopic,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
-import { openStore } from '@rhizome/store-sqlite';
+import { UpdateRouter } from './broadcast.js';
+import { TurnScheduler } from './coalesce.js';
+import type { Macrotask, Platform } from './platform/types.js';
+import { RateWindow, resolveHealthOptions } from './health.js';
+import type { HealthOptions } from './health.js';
+import { HealthMonitor } from './monitor.js';
+import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
-import type { PersistenceOptions } from './persistence.js';
+import type { PersistenceOptions, StorageStatus } from './persistence.js';
+import { assertWritableDatabase } from './storage-health.js';
 import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
+import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
@@ -38,8 +45,17 @@ export const CLOSE_DRAIN_MS = 2000;
 export interface DatabaseOptions {
   /** The database id: every replica of one database uses the same id. Its topic is `deriveTopic(id)`. */
   id: string;
-  /** SQLite file (created if missing); absent or `':memory:'` keeps the data in memory. */
+  /**
+   * Where the data lives, in the platform's default store: in Node an SQLite file (created if
+   * missing), in a browser an IndexedDB store of that name (`rhizome:<path>`). Absent or
+   * `':memory:'` keeps the data in memory. Not together with `store`.
+   */
   path?: string;
+  /**
+   * Any {@link DocStore} instead of the platform's default (the caller keeps ownership: the
+   * database flushes it on close but does not close it). Not together with `path`.
+   */
+  store?: DocStore;
   /**
    * The network: a {@link Transport} (the caller keeps ownership and disconnects it), or a
    * configuration for `createTransport` (the database owns that transport and disconnects it on
@@ -60,8 +76,16 @@ export interface DatabaseOptions {
     /** Queued outbound update bytes per peer before they collapse into one diff. Default 16 MiB. */
     maxQueuedBytes?: number;
   };
-  /** Compaction thresholds of the persisted update log. */
-  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes'>;
+  /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
+  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
+  /**
+   * Open the existing file at `path` for reading only: nothing is written to it, `put` and
+   * `delete` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
+   * file that cannot be written is refused at open with that error, naming the file.
+   */
+  readOnly?: boolean;
+  /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
+  health?: HealthOptions;
 }
 
 /** Options of {@link Database.whenSynced}. */
@@ -104,6 +128,25 @@ export interface DatabaseStats {
   /** Outbound queues that overflowed into a catch-up diff. */
   collapses: number;
   peers: PeerStats[];
+  /** When the database was opened (ms since the epoch) and for how long it has been open. */
+  openedAt: number;
+  uptimeMs: number;
+  /** The database's own health (storage, and whether local writes can reach anyone). */
+  health: DatabaseHealthStatus;
+  /** Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. */
+  localUpdates: number;
+  remoteUpdates: number;
+  /** Per-second averages over the last minute. */
+  rates: { localUpdates: number; remoteUpdates: number };
+  /** The persistence binding: updates waiting for the end-of-tick write, log size, compactions. */
+  persistence: { pendingUpdates: number; logUpdates: number; compactions: number };
+  /** Whether writes reach the file: health, pending updates, the last failure. */
+  storage: StorageStatus;
+  /**
+   * The most recent failed write to the file (disk full, I/O error, ...), also after a later
+   * success; `undefined` if none. `storage.health` says whether it is still failing.
+   */
+  lastError: Error | undefined;
 }
 
 interface SyncWaiter {
@@ -163,9 +206,12 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
+  readonly #ownsStore: boolean;
+  readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
+  readonly #router: UpdateRouter;
   readonly #sessions = new Map<string, PeerSession>();
   readonly #ended = new WeakSet<PeerSession>();
   readonly #runs = new Set<Promise<void>>();
@@ -176,9 +222,21 @@ export class Database {
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
+  readonly #readOnly: boolean;
+  readonly #monitor: HealthMonitor;
+  readonly #openedAt = Date.now();
+  readonly #clock0 = performance.now();
+  #localSeq = 0;
+  #remoteUpdates = 0;
+  readonly #localRate = new RateWindow(performance.now());
+  readonly #remoteRate = new RateWindow(performance.now());
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Set when close() could not flush or release the store; a later close() tries again. */
+  #storageOpen = false;
   #network: Promise<void> = Promise.resolve();
+  /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
+  #mailbox: MailboxBinding | null = null;
 
   /** @internal Use {@link openDatabase}. */
   constructor(
@@ -189,25 +247,35 @@ export class Database {
     sealer: FrameSealer,
     limits: { maxFrameBytes: number; maxMessageBytes: number; maxQueuedBytes: number },
     persistenceOptions: PersistenceOptions,
+    host: { macrotask: Macrotask; ownsStore: boolean },
+    healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
+    readOnly = false,
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
     this.doc = new Y.Doc();
     this.#store = store;
+    this.#ownsStore = host.ownsStore;
+    this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
+    this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.doc, {
       ...persistenceOptions,
+      readOnly,
+      macrotask: host.macrotask,
       onError: (error) => this.#report(error),
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.doc);
     this.awareness = new awarenessProtocol.Awareness(this.doc);
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
+    const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
     this.#host = {
       doc: this.doc,
       awareness: this.awareness,
       sealer,
+      scheduler,
       maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
       minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
@@ -219,7 +287,33 @@ export class Database {
       },
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      now: () => performance.now(),
     };
+    this.#router = new UpdateRouter({
+      sealer,
+      scheduler,
+      maxFrameBytes: limits.maxFrameBytes,
+      maxQueuedBytes: limits.maxQueuedBytes,
+      reportError: (error) => this.#report(error),
+    });
+    this.#monitor = new HealthMonitor(
+      {
+        sessions: () => this.#sessions.values(),
+        localSeq: () => this.#localSeq,
+        networked: transport.name !== 'disabled',
+        storageError: () => {
+          // A failed write stays queued and is retried (with backoff, and by every flush); the
+          // binding is 'failing' until a write succeeds again.
+          const storage = this.#persistence.status();
+          return storage.health === 'failing' ? (storage.lastError ?? null) : null;
+        },
+        publish: (event) => {
+          if (!this.#closed) this.events.publish(event);
+        },
+        now: () => performance.now(),
+      },
+      healthOptions,
+    );
     this.doc.on('update', this.#onUpdate);
     this.doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -231,21 +325,65 @@ export class Database {
    * Upserts node `nodeId`: sets the given fields, keeps the others. Data must be a plain object
    * of JSON values (`ERR_INVALID_ARGUMENT` otherwise). In SQLite before the next macrotask.
    *
-   * Each call is one Yjs transaction. For a bulk load, wrap many calls in one transaction: one
-   * update, one SQLite row, one message to each peer.
+   * Each call is one Yjs transaction. For a bulk load, use {@link putMany} or wrap many calls
+   * in {@link transact}: one update, one SQLite row, one message to each peer.
    *
    * @example
    * ```ts
-   * db.doc.transact(() => {
+   * db.transact(() => {
    *   for (const row of rows) db.put(row.id, row.data);
    * });
    * ```
    */
   put(nodeId: string, data: Record<string, JsonValue>): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
     this.#model.put(nodeId, copy, this);
+  }
+
+  /**
+   * Upserts many nodes in one Yjs transaction: one update, one SQLite row, one message per peer
+   * (the fast path for bulk writes). Every entry is validated before anything is written, so a
+   * bad one (`ERR_INVALID_ARGUMENT`) leaves the database unchanged.
+   *
+   * @example
+   * ```ts
+   * db.putMany(rows.map((r) => [r.id, r.data]));
+   * ```
+   */
+  putMany(entries: Iterable<readonly [string, Record<string, JsonValue>]>): void {
+    this.#assertOpen();
+    const copies: Array<[string, Record<string, JsonValue>]> = [];
+    for (const [nodeId, data] of entries) {
+      assertNodeId(nodeId);
+      copies.push([nodeId, copyNodeData(data)]);
+    }
+    if (copies.length === 0) return;
+    this.#model.putMany(copies, this);
+  }
+
+  /**
+   * Runs `fn` as one Yjs transaction and returns its result: every `put`/`delete` inside
+   * becomes one update (one SQLite row, one message per peer, one set of node events). Writes
+   * are not rolled back if `fn` throws (Yjs has no rollback): what ran before the throw stays.
+   *
+   * @example
+   * ```ts
+   * db.transact(() => {
+   *   db.put('a', { done: true });
+   *   db.delete('b');
+   * });
+   * ```
+   */
+  transact<T>(fn: () => T): T {
+    this.#assertOpen();
+    let result!: T;
+    this.doc.transact(() => {
+      result = fn();
+    }, this);
+    return result;
   }
 
   /** A copy of the node's fields, or `undefined` if there is no such node. */
@@ -258,6 +396,7 @@ export class Database {
   /** Deletes the node (a no-op if it does not exist). In SQLite before the next macrotask. */
   delete(nodeId: string): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     this.#model.delete(nodeId, this);
   }
@@ -280,6 +419,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
+    const now = performance.now();
     const total = { ...this.#totals };
     const peers: PeerStats[] = [];
     for (const s of this.#sessions.values()) {
@@ -289,15 +429,65 @@ export class Database {
       total.bytesReceived += s.stats.bytesReceived;
       total.decryptErrors += s.stats.decryptErrors;
       total.collapses += s.stats.collapses;
-      peers.push({ peerId: s.peerId, synced: s.synced, ...s.stats, queued: s.queued, maxFrameBytes: s.maxFrameBytes });
+      peers.push(this.#peerStats(s, now));
     }
-    return { ...total, peers };
+    // Broadcast frames are sealed and sent once for all the peers of a group: counted once.
+    const groups = [this.#router.retired, ...[...this.#router.groups()].map((g) => g.stats)];
+    for (const g of groups) {
+      total.framesSent += g.framesSent;
+      total.bytesSent += g.bytesSent;
+      total.collapses += g.collapses;
+    }
+    const storage = this.#persistence.status();
+    return {
+      ...total,
+      peers,
+      openedAt: this.#openedAt,
+      uptimeMs: Math.round(now - this.#clock0),
+      health: this.#monitor.database(),
+      localUpdates: this.#localSeq,
+      remoteUpdates: this.#remoteUpdates,
+      rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
+      persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
+      storage,
+      lastError: storage.lastError,
+    };
   }
 
-  /** Writes pending updates to the store now (they are written at the end of the tick anyway). */
-  flush(): void {
+  #peerStats(s: PeerSession, now: number): PeerStats {
+    const m = s.meter;
+    const health = this.#monitor.peer(s);
+    return {
+      peerId: s.peerId,
+      synced: s.synced,
+      ...s.stats,
+      queued: s.queued,
+      maxFrameBytes: s.maxFrameBytes,
+      transport: s.conn.transport,
+      connectedAt: Math.round(this.#openedAt + (m.connectedAt - this.#clock0)),
+      rttMs: m.rttMs === null ? null : Math.round(m.rttMs * 100) / 100,
+      health: health.health,
+      healthReason: health.reason,
+      idleMs: Math.round(now - m.lastReceivedAt),
+      rates: { bytesIn: m.bytesIn.perSecond(now), bytesOut: m.bytesOut.perSecond(now), framesIn: m.framesIn.perSecond(now), framesOut: m.framesOut.perSecond(now) },
+      unackedUpdates: Math.max(0, this.#localSeq - m.ackedSeq),
+      pingsSent: m.pingsSent,
+      pongsReceived: m.pongsReceived,
+    };
+  }
+
+  /**
+   * Writes pending updates to the store now (they are written at the end of the tick anyway)
+   * and resolves once they are on disk. With SQLite that is at once (the write is in the WAL
+   * when it returns); a browser store writes behind, and this waits for its transactions to
+   * commit. After `await db.flush()` a reload or a crash finds every write made before it.
+   * Rejects with the store's typed error (`ERR_STORE_IO`, e.g. a full disk) if the write fails;
+   * the updates then stay in memory and are retried.
+   */
+  async flush(): Promise<void> {
     this.#assertOpen();
     this.#persistence.flush();
+    await this.#store.flush?.();
   }
 
   /** Replaces the persisted update log by one snapshot. */
@@ -408,17 +598,26 @@ export class Database {
    * API throw `ERR_CLOSED`.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closing) return this.#closing;
-    const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
-    if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
-      return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
+    if (this.#closing === null) {
+      const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
+      if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
+        return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
+      }
+      this.#closing = this.#close(flushTimeoutMs);
+    } else if (this.#storageOpen) {
+      // The previous close could not write everything (a full disk): try the storage part again.
+      this.#storageOpen = false;
+      this.#closing = this.#closing.then(
+        () => undefined,
+        () => this.#closeStorage(),
+      );
     }
-    this.#closing = this.#close(flushTimeoutMs);
     return this.#closing;
   }
 
   async #close(flushTimeoutMs: number): Promise<void> {
     this.#closed = true;
+    this.#monitor.stop();
     let firstError: unknown;
     try {
       this.#persistence.flush();
@@ -426,7 +625,9 @@ export class Database {
       firstError = error;
     }
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
-    // Peers without the key never answer: they are not waited for.
+    // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
+    await this.#mailbox?.close().catch(() => undefined);
+    // Connected peers acknowledge what was queued for them (peers without the key never answer).
     const peers = [...this.#sessions.values()].filter((s) => !s.foreign);
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => s.acknowledge())));
     this.#abort.abort();
@@ -440,18 +641,33 @@ export class Database {
     this.doc.off('afterTransaction', this.#onTransaction);
     this.awareness.off('update', this.#onAwareness);
     this.awareness.destroy();
+    this.events.close();
+    // A storage failure wins over an earlier flush error: it says what is still unwritten.
+    await this.#closeStorage().catch((error: unknown) => {
+      firstError = error;
+    });
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /**
+   * Flushes the last updates and releases the store. If the flush fails (a full disk), the store
+   * stays open with the updates in memory (retried in the background) and the typed error is
+   * thrown; `close()` may be called again once space is freed. A failed checkpoint (the data is
+   * safe in the WAL) releases the store and throws too.
+   */
+  async #closeStorage(): Promise<void> {
     try {
       this.#persistence.close();
     } catch (error) {
-      firstError ??= error;
+      this.#storageOpen = true;
+      throw error;
     }
     try {
-      this.#store.close();
-    } catch (error) {
-      firstError ??= error;
+      // A store that writes behind (IndexedDB) is on disk before close() resolves.
+      await this.#store.flush?.();
+    } finally {
+      if (this.#ownsStore) this.#store.close();
     }
-    this.events.close();
-    if (firstError !== undefined) throw firstError;
   }
 
   /** True once `close()` was called. */
@@ -462,16 +678,32 @@ export class Database {
   // ---- network ------------------------------------------------------------------------------
 
   /**
+   * The relay's sealed mailbox as this replica uses it (offline catch-up: ARCHITECTURE.md
+   * § Mailbox), or null when the transport has none (not a relay, `mailbox: false`, not joined
+   * yet). `status()` tells where it stands; `whenIdle()` waits until caught up and deposited.
+   */
+  get mailbox(): DatabaseMailbox | null {
+    return this.#mailbox;
+  }
+
+  /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
+  useMailbox(material: Uint8Array): void {
+    if (this.#mailbox !== null || this.#closed) return;
+    this.#mailbox = attachMailbox(this.transport, this.doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
+  }
+
+  /**
    * @internal Joins the topic and runs a session per connection until closed. The join starts
    * on the next macrotask, so a subscription made right after `await openDatabase()` sees every
    * network event, including the first `peer-connected` and an early `error`.
    */
   start(): void {
     this.#network = this.#run();
+    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => this.#macrotask(resolve));
     if (this.#closed) return;
     const { signal } = this.#abort;
     try {
@@ -498,6 +730,7 @@ export class Database {
     }
     const session = new PeerSession(conn, this.#host);
     this.#sessions.set(conn.peerId, session);
+    this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     for (const onAttach of [...this.#onAttach]) onAttach(session);
     const running = session.run();
@@ -509,6 +742,7 @@ export class Database {
     if (this.#ended.has(session)) return;
     this.#ended.add(session);
     if (this.#sessions.get(session.peerId) === session) this.#sessions.delete(session.peerId);
+    this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     if (session.awarenessClients.size > 0) {
@@ -526,10 +760,16 @@ export class Database {
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN) return;
-    for (const session of this.#sessions.values()) {
-      // Never echo an update to the peer it came from.
-      if (session !== origin) session.sendUpdate(update);
+    if (origin instanceof PeerSession) {
+      this.#remoteUpdates++;
+      this.#remoteRate.add(1, performance.now());
+    } else {
+      this.#localSeq++;
+      this.#localRate.add(1, performance.now());
     }
+    if (this.#sessions.size === 0) return;
+    // Never echo an update to the peer it came from; one sealed broadcast per group.
+    this.#router.route(update, origin, this.#sessions.values());
   };
 
   readonly #onTransaction = (tr: Y.Transaction): void => {
@@ -590,6 +830,9 @@ export class Database {
 }
 
 /**
+ * Opens (or creates) a database on a {@link Platform}; `openDatabase` of each entry point of
+ * `@rhizome/sync` is this function bound to the Node or browser platform.
+ *
  * Opens (or creates) a database: loads its state from `path`, joins its topic on the transport,
  * and syncs with every peer found there. Options are validated up front (`ERR_INVALID_CONFIG`
  * naming the field). Network trouble never fails the open: it is reported on `db.events`.
@@ -605,11 +848,17 @@ export class Database {
  * await db.close();
  * ```
  */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+export async function openDatabaseOn(platform: Platform, options: DatabaseOptions): Promise<Database> {
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
-  const { id, path, secret } = options;
+  const { id, path, secret, store: givenStore } = options;
   if (typeof id !== 'string' || id.length === 0) throw new InvalidConfigError('id', 'must be a non-empty string');
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw new InvalidConfigError('path', 'must be a non-empty string');
+  if (givenStore !== undefined) {
+    if (path !== undefined) throw new InvalidConfigError('store', 'give either path or store, not both');
+    if (givenStore === null || typeof givenStore !== 'object' || typeof givenStore.append !== 'function' || typeof givenStore.load !== 'function') {
+      throw new InvalidConfigError('store', 'must be a DocStore');
+    }
+  }
   let material: Uint8Array;
   try {
     material = keyMaterial(id, secret);
@@ -621,6 +870,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     maxMessageBytes: positiveInt('limits.maxMessageBytes', options.limits?.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES),
     maxQueuedBytes: positiveInt('limits.maxQueuedBytes', options.limits?.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
   };
+  const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
   let reportTransportError: (error: Error) => void = () => undefined;
@@ -640,7 +890,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
     // events of the database; an onError of the app's configuration still gets them too.
     const appOnError = given.onError;
-    transport = createTransport({
+    transport = platform.createTransport({
       ...given,
       onError: (error) => {
         // The event first: an app handler that throws must not hide the error from db.events.
@@ -659,24 +909,39 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     );
   }
   const sealer = new FrameSealer(material, deriveTopic(id));
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
+  if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
   let store: DocStore;
   try {
-    store = openStore(path);
+    store = givenStore ?? (await platform.openStore(path, { readOnly }));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   let db: Database;
   try {
-    db = new Database(id, store, transport, owns, sealer, limits, options.persistence ?? {});
+    db = new Database(
+      id,
+      store,
+      transport,
+      owns,
+      sealer,
+      limits,
+      options.persistence ?? {},
+      { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
+      health,
+      readOnly,
+    );
   } catch (error) {
-    store.close();
+    if (givenStore === undefined) store.close();
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
   reportTransportError = (error) => {
     if (!db.closed) db.events.publish({ type: 'error', error });
   };
+  db.useMailbox(material);
   db.start();
   return db;
 }

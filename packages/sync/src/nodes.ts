@@ -69,6 +69,16 @@ export class NodeModel {
     }, origin);
   }
 
+  /** Sets the fields of many nodes in one transaction (entries already validated and copied). */
+  putMany(entries: ReadonlyArray<readonly [string, Record<string, JsonValue>]>, origin: unknown): void {
+    this.doc.transact(() => {
+      for (const [id, data] of entries) {
+        this.nodes.set(id, true);
+        for (const field in data) this.fields.set(id + SEP + field, data[field]!);
+      }
+    }, origin);
+  }
+
   /** Removes the node and every field this replica knows of. */
   delete(id: string, origin: unknown): void {
     if (!this.nodes.has(id) && !this.#index.has(id)) return;

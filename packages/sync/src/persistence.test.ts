@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { MemoryStore, type DocStore } from '@rhizome/core';
 import { openSqliteStore, type SqliteStore } from '@rhizome/store-sqlite';
-import { DocPersistence, PERSISTENCE_ORIGIN, compactStoredDoc } from './persistence.js';
+import { DocPersistence, EXTERNAL_ORIGIN, PERSISTENCE_ORIGIN, compactStoredDoc } from './persistence.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-persistence-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -228,6 +228,82 @@ describe('DocPersistence', () => {
     storeB.close();
     const restored = reload(path, 'db');
     expect(restored.getMap('m').toJSON()).toEqual({ a1: 1, a2: 2, b1: 1, b2: 2 });
+  });
+
+  it('a compaction that loses a race with another handle re-reads instead of replacing the newer snapshot (issue 10 defect 1)', () => {
+    const path = freshPath();
+    const options = { compactAfterUpdates: Infinity, compactAfterBytes: Infinity, watchIntervalMs: 0 };
+    const storeA = openSqliteStore(path);
+    const storeB = openSqliteStore(path);
+    const docB = new Y.Doc();
+    const b = new DocPersistence(storeB, 'db', docB, options);
+    b.load();
+    // A's store lets B run between A's read of the store and A's compaction, as another process
+    // does (a decorator that injects the interleaving, on the real file).
+    let raced = false;
+    const racing = new CountingStore(storeA);
+    racing.compact = (docId, snapshot, throughSeq) => {
+      racing.compacts++;
+      if (!raced) {
+        raced = true;
+        docB.getMap('m').set('b1', 'from B');
+        b.compact();
+      }
+      storeA.compact(docId, snapshot, throughSeq);
+    };
+    const docA = new Y.Doc();
+    const a = new DocPersistence(racing, 'db', docA, options);
+    a.load();
+    docA.getMap('m').set('a1', 'from A');
+    a.compact();
+    expect(raced).toBe(true);
+    // A lost the race once, read B's snapshot in, and compacted again.
+    expect(racing.compacts).toBe(2);
+    expect(a.status().compactionConflicts).toBe(1);
+    expect(docA.getMap('m').toJSON()).toEqual({ a1: 'from A', b1: 'from B' });
+    a.close();
+    b.close();
+    storeA.close();
+    storeB.close();
+    expect(reload(path, 'db').getMap('m').toJSON()).toEqual({ a1: 'from A', b1: 'from B' });
+  });
+
+  it('the store watch applies what another handle appends, with EXTERNAL_ORIGIN, and writes nothing back', async () => {
+    const path = freshPath();
+    const storeA = openSqliteStore(path);
+    const storeB = openSqliteStore(path);
+    const docA = new Y.Doc();
+    const a = new DocPersistence(storeA, 'db', docA, { watchIntervalMs: 20 });
+    a.load();
+    const origins: unknown[] = [];
+    docA.on('update', (_u: Uint8Array, origin: unknown) => origins.push(origin));
+    const docB = new Y.Doc();
+    const b = new DocPersistence(storeB, 'db', docB, { watchIntervalMs: 0 });
+    b.load();
+    const seen = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the watch did not apply B\'s write within 5 s')), 5000);
+      docA.getMap('m').observe(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    docB.getMap('m').set('k', 'v');
+    await seen;
+    expect(docA.getMap('m').toJSON()).toEqual({ k: 'v' });
+    expect(origins).toEqual([EXTERNAL_ORIGIN]);
+    expect(a.status()).toMatchObject({ health: 'ok', externalUpdates: 1, pendingUpdates: 0 });
+    await nextMacrotask();
+    expect(storeA.stats('db').lastSeq).toBe(1);
+    // B compacts; A's next write and compaction keep everything.
+    docB.getMap('m').set('k2', 'v2');
+    b.compact();
+    docA.getMap('m').set('a', 1);
+    a.compact();
+    a.close();
+    b.close();
+    storeA.close();
+    storeB.close();
+    expect(reload(path, 'db').getMap('m').toJSON()).toEqual({ k: 'v', k2: 'v2', a: 1 });
   });
 
   it('keeps the log bounded over 50,000 writes by compacting in the background', async () => {

@@ -1,5 +1,12 @@
 import * as Y from 'yjs';
-import { ClosedError, InvalidArgumentError, StoreCorruptError, type DocStore, type StoredDoc, type StoreStats } from '@rhizome/core';
+import {
+  ClosedError,
+  InvalidArgumentError,
+  StoreCorruptError,
+  type DocStore,
+  type StoredDoc,
+  type StoreStats,
+} from '@rhizome/core';
 
 /**
  * Transaction origin of the updates {@link DocPersistence.load} applies from the store. Updates
@@ -8,10 +15,26 @@ import { ClosedError, InvalidArgumentError, StoreCorruptError, type DocStore, ty
  */
 export const PERSISTENCE_ORIGIN: unique symbol = Symbol('rhizome.persistence');
 
+/**
+ * Transaction origin of updates another handle of the store (another process sharing the file)
+ * appended, which this binding read in after load (the store watch, or before a compaction).
+ * They are not written back (they are stored already), but unlike {@link PERSISTENCE_ORIGIN}
+ * they are news: the database sends them to its peers and publishes node events for them.
+ */
+export const EXTERNAL_ORIGIN: unique symbol = Symbol('rhizome.persistence.external');
+
 /** Default of {@link PersistenceOptions.compactAfterUpdates}. */
 export const DEFAULT_COMPACT_AFTER_UPDATES = 10_000;
 /** Default of {@link PersistenceOptions.compactAfterBytes}: 8 MiB. */
 export const DEFAULT_COMPACT_AFTER_BYTES = 8 * 1024 * 1024;
+/** Default of {@link PersistenceOptions.watchIntervalMs}. */
+export const DEFAULT_WATCH_INTERVAL_MS = 250;
+/** First delay before a failed write is retried; it doubles up to {@link RETRY_MAX_MS}. */
+export const RETRY_MIN_MS = 100;
+/** Longest delay between two retries of a failed write. */
+export const RETRY_MAX_MS = 5000;
+/** How many times a compaction re-reads the store after losing a race with another handle. */
+const COMPACT_ATTEMPTS = 3;
 
 /** Options of {@link DocPersistence}. */
 export interface PersistenceOptions {
@@ -26,20 +49,70 @@ export interface PersistenceOptions {
    */
   compactAfterBytes?: number;
   /**
-   * Called when a write scheduled in the background (the end-of-tick flush, an automatic
-   * compaction) fails. Without it the error is kept and thrown by the next `flush()`,
-   * `compact()` or `close()`. Updates whose write failed stay queued and are retried by the
-   * next flush.
+   * How often to check whether another process appended to the store (stores with
+   * `dataVersion`, i.e. files; one `PRAGMA data_version` per check), in ms. Foreign updates are
+   * applied to the doc with {@link EXTERNAL_ORIGIN}. Default {@link DEFAULT_WATCH_INTERVAL_MS};
+   * `0` turns the watch off (foreign updates are then read only before a compaction).
+   */
+  watchIntervalMs?: number;
+  /**
+   * Called when a write scheduled in the background (the end-of-tick flush, a retry, an automatic
+   * compaction, the store watch) fails. Without it the error is kept and thrown by the next
+   * `flush()`, `compact()` or `close()`. Either way {@link DocPersistence.status} shows it.
+   * Updates whose write failed stay queued and are retried (backing off from
+   * {@link RETRY_MIN_MS} to {@link RETRY_MAX_MS}) and by every flush.
    */
   onError?: (error: unknown) => void;
+  /**
+   * Never write: the store was opened read-only. Updates of the doc (from peers) stay in memory.
+   */
+  readOnly?: boolean;
+  /**
+   * Schedules the automatic compaction on a later macrotask; returns a cancel function. Default:
+   * `setImmediate` where the host has it, else `setTimeout(fn, 0)`; `openDatabase` passes its
+   * platform's scheduler (`setImmediate` in Node, a `MessageChannel` in browsers).
+   */
+  macrotask?: (fn: () => void) => () => void;
 }
 
-/** What {@link DocPersistence.load} restored. */
-export interface LoadResult {
-  /** Updates applied from the log (not counting the snapshot). */
-  updates: number;
-  /** Bytes applied: snapshot plus log. */
-  bytes: number;
+/** The default scheduler: `setImmediate` where the host has one (Node), else `setTimeout(fn, 0)`. */
+function defaultMacrotask(fn: () => void): () => void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown; clearImmediate?: (handle: unknown) => void };
+  if (typeof g.setImmediate === 'function' && typeof g.clearImmediate === 'function') {
+    const handle = g.setImmediate(fn);
+    return () => g.clearImmediate!(handle);
+  }
+  const timer = setTimeout(fn, 0);
+  return () => clearTimeout(timer);
+}
+
+/** `unref()` a timer where the host has it (Node): the watch and retries never keep a process alive. */
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void } | null)?.unref?.();
+}
+
+/** Whether the binding's writes currently reach the store. */
+export type StorageHealth = 'ok' | 'failing' | 'read-only' | 'closed';
+
+/** What {@link DocPersistence.status} reports (also `db.stats().storage`). */
+export interface StorageStatus {
+  /**
+   * `'ok'`: the last write succeeded; `'failing'`: the last write failed and updates are waiting
+   * in memory (see `pendingUpdates`) for a retry; `'read-only'`; `'closed'`.
+   */
+  health: StorageHealth;
+  /** The most recent failed write (or store watch), also after a later success; `undefined` if none. */
+  lastError: Error | undefined;
+  /** `Date.now()` of {@link lastError}. */
+  lastErrorAt: number | undefined;
+  /** Updates in memory not yet in the store. */
+  pendingUpdates: number;
+  /** Writes that failed since the binding was made. */
+  failedWrites: number;
+  /** Updates another handle of the store appended that this binding read in after load. */
+  externalUpdates: number;
+  /** Compactions that lost a race with another handle and re-read the store. */
+  compactionConflicts: number;
 }
 
 function positiveLimit(name: string, value: number | undefined, fallback: number): number {
@@ -50,19 +123,42 @@ function positiveLimit(name: string, value: number | undefined, fallback: number
   return value;
 }
 
+function isConflict(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'ERR_STORE_CONFLICT';
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** What {@link DocPersistence.load} restored. */
+export interface LoadResult {
+  /** Updates applied from the log (not counting the snapshot). */
+  updates: number;
+  /** Bytes applied: snapshot plus log. */
+  bytes: number;
+}
+
+
 /**
  * Binds a `Y.Doc` to one document of a {@link DocStore}.
  *
  * - {@link load} applies the stored snapshot and log to the doc.
- * - From construction on (including the state the doc already holds then), every update of the doc (local or remote, any origin except
- *   {@link PERSISTENCE_ORIGIN}) is queued and written with one `store.append` (one SQLite
- *   transaction) in a microtask at the end of the current tick: a change made in a
- *   synchronous call is in the store before the next macrotask runs. {@link flush} writes the
- *   queue at once.
+ * - From construction on (including the state the doc already holds then), every update of the
+ *   doc (any origin except {@link PERSISTENCE_ORIGIN} and {@link EXTERNAL_ORIGIN}) is queued and
+ *   written with one `store.append` (one SQLite transaction) in a microtask at the end of the
+ *   current tick: a change made in a synchronous call is in the store before the next macrotask
+ *   runs. {@link flush} writes the queue at once. A failed write keeps its updates queued and is
+ *   retried with backoff; {@link status} says so.
+ * - Several handles (processes) may share one file. The binding knows up to which sequence
+ *   number the doc holds every stored update; a store watch (`dataVersion`, every
+ *   `watchIntervalMs`) reads what other handles appended and applies it with
+ *   {@link EXTERNAL_ORIGIN}.
  * - When the log passes `compactAfterUpdates` or `compactAfterBytes`, a compaction is scheduled
- *   with `setImmediate` (off the write path; at most one pending): the snapshot becomes
- *   `Y.encodeStateAsUpdate(doc)` (the live doc holds every stored update) and the log is cut
- *   in one transaction.
+ *   on the next macrotask (off the write path; at most one pending): the snapshot becomes
+ *   `Y.encodeStateAsUpdate(doc)` and the log is cut in one transaction, which the store refuses
+ *   (`ERR_STORE_CONFLICT`) if another handle compacted further meanwhile; the binding then reads
+ *   the store again and retries.
  *
  * `close()` flushes and stops listening; it does not close the store (several documents may
  * share one store).
@@ -84,24 +180,39 @@ export class DocPersistence {
   readonly #compactAfterUpdates: number;
   readonly #compactAfterBytes: number;
   readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #readOnly: boolean;
   #queue: Uint8Array[] = [];
   #flushScheduled = false;
-  #compactTimer: ReturnType<typeof setImmediate> | undefined;
+  readonly #macrotask: (fn: () => void) => () => void;
+  /** Cancels the scheduled compaction, when one is scheduled. */
+  #compactTimer: (() => void) | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryDelay = RETRY_MIN_MS;
+  #watchTimer: ReturnType<typeof setInterval> | undefined;
+  #dataVersion: number | undefined;
   /** Log size after the snapshot, tracked so that the thresholds need no query per flush. */
   #logUpdates = 0;
   #logBytes = 0;
-  #lastSeq = 0;
+  /** The doc holds every stored update with a sequence number up to this one. */
+  #syncedSeq = 0;
   /**
    * Set when the store holds updates this doc may lack: another handle of the file (another
-   * process) appended between two of our appends. The next compaction reads them in first.
+   * process) appended between two of our appends. The watch (or the next compaction) reads them.
    */
   #foreign = false;
   #pendingError: unknown = undefined;
   #hasPendingError = false;
   #closed = false;
+  #failing = false;
+  #lastError: Error | undefined;
+  #lastErrorAt: number | undefined;
+  #failedWrites = 0;
+  #externalUpdates = 0;
+  #compactionConflicts = 0;
+  #compactions = 0;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === PERSISTENCE_ORIGIN || this.#closed) return;
+    if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
     this.#queue.push(update);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -112,9 +223,31 @@ export class DocPersistence {
   readonly #backgroundFlush = (): void => {
     this.#flushScheduled = false;
     if (this.#closed) return;
+    const wasFailing = this.#failing;
     try {
       this.#flush();
     } catch (error) {
+      // Reported when the failure begins, not once per tick while the disk stays full.
+      if (!wasFailing) this.#report(error);
+    }
+  };
+
+  readonly #retry = (): void => {
+    this.#retryTimer = undefined;
+    if (this.#closed || this.#queue.length === 0) return;
+    try {
+      this.#flush();
+    } catch {
+      // Reported once when the failure began; the next retry is scheduled by #flush.
+    }
+  };
+
+  readonly #watch = (): void => {
+    if (this.#closed) return;
+    try {
+      this.refresh();
+    } catch (error) {
+      this.#noteError(error);
       this.#report(error);
     }
   };
@@ -126,11 +259,23 @@ export class DocPersistence {
     this.doc = doc;
     this.#compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
     this.#compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
+    const watchMs = options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
+    if (typeof watchMs !== 'number' || !Number.isFinite(watchMs) || watchMs < 0) {
+      throw new InvalidArgumentError(`watchIntervalMs must be a non-negative number of ms, got ${String(watchMs)}`);
+    }
     this.#onError = options.onError;
+    this.#macrotask = options.macrotask ?? defaultMacrotask;
+    this.#readOnly = options.readOnly === true;
     const stats = store.stats(docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
-    this.#lastSeq = stats.lastSeq;
+    this.#syncedSeq = stats.lastSeq;
+    if (watchMs > 0 && typeof store.dataVersion === 'function') {
+      this.#dataVersion = store.dataVersion();
+      this.#watchTimer = setInterval(this.#watch, watchMs);
+      unref(this.#watchTimer);
+    }
+    if (this.#readOnly) return;
     doc.on('update', this.#onUpdate);
     // State the doc had before it was bound would otherwise never reach the store.
     if (doc.store.clients.size > 0) this.#onUpdate(Y.encodeStateAsUpdate(doc), undefined);
@@ -144,7 +289,8 @@ export class DocPersistence {
    */
   load(): LoadResult {
     this.#assertOpen();
-    const stored = this.#applyStored();
+    const stored = this.store.load(this.docId);
+    this.#apply(stored, PERSISTENCE_ORIGIN);
     const snapshotBytes = stored.snapshot?.length ?? 0;
     let bytes = snapshotBytes;
     for (const update of stored.updates) bytes += update.length;
@@ -155,34 +301,66 @@ export class DocPersistence {
   }
 
   /**
-   * Reads the stored snapshot and log and applies them to the doc in one Yjs transaction with
-   * origin {@link PERSISTENCE_ORIGIN}; the binding then knows the store through its last
-   * sequence number. Bytes that are not a Yjs update throw `StoreCorruptError`.
+   * Reads what other handles of the store (other processes) appended or compacted since this
+   * doc last saw the store, and applies it with {@link EXTERNAL_ORIGIN}. Cheap when nothing
+   * changed (one `dataVersion` query); the store watch calls it every `watchIntervalMs`.
+   * Returns how many stored updates were read.
    */
-  #applyStored(): StoredDoc {
-    const stored = this.store.load(this.docId);
+  refresh(): number {
+    this.#assertOpen();
+    const version = this.store.dataVersion?.();
+    if (!this.#foreign && version !== undefined && version === this.#dataVersion) return 0;
+    this.#dataVersion = version;
+    return this.#catchUp();
+  }
+
+  /** Reads the store after `#syncedSeq` and applies it (EXTERNAL_ORIGIN). */
+  #catchUp(): number {
+    const since = this.#syncedSeq;
+    const stored = this.store.loadSince ? this.store.loadSince(this.docId, since) : this.store.load(this.docId);
+    if (stored.lastSeq === since && stored.snapshot === null) {
+      this.#foreign = false;
+      return 0;
+    }
+    this.#apply(stored, EXTERNAL_ORIGIN);
+    this.#externalUpdates += Math.max(0, stored.lastSeq - since);
+    // The log grew by what others appended (or shrank if they compacted): count it afresh.
+    const stats = this.store.stats(this.docId);
+    this.#logUpdates = stats.updates;
+    this.#logBytes = stats.updateBytes;
+    this.#maybeScheduleCompaction();
+    return stored.updates.length;
+  }
+
+  /**
+   * Applies stored bytes to the doc in one Yjs transaction with `origin`; the doc then holds
+   * every stored update through `stored.lastSeq`. Bytes that are not a Yjs update throw
+   * `StoreCorruptError`.
+   */
+  #apply(stored: StoredDoc, origin: symbol): void {
     let current = 'the snapshot';
     try {
       Y.transact(
         this.doc,
         () => {
-          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, PERSISTENCE_ORIGIN);
+          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, origin);
           stored.updates.forEach((update, i) => {
             current = `update ${i + 1} of ${stored.updates.length} in the log`;
-            Y.applyUpdate(this.doc, update, PERSISTENCE_ORIGIN);
+            Y.applyUpdate(this.doc, update, origin);
           });
         },
-        PERSISTENCE_ORIGIN,
+        origin,
+        // Read from the store, not made here: node events report them as 'remote'.
+        origin === PERSISTENCE_ORIGIN,
       );
     } catch (error) {
       throw new StoreCorruptError(`document '${this.docId}'`, `${current} is not a valid Yjs update`, { cause: error });
     }
-    this.#lastSeq = stored.lastSeq;
+    this.#syncedSeq = Math.max(this.#syncedSeq, stored.lastSeq);
     this.#foreign = false;
-    return stored;
   }
 
-  /** Writes the queued updates now, in one store transaction. */
+  /** Writes the queued updates now, in one store transaction. Throws if the write fails (the updates stay queued). */
   flush(): void {
     this.#throwPendingError();
     if (this.#closed) return;
@@ -192,21 +370,47 @@ export class DocPersistence {
   #flush(): void {
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
-    const seq = this.store.append(this.docId, batch);
-    if (seq !== this.#lastSeq + batch.length) this.#foreign = true;
-    this.#lastSeq = seq;
+    let seq: number;
+    try {
+      seq = this.store.append(this.docId, batch);
+    } catch (error) {
+      // The updates stay queued (append is all or nothing) and a retry is scheduled.
+      this.#noteError(error);
+      this.#scheduleRetry();
+      throw error;
+    }
+    if (seq === this.#syncedSeq + batch.length) this.#syncedSeq = seq;
+    else this.#foreign = true;
     // Dequeued only once the append succeeded: a failed write is retried by the next flush.
     // (append is synchronous, so no update can have been queued meanwhile.)
     this.#queue = [];
+    this.#failing = false;
+    this.#hasPendingError = false;
+    this.#pendingError = undefined;
+    this.#retryDelay = RETRY_MIN_MS;
     this.#logUpdates += batch.length;
     for (const update of batch) this.#logBytes += update.length;
     this.#maybeScheduleCompaction();
   }
 
+  #noteError(error: unknown): void {
+    this.#failedWrites++;
+    this.#failing = true;
+    this.#lastError = asError(error);
+    this.#lastErrorAt = Date.now();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    this.#retryTimer = setTimeout(this.#retry, this.#retryDelay);
+    unref(this.#retryTimer);
+    this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
+  }
+
   #maybeScheduleCompaction(): void {
-    if (this.#compactTimer !== undefined || this.#closed) return;
+    if (this.#compactTimer !== undefined || this.#closed || this.#readOnly) return;
     if (this.#logUpdates < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes) return;
-    this.#compactTimer = setImmediate(() => {
+    this.#compactTimer = this.#macrotask(() => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
       try {
@@ -218,9 +422,11 @@ export class DocPersistence {
   }
 
   /**
-   * Replaces the log by a snapshot of the doc: flushes, then
-   * `store.compact(docId, Y.encodeStateAsUpdate(doc), lastSeq)` in one transaction. The live
-   * doc already holds every stored update, so no log is merged (`Y.mergeUpdates` is quadratic).
+   * Replaces the log by a snapshot of the doc: flushes, reads in whatever other handles
+   * appended, then `store.compact(docId, Y.encodeStateAsUpdate(doc), syncedSeq)` in one
+   * transaction. When another handle compacted further meanwhile the store refuses
+   * (`ERR_STORE_CONFLICT`); the binding reads the store again and retries. The live doc already
+   * holds every stored update, so no log is merged (`Y.mergeUpdates` is quadratic).
    */
   compact(): void {
     this.#throwPendingError();
@@ -230,13 +436,40 @@ export class DocPersistence {
 
   #compact(): void {
     this.#flush();
-    // Another process may have appended (or compacted) since this doc last read the store: its
-    // updates would be deleted with the log below, yet be missing from the snapshot. Read them in.
-    if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#lastSeq) this.#applyStored();
-    const snapshot = Y.encodeStateAsUpdate(this.doc);
-    this.store.compact(this.docId, snapshot, this.#lastSeq);
-    this.#logUpdates = 0;
-    this.#logBytes = 0;
+    for (let attempt = 1; ; attempt++) {
+      // Another process may have appended (or compacted) since this doc last read the store:
+      // its updates would be deleted with the log below, yet be missing from the snapshot.
+      if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#syncedSeq) this.#catchUp();
+      const snapshot = Y.encodeStateAsUpdate(this.doc);
+      try {
+        this.store.compact(this.docId, snapshot, this.#syncedSeq);
+        break;
+      } catch (error) {
+        // Lost the race: another handle stored a newer snapshot between our read and our write.
+        if (!isConflict(error)) throw error;
+        this.#compactionConflicts++;
+        this.#foreign = true;
+        if (attempt >= COMPACT_ATTEMPTS) {
+          // The other handle keeps compacting; it holds the log short. Catch up and leave it.
+          this.#catchUp();
+          return;
+        }
+      }
+    }
+    const stats = this.store.stats(this.docId);
+    this.#logUpdates = stats.updates;
+    this.#logBytes = stats.updateBytes;
+    this.#compactions++;
+  }
+
+  /** Compactions this binding has done since it was created. */
+  get compactions(): number {
+    return this.#compactions;
+  }
+
+  /** Updates in the stored log since the last snapshot (as this binding knows it). */
+  get logUpdates(): number {
+    return this.#logUpdates;
   }
 
   /** Sizes of the stored state (after flushing the queue). */
@@ -246,22 +479,44 @@ export class DocPersistence {
     return this.store.stats(this.docId);
   }
 
-  /** Updates waiting for the end-of-tick flush. */
+  /** Whether writes reach the store, the last failure, and what waits in memory. Never throws. */
+  status(): StorageStatus {
+    let health: StorageHealth = this.#failing ? 'failing' : 'ok';
+    if (this.#readOnly) health = 'read-only';
+    if (this.#closed) health = 'closed';
+    return {
+      health,
+      lastError: this.#lastError,
+      lastErrorAt: this.#lastErrorAt,
+      pendingUpdates: this.#queue.length,
+      failedWrites: this.#failedWrites,
+      externalUpdates: this.#externalUpdates,
+      compactionConflicts: this.#compactionConflicts,
+    };
+  }
+
+  /** Updates waiting for the end-of-tick flush (or for a retry of a failed write). */
   get pendingUpdates(): number {
     return this.#queue.length;
   }
 
-  /** Flushes, cancels a scheduled compaction and stops listening to the doc. Idempotent; the store stays open. */
+  /**
+   * Flushes, cancels scheduled work and stops listening to the doc. Idempotent; the store stays
+   * open. If the final flush fails, the binding stays open with its updates queued (a retry is
+   * scheduled) and the error is thrown: call `close()` again once the cause is gone (space
+   * freed) and nothing is lost.
+   */
   close(): void {
     if (this.#closed) return;
-    try {
-      this.#flush();
-    } finally {
-      this.#closed = true;
-      this.doc.off('update', this.#onUpdate);
-      if (this.#compactTimer !== undefined) clearImmediate(this.#compactTimer);
-      this.#compactTimer = undefined;
-    }
+    this.#flush();
+    this.#closed = true;
+    this.doc.off('update', this.#onUpdate);
+    this.#compactTimer?.();
+    this.#compactTimer = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (this.#watchTimer !== undefined) clearInterval(this.#watchTimer);
+    this.#watchTimer = undefined;
     this.#throwPendingError();
   }
 
@@ -299,26 +554,33 @@ export interface CompactResult {
  * Compacts one stored document without a live doc (for the CLI and maintenance): applies the
  * snapshot and log to a fresh `Y.Doc` inside one transaction, encodes it, and replaces the log
  * through the last sequence number read. Updates appended meanwhile (by another process) stay in
- * the log. Never uses `Y.mergeUpdates`. A log that does not decode throws `ERR_STORE_CORRUPT` and
+ * the log; if another process compacted meanwhile the store refuses (`ERR_STORE_CONFLICT`) and
+ * this reads again (up to 3 times). Never uses `Y.mergeUpdates`. A log that does not decode throws `ERR_STORE_CORRUPT` and
  * is left as it was.
  */
 export function compactStoredDoc(store: DocStore, docId: string): CompactResult {
   const before = store.stats(docId);
-  const stored = store.load(docId);
-  if (stored.updates.length === 0) return { before, after: before };
-  const doc = new Y.Doc();
-  try {
+  for (let attempt = 1; ; attempt++) {
+    const stored = store.load(docId);
+    if (stored.updates.length === 0) break;
+    const doc = new Y.Doc();
     try {
-      Y.transact(doc, () => {
-        if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot);
-        for (const update of stored.updates) Y.applyUpdate(doc, update);
-      });
+      try {
+        Y.transact(doc, () => {
+          if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot);
+          for (const update of stored.updates) Y.applyUpdate(doc, update);
+        });
+      } catch (error) {
+        throw new StoreCorruptError(`document '${docId}'`, 'the stored state is not a valid Yjs update log', { cause: error });
+      }
+      store.compact(docId, Y.encodeStateAsUpdate(doc), stored.lastSeq);
+      break;
     } catch (error) {
-      throw new StoreCorruptError(`document '${docId}'`, 'the stored state is not a valid Yjs update log', { cause: error });
+      // Another process compacted between our read and our write: read again (nothing was written).
+      if (!isConflict(error) || attempt >= COMPACT_ATTEMPTS) throw error;
+    } finally {
+      doc.destroy();
     }
-    store.compact(docId, Y.encodeStateAsUpdate(doc), stored.lastSeq);
-  } finally {
-    doc.destroy();
   }
   return { before, after: store.stats(docId) };
 }

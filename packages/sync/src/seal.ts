@@ -1,9 +1,10 @@
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { DecryptError, InvalidArgumentError, assertTopic } from '@rhizome/core';
 import type { TopicHash } from '@rhizome/core';
+import { defaultAead, hchacha20 } from './aead.js';
+import type { ChaChaPolyAead } from './aead.js';
 
 /** Wire version byte of a sealed frame. */
 export const SEAL_VERSION = 1;
@@ -11,7 +12,7 @@ export const SEAL_VERSION = 1;
 export const SEAL_KEY_LABEL = 'rhizome/v1/seal';
 /** Prefix of the associated data: binds every frame to one database topic and wire version. */
 export const SEAL_AAD_LABEL = 'rhizome/v1/frame';
-/** Bytes of the random XChaCha20 nonce. */
+/** Bytes of the XChaCha20 nonce (a per-sealer random prefix and a frame counter). */
 export const NONCE_LENGTH = 24;
 /** Bytes of the Poly1305 tag. */
 export const TAG_LENGTH = 16;
@@ -32,10 +33,24 @@ export function keyMaterial(databaseId: string, secret?: string | Uint8Array): U
   throw new InvalidArgumentError('secret must be a string or a Uint8Array');
 }
 
+/** Bytes of the per-sealer nonce prefix (the HChaCha20 input). */
+export const NONCE_PREFIX_LENGTH = 16;
+/** Subkeys of remote sealers kept for opening (one per sender instance seen lately). */
+const SUBKEY_CACHE_LIMIT = 1024;
+
 /**
  * Seals and opens the frames of one database: XChaCha20-Poly1305 with a 256-bit key from
- * HKDF-SHA256(ikm = secret or database id, salt = `'rhizome/v1/seal'`, info = topic), a random
- * 24-byte nonce per frame, and associated data `'rhizome/v1/frame' || version || topic`.
+ * HKDF-SHA256(ikm = secret or database id, salt = `'rhizome/v1/seal'`, info = topic), and
+ * associated data `'rhizome/v1/frame' || version || topic`.
+ *
+ * Nonces: each sealer draws a random 16-byte prefix once and counts frames in the last 8 bytes
+ * (`nonce = prefix || counter`, big-endian), so no randomness is drawn per frame and a nonce
+ * never repeats: not within a sealer (the counter), not across sealers that share the key (two
+ * replicas, or two processes of one replica, draw the same 128-bit prefix with probability
+ * 2^-128 per pair). Since the prefix is fixed, the XChaCha20 subkey `HChaCha20(key, prefix)` is
+ * computed once and every frame is plain ChaCha20-Poly1305 under it (native in Node). Openers
+ * cache the subkey per sender prefix. The bytes on the wire are exactly XChaCha20-Poly1305's, so
+ * frames sealed by older versions (random nonces) open, and theirs open here.
  *
  * Whoever knows only the topic (relays, DHT nodes) can neither open nor forge frames, and a
  * frame sealed for one database does not open under another's topic even with the same secret.
@@ -45,8 +60,19 @@ export class FrameSealer {
   readonly overhead = SEAL_OVERHEAD;
   readonly #key: Uint8Array;
   readonly #aad: Uint8Array;
+  readonly #aead: ChaChaPolyAead;
+  readonly #prefix = randomBytes(NONCE_PREFIX_LENGTH);
+  readonly #subkey: Uint8Array;
+  /** 12-byte ChaCha20 nonce: 4 zero bytes and the 8-byte frame counter. */
+  readonly #nonce = new Uint8Array(12);
+  readonly #nonceView = new DataView(this.#nonce.buffer);
+  #counterHigh = 0;
+  #counterLow = 0;
+  /** Opening: subkeys by sender prefix (string of the prefix bytes). */
+  readonly #subkeys = new Map<string, Uint8Array>();
+  readonly #openNonce = new Uint8Array(12);
 
-  constructor(material: Uint8Array, topic: TopicHash) {
+  constructor(material: Uint8Array, topic: TopicHash, aead: ChaChaPolyAead = defaultAead()) {
     assertTopic(topic);
     this.#key = hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32);
     const label = utf8ToBytes(SEAL_AAD_LABEL);
@@ -54,16 +80,30 @@ export class FrameSealer {
     this.#aad.set(label, 0);
     this.#aad[label.length] = SEAL_VERSION;
     this.#aad.set(topic, label.length + 1);
+    this.#aead = aead;
+    this.#subkey = hchacha20(this.#key, this.#prefix);
+    this.#subkeys.set(prefixKey(this.#prefix, 0), this.#subkey);
   }
 
-  /** `version(1) || nonce(24) || ciphertext || tag(16)`. */
+  /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */
+  get implementation(): string {
+    return this.#aead.name;
+  }
+
+  /** `version(1) || nonce(24) || ciphertext || tag(16)`, nonce = this sealer's prefix || counter. */
   seal(plaintext: Uint8Array): Uint8Array {
-    const nonce = randomBytes(NONCE_LENGTH);
-    const sealed = xchacha20poly1305(this.#key, nonce, this.#aad).encrypt(plaintext);
-    const frame = new Uint8Array(1 + NONCE_LENGTH + sealed.length);
+    // 2^64 frames are out of reach; the high word just carries.
+    if (++this.#counterLow > 0xffffffff) {
+      this.#counterLow = 0;
+      this.#counterHigh++;
+    }
+    this.#nonceView.setUint32(4, this.#counterHigh);
+    this.#nonceView.setUint32(8, this.#counterLow);
+    const frame = new Uint8Array(SEAL_OVERHEAD + plaintext.length);
     frame[0] = SEAL_VERSION;
-    frame.set(nonce, 1);
-    frame.set(sealed, 1 + NONCE_LENGTH);
+    frame.set(this.#prefix, 1);
+    frame.set(this.#nonce.subarray(4), 1 + NONCE_PREFIX_LENGTH);
+    this.#aead.sealInto(this.#subkey, this.#nonce, this.#aad, plaintext, frame, 1 + NONCE_LENGTH);
     return frame;
   }
 
@@ -71,11 +111,27 @@ export class FrameSealer {
   open(frame: Uint8Array): Uint8Array {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
-    const nonce = frame.subarray(1, 1 + NONCE_LENGTH);
-    try {
-      return xchacha20poly1305(this.#key, nonce, this.#aad).decrypt(frame.subarray(1 + NONCE_LENGTH));
-    } catch {
-      throw new DecryptError();
+    const key = prefixKey(frame, 1);
+    let subkey = this.#subkeys.get(key);
+    const known = subkey !== undefined;
+    subkey ??= hchacha20(this.#key, frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+    this.#openNonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
+    const plain = this.#aead.open(subkey, this.#openNonce, this.#aad, frame.subarray(1 + NONCE_LENGTH));
+    // Only prefixes that opened are remembered, so garbage cannot churn the cache.
+    if (!known) {
+      if (this.#subkeys.size >= SUBKEY_CACHE_LIMIT) {
+        this.#subkeys.clear();
+        this.#subkeys.set(prefixKey(this.#prefix, 0), this.#subkey);
+      }
+      this.#subkeys.set(key, subkey);
     }
+    return plain;
   }
+}
+
+/** The 16 prefix bytes at `at` as a string key (one UTF-16 unit per byte). */
+function prefixKey(bytes: Uint8Array, at: number): string {
+  let s = '';
+  for (let i = at; i < at + NONCE_PREFIX_LENGTH; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
 }

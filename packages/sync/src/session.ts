@@ -1,17 +1,22 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
-import type { Connection } from '@rhizome/core';
+import type { Connection, HealthState } from '@rhizome/core';
+import type { Flushable, TurnScheduler } from './coalesce.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
+import { PeerMeter } from './health.js';
 import {
   MSG_AWARENESS,
+  MSG_PING,
+  MSG_PONG,
   MSG_SYNC_STEP1,
   MSG_SYNC_STEP2,
   MSG_UPDATES,
   Reassembler,
   decodeMessage,
   encodeAwareness,
+  encodeProbe,
   encodeStep1,
   encodeStep2,
   encodeUpdates,
@@ -37,6 +42,23 @@ export interface PeerStats {
   collapses: number;
   /** Largest sealed frame sent to this peer (lowered if the transport refused bigger ones). */
   maxFrameBytes: number;
+  /** The transport carrying this session (`relay`, `dht`, `memory`, ...). */
+  transport: string;
+  /** When the session started (ms since the epoch). */
+  connectedAt: number;
+  /** Smoothed round-trip time of sealed pings (ms), or null before the first answer. */
+  rttMs: number | null;
+  /** `healthy`, `degraded` or `unreachable`, with the reason (see ARCHITECTURE.md § Health). */
+  health: HealthState;
+  healthReason: string;
+  /** Milliseconds since the last frame from this peer. */
+  idleMs: number;
+  /** Per-second averages over the last minute. */
+  rates: { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number };
+  /** Local updates (since open) this peer has not acknowledged yet. */
+  unackedUpdates: number;
+  pingsSent: number;
+  pongsReceived: number;
 }
 
 /** What a session needs from its database. */
@@ -44,6 +66,8 @@ export interface SessionHost {
   readonly doc: Y.Doc;
   readonly awareness: awarenessProtocol.Awareness;
   readonly sealer: FrameSealer;
+  /** Flushes outbound queues once per turn (coalescing, see coalesce.ts). */
+  readonly scheduler: TurnScheduler;
   /** Largest sealed frame the transport carries. */
   readonly maxFrameBytes: number;
   /** Smallest frame limit the session can adapt down to. */
@@ -56,6 +80,8 @@ export interface SessionHost {
   onSynced(session: PeerSession): void;
   /** The session turned out foreign (see {@link PeerSession.foreign}). */
   onForeign(session: PeerSession): void;
+  /** Monotonic clock in ms (`performance.now()`). */
+  now(): number;
   onClosed(session: PeerSession, reason?: string): void;
 }
 
@@ -66,7 +92,7 @@ type Outgoing =
   /** Replaces dropped updates: everything the peer may lack, computed when sent. */
   | { kind: 'catch-up' };
 
-const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS]);
+const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS, MSG_PING, MSG_PONG]);
 
 /** Largest batch of live updates sent as one message. */
 const UPDATE_BATCH_BYTES = 1024 * 1024;
@@ -90,7 +116,7 @@ export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awaren
  * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
  * vector, computed when it is sent, so memory stays bounded under a write burst.
  */
-export class PeerSession {
+export class PeerSession implements Flushable {
   readonly conn: Connection;
   readonly peerId: string;
   readonly #host: SessionHost;
@@ -119,11 +145,14 @@ export class PeerSession {
     (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
     newRequestId,
   );
+  /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
+  readonly meter: PeerMeter;
 
   constructor(conn: Connection, host: SessionHost) {
     this.conn = conn;
     this.peerId = conn.peerId;
     this.#host = host;
+    this.meter = new PeerMeter(host.now(), 0);
     this.#reassembler = new Reassembler(host.maxMessageBytes);
     this.#maxFrameBytes = host.maxFrameBytes;
   }
@@ -183,10 +212,38 @@ export class PeerSession {
     if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.#collapse();
   }
 
+  /**
+   * Queues one catch-up diff (everything the peer may lack, against its step-1 state vector,
+   * computed when sent): used when updates meant for this peer were dropped elsewhere (a
+   * broadcast queue that overflowed or failed).
+   */
+  catchUp(): void {
+    if (this.#closed) return;
+    this.#enqueue({ kind: 'catch-up' });
+  }
+
   /** Queues an awareness update. */
   sendAwareness(update: Uint8Array): void {
     if (this.#closed) return;
     this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
+  }
+
+  /**
+   * True once our sync step 2 has left: a ping queued from then on is answered only after the
+   * peer processed that step 2 and every update queued before the ping.
+   */
+  get canPing(): boolean {
+    return this.#sentStep2 && !this.#closed && !this.#failed;
+  }
+
+  /**
+   * Queues a sealed ping. Its pong gives a round-trip sample and acknowledges local updates up
+   * to `seq` (every update queued before it).
+   */
+  ping(seq: number): void {
+    if (this.#closed) return;
+    const id = this.meter.newPing(seq, this.#host.now());
+    this.#enqueue({ kind: 'message', bytes: encodeProbe(MSG_PING, id), onSent: () => this.meter.pingSent(id, this.#host.now()) });
   }
 
   /** Resolves once the outbound queue is empty (or the session closed). */
@@ -213,6 +270,7 @@ export class PeerSession {
   #receive(frame: Uint8Array): void {
     this.stats.framesReceived++;
     this.stats.bytesReceived += frame.length;
+    this.meter.received(frame.length, this.#host.now());
     let plain: Uint8Array;
     try {
       plain = this.#host.sealer.open(frame);
@@ -290,6 +348,13 @@ export class PeerSession {
     [MSG_AWARENESS]: (m) => {
       awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, m.update, this);
     },
+    [MSG_PING]: (m) => {
+      // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
+      this.#enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, m.id) });
+    },
+    [MSG_PONG]: (m) => {
+      this.meter.pong(m.id, this.#host.now());
+    },
   };
 
   #checkSynced(): void {
@@ -323,6 +388,18 @@ export class PeerSession {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
+    if (!this.#pumping) this.#host.scheduler.request(this);
+  }
+
+  /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
+  flush(): void {
+    if (!this.#pumping && !this.#closed && this.queued > 0) void this.#pump();
+  }
+
+  /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
+  #enqueueFirst(item: Outgoing): void {
+    if (this.#head > 0) this.#queue[--this.#head] = item;
+    else this.#queue.unshift(item);
     if (!this.#pumping) void this.#pump();
   }
 
@@ -403,6 +480,7 @@ export class PeerSession {
           await this.conn.send(frame);
           this.stats.framesSent++;
           this.stats.bytesSent += frame.length;
+          this.meter.sent(frame.length, this.#host.now());
         }
         return;
       } catch (error) {
@@ -425,7 +503,10 @@ export class PeerSession {
 }
 
 function messageName(type: number): string {
-  return { [MSG_SYNC_STEP1]: 'sync step 1', [MSG_SYNC_STEP2]: 'sync step 2', [MSG_UPDATES]: 'updates', [MSG_AWARENESS]: 'awareness' }[type] ?? 'unknown';
+  return (
+    { [MSG_SYNC_STEP1]: 'sync step 1', [MSG_SYNC_STEP2]: 'sync step 2', [MSG_UPDATES]: 'updates', [MSG_AWARENESS]: 'awareness', [MSG_PING]: 'ping', [MSG_PONG]: 'pong' }[type] ??
+    'unknown'
+  );
 }
 
 function asError(error: unknown): Error & { code?: string } {

@@ -5,11 +5,14 @@ import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
 import {
   CHUNK_HEADER_LENGTH,
   MSG_AWARENESS,
+  MSG_PING,
+  MSG_PONG,
   MSG_SYNC_STEP1,
   MSG_UPDATES,
   Reassembler,
   decodeMessage,
   encodeAwareness,
+  encodeProbe,
   encodeStep1,
   encodeUpdates,
   toFrames,
@@ -74,7 +77,17 @@ describe('framing', () => {
     const ups = [randomBytes(10), randomBytes(300)];
     expect(decodeMessage(encodeUpdates(ups))).toEqual({ type: MSG_UPDATES, updates: ups });
     expect(decodeMessage(encodeAwareness(new Uint8Array([1, 2])))).toMatchObject({ type: MSG_AWARENESS });
-    for (const bad of [new Uint8Array([]), new Uint8Array([9]), new Uint8Array([MSG_SYNC_STEP1, 1, 2]), new Uint8Array([MSG_UPDATES, 5, 1])]) {
+    for (const id of [0, 1, 127, 128, 0xffffffff]) {
+      expect(decodeMessage(encodeProbe(MSG_PING, id))).toEqual({ type: MSG_PING, id });
+      expect(decodeMessage(encodeProbe(MSG_PONG, id))).toEqual({ type: MSG_PONG, id });
+    }
+    const probes = [
+      new Uint8Array([MSG_PING]), // no id
+      new Uint8Array([MSG_PONG, 0x80]), // truncated varUint
+      new Uint8Array([MSG_PING, 1, 2]), // trailing byte
+      new Uint8Array([MSG_PING, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), // above 2^32
+    ];
+    for (const bad of [new Uint8Array([]), new Uint8Array([9]), new Uint8Array([MSG_SYNC_STEP1, 1, 2]), new Uint8Array([MSG_UPDATES, 5, 1]), ...probes]) {
       expect(() => decodeMessage(bad)).toThrow(expect.objectContaining({ code: 'ERR_PROTOCOL' }));
     }
   });

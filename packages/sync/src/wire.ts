@@ -12,6 +12,8 @@
  * - `MSG_SYNC_STEP2 (0x02) || requestId(16) || update` (answers the step 1 with that requestId)
  * - `MSG_UPDATES   (0x03) || varUint(n) || n * varUint8Array(update)` (lib0 encoding)
  * - `MSG_AWARENESS (0x04) || awarenessUpdate` (y-protocols awareness encoding)
+ * - `MSG_PING      (0x05) || varUint(id)` (answered at once by a pong echoing the id)
+ * - `MSG_PONG      (0x06) || varUint(id)` (acknowledges everything the peer sent before that ping)
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -34,6 +36,11 @@ export const MSG_UPDATES = 0x03;
 /** A y-protocols awareness update. */
 export const MSG_AWARENESS = 0x04;
 
+/** A health probe: the peer answers with {@link MSG_PONG} echoing the id. */
+export const MSG_PING = 0x05;
+/** The answer to a {@link MSG_PING}. Messages are processed in order, so it also acknowledges everything sent before the ping. */
+export const MSG_PONG = 0x06;
+
 /** Bytes of a sync request id. */
 export const REQUEST_ID_LENGTH = 16;
 
@@ -42,7 +49,9 @@ export type Message =
   | { type: typeof MSG_SYNC_STEP1; requestId: Uint8Array; stateVector: Uint8Array }
   | { type: typeof MSG_SYNC_STEP2; requestId: Uint8Array; update: Uint8Array }
   | { type: typeof MSG_UPDATES; updates: Uint8Array[] }
-  | { type: typeof MSG_AWARENESS; update: Uint8Array };
+  | { type: typeof MSG_AWARENESS; update: Uint8Array }
+  | { type: typeof MSG_PING; id: number }
+  | { type: typeof MSG_PONG; id: number };
 
 function withPrefix(type: number, head: Uint8Array, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + head.length + body.length);
@@ -76,6 +85,14 @@ export function encodeAwareness(update: Uint8Array): Uint8Array {
   return withPrefix(MSG_AWARENESS, new Uint8Array(0), update);
 }
 
+/** Encodes a ping or a pong carrying `id` (a non-negative integer below 2^32). */
+export function encodeProbe(type: typeof MSG_PING | typeof MSG_PONG, id: number): Uint8Array {
+  const enc = encoding.createEncoder();
+  encoding.writeUint8(enc, type);
+  encoding.writeVarUint(enc, id);
+  return encoding.toUint8Array(enc);
+}
+
 /** Decodes a message; a malformed one is a {@link ProtocolError}. */
 export function decodeMessage(bytes: Uint8Array): Message {
   if (bytes.length < 1) throw new ProtocolError('empty message');
@@ -106,6 +123,20 @@ export function decodeMessage(bytes: Uint8Array): Message {
     }
     case MSG_AWARENESS:
       return { type, update: bytes.subarray(1) };
+    case MSG_PING:
+    case MSG_PONG: {
+      // A probe id is a varUint below 2^32 (at most 5 bytes) and nothing else.
+      if (bytes.length < 2 || bytes.length > 6) throw new ProtocolError('malformed probe message');
+      try {
+        const dec = decoding.createDecoder(bytes.subarray(1));
+        const id = decoding.readVarUint(dec);
+        if (decoding.hasContent(dec) || id > 0xffffffff) throw new ProtocolError('malformed probe message');
+        return { type, id };
+      } catch (error) {
+        if (error instanceof ProtocolError) throw error;
+        throw new ProtocolError('malformed probe message');
+      }
+    }
     default:
       throw new ProtocolError(`unknown message type ${String(type)}`);
   }

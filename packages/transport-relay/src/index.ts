@@ -9,6 +9,7 @@ import { InvalidConfigError } from '@rhizome/core';
 import { RelayTransport, type RelayTransportOptions } from './transport.js';
 
 export { RelayTransport, RelayConnection } from './transport.js';
+export { RelayMailbox } from './mailbox.js';
 export type { RelayTransportOptions, RelayTransportState, ReconnectOptions } from './transport.js';
 export type { LinkTlsOptions, WebSocketImplementation } from './link.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from './protocol.js';
@@ -31,5 +32,6 @@ export function createTransportFromConfig(config: TransportConfig): Transport {
   if (config.tls !== undefined) options.tls = config.tls;
   if (config.maxMessageSize !== undefined) options.maxMessageSize = config.maxMessageSize;
   if (config.onError !== undefined) options.onError = config.onError;
+  if (config.mailbox === false) options.mailbox = false;
   return new RelayTransport(options);
 }

@@ -216,7 +216,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
     // A computed specifier, imported only in Node: bundlers for browsers do not follow it, so
     // they never pull `ws` (and Node's net/tls) in.
     const specifier = 'ws';
-    WebSocketCtor = ((await import(specifier)) as { WebSocket: typeof WsSocket }).WebSocket;
+    WebSocketCtor = ((await import(/* @vite-ignore */ specifier)) as { WebSocket: typeof WsSocket }).WebSocket;
   } catch (error) {
     throw new ConnectFailedError(`cannot connect to relay ${url}: the 'ws' package is not available`, { cause: error });
   }

@@ -406,3 +406,5 @@ export function encodeError(error: number, context: number, message: string): Ui
   b.set(text, 7);
   return b;
 }
+
+export * from './mailbox-wire.js';

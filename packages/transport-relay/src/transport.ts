@@ -19,9 +19,12 @@ import {
   type Connection,
   type ConnectOptions,
   type PeerInfo,
+  type TopicBroadcast,
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
+import { RelayTopicBroadcast } from './broadcast.js';
+import { RelayMailbox } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import {
   CloseCode,
@@ -91,6 +94,8 @@ export interface RelayTransportOptions {
   implementation?: WebSocketImplementation;
   /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
   onError?: (error: RhizomeError) => void;
+  /** Use the relay's sealed mailbox when it offers one (`transport.mailbox`). Default true. */
+  mailbox?: boolean;
 }
 
 /** Where the transport's link to the relay stands. */
@@ -122,6 +127,8 @@ interface TopicState {
   acks: Array<() => void>;
   /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
   detachSignal: (() => void) | null;
+  /** The topic's BROADCAST in the current session (made at JOINED). */
+  broadcast: RelayTopicBroadcast<TopicState> | null;
 }
 
 interface SessionWaiter {
@@ -137,6 +144,8 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly #owner: RelayTransport;
   readonly #state: TopicState;
   readonly #generation: number;
+  /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
+  readonly broadcast: TopicBroadcast | undefined;
 
   /** @internal */
   constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
@@ -145,6 +154,7 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.#state = state;
     this.remoteSession = remoteSession;
     this.#generation = generation;
+    this.broadcast = state.broadcast ?? undefined;
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
@@ -215,6 +225,7 @@ export class RelayTransport implements Transport {
   readonly #heartbeatIntervalMs: number;
   readonly #implementation: WebSocketImplementation;
   readonly #onError: ((error: RhizomeError) => void) | undefined;
+  readonly #mailbox: RelayMailbox | null;
 
   readonly #topics = new Map<string, TopicState>();
   readonly #topicsById = new Map<number, TopicState>();
@@ -265,6 +276,24 @@ export class RelayTransport implements Transport {
     }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
+    this.#mailbox =
+      options.mailbox === false
+        ? null
+        : new RelayMailbox({
+            url: this.url,
+            timeoutMs: this.#timeoutMs,
+            highWaterMark: this.#highWaterMark,
+            currentLink: () => (this.#session !== 0 ? this.#link : null),
+            relayMaxFrame: () => this.#relayMaxFrame,
+          });
+  }
+
+  /**
+   * The relay's sealed mailbox (ARCHITECTURE.md § Mailbox), used by the sync layer when the
+   * relay offers one; null when the transport was built with `mailbox: false`.
+   */
+  get mailbox(): RelayMailbox | null {
+    return this.#mailbox;
   }
 
   /** Where the link to the relay stands. */
@@ -351,6 +380,7 @@ export class RelayTransport implements Transport {
     for (const state of [...this.#topics.values()]) this.#dropTopic(state);
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
+    this.#mailbox?.onSessionLost(error);
     this.#wake?.();
     this.#pendingLink?.close(CloseCode.NORMAL, 'disconnect');
     this.#pendingLink = null;
@@ -386,6 +416,28 @@ export class RelayTransport implements Transport {
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
+  /** @internal Largest data-frame payload in the current session. */
+  get dataLimit(): number {
+    return this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
+  }
+
+  /** @internal True while `state` is joined in session `generation`. */
+  broadcastOpen(state: TopicState, generation: number): boolean {
+    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#topics.get(state.key) === state;
+  }
+
+  /** @internal Sends one BROADCAST frame: the relay delivers it to every other member of the topic. */
+  async sendBroadcast(state: TopicState, generation: number, data: Uint8Array): Promise<void> {
+    const limit = this.dataLimit;
+    if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    const link = this.#link;
+    if (!this.broadcastOpen(state, generation) || link === null) {
+      throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
+    }
+    link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
+    if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
+  }
+
   /** @internal Tells the remote peer a Connection closed. */
   sendClosePeer(state: TopicState, to: number, generation: number): void {
     const link = this.#link;
@@ -397,7 +449,7 @@ export class RelayTransport implements Transport {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null };
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -602,6 +654,7 @@ export class RelayTransport implements Transport {
         this.#generation++;
         this.#session = readU32(frame, 2);
         this.#relayMaxFrame = readU32(frame, 6);
+        this.#mailbox?.onSession();
         this.#state = 'connected';
         this.#inboundPaused = false;
         startLiveness();
@@ -640,12 +693,14 @@ export class RelayTransport implements Transport {
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
   #sessionLost(): void {
+    this.#mailbox?.onSessionLost(new ConnectFailedError(`lost the session with relay ${this.url}`));
     this.#link = null;
     this.#session = 0;
     this.#generation++;
     this.#topicsById.clear();
     for (const state of this.#topics.values()) {
       state.topicId = 0;
+      state.broadcast = null;
       this.#closeTopicConnections(state);
       for (const ack of state.acks) ack();
       state.acks = [];
@@ -654,6 +709,7 @@ export class RelayTransport implements Transport {
   }
 
   #failAll(error: RhizomeError): void {
+    this.#mailbox?.onSessionLost(error);
     this.#fatal = error;
     this.#state = 'failed';
     for (const state of [...this.#topics.values()]) {
@@ -720,7 +776,8 @@ export class RelayTransport implements Transport {
         }
         return;
       default:
-        // A newer relay's frame type: ignore it.
+        // Mailbox frames, else a newer relay's frame type: ignore it.
+        this.#mailbox?.onFrame(frame);
         return;
     }
   }
@@ -776,6 +833,7 @@ export class RelayTransport implements Transport {
     if (state === undefined) return;
     state.topicId = readU32(frame, 1);
     this.#topicsById.set(state.topicId, state);
+    if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
     const acks = state.acks;
     state.acks = [];
     for (const ack of acks) ack();

@@ -1,11 +1,12 @@
 import { statSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { StoreStats } from '@rhizome/core';
 import type { CommandContext } from '../context.js';
 import { describeError } from '../errors.js';
-import { addNetworkOptions, describeNetwork } from '../network.js';
+import { addNetworkOptions, describeNetwork, positiveInteger } from '../network.js';
 import { formatBytes } from '../output.js';
 import { topicHex, withReplica, type DatabaseFlags } from '../replica.js';
+import { watchStatus } from './status-watch.js';
 
 /** What `rhizome status --json` prints. */
 export interface StatusReport {
@@ -21,7 +22,7 @@ export interface StatusReport {
   network: string | null;
   /** Transport name: `relay`, `dht`, or `disabled` (local only). */
   transport: string;
-  peers: Array<{ peerId: string; transport: string; synced: boolean; bytesReceived: number; bytesSent: number }>;
+  peers: Array<{ peerId: string; transport: string; synced: boolean; bytesReceived: number; bytesSent: number; rttMs: number | null; health: string }>;
 }
 
 function fileBytes(path: string): number {
@@ -37,7 +38,9 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .description('show a replica: topic, peers and their transports, node count, log size')
     .argument('<database-id>', 'the database')
     .option('--db <file>', 'SQLite file of this replica')
-    .option('--json', 'print the status as one JSON object');
+    .option('--json', 'print the status as one JSON object')
+    .option('--watch', 'stay connected and refresh a table of peers and their health until Ctrl-C')
+    .addOption(new Option('--interval <ms>', 'refresh period of --watch').default(1000).argParser(positiveInteger('--interval')));
   addNetworkOptions(status, { timeout: true });
   status
     .addHelpText(
@@ -49,10 +52,16 @@ the topic, syncs with the replicas online, and lists them.
 Examples:
   $ rhizome status "$ID" --db notes.db
   $ rhizome status "$ID" --db notes.db --relay wss://relay.example.com --json
+  $ rhizome status "$ID" --db notes.db --relay wss://relay.example.com --watch
 `,
     )
-    .action(async (id: string, opts: DatabaseFlags) => {
+    .action(async (id: string, opts: DatabaseFlags & { watch?: boolean; interval: number }) => {
       const out = ctx.output(opts);
+      if (opts.watch === true) {
+        const network = opts.relay !== undefined ? `relay ${String(opts.relay)}` : opts.dht === true ? 'DHT' : 'local only';
+        await watchStatus(id, opts, out, opts.interval, `${id} via ${network}  (Ctrl-C to stop)`);
+        return;
+      }
       const report = await withReplica(id, opts, out, ({ db, path, network }): Omit<StatusReport, 'log' | 'fileBytes'> => {
         const stats = db.stats();
         return {
@@ -64,10 +73,12 @@ Examples:
           transport: db.transport.name,
           peers: stats.peers.map((p) => ({
             peerId: p.peerId,
-            transport: db.transport.name,
+            transport: p.transport,
             synced: p.synced,
             bytesReceived: p.bytesReceived,
             bytesSent: p.bytesSent,
+            rttMs: p.rttMs,
+            health: p.health,
           })),
         };
       });
@@ -97,7 +108,8 @@ Examples:
       out.line(`network   ${full.network ?? 'none (local only; add --relay URL or --dht to see peers)'}`);
       out.line(`peers     ${full.peers.length}`);
       for (const p of full.peers) {
-        out.line(`  ${p.peerId}  ${p.transport}  ${p.synced ? 'synced' : 'syncing'}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
+        const rtt = p.rttMs === null ? '' : `  rtt ${Math.round(p.rttMs)} ms`;
+        out.line(`  ${p.peerId}  ${p.transport}  ${p.synced ? 'synced' : 'syncing'}  ${p.health}${rtt}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
       }
     });
 }

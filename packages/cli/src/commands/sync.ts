@@ -6,6 +6,7 @@ import { addNetworkOptions, describeNetwork, positiveInteger } from '../network.
 import { clock, formatBytes, type Output } from '../output.js';
 import { closeReplica, openReplica, topicHex, type DatabaseFlags, type Replica } from '../replica.js';
 import { untilStopSignal } from '../signals.js';
+import { serveReplicaMetrics, type MetricsServer } from '../metrics-server.js';
 import { tlsHint } from '../tls-hints.js';
 
 /** Node changes of a first exchange printed one by one (text mode); the rest are counted. */
@@ -50,6 +51,10 @@ export function eventToText(event: SyncEvent, transport: string): string {
       return `${t} error     ${event.error.code ?? 'ERR_UNEXPECTED'}: ${event.error.message}`;
     case 'lagged':
       return `${t} lagged    ${event.missed} events were not shown (output too slow)`;
+    case 'peer-health':
+      return `${t} health    ${event.peerId} ${event.health} [${event.severity}] ${event.reason}`;
+    case 'health':
+      return `${t} health    database ${event.health} [${event.severity}] ${event.reason}`;
   }
 }
 
@@ -79,6 +84,9 @@ export function registerSync(program: Command, ctx: CommandContext): void {
     new Option('--timeout <ms>', 'bound on each attempt to reach the network (the replica keeps retrying)').default(10_000).argParser(positiveInteger('--timeout')),
   );
   sync
+    .addOption(new Option('--metrics-port <port>', 'serve GET /healthz and GET /metrics (Prometheus) for this replica on PORT (0: any free port)').argParser(metricsPort))
+    .option('--metrics-host <host>', 'address for --metrics-port', '127.0.0.1');
+  sync
     .addHelpText(
       'after',
       `
@@ -90,9 +98,10 @@ Examples:
   $ rhizome sync "$ID" --db replica.db --relay wss://relay.example.com
   $ rhizome sync "$ID" --db replica.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
   $ rhizome sync "$ID" --db replica.db --relay ws://127.0.0.1:8080 --json | jq -c 'select(.type=="node-upsert")'
+  $ rhizome sync "$ID" --db replica.db --relay wss://relay.example.com --metrics-port 9464
 `,
     )
-    .action(async (id: string, opts: DatabaseFlags) => {
+    .action(async (id: string, opts: DatabaseFlags & { metricsPort?: number; metricsHost: string }) => {
       const out = ctx.output(opts);
       if (opts.relay === undefined && opts.dht !== true) {
         throw usageError('sync needs a network: --relay URL or --dht --bootstrap ADDR', 'Example: rhizome sync "$(rhizome new-id)" --db replica.db --relay wss://relay.example.com (the same id on every replica)');
@@ -104,9 +113,19 @@ Examples:
       // A large buffer: a first exchange may bring tens of thousands of node events at once.
       const events = db.events.subscribe({ capacity: EVENT_BUFFER });
       const where = describeNetwork(network);
+      let metrics: MetricsServer | undefined;
+      if (opts.metricsPort !== undefined) {
+        try {
+          metrics = await serveReplicaMetrics(db, { port: opts.metricsPort, host: opts.metricsHost });
+        } catch (error) {
+          events.unsubscribe();
+          await closeReplica(replica);
+          throw error;
+        }
+      }
       out.result(
-        { type: 'ready', time: new Date().toISOString(), id, topic: topicHex(db), db: path, network: where, nodes: db.size },
-        `${clock()} ready     replica of ${id} in ${path} (${db.size} nodes) via ${where}; topic ${topicHex(db).slice(0, 16)}…; Ctrl-C to stop`,
+        { type: 'ready', time: new Date().toISOString(), id, topic: topicHex(db), db: path, network: where, nodes: db.size, ...(metrics ? { metrics: metrics.url } : {}) },
+        `${clock()} ready     replica of ${id} in ${path} (${db.size} nodes) via ${where}; topic ${topicHex(db).slice(0, 16)}…; ${metrics ? `metrics on ${metrics.url}/metrics; ` : ''}Ctrl-C to stop`,
       );
 
       // Progress of the initial exchange with each peer, on a terminal only.
@@ -160,10 +179,18 @@ Examples:
       out.note(`${clock()} stopping (${signal}): flushing ${path}`);
       events.unsubscribe();
       await printing;
+      await metrics?.close();
       await closeReplica(replica);
       if (signal === 'refused') ctx.exitCode = 1;
       out.result({ type: 'closed', time: new Date().toISOString(), db: path }, `${clock()} closed    ${path}`);
     });
+}
+
+/** Parses `--metrics-port` (0 means any free port). */
+function metricsPort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65535) throw usageError(`--metrics-port must be a number from 0 to 65535, got '${value}'`);
+  return n;
 }
 
 /** Waits `ms` unless aborted first. */

@@ -35,7 +35,10 @@ function u(seed: number, length = 16 + (seed % 23)): Uint8Array {
 
 /** Hex text of the bytes: compares whatever Uint8Array subclass (e.g. Buffer) a store returns. */
 function hex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  // No Buffer: the suite also runs inside a browser.
+  let out = '';
+  for (const byte of b) out += byte.toString(16).padStart(2, '0');
+  return out;
 }
 
 function plain(list: readonly Uint8Array[]): string[] {

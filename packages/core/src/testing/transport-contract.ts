@@ -20,6 +20,8 @@ export interface TransportContractOptions {
   connects?: boolean;
   /** Bound on each wait in the suite, in ms. Default 15000. */
   timeoutMs?: number;
+  /** True when the transport's Connections offer a topic broadcast (`Connection.broadcast`). Default false. */
+  broadcast?: boolean;
 }
 
 let topicCounter = 0;
@@ -78,6 +80,7 @@ export function runTransportContract(
 ): void {
   const connects = options.connects ?? true;
   const wait = options.timeoutMs ?? 15_000;
+  const broadcasts = options.broadcast ?? false;
 
   /** Runs `body` with a fresh harness and transports, disconnecting everything afterwards. */
   async function withTransports(n: number, body: (ts: Transport[]) => Promise<void>): Promise<void> {
@@ -224,6 +227,53 @@ export function runTransportContract(
         for (const list of conns) {
           expect(new Set(list.map((c) => c.peerId)).size).toBe(2);
         }
+      });
+    });
+
+    it(broadcasts ? 'a topic broadcast reaches every other peer once, in order with unicast' : 'connections offer no topic broadcast', async () => {
+      await withTransports(3, async (ts) => {
+        const topic = freshTopic();
+        const iters = await Promise.all(ts.map((t) => t.connect(topic)));
+        const conns = await within(wait, 'two connections per peer', Promise.all(iters.map((it) => take(it, 2))));
+        if (!broadcasts) {
+          for (const c of conns.flat()) expect(c.broadcast).toBeUndefined();
+          return;
+        }
+        const [mine, seen1, seen2] = conns as [Connection[], Connection[], Connection[]];
+        const aId = seen1.map((c) => c.peerId).find((id) => seen2.some((c) => c.peerId === id))!;
+        const id1 = seen2.find((c) => c.peerId !== aId)!.peerId;
+        const id2 = seen1.find((c) => c.peerId !== aId)!.peerId;
+        const toward = [mine.find((c) => c.peerId === id1)!, mine.find((c) => c.peerId === id2)!];
+        const fromA = [seen1.find((c) => c.peerId === aId)!, seen2.find((c) => c.peerId === aId)!];
+        const channel = toward[0]!.broadcast;
+        expect(channel).toBeDefined();
+        // One object per topic and session: every connection of the topic carries the same one.
+        expect(toward[1]!.broadcast).toBe(channel);
+        expect(channel!.closed).toBe(false);
+        // Interleave unicast to each peer with broadcasts: each peer sees its own order.
+        const want: string[][] = [[], []];
+        for (let i = 0; i < 20; i++) {
+          await toward[i % 2]!.send(new TextEncoder().encode(`u${i}`));
+          want[i % 2]!.push(`u${i}`);
+          await channel!.send(new TextEncoder().encode(`b${i}`));
+          want[0]!.push(`b${i}`);
+          want[1]!.push(`b${i}`);
+        }
+        for (let p = 0; p < 2; p++) {
+          const got: string[] = [];
+          while (got.length < want[p]!.length) {
+            const m = await within(wait, 'broadcast and unicast messages', fromA[p]!.receive());
+            if (m === null) break;
+            got.push(new TextDecoder().decode(m));
+          }
+          expect(got).toEqual(want[p]);
+        }
+        await expect(channel!.send(new Uint8Array(channel!.maxMessageSize + 1))).rejects.toMatchObject({ code: 'ERR_FRAME_TOO_LARGE' });
+        // A's own broadcasts never come back to A: the first thing A reads is what peer 1 sent
+        // after it had received every broadcast.
+        await fromA[0]!.send(new TextEncoder().encode('end'));
+        const first = await within(wait, 'the end marker', toward[0]!.receive());
+        expect(new TextDecoder().decode(first!)).toBe('end');
       });
     });
 

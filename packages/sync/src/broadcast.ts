@@ -1,0 +1,193 @@
+/**
+ * Sealed topic broadcast: live updates sealed once and sent once to every peer that a transport
+ * reaches through one {@link TopicBroadcast} (the relay's BROADCAST), instead of sealed and sent
+ * once per peer. See ARCHITECTURE.md § Sync and sealing, "Broadcast".
+ *
+ * Pairwise sessions stay: the state-vector exchange, awareness, catch-up diffs and anything
+ * too large for one frame go through each peer's own session; only live updates take the
+ * broadcast. A broadcast frame is an ordinary sealed frame (same key, same associated data,
+ * the sender's own nonce prefix and counter), holding one whole `UPDATES` message, never a
+ * chunk: a receiver cannot tell it from a unicast one and needs nothing new to open it.
+ */
+import { ConnectionClosedError } from '@rhizome/core';
+import type { TopicBroadcast } from '@rhizome/core';
+import type { Flushable, TurnScheduler } from './coalesce.js';
+import type { FrameSealer } from './seal.js';
+import { PeerSession } from './session.js';
+import { encodeUpdates, toFrames } from './wire.js';
+
+/** What a broadcast group needs from its database. */
+export interface BroadcastHost {
+  readonly sealer: FrameSealer;
+  readonly scheduler: TurnScheduler;
+  /** Largest sealed frame the sync layer sends. */
+  readonly maxFrameBytes: number;
+  /** Queued update bytes before the queue is dropped for per-peer catch-up diffs. */
+  readonly maxQueuedBytes: number;
+  reportError(error: Error & { code?: string }): void;
+}
+
+/** Counters of one broadcast group (sealed bytes as the transport carries them, counted once). */
+export interface BroadcastStats {
+  framesSent: number;
+  bytesSent: number;
+  collapses: number;
+}
+
+/** Bytes an `UPDATES` message may add around its updates: type, count, one length per update. */
+const MESSAGE_HEAD = 1 + 5;
+const PER_UPDATE = 5;
+
+/**
+ * The sessions that one {@link TopicBroadcast} reaches, and the queue of live updates for them.
+ * Updates queued within a turn leave as one sealed frame (flushed by the turn scheduler); one
+ * send is in flight at a time. If the queue passes `maxQueuedBytes`, or a send fails, the queued
+ * updates are dropped and every member session queues a catch-up diff instead (computed from the
+ * peer's state vector when sent), so nothing is lost; after a failed send the group stays
+ * unusable and its members get updates pairwise.
+ */
+export class BroadcastGroup implements Flushable {
+  readonly channel: TopicBroadcast;
+  readonly sessions = new Set<PeerSession>();
+  readonly stats: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
+  readonly #host: BroadcastHost;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #sending = false;
+  #failed = false;
+
+  constructor(channel: TopicBroadcast, host: BroadcastHost) {
+    this.channel = channel;
+    this.#host = host;
+  }
+
+  /** False once a send failed or the channel closed: members then get updates pairwise. */
+  get usable(): boolean {
+    return !this.#failed && !this.channel.closed;
+  }
+
+  /** Queues one live update for every member. */
+  enqueue(update: Uint8Array): void {
+    this.#queue.push(update);
+    this.#queuedBytes += update.length;
+    if (this.#queuedBytes > this.#host.maxQueuedBytes) {
+      this.stats.collapses++;
+      this.#dropForCatchUp();
+      return;
+    }
+    if (!this.#sending) this.#host.scheduler.request(this);
+  }
+
+  /** @internal Called by the scheduler once per turn. */
+  flush(): void {
+    if (!this.#sending && this.#queue.length > 0) void this.#send();
+  }
+
+  async #send(): Promise<void> {
+    this.#sending = true;
+    const { sealer } = this.#host;
+    const room = Math.min(this.#host.maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
+    try {
+      while (this.#queue.length > 0 && this.usable) {
+        const batch: Uint8Array[] = [];
+        let bytes = 0;
+        let taken = 0;
+        for (const update of this.#queue) {
+          if (batch.length > 0 && bytes + update.length + PER_UPDATE > room) break;
+          batch.push(update);
+          bytes += update.length + PER_UPDATE;
+          taken++;
+        }
+        this.#queue = taken === this.#queue.length ? [] : this.#queue.slice(taken);
+        this.#queuedBytes -= bytes - PER_UPDATE * taken;
+        if (bytes > room) {
+          // One update too large for a single frame: each session chunks it for its peer.
+          for (const session of this.sessions) session.sendUpdate(batch[0]!);
+          continue;
+        }
+        const frame = sealer.seal(toFrames(encodeUpdates(batch), Number.MAX_SAFE_INTEGER)[0]!);
+        await this.channel.send(frame);
+        this.stats.framesSent++;
+        this.stats.bytesSent += frame.length;
+      }
+    } catch (error) {
+      this.#failed = true;
+      // A lost session closes the member Connections too (they resync on reconnect); anything
+      // else (a frame the relay refused) is worth reporting. Either way, nothing is lost.
+      if (!(error instanceof ConnectionClosedError)) this.#host.reportError(error instanceof Error ? error : new Error(String(error)));
+      this.#dropForCatchUp();
+    } finally {
+      this.#sending = false;
+      if (this.#queue.length > 0 && this.usable) this.#host.scheduler.request(this);
+    }
+  }
+
+  #dropForCatchUp(): void {
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    for (const session of this.sessions) session.catchUp();
+  }
+}
+
+/**
+ * Decides where each update goes: once to every usable broadcast group (but never back into the
+ * group it came from, whose members all received it from its sender), and pairwise to every
+ * other session except the one it came from.
+ */
+export class UpdateRouter {
+  readonly #host: BroadcastHost;
+  readonly #groups = new Map<TopicBroadcast, BroadcastGroup>();
+  readonly #groupOf = new Map<PeerSession, BroadcastGroup>();
+  /** Counters of groups that ended. */
+  readonly retired: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
+
+  constructor(host: BroadcastHost) {
+    this.#host = host;
+  }
+
+  /** A new session: joins the group of its connection's broadcast, if the transport offers one. */
+  attach(session: PeerSession): void {
+    const channel = session.conn.broadcast;
+    if (channel === undefined || channel.closed) return;
+    let group = this.#groups.get(channel);
+    if (!group) {
+      group = new BroadcastGroup(channel, this.#host);
+      this.#groups.set(channel, group);
+    }
+    group.sessions.add(session);
+    this.#groupOf.set(session, group);
+  }
+
+  /** A session ended. */
+  detach(session: PeerSession): void {
+    const group = this.#groupOf.get(session);
+    if (!group) return;
+    this.#groupOf.delete(session);
+    group.sessions.delete(session);
+    if (group.sessions.size === 0 && this.#groups.get(group.channel) === group) {
+      this.#groups.delete(group.channel);
+      this.retired.framesSent += group.stats.framesSent;
+      this.retired.bytesSent += group.stats.bytesSent;
+      this.retired.collapses += group.stats.collapses;
+    }
+  }
+
+  /** The live groups. */
+  groups(): IterableIterator<BroadcastGroup> {
+    return this.#groups.values();
+  }
+
+  /** Sends `update` (which came from `origin`: a session, or anything else for local) onwards. */
+  route(update: Uint8Array, origin: unknown, sessions: Iterable<PeerSession>): void {
+    const from = origin instanceof PeerSession ? this.#groupOf.get(origin) : undefined;
+    for (const group of this.#groups.values()) {
+      if (group !== from && group.usable && group.sessions.size > 0) group.enqueue(update);
+    }
+    for (const session of sessions) {
+      if (session === origin) continue;
+      const group = this.#groupOf.get(session);
+      if (group !== undefined && (group === from || group.usable)) continue;
+      session.sendUpdate(update);
+    }
+  }
+}

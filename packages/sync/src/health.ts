@@ -1,0 +1,288 @@
+/**
+ * Health of a database and of each peer session: round-trip time from sealed pings, traffic
+ * rates over the last minute, silence, lag, and the health states derived from them
+ * (see ARCHITECTURE.md § Health).
+ *
+ * Everything here is bookkeeping on numbers the sessions report; the clock is injected so the
+ * rules can be reasoned about (and tested) without timers.
+ */
+import { InvalidConfigError } from '@rhizome/core';
+import type { HealthSeverity, HealthState } from '@rhizome/core';
+
+/** Thresholds and periods of the health machinery. Every field has a default. */
+export interface HealthOptions {
+  /** Turn pings and health states off (stats keep their counters). Default true. */
+  enabled?: boolean;
+  /** How often each peer is pinged. Default 5000 ms. */
+  pingIntervalMs?: number;
+  /** How often states are evaluated. Default 1000 ms (never above `pingIntervalMs`). */
+  checkIntervalMs?: number;
+  /** Round-trip time at or above which a peer is degraded. Default 2000 ms. */
+  degradedRttMs?: number;
+  /** Outbound queue depth (messages) at or above which a peer is degraded. Default 1024. */
+  degradedQueue?: number;
+  /** Silence (nothing received) after which a peer is degraded. Default 15000 ms (three pings). */
+  degradedSilenceMs?: number;
+  /** Silence after which a peer is unreachable. Default 45000 ms. */
+  unreachableSilenceMs?: number;
+  /**
+   * Database level: how long no peer may be reachable while local writes wait to be delivered
+   * before the database is `unreachable`. Default 120000 ms.
+   */
+  offlineAlertMs?: number;
+  /** Health events allowed at once per peer (and for the database). Default 4. */
+  eventBurst?: number;
+  /** One more health event is allowed per this period. Default 10000 ms. */
+  eventRefillMs?: number;
+}
+
+/** Defaults of {@link HealthOptions}. */
+export const HEALTH_DEFAULTS: Required<HealthOptions> = {
+  enabled: true,
+  pingIntervalMs: 5000,
+  checkIntervalMs: 1000,
+  degradedRttMs: 2000,
+  degradedQueue: 1024,
+  degradedSilenceMs: 15_000,
+  unreachableSilenceMs: 45_000,
+  offlineAlertMs: 120_000,
+  eventBurst: 4,
+  eventRefillMs: 10_000,
+};
+
+/** Validates health options (`ERR_INVALID_CONFIG` naming the field) and fills in defaults. */
+export function resolveHealthOptions(options: HealthOptions | undefined): Required<HealthOptions> {
+  const out = { ...HEALTH_DEFAULTS };
+  if (options === undefined) return out;
+  if (options === null || typeof options !== 'object') throw new InvalidConfigError('health', 'must be an object');
+  for (const [key, value] of Object.entries(options) as Array<[keyof HealthOptions, unknown]>) {
+    if (!(key in HEALTH_DEFAULTS)) throw new InvalidConfigError(`health.${key}`, 'is not a health option');
+    if (value === undefined) continue;
+    if (key === 'enabled') {
+      if (typeof value !== 'boolean') throw new InvalidConfigError('health.enabled', 'must be a boolean');
+      out.enabled = value;
+      continue;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) {
+      throw new InvalidConfigError(`health.${key}`, 'must be a positive integer');
+    }
+    out[key] = value;
+  }
+  if (out.unreachableSilenceMs <= out.degradedSilenceMs) {
+    throw new InvalidConfigError('health.unreachableSilenceMs', 'must be greater than health.degradedSilenceMs');
+  }
+  out.checkIntervalMs = Math.min(out.checkIntervalMs, out.pingIntervalMs);
+  return out;
+}
+
+/** Severity of a health state. */
+export function severityOf(health: HealthState): HealthSeverity {
+  return health === 'healthy' ? 'info' : health === 'degraded' ? 'warning' : 'critical';
+}
+
+/** Counts over the last minute in one-second buckets. */
+export class RateWindow {
+  static readonly SECONDS = 60;
+  readonly #buckets = new Float64Array(RateWindow.SECONDS);
+  #second = -1;
+  readonly #startedAt: number;
+
+  constructor(now: number) {
+    this.#startedAt = now;
+  }
+
+  add(amount: number, now: number): void {
+    this.#advance(now);
+    const at = Math.floor(now / 1000) % RateWindow.SECONDS;
+    this.#buckets[at] = (this.#buckets[at] ?? 0) + amount;
+  }
+
+  /** Average per second over the last minute (over the time since start, when shorter). */
+  perSecond(now: number): number {
+    this.#advance(now);
+    let sum = 0;
+    for (const v of this.#buckets) sum += v;
+    const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
+    return sum / span;
+  }
+
+  #advance(now: number): void {
+    const second = Math.floor(now / 1000);
+    if (this.#second < 0) {
+      this.#second = second;
+      return;
+    }
+    if (second <= this.#second) return;
+    const gap = Math.min(second - this.#second, RateWindow.SECONDS);
+    for (let i = 1; i <= gap; i++) this.#buckets[(this.#second + i) % RateWindow.SECONDS] = 0;
+    this.#second = second;
+  }
+}
+
+/** A token bucket that bounds how many health events one subject may publish. */
+export class EventLimiter {
+  readonly #burst: number;
+  readonly #refillMs: number;
+  #tokens: number;
+  #at: number;
+
+  constructor(burst: number, refillMs: number, now: number) {
+    this.#burst = burst;
+    this.#refillMs = refillMs;
+    this.#tokens = burst;
+    this.#at = now;
+  }
+
+  /** Takes a token if there is one. */
+  take(now: number): boolean {
+    const refilled = Math.floor((now - this.#at) / this.#refillMs);
+    if (refilled > 0) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + refilled);
+      this.#at += refilled * this.#refillMs;
+    }
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+}
+
+/**
+ * Per-session measurements: traffic windows, silence, pings in flight, RTT and the local
+ * updates the peer has acknowledged. A pong acknowledges every message sent before its ping
+ * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
+ */
+export class PeerMeter {
+  readonly connectedAt: number;
+  lastReceivedAt: number;
+  lastSentAt: number;
+  /** Smoothed round-trip time (EWMA, 1/4 weight per sample), or null before the first pong. */
+  rttMs: number | null = null;
+  /** The last single sample. */
+  lastRttMs: number | null = null;
+  /** Local update sequence number acknowledged by the peer. */
+  ackedSeq: number;
+  pingsSent = 0;
+  pongsReceived = 0;
+  lastPingAt = -Infinity;
+  readonly bytesIn: RateWindow;
+  readonly bytesOut: RateWindow;
+  readonly framesIn: RateWindow;
+  readonly framesOut: RateWindow;
+  /** Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on the wire). */
+  readonly #inFlight = new Map<number, { seq: number; sentAt: number }>();
+  #nextId = 1;
+
+  constructor(now: number, seqAtStart: number) {
+    this.connectedAt = now;
+    this.lastReceivedAt = now;
+    this.lastSentAt = now;
+    this.ackedSeq = seqAtStart;
+    this.bytesIn = new RateWindow(now);
+    this.bytesOut = new RateWindow(now);
+    this.framesIn = new RateWindow(now);
+    this.framesOut = new RateWindow(now);
+  }
+
+  received(bytes: number, now: number): void {
+    this.lastReceivedAt = now;
+    this.bytesIn.add(bytes, now);
+    this.framesIn.add(1, now);
+  }
+
+  sent(bytes: number, now: number): void {
+    this.lastSentAt = now;
+    this.bytesOut.add(bytes, now);
+    this.framesOut.add(1, now);
+  }
+
+  /** Pings not yet answered. */
+  get pingsInFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** A new ping id, remembering the local sequence it will acknowledge. */
+  newPing(seq: number, now: number): number {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    this.#inFlight.set(id, { seq, sentAt: Number.NaN });
+    this.lastPingAt = now;
+    this.pingsSent++;
+    return id;
+  }
+
+  /** The ping left (the transport accepted it): the RTT clock starts. */
+  pingSent(id: number, now: number): void {
+    const ping = this.#inFlight.get(id);
+    if (ping) ping.sentAt = now;
+  }
+
+  /** A pong arrived: RTT sample and acknowledgement. Unknown ids are ignored. */
+  pong(id: number, now: number): void {
+    const ping = this.#inFlight.get(id);
+    if (!ping) return;
+    // Pongs come back in order: every older ping is answered (or lost with a replaced link).
+    for (const key of this.#inFlight.keys()) {
+      this.#inFlight.delete(key);
+      if (key === id) break;
+    }
+    this.pongsReceived++;
+    if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
+    if (!Number.isNaN(ping.sentAt)) {
+      const sample = Math.max(0, now - ping.sentAt);
+      this.lastRttMs = sample;
+      this.rttMs = this.rttMs === null ? sample : this.rttMs * 0.75 + sample * 0.25;
+    }
+  }
+}
+
+/** What the health rules look at for one peer. */
+export interface PeerHealthInput {
+  now: number;
+  lastReceivedAt: number;
+  rttMs: number | null;
+  queued: number;
+}
+
+/** The health state of one peer and why. */
+export function peerHealth(input: PeerHealthInput, o: Required<HealthOptions>): { health: HealthState; reason: string } {
+  const silence = input.now - input.lastReceivedAt;
+  if (silence >= o.unreachableSilenceMs) return { health: 'unreachable', reason: `nothing received for ${Math.round(silence)} ms` };
+  if (silence >= o.degradedSilenceMs) return { health: 'degraded', reason: `nothing received for ${Math.round(silence)} ms` };
+  if (input.rttMs !== null && input.rttMs >= o.degradedRttMs) return { health: 'degraded', reason: `round-trip time ${Math.round(input.rttMs)} ms` };
+  if (input.queued >= o.degradedQueue) return { health: 'degraded', reason: `${input.queued} messages queued` };
+  return { health: 'healthy', reason: 'responding' };
+}
+
+/** What the health rules look at for the database. */
+export interface DatabaseHealthInput {
+  now: number;
+  /** The transport can reach others at all (not the disabled transport). */
+  networked: boolean;
+  /** Peers connected and not unreachable. */
+  reachablePeers: number;
+  /** Local updates no connected peer has acknowledged. */
+  unsentLocal: number;
+  /** Since when no peer was reachable (null while one is). */
+  unreachableSince: number | null;
+  /** The last background write failed and no write has succeeded since. */
+  storageError: (Error & { code?: string }) | null;
+}
+
+/** The database's health state, its severity, and why. */
+export function databaseHealth(input: DatabaseHealthInput, o: Required<HealthOptions>): { health: HealthState; severity: HealthSeverity; reason: string } {
+  if (input.storageError) {
+    const code = input.storageError.code ? `${input.storageError.code}: ` : '';
+    return { health: 'degraded', severity: 'critical', reason: `writes are not reaching the store (${code}${input.storageError.message})` };
+  }
+  if (input.networked && input.unsentLocal > 0 && input.unreachableSince !== null) {
+    const offline = input.now - input.unreachableSince;
+    if (offline >= o.offlineAlertMs) {
+      return {
+        health: 'unreachable',
+        severity: 'critical',
+        reason: `no peer reachable for ${Math.round(offline / 1000)} s while ${input.unsentLocal} local updates wait to be delivered`,
+      };
+    }
+  }
+  return { health: 'healthy', severity: 'info', reason: input.reachablePeers > 0 ? `${input.reachablePeers} peers reachable` : 'no pending deliveries' };
+}

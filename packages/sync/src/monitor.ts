@@ -1,0 +1,146 @@
+/**
+ * The health monitor of one database: pings every peer session on a period, derives each
+ * peer's health state and the database's own, and publishes changes as rate-limited events.
+ */
+import type { HealthSeverity, HealthState, SyncEvent } from '@rhizome/core';
+import { EventLimiter, databaseHealth, peerHealth, severityOf } from './health.js';
+import type { HealthOptions } from './health.js';
+import type { PeerSession } from './session.js';
+
+/** What the monitor needs from its database. */
+export interface MonitorHost {
+  sessions(): Iterable<PeerSession>;
+  /** Local updates made since open (the sequence pings acknowledge). */
+  localSeq(): number;
+  /** The transport can reach other replicas (false for the disabled transport). */
+  readonly networked: boolean;
+  /** The store's current failure, if its last write failed. */
+  storageError(): (Error & { code?: string }) | null;
+  publish(event: SyncEvent): void;
+  now(): number;
+}
+
+/** Largest number of unanswered pings per peer: a peer that answers none is not pinged further. */
+export const MAX_PINGS_IN_FLIGHT = 4;
+
+interface Tracked {
+  health: HealthState;
+  reason: string;
+  /** The state last published (events are rate limited, so it may lag `health`). */
+  published: HealthState;
+  limiter: EventLimiter;
+}
+
+/** Database-level health as shown by `db.stats().health`. */
+export interface DatabaseHealthStatus {
+  health: HealthState;
+  severity: HealthSeverity;
+  reason: string;
+  /** Local updates no connected peer has acknowledged yet (since open). */
+  unsentLocalUpdates: number;
+}
+
+export class HealthMonitor {
+  readonly #host: MonitorHost;
+  readonly #o: Required<HealthOptions>;
+  readonly #peers = new WeakMap<PeerSession, Tracked>();
+  readonly #dbLimiter: EventLimiter;
+  #db: DatabaseHealthStatus;
+  #dbPublished: HealthState = 'healthy';
+  #unreachableSince: number | null;
+  /** Highest local sequence any peer acknowledged (kept when that peer leaves). */
+  #ackedEver = 0;
+  #timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(host: MonitorHost, options: Required<HealthOptions>) {
+    this.#host = host;
+    this.#o = options;
+    const now = host.now();
+    this.#dbLimiter = new EventLimiter(options.eventBurst, options.eventRefillMs, now);
+    this.#unreachableSince = now;
+    this.#db = { health: 'healthy', severity: 'info', reason: 'just opened', unsentLocalUpdates: 0 };
+  }
+
+  get options(): Required<HealthOptions> {
+    return this.#o;
+  }
+
+  start(): void {
+    if (!this.#o.enabled || this.#timer) return;
+    this.#timer = setInterval(() => this.tick(), this.#o.checkIntervalMs);
+    // Health checks never keep a process alive.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** The peer's current state (healthy until the first evaluation). */
+  peer(session: PeerSession): { health: HealthState; reason: string } {
+    const t = this.#peers.get(session);
+    return t ? { health: t.health, reason: t.reason } : { health: 'healthy', reason: 'connected' };
+  }
+
+  /** The database's current state, evaluated now. */
+  database(): DatabaseHealthStatus {
+    this.#evaluateDatabase(this.#host.now(), false);
+    return this.#db;
+  }
+
+  /** One round: pings that are due, then every state. Called by the timer; public for the database. */
+  tick(): void {
+    const now = this.#host.now();
+    const seq = this.#host.localSeq();
+    for (const session of this.#host.sessions()) {
+      if (session.closed) continue;
+      const meter = session.meter;
+      if (session.canPing && now - meter.lastPingAt >= this.#o.pingIntervalMs && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
+        session.ping(seq);
+      }
+      this.#evaluatePeer(session, now);
+    }
+    this.#evaluateDatabase(now, true);
+  }
+
+  #evaluatePeer(session: PeerSession, now: number): void {
+    const meter = session.meter;
+    const next = peerHealth({ now, lastReceivedAt: meter.lastReceivedAt, rttMs: meter.rttMs, queued: session.queued }, this.#o);
+    let t = this.#peers.get(session);
+    if (!t) {
+      t = { health: 'healthy', reason: 'connected', published: 'healthy', limiter: new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now) };
+      this.#peers.set(session, t);
+    }
+    t.health = next.health;
+    t.reason = next.reason;
+    // Publish the current state when it differs from what subscribers last heard and the
+    // peer's event budget allows; a suppressed change is published later if it still holds.
+    if (t.health !== t.published && t.limiter.take(now)) {
+      t.published = t.health;
+      this.#host.publish({ type: 'peer-health', peerId: session.peerId, health: t.health, severity: severityOf(t.health), reason: t.reason });
+    }
+  }
+
+  #evaluateDatabase(now: number, publish: boolean): void {
+    let reachable = 0;
+    for (const session of this.#host.sessions()) {
+      if (session.closed || session.foreign) continue;
+      if (this.peer(session).health !== 'unreachable') reachable++;
+      this.#ackedEver = Math.max(this.#ackedEver, session.meter.ackedSeq);
+    }
+    const acked = this.#ackedEver;
+    if (reachable > 0) this.#unreachableSince = null;
+    else this.#unreachableSince ??= now;
+    const unsent = Math.max(0, this.#host.localSeq() - acked);
+    const next = databaseHealth(
+      { now, networked: this.#host.networked, reachablePeers: reachable, unsentLocal: unsent, unreachableSince: this.#unreachableSince, storageError: this.#host.storageError() },
+      this.#o,
+    );
+    this.#db = { ...next, unsentLocalUpdates: this.#host.networked ? unsent : 0 };
+    if (publish && this.#o.enabled && next.health !== this.#dbPublished && this.#dbLimiter.take(now)) {
+      this.#dbPublished = next.health;
+      this.#host.publish({ type: 'health', health: next.health, severity: next.severity, reason: next.reason });
+    }
+  }
+}

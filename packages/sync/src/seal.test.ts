@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { hexToBytes, bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { DecryptError, deriveTopic } from '@rhizome/core';
+import { defaultAead, hchacha20, nobleAead } from './aead.js';
+import { FrameSealer, NONCE_LENGTH, SEAL_AAD_LABEL, SEAL_KEY_LABEL, SEAL_OVERHEAD, SEAL_VERSION, keyMaterial } from './seal.js';
+
+const topic = deriveTopic('seal-test');
+const material = keyMaterial('seal-test');
+
+/** The frame as version 1 defines it, computed independently with noble's XChaCha20-Poly1305. */
+function referenceOpen(frame: Uint8Array): Uint8Array {
+  const key = hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32);
+  const label = utf8ToBytes(SEAL_AAD_LABEL);
+  const aad = new Uint8Array([...label, SEAL_VERSION, ...topic]);
+  return xchacha20poly1305(key, frame.subarray(1, 1 + NONCE_LENGTH), aad).decrypt(frame.subarray(1 + NONCE_LENGTH));
+}
+
+function referenceSeal(plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const key = hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32);
+  const aad = new Uint8Array([...utf8ToBytes(SEAL_AAD_LABEL), SEAL_VERSION, ...topic]);
+  return new Uint8Array([SEAL_VERSION, ...nonce, ...xchacha20poly1305(key, nonce, aad).encrypt(plaintext)]);
+}
+
+describe('hchacha20', () => {
+  it('matches the test vector of draft-irtf-cfrg-xchacha §2.2.1', () => {
+    const key = hexToBytes('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f');
+    const input = hexToBytes('000000090000004a0000000031415927');
+    expect(bytesToHex(hchacha20(key, input))).toBe('82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc');
+  });
+});
+
+describe('FrameSealer', () => {
+  for (const aead of [defaultAead(), nobleAead]) {
+    it(`(${aead.name}) seals exactly what XChaCha20-Poly1305 version 1 defines, and opens frames of older sealers`, () => {
+      const sealer = new FrameSealer(material, topic, aead);
+      for (const size of [0, 1, 63, 64, 65, 1000, 70_000]) {
+        const plaintext = new Uint8Array(size).map((_, i) => (i * 31 + size) & 0xff);
+        const frame = sealer.seal(plaintext);
+        expect(frame.length).toBe(size + SEAL_OVERHEAD);
+        expect(frame[0]).toBe(SEAL_VERSION);
+        expect(referenceOpen(frame)).toEqual(plaintext);
+        // An older sealer (random 24-byte nonce per frame) is opened too.
+        const old = referenceSeal(plaintext, crypto.getRandomValues(new Uint8Array(NONCE_LENGTH)));
+        expect(sealer.open(old)).toEqual(plaintext);
+      }
+    });
+  }
+
+  it('never repeats a nonce: one prefix per sealer, a counter per frame', () => {
+    const a = new FrameSealer(material, topic);
+    const b = new FrameSealer(material, topic);
+    const seen = new Set<string>();
+    for (const sealer of [a, b]) {
+      for (let i = 0; i < 1000; i++) seen.add(bytesToHex(sealer.seal(new Uint8Array(4)).subarray(1, 1 + NONCE_LENGTH)));
+    }
+    expect(seen.size).toBe(2000);
+    const fa = a.seal(new Uint8Array(1));
+    const fb = b.seal(new Uint8Array(1));
+    expect(bytesToHex(fa.subarray(1, 17))).not.toBe(bytesToHex(fb.subarray(1, 17)));
+  });
+
+  it('node and noble produce identical frames under one prefix, and open each other', () => {
+    const node = new FrameSealer(material, topic, defaultAead());
+    const noble = new FrameSealer(material, topic, nobleAead);
+    const plaintext = utf8ToBytes('hello, sealed world');
+    expect(noble.open(node.seal(plaintext))).toEqual(plaintext);
+    expect(node.open(noble.seal(plaintext))).toEqual(plaintext);
+  });
+
+  it('refuses tampered, truncated, foreign and unknown-version frames with ERR_DECRYPT', () => {
+    const sealer = new FrameSealer(material, topic);
+    const other = new FrameSealer(keyMaterial('another id'), topic);
+    const otherTopic = new FrameSealer(material, deriveTopic('another topic'));
+    const frame = sealer.seal(utf8ToBytes('payload'));
+    const cases: Uint8Array[] = [frame.slice(0, SEAL_OVERHEAD - 1), other.seal(utf8ToBytes('x')), otherTopic.seal(utf8ToBytes('x'))];
+    for (const at of [0, 1, 20, 30, frame.length - 1]) {
+      const bad = frame.slice();
+      bad[at]! ^= 1;
+      cases.push(bad);
+    }
+    for (const bad of cases) {
+      let caught: unknown;
+      try {
+        sealer.open(bad);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(DecryptError);
+      expect((caught as DecryptError).code).toBe('ERR_DECRYPT');
+    }
+    // The good frame still opens after the failures (a failed prefix is not cached).
+    expect(new TextDecoder().decode(sealer.open(frame))).toBe('payload');
+  });
+});
