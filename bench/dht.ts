@@ -96,7 +96,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     const baseMem = memory();
     const bootstrap = await startBootstrapNode({ listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true });
     const addr = bootstrap.multiaddrs()[0]!;
-    const dht = (): Transport => new DhtTransport({ bootstrap: [addr], listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true });
+    const dht = (): Transport => new DhtTransport({ bootstrap: [addr], listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true, mdns: false });
     const formStart = performance.now();
     const network = await openReplicas(n - 1, dht, id);
     const total = (n - 1) * NODES_PER_REPLICA;

@@ -177,10 +177,15 @@ describe('warnings', () => {
     expect(r.stderr).toContain('the certificate and the key look swapped');
   });
 
-  it('--dht without --bootstrap warns that it can find no peers', async () => {
-    const r = await rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht.db'), '--dht', '--timeout', '1500', '--json'], { timeoutMs: 30_000 });
-    expect(jsonLines(r.stderr)).toContainEqual({
-      warning: { code: 'WARN_DHT_NO_BOOTSTRAP', message: expect.stringContaining('--dht without --bootstrap') as unknown },
+  it('--dht without --bootstrap: with --no-mdns a warning that it finds no peers; with mDNS a note that it finds local peers only', async () => {
+    const [none, local] = await Promise.all([
+      rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht1.db'), '--dht', '--no-mdns', '--timeout', '1500', '--json'], { timeoutMs: 30_000 }),
+      rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht2.db'), '--dht', '--timeout', '1500'], { timeoutMs: 30_000 }),
+    ]);
+    expect(jsonLines(none.stderr)).toContainEqual({
+      warning: { code: 'WARN_DHT_NO_BOOTSTRAP', message: expect.stringContaining('--dht without --bootstrap, and --no-mdns') as unknown },
     });
+    expect(local.stderr).toContain('--dht without --bootstrap finds peers on this local network only (mDNS)');
+    expect(local.stderr).not.toContain('WARN_DHT_NO_BOOTSTRAP');
   });
 });

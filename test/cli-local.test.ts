@@ -159,7 +159,7 @@ describe('errors say what to do', () => {
       rhizome(['frobnicate']),
       rhizome(['get', 'x']),
       rhizome(['list', 'x', '--db', db, '--bogus']),
-      rhizome(['list', 'x', '--db', db, '--relay', 'ws://127.0.0.1:1', '--dht']),
+      rhizome(['list', 'x', '--db', db, '--relay', 'ws://127.0.0.1:1', '--no-mdns']),
       rhizome(['list', 'x']),
       rhizome(['sync', 'x', '--db', db]),
       rhizome(['put', 'x', 'n', '{}', '--db', db, '--timeout', 'soon']),
@@ -172,7 +172,7 @@ describe('errors say what to do', () => {
     expect(unknown?.stderr).toContain("unknown command 'frobnicate'");
     expect(missingArg?.stderr).toContain("missing required argument 'node-id'");
     expect(unknownOption?.stderr).toContain("unknown option '--bogus'");
-    expect(both?.stderr).toContain('--relay and --dht cannot be used together');
+    expect(both?.stderr).toContain('--no-mdns needs --dht');
     expect(noDb?.stderr).toContain('missing --db FILE');
     expect(syncNoNet?.stderr).toContain('sync needs a network');
     expect(badTimeout?.stderr).toContain('--timeout must be a positive integer');

@@ -83,7 +83,8 @@ interface Replica {
 }
 
 async function openReplica(name: string, id: string, path: string, bootstrap: string): Promise<Replica> {
-  const transport = new DhtTransport({ bootstrap: [bootstrap], listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true });
+  // mdns off: these replicas must find each other through the DHT, not on the LAN.
+  const transport = new DhtTransport({ bootstrap: [bootstrap], listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true, mdns: false });
   const db = await openDatabase({ id, path, transport });
   const replica: Replica = { name, db, transport, events: [], notify: new Set() };
   const sub = db.events.subscribe({ capacity: 100_000 });

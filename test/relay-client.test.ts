@@ -145,10 +145,10 @@ describe('relay client sessions', () => {
     expect(getEventListeners(shared.signal, 'abort').length).toBe(0);
   });
 
-  it('a reader that falls behind pauses the socket instead of buffering without bound; nothing is lost', async () => {
+  it('a reader that falls behind within its bound loses nothing, and the socket is never paused for it', async () => {
     const relay = await relayOn();
     const fast = transport(relay.url);
-    const slow = transport(relay.url, { inboundHighWaterMark: 50 });
+    const slow = transport(relay.url, { inboundHighWaterMark: 5000 });
     const topic = deriveTopic('slow reader');
     const [cf, cs] = await Promise.all([fast, slow].map(async (t) => next((await t.connect(topic))[Symbol.asyncIterator](), 'conn')));
     const N = 3000;
@@ -158,12 +158,10 @@ describe('relay client sessions', () => {
       return m;
     };
     for (let i = 0; i < N; i++) await cf!.send(msg(i));
-    // Everything is sent; the reader has read nothing. Wait until the relay has forwarded it all.
-    for (let i = 0; i < 200 && relay.stats().framesOut < N; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(relay.stats().framesOut).toBeGreaterThanOrEqual(N);
-    const buffered = (cs as unknown as { buffered: number }).buffered;
-    console.log(`slow reader: ${buffered} of ${N} messages in its inbox while paused`);
-    expect(buffered).toBeLessThan(N / 2); // the rest waits in the socket, not in the inbox
+    // Everything is sent; the reader has read nothing. The client keeps reading the socket, so all
+    // of it waits in that Connection's own bounded inbox (test/relay-flow.test.ts: past the bound).
+    for (let i = 0; i < 500 && (cs as unknown as { buffered: number }).buffered < N; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((cs as unknown as { buffered: number }).buffered).toBe(N);
     for (let i = 0; i < N; i++) {
       const m = await within(WAIT, `message ${i}`, cs!.receive());
       expect(new DataView(m!.buffer, m!.byteOffset).getUint32(0)).toBe(i);

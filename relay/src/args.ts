@@ -29,6 +29,7 @@ Options:
   --max-buffered-bytes N      unread bytes towards one client before it is cut (default 16777216)
   --heartbeat-ms N            ping interval, 0 disables (default 30000)
   --hello-timeout-ms N        time a new connection has to say HELLO (default 10000)
+  --upgrade-timeout-ms N      time a new socket has to send its upgrade or HTTP request (default 10000)
 
 Mailbox (offline catch-up; sealed data the relay cannot read, writable only with the database key):
   --mailbox FILE              keep a sealed mailbox per database in this SQLite file
@@ -67,6 +68,7 @@ const INT_FLAGS = {
   'max-buffered-bytes': 'maxBufferedBytes',
   'heartbeat-ms': 'heartbeatIntervalMs',
   'hello-timeout-ms': 'helloTimeoutMs',
+  'upgrade-timeout-ms': 'upgradeTimeoutMs',
 } as const;
 
 function integer(flag: string, text: string): number {

@@ -11,6 +11,7 @@ import {
   encodePeers,
   encodeWelcome,
   encodeDataFrame,
+  encodeLimits,
   isDataFrame,
   isHelloFrame,
   helloSessionKey,
@@ -62,6 +63,7 @@ export type DropReason =
   | 'hello_required'
   | 'version_mismatch'
   | 'hello_timeout'
+  | 'upgrade_timeout'
   | 'unauthorized'
   | 'too_many_topics'
   | 'too_many_connections'
@@ -316,6 +318,16 @@ export class RelayCore {
     this.#errors++;
   };
 
+  /** Upgraded connections from `ip` (what `maxConnectionsPerIp` counts; the host adds its sockets not yet upgraded). */
+  connectionsFrom(ip: string): number {
+    return this.#perIp.get(ip) ?? 0;
+  }
+
+  /** Counts a connection the host cut or refused before handing it over (e.g. `upgrade_timeout`). */
+  countDrop(reason: DropReason): void {
+    this.#countDrop(reason);
+  }
+
   /** Counts an error the host saw (an HTTP parse error, a failed upgrade). */
   countError(): void {
     this.#errors++;
@@ -388,7 +400,9 @@ export class RelayCore {
 
   #onMessage(peer: Peer, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (peer.done) return;
-    peer.alive = true;
+    // Not liveness: a client that still writes may have stopped reading (its buffer here grows
+    // while it sends). Only a pong, which comes back after every byte sent before the ping was
+    // read, proves the reader alive (§ Relay, Limits and close codes).
     const frame = toBuffer(data);
     const length = frame.length;
     this.#framesIn++;
@@ -431,6 +445,8 @@ export class RelayCore {
     peer.peerKey = key;
     this.#byPeerId.set(key, peer);
     this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
+    // The rates this connection is held to, so the client paces itself under them (§ Relay, LIMITS).
+    this.#send(peer, encodeLimits(this.options));
     // A relay with a mailbox says so right after WELCOME (older clients ignore the frame).
     if (this.#mailbox) this.#send(peer, this.#mailbox.offerFrame);
   }

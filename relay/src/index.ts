@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-export { createRelayServer } from './server.js';
+export { createRelayServer, createMailboxService } from './server.js';
 export type { RelayServer, RelayServerOptions, PemSource } from './server.js';
 export { RelayCore } from './core.js';
 export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core.js';

@@ -28,6 +28,12 @@ export interface RelayLimits {
   heartbeatIntervalMs: number;
   /** Time a new connection has to say HELLO (4004). */
   helloTimeoutMs: number;
+  /**
+   * Time an accepted TCP socket has to send a complete request (the WebSocket upgrade, or an
+   * HTTP request such as `/healthz`); after it the socket is destroyed (`upgrade_timeout`).
+   * Sockets not yet upgraded also count against `maxConnections` and `maxConnectionsPerIp`.
+   */
+  upgradeTimeoutMs: number;
   /** Time a closed client has to finish the close handshake before its socket is destroyed. */
   closeGraceMs: number;
   /** Most peers one LOOKUP reply lists. */
@@ -52,6 +58,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxBufferedBytes: 16 * 1024 * 1024,
   heartbeatIntervalMs: 30_000,
   helloTimeoutMs: 10_000,
+  upgradeTimeoutMs: 10_000,
   closeGraceMs: 2_000,
   maxLookupPeers: 256,
 });
@@ -81,6 +88,7 @@ const POSITIVE_INT_FIELDS: ReadonlyArray<keyof RelayLimits> = [
   'byteBurst',
   'maxBufferedBytes',
   'helloTimeoutMs',
+  'upgradeTimeoutMs',
   'closeGraceMs',
   'maxLookupPeers',
 ];

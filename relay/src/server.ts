@@ -7,6 +7,8 @@ import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/co
 import { WebSocketServer } from 'ws';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
+import { UpgradeGuard } from './upgrade-guard.js';
+import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
 import { MailboxService } from './mailbox/service.js';
 import { resolveCoreOptions, type RelayCoreOptions } from './options.js';
@@ -116,10 +118,12 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
 }
 
 /**
- * Opens the mailbox file and builds the service. SQLite is imported here, on demand, so a relay
- * without a mailbox never loads it.
+ * Opens a mailbox file (checked first: a damaged one is refused with `ERR_STORE_CORRUPT`) and
+ * builds the {@link MailboxService} a {@link RelayCore} takes as its `mailbox` option. SQLite is
+ * imported here, on demand, so a relay without a mailbox never loads it. `createRelayServer`
+ * calls it for its `mailbox` option; embedders of the core call it themselves.
  */
-async function openMailbox(option: string | MailboxOptions, core: RelayCoreOptions): Promise<MailboxService> {
+export async function createMailboxService(option: string | MailboxOptions, core: Omit<RelayCoreOptions, 'mailbox'> = {}): Promise<MailboxService> {
   const resolved = resolveMailboxOptions(option);
   const limits = resolveCoreOptions(core);
   const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
@@ -159,7 +163,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;
   const { port: _port, host, tls: _tls, trustProxy: _trust, mailbox: mailboxOption, ...coreOptions } = options;
-  const mailbox = mailboxOption === undefined ? null : await openMailbox(mailboxOption, coreOptions);
+  const mailbox = mailboxOption === undefined ? null : await createMailboxService(mailboxOption, coreOptions);
   let core: RelayCore;
   try {
     core = new RelayCore(mailbox ? { ...coreOptions, mailbox } : coreOptions);
@@ -172,6 +176,11 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   let closing = false;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (guard.isRefused(req.socket)) {
+      res.destroy();
+      return;
+    }
+    guard.requested(req.socket);
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/healthz') {
       const s = core.stats();
@@ -216,12 +225,26 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     perMessageDeflate: false,
     clientTracking: false,
   });
+  // Sockets that have not upgraded: time-bounded and counted against the connection limits (upgrade-guard.ts).
+  const guard = new UpgradeGuard(core, {
+    upgradeTimeoutMs: core.options.upgradeTimeoutMs,
+    maxConnections: core.options.maxConnections,
+    maxConnectionsPerIp: core.options.maxConnectionsPerIp,
+    perAddress: !trustProxy,
+    tls: tls !== null,
+  });
+  server.on('connection', (socket: Socket) => guard.accept(socket));
   server.on('clientError', (_error, socket: Duplex) => {
     core.countError();
     socket.destroy();
   });
   server.on('tlsClientError', () => core.countError());
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (guard.isRefused(req.socket)) {
+      socket.destroy();
+      return;
+    }
+    guard.upgraded(req.socket);
     // (ws puts its own error listener on the socket for the handshake, then the WebSocket's.)
     if (closing) {
       socket.on('error', () => core.countError());

@@ -1,4 +1,5 @@
-import { RhizomeError, type TransportConfig } from '@rhizome/core';
+import { RhizomeError } from '@rhizome/core';
+import type { TransportConfig } from '@rhizome/core';
 import { tlsHint } from './tls-hints.js';
 
 /** Exit code of a successful run. */
@@ -49,7 +50,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
 
 /** What a command knows about its network, for hints: the configuration and the `--tls-ca` file. */
 export interface ErrorContext {
-  network?: Partial<TransportConfig> | undefined;
+  network?: Partial<TransportConfig> | Array<Partial<TransportConfig>> | undefined;
   tlsCaFile?: string | undefined;
 }
 

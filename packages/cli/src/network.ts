@@ -17,6 +17,16 @@ export interface NetworkFlags {
   token?: string;
   tlsCa?: string;
   allowPrivateAddresses?: boolean;
+  /** `--no-mdns` sets false. */
+  mdns?: boolean;
+}
+
+/** One transport configuration, or several (`--dht` and `--relay` together). */
+export type NetworkConfig = Partial<TransportConfig> | Array<Partial<TransportConfig>>;
+
+/** The configurations of a {@link NetworkConfig}, as a list. */
+export function networkParts(config: NetworkConfig): Array<Partial<TransportConfig>> {
+  return Array.isArray(config) ? config : [config];
 }
 
 /** Parses a positive integer option value (commander argParser). */
@@ -55,13 +65,14 @@ function checkCaFile(file: string, text: string): void {
 export function addNetworkOptions(command: Command, options: { timeout: boolean }): Command {
   command
     .option('--relay <url>', 'sync through the relay at this URL (wss://host, ws://127.0.0.1:8080)')
-    .option('--dht', 'sync peer to peer over the libp2p DHT (give --bootstrap)')
+    .option('--dht', 'sync peer to peer over the libp2p DHT (give --bootstrap; with --relay too, both are used)')
     .option('--bootstrap <multiaddr...>', 'DHT bootstrap peers (from `rhizome dht-bootstrap`)')
     .option('--listen <multiaddr...>', 'DHT listen addresses (default: tcp and ws on all interfaces, any port)')
     .option('--key-file <file>', 'DHT: keep this peer id across restarts in FILE (created if missing)')
     .addOption(new Option('--token <token>', 'access token the relay requires (env RHIZOME_RELAY_TOKEN)').env('RHIZOME_RELAY_TOKEN'))
     .option('--tls-ca <file>', 'relay: trust this CA certificate (PEM), e.g. for a self-signed relay')
     .option('--allow-private-addresses', 'DHT: keep loopback and LAN addresses in DHT records (tests, LANs)')
+    .option('--no-mdns', 'DHT: do not look for peers on the local network by mDNS')
     .addOption(new Option('--secret <secret>', 'seal with this secret instead of the database id (same on every replica)').env('RHIZOME_SECRET'));
   if (options.timeout) {
     command.addOption(
@@ -78,10 +89,16 @@ export function addNetworkOptions(command: Command, options: { timeout: boolean 
  * The transport configuration the flags ask for, or `undefined` for local only. Contradictory
  * flags are usage errors.
  */
-export function transportConfigFromFlags(flags: NetworkFlags): Partial<TransportConfig> | undefined {
+export function transportConfigFromFlags(flags: NetworkFlags): NetworkConfig | undefined {
   if (flags.relay !== undefined && flags.dht === true) {
-    throw usageError('--relay and --dht cannot be used together', 'Choose one network: --relay URL, or --dht --bootstrap ADDR.');
+    // Both: each remote replica is synced once, over the better path (direct before relayed).
+    const { dht: _d, bootstrap: _b, listen: _l, keyFile: _k, allowPrivateAddresses: _a, mdns: _m, ...relayFlags } = flags;
+    const { relay: _r, tlsCa: _t, ...dhtFlags } = flags;
+    const relay = transportConfigFromFlags(relayFlags) as Partial<TransportConfig>;
+    const dht = transportConfigFromFlags(dhtFlags) as Partial<TransportConfig>;
+    return [dht, relay];
   }
+  if (flags.mdns === false && flags.dht !== true) throw usageError('--no-mdns needs --dht');
   const dhtOnly = (['bootstrap', 'listen', 'keyFile', 'allowPrivateAddresses'] as const).filter((k) => flags[k] !== undefined);
   if (dhtOnly.length > 0 && flags.dht !== true) {
     const flag = { bootstrap: '--bootstrap', listen: '--listen', keyFile: '--key-file', allowPrivateAddresses: '--allow-private-addresses' }[dhtOnly[0] as (typeof dhtOnly)[number]];
@@ -112,14 +129,16 @@ export function transportConfigFromFlags(flags: NetworkFlags): Partial<Transport
     if (flags.listen !== undefined) config.listen = flags.listen;
     if (flags.keyFile !== undefined) config.keyFile = flags.keyFile;
     if (flags.allowPrivateAddresses === true) config.allowPrivateAddresses = true;
+    if (flags.mdns === false) config.mdns = false;
     return config;
   }
   return undefined;
 }
 
 /** A short description of where a transport configuration connects, for messages. */
-export function describeNetwork(config: Partial<TransportConfig> | undefined): string {
+export function describeNetwork(config: NetworkConfig | undefined): string {
   if (config === undefined) return 'local only (no network flag)';
+  if (Array.isArray(config)) return config.map((c) => describeNetwork(c)).join(' + ');
   if (config.mode === 'relay') return `relay ${config.relayUrl ?? ''}`;
   if (config.mode === 'dht') return `DHT${config.bootstrap?.length ? ` via ${config.bootstrap.join(', ')}` : ''}`;
   return String(config.mode);

@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { RhizomeError, TimeoutError, topicToHex, type SyncEvent, type TransportConfig } from '@rhizome/core';
+import { RhizomeError, TimeoutError, topicToHex, type PeerInfo, type SyncEvent, type Transport, type TransportConfig } from '@rhizome/core';
 import type { Database, DatabaseOptions } from '@rhizome/sync';
 import { CliError, describeError, usageError } from './errors.js';
-import { describeNetwork, transportConfigFromFlags, type NetworkFlags } from './network.js';
+import { describeNetwork, networkParts, transportConfigFromFlags, type NetworkConfig, type NetworkFlags } from './network.js';
 import { formatBytes, type Output } from './output.js';
 import { warnAboutFlags } from './warnings.js';
 
@@ -22,7 +22,7 @@ export interface Replica {
   /** Absolute path of the database file. */
   path: string;
   /** The network configuration, or `undefined` when local only. */
-  network: Partial<TransportConfig> | undefined;
+  network: NetworkConfig | undefined;
   /** The `--tls-ca` file, for hints. */
   tlsCaFile?: string | undefined;
 }
@@ -76,7 +76,7 @@ export async function openReplica(
   warnAboutFlags(out, databaseId(id), flags, network);
   // One-shot commands bound the transport's own waits (relay session, DHT dials) by --timeout,
   // so an unreachable address fails with the transport's message naming it.
-  if (network !== undefined && flags.timeout !== undefined) network.timeoutMs = flags.timeout;
+  if (network !== undefined && flags.timeout !== undefined) for (const part of networkParts(network)) part.timeoutMs = flags.timeout;
   // Reading a file that is not there would only create an empty one: unless a network is
   // given to fetch from, or the command writes, the file must exist.
   const path = databasePath(flags, options.create !== true && network === undefined);
@@ -130,7 +130,9 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
   try {
     const failed = (async (): Promise<never> => {
       for await (const event of events) {
-        if (isConnectFailure(event)) throw event.error;
+        // One transport that cannot connect is fatal only when it is the only one, and only until
+        // the lookup answered (later failures are single peers: a stale DHT record, a lost link).
+        if (isConnectFailure(event) && reached < 0 && !Array.isArray(network)) throw event.error;
         if ((event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote') updates++;
       }
       throw new CliError('ERR_CLOSED', 'database closed while syncing');
@@ -142,7 +144,17 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed, timedOut]);
     failed.catch(() => undefined);
     timedOut.catch(() => undefined);
-    const found = await race(db.transport.lookup(db.topic));
+    // Several transports find the same replicas under different peer ids: count the longest list.
+    const parts = (db.transport as Partial<{ parts: ReadonlyArray<{ transport: Transport }> }>).parts;
+    let found: PeerInfo[];
+    if (parts) {
+      const lists = await race(Promise.allSettled(parts.map((p) => p.transport.lookup(db.topic))));
+      const ok = lists.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      if (ok.length === 0) throw (lists[0] as PromiseRejectedResult).reason;
+      found = ok.reduce((a, b) => (b.length > a.length ? b : a), []);
+    } else {
+      found = await race(db.transport.lookup(db.topic));
+    }
     reached = found.length;
     const want = Math.max(found.length, minPeers);
     if (want > 0) {

@@ -1,5 +1,9 @@
 import type { TransportConfig } from '@rhizome/core';
-import { hasNoScheme } from './warnings.js';
+
+/** Whether the relay URL the user typed names no scheme (`127.0.0.1:8081`, `relay.example.com`). */
+export function hasNoScheme(url: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(url.trim());
+}
 
 /** The errno-style codes along an error's cause chain. */
 function causeCodes(error: unknown): string[] {
@@ -28,9 +32,11 @@ function relayTarget(relayUrl: string): { scheme: 'ws' | 'wss' | 'other'; hostPo
  * serves plain WebSockets, `ws://` to one that serves TLS, or a certificate the client does not
  * trust (with or without `--tls-ca`). `undefined` when the failure is not one of those.
  */
-export function tlsHint(error: unknown, network: Partial<TransportConfig> | undefined, tlsCaFile?: string): string | undefined {
+export function tlsHint(error: unknown, network: Partial<TransportConfig> | Array<Partial<TransportConfig>> | undefined, tlsCaFile?: string): string | undefined {
   const codes = causeCodes(error);
-  const relayUrl = network?.mode === 'relay' && typeof network.relayUrl === 'string' ? network.relayUrl : undefined;
+  const relay = network === undefined ? undefined : (Array.isArray(network) ? network : [network]).find((p) => p.mode === 'relay');
+  // With several relays (--relay repeated) the failing one is not known here: no scheme advice.
+  const relayUrl = typeof relay?.relayUrl === 'string' ? relay.relayUrl : undefined;
   const { scheme, hostPort } = relayTarget(relayUrl ?? '');
   if (codes.some((c) => /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|UNABLE_TO_GET_ISSUER/.test(c))) {
     return tlsCaFile === undefined

@@ -1,5 +1,5 @@
-import type { TransportConfig } from '@rhizome/core';
-import type { NetworkFlags } from './network.js';
+import { networkParts, type NetworkConfig, type NetworkFlags } from './network.js';
+import { hasNoScheme } from './tls-hints.js';
 import type { Output } from './output.js';
 
 /** Stable codes of the CLI's warnings (`{"warning":{"code",...}}` with `--json`). */
@@ -10,11 +10,8 @@ export const WARN_RELAY_SCHEME = 'WARN_RELAY_SCHEME';
 /** Ids shorter than this are warned about (a generated id has 24 characters, 144 bits). */
 export const MIN_ID_LENGTH = 16;
 
-/**
- * Whether the DHT transport finds peers on the local network by itself (mDNS). While it does not,
- * `--dht` without `--bootstrap` finds nobody unless others dial this replica.
- */
-export const DHT_LOCAL_DISCOVERY_DEFAULT = false;
+/** The DHT transport looks for peers on the local network (mDNS) unless `--no-mdns`. */
+export const DHT_LOCAL_DISCOVERY_DEFAULT = true;
 
 /** One part of an id as words are written: `notes`, `Notes`, `NOTES`, `myNotes`, `2024`. */
 const WORD = /^(?:(?:[A-Z]?[a-z]{2,})+|[A-Z]{2,}|[a-z])\d*$|^\d+$/;
@@ -44,16 +41,11 @@ export function weakIdReason(id: string, hasSecret: boolean): string | undefined
   return undefined;
 }
 
-/** Whether the relay URL the user typed names no scheme (`127.0.0.1:8081`, `relay.example.com`). */
-export function hasNoScheme(url: string): boolean {
-  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(url.trim());
-}
-
 /**
  * Prints the warnings about the command line of a command that opens a database: a weak id, a
  * scheme-less relay URL (which scheme was assumed), `--dht` with no way to find peers.
  */
-export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { secret?: string }, network: Partial<TransportConfig> | undefined): void {
+export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { secret?: string }, network: NetworkConfig | undefined): void {
   const weak = weakIdReason(id, flags.secret !== undefined);
   if (weak !== undefined) out.warning(WARN_WEAK_ID, weak);
   if (flags.relay !== undefined && hasNoScheme(flags.relay)) {
@@ -63,12 +55,20 @@ export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { 
       `--relay ${flags.relay} has no scheme: assuming wss://${hostPort} (TLS${/:\d+$/.test(hostPort) ? '' : ', port 443'}). For a relay without TLS, such as \`rhizome relay --port 8080\`, write ws://${hostPort}.`,
     );
   }
-  if (network?.mode === 'dht' && (network.bootstrap === undefined || network.bootstrap.length === 0)) {
-    const localDiscovery = (network as { mdns?: boolean }).mdns ?? DHT_LOCAL_DISCOVERY_DEFAULT;
+  // A DHT part with no bootstrap peer and no mDNS finds nobody, unless another transport (a relay)
+  // brings the peers.
+  const parts = network === undefined ? [] : networkParts(network);
+  const dht = parts.find((p) => p.mode === 'dht');
+  if (dht !== undefined && parts.length === 1 && (dht.bootstrap === undefined || dht.bootstrap.length === 0)) {
+    const localDiscovery = dht.mdns ?? DHT_LOCAL_DISCOVERY_DEFAULT;
     if (!localDiscovery) {
       out.warning(
         WARN_DHT_NO_BOOTSTRAP,
-        '--dht without --bootstrap: this replica knows no DHT node to join through, so it finds no peers (only a peer that dials it can sync). Give --bootstrap ADDR, the multiaddr printed by `rhizome dht-bootstrap` or by another replica.',
+        '--dht without --bootstrap, and --no-mdns: this replica knows no DHT node to join through and does not look on the local network, so it finds no peers (only a peer that dials it can sync). Give --bootstrap ADDR, the multiaddr printed by `rhizome dht-bootstrap` or by another replica, or drop --no-mdns.',
+      );
+    } else {
+      out.note(
+        'note: --dht without --bootstrap finds peers on this local network only (mDNS); to reach peers elsewhere, give --bootstrap ADDR (from `rhizome dht-bootstrap`) or add --relay URL.',
       );
     }
   }

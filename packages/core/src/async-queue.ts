@@ -1,4 +1,4 @@
-import { ConnectionClosedError } from './errors.js';
+import { ConnectionClosedError, type RhizomeError } from './errors.js';
 
 interface SpaceWaiter {
   limit: number;
@@ -13,12 +13,27 @@ interface SpaceWaiter {
  * `size` and {@link AsyncQueue.whenBelow} let a producer apply backpressure.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
+  readonly #measure: ((item: T) => number) | undefined;
+  #bytes = 0;
   #items: T[] = [];
   #head = 0;
   #ended = false;
   #error: unknown = undefined;
   #waiter: { resolve: (v: T | null) => void; reject: (e: unknown) => void } | null = null;
   #spaceWaiters: SpaceWaiter[] = [];
+
+  /**
+   * @param options.measure - size of an item (e.g. its byte length); {@link AsyncQueue.bytes}
+   *   then sums the sizes of the buffered items.
+   */
+  constructor(options: { measure?: (item: T) => number } = {}) {
+    this.#measure = options.measure;
+  }
+
+  /** Sum of `measure(item)` over the buffered items (0 without a `measure`). */
+  get bytes(): number {
+    return this.#bytes;
+  }
 
   /** Items buffered and not yet consumed. */
   get size(): number {
@@ -40,6 +55,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       return true;
     }
     this.#items.push(item);
+    if (this.#measure) this.#bytes += this.#measure(item);
     return true;
   }
 
@@ -60,6 +76,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.#error = error;
     this.#items = [];
     this.#head = 0;
+    this.#bytes = 0;
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.reject(error);
@@ -72,6 +89,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       const item = this.#items[this.#head] as T;
       this.#items[this.#head] = undefined as T;
       this.#head++;
+      if (this.#measure) this.#bytes -= this.#measure(item);
       if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
         this.#items = this.#items.slice(this.#head);
         this.#head = 0;
@@ -121,7 +139,7 @@ export abstract class QueuedConnection {
   readonly peerId: string;
   readonly topic: Uint8Array;
   abstract readonly transport: string;
-  protected readonly inbox = new AsyncQueue<Uint8Array>();
+  protected readonly inbox = new AsyncQueue<Uint8Array>({ measure: (m) => m.length });
   #closed = false;
   #onClose: Array<() => void> = [];
 
@@ -137,6 +155,11 @@ export abstract class QueuedConnection {
   /** Messages received and not yet read. */
   get buffered(): number {
     return this.inbox.size;
+  }
+
+  /** Bytes of the messages received and not yet read. */
+  get bufferedBytes(): number {
+    return this.inbox.bytes;
   }
 
   receive(): Promise<Uint8Array | null> {
@@ -167,9 +190,22 @@ export abstract class QueuedConnection {
 
   /** Transport-side: the connection is closed (remote close, socket loss or local close). */
   markClosed(): void {
+    this.#markClosed(null);
+  }
+
+  /**
+   * Transport-side: the connection is closed because of `error` (e.g. its reader fell behind):
+   * unread messages are dropped and the reader's next `receive()` (or iteration) rejects with it.
+   */
+  markFailed(error: RhizomeError): void {
+    this.#markClosed(error);
+  }
+
+  #markClosed(error: RhizomeError | null): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.inbox.end();
+    if (error) this.inbox.fail(error);
+    else this.inbox.end();
     const callbacks = this.#onClose;
     this.#onClose = [];
     for (const fn of callbacks) fn();

@@ -14,6 +14,7 @@ const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
 const KNOWN_FIELDS = new Set<string>([
   'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
   'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError', 'mailbox',
+  'mdns', 'relayService',
 ]);
 
 function stringArray(value: unknown, field: string): string[] | undefined {
@@ -82,8 +83,11 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   }
   const encryption = config.encryption ?? true;
   if (typeof encryption !== 'boolean') throw new InvalidConfigError('encryption', 'must be a boolean');
+  // Sealing happens in the sync layer and cannot be turned off; accepting `false` here and
+  // ignoring it would let a caller believe traffic is unsealed (or, worse, sealed when it is not).
+  if (!encryption) throw new InvalidConfigError('encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
   for (const f of ['peerId', 'hub', 'token', 'keyFile', 'protocolPrefix'] as const) optionalString(config[f], f);
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService'] as const) {
     if (config[f] !== undefined && typeof config[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {

@@ -238,6 +238,22 @@ export class ListenError extends RhizomeError {
 }
 
 /**
+ * A Connection's reader fell too far behind: more unread messages or bytes than the transport's
+ * per-Connection bound. That Connection alone is closed (its reader gets this error; the remote
+ * sees the pair close), so one unread Connection never stalls the others sharing its socket.
+ */
+export class SlowConsumerError extends RhizomeError {
+  /** Unread messages and bytes when the bound was passed. */
+  readonly messages: number;
+  readonly bytes: number;
+  constructor(message: string, messages: number, bytes: number) {
+    super('ERR_SLOW_CONSUMER', message);
+    this.messages = messages;
+    this.bytes = bytes;
+  }
+}
+
+/**
  * A mailbox server refused a write because the mailbox is at its byte or entry quota. The
  * writer compacts: a snapshot replaces every earlier record, so it fits again.
  */
@@ -323,6 +339,7 @@ export const ERROR_CODES = [
   'ERR_CLOSED',
   'ERR_RELAY_REJECTED',
   'ERR_LISTEN',
+  'ERR_SLOW_CONSUMER',
   'ERR_MAILBOX_FULL',
   'ERR_MAILBOX_REFUSED',
   'ERR_MAILBOX_ROLLBACK',

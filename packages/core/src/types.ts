@@ -11,6 +11,14 @@ export interface PeerInfo {
 }
 
 /**
+ * How a connection reaches its peer, best first: `'direct'` (a plain libp2p connection),
+ * `'holepunched'` (a direct libp2p connection that DCUtR opened in place of a relayed one),
+ * `'memory'` (in-process), `'relay'` (through a Rhizome WebSocket relay), `'circuit'` (through
+ * a libp2p circuit relay v2 node).
+ */
+export type PeerPath = 'direct' | 'holepunched' | 'circuit' | 'relay' | 'memory';
+
+/**
  * One remote peer on one topic. Messages keep their boundaries and their order; a close on
  * either side is seen by the other (its `receive()` resolves `null` once the messages sent
  * before the close are read).
@@ -24,6 +32,10 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   readonly transport: string;
   /** True once either side closed it. */
   readonly closed: boolean;
+  /** How this connection reaches the peer; absent: the transport's usual path (its name decides). */
+  readonly path?: PeerPath;
+  /** The transport's latest round-trip time to the peer in ms (libp2p ping), if it measures one. */
+  readonly rttMs?: number | undefined;
   /**
    * Optional capability: the topic broadcast this connection belongs to (the relay's BROADCAST).
    * Connections of one topic that share one `broadcast` object reach their remote peers through
@@ -130,6 +142,13 @@ export interface TransportConfig {
   allowPrivateAddresses?: boolean;
   /** Largest message a connection carries before the sync layer splits it. */
   maxMessageSize?: number;
+  /** DHT mode: find peers on the local network by mDNS (no bootstrap node needed). Default true. */
+  mdns?: boolean;
+  /**
+   * DHT mode: serve circuit relay v2 for peers behind NATs (reservations and per-connection
+   * data/duration limits). Default false; bootstrap nodes serve it by default.
+   */
+  relayService?: boolean;
   /** Relay mode: use the relay's sealed mailbox when it offers one (offline catch-up). Default true; `false` turns it off. */
   mailbox?: boolean;
   /**

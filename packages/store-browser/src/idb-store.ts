@@ -48,6 +48,8 @@ interface StoreSchema extends DBSchema {
 }
 
 const STORES = ['meta', 'docs', 'snapshots', 'updates'] as const;
+/** `MirrorDoc.gen` once the snapshot on disk may hold more than this handle's document: merge from then on. */
+const MERGE_ALWAYS = -1;
 type Db = IDBPDatabase<StoreSchema>;
 type WriteTx = IDBPTransaction<StoreSchema, ['docs', 'snapshots', 'updates'], 'readwrite'>;
 
@@ -281,10 +283,13 @@ export class IndexedDbStore implements DocStore {
     let bytes = op.snapshot;
     // Another handle compacted since we last read the snapshot: its snapshot may hold updates we
     // never saw (their log rows are gone). Keep both; two snapshots merge in linear time.
-    if (current && current.gen !== doc.gen) bytes = Y.mergeUpdates([current.bytes, op.snapshot]);
+    const merge = current !== undefined && current.gen !== doc.gen;
+    if (merge) bytes = Y.mergeUpdates([current.bytes, op.snapshot]);
     const gen = (current?.gen ?? 0) + 1;
     void snapshots.put({ gen, bytes }, op.docId);
-    doc.gen = gen;
+    // A merged snapshot holds what the caller's document may lack, so it is never "ours" again:
+    // every later compaction of this handle merges with what is on disk (MERGE_ALWAYS).
+    doc.gen = merge || doc.gen === MERGE_ALWAYS ? MERGE_ALWAYS : gen;
     const updates = tx.objectStore('updates');
     for (const entry of op.drop) if (entry.diskSeq !== undefined) void updates.delete([op.docId, entry.diskSeq]);
   }

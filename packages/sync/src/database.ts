@@ -29,6 +29,8 @@ import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
 import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
+import { MultiTransport, type TransportPart } from './multi-transport.js';
+import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
@@ -60,8 +62,12 @@ export interface DatabaseOptions {
    * The network: a {@link Transport} (the caller keeps ownership and disconnects it), or a
    * configuration for `createTransport` (the database owns that transport and disconnects it on
    * close). Default: a disabled transport (local only).
+   *
+   * An array syncs over several transports at once (e.g. `[{ mode: 'dht', ... }, { mode: 'relay',
+   * relayUrl }]`): each remote replica gets one session however many transports reach it, over
+   * the best path (direct, then WebSocket relay, then circuit relay); the others wait as standbys.
    */
-  transport?: Transport | Partial<TransportConfig>;
+  transport?: Transport | Partial<TransportConfig> | Array<Transport | Partial<TransportConfig>>;
   /**
    * Key material for sealing frames, instead of the database id. Replicas with different
    * secrets cannot read each other's frames.
@@ -165,6 +171,11 @@ async function within(ms: number, promise: Promise<unknown>): Promise<void> {
   }
 }
 
+/** Sessions are keyed by transport and peer id: peer ids of different transports may collide. */
+function sessionKey(conn: Connection): string {
+  return `${conn.transport}\u0000${conn.peerId}`;
+}
+
 function isTransport(value: object): value is Transport {
   return typeof (value as Partial<Transport>).connect === 'function' && typeof (value as Partial<Transport>).disconnect === 'function';
 }
@@ -212,7 +223,13 @@ export class Database {
   readonly #ownsTransport: boolean;
   readonly #host: SessionHost;
   readonly #router: UpdateRouter;
+  /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
+  /** Sessions to a replica that an active session already reaches over a better path. */
+  readonly #standby = new Set<PeerSession>();
+  readonly #replicas = new ReplicaRouter<PeerSession>();
+  /** This replica's id (hex), sent sealed at the start of every session. */
+  readonly replicaId: string;
   readonly #ended = new WeakSet<PeerSession>();
   readonly #runs = new Set<Promise<void>>();
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
@@ -269,6 +286,8 @@ export class Database {
     this.#persistence.load();
     this.#model = new NodeModel(this.doc);
     this.awareness = new awarenessProtocol.Awareness(this.doc);
+    const replicaId = newReplicaId();
+    this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
     this.#host = {
@@ -287,6 +306,8 @@ export class Database {
       },
       onForeign: () => this.#checkWaiters(),
       onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      replicaHello: encodeReplica(replicaId),
+      onReplica: (session) => this.#onReplica(session),
       now: () => performance.now(),
     };
     this.#router = new UpdateRouter({
@@ -464,8 +485,11 @@ export class Database {
       queued: s.queued,
       maxFrameBytes: s.maxFrameBytes,
       transport: s.conn.transport,
+      path: connectionPath(s.conn),
+      // The sealed ping's RTT once it answered; until then the transport's own (libp2p ping).
+      rttMs: m.rttMs === null ? (s.conn.rttMs ?? null) : Math.round(m.rttMs * 100) / 100,
+      replicaId: s.replicaId,
       connectedAt: Math.round(this.#openedAt + (m.connectedAt - this.#clock0)),
-      rttMs: m.rttMs === null ? null : Math.round(m.rttMs * 100) / 100,
       health: health.health,
       healthReason: health.reason,
       idleMs: Math.round(now - m.lastReceivedAt),
@@ -631,7 +655,7 @@ export class Database {
     const peers = [...this.#sessions.values()].filter((s) => !s.foreign);
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => s.acknowledge())));
     this.#abort.abort();
-    await Promise.all([...this.#sessions.values()].map((s) => s.close().catch(() => undefined)));
+    await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...this.#runs]));
@@ -721,15 +745,16 @@ export class Database {
   }
 
   #attach(conn: Connection): void {
-    const previous = this.#sessions.get(conn.peerId);
+    const key = sessionKey(conn);
+    const previous = this.#sessions.get(key);
     if (previous) {
       // One session per peer: a reconnect replaces the old connection.
-      this.#sessions.delete(conn.peerId);
+      this.#sessions.delete(key);
       this.#onSessionClosed(previous, 'replaced by a new connection');
       void previous.close().catch(() => undefined);
     }
     const session = new PeerSession(conn, this.#host);
-    this.#sessions.set(conn.peerId, session);
+    this.#sessions.set(key, session);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     for (const onAttach of [...this.#onAttach]) onAttach(session);
@@ -738,13 +763,33 @@ export class Database {
     void running.finally(() => this.#runs.delete(running));
   }
 
+  /** A session told its replica id: if another session reaches that replica, one becomes a standby. */
+  #onReplica(session: PeerSession): void {
+    if (session.replicaId === this.replicaId) {
+      // Ourselves, through some loop (two transports of this database meeting): nothing to sync.
+      void session.close().catch(() => undefined);
+      return;
+    }
+    const park = this.#replicas.bind(session);
+    if (park === null) return;
+    const key = sessionKey(park.conn);
+    if (this.#sessions.get(key) === park) this.#sessions.delete(key);
+    this.#standby.add(park);
+    this.#router.detach(park);
+    this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
+    this.#checkWaiters();
+  }
+
   #onSessionClosed(session: PeerSession, reason?: string): void {
     if (this.#ended.has(session)) return;
     this.#ended.add(session);
-    if (this.#sessions.get(session.peerId) === session) this.#sessions.delete(session.peerId);
     this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
+    const promote = this.#replicas.unbind(session);
+    if (this.#standby.delete(session)) return; // a standby's end is no news: its replica is still connected
+    const key = sessionKey(session.conn);
+    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.size > 0) {
       awarenessProtocol.removeAwarenessStates(this.awareness, [...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
@@ -753,6 +798,14 @@ export class Database {
         ? { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic }
         : { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic, reason },
     );
+    if (promote !== null && !this.#closed && this.#standby.delete(promote)) {
+      // The replica's standby path takes over: it re-exchanges state, so updates written while
+      // it waited (and any lost in flight on the path that ended) reach the peer.
+      this.#sessions.set(sessionKey(promote.conn), promote);
+      this.#router.attach(promote);
+      promote.resync();
+      this.events.publish({ type: 'peer-connected', peerId: promote.peerId, topic: this.topic });
+    }
     this.#checkWaiters();
   }
 
@@ -875,7 +928,28 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   let owns: boolean;
   let reportTransportError: (error: Error) => void = () => undefined;
   const given = options.transport;
-  if (given === undefined) {
+  if (Array.isArray(given)) {
+    if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
+    const parts: TransportPart[] = given.map((item: unknown, i) => {
+      if (item === null || typeof item !== 'object') throw new InvalidConfigError(`transport[${i}]`, 'must be a Transport or a transport configuration');
+      if (isTransport(item)) return { transport: item, owned: false };
+      const config = item as Partial<TransportConfig>;
+      if (config.encryption === false) {
+        throw new InvalidConfigError(`transport[${i}].encryption`, 'sealing cannot be turned off: every frame a database sends is sealed');
+      }
+      const appOnError = config.onError;
+      const transport = platform.createTransport({
+        ...config,
+        onError: (error) => {
+          reportTransportError(error);
+          appOnError?.(error);
+        },
+      });
+      return { transport, owned: true };
+    });
+    transport = new MultiTransport(parts, (error) => reportTransportError(error));
+    owns = true;
+  } else if (given === undefined) {
     transport = new DisabledTransport();
     owns = true;
   } else if (given === null || typeof given !== 'object') {

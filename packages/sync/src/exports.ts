@@ -44,3 +44,17 @@ export { MailboxKeys, MAILBOX_SIGN_KEY_LABEL, MAILBOX_SEAL_KEY_LABEL, MAILBOX_AA
 export { MailboxSync, MAILBOX_ORIGIN, DEFAULT_DEPOSIT_DELAY_MS, MAILBOX_CLOSE_MS } from './mailbox.js';
 export type { MailboxStatusInfo, MailboxSyncOptions } from './mailbox.js';
 export type { DatabaseMailbox } from './mailbox-hook.js';
+export { MultiTransport } from './multi-transport.js';
+export type { TransportPart } from './multi-transport.js';
+export {
+  MSG_REPLICA,
+  REPLICA_MESSAGE_VERSION,
+  REPLICA_ID_LENGTH,
+  encodeReplica,
+  decodeReplica,
+  connectionPath,
+  pathRank,
+  preferred,
+  ReplicaRouter,
+} from './replicas.js';
+export type { RoutedSession } from './replicas.js';

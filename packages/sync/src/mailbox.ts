@@ -296,11 +296,19 @@ export class MailboxSync {
     if (this.#needsCompaction()) await this.#snapshot();
   }
 
+  /**
+   * Compaction policy: once the deposits on top of the base outweigh the base (at least 64 KiB
+   * of them), or the mailbox holds half its record quota, or it is three quarters full with a
+   * sixteenth of its quota in deposits. So right after a compaction the mailbox holds one
+   * snapshot (the encoded state, sealed), and at most about twice that in between.
+   */
   #needsCompaction(): boolean {
-    const offer = this.#offer;
     if (this.#usedEntries <= 1) return false;
-    if (offer !== null && (this.#usedBytes > offer.maxMailboxBytes / 2 || this.#usedEntries > offer.maxEntries / 2)) return true;
-    return this.#usedBytes > 2 * this.#state.baseBytes + 64 * 1024;
+    const deposits = this.#usedBytes - this.#state.baseBytes;
+    if (deposits > Math.max(this.#state.baseBytes, 64 * 1024)) return true;
+    const offer = this.#offer;
+    if (offer === null) return false;
+    return this.#usedEntries > offer.maxEntries / 2 || (this.#usedBytes > 0.75 * offer.maxMailboxBytes && deposits > offer.maxMailboxBytes / 16);
   }
 
   /** Writes a sealed snapshot of the whole doc that replaces every earlier record. */

@@ -1,7 +1,7 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
-import type { Connection, HealthState } from '@rhizome/core';
+import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
@@ -24,10 +24,15 @@ import {
   toFrames,
 } from './wire.js';
 import type { Message } from './wire.js';
+import { MSG_REPLICA, decodeReplica } from './replicas.js';
 
 /** Traffic counters of one peer session (wire bytes: sealed frames as the transport carries them). */
 export interface PeerStats {
   peerId: string;
+  /** How the session reaches the peer: `'direct' | 'holepunched' | 'circuit' | 'relay' | 'memory'`. */
+  path: PeerPath;
+  /** The remote replica's id (hex) from its sealed REPLICA message; null from an older peer. */
+  replicaId: string | null;
   /** True once the first full exchange with this peer is done (see {@link PeerSession.synced}). */
   synced: boolean;
   framesSent: number;
@@ -46,7 +51,7 @@ export interface PeerStats {
   transport: string;
   /** When the session started (ms since the epoch). */
   connectedAt: number;
-  /** Smoothed round-trip time of sealed pings (ms), or null before the first answer. */
+  /** Smoothed round-trip time of sealed pings (ms); before the first answer, the transport's own (libp2p ping) if it has one, else null. */
   rttMs: number | null;
   /** `healthy`, `degraded` or `unreachable`, with the reason (see ARCHITECTURE.md § Health). */
   health: HealthState;
@@ -83,6 +88,10 @@ export interface SessionHost {
   /** Monotonic clock in ms (`performance.now()`). */
   now(): number;
   onClosed(session: PeerSession, reason?: string): void;
+  /** This replica's sealed REPLICA message, sent first in every session (see `replicas.ts`). */
+  readonly replicaHello?: Uint8Array;
+  /** The peer told its replica id ({@link PeerSession.replicaId}). */
+  onReplica?(session: PeerSession): void;
 }
 
 /** An outbound queue entry. Consecutive updates are batched into one message when sent. */
@@ -137,6 +146,8 @@ export class PeerSession implements Flushable {
   #failed = false;
   #failReason: string | undefined;
   #closed = false;
+  /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
+  replicaId: string | null = null;
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
@@ -182,6 +193,7 @@ export class PeerSession implements Flushable {
 
   /** Starts the exchange and the receive loop; resolves when the connection ends. */
   async run(): Promise<void> {
+    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
     this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
@@ -260,6 +272,16 @@ export class PeerSession implements Flushable {
     return this.#acks.request();
   }
 
+  /**
+   * Re-runs the exchange: a diff of everything since the peer's last known state vector, and a
+   * new step 1. For a standby session that becomes its replica's active one (see `replicas.ts`).
+   */
+  resync(): void {
+    if (this.#closed) return;
+    if (this.#remoteStateVector !== null) this.#enqueue({ kind: 'catch-up' });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+  }
+
   /** Closes the connection; the receive loop then ends and the host hears `onClosed`. */
   async close(): Promise<void> {
     await this.conn.close();
@@ -288,6 +310,13 @@ export class PeerSession implements Flushable {
       if (result.kind === 'pending') return;
       if (result.kind === 'dropped') {
         this.#host.reportError(result.error);
+        return;
+      }
+      if (result.message[0] === MSG_REPLICA) {
+        if (this.replicaId === null) {
+          this.replicaId = decodeReplica(result.message);
+          this.#host.onReplica?.(this);
+        }
         return;
       }
       if (!KNOWN_TYPES.has(result.message[0] ?? -1)) {

@@ -14,6 +14,7 @@
  * - `MSG_AWARENESS (0x04) || awarenessUpdate` (y-protocols awareness encoding)
  * - `MSG_PING      (0x05) || varUint(id)` (answered at once by a pong echoing the id)
  * - `MSG_PONG      (0x06) || varUint(id)` (acknowledges everything the peer sent before that ping)
+ * - `MSG_REPLICA   (0x07) || version(1) || replicaId(16)` (sent first; handled by replicas.ts)
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -40,6 +41,8 @@ export const MSG_AWARENESS = 0x04;
 export const MSG_PING = 0x05;
 /** The answer to a {@link MSG_PING}. Messages are processed in order, so it also acknowledges everything sent before the ping. */
 export const MSG_PONG = 0x06;
+/** A replica's sealed identity, sent first in every session (see replicas.ts). */
+export const MSG_REPLICA = 0x07;
 
 /** Bytes of a sync request id. */
 export const REQUEST_ID_LENGTH = 16;

@@ -22,6 +22,10 @@ export interface BootstrapNodeOptions {
   allowPrivateAddresses?: boolean;
   /** Other bootstrap nodes to join, so several of them form one DHT. */
   bootstrap?: string[];
+  /** Serve circuit relay v2 to peers behind NATs (with reservation and data/duration limits). Default true. */
+  relayService?: boolean;
+  /** Answer mDNS queries on the LAN. Default false (a bootstrap node is for the internet). */
+  mdns?: boolean;
   /** Bound on dialing the other bootstrap nodes, in ms. Default 10000. */
   timeoutMs?: number;
 }
@@ -41,7 +45,8 @@ export interface BootstrapNode {
 /**
  * Starts a DHT server node for deployments: the same libp2p stack as the DHT transport
  * (tcp + websockets, noise, yamux, identify, ping, kad-dht on `${prefix}/kad/1.0.0` in server
- * mode), joining no topic. Peers given its multiaddrs as `bootstrap` find each other through it.
+ * mode), joining no topic, and by default a circuit relay v2 service with limits, through which
+ * peers behind NATs reach each other (and attempt DCUtR hole punching). Peers given its multiaddrs as `bootstrap` find each other through it.
  * It stores provider records (topics, peer ids, addresses), never database content.
  *
  * @example
@@ -68,6 +73,9 @@ export async function startBootstrapNode(options: BootstrapNodeOptions = {}): Pr
     allowPrivateAddresses: resolved.allowPrivateAddresses,
     dialTimeoutMs: resolved.handshakeTimeoutMs,
     pingTimeoutMs: resolved.timeoutMs,
+    mdns: options.mdns ?? false,
+    relayService: options.relayService ?? true,
+    relayClient: false,
     inboundConnectionThreshold: resolved.allowPrivateAddresses ? PRIVATE_INBOUND_CONNECTION_THRESHOLD : BOOTSTRAP_INBOUND_CONNECTION_THRESHOLD,
   });
   try {

@@ -1,4 +1,4 @@
-import type { Stream } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { AbortError, ProtocolError, TimeoutError } from '@rhizome/core';
 import { ByteQueue, FRAME_HEADER_LENGTH, HELLO_LENGTH } from './wire.js';
 
@@ -28,6 +28,8 @@ interface PendingRead {
  */
 export class StreamChannel {
   readonly stream: Stream;
+  /** The libp2p connection the stream runs on, once known (for the connection's path and RTT). */
+  link: Connection | undefined;
   readonly #buffer = new ByteQueue();
   readonly #maxFrame: number;
   #mode: 'handshake' | 'frames' | 'done' = 'handshake';

@@ -6,7 +6,9 @@ import {
   RhizomeError,
   TimeoutError,
   type Connection,
+  type PeerPath,
 } from '@rhizome/core';
+import type { Connection as Libp2pConnection } from '@libp2p/interface';
 import type { StreamChannel } from './channel.js';
 import { RECEIVE_HIGH_WATER_MARK } from './options.js';
 import { encodeFrame } from './wire.js';
@@ -24,6 +26,16 @@ export interface DhtConnectionInit {
   /** Bound on a graceful close before the stream is reset. */
   closeTimeoutMs: number;
   onError: (error: RhizomeError) => void;
+  /** The libp2p connection the stream runs on (its path and RTT are reported). */
+  link?: Libp2pConnection;
+  /** True if DCUtR opened `link` in place of a relayed connection. */
+  holepunched?: boolean;
+}
+
+/** The path of a libp2p connection: relayed through a circuit relay, hole-punched, or direct. */
+export function linkPath(link: Libp2pConnection, holepunched: boolean): PeerPath {
+  if (link.limits !== undefined || link.remoteAddr.toString().includes('/p2p-circuit')) return 'circuit';
+  return holepunched ? 'holepunched' : 'direct';
 }
 
 /**
@@ -35,6 +47,9 @@ export interface DhtConnectionInit {
 export class DhtConnection extends QueuedConnection implements Connection {
   readonly transport = 'dht';
   readonly direction: 'inbound' | 'outbound';
+  /** How the stream reaches the peer (see {@link linkPath}). */
+  readonly path: PeerPath;
+  readonly #link: Libp2pConnection | undefined;
   readonly #channel: StreamChannel;
   readonly #maxMessageSize: number;
   readonly #stallTimeoutMs: number;
@@ -47,6 +62,8 @@ export class DhtConnection extends QueuedConnection implements Connection {
   constructor(init: DhtConnectionInit) {
     super(init.peerId, init.topic);
     this.direction = init.direction;
+    this.#link = init.link;
+    this.path = init.link ? linkPath(init.link, init.holepunched ?? false) : 'direct';
     this.#channel = init.channel;
     this.#maxMessageSize = init.maxMessageSize;
     this.#stallTimeoutMs = init.stallTimeoutMs;
@@ -66,6 +83,17 @@ export class DhtConnection extends QueuedConnection implements Connection {
         this.markClosed();
       },
     });
+  }
+
+  /** The round-trip time libp2p's connection monitor last measured on the underlying connection (ms). */
+  get rttMs(): number | undefined {
+    const rtt = this.#link?.rtt;
+    return typeof rtt === 'number' && Number.isFinite(rtt) ? rtt : undefined;
+  }
+
+  /** The remote address of the underlying libp2p connection (a `/p2p-circuit` address when relayed). */
+  get remoteAddr(): string | undefined {
+    return this.#link?.remoteAddr.toString();
   }
 
   /** True if this side closed it (`close()`), false if the remote or the network did. */

@@ -20,6 +20,10 @@ export {
   DEFAULT_REANNOUNCE_INTERVAL_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   PROVIDER_VALIDITY_MS,
+  RELAY_SERVICE_MAX_RESERVATIONS,
+  RELAY_SERVICE_DURATION_LIMIT_MS,
+  RELAY_SERVICE_DATA_LIMIT_BYTES,
+  mdnsServiceTag,
   kadProtocol,
   syncProtocol,
 } from './options.js';
@@ -42,5 +46,7 @@ export function createTransportFromConfig(config: TransportConfig): Transport {
   if (config.allowPrivateAddresses !== undefined) options.allowPrivateAddresses = config.allowPrivateAddresses;
   if (config.maxMessageSize !== undefined) options.maxMessageSize = config.maxMessageSize;
   if (config.onError !== undefined) options.onError = config.onError;
+  if (config.mdns !== undefined) options.mdns = config.mdns;
+  if (config.relayService !== undefined) options.relayService = config.relayService;
   return new DhtTransport(options);
 }

@@ -1,17 +1,29 @@
 import { noise } from '@chainsafe/libp2p-noise';
+import { autoNAT } from '@libp2p/autonat';
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
+import { dcutr } from '@libp2p/dcutr';
+import { mdns, type MulticastDNSComponents } from '@libp2p/mdns';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
-import { kadProtocol, PROVIDER_REFRESH_THRESHOLD_MS, PROVIDER_SWEEP_INTERVAL_MS, PROVIDER_VALIDITY_MS } from './options.js';
+import {
+  kadProtocol,
+  mdnsServiceTag,
+  RELAY_SERVICE_DATA_LIMIT_BYTES,
+  RELAY_SERVICE_DURATION_LIMIT_MS,
+  RELAY_SERVICE_MAX_RESERVATIONS,
+  PROVIDER_REFRESH_THRESHOLD_MS, PROVIDER_SWEEP_INTERVAL_MS, PROVIDER_VALIDITY_MS } from './options.js';
 
 /** The services of a Rhizome libp2p node. */
 export interface RhizomeServices extends Record<string, unknown> {
   dht: KadDHT;
+  /** Present on nodes that serve circuit relay v2 (bootstrap nodes, nodes started with `relayService`). */
+  relay?: CircuitRelayService;
   identify: Identify;
   ping: Ping;
 }
@@ -35,8 +47,31 @@ export interface NodeOptions {
   /** Provider record lifetime and sweep interval (defaults {@link PROVIDER_VALIDITY_MS}, {@link PROVIDER_SWEEP_INTERVAL_MS}); tests shorten them. */
   providerValidityMs?: number;
   providerSweepIntervalMs?: number;
+  /** Find peers on the LAN by mDNS. Default false. */
+  mdns?: boolean;
+  /** Serve circuit relay v2 (reservations and per-connection limits), for peers behind NATs. */
+  relayService?: boolean;
+  /** Reserve a slot on relays found (listen on `/p2p-circuit`), so peers behind NATs are dialable. */
+  relayClient?: boolean;
+  /** Called with each peer mDNS finds on the LAN (peer id and addresses). */
+  onLanPeer?: (info: { peerId: string; addresses: string[] }) => void;
   /** libp2p's connection monitor pings every connection each 10 s; a ping slower than this (ms) aborts it. */
   pingTimeoutMs: number;
+}
+
+/** How often mDNS queries the LAN (ms); libp2p's default is 10 s. */
+const MDNS_INTERVAL_MS = 2000;
+
+/** @libp2p/mdns under Rhizome's service tag, with each found peer also handed to `onLanPeer`. */
+function lanDiscovery(options: NodeOptions): (components: MulticastDNSComponents) => PeerDiscovery {
+  const factory = mdns({ serviceTag: mdnsServiceTag(options.protocolPrefix), interval: MDNS_INTERVAL_MS });
+  return (components) => {
+    const discovery = factory(components);
+    discovery.addEventListener('peer', (event) => {
+      options.onLanPeer?.({ peerId: event.detail.id.toString(), addresses: event.detail.multiaddrs.map((ma) => ma.toString()) });
+    });
+    return discovery;
+  };
 }
 
 /** Per-stream flow control: a paused stream buffers at most one window, well under the read limit. */
@@ -53,8 +88,12 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
   return createLibp2p<RhizomeServices>({
     start: false,
     privateKey: options.privateKey,
-    addresses: { listen: options.listen },
-    transports: [tcp(), webSockets()],
+    addresses: { listen: options.relayClient ? [...options.listen, '/p2p-circuit'] : options.listen },
+    // The circuit relay v2 client on every node: it dials `/p2p-circuit` addresses and, through
+    // the `/p2p-circuit` listen address, reserves a slot on a relay it meets (a bootstrap node),
+    // so a node behind a NAT gets a relayed address that goes into its provider records.
+    transports: [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: options.dialTimeoutMs })],
+    ...(options.mdns ? { peerDiscovery: [lanDiscovery(options)] } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } }),
@@ -70,8 +109,26 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
         : {}),
     },
     services: {
+      // identify also reports the address each peer observed us at (what a NAT maps us to).
       identify: identify(),
       ping: ping(),
+      // Asks peers to dial our observed addresses back, so the node learns whether it is reachable.
+      autonat: autoNAT({ protocolPrefix: options.protocolPrefix.slice(1) }),
+      // Upgrades a relayed connection to a direct one by hole punching when it can (see
+      // ARCHITECTURE.md § NAT traversal for what works over TCP on Node).
+      dcutr: dcutr(),
+      ...(options.relayService
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: RELAY_SERVICE_MAX_RESERVATIONS,
+                applyDefaultLimit: true,
+                defaultDurationLimit: RELAY_SERVICE_DURATION_LIMIT_MS,
+                defaultDataLimit: BigInt(RELAY_SERVICE_DATA_LIMIT_BYTES),
+              },
+            }),
+          }
+        : {}),
       dht: kadDHT({
         protocol: kadProtocol(options.protocolPrefix),
         clientMode: options.dhtClientMode,

@@ -38,6 +38,25 @@ export const PRIVATE_INBOUND_CONNECTION_THRESHOLD = 1000;
 /** The same for a public bootstrap node, which many peers behind one NAT may dial at once. */
 export const BOOTSTRAP_INBOUND_CONNECTION_THRESHOLD = 50;
 
+/** Reservations a relay-serving node holds at once (libp2p's default is 15). */
+export const RELAY_SERVICE_MAX_RESERVATIONS = 128;
+/**
+ * Longest life of one relayed connection (10 min): then the relay resets it and the peers
+ * dial again (a fresh connection, fresh limits); the sync layer reconciles by state vectors.
+ * libp2p's default (2 min, 128 KiB) is made for hole-punch coordination only, too little to
+ * carry sync between peers behind symmetric NATs; these limits keep a relay from being an
+ * open proxy while still carrying a database's traffic.
+ */
+export const RELAY_SERVICE_DURATION_LIMIT_MS = 10 * 60 * 1000;
+/** Bytes one relayed connection may carry (both directions) before the relay resets it: 32 MiB. */
+export const RELAY_SERVICE_DATA_LIMIT_BYTES = 32 * 1024 * 1024;
+
+/** The mDNS service tag peers of one protocol prefix answer to (`_rhizome._udp.local` for `/rhizome`). */
+export function mdnsServiceTag(prefix: string): string {
+  const label = prefix.replace(/^\//, '').replace(/[^A-Za-z0-9-]/g, '-').slice(0, 60) || 'rhizome';
+  return `_${label}._udp.local`;
+}
+
 /** Options of {@link DhtTransport} and `createTransportFromConfig` (the DHT fields of `TransportConfig`, plus a few). */
 export interface DhtTransportOptions {
   /** Multiaddrs of bootstrap peers (DHT servers), e.g. `/ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…`. */
@@ -54,6 +73,14 @@ export interface DhtTransportOptions {
   protocolPrefix?: string;
   /** Keep loopback and private addresses in DHT records (tests, LANs). Default false. */
   allowPrivateAddresses?: boolean;
+  /** Find peers on the local network by mDNS: no bootstrap node or internet needed on a LAN. Default true. */
+  mdns?: boolean;
+  /**
+   * Serve circuit relay v2 to peers behind NATs, with reservation and per-connection limits
+   * ({@link RELAY_SERVICE_MAX_RESERVATIONS}, {@link RELAY_SERVICE_DURATION_LIMIT_MS},
+   * {@link RELAY_SERVICE_DATA_LIMIT_BYTES}). For nodes with a public address. Default false.
+   */
+  relayService?: boolean;
   /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
   timeoutMs?: number;
   /** Largest message a connection carries (both directions). Default 1 MiB. */
@@ -81,6 +108,8 @@ export interface ResolvedDhtOptions {
   dhtClientMode: boolean;
   protocolPrefix: string;
   allowPrivateAddresses: boolean;
+  mdns: boolean;
+  relayService: boolean;
   timeoutMs: number;
   maxMessageSize: number;
   handshakeTimeoutMs: number;
@@ -121,7 +150,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 0xffff_ffff) {
     throw new InvalidConfigError('maxMessageSize', 'must be a positive integer below 2^32');
   }
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService'] as const) {
     if (options[f] !== undefined && typeof options[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile.length === 0)) {
@@ -141,6 +170,8 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     dhtClientMode: options.dhtClientMode ?? false,
     protocolPrefix: prefix,
     allowPrivateAddresses: options.allowPrivateAddresses ?? false,
+    mdns: options.mdns ?? true,
+    relayService: options.relayService ?? false,
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),

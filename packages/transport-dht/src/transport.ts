@@ -21,7 +21,7 @@ import {
 import type { CID } from 'multiformats/cid';
 import { StreamChannel } from './channel.js';
 import { topicToCid } from './cid.js';
-import { DhtConnection } from './connection.js';
+import { DhtConnection, linkPath } from './connection.js';
 import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import {
@@ -98,6 +98,8 @@ export class DhtTransport implements Transport {
   readonly #joins = new Map<string, Join>();
   readonly #backoff = new Map<string, Backoff>();
   readonly #handshaking = new Set<StreamChannel>();
+  /** Direct libp2p connections opened while the peer had a relayed one: DCUtR's hole punches. */
+  readonly #holepunched = new WeakSet<Libp2pConnection>();
   #node: RhizomeLibp2p | null = null;
   #starting: Promise<RhizomeLibp2p> | null = null;
   #bootstrapping: Promise<void> | null = null;
@@ -228,8 +230,13 @@ export class DhtTransport implements Transport {
       allowPrivateAddresses: o.allowPrivateAddresses,
       dialTimeoutMs: o.handshakeTimeoutMs,
       pingTimeoutMs: o.timeoutMs,
+      mdns: o.mdns,
+      relayService: o.relayService,
+      relayClient: !o.relayService,
+      onLanPeer: (info) => this.#onLanPeer(info),
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
+    node.addEventListener('connection:open', (event) => this.#onLink(event.detail));
     try {
       await node.start();
     } catch (error) {
@@ -239,6 +246,8 @@ export class DhtTransport implements Transport {
     await node.handle(this.#protocol, (stream, connection) => this.#onInbound(stream, connection), {
       maxInboundStreams: 256,
       maxOutboundStreams: 256,
+      // Peers behind NATs meet over circuit relay connections, which libp2p marks limited.
+      runOnLimitedConnection: true,
     });
     if (this.#closed) {
       await node.stop();
@@ -418,9 +427,12 @@ export class DhtTransport implements Transport {
     return Promise.all(closing).then(() => {});
   }
 
-  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo): void {
+  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo, upgrade = false): void {
     const id = info.peerId;
-    if (id === this.#peerId || join.conns.has(id) || join.pending.has(id)) return;
+    if (id === this.#peerId || join.pending.has(id)) return;
+    const existing = join.conns.get(id);
+    // A connection already up is only replaced by a better path (relayed → direct).
+    if (existing && !(upgrade && existing.path === 'circuit')) return;
     const backoff = this.#backoff.get(id);
     if (backoff && backoff.until > Date.now()) return;
     const controller = new AbortController();
@@ -452,8 +464,12 @@ export class DhtTransport implements Transport {
         }
       });
       if (addrs.length > 0) await node.peerStore.merge(remote, { multiaddrs: addrs });
-      const stream = await node.dialProtocol(remote, this.#protocol, { signal });
+      // libp2p prefers a direct connection it already has to a relayed one, and dials relayed
+      // (`/p2p-circuit`) addresses only when no direct address answers.
+      const link = await node.dial(remote, { signal });
+      const stream = await link.newStream(this.#protocol, { signal, runOnLimitedConnection: true });
       channel = new StreamChannel(stream, o.maxMessageSize);
+      channel.link = link;
       if (!mine()) throw new AbortError();
       channel.send(encodeHello(join.topic));
       const [status] = await channel.readExact(1, o.handshakeTimeoutMs, `handshake status from ${id}`, signal);
@@ -510,21 +526,22 @@ export class DhtTransport implements Transport {
     }
     const join = this.#joins.get(topicToHex(topic));
     if (!join || this.#closed) {
-      this.#refuse(
-        channel,
-        this.#closed ? HandshakeStatus.GOING_AWAY : HandshakeStatus.UNKNOWN_TOPIC,
-        this.#closed ? null : new ProtocolError(`peer ${remote} asked for topic ${topicToHex(topic).slice(0, 16)}…, which is not joined here`),
-      );
+      // Not an error: LAN peers found by mDNS ask for every topic they joined, and provider
+      // records outlive the joins that made them.
+      this.#refuse(channel, this.#closed ? HandshakeStatus.GOING_AWAY : HandshakeStatus.UNKNOWN_TOPIC, null);
       return;
     }
     // Tie-break: of two connections between a pair, the one dialed by the lower peer id wins.
     const remoteWins = remote < this.#peerId;
     const existing = join.conns.get(remote);
     const pending = join.pending.get(remote);
+    channel.link = connection;
+    const upgrade = existing !== undefined && existing.path === 'circuit' && linkPath(connection, false) !== 'circuit';
     if (existing && !existing.closed) {
-      // The remote dials only when it has no connection: it lost the old one (if it dialed
-      // it, or if its dials win anyway), so the new one replaces it.
-      if (existing.direction === 'inbound' || remoteWins) {
+      // The remote dials only when it has no connection (it lost the old one, if it dialed it,
+      // or if its dials win anyway) or when it found a better path (direct over relayed): the
+      // new one replaces it.
+      if (existing.direction === 'inbound' || remoteWins || upgrade) {
         join.conns.delete(remote);
         void existing.close();
       } else {
@@ -560,17 +577,23 @@ export class DhtTransport implements Transport {
 
   #accept(join: Join, channel: StreamChannel, peerId: string, direction: 'inbound' | 'outbound'): void {
     const o = this.#options;
+    const link = channel.link;
     const conn = new DhtConnection({
       peerId,
       topic: join.topic.slice(),
       channel,
+      ...(link ? { link, holepunched: this.#holepunched.has(link) } : {}),
       direction,
       maxMessageSize: o.maxMessageSize,
       stallTimeoutMs: o.timeoutMs,
       closeTimeoutMs: o.handshakeTimeoutMs,
       onError: (error) => this.#report(error),
     });
+    const replaced = join.conns.get(peerId);
     join.conns.set(peerId, conn);
+    // A better path replaced a relayed connection: the old one goes (the sync layer reconciles
+    // whatever was in flight on it by state vectors on the new one).
+    if (replaced && replaced !== conn) void replaced.close();
     conn.onClose(() => {
       if (join.conns.get(peerId) === conn) join.conns.delete(peerId);
       // Lost rather than closed here (the peer left, its process died, the link broke): look it
@@ -583,6 +606,30 @@ export class DhtTransport implements Transport {
       }
     });
     if (!join.queue.push(conn)) void conn.close();
+  }
+
+  /**
+   * A libp2p connection opened. A direct one to a peer that so far had only a relayed one was
+   * opened by DCUtR (a hole punch) or by a direct dial that now answers: joined topics that
+   * reach the peer over the relay move to it.
+   */
+  #onLink(link: Libp2pConnection): void {
+    if (this.#closed || linkPath(link, false) === 'circuit') return;
+    const node = this.#node;
+    const id = link.remotePeer.toString();
+    const others = node?.getConnections(link.remotePeer) ?? [];
+    if (others.some((other) => other !== link && linkPath(other, false) === 'circuit')) this.#holepunched.add(link);
+    if (!node) return;
+    for (const join of this.#joins.values()) {
+      if (join.conns.get(id)?.path === 'circuit') this.#maybeDial(node, join, { peerId: id, addresses: [] }, true);
+    }
+  }
+
+  /** A peer found on the LAN by mDNS: dial it on every joined topic (it answers for the ones it joined). */
+  #onLanPeer(info: PeerInfo): void {
+    const node = this.#node;
+    if (!node || this.#closed || info.peerId === this.#peerId) return;
+    for (const join of this.#joins.values()) this.#maybeDial(node, join, info);
   }
 
   #report(error: RhizomeError): void {

@@ -13,7 +13,10 @@ export { RelayMailbox } from './mailbox.js';
 export type { RelayTransportOptions, RelayTransportState, ReconnectOptions } from './transport.js';
 export type { LinkTlsOptions, WebSocketImplementation } from './link.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from './protocol.js';
-export type { CloseCodeName } from './protocol.js';
+export type { CloseCodeName, RelayRateLimits } from './protocol.js';
+export { DEFAULT_INBOUND_BOUNDS } from './flow.js';
+export type { InboundBounds } from './flow.js';
+export { SendPacer, PACE_RATE_FRACTION, PACE_BURST_FRACTION } from './pacer.js';
 
 /**
  * Builds a {@link RelayTransport} from a resolved core configuration (`relayUrl`, `peerId`,

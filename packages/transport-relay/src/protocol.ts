@@ -67,6 +67,12 @@ export const FrameType = {
   PEERS: 0x86,
   /** s→c `[0x87][nonce u32]`: reply to PING. */
   PONG: 0x87,
+  /**
+   * s→c `[0x88][flags u8][maxFramesPerSecond u32][frameBurst u32][maxBytesPerSecond u32][byteBurst u32]`:
+   * the relay's per-connection rate limits, sent right after WELCOME, so a client can pace itself
+   * under them instead of being cut (older clients ignore the type). `flags` is reserved (0).
+   */
+  LIMITS: 0x88,
   /** s→c `[0x8f][error u16][context u32][message utf8]`: a non-fatal refusal. */
   ERROR: 0x8f,
 } as const;
@@ -277,6 +283,42 @@ export function isPeersFrame(b: Uint8Array): boolean {
     o += 5 + b[o + 4]!;
   }
   return o === b.length;
+}
+
+/** Bytes of a LIMITS frame as this version writes it (a longer one is accepted: newer relays may append fields). */
+export const LIMITS_FRAME_BYTES = 18;
+
+/** The per-connection rates a relay announces in LIMITS. */
+export interface RelayRateLimits {
+  maxFramesPerSecond: number;
+  frameBurst: number;
+  maxBytesPerSecond: number;
+  byteBurst: number;
+}
+
+/** LIMITS: at least 18 bytes, every rate positive. */
+export function isLimitsFrame(b: Uint8Array): boolean {
+  if (b.length < LIMITS_FRAME_BYTES || b[0] !== FrameType.LIMITS) return false;
+  for (let o = 2; o < LIMITS_FRAME_BYTES; o += 4) if (readU32(b, o) === 0) return false;
+  return true;
+}
+
+/** LIMITS with the relay's rates (each clamped to a u32). */
+export function encodeLimits(limits: RelayRateLimits): Uint8Array {
+  const b = new Uint8Array(LIMITS_FRAME_BYTES);
+  b[0] = FrameType.LIMITS;
+  b[1] = 0;
+  const u32 = (v: number): number => Math.max(1, Math.min(0xffffffff, Math.floor(v)));
+  writeU32(b, 2, u32(limits.maxFramesPerSecond));
+  writeU32(b, 6, u32(limits.frameBurst));
+  writeU32(b, 10, u32(limits.maxBytesPerSecond));
+  writeU32(b, 14, u32(limits.byteBurst));
+  return b;
+}
+
+/** Decodes a LIMITS frame that passed {@link isLimitsFrame}. */
+export function decodeLimits(b: Uint8Array): RelayRateLimits {
+  return { maxFramesPerSecond: readU32(b, 2), frameBurst: readU32(b, 6), maxBytesPerSecond: readU32(b, 10), byteBurst: readU32(b, 14) };
 }
 
 /** ERROR: at least `[0x8f][error u16][context u32]`. */

@@ -23,9 +23,11 @@ import {
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
+import { DEFAULT_INBOUND_BOUNDS, inboundOverflow, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
+import { SendPacer } from './pacer.js';
 import {
   CloseCode,
   DATA_HEADER_BYTES,
@@ -33,6 +35,7 @@ import {
   MAX_PEER_ID_BYTES,
   MAX_TOKEN_BYTES,
   closeCodeName,
+  decodeLimits,
   decodePeers,
   encodeDataFrame,
   encodeHello,
@@ -43,6 +46,7 @@ import {
   isDataFrame,
   isErrorFrame,
   isJoinedFrame,
+  isLimitsFrame,
   isPairFrame,
   isPeerJoinedFrame,
   isPeersFrame,
@@ -88,8 +92,14 @@ export interface RelayTransportOptions {
    * is otherwise never noticed). Default 25000 ms; 0 disables.
    */
   heartbeatIntervalMs?: number;
-  /** Messages received and unread (all connections) before the socket stops reading; default 8192. */
+  /**
+   * Unread messages one Connection may hold; default 8192. A Connection past this (or past
+   * `inboundMaxBytes`) is closed on its own with `ERR_SLOW_CONSUMER`; the socket and every other
+   * Connection carry on (see `flow.ts`).
+   */
   inboundHighWaterMark?: number;
+  /** Unread bytes one Connection may hold; default 32 MiB. See `inboundHighWaterMark`. */
+  inboundMaxBytes?: number;
   /** Force the WebSocket implementation; default `ws` in Node, the global WebSocket elsewhere. */
   implementation?: WebSocketImplementation;
   /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
@@ -110,7 +120,6 @@ const DEFAULTS = {
   factor: 2,
   highWaterMark: 4 * 1024 * 1024,
   heartbeatIntervalMs: 25_000,
-  inboundHighWaterMark: 8192,
 };
 
 /** @internal A topic this transport joined (connect) or announced. */
@@ -159,11 +168,6 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   protected sendFrame(data: Uint8Array): Promise<void> {
     return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data);
-  }
-
-  /** @internal Resolves once fewer than `limit` received messages wait unread. */
-  inboxRoom(limit: number): Promise<void> {
-    return this.inbox.whenBelow(limit);
   }
 
   protected closeRemote(): Promise<void> {
@@ -221,7 +225,7 @@ export class RelayTransport implements Transport {
   readonly #tls: LinkTlsOptions | undefined;
   readonly #reconnect: Required<ReconnectOptions>;
   readonly #highWaterMark: number;
-  readonly #inboundHighWaterMark: number;
+  readonly #inbound: InboundBounds;
   readonly #heartbeatIntervalMs: number;
   readonly #implementation: WebSocketImplementation;
   readonly #onError: ((error: RhizomeError) => void) | undefined;
@@ -245,7 +249,8 @@ export class RelayTransport implements Transport {
   #fatal: RhizomeError | null = null;
   #lastError: RhizomeError | null = null;
   #nextRequestId = 1;
-  #inboundPaused = false;
+  /** Paces data frames under the rates the relay announced (LIMITS); null before, or with a relay that announces none. */
+  #pacer: SendPacer | null = null;
 
   constructor(options: RelayTransportOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
@@ -269,7 +274,10 @@ export class RelayTransport implements Transport {
       factor: positiveInt(options.reconnect?.factor, 'reconnect.factor', DEFAULTS.factor),
     };
     this.#highWaterMark = positiveInt(options.highWaterMark, 'highWaterMark', DEFAULTS.highWaterMark);
-    this.#inboundHighWaterMark = positiveInt(options.inboundHighWaterMark, 'inboundHighWaterMark', DEFAULTS.inboundHighWaterMark);
+    this.#inbound = {
+      maxMessages: positiveInt(options.inboundHighWaterMark, 'inboundHighWaterMark', DEFAULT_INBOUND_BOUNDS.maxMessages),
+      maxBytes: positiveInt(options.inboundMaxBytes, 'inboundMaxBytes', DEFAULT_INBOUND_BOUNDS.maxBytes),
+    };
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
     if (!Number.isFinite(this.#heartbeatIntervalMs) || this.#heartbeatIntervalMs < 0) {
       throw new InvalidConfigError('heartbeatIntervalMs', 'must be a non-negative number (0 disables)');
@@ -408,6 +416,9 @@ export class RelayTransport implements Transport {
   async sendData(state: TopicState, to: number, generation: number, data: Uint8Array): Promise<void> {
     const limit = this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
     if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    const pacer = this.#pacer;
+    // Wait for the relay's rate tokens (LIMITS) first, so a large catch-up is paced, not cut.
+    if (pacer !== null && generation === this.#generation) await pacer.take(DATA_HEADER_BYTES + data.length);
     const link = this.#link;
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
@@ -430,6 +441,10 @@ export class RelayTransport implements Transport {
   async sendBroadcast(state: TopicState, generation: number, data: Uint8Array): Promise<void> {
     const limit = this.dataLimit;
     if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    // The relay charges a broadcast once per other member (fan-out is paid by the sender): pace it so.
+    const pacer = this.#pacer;
+    const fanOut = Math.max(1, state.bySession.size);
+    if (pacer !== null && generation === this.#generation) await pacer.take(fanOut * (DATA_HEADER_BYTES + data.length), fanOut);
     const link = this.#link;
     if (!this.broadcastOpen(state, generation) || link === null) {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
@@ -442,6 +457,7 @@ export class RelayTransport implements Transport {
   sendClosePeer(state: TopicState, to: number, generation: number): void {
     const link = this.#link;
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) return;
+    this.#pacer?.charge(1, DATA_HEADER_BYTES);
     link.send(encodeDataFrame(FrameType.CLOSE_PEER, state.topicId, to));
   }
 
@@ -615,7 +631,7 @@ export class RelayTransport implements Transport {
       const startLiveness = (): void => {
         if (this.#heartbeatIntervalMs === 0) return;
         liveness = setInterval(() => {
-          if (seen > 0 || this.#inboundPaused) {
+          if (seen > 0) {
             seen = 0;
             pinged = false;
             return;
@@ -656,7 +672,6 @@ export class RelayTransport implements Transport {
         this.#relayMaxFrame = readU32(frame, 6);
         this.#mailbox?.onSession();
         this.#state = 'connected';
-        this.#inboundPaused = false;
         startLiveness();
         for (const state of this.#topics.values()) {
           link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
@@ -697,6 +712,8 @@ export class RelayTransport implements Transport {
     this.#link = null;
     this.#session = 0;
     this.#generation++;
+    this.#pacer?.close(new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting'));
+    this.#pacer = null;
     this.#topicsById.clear();
     for (const state of this.#topics.values()) {
       state.topicId = 0;
@@ -768,6 +785,9 @@ export class RelayTransport implements Transport {
         return;
       case FrameType.PONG:
         return; // liveness only: receiving it was the point
+      case FrameType.LIMITS:
+        if (isLimitsFrame(frame)) this.#pacer = new SendPacer(decodeLimits(frame));
+        return;
       case FrameType.ERROR:
         if (isErrorFrame(frame)) {
           const text = fromUtf8(frame.subarray(7)) ?? '?';
@@ -783,29 +803,16 @@ export class RelayTransport implements Transport {
   }
 
   #onDeliver(frame: Uint8Array): void {
-    const conn = this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5));
-    if (conn === undefined || conn.closed) return;
+    const state = this.#topicsById.get(readU32(frame, 1));
+    const conn = state?.bySession.get(readU32(frame, 5));
+    if (state === undefined || conn === undefined || conn.closed) return;
     conn.deliver(frame.subarray(DATA_HEADER_BYTES));
-    if (!this.#inboundPaused && conn.buffered > this.#inboundHighWaterMark) this.#pauseInbound();
-  }
-
-  /** A reader fell behind: stop reading the socket until every inbox has room again. */
-  #pauseInbound(): void {
-    const link = this.#link;
-    if (!link) return;
-    this.#inboundPaused = true;
-    link.pause();
-    const resumeWhenRoom = async (): Promise<void> => {
-      for (const state of this.#topics.values()) {
-        for (const conn of state.bySession.values()) await conn.inboxRoom(this.#inboundHighWaterMark / 2);
-      }
-    };
-    void resumeWhenRoom().then(() => {
-      if (this.#link === link && this.#inboundPaused) {
-        this.#inboundPaused = false;
-        link.resume();
-      }
-    });
+    const overflow = inboundOverflow(conn, this.#inbound);
+    if (overflow === null) return;
+    // This Connection alone is closed; the socket keeps being read for everyone else (flow.ts).
+    conn.markFailed(overflow);
+    this.sendClosePeer(state, conn.remoteSession, this.#generation);
+    this.#report(overflow);
   }
 
   #onPeerJoined(frame: Uint8Array): void {

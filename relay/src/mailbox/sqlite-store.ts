@@ -236,8 +236,10 @@ export function openSqliteMailboxStore(path: string): SqliteMailboxStore {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    // A snapshot commit writes its whole payload to the WAL; let it shrink back after checkpoints.
-    db.pragma('journal_size_limit = 4194304');
+    // The WAL counts towards the disk bound: checkpoint every 1 MiB and truncate it back to 1 MiB
+    // after a checkpoint (a snapshot commit writes its whole payload to the WAL first).
+    db.pragma('wal_autocheckpoint = 256');
+    db.pragma('journal_size_limit = 1048576');
     const migrate = db.transaction(() => {
       const v = db.pragma('user_version', { simple: true }) as number;
       if (v > MAILBOX_SCHEMA_VERSION) throw new StoreVersionError(path, v, MAILBOX_SCHEMA_VERSION);

@@ -22,7 +22,17 @@ export interface StatusReport {
   network: string | null;
   /** Transport name: `relay`, `dht`, or `disabled` (local only). */
   transport: string;
-  peers: Array<{ peerId: string; transport: string; synced: boolean; bytesReceived: number; bytesSent: number; rttMs: number | null; health: string }>;
+  /** One entry per remote replica: the transport and path its session uses (`direct`, `holepunched`, `circuit`, `relay`, `memory`), its health, and its round-trip time when measured. */
+  peers: Array<{
+    peerId: string;
+    transport: string;
+    path: string;
+    synced: boolean;
+    bytesReceived: number;
+    bytesSent: number;
+    rttMs: number | null;
+    health: string;
+  }>;
 }
 
 function fileBytes(path: string): number {
@@ -74,6 +84,7 @@ Examples:
           peers: stats.peers.map((p) => ({
             peerId: p.peerId,
             transport: p.transport,
+            path: p.path,
             synced: p.synced,
             bytesReceived: p.bytesReceived,
             bytesSent: p.bytesSent,
@@ -109,7 +120,7 @@ Examples:
       out.line(`peers     ${full.peers.length}`);
       for (const p of full.peers) {
         const rtt = p.rttMs === null ? '' : `  rtt ${Math.round(p.rttMs)} ms`;
-        out.line(`  ${p.peerId}  ${p.transport}  ${p.synced ? 'synced' : 'syncing'}  ${p.health}${rtt}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
+        out.line(`  ${p.peerId}  ${p.transport}/${p.path}  ${p.synced ? 'synced' : 'syncing'}  ${p.health}${rtt}  ${formatBytes(p.bytesReceived)} in, ${formatBytes(p.bytesSent)} out`);
       }
     });
 }

@@ -1,0 +1,169 @@
+/**
+ * Replica identity: one sync session per remote replica, however many transports reach it.
+ *
+ * Transport peer ids differ per transport (a libp2p peer id, a relay session's id, a memory
+ * hub name), so they cannot tell that two connections reach one replica. Every session
+ * therefore opens with a sealed REPLICA message carrying the sender's replica id, a random
+ * 16-byte id drawn when the database opens:
+ *
+ * `MSG_REPLICA (0x07) || version (1) = 1 || replicaId (16)`
+ *
+ * It is sealed like every other message, so only holders of the database key can claim a
+ * replica id. When a second session reaches a replica that already has one, the better path is
+ * kept {@link pathRank} and the other session is parked as a standby: it stays open and still
+ * applies what arrives on it, but gets no live updates; if the active session ends, the standby
+ * is promoted and re-exchanges state (a catch-up diff and a fresh step 1), so nothing written
+ * meanwhile is lost.
+ */
+import { randomBytes } from '@noble/hashes/utils.js';
+import { ProtocolError } from '@rhizome/core';
+import type { Connection, PeerPath } from '@rhizome/core';
+
+import { MSG_REPLICA } from './wire.js';
+
+/** Message type of the replica announcement (sync wire, inside a sealed frame; defined in wire.ts). */
+export { MSG_REPLICA };
+/** Version byte of the replica announcement. */
+export const REPLICA_MESSAGE_VERSION = 1;
+/** Bytes of a replica id. */
+export const REPLICA_ID_LENGTH = 16;
+
+/** A fresh random replica id. */
+export function newReplicaId(): Uint8Array {
+  return randomBytes(REPLICA_ID_LENGTH);
+}
+
+/** Encodes the replica announcement. */
+export function encodeReplica(replicaId: Uint8Array): Uint8Array {
+  if (replicaId.length !== REPLICA_ID_LENGTH) throw new ProtocolError(`replica id must be ${REPLICA_ID_LENGTH} bytes`);
+  const out = new Uint8Array(2 + REPLICA_ID_LENGTH);
+  out[0] = MSG_REPLICA;
+  out[1] = REPLICA_MESSAGE_VERSION;
+  out.set(replicaId, 2);
+  return out;
+}
+
+/**
+ * Decodes a replica announcement into the id's hex text. A newer version with a longer body
+ * is accepted (its first 16 bytes are the id); a short one is a {@link ProtocolError}.
+ */
+export function decodeReplica(message: Uint8Array): string {
+  if (message[0] !== MSG_REPLICA) throw new ProtocolError('not a replica message');
+  if (message.length < 2 + REPLICA_ID_LENGTH) throw new ProtocolError('truncated replica message');
+  if (message[1] === 0) throw new ProtocolError('replica message version 0');
+  return toHex(message.subarray(2, 2 + REPLICA_ID_LENGTH));
+}
+
+/** The path a connection takes: what the transport says, else what its name implies. */
+export function connectionPath(conn: Connection): PeerPath {
+  if (conn.path !== undefined) return conn.path;
+  if (conn.transport === 'memory') return 'memory';
+  if (conn.transport === 'relay') return 'relay';
+  return 'direct';
+}
+
+/**
+ * How good a path is: direct, hole-punched and in-process first; then the WebSocket relay
+ * (infrastructure made to carry sync); then a libp2p circuit relay (limited in time and bytes).
+ */
+export function pathRank(path: PeerPath): number {
+  switch (path) {
+    case 'direct':
+    case 'holepunched':
+    case 'memory':
+      return 3;
+    case 'relay':
+      return 2;
+    case 'circuit':
+      return 1;
+  }
+}
+
+/** What the router needs of a session. */
+export interface RoutedSession {
+  readonly conn: Connection;
+  readonly replicaId: string | null;
+  readonly closed: boolean;
+}
+
+/**
+ * Which of two sessions to one replica stays active. Both ends see the same paths and the same
+ * transports, so they choose the same connection: the better path, then the transport whose
+ * name sorts first; between two connections of one transport (a reconnect under a new peer
+ * id), the newer one.
+ */
+export function preferred<S extends RoutedSession>(current: S, incoming: S): S {
+  const a = pathRank(connectionPath(current.conn));
+  const b = pathRank(connectionPath(incoming.conn));
+  if (a !== b) return b > a ? incoming : current;
+  if (current.conn.transport !== incoming.conn.transport) return incoming.conn.transport < current.conn.transport ? incoming : current;
+  return incoming;
+}
+
+/**
+ * Keeps one active session per remote replica; the others wait as standbys.
+ * Pure bookkeeping: the database moves sessions between its active and standby sets as told.
+ */
+export class ReplicaRouter<S extends RoutedSession> {
+  readonly #active = new Map<string, S>();
+  readonly #standby = new Map<string, Set<S>>();
+
+  /**
+   * A session announced its replica. Returns the session that must become a standby (the
+   * incoming one or the one that was active), or null when it is the replica's first.
+   */
+  bind(session: S): S | null {
+    const id = session.replicaId;
+    if (id === null) return null;
+    const current = this.#active.get(id);
+    if (current === undefined || current === session || current.closed) {
+      this.#active.set(id, session);
+      return null;
+    }
+    const keep = preferred(current, session);
+    const park = keep === current ? session : current;
+    this.#active.set(id, keep);
+    let set = this.#standby.get(id);
+    if (!set) this.#standby.set(id, (set = new Set()));
+    set.add(park);
+    return park;
+  }
+
+  /** True if the session waits as a standby. */
+  isStandby(session: S): boolean {
+    const id = session.replicaId;
+    return id !== null && (this.#standby.get(id)?.has(session) ?? false);
+  }
+
+  /**
+   * A session ended. If it was a replica's active session and a standby is open, returns the
+   * standby to promote (the best one left).
+   */
+  unbind(session: S): S | null {
+    const id = session.replicaId;
+    if (id === null) return null;
+    const set = this.#standby.get(id);
+    if (set?.delete(session)) {
+      if (set.size === 0) this.#standby.delete(id);
+      return null;
+    }
+    if (this.#active.get(id) !== session) return null;
+    this.#active.delete(id);
+    let best: S | null = null;
+    for (const s of set ?? []) if (!s.closed) best = best === null ? s : preferred(best, s);
+    if (best === null) {
+      this.#standby.delete(id);
+      return null;
+    }
+    set!.delete(best);
+    if (set!.size === 0) this.#standby.delete(id);
+    this.#active.set(id, best);
+    return best;
+  }
+}
+
+function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}

@@ -1,0 +1,99 @@
+// Sockets that never upgrade (issue 10): the relay bounds the time a TCP socket may sit before its
+// WebSocket upgrade (or an HTTP request) and counts such sockets against the per-address limit,
+// so a few hundred idle sockets can no longer hold descriptors for ~87 s and lock clients out.
+import { Agent, get } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { within } from '@rhizome/core/testing';
+import { createRelayServer, type RelayServer } from '@rhizome/relay';
+import { RawClient } from '@rhizome/relay/testing';
+
+const WAIT = 10_000;
+const cleanup: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function relayWith(options: Parameters<typeof createRelayServer>[0]): Promise<RelayServer> {
+  const r = await createRelayServer({ port: 0, host: '127.0.0.1', ...options });
+  cleanup.push(() => r.close());
+  return r;
+}
+
+/** A raw TCP socket to the relay; `closed` resolves when the relay drops it. */
+async function rawSocket(relay: RelayServer): Promise<{ socket: Socket; closed: Promise<void>; received: () => string }> {
+  const socket = netConnect(relay.port, '127.0.0.1');
+  socket.on('error', () => {});
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  cleanup.push(() => void socket.destroy());
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('close', () => reject(new Error('closed before connecting')));
+  });
+  return { socket, closed, received: () => text };
+}
+
+describe('sockets that never upgrade', () => {
+  it('count against the per-address limit, are refused above it, and are dropped after upgradeTimeoutMs', async () => {
+    const relay = await relayWith({ maxConnectionsPerIp: 4, upgradeTimeoutMs: 400, heartbeatIntervalMs: 0 });
+    const idle = await Promise.all([0, 1, 2, 3].map(() => rawSocket(relay)));
+    // A fifth socket from the same address is over the limit: dropped at once, before any byte.
+    const fifth = await rawSocket(relay);
+    await within(WAIT, 'the fifth socket to be dropped', fifth.closed);
+    expect(fifth.received()).toMatch(/^HTTP\/1\.1 429 /);
+    // A real client from that address is over it too while the idle ones are held.
+    await expect(RawClient.open(relay.url)).rejects.toThrow();
+    // The idle sockets are dropped once their time is up...
+    await within(WAIT, 'the idle sockets to be dropped', Promise.all(idle.map((s) => s.closed)));
+    const drops = relay.stats().drops;
+    expect(drops.upgrade_timeout).toBe(4);
+    expect(drops.too_many_connections_per_ip).toBeGreaterThanOrEqual(2);
+    // ...and the address can connect again.
+    const client = await RawClient.open(relay.url);
+    cleanup.push(() => client.close());
+    expect(relay.stats().connections).toBe(1);
+  });
+
+  it('a request whose headers never complete is dropped after upgradeTimeoutMs too', async () => {
+    const relay = await relayWith({ upgradeTimeoutMs: 300, heartbeatIntervalMs: 0 });
+    const { socket, closed } = await rawSocket(relay);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'); // and never the rest
+    await within(WAIT, 'the half-sent request to be dropped', closed);
+    expect(relay.stats().drops.upgrade_timeout).toBe(1);
+  });
+
+  it('plain HTTP requests and upgraded clients are not cut by the bound', async () => {
+    const relay = await relayWith({ upgradeTimeoutMs: 300, heartbeatIntervalMs: 0 });
+    const client = await RawClient.open(relay.url);
+    cleanup.push(() => client.close());
+    // A /healthz request that takes its time between requests on one keep-alive socket.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanup.push(() => agent.destroy());
+    for (let i = 0; i < 2; i++) {
+      const res = await fetchVia(agent, relay.port);
+      expect(res).toBe(200);
+    }
+    // The WebSocket client is still there after several times the bound.
+    await within(WAIT, 'a lookup answer', (async () => {
+      for (let i = 0; i < 3; i++) {
+        const pong = client.next(0x87);
+        client.send(new Uint8Array([0x09, 0, 0, 0, i]));
+        await pong;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })());
+    expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
+    expect(relay.stats().connections).toBe(1);
+  });
+});
+
+function fetchVia(agent: Agent, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/healthz', agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    }).on('error', reject);
+  });
+}
