@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InvalidConfigError } from '@rhizome/core';
+import { resolveClusterOptions, type RedisClusterOptions } from './cluster/options.js';
 import type { MailboxLimits } from './mailbox/options.js';
 import type { RelayServerOptions } from './server.js';
 
@@ -17,6 +18,11 @@ Options:
   --token TEXT                require this shared token from clients (or RHIZOME_RELAY_TOKEN)
   --trust-proxy               behind a reverse proxy: per-address limits use the last
                               X-Forwarded-For entry (only if every client comes through it)
+  --redis URL                 scale out: every relay given the same Redis (redis://host:port)
+                              serves every topic together (or RHIZOME_RELAY_REDIS)
+  --redis-prefix TEXT         prefix of Redis keys and channels (default rhizome:relay:)
+  --redis-ttl-ms N            an instance silent this long is forgotten by the others and its
+                              clients' peers see PEER_LEFT (default 5000)
   --max-frame-size BYTES      largest frame (default 1048640)
   --max-topics N              topics per connection (default 1024)
   --max-peers-per-topic N     paired members per topic (default 1000)
@@ -94,6 +100,9 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
         'tls-key': { type: 'string' },
         token: { type: 'string' },
         'trust-proxy': { type: 'boolean' },
+        redis: { type: 'string' },
+        'redis-prefix': { type: 'string' },
+        'redis-ttl-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         mailbox: { type: 'string' },
         ...Object.fromEntries(Object.keys(MAILBOX_FLAGS).map((k) => [k, { type: 'string' as const }])),
@@ -121,6 +130,18 @@ export function parseRelayArgs(argv: readonly string[], env: Record<string, stri
   const token = typeof v.token === 'string' ? v.token : env.RHIZOME_RELAY_TOKEN;
   if (token !== undefined && token !== '') options.token = token;
   if (v['trust-proxy'] === true) options.trustProxy = true;
+  const redis = typeof v.redis === 'string' ? v.redis : env.RHIZOME_RELAY_REDIS;
+  const prefix = v['redis-prefix'];
+  const ttl = v['redis-ttl-ms'];
+  if (redis !== undefined && redis !== '') {
+    const cluster: RedisClusterOptions = { url: redis };
+    if (typeof prefix === 'string') cluster.prefix = prefix;
+    if (typeof ttl === 'string') cluster.instanceTtlMs = integer('redis-ttl-ms', ttl);
+    resolveClusterOptions(cluster);
+    options.redis = cluster;
+  } else if (typeof prefix === 'string' || typeof ttl === 'string') {
+    throw new InvalidConfigError(typeof prefix === 'string' ? '--redis-prefix' : '--redis-ttl-ms', 'needs --redis (or RHIZOME_RELAY_REDIS)');
+  }
   for (const [flag, field] of Object.entries(INT_FLAGS)) {
     const text = v[flag];
     if (typeof text === 'string') options[field] = integer(flag, text);

@@ -29,6 +29,7 @@ import type { MailboxService, MailboxServiceStats } from './mailbox/service.js';
 import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnapshot } from './histogram.js';
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
+import type { LookupEntry, RelayRouter, RoutedPeer, RoutedTopic, RouterHost } from './router.js';
 
 /**
  * The socket the core drives: a subset of `ws`'s `WebSocket` (any object with these methods
@@ -137,6 +138,8 @@ class Peer implements RateState {
   counted = false;
   /** Joined or announced topics by id (what the topic limit counts; membership is on the topic). */
   readonly listed = new Map<number, Topic>();
+  /** Frames that arrived while a router checks the HELLO's peer id (null: not waiting). */
+  held: Buffer[] | null = null;
 
   constructor(session: number, socket: RelaySocket, ip: string, now: number, o: ResolvedCoreOptions) {
     this.session = session;
@@ -150,6 +153,9 @@ class Peer implements RateState {
     this.refilledAt = rate.refilledAt;
   }
 }
+
+/** Frames a connection may send before its HELLO is confirmed by the router; more: 4002. */
+const MAX_HELD_FRAMES = 64;
 
 /** Resolution of the rate limiters' clock, in ms. */
 const CLOCK_TICK_MS = 20;
@@ -241,7 +247,7 @@ function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
  *   wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: req.socket.remoteAddress ?? '' })));
  * ```
  */
-export class RelayCore {
+export class RelayCore implements RouterHost {
   /** The validated options, defaults applied. */
   readonly options: ResolvedCoreOptions;
   readonly #peers = new Map<number, Peer>();
@@ -272,6 +278,10 @@ export class RelayCore {
   readonly #fanout = new FixedHistogram(FANOUT_BUCKETS);
   readonly #drops = new Map<DropReason, number>();
   readonly #closedWaiters = new Set<() => void>();
+  /** Routing beyond this process (the Redis cluster); null: a single process. */
+  #router: RelayRouter | null = null;
+  /** Session numbers the router holds for remote peers. */
+  readonly #reserved = new Set<number>();
 
   constructor(options: RelayCoreOptions = {}) {
     this.options = resolveCoreOptions(options);
@@ -317,6 +327,51 @@ export class RelayCore {
   readonly #countSocketError = (): void => {
     this.#errors++;
   };
+
+  /**
+   * Routes beyond this process through `router` (see `cluster/`): remote members pair with
+   * local ones, frames to them leave through it. Set once, before the first connection.
+   */
+  setRouter(router: RelayRouter): void {
+    this.#router = router;
+  }
+
+  /** @internal {@link RouterHost}: a topic by hex key. */
+  topicByKey(key: string): RoutedTopic | undefined {
+    return this.#topicsByKey.get(key);
+  }
+
+  /** @internal {@link RouterHost}: every topic with local members or announcers. */
+  topics(): Iterable<RoutedTopic> {
+    return this.#topicsByKey.values();
+  }
+
+  /** @internal {@link RouterHost}: a local connection by session. */
+  peerBySession(session: number): RoutedPeer | undefined {
+    return this.#peers.get(session);
+  }
+
+  /** @internal {@link RouterHost}: sends a relay→client frame. */
+  sendTo(peer: RoutedPeer, frame: Uint8Array): void {
+    this.#send(peer as Peer, frame);
+  }
+
+  /** @internal {@link RouterHost}: closes a local connection with a close code. */
+  cutPeer(peer: RoutedPeer, name: CloseCodeName): void {
+    this.#cut(peer as Peer, name);
+  }
+
+  /** @internal {@link RouterHost}: a session number for a remote peer's stand-in. */
+  reserveSession(): number {
+    const s = this.#allocateSession();
+    this.#reserved.add(s);
+    return s;
+  }
+
+  /** @internal {@link RouterHost}: gives a reserved number back. */
+  releaseSession(session: number): void {
+    this.#reserved.delete(session);
+  }
 
   /** Upgraded connections from `ip` (what `maxConnectionsPerIp` counts; the host adds its sockets not yet upgraded). */
   connectionsFrom(ip: string): number {
@@ -411,12 +466,23 @@ export class RelayCore {
     const over = spend(peer, length, this.#now, this.options);
     if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
+    if (peer.held !== null) {
+      // The router is still checking the HELLO's peer id: keep the order, dispatch them after.
+      if (peer.held.length >= MAX_HELD_FRAMES) return this.#cut(peer, 'HELLO_REQUIRED');
+      peer.held.push(frame);
+      return;
+    }
+    this.#dispatch(peer, frame);
+  }
+
+  #dispatch(peer: Peer, frame: Buffer): void {
+    const length = frame.length;
     if (length === 0) return this.#cut(peer, 'MALFORMED_FRAME');
     const type = frame[0]!;
     const handler = HANDLERS[type];
     if (handler === undefined) return this.#cut(peer, 'UNKNOWN_FRAME_TYPE');
     if (!handler.guard(frame)) return this.#cut(peer, 'MALFORMED_FRAME');
-    if ((peer.peerId === null) !== (type === FrameType.HELLO)) return this.#cut(peer, 'HELLO_REQUIRED');
+    if ((peer.peerKey === '') !== (type === FrameType.HELLO)) return this.#cut(peer, 'HELLO_REQUIRED');
     handler.handle(this, peer, frame);
   }
 
@@ -441,9 +507,26 @@ export class RelayCore {
       this.#cut(older, 'REPLACED');
     }
     peer.sessionKey = sessionKey;
-    peer.peerId = id;
     peer.peerKey = key;
     this.#byPeerId.set(key, peer);
+    if (this.#router === null) return this.#welcome(peer, id);
+    // Beyond this process the peer id may be held elsewhere: the router checks, frames wait.
+    peer.held = [];
+    this.#router.claim(peer, id, sessionKey, (verdict) => {
+      if (peer.done) return;
+      if (verdict === 'taken') return this.#cut(peer, 'PEER_ID_TAKEN');
+      this.#welcome(peer, id);
+      const held = peer.held ?? [];
+      peer.held = null;
+      for (const frame of held) {
+        if (peer.done) break;
+        this.#dispatch(peer, frame);
+      }
+    });
+  }
+
+  #welcome(peer: Peer, id: Buffer): void {
+    peer.peerId = id;
     this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
     // The rates this connection is held to, so the client paces itself under them (§ Relay, LIMITS).
     this.#send(peer, encodeLimits(this.options));
@@ -477,15 +560,21 @@ export class RelayCore {
     const alreadyMember = topic.members.has(peer.session);
     this.#send(peer, encodeJoined(topic.id, topic.bytes));
     // Sending can cut the peer (its buffer is full): it has then left every topic already.
-    if (!pair || alreadyMember || peer.done) return;
+    if (peer.done) return;
+    if (!pair || alreadyMember) {
+      if (!listed) this.#router?.listed(topic, peer, false);
+      return;
+    }
     if (topic.members.size >= this.options.maxPeersPerTopic) {
       // A JOIN to a full topic degrades to an ANNOUNCE (findable, not paired), with a refusal.
       this.#countDrop('topic_full');
       this.#send(peer, encodeError(RelayErrorCode.TOPIC_FULL, topic.id, 'topic is full'));
+      if (!listed && !peer.done) this.#router?.listed(topic, peer, false);
       return;
     }
     // The newcomer pays for the fan-out it causes: a PEER_JOINED to it and one to each member.
-    if (!this.#charge(peer, 2 * topic.members.size, 0)) return;
+    const remote = this.#router?.remoteMembers(topic) ?? 0;
+    if (!this.#charge(peer, 2 * (topic.members.size + remote), 0)) return;
     const announceNewcomer = encodePeerJoined(topic.id, peer.session, peer.peerId!);
     for (const other of topic.members.values()) {
       this.#send(peer, encodePeerJoined(topic.id, other.session, other.peerId!));
@@ -493,6 +582,7 @@ export class RelayCore {
       this.#send(other, announceNewcomer);
     }
     topic.members.set(peer.session, peer);
+    this.#router?.listed(topic, peer, true);
   }
 
   /** @internal LEAVE: drop the peer from the topic; the other members hear PEER_LEFT. */
@@ -500,7 +590,8 @@ export class RelayCore {
     const topic = this.#topicsByKey.get(f.toString('hex', 1, 33));
     if (topic === undefined || !topic.listed.has(peer.session)) return;
     // The leaver pays for the PEER_LEFT fan-out (a JOIN/LEAVE loop is not free amplification).
-    if (topic.members.has(peer.session) && !this.#charge(peer, topic.members.size - 1, 0)) return;
+    const remote = this.#router?.remoteMembers(topic) ?? 0;
+    if (topic.members.has(peer.session) && !this.#charge(peer, topic.members.size - 1 + remote, 0)) return;
     this.#leave(peer, topic);
   }
 
@@ -514,16 +605,23 @@ export class RelayCore {
   onLookup(peer: Peer, f: Buffer): void {
     const requestId = readU32(f, 1);
     const topic = this.#topicsByKey.get(f.toString('hex', 5, 37));
-    const peers: Array<{ session: number; peerId: Uint8Array }> = [];
+    const peers: LookupEntry[] = [];
+    const max = this.options.maxLookupPeers;
     if (topic !== undefined) {
       for (const other of topic.listed.values()) {
-        if (other === peer) continue;
-        peers.push({ session: other.session, peerId: other.peerId! });
-        if (peers.length >= this.options.maxLookupPeers) break;
+        if (other === peer || other.peerId === null) continue;
+        peers.push({ session: other.session, peerId: other.peerId });
+        if (peers.length >= max) break;
       }
     }
-    const reply = encodePeers(requestId, peers);
-    if (this.#charge(peer, 0, reply.length)) this.#send(peer, reply);
+    const answer = (remote: LookupEntry[]): void => {
+      if (peer.done) return;
+      for (let i = 0; i < remote.length && peers.length < max; i++) peers.push(remote[i]!);
+      const reply = encodePeers(requestId, peers);
+      if (this.#charge(peer, 0, reply.length)) this.#send(peer, reply);
+    };
+    if (peers.length < max && this.#router?.lookup(Buffer.from(f.subarray(5, 37)), peer, answer)) return;
+    answer([]);
   }
 
   /**
@@ -534,8 +632,14 @@ export class RelayCore {
     const topicId = readU32(f, 1);
     const topic = this.#topicsById.get(topicId);
     if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
-    const target = topic.members.get(readU32(f, 5));
+    const to = readU32(f, 5);
+    const target = topic.members.get(to);
     if (target === undefined || target === peer) {
+      if (target === undefined && this.#router !== null) {
+        f[0] = outType;
+        f.writeUInt32BE(peer.session, 5);
+        if (this.#router.unicast(topic, peer, to, f)) return;
+      }
       this.#countDrop('no_route');
       return;
     }
@@ -549,8 +653,10 @@ export class RelayCore {
     const topicId = readU32(f, 1);
     const topic = this.#topicsById.get(topicId);
     if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
-    // The sender pays for the fan-out beyond the one frame its own receipt already counted.
-    const extra = topic.members.size - 2;
+    // The sender pays for the fan-out beyond the one frame its own receipt already counted
+    // (members on other relay instances included).
+    const remote = this.#router?.remoteMembers(topic) ?? 0;
+    const extra = topic.members.size + remote - 2;
     if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
@@ -558,6 +664,7 @@ export class RelayCore {
     for (const target of topic.members.values()) {
       if (target !== peer) this.#forward(target, f);
     }
+    if (remote > 0) this.#router!.broadcast(topic, peer, f);
   }
 
   /** Charges work a frame causes beyond itself to the sender's buckets; false once that cut it. */
@@ -617,18 +724,20 @@ export class RelayCore {
     peer.done = true;
     this.#mailbox?.forget(peer);
     for (const topic of [...peer.listed.values()]) this.#leave(peer, topic);
-    if (peer.peerId !== null && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
+    if (peer.peerKey !== '' && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
+    peer.held = null;
+    this.#router?.disconnected(peer);
   }
 
   #leave(peer: Peer, topic: Topic): void {
     topic.listed.delete(peer.session);
     peer.listed.delete(topic.id);
-    if (topic.members.delete(peer.session)) {
-      if (topic.members.size > 0) {
-        const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
-        for (const other of topic.members.values()) this.#send(other, left);
-      }
+    const wasMember = topic.members.delete(peer.session);
+    if (wasMember && topic.members.size > 0) {
+      const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
+      for (const other of topic.members.values()) this.#send(other, left);
     }
+    this.#router?.unlisted(topic, peer, wasMember);
     if (topic.listed.size === 0) {
       this.#topicsByKey.delete(topic.key);
       this.#topicsById.delete(topic.id);
@@ -680,7 +789,7 @@ export class RelayCore {
     for (;;) {
       const s = this.#nextSession;
       this.#nextSession = s >= 0xffffffff ? 1 : s + 1;
-      if (!this.#peers.has(s)) return s;
+      if (!this.#peers.has(s) && !this.#reserved.has(s)) return s;
     }
   }
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/core';
 import { WebSocketServer } from 'ws';
+import { RedisRouter, registerClusterMetrics, resolveClusterOptions, type ClusterStats, type RedisClusterOptions } from './cluster/index.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
 import { UpgradeGuard } from './upgrade-guard.js';
@@ -33,6 +34,12 @@ export interface RelayServerOptions extends Omit<RelayCoreOptions, 'mailbox'> {
    */
   trustProxy?: boolean;
   /**
+   * Scale out: every relay instance given the same Redis (`redis://host:port`, or options)
+   * serves every topic together — peers on different instances pair, LOOKUP lists them all.
+   * Redis holds only ephemeral routing with expiry. Without it: one process, as before.
+   */
+  redis?: string | RedisClusterOptions;
+  /**
    * Run a sealed mailbox (offline catch-up, ARCHITECTURE.md § Mailbox) in this SQLite file, with
    * optional limits: `'relay-mailbox.db'` or `{ path, maxMailboxBytes, maxMailboxes, ... }`.
    * Without it the relay keeps nothing on disk (and never loads SQLite). A damaged file is
@@ -51,6 +58,8 @@ export interface RelayServer {
   readonly core: RelayCore;
   /** Counters: connections, topics, frames and bytes in/out, drops by reason, errors. */
   stats(): RelayStats;
+  /** The scale-out's state and counters (null without `redis`). */
+  clusterStats(): ClusterStats | null;
   /**
    * Stops accepting, closes every client with 1001 (going away), and closes the listener.
    * Idempotent.
@@ -162,7 +171,8 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   }
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;
-  const { port: _port, host, tls: _tls, trustProxy: _trust, mailbox: mailboxOption, ...coreOptions } = options;
+  const clusterOptions = options.redis === undefined ? null : resolveClusterOptions(options.redis);
+  const { port: _port, host, tls: _tls, trustProxy: _trust, redis: _redis, mailbox: mailboxOption, ...coreOptions } = options;
   const mailbox = mailboxOption === undefined ? null : await createMailboxService(mailboxOption, coreOptions);
   let core: RelayCore;
   try {
@@ -172,6 +182,13 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     throw error;
   }
   const registry = createMetricsRegistry(() => core.stats());
+  let router: RedisRouter | null = null;
+  if (clusterOptions !== null) {
+    const r = new RedisRouter(core, clusterOptions);
+    router = r;
+    core.setRouter(r);
+    registerClusterMetrics(registry, () => r.stats());
+  }
   const startedAt = Date.now();
   let closing = false;
 
@@ -184,11 +201,15 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/healthz') {
       const s = core.stats();
+      const c = router?.stats();
+      // Degraded: Redis is out of reach; local pairs are still served (so still 200).
+      const status = closing ? 'closing' : c !== undefined && !c.up ? 'degraded' : 'ok';
       const body = JSON.stringify({
-        status: closing ? 'closing' : 'ok',
+        status,
         connections: s.connections,
         topics: s.topics,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        ...(c !== undefined ? { cluster: { instanceId: c.instanceId, redis: c.up ? 'up' : 'down', instances: c.instances, remotePeers: c.remotePeers } } : {}),
       });
       res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(body);
@@ -216,6 +237,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, onRequest) : createHttpServer(onRequest);
   } catch (error) {
     await core.close();
+    await router?.close();
     await mailbox?.close();
     throw new InvalidConfigError('tls', `certificate or key rejected: ${(error as Error).message}`);
   }
@@ -258,9 +280,12 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     await listen(server, port, host);
   } catch (error) {
     await core.close();
+    await router?.close();
     await mailbox?.close();
     throw error;
   }
+  // Serve at once; Redis joins within connectTimeoutMs or later (degraded until then).
+  await router?.start();
   const bound = (server.address() as AddressInfo).port;
   const url = `${tls ? 'wss' : 'ws'}://${urlHost(host)}:${bound}`;
   let closed: Promise<void> | null = null;
@@ -270,12 +295,14 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     port: bound,
     core,
     stats: () => core.stats(),
+    clusterStats: () => router?.stats() ?? null,
     close(): Promise<void> {
       closed ??= (async () => {
         closing = true;
         const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await core.close();
+        await router?.close();
         // Sockets still open are HTTP keep-alive or half-done requests: nothing to keep.
         server.closeAllConnections();
         await listenerClosed;

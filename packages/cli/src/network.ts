@@ -9,7 +9,8 @@ export const DEFAULT_SYNC_TIMEOUT_MS = 15_000;
 
 /** The network flags shared by `sync`, `put`, `get`, `delete`, `list` and `status`. */
 export interface NetworkFlags {
-  relay?: string;
+  /** `--relay URL`, repeatable: instances of one scaled-out relay, tried in order (failover). */
+  relay?: string[];
   dht?: boolean;
   bootstrap?: string[];
   listen?: string[];
@@ -64,7 +65,11 @@ function checkCaFile(file: string, text: string): void {
 /** Adds the network flags to a command. */
 export function addNetworkOptions(command: Command, options: { timeout: boolean }): Command {
   command
-    .option('--relay <url>', 'sync through the relay at this URL (wss://host, ws://127.0.0.1:8080)')
+    .option(
+      '--relay <url>',
+      'sync through the relay at this URL (wss://host, ws://127.0.0.1:8080); repeat it for instances of one scaled-out relay (failover in order)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .option('--dht', 'sync peer to peer over the libp2p DHT (give --bootstrap; with --relay too, both are used)')
     .option('--bootstrap <multiaddr...>', 'DHT bootstrap peers (from `rhizome dht-bootstrap`)')
     .option('--listen <multiaddr...>', 'DHT listen addresses (default: tcp and ws on all interfaces, any port)')
@@ -109,7 +114,7 @@ export function transportConfigFromFlags(flags: NetworkFlags): NetworkConfig | u
     if (flags.tlsCa !== undefined) throw usageError('--tls-ca needs --relay');
   }
   if (flags.relay !== undefined) {
-    const config: Partial<TransportConfig> = { mode: 'relay', relayUrl: flags.relay };
+    const config: Partial<TransportConfig> = { mode: 'relay', relayUrl: flags.relay.length === 1 ? flags.relay[0]! : flags.relay };
     if (flags.token !== undefined) config.token = flags.token;
     if (flags.tlsCa !== undefined) {
       let ca: string;
@@ -139,7 +144,7 @@ export function transportConfigFromFlags(flags: NetworkFlags): NetworkConfig | u
 export function describeNetwork(config: NetworkConfig | undefined): string {
   if (config === undefined) return 'local only (no network flag)';
   if (Array.isArray(config)) return config.map((c) => describeNetwork(c)).join(' + ');
-  if (config.mode === 'relay') return `relay ${config.relayUrl ?? ''}`;
+  if (config.mode === 'relay') return `relay ${[config.relayUrl ?? ''].flat().join(', ')}`;
   if (config.mode === 'dht') return `DHT${config.bootstrap?.length ? ` via ${config.bootstrap.join(', ')}` : ''}`;
   return String(config.mode);
 }

@@ -127,12 +127,14 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     out.progress(`syncing with ${stats.peers.length} peer(s) over ${where}: ${updates} node updates, ${formatBytes(stats.bytesReceived)} in ${stats.framesReceived} frames`);
   }, 200);
   progress.unref();
+  const severalRelays = !Array.isArray(network) && Array.isArray(network.relayUrl) && network.relayUrl.length > 1;
   try {
     const failed = (async (): Promise<never> => {
       for await (const event of events) {
         // One transport that cannot connect is fatal only when it is the only one, and only until
         // the lookup answered (later failures are single peers: a stale DHT record, a lost link).
-        if (isConnectFailure(event) && reached < 0 && !Array.isArray(network)) throw event.error;
+        // With several relays one that refuses is skipped (failover): only the deadline counts.
+        if (isConnectFailure(event) && reached < 0 && !Array.isArray(network) && !severalRelays) throw event.error;
         if ((event.type === 'node-upsert' || event.type === 'node-delete') && event.origin === 'remote') updates++;
       }
       throw new CliError('ERR_CLOSED', 'database closed while syncing');

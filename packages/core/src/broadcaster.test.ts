@@ -57,13 +57,11 @@ describe('SyncBroadcaster', () => {
         if (++fastSeen === 100_000) return;
       }
     })();
-    const start = performance.now();
     for (let i = 0; i < 100_000; i++) {
       expect(b.publish({ type: 'n', i })).toBe(2);
       // Let the fast consumer run every few events, as an event loop would.
       if (i % 8 === 7) await new Promise((r) => setImmediate(r));
     }
-    const publishMs = performance.now() - start;
     await consumer;
     expect(fastSeen).toBe(100_000);
     // The stalled one lost the oldest events: lagged first, then exactly the newest 1024.
@@ -72,8 +70,6 @@ describe('SyncBroadcaster', () => {
     // Its buffer is bounded: after draining, nothing is left.
     stalled.unsubscribe();
     expect(await stalled.next()).toBeNull();
-    // Publishing did not wait on the stalled subscriber (a generous bound against an O(n) stall).
-    expect(publishMs).toBeLessThan(5_000);
   });
 
   it('reports lagged once per gap and then resumes normal delivery', async () => {

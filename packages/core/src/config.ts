@@ -109,8 +109,11 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   if (listen) resolved.listen = listen;
   if (mode === 'relay') {
     if (config.relayUrl === undefined) throw new InvalidConfigError('relayUrl', "is required when mode is 'relay'");
-    if (typeof config.relayUrl !== 'string') throw new InvalidConfigError('relayUrl', 'must be a string');
-    resolved.relayUrl = normalizeRelayUrl(config.relayUrl);
+    const urls: unknown = config.relayUrl;
+    if (typeof urls === 'string') resolved.relayUrl = normalizeRelayUrl(urls);
+    else if (Array.isArray(urls) && urls.length > 0 && urls.every((u) => typeof u === 'string')) {
+      resolved.relayUrl = (urls as string[]).map((u) => normalizeRelayUrl(u));
+    } else throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
   }
   return resolved;
 }

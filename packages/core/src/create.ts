@@ -120,7 +120,8 @@ class LazyTransport implements Transport {
    */
   get mailbox(): MailboxAccess | undefined {
     if (this.name !== 'relay' || this.#config.mailbox === false || this.#config.relayUrl === undefined) return undefined;
-    this.#mailbox ??= new LazyMailbox(normalizeRelayUrl(this.#config.relayUrl), () => this.#loaded, this.#onLoad);
+    // A list of relays is one scaled-out relay (one mailbox in Redis): named by its first URL.
+    this.#mailbox ??= new LazyMailbox(normalizeRelayUrl([this.#config.relayUrl].flat()[0]!), () => this.#loaded, this.#onLoad);
     return this.#mailbox;
   }
 

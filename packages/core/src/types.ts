@@ -114,8 +114,12 @@ export type TransportMode = 'dht' | 'relay' | 'disabled' | 'memory';
 export interface TransportConfig {
   /** Default `'dht'`. */
   mode: TransportMode;
-  /** Relay mode: `ws://`, `wss://`, or a bare host (`wss://host:443`). */
-  relayUrl?: string;
+  /**
+   * Relay mode: `ws://`, `wss://`, or a bare host (`wss://host:443`); or a list of instances of
+   * one scaled-out relay: the transport sticks to one that works and fails over to the next
+   * (backoff with jitter) when it is refused or lost.
+   */
+  relayUrl?: string | string[];
   /** Bound on connecting (relay handshake, DHT dials), default 30000 ms. */
   timeoutMs: number;
   /** End-to-end sealing in the sync layer; default true. Transports never see keys. */

@@ -82,7 +82,10 @@ const IO_MESSAGES: ReadonlyArray<[prefix: string, message: string]> = [
   ['SQLITE_IOERR', 'I/O error on the database file'],
   ['SQLITE_BUSY', 'the file stayed locked by another connection beyond the busy timeout'],
   ['SQLITE_LOCKED', 'the file is locked'],
-  ['SQLITE_CANTOPEN', 'cannot open the file (or its -wal/-shm side files)'],
+  [
+    'SQLITE_CANTOPEN',
+    'cannot open the file or its -wal/-shm side files (SQLite reads a WAL-mode file only where it can create those beside it)',
+  ],
   ['SQLITE_PERM', 'permission denied'],
   ['SQLITE_NOMEM', 'SQLite ran out of memory'],
 ];
@@ -536,7 +539,13 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     // Before anything else touches the file: a read-only open would create side files.
     if (!readOnly) assertWritable(path, stat !== undefined);
     sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
-    if (stat && stat.size > 0) validateExisting(path, integrityCheck, migrations.length);
+    if (stat && stat.size > 0) {
+      try {
+        validateExisting(path, integrityCheck, migrations.length);
+      } catch (error) {
+        throw typedError(path, error);
+      }
+    }
   }
 
   if (readOnly) return openReadOnly(path, options, migrations.length, sideFiles);

@@ -12,6 +12,8 @@ export { RelayTransport, RelayConnection } from './transport.js';
 export { RelayMailbox } from './mailbox.js';
 export type { RelayTransportOptions, RelayTransportState, ReconnectOptions } from './transport.js';
 export type { LinkTlsOptions, WebSocketImplementation } from './link.js';
+export { RelayRotation } from './failover.js';
+export type { BackoffPolicy } from './failover.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from './protocol.js';
 export type { CloseCodeName, RelayRateLimits } from './protocol.js';
 export { DEFAULT_INBOUND_BOUNDS } from './flow.js';

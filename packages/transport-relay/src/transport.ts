@@ -23,6 +23,7 @@ import {
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
+import { RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, inboundOverflow, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox } from './mailbox.js';
@@ -70,8 +71,12 @@ export interface ReconnectOptions {
 
 /** Options of {@link RelayTransport}. */
 export interface RelayTransportOptions {
-  /** Relay URL: `ws://`, `wss://`, or a bare host (`wss://host:443`). */
-  url: string;
+  /**
+   * Relay URL: `ws://`, `wss://`, or a bare host (`wss://host:443`); or a list of relays that
+   * serve the same topics (instances of one scaled-out relay): the transport sticks to one
+   * that works and fails over to the next when it is refused or lost.
+   */
+  url: string | readonly string[];
   /** This peer's id, at most 64 UTF-8 bytes; default random. Two live sessions with one id replace each other. */
   peerId?: string;
   /** Shared access token, if the relay requires one. */
@@ -212,8 +217,7 @@ function positiveInt(value: number | undefined, field: string, fallback: number)
  */
 export class RelayTransport implements Transport {
   readonly name = 'relay';
-  /** The normalized relay URL. */
-  readonly url: string;
+  readonly #relays: RelayRotation;
   /** This peer's id, as other peers see it. */
   readonly peerId: string;
   readonly maxMessageSize: number;
@@ -254,8 +258,11 @@ export class RelayTransport implements Transport {
 
   constructor(options: RelayTransportOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
-    if (typeof options.url !== 'string') throw new InvalidConfigError('relayUrl', 'must be a string');
-    this.url = normalizeRelayUrl(options.url);
+    const urls = typeof options.url === 'string' ? [options.url] : options.url;
+    if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== 'string')) {
+      throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
+    }
+    this.#relays = new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
     this.peerId = options.peerId ?? randomPeerId();
     this.#peerIdBytes = utf8(this.peerId);
     if (this.#peerIdBytes.length < 1 || this.#peerIdBytes.length > MAX_PEER_ID_BYTES) {
@@ -302,6 +309,16 @@ export class RelayTransport implements Transport {
    */
   get mailbox(): RelayMailbox | null {
     return this.#mailbox;
+  }
+
+  /** The normalized URL of the relay in use (or tried next). */
+  get url(): string {
+    return this.#relays.current;
+  }
+
+  /** Every relay this transport may use, normalized, in the order given. */
+  get urls(): readonly string[] {
+    return this.#relays.urls;
   }
 
   /** Where the link to the relay stands. */
@@ -563,14 +580,22 @@ export class RelayTransport implements Transport {
     });
   }
 
+  /**
+   * True when a refusal with this close code must end the transport: a code that retrying
+   * cannot fix, from every relay of the list in a row (REPLACED: another connection of this
+   * very client holds the id, so always).
+   */
+  #refusedForGood(code: number): boolean {
+    if (!isFatalCloseCode(code)) return false;
+    return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || this.#relays.refusedForGood();
+  }
+
   async #run(): Promise<void> {
-    let attempt = 0;
     while (this.#needsSession()) {
       this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
       let closedBy: { code: number; reason: string } | null = null;
       try {
         closedBy = await this.#runSession();
-        attempt = 0;
       } catch (error) {
         if (this.#closed) return;
         this.#report(error as RhizomeError);
@@ -581,7 +606,7 @@ export class RelayTransport implements Transport {
         if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
           const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
           this.#report(rejected);
-          if (isFatalCloseCode(closedBy.code)) {
+          if (this.#refusedForGood(closedBy.code)) {
             this.#failAll(rejected);
             return;
           }
@@ -590,9 +615,8 @@ export class RelayTransport implements Transport {
         }
       }
       if (!this.#needsSession()) break;
-      const base = Math.min(this.#reconnect.maxDelayMs, this.#reconnect.initialDelayMs * this.#reconnect.factor ** attempt);
-      const delay = base / 2 + Math.random() * (base / 2);
-      attempt++;
+      // Refused or lost: the next relay of the list (the same one when there is only one).
+      const delay = this.#relays.failed(this.#reconnect);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.#wake = () => {
@@ -667,6 +691,7 @@ export class RelayTransport implements Transport {
           return;
         }
         this.#link = link;
+        this.#relays.succeeded();
         this.#generation++;
         this.#session = readU32(frame, 2);
         this.#relayMaxFrame = readU32(frame, 6);
@@ -692,7 +717,7 @@ export class RelayTransport implements Transport {
           const name = closeCodeName(code);
           if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
             const rejected = new RelayRejectedError(this.url, code, name, reason);
-            if (isFatalCloseCode(code)) this.#failAll(rejected);
+            if (this.#refusedForGood(code)) this.#failAll(rejected);
             reject(rejected);
           } else {
             reject(new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));

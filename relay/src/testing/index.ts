@@ -11,6 +11,9 @@ import { WebSocket } from 'ws';
 import { encodeHello, encodeTopicFrame, FrameType, utf8 } from '@rhizome/transport-relay/protocol';
 import type { RelaySocket } from '../core.js';
 
+export { startRedis, freePort, REDIS_SERVER } from './redis.js';
+export type { RedisProcess } from './redis.js';
+
 /** The repository root (for spawning `tsx` with the workspace's resolution). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The relay binary's source. */
@@ -133,7 +136,7 @@ export class RawClient {
   }
 
   /** Opens a raw client; `hello` sends HELLO and waits for WELCOME. */
-  static async open(url: string, options: { hello?: boolean; peerId?: string; token?: string; ca?: string } = {}): Promise<RawClient> {
+  static async open(url: string, options: { hello?: boolean; peerId?: string; token?: string; ca?: string; sessionKey?: Uint8Array } = {}): Promise<RawClient> {
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, ...(options.ca ? { ca: options.ca } : {}) });
     ws.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
@@ -144,7 +147,7 @@ export class RawClient {
     const client = new RawClient(ws);
     if (options.hello ?? true) {
       const welcome = client.next(FrameType.WELCOME);
-      client.send(encodeHello(utf8(options.peerId ?? `raw-${Math.random().toString(36).slice(2)}`), options.token ? utf8(options.token) : null));
+      client.send(encodeHello(utf8(options.peerId ?? `raw-${Math.random().toString(36).slice(2)}`), options.token ? utf8(options.token) : null, options.sessionKey ?? null));
       await Promise.race([welcome, client.closed.then((c) => Promise.reject(new Error(`closed with ${c.code} before WELCOME`)))]);
     }
     return client;
