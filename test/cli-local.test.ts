@@ -78,7 +78,7 @@ describe('put, get, delete, list, status on a file', () => {
     expect(s['log']).toMatchObject({ updates: expect.any(Number), updateBytes: expect.any(Number), snapshotBytes: expect.any(Number) });
     expect((s['log'] as { updates: number }).updates).toBeGreaterThanOrEqual(4);
     expect(s['fileBytes']).toBeGreaterThan(0);
-  });
+  }, 90_000); // a dozen CLI runs one after another: slow on a loaded 2-core machine
 
   it('get of a missing node exits 1 and names it; --json puts the error on stderr as JSON', async () => {
     const db = join(dir, 'missing.db');

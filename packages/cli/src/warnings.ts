@@ -48,11 +48,12 @@ export function weakIdReason(id: string, hasSecret: boolean): string | undefined
 export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { secret?: string }, network: NetworkConfig | undefined): void {
   const weak = weakIdReason(id, flags.secret !== undefined);
   if (weak !== undefined) out.warning(WARN_WEAK_ID, weak);
-  if (flags.relay !== undefined && hasNoScheme(flags.relay)) {
-    const hostPort = flags.relay.trim().replace(/\/+$/, '');
+  for (const relay of flags.relay ?? []) {
+    if (!hasNoScheme(relay)) continue;
+    const hostPort = relay.trim().replace(/\/+$/, '');
     out.warning(
       WARN_RELAY_SCHEME,
-      `--relay ${flags.relay} has no scheme: assuming wss://${hostPort} (TLS${/:\d+$/.test(hostPort) ? '' : ', port 443'}). For a relay without TLS, such as \`rhizome relay --port 8080\`, write ws://${hostPort}.`,
+      `--relay ${relay} has no scheme: assuming wss://${hostPort} (TLS${/:\d+$/.test(hostPort) ? '' : ', port 443'}). For a relay without TLS, such as \`rhizome relay --port 8080\`, write ws://${hostPort}.`,
     );
   }
   // A DHT part with no bootstrap peer and no mDNS finds nobody, unless another transport (a relay)
