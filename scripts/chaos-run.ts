@@ -53,6 +53,8 @@ export interface SeedReport {
   /** Error events the databases reported, by code (expected under faults: ERR_DECRYPT, ERR_PROTOCOL, ...). */
   errors: Record<string, number>;
   durationMs: number;
+  /** Wall time of the phases: the schedule, convergence after healing, the final file check. */
+  phasesMs: { schedule: number; converge: number; files: number };
 }
 
 /** A seed that failed: divergence, a lost write, a bound exceeded, or a crash. */
@@ -273,6 +275,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       if (step % 8 === 0) sample();
     }
 
+    const scheduleDone = performance.now();
     // Heal everything: side processes finish (their acknowledged writes join the model), every
     // replica is open, every link is fresh and clean.
     await side.finish(model.unique);
@@ -304,6 +307,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
     }
     writesChecked = verify(dbs[0]!, model, fail);
 
+    const converged_at = performance.now();
     // The files hold the same: close everything, reopen each file alone, compare.
     const converged = stateOf(dbs[0]!);
     for (const r of replicas) {
@@ -332,6 +336,11 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       maxRssBytes,
       errors,
       durationMs: Math.round(performance.now() - started),
+      phasesMs: {
+        schedule: Math.round(scheduleDone - started),
+        converge: Math.round(converged_at - scheduleDone),
+        files: Math.round(performance.now() - converged_at),
+      },
     };
   } finally {
     for (const r of replicas) {

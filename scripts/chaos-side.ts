@@ -54,7 +54,7 @@ export class SideProcesses {
   constructor(rng: Rng, options: SideOptions) {
     this.#rng = rng;
     this.#o = options;
-    this.#useWriter = options.enabled && rng.chance(0.35);
+    this.#useWriter = options.enabled && rng.chance(0.25);
   }
 
   describe(): string {
@@ -70,7 +70,7 @@ export class SideProcesses {
   #spawnWriter(): void {
     const prefix = `p${this.counts.writers}`;
     this.counts.writers++;
-    const count = 50 + this.#rng.int(400);
+    const count = 50 + this.#rng.int(250);
     const child = spawnScript('chaos-writer.ts', [this.#sharedPath, this.#o.id, prefix, String(count), String(10 + this.#rng.int(60))]);
     const writer: Writer = { child, prefix, acked: new Set(), exited: Promise.resolve(), stderr: '' };
     let buffer = '';
@@ -97,7 +97,7 @@ export class SideProcesses {
       w.child.kill('SIGKILL');
       await w.exited;
       this.counts.writerKills++;
-    } else if (running.length === 0) {
+    } else if (running.length === 0 && this.counts.writers < 3) {
       this.#spawnWriter();
     }
   }

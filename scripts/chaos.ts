@@ -3,11 +3,14 @@
 // seed is a replayable schedule (see scripts/chaos-run.ts). On the first failure it prints the
 // seed and the command that replays it, and exits 1. At the end it prints the totals (as JSON
 // with --json). Exit codes: 0 all passed, 1 a seed failed, 2 bad usage.
+import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runSeed, type SeedReport } from './chaos-run.js';
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run chaos -- --seeds N [--seed S] [--json] [--quiet] [--no-processes] [--no-tmpfs]\n`);
+  process.stderr.write(
+    `${message}\nusage: npm run chaos -- --seeds N [--seed S] [--json] [--quiet] [--keep-going] [--out FILE.jsonl] [--no-processes] [--no-tmpfs]\n`,
+  );
   process.exit(2);
 }
 
@@ -21,6 +24,8 @@ function parse() {
       quiet: { type: 'boolean', default: false },
       'no-processes': { type: 'boolean', default: false },
       'no-tmpfs': { type: 'boolean', default: false },
+      'keep-going': { type: 'boolean', default: false },
+      out: { type: 'string' },
     },
     strict: true,
   });
@@ -59,7 +64,9 @@ const totals = {
   errors: {} as Record<string, number>,
   durationMs: 0,
   slowestSeedMs: 0,
+  failedSeeds: [] as number[],
 };
+const out = values.out;
 const add = (into: Record<string, number>, from: Record<string, number>): void => {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 };
@@ -76,9 +83,14 @@ for (let i = 0; i < count; i++) {
     });
   } catch (error) {
     totals.seedsRun++;
-    process.stderr.write(`\nFAILED seed ${current}: ${error instanceof Error ? error.message : String(error)}\nreplay: ${replay(current)}\n`);
-    process.exit(1);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`\nFAILED seed ${current}: ${message}\nreplay: ${replay(current)}\n`);
+    if (out !== undefined) appendFileSync(out, `${JSON.stringify({ seed: current, failed: message })}\n`);
+    if (!values['keep-going']) process.exit(1);
+    totals.failedSeeds.push(current);
+    continue;
   }
+  if (out !== undefined) appendFileSync(out, `${JSON.stringify(report)}\n`);
   totals.seedsRun++;
   totals.seedsPassed++;
   add(totals.faults, report.faults);
@@ -92,7 +104,7 @@ for (let i = 0; i < count; i++) {
   totals.slowestSeedMs = Math.max(totals.slowestSeedMs, report.durationMs);
   if (!values.quiet) {
     process.stdout.write(
-      `  ok seed ${current}: ${report.replicas} replicas, ${report.steps} steps, ${report.writesChecked} writes checked, ${report.durationMs} ms\n`,
+      `  ok seed ${current}: ${report.replicas} replicas, ${report.steps} steps, ${report.writesChecked} writes checked, ${report.durationMs} ms ${JSON.stringify(report.phasesMs)}\n`,
     );
   } else if ((i + 1) % 50 === 0) {
     process.stdout.write(`  ${i + 1}/${count} seeds passed (${Math.round((performance.now() - started) / 1000)} s)\n`);
@@ -108,5 +120,9 @@ if (values.json) {
       `crashes survived ${totals.crashesSurvived}; writes checked ${totals.writesChecked}; max queue ${totals.maxQueued}; ` +
       `max RSS ${(totals.maxRssBytes / 2 ** 20).toFixed(0)} MiB; error events ${JSON.stringify(totals.errors)}\n`,
   );
+}
+if (totals.failedSeeds.length > 0) {
+  process.stderr.write(`FAILED seeds: ${totals.failedSeeds.join(', ')}\nreplay one: ${replay(totals.failedSeeds[0]!)}\n`);
+  process.exit(1);
 }
 process.exit(0);

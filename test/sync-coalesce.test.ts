@@ -143,9 +143,15 @@ describe('batch writes', () => {
     await until(b, () => b.size === 3, 'b has y, p1, p2');
     expect(b.get('p2')).toEqual({ tags: ['a'], v: 2 });
     expect(b.get('x')).toBeUndefined();
+    // The delete inside the transaction removed the field its own put had set: a later put of
+    // another field does not bring it back.
+    a.put('x', { m: 2 });
+    await until(b, () => b.get('x') !== undefined, 'x again');
+    expect(b.get('x')).toEqual({ m: 2 });
+    expect(a.get('x')).toEqual({ m: 2 });
     events.stop();
     const upserts = events.events.filter((e) => e.type === 'node-upsert').map((e) => (e as { id: string }).id).sort();
-    expect(upserts).toEqual(['p1', 'p2', 'y']);
+    expect(upserts).toEqual(['p1', 'p2', 'x', 'y']);
   });
 
   it('putMany validates every entry before writing any', () => {

@@ -30,7 +30,7 @@ process.on('message', (msg: StatsRequest) => {
       external: mem.external,
       heapTotal: mem.heapTotal,
       arrayBuffers: mem.arrayBuffers,
-      maxRss: process.resourceUsage().maxRSS * 1024,
+      maxRss: peakRss(),
     });
   } else if (msg.type === 'snapshot') {
     // For memory analysis: `{ type: 'snapshot', id, path }` writes a V8 heap snapshot.
@@ -40,6 +40,22 @@ process.on('message', (msg: StatsRequest) => {
     process.exit(0);
   }
 });
+/**
+ * Peak RSS of this process image in bytes: Linux's VmHWM. Not `resourceUsage().maxRSS`: on Linux
+ * that keeps the high-water mark of the parent at fork time (`signal->maxrss` survives exec), so
+ * every server forked from a big bench process reported the parent's ~199 MiB. Elsewhere the
+ * current RSS is the best this can do.
+ */
+function peakRss(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.memoryUsage().rss;
+}
+
 process.on('disconnect', () => process.exit(0));
 
 const options = JSON.parse(process.argv[2] ?? '{}') as Record<string, unknown>;

@@ -125,5 +125,6 @@ export interface ServerStats {
   heapUsed: number;
   /** V8 `external` (Buffers and other off-heap memory V8 knows of). */
   external: number;
+  /** Peak RSS of the server process (Linux VmHWM; see relay-server.ts for why not resourceUsage().maxRSS). */
   maxRss: number;
 }

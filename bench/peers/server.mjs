@@ -105,12 +105,28 @@ process.on('message', (msg) => {
       external: mem.external,
       heapTotal: mem.heapTotal,
       arrayBuffers: mem.arrayBuffers,
-      maxRss: process.resourceUsage().maxRSS * 1024,
+      maxRss: peakRss(),
     });
   } else if (msg?.type === 'exit') {
     process.exit(0);
   }
 });
+/**
+ * Peak RSS of this process image in bytes: Linux's VmHWM. Not `resourceUsage().maxRSS`: on Linux
+ * that keeps the high-water mark of the parent at fork time (`signal->maxrss` survives exec), so
+ * every server forked from a big bench process reported the parent's ~199 MiB. Elsewhere the
+ * current RSS is the best this can do.
+ */
+function peakRss() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.memoryUsage().rss;
+}
+
 process.on('disconnect', () => process.exit(0));
 
 const { port, versions } = await start();

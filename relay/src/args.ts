@@ -39,7 +39,8 @@ Options:
 
 Mailbox (offline catch-up; sealed data the relay cannot read, writable only with the database key):
   --mailbox FILE              keep a sealed mailbox per database in this SQLite file
-                              (without it the relay keeps nothing on disk)
+                              (without it the relay keeps nothing on disk); with --redis
+                              the mailbox lives in Redis, shared by every instance
   --mailbox-max-bytes N       bytes per mailbox (default 33554432)
   --mailbox-max-entries N     records per mailbox (default 10000)
   --mailbox-max-mailboxes N   mailboxes in total (default 1000); disk stays under

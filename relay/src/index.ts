@@ -17,7 +17,7 @@ export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core
 export { DEFAULT_LIMITS, resolveCoreOptions } from './options.js';
 export type { RelayLimits, RelayCoreOptions } from './options.js';
 export { createMetricsRegistry } from './metrics.js';
-export { RedisRouter, resolveClusterOptions, DEFAULT_CLUSTER_OPTIONS, registerClusterMetrics } from './cluster/index.js';
+export { RedisRouter, RedisMailboxStore, resolveClusterOptions, DEFAULT_CLUSTER_OPTIONS, registerClusterMetrics } from './cluster/index.js';
 export type { ClusterStats, RedisClusterOptions } from './cluster/index.js';
 export type { RelayRouter, RouterHost, RoutedPeer, RoutedTopic, LookupEntry } from './router.js';
 export { MailboxService } from './mailbox/service.js';

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/core';
 import { WebSocketServer } from 'ws';
-import { RedisRouter, registerClusterMetrics, resolveClusterOptions, type ClusterStats, type RedisClusterOptions } from './cluster/index.js';
+import { RedisRouter, registerClusterMetrics, resolveClusterOptions, type ClusterStats, type RedisClusterOptions, type ResolvedClusterOptions } from './cluster/index.js';
+import type { MailboxStore } from './mailbox/store.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
 import { UpgradeGuard } from './upgrade-guard.js';
@@ -132,11 +133,21 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
  * imported here, on demand, so a relay without a mailbox never loads it. `createRelayServer`
  * calls it for its `mailbox` option; embedders of the core call it themselves.
  */
-export async function createMailboxService(option: string | MailboxOptions, core: Omit<RelayCoreOptions, 'mailbox'> = {}): Promise<MailboxService> {
+export async function createMailboxService(
+  option: string | MailboxOptions,
+  core: Omit<RelayCoreOptions, 'mailbox'> = {},
+  redis?: ResolvedClusterOptions,
+): Promise<MailboxService> {
   const resolved = resolveMailboxOptions(option);
   const limits = resolveCoreOptions(core);
-  const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
-  const store = openSqliteMailboxStore(resolved.path);
+  let store: MailboxStore;
+  if (redis !== undefined) {
+    const { RedisMailboxStore } = await import('./cluster/mailbox-store.js');
+    store = new RedisMailboxStore(redis);
+  } else {
+    const { openSqliteMailboxStore } = await import('./mailbox/sqlite-store.js');
+    store = openSqliteMailboxStore(resolved.path);
+  }
   return new MailboxService(store, resolved, { maxFrameSize: limits.maxFrameSize, maxBufferedBytes: limits.maxBufferedBytes });
 }
 
@@ -173,7 +184,8 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   const trustProxy = options.trustProxy ?? false;
   const clusterOptions = options.redis === undefined ? null : resolveClusterOptions(options.redis);
   const { port: _port, host, tls: _tls, trustProxy: _trust, redis: _redis, mailbox: mailboxOption, ...coreOptions } = options;
-  const mailbox = mailboxOption === undefined ? null : await createMailboxService(mailboxOption, coreOptions);
+  // With Redis the mailbox lives there (every instance serves it; the file path is not used).
+  const mailbox = mailboxOption === undefined ? null : await createMailboxService(mailboxOption, coreOptions, clusterOptions ?? undefined);
   let core: RelayCore;
   try {
     core = new RelayCore(mailbox ? { ...coreOptions, mailbox } : coreOptions);

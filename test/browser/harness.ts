@@ -111,6 +111,19 @@ export class HarnessPage {
     return this.page.evaluate(() => (globalThis as unknown as { harness: PageHarness }).harness.close());
   }
 
+  timedOpen(options: PageOpenOptions): Promise<number> {
+    return this.page.evaluate((o) => (globalThis as unknown as { harness: PageHarness }).harness.timedOpen(o), options);
+  }
+  timedPuts(n: number): Promise<number> {
+    return this.page.evaluate((c) => (globalThis as unknown as { harness: PageHarness }).harness.timedPuts(c), n);
+  }
+  bulkLoad(n: number): Promise<void> {
+    return this.page.evaluate((c) => (globalThis as unknown as { harness: PageHarness }).harness.bulkLoad(c), n);
+  }
+  timedColdSync(options: PageOpenOptions, n: number): Promise<number> {
+    return this.page.evaluate(([o, c]) => (globalThis as unknown as { harness: PageHarness }).harness.timedColdSync(o, c), [options, n] as const);
+  }
+
   /** Writes `n` nodes, optionally awaits `db.flush()`, and reloads the page from inside it at once. */
   async writeThenReload(prefix: string, n: number, flush: boolean): Promise<void> {
     const loaded = this.page.waitForEvent('load', { timeout: 20_000 });

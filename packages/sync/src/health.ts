@@ -80,11 +80,15 @@ export function severityOf(health: HealthState): HealthSeverity {
   return health === 'healthy' ? 'info' : health === 'degraded' ? 'warning' : 'critical';
 }
 
-/** Counts over the last minute in one-second buckets. */
+/** Counts over the last minute in twelve 5-second buckets (allocated only while there is traffic). */
 export class RateWindow {
   static readonly SECONDS = 60;
-  readonly #buckets = new Float64Array(RateWindow.SECONDS);
-  #second = -1;
+  /** Bucket width: 12 buckets of 5 s cover the minute (a synced idle peer keeps 4 of these). */
+  static readonly BUCKET_MS = 5000;
+  static readonly BUCKETS = RateWindow.SECONDS / (RateWindow.BUCKET_MS / 1000);
+  /** Allocated on the first non-zero amount, dropped again once a whole window passed empty. */
+  #buckets: number[] | null = null;
+  #bucket = -1;
   readonly #startedAt: number;
 
   constructor(now: number) {
@@ -92,14 +96,17 @@ export class RateWindow {
   }
 
   add(amount: number, now: number): void {
+    if (amount === 0) return;
     this.#advance(now);
-    const at = Math.floor(now / 1000) % RateWindow.SECONDS;
-    this.#buckets[at] = (this.#buckets[at] ?? 0) + amount;
+    const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS).fill(0));
+    const at = Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS;
+    buckets[at] = (buckets[at] ?? 0) + amount;
   }
 
   /** Average per second over the last minute (over the time since start, when shorter). */
   perSecond(now: number): number {
     this.#advance(now);
+    if (this.#buckets === null) return 0;
     let sum = 0;
     for (const v of this.#buckets) sum += v;
     const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
@@ -107,15 +114,19 @@ export class RateWindow {
   }
 
   #advance(now: number): void {
-    const second = Math.floor(now / 1000);
-    if (this.#second < 0) {
-      this.#second = second;
+    const bucket = Math.floor(now / RateWindow.BUCKET_MS);
+    if (this.#bucket < 0 || this.#buckets === null) {
+      this.#bucket = bucket;
       return;
     }
-    if (second <= this.#second) return;
-    const gap = Math.min(second - this.#second, RateWindow.SECONDS);
-    for (let i = 1; i <= gap; i++) this.#buckets[(this.#second + i) % RateWindow.SECONDS] = 0;
-    this.#second = second;
+    if (bucket <= this.#bucket) return;
+    const gap = bucket - this.#bucket;
+    this.#bucket = bucket;
+    if (gap >= RateWindow.BUCKETS) {
+      this.#buckets = null;
+      return;
+    }
+    for (let i = 1; i <= gap; i++) this.#buckets[(bucket - gap + i) % RateWindow.BUCKETS] = 0;
   }
 }
 

@@ -35,15 +35,39 @@ export class NodeModel {
   readonly nodes: Y.Map<true>;
   readonly fields: Y.Map<JsonValue>;
   readonly #index = new Map<string, Set<string>>();
+  /**
+   * Changed key sets not indexed yet: the index is brought up to date on the first read that
+   * needs it, so applying a large update (a cold sync, a load) does not pay for indexing on
+   * the sync path. `null` means the whole map still has to be indexed.
+   */
+  #pending: Array<Set<string>> | null = null;
+  #pendingKeys = 0;
 
   constructor(doc: Y.Doc) {
     this.doc = doc;
     this.nodes = doc.getMap<true>(NODES_MAP);
     this.fields = doc.getMap<JsonValue>(FIELDS_MAP);
-    for (const key of this.fields.keys()) this.#indexKey(key, true);
     this.fields.observe((event) => {
-      for (const key of event.keysChanged) this.#indexKey(key, this.fields.has(key));
+      if (this.#pending === null) return; // a full indexing is pending anyway
+      this.#pending.push(event.keysChanged);
+      this.#pendingKeys += event.keysChanged.size;
+      // Past the map's size, indexing everything once is cheaper than replaying the changes.
+      if (this.#pendingKeys > 1024 && this.#pendingKeys > this.fields.size) this.#pending = null;
     });
+  }
+
+  /** Brings the index up to date (see {@link #pending}). */
+  #sync(): void {
+    if (this.#pending === null) {
+      this.#index.clear();
+      for (const key of this.fields.keys()) this.#indexKey(key, true);
+    } else if (this.#pending.length > 0) {
+      for (const keys of this.#pending) for (const key of keys) this.#indexKey(key, this.fields.has(key));
+    } else {
+      return;
+    }
+    this.#pending = [];
+    this.#pendingKeys = 0;
   }
 
   #indexKey(key: string, present: boolean): void {
@@ -81,10 +105,15 @@ export class NodeModel {
 
   /** Removes the node and every field this replica knows of. */
   delete(id: string, origin: unknown): void {
+    this.#sync();
     if (!this.nodes.has(id) && !this.#index.has(id)) return;
-    this.doc.transact(() => {
+    this.doc.transact((tr) => {
       this.nodes.delete(id);
       for (const field of [...(this.#index.get(id) ?? [])]) this.fields.delete(id + SEP + field);
+      // Fields set earlier in this same transaction (db.transact) are not indexed yet.
+      const prefix = id + SEP;
+      const changed = tr.changed.get(this.fields as unknown as Parameters<typeof tr.changed.get>[0]);
+      if (changed) for (const key of [...changed]) if (key !== null && key.startsWith(prefix) && this.fields.has(key)) this.fields.delete(key);
     }, origin);
   }
 
@@ -96,6 +125,7 @@ export class NodeModel {
   /** A copy of the node's fields, or undefined when it is not live. */
   get(id: string): Record<string, JsonValue> | undefined {
     if (!this.nodes.has(id)) return undefined;
+    this.#sync();
     const out: Array<[string, JsonValue]> = [];
     for (const field of this.#index.get(id) ?? []) {
       const value = this.fields.get(id + SEP + field);

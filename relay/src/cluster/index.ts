@@ -8,3 +8,4 @@ export type { ClusterStats } from './router.js';
 export { resolveClusterOptions, DEFAULT_CLUSTER_OPTIONS } from './options.js';
 export type { RedisClusterOptions, ResolvedClusterOptions } from './options.js';
 export { registerClusterMetrics } from './metrics.js';
+export { RedisMailboxStore } from './mailbox-store.js';

@@ -92,6 +92,45 @@ export class PageHarness {
     location.reload();
   }
 
+  // ---- for bench/browser.ts ----------------------------------------------------------------
+
+  /** Opens the database and returns how long `openDatabase` took, in ms. */
+  async timedOpen(o: PageOpenOptions): Promise<number> {
+    const t0 = performance.now();
+    await this.open(o);
+    return performance.now() - t0;
+  }
+
+  /** `n` puts of 3-field nodes, one transaction each, then `await flush()`: ms until on disk. */
+  async timedPuts(n: number): Promise<number> {
+    const db = this.#db();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) db.put(`p${i}`, { title: `node ${i}`, n: i, done: false });
+    await db.flush();
+    return performance.now() - t0;
+  }
+
+  /** `n` 3-field nodes in ONE transaction, flushed. */
+  async bulkLoad(n: number): Promise<void> {
+    const db = this.#db();
+    db.doc.transact(() => {
+      for (let i = 0; i < n; i++) db.put(`n${i}`, { title: `node ${i}`, n: i, done: i % 2 === 0 });
+    });
+    await db.flush();
+  }
+
+  /** Opens, then waits (checking every few ms) until `n` nodes arrived: ms from open to then. */
+  async timedColdSync(o: PageOpenOptions, n: number, timeoutMs = 120_000): Promise<number> {
+    const t0 = performance.now();
+    await this.open(o);
+    const db = this.#db();
+    while (db.size < n) {
+      if (performance.now() - t0 > timeoutMs) throw new Error(`cold sync: ${db.size} of ${n} nodes after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return performance.now() - t0;
+  }
+
   async close(): Promise<void> {
     await this.db?.close();
     await this.transport?.disconnect();

@@ -1,0 +1,166 @@
+// Browser benchmark: Rhizome in Debian's Chromium (IndexedDB store, relay client in the page)
+// beside the same workload on Node's SQLite store, in the same run; and the size of the
+// browser bundle.
+//
+//   npm run bench -- --only browser [--quick]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Browser } from 'playwright-core';
+import { generateDatabaseId } from '@rhizome/core';
+import { createRelayServer } from '@rhizome/relay';
+import { openDatabase, type Database } from '@rhizome/sync';
+import { bundleForBrowser } from '../test/browser/bundle.js';
+import { HarnessPage, launchChromium, serveHarnessPage, type StaticServer } from '../test/browser/harness.js';
+import { createContext, fmt, fmtStats, machineLine, repeat, type BenchContext } from './harness.js';
+
+function kib(bytes: number): string {
+  return `${fmt(bytes / 1024)} KiB`;
+}
+
+function ratio(browser: number, node: number): string {
+  return `${(browser / node).toFixed(2)}x`;
+}
+
+async function nodeBulk(path: string, id: string, n: number): Promise<void> {
+  const db = await openDatabase({ id, path });
+  db.doc.transact(() => {
+    for (let i = 0; i < n; i++) db.put(`n${i}`, { title: `node ${i}`, n: i, done: i % 2 === 0 });
+  });
+  await db.close();
+}
+
+async function untilSize(db: Database, n: number, timeoutMs = 120_000): Promise<void> {
+  const t0 = performance.now();
+  while (db.size < n) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`cold sync: ${db.size} of ${n} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export async function run(ctx: BenchContext): Promise<void> {
+  const PUTS = ctx.quick ? 2_000 : 10_000;
+  const NODES = ctx.quick ? 10_000 : 100_000;
+  const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-browser-'));
+  let browser: Browser | undefined;
+  let site: StaticServer | undefined;
+  const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+  try {
+    [browser, site] = await Promise.all([launchChromium(), serveHarnessPage()]);
+    const context = await browser.newContext();
+    const page = async (): Promise<HarnessPage> => {
+      const p = new HarnessPage(await context.newPage());
+      await p.load(site!.url);
+      return p;
+    };
+
+    // ---- 1. puts persisted: N single-put transactions, then flush (on disk) -------------------
+    let file = 0;
+    const nodePuts = await repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+      // Like the page (and any app that renders), with an event subscriber: node events are computed.
+      const events = db.events.subscribe({ capacity: 1 << 16 });
+      const t0 = performance.now();
+      for (let i = 0; i < PUTS; i++) db.put(`p${i}`, { title: `node ${i}`, n: i, done: false });
+      await db.flush();
+      const ms = performance.now() - t0;
+      events.unsubscribe();
+      await db.close();
+      return (PUTS / ms) * 1000;
+    });
+    const browserPuts = await repeat(ctx.runs, async () => {
+      const p = await page();
+      await p.open({ id: 'bench', path: `puts-${file++}` });
+      const ms = await p.timedPuts(PUTS);
+      await p.close();
+      await p.page.close();
+      return (PUTS / ms) * 1000;
+    });
+    ctx.table(`Puts persisted: ${fmt(PUTS)} puts (one transaction each, one event subscriber) then flush(), puts/s`, [
+      { store: 'Node, SQLite (better-sqlite3, WAL)', 'puts/s': fmtStats(nodePuts), 'vs Node': '1.00x' },
+      { store: 'Chromium, IndexedDB (@rhizome/store-browser)', 'puts/s': fmtStats(browserPuts), 'vs Node': ratio(browserPuts.median, nodePuts.median) },
+    ]);
+
+    // ---- 2. reopen of a NODES-node database --------------------------------------------------
+    const nodeId = generateDatabaseId();
+    const nodePath = join(dir, 'big.db');
+    await nodeBulk(nodePath, nodeId, NODES);
+    const nodeReopen = await repeat(ctx.runs, async () => {
+      const t0 = performance.now();
+      const db = await openDatabase({ id: nodeId, path: nodePath });
+      const ms = performance.now() - t0;
+      if (db.size !== NODES) throw new Error(`reopened ${db.size} nodes`);
+      await db.close();
+      return ms;
+    });
+    const builder = await page();
+    await builder.open({ id: nodeId, path: 'big' });
+    await builder.bulkLoad(NODES);
+    await builder.close();
+    await builder.page.close();
+    const browserReopen = await repeat(ctx.runs, async () => {
+      const p = await page();
+      const ms = await p.timedOpen({ id: nodeId, path: 'big' });
+      const size = await p.size();
+      if (size !== NODES) throw new Error(`reopened ${size} nodes in the page`);
+      await p.close();
+      await p.page.close();
+      return ms;
+    });
+    ctx.table(`Reopen of a ${fmt(NODES)}-node database (3 fields each, written in one transaction), ms`, [
+      { store: 'Node, SQLite', 'open, ms': fmtStats(nodeReopen), 'vs Node': '1.00x' },
+      { store: 'Chromium, IndexedDB', 'open, ms': fmtStats(browserReopen), 'vs Node': ratio(browserReopen.median, nodeReopen.median) },
+    ]);
+
+    // ---- 3. cold sync of NODES nodes through the relay ---------------------------------------
+    const source = await openDatabase({ id: nodeId, path: nodePath, transport: { mode: 'relay', relayUrl: relay.url } });
+    try {
+      let n = 0;
+      const nodeCold = await repeat(ctx.runs, async () => {
+        const t0 = performance.now();
+        const db = await openDatabase({ id: nodeId, path: join(dir, `cold-${n++}.db`), transport: { mode: 'relay', relayUrl: relay.url } });
+        await untilSize(db, NODES);
+        const ms = performance.now() - t0;
+        await db.close();
+        return ms;
+      });
+      const browserCold = await repeat(ctx.runs, async () => {
+        const p = await page();
+        const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url }, NODES);
+        await p.close();
+        await p.page.close();
+        return ms;
+      });
+      ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, [
+        { receiver: 'Node, SQLite file', 'ms': fmtStats(nodeCold), 'vs Node': '1.00x' },
+        { receiver: 'Chromium page, IndexedDB', 'ms': fmtStats(browserCold), 'vs Node': ratio(browserCold.median, nodeCold.median) },
+      ]);
+    } finally {
+      await source.close();
+    }
+  } finally {
+    await browser?.close();
+    await site?.close();
+    await relay.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // ---- 4. bundle size ----------------------------------------------------------------------
+  const root = join(import.meta.dirname, '..');
+  const entry = { contents: "export { openDatabase } from '@rhizome/sync';" };
+  const full = await bundleForBrowser(entry, { resolveDir: root });
+  const noYjs = await bundleForBrowser(entry, { resolveDir: root, external: ['yjs'] });
+  const noYjsLib0 = await bundleForBrowser(entry, { resolveDir: root, external: ['yjs', 'lib0', 'lib0/*', 'y-protocols', 'y-protocols/*'] });
+  ctx.table("Browser bundle of `export { openDatabase } from '@rhizome/sync'` (sync + relay client + IndexedDB store; esbuild, minified)", [
+    { bundle: 'everything (with Yjs)', minified: kib(full.bytes), gzipped: kib(full.gzipBytes), 'Node built-ins': full.nodeBuiltins.length },
+    { bundle: 'without Yjs (target < 120 KiB gzipped)', minified: kib(noYjs.bytes), gzipped: kib(noYjs.gzipBytes), 'Node built-ins': noYjs.nodeBuiltins.length },
+    { bundle: 'without Yjs, lib0, y-protocols', minified: kib(noYjsLib0.bytes), gzipped: kib(noYjsLib0.gzipBytes), 'Node built-ins': noYjsLib0.nodeBuiltins.length },
+  ]);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const quick = process.argv.includes('--quick');
+  console.log(machineLine());
+  await run(createContext(quick, 3));
+}
