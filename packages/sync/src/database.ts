@@ -35,7 +35,7 @@ import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './re
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** Default bound on one reassembled message (and so on reassembly memory per connection). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 /** Default bound on queued outbound update bytes per peer before they collapse into one diff. */
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** Smallest frame the sync layer can work with: the seal, a chunk header and some payload. */
@@ -77,7 +77,7 @@ export interface DatabaseOptions {
   limits?: {
     /** Largest sealed frame to send (capped by the transport's `maxMessageSize`). Default 1 MiB. */
     maxFrameBytes?: number;
-    /** Largest message a peer may send us (reassembled). Default 256 MiB. */
+    /** Largest message a peer may send us (reassembled). Default 512 MiB (so a single value of 256 MiB and more fits). */
     maxMessageBytes?: number;
     /** Queued outbound update bytes per peer before they collapse into one diff. Default 16 MiB. */
     maxQueuedBytes?: number;
