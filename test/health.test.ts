@@ -6,6 +6,7 @@ import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import type { HealthState, SyncEvent } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database, DatabaseOptions, HealthOptions } from '@rhizome/sync';
+import { createRelayServer } from '@rhizome/relay';
 import { FaultyTransport, LinkFaults } from './faulty-link.js';
 import { collectEvents, uniqueHub } from './sync-helpers.js';
 
@@ -108,6 +109,40 @@ describe('lag', () => {
     faults.heal();
     await poll(() => a.stats().peers[0]?.unackedUpdates === 0, 'the peer to acknowledge the 5 updates');
     expect(b.get('lag-4')).toEqual({ i: 4 });
+  });
+});
+
+describe('acknowledgements through a relay (live updates go out as one sealed broadcast)', () => {
+  it('a pong never acknowledges an update the peer does not hold yet', async () => {
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    try {
+      const id = generateDatabaseId();
+      const health = { ...FAST, pingIntervalMs: 5, checkIntervalMs: 5 };
+      const a = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url }, health });
+      const b = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url }, health });
+      open.push(a, b);
+      await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+      const base = a.stats().localUpdates;
+      let checks = 0;
+      let maxAcked = 0;
+      // Node i is local update base + i + 1 of A; whatever A counts as acknowledged, B holds.
+      for (let i = 0; i < 3_000; i += 150) {
+        for (let j = i; j < i + 150; j++) a.put(`n${j}`, { j });
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        const peer = a.stats().peers[0];
+        if (!peer) continue;
+        const acked = a.stats().localUpdates - peer.unackedUpdates - base;
+        maxAcked = Math.max(maxAcked, acked);
+        checks++;
+        expect(b.size).toBeGreaterThanOrEqual(acked);
+      }
+      await poll(() => a.stats().peers[0]?.unackedUpdates === 0, 'every update acknowledged', 20_000);
+      expect(b.size).toBe(3_000);
+      expect(checks).toBeGreaterThan(10);
+    } finally {
+      await Promise.all(open.splice(0).map((d) => d.close()));
+      await relay.close();
+    }
   });
 });
 

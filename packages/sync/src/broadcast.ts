@@ -25,6 +25,8 @@ export interface BroadcastHost {
   /** Queued update bytes before the queue is dropped for per-peer catch-up diffs. */
   readonly maxQueuedBytes: number;
   reportError(error: Error & { code?: string }): void;
+  /** Local updates made since open (the sequence health pings acknowledge). */
+  localSeq?(): number;
 }
 
 /** Counters of one broadcast group (sealed bytes as the transport carries them, counted once). */
@@ -55,10 +57,23 @@ export class BroadcastGroup implements Flushable {
   #queuedBytes = 0;
   #sending = false;
   #failed = false;
+  /** Every local update up to this sequence number has been handed to the channel. */
+  #handedSeq: number;
 
   constructor(channel: TopicBroadcast, host: BroadcastHost) {
     this.channel = channel;
     this.#host = host;
+    this.#handedSeq = host.localSeq?.() ?? 0;
+  }
+
+  /**
+   * The local sequence a ping queued on a member session now can acknowledge: all of it when
+   * nothing waits here, else what the channel already took (a ping must not vouch for updates
+   * still queued behind it in this group).
+   */
+  get pingSeq(): number {
+    const now = this.#host.localSeq?.() ?? 0;
+    return !this.#sending && this.#queue.length === 0 ? now : Math.min(now, this.#handedSeq);
   }
 
   /** False once a send failed or the channel closed: members then get updates pairwise. */
@@ -98,6 +113,8 @@ export class BroadcastGroup implements Flushable {
           bytes += update.length + PER_UPDATE;
           taken++;
         }
+        // Taking the whole queue hands over every local update made so far, once sent.
+        const seqAtTake = taken === this.#queue.length ? (this.#host.localSeq?.() ?? 0) : -1;
         this.#queue = taken === this.#queue.length ? [] : this.#queue.slice(taken);
         this.#queuedBytes -= bytes - PER_UPDATE * taken;
         if (bytes > room) {
@@ -109,6 +126,7 @@ export class BroadcastGroup implements Flushable {
         await this.channel.send(frame);
         this.stats.framesSent++;
         this.stats.bytesSent += frame.length;
+        if (seqAtTake > this.#handedSeq) this.#handedSeq = seqAtTake;
       }
     } catch (error) {
       this.#failed = true;
@@ -170,6 +188,12 @@ export class UpdateRouter {
       this.retired.bytesSent += group.stats.bytesSent;
       this.retired.collapses += group.stats.collapses;
     }
+  }
+
+  /** The local sequence a ping queued on `session` now can acknowledge (see {@link BroadcastGroup.pingSeq}). */
+  pingSeq(session: PeerSession, localSeq: number): number {
+    const group = this.#groupOf.get(session);
+    return group === undefined ? localSeq : Math.min(localSeq, group.pingSeq);
   }
 
   /** The live groups. */

@@ -291,11 +291,13 @@ export class Database {
       maxFrameBytes: limits.maxFrameBytes,
       maxQueuedBytes: limits.maxQueuedBytes,
       reportError: (error) => this.#report(error),
+      localSeq: () => this.#localSeq,
     });
     this.#monitor = new HealthMonitor(
       {
         sessions: () => this.#sessions.values(),
         localSeq: () => this.#localSeq,
+        pingSeq: (session) => this.#router.pingSeq(session, this.#localSeq),
         networked: transport.name !== 'disabled',
         storageError: () => {
           // A failed write stays queued and is retried (with backoff, and by every flush); the

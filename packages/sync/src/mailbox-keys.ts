@@ -26,22 +26,50 @@ export const MAILBOX_AAD_LABEL = 'rhizome/v1/mailbox';
  * a payload sealed for the mailbox does not open as a live frame (other key, other AAD).
  */
 export class MailboxKeys {
-  /** The mailbox address: the Ed25519 public key. */
-  readonly publicKey: Uint8Array;
-  readonly #seed: Uint8Array;
-  readonly #sealKey: Uint8Array;
-  readonly #aad: Uint8Array;
+  readonly #material: Uint8Array;
+  readonly #topic: TopicHash;
+  #derived: { seed: Uint8Array; publicKey: Uint8Array; sealKey: Uint8Array; aad: Uint8Array } | null = null;
 
+  /**
+   * Keys are derived on first use (an Ed25519 key pair costs a scalar multiplication, and the
+   * first one in a process builds noble's tables): a replica whose relay never offers a
+   * mailbox never pays for them.
+   */
   constructor(material: Uint8Array, topic: TopicHash) {
     assertTopic(topic);
-    this.#seed = hkdf(sha256, material, utf8ToBytes(MAILBOX_SIGN_KEY_LABEL), topic, 32);
-    this.publicKey = ed25519.getPublicKey(this.#seed);
-    this.#sealKey = hkdf(sha256, material, utf8ToBytes(MAILBOX_SEAL_KEY_LABEL), topic, 32);
+    this.#material = material.slice();
+    this.#topic = topic.slice();
+  }
+
+  /** The mailbox address: the Ed25519 public key. */
+  get publicKey(): Uint8Array {
+    return this.#keys().publicKey;
+  }
+
+  get #seed(): Uint8Array {
+    return this.#keys().seed;
+  }
+
+  get #sealKey(): Uint8Array {
+    return this.#keys().sealKey;
+  }
+
+  get #aad(): Uint8Array {
+    return this.#keys().aad;
+  }
+
+  #keys(): { seed: Uint8Array; publicKey: Uint8Array; sealKey: Uint8Array; aad: Uint8Array } {
+    if (this.#derived) return this.#derived;
+    const material = this.#material;
+    const topic = this.#topic;
+    const seed = hkdf(sha256, material, utf8ToBytes(MAILBOX_SIGN_KEY_LABEL), topic, 32);
     const label = utf8ToBytes(MAILBOX_AAD_LABEL);
-    this.#aad = new Uint8Array(label.length + 1 + topic.length);
-    this.#aad.set(label, 0);
-    this.#aad[label.length] = SEAL_VERSION;
-    this.#aad.set(topic, label.length + 1);
+    const aad = new Uint8Array(label.length + 1 + topic.length);
+    aad.set(label, 0);
+    aad[label.length] = SEAL_VERSION;
+    aad.set(topic, label.length + 1);
+    this.#derived = { seed, publicKey: ed25519.getPublicKey(seed), sealKey: hkdf(sha256, material, utf8ToBytes(MAILBOX_SEAL_KEY_LABEL), topic, 32), aad };
+    return this.#derived;
   }
 
   /** A signed 117-byte header for a sealed payload. */

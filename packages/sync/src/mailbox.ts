@@ -98,7 +98,9 @@ export class MailboxSync {
   readonly #access: MailboxAccess;
   readonly #keys: MailboxKeys;
   readonly #store: DocStore;
-  readonly #stateId: string;
+  readonly #docId: string;
+  /** The server whose state is loaded (with a relay list, the relay of the current session). */
+  #server: string;
   readonly #onError: (error: Error) => void;
   readonly #delayMs: number;
   #state: State;
@@ -110,6 +112,8 @@ export class MailboxSync {
   /** Increments with every local write: a deposit covers the writes up to the epoch it read. */
   #epoch = 0;
   #rollback = false;
+  #forceSnapshot = false;
+  #lastError: Error | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
   #again = false;
@@ -128,7 +132,8 @@ export class MailboxSync {
     this.#store = store;
     this.#onError = options.onError;
     this.#delayMs = options.depositDelayMs ?? DEFAULT_DEPOSIT_DELAY_MS;
-    this.#stateId = `${docId}\u0000mailbox\u0000${access.serverId}`;
+    this.#docId = docId;
+    this.#server = access.serverId;
     this.#state = this.#load();
     this.#sv = new Map(this.#state.sv);
   }
@@ -138,6 +143,13 @@ export class MailboxSync {
     this.#doc.on('update', this.#onUpdate);
     this.#stopOffer = this.#access.onOffer((offer) => {
       this.#offer = offer;
+      if (this.#access.serverId !== this.#server && this.#running === null) {
+        // Another relay (a relay list failed over): its mailbox has its own counters.
+        this.#server = this.#access.serverId;
+        this.#state = this.#load();
+        this.#sv = new Map(this.#state.sv);
+        this.#rollback = false;
+      }
       this.#usable = true;
       this.#kick();
     });
@@ -146,7 +158,7 @@ export class MailboxSync {
   /** Where this replica stands with the mailbox. */
   status(): MailboxStatusInfo {
     return {
-      server: this.#access.serverId,
+      server: this.#server,
       available: this.#access.offer !== null,
       cursor: this.#state.cursor,
       remembered: this.#state.remembered,
@@ -177,6 +189,17 @@ export class MailboxSync {
       }, timeoutMs);
       this.#idleWaiters.add(done);
     });
+  }
+
+  /**
+   * Replaces the mailbox by one sealed snapshot of the whole document now (the binding also
+   * does it by itself, § Mailbox compaction). Resolves once written; rejects with the refusal.
+   */
+  async compact(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#forceSnapshot = true;
+    this.#kick();
+    await this.whenIdle(options);
+    if (this.#forceSnapshot) throw this.#lastError ?? new ConnectFailedError(`mailbox of ${this.#access.serverId} is not available`);
   }
 
   /** Deposits what is pending (bounded by {@link MAILBOX_CLOSE_MS}) and stops. Idempotent. */
@@ -210,7 +233,7 @@ export class MailboxSync {
   };
 
   #idle(): boolean {
-    return this.#usable && this.#access.offer !== null && this.#running === null && !this.#dirty && !this.#rollback;
+    return this.#usable && this.#access.offer !== null && this.#running === null && !this.#dirty && !this.#rollback && !this.#forceSnapshot;
   }
 
   #kick(): void {
@@ -220,7 +243,10 @@ export class MailboxSync {
       return;
     }
     this.#running = this.#cycle()
-      .catch((error: unknown) => this.#onError(errorOf(error)))
+      .catch((error: unknown) => {
+        this.#lastError = errorOf(error);
+        this.#onError(this.#lastError);
+      })
       .finally(() => {
         this.#running = null;
         if (this.#again && !this.#closed && this.#usable) {
@@ -261,7 +287,7 @@ export class MailboxSync {
 
   async #writeWhatIsMissing(): Promise<void> {
     const head = this.#state.cursor;
-    if (head === 0 || this.#rollback) {
+    if (head === 0 || this.#rollback || this.#forceSnapshot) {
       // An empty mailbox (or one rolled back below what we saw): a base first.
       await this.#snapshot();
       return;
@@ -321,6 +347,7 @@ export class MailboxSync {
     const result = await this.#access.write(this.#keys.publicKey, this.#keys.header(MailboxOp.SNAPSHOT, counter, head, payload), payload);
     this.#snapshots++;
     this.#rollback = false;
+    this.#forceSnapshot = false;
     this.#sv = docSv;
     this.#advance(result, counter, payload.length + 117);
     if (this.#epoch === epoch) this.#dirty = false;
@@ -438,10 +465,14 @@ export class MailboxSync {
 
   // ---- the record kept in the local store ---------------------------------------------------
 
+  #stateId(): string {
+    return `${this.#docId}\u0000mailbox\u0000${this.#server}`;
+  }
+
   #load(): State {
     const empty: State = { remembered: 0, cursor: 0, sv: [], baseBytes: 0 };
     try {
-      const stored = this.#store.load(this.#stateId).snapshot;
+      const stored = this.#store.load(this.#stateId()).snapshot;
       if (stored === null) return empty;
       const parsed = JSON.parse(new TextDecoder().decode(stored)) as Partial<PersistedState>;
       if (typeof parsed.remembered !== 'number' || typeof parsed.cursor !== 'number' || !Array.isArray(parsed.sv)) return empty;
@@ -454,7 +485,7 @@ export class MailboxSync {
   #save(): void {
     try {
       const bytes = new TextEncoder().encode(JSON.stringify(this.#state));
-      this.#store.compact(this.#stateId, bytes, this.#store.stats(this.#stateId).lastSeq);
+      this.#store.compact(this.#stateId(), bytes, this.#store.stats(this.#stateId()).lastSeq);
     } catch (error) {
       if (!this.#closed) this.#onError(errorOf(error));
     }

@@ -12,6 +12,11 @@ export interface MonitorHost {
   sessions(): Iterable<PeerSession>;
   /** Local updates made since open (the sequence pings acknowledge). */
   localSeq(): number;
+  /**
+   * The local sequence a ping queued on `session` now can acknowledge: `localSeq()` unless
+   * updates for that peer still wait outside its session queue (a broadcast group).
+   */
+  pingSeq?(session: PeerSession): number;
   /** The transport can reach other replicas (false for the disabled transport). */
   readonly networked: boolean;
   /** The store's current failure, if its last write failed. */
@@ -92,12 +97,11 @@ export class HealthMonitor {
   /** One round: pings that are due, then every state. Called by the timer; public for the database. */
   tick(): void {
     const now = this.#host.now();
-    const seq = this.#host.localSeq();
     for (const session of this.#host.sessions()) {
       if (session.closed) continue;
       const meter = session.meter;
       if (session.canPing && now - meter.lastPingAt >= this.#o.pingIntervalMs && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
-        session.ping(seq);
+        session.ping(this.#host.pingSeq?.(session) ?? this.#host.localSeq());
       }
       this.#evaluatePeer(session, now);
     }

@@ -64,7 +64,6 @@ const READ_SLACK_BYTES = 1024 * 1024;
  * rest), reads may overlap. A lost session rejects what is pending with `ERR_CONNECT_FAILED`.
  */
 export class RelayMailbox implements MailboxAccess {
-  readonly serverId: string;
   readonly #host: MailboxLinkHost;
   #offer: MailboxOffer | null = null;
   readonly #listeners = new Set<(offer: MailboxOffer) => void>();
@@ -76,7 +75,11 @@ export class RelayMailbox implements MailboxAccess {
   /** @internal Built by {@link RelayTransport}. */
   constructor(host: MailboxLinkHost) {
     this.#host = host;
-    this.serverId = host.url;
+  }
+
+  /** The relay of the current session (its URL): mailbox state is kept per relay. */
+  get serverId(): string {
+    return this.#host.url;
   }
 
   get offer(): MailboxOffer | null {

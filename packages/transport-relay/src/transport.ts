@@ -291,11 +291,15 @@ export class RelayTransport implements Transport {
     }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
+    const self = this;
     this.#mailbox =
       options.mailbox === false
         ? null
         : new RelayMailbox({
-            url: this.url,
+            // A getter: with a relay list the mailbox belongs to the relay of the current session.
+            get url(): string {
+              return self.url;
+            },
             timeoutMs: this.#timeoutMs,
             highWaterMark: this.#highWaterMark,
             currentLink: () => (this.#session !== 0 ? this.#link : null),

@@ -11,6 +11,8 @@ interface DhtBootstrapFlags {
   protocolPrefix?: string;
   allowPrivateAddresses?: boolean;
   bootstrap?: string[];
+  /** `--no-relay-service` sets false. */
+  relayService?: boolean;
   json?: boolean;
 }
 
@@ -24,6 +26,7 @@ export function registerDhtBootstrap(program: Command, ctx: CommandContext): voi
     .option('--protocol-prefix <prefix>', "protocol prefix, the same on every peer (default '/rhizome')")
     .option('--allow-private-addresses', 'keep loopback and LAN addresses in DHT records (tests, LANs)')
     .option('--bootstrap <multiaddr...>', 'other bootstrap nodes to join, so several form one DHT')
+    .option('--no-relay-service', 'do not serve circuit relay v2 to peers behind NATs (on by default, with limits)')
     .option('--json', 'print {"type":"listening","peerId","multiaddrs"} as JSON')
     .addHelpText(
       'after',
@@ -44,6 +47,7 @@ Examples:
       if (opts.protocolPrefix !== undefined) options.protocolPrefix = opts.protocolPrefix;
       if (opts.allowPrivateAddresses === true) options.allowPrivateAddresses = true;
       if (opts.bootstrap !== undefined) options.bootstrap = opts.bootstrap;
+      if (opts.relayService === false) options.relayService = false;
       const stopping = untilStopSignal();
       // Loaded here: libp2p is heavy, and only this command and --dht need it.
       const { startBootstrapNode } = await import('@rhizome/transport-dht');
