@@ -294,8 +294,17 @@ export async function run(ctx: BenchContext): Promise<void> {
           cpu.push(r.cpuUs);
           rcpu.push(r.redisUs);
         }
+      } catch (error) {
+        // Reported, not fatal: e.g. Redis disconnecting a subscriber that fell 32 MiB behind on
+        // an overloaded machine (the outage path drops that instance's remote pairs).
+        ctx.note(`fan-out '${c.label}' did not complete: ${(error as Error).message}`);
       } finally {
         await stopRelays(relays);
+      }
+      if (per.length === 0) {
+        rows.push({ configuration: c.label, 'delivered frames/s (all receivers)': 'did not complete', 'relay CPU µs/delivery (all instances)': '—', 'Redis CPU µs/delivery': '—' });
+        results[c.label] = { perSec: Number.NaN, cpuUs: Number.NaN, redisUs: Number.NaN };
+        continue;
       }
       const res = { perSec: summarize(per).median, cpuUs: summarize(cpu).median, redisUs: summarize(rcpu).median };
       results[c.label] = res;
