@@ -13,13 +13,16 @@ import type { Database } from '@rhizome/sync';
 import type { JsonValue } from '@rhizome/core';
 import { ChaosNet, ChaosTransport, CLEAN, type FaultCounts, type FaultSettings } from './chaos-net.js';
 import { createRng, type Rng } from './chaos-rng.js';
-import { SideProcesses, type SideCounts } from './chaos-side.js';
+import { RelayTransport } from '@rhizome/transport-relay';
+import type { Transport } from '@rhizome/core';
+import { SideProcesses, digestOf, type SideCounts } from './chaos-side.js';
+import { mountTmpfs, type Tmpfs } from '../test/tmpfs-helpers.js';
 
 /** Options of {@link runSeed}. */
 export interface ChaosOptions {
   /** Directory for the replicas' files (a fresh temp dir by default, removed afterwards). */
   dir?: string;
-  /** Steps of the schedule (default: 60–140, from the seed). */
+  /** Steps of the schedule (default: 30–70, from the seed). */
   steps?: number;
   /** Allow the seed to use child processes (replica SIGKILL, a second writer, a relay). Default true. */
   processes?: boolean;
@@ -42,6 +45,8 @@ export interface SeedReport {
   steps: number;
   faults: FaultCounts;
   side: SideCounts;
+  /** Full-disk episodes (a replica's file on a small tmpfs filled up, then freed), and the closes that were refused meanwhile. */
+  disk: { episodes: number; failedWrites: number; refusedCloses: number };
   /** Replica closes and reopens (in process). */
   reopens: number;
   /** SIGKILLs survived: replica processes and relay processes. */
@@ -88,6 +93,8 @@ interface Replica {
   name: string;
   path: string;
   db: Database | null;
+  /** Also joins the relay of the side processes (bridges the two networks). */
+  bridge: boolean;
   /** Steps until a closed replica reopens. */
   downFor: number;
 }
@@ -132,7 +139,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
   const netRng = rng.fork();
   const sideRng = rng.fork();
   const n = 3 + rng.int(5);
-  const steps = options.steps ?? 60 + rng.int(81);
+  const steps = options.steps ?? 30 + rng.int(41);
   const id = `chaos-${seed}-${rng.int(2 ** 31).toString(36)}-${rng.int(2 ** 31).toString(36)}`;
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rhizome-chaos-'));
@@ -148,14 +155,31 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
   let maxQueued = 0;
   let maxRssBytes = 0;
   const compactAfterUpdates = 20 + rng.int(200);
-  const side = new SideProcesses(sideRng, { dir, id, seed, enabled: options.processes ?? true, tmpfs: options.tmpfs ?? true, log });
+  const side = new SideProcesses(sideRng, { dir, id, seed, enabled: options.processes ?? true, log });
+  const diskRng = rng.fork();
+  const useDisk = (options.tmpfs ?? true) && process.getuid?.() === 0 && diskRng.chance(0.1);
+  let tmpfs: Tmpfs | null = null;
+  let filler: string | null = null;
+  const disk = { episodes: 0, failedWrites: 0, refusedCloses: 0 };
+  /** A database whose close was refused (full disk): closed again once space is back. */
+  let refusedClose: { r: Replica; db: Database } | null = null;
   const fail = (message: string): never => {
     throw new ChaosFailure(seed, message);
   };
 
   const open = async (r: Replica): Promise<void> => {
-    const transport = new ChaosTransport(net, r.name);
-    const db = await openDatabase({ id, path: r.path, transport, persistence: { compactAfterUpdates } });
+    const transports: Transport[] = [new ChaosTransport(net, r.name)];
+    const relayUrl = side.relayUrl;
+    if (r.bridge && relayUrl !== undefined) {
+      transports.push(new RelayTransport({ url: relayUrl, peerId: `bridge-${r.name}`, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }));
+    }
+    let db: Database;
+    try {
+      db = await openDatabase({ id, path: r.path, transport: transports.length === 1 ? transports[0]! : transports, persistence: { compactAfterUpdates } });
+    } catch (error) {
+      await Promise.all(transports.map((t) => t.disconnect()));
+      throw error;
+    }
     r.db = db;
     const sub = db.events.subscribe({ capacity: 4096 });
     void (async () => {
@@ -171,7 +195,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       try {
         await close();
       } finally {
-        await transport.disconnect();
+        await Promise.all(transports.map((t) => t.disconnect()));
       }
     };
   };
@@ -186,22 +210,43 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
     if (maxRssBytes > maxRss) fail(`RSS reached ${(maxRssBytes / 2 ** 20).toFixed(0)} MiB (bound ${(maxRss / 2 ** 20).toFixed(0)} MiB)`);
   };
 
+  const freeDisk = async (): Promise<void> => {
+    if (filler === null) return;
+    rmSync(filler, { force: true });
+    filler = null;
+    for (const r of replicas) disk.failedWrites += r.db?.stats().storage.failedWrites ?? 0;
+    if (refusedClose !== null) {
+      const { r, db } = refusedClose;
+      refusedClose = null;
+      await db.close().catch((error: unknown) => fail(`close of ${r.name} still failed after space was freed: ${String(error)}`));
+    }
+  };
+
   try {
+    await side.start(join(dir, 'r0.db'), model);
+    if (useDisk) tmpfs = mountTmpfs(8 * 1024 * 1024);
     for (let i = 0; i < n; i++) {
-      const r: Replica = { name: `r${i}`, path: join(dir, `r${i}.db`), db: null, downFor: 0 };
+      // r1 lives on the small tmpfs when this seed fills a disk; the last replica bridges to the relay.
+      const path = tmpfs !== null && i === 1 ? join(tmpfs.dir, `r${i}.db`) : join(dir, `r${i}.db`);
+      const r: Replica = { name: `r${i}`, path, db: null, bridge: i === n - 1, downFor: 0 };
       replicas.push(r);
       await open(r);
     }
-    await side.start(replicas[0]!.path);
-    log(`seed ${seed}: ${n} replicas, ${steps} steps, compactAfterUpdates ${compactAfterUpdates}${side.describe()}`);
+    log(`seed ${seed}: ${n} replicas, ${steps} steps, compactAfterUpdates ${compactAfterUpdates}${side.describe()}${tmpfs ? ', r1 on a small tmpfs' : ''}`);
 
     const live = (): Replica[] => replicas.filter((r) => r.db !== null);
     for (let step = 0; step < steps; step++) {
       // Replicas that were closed come back after a few steps.
       for (const r of replicas) {
-        if (r.db === null && --r.downFor <= 0) {
-          await open(r);
-          reopens++;
+        if (r.db === null && --r.downFor <= 0 && refusedClose?.r !== r) {
+          try {
+            await open(r);
+            reopens++;
+          } catch (error) {
+            // Only a full disk may refuse an open; try again a few steps later.
+            if ((error as { code?: string }).code !== 'ERR_STORE_IO' || filler === null) throw error;
+            r.downFor = 2;
+          }
         }
       }
       const up = live();
@@ -264,9 +309,23 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
         // Close a replica cleanly; it reopens a few steps later from its file.
         r.db = null;
         r.downFor = 1 + rng.int(6);
-        await db.close().catch((error: unknown) => fail(`close of ${r.name} failed: ${String(error)}`));
-      } else if (roll < 0.93) {
+        try {
+          await db.close();
+        } catch (error) {
+          // Only a full disk may refuse a close; the database keeps its writes and closes once space is back.
+          if ((error as { code?: string }).code !== 'ERR_STORE_IO' || filler === null) fail(`close of ${r.name} failed: ${String(error)}`);
+          disk.refusedCloses++;
+          refusedClose = { r, db };
+        }
+      } else if (roll < 0.9) {
         await side.step(step);
+      } else if (roll < 0.93 && tmpfs !== null) {
+        if (filler === null) {
+          filler = tmpfs.fill();
+          disk.episodes++;
+        } else {
+          await freeDisk();
+        }
       } else {
         await sleep(rng.int(15));
       }
@@ -278,7 +337,8 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
     const scheduleDone = performance.now();
     // Heal everything: side processes finish (their acknowledged writes join the model), every
     // replica is open, every link is fresh and clean.
-    await side.finish(model.unique);
+    await freeDisk();
+    await side.heal();
     for (const r of replicas) {
       if (r.db === null) {
         await open(r);
@@ -298,6 +358,18 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       sample();
       await sleep(25);
     }
+    // The replica processes behind the relay converge to the same state.
+    for (;;) {
+      const target = digestOf(stateOf(dbs[0]!));
+      const digests = await side.digests();
+      for (const d of digests) {
+        maxRssBytes = Math.max(maxRssBytes, d.rss);
+        maxQueued = Math.max(maxQueued, d.queued);
+      }
+      if (digests.every((d) => d.digest === target) && digestOf(stateOf(dbs[0]!)) === target) break;
+      if (Date.now() > deadline) fail(`replica processes ${digests.filter((d) => d.digest !== target).map((d) => d.name).join(', ')} did not converge`);
+      await sleep(50);
+    }
     sample();
 
     // Identical encoded state everywhere (checked above); identical list() everywhere.
@@ -314,11 +386,12 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       await r.db!.close().catch((error: unknown) => fail(`final close of ${r.name} failed: ${String(error)}`));
       r.db = null;
     }
-    for (const r of replicas) {
-      const reopened = await openDatabase({ id, path: r.path });
+    const files = [...replicas.map((r) => r.path), ...(await side.closeReplicas())];
+    for (const path of files) {
+      const reopened = await openDatabase({ id, path });
       try {
         const restored = Y.encodeStateAsUpdate(reopened.doc);
-        if (!Buffer.from(restored).equals(converged)) fail(`${r.name}'s file does not hold the converged state after close`);
+        if (!Buffer.from(restored).equals(converged)) fail(`${path} does not hold the converged state after close`);
       } finally {
         await reopened.close();
       }
@@ -329,12 +402,13 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       steps,
       faults: { ...net.counts },
       side: side.counts,
+      disk,
       reopens,
       crashesSurvived: side.counts.replicaKills + side.counts.relayKills + side.counts.writerKills,
       writesChecked,
       maxQueued,
       maxRssBytes,
-      errors,
+      errors: { ...errors, ...side.errors },
       durationMs: Math.round(performance.now() - started),
       phasesMs: {
         schedule: Math.round(scheduleDone - started),
@@ -347,7 +421,9 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       if (r.db) await r.db.close().catch(() => undefined);
       r.db = null;
     }
+    if (refusedClose !== null) await refusedClose.db.close().catch(() => undefined);
     await side.stop();
+    tmpfs?.unmount();
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -17,6 +17,17 @@ for (let i = 0; i < count; i++) {
   const key = `${prefix}-${i}`;
   db.put(key, { v: i, by: prefix });
   await new Promise((resolve) => setImmediate(resolve));
+  // Acknowledge only what is in SQLite: a failed background write (reported in stats) is retried
+  // by flush() until it goes through, as an app that must not lie to its user would do.
+  for (let attempt = 0; db.stats().storage.pendingUpdates > 0 || db.stats().storage.health !== 'ok'; attempt++) {
+    try {
+      await db.flush();
+    } catch (error) {
+      const e = error as Error & { code?: string };
+      process.stdout.write(`error ${e.code ?? e.name} ${e.message.replace(/\n/g, ' ')}\n`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+    }
+  }
   process.stdout.write(`ack ${key}\n`);
 }
 await db.close();

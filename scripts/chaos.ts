@@ -56,6 +56,7 @@ const totals = {
   seedsPassed: 0,
   faults: {} as Record<string, number>,
   side: {} as Record<string, number>,
+  disk: {} as Record<string, number>,
   reopens: 0,
   crashesSurvived: 0,
   writesChecked: 0,
@@ -96,6 +97,7 @@ for (let i = 0; i < count; i++) {
   add(totals.faults, report.faults);
   add(totals.side, report.side as unknown as Record<string, number>);
   add(totals.errors, report.errors);
+  add(totals.disk, report.disk);
   totals.reopens += report.reopens;
   totals.crashesSurvived += report.crashesSurvived;
   totals.writesChecked += report.writesChecked;
@@ -116,7 +118,7 @@ if (values.json) {
 } else {
   process.stdout.write(
     `chaos: ${totals.seedsPassed}/${totals.seedsRun} seeds passed in ${(totals.durationMs / 1000).toFixed(1)} s; ` +
-      `faults ${JSON.stringify(totals.faults)}; side ${JSON.stringify(totals.side)}; reopens ${totals.reopens}; ` +
+      `faults ${JSON.stringify(totals.faults)}; side ${JSON.stringify(totals.side)}; disk ${JSON.stringify(totals.disk)}; reopens ${totals.reopens}; ` +
       `crashes survived ${totals.crashesSurvived}; writes checked ${totals.writesChecked}; max queue ${totals.maxQueued}; ` +
       `max RSS ${(totals.maxRssBytes / 2 ** 20).toFixed(0)} MiB; error events ${JSON.stringify(totals.errors)}\n`,
   );

@@ -5,15 +5,19 @@
 import { describe, expect, it } from 'vitest';
 import { runSeed } from '../scripts/chaos-run.js';
 
-// Seeds picked to cover every kind of action between them (see the report's counts).
-const SEEDS = [1, 3];
+// Seeds picked to cover every kind of action between them: 3 in-process replicas only; 30 a
+// second writer process on r0's file and a relay process (SIGKILLed, restarted) with replica
+// processes behind it; 47 a replica file on a small tmpfs that fills up (as root).
+const SEEDS = [3, 30, 47];
 
 describe('chaos harness', () => {
   for (const seed of SEEDS) {
     it(`seed ${seed} converges with every acknowledged write (replay: npm run chaos -- --seeds 1 --seed ${seed})`, async () => {
       const report = await runSeed(seed);
-      expect(report.writesChecked).toBeGreaterThan(100);
+      expect(report.writesChecked).toBeGreaterThan(50);
       expect(report.faults.cut + report.faults.drop + report.faults.delay).toBeGreaterThan(0);
+      if (seed === 30) expect(report.side).toMatchObject({ writers: expect.any(Number), relayStarts: expect.any(Number) });
+      if (seed === 30) expect(report.side.writers * report.side.relayStarts).toBeGreaterThan(0);
     }, 120_000);
   }
 });

@@ -157,5 +157,6 @@ describe('rhizome status --watch', () => {
     await text.waitForLine((l) => /\srelay\s+healthy\s/.test(l), 'a healthy relay peer row', 30_000);
     expect((await text.stop('SIGINT')).code).toBe(0);
     await sync.stop('SIGTERM');
-  });
+    // Four processes start one after another here: on a loaded machine that alone takes ~20 s.
+  }, 90_000);
 });

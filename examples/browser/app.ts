@@ -2,7 +2,7 @@
 // through db.doc, and presence from db.awareness. Data lives in this browser's IndexedDB and
 // syncs, sealed end to end, through the relay the example server started.
 import { openDatabase } from '@rhizome/sync';
-import type { JsonValue } from '@rhizome/core';
+import { BroadcastChannelTransport, type JsonValue } from '@rhizome/core';
 
 interface Config {
   relayUrl: string;
@@ -41,7 +41,13 @@ sessionStorage.setItem('rhizome-name', name);
 const color = colorFor(name);
 
 // One IndexedDB store per database in this browser profile; tabs of one profile share it.
-const db = await openDatabase({ id: dbId, path: `example-${dbId}`, transport: { mode: 'relay', relayUrl: config.relayUrl } });
+// The relay for other devices, and a BroadcastChannel for the other tabs of this browser (they
+// stay in step even when the relay is down).
+const db = await openDatabase({
+  id: dbId,
+  path: `example-${dbId}`,
+  transport: [{ mode: 'relay', relayUrl: config.relayUrl }, new BroadcastChannelTransport()],
+});
 (globalThis as unknown as { rhizomeExample: unknown }).rhizomeExample = { db };
 
 $('whoami').textContent = `You are ${name} · changes sync live and survive reloads`;

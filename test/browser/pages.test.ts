@@ -172,4 +172,20 @@ describe('a page and its IndexedDB store', () => {
     expect(await z.errors()).toEqual([]);
     await z.close();
   });
+
+  it('two tabs with the BroadcastChannel transport see each other\'s writes live, with no network', async () => {
+    const ctx = await browser.newContext();
+    contexts.push(ctx);
+    const [x, y] = await Promise.all([newPage(ctx), newPage(ctx)]);
+    const id = generateDatabaseId();
+    await Promise.all([x.open({ id, path: 'live-tabs', tabs: true }), y.open({ id, path: 'live-tabs', tabs: true })]);
+    await Promise.all([x.putMany('x', 100, true), y.putMany('y', 100, true)]);
+    await Promise.all([x.untilSize(200, WAIT), y.untilSize(200, WAIT)]);
+    expect(sorted(await x.ids())).toEqual(sorted(await y.ids()));
+    await Promise.all([x.close(), y.close()]);
+    const z = await newPage(ctx);
+    await z.open({ id, path: 'live-tabs' });
+    expect(await z.size()).toBe(200);
+    await z.close();
+  });
 });

@@ -11,6 +11,8 @@ export { AsyncQueue, QueuedConnection } from './async-queue.js';
 export { MemoryTransport, MemoryHub, MEMORY_MAX_MESSAGE_SIZE, MEMORY_HIGH_WATER_MARK } from './memory.js';
 export type { MemoryTransportOptions } from './memory.js';
 export { DisabledTransport } from './disabled.js';
+export { BroadcastChannelTransport, BROADCAST_CHANNEL_MAX_MESSAGE_SIZE, BROADCAST_CHANNEL_LOOKUP_MS } from './broadcast-channel.js';
+export type { BroadcastChannelTransportOptions } from './broadcast-channel.js';
 export { createTransport } from './create.js';
 export {
   resolveTransportConfig,

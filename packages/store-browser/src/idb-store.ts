@@ -43,8 +43,13 @@ interface StoreSchema extends DBSchema {
   docs: { key: string; value: { lastSeq: number } };
   /** Document id → its snapshot; `gen` counts the compactions that wrote it. */
   snapshots: { key: string; value: { gen: number; bytes: Uint8Array } };
-  /** `[docId, seq]` → one Yjs update. */
-  updates: { key: [string, number]; value: Uint8Array };
+  /**
+   * `[docId, key]` → the updates of one append (or of several appends batched into one
+   * transaction): disk sequence numbers `first`, `first + 1`, ...; `packed` is each update as a
+   * u32 little-endian length and its bytes. One row per batch, not per update: IndexedDB costs
+   * per request, and a tick of 10,000 puts is one row.
+   */
+  updates: { key: [string, number]; value: { first: number; packed: Uint8Array } };
 }
 
 const STORES = ['meta', 'docs', 'snapshots', 'updates'] as const;
@@ -53,11 +58,48 @@ const MERGE_ALWAYS = -1;
 type Db = IDBPDatabase<StoreSchema>;
 type WriteTx = IDBPTransaction<StoreSchema, ['docs', 'snapshots', 'updates'], 'readwrite'>;
 
-/** One update as this handle knows it: its sequence number here, and its key on disk once written. */
+/** One update as this handle knows it: its sequence number here, and where it is on disk once written. */
 interface Entry {
   seq: number;
   update: Uint8Array;
   diskSeq: number | undefined;
+  row: Row | undefined;
+}
+
+/** One row of `updates`: its key and the entries it holds now, in order. */
+interface Row {
+  key: number;
+  entries: Entry[];
+}
+
+/** Packs updates as (u32 LE length, bytes)*. */
+function pack(updates: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const u of updates) total += 4 + u.length;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const u of updates) {
+    view.setUint32(at, u.length, true);
+    out.set(u, at + 4);
+    at += 4 + u.length;
+  }
+  return out;
+}
+
+/** The inverse of {@link pack}; `null` when the bytes are not a whole number of records. */
+function unpack(packed: Uint8Array): Uint8Array[] | null {
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < packed.length) {
+    if (at + 4 > packed.length) return null;
+    const length = view.getUint32(at, true);
+    if (at + 4 + length > packed.length) return null;
+    out.push(packed.slice(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
 }
 
 interface MirrorDoc {
@@ -143,7 +185,7 @@ export class IndexedDbStore implements DocStore {
     for (const update of updates) if (!isBytes(update)) throw new InvalidArgumentError('append: every update must be a Uint8Array');
     if (updates.length === 0) return this.#doc(docId, false)?.lastSeq ?? 0;
     const doc = this.#doc(docId, true)!;
-    const entries = updates.map((update) => ({ seq: ++doc.lastSeq, update: update.slice(), diskSeq: undefined }));
+    const entries: Entry[] = updates.map((update) => ({ seq: ++doc.lastSeq, update: update.slice(), diskSeq: undefined, row: undefined }));
     doc.log.push(...entries);
     this.#enqueue({ kind: 'append', docId, entries });
     return doc.lastSeq;
@@ -259,15 +301,16 @@ export class IndexedDbStore implements DocStore {
       }
       return rec;
     };
-    for (const op of batch) {
+    for (const op of coalesce(batch)) {
       const rec = await record(op.docId);
       if (op.kind === 'append') {
-        const updates = tx.objectStore('updates');
         // Numbered here, inside the transaction: another tab's appends can never share a key.
+        const row: Row = { key: rec.lastSeq + 1, entries: op.entries };
         for (const entry of op.entries) {
           entry.diskSeq = ++rec.lastSeq;
-          void updates.put(entry.update, [op.docId, entry.diskSeq]);
+          entry.row = row;
         }
+        void tx.objectStore('updates').put({ first: row.key, packed: pack(op.entries.map((e) => e.update)) }, [op.docId, row.key]);
       } else {
         await this.#writeCompaction(tx, op);
       }
@@ -290,8 +333,16 @@ export class IndexedDbStore implements DocStore {
     // A merged snapshot holds what the caller's document may lack, so it is never "ours" again:
     // every later compaction of this handle merges with what is on disk (MERGE_ALWAYS).
     doc.gen = merge || doc.gen === MERGE_ALWAYS ? MERGE_ALWAYS : gen;
+    // Rows this handle knows: drop them, or (a row only partly compacted) rewrite what is left.
     const updates = tx.objectStore('updates');
-    for (const entry of op.drop) if (entry.diskSeq !== undefined) void updates.delete([op.docId, entry.diskSeq]);
+    const dropped = new Set(op.drop);
+    const rows = new Set<Row>();
+    for (const entry of op.drop) if (entry.row) rows.add(entry.row);
+    for (const row of rows) {
+      row.entries = row.entries.filter((e) => !dropped.has(e));
+      if (row.entries.length === 0) void updates.delete([op.docId, row.key]);
+      else void updates.put({ first: row.entries[0]!.diskSeq!, packed: pack(row.entries.map((e) => e.update)) }, [op.docId, row.key]);
+    }
   }
 
   // ---- helpers ------------------------------------------------------------------------------
@@ -316,6 +367,17 @@ export class IndexedDbStore implements DocStore {
     this.#assertOpen();
     if (this.#failure) throw this.#failure;
   }
+}
+
+/** Adjacent appends to one document become one (one row on disk). */
+function coalesce(batch: Op[]): Op[] {
+  const out: Op[] = [];
+  for (const op of batch) {
+    const last = out[out.length - 1];
+    if (op.kind === 'append' && last?.kind === 'append' && last.docId === op.docId) out[out.length - 1] = { ...last, entries: [...last.entries, ...op.entries] };
+    else out.push(op);
+  }
+  return out;
 }
 
 function describe(error: unknown): string {
@@ -380,7 +442,7 @@ async function readAll(db: Db, name: string): Promise<Map<string, MirrorDoc>> {
   let snapKeys: string[];
   let snapRecs: Array<StoreSchema['snapshots']['value']>;
   let updateKeys: Array<[string, number]>;
-  let updateRecs: Uint8Array[];
+  let updateRecs: Array<StoreSchema['updates']['value']>;
   try {
     const tx = db.transaction(STORES, 'readonly');
     [format, docKeys, docRecs, snapKeys, snapRecs, updateKeys, updateRecs] = await Promise.all([
@@ -417,14 +479,20 @@ async function readAll(db: Db, name: string): Promise<Map<string, MirrorDoc>> {
     doc.snapshot = rec.bytes;
     doc.gen = rec.gen;
   });
-  // Keys come sorted by [docId, seq]: each document's log is already in order.
+  // Keys come sorted by [docId, key]: each document's rows, and so its log, are in order.
   updateKeys.forEach((key, i) => {
-    const bytes = updateRecs[i];
+    const rec = updateRecs[i];
     const doc = Array.isArray(key) ? docs.get(key[0]) : undefined;
-    if (!doc || !isBytes(bytes) || !Number.isInteger(key[1]) || key[1] > doc.lastSeq) {
+    const list = rec && typeof rec === 'object' && isBytes(rec.packed) ? unpack(rec.packed) : null;
+    if (!doc || !rec || !list || list.length === 0 || !Number.isInteger(rec.first) || !Number.isInteger(key[1]) || rec.first + list.length - 1 > doc.lastSeq) {
       throw new StoreCorruptError(where, `bad update record ${JSON.stringify(key)}`);
     }
-    doc.log.push({ seq: key[1], update: bytes, diskSeq: key[1] });
+    const row: Row = { key: key[1], entries: [] };
+    list.forEach((update, j) => {
+      const entry: Entry = { seq: rec.first + j, update, diskSeq: rec.first + j, row };
+      row.entries.push(entry);
+      doc.log.push(entry);
+    });
   });
   return docs;
 }

@@ -104,7 +104,25 @@ function typedError(path: string, error: unknown): unknown {
   }
   const known = IO_MESSAGES.find(([prefix]) => code.startsWith(prefix));
   if (known) return new StoreIOError(path, code, `${known[1]}: ${message}`, { cause: error });
-  return error;
+  // Any other SQLite failure on statements this store prepared itself (a schema error, a broken
+  // constraint or index) means the file is not what Rhizome wrote.
+  return new StoreCorruptError(path, `unexpected SQLite error on a Rhizome store (${message}; ${code})`, { cause: error });
+}
+
+/** A BLOB read from the file, or `StoreCorruptError` when the cell holds another type. */
+function blob(path: string, value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new StoreCorruptError(path, `${what} is not a BLOB (found ${value === null ? 'NULL' : typeof value})`);
+  }
+  return view(value);
+}
+
+/** A sequence number read from the file, or `StoreCorruptError`. */
+function seqOf(path: string, value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new StoreCorruptError(path, `${what} is not a sequence number (found ${String(value)})`);
+  }
+  return value;
 }
 
 /** The errno code of a failed fs call (`'EACCES'`, `'EROFS'`, ...). */
@@ -214,6 +232,7 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
     if (appId === APPLICATION_ID && version === 0 && tables.length > 0) {
       throw new StoreCorruptError(path, 'Rhizome store without a schema version');
     }
+    if (appId === APPLICATION_ID && version >= 1) assertSchema(db, path);
     db.close();
   } catch (error) {
     db?.close();
@@ -223,6 +242,23 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
       throw new StoreCorruptError(path, `damaged database file (${(error as Error).message})`, { cause: error });
     }
     throw error;
+  }
+}
+
+/** The tables and columns of schema version 1 (later migrations only add). */
+const SCHEMA_COLUMNS: Record<string, readonly string[]> = {
+  docs: ['id', 'name', 'snapshot', 'snapshot_seq'],
+  updates: ['doc', 'seq', 'data'],
+};
+
+/** Checks that the file has the tables and columns this store reads; `StoreCorruptError` otherwise. */
+function assertSchema(db: Sqlite, path: string): void {
+  for (const [table, columns] of Object.entries(SCHEMA_COLUMNS)) {
+    const found = new Set((db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name));
+    const missing = columns.filter((c) => !found.has(c));
+    if (missing.length > 0) {
+      throw new StoreCorruptError(path, found.size === 0 ? `table '${table}' is missing` : `table '${table}' lacks column(s) ${missing.join(', ')}`);
+    }
   }
 }
 
@@ -317,7 +353,7 @@ export class SqliteStore implements DocStore {
 
     const append = db.transaction((docId: string, updates: readonly Uint8Array[]): number => {
       const row = this.#docRow(docId);
-      let seq = row.last_seq;
+      let seq = seqOf(path, row.last_seq, `the last sequence number of '${docId}'`);
       for (const update of updates) this.#insUpdate.run(row.id, ++seq, update);
       return seq;
     });
@@ -345,23 +381,25 @@ export class SqliteStore implements DocStore {
 
     // A deferred (read) transaction: snapshot and log are read from one consistent state even
     // if another process compacts meanwhile.
+    // Values are checked as they are read: a cell of another type (a file edited by hand, or
+    // damaged) is ERR_STORE_CORRUPT, never a crash or a silently empty update.
     this.#loadTx = db.transaction((docId: string): StoredDoc => {
       const row = this.#selSnapshot.get(docId);
       if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
       return {
-        snapshot: row.snapshot ? view(row.snapshot) : null,
-        updates: this.#selUpdates.all(row.id).map(view),
-        lastSeq: row.last_seq,
+        snapshot: row.snapshot === null ? null : blob(path, row.snapshot, `the snapshot of '${docId}'`),
+        updates: this.#selUpdates.all(row.id).map((u, i) => blob(path, u, `update ${i + 1} of '${docId}'`)),
+        lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
     });
     this.#loadSinceTx = db.transaction((docId: string, afterSeq: number): StoredDoc => {
       const row = this.#selSnapshot.get(docId);
       if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
-      const snapshotSeq = this.#selSnapshotSeq.get(row.id) ?? 0;
+      const snapshotSeq = seqOf(path, this.#selSnapshotSeq.get(row.id) ?? 0, `the snapshot sequence number of '${docId}'`);
       return {
-        snapshot: snapshotSeq > afterSeq && row.snapshot ? view(row.snapshot) : null,
-        updates: this.#selUpdatesSince.all(row.id, afterSeq).map(view),
-        lastSeq: row.last_seq,
+        snapshot: snapshotSeq > afterSeq && row.snapshot !== null ? blob(path, row.snapshot, `the snapshot of '${docId}'`) : null,
+        updates: this.#selUpdatesSince.all(row.id, afterSeq).map((u, i) => blob(path, u, `update ${i + 1} after ${afterSeq} of '${docId}'`)),
+        lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
     });
   }
@@ -439,7 +477,8 @@ export class SqliteStore implements DocStore {
       const row = this.#selDocStats.get(docId);
       if (!row) return { updates: 0, updateBytes: 0, snapshotBytes: 0, lastSeq: 0 };
       const { n, bytes } = this.#selStats.get(row.id) as StatsRow;
-      return { updates: n, updateBytes: bytes, snapshotBytes: row.snapshot_bytes, lastSeq: row.last_seq };
+      const lastSeq = seqOf(this.path, row.last_seq, `the last sequence number of '${docId}'`);
+      return { updates: n, updateBytes: Number(bytes), snapshotBytes: Number(row.snapshot_bytes), lastSeq };
     });
   }
 

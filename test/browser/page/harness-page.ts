@@ -2,7 +2,7 @@
 // @rhizome/sync (exactly what an app's bundler does) and driven with page.evaluate.
 import { openDatabase, type Database } from '@rhizome/sync';
 import { RelayTransport } from '@rhizome/transport-relay';
-import type { JsonValue, Transport } from '@rhizome/core';
+import { BroadcastChannelTransport, type JsonValue, type Transport } from '@rhizome/core';
 
 /** Options of {@link PageHarness.open}. */
 export interface PageOpenOptions {
@@ -13,12 +13,15 @@ export interface PageOpenOptions {
   secret?: string;
   compactAfterUpdates?: number;
   peerId?: string;
+  /** Also sync with the other tabs of this origin over BroadcastChannel. */
+  tabs?: boolean;
 }
 
 /** What a page exposes to the tests as `window.harness`. */
 export class PageHarness {
   db: Database | null = null;
   transport: Transport | null = null;
+  tabTransport: Transport | null = null;
   /** Codes (or names) of the `error` events the database reported. */
   errors: string[] = [];
   /** Ids of peers the database saw connect. */
@@ -28,10 +31,12 @@ export class PageHarness {
     this.transport = o.relayUrl
       ? new RelayTransport({ url: o.relayUrl, ...(o.peerId ? { peerId: o.peerId } : {}), reconnect: { initialDelayMs: 50, maxDelayMs: 300 } })
       : null;
+    this.tabTransport = o.tabs ? new BroadcastChannelTransport() : null;
+    const transports = [this.transport, this.tabTransport].filter((t): t is Transport => t !== null);
     const db = await openDatabase({
       id: o.id,
       ...(o.path !== undefined ? { path: o.path } : {}),
-      ...(this.transport ? { transport: this.transport } : {}),
+      ...(transports.length === 1 ? { transport: transports[0]! } : transports.length > 1 ? { transport: transports } : {}),
       ...(o.secret !== undefined ? { secret: o.secret } : {}),
       ...(o.compactAfterUpdates !== undefined ? { persistence: { compactAfterUpdates: o.compactAfterUpdates } } : {}),
     });
@@ -134,8 +139,10 @@ export class PageHarness {
   async close(): Promise<void> {
     await this.db?.close();
     await this.transport?.disconnect();
+    await this.tabTransport?.disconnect();
     this.db = null;
     this.transport = null;
+    this.tabTransport = null;
   }
 }
 
