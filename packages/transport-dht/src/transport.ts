@@ -53,6 +53,8 @@ interface Join {
   delay: number;
   /** When a provider record last reached at least one DHT peer (ms since epoch); 0: never. */
   lastAnnounced: number;
+  /** Our addresses changed since the last announce started: announce again at the next turn. */
+  reannounce: boolean;
 }
 
 interface Backoff {
@@ -199,6 +201,7 @@ export class DhtTransport implements Transport {
       wake: null,
       delay: INITIAL_LOOKUP_INTERVAL_MS,
       lastAnnounced: 0,
+      reannounce: false,
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -381,7 +384,9 @@ export class DhtTransport implements Transport {
     while (!signal.aborted && !this.#closed) {
       try {
         if (await this.#haveDhtPeers(node)) {
-          const due = join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          const due = join.reannounce || join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          // Cleared as the announce starts: an address change while it runs asks for another.
+          if (due) join.reannounce = false;
           // Announce and look up at once, and dial each provider as soon as the query yields it:
           // a late joiner meets the others within one query's time.
           const results = await Promise.allSettled([
@@ -640,7 +645,7 @@ export class DhtTransport implements Transport {
     if (addrs === this.#announcedAddrs) return;
     this.#announcedAddrs = addrs;
     for (const join of this.#joins.values()) {
-      join.lastAnnounced = 0;
+      join.reannounce = true;
       join.delay = INITIAL_LOOKUP_INTERVAL_MS;
       join.wake?.();
     }
