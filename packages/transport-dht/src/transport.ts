@@ -634,14 +634,21 @@ export class DhtTransport implements Transport {
   }
 
   /**
-   * Our addresses changed (a relay reservation added a `/p2p-circuit` address, autonat confirmed
-   * an observed one): provider records carry the addresses of when they were made, so every
-   * joined topic is announced again now, and peers behind NATs become dialable through the relay.
+   * Our relayed addresses changed (a relay reservation added or lost a `/p2p-circuit` address):
+   * provider records carry the addresses of when they were made, so every joined topic is
+   * announced again now, and a peer behind a NAT becomes dialable through the relay.
    */
   #onAddressesChanged(): void {
     const node = this.#node;
     if (!node || this.#closed) return;
-    const addrs = node.getMultiaddrs().map((ma) => ma.toString()).sort().join(' ');
+    // Relayed addresses are what a peer behind a NAT needs in its records; other address churn
+    // (observed addresses coming and going) waits for the regular re-announce.
+    const addrs = node
+      .getMultiaddrs()
+      .map((ma) => ma.toString())
+      .filter((text) => text.includes('/p2p-circuit'))
+      .sort()
+      .join(' ');
     if (addrs === this.#announcedAddrs) return;
     this.#announcedAddrs = addrs;
     for (const join of this.#joins.values()) {
