@@ -5,7 +5,7 @@ import { createContext, machineLine, type BenchContext } from './harness.js';
 
 const totalStarted = performance.now();
 
-const AREAS = ['store', 'sync', 'relay', 'mailbox', 'dht', 'health', 'browser', 'nat', 'compare'];
+const AREAS = ['store', 'sync', 'relay', 'cluster', 'mailbox', 'dht', 'health', 'browser', 'nat', 'compare'];
 // Runs per measurement in the full run: the comparison tables take the median of 5; the areas
 // that measure one layer beside its own baseline take 3, so the whole run stays under 15 minutes.
 const RUNS: Record<string, number> = { compare: 5 };

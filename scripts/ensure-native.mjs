@@ -25,10 +25,6 @@ try {
   process.exit(0);
 }
 
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 22) {
-  log(`warning: running under Node ${process.version}; Rhizome needs Node >= 22 (the "node" devDependency provides it to npm scripts).`);
-}
 
 const first = addonLoads();
 if (first.ok) {
@@ -64,19 +60,32 @@ if (!nodedir) {
     if (untar.status === 0 && hasHeaders(cacheDir)) nodedir = cacheDir;
   }
 }
-const env = { ...process.env, npm_config_build_from_source: 'true' };
+// node-gyp is run directly (the copy npm ships, or a local one), in better-sqlite3's directory,
+// rather than through `npm rebuild` with npm_config_build_from_source, which npm >= 11 reports as an
+// unknown config. node-gyp must itself run under this Node so that it targets this ABI.
+const env = { ...process.env };
+const gypArgs = ['rebuild', '--release', '--loglevel=error'];
 if (nodedir) {
   env.npm_config_nodedir = nodedir;
+  gypArgs.push(`--nodedir=${nodedir}`);
   log(`using Node headers from ${nodedir}`);
 } else {
   log(`no headers of Node ${process.version} found; node-gyp falls back to its own configuration`);
 }
-// node-gyp must itself run under this Node so that it targets this ABI.
 env.PATH = `${dirname(process.execPath)}:${env.PATH ?? ''}`;
-const npmCli = process.env.npm_execpath;
-const cmd = npmCli ? process.execPath : 'npm';
-const args = npmCli ? [npmCli, 'rebuild', 'better-sqlite3'] : ['rebuild', 'better-sqlite3'];
-const r = spawnSync(cmd, args, { stdio: 'inherit', env, cwd: process.cwd() });
+let gyp = process.env.npm_config_node_gyp;
+if (!gyp || !existsSync(gyp)) {
+  try {
+    gyp = require.resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    gyp = process.env.npm_execpath ? join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : undefined;
+  }
+}
+if (!gyp || !existsSync(gyp)) {
+  log('node-gyp not found (it comes with npm); run `npm install` with npm >= 9.');
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, [gyp, ...gypArgs], { stdio: ['ignore', 'ignore', 'inherit'], env, cwd: pkgDir });
 if (r.status !== 0) {
   log(`rebuild failed (exit ${r.status}); see the output above. The addon lives in ${pkgDir}.`);
   process.exit(1);

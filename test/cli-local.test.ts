@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveTopic, topicToHex } from '@rhizome/core';
 import { rhizome, tempDir } from './cli-helpers.js';
 
+/** A fixed database id that is not weak (weak ids print a warning). */
+const NOTES_ID = 'Q7x_kP2vLr9mZt4wYb8nHs3c';
+
 let dir: string;
 let cleanup: () => void;
 
@@ -32,22 +35,22 @@ describe('rhizome new-id', () => {
 describe('put, get, delete, list, status on a file', () => {
   it('writes, merges fields, reads back, lists, deletes; --json shapes', async () => {
     const db = join(dir, 'notes.db');
-    const put = await rhizome(['put', 'notes', 'n1', '{"title":"Hello","done":false}', '--db', db]);
+    const put = await rhizome(['put', NOTES_ID, 'n1', '{"title":"Hello","done":false}', '--db', db]);
     expect(put.code, put.stderr).toBe(0);
     expect(put.stdout).toContain('put n1 in notes.db');
 
-    const merge = await rhizome(['put', 'notes', 'n1', '-', '--db', db, '--json'], { input: '{"done": true}' });
+    const merge = await rhizome(['put', NOTES_ID, 'n1', '-', '--db', db, '--json'], { input: '{"done": true}' });
     expect(merge.code, merge.stderr).toBe(0);
     expect(JSON.parse(merge.stdout)).toEqual({ id: 'n1', data: { title: 'Hello', done: true }, peers: 0 });
 
-    const second = await rhizome(['put', 'notes', 'n2', '{"tags":["a","b"],"n":{"x":1.5}}', '--db', db]);
+    const second = await rhizome(['put', NOTES_ID, 'n2', '{"tags":["a","b"],"n":{"x":1.5}}', '--db', db]);
     expect(second.code, second.stderr).toBe(0);
 
     const [get, getJson, list, listJson] = await Promise.all([
-      rhizome(['get', 'notes', 'n1', '--db', db]),
-      rhizome(['get', 'notes', 'n2', '--db', db, '--json']),
-      rhizome(['list', 'notes', '--db', db]),
-      rhizome(['list', 'notes', '--db', db, '--json']),
+      rhizome(['get', NOTES_ID, 'n1', '--db', db]),
+      rhizome(['get', NOTES_ID, 'n2', '--db', db, '--json']),
+      rhizome(['list', NOTES_ID, '--db', db]),
+      rhizome(['list', NOTES_ID, '--db', db, '--json']),
     ]);
     expect(get.code, get.stderr).toBe(0);
     expect(JSON.parse(get.stdout)).toEqual({ title: 'Hello', done: true });
@@ -59,28 +62,28 @@ describe('put, get, delete, list, status on a file', () => {
       { id: 'n2', data: { n: { x: 1.5 }, tags: ['a', 'b'] } },
     ]);
 
-    const del = await rhizome(['delete', 'notes', 'n1', '--db', db, '--json']);
+    const del = await rhizome(['delete', NOTES_ID, 'n1', '--db', db, '--json']);
     expect(del.code, del.stderr).toBe(0);
     expect(JSON.parse(del.stdout)).toEqual({ id: 'n1', deleted: true, peers: 0 });
-    const again = await rhizome(['delete', 'notes', 'n1', '--db', db, '--json']);
+    const again = await rhizome(['delete', NOTES_ID, 'n1', '--db', db, '--json']);
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ id: 'n1', deleted: false });
 
-    const [status, statusJson] = await Promise.all([rhizome(['status', 'notes', '--db', db]), rhizome(['status', 'notes', '--db', db, '--json'])]);
+    const [status, statusJson] = await Promise.all([rhizome(['status', NOTES_ID, '--db', db]), rhizome(['status', NOTES_ID, '--db', db, '--json'])]);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(topicToHex(deriveTopic('notes')));
+    expect(status.stdout).toContain(topicToHex(deriveTopic(NOTES_ID)));
     expect(status.stdout).toMatch(/nodes\s+1/);
     const s = JSON.parse(statusJson.stdout) as Record<string, unknown>;
-    expect(s).toMatchObject({ id: 'notes', topic: topicToHex(deriveTopic('notes')), db, nodes: 1, network: null, transport: 'disabled', peers: [] });
+    expect(s).toMatchObject({ id: NOTES_ID, topic: topicToHex(deriveTopic(NOTES_ID)), db, nodes: 1, network: null, transport: 'disabled', peers: [] });
     expect(s['log']).toMatchObject({ updates: expect.any(Number), updateBytes: expect.any(Number), snapshotBytes: expect.any(Number) });
     expect((s['log'] as { updates: number }).updates).toBeGreaterThanOrEqual(4);
     expect(s['fileBytes']).toBeGreaterThan(0);
-  });
+  }, 90_000); // a dozen CLI runs one after another: slow on a loaded 2-core machine
 
   it('get of a missing node exits 1 and names it; --json puts the error on stderr as JSON', async () => {
     const db = join(dir, 'missing.db');
-    expect((await rhizome(['put', 'm', 'a', '{}', '--db', db])).code).toBe(0);
-    const [text, json] = await Promise.all([rhizome(['get', 'm', 'nope', '--db', db]), rhizome(['get', 'm', 'nope', '--db', db, '--json'])]);
+    expect((await rhizome(['put', NOTES_ID, 'a', '{}', '--db', db])).code).toBe(0);
+    const [text, json] = await Promise.all([rhizome(['get', NOTES_ID, 'nope', '--db', db]), rhizome(['get', NOTES_ID, 'nope', '--db', db, '--json'])]);
     expect(text.code).toBe(1);
     expect(text.stderr).toContain("no node 'nope'");
     expect(text.stdout).toBe('');
@@ -93,7 +96,7 @@ describe('put, get, delete, list, status on a file', () => {
 describe('errors say what to do', () => {
   it('bad JSON: exit 2 with line, column and a caret under the spot', async () => {
     const db = join(dir, 'json.db');
-    const r = await rhizome(['put', 'j', 'n1', '{"title": "x", done: true}', '--db', db]);
+    const r = await rhizome(['put', NOTES_ID, 'n1', '{"title": "x", done: true}', '--db', db]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('invalid JSON');
     expect(r.stderr).toContain('line 1, column 16');
@@ -102,13 +105,13 @@ describe('errors say what to do', () => {
     expect(at).toBeGreaterThan(-1);
     expect(lines[at + 1]?.indexOf('^')).toBe((lines[at] ?? '').indexOf('done'));
 
-    const multi = await rhizome(['put', 'j', 'n1', '--file', '-', '--db', db, '--json'], { input: '{\n  "a": 1,\n  "b": [1, 2,]\n}' });
+    const multi = await rhizome(['put', NOTES_ID, 'n1', '--file', '-', '--db', db, '--json'], { input: '{\n  "a": 1,\n  "b": [1, 2,]\n}' });
     expect(multi.code).toBe(2);
     const err = (JSON.parse(multi.stderr) as { error: { code: string; message: string } }).error;
     expect(err.code).toBe('ERR_USAGE');
     expect(err.message).toContain('line 3, column 14');
 
-    const notObject = await rhizome(['put', 'j', 'n1', '[1,2]', '--db', db]);
+    const notObject = await rhizome(['put', NOTES_ID, 'n1', '[1,2]', '--db', db]);
     expect(notObject.code).toBe(2);
     expect(notObject.stderr).toContain('must be a JSON object');
   });
@@ -117,7 +120,7 @@ describe('errors say what to do', () => {
     const db = join(dir, 'garbage.db');
     const bytes = Buffer.from('this is not SQLite at all, just some text that someone saved here\n'.repeat(4));
     writeFileSync(db, bytes);
-    const [text, json] = await Promise.all([rhizome(['list', 'g', '--db', db]), rhizome(['put', 'g', 'n', '{}', '--db', db, '--json'])]);
+    const [text, json] = await Promise.all([rhizome(['list', NOTES_ID, '--db', db]), rhizome(['put', NOTES_ID, 'n', '{}', '--db', db, '--json'])]);
     expect(text.code).toBe(1);
     expect(text.stderr).toContain(db);
     expect(text.stderr).toContain('not an SQLite database');
@@ -129,12 +132,12 @@ describe('errors say what to do', () => {
 
   it('a file from a newer Rhizome: exit 1 with ERR_STORE_VERSION naming the file', async () => {
     const db = join(dir, 'newer.db');
-    expect((await rhizome(['put', 'v', 'n', '{"a":1}', '--db', db])).code).toBe(0);
+    expect((await rhizome(['put', NOTES_ID, 'n', '{"a":1}', '--db', db])).code).toBe(0);
     // Raise the schema version in the SQLite header (user_version, bytes 60..63, big-endian).
     const file = readFileSync(db);
     file.writeUInt32BE(99, 60);
     writeFileSync(db, file);
-    const r = await rhizome(['get', 'v', 'n', '--db', db, '--json']);
+    const r = await rhizome(['get', NOTES_ID, 'n', '--db', db, '--json']);
     expect(r.code).toBe(1);
     const err = (JSON.parse(r.stderr) as { error: { code: string; message: string; hint: string } }).error;
     expect(err.code).toBe('ERR_STORE_VERSION');

@@ -7,26 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDatabaseId } from '@rhizome/core';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { Running, closedPort, rhizome, tempDir } from './cli-helpers.js';
+import { TEST_CERT, TEST_KEY } from './fixtures/tls.js';
 
-// A self-signed certificate for localhost and 127.0.0.1, valid 2000-2100 (made with openssl
-// once; embedded so the test needs no openssl).
-const TEST_CERT = `-----BEGIN CERTIFICATE-----
-MIIBdTCCARqgAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAlsb2NhbGhv
-c3QwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
-CWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKo82zuGQ4YDW/E1
-sp9+pSKdCJnPPvWMi/82ylyB2syyeL0ncqkHONVDd4lNlCfXwtk4gGE7PfvU+nLY
-C+XpzEijWzBZMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAPBgNVHRMBAf8E
-BTADAQH/MAsGA1UdDwQEAwIChDAdBgNVHQ4EFgQU7HmIPDZN4MUqjYjiRoHeAk0/
-59kwCgYIKoZIzj0EAwIDSQAwRgIhAPwweHkBY74EgaV55awCTp4iIUz6ZmobdMxm
-CD9fN4TiAiEA+V+oqz75A5gsNQQFwiUXewn/8VpH5M20n2nIeOddIHw=
------END CERTIFICATE-----
-`;
-const TEST_KEY = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgc8oSIgyW/X5zBhNi
-41dgi8g0C7K8Mks74nHZB15UUxmhRANCAASqPNs7hkOGA1vxNbKffqUinQiZzz71
-jIv/NspcgdrMsni9J3KpBzjVQ3eJTZQn18LZOIBhOz371Ppy2Avl6cxI
------END PRIVATE KEY-----
-`;
 
 let relay: RelayServer;
 let dir: string;
@@ -57,7 +39,7 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     // --min-peers 1: "ready" is printed when the file is open; the replica may still be joining.
     const put = await rhizome(['put', id, 'note-1', '{"title":"from the laptop","done":false}', '--db', join(dir, 'laptop.db'), '--relay', relay.url, '--min-peers', '1', '--json']);
     expect(put.code, put.stderr).toBe(0);
-    expect(JSON.parse(put.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false }, peers: 1 });
+    expect(JSON.parse(put.stdout)).toEqual({ id: 'note-1', data: { title: 'from the laptop', done: false }, peers: 1, delivered: true });
 
     const upsert = await sync.waitForJson((e) => e['type'] === 'node-upsert' && e['id'] === 'note-1', 'note-1 at the replica');
     expect(upsert).toMatchObject({ type: 'node-upsert', id: 'note-1', data: { title: 'from the laptop', done: false }, origin: 'remote' });
@@ -151,7 +133,7 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     await sync.waitForLine((l) => l.includes(' ready ') && l.includes(id), 'the ready line');
     const del = await rhizome(['put', id, 'n', '{"x":1}', '--db', join(dir, 'text-writer.db'), '--relay', relay.url, '--min-peers', '1']);
     expect(del.code, del.stderr).toBe(0);
-    expect(del.stdout).toContain('(synced with 1 peer)');
+    expect(del.stdout).toContain('(delivered to 1 peer)');
     const line = await sync.waitForLine((l) => l.includes('upsert') && l.includes(' n '), 'the upsert line');
     expect(line).toMatch(/upsert\s+n \{"x":1\} \(remote\)/);
     expect((await sync.stop('SIGINT')).code).toBe(0);
@@ -170,14 +152,16 @@ describe('rhizome sync and one-shot commands through a relay', () => {
     expect(err.message).toContain('--min-peers 1');
   });
 
-  it('an unreachable relay fails with exit 1 and names the URL', async () => {
+  it('an unreachable relay: a put is saved locally and says so (exit 0), a read fails with exit 1; both name the URL', async () => {
     const port = await closedPort();
     const url = `ws://127.0.0.1:${port}`;
+    const id = generateDatabaseId();
     const [text, json] = await Promise.all([
-      rhizome(['put', 'x', 'n', '{"a":1}', '--db', join(dir, 'unreachable.db'), '--relay', url, '--timeout', '1500']),
-      rhizome(['list', 'x', '--db', join(dir, 'unreachable2.db'), '--relay', url, '--timeout', '1500', '--json']),
+      rhizome(['put', id, 'n', '{"a":1}', '--db', join(dir, 'unreachable.db'), '--relay', url, '--timeout', '1500']),
+      rhizome(['list', id, '--db', join(dir, 'unreachable2.db'), '--relay', url, '--timeout', '1500', '--json']),
     ]);
-    expect(text.code).toBe(1);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr).toContain('saved locally, not delivered:');
     expect(text.stderr).toContain(`127.0.0.1:${port}`);
     expect(text.stderr).toMatch(/relay/);
     expect(json.code).toBe(1);
@@ -233,8 +217,8 @@ describe('rhizome relay', () => {
     const id = generateDatabaseId();
     const [ok, untrusted, noToken] = await Promise.all([
       rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-ok.db'), '--relay', url, '--tls-ca', cert, '--token', 'sesame', '--json']),
-      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-untrusted.db'), '--relay', url, '--token', 'sesame', '--timeout', '3000']),
-      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-no-token.db'), '--relay', url, '--tls-ca', cert, '--timeout', '3000', '--json']),
+      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-untrusted.db'), '--relay', url, '--token', 'sesame', '--timeout', '3000', '--min-peers', '1']),
+      rhizome(['put', id, 'n', '{"tls":true}', '--db', join(dir, 'tls-no-token.db'), '--relay', url, '--tls-ca', cert, '--timeout', '3000', '--min-peers', '1', '--json']),
     ]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ id: 'n', data: { tls: true } });

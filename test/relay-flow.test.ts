@@ -8,8 +8,9 @@ import { WebSocket } from 'ws';
 import { deriveTopic, type Connection, type RhizomeError } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
-import { RelayTransport } from '@rhizome/transport-relay';
-import { FrameType, encodeHello, encodePing, utf8 } from '@rhizome/transport-relay/protocol';
+import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
+import { FrameType, encodeDataFrame, encodeHello, encodePing, utf8 } from '@rhizome/transport-relay/protocol';
+import { RawClient } from '@rhizome/relay/testing';
 import { openDatabase, type Database } from '@rhizome/sync';
 import { nextEvent } from './sync-helpers.js';
 
@@ -100,7 +101,7 @@ async function freezableProxy(target: string): Promise<{ url: string; freeze: ()
 }
 
 describe('per-Connection flow control on one relay socket', () => {
-  it('an app Connection nobody reads does not stall the database on the same socket; it alone closes with ERR_SLOW_CONSUMER', async () => {
+  it('an app Connection nobody reads does not stall the database on the same socket: its sender waits on its window, and nothing is lost', async () => {
     const relay = await relayWith();
     const errorsA: RhizomeError[] = [];
     // Default bounds: the issue's scenario (the old client paused the socket at 8,192 unread messages).
@@ -110,14 +111,19 @@ describe('per-Connection flow control on one relay socket', () => {
     const [a, b] = await Promise.all([db(id, ta), db(id, tb)]);
     await within(WAIT, 'first sync', Promise.all([a.whenSynced({ minPeers: 1 }), b.whenSynced({ minPeers: 1 })]));
 
-    // An app protocol on another topic of the same two transports; A never reads it.
+    // An app protocol on another topic of the same two transports; A does not read it (yet).
     const appTopic = deriveTopic('hol app topic');
     const [unread, appSender] = await Promise.all([firstConnection(ta, appTopic), firstConnection(tb, appTopic)]);
     const N = 12_000;
-    const payload = new Uint8Array(64);
-    for (let i = 0; i < N && !appSender.closed; i++) await appSender.send(payload).catch(() => undefined);
+    let sent = 0;
+    const sends: Array<Promise<void>> = [];
+    for (let i = 0; i < N; i++) {
+      const m = new Uint8Array(64);
+      new DataView(m.buffer).setUint32(0, i);
+      sends.push(appSender.send(m).then(() => void sent++));
+    }
 
-    // The database keeps working both ways while that Connection overflows.
+    // The database keeps working both ways while that Connection is full.
     const seen = nextEvent(a, (e) => e.type === 'node-upsert' && e.id === 'from-b', 'B→A put to arrive', WAIT);
     b.put('from-b', { n: 1 });
     await seen;
@@ -125,24 +131,65 @@ describe('per-Connection flow control on one relay socket', () => {
     a.put('from-a', { n: 2 });
     await seenB;
 
-    // The unread Connection was closed on its own, with a typed error, and the remote saw the pair close.
+    // The app sender was held back by A's window (4 MiB of credit, 576 per 64-byte message), not
+    // by the socket: fewer than N sends went, A holds them unread, and nothing overflowed.
+    expect(sent).toBeLessThan(N);
+    expect((unread as RelayConnection).buffered).toBeLessThanOrEqual(Math.ceil((4 * 1024 * 1024) / 576));
+    expect(unread.closed).toBe(false);
+    // Now A reads: every message arrives, in order, and every send resolves.
+    for (let i = 0; i < N; i++) {
+      const m = await within(WAIT, `message ${i}`, unread.receive());
+      expect(new DataView(m!.buffer, m!.byteOffset).getUint32(0)).toBe(i);
+    }
+    await within(WAIT, 'every send to resolve', Promise.all(sends));
+    expect(errorsA.filter((e) => e.code === 'ERR_SLOW_CONSUMER')).toEqual([]);
+    expect(relay.stats().drops.slow_consumer ?? 0).toBe(0);
+    expect(ta.state).toBe('connected');
+  });
+
+  it('a sender that ignores the window (a raw client) overflows only its own Connection: ERR_SLOW_CONSUMER at the message bound', async () => {
+    const relay = await relayWith();
+    const errorsA: RhizomeError[] = [];
+    const ta = transport(relay.url, { onError: (e) => errorsA.push(e) });
+    const tb = transport(relay.url);
+    const id = 'overflow database';
+    const [a, b] = await Promise.all([db(id, ta), db(id, tb)]);
+    await within(WAIT, 'first sync', Promise.all([a.whenSynced({ minPeers: 1 }), b.whenSynced({ minPeers: 1 })]));
+    // A raw client pairs with A on an app topic and floods it with SENDs, granting itself credit.
+    const appTopic = deriveTopic('overflow app topic');
+    const raw = await RawClient.open(relay.url);
+    cleanup.push(async () => raw.close());
+    const unreadP = firstConnection(ta, appTopic);
+    const topicId = await raw.join(appTopic);
+    const peerJoined = await within(WAIT, 'PEER_JOINED', raw.next(FrameType.PEER_JOINED));
+    const unread = await unreadP;
+    const to = new DataView(peerJoined.buffer, peerJoined.byteOffset).getUint32(5);
+    for (let i = 0; i < 9000; i++) {
+      raw.send(encodeDataFrame(FrameType.SEND, topicId, to, new Uint8Array(64)));
+      if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+    }
     await until(() => errorsA.some((e) => e.code === 'ERR_SLOW_CONSUMER'), 'the overflow error');
     expect(unread.closed).toBe(true);
     await expect(unread.receive()).rejects.toMatchObject({ code: 'ERR_SLOW_CONSUMER', messages: 8193 });
-    expect(await drain(appSender, 'the sender to see the pair close')).toBe(null);
-    expect(relay.stats().drops.slow_consumer ?? 0).toBe(0);
+    // The remote heard the pair close; the database on the same socket carries on.
+    await within(WAIT, 'PEER_CLOSED at the raw client', raw.next(FrameType.PEER_CLOSED));
+    const seen = nextEvent(a, (e) => e.type === 'node-upsert' && e.id === 'after-overflow', 'B→A put after the overflow', WAIT);
+    b.put('after-overflow', { n: 1 });
+    await seen;
     expect(ta.state).toBe('connected');
+    expect(relay.stats().drops.slow_consumer ?? 0).toBe(0);
   });
 
   it('the byte bound closes a Connection holding too many unread bytes, and only it', async () => {
     const relay = await relayWith();
     const errors: RhizomeError[] = [];
-    const ta = transport(relay.url, { inboundMaxBytes: 4 * 1024 * 1024, onError: (e) => errors.push(e) });
+    const ta = transport(relay.url, { inboundMaxBytes: 2 * 1024 * 1024, onError: (e) => errors.push(e) });
     const tb = transport(relay.url);
     const [unread, sender] = await Promise.all([firstConnection(ta, deriveTopic('bytes unread')), firstConnection(tb, deriveTopic('bytes unread'))]);
     const [readA, readB] = await Promise.all([firstConnection(ta, deriveTopic('bytes read')), firstConnection(tb, deriveTopic('bytes read'))]);
+    // The window (4 MiB) is larger than this reader's byte bound (2 MiB): the bound trips first.
     const big = new Uint8Array(512 * 1024);
-    for (let i = 0; i < 12 && !sender.closed; i++) await sender.send(big).catch(() => undefined);
+    for (let i = 0; i < 6 && !sender.closed; i++) await sender.send(big).catch(() => undefined);
     await readB.send(utf8('still here'));
     const got = await within(WAIT, 'a message on the other Connection', readA.receive());
     expect(new TextDecoder().decode(got!)).toBe('still here');
@@ -179,23 +226,27 @@ describe('liveness on both sides', () => {
     expect(n).toBeGreaterThan(0);
   });
 
-  it('a link that dies while a Connection holds unread messages is noticed by the client and by the relay', async () => {
+  it('a link that dies after a flood of unread messages (past the old pause point) is noticed by the client and by the relay', async () => {
     // Heartbeats of 1 s: short enough for a test, long enough that a loaded CI machine (client,
     // relay and sender share this process) does not miss a pong on a healthy link.
     const relay = await relayWith({ heartbeatIntervalMs: 1000 });
     const proxy = await freezableProxy(relay.url);
     const errors: RhizomeError[] = [];
-    const ta = transport(proxy.url, { heartbeatIntervalMs: 1000, inboundHighWaterMark: 100_000, onError: (e) => errors.push(e) });
-    const tb = transport(relay.url);
+    const ta = transport(proxy.url, { heartbeatIntervalMs: 1000, onError: (e) => errors.push(e) });
     const topic = deriveTopic('dies while unread');
-    const [, sender] = await Promise.all([firstConnection(ta, topic), firstConnection(tb, topic)]);
-    // 9,000 unread messages: past the old client's pause point (8,192), within this one's bound.
-    for (let i = 0; i < 9000; i++) {
-      await sender.send(new Uint8Array(16));
-      // Let the relay (in this process) and the pongs run: a blocked loop is not a dead link.
-      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    const raw = await RawClient.open(relay.url);
+    cleanup.push(async () => raw.close());
+    const conn = firstConnection(ta, topic);
+    const topicId = await raw.join(topic);
+    const peerJoined = await within(WAIT, 'PEER_JOINED', raw.next(FrameType.PEER_JOINED));
+    await conn;
+    const to = new DataView(peerJoined.buffer, peerJoined.byteOffset).getUint32(5);
+    // 8,500 unread messages, ignoring the window: past the old client's pause point (8,192).
+    for (let i = 0; i < 8500; i++) {
+      raw.send(encodeDataFrame(FrameType.SEND, topicId, to, new Uint8Array(16)));
+      if (i % 500 === 0) await new Promise((r) => setImmediate(r));
     }
-    await until(() => relay.stats().framesOut >= 9000, () => `the messages to leave the relay: ${JSON.stringify(relay.stats())} ${errors.map((e) => e.message).join('; ')}`);
+    await until(() => errors.some((e) => e.code === 'ERR_SLOW_CONSUMER'), 'the unread Connection to overflow');
     proxy.freeze();
     await until(() => errors.some((e) => e.code === 'ERR_CONNECT_FAILED' && /silent/.test(e.message)), 'the client to notice the silent link');
     await until(() => (relay.stats().drops.heartbeat_timeout ?? 0) > 0, 'the relay to cut the silent client');

@@ -6,8 +6,9 @@
 //                URL path. No protocol, no state: the ceiling of this machine for relaying.
 //   y-websocket  @y/websocket-server's setupWSConnection (the stock y-websocket backend),
 //                mounted exactly as its bin/server.js does.
-//   hocuspocus   @hocuspocus/server; options { flushDelay?: number | false, sqlite?: path }
-//                (sqlite: @hocuspocus/extension-sqlite on that file, otherwise in memory only).
+//   hocuspocus   @hocuspocus/server; options { flushDelay?: number | false, sqlite?: path,
+//                redis?: { host, port } } (sqlite: @hocuspocus/extension-sqlite on that file,
+//                otherwise in memory only; redis: @hocuspocus/extension-redis, for scale-out).
 // IPC: sends { type: 'ready', port, versions } once listening; answers { type: 'stats', id, gc }
 // with { type: 'stats', id, cpuUser, cpuSystem, rss, maxRss, heapUsed } (microseconds, bytes);
 // with a SQLite store, reports { type: 'stored', room, nodes, at } after each store
@@ -75,6 +76,12 @@ async function startHocuspocus() {
     });
     versions['@hocuspocus/extension-sqlite'] = version('@hocuspocus/extension-sqlite');
     versions['better-sqlite3'] = version('better-sqlite3');
+  }
+  if (options.redis) {
+    // Scale-out: @hocuspocus/extension-redis on a shared Redis ({ host, port }).
+    const { Redis } = await import('@hocuspocus/extension-redis');
+    extensions.push(new Redis({ host: options.redis.host, port: options.redis.port }));
+    versions['@hocuspocus/extension-redis'] = version('@hocuspocus/extension-redis');
   }
   const config = { port: 0, address: '127.0.0.1', quiet: true, stopOnSignals: false, extensions };
   if (options.flushDelay !== undefined) config.flushDelay = options.flushDelay;

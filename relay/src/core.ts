@@ -12,6 +12,8 @@ import {
   encodeWelcome,
   encodeDataFrame,
   encodeLimits,
+  isWindowFrame,
+  LIMITS_FLAG_WINDOW,
   isDataFrame,
   isHelloFrame,
   helloSessionKey,
@@ -218,6 +220,7 @@ HANDLERS[FrameType.LEAVE] = { guard: isTopicFrame, handle: (core, peer, f) => co
 HANDLERS[FrameType.LOOKUP] = { guard: isLookupFrame, handle: (core, peer, f) => core.onLookup(peer, f) };
 HANDLERS[FrameType.SEND] = { guard: isDataFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.DELIVER) };
 HANDLERS[FrameType.CLOSE_PEER] = { guard: isPairFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.PEER_CLOSED) };
+HANDLERS[FrameType.WINDOW] = { guard: isWindowFrame, handle: (core, peer, f) => core.onUnicast(peer, f, FrameType.WINDOW_UPDATE) };
 HANDLERS[FrameType.PING] = { guard: isPingFrame, handle: (core, peer, f) => core.onPing(peer, f) };
 HANDLERS[FrameType.BROADCAST] = { guard: isDataFrame, handle: (core, peer, f) => core.onBroadcast(peer, f) };
 HANDLERS[MailboxFrameType.MB_READ] = { guard: isMailboxReadFrame, handle: (core, peer, f) => core.onMailbox(peer, f) };
@@ -529,7 +532,7 @@ export class RelayCore implements RouterHost {
     peer.peerId = id;
     this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
     // The rates this connection is held to, so the client paces itself under them (§ Relay, LIMITS).
-    this.#send(peer, encodeLimits(this.options));
+    this.#send(peer, encodeLimits(this.options, LIMITS_FLAG_WINDOW));
     // A relay with a mailbox says so right after WELCOME (older clients ignore the frame).
     if (this.#mailbox) this.#send(peer, this.#mailbox.offerFrame);
   }

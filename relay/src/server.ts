@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
 import { MailboxService } from './mailbox/service.js';
 import { resolveCoreOptions, type RelayCoreOptions } from './options.js';
+import { checkTlsPair } from './tls-check.js';
 
 /** A certificate or key: a file path, or the PEM text / bytes themselves. */
 export type PemSource = string | Uint8Array;
@@ -177,6 +178,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
   if (options.tls !== undefined) {
     if (options.tls === null || typeof options.tls !== 'object') throw new InvalidConfigError('tls', 'must be { cert, key }');
     tls = { cert: await loadPem('tls.cert', options.tls.cert), key: await loadPem('tls.key', options.tls.key) };
+    checkTlsPair(tls.cert, tls.key);
   }
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') throw new InvalidConfigError('trustProxy', 'must be a boolean');
   const trustProxy = options.trustProxy ?? false;

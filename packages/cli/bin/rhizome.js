@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// Launcher of the `rhizome` command. When the package is built (dist/main.js exists) it runs
-// that; otherwise it runs the TypeScript sources through tsx with the `rhizome-source` export
-// condition, so the command works straight after `npm install` with no build step.
-// Rhizome needs Node >= 22; under an older `node` it re-runs itself with the Node that the
-// repository's `node` devDependency installed, when there is one.
+// Launcher of the `rhizome` command.
+// - Installed from a package (npm install @rhizome/cli): runs the built dist/main.js.
+// - In a checkout of the Rhizome repository (tsconfig.build.json beside package.json): runs the
+//   TypeScript sources through tsx with the `rhizome-source` export condition, so an edit to any
+//   package shows at once and a stale dist/ is never run; dist/ is used only when tsx is missing.
+// Rhizome runs on Node >= 20 (the DHT transport, libp2p 3, needs Node >= 22). Under an older
+// Node, or in the repository, it re-runs itself with the Node 22 that the repository's `node`
+// devDependency installed, when there is one.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,43 +16,38 @@ const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const dist = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const source = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const inRepository = existsSync(fileURLToPath(new URL('../tsconfig.build.json', import.meta.url))) && existsSync(source);
 
-function findNode22() {
+function resolveOrNull(specifier) {
   try {
-    const candidate = require.resolve('node/bin/node');
-    return existsSync(candidate) ? candidate : null;
+    return require.resolve(specifier);
   } catch {
     return null;
   }
 }
 
-let node = process.execPath;
-if (Number(process.versions.node.split('.')[0]) < 22) {
-  const found = findNode22();
-  if (!found) {
-    process.stderr.write(
-      `rhizome needs Node.js >= 22, but this is ${process.version} (${process.execPath}).\n` +
-        'Install Node 22 or newer, or run it from the repository with `npx rhizome ...` after `npm install`.\n',
-    );
-    process.exit(1);
-  }
-  node = found;
+const tsxPath = inRepository ? resolveOrNull('tsx') : null;
+const useSource = tsxPath !== null || !existsSync(dist);
+if (useSource && tsxPath === null) {
+  process.stderr.write('rhizome: dist/ is not built and the TypeScript runner tsx is not installed; run `npm install` in the Rhizome repository (or `npm run build`).\n');
+  process.exit(1);
 }
 
-if (node === process.execPath && existsSync(dist)) {
-  await import(new URL('../dist/main.js', import.meta.url).href);
-} else {
-  let nodeArgs = [dist, ...args];
-  if (!existsSync(dist)) {
-    let tsx;
-    try {
-      tsx = pathToFileURL(require.resolve('tsx')).href;
-    } catch {
-      process.stderr.write('rhizome: the TypeScript runner tsx is not installed; run `npm install` in the Rhizome repository (or `npm run build`).\n');
-      process.exit(1);
-    }
-    nodeArgs = ['--conditions=rhizome-source', '--import', tsx, source, ...args];
+const major = Number(process.versions.node.split('.')[0]);
+let node = process.execPath;
+if (major < 22) {
+  const found = resolveOrNull('node/bin/node');
+  if (found !== null && existsSync(found)) node = found;
+  else if (major < 20) {
+    process.stderr.write(`rhizome needs Node.js >= 20 (>= 22 for --dht), but this is ${process.version} (${process.execPath}).\n`);
+    process.exit(1);
   }
+}
+
+if (node === process.execPath && !useSource) {
+  await import(pathToFileURL(dist).href);
+} else {
+  const nodeArgs = useSource ? ['--conditions=rhizome-source', '--import', pathToFileURL(tsxPath).href, source, ...args] : [dist, ...args];
   // The extra IPC channel ties the child's life to this launcher: if the launcher dies (even
   // by SIGKILL), the channel closes and the child stops too (see src/main.ts).
   const child = spawn(node, nodeArgs, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });

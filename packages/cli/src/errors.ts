@@ -1,4 +1,6 @@
 import { RhizomeError } from '@rhizome/core';
+import type { TransportConfig } from '@rhizome/core';
+import { tlsHint } from './tls-hints.js';
 
 /** Exit code of a successful run. */
 export const EXIT_OK = 0;
@@ -46,13 +48,10 @@ const FLAG_OF_FIELD: Record<string, string> = {
   path: '--db',
 };
 
-/** True when an error, or one of its causes, is a TLS certificate verification failure. */
-function isCertificateProblem(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = errnoCode(e);
-    if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code)) return true;
-  }
-  return false;
+/** What a command knows about its network, for hints: the configuration and the `--tls-ca` file. */
+export interface ErrorContext {
+  network?: Partial<TransportConfig> | Array<Partial<TransportConfig>> | undefined;
+  tlsCaFile?: string | undefined;
 }
 
 function errnoCode(error: unknown): string | undefined {
@@ -64,7 +63,7 @@ function errnoCode(error: unknown): string | undefined {
  * Turns anything a command threw into a {@link CliError} with a hint: Rhizome errors are told
  * apart by their `code`, system errors by their errno code.
  */
-export function describeError(error: unknown): CliError {
+export function describeError(error: unknown, context: ErrorContext = {}): CliError {
   if (error instanceof CliError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const code = errnoCode(error);
@@ -82,9 +81,9 @@ export function describeError(error: unknown): CliError {
         });
       case 'ERR_CONNECT_FAILED':
         return new CliError(error.code, message, {
-          hint: isCertificateProblem(error)
-            ? "The relay's TLS certificate is not trusted here: for a self-signed or private CA, pass it with --tls-ca FILE (PEM)."
-            : 'Check the address and that the relay or peer is running and reachable (a local relay: `rhizome relay --port 8080 --host 127.0.0.1`).',
+          hint:
+            tlsHint(error, context.network, context.tlsCaFile) ??
+            'Check the address and that the relay or peer is running and reachable (a local relay: `rhizome relay --port 8080 --host 127.0.0.1`).',
           cause: error,
         });
       case 'ERR_RELAY_REJECTED': {
@@ -92,7 +91,7 @@ export function describeError(error: unknown): CliError {
         return new CliError(error.code, message, {
           hint:
             closeName === 'UNAUTHORIZED'
-              ? 'The relay requires an access token: pass --token (or set RHIZOME_TOKEN) with the one it was started with.'
+              ? 'The relay requires an access token: pass --token (or set RHIZOME_RELAY_TOKEN) with the one it was started with.'
               : 'The relay refused this session; check its limits and logs.',
           cause: error,
         });

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { TransportConfig } from '@rhizome/core';
@@ -47,6 +48,20 @@ export function portNumber(value: string): number {
   return n;
 }
 
+/** `--tls-ca FILE` must hold a PEM certificate (the relay's own, or the CA that signed it). */
+function checkCaFile(file: string, text: string): void {
+  const what = "--tls-ca takes the relay's certificate, or the CA certificate that signed it, in PEM";
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    const isKey = /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(text);
+    throw usageError(`--tls-ca ${file}: ${isKey ? 'holds a private key, not a certificate' : 'is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)'}`, `${what}.`);
+  }
+  try {
+    new X509Certificate(text);
+  } catch (error) {
+    throw usageError(`--tls-ca ${file}: the certificate cannot be read: ${(error as Error).message}`, `${what}.`);
+  }
+}
+
 /** Adds the network flags to a command. */
 export function addNetworkOptions(command: Command, options: { timeout: boolean }): Command {
   command
@@ -59,7 +74,7 @@ export function addNetworkOptions(command: Command, options: { timeout: boolean 
     .option('--bootstrap <multiaddr...>', 'DHT bootstrap peers (from `rhizome dht-bootstrap`)')
     .option('--listen <multiaddr...>', 'DHT listen addresses (default: tcp and ws on all interfaces, any port)')
     .option('--key-file <file>', 'DHT: keep this peer id across restarts in FILE (created if missing)')
-    .addOption(new Option('--token <token>', 'access token the relay requires').env('RHIZOME_TOKEN'))
+    .addOption(new Option('--token <token>', 'access token the relay requires (env RHIZOME_RELAY_TOKEN)').env('RHIZOME_RELAY_TOKEN'))
     .option('--tls-ca <file>', 'relay: trust this CA certificate (PEM), e.g. for a self-signed relay')
     .option('--allow-private-addresses', 'DHT: keep loopback and LAN addresses in DHT records (tests, LANs)')
     .option('--no-mdns', 'DHT: do not look for peers on the local network by mDNS')
@@ -108,6 +123,7 @@ export function transportConfigFromFlags(flags: NetworkFlags): NetworkConfig | u
       } catch (error) {
         throw usageError(`--tls-ca: cannot read ${flags.tlsCa}: ${(error as Error).message}`);
       }
+      checkCaFile(flags.tlsCa, ca);
       config.tls = { ca };
     }
     return config;

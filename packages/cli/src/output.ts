@@ -47,6 +47,16 @@ export class Output {
     if (!this.json) this.#write(this.streams.stderr, `${text}\n`);
   }
 
+  /**
+   * A warning on stderr, also in JSON mode (as `{"warning":{"code","message"}}`): something the
+   * user should change, though the command goes on.
+   */
+  warning(code: string, message: string): void {
+    this.clearProgress();
+    if (this.json) this.streams.stderr.write(`${JSON.stringify({ warning: { code, message } })}\n`);
+    else this.streams.stderr.write(`rhizome: warning: ${message}\n`);
+  }
+
   /** Redraws the progress line on a terminal; does nothing otherwise. */
   progress(text: string): void {
     if (!this.interactive) return;

@@ -5,6 +5,7 @@ import type { Database, DatabaseOptions } from '@rhizome/sync';
 import { CliError, describeError, usageError } from './errors.js';
 import { describeNetwork, networkParts, transportConfigFromFlags, type NetworkConfig, type NetworkFlags } from './network.js';
 import { formatBytes, type Output } from './output.js';
+import { warnAboutFlags } from './warnings.js';
 
 /** Flags of every command that opens a database file. */
 export interface DatabaseFlags extends NetworkFlags {
@@ -22,6 +23,8 @@ export interface Replica {
   path: string;
   /** The network configuration, or `undefined` when local only. */
   network: NetworkConfig | undefined;
+  /** The `--tls-ca` file, for hints. */
+  tlsCaFile?: string | undefined;
 }
 
 /** What {@link syncWithPeers} found. */
@@ -63,8 +66,14 @@ export function databaseId(id: string): string {
 }
 
 /** Opens the database file with the network the flags ask for. Errors come back as {@link CliError}s. */
-export async function openReplica(id: string, flags: DatabaseFlags, options: { create?: boolean } = {}): Promise<Replica> {
+export async function openReplica(
+  id: string,
+  flags: DatabaseFlags,
+  out: Output,
+  options: { create?: boolean; onOpen?: (replica: Replica) => void | Promise<void> } = {},
+): Promise<Replica> {
   const network = transportConfigFromFlags(flags);
+  warnAboutFlags(out, databaseId(id), flags, network);
   // One-shot commands bound the transport's own waits (relay session, DHT dials) by --timeout,
   // so an unreachable address fails with the transport's message naming it.
   if (network !== undefined && flags.timeout !== undefined) for (const part of networkParts(network)) part.timeoutMs = flags.timeout;
@@ -78,7 +87,15 @@ export async function openReplica(id: string, flags: DatabaseFlags, options: { c
     // Loaded on first use: `--help`, usage errors and `new-id` start without Yjs and SQLite.
     const { openDatabase } = await import('@rhizome/sync');
     const db = await openDatabase(dbOptions);
-    return { db, path, network };
+    const replica: Replica = { db, path, network, tlsCaFile: flags.tlsCa };
+    try {
+      // Still before any network step: the database joins its topic on a later macrotask.
+      await options.onOpen?.(replica);
+    } catch (error) {
+      await db.close({ flushTimeoutMs: 0 }).catch(() => undefined);
+      throw error;
+    }
+    return replica;
   } catch (error) {
     throw describeError(error);
   }
@@ -163,7 +180,7 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     return { peers: db.peers().length, bytesReceived: stats.bytesReceived };
   } catch (error) {
     if (error instanceof CliError) throw error;
-    const err = describeError(error);
+    const err = describeError(error, { network, tlsCaFile: replica.tlsCaFile });
     if (err.code === 'ERR_TIMEOUT' && reached > 0) {
       throw new CliError('ERR_TIMEOUT', `found ${reached} peer(s) on ${where}, but none finished syncing within ${timeoutMs} ms`, {
         hint: 'The other replicas may be busy or gone; raise --timeout, or retry.',
@@ -208,7 +225,7 @@ export async function withReplica<T>(
   if (flags.minPeers !== undefined && flags.relay === undefined && flags.dht !== true) {
     throw usageError('--min-peers needs a network: --relay URL or --dht');
   }
-  const replica = await openReplica(id, flags, options);
+  const replica = await openReplica(id, flags, out, options);
   let result: T;
   try {
     const report = await syncWithPeers(replica, out, flags.timeout ?? 15_000, flags.minPeers ?? 0);

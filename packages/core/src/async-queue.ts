@@ -14,6 +14,7 @@ interface SpaceWaiter {
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #measure: ((item: T) => number) | undefined;
+  readonly #onTake: ((item: T) => void) | undefined;
   #bytes = 0;
   #items: T[] = [];
   #head = 0;
@@ -25,9 +26,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   /**
    * @param options.measure - size of an item (e.g. its byte length); {@link AsyncQueue.bytes}
    *   then sums the sizes of the buffered items.
+   * @param options.onTake - called with each item as the consumer takes it (flow-control credit).
    */
-  constructor(options: { measure?: (item: T) => number } = {}) {
+  constructor(options: { measure?: (item: T) => number; onTake?: (item: T) => void } = {}) {
     this.#measure = options.measure;
+    this.#onTake = options.onTake;
   }
 
   /** Sum of `measure(item)` over the buffered items (0 without a `measure`). */
@@ -52,6 +55,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (waiter) {
       this.#waiter = null;
       waiter.resolve(item);
+      this.#onTake?.(item);
       return true;
     }
     this.#items.push(item);
@@ -90,6 +94,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       this.#items[this.#head] = undefined as T;
       this.#head++;
       if (this.#measure) this.#bytes -= this.#measure(item);
+      this.#onTake?.(item);
       if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
         this.#items = this.#items.slice(this.#head);
         this.#head = 0;
@@ -139,7 +144,7 @@ export abstract class QueuedConnection {
   readonly peerId: string;
   readonly topic: Uint8Array;
   abstract readonly transport: string;
-  protected readonly inbox = new AsyncQueue<Uint8Array>({ measure: (m) => m.length });
+  protected readonly inbox = new AsyncQueue<Uint8Array>({ measure: (m) => m.length, onTake: (m) => this.consumed(m) });
   #closed = false;
   #onClose: Array<() => void> = [];
 
@@ -210,6 +215,9 @@ export abstract class QueuedConnection {
     this.#onClose = [];
     for (const fn of callbacks) fn();
   }
+
+  /** Called with each message as the reader takes it (a transport with flow control grants credit here). */
+  protected consumed(_message: Uint8Array): void {}
 
   protected abstract sendFrame(data: Uint8Array): Promise<void>;
   protected abstract closeRemote(): Promise<void>;

@@ -58,7 +58,8 @@ export function topicEquals(a: TopicHash, b: TopicHash): boolean {
 const DATABASE_ID_BYTES = 18;
 
 /**
- * A fresh database id: 144 random bits as URL-safe base64 (24 characters, `[A-Za-z0-9_-]`).
+ * A fresh database id: 144 random bits as URL-safe base64 (24 characters, `[A-Za-z0-9_-]`), never
+ * starting with `-` (so a command line never takes it for an option).
  *
  * @example
  * ```ts
@@ -66,7 +67,12 @@ const DATABASE_ID_BYTES = 18;
  * ```
  */
 export function generateDatabaseId(): string {
-  // btoa exists in browsers and Node alike; 18 bytes encode to 24 characters with no padding.
-  const b64 = btoa(String.fromCharCode(...randomBytes(DATABASE_ID_BYTES)));
-  return b64.replace(/\+/g, '-').replace(/\//g, '_');
+  for (;;) {
+    // btoa exists in browsers and Node alike; 18 bytes encode to 24 characters with no padding.
+    const b64 = btoa(String.fromCharCode(...randomBytes(DATABASE_ID_BYTES)));
+    const id = b64.replace(/\+/g, '-').replace(/\//g, '_');
+    // Never a leading '-', which command lines take for an option (`rhizome put -x...`); drawing
+    // again costs under 0.03 of the 144 bits.
+    if (!id.startsWith('-')) return id;
+  }
 }

@@ -23,6 +23,7 @@ import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
 import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
+import { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
@@ -34,7 +35,7 @@ import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './re
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** Default bound on one reassembled message (and so on reassembly memory per connection). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 /** Default bound on queued outbound update bytes per peer before they collapse into one diff. */
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** Smallest frame the sync layer can work with: the seal, a chunk header and some payload. */
@@ -76,7 +77,7 @@ export interface DatabaseOptions {
   limits?: {
     /** Largest sealed frame to send (capped by the transport's `maxMessageSize`). Default 1 MiB. */
     maxFrameBytes?: number;
-    /** Largest message a peer may send us (reassembled). Default 256 MiB. */
+    /** Largest message a peer may send us (reassembled). Default 512 MiB (so a single value of 256 MiB and more fits). */
     maxMessageBytes?: number;
     /** Queued outbound update bytes per peer before they collapse into one diff. Default 16 MiB. */
     maxQueuedBytes?: number;
@@ -101,6 +102,26 @@ export interface WhenSyncedOptions {
   minPeers?: number;
   /** Reject with the signal's reason when aborted. */
   signal?: AbortSignal;
+}
+
+/** Options of {@link Database.whenDelivered}. */
+export interface WhenDeliveredOptions {
+  /** How many peers must acknowledge (default 1). */
+  minPeers?: number;
+  /** Reject with `ERR_TIMEOUT` after this long. Default 30000 ms. */
+  timeoutMs?: number;
+  /** Reject with the signal's reason when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Database.close}. */
+export interface CloseOptions {
+  /**
+   * How long to wait, at most, for the connected peers to acknowledge every local change before
+   * leaving (default 2000 ms; 0 leaves at once, dropping what is still queued). Changes not
+   * acknowledged in time stay in the file and sync on the next open.
+   */
+  flushTimeoutMs?: number;
 }
 
 /** Traffic counters of a database: totals since open plus one entry per connected peer. */
@@ -211,6 +232,10 @@ export class Database {
   readonly replicaId: string;
   readonly #ended = new WeakSet<PeerSession>();
   readonly #runs = new Set<Promise<void>>();
+  /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
+  readonly #onAttach = new Set<(session: PeerSession) => void>();
+  /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
+  readonly #onClose = new Set<(error: Error) => void>();
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
@@ -535,13 +560,76 @@ export class Database {
   }
 
   /**
-   * Flushes to the store, tells peers this replica's presence is gone, lets queued frames leave
-   * (bounded by {@link CLOSE_DRAIN_MS}), leaves the topic, and releases the store (and the
-   * transport, if the database created it). Idempotent; later calls of the API throw `ERR_CLOSED`.
+   * Resolves once at least `minPeers` (default 1) peers have acknowledged everything this replica
+   * held when it was called: its own writes and what it got from others. A peer acknowledges by
+   * answering a sync request sent behind everything queued for it, so the changes are applied
+   * there (and, on a peer with a file, in its SQLite). Peers that connect while it waits count
+   * too. Resolves with the number of peers that acknowledged; rejects after `timeoutMs` (default
+   * 30 s) with a {@link DeliveryTimeoutError} (`ERR_TIMEOUT`) saying how many did, and with
+   * `ERR_CLOSED` if the database closes.
+   *
+   * @example
+   * ```ts
+   * db.put('note-1', { title: 'Hello' });
+   * await db.whenDelivered({ minPeers: 1, timeoutMs: 10_000 }); // a peer has note-1
+   * await db.close();
+   * ```
    */
-  close(): Promise<void> {
+  whenDelivered(options: WhenDeliveredOptions = {}): Promise<number> {
+    if (this.#closed) return Promise.reject(new ClosedError('database'));
+    const minPeers = options.minPeers ?? 1;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError('timeoutMs must be a positive number'));
+    if (minPeers === 0) return Promise.resolve(0);
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    return new Promise<number>((resolve, reject) => {
+      const acked = new Set<string>();
+      let finished = false;
+      const onAbort = (): void => done(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const timer = setTimeout(() => {
+        done(new DeliveryTimeoutError(acked.size, minPeers, timeoutMs, this.#sessions.size));
+      }, timeoutMs);
+      const ask = (session: PeerSession): void => {
+        void session.acknowledge().then((ok) => {
+          if (!ok || finished) return;
+          acked.add(session.peerId);
+          if (acked.size >= minPeers) done();
+        });
+      };
+      const onClose = (error: Error): void => done(error);
+      const done = (error?: Error): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#onAttach.delete(ask);
+        this.#onClose.delete(onClose);
+        if (error) reject(error);
+        else resolve(acked.size);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#onClose.add(onClose);
+      this.#onAttach.add(ask);
+      for (const session of this.#sessions.values()) ask(session);
+    });
+  }
+
+  /**
+   * Flushes to the store, tells peers this replica's presence is gone, waits (at most
+   * `flushTimeoutMs`, default 2000 ms) for every connected peer to acknowledge every change
+   * queued for it, leaves the topic, and releases the store (and the transport, if the database
+   * created it). Idempotent (later calls return the first call's promise); later calls of the
+   * API throw `ERR_CLOSED`.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === null) {
-      this.#closing = this.#close();
+      const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
+      if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
+        return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
+      }
+      this.#closing = this.#close(flushTimeoutMs);
     } else if (this.#storageOpen) {
       // The previous close could not write everything (a full disk): try the storage part again.
       this.#storageOpen = false;
@@ -553,7 +641,7 @@ export class Database {
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
+  async #close(flushTimeoutMs: number): Promise<void> {
     this.#closed = true;
     this.#monitor.stop();
     let firstError: unknown;
@@ -565,13 +653,16 @@ export class Database {
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
     // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
     await this.#mailbox?.close().catch(() => undefined);
-    await within(CLOSE_DRAIN_MS, Promise.all([...this.#sessions.values()].map((s) => s.drained())));
+    // Connected peers acknowledge what was queued for them (peers without the key never answer).
+    const peers = [...this.#sessions.values()].filter((s) => !s.foreign);
+    if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => s.acknowledge())));
     this.#abort.abort();
     await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...this.#runs]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
+    for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
     this.doc.off('update', this.#onUpdate);
     this.doc.off('afterTransaction', this.#onTransaction);
     this.awareness.off('update', this.#onAwareness);
@@ -668,6 +759,7 @@ export class Database {
     this.#sessions.set(key, session);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
+    for (const onAttach of [...this.#onAttach]) onAttach(session);
     const running = session.run();
     this.#runs.add(running);
     void running.finally(() => this.#runs.delete(running));

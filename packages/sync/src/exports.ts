@@ -3,7 +3,8 @@
  * browser.ts for browsers) adds `openDatabase` bound to its platform. New exports go here.
  */
 export { openDatabaseOn, Database, MIN_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED_BYTES, CLOSE_DRAIN_MS } from './database.js';
-export type { DatabaseOptions, DatabaseStats, WhenSyncedOptions } from './database.js';
+export type { CloseOptions, DatabaseOptions, DatabaseStats, WhenDeliveredOptions, WhenSyncedOptions } from './database.js';
+export { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 export type { PeerStats } from './session.js';
 export { HEALTH_DEFAULTS } from './health.js';
 export type { HealthOptions } from './health.js';

@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
+import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
 import {
@@ -150,6 +151,11 @@ export class PeerSession implements Flushable {
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
+  /** Delivery acknowledgements (see delivery.ts). */
+  readonly #acks = new AckRequests(
+    (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
+    newRequestId,
+  );
   /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
   readonly meter: PeerMeter;
 
@@ -259,6 +265,14 @@ export class PeerSession implements Flushable {
   }
 
   /**
+   * Resolves `true` once the peer has applied everything queued for it so far (it answered a
+   * fresh sync step 1 sent behind it), `false` if the session ends first. See delivery.ts.
+   */
+  acknowledge(): Promise<boolean> {
+    return this.#acks.request();
+  }
+
+  /**
    * Re-runs the exchange: a diff of everything since the peer's last known state vector, and a
    * new step 1. For a standby session that becomes its replica's active one (see `replicas.ts`).
    */
@@ -341,6 +355,7 @@ export class PeerSession implements Flushable {
           this.#checkSynced();
         },
       });
+      this.#acks.ready();
     },
     [MSG_SYNC_STEP2]: (m) => {
       Y.applyUpdate(this.#host.doc, m.update, this);
@@ -349,6 +364,8 @@ export class PeerSession implements Flushable {
       if (sameBytes(m.requestId, this.#requestId)) {
         this.#receivedStep2 = true;
         this.#checkSynced();
+      } else {
+        this.#acks.answered(m.requestId);
       }
     },
     [MSG_UPDATES]: (m) => {
@@ -391,6 +408,7 @@ export class PeerSession implements Flushable {
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     this.#releaseDrainWaiters();
+    this.#acks.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
   }

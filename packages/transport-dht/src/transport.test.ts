@@ -244,14 +244,15 @@ describe('DhtTransport robustness', () => {
     expect(await within(WAIT, 'the iterable to end', ended)).toBeNull();
   });
 
-  it('a listen address that cannot be bound fails start with ERR_CONNECT_FAILED', async () => {
+  it('a listen address that cannot be bound fails start with ERR_CONNECT_FAILED (connect reports it and retries)', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     cleanup.push(() => new Promise<void>((r) => taken.close(() => r())));
     const port = (taken.address() as { port: number }).port;
-    const { t } = transport({ listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    const { t, errors } = transport({ listen: [`/ip4/127.0.0.1/tcp/${port}`] });
     await expect(t.start()).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
-    await expect(t.connect(freshTopic())).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+    await t.connect(freshTopic());
+    expect(errors.some((e) => e.code === 'ERR_CONNECT_FAILED')).toBe(true);
     await t.disconnect();
     await expect(t.start()).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
   });
@@ -319,5 +320,25 @@ describe('DhtTransport robustness', () => {
     await expect(t.connect(topic)).rejects.toMatchObject({ code: 'ERR_TOPIC_ALREADY_JOINED' });
     ac.abort();
     await t.connect(topic);
+  });
+});
+
+describe('DhtTransport listen failures', () => {
+  it('a listen address that cannot be bound is reported and retried with backoff; the node starts once it is free', async () => {
+    // Hold a port with a plain TCP server, and ask the transport to listen on it.
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    let blocked = true;
+    cleanup.push(() => (blocked ? new Promise<void>((r) => blocker.close(() => r())) : Promise.resolve()));
+    const { t, errors } = transport({ listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    // connect() no longer rejects: the topic is registered and the start is retried.
+    const conns = await t.connect(freshTopic());
+    expect(conns).toBeDefined();
+    await eventually('the bind failure to be reported', () => errors.some((e) => e.code === 'ERR_CONNECT_FAILED'));
+    await eventually('a retry to be reported too', () => errors.filter((e) => e.code === 'ERR_CONNECT_FAILED').length >= 2);
+    await new Promise<void>((r) => blocker.close(() => r()));
+    blocked = false;
+    await eventually('the node to listen on the freed port', () => t.multiaddrs().some((a) => a.includes(`/tcp/${port}/`)));
   });
 });

@@ -1,3 +1,4 @@
+import { PeerBackoff } from './backoff.js';
 import type { Connection as Libp2pConnection, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -36,6 +37,9 @@ import {
 import { decodeHello, encodeHello, HandshakeStatus, HELLO_LENGTH, statusName, WIRE_VERSION, type HandshakeStatusCode } from './wire.js';
 
 /** One joined topic. */
+/** First wait before retrying a node whose listen address could not be bound. */
+const LISTEN_RETRY_INITIAL_MS = 1000;
+
 interface Join {
   readonly key: string;
   readonly topic: Uint8Array;
@@ -57,10 +61,6 @@ interface Join {
   reannounce: boolean;
 }
 
-interface Backoff {
-  until: number;
-  delay: number;
-}
 
 /** Turns whatever a libp2p call threw into a typed error. */
 function typed(error: unknown, what: string): RhizomeError {
@@ -98,7 +98,7 @@ export class DhtTransport implements Transport {
   readonly #peerId: string;
   readonly #protocol: string;
   readonly #joins = new Map<string, Join>();
-  readonly #backoff = new Map<string, Backoff>();
+  readonly #backoff = new PeerBackoff({ maxDelayMs: MAX_DIAL_BACKOFF_MS });
   readonly #handshaking = new Set<StreamChannel>();
   /** Direct libp2p connections opened while the peer had a relayed one: DCUtR's hole punches. */
   readonly #holepunched = new WeakSet<Libp2pConnection>();
@@ -186,7 +186,15 @@ export class DhtTransport implements Transport {
     if (signal?.aborted) throw new AbortError();
     const key = topicToHex(topic);
     if (this.#joins.has(key)) throw new TopicAlreadyJoinedError(key);
-    const node = await this.#ensureStarted();
+    let node: RhizomeLibp2p | null = null;
+    try {
+      node = await this.#ensureStarted();
+    } catch (error) {
+      // A listen address that cannot be bound (yet: a port still held by a process that is
+      // exiting, an interface not up) is reported and retried with backoff, not given up on.
+      if (!(error instanceof ConnectFailedError) || this.#closed) throw error;
+      this.#report(error);
+    }
     if (this.#closed) throw new TransportClosedError('dht transport is disconnected');
     if (signal?.aborted) throw new AbortError();
     if (this.#joins.has(key)) throw new TopicAlreadyJoinedError(key);
@@ -205,8 +213,34 @@ export class DhtTransport implements Transport {
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
-    void this.#runJoin(node, join);
+    if (node !== null) void this.#runJoin(node, join);
+    else void this.#startThenJoin(join);
     return join.queue;
+  }
+
+  /** Retries starting the node (1 s, 2 s, … up to `lookupIntervalMs`), reporting each failure; then runs the join. */
+  async #startThenJoin(join: Join): Promise<void> {
+    const signal = join.controller.signal;
+    let delay = LISTEN_RETRY_INITIAL_MS;
+    while (!signal.aborted && !this.#closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+      if (signal.aborted || this.#closed) return;
+      try {
+        const node = await this.#ensureStarted();
+        if (!signal.aborted && !this.#closed) void this.#runJoin(node, join);
+        return;
+      } catch (error) {
+        if (this.#closed) return;
+        this.#report(typed(error, 'starting the DHT node failed'));
+        delay = Math.min(delay * 2, this.#options.lookupIntervalMs);
+      }
+    }
   }
 
   disconnect(): Promise<void> {
@@ -441,17 +475,14 @@ export class DhtTransport implements Transport {
     const existing = join.conns.get(id);
     // A connection already up is only replaced by a better path (relayed → direct).
     if (existing && !(upgrade && existing.path === 'circuit')) return;
-    const backoff = this.#backoff.get(id);
-    if (backoff && backoff.until > Date.now()) return;
+    if (this.#backoff.blocked(id, Date.now())) return;
     const controller = new AbortController();
     join.pending.set(id, controller);
     void this.#dial(node, join, info, controller);
   }
 
   #failed(peerId: string): void {
-    const previous = this.#backoff.get(peerId);
-    const delay = Math.min((previous?.delay ?? 500) * 2, MAX_DIAL_BACKOFF_MS);
-    this.#backoff.set(peerId, { until: Date.now() + delay, delay });
+    this.#backoff.fail(peerId, Date.now());
   }
 
   /** Dials a provider and runs the dialer's half of the handshake. Never rejects. */
@@ -492,7 +523,7 @@ export class DhtTransport implements Transport {
         this.#report(new ProtocolError(`peer ${id} refused the handshake with status ${statusName(status!)}`));
         return;
       }
-      this.#backoff.delete(id);
+      this.#backoff.clear(id);
       this.#accept(join, channel, id, 'outbound');
     } catch (error) {
       const ours = join.pending.get(id) === controller;
@@ -608,7 +639,7 @@ export class DhtTransport implements Transport {
       // up and dial again now, not at the next scheduled lookup. A peer that left answers
       // UNKNOWN_TOPIC or is unreachable, and backs off.
       if (!conn.closedLocally && !join.controller.signal.aborted && !this.#closed) {
-        this.#backoff.delete(peerId);
+        this.#backoff.clear(peerId);
         join.delay = INITIAL_LOOKUP_INTERVAL_MS;
         join.wake?.();
       }

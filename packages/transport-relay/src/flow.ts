@@ -45,3 +45,123 @@ export function inboundOverflow(conn: InboxView, bounds: InboundBounds): SlowCon
     bytes,
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Credit (window) flow control per Connection, end to end through the relay.
+//
+// Both peers of a pair start with an implicit window of INITIAL_WINDOW_BYTES towards each other.
+// Each side, on pairing, sends WINDOW(0) — "I speak WINDOW" — and then, as its reader takes
+// messages, WINDOW(n) for the bytes it consumed (in steps of at least a quarter window). A sender
+// whose window is used up waits: its `send()` does not resolve until the reader has made room, so
+// a slow reader slows down its own sender and nobody else (not the socket, not the relay's
+// buffer towards it, which a compliant sender can fill by at most one window). A peer that never
+// says WINDOW (an older client) within LEGACY_WINDOW_WAIT_MS of running out is treated as legacy:
+// unlimited, as before, with the inbox bound above as the guard. Costs count each message as its
+// length plus MESSAGE_COST_OVERHEAD, so a window of tiny messages stays under the message bound.
+
+/** The window each side grants the other when a pair forms. */
+export const INITIAL_WINDOW_BYTES = 4 * 1024 * 1024;
+/** Credit counted per message on top of its length (bounds the message count a window allows). */
+export const MESSAGE_COST_OVERHEAD = 512;
+/** How long a sender whose implicit window ran out waits for a peer that never said WINDOW. */
+export const LEGACY_WINDOW_WAIT_MS = 5000;
+
+/** Credit a message costs. */
+export function messageCost(length: number): number {
+  return length + MESSAGE_COST_OVERHEAD;
+}
+
+/** The sending side of one Connection's window. */
+export class SendWindow {
+  #credit = INITIAL_WINDOW_BYTES;
+  /** null: not heard from the peer yet; true: it speaks WINDOW; false: legacy (unlimited). */
+  #speaks: boolean | null = null;
+  #waiters: Array<{ cost: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  #legacyTimer: ReturnType<typeof setTimeout> | null = null;
+  #closed: unknown = null;
+
+  /** Bytes the peer lets us send right now (Infinity for a legacy peer). */
+  get credit(): number {
+    return this.#speaks === false ? Infinity : this.#credit;
+  }
+
+  /** True once the peer said WINDOW. */
+  get negotiated(): boolean {
+    return this.#speaks === true;
+  }
+
+  /** The peer cannot speak WINDOW (the relay does not forward it): no limit. */
+  disable(): void {
+    this.#speaks = false;
+    this.#clearLegacyTimer();
+    this.#release();
+  }
+
+  /** A WINDOW from the peer: it speaks WINDOW, and grants `credit` more bytes. */
+  grant(credit: number): void {
+    if (this.#speaks === false) return;
+    this.#speaks = true;
+    this.#credit += credit;
+    this.#clearLegacyTimer();
+    this.#release();
+  }
+
+  /** Resolves once a message costing `cost` may be sent, having spent its credit. FIFO. */
+  acquire(cost: number): Promise<void> {
+    if (this.#closed !== null) return Promise.reject(this.#closed);
+    if (this.#waiters.length === 0 && this.#take(cost)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ cost, resolve, reject });
+      if (this.#speaks === null && this.#legacyTimer === null) {
+        this.#legacyTimer = setTimeout(() => {
+          this.#legacyTimer = null;
+          if (this.#speaks !== null) return;
+          this.#speaks = false;
+          this.#release();
+        }, LEGACY_WINDOW_WAIT_MS);
+        (this.#legacyTimer as { unref?: () => void }).unref?.();
+      }
+    });
+  }
+
+  /** The Connection closed: waiters reject with `error`. */
+  close(error: unknown): void {
+    if (this.#closed !== null) return;
+    this.#closed = error;
+    this.#clearLegacyTimer();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  #take(cost: number): boolean {
+    if (this.#speaks === false) return true;
+    // A message larger than a whole window goes once the window is full (it can never fit otherwise).
+    if (this.#credit < Math.min(cost, INITIAL_WINDOW_BYTES)) return false;
+    this.#credit -= cost;
+    return true;
+  }
+
+  #release(): void {
+    while (this.#waiters.length > 0 && this.#take(this.#waiters[0]!.cost)) this.#waiters.shift()!.resolve();
+  }
+
+  #clearLegacyTimer(): void {
+    if (this.#legacyTimer !== null) clearTimeout(this.#legacyTimer);
+    this.#legacyTimer = null;
+  }
+}
+
+/** The receiving side: counts what the reader took and says when to grant it back. */
+export class ReceiveWindow {
+  #consumed = 0;
+
+  /** The reader took a message of `length` bytes; returns the credit to grant now (0: not yet). */
+  consumed(length: number): number {
+    this.#consumed += messageCost(length);
+    if (this.#consumed < INITIAL_WINDOW_BYTES / 4) return 0;
+    const grant = this.#consumed;
+    this.#consumed = 0;
+    return grant;
+  }
+}

@@ -32,6 +32,12 @@ import {
   readU32,
   utf8,
   writeU32,
+  encodeWindow,
+  isWindowFrame,
+  encodeLimits,
+  decodeLimits,
+  isLimitsFrame,
+  LIMITS_FLAG_WINDOW,
 } from './protocol.js';
 
 const topic = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
@@ -61,6 +67,7 @@ describe('relay protocol', () => {
       ['PEERS', encodePeers(4, [{ session: 1, peerId: utf8('a') }, { session: 2, peerId: utf8('bb') }]), isPeersFrame],
       ['PEERS empty', encodePeers(4, []), isPeersFrame],
       ['PING', encodePing(FrameType.PING, 1), isPingFrame],
+      ['WINDOW', encodeWindow(3, 4, 1 << 20), isWindowFrame],
     ];
     for (const [name, frame, guard] of frames) {
       expect(guard(frame), name).toBe(true);
@@ -102,10 +109,24 @@ describe('relay protocol', () => {
     expect(peers.peers.map((p) => [p.session, new TextDecoder().decode(p.peerId)])).toEqual([[9, 'z']]);
   });
 
+  it('LIMITS round-trips, clamps to u32, accepts a longer frame (newer relays) and refuses a zero rate', () => {
+    const limits = { maxFramesPerSecond: 5000, frameBurst: 20_000, maxBytesPerSecond: 16 << 20, byteBurst: 2 ** 40 };
+    const f = encodeLimits(limits, LIMITS_FLAG_WINDOW);
+    expect(isLimitsFrame(f)).toBe(true);
+    expect(decodeLimits(f)).toEqual({ ...limits, byteBurst: 0xffffffff, flags: LIMITS_FLAG_WINDOW });
+    expect(isLimitsFrame(f.subarray(0, 17))).toBe(false);
+    const longer = new Uint8Array(30);
+    longer.set(f);
+    expect(isLimitsFrame(longer)).toBe(true);
+    const zero = f.slice();
+    zero.fill(0, 10, 14);
+    expect(isLimitsFrame(zero)).toBe(false);
+  });
+
   it('frame types and close codes are unique, named, and written down in ARCHITECTURE.md', () => {
     const types = Object.values(FrameType);
     expect(new Set(types).size).toBe(types.length);
-    for (const [name, t] of Object.entries(FrameType)) expect(t < 0x80, name).toBe(['HELLO', 'JOIN', 'LEAVE', 'ANNOUNCE', 'LOOKUP', 'SEND', 'BROADCAST', 'CLOSE_PEER', 'PING'].includes(name));
+    for (const [name, t] of Object.entries(FrameType)) expect(t < 0x80, name).toBe(['HELLO', 'JOIN', 'LEAVE', 'ANNOUNCE', 'LOOKUP', 'SEND', 'BROADCAST', 'CLOSE_PEER', 'PING', 'WINDOW'].includes(name));
     const codes = Object.values(CloseCode);
     expect(new Set(codes).size).toBe(codes.length);
     for (const [name, code] of Object.entries(CloseCode)) expect(closeCodeName(code)).toBe(name);

@@ -50,6 +50,12 @@ export const FrameType = {
   CLOSE_PEER: 0x08,
   /** c→s `[0x09][nonce u32]`: liveness probe; answered by PONG (browsers cannot see WebSocket pings). */
   PING: 0x09,
+  /**
+   * c→s `[0x0a][topicId u32][to u32][credit u32]`: per-Connection flow control — lets `to` send
+   * `credit` more bytes to this client on the topic (credit 0: "I speak WINDOW"). Only sent to a
+   * relay whose LIMITS has {@link LIMITS_FLAG_WINDOW}.
+   */
+  WINDOW: 0x0a,
 
   /** s→c `[0x80][version u8][session u32][maxFrameSize u32]`: reply to HELLO. */
   WELCOME: 0x80,
@@ -73,6 +79,8 @@ export const FrameType = {
    * under them instead of being cut (older clients ignore the type). `flags` is reserved (0).
    */
   LIMITS: 0x88,
+  /** s→c `[0x8a][topicId u32][from u32][credit u32]`: a WINDOW, forwarded. */
+  WINDOW_UPDATE: 0x8a,
   /** s→c `[0x8f][error u16][context u32][message utf8]`: a non-fatal refusal. */
   ERROR: 0x8f,
 } as const;
@@ -285,6 +293,27 @@ export function isPeersFrame(b: Uint8Array): boolean {
   return o === b.length;
 }
 
+/** LIMITS flag: the relay forwards WINDOW frames (per-Connection flow control, transport-relay `flow.ts`). */
+export const LIMITS_FLAG_WINDOW = 0x01;
+
+/** Bytes of a WINDOW / WINDOW_UPDATE frame. */
+export const WINDOW_FRAME_BYTES = DATA_HEADER_BYTES + 4;
+
+/** WINDOW or WINDOW_UPDATE: exactly 13 bytes. */
+export function isWindowFrame(b: Uint8Array): boolean {
+  return b.length === WINDOW_FRAME_BYTES;
+}
+
+/** A WINDOW frame granting `credit` bytes to `to` on `topicId`. */
+export function encodeWindow(topicId: number, to: number, credit: number): Uint8Array {
+  const b = new Uint8Array(WINDOW_FRAME_BYTES);
+  b[0] = FrameType.WINDOW;
+  writeU32(b, 1, topicId);
+  writeU32(b, 5, to);
+  writeU32(b, 9, Math.max(0, Math.min(0xffffffff, Math.floor(credit))));
+  return b;
+}
+
 /** Bytes of a LIMITS frame as this version writes it (a longer one is accepted: newer relays may append fields). */
 export const LIMITS_FRAME_BYTES = 18;
 
@@ -304,10 +333,10 @@ export function isLimitsFrame(b: Uint8Array): boolean {
 }
 
 /** LIMITS with the relay's rates (each clamped to a u32). */
-export function encodeLimits(limits: RelayRateLimits): Uint8Array {
+export function encodeLimits(limits: RelayRateLimits, flags = 0): Uint8Array {
   const b = new Uint8Array(LIMITS_FRAME_BYTES);
   b[0] = FrameType.LIMITS;
-  b[1] = 0;
+  b[1] = flags & 0xff;
   const u32 = (v: number): number => Math.max(1, Math.min(0xffffffff, Math.floor(v)));
   writeU32(b, 2, u32(limits.maxFramesPerSecond));
   writeU32(b, 6, u32(limits.frameBurst));
@@ -317,8 +346,8 @@ export function encodeLimits(limits: RelayRateLimits): Uint8Array {
 }
 
 /** Decodes a LIMITS frame that passed {@link isLimitsFrame}. */
-export function decodeLimits(b: Uint8Array): RelayRateLimits {
-  return { maxFramesPerSecond: readU32(b, 2), frameBurst: readU32(b, 6), maxBytesPerSecond: readU32(b, 10), byteBurst: readU32(b, 14) };
+export function decodeLimits(b: Uint8Array): RelayRateLimits & { flags: number } {
+  return { flags: b[1]!, maxFramesPerSecond: readU32(b, 2), frameBurst: readU32(b, 6), maxBytesPerSecond: readU32(b, 10), byteBurst: readU32(b, 14) };
 }
 
 /** ERROR: at least `[0x8f][error u16][context u32]`. */

@@ -24,7 +24,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, inboundOverflow, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -39,6 +39,7 @@ import {
   decodeLimits,
   decodePeers,
   encodeDataFrame,
+  encodeWindow,
   encodeHello,
   encodeLookup,
   encodePing,
@@ -48,6 +49,8 @@ import {
   isErrorFrame,
   isJoinedFrame,
   isLimitsFrame,
+  isWindowFrame,
+  LIMITS_FLAG_WINDOW,
   isPairFrame,
   isPeerJoinedFrame,
   isPeersFrame,
@@ -160,6 +163,9 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly #generation: number;
   /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
   readonly broadcast: TopicBroadcast | undefined;
+  /** @internal What the remote lets us send (flow.ts). */
+  readonly sendWindow = new SendWindow();
+  readonly #receiveWindow = new ReceiveWindow();
 
   /** @internal */
   constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
@@ -172,7 +178,13 @@ export class RelayConnection extends QueuedConnection implements Connection {
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
-    return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data);
+    return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+  }
+
+  /** The reader took a message: grant its credit back to the sender once enough accumulated. */
+  protected override consumed(message: Uint8Array): void {
+    const grant = this.#receiveWindow.consumed(message.length);
+    if (grant > 0 && !this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
   }
 
   protected closeRemote(): Promise<void> {
@@ -255,6 +267,8 @@ export class RelayTransport implements Transport {
   #nextRequestId = 1;
   /** Paces data frames under the rates the relay announced (LIMITS); null before, or with a relay that announces none. */
   #pacer: SendPacer | null = null;
+  /** The relay forwards WINDOW frames (LIMITS flag): per-Connection credit flow control is on. */
+  #relayWindow = false;
 
   constructor(options: RelayTransportOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
@@ -434,9 +448,11 @@ export class RelayTransport implements Transport {
   // Connection-side operations
 
   /** @internal Sends one message of a Connection. */
-  async sendData(state: TopicState, to: number, generation: number, data: Uint8Array): Promise<void> {
+  async sendData(state: TopicState, to: number, generation: number, data: Uint8Array, window: SendWindow): Promise<void> {
     const limit = this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
     if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
+    // The remote reader's room first (flow.ts): a slow reader slows its own sender, nobody else.
+    await window.acquire(messageCost(data.length));
     const pacer = this.#pacer;
     // Wait for the relay's rate tokens (LIMITS) first, so a large catch-up is paced, not cut.
     if (pacer !== null && generation === this.#generation) await pacer.take(DATA_HEADER_BYTES + data.length);
@@ -462,7 +478,10 @@ export class RelayTransport implements Transport {
   async sendBroadcast(state: TopicState, generation: number, data: Uint8Array): Promise<void> {
     const limit = this.dataLimit;
     if (data.length > limit) throw new FrameTooLargeError(data.length, limit);
-    // The relay charges a broadcast once per other member (fan-out is paid by the sender): pace it so.
+    // Every member's reader must have room (flow.ts), and the relay charges a broadcast once per
+    // other member (fan-out is paid by the sender): pace it so.
+    const cost = messageCost(data.length);
+    await Promise.all([...state.bySession.values()].map((conn) => conn.sendWindow.acquire(cost)));
     const pacer = this.#pacer;
     const fanOut = Math.max(1, state.bySession.size);
     if (pacer !== null && generation === this.#generation) await pacer.take(fanOut * (DATA_HEADER_BYTES + data.length), fanOut);
@@ -472,6 +491,14 @@ export class RelayTransport implements Transport {
     }
     link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
+  }
+
+  /** @internal Grants the remote sender of a Connection `credit` more bytes (WINDOW). */
+  sendWindowGrant(state: TopicState, to: number, generation: number, credit: number): void {
+    const link = this.#link;
+    if (!this.#relayWindow || generation !== this.#generation || link === null || !link.open || state.topicId === 0) return;
+    this.#pacer?.charge(1, 13);
+    link.send(encodeWindow(state.topicId, to, credit));
   }
 
   /** @internal Tells the remote peer a Connection closed. */
@@ -743,6 +770,7 @@ export class RelayTransport implements Transport {
     this.#generation++;
     this.#pacer?.close(new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting'));
     this.#pacer = null;
+    this.#relayWindow = false;
     this.#topicsById.clear();
     for (const state of this.#topics.values()) {
       state.topicId = 0;
@@ -815,7 +843,14 @@ export class RelayTransport implements Transport {
       case FrameType.PONG:
         return; // liveness only: receiving it was the point
       case FrameType.LIMITS:
-        if (isLimitsFrame(frame)) this.#pacer = new SendPacer(decodeLimits(frame));
+        if (isLimitsFrame(frame)) {
+          const limits = decodeLimits(frame);
+          this.#pacer = new SendPacer(limits);
+          this.#relayWindow = (limits.flags & LIMITS_FLAG_WINDOW) !== 0;
+        }
+        return;
+      case FrameType.WINDOW_UPDATE:
+        if (isWindowFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
         return;
       case FrameType.ERROR:
         if (isErrorFrame(frame)) {
@@ -857,9 +892,14 @@ export class RelayTransport implements Transport {
     state.bySession.set(session, conn);
     state.byPeer.set(peerId, conn);
     conn.onClose(() => {
+      conn.sendWindow.close(new ConnectionClosedError());
       if (state.bySession.get(session) === conn) state.bySession.delete(session);
       if (state.byPeer.get(peerId) === conn) state.byPeer.delete(peerId);
     });
+    // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit; without a relay that
+    // forwards WINDOW, neither side can, and the window is off.
+    if (this.#relayWindow) this.sendWindowGrant(state, session, this.#generation, 0);
+    else conn.sendWindow.disable();
     state.queue.push(conn);
   }
 

@@ -12,6 +12,8 @@ export const REDIS_SERVER = process.env.RHIZOME_REDIS_SERVER ?? '/usr/bin/redis-
 export interface RedisProcess {
   readonly port: number;
   readonly url: string;
+  /** Process id of the running server (0 while it is down). */
+  readonly pid: number;
   /** Kills it (SIGKILL): every client connection drops, all data is gone. */
   kill(): Promise<void>;
   /** Starts it again on the same port (empty). */
@@ -80,6 +82,9 @@ export async function startRedis(timeoutMs = 10_000): Promise<RedisProcess> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid ?? 0;
+    },
     async kill() {
       if (child) await exited(child, 'SIGKILL');
       child = null;

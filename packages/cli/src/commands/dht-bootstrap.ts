@@ -36,7 +36,7 @@ Ctrl-C or SIGTERM.
 
 Examples:
   $ rhizome dht-bootstrap --listen /ip4/0.0.0.0/tcp/4001 --key-file bootstrap.key
-  $ rhizome sync my-notes --db notes.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
+  $ rhizome sync "$ID" --db notes.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
 `,
     )
     .action(async (opts: DhtBootstrapFlags) => {

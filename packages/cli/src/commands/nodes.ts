@@ -6,15 +6,30 @@ import type { CommandContext } from '../context.js';
 import { CliError, usageError } from '../errors.js';
 import { parseNodeData } from '../json.js';
 import { addNetworkOptions } from '../network.js';
-import { withReplica, type DatabaseFlags, type SyncReport } from '../replica.js';
+import { writeLocallyThenDeliver, type Delivery } from '../deliver.js';
+import { withReplica, type DatabaseFlags } from '../replica.js';
 
 const NETWORK_NOTE = `
 Without --relay or --dht the command works on the file alone. With one, it joins the
 database's topic, syncs with the replicas online (bounded by --timeout), acts, lets the
 change reach them, and exits.`;
 
-function synced(report: SyncReport): string {
-  return report.peers > 0 ? ` (synced with ${report.peers} peer${report.peers === 1 ? '' : 's'})` : '';
+const WRITE_NOTE = `
+The change is written to the --db file first, before any network step. With --relay or
+--dht it then goes to the replicas online (bounded by --timeout) and the command waits
+until they acknowledge it. If the network fails, the change stays in the file and the
+command says "saved locally, not delivered: ..." (exit code 0; with --min-peers N,
+fewer than N acknowledging peers is exit code 1). It syncs the next time this replica
+reaches the others.`;
+
+function delivered(delivery: Delivery): string {
+  if (delivery.failure !== undefined || delivery.acknowledged === 0) return '';
+  return ` (delivered to ${delivery.acknowledged} peer${delivery.acknowledged === 1 ? '' : 's'})`;
+}
+
+/** `peers` that acknowledged; with a network flag, `delivered` says whether the change got out. */
+function deliveryJson(delivery: Delivery): { peers: number; delivered?: boolean } {
+  return delivery.network ? { peers: delivery.acknowledged, delivered: delivery.failure === undefined } : { peers: delivery.acknowledged };
 }
 
 function readData(json: string | undefined, file: string | undefined): { text: string; source: string } {
@@ -46,22 +61,32 @@ export function registerNodeCommands(program: Command, ctx: CommandContext): voi
   put
     .addHelpText(
       'after',
-      `${NETWORK_NOTE}
+      `${WRITE_NOTE}
 
 Examples:
-  $ rhizome put my-notes note-1 '{"title":"Hello","done":false}' --db notes.db
-  $ echo '{"done":true}' | rhizome put my-notes note-1 - --db notes.db --relay wss://relay.example.com
+  $ ID=$(rhizome new-id)      # once; the same id on every replica
+  $ rhizome put "$ID" note-1 '{"title":"Hello","done":false}' --db notes.db
+  $ echo '{"done":true}' | rhizome put "$ID" note-1 - --db notes.db --relay wss://relay.example.com --min-peers 1
 `,
     )
     .action(async (id: string, nodeId: string, json: string | undefined, opts: DatabaseFlags & { file?: string }) => {
       const out = ctx.output(opts);
       const { text, source } = readData(json, opts.file);
       const data = parseNodeData(text, source);
-      await withReplica(id, opts, out, ({ db, path }, report) => {
-        db.put(nodeId, data);
-        const after = db.get(nodeId) ?? data;
-        out.result({ id: nodeId, data: after, peers: report.peers }, `put ${nodeId} in ${basename(path)}${synced(report)}: ${JSON.stringify(after)}`);
-      }, { create: true });
+      await writeLocallyThenDeliver(
+        ctx,
+        id,
+        opts,
+        out,
+        ({ db }) => {
+          db.put(nodeId, data);
+          return true;
+        },
+        ({ db, path }, _written, delivery) => {
+          const after = db.get(nodeId) ?? data;
+          out.result({ id: nodeId, data: after, ...deliveryJson(delivery) }, `put ${nodeId} in ${basename(path)}${delivered(delivery)}: ${JSON.stringify(after)}`);
+        },
+      );
     });
 
   const get = program
@@ -78,8 +103,8 @@ Examples:
       `${NETWORK_NOTE}
 
 Examples:
-  $ rhizome get my-notes note-1 --db notes.db
-  $ rhizome get my-notes note-1 --db notes.db --relay wss://relay.example.com --json | jq .data.title
+  $ rhizome get "$ID" note-1 --db notes.db
+  $ rhizome get "$ID" note-1 --db notes.db --relay wss://relay.example.com --json | jq .data.title
 `,
     )
     .action(async (id: string, nodeId: string, opts: DatabaseFlags) => {
@@ -104,17 +129,28 @@ Examples:
     .option('--json', 'print {"id", "deleted"} as JSON');
   addNetworkOptions(del, { timeout: true });
   del
-    .addHelpText('after', `${NETWORK_NOTE}\n\nExample:\n  $ rhizome delete my-notes note-1 --db notes.db\n`)
+    .addHelpText('after', `${WRITE_NOTE}\nA node this replica has not seen yet is looked up on the network first.\n\nExample:\n  $ rhizome delete "$ID" note-1 --db notes.db --relay wss://relay.example.com\n`)
     .action(async (id: string, nodeId: string, opts: DatabaseFlags) => {
       const out = ctx.output(opts);
-      await withReplica(id, opts, out, ({ db, path }, report) => {
-        const existed = db.get(nodeId) !== undefined;
-        db.delete(nodeId);
-        out.result(
-          { id: nodeId, deleted: existed, peers: report.peers },
-          existed ? `deleted ${nodeId} from ${basename(path)}${synced(report)}` : `no node '${nodeId}' in ${basename(path)}; nothing to delete`,
-        );
-      });
+      await writeLocallyThenDeliver(
+        ctx,
+        id,
+        opts,
+        out,
+        ({ db, network }, phase) => {
+          const existed = db.get(nodeId) !== undefined;
+          // Not here yet: with a network, sync first, then delete what arrived.
+          if (!existed && phase === 'local' && network !== undefined) return undefined;
+          if (existed) db.delete(nodeId);
+          return existed;
+        },
+        ({ path }, existed, delivery) => {
+          out.result(
+            { id: nodeId, deleted: existed, ...deliveryJson(delivery) },
+            existed ? `deleted ${nodeId} from ${basename(path)}${delivered(delivery)}` : `no node '${nodeId}' in ${basename(path)}; nothing to delete`,
+          );
+        },
+      );
     });
 
   const list = program
@@ -125,7 +161,7 @@ Examples:
     .option('--json', 'print a JSON array of {"id", "data"}');
   addNetworkOptions(list, { timeout: true });
   list
-    .addHelpText('after', `${NETWORK_NOTE}\n\nExamples:\n  $ rhizome list my-notes --db notes.db\n  $ rhizome list my-notes --db notes.db --json | jq -r '.[].id'\n`)
+    .addHelpText('after', `${NETWORK_NOTE}\n\nExamples:\n  $ rhizome list "$ID" --db notes.db\n  $ rhizome list "$ID" --db notes.db --json | jq -r '.[].id'\n`)
     .action(async (id: string, opts: DatabaseFlags) => {
       const out = ctx.output(opts);
       await withReplica(id, opts, out, ({ db, path }) => {

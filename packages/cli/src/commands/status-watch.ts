@@ -105,7 +105,7 @@ export function watchTable(s: WatchSnapshot, title: string): string[] {
 /** Runs the watch until a stop signal; closes the replica on the way out. */
 export async function watchStatus(id: string, flags: DatabaseFlags, out: Output, intervalMs: number, title: string): Promise<void> {
   const stopping = untilStopSignal();
-  const replica = await openReplica(id, flags);
+  const replica = await openReplica(id, flags, out);
   const { db } = replica;
   const tty = !out.json && out.streams.stdout.isTTY === true;
   const render = (): void => {

@@ -60,9 +60,9 @@ Without a network flag it reads the file only (peers: none). With --relay or --d
 the topic, syncs with the replicas online, and lists them.
 
 Examples:
-  $ rhizome status my-notes --db notes.db
-  $ rhizome status my-notes --db notes.db --relay wss://relay.example.com --json
-  $ rhizome status my-notes --db notes.db --relay wss://relay.example.com --watch
+  $ rhizome status "$ID" --db notes.db
+  $ rhizome status "$ID" --db notes.db --relay wss://relay.example.com --json
+  $ rhizome status "$ID" --db notes.db --relay wss://relay.example.com --watch
 `,
     )
     .action(async (id: string, opts: DatabaseFlags & { watch?: boolean; interval: number }) => {

@@ -7,6 +7,10 @@ import { clock, formatBytes, type Output } from '../output.js';
 import { closeReplica, openReplica, topicHex, type DatabaseFlags, type Replica } from '../replica.js';
 import { untilStopSignal } from '../signals.js';
 import { serveReplicaMetrics, type MetricsServer } from '../metrics-server.js';
+import { tlsHint } from '../tls-hints.js';
+
+/** Node changes of a first exchange printed one by one (text mode); the rest are counted. */
+const FIRST_EXCHANGE_SHOWN = 20;
 
 /** Events buffered for the printer before it reports `lagged`. */
 const EVENT_BUFFER = 1 << 17;
@@ -91,19 +95,19 @@ Runs until Ctrl-C (SIGINT) or SIGTERM, then flushes and exits 0. The first line 
 and error events as they happen.
 
 Examples:
-  $ rhizome sync my-notes --db replica.db --relay wss://relay.example.com
-  $ rhizome sync my-notes --db replica.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
-  $ rhizome sync my-notes --db replica.db --relay ws://127.0.0.1:8080 --json | jq -c 'select(.type=="node-upsert")'
-  $ rhizome sync my-notes --db replica.db --relay wss://relay.example.com --metrics-port 9464
+  $ rhizome sync "$ID" --db replica.db --relay wss://relay.example.com
+  $ rhizome sync "$ID" --db replica.db --dht --bootstrap /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...
+  $ rhizome sync "$ID" --db replica.db --relay ws://127.0.0.1:8080 --json | jq -c 'select(.type=="node-upsert")'
+  $ rhizome sync "$ID" --db replica.db --relay wss://relay.example.com --metrics-port 9464
 `,
     )
     .action(async (id: string, opts: DatabaseFlags & { metricsPort?: number; metricsHost: string }) => {
       const out = ctx.output(opts);
       if (opts.relay === undefined && opts.dht !== true) {
-        throw usageError('sync needs a network: --relay URL or --dht --bootstrap ADDR', 'Example: rhizome sync my-notes --db replica.db --relay wss://relay.example.com');
+        throw usageError('sync needs a network: --relay URL or --dht --bootstrap ADDR', 'Example: rhizome sync "$(rhizome new-id)" --db replica.db --relay wss://relay.example.com (the same id on every replica)');
       }
       const stopping = untilStopSignal();
-      const replica = await openReplica(id, opts, { create: true });
+      const replica = await openReplica(id, opts, out, { create: true });
       const { db, path, network } = replica;
       const transport = db.transport.name;
       // A large buffer: a first exchange may bring tens of thousands of node events at once.
@@ -134,10 +138,11 @@ Examples:
       }, 250);
       progress.unref();
 
-      // In text mode, node events of a peer's first exchange are summed up in its "synced" line
-      // instead of flooding the terminal; --json prints every event. The state follows the
+      // In text mode, node events of a peer's first exchange past the first FIRST_EXCHANGE_SHOWN
+      // are summed up in its "synced" line instead of flooding the terminal; --json prints every event. The state follows the
       // event stream (peer-connected ... node events ... synced), not the live session state.
       const firstExchange = new Set<string>();
+      let shown = 0;
       let folded = 0;
       const printing = (async (): Promise<void> => {
         for await (const event of events) {
@@ -146,14 +151,17 @@ Examples:
           if (!out.json) {
             if (event.type === 'peer-connected') firstExchange.add(event.peerId);
             if (event.type === 'peer-disconnected') firstExchange.delete(event.peerId);
-            if (remoteNodeEvent && firstExchange.size > 0) {
+            if (remoteNodeEvent && firstExchange.size > 0 && ++shown > FIRST_EXCHANGE_SHOWN) {
               folded++;
               continue;
             }
-            if (event.type === 'synced' && firstExchange.delete(event.peerId) && folded > 0) {
-              out.line(`${eventToText(event, transport)} (${folded} node change${folded === 1 ? '' : 's'} received)`);
-              folded = 0;
-              continue;
+            if (event.type === 'synced' && firstExchange.delete(event.peerId)) {
+              shown = 0;
+              if (folded > 0) {
+                out.line(`${eventToText(event, transport)} (${folded} more node change${folded === 1 ? '' : 's'} received)`);
+                folded = 0;
+                continue;
+              }
             }
           }
           printEvent(out, event, transport);
@@ -226,7 +234,11 @@ function watchReachability(replica: Replica, out: Output, signal: AbortSignal): 
             resolve('refused');
             return;
           }
-          if (!failed) out.note(`${clock()} still trying to reach ${where} in the background`);
+          if (!failed) {
+            const hint = tlsHint(error, network, replica.tlsCaFile);
+            if (hint !== undefined) out.note(hint);
+            out.note(`${clock()} still trying to reach ${where} in the background`);
+          }
           failed = true;
           await pause(2000, signal);
         }
