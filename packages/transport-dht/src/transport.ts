@@ -57,6 +57,8 @@ interface Join {
   delay: number;
   /** When a provider record last reached at least one DHT peer (ms since epoch); 0: never. */
   lastAnnounced: number;
+  /** Our addresses changed since the last announce started: announce again at the next turn. */
+  reannounce: boolean;
 }
 
 
@@ -207,6 +209,7 @@ export class DhtTransport implements Transport {
       wake: null,
       delay: INITIAL_LOOKUP_INTERVAL_MS,
       lastAnnounced: 0,
+      reannounce: false,
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -415,7 +418,9 @@ export class DhtTransport implements Transport {
     while (!signal.aborted && !this.#closed) {
       try {
         if (await this.#haveDhtPeers(node)) {
-          const due = join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          const due = join.reannounce || join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
+          // Cleared as the announce starts: an address change while it runs asks for another.
+          if (due) join.reannounce = false;
           // Announce and look up at once, and dial each provider as soon as the query yields it:
           // a late joiner meets the others within one query's time.
           const results = await Promise.allSettled([
@@ -660,18 +665,25 @@ export class DhtTransport implements Transport {
   }
 
   /**
-   * Our addresses changed (a relay reservation added a `/p2p-circuit` address, autonat confirmed
-   * an observed one): provider records carry the addresses of when they were made, so every
-   * joined topic is announced again now, and peers behind NATs become dialable through the relay.
+   * Our relayed addresses changed (a relay reservation added or lost a `/p2p-circuit` address):
+   * provider records carry the addresses of when they were made, so every joined topic is
+   * announced again now, and a peer behind a NAT becomes dialable through the relay.
    */
   #onAddressesChanged(): void {
     const node = this.#node;
     if (!node || this.#closed) return;
-    const addrs = node.getMultiaddrs().map((ma) => ma.toString()).sort().join(' ');
+    // Relayed addresses are what a peer behind a NAT needs in its records; other address churn
+    // (observed addresses coming and going) waits for the regular re-announce.
+    const addrs = node
+      .getMultiaddrs()
+      .map((ma) => ma.toString())
+      .filter((text) => text.includes('/p2p-circuit'))
+      .sort()
+      .join(' ');
     if (addrs === this.#announcedAddrs) return;
     this.#announcedAddrs = addrs;
     for (const join of this.#joins.values()) {
-      join.lastAnnounced = 0;
+      join.reannounce = true;
       join.delay = INITIAL_LOOKUP_INTERVAL_MS;
       join.wake?.();
     }
