@@ -85,7 +85,9 @@ export class RateWindow {
   static readonly SECONDS = 60;
   /** Bucket width: 12 buckets of 5 s cover the minute (a synced idle peer keeps 4 of these). */
   static readonly BUCKET_MS = 5000;
-  static readonly BUCKETS = RateWindow.SECONDS / (RateWindow.BUCKET_MS / 1000);
+  // A literal, not RateWindow.SECONDS / ...: tsc emits static initializers that name their own class
+  // through a helper variable that is still undefined when they run (dist/ then threw on import).
+  static readonly BUCKETS = 12; // SECONDS / (BUCKET_MS / 1000)
   /** Allocated on the first non-zero amount, dropped again once a whole window passed empty. */
   #buckets: number[] | null = null;
   #bucket = -1;
