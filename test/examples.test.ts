@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { generateDatabaseId } from '@rhizome/core';
 import { createRelayServer } from '@rhizome/relay';
+import { openDatabase } from '@rhizome/sync';
 
 const ROOT = join(import.meta.dirname, '..');
 const TSX_CLI = join(createRequire(import.meta.url).resolve('tsx/package.json'), '..', 'dist', 'cli.mjs');
@@ -27,8 +29,13 @@ function runExample(name: string, timeoutMs = 60_000): Promise<{ code: number | 
 }
 
 function runTsx(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode([TSX_CLI, ...args], cwd, timeoutMs);
+}
+
+/** Runs `node <args>` under this Node (the one npm scripts use). */
+function runNode(args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSX_CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, NO_COLOR: '1', ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -86,24 +93,31 @@ describe('examples', () => {
     expect(r.stdout.trim().endsWith('done')).toBe(true);
   }, 100_000);
 
-  it("the README's quick start runs as written (against a relay on 127.0.0.1)", async () => {
+  it("the README's quick start runs as written with plain node, and a replica online receives note-1", async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Quick start for apps'));
-    const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-    expect(code).toContain("createTransport({ mode: 'relay', relayUrl: 'wss://relay.example.com' })");
+    expect(section).toContain('Save as `app.mjs`');
+    expect(section).toContain('RHIZOME_RELAY_URL=ws://127.0.0.1:8080 NOTES_DB="$ID" node app.mjs');
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toContain('process.env.RHIZOME_RELAY_URL');
     const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
-    // The snippet must resolve the workspace packages, so it lives in the repository; its
+    const id = generateDatabaseId();
+    const replica = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+    // As the README says: saved as app.mjs in the repository (so the packages resolve), run with
+    // plain `node` (no source conditions: the built dist/), with the two variables set. Its
     // notes.db goes to a temp working directory.
-    const file = join(ROOT, 'examples', `.readme-quickstart-${process.pid}.ts`);
+    const file = join(ROOT, `.readme-app-${process.pid}.mjs`);
     const cwd = mkdtempSync(join(tmpdir(), 'rhizome-quickstart-'));
     try {
-      writeFileSync(file, (code as string).replace('wss://relay.example.com', relay.url));
-      const r = await runTsx(['--conditions=rhizome-source', file], cwd, 60_000);
+      writeFileSync(file, code as string);
+      const r = await runNode([file], cwd, 60_000, { RHIZOME_RELAY_URL: relay.url, NOTES_DB: id });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout.trim()).toBe("{ done: true, title: 'Hello' } 1");
+      expect(r.stdout.trim().split('\n')).toEqual(["{ done: true, title: 'Hello' } 1", 'delivered']);
+      expect(replica.get('note-1')).toEqual({ done: true, title: 'Hello' });
     } finally {
       rmSync(file, { force: true });
       rmSync(cwd, { recursive: true, force: true });
+      await replica.close();
       await relay.close();
     }
   });
