@@ -36,7 +36,7 @@ describe('rhizome over the DHT', () => {
 
     const put = await rhizome(['put', id, 'sensor-1', '{"celsius":21.5}', '--db', join(dir, 'writer.db'), ...local, '--min-peers', '1', '--timeout', '30000', '--json'], { timeoutMs: 45_000 });
     expect(put.code, put.stderr).toBe(0);
-    expect(JSON.parse(put.stdout)).toEqual({ id: 'sensor-1', data: { celsius: 21.5 }, peers: 1 });
+    expect(JSON.parse(put.stdout)).toEqual({ id: 'sensor-1', data: { celsius: 21.5 }, peers: 1, delivered: true });
     const upsert = await sync.waitForJson((e) => e['type'] === 'node-upsert' && e['id'] === 'sensor-1', 'sensor-1 at the replica');
     expect(upsert).toMatchObject({ data: { celsius: 21.5 }, origin: 'remote' });
     const connected = sync.json.find((e) => e['type'] === 'peer-connected');

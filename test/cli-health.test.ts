@@ -154,7 +154,7 @@ describe('rhizome status --watch', () => {
     const text = new Running(['status', id, '--db', join(dir, 'watcher.db'), '--relay', relay.url, '--watch', '--interval', '200']);
     running.push(text);
     await text.waitForLine((l) => /^PEER\s+VIA\s+HEALTH\s+RTT/.test(l), 'the table header');
-    await text.waitForLine((l) => /\srelay\s+healthy\s/.test(l), 'a healthy relay peer row', 30_000);
+    await text.waitForLine((l) => /\srelay(\/\w+)?\s+healthy\s/.test(l), 'a healthy relay peer row', 30_000);
     expect((await text.stop('SIGINT')).code).toBe(0);
     await sync.stop('SIGTERM');
     // Four processes start one after another here: on a loaded machine that alone takes ~20 s.
