@@ -348,6 +348,17 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
     net.resetAll();
     const dbs = replicas.map((r) => r.db!);
     const deadline = Date.now() + (options.convergeTimeoutMs ?? 30_000);
+    // The second writer's acknowledged writes are in r0's FILE; r0's store watch (one check per
+    // watchIntervalMs, 250 ms) brings them into r0's doc. Until it has, "every replica equal" can
+    // hold without them — a converged state checked too early, not a lost write. Wait for r0
+    // to hold every acknowledged write it shares a file with (bounded like convergence).
+    const fromFile = [...model.unique.keys()].filter((key) => /^p\d+-\d+$/.test(key));
+    for (;;) {
+      const missing = fromFile.filter((key) => dbs[0]!.get(key) === undefined);
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) fail(`acknowledged write ${missing[0]!} never reached r0 from its file (${missing.length} missing)`);
+      await sleep(25);
+    }
     for (;;) {
       const first = stateOf(dbs[0]!);
       if (dbs.every((d) => stateOf(d).equals(first))) break;

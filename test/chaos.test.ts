@@ -5,16 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { runSeed } from '../scripts/chaos-run.js';
 
-// Seeds picked to cover every kind of action between them: 3 in-process replicas only; 34 a relay
-// process with a replica process behind it (SIGKILLed); 47 a replica file on a small tmpfs that
-// fills up (as root); 50 a second writer process on r0's file.
-//
-// OPEN DEFECT (RELIABILITY.md, "Open: the second writer's first write"): with a second process
-// writing to a replica's file, that process's FIRST acknowledged write can be missing from every
-// replica at the end — seeds 30, 37, 38, 49, 55, 69, 70 and 73 reproduce it on main as of
-// 2026-11-30 (`npm run chaos -- --seeds 1 --seed 30`). Until it is fixed those seeds fail, so CI
-// runs a second-writer seed that does not hit it; the defect is not hidden, it is tracked there.
-const SEEDS = [3, 34, 47, 50];
+// Seeds picked to cover every kind of action between them: 3 in-process replicas only; 30 a
+// second writer process on r0's file and a relay process (SIGKILLed, restarted) with replica
+// processes behind it; 34 a relay process with a replica process behind it; 47 a replica file on a
+// small tmpfs that fills up (as root); 50 a second writer alone.
+const SEEDS = [3, 30, 34, 47, 50];
 
 describe('chaos harness', () => {
   for (const seed of SEEDS) {
@@ -24,6 +19,7 @@ describe('chaos harness', () => {
       expect(report.faults.cut + report.faults.drop + report.faults.delay).toBeGreaterThan(0);
       if (seed === 34) expect(report.side.relayStarts * report.side.replicaProcesses).toBeGreaterThan(0);
       if (seed === 50) expect(report.side.writers).toBeGreaterThan(0);
+      if (seed === 30) expect(report.side.writers * report.side.relayStarts).toBeGreaterThan(0);
     }, 120_000);
   }
 });
