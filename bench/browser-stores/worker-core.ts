@@ -1,7 +1,8 @@
-// The dedicated-worker side of the store-choice benchmark (bench/browser-stores.ts). One worker
-// runs one task on one store kind and answers with its figures: a fresh worker per measurement,
-// so a reopen pays what a reloaded page pays (the worker's start, the store's start-up, the read
-// and the rebuild of the document). Two entries bind it to a store: worker-idb.ts, worker-opfs.ts.
+// The tasks of the store-choice benchmark (bench/browser-stores.ts). In a worker, one worker runs
+// one task on one store kind and answers with its figures: a fresh worker per measurement, so a
+// reopen pays what a reloaded page pays (the worker's start, the store's start-up, the read and
+// the rebuild of the document). Entries: worker-idb.ts, worker-opfs.ts (the database in a
+// worker) and page.ts (the database in the page, as apps run it).
 import type { DocStore } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 
@@ -43,7 +44,7 @@ export interface StoreKind {
   drop(name: string): Promise<void>;
 }
 
-const t0 = performance.now();
+const moduleStart = performance.now();
 
 /** A macrotask that is not clamped like nested setTimeout (4 ms after five levels). */
 function macrotask(): Promise<void> {
@@ -57,7 +58,11 @@ function macrotask(): Promise<void> {
   });
 }
 
-async function runTask(kind: StoreKind, task: StoreTask): Promise<StoreTaskResult> {
+/**
+ * Runs `task` on a store of `kind`; a reopen's `ms` counts from `t0` (the worker's first line, or
+ * the page's call) until the database is open.
+ */
+export async function runStoreTask(kind: StoreKind, task: StoreTask, t0: number): Promise<StoreTaskResult> {
   const result: StoreTaskResult = { ms: 0, engineMs: 0, storeMs: 0, docMs: 0, size: 0, logUpdates: 0 };
   await kind.start();
   result.engineMs = performance.now() - t0;
@@ -123,7 +128,7 @@ export function serveStoreTask(kind: StoreKind): void {
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<StoreTask>) => void) | null; postMessage(m: StoreTaskResult): void };
   scope.onmessage = (event) => {
     scope.onmessage = null;
-    runTask(kind, event.data).then(
+    runStoreTask(kind, event.data, moduleStart).then(
       (result) => scope.postMessage(result),
       (error: unknown) =>
         scope.postMessage({ ms: 0, engineMs: 0, storeMs: 0, docMs: 0, size: 0, logUpdates: 0, error: error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error) }),
