@@ -4,6 +4,7 @@
 // SQLite. Bench-only (bench/browser-stores.ts): one handle per database, no format checks.
 import type { DocStore, StoredDoc, StoreStats } from '@rhizome/core';
 
+
 /** A change queued for the worker. */
 export type HostOp = { op: 'append'; docId: string; updates: Uint8Array[] } | { op: 'compact'; docId: string; snapshot: Uint8Array; throughSeq: number };
 
@@ -13,11 +14,46 @@ export type HostBody = { kind: 'open'; name: string } | { kind: 'write'; ops: Ho
 /** Page → worker. */
 export type HostRequest = HostBody & { id: number };
 
+/** One document as the worker read it: its updates packed into one buffer (one transfer, not one per row). */
+export interface PackedDoc {
+  docId: string;
+  snapshot: Uint8Array | null;
+  /** (u32 little-endian length, bytes) per update, oldest first. */
+  updates: Uint8Array;
+  lastSeq: number;
+}
+
 /** Worker → page. */
 export interface HostReply {
   id: number;
-  docs?: Array<{ docId: string } & StoredDoc>;
+  docs?: PackedDoc[];
   error?: string;
+}
+
+/** Packs updates as (u32 LE length, bytes)*. */
+export function packUpdates(updates: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const u of updates) total += 4 + u.length;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const u of updates) {
+    view.setUint32(at, u.length, true);
+    out.set(u, at + 4);
+    at += 4 + u.length;
+  }
+  return out;
+}
+
+function unpackUpdates(packed: Uint8Array): Uint8Array[] {
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < packed.length; ) {
+    const length = view.getUint32(at, true);
+    out.push(packed.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
 }
 
 interface MirrorDoc {
@@ -64,8 +100,9 @@ export class OpfsWorkerStore implements DocStore {
     try {
       const reply = await store.#request({ kind: 'open', name });
       for (const d of reply.docs ?? []) {
-        let seq = d.lastSeq - d.updates.length;
-        store.#docs.set(d.docId, { snapshot: d.snapshot, lastSeq: d.lastSeq, log: d.updates.map((update) => ({ seq: ++seq, update })) });
+        const updates = unpackUpdates(d.updates);
+        let seq = d.lastSeq - updates.length;
+        store.#docs.set(d.docId, { snapshot: d.snapshot, lastSeq: d.lastSeq, log: updates.map((update) => ({ seq: ++seq, update })) });
       }
       return store;
     } catch (error) {

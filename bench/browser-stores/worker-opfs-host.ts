@@ -1,9 +1,8 @@
 // The worker behind OpfsWorkerStore (opfs-worker-store.ts): SQLite in OPFS (sqlite-wasm,
 // opfs-sahpool) through OpfsSqliteStore; each `write` request is committed before it is answered.
 import sqlite3InitModule from '@sqlite.org/sqlite-wasm';
-import type { StoredDoc } from '@rhizome/core';
 import { OpfsSqliteStore, type OpfsJournal, type OpfsSynchronous } from './opfs-sqlite-store.js';
-import type { HostReply, HostRequest } from './opfs-worker-store.js';
+import { packUpdates, type HostReply, type HostRequest, type PackedDoc } from './opfs-worker-store.js';
 
 const params = new URL(self.location.href).searchParams;
 const synchronous = (params.get('synchronous') ?? 'FULL') as OpfsSynchronous;
@@ -22,7 +21,10 @@ async function handle(request: HostRequest): Promise<HostReply> {
       const pool = await sqlite3.installOpfsSAHPoolVfs({ name: 'rhizome-bench', initialCapacity: 10 });
       pause = () => void pool.pauseVfs();
       store = new OpfsSqliteStore(pool, `/${request.name}.sqlite3`, synchronous, journal);
-      const docs: Array<{ docId: string } & StoredDoc> = store.docIds().map((docId) => ({ docId, ...store!.load(docId) }));
+      const docs: PackedDoc[] = store.docIds().map((docId) => {
+        const { snapshot, updates, lastSeq } = store!.load(docId);
+        return { docId, snapshot, updates: packUpdates(updates), lastSeq };
+      });
       return { id: request.id, docs };
     }
     case 'write':
@@ -47,7 +49,7 @@ scope.onmessage = (event) => {
     handle(event.data).then(
       (reply) => {
         const buffers = new Set<ArrayBuffer>();
-        for (const d of reply.docs ?? []) for (const bytes of [d.snapshot, ...d.updates]) if (bytes) buffers.add(bytes.buffer as ArrayBuffer);
+        for (const d of reply.docs ?? []) for (const bytes of [d.snapshot, d.updates]) if (bytes) buffers.add(bytes.buffer as ArrayBuffer);
         scope.postMessage(reply, [...buffers]);
       },
       (error: unknown) => scope.postMessage({ id: event.data.id, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
