@@ -417,7 +417,7 @@ export class PeerSession implements Flushable {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
-    if (!this.#pumping) this.#host.scheduler.request(this);
+    if (!this.#pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
   /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
