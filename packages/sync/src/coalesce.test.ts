@@ -21,16 +21,13 @@ function loop(): { runner: (fn: () => void) => void; turn: (work?: () => void) =
   };
 }
 
-function target(): Flushable & { flushes: number[]; at: () => number } {
-  let now = 0;
+/** A flush target that records the turn number (set by the test) of each flush. */
+function target(): Flushable & { flushes: number[]; turn: number } {
   const t = {
     flushes: [] as number[],
-    at: () => now,
+    turn: 0,
     flush() {
-      t.flushes.push(now);
-    },
-    set turn(n: number) {
-      now = n;
+      t.flushes.push(t.turn);
     },
   };
   return t;

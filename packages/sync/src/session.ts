@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
+import { applyRemoteUpdates } from './apply.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
@@ -358,7 +359,7 @@ export class PeerSession implements Flushable {
       this.#acks.ready();
     },
     [MSG_SYNC_STEP2]: (m) => {
-      Y.applyUpdate(this.#host.doc, m.update, this);
+      applyRemoteUpdates(this.#host.doc, [m.update], this);
       // A step 2 answering another request (a replay from an older session) is applied (updates
       // are idempotent) but does not count as the answer to ours.
       if (sameBytes(m.requestId, this.#requestId)) {
@@ -369,10 +370,7 @@ export class PeerSession implements Flushable {
       }
     },
     [MSG_UPDATES]: (m) => {
-      const { doc } = this.#host;
-      doc.transact(() => {
-        for (const update of m.updates) Y.applyUpdate(doc, update, this);
-      }, this);
+      applyRemoteUpdates(this.#host.doc, m.updates, this);
     },
     [MSG_AWARENESS]: (m) => {
       awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, m.update, this);
