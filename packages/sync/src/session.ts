@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
+import { applyRemoteUpdates } from './apply.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
@@ -353,13 +354,9 @@ export class PeerSession implements Flushable {
         return this.#onStep1(message);
       case MSG_SYNC_STEP2:
         return this.#onStep2(message);
-      case MSG_UPDATES: {
-        const { doc } = this.#host;
-        doc.transact(() => {
-          for (const update of message.updates) Y.applyUpdate(doc, update, this);
-        }, this);
+      case MSG_UPDATES:
+        applyRemoteUpdates(this.#host.doc, message.updates, this);
         return;
-      }
       case MSG_AWARENESS:
         awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
         return;
@@ -395,7 +392,7 @@ export class PeerSession implements Flushable {
   }
 
   #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
-    Y.applyUpdate(this.#host.doc, m.update, this);
+    applyRemoteUpdates(this.#host.doc, [m.update], this);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
     if (sameBytes(m.requestId, this.#requestId)) {
@@ -437,7 +434,7 @@ export class PeerSession implements Flushable {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
-    if (!this.#pumping) this.#host.scheduler.request(this);
+    if (!this.#pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
   /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
