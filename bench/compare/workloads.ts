@@ -331,13 +331,24 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
 export async function idle(ctx: WorkloadContext, p: IdleParams): Promise<WorkloadResult> {
   const rooms = Array.from({ length: Math.ceil(p.connections / p.perRoom) }, () => `idle-${randomUUID()}`);
   const specs = Array.from({ length: p.connections }, (_, i) => ({ url: ctx.url, room: rooms[Math.floor(i / p.perRoom)]!, peers: Math.min(p.perRoom, p.connections - Math.floor(i / p.perRoom) * p.perRoom) - 1 }));
+  const gc = (globalThis as { gc?: () => void }).gc;
   const rss0 = process.memoryUsage().rss;
+  gc?.();
+  const gc0 = process.memoryUsage();
   await ctx.io.mark('before', true);
   const t0 = performance.now();
   const clients = await openMany(ctx.kit, specs, 50);
   await Promise.all(clients.map((c) => c.ready(p.timeoutMs)));
   const seconds = (performance.now() - t0) / 1000;
   await ctx.io.mark('after', true);
-  const values = { connectSeconds: seconds, clientKiBPerPeer: (process.memoryUsage().rss - rss0) / 1024 / p.connections };
+  const rss1 = process.memoryUsage().rss;
+  // The same after a full GC in this process (the driver runs with --expose-gc), as for the server.
+  gc?.();
+  const gc1 = process.memoryUsage();
+  const values: Record<string, number> = { connectSeconds: seconds, clientKiBPerPeer: (rss1 - rss0) / 1024 / p.connections };
+  if (gc) {
+    values.clientGcKiBPerPeer = (gc1.rss - gc0.rss) / 1024 / p.connections;
+    values.clientHeapKiBPerPeer = (gc1.heapUsed - gc0.heapUsed) / 1024 / p.connections;
+  }
   return { values };
 }

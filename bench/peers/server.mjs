@@ -102,6 +102,7 @@ process.on('message', (msg) => {
     if (msg.gc && typeof globalThis.gc === 'function') for (let i = 0; i < 3; i++) globalThis.gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
+    const reduced = msg.gc ? reducedMemory() : mem;
     process.send?.({
       type: 'stats',
       id: msg.id,
@@ -113,11 +114,23 @@ process.on('message', (msg) => {
       heapTotal: mem.heapTotal,
       arrayBuffers: mem.arrayBuffers,
       maxRss: peakRss(),
+      rssReduced: reduced.rss,
+      heapUsedReduced: reduced.heapUsed,
     });
   } else if (msg?.type === 'exit') {
     process.exit(0);
   }
 });
+/**
+ * Memory after V8's memory-reducing collection (what it runs under memory pressure): unlike the
+ * plain full GCs above, it also shrinks the young generation back and returns its pages, so
+ * pages a burst of short-lived garbage touched (a fixed ~16 MiB on Node 22, not a cost per
+ * connection) stop counting. Same code in bench/compare/relay-server.ts.
+ */
+function reducedMemory() {
+  globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return process.memoryUsage();
+}
 /**
  * Peak RSS of this process image in bytes: Linux's VmHWM. Not `resourceUsage().maxRSS`: on Linux
  * that keeps the high-water mark of the parent at fork time (`signal->maxrss` survives exec), so

@@ -17,6 +17,8 @@ export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core
 export { DEFAULT_LIMITS, resolveCoreOptions } from './options.js';
 export type { RelayLimits, RelayCoreOptions } from './options.js';
 export { createMetricsRegistry } from './metrics.js';
+export { snapshotMetrics } from './snapshot-metrics.js';
+export type { SnapshotMetrics } from './snapshot-metrics.js';
 export { RedisRouter, RedisMailboxStore, resolveClusterOptions, DEFAULT_CLUSTER_OPTIONS, registerClusterMetrics } from './cluster/index.js';
 export type { ClusterStats, RedisClusterOptions } from './cluster/index.js';
 export type { RelayRouter, RouterHost, RoutedPeer, RoutedTopic, LookupEntry } from './router.js';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { snapshotMetrics } from './snapshot-metrics.js';
 import type { DropReason, RelayStats } from './core.js';
 import type { HistogramSnapshot } from './histogram.js';
 
@@ -47,42 +48,15 @@ class SnapshotHistogram extends Histogram {
  */
 export function createMetricsRegistry(stats: () => RelayStats): Registry {
   const registry = new Registry();
-  let snapshot: RelayStats = stats();
-  const refresh = (): RelayStats => (snapshot = stats());
-
-  new Gauge({
-    name: 'rhizome_relay_connections',
-    help: 'Open WebSocket connections',
-    registers: [registry],
-    collect() {
-      this.set(refresh().connections);
-    },
-  });
-  new Gauge({
-    name: 'rhizome_relay_topics',
-    help: 'Topics with at least one member or announcer',
-    registers: [registry],
-    collect() {
-      this.set(snapshot.topics);
-    },
-  });
-  const counter = (name: string, help: string, pick: (s: RelayStats) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(pick(snapshot));
-      },
-    });
-  };
-  counter('rhizome_relay_connections_total', 'Connections accepted since start', (s) => s.connectionsTotal);
-  counter('rhizome_relay_frames_in_total', 'Frames received from clients', (s) => s.framesIn);
-  counter('rhizome_relay_frames_out_total', 'Frames sent to clients', (s) => s.framesOut);
-  counter('rhizome_relay_bytes_in_total', 'Bytes of frames received from clients', (s) => s.bytesIn);
-  counter('rhizome_relay_bytes_out_total', 'Bytes of frames sent to clients', (s) => s.bytesOut);
-  counter('rhizome_relay_errors_total', 'Socket, WebSocket and HTTP errors', (s) => s.errors);
+  const m = snapshotMetrics(registry, stats);
+  m.gauge('rhizome_relay_connections', 'Open WebSocket connections', (s) => s.connections);
+  m.gauge('rhizome_relay_topics', 'Topics with at least one member or announcer', (s) => s.topics);
+  m.counter('rhizome_relay_connections_total', 'Connections accepted since start', (s) => s.connectionsTotal);
+  m.counter('rhizome_relay_frames_in_total', 'Frames received from clients', (s) => s.framesIn);
+  m.counter('rhizome_relay_frames_out_total', 'Frames sent to clients', (s) => s.framesOut);
+  m.counter('rhizome_relay_bytes_in_total', 'Bytes of frames received from clients', (s) => s.bytesIn);
+  m.counter('rhizome_relay_bytes_out_total', 'Bytes of frames sent to clients', (s) => s.bytesOut);
+  m.counter('rhizome_relay_errors_total', 'Socket, WebSocket and HTTP errors', (s) => s.errors);
   new Counter({
     name: 'rhizome_relay_drops_total',
     help: 'Connections cut and frames dropped, by reason',
@@ -90,11 +64,11 @@ export function createMetricsRegistry(stats: () => RelayStats): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [reason, n] of Object.entries(snapshot.drops) as Array<[DropReason, number]>) this.inc({ reason }, n);
+      for (const [reason, n] of Object.entries(m.current().drops) as Array<[DropReason, number]>) this.inc({ reason }, n);
     },
   });
-  new SnapshotHistogram('rhizome_relay_frame_bytes', 'Sizes of frames received from clients (bytes)', registry, () => snapshot.frameBytes);
-  new SnapshotHistogram('rhizome_relay_broadcast_fanout', 'Recipients per BROADCAST frame (per-topic fan-out)', registry, () => snapshot.fanout);
+  new SnapshotHistogram('rhizome_relay_frame_bytes', 'Sizes of frames received from clients (bytes)', registry, () => m.current().frameBytes);
+  new SnapshotHistogram('rhizome_relay_broadcast_fanout', 'Recipients per BROADCAST frame (per-topic fan-out)', registry, () => m.current().fanout);
   new Gauge({
     name: 'rhizome_relay_process_resident_memory_bytes',
     help: 'Resident set size of the relay process',

@@ -5,7 +5,8 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { snapshotMetrics } from '@rhizome/relay';
 import type { HealthState } from '@rhizome/core';
 import type { Database, DatabaseStats } from '@rhizome/sync';
 
@@ -22,31 +23,9 @@ export interface MetricsServer {
 /** The Prometheus registry of one replica (never the global registry). */
 export function createReplicaRegistry(db: Database): Registry {
   const registry = new Registry();
-  let s: DatabaseStats = db.stats();
-  const gauge = (name: string, help: string, pick: (s: DatabaseStats) => number, first = false): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        // The first metric collected takes the snapshot the others read.
-        if (first) s = db.stats();
-        this.set(pick(s));
-      },
-    });
-  };
-  const counter = (name: string, help: string, pick: (s: DatabaseStats) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(pick(s));
-      },
-    });
-  };
-  gauge('rhizome_replica_uptime_seconds', 'Seconds since the database was opened', (x) => x.uptimeMs / 1000, true);
+  const m = snapshotMetrics(registry, () => db.stats());
+  const { gauge, counter } = m;
+  gauge('rhizome_replica_uptime_seconds', 'Seconds since the database was opened', (x) => x.uptimeMs / 1000);
   gauge('rhizome_replica_nodes', 'Nodes in the database', () => db.size);
   gauge('rhizome_replica_peers', 'Connected peer sessions', (x) => x.peers.length);
   gauge('rhizome_replica_peers_synced', 'Peer sessions whose first full exchange is done', (x) => x.peers.filter((p) => p.synced).length);
@@ -68,7 +47,7 @@ export function createReplicaRegistry(db: Database): Registry {
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      for (const state of STATES) this.set({ state }, s.health.health === state ? 1 : 0);
+      for (const state of STATES) this.set({ state }, m.current().health.health === state ? 1 : 0);
     },
   });
   const perPeer = (name: string, help: string, pick: (p: DatabaseStats['peers'][number]) => number | null): void => {
@@ -79,7 +58,7 @@ export function createReplicaRegistry(db: Database): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const p of s.peers) {
+        for (const p of m.current().peers) {
           const v = pick(p);
           if (v !== null) this.set({ peer: p.peerId, transport: p.transport }, v);
         }
@@ -99,7 +78,7 @@ export function createReplicaRegistry(db: Database): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const p of s.peers) for (const state of STATES) this.set({ peer: p.peerId, transport: p.transport, state }, p.health === state ? 1 : 0);
+      for (const p of m.current().peers) for (const state of STATES) this.set({ peer: p.peerId, transport: p.transport, state }, p.health === state ? 1 : 0);
     },
   });
   new Gauge({

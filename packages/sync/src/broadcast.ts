@@ -90,7 +90,7 @@ export class BroadcastGroup implements Flushable {
       this.#dropForCatchUp();
       return;
     }
-    if (!this.#sending) this.#host.scheduler.request(this);
+    if (!this.#sending) this.#host.scheduler.request(this, update.length);
   }
 
   /** @internal Called by the scheduler once per turn. */

@@ -4,15 +4,27 @@
  * A session (or a broadcast group) that has something to send asks the database's
  * {@link TurnScheduler} for a flush instead of sending at once; the scheduler runs every
  * requested flush once, on the next turn. Everything written within one macrotask therefore
- * leaves as one message per peer (one seal, one transport send), at the cost of at most one
- * turn of latency.
+ * leaves as one message per peer (one seal, one transport send).
  *
- * While the database is streaming — a flush sent something on the previous turn and more is
- * asked for right away — the scheduler lingers one more turn, so a writer that yields after
- * every write (one write per macrotask) still gets two turns' writes into one frame. The added
- * latency stays bounded by one turn either way; an isolated write (the paced case) is never
- * held back more than the first turn.
+ * **Idle: no added latency beyond the next turn.** A request that comes when no flush ran on
+ * the previous turn (the first write after a pause, every write of a paced writer) is flushed on
+ * the very next turn, as before.
+ *
+ * **Streaming: Nagle-like, bounded.** A request that comes right after a flush (a flush ran on
+ * the previous turn and more is asked for already: the writer did not pause) starts a *linger*:
+ * the scheduler keeps checking once per turn and flushes as soon as a turn passes that brought no
+ * new request (the writer paused), or {@link LINGER_MS} have passed since the linger began (but
+ * never before the second turn, so even slow turns pair two writes), or {@link LINGER_BYTES}
+ * were requested. A writer that yields after every write (one write per
+ * macrotask) thus gets every write of about a millisecond into one frame instead of one frame per
+ * write, and the latency this adds is bounded by `LINGER_MS` plus one turn while streaming and
+ * by nothing once the writer pauses (a turn of an otherwise idle event loop takes microseconds).
  */
+
+/** Longest a streaming writer's oldest queued write is held back to be coalesced with later ones (ms). */
+export const LINGER_MS = 1;
+/** Requested bytes at which a linger ends early (the frame is full enough). */
+export const LINGER_BYTES = 64 * 1024;
 
 /** Something with queued output that the scheduler flushes. */
 export interface Flushable {
@@ -23,40 +35,82 @@ export interface Flushable {
 /** Runs `fn` on the next turn of the event loop (the platform's macrotask: `setImmediate` in Node). */
 export type TurnRunner = (fn: () => void) => void;
 
+/** Counters of a {@link TurnScheduler} (for tests and stats). */
+export interface TurnSchedulerStats {
+  /** Flush rounds run (each flushes every target requested since the previous one). */
+  rounds: number;
+  /** Rounds that came after a linger (streaming). */
+  lingered: number;
+}
+
 /** Flushes requested {@link Flushable}s once per turn (see the module description). */
 export class TurnScheduler {
   readonly #nextTurn: TurnRunner;
+  readonly #now: () => number;
+  readonly stats: TurnSchedulerStats = { rounds: 0, lingered: 0 };
   #pending = new Set<Flushable>();
   #scheduled = false;
   /** A flush ran on the current turn (cleared on the next one). */
   #recent = false;
+  /** Linger state: when it began, whether a request came since the last check, bytes requested. */
+  #lingerSince = 0;
+  #lingerTurns = 0;
+  #fresh = false;
+  #bytes = 0;
   readonly #clearRecent = (): void => {
     this.#recent = false;
   };
   readonly #run = (): void => {
     this.#scheduled = false;
+    this.#bytes = 0;
     const due = this.#pending;
     if (due.size === 0) return;
     this.#pending = new Set();
+    this.stats.rounds++;
     if (!this.#recent) {
       this.#recent = true;
       this.#nextTurn(this.#clearRecent);
     }
     for (const target of due) target.flush();
   };
-  readonly #linger = (): void => {
-    this.#nextTurn(this.#run);
+  readonly #check = (): void => {
+    // The first check always lingers one more turn (so a slow turn still pairs two writes).
+    const expired = this.#lingerTurns++ > 0 && this.#now() - this.#lingerSince >= LINGER_MS;
+    if (!this.#fresh || expired || this.#bytes >= LINGER_BYTES) {
+      this.stats.lingered++;
+      this.#run();
+      return;
+    }
+    this.#fresh = false;
+    this.#nextTurn(this.#check);
   };
 
-  constructor(nextTurn: TurnRunner) {
+  /**
+   * @param nextTurn runs a function on the next turn (the platform's macrotask).
+   * @param now monotonic clock in ms (bounds the linger); `performance.now` by default.
+   */
+  constructor(nextTurn: TurnRunner, now: () => number = () => performance.now()) {
     this.#nextTurn = nextTurn;
+    this.#now = now;
   }
 
-  /** Asks for `target.flush()` on the next turn (or the one after, while streaming). Idempotent per turn. */
-  request(target: Flushable): void {
+  /**
+   * Asks for `target.flush()` on the next turn, or, while streaming, once the writer pauses or
+   * the linger bound is reached (see the module description). Idempotent per round. `bytes`
+   * (what the caller just queued) counts towards {@link LINGER_BYTES}.
+   */
+  request(target: Flushable, bytes = 0): void {
     this.#pending.add(target);
+    this.#fresh = true;
+    this.#bytes += bytes;
     if (this.#scheduled) return;
     this.#scheduled = true;
-    this.#nextTurn(this.#recent ? this.#linger : this.#run);
+    if (this.#recent) {
+      this.#lingerSince = this.#now();
+      this.#lingerTurns = 0;
+      this.#nextTurn(this.#check);
+    } else {
+      this.#nextTurn(this.#run);
+    }
   }
 }

@@ -495,7 +495,7 @@ export class Database {
       health: health.health,
       healthReason: health.reason,
       idleMs: Math.round(now - m.lastReceivedAt),
-      rates: { bytesIn: m.bytesIn.perSecond(now), bytesOut: m.bytesOut.perSecond(now), framesIn: m.framesIn.perSecond(now), framesOut: m.framesOut.perSecond(now) },
+      rates: m.rates(now),
       unackedUpdates: Math.max(0, this.#localSeq - m.ackedSeq),
       pingsSent: m.pingsSent,
       pongsReceived: m.pongsReceived,

@@ -80,39 +80,52 @@ export function severityOf(health: HealthState): HealthSeverity {
   return health === 'healthy' ? 'info' : health === 'degraded' ? 'warning' : 'critical';
 }
 
-/** Counts over the last minute in twelve 5-second buckets (allocated only while there is traffic). */
+/**
+ * Counts over the last minute in twelve 5-second buckets, for one or more channels that share the
+ * clock (a peer's bytes and frames in and out are four channels of one window). The buckets are
+ * allocated on the first non-zero amount and dropped again once a whole window passed empty, so
+ * an idle peer keeps none.
+ */
 export class RateWindow {
   static readonly SECONDS = 60;
-  /** Bucket width: 12 buckets of 5 s cover the minute (a synced idle peer keeps 4 of these). */
+  /** Bucket width: 12 buckets of 5 s cover the minute. */
   static readonly BUCKET_MS = 5000;
   // A literal, not RateWindow.SECONDS / ...: tsc emits static initializers that name their own class
   // through a helper variable that is still undefined when they run (dist/ then threw on import).
   static readonly BUCKETS = 12; // SECONDS / (BUCKET_MS / 1000)
-  /** Allocated on the first non-zero amount, dropped again once a whole window passed empty. */
+  /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
   #bucket = -1;
   readonly #startedAt: number;
+  readonly #channels: number;
 
-  constructor(now: number) {
+  constructor(now: number, channels = 1) {
     this.#startedAt = now;
+    this.#channels = channels;
   }
 
-  add(amount: number, now: number): void {
+  add(amount: number, now: number, channel = 0): void {
     if (amount === 0) return;
     this.#advance(now);
-    const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS).fill(0));
-    const at = Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS;
+    const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS * this.#channels).fill(0));
+    const at = channel * RateWindow.BUCKETS + (Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS);
     buckets[at] = (buckets[at] ?? 0) + amount;
   }
 
   /** Average per second over the last minute (over the time since start, when shorter). */
-  perSecond(now: number): number {
+  perSecond(now: number, channel = 0): number {
     this.#advance(now);
     if (this.#buckets === null) return 0;
     let sum = 0;
-    for (const v of this.#buckets) sum += v;
+    const from = channel * RateWindow.BUCKETS;
+    for (let i = from; i < from + RateWindow.BUCKETS; i++) sum += this.#buckets[i] ?? 0;
     const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
     return sum / span;
+  }
+
+  /** True while buckets are allocated (something was counted within the last window). */
+  get allocated(): boolean {
+    return this.#buckets !== null;
   }
 
   #advance(now: number): void {
@@ -128,9 +141,17 @@ export class RateWindow {
       this.#buckets = null;
       return;
     }
-    for (let i = 1; i <= gap; i++) this.#buckets[(bucket - gap + i) % RateWindow.BUCKETS] = 0;
+    for (let c = 0; c < this.#channels; c++) {
+      for (let i = 1; i <= gap; i++) this.#buckets[c * RateWindow.BUCKETS + ((bucket - gap + i) % RateWindow.BUCKETS)] = 0;
+    }
   }
 }
+
+/** Channels of a {@link PeerMeter}'s traffic window. */
+const BYTES_IN = 0;
+const BYTES_OUT = 1;
+const FRAMES_IN = 2;
+const FRAMES_OUT = 3;
 
 /** A token bucket that bounds how many health events one subject may publish. */
 export class EventLimiter {
@@ -177,12 +198,13 @@ export class PeerMeter {
   pingsSent = 0;
   pongsReceived = 0;
   lastPingAt = -Infinity;
-  readonly bytesIn: RateWindow;
-  readonly bytesOut: RateWindow;
-  readonly framesIn: RateWindow;
-  readonly framesOut: RateWindow;
-  /** Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on the wire). */
-  readonly #inFlight = new Map<number, { seq: number; sentAt: number }>();
+  /** Bytes and frames in and out over the last minute: one window of four channels (see {@link rates}). */
+  readonly traffic: RateWindow;
+  /**
+   * Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on
+   * the wire). Null until the first ping (a synced idle peer holds thousands of meters).
+   */
+  #inFlight: Map<number, { seq: number; sentAt: number }> | null = null;
   #nextId = 1;
 
   constructor(now: number, seqAtStart: number) {
@@ -190,34 +212,37 @@ export class PeerMeter {
     this.lastReceivedAt = now;
     this.lastSentAt = now;
     this.ackedSeq = seqAtStart;
-    this.bytesIn = new RateWindow(now);
-    this.bytesOut = new RateWindow(now);
-    this.framesIn = new RateWindow(now);
-    this.framesOut = new RateWindow(now);
+    this.traffic = new RateWindow(now, 4);
   }
 
   received(bytes: number, now: number): void {
     this.lastReceivedAt = now;
-    this.bytesIn.add(bytes, now);
-    this.framesIn.add(1, now);
+    this.traffic.add(bytes, now, BYTES_IN);
+    this.traffic.add(1, now, FRAMES_IN);
   }
 
   sent(bytes: number, now: number): void {
     this.lastSentAt = now;
-    this.bytesOut.add(bytes, now);
-    this.framesOut.add(1, now);
+    this.traffic.add(bytes, now, BYTES_OUT);
+    this.traffic.add(1, now, FRAMES_OUT);
+  }
+
+  /** Per-second averages over the last minute. */
+  rates(now: number): { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number } {
+    const t = this.traffic;
+    return { bytesIn: t.perSecond(now, BYTES_IN), bytesOut: t.perSecond(now, BYTES_OUT), framesIn: t.perSecond(now, FRAMES_IN), framesOut: t.perSecond(now, FRAMES_OUT) };
   }
 
   /** Pings not yet answered. */
   get pingsInFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight?.size ?? 0;
   }
 
   /** A new ping id, remembering the local sequence it will acknowledge. */
   newPing(seq: number, now: number): number {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
-    this.#inFlight.set(id, { seq, sentAt: Number.NaN });
+    (this.#inFlight ??= new Map()).set(id, { seq, sentAt: Number.NaN });
     this.lastPingAt = now;
     this.pingsSent++;
     return id;
@@ -225,19 +250,21 @@ export class PeerMeter {
 
   /** The ping left (the transport accepted it): the RTT clock starts. */
   pingSent(id: number, now: number): void {
-    const ping = this.#inFlight.get(id);
+    const ping = this.#inFlight?.get(id);
     if (ping) ping.sentAt = now;
   }
 
   /** A pong arrived: RTT sample and acknowledgement. Unknown ids are ignored. */
   pong(id: number, now: number): void {
-    const ping = this.#inFlight.get(id);
-    if (!ping) return;
+    const inFlight = this.#inFlight;
+    const ping = inFlight?.get(id);
+    if (!inFlight || !ping) return;
     // Pongs come back in order: every older ping is answered (or lost with a replaced link).
-    for (const key of this.#inFlight.keys()) {
-      this.#inFlight.delete(key);
+    for (const key of inFlight.keys()) {
+      inFlight.delete(key);
       if (key === id) break;
     }
+    if (inFlight.size === 0) this.#inFlight = null;
     this.pongsReceived++;
     if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
     if (!Number.isNaN(ping.sentAt)) {

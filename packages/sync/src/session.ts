@@ -3,6 +3,7 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
 import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
+import { applyRemoteUpdates } from './apply.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
@@ -151,11 +152,10 @@ export class PeerSession implements Flushable {
   /** Awareness client ids this peer told us about (removed when it leaves). */
   readonly awarenessClients = new Set<number>();
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
-  /** Delivery acknowledgements (see delivery.ts). */
-  readonly #acks = new AckRequests(
-    (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
-    newRequestId,
-  );
+  /** Delivery acknowledgements (see delivery.ts); made on the first {@link acknowledge}. */
+  #acks: AckRequests | null = null;
+  /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
+  #acksReady = false;
   /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
   readonly meter: PeerMeter;
 
@@ -193,19 +193,18 @@ export class PeerSession implements Flushable {
 
   /** Starts the exchange and the receive loop; resolves when the connection ends. */
   async run(): Promise<void> {
-    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
-    const { awareness } = this.#host;
-    if (awareness.states.size > 0) {
-      const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
-      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
-    }
+    // The opening messages are made in a plain method: a suspended async function keeps its
+    // registers, and an idle session waits here for as long as it lives.
+    this.#open();
     let reason: string | undefined;
     try {
-      for await (const frame of this.conn) {
+      // receive() rather than `for await`: no async generator kept per idle session.
+      let frame: Uint8Array | null;
+      while ((frame = await this.conn.receive()) !== null) {
         // After a fatal error, frames still buffered in the connection are not processed.
         if (this.#closed || this.#failed) break;
         this.#receive(frame);
+        frame = null; // not held by the suspended loop until the next frame
       }
       reason = this.#failReason ?? 'connection closed';
     } catch (error) {
@@ -213,6 +212,17 @@ export class PeerSession implements Flushable {
       if (!this.#closed) this.#host.reportError(asError(error));
     } finally {
       this.#finish(reason);
+    }
+  }
+
+  /** Queues what every session opens with: the REPLICA message, sync step 1, our awareness. */
+  #open(): void {
+    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+    const { awareness } = this.#host;
+    if (awareness.states.size > 0) {
+      const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
+      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
     }
   }
 
@@ -269,6 +279,15 @@ export class PeerSession implements Flushable {
    * fresh sync step 1 sent behind it), `false` if the session ends first. See delivery.ts.
    */
   acknowledge(): Promise<boolean> {
+    if (this.#acks === null) {
+      const acks = new AckRequests(
+        (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
+        newRequestId,
+      );
+      if (this.#closed) acks.close();
+      else if (this.#acksReady) acks.ready();
+      this.#acks = acks;
+    }
     return this.#acks.request();
   }
 
@@ -331,60 +350,67 @@ export class PeerSession implements Flushable {
       return;
     }
     try {
-      this.#handlers[message.type](message as never);
+      this.#handle(message);
     } catch (error) {
       this.#fail(error instanceof RhizomeError ? error : new ProtocolError(`bad ${messageName(message.type)} message: ${asError(error).message}`));
     }
   }
 
-  readonly #handlers: { [T in Message['type']]: (m: Extract<Message, { type: T }>) => void } = {
-    [MSG_SYNC_STEP1]: (m) => {
-      let diff: Uint8Array;
-      try {
-        Y.decodeStateVector(m.stateVector);
-        diff = Y.encodeStateAsUpdate(this.#host.doc, m.stateVector);
-      } catch {
-        throw new ProtocolError('malformed state vector');
-      }
-      this.#remoteStateVector = m.stateVector.slice();
-      this.#enqueue({
-        kind: 'message',
-        bytes: encodeStep2(m.requestId, diff),
-        onSent: () => {
-          this.#sentStep2 = true;
-          this.#checkSynced();
-        },
-      });
-      this.#acks.ready();
-    },
-    [MSG_SYNC_STEP2]: (m) => {
-      Y.applyUpdate(this.#host.doc, m.update, this);
-      // A step 2 answering another request (a replay from an older session) is applied (updates
-      // are idempotent) but does not count as the answer to ours.
-      if (sameBytes(m.requestId, this.#requestId)) {
-        this.#receivedStep2 = true;
+  /** Dispatches a decoded message (a method with a switch, not a table of closures per session). */
+  #handle(message: Message): void {
+    switch (message.type) {
+      case MSG_SYNC_STEP1:
+        return this.#onStep1(message);
+      case MSG_SYNC_STEP2:
+        return this.#onStep2(message);
+      case MSG_UPDATES:
+        applyRemoteUpdates(this.#host.doc, message.updates, this);
+        return;
+      case MSG_AWARENESS:
+        awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
+        return;
+      case MSG_PING:
+        // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
+        this.#enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, message.id) });
+        return;
+      case MSG_PONG:
+        this.meter.pong(message.id, this.#host.now());
+        return;
+    }
+  }
+
+  #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
+    let diff: Uint8Array;
+    try {
+      Y.decodeStateVector(m.stateVector);
+      diff = Y.encodeStateAsUpdate(this.#host.doc, m.stateVector);
+    } catch {
+      throw new ProtocolError('malformed state vector');
+    }
+    this.#remoteStateVector = m.stateVector.slice();
+    this.#enqueue({
+      kind: 'message',
+      bytes: encodeStep2(m.requestId, diff),
+      onSent: () => {
+        this.#sentStep2 = true;
         this.#checkSynced();
-      } else {
-        this.#acks.answered(m.requestId);
-      }
-    },
-    [MSG_UPDATES]: (m) => {
-      const { doc } = this.#host;
-      doc.transact(() => {
-        for (const update of m.updates) Y.applyUpdate(doc, update, this);
-      }, this);
-    },
-    [MSG_AWARENESS]: (m) => {
-      awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, m.update, this);
-    },
-    [MSG_PING]: (m) => {
-      // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
-      this.#enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, m.id) });
-    },
-    [MSG_PONG]: (m) => {
-      this.meter.pong(m.id, this.#host.now());
-    },
-  };
+      },
+    });
+    this.#acksReady = true;
+    this.#acks?.ready();
+  }
+
+  #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
+    applyRemoteUpdates(this.#host.doc, [m.update], this);
+    // A step 2 answering another request (a replay from an older session) is applied (updates
+    // are idempotent) but does not count as the answer to ours.
+    if (sameBytes(m.requestId, this.#requestId)) {
+      this.#receivedStep2 = true;
+      this.#checkSynced();
+    } else {
+      this.#acks?.answered(m.requestId);
+    }
+  }
 
   #checkSynced(): void {
     if (this.#synced || !this.#receivedStep2 || !this.#sentStep2 || this.#closed) return;
@@ -408,7 +434,7 @@ export class PeerSession implements Flushable {
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     this.#releaseDrainWaiters();
-    this.#acks.close();
+    this.#acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
   }
@@ -417,7 +443,7 @@ export class PeerSession implements Flushable {
 
   #enqueue(item: Outgoing): void {
     this.#queue.push(item);
-    if (!this.#pumping) this.#host.scheduler.request(this);
+    if (!this.#pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
   /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
@@ -447,7 +473,15 @@ export class PeerSession implements Flushable {
   }
 
   #next(): { bytes: Uint8Array; onSent?: () => void } | null {
-    if (this.#head >= this.#queue.length) return null;
+    if (this.#head >= this.#queue.length) {
+      // Drained: let go of what was sent (the step 2 diff and the rest of the opening exchange
+      // would otherwise stay referenced by an idle session).
+      if (this.#head > 0) {
+        this.#queue = [];
+        this.#head = 0;
+      }
+      return null;
+    }
     const first = this.#queue[this.#head++] as Outgoing;
     if (first.kind === 'message') return first.onSent ? { bytes: first.bytes, onSent: first.onSent } : { bytes: first.bytes };
     if (first.kind === 'catch-up') {

@@ -204,6 +204,11 @@ class GlobalLink implements Link {
   }
 }
 
+/** Fills a WebSocket masking key with zeros (see {@link openLink}). */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
 /**
  * Opens a WebSocket to `url`, resolving once it is open. Rejects with
  * {@link ConnectFailedError} naming the URL when the socket errors, closes or does not open
@@ -224,6 +229,11 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
     handshakeTimeout: options.timeoutMs,
+    // An all-zero masking key: \`ws\` then frames the payload without XOR-ing a copy of it, and
+    // the relay's \`ws\` skips unmasking. Masking protects proxies from bytes chosen by scripts
+    // in a browser; this client is not one (a Node process can open raw sockets anyway), and
+    // what it sends is sealed. Browsers (GlobalLink) mask as they must. See ARCHITECTURE.md § Relay.
+    generateMask: zeroMask,
   };
   if (options.tls?.ca !== undefined) {
     const ca = options.tls.ca;

@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { snapshotMetrics } from '../snapshot-metrics.js';
 import type { ClusterStats } from './router.js';
 
 /**
@@ -6,37 +7,10 @@ import type { ClusterStats } from './router.js';
  * Redis traffic. Read from the router's plain counters at scrape time.
  */
 export function registerClusterMetrics(registry: Registry, stats: () => ClusterStats): void {
-  let snapshot = stats();
-  new Gauge({
-    name: 'rhizome_relay_redis_up',
-    help: '1 while this instance is connected to Redis and registered, 0 while degraded (serving local pairs only)',
-    registers: [registry],
-    collect() {
-      snapshot = stats();
-      this.set(snapshot.up ? 1 : 0);
-    },
-  });
-  const gauge = (name: string, help: string, pick: (s: ClusterStats) => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(pick(snapshot));
-      },
-    });
-  };
-  const counter = (name: string, help: string, pick: (s: ClusterStats) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(pick(snapshot));
-      },
-    });
-  };
+  const m = snapshotMetrics(registry, stats);
+  m.gauge('rhizome_relay_redis_up', '1 while this instance is connected to Redis and registered, 0 while degraded (serving local pairs only)', (s) => (s.up ? 1 : 0));
+  const gauge = m.gauge;
+  const counter = m.counter;
   gauge('rhizome_relay_cluster_instances', 'Live relay instances this one knows, itself included', (s) => s.instances);
   gauge('rhizome_relay_cluster_remote_peers', 'Peers on other instances paired with or findable by local clients', (s) => s.remotePeers);
   gauge('rhizome_relay_cluster_topics', 'Topics this instance shares through Redis', (s) => s.topics);
@@ -59,9 +33,9 @@ export function registerClusterMetrics(registry: Registry, stats: () => ClusterS
     registers: [registry],
     collect() {
       this.reset();
-      this.inc({ reason: 'unknown_peer' }, snapshot.drops.unknownPeer);
-      this.inc({ reason: 'malformed' }, snapshot.drops.malformed);
-      this.inc({ reason: 'redis_down' }, snapshot.drops.down);
+      this.inc({ reason: 'unknown_peer' }, m.current().drops.unknownPeer);
+      this.inc({ reason: 'malformed' }, m.current().drops.malformed);
+      this.inc({ reason: 'redis_down' }, m.current().drops.down);
     },
   });
 }

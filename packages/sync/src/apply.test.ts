@@ -1,0 +1,94 @@
+import * as Y from 'yjs';
+import { describe, expect, it } from 'vitest';
+import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
+
+/** An update of a doc with `n` map entries, each a ~40-byte string. */
+function bigUpdate(n: number): { doc: Y.Doc; update: Uint8Array } {
+  const doc = new Y.Doc();
+  doc.transact(() => {
+    const m = doc.getMap('m');
+    for (let i = 0; i < n; i++) m.set(`k${i}`, `value ${i} ${'x'.repeat(30)}`);
+  });
+  return { doc, update: Y.encodeStateAsUpdate(doc) };
+}
+
+type Call = { update: Uint8Array; origin: unknown; doc: Y.Doc; tr: Y.Transaction };
+
+function listen(doc: Y.Doc): Call[] {
+  const calls: Call[] = [];
+  doc.on('update', (update: Uint8Array, origin: unknown, d: Y.Doc, tr: Y.Transaction) => calls.push({ update, origin, doc: d, tr }));
+  return calls;
+}
+
+describe('applyRemoteUpdates', () => {
+  it('hands a large received update to the update listeners as is, once, with origin, doc and transaction', () => {
+    const { update } = bigUpdate(5000);
+    expect(update.length).toBeGreaterThanOrEqual(REENCODE_SKIP_BYTES);
+    const doc = new Y.Doc();
+    const calls = listen(doc);
+    const second = listen(doc);
+    const origin = { peer: 'p' };
+    let observed = 0;
+    doc.getMap('m').observe(() => observed++);
+    applyRemoteUpdates(doc, [update], origin);
+    expect(doc.getMap('m').size).toBe(5000);
+    expect(observed).toBe(1);
+    expect(calls).toHaveLength(1);
+    expect(second).toHaveLength(1);
+    expect(calls[0]!.update === update).toBe(true); // the received bytes, not a re-encoding
+    expect(calls[0]!.origin).toBe(origin);
+    expect(calls[0]!.doc).toBe(doc);
+    expect(calls[0]!.tr.origin).toBe(origin);
+    expect(calls[0]!.tr.local).toBe(false);
+    // The listeners are registered as before: a local change reaches them through Yjs.
+    doc.getMap('m').set('local', 1);
+    expect(calls).toHaveLength(2);
+    // What the listeners got rebuilds the same document.
+    const copy = new Y.Doc();
+    for (const c of calls) Y.applyUpdate(copy, c.update);
+    expect(copy.getMap('m').toJSON()).toEqual(doc.getMap('m').toJSON());
+  });
+
+  it('emits nothing for a large update that changes nothing, and stays ordinary for small or nested ones', () => {
+    const { update } = bigUpdate(5000);
+    const doc = new Y.Doc();
+    Y.applyUpdate(doc, update);
+    const calls = listen(doc);
+    applyRemoteUpdates(doc, [update], 'again');
+    expect(calls).toHaveLength(0);
+
+    // Small: Yjs encodes the transaction (not the same bytes object).
+    const small = new Y.Doc();
+    small.getMap('m').set('a', 1);
+    const smallUpdate = Y.encodeStateAsUpdate(small);
+    applyRemoteUpdates(doc, [smallUpdate], 'peer');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.update === smallUpdate).toBe(false);
+
+    // Nested in a transaction: Yjs emits once for the outer transaction.
+    const other = bigUpdate(4000).update;
+    const fresh = new Y.Doc();
+    const freshCalls = listen(fresh);
+    fresh.transact(() => {
+      fresh.getMap('z').set('outer', true);
+      applyRemoteUpdates(fresh, [other], 'peer');
+    });
+    expect(freshCalls).toHaveLength(1);
+    expect(freshCalls[0]!.update === other).toBe(false);
+    expect(fresh.getMap('m').size).toBe(4000);
+  });
+
+  it('applies several updates in one transaction and hands each to the listeners', () => {
+    const parts = [bigUpdate(1500).update, bigUpdate(1500).update];
+    const doc = new Y.Doc();
+    const calls = listen(doc);
+    let transactions = 0;
+    doc.on('afterTransaction', () => transactions++);
+    applyRemoteUpdates(doc, parts, 'peer');
+    expect(transactions).toBe(1);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]!.update === parts[0] && calls[1]!.update === parts[1]).toBe(true);
+    expect(doc.getMap('m').size).toBe(1500);
+    expect(new Set(calls.map((c) => c.tr)).size).toBe(1);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { PeerMeter, RateWindow } from './health.js';
+
+describe('RateWindow', () => {
+  it('keeps channels apart and averages each over the minute', () => {
+    const w = new RateWindow(0, 3);
+    w.add(600, 1_000, 0);
+    w.add(60, 2_000, 2);
+    w.add(6_000, 61_000, 1);
+    // 61 s after start: the span is the whole minute; bucket 0 (0–5 s) has just been reused.
+    expect(w.perSecond(61_000, 0)).toBe(0);
+    expect(w.perSecond(61_000, 1)).toBe(100);
+    expect(w.perSecond(61_000, 2)).toBe(0);
+    const v = new RateWindow(0, 3);
+    v.add(600, 1_000, 0);
+    v.add(60, 2_000, 2);
+    expect(v.perSecond(30_000, 0)).toBe(20);
+    expect(v.perSecond(30_000, 1)).toBe(0);
+    expect(v.perSecond(30_000, 2)).toBe(2);
+  });
+
+  it('holds no buckets until something is counted, and drops them after a window without traffic', () => {
+    const w = new RateWindow(0, 4);
+    expect(w.allocated).toBe(false);
+    w.add(0, 1_000, 1);
+    expect(w.allocated).toBe(false);
+    w.add(5, 1_000, 3);
+    expect(w.allocated).toBe(true);
+    expect(w.perSecond(50_000, 3)).toBeCloseTo(5 / 50);
+    expect(w.allocated).toBe(true);
+    expect(w.perSecond(115_000, 3)).toBe(0); // 65 s after the last look: a whole window without traffic
+    expect(w.allocated).toBe(false);
+  });
+});
+
+describe('PeerMeter', () => {
+  it('reports the four traffic rates from one window', () => {
+    const m = new PeerMeter(0, 0);
+    m.received(1_000, 1_000);
+    m.received(500, 2_000);
+    m.sent(300, 3_000);
+    expect(m.rates(10_000)).toEqual({ bytesIn: 150, bytesOut: 30, framesIn: 0.2, framesOut: 0.1 });
+    expect(m.lastReceivedAt).toBe(2_000);
+    expect(m.lastSentAt).toBe(3_000);
+  });
+
+  it('tracks pings in flight and acknowledges in order', () => {
+    const m = new PeerMeter(0, 0);
+    expect(m.pingsInFlight).toBe(0);
+    m.pong(1, 10); // unknown: ignored
+    expect(m.pongsReceived).toBe(0);
+    const a = m.newPing(5, 100);
+    const b = m.newPing(9, 200);
+    m.pingSent(a, 100);
+    m.pingSent(b, 200);
+    expect(m.pingsInFlight).toBe(2);
+    m.pong(b, 260); // answers a too (pongs come back in order)
+    expect(m.pingsInFlight).toBe(0);
+    expect(m.ackedSeq).toBe(9);
+    expect(m.rttMs).toBe(60);
+    const c = m.newPing(12, 300);
+    expect(m.pingsInFlight).toBe(1);
+    m.pong(c, 320); // queued but never sent: acknowledges, no RTT sample
+    expect(m.ackedSeq).toBe(12);
+    expect(m.rttMs).toBe(60);
+    expect(m.pongsReceived).toBe(2);
+  });
+});
