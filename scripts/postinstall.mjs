@@ -5,17 +5,29 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { enginesCheck, loadSemver } from './engines-check.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (msg) => process.stdout.write(`[rhizome postinstall] ${msg}\n`);
 
 // npm itself may run on an older Node than the one its scripts run on (the "node" devDependency
 // puts Node 22 first on the scripts' PATH). npm checks `engines` against its own Node, so on
-// Node 20 it warns (EBADENGINE) about the packages that need Node 22 (the DHT transport and
-// libp2p's p-retry); those warnings are about npm's Node, not about the Node that runs Rhizome.
+// Node 20 it warns (EBADENGINE) about the packages that need Node 22; engines-check.mjs sorts
+// those warnings into noise (met by the Node that runs the scripts) and real problems.
 const npmNode = /\bnode\/(v[\d.]+)/.exec(process.env.npm_config_user_agent ?? '')?.[1];
 if (npmNode !== undefined && npmNode !== process.version) {
-  log(`npm runs on Node ${npmNode}; the project's scripts run on Node ${process.version} (the "node" devDependency), so any EBADENGINE warning above is about npm's Node only.`);
+  const semver = loadSemver(root, process.env.npm_execpath);
+  const checked = semver === undefined ? undefined : enginesCheck(root, npmNode, process.version, semver);
+  if (checked === undefined) {
+    log(`npm runs on Node ${npmNode}; the project's scripts run on Node ${process.version} (the "node" devDependency).`);
+  } else {
+    if (checked.noise.length > 0) {
+      log(`npm checked engines against its own Node ${npmNode}: the EBADENGINE warnings above (${checked.noise.map((p) => p.split(' ')[0]).join(', ')}) are met by Node ${process.version}, which runs the project's scripts — nothing to do.`);
+    }
+    if (checked.real.length > 0) {
+      log(`WARNING: not met by Node ${process.version} either: ${checked.real.join(', ')}.`);
+    }
+  }
 }
 
 const steps = [

@@ -89,7 +89,8 @@ export class NodeModel {
   put(id: string, data: Record<string, JsonValue>, origin: unknown): void {
     this.doc.transact(() => {
       this.nodes.set(id, true);
-      for (const [field, value] of Object.entries(data)) this.fields.set(id + SEP + field, value);
+      // `data` is a validated copy: own enumerable keys only, so for...in needs no entries array.
+      for (const field in data) this.fields.set(id + SEP + field, data[field]!);
     }, origin);
   }
 

@@ -10,9 +10,11 @@ export const MAX_VALUE_DEPTH = 64;
 // while the writer keeps the original, and replicas would disagree. Reject them up front.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function wellFormed(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
-}
+/** `String.prototype.isWellFormed` (ES2024: Node 20, current browsers) is native; the regex is the fallback. */
+const nativeWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
+const wellFormed: (text: string) => boolean =
+  typeof nativeWellFormed === 'function' ? (text) => nativeWellFormed.call(text) : (text) => !LONE_SURROGATE.test(text);
 
 /** Throws {@link InvalidArgumentError} unless `id` is a usable node id. */
 export function assertNodeId(id: unknown): asserts id is string {
@@ -36,53 +38,91 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
+ * Where a value sits, for error messages: built only when one is thrown (a put validates every
+ * field, and formatting `data.field[3]` for each would be most of the cost of a small put).
+ */
+type Path = string | { parent: Path; key: string | number };
+
+function pathText(path: Path): string {
+  if (typeof path === 'string') return path;
+  const parent = pathText(path.parent);
+  return typeof path.key === 'number' ? `${parent}[${path.key}]` : `${parent}.${path.key}`;
+}
+
+/**
  * Validates a JSON value and returns a deep copy the caller cannot mutate behind the
  * document's back. `-0` becomes `0` (the Yjs encoding would do so on other replicas).
  */
-export function copyJsonValue(value: unknown, where: string, depth = 0, seen = new Set<object>()): JsonValue {
+export function copyJsonValue(value: unknown, where: string): JsonValue {
+  return copyValue(value, where, 0, null);
+}
+
+/** Primitives come back as they are; objects and arrays are copied (ancestors in `seen` catch cycles). */
+function copyValue(value: unknown, where: Path, depth: number, seen: Set<object> | null): JsonValue {
   if (value === null) return null;
   switch (typeof value) {
     case 'string':
-      if (!wellFormed(value)) throw new InvalidArgumentError(`${where}: string is not well-formed UTF-16`);
+      if (!wellFormed(value)) throw new InvalidArgumentError(`${pathText(where)}: string is not well-formed UTF-16`);
       return value;
     case 'boolean':
       return value;
     case 'number':
-      if (!Number.isFinite(value)) throw new InvalidArgumentError(`${where}: ${value} is not a JSON number`);
+      if (!Number.isFinite(value)) throw new InvalidArgumentError(`${pathText(where)}: ${value} is not a JSON number`);
       return value === 0 ? 0 : value;
     case 'object': {
-      if (depth >= MAX_VALUE_DEPTH) throw new InvalidArgumentError(`${where}: nested deeper than ${MAX_VALUE_DEPTH}`);
-      if (seen.has(value)) throw new InvalidArgumentError(`${where}: value contains a cycle`);
-      seen.add(value);
+      if (depth >= MAX_VALUE_DEPTH) throw new InvalidArgumentError(`${pathText(where)}: nested deeper than ${MAX_VALUE_DEPTH}`);
+      if (seen !== null && seen.has(value)) throw new InvalidArgumentError(`${pathText(where)}: value contains a cycle`);
+      const ancestors = seen ?? new Set<object>();
+      ancestors.add(value);
       try {
         if (Array.isArray(value)) {
           const out: JsonValue[] = [];
           for (let i = 0; i < value.length; i++) {
-            if (!(i in value)) throw new InvalidArgumentError(`${where}[${i}]: sparse arrays are not JSON`);
-            out.push(copyJsonValue(value[i], `${where}[${i}]`, depth + 1, seen));
+            if (!(i in value)) throw new InvalidArgumentError(`${pathText(where)}[${i}]: sparse arrays are not JSON`);
+            out.push(copyValue(value[i], { parent: where, key: i }, depth + 1, ancestors));
           }
           return out;
         }
         if (!isPlainObject(value)) {
           const name = (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-          throw new InvalidArgumentError(`${where}: ${name} is not a JSON value (plain objects only)`);
+          throw new InvalidArgumentError(`${pathText(where)}: ${name} is not a JSON value (plain objects only)`);
         }
-        const entries: Array<[string, JsonValue]> = [];
+        // Keys are checked (no '__proto__'), so plain assignment defines own data properties.
+        const out: { [key: string]: JsonValue } = {};
         for (const key of Object.keys(value)) {
-          assertKey(key, where);
-          entries.push([key, copyJsonValue((value as Record<string, unknown>)[key], `${where}.${key}`, depth + 1, seen)]);
+          if (key === '__proto__' || !wellFormed(key)) assertKey(key, pathText(where));
+          const field: unknown = (value as Record<string, unknown>)[key];
+          // Primitives need no path object unless they fail.
+          out[key] = field !== null && typeof field === 'object' ? copyValue(field, { parent: where, key }, depth + 1, ancestors) : copyPrimitive(field, where, key);
         }
         if (Object.getOwnPropertySymbols(value).length > 0) {
-          throw new InvalidArgumentError(`${where}: symbol keys are not JSON`);
+          throw new InvalidArgumentError(`${pathText(where)}: symbol keys are not JSON`);
         }
-        return Object.fromEntries(entries) as { [key: string]: JsonValue };
+        return out;
       } finally {
-        seen.delete(value);
+        ancestors.delete(value);
       }
     }
     default:
-      throw new InvalidArgumentError(`${where}: a ${typeof value} is not a JSON value`);
+      throw new InvalidArgumentError(`${pathText(where)}: a ${typeof value} is not a JSON value`);
   }
+}
+
+/** {@link copyValue} for a field that is not an object, without allocating its path. */
+function copyPrimitive(value: unknown, parent: Path, key: string): JsonValue {
+  switch (typeof value) {
+    case 'string':
+      if (wellFormed(value)) return value;
+      break;
+    case 'boolean':
+      return value;
+    case 'number':
+      if (Number.isFinite(value)) return value === 0 ? 0 : value;
+      break;
+    default:
+      if (value === null) return null;
+  }
+  return copyValue(value, { parent, key }, 1, null);
 }
 
 /** Validates `put` data (a plain object of JSON values) and returns a deep copy. */
