@@ -16,7 +16,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDatabaseId } from '@rhizome/core';
-import { startBootstrapNode } from '@rhizome/transport-dht';
 import { LineChild, Topology, canUseNetns } from '../test/netns.js';
 import { fmt, fmtStats, summarize, type BenchContext } from './harness.js';
 
@@ -223,7 +222,16 @@ interface JoinTimes {
  */
 async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
-  const boot = await startBootstrapNode({ listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true });
+  // The bootstrap node in its own process too, as deployed (not in this one, which waits on 32 children).
+  const infra = new LineChild(
+    spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'test', 'fixtures', 'nat-infra.ts'), JSON.stringify({ address: '127.0.0.1', port: 0 })], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+    'bootstrap',
+  );
+  const bootReady = await infra.waitFor('bootstrap ready', (l) => l.type === 'ready', WAIT);
+  const boot = { multiaddrs: (): string[] => [bootReady['bootstrap'] as string], peerId: bootReady['bootstrap'] as string };
   const id = generateDatabaseId();
   const children: LineChild[] = [];
   const start = (k: number, trace = false): LineChild => {
@@ -243,7 +251,7 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
     if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${k}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
     return child;
   };
-  const bootId = boot.peerId;
+  const bootId = (boot.peerId.split('/p2p/')[1] ?? '');
   try {
     const online: LineChild[] = [];
     for (let k = 0; k < count - 1; k += 4) {
@@ -281,8 +289,7 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
     }
     return { times, settled };
   } finally {
-    await Promise.all(children.map(kill));
-    await boot.stop();
+    await Promise.all([...children, infra].map(kill));
     rmSync(dir, { recursive: true, force: true });
   }
 }
