@@ -1,5 +1,5 @@
 // Fuzzing a LIVE relay (issue 10): random and malformed bytes over real sockets on 127.0.0.1 to a
-// real relay process (`rhizome-relay`, createRelayServer), while two databases with SQLite files
+// real relay process (`rhizome-relay`, createRelayServer, with a mailbox), while two databases with SQLite files
 // sync through it. The relay must never crash, must answer each bad client with normal handling
 // or a close with a code from CloseCode, must keep serving the good pair, and its memory must
 // stay bounded. Three kinds of bad client, each a fast-check property with a fixed seed:
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deriveTopic } from '@rhizome/core';
+import { MAILBOX_HEADER_BYTES, deriveTopic } from '@rhizome/core';
 import { RawClient, startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
 import { RelayTransport } from '@rhizome/transport-relay';
 import {
@@ -28,8 +28,11 @@ import {
   encodeHello,
   encodePing,
   encodeTopicFrame,
+  encodeMailboxPut,
+  encodeMailboxRead,
+  encodeMailboxWrite,
   encodeWindow,
-  utf8,
+  MailboxFrameType,
 } from '@rhizome/transport-relay/protocol';
 import { openDatabase, type Database } from '@rhizome/sync';
 
@@ -78,7 +81,8 @@ async function goodPairWorks(tag: string): Promise<void> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rhizome-live-fuzz-'));
-  relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+  // With a mailbox, so the mailbox frames meet a real mailbox service and SQLite store too.
+  relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1', '--mailbox', join(dir, 'mailbox.db')]);
   for (const name of ['a', 'b']) transports.push(new RelayTransport({ url: relay.url, peerId: `good-${name}-${process.pid}` }));
   a = await openDatabase({ id: ID, path: join(dir, 'a.db'), transport: transports[0]! });
   b = await openDatabase({ id: ID, path: join(dir, 'b.db'), transport: transports[1]! });
@@ -100,7 +104,8 @@ describe('fuzzing a live relay process over real sockets', () => {
     const closes = new Map<string, number>();
     let cases = 0;
     let answered = 0;
-    const typeByte = fc.constantFrom(...Object.values(FrameType), 0x00, 0x0b, 0x7f, 0xff);
+    let mailboxReplies = 0;
+    const typeByte = fc.constantFrom(...Object.values(FrameType), ...Object.values(MailboxFrameType), 0x00, 0x0b, 0x7f, 0xff);
     const small = fc.integer({ min: 0, max: 4 });
     const frame = fc.oneof(
       bytes(64),
@@ -114,6 +119,14 @@ describe('fuzzing a live relay process over real sockets', () => {
       fc.tuple(small, small, fc.nat()).map(([topicId, to, credit]) => encodeWindow(topicId, to, credit >>> 0)),
       fc.tuple(bytes(70), fc.option(bytes(300)), fc.option(bytes(40))).map(([id, token, key]) => encodeHello(id, token, key)),
       fc.string({ maxLength: 20 }).map((s) => s as string | Uint8Array),
+      // Mailbox requests with random fields: reads, payload pieces, writes with random headers.
+      fc.tuple(fc.nat(), fc.oneof(fc.constant(new Uint8Array(32)), bytes(32).map((m) => Uint8Array.from({ length: 32 }, (_, i) => m[i] ?? 0))), fc.nat(1000)).map(([id, mailbox, after]) =>
+        encodeMailboxRead(id % 4, mailbox, after),
+      ),
+      fc.tuple(fc.nat(3), fc.nat(5000), fc.uint8Array({ minLength: 1, maxLength: 200 })).map(([id, offset, piece]) => encodeMailboxPut(id, offset, piece)),
+      fc.tuple(fc.nat(3), bytes(32), bytes(MAILBOX_HEADER_BYTES), bytes(200)).map(([id, mailbox, header, tail]) =>
+        encodeMailboxWrite(id, Uint8Array.from({ length: 32 }, (_, i) => mailbox[i] ?? 0), Uint8Array.from({ length: MAILBOX_HEADER_BYTES }, (_, i) => header[i] ?? 0), tail),
+      ),
     );
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.array(frame, { maxLength: 10 }), async (hello, frames) => {
@@ -135,6 +148,7 @@ describe('fuzzing a live relay process over real sockets', () => {
             15_000,
             `case ${cases}: relay neither answered PING nor closed`,
           );
+          mailboxReplies += client.received.filter((f) => f[0] === MailboxFrameType.MB_DATA || f[0] === MailboxFrameType.MB_RESULT).length;
           if (outcome === 'pong') answered++;
           else {
             const { code } = await client.closed;
@@ -149,9 +163,10 @@ describe('fuzzing a live relay process over real sockets', () => {
       }),
       { numRuns: WS_RUNS, seed: SEED, endOnFailure: true },
     );
-    console.log(`live relay, WebSocket frame sequences: ${cases} cases, ${answered} answered PING, closes ${JSON.stringify(Object.fromEntries(closes))}`);
+    console.log(`live relay, WebSocket frame sequences: ${cases} cases, ${answered} answered PING, ${mailboxReplies} mailbox replies, closes ${JSON.stringify(Object.fromEntries(closes))}`);
     expect(relay.child.exitCode).toBeNull();
     expect(answered).toBeGreaterThan(0);
+    expect(mailboxReplies).toBeGreaterThan(0);
     expect(closes.get('HELLO_REQUIRED') ?? 0).toBeGreaterThan(0);
     expect((closes.get('MALFORMED_FRAME') ?? 0) + (closes.get('UNKNOWN_FRAME_TYPE') ?? 0)).toBeGreaterThan(0);
     await goodPairWorks('ws');
