@@ -1,18 +1,20 @@
 // Browser benchmark: Rhizome in Debian's Chromium (IndexedDB store, relay client in the page)
-// beside the same workload on Node's SQLite store, in the same run; and the size of the
-// browser bundle.
+// beside the same workload on Node's SQLite store, in the same run; the store choice (IndexedDB
+// beside SQLite in OPFS, bench/browser-stores.ts); and the size of the browser bundle. Chromium
+// runs on a disk-backed profile in a temp dir: an off-the-record context keeps storage in memory.
 //
 //   npm run bench -- --only browser [--quick]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { generateDatabaseId } from '@rhizome/core';
 import { createRelayServer } from '@rhizome/relay';
 import { openDatabase, type Database } from '@rhizome/sync';
 import { bundleForBrowser } from '../test/browser/bundle.js';
-import { HarnessPage, launchChromium, serveHarnessPage, type StaticServer } from '../test/browser/harness.js';
+import { HarnessPage, launchChromiumProfile, serveHarnessPage, type StaticServer } from '../test/browser/harness.js';
+import { runStoreChoice } from './browser-stores.js';
 import { createContext, fmt, fmtStats, machineLine, repeat, type BenchContext } from './harness.js';
 
 function kib(bytes: number): string {
@@ -43,14 +45,14 @@ export async function run(ctx: BenchContext): Promise<void> {
   const PUTS = ctx.quick ? 2_000 : 10_000;
   const NODES = ctx.quick ? 10_000 : 100_000;
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-browser-'));
-  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
   let site: StaticServer | undefined;
   const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
   try {
-    [browser, site] = await Promise.all([launchChromium(), serveHarnessPage()]);
-    const context = await browser.newContext();
+    [context, site] = await Promise.all([launchChromiumProfile(join(dir, 'chromium-profile')), serveHarnessPage()]);
+    const profile = context;
     const page = async (): Promise<HarnessPage> => {
-      const p = new HarnessPage(await context.newPage());
+      const p = new HarnessPage(await profile.newPage());
       await p.load(site!.url);
       return p;
     };
@@ -139,14 +141,17 @@ export async function run(ctx: BenchContext): Promise<void> {
     } finally {
       await source.close();
     }
+
+    // ---- 4. the store choice: IndexedDB beside SQLite in OPFS, in workers ---------------------
+    await runStoreChoice(ctx, profile);
   } finally {
-    await browser?.close();
+    await context?.close();
     await site?.close();
     await relay.close();
     rmSync(dir, { recursive: true, force: true });
   }
 
-  // ---- 4. bundle size ----------------------------------------------------------------------
+  // ---- 5. bundle size ----------------------------------------------------------------------
   const root = join(import.meta.dirname, '..');
   const entry = { contents: "export { openDatabase } from '@rhizome/sync';" };
   const full = await bundleForBrowser(entry, { resolveDir: root });

@@ -195,6 +195,7 @@ export class LineChild {
       const from = this.lines.length;
       await this.waitFor('any event', () => true, 250, from).catch(() => undefined);
     }
-    throw new Error(`${this.name}: ${what} not reached within ${ms} ms; last stats ${JSON.stringify(last)}`);
+    const events = this.lines.filter((l) => l.type !== 'stats').slice(-10);
+    throw new Error(`${this.name}: ${what} not reached within ${ms} ms; last stats ${JSON.stringify(last)}; last events ${JSON.stringify(events)}`);
   }
 }

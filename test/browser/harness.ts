@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { JsonValue } from '@rhizome/core';
 import { bundleForBrowser } from './bundle.js';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './chromium.js';
@@ -16,6 +16,14 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
 }
 
+/**
+ * Starts headless Chromium on a persistent profile in `userDataDir`: its IndexedDB and OPFS are
+ * on disk. (A context from `browser.newContext()` is off the record: its storage lives in memory.)
+ */
+export function launchChromiumProfile(userDataDir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
+}
+
 /** A static HTTP server on 127.0.0.1 for a few in-memory files. */
 export interface StaticServer {
   url: string;
@@ -23,7 +31,7 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.png': 'image/png', '.map': 'application/json' };
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.png': 'image/png', '.map': 'application/json', '.wasm': 'application/wasm' };
 
 /** Serves `files` (path → contents) on 127.0.0.1 (port 0 unless given). */
 export async function serveStatic(files: Record<string, string | Uint8Array>, port = 0): Promise<StaticServer> {

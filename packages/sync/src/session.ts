@@ -193,20 +193,18 @@ export class PeerSession implements Flushable {
 
   /** Starts the exchange and the receive loop; resolves when the connection ends. */
   async run(): Promise<void> {
-    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
-    const { awareness } = this.#host;
-    if (awareness.states.size > 0) {
-      const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
-      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
-    }
+    // The opening messages are made in a plain method: a suspended async function keeps its
+    // registers, and an idle session waits here for as long as it lives.
+    this.#open();
     let reason: string | undefined;
     try {
       // receive() rather than `for await`: no async generator kept per idle session.
-      for (let frame = await this.conn.receive(); frame !== null; frame = await this.conn.receive()) {
+      let frame: Uint8Array | null;
+      while ((frame = await this.conn.receive()) !== null) {
         // After a fatal error, frames still buffered in the connection are not processed.
         if (this.#closed || this.#failed) break;
         this.#receive(frame);
+        frame = null; // not held by the suspended loop until the next frame
       }
       reason = this.#failReason ?? 'connection closed';
     } catch (error) {
@@ -214,6 +212,17 @@ export class PeerSession implements Flushable {
       if (!this.#closed) this.#host.reportError(asError(error));
     } finally {
       this.#finish(reason);
+    }
+  }
+
+  /** Queues what every session opens with: the REPLICA message, sync step 1, our awareness. */
+  #open(): void {
+    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+    const { awareness } = this.#host;
+    if (awareness.states.size > 0) {
+      const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
+      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
     }
   }
 

@@ -36,10 +36,22 @@ import {
 } from './options.js';
 import { decodeHello, encodeHello, HandshakeStatus, HELLO_LENGTH, statusName, WIRE_VERSION, type HandshakeStatusCode } from './wire.js';
 
-/** One joined topic. */
+/**
+ * Query options that let a topic's provide/findProviders start as soon as kad-dht's routing table
+ * holds a peer. kad-dht 16 otherwise holds every query until its initial self-query (a walk to the
+ * 20 peers closest to our own id, bounded at 5 s) has finished: measured in the 32-replica join
+ * (one process per replica), that wait was most of a joiner's time to its first connection
+ * (BENCHMARKS.md § NAT traversal). `isSelfQuery` is the flag kad-dht's own self-query uses to
+ * skip that wait; it changes nothing else (the query still waits for a first routing-table
+ * peer, and the self-query still runs and fills the table). It is not in kad-dht's public
+ * types: if a later kad-dht drops it, queries merely wait as before.
+ */
+const START_WITHOUT_SELF_QUERY = { isSelfQuery: true } as const;
+
 /** First wait before retrying a node whose listen address could not be bound. */
 const LISTEN_RETRY_INITIAL_MS = 1000;
 
+/** One joined topic. */
 interface Join {
   readonly key: string;
   readonly topic: Uint8Array;
@@ -61,6 +73,25 @@ interface Join {
   reannounce: boolean;
 }
 
+
+/** A direct (not relayed, not limited) open libp2p connection to the peer, if the node holds one. */
+function directLink(node: RhizomeLibp2p, peerId: string): Libp2pConnection | null {
+  for (const link of node.getConnections(peerIdFromString(peerId))) {
+    if (link.status === 'open' && linkPath(link, false) !== 'circuit') return link;
+  }
+  return null;
+}
+
+/** The addresses of a provider that reach it without a relay. */
+function directAddresses(info: PeerInfo): string[] {
+  return info.addresses.filter((text) => !text.includes('/p2p-circuit'));
+}
+
+/** A multiaddr ending in `/p2p/<peerId>` (libp2p dials a peer's address list by it). */
+function withPeer(text: string, peerId: string) {
+  const ma = multiaddr(text);
+  return ma.getComponents().some((c) => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${peerId}`);
+}
 
 /** Turns whatever a libp2p call threw into a typed error. */
 function typed(error: unknown, what: string): RhizomeError {
@@ -99,6 +130,10 @@ export class DhtTransport implements Transport {
   readonly #protocol: string;
   readonly #joins = new Map<string, Join>();
   readonly #backoff = new PeerBackoff({ maxDelayMs: MAX_DIAL_BACKOFF_MS });
+  /** Backoff of attempts to move a relayed connection to a direct path (see #maybeDial). */
+  readonly #upgradeBackoff = new PeerBackoff({ maxDelayMs: MAX_DIAL_BACKOFF_MS });
+  /** Pending dials that are upgrade attempts (abandoned when the relayed connection they would replace ends). */
+  readonly #upgrades = new WeakSet<AbortController>();
   readonly #handshaking = new Set<StreamChannel>();
   /** Direct libp2p connections opened while the peer had a relayed one: DCUtR's hole punches. */
   readonly #holepunched = new WeakSet<Libp2pConnection>();
@@ -361,7 +396,7 @@ export class DhtTransport implements Transport {
     const { signal, timedOut } = this.#deadline(outer);
     let reached = 0;
     try {
-      for await (const event of node.services.dht.provide(cid, { signal })) {
+      for await (const event of node.services.dht.provide(cid, { signal, ...START_WITHOUT_SELF_QUERY })) {
         if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') reached++;
       }
     } catch (error) {
@@ -388,7 +423,7 @@ export class DhtTransport implements Transport {
     const { signal, timedOut } = this.#deadline(outer);
     const found = new Map<string, PeerInfo>();
     try {
-      for await (const event of node.services.dht.findProviders(cid, { signal })) {
+      for await (const event of node.services.dht.findProviders(cid, { signal, ...START_WITHOUT_SELF_QUERY })) {
         if (event.name !== 'PROVIDER') continue;
         for (const provider of event.providers) {
           const id = provider.id.toString();
@@ -469,24 +504,40 @@ export class DhtTransport implements Transport {
     return Promise.all(closing).then(() => {});
   }
 
-  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo, upgrade = false): void {
+  /**
+   * Dials a provider unless a connection to it is up. A relayed (`circuit`) connection is replaced
+   * by a direct one when one can be had: the node already holds a direct libp2p connection to the
+   * peer (a DHT query or the peer's own dial opened it, or DCUtR punched it), or the peer's record
+   * lists direct addresses; such upgrade dials go only to direct addresses and back off on their
+   * own, silently (behind NATs they are expected to fail), without touching the peer's dial backoff.
+   */
+  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo): void {
     const id = info.peerId;
     if (id === this.#peerId || join.pending.has(id)) return;
     const existing = join.conns.get(id);
-    // A connection already up is only replaced by a better path (relayed → direct).
-    if (existing && !(upgrade && existing.path === 'circuit')) return;
+    if (existing) {
+      if (existing.path !== 'circuit') return;
+      const now = Date.now();
+      if (directLink(node, id) === null && directAddresses(info).length === 0) return;
+      if (this.#upgradeBackoff.blocked(id, now)) return;
+      const controller = new AbortController();
+      join.pending.set(id, controller);
+      this.#upgrades.add(controller);
+      void this.#dial(node, join, info, controller, true);
+      return;
+    }
     if (this.#backoff.blocked(id, Date.now())) return;
     const controller = new AbortController();
     join.pending.set(id, controller);
-    void this.#dial(node, join, info, controller);
+    void this.#dial(node, join, info, controller, false);
   }
 
   #failed(peerId: string): void {
     this.#backoff.fail(peerId, Date.now());
   }
 
-  /** Dials a provider and runs the dialer's half of the handshake. Never rejects. */
-  async #dial(node: RhizomeLibp2p, join: Join, info: PeerInfo, controller: AbortController): Promise<void> {
+  /** Dials a provider (with `upgrade`: over a direct path only) and runs the dialer's half of the handshake. Never rejects. */
+  async #dial(node: RhizomeLibp2p, join: Join, info: PeerInfo, controller: AbortController, upgrade: boolean): Promise<void> {
     const o = this.#options;
     const id = info.peerId;
     const timeout = AbortSignal.timeout(o.handshakeTimeoutMs);
@@ -504,8 +555,12 @@ export class DhtTransport implements Transport {
       });
       if (addrs.length > 0) await node.peerStore.merge(remote, { multiaddrs: addrs });
       // libp2p prefers a direct connection it already has to a relayed one, and dials relayed
-      // (`/p2p-circuit`) addresses only when no direct address answers.
-      const link = await node.dial(remote, { signal });
+      // (`/p2p-circuit`) addresses only when no direct address answers. An upgrade uses a direct
+      // connection the node holds, or dials the direct addresses only.
+      const link = upgrade
+        ? (directLink(node, id) ?? (await node.dial(directAddresses(info).map((text) => withPeer(text, id)), { signal })))
+        : await node.dial(remote, { signal });
+      if (upgrade && linkPath(link, false) === 'circuit') throw new AbortError();
       const stream = await link.newStream(this.#protocol, { signal, runOnLimitedConnection: true });
       channel = new StreamChannel(stream, o.maxMessageSize);
       channel.link = link;
@@ -518,12 +573,17 @@ export class DhtTransport implements Transport {
       if (status !== HandshakeStatus.OK) {
         void channel.close(o.handshakeTimeoutMs);
         if (status === HandshakeStatus.DUPLICATE) return; // the pair's other connection won
+        if (upgrade) {
+          this.#upgradeBackoff.fail(id, Date.now());
+          return;
+        }
         this.#failed(id);
         if (status === HandshakeStatus.UNKNOWN_TOPIC || status === HandshakeStatus.GOING_AWAY) return; // a stale record
         this.#report(new ProtocolError(`peer ${id} refused the handshake with status ${statusName(status!)}`));
         return;
       }
       this.#backoff.clear(id);
+      if (upgrade) this.#upgradeBackoff.clear(id);
       this.#accept(join, channel, id, 'outbound');
     } catch (error) {
       const ours = join.pending.get(id) === controller;
@@ -531,6 +591,11 @@ export class DhtTransport implements Transport {
       const abandoned = controller.signal.aborted || join.controller.signal.aborted || this.#closed;
       channel?.abort(error instanceof Error ? error : new AbortError());
       if (abandoned) return;
+      if (upgrade) {
+        // The relayed connection keeps serving; try the direct path again later.
+        this.#upgradeBackoff.fail(id, Date.now());
+        return;
+      }
       this.#failed(id);
       if (timeout.aborted) this.#report(new TimeoutError(`dialing peer ${id} and its handshake took over ${o.handshakeTimeoutMs} ms`));
       else this.#report(typed(error, `dialing peer ${id} failed`));
@@ -635,6 +700,13 @@ export class DhtTransport implements Transport {
     if (replaced && replaced !== conn) void replaced.close();
     conn.onClose(() => {
       if (join.conns.get(peerId) === conn) join.conns.delete(peerId);
+      // An upgrade of this connection in flight is moot now: abandon it, so that the re-dial
+      // below is not held back by it.
+      const pending = join.pending.get(peerId);
+      if (pending && this.#upgrades.has(pending) && !join.conns.has(peerId)) {
+        join.pending.delete(peerId);
+        pending.abort();
+      }
       // Lost rather than closed here (the peer left, its process died, the link broke): look it
       // up and dial again now, not at the next scheduled lookup. A peer that left answers
       // UNKNOWN_TOPIC or is unreachable, and backs off.
@@ -644,7 +716,18 @@ export class DhtTransport implements Transport {
         join.wake?.();
       }
     });
-    if (!join.queue.push(conn)) void conn.close();
+    if (!join.queue.push(conn)) {
+      void conn.close();
+      return;
+    }
+    // Relayed while a direct libp2p connection to the peer is already open (it opened first, so
+    // #onLink did not see a relayed session to replace): move to it now.
+    const node = this.#node;
+    if (conn.path === 'circuit' && node && directLink(node, peerId) !== null) {
+      queueMicrotask(() => {
+        if (join.conns.get(peerId) === conn && !join.controller.signal.aborted && !this.#closed) this.#maybeDial(node, join, { peerId, addresses: [] });
+      });
+    }
   }
 
   /**
@@ -660,7 +743,7 @@ export class DhtTransport implements Transport {
     if (others.some((other) => other !== link && linkPath(other, false) === 'circuit')) this.#holepunched.add(link);
     if (!node) return;
     for (const join of this.#joins.values()) {
-      if (join.conns.get(id)?.path === 'circuit') this.#maybeDial(node, join, { peerId: id, addresses: [] }, true);
+      if (join.conns.get(id)?.path === 'circuit') this.#maybeDial(node, join, { peerId: id, addresses: [] });
     }
   }
 
