@@ -53,8 +53,12 @@ export interface SeedReport {
   crashesSurvived: number;
   /** Acknowledged writes (puts, deletes, field writes, text inserts) checked at the end. */
   writesChecked: number;
+  /** Largest outbound queue seen (messages per peer; in-process replicas and replica processes). */
   maxQueued: number;
+  /** Peak sampled RSS of the harness process and the replica processes. */
   maxRssBytes: number;
+  /** Peak sampled RSS of the relay process (0 when the seed runs none). */
+  maxRelayRssBytes: number;
   /** Error events the databases reported, by code (expected under faults: ERR_DECRYPT, ERR_PROTOCOL, ...). */
   errors: Record<string, number>;
   durationMs: number;
@@ -153,6 +157,8 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
   let reopens = 0;
   let writesChecked = 0;
   let maxQueued = 0;
+  /** Peak sampled RSS of the relay process (0 when the seed has none). */
+  let maxRelayRssBytes = 0;
   let maxRssBytes = 0;
   const compactAfterUpdates = 20 + rng.int(200);
   const side = new SideProcesses(sideRng, { dir, id, seed, enabled: options.processes ?? true, log });
@@ -208,6 +214,8 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
     maxRssBytes = Math.max(maxRssBytes, process.memoryUsage.rss());
     if (maxQueued > maxQueuedBound) fail(`an outbound queue held ${maxQueued} messages (bound ${maxQueuedBound})`);
     if (maxRssBytes > maxRss) fail(`RSS reached ${(maxRssBytes / 2 ** 20).toFixed(0)} MiB (bound ${(maxRss / 2 ** 20).toFixed(0)} MiB)`);
+    maxRelayRssBytes = Math.max(maxRelayRssBytes, side.relayRss());
+    if (maxRelayRssBytes > maxRss) fail(`the relay process's RSS reached ${(maxRelayRssBytes / 2 ** 20).toFixed(0)} MiB (bound ${(maxRss / 2 ** 20).toFixed(0)} MiB)`);
   };
 
   const freeDisk = async (): Promise<void> => {
@@ -377,6 +385,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
         maxRssBytes = Math.max(maxRssBytes, d.rss);
         maxQueued = Math.max(maxQueued, d.queued);
       }
+      maxRelayRssBytes = Math.max(maxRelayRssBytes, side.relayRss());
       if (digests.every((d) => d.digest === target) && digestOf(stateOf(dbs[0]!)) === target) break;
       if (Date.now() > deadline) fail(`replica processes ${digests.filter((d) => d.digest !== target).map((d) => d.name).join(', ')} did not converge`);
       await sleep(50);
@@ -419,6 +428,7 @@ export async function runSeed(seed: number, options: ChaosOptions = {}): Promise
       writesChecked,
       maxQueued,
       maxRssBytes,
+      maxRelayRssBytes,
       errors: { ...errors, ...side.errors },
       durationMs: Math.round(performance.now() - started),
       phasesMs: {

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsonValue } from '@rhizome/core';
 import type { Rng } from './chaos-rng.js';
@@ -323,6 +324,17 @@ export class SideProcesses {
       out.push({ name: r.name, digest: digest!, rss: Number(rss), queued: Number(queued) });
     }
     return out;
+  }
+
+  /** The relay process's current RSS in bytes (Linux /proc), or 0 when no relay runs. */
+  relayRss(): number {
+    const pid = this.#relay?.running ? this.#relay.child.pid : undefined;
+    if (pid === undefined) return 0;
+    try {
+      return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      return 0; // exited meanwhile
+    }
   }
 
   /** Closes the replica processes cleanly (exit 0 expected); returns their files. */

@@ -62,6 +62,7 @@ const totals = {
   writesChecked: 0,
   maxQueued: 0,
   maxRssBytes: 0,
+  maxRelayRssBytes: 0,
   errors: {} as Record<string, number>,
   durationMs: 0,
   slowestSeedMs: 0,
@@ -103,6 +104,7 @@ for (let i = 0; i < count; i++) {
   totals.writesChecked += report.writesChecked;
   totals.maxQueued = Math.max(totals.maxQueued, report.maxQueued);
   totals.maxRssBytes = Math.max(totals.maxRssBytes, report.maxRssBytes);
+  totals.maxRelayRssBytes = Math.max(totals.maxRelayRssBytes, report.maxRelayRssBytes);
   totals.slowestSeedMs = Math.max(totals.slowestSeedMs, report.durationMs);
   if (!values.quiet) {
     process.stdout.write(
@@ -120,7 +122,7 @@ if (values.json) {
     `chaos: ${totals.seedsPassed}/${totals.seedsRun} seeds passed in ${(totals.durationMs / 1000).toFixed(1)} s; ` +
       `faults ${JSON.stringify(totals.faults)}; side ${JSON.stringify(totals.side)}; disk ${JSON.stringify(totals.disk)}; reopens ${totals.reopens}; ` +
       `crashes survived ${totals.crashesSurvived}; writes checked ${totals.writesChecked}; max queue ${totals.maxQueued}; ` +
-      `max RSS ${(totals.maxRssBytes / 2 ** 20).toFixed(0)} MiB; error events ${JSON.stringify(totals.errors)}\n`,
+      `max RSS ${(totals.maxRssBytes / 2 ** 20).toFixed(0)} MiB (relay process ${(totals.maxRelayRssBytes / 2 ** 20).toFixed(0)} MiB); error events ${JSON.stringify(totals.errors)}\n`,
   );
 }
 if (totals.failedSeeds.length > 0) {

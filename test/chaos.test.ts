@@ -17,6 +17,13 @@ describe('chaos harness', () => {
       const report = await runSeed(seed);
       expect(report.writesChecked).toBeGreaterThan(50);
       expect(report.faults.cut + report.faults.drop + report.faults.delay).toBeGreaterThan(0);
+      // runSeed fails the seed when a queue or an RSS passes the harness's bounds (100,000
+      // messages, 1.5 GiB); the CI seeds hold far tighter ones (observed over 1,000 seeds: 6
+      // messages, 250 MiB), stated here so a regression shows before it reaches those bounds.
+      expect(report.maxQueued).toBeLessThanOrEqual(1000);
+      expect(report.maxRssBytes).toBeLessThan(768 * 1024 ** 2);
+      expect(report.maxRelayRssBytes).toBeLessThan(512 * 1024 ** 2);
+      if (seed === 30 || seed === 34) expect(report.maxRelayRssBytes).toBeGreaterThan(0);
       if (seed === 34) expect(report.side.relayStarts * report.side.replicaProcesses).toBeGreaterThan(0);
       if (seed === 50) expect(report.side.writers).toBeGreaterThan(0);
       if (seed === 30) expect(report.side.writers * report.side.relayStarts).toBeGreaterThan(0);

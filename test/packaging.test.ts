@@ -10,18 +10,18 @@
 // repository's own install). node-gyp gets this Node's headers through npm_config_nodedir
 // (scripts/node-headers.mjs: beside the binary, cached, or from the npm registry), because
 // nodejs.org (node-gyp's default) and GitHub (better-sqlite3's prebuilt binaries) may be
-// unreachable here; a user with a network gets both by themselves.
-import { spawn, spawnSync } from 'node:child_process';
+// unreachable here; a user with a network gets both by themselves. JOBS=max lets node-gyp compile
+// better-sqlite3's two sources in parallel (same CPU, less wall time).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser } from './browser/bundle.js';
 import { Running } from './cli-helpers.js';
+import { readmeBlock, ROOT, run, userEnv, type Run } from './shell-helpers.js';
 
-const ROOT = join(import.meta.dirname, '..');
-const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const WORKSPACES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
 const PACKAGES = WORKSPACES.map((w) => (JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string }).name);
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -32,50 +32,6 @@ const COMPUTED_IMPORTS: Record<string, string[]> = {
   // The launcher imports its own dist/main.js by file URL.
   '@rhizome/cli/bin/rhizome.js': [],
 };
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment of a user's shell: no npm_* variables of the npm that runs these tests. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS') env[k] = v;
-  // `node` and `npm` are the Node that runs the tests (what better-sqlite3 is compiled for).
-  env['PATH'] = `${dirname(process.execPath)}:${env['PATH'] ?? ''}`;
-  delete env['RHIZOME_RELAY_TOKEN'];
-  return { ...env, NO_COLOR: '1', ...extra };
-}
-
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = userEnv()): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** The first ```lang block after `heading` in README.md. */
-function readmeBlock(heading: string, lang: string): string {
-  const at = README.indexOf(`\n${heading}\n`);
-  if (at < 0) throw new Error(`README.md has no "${heading}" section`);
-  const block = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(README.slice(at));
-  if (!block) throw new Error(`README.md "${heading}" has no \`\`\`${lang} block`);
-  return block[1] as string;
-}
 
 /** Every file under `dir` whose name ends with one of `exts`. */
 function walk(dir: string, exts: string[]): string[] {
@@ -132,7 +88,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
       if (init.code !== 0) throw new Error(`npm init -y failed: ${init.stderr}`);
       // README "Use it in your app", as written, with its two placeholder paths made concrete.
       const block = readmeBlock('## Use it in your app', 'sh').replaceAll('/tmp/rhizome-packs', packs).replaceAll('/path/to/your-app', app);
-      installed = await run('bash', ['-euo', 'pipefail', '-c', block], ROOT, 540_000, userEnv({ npm_config_nodedir: nodedir, npm_config_prefer_offline: 'true' }));
+      installed = await run('bash', ['-euo', 'pipefail', '-c', block], ROOT, 540_000, userEnv({ npm_config_nodedir: nodedir, npm_config_prefer_offline: 'true', JOBS: 'max' }));
       if (installed.code !== 0) throw new Error(`README "Use it in your app" failed (exit ${installed.code}):\n${installed.stdout}\n${installed.stderr}`);
     } catch (error) {
       setupError = error as Error;

@@ -60,4 +60,32 @@ describe('large catch-ups through a relay at default limits', () => {
     expect(bytesIn).toBeGreaterThan(256 * MiB);
     expect(bytesIn).toBeLessThan(300 * MiB); // sent once, not resent after cuts
   });
+
+  it('a 100 MiB value put while the peer is connected (the live path: one update, relay BROADCAST) crosses without the sender being cut', { timeout: 120_000 }, async () => {
+    // The issue's second reproducer: a single 100 MB value between two connected replicas was cut
+    // at the 64 MiB byte burst and resent forever. Live updates take another path than a
+    // catch-up (sync/src/broadcast.ts, paced by the relay client's sendBroadcast).
+    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+    cleanup.push(() => relay.stop());
+    const errors: Array<Error & { code?: string }> = [];
+    const open = async (id: string): Promise<Database> => {
+      const db = await openDatabase({ id, transport: createTransport({ mode: 'relay', relayUrl: relay.url, onError: (e) => errors.push(e) }) });
+      cleanup.push(() => db.close());
+      return db;
+    };
+    const id = `large-live-${process.pid}`;
+    const a = await open(id);
+    const b = await open(id);
+    await a.whenSynced({ minPeers: 1, timeoutMs: 30_000 });
+    const arrived = nextEvent(b, (e) => e.type === 'node-upsert' && e.id === 'big', 'the 100 MiB value to arrive', 100_000);
+    a.put('big', { blob: 'y'.repeat(100 * MiB) });
+    await arrived;
+    expect((b.get('big')?.blob as string).length).toBe(100 * MiB);
+    expect(await metric(relay, 'rhizome_relay_drops_total', '{reason="byte_rate_exceeded"}')).toBe(0);
+    expect(await metric(relay, 'rhizome_relay_drops_total', '{reason="frame_rate_exceeded"}')).toBe(0);
+    expect(errors.filter((e) => e.code === 'ERR_RELAY_REJECTED' || e.code === 'ERR_CONNECT_FAILED')).toEqual([]);
+    const bytesIn = await metric(relay, 'rhizome_relay_bytes_in_total');
+    expect(bytesIn).toBeGreaterThan(100 * MiB);
+    expect(bytesIn).toBeLessThan(130 * MiB); // sent once
+  });
 });

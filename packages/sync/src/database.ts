@@ -13,6 +13,7 @@ import {
 import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
 import { TurnScheduler } from './coalesce.js';
+import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
@@ -665,6 +666,7 @@ export class Database {
     for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
     this.doc.off('update', this.#onUpdate);
     this.doc.off('afterTransaction', this.#onTransaction);
+    dropEncodedState(this.doc);
     this.awareness.off('update', this.#onAwareness);
     this.awareness.destroy();
     this.events.close();

@@ -4,6 +4,7 @@ import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@
 import type { Connection, HealthState, PeerPath } from '@rhizome/core';
 import type { Flushable, TurnScheduler } from './coalesce.js';
 import { applyRemoteUpdates } from './apply.js';
+import { encodeDiff } from './state-cache.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
@@ -383,7 +384,7 @@ export class PeerSession implements Flushable {
     let diff: Uint8Array;
     try {
       Y.decodeStateVector(m.stateVector);
-      diff = Y.encodeStateAsUpdate(this.#host.doc, m.stateVector);
+      diff = encodeDiff(this.#host.doc, m.stateVector);
     } catch {
       throw new ProtocolError('malformed state vector');
     }
@@ -486,7 +487,7 @@ export class PeerSession implements Flushable {
     if (first.kind === 'message') return first.onSent ? { bytes: first.bytes, onSent: first.onSent } : { bytes: first.bytes };
     if (first.kind === 'catch-up') {
       const sv = this.#remoteStateVector ?? new Uint8Array([0]);
-      return { bytes: encodeUpdates([Y.encodeStateAsUpdate(this.#host.doc, sv)]) };
+      return { bytes: encodeUpdates([encodeDiff(this.#host.doc, sv)]) };
     }
     const batch = [first.bytes];
     let bytes = first.bytes.length;

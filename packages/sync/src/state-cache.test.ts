@@ -1,0 +1,56 @@
+import * as Y from 'yjs';
+import { describe, expect, it } from 'vitest';
+import { dropEncodedState, encodeDiff } from './state-cache.js';
+
+const EMPTY_SV = Y.encodeStateVector(new Y.Doc());
+
+describe('encodeDiff', () => {
+  it('encodes the whole document once per change for empty state vectors', () => {
+    const doc = new Y.Doc();
+    const m = doc.getMap('m');
+    m.set('a', 1);
+    const first = encodeDiff(doc, EMPTY_SV);
+    expect(encodeDiff(doc, EMPTY_SV)).toBe(first); // reused while unchanged
+    expect(first).toEqual(Y.encodeStateAsUpdate(doc));
+
+    // A change (an addition, then a delete that adds no struct) drops it.
+    m.set('b', 2);
+    const second = encodeDiff(doc, EMPTY_SV);
+    expect(second).not.toBe(first);
+    expect(second).toEqual(Y.encodeStateAsUpdate(doc));
+    m.delete('a');
+    const third = encodeDiff(doc, EMPTY_SV);
+    expect(third).not.toBe(second);
+    const check = new Y.Doc();
+    Y.applyUpdate(check, third);
+    expect(check.getMap('m').toJSON()).toEqual({ b: 2 });
+
+    // A transaction that changes nothing keeps it; a remote update drops it.
+    doc.transact(() => undefined);
+    expect(encodeDiff(doc, EMPTY_SV)).toBe(third);
+    const other = new Y.Doc();
+    other.getMap('m').set('c', 3);
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(other), 'remote');
+    const fourth = encodeDiff(doc, EMPTY_SV);
+    expect(fourth).not.toBe(third);
+    Y.applyUpdate(check, fourth);
+    expect(check.getMap('m').toJSON()).toEqual({ b: 2, c: 3 });
+
+    dropEncodedState(doc);
+    expect(encodeDiff(doc, EMPTY_SV)).not.toBe(fourth);
+  });
+
+  it('answers any other state vector with Yjs directly', () => {
+    const doc = new Y.Doc();
+    doc.getMap('m').set('a', 1);
+    const peer = new Y.Doc();
+    Y.applyUpdate(peer, Y.encodeStateAsUpdate(doc));
+    doc.getMap('m').set('b', 2);
+    const sv = Y.encodeStateVector(peer);
+    const diff = encodeDiff(doc, sv);
+    expect(diff).toEqual(Y.encodeStateAsUpdate(doc, sv));
+    expect(encodeDiff(doc, sv)).not.toBe(diff);
+    Y.applyUpdate(peer, diff);
+    expect(peer.getMap('m').toJSON()).toEqual({ a: 1, b: 2 });
+  });
+});
