@@ -220,7 +220,7 @@ interface JoinTimes {
  * bootstrap dial, the first connection to another replica (the DHT query found it and the
  * dial completed), the topic handshake (first Connection), and the first full sync exchange.
  */
-async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number }> {
+async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number; failures: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
   // The bootstrap node in its own process too, as deployed (not in this one, which waits on 32 children).
   const infra = new LineChild(
@@ -267,6 +267,7 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
       settled = results.filter((r) => r.status === 'fulfilled').length;
     }
     const times: JoinTimes[] = [];
+    const failures: string[] = [];
     for (let run = 0; run < joins; run++) {
       const joiner = start(count - 1 + run, true);
       try {
@@ -283,11 +284,13 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
           first: (first.t ?? 0) - openAt,
           synced: (synced.t ?? 0) - openAt,
         });
+      } catch (error) {
+        failures.push((error as Error).message.slice(0, 300));
       } finally {
         await kill(joiner);
       }
     }
-    return { times, settled };
+    return { times, settled, failures };
   } finally {
     await Promise.all([...children, infra].map(kill));
     rmSync(dir, { recursive: true, force: true });
@@ -300,11 +303,13 @@ async function join32(ctx: BenchContext): Promise<void> {
   const joins = ctx.quick ? 1 : ctx.runs;
   const rows: Array<Record<string, string | number>> = [];
   for (const n of [2, count]) {
-    const { times, settled } = await joinWith(n, joins);
-    const col = (f: (t: JoinTimes) => number): string => fmtStats(summarize(times.map(f)), 0);
+    const { times, settled, failures } = await joinWith(n, joins);
+    for (const f of failures) ctx.note(`${n} replicas: a joiner failed: ${f}`);
+    const col = (f: (t: JoinTimes) => number): string => (times.length ? fmtStats(summarize(times.map(f)), 0) : '-');
     rows.push({
       replicas: n,
       'online replicas with a peer when the joiners came': `${settled}/${n - 1}`,
+      'joins completed': `${times.length}/${joins}`,
       'open → bootstrap connected': col((t) => t.bootstrap),
       'open → first libp2p connection to a replica': col((t) => t.firstLink),
       'open → first Connection (peer-connected)': col((t) => t.first),

@@ -48,9 +48,6 @@ import { decodeHello, encodeHello, HandshakeStatus, HELLO_LENGTH, statusName, WI
  */
 const START_WITHOUT_SELF_QUERY = { isSelfQuery: true } as const;
 
-/** Failed dials of a provider are retried on their own while the backoff is at most this (ms). */
-const MAX_RETRY_DELAY_MS = 8000;
-
 /** First wait before retrying a node whose listen address could not be bound. */
 const LISTEN_RETRY_INITIAL_MS = 1000;
 
@@ -74,8 +71,6 @@ interface Join {
   lastAnnounced: number;
   /** Our addresses changed since the last announce started: announce again at the next turn. */
   reannounce: boolean;
-  /** Timers of dial retries (see #retryLater), cleared when the topic is left. */
-  readonly timers: Set<ReturnType<typeof setTimeout>>;
 }
 
 
@@ -250,7 +245,6 @@ export class DhtTransport implements Transport {
       delay: INITIAL_LOOKUP_INTERVAL_MS,
       lastAnnounced: 0,
       reannounce: false,
-      timers: new Set(),
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -500,8 +494,6 @@ export class DhtTransport implements Transport {
     this.#joins.delete(join.key);
     join.controller.abort();
     join.wake?.();
-    for (const timer of join.timers) clearTimeout(timer);
-    join.timers.clear();
     for (const controller of join.pending.values()) controller.abort();
     join.pending.clear();
     const closing = [...join.conns.values()].map((conn) => conn.close());
@@ -540,23 +532,8 @@ export class DhtTransport implements Transport {
     void this.#dial(node, join, info, controller, false);
   }
 
-  #failed(peerId: string): number {
-    return this.#backoff.fail(peerId, Date.now());
-  }
-
-  /**
-   * A dial of a provider failed: dial it again as soon as its backoff ends, rather than at the
-   * topic loop's next lookup, which may be 30 s away. Only while the backoff is short (1, 2, 4, 8 s:
-   * four retries in a row); after that lookups take over, as for any provider.
-   */
-  #retryLater(node: RhizomeLibp2p, join: Join, info: PeerInfo, delay: number): void {
-    if (delay > MAX_RETRY_DELAY_MS) return;
-    const timer = setTimeout(() => {
-      join.timers.delete(timer);
-      if (join.controller.signal.aborted || this.#closed || join.conns.has(info.peerId)) return;
-      this.#maybeDial(node, join, info);
-    }, delay + 10);
-    join.timers.add(timer);
+  #failed(peerId: string): void {
+    this.#backoff.fail(peerId, Date.now());
   }
 
   /** Dials a provider (with `upgrade`: over a direct path only) and runs the dialer's half of the handshake. Never rejects. */
@@ -619,7 +596,7 @@ export class DhtTransport implements Transport {
         this.#upgradeBackoff.fail(id, Date.now());
         return;
       }
-      this.#retryLater(node, join, info, this.#failed(id));
+      this.#failed(id);
       if (timeout.aborted) this.#report(new TimeoutError(`dialing peer ${id} and its handshake took over ${o.handshakeTimeoutMs} ms`));
       else this.#report(typed(error, `dialing peer ${id} failed`));
     }
