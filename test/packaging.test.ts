@@ -23,7 +23,13 @@ import { Running } from './cli-helpers.js';
 import { readmeBlock, ROOT, run, userEnv, type Run } from './shell-helpers.js';
 
 const WORKSPACES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
-const PACKAGES = WORKSPACES.map((w) => (JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string }).name);
+const MANIFESTS = WORKSPACES.map((w) => JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string; version: string });
+const PACKAGES = MANIFESTS.map((m) => m.name);
+/** `npm pack`'s file name for a workspace package: `@rhizome/core` 0.1.0 → rhizome-core-0.1.0.tgz. */
+function tarballOf(name: string): string {
+  const m = MANIFESTS.find((p) => p.name === name)!;
+  return `${name.slice(1).replace('/', '-')}-${m.version}.tgz`;
+}
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 /** Imports whose specifier is computed at run time (so bundlers skip them), by file: what they load. */
 const COMPUTED_IMPORTS: Record<string, string[]> = {
@@ -103,7 +109,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
     requireInstall();
     expect(relative(ROOT, app).startsWith('..')).toBe(true);
     const tarballs = readdirSync(packs).sort();
-    expect(tarballs).toEqual(PACKAGES.map((n) => `${n.slice(1).replace('/', '-')}-0.1.0.tgz`).sort());
+    expect(tarballs).toEqual(PACKAGES.map(tarballOf).sort());
     const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect(Object.keys(pkg.dependencies).sort()).toEqual([...PACKAGES].sort());
     for (const spec of Object.values(pkg.dependencies)) expect(spec).toMatch(/^file:.*\.tgz$/);
@@ -116,7 +122,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
   it('every tarball holds its built dist/ and every file its package.json points at', async () => {
     requireInstall();
     for (const name of PACKAGES) {
-      const tarball = join(packs, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`);
+      const tarball = join(packs, tarballOf(name));
       const list = await run('tar', ['-tzf', tarball], tmp, 30_000);
       expect(list.code).toBe(0);
       const files = new Set(list.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, '')));
@@ -160,7 +166,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
       for (const [dep, range] of Object.entries({ ...pkg['dependencies'], ...pkg['peerDependencies'] })) {
         if (dep.startsWith('@rhizome/')) {
           expect(installedNames.has(dep), `${name} depends on ${dep}, which is not packed`).toBe(true);
-          expect(range).toBe('0.1.0');
+          expect(range).toBe(MANIFESTS.find((m) => m.name === dep)?.version);
         }
       }
     }
