@@ -13,10 +13,10 @@
 // unreachable here; a user with a network gets both by themselves. JOBS=max lets node-gyp compile
 // better-sqlite3's two sources in parallel (same CPU, less wall time).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser } from './browser/bundle.js';
 import { Running } from './cli-helpers.js';
@@ -219,6 +219,35 @@ describe('packed packages installed in a fresh project outside the workspace', (
       await relay.stop();
     }
   }, 120_000);
+
+  it("the machine's own node (first on PATH besides the Node 22 of this repository) syncs two in-memory replicas through the installed relay", async () => {
+    requireInstall();
+    // The user's Node: on this machine and in CI the system Node 20 (the packages say engines >= 20);
+    // where there is no other, the Node that runs the tests. In-memory replicas need no native addon
+    // (better-sqlite3 was compiled for the Node that ran npm).
+    const mine = realpathSync(process.execPath);
+    const other = (process.env['PATH'] ?? '')
+      .split(delimiter)
+      .map((dir) => join(dir, 'node'))
+      .find((candidate) => existsSync(candidate) && realpathSync(candidate) !== mine);
+    const node = other ?? process.execPath;
+    const script = `
+      import { createRelayServer } from '@rhizome/relay';
+      import { openDatabase } from '@rhizome/sync';
+      import { generateDatabaseId } from '@rhizome/core';
+      const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+      const id = generateDatabaseId();
+      const a = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      const b = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      a.put('n', { v: 1 });
+      await a.whenDelivered({ minPeers: 1, timeoutMs: 20000 });
+      console.log(process.version + ' ' + JSON.stringify(b.get('n')));
+      await a.close(); await b.close(); await relay.close();`;
+    const r = await run(node, ['--input-type=module', '-e', script], app, 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    expect(r.stdout.trim()).toBe(`${version} {"v":1}`);
+  }, 70_000);
 
   it('the packed packages bundle for a page: no Node built-in is reachable from @rhizome/sync, -store-browser or -transport-relay', async () => {
     requireInstall();
