@@ -13,17 +13,23 @@
 // unreachable here; a user with a network gets both by themselves. JOBS=max lets node-gyp compile
 // better-sqlite3's two sources in parallel (same CPU, less wall time).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser } from './browser/bundle.js';
 import { Running } from './cli-helpers.js';
 import { readmeBlock, ROOT, run, userEnv, type Run } from './shell-helpers.js';
 
 const WORKSPACES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
-const PACKAGES = WORKSPACES.map((w) => (JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string }).name);
+const MANIFESTS = WORKSPACES.map((w) => JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string; version: string });
+const PACKAGES = MANIFESTS.map((m) => m.name);
+/** `npm pack`'s file name for a workspace package: `@rhizome/core` 0.1.0 → rhizome-core-0.1.0.tgz. */
+function tarballOf(name: string): string {
+  const m = MANIFESTS.find((p) => p.name === name)!;
+  return `${name.slice(1).replace('/', '-')}-${m.version}.tgz`;
+}
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 /** Imports whose specifier is computed at run time (so bundlers skip them), by file: what they load. */
 const COMPUTED_IMPORTS: Record<string, string[]> = {
@@ -103,7 +109,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
     requireInstall();
     expect(relative(ROOT, app).startsWith('..')).toBe(true);
     const tarballs = readdirSync(packs).sort();
-    expect(tarballs).toEqual(PACKAGES.map((n) => `${n.slice(1).replace('/', '-')}-0.1.0.tgz`).sort());
+    expect(tarballs).toEqual(PACKAGES.map(tarballOf).sort());
     const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect(Object.keys(pkg.dependencies).sort()).toEqual([...PACKAGES].sort());
     for (const spec of Object.values(pkg.dependencies)) expect(spec).toMatch(/^file:.*\.tgz$/);
@@ -116,7 +122,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
   it('every tarball holds its built dist/ and every file its package.json points at', async () => {
     requireInstall();
     for (const name of PACKAGES) {
-      const tarball = join(packs, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`);
+      const tarball = join(packs, tarballOf(name));
       const list = await run('tar', ['-tzf', tarball], tmp, 30_000);
       expect(list.code).toBe(0);
       const files = new Set(list.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, '')));
@@ -160,7 +166,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
       for (const [dep, range] of Object.entries({ ...pkg['dependencies'], ...pkg['peerDependencies'] })) {
         if (dep.startsWith('@rhizome/')) {
           expect(installedNames.has(dep), `${name} depends on ${dep}, which is not packed`).toBe(true);
-          expect(range).toBe('0.1.0');
+          expect(range).toBe(MANIFESTS.find((m) => m.name === dep)?.version);
         }
       }
     }
@@ -213,6 +219,35 @@ describe('packed packages installed in a fresh project outside the workspace', (
       await relay.stop();
     }
   }, 120_000);
+
+  it("the machine's own node (first on PATH besides the Node 22 of this repository) syncs two in-memory replicas through the installed relay", async () => {
+    requireInstall();
+    // The user's Node: on this machine and in CI the system Node 20 (the packages say engines >= 20);
+    // where there is no other, the Node that runs the tests. In-memory replicas need no native addon
+    // (better-sqlite3 was compiled for the Node that ran npm).
+    const mine = realpathSync(process.execPath);
+    const other = (process.env['PATH'] ?? '')
+      .split(delimiter)
+      .map((dir) => join(dir, 'node'))
+      .find((candidate) => existsSync(candidate) && realpathSync(candidate) !== mine);
+    const node = other ?? process.execPath;
+    const script = `
+      import { createRelayServer } from '@rhizome/relay';
+      import { openDatabase } from '@rhizome/sync';
+      import { generateDatabaseId } from '@rhizome/core';
+      const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+      const id = generateDatabaseId();
+      const a = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      const b = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      a.put('n', { v: 1 });
+      await a.whenDelivered({ minPeers: 1, timeoutMs: 20000 });
+      console.log(process.version + ' ' + JSON.stringify(b.get('n')));
+      await a.close(); await b.close(); await relay.close();`;
+    const r = await run(node, ['--input-type=module', '-e', script], app, 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    expect(r.stdout.trim()).toBe(`${version} {"v":1}`);
+  }, 70_000);
 
   it('the packed packages bundle for a page: no Node built-in is reachable from @rhizome/sync, -store-browser or -transport-relay', async () => {
     requireInstall();
