@@ -15,7 +15,7 @@ import { openDatabase, type Database } from '@rhizome/sync';
 import { bundleForBrowser } from '../test/browser/bundle.js';
 import { HarnessPage, launchChromiumProfile, serveHarnessPage, type StaticServer } from '../test/browser/harness.js';
 import { runStoreChoice } from './browser-stores.js';
-import { createContext, fmt, fmtStats, machineLine, repeat, type BenchContext } from './harness.js';
+import { createContext, fmt, fmtStats, machineLine, repeat, summarize, type BenchContext } from './harness.js';
 
 function kib(bytes: number): string {
   return `${fmt(bytes / 1024)} KiB`;
@@ -41,6 +41,21 @@ async function untilSize(db: Database, n: number, timeoutMs = 120_000): Promise<
   }
 }
 
+/** CPU time of this Node process (all threads), ms. */
+function nodeCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** CPU time of every Chromium process (browser, renderers, storage, network, GPU), ms, via CDP. */
+async function chromiumCpuMeter(context: BrowserContext): Promise<() => Promise<number>> {
+  const cdp = await context.browser()!.newBrowserCDPSession();
+  return async () => {
+    const { processInfo } = (await cdp.send('SystemInfo.getProcessInfo')) as { processInfo: Array<{ cpuTime: number }> };
+    return processInfo.reduce((sum, p) => sum + p.cpuTime, 0) * 1000;
+  };
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
   const PUTS = ctx.quick ? 2_000 : 10_000;
   const NODES = ctx.quick ? 10_000 : 100_000;
@@ -51,6 +66,9 @@ export async function run(ctx: BenchContext): Promise<void> {
   try {
     [context, site] = await Promise.all([launchChromiumProfile(join(dir, 'chromium-profile')), serveHarnessPage()]);
     const profile = context;
+    // CPU time beside wall time: under load from other programs, wall time swings with the
+    // machine's load, CPU time much less (BENCHMARKS.md § Browser).
+    const chromiumCpuMs = await chromiumCpuMeter(profile);
     const page = async (): Promise<HarnessPage> => {
       const p = new HarnessPage(await profile.newPage());
       await p.load(site!.url);
@@ -88,10 +106,13 @@ export async function run(ctx: BenchContext): Promise<void> {
     const nodeId = generateDatabaseId();
     const nodePath = join(dir, 'big.db');
     await nodeBulk(nodePath, nodeId, NODES);
+    const nodeReopenCpu: number[] = [];
     const nodeReopen = await repeat(ctx.runs, async () => {
+      const c0 = nodeCpuMs();
       const t0 = performance.now();
       const db = await openDatabase({ id: nodeId, path: nodePath });
       const ms = performance.now() - t0;
+      nodeReopenCpu.push(nodeCpuMs() - c0);
       if (db.size !== NODES) throw new Error(`reopened ${db.size} nodes`);
       await db.close();
       return ms;
@@ -101,9 +122,12 @@ export async function run(ctx: BenchContext): Promise<void> {
     await builder.bulkLoad(NODES);
     await builder.close();
     await builder.page.close();
+    const browserReopenCpu: number[] = [];
     const browserReopen = await repeat(ctx.runs, async () => {
       const p = await page();
+      const c0 = await chromiumCpuMs();
       const ms = await p.timedOpen({ id: nodeId, path: 'big' });
+      browserReopenCpu.push((await chromiumCpuMs()) - c0);
       const size = await p.size();
       if (size !== NODES) throw new Error(`reopened ${size} nodes in the page`);
       await p.close();
@@ -111,32 +135,70 @@ export async function run(ctx: BenchContext): Promise<void> {
       return ms;
     });
     ctx.table(`Reopen of a ${fmt(NODES)}-node database (3 fields each, written in one transaction), ms`, [
-      { store: 'Node, SQLite', 'open, ms': fmtStats(nodeReopen), 'vs Node': '1.00x' },
-      { store: 'Chromium, IndexedDB', 'open, ms': fmtStats(browserReopen), 'vs Node': ratio(browserReopen.median, nodeReopen.median) },
+      { store: 'Node, SQLite', 'open, ms': fmtStats(nodeReopen), 'vs Node': '1.00x', 'CPU, ms': fmtStats(summarize(nodeReopenCpu)), 'CPU vs Node': '1.00x' },
+      {
+        store: 'Chromium, IndexedDB',
+        'open, ms': fmtStats(browserReopen),
+        'vs Node': ratio(browserReopen.median, nodeReopen.median),
+        'CPU, ms': fmtStats(summarize(browserReopenCpu)),
+        'CPU vs Node': ratio(summarize(browserReopenCpu).median, summarize(nodeReopenCpu).median),
+      },
     ]);
 
     // ---- 3. cold sync of NODES nodes through the relay ---------------------------------------
     const source = await openDatabase({ id: nodeId, path: nodePath, transport: { mode: 'relay', relayUrl: relay.url } });
     try {
       let n = 0;
+      // CPU: the whole exchange (sender and relay in this process, receiver here or in Chromium).
+      const nodeColdCpu: number[] = [];
       const nodeCold = await repeat(ctx.runs, async () => {
+        const c0 = nodeCpuMs();
         const t0 = performance.now();
         const db = await openDatabase({ id: nodeId, path: join(dir, `cold-${n++}.db`), transport: { mode: 'relay', relayUrl: relay.url } });
         await untilSize(db, NODES);
         const ms = performance.now() - t0;
+        nodeColdCpu.push(nodeCpuMs() - c0);
         await db.close();
         return ms;
       });
+      const browserColdCpu: number[] = [];
+      const browserColdReceiverCpu: number[] = [];
+      const browserColdSenderCpu: number[] = [];
       const browserCold = await repeat(ctx.runs, async () => {
         const p = await page();
+        const n0 = nodeCpuMs();
+        const c0 = await chromiumCpuMs();
         const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url }, NODES);
+        const c1 = await chromiumCpuMs();
+        const n1 = nodeCpuMs();
+        browserColdSenderCpu.push(n1 - n0);
+        browserColdReceiverCpu.push(c1 - c0);
+        browserColdCpu.push(n1 - n0 + (c1 - c0));
         await p.close();
         await p.page.close();
         return ms;
       });
+      const nodeReceiverCpu = summarize(nodeColdCpu).median - summarize(browserColdSenderCpu).median;
       ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, [
-        { receiver: 'Node, SQLite file', 'ms': fmtStats(nodeCold), 'vs Node': '1.00x' },
-        { receiver: 'Chromium page, IndexedDB', 'ms': fmtStats(browserCold), 'vs Node': ratio(browserCold.median, nodeCold.median) },
+        {
+          receiver: 'Node, SQLite file',
+          'ms': fmtStats(nodeCold),
+          'vs Node': '1.00x',
+          'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdCpu)),
+          'CPU vs Node': '1.00x',
+          // The sender and relay do the same work either way: what the page run measured of them.
+          'receiver CPU, ms': `${fmt(nodeReceiverCpu)} (total − sender and relay of the page runs)`,
+          'receiver CPU vs Node': '1.00x',
+        },
+        {
+          receiver: 'Chromium page, IndexedDB',
+          'ms': fmtStats(browserCold),
+          'vs Node': ratio(browserCold.median, nodeCold.median),
+          'CPU (sender + relay + receiver), ms': fmtStats(summarize(browserColdCpu)),
+          'CPU vs Node': ratio(summarize(browserColdCpu).median, summarize(nodeColdCpu).median),
+          'receiver CPU, ms': `${fmtStats(summarize(browserColdReceiverCpu))} (every Chromium process)`,
+          'receiver CPU vs Node': ratio(summarize(browserColdReceiverCpu).median, nodeReceiverCpu),
+        },
       ]);
     } finally {
       await source.close();

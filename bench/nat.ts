@@ -16,7 +16,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDatabaseId } from '@rhizome/core';
-import { startBootstrapNode } from '@rhizome/transport-dht';
 import { LineChild, Topology, canUseNetns } from '../test/netns.js';
 import { fmt, fmtStats, summarize, type BenchContext } from './harness.js';
 
@@ -221,9 +220,18 @@ interface JoinTimes {
  * bootstrap dial, the first connection to another replica (the DHT query found it and the
  * dial completed), the topic handshake (first Connection), and the first full sync exchange.
  */
-async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number }> {
+async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number; failures: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
-  const boot = await startBootstrapNode({ listen: ['/ip4/127.0.0.1/tcp/0'], allowPrivateAddresses: true });
+  // The bootstrap node in its own process too, as deployed (not in this one, which waits on 32 children).
+  const infra = new LineChild(
+    spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'test', 'fixtures', 'nat-infra.ts'), JSON.stringify({ address: '127.0.0.1', port: 0 })], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+    'bootstrap',
+  );
+  const bootReady = await infra.waitFor('bootstrap ready', (l) => l.type === 'ready', WAIT);
+  const boot = { multiaddrs: (): string[] => [bootReady['bootstrap'] as string], peerId: bootReady['bootstrap'] as string };
   const id = generateDatabaseId();
   const children: LineChild[] = [];
   const start = (k: number, trace = false): LineChild => {
@@ -243,7 +251,7 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
     if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${k}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
     return child;
   };
-  const bootId = boot.peerId;
+  const bootId = (boot.peerId.split('/p2p/')[1] ?? '');
   try {
     const online: LineChild[] = [];
     for (let k = 0; k < count - 1; k += 4) {
@@ -259,6 +267,7 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
       settled = results.filter((r) => r.status === 'fulfilled').length;
     }
     const times: JoinTimes[] = [];
+    const failures: string[] = [];
     for (let run = 0; run < joins; run++) {
       const joiner = start(count - 1 + run, true);
       try {
@@ -275,14 +284,15 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
           first: (first.t ?? 0) - openAt,
           synced: (synced.t ?? 0) - openAt,
         });
+      } catch (error) {
+        failures.push((error as Error).message.slice(0, 300));
       } finally {
         await kill(joiner);
       }
     }
-    return { times, settled };
+    return { times, settled, failures };
   } finally {
-    await Promise.all(children.map(kill));
-    await boot.stop();
+    await Promise.all([...children, infra].map(kill));
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -293,11 +303,13 @@ async function join32(ctx: BenchContext): Promise<void> {
   const joins = ctx.quick ? 1 : ctx.runs;
   const rows: Array<Record<string, string | number>> = [];
   for (const n of [2, count]) {
-    const { times, settled } = await joinWith(n, joins);
-    const col = (f: (t: JoinTimes) => number): string => fmtStats(summarize(times.map(f)), 0);
+    const { times, settled, failures } = await joinWith(n, joins);
+    for (const f of failures) ctx.note(`${n} replicas: a joiner failed: ${f}`);
+    const col = (f: (t: JoinTimes) => number): string => (times.length ? fmtStats(summarize(times.map(f)), 0) : '-');
     rows.push({
       replicas: n,
       'online replicas with a peer when the joiners came': `${settled}/${n - 1}`,
+      'joins completed': `${times.length}/${joins}`,
       'open → bootstrap connected': col((t) => t.bootstrap),
       'open → first libp2p connection to a replica': col((t) => t.firstLink),
       'open → first Connection (peer-connected)': col((t) => t.first),

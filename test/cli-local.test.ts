@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveTopic, topicToHex } from '@rhizome/core';
+import { weakIdReason } from '../packages/cli/src/warnings.js';
 import { rhizome, tempDir } from './cli-helpers.js';
 
 /** A fixed database id that is not weak (weak ids print a warning). */
@@ -192,5 +193,9 @@ describe('errors say what to do', () => {
       expect(r.stdout, what).toMatch(/Examples?:/);
       expect(r.stdout, what).toContain('$ rhizome');
     }
+    // Examples never show a weak database id (the id is the secret): "$ID" from `rhizome new-id`.
+    const ids = results.flatMap((r) => [...r.stdout.matchAll(/\$ rhizome (?:sync|put|get|delete|list|status) (\S+)/g)].map((m) => m[1] as string));
+    expect(ids.length).toBeGreaterThan(5);
+    expect(ids.filter((id) => id !== '"$ID"' && weakIdReason(id, false) !== undefined)).toEqual([]);
   });
 });

@@ -10,20 +10,26 @@
 // repository's own install). node-gyp gets this Node's headers through npm_config_nodedir
 // (scripts/node-headers.mjs: beside the binary, cached, or from the npm registry), because
 // nodejs.org (node-gyp's default) and GitHub (better-sqlite3's prebuilt binaries) may be
-// unreachable here; a user with a network gets both by themselves.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// unreachable here; a user with a network gets both by themselves. JOBS=max lets node-gyp compile
+// better-sqlite3's two sources in parallel (same CPU, less wall time).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleForBrowser } from './browser/bundle.js';
 import { Running } from './cli-helpers.js';
+import { readmeBlock, ROOT, run, userEnv, type Run } from './shell-helpers.js';
 
-const ROOT = join(import.meta.dirname, '..');
-const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const WORKSPACES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
-const PACKAGES = WORKSPACES.map((w) => (JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string }).name);
+const MANIFESTS = WORKSPACES.map((w) => JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string; version: string });
+const PACKAGES = MANIFESTS.map((m) => m.name);
+/** `npm pack`'s file name for a workspace package: `@rhizome/core` 0.1.0 → rhizome-core-0.1.0.tgz. */
+function tarballOf(name: string): string {
+  const m = MANIFESTS.find((p) => p.name === name)!;
+  return `${name.slice(1).replace('/', '-')}-${m.version}.tgz`;
+}
 const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 /** Imports whose specifier is computed at run time (so bundlers skip them), by file: what they load. */
 const COMPUTED_IMPORTS: Record<string, string[]> = {
@@ -32,50 +38,6 @@ const COMPUTED_IMPORTS: Record<string, string[]> = {
   // The launcher imports its own dist/main.js by file URL.
   '@rhizome/cli/bin/rhizome.js': [],
 };
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment of a user's shell: no npm_* variables of the npm that runs these tests. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS') env[k] = v;
-  // `node` and `npm` are the Node that runs the tests (what better-sqlite3 is compiled for).
-  env['PATH'] = `${dirname(process.execPath)}:${env['PATH'] ?? ''}`;
-  delete env['RHIZOME_RELAY_TOKEN'];
-  return { ...env, NO_COLOR: '1', ...extra };
-}
-
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = userEnv()): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** The first ```lang block after `heading` in README.md. */
-function readmeBlock(heading: string, lang: string): string {
-  const at = README.indexOf(`\n${heading}\n`);
-  if (at < 0) throw new Error(`README.md has no "${heading}" section`);
-  const block = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(README.slice(at));
-  if (!block) throw new Error(`README.md "${heading}" has no \`\`\`${lang} block`);
-  return block[1] as string;
-}
 
 /** Every file under `dir` whose name ends with one of `exts`. */
 function walk(dir: string, exts: string[]): string[] {
@@ -132,7 +94,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
       if (init.code !== 0) throw new Error(`npm init -y failed: ${init.stderr}`);
       // README "Use it in your app", as written, with its two placeholder paths made concrete.
       const block = readmeBlock('## Use it in your app', 'sh').replaceAll('/tmp/rhizome-packs', packs).replaceAll('/path/to/your-app', app);
-      installed = await run('bash', ['-euo', 'pipefail', '-c', block], ROOT, 540_000, userEnv({ npm_config_nodedir: nodedir, npm_config_prefer_offline: 'true' }));
+      installed = await run('bash', ['-euo', 'pipefail', '-c', block], ROOT, 540_000, userEnv({ npm_config_nodedir: nodedir, npm_config_prefer_offline: 'true', JOBS: 'max' }));
       if (installed.code !== 0) throw new Error(`README "Use it in your app" failed (exit ${installed.code}):\n${installed.stdout}\n${installed.stderr}`);
     } catch (error) {
       setupError = error as Error;
@@ -147,7 +109,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
     requireInstall();
     expect(relative(ROOT, app).startsWith('..')).toBe(true);
     const tarballs = readdirSync(packs).sort();
-    expect(tarballs).toEqual(PACKAGES.map((n) => `${n.slice(1).replace('/', '-')}-0.1.0.tgz`).sort());
+    expect(tarballs).toEqual(PACKAGES.map(tarballOf).sort());
     const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect(Object.keys(pkg.dependencies).sort()).toEqual([...PACKAGES].sort());
     for (const spec of Object.values(pkg.dependencies)) expect(spec).toMatch(/^file:.*\.tgz$/);
@@ -160,7 +122,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
   it('every tarball holds its built dist/ and every file its package.json points at', async () => {
     requireInstall();
     for (const name of PACKAGES) {
-      const tarball = join(packs, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`);
+      const tarball = join(packs, tarballOf(name));
       const list = await run('tar', ['-tzf', tarball], tmp, 30_000);
       expect(list.code).toBe(0);
       const files = new Set(list.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, '')));
@@ -204,7 +166,7 @@ describe('packed packages installed in a fresh project outside the workspace', (
       for (const [dep, range] of Object.entries({ ...pkg['dependencies'], ...pkg['peerDependencies'] })) {
         if (dep.startsWith('@rhizome/')) {
           expect(installedNames.has(dep), `${name} depends on ${dep}, which is not packed`).toBe(true);
-          expect(range).toBe('0.1.0');
+          expect(range).toBe(MANIFESTS.find((m) => m.name === dep)?.version);
         }
       }
     }
@@ -257,6 +219,35 @@ describe('packed packages installed in a fresh project outside the workspace', (
       await relay.stop();
     }
   }, 120_000);
+
+  it("the machine's own node (first on PATH besides the Node 22 of this repository) syncs two in-memory replicas through the installed relay", async () => {
+    requireInstall();
+    // The user's Node: on this machine and in CI the system Node 20 (the packages say engines >= 20);
+    // where there is no other, the Node that runs the tests. In-memory replicas need no native addon
+    // (better-sqlite3 was compiled for the Node that ran npm).
+    const mine = realpathSync(process.execPath);
+    const other = (process.env['PATH'] ?? '')
+      .split(delimiter)
+      .map((dir) => join(dir, 'node'))
+      .find((candidate) => existsSync(candidate) && realpathSync(candidate) !== mine);
+    const node = other ?? process.execPath;
+    const script = `
+      import { createRelayServer } from '@rhizome/relay';
+      import { openDatabase } from '@rhizome/sync';
+      import { generateDatabaseId } from '@rhizome/core';
+      const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
+      const id = generateDatabaseId();
+      const a = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      const b = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
+      a.put('n', { v: 1 });
+      await a.whenDelivered({ minPeers: 1, timeoutMs: 20000 });
+      console.log(process.version + ' ' + JSON.stringify(b.get('n')));
+      await a.close(); await b.close(); await relay.close();`;
+    const r = await run(node, ['--input-type=module', '-e', script], app, 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    expect(r.stdout.trim()).toBe(`${version} {"v":1}`);
+  }, 70_000);
 
   it('the packed packages bundle for a page: no Node built-in is reachable from @rhizome/sync, -store-browser or -transport-relay', async () => {
     requireInstall();

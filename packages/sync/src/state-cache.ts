@@ -7,8 +7,9 @@
  * always-on `rhizome sync`, the first tab of a page) answer each of them with the same bytes as
  * long as the document has not changed, so the encoding is kept until the next transaction that
  * changes the document and reused (one encoding per change, not one per joiner). Memory: the
- * encoded document (about 40 bytes per node), held only while nothing changes; the first change
- * drops it. Any other state vector is answered by Yjs directly.
+ * encoded document (about 40 bytes per node), held only while nothing changes and only from
+ * {@link CACHE_MIN_BYTES} up; the first change drops it. Any other state vector is answered by Yjs
+ * directly.
  */
 import * as Y from 'yjs';
 
@@ -16,6 +17,9 @@ import * as Y from 'yjs';
 function isEmptyStateVector(sv: Uint8Array): boolean {
   return sv.length === 1 && sv[0] === 0;
 }
+
+/** Smallest whole-document encoding worth keeping (below it, encoding again is cheaper than the memory). */
+export const CACHE_MIN_BYTES = 64 * 1024;
 
 interface Cached {
   update: Uint8Array;
@@ -41,6 +45,7 @@ export function encodeDiff(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
   const hit = cache.get(doc);
   if (hit) return hit.update;
   const update = Y.encodeStateAsUpdate(doc);
+  if (update.length < CACHE_MIN_BYTES) return update;
   const onTransaction = (tr: Y.Transaction): void => {
     if (changed(tr)) drop();
   };
