@@ -59,6 +59,8 @@ export class BroadcastGroup implements Flushable {
   #failed = false;
   /** Every local update up to this sequence number has been handed to the channel. */
   #handedSeq: number;
+  /** {@link whenHanded} calls waiting for the channel to take local updates up to `seq`. */
+  #handedWaiters: Array<{ seq: number; resolve: () => void }> = [];
 
   constructor(channel: TopicBroadcast, host: BroadcastHost) {
     this.channel = channel;
@@ -74,6 +76,27 @@ export class BroadcastGroup implements Flushable {
   get pingSeq(): number {
     const now = this.#host.localSeq?.() ?? 0;
     return !this.#sending && this.#queue.length === 0 ? now : Math.min(now, this.#handedSeq);
+  }
+
+  /**
+   * Resolves once every local update up to `seq` has left this group: handed to the channel, or
+   * dropped for a catch-up that the member sessions queued instead. A message queued on a member
+   * session after that (a delivery acknowledgement's step 1) then travels behind those updates.
+   */
+  whenHanded(seq: number): Promise<void> {
+    if (this.pingSeq >= seq || !this.usable) return Promise.resolve();
+    return new Promise((resolve) => this.#handedWaiters.push({ seq, resolve }));
+  }
+
+  #wakeHanded(all = false): void {
+    if (this.#handedWaiters.length === 0) return;
+    const handed = this.pingSeq;
+    const still: Array<{ seq: number; resolve: () => void }> = [];
+    for (const w of this.#handedWaiters) {
+      if (all || !this.usable || w.seq <= handed) w.resolve();
+      else still.push(w);
+    }
+    this.#handedWaiters = still;
   }
 
   /** False once a send failed or the channel closed: members then get updates pairwise. */
@@ -127,6 +150,7 @@ export class BroadcastGroup implements Flushable {
         this.stats.framesSent++;
         this.stats.bytesSent += frame.length;
         if (seqAtTake > this.#handedSeq) this.#handedSeq = seqAtTake;
+        this.#wakeHanded();
       }
     } catch (error) {
       this.#failed = true;
@@ -137,6 +161,7 @@ export class BroadcastGroup implements Flushable {
     } finally {
       this.#sending = false;
       if (this.#queue.length > 0 && this.usable) this.#host.scheduler.request(this);
+      this.#wakeHanded();
     }
   }
 
@@ -144,6 +169,8 @@ export class BroadcastGroup implements Flushable {
     this.#queue = [];
     this.#queuedBytes = 0;
     for (const session of this.sessions) session.catchUp();
+    // The catch-ups are queued on the sessions: whatever is queued there next travels behind them.
+    this.#wakeHanded(true);
   }
 }
 
@@ -194,6 +221,12 @@ export class UpdateRouter {
   pingSeq(session: PeerSession, localSeq: number): number {
     const group = this.#groupOf.get(session);
     return group === undefined ? localSeq : Math.min(localSeq, group.pingSeq);
+  }
+
+  /** Resolves once the local updates up to `seq` have left `session`'s group (at once without one). */
+  whenHanded(session: PeerSession, seq: number): Promise<void> {
+    const group = this.#groupOf.get(session);
+    return group === undefined ? Promise.resolve() : group.whenHanded(seq);
   }
 
   /** The live groups. */

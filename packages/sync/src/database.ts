@@ -592,8 +592,15 @@ export class Database {
       const timer = setTimeout(() => {
         done(new DeliveryTimeoutError(acked.size, minPeers, timeoutMs, this.#sessions.size));
       }, timeoutMs);
+      const seq = this.#localSeq;
       const ask = (session: PeerSession): void => {
-        void session.acknowledge().then((ok) => {
+        // Live updates to relay peers leave through the broadcast group, not the session queue:
+        // the acknowledgement's step 1 is queued only once the group has handed them over, so it
+        // travels behind them (else it could be answered before they arrive).
+        void this.#router
+          .whenHanded(session, seq)
+          .then(() => session.acknowledge())
+          .then((ok) => {
           if (!ok || finished) return;
           acked.add(session.peerId);
           if (acked.size >= minPeers) done();
@@ -656,7 +663,9 @@ export class Database {
     await this.#mailbox?.close().catch(() => undefined);
     // Connected peers acknowledge what was queued for them (peers without the key never answer).
     const peers = [...this.#sessions.values()].filter((s) => !s.foreign);
-    if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => s.acknowledge())));
+    // (Behind the live updates still in a broadcast group, as in whenDelivered.)
+    const seq = this.#localSeq;
+    if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => this.#router.whenHanded(s, seq).then(() => s.acknowledge()))));
     this.#abort.abort();
     await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
