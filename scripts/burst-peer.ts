@@ -5,6 +5,7 @@
 //   receiver: prints `sample <json>` (RSS, VmHWM, heap, nodes held) every <sampleMs> ms, and
 //             `done <json>` once it holds <count> nodes, is flushed, and has settled.
 // usage: burst-peer.ts writer|receiver <file> <database-id> <relay-url> <count> <perTick> [sampleMs]
+// env BURST_VALUE_BYTES=N: each put also carries an N-byte string field (default 0).
 import { readFileSync } from 'node:fs';
 import { RelayTransport } from '@rhizome/transport-relay';
 import { openDatabase, NODES_MAP } from '@rhizome/sync';
@@ -34,13 +35,17 @@ const db = await openDatabase({ id, path, transport });
 // garbage would inflate the very RSS this measures (no node is deleted here).
 const nodes = db.doc.getMap(NODES_MAP)._map;
 
+const valueBytes = Number(process.env.BURST_VALUE_BYTES ?? 0);
+/** A distinct string of `valueBytes` characters per node. */
+const body = (i: number): string => `${i}:`.padEnd(valueBytes, 'abcdefghijklmnopqrstuvwxyz');
+
 if (role === 'writer') {
   await db.whenSynced({ minPeers: 1, timeoutMs: 60_000 });
   out('ready');
   for (let i = 0; i < count; ) {
     const end = Math.min(count, i + perTick);
     // One put = one Yjs transaction = one update, as an app calling put() in a loop does.
-    for (; i < end; i++) db.put(`n${i}`, { i, title: `node ${i}`, done: i % 2 === 0 });
+    for (; i < end; i++) db.put(`n${i}`, valueBytes > 0 ? { i, title: `node ${i}`, done: i % 2 === 0, body: body(i) } : { i, title: `node ${i}`, done: i % 2 === 0 });
     await tick();
   }
   await db.whenDelivered({ minPeers: 1, timeoutMs: 600_000 });

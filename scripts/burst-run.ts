@@ -102,6 +102,8 @@ export async function runBurst(options: {
   stallMs?: number;
   /** What the receiver does besides syncing (see burst-peer.ts): consume events, poll list(), poll Y.Map#size. */
   receiver?: 'plain' | 'events' | 'list' | 'size';
+  /** Each put also carries a string field of this many bytes (default 0). */
+  valueBytes?: number;
 }): Promise<BurstReport> {
   const { count, perTick } = options;
   const timeoutMs = options.timeoutMs ?? 600_000;
@@ -113,10 +115,13 @@ export async function runBurst(options: {
     relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
     const receiver = startPeer(['receiver', join(dir, 'receiver.db'), id, relay.url, String(count), String(perTick)], options.receiverNodeArgs ?? [], {
       BURST_RECEIVER: options.receiver ?? 'plain',
+      BURST_VALUE_BYTES: String(options.valueBytes ?? 0),
     });
     peers.push(receiver);
-    await receiver.waitFor('sample', 60_000);
-    const writer = startPeer(['writer', join(dir, 'writer.db'), id, relay.url, String(count), String(perTick)], []);
+    await receiver.waitFor('sample', 180_000);
+    const writer = startPeer(['writer', join(dir, 'writer.db'), id, relay.url, String(count), String(perTick)], [], {
+      BURST_VALUE_BYTES: String(options.valueBytes ?? 0),
+    });
     peers.push(writer);
     if (options.stallMs) {
       const quarter = Math.floor(count / 4);
@@ -130,7 +135,14 @@ export async function runBurst(options: {
       await new Promise((r) => setTimeout(r, options.stallMs));
       receiver.child.kill('SIGCONT');
     }
-    const done = JSON.parse(await receiver.waitFor('done', timeoutMs)) as { nodes: number; receivedMs: number; steady: number; hwm: number; startRss: number };
+    // A writer that fails ends the run at once (its stderr in the error), not at the timeout.
+    const writerFailed = new Promise<never>((_, reject) =>
+      writer.child.once('exit', (code, signal) => {
+        if (code !== 0) reject(new Error(`writer exited (${code ?? signal}) before the receiver was done:\n${writer.stderr()}`));
+      }),
+    );
+    writerFailed.catch(() => undefined);
+    const done = JSON.parse(await Promise.race([receiver.waitFor('done', timeoutMs), writerFailed])) as { nodes: number; receivedMs: number; steady: number; hwm: number; startRss: number };
     await writer.waitFor('written', 120_000);
     const relayPeak = relay.memory().peak;
     const samples = receiver.lines.filter((l) => l.startsWith('sample ')).map((l) => JSON.parse(l.slice(7)) as BurstSample);
