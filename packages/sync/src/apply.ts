@@ -5,10 +5,16 @@
  * router, persistence, the mailbox, an app's own), walking every struct the transaction touched.
  * For a large received update (an initial sync's step 2: 4 MB and 200,000 structs for 100,000
  * nodes) that re-encoding costs about as much as a fifth of applying it, and it produces what
- * the listeners could have had for free: the bytes that just arrived. So a remote update of at
- * least {@link REENCODE_SKIP_BYTES} is applied with Yjs's `'update'` event muted, and every
- * `'update'` listener is then called once per received update with those bytes, the peer
- * session as origin, the doc and the transaction (the arguments Yjs passes).
+ * the listeners could have had for free: the bytes that just arrived. So a single remote update
+ * of at least {@link REENCODE_SKIP_BYTES} is applied with Yjs's `'update'` event muted, and every
+ * `'update'` listener is then called once with those bytes, the peer session as origin, the doc
+ * and the transaction (the arguments Yjs passes).
+ *
+ * Several updates received together (a coalesced frame of live writes) take the ordinary path:
+ * one transaction, one `'update'` event with Yjs's encoding of it, as Yjs promises. Handing
+ * each received update to the listeners instead would turn one event into thousands (a frame of
+ * a streaming writer holds one update per put), and a listener that does work per event (the
+ * persistence's append, an app's observer) would do it thousands of times.
  *
  * The received bytes are a valid Yjs update holding at least what the transaction changed
  * (structs the doc already had, or structs still waiting for a missing dependency, may be in it
@@ -40,8 +46,8 @@ function changed(tr: Y.Transaction): boolean {
 }
 
 /**
- * Applies `updates` (received from `origin`) in one transaction. When they are large, Yjs's
- * re-encoding for `'update'` listeners is skipped and the listeners get the received bytes
+ * Applies `updates` (received from `origin`) in one transaction. When it is one large update,
+ * Yjs's re-encoding for `'update'` listeners is skipped and the listeners get the received bytes
  * (see the module description).
  */
 export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown): void {
@@ -49,7 +55,7 @@ export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], o
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
-  const found = bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
+  const found = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
   if (found === null) {
     if (updates.length === 1) Y.applyUpdate(doc, updates[0]!, origin);
     else
@@ -74,5 +80,6 @@ export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], o
   }
   const tr = transaction as Y.Transaction | null;
   if (tr === null || !changed(tr)) return;
-  for (const update of updates) for (const listener of [...listeners]) listener(update, origin, doc, tr);
+  const update = updates[0]!;
+  for (const listener of [...listeners]) listener(update, origin, doc, tr);
 }
