@@ -29,17 +29,25 @@ async function metric(relay: RelayProcess, name: string, label = ''): Promise<nu
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
+/**
+ * A real relay process with nothing but its defaults (no rate flags), and `open(id)` for replicas
+ * on it whose transport errors land in `errors`; all stopped after the test.
+ */
+async function defaultRelay(): Promise<{ relay: RelayProcess; errors: Array<Error & { code?: string }>; open: (id: string) => Promise<Database> }> {
+  const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+  cleanup.push(() => relay.stop());
+  const errors: Array<Error & { code?: string }> = [];
+  const open = async (id: string): Promise<Database> => {
+    const db = await openDatabase({ id, transport: createTransport({ mode: 'relay', relayUrl: relay.url, onError: (e) => errors.push(e) }) });
+    cleanup.push(() => db.close());
+    return db;
+  };
+  return { relay, errors, open };
+}
+
 describe('large catch-ups through a relay at default limits', () => {
   it('a late joiner catches up a 256 MiB value (one step 2 of 256 MiB) without the sender being cut', { timeout: 120_000 }, async () => {
-    // A real relay process with nothing but its defaults (no rate flags).
-    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
-    cleanup.push(() => relay.stop());
-    const errors: Array<Error & { code?: string }> = [];
-    const open = async (id: string): Promise<Database> => {
-      const db = await openDatabase({ id, transport: createTransport({ mode: 'relay', relayUrl: relay.url, onError: (e) => errors.push(e) }) });
-      cleanup.push(() => db.close());
-      return db;
-    };
+    const { relay, errors, open } = await defaultRelay();
     const id = `large-${process.pid}`;
     const a = await open(id);
     const big = 'x'.repeat(256 * MiB);
@@ -65,14 +73,7 @@ describe('large catch-ups through a relay at default limits', () => {
     // The issue's second reproducer: a single 100 MB value between two connected replicas was cut
     // at the 64 MiB byte burst and resent forever. Live updates take another path than a
     // catch-up (sync/src/broadcast.ts, paced by the relay client's sendBroadcast).
-    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
-    cleanup.push(() => relay.stop());
-    const errors: Array<Error & { code?: string }> = [];
-    const open = async (id: string): Promise<Database> => {
-      const db = await openDatabase({ id, transport: createTransport({ mode: 'relay', relayUrl: relay.url, onError: (e) => errors.push(e) }) });
-      cleanup.push(() => db.close());
-      return db;
-    };
+    const { relay, errors, open } = await defaultRelay();
     const id = `large-live-${process.pid}`;
     const a = await open(id);
     const b = await open(id);
