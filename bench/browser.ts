@@ -3,8 +3,8 @@
 // beside SQLite in OPFS, bench/browser-stores.ts); and the size of the browser bundle. Chromium
 // runs on a disk-backed profile in a temp dir: an off-the-record context keeps storage in memory.
 //
-//   npm run bench -- --only browser [--quick]
-import { mkdtempSync, rmSync } from 'node:fs';
+//   npm run bench -- --only browser [--quick] [--parts puts,reopen,cold,stores,bundle]
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +16,18 @@ import { bundleForBrowser } from '../test/browser/bundle.js';
 import { HarnessPage, launchChromiumProfile, serveHarnessPage, type StaticServer } from '../test/browser/harness.js';
 import { runStoreChoice } from './browser-stores.js';
 import { createContext, fmt, fmtStats, machineLine, repeat, summarize, type BenchContext } from './harness.js';
+
+/** `--parts puts,reopen,cold,stores,bundle` runs only those parts (default: all; `cold` builds what `reopen` measures). */
+const PARTS = ((): string[] => {
+  const i = process.argv.indexOf('--parts');
+  return i >= 0 ? (process.argv[i + 1] ?? '').split(',') : ['puts', 'reopen', 'cold', 'stores', 'bundle'];
+})();
+
+/** `--cpu-profile FILE` writes a CDP CPU profile of the first page's cold sync (open in Chrome DevTools). */
+const CPU_PROFILE = ((): string | undefined => {
+  const i = process.argv.indexOf('--cpu-profile');
+  return i >= 0 ? process.argv[i + 1] : undefined;
+})();
 
 function kib(bytes: number): string {
   return `${fmt(bytes / 1024)} KiB`;
@@ -77,135 +89,182 @@ export async function run(ctx: BenchContext): Promise<void> {
 
     // ---- 1. puts persisted: N single-put transactions, then flush (on disk) -------------------
     let file = 0;
-    const nodePuts = await repeat(ctx.runs, async () => {
-      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
-      // Like the page (and any app that renders), with an event subscriber: node events are computed.
-      const events = db.events.subscribe({ capacity: 1 << 16 });
-      const t0 = performance.now();
-      for (let i = 0; i < PUTS; i++) db.put(`p${i}`, { title: `node ${i}`, n: i, done: false });
-      await db.flush();
-      const ms = performance.now() - t0;
-      events.unsubscribe();
-      await db.close();
-      return (PUTS / ms) * 1000;
-    });
-    const browserPuts = await repeat(ctx.runs, async () => {
-      const p = await page();
-      await p.open({ id: 'bench', path: `puts-${file++}` });
-      const ms = await p.timedPuts(PUTS);
-      await p.close();
-      await p.page.close();
-      return (PUTS / ms) * 1000;
-    });
-    ctx.table(`Puts persisted: ${fmt(PUTS)} puts (one transaction each, one event subscriber) then flush(), puts/s`, [
-      { store: 'Node, SQLite (better-sqlite3, WAL)', 'puts/s': fmtStats(nodePuts), 'vs Node': '1.00x' },
-      { store: 'Chromium, IndexedDB (@rhizome/store-browser)', 'puts/s': fmtStats(browserPuts), 'vs Node': ratio(browserPuts.median, nodePuts.median) },
-    ]);
+    if (PARTS.includes('puts')) {
+      const nodePuts = await repeat(ctx.runs, async () => {
+        const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+        // Like the page (and any app that renders), with an event subscriber: node events are computed.
+        const events = db.events.subscribe({ capacity: 1 << 16 });
+        const t0 = performance.now();
+        for (let i = 0; i < PUTS; i++) db.put(`p${i}`, { title: `node ${i}`, n: i, done: false });
+        await db.flush();
+        const ms = performance.now() - t0;
+        events.unsubscribe();
+        await db.close();
+        return (PUTS / ms) * 1000;
+      });
+      const browserPuts = await repeat(ctx.runs, async () => {
+        const p = await page();
+        await p.open({ id: 'bench', path: `puts-${file++}` });
+        const ms = await p.timedPuts(PUTS);
+        await p.close();
+        await p.page.close();
+        return (PUTS / ms) * 1000;
+      });
+      ctx.table(`Puts persisted: ${fmt(PUTS)} puts (one transaction each, one event subscriber) then flush(), puts/s`, [
+        { store: 'Node, SQLite (better-sqlite3, WAL)', 'puts/s': fmtStats(nodePuts), 'vs Node': '1.00x' },
+        { store: 'Chromium, IndexedDB (@rhizome/store-browser)', 'puts/s': fmtStats(browserPuts), 'vs Node': ratio(browserPuts.median, nodePuts.median) },
+      ]);
+    }
 
     // ---- 2. reopen of a NODES-node database --------------------------------------------------
     const nodeId = generateDatabaseId();
     const nodePath = join(dir, 'big.db');
     await nodeBulk(nodePath, nodeId, NODES);
-    const nodeReopenCpu: number[] = [];
-    const nodeReopen = await repeat(ctx.runs, async () => {
-      const c0 = nodeCpuMs();
-      const t0 = performance.now();
-      const db = await openDatabase({ id: nodeId, path: nodePath });
-      const ms = performance.now() - t0;
-      nodeReopenCpu.push(nodeCpuMs() - c0);
-      if (db.size !== NODES) throw new Error(`reopened ${db.size} nodes`);
-      await db.close();
-      return ms;
-    });
-    const builder = await page();
-    await builder.open({ id: nodeId, path: 'big' });
-    await builder.bulkLoad(NODES);
-    await builder.close();
-    await builder.page.close();
-    const browserReopenCpu: number[] = [];
-    const browserReopen = await repeat(ctx.runs, async () => {
-      const p = await page();
-      const c0 = await chromiumCpuMs();
-      const ms = await p.timedOpen({ id: nodeId, path: 'big' });
-      browserReopenCpu.push((await chromiumCpuMs()) - c0);
-      const size = await p.size();
-      if (size !== NODES) throw new Error(`reopened ${size} nodes in the page`);
-      await p.close();
-      await p.page.close();
-      return ms;
-    });
-    ctx.table(`Reopen of a ${fmt(NODES)}-node database (3 fields each, written in one transaction), ms`, [
-      { store: 'Node, SQLite', 'open, ms': fmtStats(nodeReopen), 'vs Node': '1.00x', 'CPU, ms': fmtStats(summarize(nodeReopenCpu)), 'CPU vs Node': '1.00x' },
-      {
-        store: 'Chromium, IndexedDB',
-        'open, ms': fmtStats(browserReopen),
-        'vs Node': ratio(browserReopen.median, nodeReopen.median),
-        'CPU, ms': fmtStats(summarize(browserReopenCpu)),
-        'CPU vs Node': ratio(summarize(browserReopenCpu).median, summarize(nodeReopenCpu).median),
-      },
-    ]);
-
-    // ---- 3. cold sync of NODES nodes through the relay ---------------------------------------
-    const source = await openDatabase({ id: nodeId, path: nodePath, transport: { mode: 'relay', relayUrl: relay.url } });
-    try {
-      let n = 0;
-      // CPU: the whole exchange (sender and relay in this process, receiver here or in Chromium).
-      const nodeColdCpu: number[] = [];
-      const nodeCold = await repeat(ctx.runs, async () => {
+    if (PARTS.includes('reopen')) {
+      const nodeReopenCpu: number[] = [];
+      const nodeReopen = await repeat(ctx.runs, async () => {
         const c0 = nodeCpuMs();
         const t0 = performance.now();
-        const db = await openDatabase({ id: nodeId, path: join(dir, `cold-${n++}.db`), transport: { mode: 'relay', relayUrl: relay.url } });
-        await untilSize(db, NODES);
+        const db = await openDatabase({ id: nodeId, path: nodePath });
         const ms = performance.now() - t0;
-        nodeColdCpu.push(nodeCpuMs() - c0);
+        nodeReopenCpu.push(nodeCpuMs() - c0);
+        if (db.size !== NODES) throw new Error(`reopened ${db.size} nodes`);
         await db.close();
         return ms;
       });
-      const browserColdCpu: number[] = [];
-      const browserColdReceiverCpu: number[] = [];
-      const browserColdSenderCpu: number[] = [];
-      const browserCold = await repeat(ctx.runs, async () => {
+      const builder = await page();
+      await builder.open({ id: nodeId, path: 'big' });
+      await builder.bulkLoad(NODES);
+      await builder.close();
+      await builder.page.close();
+      const browserReopenCpu: number[] = [];
+      const browserReopen = await repeat(ctx.runs, async () => {
         const p = await page();
-        const n0 = nodeCpuMs();
         const c0 = await chromiumCpuMs();
-        const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url }, NODES);
-        const c1 = await chromiumCpuMs();
-        const n1 = nodeCpuMs();
-        browserColdSenderCpu.push(n1 - n0);
-        browserColdReceiverCpu.push(c1 - c0);
-        browserColdCpu.push(n1 - n0 + (c1 - c0));
+        const ms = await p.timedOpen({ id: nodeId, path: 'big' });
+        browserReopenCpu.push((await chromiumCpuMs()) - c0);
+        const size = await p.size();
+        if (size !== NODES) throw new Error(`reopened ${size} nodes in the page`);
         await p.close();
         await p.page.close();
         return ms;
       });
-      const nodeReceiverCpu = summarize(nodeColdCpu).median - summarize(browserColdSenderCpu).median;
-      ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, [
+      ctx.table(`Reopen of a ${fmt(NODES)}-node database (3 fields each, written in one transaction), ms`, [
+        { store: 'Node, SQLite', 'open, ms': fmtStats(nodeReopen), 'vs Node': '1.00x', 'CPU, ms': fmtStats(summarize(nodeReopenCpu)), 'CPU vs Node': '1.00x' },
         {
-          receiver: 'Node, SQLite file',
-          'ms': fmtStats(nodeCold),
-          'vs Node': '1.00x',
-          'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdCpu)),
-          'CPU vs Node': '1.00x',
-          // The sender and relay do the same work either way: what the page run measured of them.
-          'receiver CPU, ms': `${fmt(nodeReceiverCpu)} (total − sender and relay of the page runs)`,
-          'receiver CPU vs Node': '1.00x',
-        },
-        {
-          receiver: 'Chromium page, IndexedDB',
-          'ms': fmtStats(browserCold),
-          'vs Node': ratio(browserCold.median, nodeCold.median),
-          'CPU (sender + relay + receiver), ms': fmtStats(summarize(browserColdCpu)),
-          'CPU vs Node': ratio(summarize(browserColdCpu).median, summarize(nodeColdCpu).median),
-          'receiver CPU, ms': `${fmtStats(summarize(browserColdReceiverCpu))} (every Chromium process)`,
-          'receiver CPU vs Node': ratio(summarize(browserColdReceiverCpu).median, nodeReceiverCpu),
+          store: 'Chromium, IndexedDB',
+          'open, ms': fmtStats(browserReopen),
+          'vs Node': ratio(browserReopen.median, nodeReopen.median),
+          'CPU, ms': fmtStats(summarize(browserReopenCpu)),
+          'CPU vs Node': ratio(summarize(browserReopenCpu).median, summarize(nodeReopenCpu).median),
         },
       ]);
-    } finally {
-      await source.close();
+    }
+
+    // ---- 3. cold sync of NODES nodes through the relay ---------------------------------------
+    if (PARTS.includes('cold')) {
+      const source = await openDatabase({ id: nodeId, path: nodePath, transport: { mode: 'relay', relayUrl: relay.url } });
+      try {
+        let n = 0;
+        // CPU: the whole exchange (sender and relay in this process, receiver here or in Chromium).
+        // The page's harness subscribes to the database's events (as an app that renders does), so
+        // the page computes a node-upsert event per node; the Node receiver is measured the same
+        // way (the baseline of the ratio), and also without a subscriber (as before 2026-11-30 09:30).
+        const coldNode = async (events: boolean): Promise<{ ms: number; cpu: number }> => {
+          const c0 = nodeCpuMs();
+          const t0 = performance.now();
+          const db = await openDatabase({ id: nodeId, path: join(dir, `cold-${n++}.db`), transport: { mode: 'relay', relayUrl: relay.url } });
+          const subscription = events ? db.events.subscribe({ capacity: 1 << 16 }) : null;
+          const draining = subscription ? (async () => { for await (const e of subscription) void e; })() : null;
+          await untilSize(db, NODES);
+          const ms = performance.now() - t0;
+          const cpu = nodeCpuMs() - c0;
+          subscription?.unsubscribe();
+          await draining;
+          await db.close();
+          return { ms, cpu };
+        };
+        const nodeColdCpu: number[] = [];
+        const nodeColdBareMs: number[] = [];
+        const nodeColdBareCpu: number[] = [];
+        const nodeCold = await repeat(ctx.runs, async () => {
+          const bare = await coldNode(false);
+          nodeColdBareMs.push(bare.ms);
+          nodeColdBareCpu.push(bare.cpu);
+          const run = await coldNode(true);
+          nodeColdCpu.push(run.cpu);
+          return run.ms;
+        });
+        const browserColdCpu: number[] = [];
+        const browserColdReceiverCpu: number[] = [];
+        const browserColdSenderCpu: number[] = [];
+        const browserCold = await repeat(ctx.runs, async () => {
+          const p = await page();
+          const cdp = CPU_PROFILE !== undefined && browserColdCpu.length === 0 ? await profile.newCDPSession(p.page) : null;
+          if (cdp) {
+            await cdp.send('Profiler.enable');
+            await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+            await cdp.send('Profiler.start');
+          }
+          const n0 = nodeCpuMs();
+          const c0 = await chromiumCpuMs();
+          const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url }, NODES);
+          const c1 = await chromiumCpuMs();
+          if (cdp) {
+            const { profile: cpuProfile } = await cdp.send('Profiler.stop');
+            writeFileSync(CPU_PROFILE!, JSON.stringify(cpuProfile));
+            await cdp.detach();
+          }
+          const n1 = nodeCpuMs();
+          browserColdSenderCpu.push(n1 - n0);
+          browserColdReceiverCpu.push(c1 - c0);
+          browserColdCpu.push(n1 - n0 + (c1 - c0));
+          await p.close();
+          await p.page.close();
+          return ms;
+        });
+        const nodeReceiverCpu = summarize(nodeColdCpu).median - summarize(browserColdSenderCpu).median;
+        ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, [
+          {
+            receiver: 'Node, SQLite file, one event subscriber (like the page)',
+            'ms': fmtStats(nodeCold),
+            'vs Node': '1.00x',
+            'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdCpu)),
+            'CPU vs Node': '1.00x',
+            // The sender and relay do the same work either way: what the page run measured of them.
+            'receiver CPU, ms': `${fmt(nodeReceiverCpu)} (total − sender and relay of the page runs)`,
+            'receiver CPU vs Node': '1.00x',
+          },
+          {
+            receiver: 'Node, SQLite file, no subscriber (no node events computed)',
+            'ms': fmtStats(summarize(nodeColdBareMs)),
+            'vs Node': ratio(summarize(nodeColdBareMs).median, nodeCold.median),
+            'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdBareCpu)),
+            'CPU vs Node': ratio(summarize(nodeColdBareCpu).median, summarize(nodeColdCpu).median),
+            'receiver CPU, ms': fmt(summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median),
+            'receiver CPU vs Node': ratio(summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median, nodeReceiverCpu),
+          },
+          {
+            receiver: 'Chromium page, IndexedDB',
+            'ms': fmtStats(browserCold),
+            'vs Node': ratio(browserCold.median, nodeCold.median),
+            'CPU (sender + relay + receiver), ms': fmtStats(summarize(browserColdCpu)),
+            'CPU vs Node': ratio(summarize(browserColdCpu).median, summarize(nodeColdCpu).median),
+            'receiver CPU, ms': `${fmtStats(summarize(browserColdReceiverCpu))} (every Chromium process)`,
+            'receiver CPU vs Node': ratio(summarize(browserColdReceiverCpu).median, nodeReceiverCpu),
+          },
+        ]);
+        ctx.note(
+          `Chromium vs the Node receiver without a subscriber: wall ${ratio(browserCold.median, summarize(nodeColdBareMs).median)}, ` +
+            `receiver CPU ${ratio(summarize(browserColdReceiverCpu).median, summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median)}`,
+        );
+      } finally {
+        await source.close();
+    }
     }
 
     // ---- 4. the store choice: IndexedDB beside SQLite in OPFS, in workers ---------------------
-    await runStoreChoice(ctx, profile);
+    if (PARTS.includes('stores')) await runStoreChoice(ctx, profile);
   } finally {
     await context?.close();
     await site?.close();
@@ -214,6 +273,7 @@ export async function run(ctx: BenchContext): Promise<void> {
   }
 
   // ---- 5. bundle size ----------------------------------------------------------------------
+  if (!PARTS.includes('bundle')) return;
   const root = join(import.meta.dirname, '..');
   const entry = { contents: "export { openDatabase } from '@rhizome/sync';" };
   const full = await bundleForBrowser(entry, { resolveDir: root });

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   CloseCode,
   type CloseCodeName,
@@ -37,7 +38,9 @@ import type { LookupEntry, RelayRouter, RoutedPeer, RoutedTopic, RouterHost } fr
  * The socket the core drives: a subset of `ws`'s `WebSocket` (any object with these methods
  * and events works, e.g. a `ws` socket from `handleUpgrade`, or an adapter in a test).
  * Messages arrive as `Buffer`s (`binaryType` `'nodebuffer'`); the core may rewrite a received
- * buffer's header in place and send that same buffer on, so it must own it.
+ * buffer's header in place and send that same buffer on, so it must own it. A socket that is
+ * a Node `EventEmitter` gets the core's shared listeners, which find the connection by `this`
+ * (as `emit` passes it); any other object gets listeners of its own.
  */
 export interface RelaySocket {
   /** Bytes queued for sending and not yet handed to the kernel. */
@@ -118,7 +121,11 @@ interface Topic {
   readonly listed: Map<number, Peer>;
 }
 
-/** @internal One client connection. Kept small: a relay holds thousands of idle ones. */
+/**
+ * @internal One client connection. Kept small: a relay holds thousands of idle ones. Byte
+ * strings (peer id, session key) are kept as latin1 strings, not `Buffer`s (a `Buffer` view is
+ * ~100 B of heap on top of its bytes), and the topics of a connection as a short array.
+ */
 class Peer implements RateState {
   readonly session: number;
   readonly socket: RelaySocket;
@@ -127,10 +134,12 @@ class Peer implements RateState {
   frameTokens: number;
   byteTokens: number;
   refilledAt: number;
-  peerId: Buffer | null = null;
+  /** The HELLO's peer id as latin1 text (one char per byte); '' before the HELLO. */
   peerKey = '';
-  /** The session key of its HELLO (empty: none); a newer HELLO must present it to take over the peer id. */
-  sessionKey: Buffer | null = null;
+  /** The session key of its HELLO as latin1 text ('' none); a newer HELLO must present it to take over the peer id. */
+  sessionKey = '';
+  /** WELCOME sent: the HELLO was accepted (by the router too). */
+  welcomed = false;
   alive = true;
   /** When the last ping went out (the connection's start before the first). */
   pingedAt: number;
@@ -138,8 +147,8 @@ class Peer implements RateState {
   done = false;
   /** Counted in the connection totals (released once on socket close). */
   counted = false;
-  /** Joined or announced topics by id (what the topic limit counts; membership is on the topic). */
-  readonly listed = new Map<number, Topic>();
+  /** Joined or announced topics (what the topic limit counts; membership is on the topic); null: none. */
+  topics: Topic[] | null = null;
   /** Frames that arrived while a router checks the HELLO's peer id (null: not waiting). */
   held: Buffer[] | null = null;
 
@@ -154,6 +163,38 @@ class Peer implements RateState {
     this.byteTokens = rate.byteTokens;
     this.refilledAt = rate.refilledAt;
   }
+
+  /** The HELLO's peer id, once welcomed (null before); made on demand (PEER_JOINED, LOOKUP, the router). */
+  get peerId(): Buffer | null {
+    return this.welcomed ? Buffer.from(this.peerKey, 'latin1') : null;
+  }
+
+  /** Lists a topic on this connection (callers check it is not listed yet). */
+  addTopic(topic: Topic): void {
+    if (this.topics === null) this.topics = [topic];
+    else this.topics.push(topic);
+  }
+
+  removeTopic(topic: Topic): void {
+    const topics = this.topics;
+    if (topics === null) return;
+    const i = topics.indexOf(topic);
+    if (i < 0) return;
+    if (topics.length === 1) this.topics = null;
+    else topics.splice(i, 1);
+  }
+
+  get topicCount(): number {
+    return this.topics?.length ?? 0;
+  }
+}
+
+/** @internal The socket listeners one core shares among its connections; `this` is the socket. */
+interface SharedListeners {
+  message(this: object, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  pong(this: object): void;
+  close(this: object): void;
+  error(this: object, error: Error & { code?: string }): void;
 }
 
 /** Frames a connection may send before its HELLO is confirmed by the router; more: 4002. */
@@ -285,6 +326,9 @@ export class RelayCore implements RouterHost {
   #router: RelayRouter | null = null;
   /** Session numbers the router holds for remote peers. */
   readonly #reserved = new Set<number>();
+  /** The connection of each EventEmitter socket, for the shared listeners. */
+  readonly #bySocket = new WeakMap<object, Peer>();
+  readonly #shared: SharedListeners = this.#sharedListeners();
 
   constructor(options: RelayCoreOptions = {}) {
     this.options = resolveCoreOptions(options);
@@ -422,18 +466,56 @@ export class RelayCore implements RouterHost {
     this.#perIp.set(ip, fromIp + 1);
     this.#peers.set(session, peer);
     this.#connectionsTotal++;
+    if (socket instanceof EventEmitter) {
+      // An EventEmitter (a `ws` socket) calls its listeners with itself as `this`: one set of
+      // listeners per core serves every connection, found by socket (no closures per connection).
+      this.#bySocket.set(socket, peer);
+      const l = this.#shared;
+      socket.on('message', l.message);
+      socket.on('pong', l.pong);
+      socket.on('close', l.close);
+      socket.on('error', l.error);
+      return;
+    }
     socket.on('message', (data, isBinary) => this.#onMessage(peer, data, isBinary));
     socket.on('pong', () => {
       peer.alive = true;
     });
     socket.on('close', () => this.#release(peer));
-    socket.on('error', (error: Error & { code?: string }) => {
-      // ws reports bad framing and oversized frames here, then closes with 1002 / 1009.
-      this.#errors++;
-      if (peer.done) return;
-      this.#countDrop(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol_error');
-      this.#unroute(peer);
-    });
+    socket.on('error', (error: Error & { code?: string }) => this.#onSocketError(peer, error));
+  }
+
+  #onSocketError(peer: Peer | undefined, error: Error & { code?: string }): void {
+    // ws reports bad framing and oversized frames here, then closes with 1002 / 1009.
+    this.#errors++;
+    if (peer === undefined || peer.done) return;
+    this.#countDrop(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol_error');
+    this.#unroute(peer);
+  }
+
+  /** Socket listeners shared by every EventEmitter socket (see {@link attach}). */
+  #sharedListeners(): SharedListeners {
+    const bySocket = this.#bySocket;
+    const core = this;
+    return {
+      message(this: object, data, isBinary) {
+        const peer = bySocket.get(this);
+        if (peer !== undefined) core.#onMessage(peer, data, isBinary);
+      },
+      pong(this: object) {
+        const peer = bySocket.get(this);
+        if (peer !== undefined) peer.alive = true;
+      },
+      close(this: object) {
+        const peer = bySocket.get(this);
+        if (peer === undefined) return;
+        bySocket.delete(this);
+        core.#release(peer);
+      },
+      error(this: object, error) {
+        core.#onSocketError(bySocket.get(this), error);
+      },
+    };
   }
 
   /**
@@ -498,27 +580,27 @@ export class RelayCore implements RouterHost {
       const token = f.subarray(4 + idLen, 4 + idLen + tokenLen);
       if (token.length !== this.#token.length || !timingSafeEqual(token, this.#token)) return this.#cut(peer, 'UNAUTHORIZED');
     }
-    const id = Buffer.from(f.subarray(3, 3 + idLen));
-    const key = id.toString('latin1');
-    const sessionKey = Buffer.from(helloSessionKey(f));
+    const key = f.toString('latin1', 3, 3 + idLen);
+    const sessionKeyBytes = helloSessionKey(f);
     const older = this.#byPeerId.get(key);
     if (older !== undefined && older !== peer) {
       // Peer ids are public (PEER_JOINED, PEERS): only the client that holds the id's session
       // key may take it over (a reconnect before the relay noticed the old socket die).
-      const sameClient = sessionKey.length > 0 && older.sessionKey !== null && older.sessionKey.length === sessionKey.length && timingSafeEqual(older.sessionKey, sessionKey);
+      const held = Buffer.from(older.sessionKey, 'latin1');
+      const sameClient = sessionKeyBytes.length > 0 && held.length === sessionKeyBytes.length && timingSafeEqual(held, sessionKeyBytes);
       if (!sameClient) return this.#cut(peer, 'PEER_ID_TAKEN');
       this.#cut(older, 'REPLACED');
     }
-    peer.sessionKey = sessionKey;
+    peer.sessionKey = Buffer.from(sessionKeyBytes.buffer, sessionKeyBytes.byteOffset, sessionKeyBytes.byteLength).toString('latin1');
     peer.peerKey = key;
     this.#byPeerId.set(key, peer);
-    if (this.#router === null) return this.#welcome(peer, id);
+    if (this.#router === null) return this.#welcome(peer);
     // Beyond this process the peer id may be held elsewhere: the router checks, frames wait.
     peer.held = [];
-    this.#router.claim(peer, id, sessionKey, (verdict) => {
+    this.#router.claim(peer, Buffer.from(f.subarray(3, 3 + idLen)), Buffer.from(sessionKeyBytes), (verdict) => {
       if (peer.done) return;
       if (verdict === 'taken') return this.#cut(peer, 'PEER_ID_TAKEN');
-      this.#welcome(peer, id);
+      this.#welcome(peer);
       const held = peer.held ?? [];
       peer.held = null;
       for (const frame of held) {
@@ -528,8 +610,8 @@ export class RelayCore implements RouterHost {
     });
   }
 
-  #welcome(peer: Peer, id: Buffer): void {
-    peer.peerId = id;
+  #welcome(peer: Peer): void {
+    peer.welcomed = true;
     this.#send(peer, encodeWelcome(peer.session, this.options.maxFrameSize));
     // The rates this connection is held to, so the client paces itself under them (§ Relay, LIMITS).
     this.#send(peer, encodeLimits(this.options, LIMITS_FLAG_WINDOW));
@@ -551,15 +633,21 @@ export class RelayCore implements RouterHost {
     const key = f.toString('hex', 1, 33);
     let topic = this.#topicsByKey.get(key);
     const listed = topic?.listed.has(peer.session) ?? false;
-    if (!listed && peer.listed.size >= this.options.maxTopicsPerConnection) return this.#cut(peer, 'TOO_MANY_TOPICS');
+    if (!listed && peer.topicCount >= this.options.maxTopicsPerConnection) return this.#cut(peer, 'TOO_MANY_TOPICS');
     if (topic === undefined) {
       const id = this.#allocateTopicId();
-      topic = { id, key, bytes: Buffer.from(f.subarray(1, 33)), members: new Map(), listed: new Map() };
+      // An own 32-byte copy: `Buffer.from` of a small buffer takes a slice of Node's shared 8 KiB
+      // pool, and a long-lived topic would keep that whole slab alive.
+      const bytes = Buffer.alloc(32);
+      f.copy(bytes, 0, 1, 33);
+      topic = { id, key, bytes, members: new Map(), listed: new Map() };
       this.#topicsByKey.set(key, topic);
       this.#topicsById.set(id, topic);
     }
-    topic.listed.set(peer.session, peer);
-    peer.listed.set(topic.id, topic);
+    if (!listed) {
+      topic.listed.set(peer.session, peer);
+      peer.addTopic(topic);
+    }
     const alreadyMember = topic.members.has(peer.session);
     this.#send(peer, encodeJoined(topic.id, topic.bytes));
     // Sending can cut the peer (its buffer is full): it has then left every topic already.
@@ -612,8 +700,8 @@ export class RelayCore implements RouterHost {
     const max = this.options.maxLookupPeers;
     if (topic !== undefined) {
       for (const other of topic.listed.values()) {
-        if (other === peer || other.peerId === null) continue;
-        peers.push({ session: other.session, peerId: other.peerId });
+        if (other === peer || !other.welcomed) continue;
+        peers.push({ session: other.session, peerId: other.peerId! });
         if (peers.length >= max) break;
       }
     }
@@ -726,7 +814,7 @@ export class RelayCore implements RouterHost {
     if (peer.done) return;
     peer.done = true;
     this.#mailbox?.forget(peer);
-    for (const topic of [...peer.listed.values()]) this.#leave(peer, topic);
+    if (peer.topics !== null) for (const topic of [...peer.topics]) this.#leave(peer, topic);
     if (peer.peerKey !== '' && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
     peer.held = null;
     this.#router?.disconnected(peer);
@@ -734,7 +822,7 @@ export class RelayCore implements RouterHost {
 
   #leave(peer: Peer, topic: Topic): void {
     topic.listed.delete(peer.session);
-    peer.listed.delete(topic.id);
+    peer.removeTopic(topic);
     const wasMember = topic.members.delete(peer.session);
     if (wasMember && topic.members.size > 0) {
       const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
@@ -772,7 +860,7 @@ export class RelayCore implements RouterHost {
     const interval = this.options.heartbeatIntervalMs;
     for (const peer of this.#peers.values()) {
       if (peer.done) continue;
-      if (peer.peerId === null && now - peer.connectedAt > this.options.helloTimeoutMs) {
+      if (!peer.welcomed && now - peer.connectedAt > this.options.helloTimeoutMs) {
         this.#cut(peer, 'HELLO_TIMEOUT');
         continue;
       }

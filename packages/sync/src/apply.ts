@@ -22,7 +22,8 @@
  * ends up with the same document. A transaction that changed nothing emits nothing, as with Yjs.
  * Smaller updates take the ordinary path.
  */
-import * as Y from 'yjs';
+import type * as Y from 'yjs';
+import * as codec from './codec.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -57,10 +58,10 @@ export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], o
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
   const found = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
   if (found === null) {
-    if (updates.length === 1) Y.applyUpdate(doc, updates[0]!, origin);
+    if (updates.length === 1) codec.applyUpdate(doc, updates[0]!, origin);
     else
       doc.transact(() => {
-        for (const update of updates) Y.applyUpdate(doc, update, origin);
+        for (const update of updates) codec.applyUpdate(doc, update, origin);
       }, origin);
     return;
   }
@@ -70,7 +71,7 @@ export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], o
   try {
     doc.transact((tr) => {
       transaction = tr;
-      for (const update of updates) Y.applyUpdate(doc, update, origin);
+      for (const update of updates) codec.applyUpdate(doc, update, origin);
     }, origin);
   } finally {
     // Listeners added meanwhile (by an observer) join the ones that were there.

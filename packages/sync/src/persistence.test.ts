@@ -355,6 +355,50 @@ describe('DocPersistence', () => {
     persistence.close();
   });
 
+  it('a lone first update (a cold sync: the whole document) is not compacted again; what follows it is counted', async () => {
+    const limit = 64 * 1024;
+    const source = new Y.Doc();
+    for (let i = 0; i < 4000; i++) source.getMap('m').set(`k${i}`, `value ${i}`);
+    const whole = Y.encodeStateAsUpdate(source);
+    expect(whole.length).toBeGreaterThan(limit);
+
+    const path = freshPath();
+    const store = new CountingStore(openSqliteStore(path));
+    const doc = new Y.Doc();
+    const persistence = new DocPersistence(store, 'db', doc, { compactAfterBytes: limit, compactAfterUpdates: 3 });
+    Y.applyUpdate(doc, whole, 'peer');
+    await nextMacrotask();
+    await nextMacrotask();
+    expect(store.compacts).toBe(0); // the log's one row already is the whole state
+    expect(store.stats('db')).toMatchObject({ updates: 1, snapshotBytes: 0 });
+
+    // Updates after it count against the thresholds (here 3 updates), as after a snapshot.
+    for (let i = 0; i < 3; i++) {
+      doc.getMap('m').set('later', i);
+      await nextMacrotask();
+    }
+    await nextMacrotask();
+    expect(store.compacts).toBe(1);
+    expect(store.stats('db').snapshotBytes).toBeGreaterThan(0);
+    persistence.close();
+    store.close();
+    expect(state(reload(path, 'db')).equals(state(doc))).toBe(true);
+
+    // Reopened with a lone first row and no snapshot, the same holds.
+    const path2 = freshPath();
+    const first = openSqliteStore(path2);
+    first.append('db', [whole]);
+    first.close();
+    const store2 = new CountingStore(openSqliteStore(path2));
+    const doc2 = new Y.Doc();
+    const p2 = new DocPersistence(store2, 'db', doc2, { compactAfterBytes: limit });
+    p2.load();
+    await nextMacrotask();
+    expect(store2.compacts).toBe(0);
+    p2.close();
+    store2.close();
+  });
+
   it('a failed background write is reported to onError and kept queued for the next flush', async () => {
     const store = openSqliteStore(':memory:');
     const doc = new Y.Doc();

@@ -1,4 +1,5 @@
 import * as Y from 'yjs';
+import * as codec from './codec.js';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -193,6 +194,14 @@ export class DocPersistence {
   /** Log size after the snapshot, tracked so that the thresholds need no query per flush. */
   #logUpdates = 0;
   #logBytes = 0;
+  /**
+   * Bytes of the first log row while the store holds no snapshot ('next': the log is empty, the
+   * next row appended is it; null: there is a snapshot, or the first row is not known). That row
+   * holds everything up to it in one update, as a snapshot would: compacting a log of that one
+   * row rewrites the same state, so the thresholds count the log after it (a replica whose first
+   * update is a cold sync's whole document does not encode and write it all again at once).
+   */
+  #base: number | 'next' | null = null;
   /** The doc holds every stored update with a sequence number up to this one. */
   #syncedSeq = 0;
   /**
@@ -270,6 +279,7 @@ export class DocPersistence {
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
     this.#syncedSeq = stats.lastSeq;
+    if (stats.snapshotBytes === 0 && stats.updates === 0) this.#base = 'next';
     if (watchMs > 0 && typeof store.dataVersion === 'function') {
       this.#dataVersion = store.dataVersion();
       this.#watchTimer = setInterval(this.#watch, watchMs);
@@ -278,7 +288,7 @@ export class DocPersistence {
     if (this.#readOnly) return;
     doc.on('update', this.#onUpdate);
     // State the doc had before it was bound would otherwise never reach the store.
-    if (doc.store.clients.size > 0) this.#onUpdate(Y.encodeStateAsUpdate(doc), undefined);
+    if (doc.store.clients.size > 0) this.#onUpdate(codec.encodeStateAsUpdate(doc), undefined);
   }
 
   /**
@@ -296,6 +306,7 @@ export class DocPersistence {
     for (const update of stored.updates) bytes += update.length;
     this.#logUpdates = stored.updates.length;
     this.#logBytes = bytes - snapshotBytes;
+    this.#base = stored.snapshot !== null ? null : stored.updates.length > 0 ? stored.updates[0]!.length : 'next';
     this.#maybeScheduleCompaction();
     return { updates: stored.updates.length, bytes };
   }
@@ -328,6 +339,7 @@ export class DocPersistence {
     const stats = this.store.stats(this.docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
+    if (stats.snapshotBytes > 0 || this.#base === 'next') this.#base = null;
     this.#maybeScheduleCompaction();
     return stored.updates.length;
   }
@@ -343,10 +355,10 @@ export class DocPersistence {
       Y.transact(
         this.doc,
         () => {
-          if (stored.snapshot) Y.applyUpdate(this.doc, stored.snapshot, origin);
+          if (stored.snapshot) codec.applyUpdate(this.doc, stored.snapshot, origin);
           stored.updates.forEach((update, i) => {
             current = `update ${i + 1} of ${stored.updates.length} in the log`;
-            Y.applyUpdate(this.doc, update, origin);
+            codec.applyUpdate(this.doc, update, origin);
           });
         },
         origin,
@@ -381,6 +393,8 @@ export class DocPersistence {
     }
     if (seq === this.#syncedSeq + batch.length) this.#syncedSeq = seq;
     else this.#foreign = true;
+    // Our first row is the store's first only if no other handle appended before it.
+    if (this.#base === 'next') this.#base = this.#foreign ? null : batch[0]!.length;
     // Dequeued only once the append succeeded: a failed write is retried by the next flush.
     // (append is synchronous, so no update can have been queued meanwhile.)
     this.#queue = [];
@@ -409,7 +423,9 @@ export class DocPersistence {
 
   #maybeScheduleCompaction(): void {
     if (this.#compactTimer !== undefined || this.#closed || this.#readOnly) return;
-    if (this.#logUpdates < this.#compactAfterUpdates && this.#logBytes < this.#compactAfterBytes) return;
+    const base = typeof this.#base === 'number' ? 1 : 0;
+    const baseBytes = typeof this.#base === 'number' ? this.#base : 0;
+    if (this.#logUpdates - base < this.#compactAfterUpdates && this.#logBytes - baseBytes < this.#compactAfterBytes) return;
     this.#compactTimer = this.#macrotask(() => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
@@ -440,7 +456,7 @@ export class DocPersistence {
       // Another process may have appended (or compacted) since this doc last read the store:
       // its updates would be deleted with the log below, yet be missing from the snapshot.
       if (this.#foreign || this.store.stats(this.docId).lastSeq !== this.#syncedSeq) this.#catchUp();
-      const snapshot = Y.encodeStateAsUpdate(this.doc);
+      const snapshot = codec.encodeStateAsUpdate(this.doc);
       try {
         this.store.compact(this.docId, snapshot, this.#syncedSeq);
         break;
@@ -459,6 +475,7 @@ export class DocPersistence {
     const stats = this.store.stats(this.docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
+    this.#base = null;
     this.#compactions++;
   }
 

@@ -11,7 +11,8 @@
  * {@link CACHE_MIN_BYTES} up; the first change drops it. Any other state vector is answered by Yjs
  * directly.
  */
-import * as Y from 'yjs';
+import type * as Y from 'yjs';
+import * as codec from './codec.js';
 
 /** The encoded state vector of an empty document (no clients). */
 function isEmptyStateVector(sv: Uint8Array): boolean {
@@ -41,10 +42,10 @@ function changed(tr: Y.Transaction): boolean {
  * bytes are shared: callers must not modify them.
  */
 export function encodeDiff(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
-  if (!isEmptyStateVector(stateVector)) return Y.encodeStateAsUpdate(doc, stateVector);
+  if (!isEmptyStateVector(stateVector)) return codec.encodeStateAsUpdate(doc, stateVector);
   const hit = cache.get(doc);
   if (hit) return hit.update;
-  const update = Y.encodeStateAsUpdate(doc);
+  const update = codec.encodeStateAsUpdate(doc);
   if (update.length < CACHE_MIN_BYTES) return update;
   const onTransaction = (tr: Y.Transaction): void => {
     if (changed(tr)) drop();

@@ -1,0 +1,172 @@
+/**
+ * Yjs's v1 update encoding with short ASCII strings read and written in JavaScript.
+ *
+ * lib0 (0.2.x) reads every string of an update with one `TextDecoder.decode` call and writes it
+ * with one `TextEncoder.encodeInto` call, however short. In Node such a call costs about 0.1 µs;
+ * in Chromium each is a Blink binding call of about 0.5 µs. A 100,000-node document holds about
+ * 500,000 strings (node ids, field names, short values), so a page spent about a quarter of a
+ * second more than Node decoding the step 2 of a cold sync, and again encoding its compaction
+ * snapshot (BENCHMARKS.md § Browser).
+ *
+ * Yjs takes the struct decoder and encoder as parameters (`applyUpdateV2(doc, update, origin,
+ * Decoder)`, `encodeStateAsUpdateV2(doc, stateVector, encoder)`), so this module passes
+ * subclasses of its v1 classes whose string methods handle strings of up to
+ * {@link SHORT_STRING} ASCII characters byte by byte, and hand everything else to lib0 as before.
+ * The bytes are exactly Yjs's v1 encoding (UTF-8 of ASCII is ASCII), so the wire, the stores and
+ * older peers see no difference; `codec.test.ts` compares the output with Yjs's own byte for
+ * byte. Malformed input fails as it does in Yjs (a non-ASCII string still goes through lib0's
+ * fatal UTF-8 decoder).
+ */
+import * as Y from 'yjs';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+
+/** Longest string (in bytes when reading, UTF-16 units when writing) handled without lib0's native call. */
+export const SHORT_STRING = 64;
+
+/** lib0's any-encoding type tags (see lib0/encoding `writeAny`). */
+const ANY_STRING = 119;
+const ANY_OBJECT = 118;
+const ANY_ARRAY = 117;
+
+/** Reads a varString: short ASCII in JavaScript, anything else through lib0. */
+function readString(decoder: decoding.Decoder): string {
+  const start = decoder.pos;
+  const length = decoding.readVarUint(decoder);
+  const arr = decoder.arr;
+  const from = decoder.pos;
+  const end = from + length;
+  if (length <= SHORT_STRING && end <= arr.length) {
+    let s = '';
+    let i = from;
+    for (; i < end; i++) {
+      const b = arr[i]!;
+      if (b > 0x7f) break;
+      s += String.fromCharCode(b);
+    }
+    if (i === end) {
+      decoder.pos = end;
+      return s;
+    }
+  }
+  decoder.pos = start;
+  return decoding.readVarString(decoder);
+}
+
+/** lib0's `readAny`, with strings and object keys read by {@link readString}. */
+function readAny(decoder: decoding.Decoder): unknown {
+  const tag = decoder.arr[decoder.pos];
+  if (tag === ANY_STRING) {
+    decoder.pos++;
+    return readString(decoder);
+  }
+  if (tag === ANY_OBJECT) {
+    decoder.pos++;
+    const length = decoding.readVarUint(decoder);
+    const obj: Record<string, unknown> = {};
+    for (let i = 0; i < length; i++) {
+      const key = readString(decoder);
+      obj[key] = readAny(decoder);
+    }
+    return obj;
+  }
+  if (tag === ANY_ARRAY) {
+    decoder.pos++;
+    const length = decoding.readVarUint(decoder);
+    const out: unknown[] = [];
+    for (let i = 0; i < length; i++) out.push(readAny(decoder));
+    return out;
+  }
+  return decoding.readAny(decoder);
+}
+
+/** True if `s` is at most {@link SHORT_STRING} units, all ASCII. */
+function isShortAscii(s: string): boolean {
+  const n = s.length;
+  if (n > SHORT_STRING) return false;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Writes a varString: short ASCII byte by byte, anything else through lib0. */
+function writeString(encoder: encoding.Encoder, s: string): void {
+  if (!isShortAscii(s)) {
+    encoding.writeVarString(encoder, s);
+    return;
+  }
+  const n = s.length;
+  encoding.writeVarUint(encoder, n);
+  for (let i = 0; i < n; i++) encoding.write(encoder, s.charCodeAt(i));
+}
+
+/** lib0's `writeAny`, with strings and plain-object keys written by {@link writeString}. */
+function writeAny(encoder: encoding.Encoder, data: unknown): void {
+  if (typeof data === 'string') {
+    encoding.write(encoder, ANY_STRING);
+    writeString(encoder, data);
+    return;
+  }
+  if (typeof data === 'object' && data !== null && !(data instanceof Uint8Array)) {
+    if (Array.isArray(data)) {
+      encoding.write(encoder, ANY_ARRAY);
+      encoding.writeVarUint(encoder, data.length);
+      for (let i = 0; i < data.length; i++) writeAny(encoder, data[i]);
+      return;
+    }
+    const record = data as Record<string, unknown>;
+    const keys = Object.keys(record);
+    encoding.write(encoder, ANY_OBJECT);
+    encoding.writeVarUint(encoder, keys.length);
+    for (const key of keys) {
+      writeString(encoder, key);
+      writeAny(encoder, record[key]);
+    }
+    return;
+  }
+  encoding.writeAny(encoder, data as Parameters<typeof encoding.writeAny>[1]);
+}
+
+/** Yjs's v1 struct decoder with {@link readString} for strings, keys and `any` content. */
+export class FastUpdateDecoderV1 extends Y.UpdateDecoderV1 {
+  override readString(): string {
+    return readString(this.restDecoder);
+  }
+
+  override readKey(): string {
+    return readString(this.restDecoder);
+  }
+
+  override readAny(): unknown {
+    return readAny(this.restDecoder);
+  }
+}
+
+/** Yjs's v1 struct encoder with {@link writeString} for strings, keys and `any` content. */
+export class FastUpdateEncoderV1 extends Y.UpdateEncoderV1 {
+  override writeString(s: string): void {
+    writeString(this.restEncoder, s);
+  }
+
+  override writeKey(key: string): void {
+    writeString(this.restEncoder, key);
+  }
+
+  override writeAny(any: unknown): void {
+    writeAny(this.restEncoder, any);
+  }
+}
+
+/** `Y.applyUpdate(doc, update, origin)`, reading strings with {@link FastUpdateDecoderV1}. */
+export function applyUpdate(doc: Y.Doc, update: Uint8Array, origin?: unknown): void {
+  Y.applyUpdateV2(doc, update, origin, FastUpdateDecoderV1);
+}
+
+/**
+ * `Y.encodeStateAsUpdate(doc, stateVector)`, writing strings with {@link FastUpdateEncoderV1}.
+ * Same bytes. A doc holding pending structs or deletes (updates waiting for a missing
+ * dependency) takes Yjs's own path, which merges them in only for its own encoder classes.
+ */
+export function encodeStateAsUpdate(doc: Y.Doc, stateVector?: Uint8Array): Uint8Array {
+  if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) return Y.encodeStateAsUpdate(doc, stateVector);
+  return Y.encodeStateAsUpdateV2(doc, stateVector, new FastUpdateEncoderV1());
+}
