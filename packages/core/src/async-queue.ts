@@ -1,4 +1,5 @@
 import { ConnectionClosedError, type RhizomeError } from './errors.js';
+import type { ConnectionListener } from './types.js';
 
 interface SpaceWaiter {
   limit: number;
@@ -110,6 +111,22 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     });
   }
 
+  /** The next buffered item, taken synchronously (as `shift` would), or undefined when none is buffered. */
+  poll(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head] as T;
+    this.#items[this.#head] = undefined as T;
+    this.#head++;
+    if (this.#measure) this.#bytes -= this.#measure(item);
+    this.#onTake?.(item);
+    if (this.#head >= this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+    this.#releaseSpaceWaiters(false);
+    return item;
+  }
+
   /** Resolves once fewer than `limit` items are buffered (or the queue ended). */
   whenBelow(limit: number): Promise<void> {
     if (this.size < limit || this.#ended) return Promise.resolve();
@@ -136,21 +153,42 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   }
 }
 
+function byteLength(m: Uint8Array): number {
+  return m.length;
+}
+
 /**
  * Base class for Connections: an inbound {@link AsyncQueue} plus the close bookkeeping every
  * transport needs. Subclasses implement `sendFrame` and `closeRemote`.
+ *
+ * A reader either pulls (`receive()`, iteration: the queue is made on first use) or registers a
+ * {@link ConnectionListener} with `listen()`, which gets each message as the transport delivers
+ * it: an idle listening Connection holds no queue, no pending promise and no suspended reader.
  */
 export abstract class QueuedConnection {
   readonly peerId: string;
   readonly topic: Uint8Array;
   abstract readonly transport: string;
-  protected readonly inbox = new AsyncQueue<Uint8Array>({ measure: (m) => m.length, onTake: (m) => this.consumed(m) });
+  #inbox: AsyncQueue<Uint8Array> | null = null;
+  #listener: ConnectionListener | null = null;
   #closed = false;
-  #onClose: Array<() => void> = [];
+  #failure: RhizomeError | null = null;
+  #onClose: Array<() => void> | null = null;
 
   constructor(peerId: string, topic: Uint8Array) {
     this.peerId = peerId;
     this.topic = topic;
+  }
+
+  /** The inbound queue of a pulling reader (made on first use). */
+  protected get inbox(): AsyncQueue<Uint8Array> {
+    if (this.#inbox === null) {
+      const inbox = new AsyncQueue<Uint8Array>({ measure: byteLength, onTake: (m) => this.consumed(m) });
+      if (this.#failure !== null) inbox.fail(this.#failure);
+      else if (this.#closed) inbox.end();
+      this.#inbox = inbox;
+    }
+    return this.#inbox;
   }
 
   get closed(): boolean {
@@ -159,16 +197,35 @@ export abstract class QueuedConnection {
 
   /** Messages received and not yet read. */
   get buffered(): number {
-    return this.inbox.size;
+    return this.#inbox?.size ?? 0;
   }
 
   /** Bytes of the messages received and not yet read. */
   get bufferedBytes(): number {
-    return this.inbox.bytes;
+    return this.#inbox?.bytes ?? 0;
   }
 
   receive(): Promise<Uint8Array | null> {
     return this.inbox.shift();
+  }
+
+  /**
+   * Hands every message to `listener` as it arrives instead of queueing it (messages already
+   * queued first, synchronously); `listener.onEnd` once closed. One listener, and no `receive()`
+   * or iteration after it.
+   */
+  listen(listener: ConnectionListener): void {
+    if (this.#listener !== null) throw new Error('Connection already has a listener');
+    this.#listener = listener;
+    const inbox = this.#inbox;
+    if (inbox !== null) {
+      this.#inbox = null;
+      for (let m = inbox.poll(); m !== undefined; m = inbox.poll()) {
+        listener.onMessage(m);
+        if (this.#listener !== listener) return;
+      }
+    }
+    if (this.#closed) this.#end(listener);
   }
 
   async send(data: Uint8Array): Promise<void> {
@@ -185,12 +242,19 @@ export abstract class QueuedConnection {
   /** Registers a callback run once when the connection closes, from either side. */
   onClose(fn: () => void): void {
     if (this.#closed) fn();
-    else this.#onClose.push(fn);
+    else (this.#onClose ??= []).push(fn);
   }
 
   /** Transport-side: a message arrived. */
   deliver(data: Uint8Array): void {
-    this.inbox.push(data);
+    const listener = this.#listener;
+    if (listener === null) {
+      this.inbox.push(data);
+      return;
+    }
+    if (this.#closed) return;
+    listener.onMessage(data);
+    this.consumed(data);
   }
 
   /** Transport-side: the connection is closed (remote close, socket loss or local close). */
@@ -209,12 +273,25 @@ export abstract class QueuedConnection {
   #markClosed(error: RhizomeError | null): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (error) this.inbox.fail(error);
-    else this.inbox.end();
+    this.#failure = error;
+    if (this.#inbox !== null) {
+      if (error) this.#inbox.fail(error);
+      else this.#inbox.end();
+    }
+    this.onClosed();
     const callbacks = this.#onClose;
-    this.#onClose = [];
-    for (const fn of callbacks) fn();
+    this.#onClose = null;
+    if (callbacks !== null) for (const fn of callbacks) fn();
+    if (this.#listener !== null) this.#end(this.#listener);
   }
+
+  #end(listener: ConnectionListener): void {
+    this.#listener = null;
+    listener.onEnd(this.#failure);
+  }
+
+  /** Called once when the connection closes, before the `onClose` callbacks (transport bookkeeping). */
+  protected onClosed(): void {}
 
   /** Called with each message as the reader takes it (a transport with flow control grants credit here). */
   protected consumed(_message: Uint8Array): void {}

@@ -2,7 +2,7 @@
  * @rhizome/core: the contracts every Rhizome layer builds on. Depends only on @noble/hashes.
  * @packageDocumentation
  */
-export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable, PeerPath } from './types.js';
+export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectionListener, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable, PeerPath } from './types.js';
 export type { SyncEvent, HealthState, HealthSeverity } from './events.js';
 export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, TOPIC_LENGTH } from './topic.js';
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';

@@ -152,7 +152,8 @@ class MemoryConnection extends QueuedConnection implements Connection {
     if (this.#outbox.length >= this.#highWaterMark) {
       await new Promise<void>((resolve) => this.#flushed.push(resolve));
     }
-    await this.#remote.inbox.whenBelow(this.#highWaterMark);
+    // (A remote that listens holds no queue: nothing to wait for.)
+    if (this.#remote.buffered >= this.#highWaterMark) await this.#remote.inbox.whenBelow(this.#highWaterMark);
   }
 
   protected closeRemote(): Promise<void> {

@@ -18,6 +18,14 @@ export interface PeerInfo {
  */
 export type PeerPath = 'direct' | 'holepunched' | 'circuit' | 'relay' | 'memory';
 
+/** What a {@link Connection.listen} listener gets: each message, then the end. */
+export interface ConnectionListener {
+  /** One received message, in order. A throw is the listener's own problem: handle errors inside. */
+  onMessage(data: Uint8Array): void;
+  /** The connection closed (`error` set when it failed, e.g. its reader fell behind). Called once. */
+  onEnd(error: Error | null): void;
+}
+
 /**
  * One remote peer on one topic. Messages keep their boundaries and their order; a close on
  * either side is seen by the other (its `receive()` resolves `null` once the messages sent
@@ -50,6 +58,14 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   send(data: Uint8Array): Promise<void>;
   /** The next message, or `null` once the connection closed and its queue is drained. */
   receive(): Promise<Uint8Array | null>;
+  /**
+   * Optional capability: hand every received message to `listener` as it arrives (in order;
+   * messages already received first), and call `listener.onEnd` once when the connection
+   * closes, instead of queueing them for `receive()`. A reader that processes messages
+   * synchronously uses it to hold nothing while idle. One listener per connection; `receive()`
+   * and iteration are not used after it.
+   */
+  listen?(listener: ConnectionListener): void;
   /** Closes both directions; idempotent. */
   close(): Promise<void>;
 }

@@ -232,7 +232,8 @@ export class Database {
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
   readonly #ended = new WeakSet<PeerSession>();
-  readonly #runs = new Set<Promise<void>>();
+  /** Sessions started and not ended yet (close() waits for them). */
+  readonly #runs = new Set<PeerSession>();
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
   readonly #onAttach = new Set<(session: PeerSession) => void>();
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
@@ -306,7 +307,10 @@ export class Database {
         this.#checkWaiters();
       },
       onForeign: () => this.#checkWaiters(),
-      onClosed: (session, reason) => this.#onSessionClosed(session, reason),
+      onClosed: (session, reason) => {
+        this.#runs.delete(session);
+        this.#onSessionClosed(session, reason);
+      },
       replicaHello: encodeReplica(replicaId),
       onReplica: (session) => this.#onReplica(session),
       now: () => performance.now(),
@@ -670,7 +674,7 @@ export class Database {
     await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
-    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...this.#runs]));
+    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
     this.doc.off('update', this.#onUpdate);
@@ -771,9 +775,8 @@ export class Database {
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     for (const onAttach of [...this.#onAttach]) onAttach(session);
-    const running = session.run();
-    this.#runs.add(running);
-    void running.finally(() => this.#runs.delete(running));
+    this.#runs.add(session);
+    session.start();
   }
 
   /** A session told its replica id: if another session reaches that replica, one becomes a standby. */
@@ -803,7 +806,7 @@ export class Database {
     if (this.#standby.delete(session)) return; // a standby's end is no news: its replica is still connected
     const key = sessionKey(session.conn);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
-    if (session.awarenessClients.size > 0) {
+    if (session.awarenessClients.length > 0) {
       awarenessProtocol.removeAwarenessStates(this.awareness, [...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
     this.events.publish(
@@ -856,8 +859,8 @@ export class Database {
     origin: unknown,
   ): void => {
     if (origin instanceof PeerSession) {
-      for (const id of [...changes.added, ...changes.updated]) origin.awarenessClients.add(id);
-      for (const id of changes.removed) origin.awarenessClients.delete(id);
+      for (const id of [...changes.added, ...changes.updated]) origin.addAwarenessClient(id);
+      for (const id of changes.removed) origin.removeAwarenessClient(id);
     }
     // Removals we make because a peer left are local bookkeeping, not news for other peers.
     if (origin === AWARENESS_DISCONNECT_ORIGIN || this.#sessions.size === 0) return;

@@ -1,8 +1,8 @@
 import type * as Y from 'yjs';
 import { mailboxOf } from '@rhizome/core';
-import type { DocStore, TopicHash, Transport } from '@rhizome/core';
+import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/core';
 import { MailboxKeys } from './mailbox-keys.js';
-import { MailboxSync, type MailboxStatusInfo } from './mailbox.js';
+import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
@@ -38,9 +38,13 @@ export function attachMailbox(
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
-  const keys = new MailboxKeys(material, topic);
-  const syncs = accesses.map((access) => new MailboxSync(doc, access, keys, store, docId, { onError }));
-  for (const s of syncs) s.start();
+  let keys: MailboxKeys | null = null;
+  const make = (access: MailboxAccess, dirty: boolean, start: boolean): MailboxSync => {
+    const sync = new MailboxSync(doc, access, (keys ??= new MailboxKeys(material, topic)), store, docId, { onError, dirty });
+    if (start) sync.start();
+    return sync;
+  };
+  const syncs = accesses.map((access) => new DeferredMailbox(doc, access, make));
   if (syncs.length === 1) return syncs[0]!;
   return {
     status: () => syncs[0]!.status(),
@@ -54,4 +58,64 @@ export function attachMailbox(
       await Promise.all(syncs.map((s) => s.close()));
     },
   };
+}
+
+/**
+ * A mailbox binding made when it is needed: at the first offer of a mailbox (or the first call
+ * of `status`, `whenIdle`, `compact`). Until then it only remembers whether local writes
+ * happened, so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
+ * and no binding (~3.6 KiB per database, measured).
+ */
+class DeferredMailbox implements MailboxBinding {
+  readonly #doc: Y.Doc;
+  readonly #access: MailboxAccess;
+  readonly #make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync;
+  #sync: MailboxSync | null = null;
+  #dirty = false;
+  #closed = false;
+  #stopOffer: (() => void) | null;
+
+  constructor(doc: Y.Doc, access: MailboxAccess, make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync) {
+    this.#doc = doc;
+    this.#access = access;
+    this.#make = make;
+    doc.on('update', this.#onUpdate);
+    this.#stopOffer = access.onOffer(() => this.#bind());
+  }
+
+  readonly #onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+    if (isMailboxWrite(origin, tr)) this.#dirty = true;
+  };
+
+  #bind(): MailboxSync {
+    if (this.#sync !== null) return this.#sync;
+    this.#doc.off('update', this.#onUpdate);
+    this.#stopOffer?.();
+    this.#stopOffer = null;
+    // It follows the offers itself from now on (the current one is handed to it at once); after
+    // close() it only answers status().
+    this.#sync = this.#make(this.#access, this.#dirty, !this.#closed);
+    return this.#sync;
+  }
+
+  status(): MailboxStatusInfo {
+    return this.#bind().status();
+  }
+
+  whenIdle(options?: { timeoutMs?: number }): Promise<void> {
+    return this.#bind().whenIdle(options);
+  }
+
+  compact(options?: { timeoutMs?: number }): Promise<void> {
+    return this.#bind().compact(options);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sync !== null) return this.#sync.close();
+    this.#doc.off('update', this.#onUpdate);
+    this.#stopOffer?.();
+    this.#stopOffer = null;
+  }
 }

@@ -29,6 +29,13 @@ export interface MailboxSyncOptions {
   depositDelayMs?: number;
   /** Reports errors (become `error` events of the database). */
   onError: (error: Error) => void;
+  /** Local writes happened before this binding was made (it then deposits at the first offer). */
+  dirty?: boolean;
+}
+
+/** True for a doc update that is a local write the mailbox must receive (what marks a binding dirty). */
+export function isMailboxWrite(origin: unknown, tr: Y.Transaction): boolean {
+  return origin !== MAILBOX_ORIGIN && origin !== PERSISTENCE_ORIGIN && tr.local;
 }
 
 /** Where a replica stands with the mailbox of one server. */
@@ -136,6 +143,7 @@ export class MailboxSync {
     this.#server = access.serverId;
     this.#state = this.#load();
     this.#sv = new Map(this.#state.sv);
+    this.#dirty = options.dirty === true;
   }
 
   /** Starts following the server's offers. */
@@ -221,7 +229,7 @@ export class MailboxSync {
   // ---- the loop -----------------------------------------------------------------------------
 
   readonly #onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
-    if (origin === MAILBOX_ORIGIN || origin === PERSISTENCE_ORIGIN || !tr.local) return;
+    if (!isMailboxWrite(origin, tr)) return;
     this.#epoch++;
     this.#dirty = true;
     if (this.#timer === null && !this.#closed) {

@@ -33,7 +33,8 @@ interface Tracked {
   reason: string;
   /** The state last published (events are rate limited, so it may lag `health`). */
   published: HealthState;
-  limiter: EventLimiter;
+  /** The peer's event budget, made at its first change (a full bucket then, as it would be). */
+  limiter: EventLimiter | null;
 }
 
 /** Database-level health as shown by `db.stats().health`. */
@@ -113,14 +114,14 @@ export class HealthMonitor {
     const next = peerHealth({ now, lastReceivedAt: meter.lastReceivedAt, rttMs: meter.rttMs, queued: session.queued }, this.#o);
     let t = this.#peers.get(session);
     if (!t) {
-      t = { health: 'healthy', reason: 'connected', published: 'healthy', limiter: new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now) };
+      t = { health: 'healthy', reason: 'connected', published: 'healthy', limiter: null };
       this.#peers.set(session, t);
     }
     t.health = next.health;
     t.reason = next.reason;
     // Publish the current state when it differs from what subscribers last heard and the
     // peer's event budget allows; a suppressed change is published later if it still holds.
-    if (t.health !== t.published && t.limiter.take(now)) {
+    if (t.health !== t.published && (t.limiter ??= new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now)).take(now)) {
       t.published = t.health;
       this.#host.publish({ type: 'peer-health', peerId: session.peerId, health: t.health, severity: severityOf(t.health), reason: t.reason });
     }

@@ -58,31 +58,51 @@ const SUBKEY_CACHE_LIMIT = 1024;
 export class FrameSealer {
   /** Bytes a sealed frame adds to its plaintext. */
   readonly overhead = SEAL_OVERHEAD;
+  // The fixed byte strings are views of ONE buffer: an idle database holds a sealer, and each
+  // separate Uint8Array costs ~200 B of heap (view, ArrayBuffer, backing store) over its bytes.
   readonly #key: Uint8Array;
   readonly #aad: Uint8Array;
   readonly #aead: ChaChaPolyAead;
-  readonly #prefix = randomBytes(NONCE_PREFIX_LENGTH);
+  readonly #prefix: Uint8Array;
   readonly #subkey: Uint8Array;
   /** 12-byte ChaCha20 nonce: 4 zero bytes and the 8-byte frame counter. */
-  readonly #nonce = new Uint8Array(12);
-  readonly #nonceView = new DataView(this.#nonce.buffer);
+  readonly #nonce: Uint8Array;
+  readonly #nonceView: DataView;
   #counterHigh = 0;
   #counterLow = 0;
-  /** Opening: subkeys by sender prefix (string of the prefix bytes). */
-  readonly #subkeys = new Map<string, Uint8Array>();
-  readonly #openNonce = new Uint8Array(12);
+  /**
+   * Opening: subkeys of other senders by their prefix, both as one-char-per-byte strings (a
+   * string of 32 chars is ~50 B of heap; a Uint8Array ~200 B), copied into {@link #openKey} to use.
+   */
+  readonly #subkeys = new Map<string, string>();
+  readonly #openNonce: Uint8Array;
+  readonly #openKey: Uint8Array;
+  /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
+  readonly #ownPrefix: string;
 
   constructor(material: Uint8Array, topic: TopicHash, aead: ChaChaPolyAead = defaultAead()) {
     assertTopic(topic);
-    this.#key = hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32);
     const label = utf8ToBytes(SEAL_AAD_LABEL);
-    this.#aad = new Uint8Array(label.length + 1 + topic.length);
+    const aadLength = label.length + 1 + topic.length;
+    const slab = new Uint8Array(32 + 32 + NONCE_PREFIX_LENGTH + 12 + 12 + 32 + aadLength);
+    let at = 0;
+    const take = (n: number): Uint8Array => slab.subarray(at, (at += n));
+    this.#key = take(32);
+    this.#key.set(hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32));
+    this.#aad = take(aadLength);
     this.#aad.set(label, 0);
     this.#aad[label.length] = SEAL_VERSION;
     this.#aad.set(topic, label.length + 1);
     this.#aead = aead;
-    this.#subkey = hchacha20(this.#key, this.#prefix);
-    this.#subkeys.set(prefixKey(this.#prefix, 0), this.#subkey);
+    this.#prefix = take(NONCE_PREFIX_LENGTH);
+    this.#prefix.set(randomBytes(NONCE_PREFIX_LENGTH));
+    this.#subkey = take(32);
+    this.#subkey.set(hchacha20(this.#key, this.#prefix));
+    this.#nonce = take(12);
+    this.#nonceView = new DataView(slab.buffer, this.#nonce.byteOffset, 12);
+    this.#openNonce = take(12);
+    this.#openKey = take(32);
+    this.#ownPrefix = prefixKey(this.#prefix, 0);
   }
 
   /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */
@@ -112,26 +132,28 @@ export class FrameSealer {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
     const key = prefixKey(frame, 1);
-    let subkey = this.#subkeys.get(key);
-    const known = subkey !== undefined;
-    subkey ??= hchacha20(this.#key, frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+    let subkey: Uint8Array;
+    let fresh: Uint8Array | null = null;
+    if (key === this.#ownPrefix) subkey = this.#subkey;
+    else {
+      const cached = this.#subkeys.get(key);
+      if (cached !== undefined) {
+        subkey = this.#openKey;
+        for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(i);
+      } else subkey = fresh = hchacha20(this.#key, frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+    }
     this.#openNonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, this.#openNonce, this.#aad, frame.subarray(1 + NONCE_LENGTH));
     // Only prefixes that opened are remembered, so garbage cannot churn the cache.
-    if (!known) {
-      if (this.#subkeys.size >= SUBKEY_CACHE_LIMIT) {
-        this.#subkeys.clear();
-        this.#subkeys.set(prefixKey(this.#prefix, 0), this.#subkey);
-      }
-      this.#subkeys.set(key, subkey);
+    if (fresh !== null) {
+      if (this.#subkeys.size >= SUBKEY_CACHE_LIMIT) this.#subkeys.clear();
+      this.#subkeys.set(key, prefixKey(fresh, 0, 32));
     }
     return plain;
   }
 }
 
-/** The 16 prefix bytes at `at` as a string key (one UTF-16 unit per byte). */
-function prefixKey(bytes: Uint8Array, at: number): string {
-  let s = '';
-  for (let i = at; i < at + NONCE_PREFIX_LENGTH; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
+/** `length` bytes from `at` as one flat string of one char per byte (a `+=` loop would leave a rope). */
+function prefixKey(bytes: Uint8Array, at: number, length = NONCE_PREFIX_LENGTH): string {
+  return String.fromCharCode.apply(null, bytes.subarray(at, at + length) as unknown as number[]);
 }

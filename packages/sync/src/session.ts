@@ -1,7 +1,8 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { DecryptError, FrameTooLargeError, ProtocolError, RhizomeError } from '@rhizome/core';
-import type { Connection, HealthState, PeerPath } from '@rhizome/core';
+import type { Connection, ConnectionListener, HealthState, PeerPath } from '@rhizome/core';
+import { bytesToText, sameBytesAsText, textToBytes } from './compact.js';
 import type { Flushable, TurnScheduler } from './coalesce.js';
 import { applyRemoteUpdates } from './apply.js';
 import { encodeDiff } from './state-cache.js';
@@ -127,11 +128,12 @@ export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awaren
  * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
  * vector, computed when it is sent, so memory stays bounded under a write burst.
  */
-export class PeerSession implements Flushable {
+export class PeerSession implements Flushable, ConnectionListener {
   readonly conn: Connection;
   readonly peerId: string;
   readonly #host: SessionHost;
-  readonly #requestId = newRequestId();
+  /** Our step-1 request id (as text: see compact.ts). */
+  readonly #requestId = bytesToText(newRequestId());
   readonly #reassembler: Reassembler;
   #maxFrameBytes: number;
   #queue: Outgoing[] = [];
@@ -139,7 +141,8 @@ export class PeerSession implements Flushable {
   #queuedUpdateBytes = 0;
   #pumping = false;
   #drainWaiters: Array<() => void> = [];
-  #remoteStateVector: Uint8Array | null = null;
+  /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
+  #remoteStateVector: string | null = null;
   #receivedStep2 = false;
   #sentStep2 = false;
   #synced = false;
@@ -150,8 +153,11 @@ export class PeerSession implements Flushable {
   #closed = false;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
-  /** Awareness client ids this peer told us about (removed when it leaves). */
-  readonly awarenessClients = new Set<number>();
+  /** Awareness client ids this peer told us about (removed when it leaves); usually one, so an array. */
+  #awarenessClients: number[] | null = null;
+  /** Resolves {@link ended}'s promise (made only when someone waits). */
+  #onEnded: (() => void) | null = null;
+  #ended: Promise<void> | null = null;
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   /** Delivery acknowledgements (see delivery.ts); made on the first {@link acknowledge}. */
   #acks: AckRequests | null = null;
@@ -192,11 +198,55 @@ export class PeerSession implements Flushable {
     return this.#queue.length - this.#head;
   }
 
-  /** Starts the exchange and the receive loop; resolves when the connection ends. */
-  async run(): Promise<void> {
-    // The opening messages are made in a plain method: a suspended async function keeps its
-    // registers, and an idle session waits here for as long as it lives.
+  /**
+   * Starts the exchange. Frames are handled as the connection delivers them
+   * ({@link Connection.listen}: an idle session holds no pending read), or by a receive loop
+   * for a Connection without `listen`. {@link ended} tells when it is over.
+   */
+  start(): void {
+    // The opening messages are made in a plain method: nothing of them stays referenced.
     this.#open();
+    if (this.conn.listen) this.conn.listen(this);
+    else void this.#pull();
+  }
+
+  /** Starts the exchange; resolves when the connection ends. */
+  run(): Promise<void> {
+    this.start();
+    return this.ended();
+  }
+
+  /** Resolves once the session ended (its connection closed). */
+  ended(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return (this.#ended ??= new Promise<void>((resolve) => (this.#onEnded = resolve)));
+  }
+
+  /** @internal {@link ConnectionListener}: one frame from the peer. */
+  onMessage(frame: Uint8Array): void {
+    // After a fatal error, frames still in flight are not processed.
+    if (this.#closed || this.#failed) return;
+    try {
+      this.#receive(frame);
+    } catch (error) {
+      this.#endWith(error);
+    }
+  }
+
+  /** @internal {@link ConnectionListener}: the connection closed (`error`: it failed). */
+  onEnd(error: Error | null): void {
+    if (error === null) this.#finish(this.#failReason ?? 'connection closed');
+    else this.#endWith(error);
+  }
+
+  #endWith(error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    if (!this.#closed) this.#host.reportError(asError(error));
+    this.#finish(reason);
+  }
+
+  /** The receive loop for a Connection without `listen`. */
+  async #pull(): Promise<void> {
     let reason: string | undefined;
     try {
       // receive() rather than `for await`: no async generator kept per idle session.
@@ -216,10 +266,32 @@ export class PeerSession implements Flushable {
     }
   }
 
+  /** Awareness client ids this peer told us about. */
+  get awarenessClients(): readonly number[] {
+    return this.#awarenessClients ?? [];
+  }
+
+  /** The peer told us about awareness client `id`. */
+  addAwarenessClient(id: number): void {
+    const ids = this.#awarenessClients;
+    if (ids === null) this.#awarenessClients = [id];
+    else if (!ids.includes(id)) ids.push(id);
+  }
+
+  /** The peer's awareness client `id` went away. */
+  removeAwarenessClient(id: number): void {
+    const ids = this.#awarenessClients;
+    if (ids === null) return;
+    const i = ids.indexOf(id);
+    if (i < 0) return;
+    if (ids.length === 1) this.#awarenessClients = null;
+    else ids.splice(i, 1);
+  }
+
   /** Queues what every session opens with: the REPLICA message, sync step 1, our awareness. */
   #open(): void {
     if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
@@ -299,7 +371,7 @@ export class PeerSession implements Flushable {
   resync(): void {
     if (this.#closed) return;
     if (this.#remoteStateVector !== null) this.#enqueue({ kind: 'catch-up' });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId, Y.encodeStateVector(this.#host.doc)) });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
   }
 
   /** Closes the connection; the receive loop then ends and the host hears `onClosed`. */
@@ -388,7 +460,7 @@ export class PeerSession implements Flushable {
     } catch {
       throw new ProtocolError('malformed state vector');
     }
-    this.#remoteStateVector = m.stateVector.slice();
+    this.#remoteStateVector = bytesToText(m.stateVector);
     this.#enqueue({
       kind: 'message',
       bytes: encodeStep2(m.requestId, diff),
@@ -405,7 +477,7 @@ export class PeerSession implements Flushable {
     applyRemoteUpdates(this.#host.doc, [m.update], this);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
-    if (sameBytes(m.requestId, this.#requestId)) {
+    if (sameBytesAsText(m.requestId, this.#requestId)) {
       this.#receivedStep2 = true;
       this.#checkSynced();
     } else {
@@ -438,6 +510,9 @@ export class PeerSession implements Flushable {
     this.#acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
+    const onEnded = this.#onEnded;
+    this.#onEnded = null;
+    onEnded?.();
   }
 
   // ---- outbound -----------------------------------------------------------------------------
@@ -486,7 +561,7 @@ export class PeerSession implements Flushable {
     const first = this.#queue[this.#head++] as Outgoing;
     if (first.kind === 'message') return first.onSent ? { bytes: first.bytes, onSent: first.onSent } : { bytes: first.bytes };
     if (first.kind === 'catch-up') {
-      const sv = this.#remoteStateVector ?? new Uint8Array([0]);
+      const sv = this.#remoteStateVector === null ? new Uint8Array([0]) : textToBytes(this.#remoteStateVector);
       return { bytes: encodeUpdates([encodeDiff(this.#host.doc, sv)]) };
     }
     const batch = [first.bytes];
@@ -575,10 +650,4 @@ function messageName(type: number): string {
 
 function asError(error: unknown): Error & { code?: string } {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

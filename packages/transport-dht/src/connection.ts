@@ -73,7 +73,7 @@ export class DhtConnection extends QueuedConnection implements Connection {
     init.channel.startFrames({
       onFrame: (payload) => {
         this.deliver(payload);
-        if (this.inbox.size >= RECEIVE_HIGH_WATER_MARK) this.#pause();
+        if (this.buffered >= RECEIVE_HIGH_WATER_MARK) this.#pause();
       },
       onEnd: () => this.markClosed(),
       onError: (error) => {

@@ -67,10 +67,11 @@ export class RelayMailbox implements MailboxAccess {
   readonly #host: MailboxLinkHost;
   #offer: MailboxOffer | null = null;
   readonly #listeners = new Set<(offer: MailboxOffer) => void>();
-  readonly #reads = new Map<number, PendingRead>();
-  readonly #writes = new Map<number, PendingWrite>();
+  // Made on first use: every relay transport has a mailbox access, few of them read or write.
+  #reads: Map<number, PendingRead> | null = null;
+  #writes: Map<number, PendingWrite> | null = null;
   #nextRequestId = 1;
-  #writeChain: Promise<unknown> = Promise.resolve();
+  #writeChain: Promise<unknown> | null = null;
 
   /** @internal Built by {@link RelayTransport}. */
   constructor(host: MailboxLinkHost) {
@@ -97,14 +98,15 @@ export class RelayMailbox implements MailboxAccess {
     const requestId = this.#requestId();
     const limit = (this.#offer?.maxMailboxBytes ?? 0) + READ_SLACK_BYTES;
     return this.#bounded<MailboxReadResult>(options.signal, 'a mailbox read', (resolve, reject, touch) => {
-      this.#reads.set(requestId, { chunks: [], bytes: 0, limit, touch, resolve, reject });
+      const reads = (this.#reads ??= new Map());
+      reads.set(requestId, { chunks: [], bytes: 0, limit, touch, resolve, reject });
       link.send(encodeMailboxRead(requestId, mailbox, after));
-      return () => this.#reads.delete(requestId);
+      return () => reads.delete(requestId);
     });
   }
 
   write(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<MailboxWriteResult> {
-    const run = this.#writeChain.then(() => this.#write(mailbox, header, payload, options.signal));
+    const run = (this.#writeChain ?? Promise.resolve()).then(() => this.#write(mailbox, header, payload, options.signal));
     this.#writeChain = run.catch(() => undefined);
     return run;
   }
@@ -126,9 +128,10 @@ export class RelayMailbox implements MailboxAccess {
       if (signal?.aborted) throw new AbortError();
     }
     return this.#bounded<MailboxWriteResult>(signal, 'a mailbox write', (resolve, reject) => {
-      this.#writes.set(requestId, { resolve, reject });
+      const writes = (this.#writes ??= new Map());
+      writes.set(requestId, { resolve, reject });
       link.send(encodeMailboxWrite(requestId, mailbox, header, payload.subarray(offset)));
-      return () => this.#writes.delete(requestId);
+      return () => writes.delete(requestId);
     });
   }
 
@@ -142,10 +145,10 @@ export class RelayMailbox implements MailboxAccess {
   /** @internal The session ended: pending requests fail, the offer is gone. */
   onSessionLost(error: unknown): void {
     this.#offer = null;
-    const reads = [...this.#reads.values()];
-    const writes = [...this.#writes.values()];
-    this.#reads.clear();
-    this.#writes.clear();
+    const reads = this.#reads === null ? [] : [...this.#reads.values()];
+    const writes = this.#writes === null ? [] : [...this.#writes.values()];
+    this.#reads?.clear();
+    this.#writes?.clear();
     for (const r of reads) r.reject(error);
     for (const w of writes) w.reject(error);
   }
@@ -179,19 +182,19 @@ export class RelayMailbox implements MailboxAccess {
 
   #onData(frame: Uint8Array): void {
     const requestId = mailboxRequestId(frame);
-    const pending = this.#reads.get(requestId);
+    const pending = this.#reads?.get(requestId);
     if (pending === undefined) return;
     const bytes = frame.slice(MB_DATA_HEADER_BYTES);
     pending.bytes += bytes.length;
     pending.touch();
     if (pending.bytes > pending.limit) {
-      this.#reads.delete(requestId);
+      this.#reads?.delete(requestId);
       pending.reject(new MailboxRefusedError(this.serverId, 'BAD_RECORD', MailboxStatus.BAD_RECORD));
       return;
     }
     pending.chunks.push(bytes);
     if (frame[5] !== 1) return;
-    this.#reads.delete(requestId);
+    this.#reads?.delete(requestId);
     const stream = concat(pending.chunks, pending.bytes);
     const reply = decodeMailboxReadStream(stream);
     if (reply === null) {
@@ -207,9 +210,9 @@ export class RelayMailbox implements MailboxAccess {
 
   #onResult(frame: Uint8Array): void {
     const r = decodeMailboxResult(frame);
-    const pending = this.#writes.get(r.requestId);
+    const pending = this.#writes?.get(r.requestId);
     if (pending === undefined) return;
-    this.#writes.delete(r.requestId);
+    this.#writes?.delete(r.requestId);
     if (r.status === MailboxStatus.OK) {
       pending.resolve({ head: r.head, usedBytes: r.usedBytes, usedEntries: r.usedEntries });
     } else if (r.status === MailboxStatus.FULL) {

@@ -169,7 +169,9 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   /** @internal */
   constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
-    super(peerId, state.topic.slice());
+    // The topic's own bytes, shared by its Connections (readonly by contract; an idle replica
+    // holds one Connection per remote replica).
+    super(peerId, state.topic);
     this.#owner = owner;
     this.#state = state;
     this.remoteSession = remoteSession;
@@ -191,14 +193,21 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.#owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
     return Promise.resolve();
   }
+
+  /** Closed from either side: out of the topic's tables (a method, not a closure per Connection). */
+  protected override onClosed(): void {
+    this.sendWindow.close(new ConnectionClosedError());
+    const state = this.#state;
+    if (state.bySession.get(this.remoteSession) === this) state.bySession.delete(this.remoteSession);
+    if (state.byPeer.get(this.peerId) === this) state.byPeer.delete(this.peerId);
+  }
 }
 
 function randomPeerId(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
-  let hex = '';
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
-  return `relay-${hex}`;
+  // join, not `+=`: one flat string, not a rope of 16 pieces kept for the transport's life.
+  return `relay-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
 function positiveInt(value: number | undefined, field: string, fallback: number): number {
@@ -891,11 +900,6 @@ export class RelayTransport implements Transport {
     const conn = new RelayConnection(this, state, session, peerId, this.#generation);
     state.bySession.set(session, conn);
     state.byPeer.set(peerId, conn);
-    conn.onClose(() => {
-      conn.sendWindow.close(new ConnectionClosedError());
-      if (state.bySession.get(session) === conn) state.bySession.delete(session);
-      if (state.byPeer.get(peerId) === conn) state.byPeer.delete(peerId);
-    });
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit; without a relay that
     // forwards WINDOW, neither side can, and the window is off.
     if (this.#relayWindow) this.sendWindowGrant(state, session, this.#generation, 0);
