@@ -67,6 +67,18 @@ describe('codec (v1 with short ASCII strings in JavaScript)', () => {
     expect(odd.get('nested')).toEqual({ list: ['x', 'ÿ', 1, null, true, { deep: 'é', k: 'v' }], 'ключ': 'значение', bytes: new Uint8Array([1, 2, 3]) });
   });
 
+  it('tells apart short strings that share a slot of the recent-strings cache', () => {
+    // 5,000 distinct keys and values of one length in 1,024 slots: many collide.
+    const doc = new Y.Doc();
+    const m = doc.getMap('m');
+    doc.transact(() => {
+      for (let i = 0; i < 5000; i++) m.set(`k${String(i).padStart(5, '0')}`, `v${String(4999 - i).padStart(5, '0')}`);
+    });
+    const ours = new Y.Doc();
+    applyUpdate(ours, Y.encodeStateAsUpdate(doc));
+    expect(ours.getMap('m').toJSON()).toEqual(m.toJSON());
+  });
+
   it('passes the transaction origin and emits the update event as Yjs does', () => {
     const update = Y.encodeStateAsUpdate(richDoc());
     const doc = new Y.Doc();

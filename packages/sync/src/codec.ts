@@ -29,23 +29,41 @@ const ANY_STRING = 119;
 const ANY_OBJECT = 118;
 const ANY_ARRAY = 117;
 
-/** Reads a varString: short ASCII in JavaScript, anything else through lib0. */
-function readString(decoder: decoding.Decoder): string {
+/** Slots of a decoder's cache of recent short strings (a power of two). */
+const RECENT_SLOTS = 1024;
+
+/**
+ * Reads a varString: short ASCII in JavaScript, anything else through lib0. Short strings are
+ * looked up in `recent` (direct-mapped by a hash of their bytes) first: field names repeat once
+ * per node, and a repeated name then costs no new string (less garbage, and the Map lookups Yjs
+ * does with it reuse the string's cached hash).
+ */
+function readString(decoder: decoding.Decoder, recent: Array<string | undefined>): string {
   const start = decoder.pos;
   const length = decoding.readVarUint(decoder);
   const arr = decoder.arr;
   const from = decoder.pos;
   const end = from + length;
   if (length <= SHORT_STRING && end <= arr.length) {
-    let s = '';
+    let hash = length;
     let i = from;
     for (; i < end; i++) {
       const b = arr[i]!;
       if (b > 0x7f) break;
-      s += String.fromCharCode(b);
+      hash = (Math.imul(hash, 31) + b) | 0;
     }
     if (i === end) {
       decoder.pos = end;
+      const slot = hash & (RECENT_SLOTS - 1);
+      const hit = recent[slot];
+      if (hit !== undefined && hit.length === length) {
+        let k = 0;
+        while (k < length && hit.charCodeAt(k) === arr[from + k]) k++;
+        if (k === length) return hit;
+      }
+      let s = '';
+      for (let j = from; j < end; j++) s += String.fromCharCode(arr[j]!);
+      recent[slot] = s;
       return s;
     }
   }
@@ -54,19 +72,19 @@ function readString(decoder: decoding.Decoder): string {
 }
 
 /** lib0's `readAny`, with strings and object keys read by {@link readString}. */
-function readAny(decoder: decoding.Decoder): unknown {
+function readAny(decoder: decoding.Decoder, recent: Array<string | undefined>): unknown {
   const tag = decoder.arr[decoder.pos];
   if (tag === ANY_STRING) {
     decoder.pos++;
-    return readString(decoder);
+    return readString(decoder, recent);
   }
   if (tag === ANY_OBJECT) {
     decoder.pos++;
     const length = decoding.readVarUint(decoder);
     const obj: Record<string, unknown> = {};
     for (let i = 0; i < length; i++) {
-      const key = readString(decoder);
-      obj[key] = readAny(decoder);
+      const key = readString(decoder, recent);
+      obj[key] = readAny(decoder, recent);
     }
     return obj;
   }
@@ -74,7 +92,7 @@ function readAny(decoder: decoding.Decoder): unknown {
     decoder.pos++;
     const length = decoding.readVarUint(decoder);
     const out: unknown[] = [];
-    for (let i = 0; i < length; i++) out.push(readAny(decoder));
+    for (let i = 0; i < length; i++) out.push(readAny(decoder, recent));
     return out;
   }
   return decoding.readAny(decoder);
@@ -128,16 +146,19 @@ function writeAny(encoder: encoding.Encoder, data: unknown): void {
 
 /** Yjs's v1 struct decoder with {@link readString} for strings, keys and `any` content. */
 export class FastUpdateDecoderV1 extends Y.UpdateDecoderV1 {
+  /** Recent short strings of this update (see {@link readString}). */
+  readonly #recent = new Array<string | undefined>(RECENT_SLOTS);
+
   override readString(): string {
-    return readString(this.restDecoder);
+    return readString(this.restDecoder, this.#recent);
   }
 
   override readKey(): string {
-    return readString(this.restDecoder);
+    return readString(this.restDecoder, this.#recent);
   }
 
   override readAny(): unknown {
-    return readAny(this.restDecoder);
+    return readAny(this.restDecoder, this.#recent);
   }
 }
 
