@@ -242,17 +242,17 @@ export class Database {
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
   /** Sessions to a replica that an active session already reaches over a better path. */
-  readonly #standby = new Set<PeerSession>();
+  #standby: Set<PeerSession> | null = null;
   readonly #replicas = new ReplicaRouter<PeerSession>();
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
-  readonly #ended = new WeakSet<PeerSession>();
+  #ended: WeakSet<PeerSession> | null = null;
   /** Sessions started and not ended yet (close() waits for them). */
   readonly #runs = new Set<PeerSession>();
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
-  readonly #onAttach = new Set<(session: PeerSession) => void>();
+  #onAttach: Set<(session: PeerSession) => void> | null = null;
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
-  readonly #onClose = new Set<(error: Error) => void>();
+  #onClose: Set<(error: Error) => void> | null = null;
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
@@ -665,14 +665,14 @@ export class Database {
         finished = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#onAttach.delete(ask);
-        this.#onClose.delete(onClose);
+        this.#onAttach?.delete(ask);
+        this.#onClose?.delete(onClose);
         if (error) reject(error);
         else resolve(acked.size);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#onClose.add(onClose);
-      this.#onAttach.add(ask);
+      (this.#onClose ??= new Set()).add(onClose);
+      (this.#onAttach ??= new Set()).add(ask);
       for (const session of this.#sessions.values()) ask(session);
     });
   }
@@ -721,12 +721,12 @@ export class Database {
     const seq = this.#localSeq;
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => this.#router.whenHanded(s, seq).then(() => s.acknowledge()))));
     this.#abort.abort();
-    await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
+    await Promise.all([...this.#sessions.values(), ...(this.#standby ?? [])].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
-    for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
+    for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     this.#doc.off('update', this.#onUpdate);
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
@@ -826,7 +826,7 @@ export class Database {
     this.#sessions.set(key, session);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
-    for (const onAttach of [...this.#onAttach]) onAttach(session);
+    if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
     this.#runs.add(session);
     session.start();
   }
@@ -842,20 +842,21 @@ export class Database {
     if (park === null) return;
     const key = sessionKey(park.conn);
     if (this.#sessions.get(key) === park) this.#sessions.delete(key);
-    this.#standby.add(park);
+    (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
     this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
     this.#checkWaiters();
   }
 
   #onSessionClosed(session: PeerSession, reason?: string): void {
-    if (this.#ended.has(session)) return;
-    this.#ended.add(session);
+    const ended = (this.#ended ??= new WeakSet());
+    if (ended.has(session)) return;
+    ended.add(session);
     this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     const promote = this.#replicas.unbind(session);
-    if (this.#standby.delete(session)) return; // a standby's end is no news: its replica is still connected
+    if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
     const key = sessionKey(session.conn);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.length > 0) {
@@ -866,7 +867,7 @@ export class Database {
         ? { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic }
         : { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic, reason },
     );
-    if (promote !== null && !this.#closed && this.#standby.delete(promote)) {
+    if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
       this.#sessions.set(sessionKey(promote.conn), promote);
