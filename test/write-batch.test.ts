@@ -86,6 +86,23 @@ describe('write batching', () => {
     }
   });
 
+  it('applies a batch at once when it holds MAX_BATCH_WRITES writes', async () => {
+    const path = nextFile();
+    const db = await openDatabase({ id: 'full', path });
+    try {
+      let updates = 0;
+      db.doc.on('update', () => updates++);
+      for (let i = 0; i < 2500; i++) db.put(`n${i}`, { i });
+      expect(updates).toBe(2); // at the 1,000th and the 2,000th put, from inside the call
+      await nextMacrotask();
+      expect(updates).toBe(3);
+      expect(storedUpdates(path, 'full')).toBe(3); // one row per update, written in one append
+      expect(db.size).toBe(2500);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('keeps order with transact, putMany and direct doc transactions', async () => {
     const db = await openDatabase({ id: 'mixed' });
     try {

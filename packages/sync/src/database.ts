@@ -375,7 +375,7 @@ export class Database {
    * Outside a transaction, the puts and deletes of one task are batched: they are applied to
    * {@link doc} together, as one Yjs transaction (one update, one SQLite row, one message to each
    * peer), in a microtask at the end of the task, or earlier as soon as anything reads the
-   * database (`get`, `list`, `size`, `doc`, `transact`, `flush`, ...). So reads see your writes,
+   * database (`get`, `list`, `size`, `doc`, `transact`, `flush`, ...) or 1,000 writes are queued. So reads see your writes,
    * but `doc` observers and `'update'` listeners see a put at the end of the task rather than
    * inside the call, and code that holds a Yjs type of `doc` and reads it right after a put sees
    * the put once the task's microtasks ran. Inside {@link transact} (or any `doc.transact`) a put
