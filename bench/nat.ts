@@ -1,6 +1,6 @@
 // NAT traversal benchmark, in real network namespaces (needs root, ip and iptables):
 //
-//   npm run bench -- --only nat [--quick]
+//   npm run bench -- --only nat [--quick] [--parts pairs,holepunch,join] [--joins N]
 //
 // 1. Time from `openDatabase` to the first `synced` event at a joining replica, for a pair on an
 //    open (routed, no NAT) network, behind two endpoint-independent NATs, behind two symmetric
@@ -220,7 +220,7 @@ interface JoinTimes {
  * bootstrap dial, the first connection to another replica (the DHT query found it and the
  * dial completed), the topic handshake (first Connection), and the first full sync exchange.
  */
-async function joinWith(count: number, joins: number): Promise<{ times: JoinTimes[]; settled: number; failures: string[] }> {
+async function joinWith(count: number, joins: number, probePeers = true): Promise<{ times: JoinTimes[]; settled: number; failures: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
   // The bootstrap node in its own process too, as deployed (not in this one, which waits on 32 children).
   const infra = new LineChild(
@@ -242,13 +242,13 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
         '--import',
         'tsx',
         join(ROOT, 'test', 'fixtures', 'nat-replica.ts'),
-        JSON.stringify({ id, path: join(dir, `r${k}.db`), trace, dht: { bootstrap: boot.multiaddrs(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false } }),
+        JSON.stringify({ id, path: join(dir, `r${k}.db`), trace, dht: { bootstrap: boot.multiaddrs(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, probePeers } }),
       ],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: trace && process.env['NAT_JOIN_DEBUG'] ? { ...process.env, DEBUG: process.env['NAT_JOIN_DEBUG'] } : process.env },
     );
     const child = new LineChild(proc, `r${k}`);
     children.push(child);
-    if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${k}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
+    if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${k}${probePeers ? "" : "-noprobe"}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
     return child;
   };
   const bootId = (boot.peerId.split('/p2p/')[1] ?? '');
@@ -300,14 +300,18 @@ async function joinWith(count: number, joins: number): Promise<{ times: JoinTime
 /** 31 replicas online, each its own process; a 32nd joins. Baseline in the same run: a joiner with one replica online. */
 async function join32(ctx: BenchContext): Promise<void> {
   const count = ctx.quick ? 8 : 32;
-  const joins = ctx.quick ? 1 : ctx.runs;
+  const joinsArg = process.argv.indexOf('--joins');
+  const joins = joinsArg >= 0 ? Math.max(1, Math.min(20, Number(process.argv[joinsArg + 1]) || 1)) : ctx.quick ? 1 : ctx.runs;
   const rows: Array<Record<string, string | number>> = [];
-  for (const n of [2, count]) {
-    const { times, settled, failures } = await joinWith(n, joins);
-    for (const f of failures) ctx.note(`${n} replicas: a joiner failed: ${f}`);
+  // The same join with `probePeers: false` (handshakes only with providers a DHT lookup lists, the
+  // behaviour before probing) is the in-run baseline of the probe.
+  const cases: Array<{ n: number; probe: boolean }> = [{ n: 2, probe: true }, { n: count, probe: true }, { n: count, probe: false }];
+  for (const { n, probe } of cases) {
+    const { times, settled, failures } = await joinWith(n, joins, probe);
+    for (const f of failures) ctx.note(`${n} replicas${probe ? '' : ' (probePeers off)'}: a joiner failed: ${f}`);
     const col = (f: (t: JoinTimes) => number): string => (times.length ? fmtStats(summarize(times.map(f)), 0) : '-');
     rows.push({
-      replicas: n,
+      replicas: probe ? n : `${n}, probePeers off`,
       'online replicas with a peer when the joiners came': `${settled}/${n - 1}`,
       'joins completed': `${times.length}/${joins}`,
       'open → bootstrap connected': col((t) => t.bootstrap),

@@ -1,4 +1,4 @@
-import { ConnectionClosedError, type RhizomeError } from './errors.js';
+import { ConnectionClosedError, InvalidArgumentError, type RhizomeError } from './errors.js';
 import type { ConnectionListener } from './types.js';
 
 interface SpaceWaiter {
@@ -171,6 +171,7 @@ export abstract class QueuedConnection {
   abstract readonly transport: string;
   #inbox: AsyncQueue<Uint8Array> | null = null;
   #listener: ConnectionListener | null = null;
+  #listened = false;
   #closed = false;
   #failure: RhizomeError | null = null;
   #onClose: Array<() => void> | null = null;
@@ -215,7 +216,8 @@ export abstract class QueuedConnection {
    * or iteration after it.
    */
   listen(listener: ConnectionListener): void {
-    if (this.#listener !== null) throw new Error('Connection already has a listener');
+    if (this.#listened) throw new InvalidArgumentError('this connection already has a listener');
+    this.#listened = true;
     this.#listener = listener;
     const inbox = this.#inbox;
     if (inbox !== null) {

@@ -14,7 +14,7 @@ const MODES: readonly TransportMode[] = ['dht', 'relay', 'disabled', 'memory'];
 const KNOWN_FIELDS = new Set<string>([
   'mode', 'relayUrl', 'timeoutMs', 'encryption', 'peerId', 'hub', 'token', 'tls', 'bootstrap',
   'listen', 'keyFile', 'dhtClientMode', 'protocolPrefix', 'allowPrivateAddresses', 'maxMessageSize', 'onError', 'mailbox',
-  'mdns', 'relayService',
+  'mdns', 'relayService', 'probePeers',
 ]);
 
 function stringArray(value: unknown, field: string): string[] | undefined {
@@ -87,7 +87,7 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   // ignoring it would let a caller believe traffic is unsealed (or, worse, sealed when it is not).
   if (!encryption) throw new InvalidConfigError('encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
   for (const f of ['peerId', 'hub', 'token', 'keyFile', 'protocolPrefix'] as const) optionalString(config[f], f);
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers'] as const) {
     if (config[f] !== undefined && typeof config[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (config.maxMessageSize !== undefined && (!Number.isInteger(config.maxMessageSize) || config.maxMessageSize < 1024)) {

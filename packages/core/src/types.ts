@@ -169,6 +169,12 @@ export interface TransportConfig {
    * data/duration limits). Default false; bootstrap nodes serve it by default.
    */
   relayService?: boolean;
+  /**
+   * DHT mode: offer the topic handshake at once to every peer met over libp2p that speaks
+   * Rhizome's sync protocol, instead of waiting for a lookup to list it (faster joins; such peers
+   * learn the joined topic hashes). Default true.
+   */
+  probePeers?: boolean;
   /** Relay mode: use the relay's sealed mailbox when it offers one (offline catch-up). Default true; `false` turns it off. */
   mailbox?: boolean;
   /**

@@ -20,6 +20,7 @@ import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
+import { WriteBatch, type PendingWrite } from './put-batch.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -140,7 +141,11 @@ export interface DatabaseStats {
   uptimeMs: number;
   /** The database's own health (storage, and whether local writes can reach anyone). */
   health: DatabaseHealthStatus;
-  /** Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. */
+  /**
+   * Local updates (puts, deletes, direct doc edits) and remote updates applied, since open. A
+   * batch of queued puts and deletes (see `Database.put`) counts as the writes it holds; a
+   * `transact` or `putMany` call, or a direct doc transaction, as one.
+   */
   localUpdates: number;
   remoteUpdates: number;
   /** Per-second averages over the last minute. */
@@ -207,10 +212,20 @@ export class Database {
   readonly id: string;
   /** Its public rendezvous topic, `deriveTopic(id)`. */
   readonly topic: TopicHash;
-  /** The Yjs document (apps may bind editors to it; the node API uses the `nodes` and `fields` maps). */
-  readonly doc: Y.Doc;
+  readonly #doc: Y.Doc;
+  /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
+  readonly #batch: WriteBatch;
   /** Everything that happens: node changes (local and remote), peers, sync, errors. */
   readonly events = new SyncBroadcaster<SyncEvent>();
+  /**
+   * The Yjs document (apps may bind editors to it; the node API uses the `nodes` and `fields`
+   * maps). Reading this property first applies the puts and deletes of the current task that
+   * are still queued (see {@link put}), so the document it returns holds them.
+   */
+  get doc(): Y.Doc {
+    this.#batch.flush();
+    return this.#doc;
+  }
   /** y-protocols awareness (presence), shared with every peer. */
   readonly awareness: awarenessProtocol.Awareness;
   /** The transport this database syncs over. */
@@ -227,17 +242,17 @@ export class Database {
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
   /** Sessions to a replica that an active session already reaches over a better path. */
-  readonly #standby = new Set<PeerSession>();
+  #standby: Set<PeerSession> | null = null;
   readonly #replicas = new ReplicaRouter<PeerSession>();
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
-  readonly #ended = new WeakSet<PeerSession>();
+  #ended: WeakSet<PeerSession> | null = null;
   /** Sessions started and not ended yet (close() waits for them). */
   readonly #runs = new Set<PeerSession>();
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
-  readonly #onAttach = new Set<(session: PeerSession) => void>();
+  #onAttach: Set<(session: PeerSession) => void> | null = null;
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
-  readonly #onClose = new Set<(error: Error) => void>();
+  #onClose: Set<(error: Error) => void> | null = null;
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
@@ -246,6 +261,8 @@ export class Database {
   readonly #openedAt = Date.now();
   readonly #clock0 = performance.now();
   #localSeq = 0;
+  /** How many writes the next local update carries (a batch: several; see #applyBatch). */
+  #batchWrites = 1;
   #remoteUpdates = 0;
   readonly #localRate = new RateWindow(performance.now());
   readonly #remoteRate = new RateWindow(performance.now());
@@ -272,28 +289,29 @@ export class Database {
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
-    this.doc = new Y.Doc();
+    this.#doc = new Y.Doc();
+    this.#batch = new WriteBatch(this.#doc, (writes) => this.#applyBatch(writes), (error) => this.#report(error));
     this.#store = store;
     this.#ownsStore = host.ownsStore;
     this.#macrotask = host.macrotask;
     this.transport = transport;
     this.#ownsTransport = ownsTransport;
     this.#readOnly = readOnly;
-    this.#persistence = new DocPersistence(store, id, this.doc, {
+    this.#persistence = new DocPersistence(store, id, this.#doc, {
       ...persistenceOptions,
       readOnly,
       macrotask: host.macrotask,
       onError: (error) => this.#report(error),
     });
     this.#persistence.load();
-    this.#model = new NodeModel(this.doc);
-    this.awareness = new awarenessProtocol.Awareness(this.doc);
+    this.#model = new NodeModel(this.#doc);
+    this.awareness = new awarenessProtocol.Awareness(this.#doc);
     const replicaId = newReplicaId();
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
     this.#host = {
-      doc: this.doc,
+      doc: this.#doc,
       awareness: this.awareness,
       sealer,
       scheduler,
@@ -342,8 +360,8 @@ export class Database {
       },
       healthOptions,
     );
-    this.doc.on('update', this.#onUpdate);
-    this.doc.on('afterTransaction', this.#onTransaction);
+    this.#doc.on('update', this.#onUpdate);
+    this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
 
@@ -351,10 +369,18 @@ export class Database {
 
   /**
    * Upserts node `nodeId`: sets the given fields, keeps the others. Data must be a plain object
-   * of JSON values (`ERR_INVALID_ARGUMENT` otherwise). In SQLite before the next macrotask.
+   * of JSON values (`ERR_INVALID_ARGUMENT` otherwise, thrown by this call). In SQLite before the
+   * next macrotask.
    *
-   * Each call is one Yjs transaction. For a bulk load, use {@link putMany} or wrap many calls
-   * in {@link transact}: one update, one SQLite row, one message to each peer.
+   * Outside a transaction, the puts and deletes of one task are batched: they are applied to
+   * {@link doc} together, as one Yjs transaction (one update, one SQLite row, one message to each
+   * peer), in a microtask at the end of the task, or earlier as soon as anything reads the
+   * database (`get`, `list`, `size`, `doc`, `transact`, `flush`, ...) or 1,000 writes are queued. So reads see your writes,
+   * but `doc` observers and `'update'` listeners see a put at the end of the task rather than
+   * inside the call, and code that holds a Yjs type of `doc` and reads it right after a put sees
+   * the put once the task's microtasks ran. Inside {@link transact} (or any `doc.transact`) a put
+   * joins that transaction at once. For a bulk load, {@link putMany} and {@link transact} remain
+   * the explicit ways to make many writes one update.
    *
    * @example
    * ```ts
@@ -368,7 +394,12 @@ export class Database {
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
-    this.#model.put(nodeId, copy, this);
+    if (this.#batch.accepting) {
+      this.#batch.add({ id: nodeId, data: copy });
+    } else {
+      this.#batch.flush(); // writes queued before this transaction opened stay ahead of this one
+      this.#model.put(nodeId, copy, this);
+    }
   }
 
   /**
@@ -389,6 +420,7 @@ export class Database {
       copies.push([nodeId, copyNodeData(data)]);
     }
     if (copies.length === 0) return;
+    this.#batch.flush();
     this.#model.putMany(copies, this);
   }
 
@@ -408,7 +440,8 @@ export class Database {
   transact<T>(fn: () => T): T {
     this.#assertOpen();
     let result!: T;
-    this.doc.transact(() => {
+    this.#batch.flush();
+    this.#doc.transact(() => {
       result = fn();
     }, this);
     return result;
@@ -418,25 +451,36 @@ export class Database {
   get(nodeId: string): Record<string, JsonValue> | undefined {
     this.#assertOpen();
     assertNodeId(nodeId);
+    this.#batch.flush();
     return this.#model.get(nodeId);
   }
 
-  /** Deletes the node (a no-op if it does not exist). In SQLite before the next macrotask. */
+  /**
+   * Deletes the node (a no-op if it does not exist). In SQLite before the next macrotask.
+   * Batched with the task's puts, in order (see {@link put}).
+   */
   delete(nodeId: string): void {
     this.#assertOpen();
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
-    this.#model.delete(nodeId, this);
+    if (this.#batch.accepting) {
+      this.#batch.add({ id: nodeId, data: null });
+    } else {
+      this.#batch.flush();
+      this.#model.delete(nodeId, this);
+    }
   }
 
   /** Every node, sorted by id. */
   list(): Array<{ id: string; data: Record<string, JsonValue> }> {
     this.#assertOpen();
+    this.#batch.flush();
     return this.#model.list();
   }
 
   /** Number of nodes. */
   get size(): number {
+    this.#batch.flush();
     return this.#model.size;
   }
 
@@ -447,6 +491,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
+    this.#batch.flush();
     const now = performance.now();
     const total = { ...this.#totals };
     const peers: PeerStats[] = [];
@@ -517,6 +562,7 @@ export class Database {
    */
   async flush(): Promise<void> {
     this.#assertOpen();
+    this.#batch.flush();
     this.#persistence.flush();
     await this.#store.flush?.();
   }
@@ -524,6 +570,7 @@ export class Database {
   /** Replaces the persisted update log by one snapshot. */
   compact(): void {
     this.#assertOpen();
+    this.#batch.flush();
     this.#persistence.compact();
   }
 
@@ -534,6 +581,7 @@ export class Database {
    */
   whenSynced(options: WhenSyncedOptions = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('database'));
+    this.#batch.flush();
     const minPeers = options.minPeers ?? 0;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
@@ -587,6 +635,7 @@ export class Database {
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError('timeoutMs must be a positive number'));
     if (minPeers === 0) return Promise.resolve(0);
+    this.#batch.flush();
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     return new Promise<number>((resolve, reject) => {
@@ -616,14 +665,14 @@ export class Database {
         finished = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#onAttach.delete(ask);
-        this.#onClose.delete(onClose);
+        this.#onAttach?.delete(ask);
+        this.#onClose?.delete(onClose);
         if (error) reject(error);
         else resolve(acked.size);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#onClose.add(onClose);
-      this.#onAttach.add(ask);
+      (this.#onClose ??= new Set()).add(onClose);
+      (this.#onAttach ??= new Set()).add(ask);
       for (const session of this.#sessions.values()) ask(session);
     });
   }
@@ -637,6 +686,7 @@ export class Database {
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === null) {
+      this.#batch.flush();
       const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
       if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
         return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
@@ -662,7 +712,7 @@ export class Database {
     } catch (error) {
       firstError = error;
     }
-    awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local');
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.#doc.clientID], 'local');
     // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
     await this.#mailbox?.close().catch(() => undefined);
     // Connected peers acknowledge what was queued for them (peers without the key never answer).
@@ -671,15 +721,15 @@ export class Database {
     const seq = this.#localSeq;
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => this.#router.whenHanded(s, seq).then(() => s.acknowledge()))));
     this.#abort.abort();
-    await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
+    await Promise.all([...this.#sessions.values(), ...(this.#standby ?? [])].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
-    for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
-    this.doc.off('update', this.#onUpdate);
-    this.doc.off('afterTransaction', this.#onTransaction);
-    dropEncodedState(this.doc);
+    for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
+    this.#doc.off('update', this.#onUpdate);
+    this.#doc.off('afterTransaction', this.#onTransaction);
+    dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
     this.awareness.destroy();
     this.events.close();
@@ -724,13 +774,15 @@ export class Database {
    * yet). `status()` tells where it stands; `whenIdle()` waits until caught up and deposited.
    */
   get mailbox(): DatabaseMailbox | null {
+    // Its status and whenIdle() count the deposits of the writes queued in this task.
+    this.#batch.flush();
     return this.#mailbox;
   }
 
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
+    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
   }
 
   /**
@@ -774,7 +826,7 @@ export class Database {
     this.#sessions.set(key, session);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
-    for (const onAttach of [...this.#onAttach]) onAttach(session);
+    if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
     this.#runs.add(session);
     session.start();
   }
@@ -790,20 +842,21 @@ export class Database {
     if (park === null) return;
     const key = sessionKey(park.conn);
     if (this.#sessions.get(key) === park) this.#sessions.delete(key);
-    this.#standby.add(park);
+    (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
     this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
     this.#checkWaiters();
   }
 
   #onSessionClosed(session: PeerSession, reason?: string): void {
-    if (this.#ended.has(session)) return;
-    this.#ended.add(session);
+    const ended = (this.#ended ??= new WeakSet());
+    if (ended.has(session)) return;
+    ended.add(session);
     this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     const promote = this.#replicas.unbind(session);
-    if (this.#standby.delete(session)) return; // a standby's end is no news: its replica is still connected
+    if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
     const key = sessionKey(session.conn);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.length > 0) {
@@ -814,7 +867,7 @@ export class Database {
         ? { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic }
         : { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic, reason },
     );
-    if (promote !== null && !this.#closed && this.#standby.delete(promote)) {
+    if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
       this.#sessions.set(sessionKey(promote.conn), promote);
@@ -833,13 +886,26 @@ export class Database {
       this.#remoteUpdates++;
       this.#remoteRate.add(1, performance.now());
     } else {
-      this.#localSeq++;
-      this.#localRate.add(1, performance.now());
+      // A batch of queued writes is one update but counts as the writes it holds.
+      const writes = this.#batchWrites;
+      this.#batchWrites = 1;
+      this.#localSeq += writes;
+      this.#localRate.add(writes, performance.now());
     }
     if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.
     this.#router.route(update, origin, this.#sessions.values());
   };
+
+  /** Applies queued puts and deletes as one transaction (see {@link WriteBatch}). */
+  #applyBatch(writes: PendingWrite[]): void {
+    this.#batchWrites = writes.length;
+    try {
+      this.#model.apply(writes, this);
+    } finally {
+      this.#batchWrites = 1;
+    }
+  }
 
   readonly #onTransaction = (tr: Y.Transaction): void => {
     if (tr.origin === PERSISTENCE_ORIGIN || this.events.subscriberCount === 0) return;

@@ -1,6 +1,7 @@
 import * as Y from 'yjs';
 import type { JsonValue } from '@rhizome/core';
 import { cloneJson } from './validate.js';
+import type { PendingWrite } from './put-batch.js';
 
 /** Name of the root `Y.Map` of live node markers (`nodeId -> true`). */
 export const NODES_MAP = 'nodes';
@@ -100,6 +101,16 @@ export class NodeModel {
       for (const [id, data] of entries) {
         this.nodes.set(id, true);
         for (const field in data) this.fields.set(id + SEP + field, data[field]!);
+      }
+    }, origin);
+  }
+
+  /** Applies queued writes (already validated and copied) in order, as one transaction. */
+  apply(writes: readonly PendingWrite[], origin: unknown): void {
+    this.doc.transact(() => {
+      for (const { id, data } of writes) {
+        if (data === null) this.delete(id, origin);
+        else this.put(id, data, origin);
       }
     }, origin);
   }

@@ -140,7 +140,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   #head = 0;
   #queuedUpdateBytes = 0;
   #pumping = false;
-  #drainWaiters: Array<() => void> = [];
+  #drainWaiters: Array<() => void> | null = null;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
   #remoteStateVector: string | null = null;
   #receivedStep2 = false;
@@ -344,7 +344,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** Resolves once the outbound queue is empty (or the session closed). */
   drained(): Promise<void> {
     if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /**
@@ -636,7 +636,8 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   #releaseDrainWaiters(): void {
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === null) return;
+    this.#drainWaiters = null;
     for (const w of waiters) w();
   }
 }

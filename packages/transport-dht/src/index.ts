@@ -48,5 +48,6 @@ export function createTransportFromConfig(config: TransportConfig): Transport {
   if (config.onError !== undefined) options.onError = config.onError;
   if (config.mdns !== undefined) options.mdns = config.mdns;
   if (config.relayService !== undefined) options.relayService = config.relayService;
+  if (config.probePeers !== undefined) options.probePeers = config.probePeers;
   return new DhtTransport(options);
 }

@@ -81,6 +81,17 @@ export interface DhtTransportOptions {
    * {@link RELAY_SERVICE_DATA_LIMIT_BYTES}). For nodes with a public address. Default false.
    */
   relayService?: boolean;
+  /**
+   * Try the topic handshake at once with every peer this node meets over libp2p (a link opened by
+   * a DHT query, by the peer, by mDNS) that speaks Rhizome's sync protocol, for every joined topic,
+   * instead of waiting until a DHT lookup lists it as a provider; and with the peers already
+   * connected when a topic is joined. A peer that has not joined the topic answers
+   * `UNKNOWN_TOPIC` (one stream, 34 bytes), quietly on both sides. Such a peer learns the topic
+   * hash (which DHT nodes see anyway; the sync traffic stays sealed with the database key). Set
+   * false to send handshakes only to providers found by lookup and to LAN peers found by mDNS.
+   * Default true.
+   */
+  probePeers?: boolean;
   /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
   timeoutMs?: number;
   /** Largest message a connection carries (both directions). Default 1 MiB. */
@@ -110,6 +121,7 @@ export interface ResolvedDhtOptions {
   allowPrivateAddresses: boolean;
   mdns: boolean;
   relayService: boolean;
+  probePeers: boolean;
   timeoutMs: number;
   maxMessageSize: number;
   handshakeTimeoutMs: number;
@@ -150,7 +162,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 0xffff_ffff) {
     throw new InvalidConfigError('maxMessageSize', 'must be a positive integer below 2^32');
   }
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers'] as const) {
     if (options[f] !== undefined && typeof options[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile.length === 0)) {
@@ -172,6 +184,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     allowPrivateAddresses: options.allowPrivateAddresses ?? false,
     mdns: options.mdns ?? true,
     relayService: options.relayService ?? false,
+    probePeers: options.probePeers ?? true,
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),

@@ -1,5 +1,5 @@
 import { PeerBackoff } from './backoff.js';
-import type { Connection as Libp2pConnection, PrivateKey, Stream } from '@libp2p/interface';
+import type { IdentifyResult, Connection as Libp2pConnection, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import {
@@ -71,7 +71,16 @@ interface Join {
   lastAnnounced: number;
   /** Our addresses changed since the last announce started: announce again at the next turn. */
   reannounce: boolean;
+  /** libp2p connections a probe for this topic already went over (see #probe): at most one each. */
+  readonly probed: WeakSet<Libp2pConnection>;
 }
+
+/**
+ * What a dial is for. `dial`: a provider or LAN peer, backed off on failure. `upgrade`: a direct
+ * path for a peer reached over a relay. `probe`: a peer met over libp2p that may have joined the
+ * topic (see #probe); a refusal or failure is expected and quiet.
+ */
+type DialKind = 'dial' | 'upgrade' | 'probe';
 
 
 /** A direct (not relayed, not limited) open libp2p connection to the peer, if the node holds one. */
@@ -245,10 +254,14 @@ export class DhtTransport implements Transport {
       delay: INITIAL_LOOKUP_INTERVAL_MS,
       lastAnnounced: 0,
       reannounce: false,
+      probed: new WeakSet(),
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
-    if (node !== null) void this.#runJoin(node, join);
+    if (node !== null) {
+      void this.#probeConnected(node, join);
+      void this.#runJoin(node, join);
+    }
     else void this.#startThenJoin(join);
     return join.queue;
   }
@@ -268,7 +281,10 @@ export class DhtTransport implements Transport {
       if (signal.aborted || this.#closed) return;
       try {
         const node = await this.#ensureStarted();
-        if (!signal.aborted && !this.#closed) void this.#runJoin(node, join);
+        if (!signal.aborted && !this.#closed) {
+          void this.#probeConnected(node, join);
+          void this.#runJoin(node, join);
+        }
         return;
       } catch (error) {
         if (this.#closed) return;
@@ -311,6 +327,7 @@ export class DhtTransport implements Transport {
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
     node.addEventListener('connection:open', (event) => this.#onLink(event.detail));
+    if (o.probePeers) node.addEventListener('peer:identify', (event) => this.#onIdentify(event.detail));
     node.addEventListener('self:peer:update', () => this.#onAddressesChanged());
     try {
       await node.start();
@@ -511,10 +528,18 @@ export class DhtTransport implements Transport {
    * lists direct addresses; such upgrade dials go only to direct addresses and back off on their
    * own, silently (behind NATs they are expected to fail), without touching the peer's dial backoff.
    */
-  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo): void {
+  #maybeDial(node: RhizomeLibp2p, join: Join, info: PeerInfo, probe = false): void {
     const id = info.peerId;
     if (id === this.#peerId || join.pending.has(id)) return;
     const existing = join.conns.get(id);
+    if (probe) {
+      // Not held back by the dial backoff: the probe goes over a link that is open right now.
+      if (existing) return;
+      const controller = new AbortController();
+      join.pending.set(id, controller);
+      void this.#dial(node, join, info, controller, 'probe');
+      return;
+    }
     if (existing) {
       if (existing.path !== 'circuit') return;
       const now = Date.now();
@@ -523,22 +548,23 @@ export class DhtTransport implements Transport {
       const controller = new AbortController();
       join.pending.set(id, controller);
       this.#upgrades.add(controller);
-      void this.#dial(node, join, info, controller, true);
+      void this.#dial(node, join, info, controller, 'upgrade');
       return;
     }
     if (this.#backoff.blocked(id, Date.now())) return;
     const controller = new AbortController();
     join.pending.set(id, controller);
-    void this.#dial(node, join, info, controller, false);
+    void this.#dial(node, join, info, controller, 'dial');
   }
 
   #failed(peerId: string): void {
     this.#backoff.fail(peerId, Date.now());
   }
 
-  /** Dials a provider (with `upgrade`: over a direct path only) and runs the dialer's half of the handshake. Never rejects. */
-  async #dial(node: RhizomeLibp2p, join: Join, info: PeerInfo, controller: AbortController, upgrade: boolean): Promise<void> {
+  /** Dials a peer (an upgrade: over a direct path only) and runs the dialer's half of the handshake. Never rejects. */
+  async #dial(node: RhizomeLibp2p, join: Join, info: PeerInfo, controller: AbortController, kind: DialKind): Promise<void> {
     const o = this.#options;
+    const upgrade = kind === 'upgrade';
     const id = info.peerId;
     const timeout = AbortSignal.timeout(o.handshakeTimeoutMs);
     const signal = AbortSignal.any([timeout, controller.signal, join.controller.signal]);
@@ -573,6 +599,7 @@ export class DhtTransport implements Transport {
       if (status !== HandshakeStatus.OK) {
         void channel.close(o.handshakeTimeoutMs);
         if (status === HandshakeStatus.DUPLICATE) return; // the pair's other connection won
+        if (kind === 'probe') return; // the peer has not joined the topic: expected, nothing to report
         if (upgrade) {
           this.#upgradeBackoff.fail(id, Date.now());
           return;
@@ -590,7 +617,7 @@ export class DhtTransport implements Transport {
       if (ours) join.pending.delete(id);
       const abandoned = controller.signal.aborted || join.controller.signal.aborted || this.#closed;
       channel?.abort(error instanceof Error ? error : new AbortError());
-      if (abandoned) return;
+      if (abandoned || kind === 'probe') return; // a probe is opportunistic: the DHT lookup still runs
       if (upgrade) {
         // The relayed connection keeps serving; try the direct path again later.
         this.#upgradeBackoff.fail(id, Date.now());
@@ -770,6 +797,41 @@ export class DhtTransport implements Transport {
       join.delay = INITIAL_LOOKUP_INTERVAL_MS;
       join.wake?.();
     }
+  }
+
+  /**
+   * identify finished on a libp2p connection. A peer that speaks Rhizome's sync protocol may be in
+   * one of our topics (in a deployment's own DHT most replicas are: the peers a DHT query or the
+   * peer's own query brings us are the topic's other replicas): try the handshake on each joined
+   * topic now, instead of waiting for a lookup to list the peer as a provider (which needs the
+   * DHT's routing table, then a query round trip to the bootstrap node). Both sides of a new link
+   * probe; the usual tie-break keeps one connection per pair.
+   */
+  #onIdentify(result: IdentifyResult): void {
+    const node = this.#node;
+    if (!node || this.#closed || !result.protocols.includes(this.#protocol)) return;
+    for (const join of this.#joins.values()) this.#probe(node, join, result.peerId.toString(), result.connection);
+  }
+
+  /** A topic was joined: probe the peers already connected that speak the sync protocol (see #onIdentify). */
+  async #probeConnected(node: RhizomeLibp2p, join: Join): Promise<void> {
+    if (!this.#options.probePeers) return;
+    for (const link of node.getConnections()) {
+      if (link.status !== 'open' || join.controller.signal.aborted || this.#closed) continue;
+      try {
+        const peer = await node.peerStore.get(link.remotePeer);
+        if (peer.protocols.includes(this.#protocol)) this.#probe(node, join, link.remotePeer.toString(), link);
+      } catch {
+        // Not identified yet: #onIdentify probes it when identify finishes.
+      }
+    }
+  }
+
+  /** One probe of one topic over one libp2p connection at most. */
+  #probe(node: RhizomeLibp2p, join: Join, peerId: string, link: Libp2pConnection): void {
+    if (peerId === this.#peerId || join.controller.signal.aborted || join.probed.has(link)) return;
+    join.probed.add(link);
+    this.#maybeDial(node, join, { peerId, addresses: [] }, true);
   }
 
   /** A peer found on the LAN by mDNS: dial it on every joined topic (it answers for the ones it joined). */

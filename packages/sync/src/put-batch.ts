@@ -1,0 +1,100 @@
+import type * as Y from 'yjs';
+import type { JsonValue } from '@rhizome/core';
+
+/**
+ * Most writes one batch holds: the write that fills it applies the batch at once, from inside the
+ * call. A Yjs transaction of 100,000 puts costs more per put than 100 of 1,000 (its changed-key
+ * sets and its update grow large, and what it allocates lives until it ends): BENCHMARKS.md
+ * § Issue 12, Session 5.
+ */
+export const MAX_BATCH_WRITES = 1000;
+
+/**
+ * One write waiting in a {@link WriteBatch}: a put of validated, copied fields, or a delete
+ * (`data === null`).
+ */
+export interface PendingWrite {
+  readonly id: string;
+  readonly data: Record<string, JsonValue> | null;
+}
+
+/**
+ * Automatic batching of the node API's writes (ARCHITECTURE § Write batching).
+ *
+ * A `put` or `delete` made while no Yjs transaction is open on the document is validated at once
+ * (errors are thrown by the call) and queued here; the queue is applied to the document as ONE
+ * Yjs transaction in a microtask at the end of the current task (or at once when it holds
+ * {@link MAX_BATCH_WRITES}), so a loop of puts costs one transaction, one update, one SQLite row
+ * and one message per peer per task (per 1,000 writes) instead of one each. Anything
+ * that reads the database (`get`, `list`, `size`, `db.doc`, `transact`, `flush`, ...) applies the
+ * queue first, so reads see the caller's own writes, and writes keep their order with every other
+ * change. The durability contract holds: the batch's update is written to SQLite by the
+ * persistence flush queued from that same microtask, before the next macrotask.
+ *
+ * Writes made inside a Yjs transaction (`db.transact`, `db.doc.transact`, an observer running in
+ * one) bypass the queue and join that transaction, as before.
+ */
+export class WriteBatch {
+  readonly #doc: Y.Doc;
+  readonly #apply: (writes: PendingWrite[]) => void;
+  readonly #report: (error: unknown) => void;
+  #writes: PendingWrite[] = [];
+  #scheduled = false;
+
+  /**
+   * @param doc The document (used to tell whether a transaction is open).
+   * @param apply Applies the writes, in order, as one Yjs transaction.
+   * @param report Receives an error thrown while applying (an observer of the app that throws):
+   *   the writes are in the document by then; nobody is left to throw to.
+   */
+  constructor(doc: Y.Doc, apply: (writes: PendingWrite[]) => void, report: (error: unknown) => void) {
+    this.#doc = doc;
+    this.#apply = apply;
+    this.#report = report;
+  }
+
+  /** True when a write now should be queued: no Yjs transaction is open on the document. */
+  get accepting(): boolean {
+    return this.#doc._transaction === null;
+  }
+
+  /** Writes queued and not applied yet. */
+  get pending(): number {
+    return this.#writes.length;
+  }
+
+  /** Queues a write (already validated); the first one of a task schedules the microtask. */
+  add(write: PendingWrite): void {
+    if (this.#writes.push(write) >= MAX_BATCH_WRITES) {
+      this.flush();
+      return;
+    }
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#onMicrotask);
+    }
+  }
+
+  /**
+   * Applies the queued writes now: one Yjs transaction, or inside the one that is open. A no-op
+   * when none is queued.
+   */
+  flush(): void {
+    // With a transaction open (the app's: db.transact, doc.transact, an editor binding; Rhizome's
+    // own transactions never run app code) the writes join it, so they stay ahead of its writes.
+    if (this.#writes.length === 0) return;
+    const writes = this.#writes;
+    // A write made by an observer while these are applied starts the next batch.
+    this.#writes = [];
+    try {
+      this.#apply(writes);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  readonly #onMicrotask = (): void => {
+    this.#scheduled = false;
+    this.flush();
+  };
+}

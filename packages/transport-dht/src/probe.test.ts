@@ -1,0 +1,132 @@
+// Probing (`probePeers`, on by default): a peer met over libp2p that speaks the sync protocol is
+// offered the topic handshake at once, without a DHT lookup listing it. The nodes here run kad-dht
+// in client mode and have no bootstrap peer, so no DHT lookup can find anyone: every Connection
+// below comes from a probe. Everything runs on 127.0.0.1.
+import { multiaddr } from '@multiformats/multiaddr';
+import { deriveTopic, type Connection, type RhizomeError } from '@rhizome/core';
+import { within } from '@rhizome/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { syncProtocol } from './options.js';
+import { DhtTransport } from './transport.js';
+
+const PROTOCOL = syncProtocol('/rhizome');
+const WAIT = 10_000;
+
+const cleanup: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+let topicCounter = 0;
+function freshTopic(): Uint8Array {
+  return deriveTopic(`dht-probe-${process.pid}-${topicCounter++}`);
+}
+
+/** A transport whose DHT cannot find anyone (client mode, no bootstrap, no mDNS); it records its errors. */
+function isolated(options: ConstructorParameters<typeof DhtTransport>[0] = {}): { t: DhtTransport; errors: RhizomeError[] } {
+  const errors: RhizomeError[] = [];
+  const t = new DhtTransport({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    allowPrivateAddresses: true,
+    dhtClientMode: true,
+    mdns: false,
+    handshakeTimeoutMs: 2000,
+    onError: (e) => errors.push(e),
+    ...options,
+  });
+  cleanup.push(() => t.disconnect());
+  return { t, errors };
+}
+
+/** Opens a plain libp2p connection from one node to the other (as a DHT query or mDNS would). */
+async function link(from: DhtTransport, to: DhtTransport): Promise<void> {
+  await from.libp2p!.dial(multiaddr(to.multiaddrs()[0]!));
+}
+
+function syncStreams(t: DhtTransport): number {
+  return (t.libp2p?.getConnections() ?? []).flatMap((c) => c.streams).filter((s) => s.protocol === PROTOCOL).length;
+}
+
+/** Polls a condition every 20 ms, bounded in count and time. */
+async function eventually(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT;
+  for (let i = 0; !cond(); i++) {
+    if (Date.now() > deadline || i > WAIT / 20) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function next(it: AsyncIterator<Connection>, what: string): Promise<Connection> {
+  const r = await within(WAIT, what, it.next());
+  if (r.done) throw new Error(`${what}: the iterable ended`);
+  return r.value;
+}
+
+describe('DhtTransport probing', () => {
+  it('a libp2p link between two members of a topic becomes one Connection per side, with no DHT lookup', async () => {
+    const { t: a, errors: ea } = isolated();
+    const { t: b, errors: eb } = isolated();
+    const topic = freshTopic();
+    const ia = (await a.connect(topic))[Symbol.asyncIterator]();
+    const ib = (await b.connect(topic))[Symbol.asyncIterator]();
+    // Both sides probe the new link at once: the tie-break keeps one connection for the pair.
+    await link(b, a);
+    const [ca, cb] = await Promise.all([next(ia, 'the connection at a'), next(ib, 'the connection at b')]);
+    expect(ca.peerId).toBe(b.peerId);
+    expect(cb.peerId).toBe(a.peerId);
+    await cb.send(new Uint8Array([7]));
+    expect(await within(WAIT, 'a message', ca.receive())).toEqual(new Uint8Array([7]));
+    await ca.send(new Uint8Array([8]));
+    expect(await within(WAIT, 'a reply', cb.receive())).toEqual(new Uint8Array([8]));
+    // The losing handshake is gone: one sync stream on each side, the pair's.
+    await eventually('one sync stream per side', () => syncStreams(a) === 1 && syncStreams(b) === 1);
+    expect([...ea, ...eb].map((e) => e.code)).toEqual([]);
+  });
+
+  it('a probe of a peer that has not joined the topic is refused quietly; joining later while linked connects', async () => {
+    const { t: a, errors: ea } = isolated();
+    const { t: c, errors: ec } = isolated();
+    const topic = freshTopic();
+    const ia = (await a.connect(topic))[Symbol.asyncIterator]();
+    // c is in another topic only: a's probe for `topic` gets UNKNOWN_TOPIC, c's probe for its own
+    // topic gets UNKNOWN_TOPIC from a. No Connection, no error on either side.
+    const other = (await c.connect(freshTopic()))[Symbol.asyncIterator]();
+    await link(c, a);
+    await eventually('the refused probes to close', () => syncStreams(a) === 0 && syncStreams(c) === 0 && a.libp2p!.getConnections().length === 1);
+    expect([...ea, ...ec].map((e) => e.code)).toEqual([]);
+    // c joins the topic while the link is up: it probes the peers it is connected to.
+    const ic = (await c.connect(topic))[Symbol.asyncIterator]();
+    const [ca, cc] = await Promise.all([next(ia, 'the connection at a'), next(ic, 'the connection at c')]);
+    expect(ca.peerId).toBe(c.peerId);
+    expect(cc.peerId).toBe(a.peerId);
+    await cc.send(new Uint8Array([9]));
+    expect(await within(WAIT, 'a message', ca.receive())).toEqual(new Uint8Array([9]));
+    expect([...ea, ...ec].map((e) => e.code)).toEqual([]);
+    void other;
+  });
+
+  it('with probePeers false, a link alone makes no Connection (handshakes go to providers and LAN peers only)', async () => {
+    const { t: a } = isolated({ probePeers: false });
+    const { t: b } = isolated({ probePeers: false });
+    const topic = freshTopic();
+    await a.connect(topic);
+    await b.connect(topic);
+    await link(b, a);
+    // identify has run on both sides (each knows the other speaks the sync protocol), and a ping
+    // went both ways after it; yet no sync stream was opened.
+    for (const [t, peer] of [[a, b], [b, a]] as const) {
+      for (let i = 0; ; i++) {
+        const known = await t.libp2p!.peerStore.get(peer.libp2p!.peerId).catch(() => null);
+        if (known?.protocols.includes(PROTOCOL)) break;
+        if (i > WAIT / 20) throw new Error('timed out waiting for identify');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await t.libp2p!.services.ping.ping(peer.libp2p!.peerId);
+    }
+    expect(syncStreams(a) + syncStreams(b)).toBe(0);
+  });
+
+  it('probePeers must be a boolean', () => {
+    expect(() => new DhtTransport({ probePeers: 'yes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CONFIG' }));
+  });
+});
