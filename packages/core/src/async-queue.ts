@@ -144,12 +144,28 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.#spaceWaiters = keep;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      const item = await this.shift();
-      if (item === null) return;
-      yield item;
-    }
+  /**
+   * Iterates with `shift()`. A plain iterator object, not an async generator: a consumer that
+   * waits in `for await` for as long as a database is open then holds one pending promise, not a
+   * suspended generator with its registers and request queue.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let done = false;
+    return {
+      next: (): Promise<IteratorResult<T>> => {
+        if (done) return Promise.resolve({ done: true, value: undefined });
+        return this.shift().then((item) => {
+          if (item !== null) return { done: false, value: item };
+          done = true;
+          return { done: true, value: undefined };
+        });
+      },
+      // Like a generator's: the iteration is over (the queue itself is untouched).
+      return: (value?: unknown): Promise<IteratorResult<T>> => {
+        done = true;
+        return Promise.resolve({ done: true, value: value as T });
+      },
+    };
   }
 }
 
