@@ -26,7 +26,7 @@ import {
 import { RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
-import { RelayMailbox } from './mailbox.js';
+import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
 import {
@@ -316,21 +316,35 @@ export class RelayTransport implements Transport {
     }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
-    const self = this;
-    this.#mailbox =
-      options.mailbox === false
-        ? null
-        : new RelayMailbox({
-            // A getter: with a relay list the mailbox belongs to the relay of the current session.
-            get url(): string {
-              return self.url;
-            },
-            timeoutMs: this.#timeoutMs,
-            highWaterMark: this.#highWaterMark,
-            currentLink: () => (this.#session !== 0 ? this.#link : null),
-            relayMaxFrame: () => this.#relayMaxFrame,
-          });
+    this.#mailbox = options.mailbox === false ? null : new RelayMailbox(new RelayTransport.#MailboxHost(this));
   }
+
+  /**
+   * What the mailbox access needs of its transport: prototype methods over the transport, not an
+   * object of closures that would keep the constructor's scope (options included) alive.
+   */
+  static readonly #MailboxHost = class implements MailboxLinkHost {
+    readonly #t: RelayTransport;
+    constructor(t: RelayTransport) {
+      this.#t = t;
+    }
+    // A getter: with a relay list the mailbox belongs to the relay of the current session.
+    get url(): string {
+      return this.#t.url;
+    }
+    get timeoutMs(): number {
+      return this.#t.#timeoutMs;
+    }
+    get highWaterMark(): number {
+      return this.#t.#highWaterMark;
+    }
+    currentLink(): Link | null {
+      return this.#t.#session !== 0 ? this.#t.#link : null;
+    }
+    relayMaxFrame(): number {
+      return this.#t.#relayMaxFrame;
+    }
+  };
 
   /**
    * The relay's sealed mailbox (ARCHITECTURE.md § Mailbox), used by the sync layer when the
