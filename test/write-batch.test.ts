@@ -127,7 +127,13 @@ describe('write batching', () => {
       db.put('w', { v: 'batched' });
       doc.transact(() => db.put('w', { v: 'held doc' }));
       expect(db.get('w')).toEqual({ v: 'held doc' });
+      // A write made through a Yjs type held from before, right after a put of the same field:
+      // the queued put goes first, the direct write last (it wins).
+      const fields = db.doc.getMap('fields');
+      db.put('h', { v: 'batched' });
+      fields.set('h\u0000v', 'direct');
       await nextMacrotask();
+      expect(db.get('h')).toEqual({ v: 'direct' });
       expect(db.get('x')).toEqual({ v: 'transact' });
       expect(db.get('y')).toEqual({ v: 'many' });
       expect(db.get('z')).toBeUndefined();

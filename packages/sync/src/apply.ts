@@ -24,6 +24,7 @@
  */
 import type * as Y from 'yjs';
 import * as codec from './codec.js';
+import { applyQueuedWrites } from './put-batch.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -52,6 +53,8 @@ function changed(tr: Y.Transaction): boolean {
  * (see the module description).
  */
 export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown): void {
+  // Local writes queued earlier in this task go first (ARCHITECTURE § Write batching).
+  applyQueuedWrites(doc);
   let bytes = 0;
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.

@@ -10,6 +10,7 @@ import {
 } from '@rhizome/core';
 import type { DocStore, MailboxAccess, MailboxHeader, MailboxOffer, MailboxReadResult, MailboxWriteResult } from '@rhizome/core';
 import { PERSISTENCE_ORIGIN } from './persistence.js';
+import { applyQueuedWrites } from './put-batch.js';
 import { digestOf, type MailboxKeys } from './mailbox-keys.js';
 import { MSG_UPDATES, decodeMessage, encodeUpdates } from './wire.js';
 
@@ -453,6 +454,7 @@ export class MailboxSync {
     }
     if (cursor !== head.counter) throw new MailboxInvalidError(`${server} served records up to ${cursor} under head ${head.counter}`);
     if (updates.length > 0) {
+      applyQueuedWrites(this.#doc); // local writes queued in this task go first
       try {
         Y.transact(
           this.#doc,

@@ -9,6 +9,21 @@ import type { JsonValue } from '@rhizome/core';
  */
 export const MAX_BATCH_WRITES = 1000;
 
+/** The write batch of each document that has one (see {@link applyQueuedWrites}). */
+const batches = new WeakMap<Y.Doc, WriteBatch>();
+
+/**
+ * Applies the writes queued for `doc` now, unless a transaction is open on it. Code that is about
+ * to apply a REMOTE update (a peer session, the mailbox) calls this first: a put queued earlier in
+ * the task then stays ahead of the update, as if it had been applied in the call, so it is
+ * concurrent with the peer's write rather than made on top of it (and it becomes its own local
+ * update, sent to every peer; inside the remote transaction it would carry the peer as origin and
+ * never go back to it).
+ */
+export function applyQueuedWrites(doc: Y.Doc): void {
+  if (doc._transaction === null) batches.get(doc)?.flush();
+}
+
 /**
  * One write waiting in a {@link WriteBatch}: a put of validated, copied fields, or a delete
  * (`data === null`).
@@ -51,7 +66,16 @@ export class WriteBatch {
     this.#doc = doc;
     this.#apply = apply;
     this.#report = report;
+    batches.set(doc, this);
+    // A local transaction opened on the document directly (a Yjs type held by the app, an editor
+    // binding) takes the queued writes first, so they stay ahead of its own writes. A remote one
+    // must not carry them (see applyQueuedWrites): its appliers apply the queue before opening it.
+    doc.on('beforeTransaction', this.#onTransaction);
   }
+
+  readonly #onTransaction = (tr: Y.Transaction): void => {
+    if (tr.local) this.flush();
+  };
 
   /** True when a write now should be queued: no Yjs transaction is open on the document. */
   get accepting(): boolean {
