@@ -87,8 +87,8 @@ export interface DatabaseOptions {
   /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
   persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
   /**
-   * Open the existing file at `path` for reading only: nothing is written to it, `put` and
-   * `delete` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
+   * Open the existing file at `path` for reading only: nothing is written to it, `put`,
+   * `delete` and `putMany` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
    * file that cannot be written is refused at open with that error, naming the file.
    */
   readOnly?: boolean;
@@ -414,6 +414,7 @@ export class Database {
    */
   putMany(entries: Iterable<readonly [string, Record<string, JsonValue>]>): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     const copies: Array<[string, Record<string, JsonValue>]> = [];
     for (const [nodeId, data] of entries) {
       assertNodeId(nodeId);
