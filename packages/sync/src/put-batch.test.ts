@@ -1,6 +1,6 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
-import { applyRemoteUpdates } from './apply.js';
+import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
 import { WriteBatch } from './put-batch.js';
 
 /** A document with a write batch that sets `m[id] = data.v` (clientID 1), and the origins of its updates. */
@@ -52,5 +52,19 @@ describe('WriteBatch ordering', () => {
     expect(map.get('x')).toBe('direct');
     expect(batch.pending).toBe(0);
     expect(origins).toEqual([null]); // the queued write joined the app's transaction
+  });
+
+  it('opens every remote transaction as remote, so the batch never joins one', () => {
+    const { doc, map } = setup();
+    const seen: boolean[] = [];
+    doc.on('beforeTransaction', (tr: Y.Transaction) => seen.push(tr.local));
+    const big = new Y.Doc();
+    big.getMap('m').set('big', 'x'.repeat(REENCODE_SKIP_BYTES));
+    const peer = {};
+    applyRemoteUpdates(doc, [remoteUpdate('one')], peer); // ordinary path
+    applyRemoteUpdates(doc, [remoteUpdate('two'), remoteUpdate('three')], peer); // a coalesced frame
+    applyRemoteUpdates(doc, [Y.encodeStateAsUpdate(big)], peer); // a large update
+    expect(seen).toEqual([false, false, false]);
+    expect(map.get('big')).toHaveLength(REENCODE_SKIP_BYTES);
   });
 });

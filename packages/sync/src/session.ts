@@ -437,7 +437,7 @@ export class PeerSession implements Flushable, ConnectionListener {
       case MSG_SYNC_STEP2:
         return this.#onStep2(message);
       case MSG_UPDATES:
-        applyRemoteUpdates(this.#host.doc, message.updates, this);
+        applyRemoteUpdates(this.#host.doc, message.updates, this, this.#onObserverError);
         return;
       case MSG_AWARENESS:
         awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
@@ -451,6 +451,11 @@ export class PeerSession implements Flushable, ConnectionListener {
         return;
     }
   }
+
+  /** An app observer threw while a received update was applied: the app's error, not the peer's (the update is in). */
+  readonly #onObserverError = (error: unknown): void => {
+    this.#host.reportError(asError(error));
+  };
 
   #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
     let diff: Uint8Array;
@@ -474,7 +479,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   }
 
   #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
-    applyRemoteUpdates(this.#host.doc, [m.update], this);
+    applyRemoteUpdates(this.#host.doc, [m.update], this, this.#onObserverError);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
     if (sameBytesAsText(m.requestId, this.#requestId)) {

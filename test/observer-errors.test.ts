@@ -1,0 +1,58 @@
+// An app's Yjs observer that throws while a REMOTE update is applied is the app's bug, not the
+// peer's: the update is in the document (Yjs calls every observer, then rethrows), so it must
+// reach the database's 'update' listeners (SQLite, the other peers) and the session must carry
+// on. The error goes to db.events as an `error` event, as for a local write batch
+// (test/write-batch.test.ts). Both paths of sync/src/apply.ts: an ordinary update, and a single
+// update of REENCODE_SKIP_BYTES or more (handed to the listeners as received).
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryTransport } from '@rhizome/core';
+import { openDatabase } from '@rhizome/sync';
+import { collectEvents, nextEvent, tempDir, uniqueHub, until } from './sync-helpers.js';
+
+const { dir, cleanup } = tempDir('rhizome-observer-errors-');
+afterAll(cleanup);
+
+describe('an app observer that throws on a remote update', () => {
+  it('neither ends the session nor keeps the update from SQLite and the events', async () => {
+    const hub = uniqueHub('observer-errors');
+    const id = 'observer-errors';
+    const path = join(dir, 'b.db');
+    const a = await openDatabase({ id, transport: new MemoryTransport({ hub }) });
+    const b = await openDatabase({ id, path, transport: new MemoryTransport({ hub }) });
+    const events = collectEvents(b);
+    try {
+      await b.whenSynced({ minPeers: 1 });
+      b.doc.getMap('nodes').observe(() => {
+        throw new Error('app observer failed');
+      });
+      const errors: string[] = [];
+      /** A put at a, then its node at b and the error event of b's observer. */
+      const deliver = async (nodeId: string, data: Record<string, string | number>): Promise<void> => {
+        const error = nextEvent(b, (e) => e.type === 'error', `the error event of ${nodeId}`);
+        a.put(nodeId, data);
+        errors.push(((await error) as { error: Error }).error.message);
+        await until(b, () => b.get(nodeId) !== undefined, `${nodeId} at b`);
+      };
+      await deliver('small', { v: 1 });
+      // One large update (over 64 KiB): the path that hands the received bytes to the listeners.
+      await deliver('large', { v: 'x'.repeat(100 * 1024) });
+      await deliver('after', { v: 2 });
+      expect(errors).toEqual(['app observer failed', 'app observer failed', 'app observer failed']);
+      expect(events.events.some((e) => e.type === 'peer-disconnected')).toBe(false);
+      expect(b.peers()).toHaveLength(1);
+    } finally {
+      events.stop();
+      await b.close();
+      await a.close();
+    }
+    const again = await openDatabase({ id, path });
+    try {
+      expect(again.get('small')).toEqual({ v: 1 });
+      expect(again.get('large')?.['v']).toHaveLength(100 * 1024);
+      expect(again.get('after')).toEqual({ v: 2 });
+    } finally {
+      await again.close();
+    }
+  });
+});
