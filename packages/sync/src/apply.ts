@@ -54,14 +54,14 @@ function changed(tr: Y.Transaction): boolean {
  *
  * An error thrown once the updates are integrated comes from an observer or listener (Yjs calls
  * every observer, then rethrows the first error): the updates are in the document and reached the
- * `'update'` listeners all the same. With `onListenerError` it goes there instead of being thrown,
- * so a caller can tell a bad update (thrown) from a failing app observer.
+ * `'update'` listeners all the same. With `listenerErrors` it goes to its `reportError` instead
+ * of being thrown, so a caller can tell a bad update (thrown) from a failing app observer.
  */
 export function applyRemoteUpdates(
   doc: Y.Doc,
   updates: readonly Uint8Array[],
   origin: unknown,
-  onListenerError?: (error: unknown) => void,
+  listenerErrors?: { reportError(error: Error): void },
 ): void {
   // Local writes queued earlier in this task go first (ARCHITECTURE § Write batching).
   applyQueuedWrites(doc);
@@ -69,8 +69,8 @@ export function applyRemoteUpdates(
   try {
     apply(doc, updates, origin, state);
   } catch (error) {
-    if (!state.applied || onListenerError === undefined) throw error;
-    onListenerError(error);
+    if (!state.applied || listenerErrors === undefined) throw error;
+    listenerErrors.reportError(error instanceof Error ? error : new Error(String(error)));
   }
 }
 

@@ -437,7 +437,8 @@ export class PeerSession implements Flushable, ConnectionListener {
       case MSG_SYNC_STEP2:
         return this.#onStep2(message);
       case MSG_UPDATES:
-        applyRemoteUpdates(this.#host.doc, message.updates, this, this.#onObserverError);
+        // An app observer that throws is reported by the host, not a protocol failure of the peer.
+        applyRemoteUpdates(this.#host.doc, message.updates, this, this.#host);
         return;
       case MSG_AWARENESS:
         awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
@@ -451,11 +452,6 @@ export class PeerSession implements Flushable, ConnectionListener {
         return;
     }
   }
-
-  /** An app observer threw while a received update was applied: the app's error, not the peer's (the update is in). */
-  readonly #onObserverError = (error: unknown): void => {
-    this.#host.reportError(asError(error));
-  };
 
   #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
     let diff: Uint8Array;
@@ -479,7 +475,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   }
 
   #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
-    applyRemoteUpdates(this.#host.doc, [m.update], this, this.#onObserverError);
+    applyRemoteUpdates(this.#host.doc, [m.update], this, this.#host);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
     if (sameBytesAsText(m.requestId, this.#requestId)) {
