@@ -55,4 +55,34 @@ describe('an app observer that throws on a remote update', () => {
       await again.close();
     }
   });
+
+  it('an awareness listener that throws neither ends the session nor loses the peer\'s presence', async () => {
+    const hub = uniqueHub('observer-errors-awareness');
+    const id = 'observer-errors-awareness';
+    const a = await openDatabase({ id, transport: new MemoryTransport({ hub }) });
+    const b = await openDatabase({ id, transport: new MemoryTransport({ hub }) });
+    const events = collectEvents(b);
+    try {
+      await b.whenSynced({ minPeers: 1 });
+      b.awareness.on('change', () => {
+        throw new Error('app awareness listener failed');
+      });
+      const error = nextEvent(b, (e) => e.type === 'error', 'the error event of the awareness listener');
+      a.awareness.setLocalStateField('user', 'alice');
+      expect(((await error) as { error: Error }).error.message).toBe('app awareness listener failed');
+      await until(b, () => b.awareness.getStates().get(a.doc.clientID) !== undefined, "a's presence at b");
+      // The session still runs: a later update arrives.
+      a.put('after', { v: 1 });
+      await until(b, () => b.get('after') !== undefined, 'an update after the failure');
+      expect(events.events.some((e) => e.type === 'peer-disconnected')).toBe(false);
+    } finally {
+      events.stop();
+    }
+    // a leaves: b drops its presence (b tracked a's awareness client for that peer).
+    const gone = nextEvent(b, (e) => e.type === 'peer-disconnected', 'a leaving');
+    await a.close();
+    await gone;
+    expect(b.awareness.getStates().get(a.doc.clientID)).toBeUndefined();
+    await b.close();
+  });
 });

@@ -713,7 +713,7 @@ export class Database {
     } catch (error) {
       firstError = error;
     }
-    awarenessProtocol.removeAwarenessStates(this.awareness, [this.#doc.clientID], 'local');
+    this.#removeAwareness([this.#doc.clientID], 'local');
     // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
     await this.#mailbox?.close().catch(() => undefined);
     // Connected peers acknowledge what was queued for them (peers without the key never answer).
@@ -732,7 +732,15 @@ export class Database {
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
-    this.awareness.destroy();
+    try {
+      this.awareness.destroy();
+    } catch (error) {
+      // An app's listener threw on the last removal (destroy() stopped before clearing its check
+      // interval): drop every listener (lib0 Observable's destroy) and finish the destroy.
+      this.#report(error);
+      Object.getPrototypeOf(awarenessProtocol.Awareness.prototype).destroy.call(this.awareness);
+      this.awareness.destroy();
+    }
     this.events.close();
     // A storage failure wins over an earlier flush error: it says what is still unwritten.
     await this.#closeStorage().catch((error: unknown) => {
@@ -861,7 +869,7 @@ export class Database {
     const key = sessionKey(session.conn);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.length > 0) {
-      awarenessProtocol.removeAwarenessStates(this.awareness, [...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
+      this.#removeAwareness([...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
     this.events.publish(
       reason === undefined
@@ -953,6 +961,15 @@ export class Database {
 
   #checkWaiters(): void {
     for (const w of [...this.#waiters]) if (this.#allSynced(w.minPeers)) w.resolve();
+  }
+
+  /** Removes awareness states; an app's awareness listener that throws is reported, not let out of close() or a session's end. */
+  #removeAwareness(clients: number[], origin: unknown): void {
+    try {
+      awarenessProtocol.removeAwarenessStates(this.awareness, clients, origin);
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   #report(error: unknown): void {

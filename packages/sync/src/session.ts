@@ -5,6 +5,7 @@ import type { Connection, ConnectionListener, HealthState, PeerPath } from '@rhi
 import { bytesToText, sameBytesAsText, textToBytes } from './compact.js';
 import type { Flushable, TurnScheduler } from './coalesce.js';
 import { applyRemoteUpdates } from './apply.js';
+import { readAwarenessEntries } from './awareness-check.js';
 import { encodeDiff } from './state-cache.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
@@ -441,7 +442,7 @@ export class PeerSession implements Flushable, ConnectionListener {
         applyRemoteUpdates(this.#host.doc, message.updates, this, this.#host);
         return;
       case MSG_AWARENESS:
-        awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
+        this.#onAwareness(message.update);
         return;
       case MSG_PING:
         // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
@@ -450,6 +451,24 @@ export class PeerSession implements Flushable, ConnectionListener {
       case MSG_PONG:
         this.meter.pong(message.id, this.#host.now());
         return;
+    }
+  }
+
+  #onAwareness(update: Uint8Array): void {
+    // Decoded first: a malformed update throws here (a protocol failure of the peer) ...
+    const entries = readAwarenessEntries(update);
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, update, this);
+    } catch (error) {
+      // ... so this is a listener's error (an app's): the states are applied. Reported, and this
+      // peer's clients tracked here, as the database's 'update' listener (which a throwing
+      // 'change' listener keeps from running) would have, so they go when the peer does.
+      this.#host.reportError(asError(error));
+      const states = this.#host.awareness.getStates();
+      for (const { client, present } of entries) {
+        if (present && states.has(client)) this.addAwarenessClient(client);
+        else if (!present) this.removeAwarenessClient(client);
+      }
     }
   }
 
