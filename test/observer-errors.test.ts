@@ -6,8 +6,9 @@
 // update of REENCODE_SKIP_BYTES or more (handed to the listeners as received).
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryTransport } from '@rhizome/core';
-import { openDatabase } from '@rhizome/sync';
+import { MemoryTransport, createTransport, generateDatabaseId } from '@rhizome/core';
+import { createRelayServer } from '@rhizome/relay';
+import { openDatabase, type Database } from '@rhizome/sync';
 import { collectEvents, nextEvent, tempDir, uniqueHub, until } from './sync-helpers.js';
 
 const { dir, cleanup } = tempDir('rhizome-observer-errors-');
@@ -85,4 +86,38 @@ describe('an app observer that throws on a remote update', () => {
     expect(b.awareness.getStates().get(a.doc.clientID)).toBeUndefined();
     await b.close();
   });
+
+  it('while catching up from the relay mailbox: reported as the app\'s error, not as bad records', async () => {
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1', mailbox: join(dir, 'relay-mailbox.db') });
+    const id = generateDatabaseId();
+    const open = (file: string): Promise<Database> =>
+      openDatabase({ id, path: join(dir, file), transport: createTransport({ mode: 'relay', relayUrl: relay.url, timeoutMs: 20_000 }) });
+    try {
+      const writer = await open('mailbox-writer.db');
+      writer.put('offline', { v: 1 });
+      await bindMailbox(writer);
+      await writer.mailbox!.whenIdle({ timeoutMs: 20_000 });
+      await writer.close();
+
+      const reader = await open('mailbox-reader.db');
+      reader.doc.getMap('nodes').observe(() => {
+        throw new Error('app observer failed');
+      });
+      const error = nextEvent(reader, (e) => e.type === 'error', 'the error event of the catch-up');
+      await bindMailbox(reader);
+      expect(((await error) as { error: Error & { code?: string } }).error).toMatchObject({ message: 'app observer failed' });
+      await reader.mailbox!.whenIdle({ timeoutMs: 20_000 });
+      expect(reader.get('offline')).toEqual({ v: 1 });
+      expect(reader.mailbox!.status().cursor).toBeGreaterThan(0); // the catch-up counted as done
+      await reader.close();
+    } finally {
+      await relay.close();
+    }
+  });
 });
+
+/** Waits (bounded) until the database has its relay mailbox binding. */
+async function bindMailbox(db: Database): Promise<void> {
+  for (let i = 0; i < 200 && db.mailbox === null; i++) await new Promise((r) => setImmediate(r));
+  if (db.mailbox === null) throw new Error('database has no mailbox binding');
+}
