@@ -95,6 +95,18 @@ export class HealthMonitor {
     return this.#db;
   }
 
+  /**
+   * {@link tick} for the shared timer: a round that throws is reported as that database's `error`
+   * event, and the timer goes on to the other databases' monitors.
+   */
+  safeTick(): void {
+    try {
+      this.tick();
+    } catch (error) {
+      this.#host.publish({ type: 'error', error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
   /** One round: pings that are due, then every state. Called by the timer; public for the database. */
   tick(): void {
     const now = this.#host.now();
@@ -161,7 +173,7 @@ function joinTicker(monitor: HealthMonitor, periodMs: number): void {
   if (ticker === undefined) {
     const monitors = new Set<HealthMonitor>();
     const timer = setInterval(() => {
-      for (const m of [...monitors]) m.tick();
+      for (const m of [...monitors]) m.safeTick();
     }, periodMs);
     (timer as { unref?: () => void }).unref?.();
     ticker = { timer, monitors };
