@@ -16,8 +16,7 @@
  * meanwhile is lost.
  */
 import { randomBytes } from '@noble/hashes/utils.js';
-import { ProtocolError } from '@rhizome/core';
-import { flatHex } from './compact.js';
+import { ProtocolError, flatHex } from '@rhizome/core';
 import type { Connection, PeerPath } from '@rhizome/core';
 
 import { MSG_REPLICA } from './wire.js';
