@@ -167,15 +167,18 @@ export async function run(ctx: BenchContext): Promise<void> {
       try {
         let n = 0;
         // CPU: the whole exchange (sender and relay in this process, receiver here or in Chromium).
-        // The page's harness subscribes to the database's events (as an app that renders does), so
-        // the page computes a node-upsert event per node; the Node receiver is measured the same
-        // way (the baseline of the ratio), and also without a subscriber (as before 2026-11-30 09:30).
+        // Two variants, each the same on both sides: no event subscriber (the sync path alone) and
+        // one subscriber draining the events (as an app that renders: a node-upsert per node).
         const coldNode = async (events: boolean): Promise<{ ms: number; cpu: number }> => {
           const c0 = nodeCpuMs();
           const t0 = performance.now();
           const db = await openDatabase({ id: nodeId, path: join(dir, `cold-${n++}.db`), transport: { mode: 'relay', relayUrl: relay.url } });
           const subscription = events ? db.events.subscribe({ capacity: 1 << 16 }) : null;
-          const draining = subscription ? (async () => { for await (const e of subscription) void e; })() : null;
+          const draining = subscription
+            ? (async () => {
+                for await (const e of subscription) void e;
+              })()
+            : null;
           await untilSize(db, NODES);
           const ms = performance.now() - t0;
           const cpu = nodeCpuMs() - c0;
@@ -184,23 +187,9 @@ export async function run(ctx: BenchContext): Promise<void> {
           await db.close();
           return { ms, cpu };
         };
-        const nodeColdCpu: number[] = [];
-        const nodeColdBareMs: number[] = [];
-        const nodeColdBareCpu: number[] = [];
-        const nodeCold = await repeat(ctx.runs, async () => {
-          const bare = await coldNode(false);
-          nodeColdBareMs.push(bare.ms);
-          nodeColdBareCpu.push(bare.cpu);
-          const run = await coldNode(true);
-          nodeColdCpu.push(run.cpu);
-          return run.ms;
-        });
-        const browserColdCpu: number[] = [];
-        const browserColdReceiverCpu: number[] = [];
-        const browserColdSenderCpu: number[] = [];
-        const browserCold = await repeat(ctx.runs, async () => {
+        const coldPage = async (events: boolean): Promise<{ ms: number; receiverCpu: number; senderCpu: number }> => {
           const p = await page();
-          const cdp = CPU_PROFILE !== undefined && browserColdCpu.length === 0 ? await profile.newCDPSession(p.page) : null;
+          const cdp = CPU_PROFILE !== undefined && !events && profiled++ === 0 ? await profile.newCDPSession(p.page) : null;
           if (cdp) {
             await cdp.send('Profiler.enable');
             await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
@@ -208,59 +197,72 @@ export async function run(ctx: BenchContext): Promise<void> {
           }
           const n0 = nodeCpuMs();
           const c0 = await chromiumCpuMs();
-          const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url }, NODES);
+          const ms = await p.timedColdSync({ id: nodeId, path: `cold-${n++}`, relayUrl: relay.url, events }, NODES);
           const c1 = await chromiumCpuMs();
+          const n1 = nodeCpuMs();
           if (cdp) {
             const { profile: cpuProfile } = await cdp.send('Profiler.stop');
             writeFileSync(CPU_PROFILE!, JSON.stringify(cpuProfile));
             await cdp.detach();
           }
-          const n1 = nodeCpuMs();
-          browserColdSenderCpu.push(n1 - n0);
-          browserColdReceiverCpu.push(c1 - c0);
-          browserColdCpu.push(n1 - n0 + (c1 - c0));
           await p.close();
           await p.page.close();
-          return ms;
-        });
-        const nodeReceiverCpu = summarize(nodeColdCpu).median - summarize(browserColdSenderCpu).median;
-        ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, [
-          {
-            receiver: 'Node, SQLite file, one event subscriber (like the page)',
-            'ms': fmtStats(nodeCold),
-            'vs Node': '1.00x',
-            'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdCpu)),
-            'CPU vs Node': '1.00x',
-            // The sender and relay do the same work either way: what the page run measured of them.
-            'receiver CPU, ms': `${fmt(nodeReceiverCpu)} (total − sender and relay of the page runs)`,
-            'receiver CPU vs Node': '1.00x',
-          },
-          {
-            receiver: 'Node, SQLite file, no subscriber (no node events computed)',
-            'ms': fmtStats(summarize(nodeColdBareMs)),
-            'vs Node': ratio(summarize(nodeColdBareMs).median, nodeCold.median),
-            'CPU (sender + relay + receiver), ms': fmtStats(summarize(nodeColdBareCpu)),
-            'CPU vs Node': ratio(summarize(nodeColdBareCpu).median, summarize(nodeColdCpu).median),
-            'receiver CPU, ms': fmt(summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median),
-            'receiver CPU vs Node': ratio(summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median, nodeReceiverCpu),
-          },
-          {
-            receiver: 'Chromium page, IndexedDB',
-            'ms': fmtStats(browserCold),
-            'vs Node': ratio(browserCold.median, nodeCold.median),
-            'CPU (sender + relay + receiver), ms': fmtStats(summarize(browserColdCpu)),
-            'CPU vs Node': ratio(summarize(browserColdCpu).median, summarize(nodeColdCpu).median),
-            'receiver CPU, ms': `${fmtStats(summarize(browserColdReceiverCpu))} (every Chromium process)`,
-            'receiver CPU vs Node': ratio(summarize(browserColdReceiverCpu).median, nodeReceiverCpu),
-          },
-        ]);
-        ctx.note(
-          `Chromium vs the Node receiver without a subscriber: wall ${ratio(browserCold.median, summarize(nodeColdBareMs).median)}, ` +
-            `receiver CPU ${ratio(summarize(browserColdReceiverCpu).median, summarize(nodeColdBareCpu).median - summarize(browserColdSenderCpu).median)}`,
-        );
+          return { ms, receiverCpu: c1 - c0, senderCpu: n1 - n0 };
+        };
+        let profiled = 0;
+        type Runs = { nodeMs: number[]; nodeCpu: number[]; pageMs: number[]; pageCpu: number[]; senderCpu: number[] };
+        const runs: Record<'bare' | 'events', Runs> = {
+          bare: { nodeMs: [], nodeCpu: [], pageMs: [], pageCpu: [], senderCpu: [] },
+          events: { nodeMs: [], nodeCpu: [], pageMs: [], pageCpu: [], senderCpu: [] },
+        };
+        for (let r = 0; r < ctx.runs; r++) {
+          for (const variant of ['bare', 'events'] as const) {
+            const v = runs[variant];
+            const node = await coldNode(variant === 'events');
+            v.nodeMs.push(node.ms);
+            v.nodeCpu.push(node.cpu);
+            const browser = await coldPage(variant === 'events');
+            v.pageMs.push(browser.ms);
+            v.pageCpu.push(browser.receiverCpu);
+            v.senderCpu.push(browser.senderCpu);
+          }
+        }
+        const rows: Array<Record<string, string>> = [];
+        for (const variant of ['bare', 'events'] as const) {
+          const v = runs[variant];
+          const label = variant === 'bare' ? 'no event subscriber' : 'one event subscriber (a node-upsert per node)';
+          const nodeMs = summarize(v.nodeMs);
+          const pageMs = summarize(v.pageMs);
+          const nodeCpu = summarize(v.nodeCpu);
+          const pageCpu = summarize(v.pageCpu);
+          const senderCpu = summarize(v.senderCpu);
+          // The sender and relay do the same work either way: what the page runs measured of them.
+          const nodeReceiverCpu = nodeCpu.median - senderCpu.median;
+          rows.push(
+            {
+              receiver: `Node, SQLite file, ${label}`,
+              ms: fmtStats(nodeMs),
+              'vs Node': '1.00x',
+              'CPU (sender + relay + receiver), ms': fmtStats(nodeCpu),
+              'CPU vs Node': '1.00x',
+              'receiver CPU, ms': `${fmt(nodeReceiverCpu)} (total − sender and relay of the page runs)`,
+              'receiver CPU vs Node': '1.00x',
+            },
+            {
+              receiver: `Chromium page, IndexedDB, ${label}`,
+              ms: fmtStats(pageMs),
+              'vs Node': ratio(pageMs.median, nodeMs.median),
+              'CPU (sender + relay + receiver), ms': fmtStats(summarize(v.pageCpu.map((c, i) => c + v.senderCpu[i]!))),
+              'CPU vs Node': ratio(summarize(v.pageCpu.map((c, i) => c + v.senderCpu[i]!)).median, nodeCpu.median),
+              'receiver CPU, ms': `${fmtStats(pageCpu)} (every Chromium process)`,
+              'receiver CPU vs Node': ratio(pageCpu.median, nodeReceiverCpu),
+            },
+          );
+        }
+        ctx.table(`Cold sync of ${fmt(NODES)} nodes from a Node replica through a relay on 127.0.0.1 (open to all nodes present), ms`, rows);
       } finally {
         await source.close();
-    }
+      }
     }
 
     // ---- 4. the store choice: IndexedDB beside SQLite in OPFS, in workers ---------------------

@@ -208,7 +208,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     });
     const M1 = fmt(Math.min(N, 20_000), 0);
     ctx.table(`Local writes: ${fmt(N, 0)} puts of a 3-field node, persisted to an SQLite file (puts/s)`, [
-      row('db.put in a tight loop (batched: one transaction, one SQLite row per task)', tight, floorBatch),
+      row('db.put in a tight loop (batched: one transaction and one SQLite row per 1,000 puts)', tight, floorBatch),
       row('db.putMany of N nodes (batch API: one update, one row)', many, floorBatch),
       row('db.put inside db.transact, 1,000 per transaction (in one tick)', transacted, floorBatch),
       row('db.put × N inside one db.doc.transact (bulk load: one update, one row)', batched, floorBatch),

@@ -98,7 +98,7 @@ describe('a database file that cannot be written', () => {
     }
   });
 
-  it('readOnly: true opens it for reading: get and list work, put and delete throw ERR_STORE_READ_ONLY, the file is unchanged', async () => {
+  it('readOnly: true opens it for reading: get and list work, put, delete and putMany throw ERR_STORE_READ_ONLY, the file is unchanged', async () => {
     const path = join(dir, 'explicit-ro.db');
     const id = 'access-test-explicit-0123456789';
     await makeFile(path, id);
@@ -110,6 +110,8 @@ describe('a database file that cannot be written', () => {
       expect(db.list()).toHaveLength(1);
       expect(() => db.put('n2', { v: 2 })).toThrow(expect.objectContaining({ code: 'ERR_STORE_READ_ONLY', path }));
       expect(() => db.delete('n1')).toThrow(expect.objectContaining({ code: 'ERR_STORE_READ_ONLY' }));
+      expect(() => db.putMany([['n3', { v: 3 }]])).toThrow(expect.objectContaining({ code: 'ERR_STORE_READ_ONLY' }));
+      expect(db.get('n3')).toBeUndefined();
       expect(db.stats().storage.health).toBe('read-only');
     } finally {
       await db.close();

@@ -86,6 +86,23 @@ describe('write batching', () => {
     }
   });
 
+  it('applies a batch at once when it holds MAX_BATCH_WRITES writes', async () => {
+    const path = nextFile();
+    const db = await openDatabase({ id: 'full', path });
+    try {
+      let updates = 0;
+      db.doc.on('update', () => updates++);
+      for (let i = 0; i < 2500; i++) db.put(`n${i}`, { i });
+      expect(updates).toBe(2); // at the 1,000th and the 2,000th put, from inside the call
+      await nextMacrotask();
+      expect(updates).toBe(3);
+      expect(storedUpdates(path, 'full')).toBe(3); // one row per update, written in one append
+      expect(db.size).toBe(2500);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('keeps order with transact, putMany and direct doc transactions', async () => {
     const db = await openDatabase({ id: 'mixed' });
     try {
@@ -110,7 +127,13 @@ describe('write batching', () => {
       db.put('w', { v: 'batched' });
       doc.transact(() => db.put('w', { v: 'held doc' }));
       expect(db.get('w')).toEqual({ v: 'held doc' });
+      // A write made through a Yjs type held from before, right after a put of the same field:
+      // the queued put goes first, the direct write last (it wins).
+      const fields = db.doc.getMap('fields');
+      db.put('h', { v: 'batched' });
+      fields.set('h\u0000v', 'direct');
       await nextMacrotask();
+      expect(db.get('h')).toEqual({ v: 'direct' });
       expect(db.get('x')).toEqual({ v: 'transact' });
       expect(db.get('y')).toEqual({ v: 'many' });
       expect(db.get('z')).toBeUndefined();

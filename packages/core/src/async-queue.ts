@@ -1,4 +1,4 @@
-import { ConnectionClosedError, type RhizomeError } from './errors.js';
+import { ConnectionClosedError, InvalidArgumentError, type RhizomeError } from './errors.js';
 import type { ConnectionListener } from './types.js';
 
 interface SpaceWaiter {
@@ -144,12 +144,28 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.#spaceWaiters = keep;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      const item = await this.shift();
-      if (item === null) return;
-      yield item;
-    }
+  /**
+   * Iterates with `shift()`. A plain iterator object, not an async generator: a consumer that
+   * waits in `for await` for as long as a database is open then holds one pending promise, not a
+   * suspended generator with its registers and request queue.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let done = false;
+    return {
+      next: (): Promise<IteratorResult<T>> => {
+        if (done) return Promise.resolve({ done: true, value: undefined });
+        return this.shift().then((item) => {
+          if (item !== null) return { done: false, value: item };
+          done = true;
+          return { done: true, value: undefined };
+        });
+      },
+      // Like a generator's: the iteration is over (the queue itself is untouched).
+      return: (value?: unknown): Promise<IteratorResult<T>> => {
+        done = true;
+        return Promise.resolve({ done: true, value: value as T });
+      },
+    };
   }
 }
 
@@ -171,6 +187,7 @@ export abstract class QueuedConnection {
   abstract readonly transport: string;
   #inbox: AsyncQueue<Uint8Array> | null = null;
   #listener: ConnectionListener | null = null;
+  #listened = false;
   #closed = false;
   #failure: RhizomeError | null = null;
   #onClose: Array<() => void> | null = null;
@@ -215,7 +232,8 @@ export abstract class QueuedConnection {
    * or iteration after it.
    */
   listen(listener: ConnectionListener): void {
-    if (this.#listener !== null) throw new Error('Connection already has a listener');
+    if (this.#listened) throw new InvalidArgumentError('this connection already has a listener');
+    this.#listened = true;
     this.#listener = listener;
     const inbox = this.#inbox;
     if (inbox !== null) {

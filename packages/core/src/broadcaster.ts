@@ -114,19 +114,21 @@ class Subscriber<E> implements Subscription<E> {
  * ```
  */
 export class SyncBroadcaster<E> {
-  #subscribers = new Set<Subscriber<E>>();
+  /** Made at the first subscription: most databases' broadcasters are never subscribed to. */
+  #subscribers: Set<Subscriber<E>> | null = null;
   #closed = false;
 
   /** Number of live subscriptions. */
   get subscriberCount(): number {
-    return this.#subscribers.size;
+    return this.#subscribers?.size ?? 0;
   }
 
   /** Delivers `event` to every subscriber; returns how many received it. */
   publish(event: E): number {
-    if (this.#closed) return 0;
-    for (const s of this.#subscribers) s.offer(event);
-    return this.#subscribers.size;
+    const subscribers = this.#subscribers;
+    if (this.#closed || subscribers === null) return 0;
+    for (const s of subscribers) s.offer(event);
+    return subscribers.size;
   }
 
   /** A new subscription that sees events published from now on. A bad `capacity` throws `ERR_INVALID_ARGUMENT`. */
@@ -137,18 +139,18 @@ export class SyncBroadcaster<E> {
     }
     const sub = new Subscriber<E>(this, capacity);
     if (this.#closed) sub.unsubscribe();
-    else this.#subscribers.add(sub);
+    else (this.#subscribers ??= new Set()).add(sub);
     return sub;
   }
 
   /** Ends every subscription (they drain what they hold, then end); later publishes are no-ops. */
   close(): void {
     this.#closed = true;
-    for (const s of [...this.#subscribers]) s.unsubscribe();
+    for (const s of [...(this.#subscribers ?? [])]) s.unsubscribe();
   }
 
   /** @internal */
   detach(sub: Subscriber<E>): void {
-    this.#subscribers.delete(sub);
+    this.#subscribers?.delete(sub);
   }
 }

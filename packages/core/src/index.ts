@@ -4,7 +4,7 @@
  */
 export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectionListener, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable, PeerPath } from './types.js';
 export type { SyncEvent, HealthState, HealthSeverity } from './events.js';
-export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, TOPIC_LENGTH } from './topic.js';
+export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, flatHex, TOPIC_LENGTH } from './topic.js';
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
 export type { Subscription, SubscribeOptions, LaggedEvent } from './broadcaster.js';
 export { AsyncQueue, QueuedConnection } from './async-queue.js';

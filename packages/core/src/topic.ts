@@ -46,7 +46,7 @@ const HEX_DIGITS = '0123456789abcdef';
  * rope of one piece per byte in V8 (~2 KiB for 32 bytes), kept for as long as the string lives;
  * transports and sessions keep topic hex strings as map keys for their whole life.
  */
-function flatHex(bytes: Uint8Array): string {
+export function flatHex(bytes: Uint8Array): string {
   const codes = new Array<number>(bytes.length * 2);
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;

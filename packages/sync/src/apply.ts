@@ -22,8 +22,9 @@
  * ends up with the same document. A transaction that changed nothing emits nothing, as with Yjs.
  * Smaller updates take the ordinary path.
  */
-import type * as Y from 'yjs';
+import * as Y from 'yjs';
 import * as codec from './codec.js';
+import { applyQueuedWrites } from './put-batch.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -50,29 +51,68 @@ function changed(tr: Y.Transaction): boolean {
  * Applies `updates` (received from `origin`) in one transaction. When it is one large update,
  * Yjs's re-encoding for `'update'` listeners is skipped and the listeners get the received bytes
  * (see the module description).
+ *
+ * An error thrown once the updates are integrated comes from an observer or listener (Yjs calls
+ * every observer, then rethrows the first error): the updates are in the document and reached the
+ * `'update'` listeners all the same. With `listenerErrors` it goes to its `reportError` instead
+ * of being thrown, so a caller can tell a bad update (thrown) from a failing app observer.
  */
-export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown): void {
+export function applyRemoteUpdates(
+  doc: Y.Doc,
+  updates: readonly Uint8Array[],
+  origin: unknown,
+  listenerErrors?: { reportError(error: Error): void },
+): void {
+  // Local writes queued earlier in this task go first (ARCHITECTURE § Write batching).
+  applyQueuedWrites(doc);
+  const state = { applied: false };
+  try {
+    apply(doc, updates, origin, state);
+  } catch (error) {
+    if (!state.applied || listenerErrors === undefined) throw error;
+    listenerErrors.reportError(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, state: { applied: boolean }): void {
   let bytes = 0;
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
   const found = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
   if (found === null) {
-    if (updates.length === 1) codec.applyUpdate(doc, updates[0]!, origin);
-    else
-      doc.transact(() => {
+    // A remote transaction from its start (`local: false`, as Yjs's applyUpdate opens it), so
+    // that 'beforeTransaction' listeners (the write batch's) see it as one.
+    Y.transact(
+      doc,
+      () => {
         for (const update of updates) codec.applyUpdate(doc, update, origin);
-      }, origin);
+        state.applied = true;
+      },
+      origin,
+      false,
+    );
     return;
   }
   const { registry, listeners } = found;
   let transaction: Y.Transaction | null = null;
+  let observerError: { error: unknown } | null = null;
   registry.delete('update');
   try {
-    doc.transact((tr) => {
-      transaction = tr;
-      for (const update of updates) codec.applyUpdate(doc, update, origin);
-    }, origin);
+    Y.transact(
+      doc,
+      (tr) => {
+        transaction = tr;
+        for (const update of updates) codec.applyUpdate(doc, update, origin);
+        state.applied = true;
+      },
+      origin,
+      false,
+    );
+  } catch (error) {
+    // An observer failed after the update was integrated: the listeners still get it below.
+    if (!state.applied) throw error;
+    observerError = { error };
   } finally {
     // Listeners added meanwhile (by an observer) join the ones that were there.
     const added = registry.get('update');
@@ -80,7 +120,9 @@ export function applyRemoteUpdates(doc: Y.Doc, updates: readonly Uint8Array[], o
     registry.set('update', listeners);
   }
   const tr = transaction as Y.Transaction | null;
-  if (tr === null || !changed(tr)) return;
-  const update = updates[0]!;
-  for (const listener of [...listeners]) listener(update, origin, doc, tr);
+  if (tr !== null && changed(tr)) {
+    const update = updates[0]!;
+    for (const listener of [...listeners]) listener(update, origin, doc, tr);
+  }
+  if (observerError !== null) throw observerError.error;
 }

@@ -31,6 +31,8 @@ const ANY_ARRAY = 117;
 
 /** Slots of a decoder's cache of recent short strings (a power of two). */
 const RECENT_SLOTS = 1024;
+/** Smallest update whose decoder keeps that cache (below, the cache costs more than it saves). */
+const RECENT_MIN_BYTES = 16 * 1024;
 
 /**
  * Reads a varString: short ASCII in JavaScript, anything else through lib0. Short strings are
@@ -38,7 +40,7 @@ const RECENT_SLOTS = 1024;
  * per node, and a repeated name then costs no new string (less garbage, and the Map lookups Yjs
  * does with it reuse the string's cached hash).
  */
-function readString(decoder: decoding.Decoder, recent: Array<string | undefined>): string {
+function readString(decoder: decoding.Decoder, recent: Array<string | undefined> | null): string {
   const start = decoder.pos;
   const length = decoding.readVarUint(decoder);
   const arr = decoder.arr;
@@ -54,6 +56,11 @@ function readString(decoder: decoding.Decoder, recent: Array<string | undefined>
     }
     if (i === end) {
       decoder.pos = end;
+      if (recent === null) {
+        let s = '';
+        for (let j = from; j < end; j++) s += String.fromCharCode(arr[j]!);
+        return s;
+      }
       const slot = hash & (RECENT_SLOTS - 1);
       const hit = recent[slot];
       if (hit !== undefined && hit.length === length) {
@@ -72,7 +79,7 @@ function readString(decoder: decoding.Decoder, recent: Array<string | undefined>
 }
 
 /** lib0's `readAny`, with strings and object keys read by {@link readString}. */
-function readAny(decoder: decoding.Decoder, recent: Array<string | undefined>): unknown {
+function readAny(decoder: decoding.Decoder, recent: Array<string | undefined> | null): unknown {
   const tag = decoder.arr[decoder.pos];
   if (tag === ANY_STRING) {
     decoder.pos++;
@@ -146,8 +153,13 @@ function writeAny(encoder: encoding.Encoder, data: unknown): void {
 
 /** Yjs's v1 struct decoder with {@link readString} for strings, keys and `any` content. */
 export class FastUpdateDecoderV1 extends Y.UpdateDecoderV1 {
-  /** Recent short strings of this update (see {@link readString}). */
-  readonly #recent = new Array<string | undefined>(RECENT_SLOTS);
+  /** Recent short strings of this update (see {@link readString}); small updates go without. */
+  readonly #recent: Array<string | undefined> | null;
+
+  constructor(decoder: decoding.Decoder) {
+    super(decoder);
+    this.#recent = decoder.arr.length >= RECENT_MIN_BYTES ? new Array<string | undefined>(RECENT_SLOTS) : null;
+  }
 
   override readString(): string {
     return readString(this.restDecoder, this.#recent);

@@ -30,15 +30,3 @@ export function sameBytesAsText(bytes: Uint8Array, text: string): boolean {
   return true;
 }
 
-const HEX_DIGITS = '0123456789abcdef';
-
-/** Lowercase hex as one flat string (a `+=` loop leaves a rope of one piece per byte in V8). */
-export function flatHex(bytes: Uint8Array): string {
-  const codes = new Array<number>(bytes.length * 2);
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    codes[2 * i] = HEX_DIGITS.charCodeAt(b >> 4);
-    codes[2 * i + 1] = HEX_DIGITS.charCodeAt(b & 15);
-  }
-  return String.fromCharCode(...codes);
-}

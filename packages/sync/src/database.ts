@@ -87,8 +87,8 @@ export interface DatabaseOptions {
   /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
   persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
   /**
-   * Open the existing file at `path` for reading only: nothing is written to it, `put` and
-   * `delete` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
+   * Open the existing file at `path` for reading only: nothing is written to it, `put`,
+   * `delete` and `putMany` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
    * file that cannot be written is refused at open with that error, naming the file.
    */
   readOnly?: boolean;
@@ -242,17 +242,17 @@ export class Database {
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
   /** Sessions to a replica that an active session already reaches over a better path. */
-  readonly #standby = new Set<PeerSession>();
+  #standby: Set<PeerSession> | null = null;
   readonly #replicas = new ReplicaRouter<PeerSession>();
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
-  readonly #ended = new WeakSet<PeerSession>();
+  #ended: WeakSet<PeerSession> | null = null;
   /** Sessions started and not ended yet (close() waits for them). */
   readonly #runs = new Set<PeerSession>();
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
-  readonly #onAttach = new Set<(session: PeerSession) => void>();
+  #onAttach: Set<(session: PeerSession) => void> | null = null;
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
-  readonly #onClose = new Set<(error: Error) => void>();
+  #onClose: Set<(error: Error) => void> | null = null;
   readonly #abort = new AbortController();
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
@@ -375,7 +375,7 @@ export class Database {
    * Outside a transaction, the puts and deletes of one task are batched: they are applied to
    * {@link doc} together, as one Yjs transaction (one update, one SQLite row, one message to each
    * peer), in a microtask at the end of the task, or earlier as soon as anything reads the
-   * database (`get`, `list`, `size`, `doc`, `transact`, `flush`, ...). So reads see your writes,
+   * database (`get`, `list`, `size`, `doc`, `transact`, `flush`, ...) or 1,000 writes are queued. So reads see your writes,
    * but `doc` observers and `'update'` listeners see a put at the end of the task rather than
    * inside the call, and code that holds a Yjs type of `doc` and reads it right after a put sees
    * the put once the task's microtasks ran. Inside {@link transact} (or any `doc.transact`) a put
@@ -414,6 +414,7 @@ export class Database {
    */
   putMany(entries: Iterable<readonly [string, Record<string, JsonValue>]>): void {
     this.#assertOpen();
+    assertWritableDatabase(this.#readOnly, this.#store);
     const copies: Array<[string, Record<string, JsonValue>]> = [];
     for (const [nodeId, data] of entries) {
       assertNodeId(nodeId);
@@ -665,14 +666,14 @@ export class Database {
         finished = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#onAttach.delete(ask);
-        this.#onClose.delete(onClose);
+        this.#onAttach?.delete(ask);
+        this.#onClose?.delete(onClose);
         if (error) reject(error);
         else resolve(acked.size);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#onClose.add(onClose);
-      this.#onAttach.add(ask);
+      (this.#onClose ??= new Set()).add(onClose);
+      (this.#onAttach ??= new Set()).add(ask);
       for (const session of this.#sessions.values()) ask(session);
     });
   }
@@ -712,7 +713,7 @@ export class Database {
     } catch (error) {
       firstError = error;
     }
-    awarenessProtocol.removeAwarenessStates(this.awareness, [this.#doc.clientID], 'local');
+    this.#removeAwareness([this.#doc.clientID], 'local');
     // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
     await this.#mailbox?.close().catch(() => undefined);
     // Connected peers acknowledge what was queued for them (peers without the key never answer).
@@ -721,17 +722,25 @@ export class Database {
     const seq = this.#localSeq;
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => this.#router.whenHanded(s, seq).then(() => s.acknowledge()))));
     this.#abort.abort();
-    await Promise.all([...this.#sessions.values(), ...this.#standby].map((s) => s.close().catch(() => undefined)));
+    await Promise.all([...this.#sessions.values(), ...(this.#standby ?? [])].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
-    for (const onClose of [...this.#onClose]) onClose(new ClosedError('database'));
+    for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     this.#doc.off('update', this.#onUpdate);
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
-    this.awareness.destroy();
+    try {
+      this.awareness.destroy();
+    } catch (error) {
+      // An app's listener threw on the last removal (destroy() stopped before clearing its check
+      // interval): drop every listener (lib0 Observable's destroy) and finish the destroy.
+      this.#report(error);
+      Object.getPrototypeOf(awarenessProtocol.Awareness.prototype).destroy.call(this.awareness);
+      this.awareness.destroy();
+    }
     this.events.close();
     // A storage failure wins over an earlier flush error: it says what is still unwritten.
     await this.#closeStorage().catch((error: unknown) => {
@@ -826,7 +835,7 @@ export class Database {
     this.#sessions.set(key, session);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
-    for (const onAttach of [...this.#onAttach]) onAttach(session);
+    if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
     this.#runs.add(session);
     session.start();
   }
@@ -842,31 +851,32 @@ export class Database {
     if (park === null) return;
     const key = sessionKey(park.conn);
     if (this.#sessions.get(key) === park) this.#sessions.delete(key);
-    this.#standby.add(park);
+    (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
     this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
     this.#checkWaiters();
   }
 
   #onSessionClosed(session: PeerSession, reason?: string): void {
-    if (this.#ended.has(session)) return;
-    this.#ended.add(session);
+    const ended = (this.#ended ??= new WeakSet());
+    if (ended.has(session)) return;
+    ended.add(session);
     this.#router.detach(session);
     const totals = this.#totals;
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     const promote = this.#replicas.unbind(session);
-    if (this.#standby.delete(session)) return; // a standby's end is no news: its replica is still connected
+    if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
     const key = sessionKey(session.conn);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.length > 0) {
-      awarenessProtocol.removeAwarenessStates(this.awareness, [...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
+      this.#removeAwareness([...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
     this.events.publish(
       reason === undefined
         ? { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic }
         : { type: 'peer-disconnected', peerId: session.peerId, topic: this.topic, reason },
     );
-    if (promote !== null && !this.#closed && this.#standby.delete(promote)) {
+    if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
       this.#sessions.set(sessionKey(promote.conn), promote);
@@ -951,6 +961,15 @@ export class Database {
 
   #checkWaiters(): void {
     for (const w of [...this.#waiters]) if (this.#allSynced(w.minPeers)) w.resolve();
+  }
+
+  /** Removes awareness states; an app's awareness listener that throws is reported, not let out of close() or a session's end. */
+  #removeAwareness(clients: number[], origin: unknown): void {
+    try {
+      awarenessProtocol.removeAwarenessStates(this.awareness, clients, origin);
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   #report(error: unknown): void {

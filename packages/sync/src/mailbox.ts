@@ -10,6 +10,7 @@ import {
 } from '@rhizome/core';
 import type { DocStore, MailboxAccess, MailboxHeader, MailboxOffer, MailboxReadResult, MailboxWriteResult } from '@rhizome/core';
 import { PERSISTENCE_ORIGIN } from './persistence.js';
+import { applyQueuedWrites } from './put-batch.js';
 import { digestOf, type MailboxKeys } from './mailbox-keys.js';
 import { MSG_UPDATES, decodeMessage, encodeUpdates } from './wire.js';
 
@@ -453,17 +454,22 @@ export class MailboxSync {
     }
     if (cursor !== head.counter) throw new MailboxInvalidError(`${server} served records up to ${cursor} under head ${head.counter}`);
     if (updates.length > 0) {
+      applyQueuedWrites(this.#doc); // local writes queued in this task go first
+      let applied = false;
       try {
         Y.transact(
           this.#doc,
           () => {
             for (const u of updates) Y.applyUpdate(this.#doc, u, MAILBOX_ORIGIN);
+            applied = true;
           },
           MAILBOX_ORIGIN,
           false,
         );
       } catch (error) {
-        throw new MailboxInvalidError(`${server} served updates that do not apply: ${errorOf(error).message}`);
+        // Thrown once the updates were in: an app's observer failed, not the server's records.
+        if (applied) this.#onError(errorOf(error));
+        else throw new MailboxInvalidError(`${server} served updates that do not apply: ${errorOf(error).message}`);
       }
     }
     this.#sv = sv;

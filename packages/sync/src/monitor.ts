@@ -56,7 +56,7 @@ export class HealthMonitor {
   #unreachableSince: number | null;
   /** Highest local sequence any peer acknowledged (kept when that peer leaves). */
   #ackedEver = 0;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #started = false;
 
   constructor(host: MonitorHost, options: Required<HealthOptions>) {
     this.#host = host;
@@ -72,15 +72,15 @@ export class HealthMonitor {
   }
 
   start(): void {
-    if (!this.#o.enabled || this.#timer) return;
-    this.#timer = setInterval(() => this.tick(), this.#o.checkIntervalMs);
-    // Health checks never keep a process alive.
-    (this.#timer as { unref?: () => void }).unref?.();
+    if (!this.#o.enabled || this.#started) return;
+    this.#started = true;
+    joinTicker(this, this.#o.checkIntervalMs);
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    if (!this.#started) return;
+    this.#started = false;
+    leaveTicker(this, this.#o.checkIntervalMs);
   }
 
   /** The peer's current state (healthy until the first evaluation). */
@@ -93,6 +93,18 @@ export class HealthMonitor {
   database(): DatabaseHealthStatus {
     this.#evaluateDatabase(this.#host.now(), false);
     return this.#db;
+  }
+
+  /**
+   * {@link tick} for the shared timer: a round that throws is reported as that database's `error`
+   * event, and the timer goes on to the other databases' monitors.
+   */
+  safeTick(): void {
+    try {
+      this.tick();
+    } catch (error) {
+      this.#host.publish({ type: 'error', error: error instanceof Error ? error : new Error(String(error)) });
+    }
   }
 
   /** One round: pings that are due, then every state. Called by the timer; public for the database. */
@@ -148,4 +160,31 @@ export class HealthMonitor {
       this.#host.publish({ type: 'health', health: next.health, severity: next.severity, reason: next.reason });
     }
   }
+}
+
+/**
+ * One interval timer per check period for every monitor of the process (a process with many
+ * open databases holds one timer, not one each). Health checks never keep a process alive.
+ */
+const tickers = new Map<number, { timer: ReturnType<typeof setInterval>; monitors: Set<HealthMonitor> }>();
+
+function joinTicker(monitor: HealthMonitor, periodMs: number): void {
+  let ticker = tickers.get(periodMs);
+  if (ticker === undefined) {
+    const monitors = new Set<HealthMonitor>();
+    const timer = setInterval(() => {
+      for (const m of [...monitors]) m.safeTick();
+    }, periodMs);
+    (timer as { unref?: () => void }).unref?.();
+    ticker = { timer, monitors };
+    tickers.set(periodMs, ticker);
+  }
+  ticker.monitors.add(monitor);
+}
+
+function leaveTicker(monitor: HealthMonitor, periodMs: number): void {
+  const ticker = tickers.get(periodMs);
+  if (ticker === undefined || !ticker.monitors.delete(monitor) || ticker.monitors.size > 0) return;
+  clearInterval(ticker.timer);
+  tickers.delete(periodMs);
 }

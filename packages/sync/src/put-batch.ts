@@ -2,6 +2,29 @@ import type * as Y from 'yjs';
 import type { JsonValue } from '@rhizome/core';
 
 /**
+ * Most writes one batch holds: the write that fills it applies the batch at once, from inside the
+ * call. A Yjs transaction of 100,000 puts costs more per put than 100 of 1,000 (its changed-key
+ * sets and its update grow large, and what it allocates lives until it ends): BENCHMARKS.md
+ * § Issue 12, Session 5.
+ */
+export const MAX_BATCH_WRITES = 1000;
+
+/** The write batch of each document that has one (see {@link applyQueuedWrites}). */
+const batches = new WeakMap<Y.Doc, WriteBatch>();
+
+/**
+ * Applies the writes queued for `doc` now, unless a transaction is open on it. Code that is about
+ * to apply a REMOTE update (a peer session, the mailbox) calls this first: a put queued earlier in
+ * the task then stays ahead of the update, as if it had been applied in the call, so it is
+ * concurrent with the peer's write rather than made on top of it (and it becomes its own local
+ * update, sent to every peer; inside the remote transaction it would carry the peer as origin and
+ * never go back to it).
+ */
+export function applyQueuedWrites(doc: Y.Doc): void {
+  if (doc._transaction === null) batches.get(doc)?.flush();
+}
+
+/**
  * One write waiting in a {@link WriteBatch}: a put of validated, copied fields, or a delete
  * (`data === null`).
  */
@@ -15,8 +38,9 @@ export interface PendingWrite {
  *
  * A `put` or `delete` made while no Yjs transaction is open on the document is validated at once
  * (errors are thrown by the call) and queued here; the queue is applied to the document as ONE
- * Yjs transaction in a microtask at the end of the current task, so a loop of puts costs one
- * transaction, one update, one SQLite row and one message per peer instead of one each. Anything
+ * Yjs transaction in a microtask at the end of the current task (or at once when it holds
+ * {@link MAX_BATCH_WRITES}), so a loop of puts costs one transaction, one update, one SQLite row
+ * and one message per peer per task (per 1,000 writes) instead of one each. Anything
  * that reads the database (`get`, `list`, `size`, `db.doc`, `transact`, `flush`, ...) applies the
  * queue first, so reads see the caller's own writes, and writes keep their order with every other
  * change. The durability contract holds: the batch's update is written to SQLite by the
@@ -42,7 +66,16 @@ export class WriteBatch {
     this.#doc = doc;
     this.#apply = apply;
     this.#report = report;
+    batches.set(doc, this);
+    // A local transaction opened on the document directly (a Yjs type held by the app, an editor
+    // binding) takes the queued writes first, so they stay ahead of its own writes. A remote one
+    // must not carry them (see applyQueuedWrites): its appliers apply the queue before opening it.
+    doc.on('beforeTransaction', this.#onTransaction);
   }
+
+  readonly #onTransaction = (tr: Y.Transaction): void => {
+    if (tr.local) this.flush();
+  };
 
   /** True when a write now should be queued: no Yjs transaction is open on the document. */
   get accepting(): boolean {
@@ -56,7 +89,10 @@ export class WriteBatch {
 
   /** Queues a write (already validated); the first one of a task schedules the microtask. */
   add(write: PendingWrite): void {
-    this.#writes.push(write);
+    if (this.#writes.push(write) >= MAX_BATCH_WRITES) {
+      this.flush();
+      return;
+    }
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#onMicrotask);

@@ -16,8 +16,7 @@
  * meanwhile is lost.
  */
 import { randomBytes } from '@noble/hashes/utils.js';
-import { ProtocolError } from '@rhizome/core';
-import { flatHex } from './compact.js';
+import { ProtocolError, flatHex } from '@rhizome/core';
 import type { Connection, PeerPath } from '@rhizome/core';
 
 import { MSG_REPLICA } from './wire.js';
@@ -107,7 +106,8 @@ export function preferred<S extends RoutedSession>(current: S, incoming: S): S {
  */
 export class ReplicaRouter<S extends RoutedSession> {
   readonly #active = new Map<string, S>();
-  readonly #standby = new Map<string, Set<S>>();
+  /** Made at the first standby (most replicas are reached over one path). */
+  #standby: Map<string, Set<S>> | null = null;
 
   /**
    * A session announced its replica. Returns the session that must become a standby (the
@@ -124,8 +124,9 @@ export class ReplicaRouter<S extends RoutedSession> {
     const keep = preferred(current, session);
     const park = keep === current ? session : current;
     this.#active.set(id, keep);
-    let set = this.#standby.get(id);
-    if (!set) this.#standby.set(id, (set = new Set()));
+    const standby = (this.#standby ??= new Map());
+    let set = standby.get(id);
+    if (!set) standby.set(id, (set = new Set()));
     set.add(park);
     return park;
   }
@@ -133,7 +134,7 @@ export class ReplicaRouter<S extends RoutedSession> {
   /** True if the session waits as a standby. */
   isStandby(session: S): boolean {
     const id = session.replicaId;
-    return id !== null && (this.#standby.get(id)?.has(session) ?? false);
+    return id !== null && (this.#standby?.get(id)?.has(session) ?? false);
   }
 
   /**
@@ -143,9 +144,9 @@ export class ReplicaRouter<S extends RoutedSession> {
   unbind(session: S): S | null {
     const id = session.replicaId;
     if (id === null) return null;
-    const set = this.#standby.get(id);
+    const set = this.#standby?.get(id);
     if (set?.delete(session)) {
-      if (set.size === 0) this.#standby.delete(id);
+      if (set.size === 0) this.#standby?.delete(id);
       return null;
     }
     if (this.#active.get(id) !== session) return null;
@@ -153,11 +154,11 @@ export class ReplicaRouter<S extends RoutedSession> {
     let best: S | null = null;
     for (const s of set ?? []) if (!s.closed) best = best === null ? s : preferred(best, s);
     if (best === null) {
-      this.#standby.delete(id);
+      this.#standby?.delete(id);
       return null;
     }
     set!.delete(best);
-    if (set!.size === 0) this.#standby.delete(id);
+    if (set!.size === 0) this.#standby?.delete(id);
     this.#active.set(id, best);
     return best;
   }

@@ -5,6 +5,7 @@ import type { Connection, ConnectionListener, HealthState, PeerPath } from '@rhi
 import { bytesToText, sameBytesAsText, textToBytes } from './compact.js';
 import type { Flushable, TurnScheduler } from './coalesce.js';
 import { applyRemoteUpdates } from './apply.js';
+import { readAwarenessEntries } from './awareness-check.js';
 import { encodeDiff } from './state-cache.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
@@ -140,7 +141,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   #head = 0;
   #queuedUpdateBytes = 0;
   #pumping = false;
-  #drainWaiters: Array<() => void> = [];
+  #drainWaiters: Array<() => void> | null = null;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
   #remoteStateVector: string | null = null;
   #receivedStep2 = false;
@@ -344,7 +345,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** Resolves once the outbound queue is empty (or the session closed). */
   drained(): Promise<void> {
     if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /**
@@ -437,10 +438,11 @@ export class PeerSession implements Flushable, ConnectionListener {
       case MSG_SYNC_STEP2:
         return this.#onStep2(message);
       case MSG_UPDATES:
-        applyRemoteUpdates(this.#host.doc, message.updates, this);
+        // An app observer that throws is reported by the host, not a protocol failure of the peer.
+        applyRemoteUpdates(this.#host.doc, message.updates, this, this.#host);
         return;
       case MSG_AWARENESS:
-        awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, message.update, this);
+        this.#onAwareness(message.update);
         return;
       case MSG_PING:
         // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
@@ -449,6 +451,24 @@ export class PeerSession implements Flushable, ConnectionListener {
       case MSG_PONG:
         this.meter.pong(message.id, this.#host.now());
         return;
+    }
+  }
+
+  #onAwareness(update: Uint8Array): void {
+    // Decoded first: a malformed update throws here (a protocol failure of the peer) ...
+    const entries = readAwarenessEntries(update);
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.#host.awareness, update, this);
+    } catch (error) {
+      // ... so this is a listener's error (an app's): the states are applied. Reported, and this
+      // peer's clients tracked here, as the database's 'update' listener (which a throwing
+      // 'change' listener keeps from running) would have, so they go when the peer does.
+      this.#host.reportError(asError(error));
+      const states = this.#host.awareness.getStates();
+      for (const { client, present } of entries) {
+        if (present && states.has(client)) this.addAwarenessClient(client);
+        else if (!present) this.removeAwarenessClient(client);
+      }
     }
   }
 
@@ -474,7 +494,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   }
 
   #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
-    applyRemoteUpdates(this.#host.doc, [m.update], this);
+    applyRemoteUpdates(this.#host.doc, [m.update], this, this.#host);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
     if (sameBytesAsText(m.requestId, this.#requestId)) {
@@ -636,7 +656,8 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   #releaseDrainWaiters(): void {
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === null) return;
+    this.#drainWaiters = null;
     for (const w of waiters) w();
   }
 }

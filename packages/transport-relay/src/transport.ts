@@ -26,7 +26,7 @@ import {
 import { RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
-import { RelayMailbox } from './mailbox.js';
+import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
 import {
@@ -242,9 +242,10 @@ export class RelayTransport implements Transport {
   /** This peer's id, as other peers see it. */
   readonly peerId: string;
   readonly maxMessageSize: number;
-  readonly #peerIdBytes: Uint8Array;
+  // (The peer id's bytes and the session key are rebuilt for each HELLO rather than held as
+  // Uint8Arrays, ~200 B of heap each, for the transport's whole life.)
   /** Random per transport, sent in every HELLO: proves a reconnect comes from the holder of the peer id. */
-  readonly #sessionKey = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  readonly #sessionKey = String.fromCharCode(...globalThis.crypto.getRandomValues(new Uint8Array(16)));
   readonly #token: Uint8Array | null;
   readonly #timeoutMs: number;
   readonly #tls: LinkTlsOptions | undefined;
@@ -258,7 +259,8 @@ export class RelayTransport implements Transport {
 
   readonly #topics = new Map<string, TopicState>();
   readonly #topicsById = new Map<number, TopicState>();
-  readonly #lookups = new Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }>();
+  /** Pending LOOKUPs by request id (made on the first). */
+  #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
   #sessionWaiters: SessionWaiter[] = [];
   #link: Link | null = null;
   /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
@@ -287,8 +289,8 @@ export class RelayTransport implements Transport {
     }
     this.#relays = new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
     this.peerId = options.peerId ?? randomPeerId();
-    this.#peerIdBytes = utf8(this.peerId);
-    if (this.#peerIdBytes.length < 1 || this.#peerIdBytes.length > MAX_PEER_ID_BYTES) {
+    const peerIdBytes = utf8(this.peerId);
+    if (peerIdBytes.length < 1 || peerIdBytes.length > MAX_PEER_ID_BYTES) {
       throw new InvalidConfigError('peerId', `must be 1 to ${MAX_PEER_ID_BYTES} UTF-8 bytes`);
     }
     this.#token = options.token === undefined ? null : utf8(options.token);
@@ -314,21 +316,35 @@ export class RelayTransport implements Transport {
     }
     this.#implementation = options.implementation ?? defaultImplementation();
     this.#onError = options.onError;
-    const self = this;
-    this.#mailbox =
-      options.mailbox === false
-        ? null
-        : new RelayMailbox({
-            // A getter: with a relay list the mailbox belongs to the relay of the current session.
-            get url(): string {
-              return self.url;
-            },
-            timeoutMs: this.#timeoutMs,
-            highWaterMark: this.#highWaterMark,
-            currentLink: () => (this.#session !== 0 ? this.#link : null),
-            relayMaxFrame: () => this.#relayMaxFrame,
-          });
+    this.#mailbox = options.mailbox === false ? null : new RelayMailbox(new RelayTransport.#MailboxHost(this));
   }
+
+  /**
+   * What the mailbox access needs of its transport: prototype methods over the transport, not an
+   * object of closures that would keep the constructor's scope (options included) alive.
+   */
+  static readonly #MailboxHost = class implements MailboxLinkHost {
+    readonly #t: RelayTransport;
+    constructor(t: RelayTransport) {
+      this.#t = t;
+    }
+    // A getter: with a relay list the mailbox belongs to the relay of the current session.
+    get url(): string {
+      return this.#t.url;
+    }
+    get timeoutMs(): number {
+      return this.#t.#timeoutMs;
+    }
+    get highWaterMark(): number {
+      return this.#t.#highWaterMark;
+    }
+    currentLink(): Link | null {
+      return this.#t.#session !== 0 ? this.#t.#link : null;
+    }
+    relayMaxFrame(): number {
+      return this.#t.#relayMaxFrame;
+    }
+  };
 
   /**
    * The relay's sealed mailbox (ARCHITECTURE.md § Mailbox), used by the sync layer when the
@@ -382,9 +398,10 @@ export class RelayTransport implements Transport {
     if (link === null) throw new ConnectFailedError(`lost the session with relay ${this.url} before the lookup`);
     const requestId = this.#nextRequestId;
     this.#nextRequestId = requestId >= 0xffffffff ? 1 : requestId + 1;
-    const reply = new Promise<PeerInfo[]>((resolve, reject) => this.#lookups.set(requestId, { resolve, reject }));
+    const lookups = (this.#lookups ??= new Map());
+    const reply = new Promise<PeerInfo[]>((resolve, reject) => lookups.set(requestId, { resolve, reject }));
     link.send(encodeLookup(requestId, topic));
-    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => this.#lookups.delete(requestId));
+    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => lookups.delete(requestId));
   }
 
   /**
@@ -609,7 +626,7 @@ export class RelayTransport implements Transport {
   }
 
   #needsSession(): boolean {
-    return !this.#closed && this.#fatal === null && (this.#topics.size > 0 || this.#sessionWaiters.length > 0 || this.#lookups.size > 0);
+    return !this.#closed && this.#fatal === null && (this.#topics.size > 0 || this.#sessionWaiters.length > 0 || (this.#lookups?.size ?? 0) > 0);
   }
 
   #ensureRunning(): void {
@@ -767,7 +784,7 @@ export class RelayTransport implements Transport {
         this.#sessionLost();
         resolve({ code, reason });
       };
-      link.send(encodeHello(this.#peerIdBytes, this.#token, this.#sessionKey));
+      link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
     });
   }
 
@@ -807,8 +824,8 @@ export class RelayTransport implements Transport {
   }
 
   #rejectLookups(error: unknown): void {
-    const lookups = [...this.#lookups.values()];
-    this.#lookups.clear();
+    const lookups = this.#lookups === null ? [] : [...this.#lookups.values()];
+    this.#lookups?.clear();
     for (const l of lookups) l.reject(error);
   }
 
@@ -921,9 +938,9 @@ export class RelayTransport implements Transport {
 
   #onPeers(frame: Uint8Array): void {
     const { requestId, peers } = decodePeers(frame);
-    const pending = this.#lookups.get(requestId);
+    const pending = this.#lookups?.get(requestId);
     if (!pending) return;
-    this.#lookups.delete(requestId);
+    this.#lookups?.delete(requestId);
     pending.resolve(
       peers.map((p) => ({
         peerId: fromUtf8(p.peerId) ?? Array.from(p.peerId, (b) => b.toString(16).padStart(2, '0')).join(''),

@@ -15,6 +15,8 @@ export interface PageOpenOptions {
   peerId?: string;
   /** Also sync with the other tabs of this origin over BroadcastChannel. */
   tabs?: boolean;
+  /** Subscribe to the database's events (collecting `errors` and `peersSeen`); default true. */
+  events?: boolean;
 }
 
 /** What a page exposes to the tests as `window.harness`. */
@@ -41,6 +43,7 @@ export class PageHarness {
       ...(o.compactAfterUpdates !== undefined ? { persistence: { compactAfterUpdates: o.compactAfterUpdates } } : {}),
     });
     this.db = db;
+    if (o.events === false) return;
     const events = db.events.subscribe({ capacity: 1 << 16 });
     void (async () => {
       for await (const e of events) {
