@@ -801,8 +801,8 @@ export class DhtTransport implements Transport {
 
   /**
    * identify finished on a libp2p connection. A peer that speaks Rhizome's sync protocol may be in
-   * one of our topics (in a deployment's own DHT most replicas are: the peers a DHT query or the
-   * peer's own query brings us are the topic's other replicas): try the handshake on each joined
+   * one of our topics (in a small deployment's own DHT many are: a DHT query, ours or the peer's,
+   * often links the topic's replicas before our lookup is answered): try the handshake on each joined
    * topic now, instead of waiting for a lookup to list the peer as a provider (which needs the
    * DHT's routing table, then a query round trip to the bootstrap node). Both sides of a new link
    * probe; the usual tie-break keeps one connection per pair.
