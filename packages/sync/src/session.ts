@@ -110,6 +110,15 @@ const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES
 /** Largest batch of live updates sent as one message. */
 const UPDATE_BATCH_BYTES = 1024 * 1024;
 
+/**
+ * Most sync requests (step 1s) of one peer held while an answer to it is still unsent; one more
+ * is a protocol error (a key holder flooding step 1s). Held requests cost their 16-byte ids.
+ */
+export const MAX_HELD_SYNC_REQUESTS = 4096;
+
+/** A Yjs v1 update with no structs and an empty delete set: the answer to a held request past the first. */
+const EMPTY_UPDATE = new Uint8Array([0, 0]);
+
 /** Origin of awareness removals done by the sync layer when a peer leaves (not rebroadcast). */
 export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awareness-disconnect');
 
@@ -146,6 +155,10 @@ export class PeerSession implements Flushable, ConnectionListener {
   #remoteStateVector: string | null = null;
   #receivedStep2 = false;
   #sentStep2 = false;
+  /** Step 2 answers queued and not sent yet. */
+  #answersUnsent = 0;
+  /** Request ids of step 1s that came while an answer was unsent (answered once it is sent). */
+  #heldRequests: Uint8Array[] | null = null;
   #synced = false;
   /** Frames that opened under the database key. */
   #opened = 0;
@@ -472,25 +485,53 @@ export class PeerSession implements Flushable, ConnectionListener {
     }
   }
 
+  /**
+   * A step 1 is answered with the diff against its state vector. While an earlier answer is still
+   * unsent (the link is slower than the peer's requests), the request is held instead: once that
+   * answer is sent, the held requests are answered together, the first with one diff against the
+   * latest state vector and the rest with empty updates (an answer tells the asker that its step 1
+   * was processed; the data the rest would carry is in that one diff). So a peer repeating step 1
+   * cannot queue a whole-document diff per request.
+   */
   #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
-    let diff: Uint8Array;
     try {
       Y.decodeStateVector(m.stateVector);
-      diff = encodeDiff(this.#host.doc, m.stateVector);
     } catch {
       throw new ProtocolError('malformed state vector');
     }
     this.#remoteStateVector = bytesToText(m.stateVector);
-    this.#enqueue({
-      kind: 'message',
-      bytes: encodeStep2(m.requestId, diff),
-      onSent: () => {
-        this.#sentStep2 = true;
-        this.#checkSynced();
-      },
-    });
+    if (this.#answersUnsent > 0) {
+      const held = (this.#heldRequests ??= []);
+      if (held.push(m.requestId) > MAX_HELD_SYNC_REQUESTS) throw new ProtocolError(`more than ${MAX_HELD_SYNC_REQUESTS} sync requests waiting for an answer`);
+      return;
+    }
+    this.#answer([m.requestId]);
     this.#acksReady = true;
     this.#acks?.ready();
+  }
+
+  /** Queues the answers to `requestIds`: the diff against the peer's latest state vector, then empty updates. */
+  #answer(requestIds: Uint8Array[]): void {
+    let diff: Uint8Array;
+    try {
+      diff = encodeDiff(this.#host.doc, textToBytes(this.#remoteStateVector as string));
+    } catch {
+      throw new ProtocolError('malformed state vector');
+    }
+    for (let i = 0; i < requestIds.length; i++) {
+      this.#answersUnsent++;
+      this.#enqueue({ kind: 'message', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE), onSent: () => this.#onAnswerSent() });
+    }
+  }
+
+  #onAnswerSent(): void {
+    this.#answersUnsent--;
+    this.#sentStep2 = true;
+    this.#checkSynced();
+    const held = this.#heldRequests;
+    if (this.#answersUnsent > 0 || held === null || this.#closed) return;
+    this.#heldRequests = null;
+    this.#answer(held);
   }
 
   #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
