@@ -31,6 +31,7 @@ import {
   toFrames,
 } from '../packages/sync/src/wire.js';
 import { MSG_REPLICA } from '../packages/sync/src/replicas.js';
+import { connectionTo } from './sync-helpers.js';
 
 const SEED = 0x5e5510;
 const RUNS = 1000;
@@ -151,15 +152,7 @@ describe('fuzzing a live sync session', () => {
         const evil = new MemoryTransport({ hub, peerId: `evil-${cases}` });
         const ac = new AbortController();
         try {
-          const conns = (await evil.connect(TOPIC, { signal: ac.signal }))[Symbol.asyncIterator]();
-          let toA: Connection | undefined;
-          const deadline = Date.now() + 10_000;
-          while (toA === undefined) {
-            if (Date.now() > deadline) throw new Error('no connection to A');
-            const next = await Promise.race([conns.next(), sleep(Math.max(1, deadline - Date.now())).then(() => null)]);
-            if (next === null || next.done) continue;
-            if (next.value.peerId === 'good-a') toA = next.value;
-          }
+          const toA = await connectionTo(evil, TOPIC, 'good-a', ac.signal);
           for (const f of attack.frames) await toA.send(f).catch(() => undefined);
           // A handled every frame before this ping once it answers (or it closed the session).
           const id = cases;

@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { MemoryHub, MemoryTransport, deriveTopic, type Connection } from '@rhizome/core';
+import { MemoryHub, MemoryTransport, deriveTopic } from '@rhizome/core';
 import { openDatabase, type Database } from '@rhizome/sync';
 import { FrameSealer, keyMaterial } from '../packages/sync/src/seal.js';
 import { MSG_SYNC_STEP2, Reassembler, decodeMessage, encodeStep1, toFrames } from '../packages/sync/src/wire.js';
+import { connectionTo } from './sync-helpers.js';
 
 const MiB = 1024 * 1024;
 const ID = `step1-flood-${process.pid}`;
@@ -44,14 +45,7 @@ describe('a peer flooding sync step 1', () => {
     const evil = new MemoryTransport({ hub, peerId: 'evil' });
     const ac = new AbortController();
     try {
-      const conns = (await evil.connect(TOPIC, { signal: ac.signal }))[Symbol.asyncIterator]();
-      let toA: Connection | undefined;
-      const deadline = Date.now() + 10_000;
-      while (toA === undefined) {
-        if (Date.now() > deadline) throw new Error('no connection to A');
-        const next = await Promise.race([conns.next(), sleep(Math.max(1, deadline - Date.now())).then(() => null)]);
-        if (next !== null && !next.done && next.value.peerId === 'a') toA = next.value;
-      }
+      const toA = await connectionTo(evil, TOPIC, 'a', ac.signal);
       const ids = Array.from({ length: REQUESTS }, (_, i) => {
         const id = new Uint8Array(16);
         id[0] = i >> 8;

@@ -163,3 +163,18 @@ export function untilSize(db: Database, n: number, timeoutMs = 50_000): Promise<
     db.doc.on('update', onUpdate);
   });
 }
+
+/**
+ * Joins `topic` on `transport` and returns its Connection to the peer `peerId` (bounded by
+ * `timeoutMs`): for tests that speak the wire protocol to a database by hand.
+ */
+export async function connectionTo(transport: Transport, topic: TopicHash, peerId: string, signal: AbortSignal, timeoutMs = 10_000): Promise<Connection> {
+  const conns = (await transport.connect(topic, { signal }))[Symbol.asyncIterator]();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`no connection to ${peerId} within ${timeoutMs} ms`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const next = await Promise.race([conns.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(1, deadline - Date.now()))))]).finally(() => clearTimeout(timer));
+    if (next !== null && !next.done && next.value.peerId === peerId) return next.value;
+  }
+}
