@@ -3,39 +3,23 @@
 // in client mode and have no bootstrap peer, so no DHT lookup can find anyone: every Connection
 // below comes from a probe. Everything runs on 127.0.0.1.
 import { multiaddr } from '@multiformats/multiaddr';
-import { deriveTopic, type Connection, type RhizomeError } from '@rhizome/core';
+import type { Connection, RhizomeError } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncProtocol } from './options.js';
+import { Cleanup, eventually as eventuallyWithin, recordingTransport, syncStreams as syncStreamsOf, topicMaker } from './testing/fixtures.js';
 import { DhtTransport } from './transport.js';
 
 const PROTOCOL = syncProtocol('/rhizome');
 const WAIT = 10_000;
 
-const cleanup: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-let topicCounter = 0;
-function freshTopic(): Uint8Array {
-  return deriveTopic(`dht-probe-${process.pid}-${topicCounter++}`);
-}
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+const freshTopic = topicMaker('dht-probe');
 
 /** A transport whose DHT cannot find anyone (client mode, no bootstrap, no mDNS); it records its errors. */
 function isolated(options: ConstructorParameters<typeof DhtTransport>[0] = {}): { t: DhtTransport; errors: RhizomeError[] } {
-  const errors: RhizomeError[] = [];
-  const t = new DhtTransport({
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    allowPrivateAddresses: true,
-    dhtClientMode: true,
-    mdns: false,
-    handshakeTimeoutMs: 2000,
-    onError: (e) => errors.push(e),
-    ...options,
-  });
-  cleanup.push(() => t.disconnect());
-  return { t, errors };
+  return recordingTransport(cleanup, { dhtClientMode: true, mdns: false, handshakeTimeoutMs: 2000 }, options);
 }
 
 /** Opens a plain libp2p connection from one node to the other (as a DHT query or mDNS would). */
@@ -43,18 +27,8 @@ async function link(from: DhtTransport, to: DhtTransport): Promise<void> {
   await from.libp2p!.dial(multiaddr(to.multiaddrs()[0]!));
 }
 
-function syncStreams(t: DhtTransport): number {
-  return (t.libp2p?.getConnections() ?? []).flatMap((c) => c.streams).filter((s) => s.protocol === PROTOCOL).length;
-}
-
-/** Polls a condition every 20 ms, bounded in count and time. */
-async function eventually(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT;
-  for (let i = 0; !cond(); i++) {
-    if (Date.now() > deadline || i > WAIT / 20) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const syncStreams = (t: DhtTransport): number => syncStreamsOf(t, PROTOCOL);
+const eventually = (what: string, cond: () => boolean): Promise<void> => eventuallyWithin(what, cond, WAIT);
 
 async function next(it: AsyncIterator<Connection>, what: string): Promise<Connection> {
   const r = await within(WAIT, what, it.next());

@@ -4,35 +4,27 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
-import { deriveTopic, type Connection, type RhizomeError } from '@rhizome/core';
+import type { Connection, RhizomeError } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generatePrivateKey } from './keys.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import { syncProtocol } from './options.js';
-import { DhtTransport } from './transport.js';
+import { Cleanup, eventually as eventuallyWithin, recordingTransport, syncStreams as syncStreamsOf, topicMaker } from './testing/fixtures.js';
+import type { DhtTransport } from './transport.js';
 import { encodeFrame, encodeHello, HandshakeStatus } from './wire.js';
 
 const PROTOCOL = syncProtocol('/rhizome');
 const LOCAL = ['/ip4/127.0.0.1/tcp/0'];
 const WAIT = 10_000;
 
-const cleanup: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn();
-});
-
-let topicCounter = 0;
-function freshTopic(): Uint8Array {
-  return deriveTopic(`dht-robustness-${process.pid}-${topicCounter++}`);
-}
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+const freshTopic = topicMaker('dht-robustness');
 
 /** A transport that records the errors it reports. */
 function transport(options: ConstructorParameters<typeof DhtTransport>[0] = {}): { t: DhtTransport; errors: RhizomeError[] } {
-  const errors: RhizomeError[] = [];
-  const t = new DhtTransport({ listen: LOCAL, allowPrivateAddresses: true, handshakeTimeoutMs: 500, onError: (e) => errors.push(e), ...options });
-  cleanup.push(() => t.disconnect());
-  return { t, errors };
+  return recordingTransport(cleanup, { handshakeTimeoutMs: 500 }, options);
 }
 
 async function rawPeer(): Promise<RhizomeLibp2p> {
@@ -66,19 +58,8 @@ function record(stream: Stream): Recorded {
   return { bytes: () => Buffer.concat(chunks), ended };
 }
 
-/** Sync-protocol streams the node has open (to check that refused streams do not linger). */
-function syncStreams(t: DhtTransport): number {
-  return (t.libp2p?.getConnections() ?? []).flatMap((c) => c.streams).filter((s) => s.protocol === PROTOCOL).length;
-}
-
-/** Polls a condition every 20 ms, bounded in time: for state libp2p exposes without an event. */
-async function eventually(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT;
-  for (let i = 0; !cond(); i++) {
-    if (Date.now() > deadline || i > WAIT / 20) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const syncStreams = (t: DhtTransport): number => syncStreamsOf(t, PROTOCOL);
+const eventually = (what: string, cond: () => boolean): Promise<void> => eventuallyWithin(what, cond, WAIT);
 
 async function first(conns: AsyncIterable<Connection>): Promise<Connection> {
   for await (const c of conns) return c;
