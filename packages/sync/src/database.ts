@@ -21,6 +21,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite } from './put-batch.js';
+import { onDocUpdate } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -232,6 +233,8 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
+  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once for Rhizome). */
+  readonly #stopUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
@@ -360,7 +363,7 @@ export class Database {
       },
       healthOptions,
     );
-    this.#doc.on('update', this.#onUpdate);
+    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
@@ -728,7 +731,7 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    this.#doc.off('update', this.#onUpdate);
+    this.#stopUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);

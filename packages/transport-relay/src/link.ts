@@ -252,6 +252,12 @@ function zeroMask(mask: Uint8Array): void {
  * {@link ConnectFailedError} naming the URL when the socket errors, closes or does not open
  * within `timeoutMs`.
  */
+/**
+ * The error listener a socket keeps once opened or abandoned (errors end in 'close'): one function
+ * for every socket, not a closure that would keep the opening scope (its timer, callbacks) alive.
+ */
+function ignoreError(): void {}
+
 export async function openLink(url: string, options: LinkOptions): Promise<Link> {
   if (options.implementation === 'global') return openGlobal(url, options);
   let WebSocketCtor: typeof WsSocket;
@@ -287,7 +293,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
       settled = true;
       clearTimeout(timer);
       ws.removeAllListeners();
-      ws.on('error', () => {});
+      ws.on('error', ignoreError);
       ws.terminate();
       reject(new ConnectFailedError(`cannot connect to relay ${url}: ${why}`, { cause }));
     };
@@ -301,7 +307,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
       clearTimeout(timer);
       ws.removeAllListeners();
       // Errors after opening end in 'close', which the link reports.
-      ws.on('error', () => {});
+      ws.on('error', ignoreError);
       resolve(new WsLink(url, ws));
     });
   });
