@@ -81,24 +81,25 @@ export function severityOf(health: HealthState): HealthSeverity {
 }
 
 /**
- * Counts over the last minute in twelve 5-second buckets, for one or more channels that share the
- * clock (a peer's bytes and frames in and out are four channels of one window).
+ * Counts over the last minute in six 10-second buckets, for one or more channels that share the
+ * clock (a peer's bytes and frames in and out are four channels of one window). The buckets are
+ * allocated on the first non-zero amount and dropped again once a whole window passed empty.
  *
- * Only buckets that counted something are kept: one flat array of records `[bucket, channel 0,
- * channel 1, ...]`, oldest first, sized exactly. A peer that is idle after its opening exchange has
- * traffic in one or two buckets (6–10 small integers, ~60–100 B) instead of a ring of every bucket
- * of every channel (48 slots, ~400 B at four channels); the array is made on the first non-zero
- * amount and dropped once a whole window passed without traffic, so a long-idle peer keeps none.
+ * Every connected peer is pinged every 5 s (health), so a peer's window is never empty for long:
+ * an idle synced peer holds its ring for as long as it is connected. Six buckets of 10 s (24 slots
+ * at four channels, ~210 B) instead of twelve of 5 s (48 slots, ~400 B per peer): the minute the
+ * rates average over moves in 10 s steps.
  */
 export class RateWindow {
   static readonly SECONDS = 60;
-  /** Bucket width: 12 buckets of 5 s cover the minute. */
-  static readonly BUCKET_MS = 5000;
+  /** Bucket width: 6 buckets of 10 s cover the minute. */
+  static readonly BUCKET_MS = 10_000;
   // A literal, not RateWindow.SECONDS / ...: tsc emits static initializers that name their own class
   // through a helper variable that is still undefined when they run (dist/ then threw on import).
-  static readonly BUCKETS = 12; // SECONDS / (BUCKET_MS / 1000)
-  /** Records of `1 + channels` numbers (bucket number since the clock's zero, then one amount per channel); null while empty. */
-  #records: number[] | null = null;
+  static readonly BUCKETS = 6; // SECONDS / (BUCKET_MS / 1000)
+  /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
+  #buckets: number[] | null = null;
+  #bucket = -1;
   readonly #startedAt: number;
   readonly #channels: number;
 
@@ -109,44 +110,44 @@ export class RateWindow {
 
   add(amount: number, now: number, channel = 0): void {
     if (amount === 0) return;
-    const bucket = Math.floor(now / RateWindow.BUCKET_MS);
-    this.#drop(bucket);
-    const stride = 1 + this.#channels;
-    let records = this.#records;
-    // The clock never goes back in practice; if it does, the amount joins the newest bucket.
-    if (records === null || records[records.length - stride]! < bucket) {
-      const record = new Array<number>(stride).fill(0);
-      record[0] = bucket;
-      records = this.#records = records === null ? record : records.concat(record);
-    }
-    const at = records.length - stride + 1 + channel;
-    records[at] = records[at]! + amount;
+    this.#advance(now);
+    const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS * this.#channels).fill(0));
+    const at = channel * RateWindow.BUCKETS + (Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS);
+    buckets[at] = (buckets[at] ?? 0) + amount;
   }
 
   /** Average per second over the last minute (over the time since start, when shorter). */
   perSecond(now: number, channel = 0): number {
-    this.#drop(Math.floor(now / RateWindow.BUCKET_MS));
-    const records = this.#records;
-    if (records === null) return 0;
+    this.#advance(now);
+    if (this.#buckets === null) return 0;
     let sum = 0;
-    for (let i = 1 + channel; i < records.length; i += 1 + this.#channels) sum += records[i]!;
+    const from = channel * RateWindow.BUCKETS;
+    for (let i = from; i < from + RateWindow.BUCKETS; i++) sum += this.#buckets[i] ?? 0;
     const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
     return sum / span;
   }
 
-  /** True while records are kept (something was counted within the last window). */
+  /** True while buckets are allocated (something was counted within the last window). */
   get allocated(): boolean {
-    return this.#records !== null;
+    return this.#buckets !== null;
   }
 
-  /** Drops the records of buckets that left the window ending with `bucket`. */
-  #drop(bucket: number): void {
-    const records = this.#records;
-    if (records === null || records[0]! > bucket - RateWindow.BUCKETS) return;
-    const stride = 1 + this.#channels;
-    let from = 0;
-    while (from < records.length && records[from]! <= bucket - RateWindow.BUCKETS) from += stride;
-    this.#records = from === records.length ? null : records.slice(from);
+  #advance(now: number): void {
+    const bucket = Math.floor(now / RateWindow.BUCKET_MS);
+    if (this.#bucket < 0 || this.#buckets === null) {
+      this.#bucket = bucket;
+      return;
+    }
+    if (bucket <= this.#bucket) return;
+    const gap = bucket - this.#bucket;
+    this.#bucket = bucket;
+    if (gap >= RateWindow.BUCKETS) {
+      this.#buckets = null;
+      return;
+    }
+    for (let c = 0; c < this.#channels; c++) {
+      for (let i = 1; i <= gap; i++) this.#buckets[c * RateWindow.BUCKETS + ((bucket - gap + i) % RateWindow.BUCKETS)] = 0;
+    }
   }
 }
 
