@@ -17,6 +17,7 @@ import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './har
 import type { BenchContext } from './harness.js';
 import { untilSize } from '../test/sync-helpers.js';
 import { encodeTransaction } from '../packages/sync/src/doc-updates.js';
+import { setEntry } from '../packages/sync/src/nodes.js';
 
 function node(i: number): { title: string; n: number; done: boolean } {
   return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
@@ -31,8 +32,9 @@ function node(i: number): { title: string; n: number; done: boolean } {
  * SQLite before the next macrotask). `perTransaction` puts go in one Yjs transaction.
  *
  * `encoder`: `'yjs'` takes the update from Yjs's `'update'` event (lib0's encoder, one native
- * `encodeInto` per string); `'js'` encodes each transaction as Rhizome does since session 6
- * (sync/src/doc-updates.ts: the same bytes, short strings written in JavaScript), the cheapest
+ * `encodeInto` per string) and writes entries with `Y.Map#set`; `'js'` does both as Rhizome does
+ * since session 6 (sync/src/doc-updates.ts: the same bytes, short strings written in JavaScript;
+ * nodes.ts `setEntry`: the same items, without `Y.Map#set`'s nested transaction), the cheapest
  * code we know for the same contract.
  */
 function floorWriter(path: string, encoder: 'yjs' | 'js' = 'yjs'): { put: (from: number, count: number) => void; close: () => void } {
@@ -68,12 +70,17 @@ function floorWriter(path: string, encoder: 'yjs' | 'js' = 'yjs'): { put: (from:
   }
   return {
     put(from, count) {
-      doc.transact(() => {
+      doc.transact((tr) => {
         for (let i = from; i < from + count; i++) {
           const data = node(i);
           const id = `n${i}`;
-          nodes.set(id, true);
-          for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
+          if (encoder === 'yjs') {
+            nodes.set(id, true);
+            for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
+          } else {
+            setEntry(tr, nodes, id, true);
+            for (const field in data) setEntry(tr, fields, id + '\u0000' + field, data[field as keyof typeof data]);
+          }
         }
       });
     },
@@ -239,7 +246,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       row(`db.put, 1 per macrotask (${M1} puts, one transaction each)`, oneEach, floorOne),
       row(`floor, 1 per macrotask: bare Y.Doc, same layout, 1 autocommit INSERT per macrotask (${M1} puts)`, floorOne, floorOne),
       row("floor, tight loop: bare Y.Doc, same layout, 1,000 puts per transaction, 1 INSERT each (Yjs's 'update' encoding)", floorBatch, floorBatchJs),
-      row('floor, tight loop, as above with updates encoded like Rhizome (doc-updates.ts: same bytes, strings in JS)', floorBatchJs, floorBatchJs),
+      row('floor, tight loop, as above with entries written and updates encoded as Rhizome does (nodes.ts setEntry, doc-updates.ts: same bytes)', floorBatchJs, floorBatchJs),
       row('baseline: the same layout on a bare Y.Doc (4 map sets per put, one transaction each), no persistence', sameLayout),
       row('baseline: one Y.Map.set of the whole object per put, bare Y.Doc, no persistence', bare),
     ]);

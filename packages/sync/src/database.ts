@@ -18,7 +18,7 @@ import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
-import type { DatabaseHealthStatus } from './monitor.js';
+import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite } from './put-batch.js';
 import { onDocUpdate } from './doc-updates.js';
@@ -240,7 +240,7 @@ export class Database {
   readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
-  readonly #host: SessionHost;
+  readonly #host: SessionHost & MonitorHost;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
@@ -313,7 +313,7 @@ export class Database {
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
-    this.#host = {
+    this.#host = new Database.#Host(this, {
       doc: this.#doc,
       awareness: this.awareness,
       sealer,
@@ -322,20 +322,9 @@ export class Database {
       minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
       maxQueuedBytes: limits.maxQueuedBytes,
-      reportError: (error) => this.#report(error),
-      onSynced: (session) => {
-        this.events.publish({ type: 'synced', peerId: session.peerId });
-        this.#checkWaiters();
-      },
-      onForeign: () => this.#checkWaiters(),
-      onClosed: (session, reason) => {
-        this.#runs.delete(session);
-        this.#onSessionClosed(session, reason);
-      },
       replicaHello: encodeReplica(replicaId),
-      onReplica: (session) => this.#onReplica(session),
-      now: () => performance.now(),
-    };
+      networked: transport.name !== 'disabled',
+    });
     this.#router = new UpdateRouter({
       sealer,
       scheduler,
@@ -344,29 +333,97 @@ export class Database {
       reportError: (error) => this.#report(error),
       localSeq: () => this.#localSeq,
     });
-    this.#monitor = new HealthMonitor(
-      {
-        sessions: () => this.#sessions.values(),
-        localSeq: () => this.#localSeq,
-        pingSeq: (session) => this.#router.pingSeq(session, this.#localSeq),
-        networked: transport.name !== 'disabled',
-        storageError: () => {
-          // A failed write stays queued and is retried (with backoff, and by every flush); the
-          // binding is 'failing' until a write succeeds again.
-          const storage = this.#persistence.status();
-          return storage.health === 'failing' ? (storage.lastError ?? null) : null;
-        },
-        publish: (event) => {
-          if (!this.#closed) this.events.publish(event);
-        },
-        now: () => performance.now(),
-      },
-      healthOptions,
-    );
+    this.#monitor = new HealthMonitor(this.#host, healthOptions);
     this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
+
+  /**
+   * The database's side of its sessions and of its health monitor: one object with prototype
+   * methods. It was two object literals with a dozen arrow functions, ~1 KiB per database, and a
+   * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
+   * A nested class, so it reaches the database's private members.
+   */
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost {
+    readonly #db: Database;
+    readonly doc: Y.Doc;
+    readonly awareness: awarenessProtocol.Awareness;
+    readonly sealer: FrameSealer;
+    readonly scheduler: TurnScheduler;
+    readonly maxFrameBytes: number;
+    readonly minFrameBytes: number;
+    readonly maxMessageBytes: number;
+    readonly maxQueuedBytes: number;
+    readonly replicaHello: Uint8Array;
+    readonly networked: boolean;
+
+    constructor(
+      db: Database,
+      fields: Omit<DatabaseHost, 'reportError' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
+    ) {
+      this.#db = db;
+      this.doc = fields.doc;
+      this.awareness = fields.awareness;
+      this.sealer = fields.sealer;
+      this.scheduler = fields.scheduler;
+      this.maxFrameBytes = fields.maxFrameBytes;
+      this.minFrameBytes = fields.minFrameBytes;
+      this.maxMessageBytes = fields.maxMessageBytes;
+      this.maxQueuedBytes = fields.maxQueuedBytes;
+      this.replicaHello = fields.replicaHello;
+      this.networked = fields.networked;
+    }
+
+    reportError(error: Error & { code?: string }): void {
+      this.#db.#report(error);
+    }
+
+    onSynced(session: PeerSession): void {
+      this.#db.events.publish({ type: 'synced', peerId: session.peerId });
+      this.#db.#checkWaiters();
+    }
+
+    onForeign(): void {
+      this.#db.#checkWaiters();
+    }
+
+    onClosed(session: PeerSession, reason?: string): void {
+      this.#db.#runs.delete(session);
+      this.#db.#onSessionClosed(session, reason);
+    }
+
+    onReplica(session: PeerSession): void {
+      this.#db.#onReplica(session);
+    }
+
+    now(): number {
+      return performance.now();
+    }
+
+    sessions(): Iterable<PeerSession> {
+      return this.#db.#sessions.values();
+    }
+
+    localSeq(): number {
+      return this.#db.#localSeq;
+    }
+
+    pingSeq(session: PeerSession): number {
+      return this.#db.#router.pingSeq(session, this.#db.#localSeq);
+    }
+
+    storageError(): (Error & { code?: string }) | null {
+      // A failed write stays queued and is retried (with backoff, and by every flush); the
+      // binding is 'failing' until a write succeeds again.
+      const storage = this.#db.#persistence.status();
+      return storage.health === 'failing' ? (storage.lastError ?? null) : null;
+    }
+
+    publish(event: SyncEvent): void {
+      if (!this.#db.#closed) this.#db.events.publish(event);
+    }
+  };
 
   // ---- the node API -------------------------------------------------------------------------
 
