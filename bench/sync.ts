@@ -16,6 +16,8 @@ import type { Database } from '@rhizome/sync';
 import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './harness.js';
 import type { BenchContext } from './harness.js';
 import { untilSize } from '../test/sync-helpers.js';
+import { encodeTransaction } from '../packages/sync/src/doc-updates.js';
+import { setEntry } from '../packages/sync/src/nodes.js';
 
 function node(i: number): { title: string; n: number; done: boolean } {
   return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
@@ -28,8 +30,14 @@ function node(i: number): { title: string; n: number; done: boolean } {
  * file in WAL mode with `synchronous=NORMAL` (the store's settings), where every Yjs update is one
  * autocommit `INSERT` of its bytes from a microtask at the end of the task that made it (in
  * SQLite before the next macrotask). `perTransaction` puts go in one Yjs transaction.
+ *
+ * `encoder`: `'yjs'` takes the update from Yjs's `'update'` event (lib0's encoder, one native
+ * `encodeInto` per string) and writes entries with `Y.Map#set`; `'js'` does both as Rhizome does
+ * since session 6 (sync/src/doc-updates.ts: the same bytes, short strings written in JavaScript;
+ * nodes.ts `setEntry`: the same items, without `Y.Map#set`'s nested transaction), the cheapest
+ * code we know for the same contract.
  */
-function floorWriter(path: string): { put: (from: number, count: number) => void; close: () => void } {
+function floorWriter(path: string, encoder: 'yjs' | 'js' = 'yjs'): { put: (from: number, count: number) => void; close: () => void } {
   const sql = new Sqlite(path);
   sql.pragma('journal_mode = WAL');
   sql.pragma('synchronous = NORMAL');
@@ -46,21 +54,33 @@ function floorWriter(path: string): { put: (from: number, count: number) => void
     for (const update of queue) insert.run(++seq, update);
     queue.length = 0;
   };
-  doc.on('update', (update: Uint8Array) => {
+  const onUpdate = (update: Uint8Array): void => {
     queue.push(update);
     if (!scheduled) {
       scheduled = true;
       queueMicrotask(write);
     }
-  });
+  };
+  if (encoder === 'yjs') doc.on('update', onUpdate);
+  else {
+    doc.on('afterTransactionCleanup', (tr: Y.Transaction) => {
+      const update = encodeTransaction(tr);
+      if (update !== null) onUpdate(update);
+    });
+  }
   return {
     put(from, count) {
-      doc.transact(() => {
+      doc.transact((tr) => {
         for (let i = from; i < from + count; i++) {
           const data = node(i);
           const id = `n${i}`;
-          nodes.set(id, true);
-          for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
+          if (encoder === 'yjs') {
+            nodes.set(id, true);
+            for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
+          } else {
+            setEntry(tr, nodes, id, true);
+            for (const field in data) setEntry(tr, fields, id + '\u0000' + field, data[field as keyof typeof data]);
+          }
         }
       });
     },
@@ -167,6 +187,15 @@ export async function run(ctx: BenchContext): Promise<void> {
       w.close();
       return (N / ms) * 1000;
     });
+    const floorBatchJs = await repeat(ctx.runs, async () => {
+      const w = floorWriter(join(dir, `w${file++}.db`), 'js');
+      const t0 = performance.now();
+      for (let i = 0; i < N; i += 1000) w.put(i, Math.min(1000, N - i));
+      await Promise.resolve(); // the microtask that writes the updates
+      const ms = performance.now() - t0;
+      w.close();
+      return (N / ms) * 1000;
+    });
     const perCall = await repeat(ctx.runs, async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
@@ -208,15 +237,16 @@ export async function run(ctx: BenchContext): Promise<void> {
     });
     const M1 = fmt(Math.min(N, 20_000), 0);
     ctx.table(`Local writes: ${fmt(N, 0)} puts of a 3-field node, persisted to an SQLite file (puts/s)`, [
-      row('db.put in a tight loop (batched: one transaction and one SQLite row per 1,000 puts)', tight, floorBatch),
-      row('db.putMany of N nodes (batch API: one update, one row)', many, floorBatch),
-      row('db.put inside db.transact, 1,000 per transaction (in one tick)', transacted, floorBatch),
-      row('db.put × N inside one db.doc.transact (bulk load: one update, one row)', batched, floorBatch),
-      row('db.put, each in its own db.transact (one Yjs transaction per put, as before batching)', perCall, floorBatch),
+      row('db.put in a tight loop (batched: one transaction and one SQLite row per 1,000 puts)', tight, floorBatchJs),
+      row('db.putMany of N nodes (batch API: one update, one row)', many, floorBatchJs),
+      row('db.put inside db.transact, 1,000 per transaction (in one tick)', transacted, floorBatchJs),
+      row('db.put × N inside one db.doc.transact (bulk load: one update, one row)', batched, floorBatchJs),
+      row('db.put, each in its own db.transact (one Yjs transaction per put, as before batching)', perCall, floorBatchJs),
       row('db.put, 100 per macrotask (one transaction per tick)', paced),
       row(`db.put, 1 per macrotask (${M1} puts, one transaction each)`, oneEach, floorOne),
       row(`floor, 1 per macrotask: bare Y.Doc, same layout, 1 autocommit INSERT per macrotask (${M1} puts)`, floorOne, floorOne),
-      row('floor, tight loop: bare Y.Doc, same layout, 1,000 puts per transaction, 1 INSERT each', floorBatch, floorBatch),
+      row("floor, tight loop: bare Y.Doc, same layout, 1,000 puts per transaction, 1 INSERT each (Yjs's 'update' encoding)", floorBatch, floorBatchJs),
+      row('floor, tight loop, as above with entries written and updates encoded as Rhizome does (nodes.ts setEntry, doc-updates.ts: same bytes)', floorBatchJs, floorBatchJs),
       row('baseline: the same layout on a bare Y.Doc (4 map sets per put, one transaction each), no persistence', sameLayout),
       row('baseline: one Y.Map.set of the whole object per put, bare Y.Doc, no persistence', bare),
     ]);

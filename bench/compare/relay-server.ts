@@ -34,6 +34,7 @@ process.on('message', (msg: StatsRequest) => {
       maxRss: peakRss(),
       rssReduced: reduced.rss,
       heapUsedReduced: reduced.heapUsed,
+      ...ioCalls(),
     });
   } else if (msg.type === 'snapshot') {
     // For memory analysis: `{ type: 'snapshot', id, path }` writes a V8 heap snapshot.
@@ -67,6 +68,16 @@ function peakRss(): number {
     // not Linux
   }
   return process.memoryUsage().rss;
+}
+
+/** Read and write system calls so far (Linux /proc/self/io); nothing elsewhere. Same code in bench/peers/server.mjs. */
+function ioCalls(): { readCalls?: number; writeCalls?: number } {
+  try {
+    const io = readFileSync('/proc/self/io', 'utf8');
+    return { readCalls: Number(/syscr: (\d+)/.exec(io)?.[1]), writeCalls: Number(/syscw: (\d+)/.exec(io)?.[1]) };
+  } catch {
+    return {};
+  }
 }
 
 process.on('disconnect', () => process.exit(0));

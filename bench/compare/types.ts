@@ -90,6 +90,14 @@ export interface IdleParams {
   timeoutMs: number;
 }
 
+/**
+ * The idle workload connects its replicas in two halves of whole documents and marks the server
+ * between them ('half'), so the comparison can take the marginal memory of the second half.
+ */
+export function idleHalf(connections: number, perRoom: number): number {
+  return Math.floor(connections / 2 / perRoom) * perRoom;
+}
+
 export type WorkloadName = 'stream' | 'paced' | 'fanout' | 'cold' | 'seed' | 'idle';
 
 /** Parent → driver. */
@@ -130,4 +138,7 @@ export interface ServerStats {
   /** RSS and heap after V8's memory-reducing GC (only when the request asked for a GC). */
   rssReduced?: number;
   heapUsedReduced?: number;
+  /** Read and write system calls of the server process so far (Linux /proc/self/io; absent elsewhere). */
+  readCalls?: number;
+  writeCalls?: number;
 }

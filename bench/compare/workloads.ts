@@ -7,7 +7,7 @@ import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
-import type { BenchClient, ClientKit, ColdParams, FanoutParams, IdleParams, PacedParams, StreamParams, WorkloadResult } from './types.js';
+import { idleHalf, type BenchClient, type ClientKit, type ColdParams, type FanoutParams, type IdleParams, type PacedParams, type StreamParams, type WorkloadResult } from './types.js';
 
 /** What a workload may ask of the parent (which owns the server process). */
 export interface DriverIo {
@@ -336,10 +336,18 @@ export async function idle(ctx: WorkloadContext, p: IdleParams): Promise<Workloa
   gc?.();
   const gc0 = process.memoryUsage();
   await ctx.io.mark('before', true);
+  // Two halves of whole documents, the server marked (settled, after its GCs) between them: the
+  // second half alone gives the marginal memory of a connection (bench/compare.ts).
+  const half = idleHalf(p.connections, p.perRoom);
   const t0 = performance.now();
-  const clients = await openMany(ctx.kit, specs, 50);
-  await Promise.all(clients.map((c) => c.ready(p.timeoutMs)));
-  const seconds = (performance.now() - t0) / 1000;
+  const first = await openMany(ctx.kit, specs.slice(0, half), 50);
+  await Promise.all(first.map((c) => c.ready(p.timeoutMs)));
+  const t1 = performance.now();
+  await ctx.io.mark('half', true);
+  const t2 = performance.now();
+  const second = await openMany(ctx.kit, specs.slice(half), 50);
+  await Promise.all(second.map((c) => c.ready(p.timeoutMs)));
+  const seconds = (t1 - t0 + performance.now() - t2) / 1000;
   await ctx.io.mark('after', true);
   const rss1 = process.memoryUsage().rss;
   // The same after a full GC in this process (the driver runs with --expose-gc), as for the server.

@@ -116,6 +116,7 @@ process.on('message', (msg) => {
       maxRss: peakRss(),
       rssReduced: reduced.rss,
       heapUsedReduced: reduced.heapUsed,
+      ...ioCalls(),
     });
   } else if (msg?.type === 'exit') {
     process.exit(0);
@@ -145,6 +146,16 @@ function peakRss() {
     // not Linux
   }
   return process.memoryUsage().rss;
+}
+
+/** Read and write system calls so far (Linux /proc/self/io); nothing elsewhere. Same code in bench/compare/relay-server.ts. */
+function ioCalls() {
+  try {
+    const io = readFileSync('/proc/self/io', 'utf8');
+    return { readCalls: Number(/syscr: (\d+)/.exec(io)?.[1]), writeCalls: Number(/syscw: (\d+)/.exec(io)?.[1]) };
+  } catch {
+    return {};
+  }
 }
 
 process.on('disconnect', () => process.exit(0));

@@ -181,6 +181,38 @@ describe('RelayCore', () => {
     await core.close();
   });
 
+  it('a connection on one, several, then one topic again: the topic limit counts what is left, closing leaves them all', async () => {
+    const core = new RelayCore({ maxTopicsPerConnection: 2 });
+    const t = [1, 2, 3, 4].map((i) => new Uint8Array(32).fill(40 + i));
+    const a = client(core, 'a');
+    const b = client(core, 'b'); // on t[0], t[1]
+    const d = client(core, 'd'); // on t[2], t[3]
+    t.forEach((x, i) => join(i < 2 ? b : d, x));
+    join(a, t[0]);
+    join(a, t[1]);
+    a.input(encodeTopicFrame(FrameType.LEAVE, t[0]!));
+    join(a, t[2]); // two again: t[1], t[2]
+    expect(a.closedWith).toBeNull();
+    a.input(encodeTopicFrame(FrameType.LEAVE, t[2]!));
+    a.input(encodeTopicFrame(FrameType.LEAVE, t[2]!)); // not listed any more: nothing happens
+    join(a, t[3]); // t[1], t[3]
+    expect(a.closedWith).toBeNull();
+    const left = (): number[] => [b, d].map((x) => x.frames(FrameType.PEER_LEFT).length);
+    expect(left()).toEqual([1, 1]); // the LEAVEs of t[0] and t[2]
+    a.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    // Closing leaves the two topics a was still on (t[1] with b, t[3] with d), and only those.
+    expect(left()).toEqual([2, 2]);
+    expect(b.closedWith).toBeNull();
+    expect(d.closedWith).toBeNull();
+    const c = client(core, 'c');
+    join(c, t[0]);
+    join(c, t[1]);
+    c.input(encodeTopicFrame(FrameType.JOIN, t[2]!));
+    expect(c.closedWith).toBe(CloseCode.TOO_MANY_TOPICS);
+    await core.close();
+  });
+
   it('limits: topics per connection, connections per address and in total', async () => {
     const core = new RelayCore({ maxTopicsPerConnection: 3, maxConnectionsPerIp: 2, maxConnections: 3 });
     const a = client(core, 'a');

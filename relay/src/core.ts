@@ -147,8 +147,12 @@ class Peer implements RateState {
   done = false;
   /** Counted in the connection totals (released once on socket close). */
   counted = false;
-  /** Joined or announced topics (what the topic limit counts; membership is on the topic); null: none. */
-  topics: Topic[] | null = null;
+  /**
+   * Joined or announced topics (what the topic limit counts; membership is on the topic): null
+   * for none, the topic itself for one (a replica's usual case: no array per connection), an
+   * array for more.
+   */
+  topics: Topic | Topic[] | null = null;
   /** Frames that arrived while a router checks the HELLO's peer id (null: not waiting). */
   held: Buffer[] | null = null;
 
@@ -171,21 +175,34 @@ class Peer implements RateState {
 
   /** Lists a topic on this connection (callers check it is not listed yet). */
   addTopic(topic: Topic): void {
-    if (this.topics === null) this.topics = [topic];
-    else this.topics.push(topic);
+    const topics = this.topics;
+    if (topics === null) this.topics = topic;
+    else if (Array.isArray(topics)) topics.push(topic);
+    else this.topics = [topics, topic];
   }
 
   removeTopic(topic: Topic): void {
     const topics = this.topics;
-    if (topics === null) return;
+    if (topics === topic) {
+      this.topics = null;
+      return;
+    }
+    if (!Array.isArray(topics)) return;
     const i = topics.indexOf(topic);
     if (i < 0) return;
-    if (topics.length === 1) this.topics = null;
-    else topics.splice(i, 1);
+    topics.splice(i, 1);
+    if (topics.length === 1) this.topics = topics[0]!;
+  }
+
+  /** A copy of the topics, to iterate while leaving them. */
+  topicList(): Topic[] {
+    const topics = this.topics;
+    return topics === null ? [] : Array.isArray(topics) ? [...topics] : [topics];
   }
 
   get topicCount(): number {
-    return this.topics?.length ?? 0;
+    const topics = this.topics;
+    return topics === null ? 0 : Array.isArray(topics) ? topics.length : 1;
   }
 }
 
@@ -814,7 +831,7 @@ export class RelayCore implements RouterHost {
     if (peer.done) return;
     peer.done = true;
     this.#mailbox?.forget(peer);
-    if (peer.topics !== null) for (const topic of [...peer.topics]) this.#leave(peer, topic);
+    if (peer.topics !== null) for (const topic of peer.topicList()) this.#leave(peer, topic);
     if (peer.peerKey !== '' && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
     peer.held = null;
     this.#router?.disconnected(peer);

@@ -10,6 +10,7 @@ import type { MailboxStore } from './mailbox/store.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
 import { UpgradeGuard } from './upgrade-guard.js';
+import { remoteAddress } from './peer-address.js';
 import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
 import { MailboxService } from './mailbox/service.js';
@@ -84,7 +85,7 @@ async function loadPem(field: string, source: unknown): Promise<Buffer> {
 }
 
 function remoteIp(req: IncomingMessage, trustProxy: boolean): string {
-  let ip = req.socket.remoteAddress ?? 'unknown';
+  let ip = remoteAddress(req.socket) ?? 'unknown';
   if (trustProxy) {
     const header = req.headers['x-forwarded-for'];
     const list = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');

@@ -24,6 +24,7 @@
  */
 import type { Socket } from 'node:net';
 import type { DropReason } from './core.js';
+import { remoteAddress, remoteEndpoint } from './peer-address.js';
 
 /** What the guard needs of the core: the upgraded connections it counts, and its drop counter. */
 export interface GuardedCore {
@@ -56,12 +57,13 @@ interface Pending {
 
 /** Normalizes an IPv4-mapped IPv6 address to IPv4, as the host does for upgraded connections. */
 export function socketIp(socket: Socket): string {
-  const ip = socket.remoteAddress ?? 'unknown';
+  const ip = remoteAddress(socket) ?? 'unknown';
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
 function keyOf(socket: Socket): string {
-  return `${socket.remoteAddress ?? '?'}|${socket.remotePort ?? '?'}`;
+  const { address, port } = remoteEndpoint(socket);
+  return `${address ?? '?'}|${port ?? '?'}`;
 }
 
 /** Tracks accepted sockets until they upgrade or close (see the module description). */

@@ -113,15 +113,35 @@ function isShortAscii(s: string): boolean {
   return true;
 }
 
-/** Writes a varString: short ASCII byte by byte, anything else through lib0. */
+/**
+ * Writes a varString: short ASCII byte by byte, anything else through lib0. When the encoder's
+ * current buffer has room, the length byte (a var-uint below 128 is one byte) and the characters
+ * go straight into it, and a non-ASCII character found on the way rewinds to lib0's path.
+ */
 function writeString(encoder: encoding.Encoder, s: string): void {
-  if (!isShortAscii(s)) {
-    encoding.writeVarString(encoder, s);
-    return;
-  }
   const n = s.length;
-  encoding.writeVarUint(encoder, n);
-  for (let i = 0; i < n; i++) encoding.write(encoder, s.charCodeAt(i));
+  if (n <= SHORT_STRING) {
+    const buf = encoder.cbuf;
+    const at = encoder.cpos;
+    if (buf.length - at > n) {
+      buf[at] = n;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[at + 1 + i] = c;
+      }
+      if (i === n) {
+        encoder.cpos = at + 1 + n;
+        return;
+      }
+    } else if (isShortAscii(s)) {
+      encoding.writeVarUint(encoder, n);
+      for (let i = 0; i < n; i++) encoding.write(encoder, s.charCodeAt(i));
+      return;
+    }
+  }
+  encoding.writeVarString(encoder, s);
 }
 
 /** lib0's `writeAny`, with strings and plain-object keys written by {@link writeString}. */

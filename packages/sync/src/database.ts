@@ -1,6 +1,7 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import {
+  AsyncQueue,
   ClosedError,
   DEFAULT_TIMEOUT_MS,
   DisabledTransport,
@@ -10,7 +11,7 @@ import {
   TimeoutError,
   deriveTopic,
 } from '@rhizome/core';
-import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
@@ -18,9 +19,10 @@ import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
-import type { DatabaseHealthStatus } from './monitor.js';
+import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite } from './put-batch.js';
+import { onDocUpdate } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -182,6 +184,29 @@ function sessionKey(conn: Connection): string {
   return `${conn.transport}\u0000${conn.peerId}`;
 }
 
+interface ConnectionStreamHandlers {
+  onConnection(conn: Connection): void;
+  onError(error: unknown): void;
+}
+
+/** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
+function isListenable(stream: AsyncIterable<Connection>): stream is AsyncQueue<Connection> {
+  return stream instanceof AsyncQueue;
+}
+
+/** Resolves when the stream ends (a failure goes to `onError` first). */
+function listenForConnections(stream: { listen(listener: QueueListener<Connection>): void }, handlers: ConnectionStreamHandlers): Promise<void> {
+  return new Promise<void>((resolve) => {
+    stream.listen({
+      onItem: handlers.onConnection,
+      onEnd: (error) => {
+        if (error !== undefined) handlers.onError(error);
+        resolve();
+      },
+    });
+  });
+}
+
 function isTransport(value: object): value is Transport {
   return typeof (value as Partial<Transport>).connect === 'function' && typeof (value as Partial<Transport>).disconnect === 'function';
 }
@@ -232,12 +257,14 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
+  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once for Rhizome). */
+  readonly #stopUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
-  readonly #host: SessionHost;
+  readonly #host: SessionHost & MonitorHost;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
@@ -310,7 +337,7 @@ export class Database {
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
-    this.#host = {
+    this.#host = new Database.#Host(this, {
       doc: this.#doc,
       awareness: this.awareness,
       sealer,
@@ -319,20 +346,9 @@ export class Database {
       minFrameBytes: MIN_FRAME_BYTES,
       maxMessageBytes: limits.maxMessageBytes,
       maxQueuedBytes: limits.maxQueuedBytes,
-      reportError: (error) => this.#report(error),
-      onSynced: (session) => {
-        this.events.publish({ type: 'synced', peerId: session.peerId });
-        this.#checkWaiters();
-      },
-      onForeign: () => this.#checkWaiters(),
-      onClosed: (session, reason) => {
-        this.#runs.delete(session);
-        this.#onSessionClosed(session, reason);
-      },
       replicaHello: encodeReplica(replicaId),
-      onReplica: (session) => this.#onReplica(session),
-      now: () => performance.now(),
-    };
+      networked: transport.name !== 'disabled',
+    });
     this.#router = new UpdateRouter({
       sealer,
       scheduler,
@@ -341,29 +357,97 @@ export class Database {
       reportError: (error) => this.#report(error),
       localSeq: () => this.#localSeq,
     });
-    this.#monitor = new HealthMonitor(
-      {
-        sessions: () => this.#sessions.values(),
-        localSeq: () => this.#localSeq,
-        pingSeq: (session) => this.#router.pingSeq(session, this.#localSeq),
-        networked: transport.name !== 'disabled',
-        storageError: () => {
-          // A failed write stays queued and is retried (with backoff, and by every flush); the
-          // binding is 'failing' until a write succeeds again.
-          const storage = this.#persistence.status();
-          return storage.health === 'failing' ? (storage.lastError ?? null) : null;
-        },
-        publish: (event) => {
-          if (!this.#closed) this.events.publish(event);
-        },
-        now: () => performance.now(),
-      },
-      healthOptions,
-    );
-    this.#doc.on('update', this.#onUpdate);
+    this.#monitor = new HealthMonitor(this.#host, healthOptions);
+    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
+
+  /**
+   * The database's side of its sessions and of its health monitor: one object with prototype
+   * methods. It was two object literals with a dozen arrow functions, ~1 KiB per database, and a
+   * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
+   * A nested class, so it reaches the database's private members.
+   */
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost {
+    readonly #db: Database;
+    readonly doc: Y.Doc;
+    readonly awareness: awarenessProtocol.Awareness;
+    readonly sealer: FrameSealer;
+    readonly scheduler: TurnScheduler;
+    readonly maxFrameBytes: number;
+    readonly minFrameBytes: number;
+    readonly maxMessageBytes: number;
+    readonly maxQueuedBytes: number;
+    readonly replicaHello: Uint8Array;
+    readonly networked: boolean;
+
+    constructor(
+      db: Database,
+      fields: Omit<DatabaseHost, 'reportError' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
+    ) {
+      this.#db = db;
+      this.doc = fields.doc;
+      this.awareness = fields.awareness;
+      this.sealer = fields.sealer;
+      this.scheduler = fields.scheduler;
+      this.maxFrameBytes = fields.maxFrameBytes;
+      this.minFrameBytes = fields.minFrameBytes;
+      this.maxMessageBytes = fields.maxMessageBytes;
+      this.maxQueuedBytes = fields.maxQueuedBytes;
+      this.replicaHello = fields.replicaHello;
+      this.networked = fields.networked;
+    }
+
+    reportError(error: Error & { code?: string }): void {
+      this.#db.#report(error);
+    }
+
+    onSynced(session: PeerSession): void {
+      this.#db.events.publish({ type: 'synced', peerId: session.peerId });
+      this.#db.#checkWaiters();
+    }
+
+    onForeign(): void {
+      this.#db.#checkWaiters();
+    }
+
+    onClosed(session: PeerSession, reason?: string): void {
+      this.#db.#runs.delete(session);
+      this.#db.#onSessionClosed(session, reason);
+    }
+
+    onReplica(session: PeerSession): void {
+      this.#db.#onReplica(session);
+    }
+
+    now(): number {
+      return performance.now();
+    }
+
+    sessions(): Iterable<PeerSession> {
+      return this.#db.#sessions.values();
+    }
+
+    localSeq(): number {
+      return this.#db.#localSeq;
+    }
+
+    pingSeq(session: PeerSession): number {
+      return this.#db.#router.pingSeq(session, this.#db.#localSeq);
+    }
+
+    storageError(): (Error & { code?: string }) | null {
+      // A failed write stays queued and is retried (with backoff, and by every flush); the
+      // binding is 'failing' until a write succeeds again.
+      const storage = this.#db.#persistence.status();
+      return storage.health === 'failing' ? (storage.lastError ?? null) : null;
+    }
+
+    publish(event: SyncEvent): void {
+      if (!this.#db.#closed) this.#db.events.publish(event);
+    }
+  };
 
   // ---- the node API -------------------------------------------------------------------------
 
@@ -728,7 +812,7 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    this.#doc.off('update', this.#onUpdate);
+    this.#stopUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
@@ -810,16 +894,34 @@ export class Database {
     const { signal } = this.#abort;
     try {
       const connections = await this.transport.connect(this.topic, { signal });
-      for await (const conn of connections) {
-        if (this.#closed) {
-          void conn.close().catch(() => undefined);
-          continue;
-        }
-        this.#attach(conn);
-      }
+      // A stream that can be listened to (core's AsyncQueue: every built-in transport) is, so an
+      // open database holds a listener rather than a loop suspended in `for await` (ARCHITECTURE
+      // § Memory of an idle replica); this function returns at once and `#network` settles when
+      // the stream ends.
+      if (isListenable(connections)) return listenForConnections(connections, this.#connectionListener());
+      for await (const conn of connections) this.#onConnection(conn);
     } catch (error) {
       if (!this.#closed) this.#report(error);
     }
+  }
+
+  #onConnection(conn: Connection): void {
+    if (this.#closed) {
+      void conn.close().catch(() => undefined);
+      return;
+    }
+    this.#attach(conn);
+  }
+
+  #connectionListener(): ConnectionStreamHandlers {
+    return {
+      // A microtask later, as the loop got them: the transport pushes from inside its own frame
+      // handling, and a session starts sending at once.
+      onConnection: (conn) => queueMicrotask(() => this.#onConnection(conn)),
+      onError: (error) => {
+        if (!this.#closed) this.#report(error);
+      },
+    };
   }
 
   #attach(conn: Connection): void {

@@ -31,6 +31,32 @@ describe('RateWindow', () => {
     expect(w.perSecond(115_000, 3)).toBe(0); // 65 s after the last look: a whole window without traffic
     expect(w.allocated).toBe(false);
   });
+  it('sums exactly the buckets of the last minute over a seeded random run', () => {
+    // Reference: every amount counted in its bucket; a rate sums the buckets of the last minute.
+    const width = RateWindow.BUCKET_MS;
+    const buckets = RateWindow.BUCKETS;
+    expect(width * buckets).toBe(60_000);
+    let seed = 12;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const w = new RateWindow(0, 4);
+    const counted: Array<{ bucket: number; channel: number; amount: number }> = [];
+    let now = 0;
+    for (let step = 0; step < 2_000; step++) {
+      // Mostly small steps, sometimes a long silence (the window empties).
+      now += rand() < 0.02 ? Math.floor(rand() * 120_000) : Math.floor(rand() * 3_000);
+      const channel = Math.floor(rand() * 4);
+      if (rand() < 0.7) {
+        const amount = Math.floor(rand() * 5) === 0 ? 0 : Math.floor(rand() * 70_000);
+        w.add(amount, now, channel);
+        counted.push({ bucket: Math.floor(now / width), channel, amount });
+      } else {
+        const bucket = Math.floor(now / width);
+        const sum = counted.filter((c) => c.channel === channel && c.bucket > bucket - buckets).reduce((a, c) => a + c.amount, 0);
+        expect(w.perSecond(now, channel)).toBeCloseTo(sum / Math.min(60, Math.max(1, now / 1_000)), 9);
+        if (!w.allocated) expect(sum).toBe(0);
+      }
+    }
+  });
 });
 
 describe('PeerMeter', () => {

@@ -81,18 +81,22 @@ export function severityOf(health: HealthState): HealthSeverity {
 }
 
 /**
- * Counts over the last minute in twelve 5-second buckets, for one or more channels that share the
+ * Counts over the last minute in six 10-second buckets, for one or more channels that share the
  * clock (a peer's bytes and frames in and out are four channels of one window). The buckets are
- * allocated on the first non-zero amount and dropped again once a whole window passed empty, so
- * an idle peer keeps none.
+ * allocated on the first non-zero amount and dropped again once a whole window passed empty.
+ *
+ * Every connected peer is pinged every 5 s (health), so a peer's window is never empty for long:
+ * an idle synced peer holds its ring for as long as it is connected. Six buckets of 10 s (24 slots
+ * at four channels, ~210 B) instead of twelve of 5 s (48 slots, ~400 B per peer): the minute the
+ * rates average over moves in 10 s steps.
  */
 export class RateWindow {
   static readonly SECONDS = 60;
-  /** Bucket width: 12 buckets of 5 s cover the minute. */
-  static readonly BUCKET_MS = 5000;
+  /** Bucket width: 6 buckets of 10 s cover the minute. */
+  static readonly BUCKET_MS = 10_000;
   // A literal, not RateWindow.SECONDS / ...: tsc emits static initializers that name their own class
   // through a helper variable that is still undefined when they run (dist/ then threw on import).
-  static readonly BUCKETS = 12; // SECONDS / (BUCKET_MS / 1000)
+  static readonly BUCKETS = 6; // SECONDS / (BUCKET_MS / 1000)
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
   #bucket = -1;

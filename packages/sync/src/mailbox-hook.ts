@@ -4,6 +4,7 @@ import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/cor
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
+import { onDocUpdate } from './doc-updates.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
 export interface DatabaseMailbox {
@@ -67,19 +68,18 @@ export function attachMailbox(
  * and no binding (~3.6 KiB per database, measured).
  */
 class DeferredMailbox implements MailboxBinding {
-  readonly #doc: Y.Doc;
   readonly #access: MailboxAccess;
   readonly #make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync;
   #sync: MailboxSync | null = null;
   #dirty = false;
   #closed = false;
   #stopOffer: (() => void) | null;
+  #stopUpdates: (() => void) | null;
 
   constructor(doc: Y.Doc, access: MailboxAccess, make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync) {
-    this.#doc = doc;
     this.#access = access;
     this.#make = make;
-    doc.on('update', this.#onUpdate);
+    this.#stopUpdates = onDocUpdate(doc, this.#onUpdate);
     this.#stopOffer = access.onOffer(() => this.#bind());
   }
 
@@ -89,7 +89,8 @@ class DeferredMailbox implements MailboxBinding {
 
   #bind(): MailboxSync {
     if (this.#sync !== null) return this.#sync;
-    this.#doc.off('update', this.#onUpdate);
+    this.#stopUpdates?.();
+    this.#stopUpdates = null;
     this.#stopOffer?.();
     this.#stopOffer = null;
     // It follows the offers itself from now on (the current one is handed to it at once); after
@@ -114,7 +115,8 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sync !== null) return this.#sync.close();
-    this.#doc.off('update', this.#onUpdate);
+    this.#stopUpdates?.();
+    this.#stopUpdates = null;
     this.#stopOffer?.();
     this.#stopOffer = null;
   }

@@ -11,6 +11,7 @@ import {
 import type { DocStore, MailboxAccess, MailboxHeader, MailboxOffer, MailboxReadResult, MailboxWriteResult } from '@rhizome/core';
 import { PERSISTENCE_ORIGIN } from './persistence.js';
 import { applyQueuedWrites } from './put-batch.js';
+import { onDocUpdate } from './doc-updates.js';
 import { digestOf, type MailboxKeys } from './mailbox-keys.js';
 import { MSG_UPDATES, decodeMessage, encodeUpdates } from './wire.js';
 
@@ -127,6 +128,7 @@ export class MailboxSync {
   #again = false;
   #closed = false;
   #stopOffer: (() => void) | null = null;
+  #stopUpdates: (() => void) | null = null;
   readonly #idleWaiters = new Set<() => void>();
   #deposits = 0;
   #snapshots = 0;
@@ -149,7 +151,7 @@ export class MailboxSync {
 
   /** Starts following the server's offers. */
   start(): void {
-    this.#doc.on('update', this.#onUpdate);
+    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
     this.#stopOffer = this.#access.onOffer((offer) => {
       this.#offer = offer;
       if (this.#access.serverId !== this.#server && this.#running === null) {
@@ -221,7 +223,8 @@ export class MailboxSync {
       await this.whenIdle({ timeoutMs: MAILBOX_CLOSE_MS }).catch(() => undefined);
     }
     this.#closed = true;
-    this.#doc.off('update', this.#onUpdate);
+    this.#stopUpdates?.();
+    this.#stopUpdates = null;
     this.#stopOffer?.();
     await this.#running?.catch(() => undefined);
     for (const w of [...this.#idleWaiters]) w();

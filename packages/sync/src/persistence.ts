@@ -1,5 +1,6 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
+import { onDocUpdate } from './doc-updates.js';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -219,6 +220,8 @@ export class DocPersistence {
   #externalUpdates = 0;
   #compactionConflicts = 0;
   #compactions = 0;
+  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once). */
+  #stopUpdates: (() => void) | undefined;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
@@ -286,7 +289,7 @@ export class DocPersistence {
       unref(this.#watchTimer);
     }
     if (this.#readOnly) return;
-    doc.on('update', this.#onUpdate);
+    this.#stopUpdates = onDocUpdate(doc, this.#onUpdate);
     // State the doc had before it was bound would otherwise never reach the store.
     if (doc.store.clients.size > 0) this.#onUpdate(codec.encodeStateAsUpdate(doc), undefined);
   }
@@ -527,7 +530,7 @@ export class DocPersistence {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
-    this.doc.off('update', this.#onUpdate);
+    this.#stopUpdates?.();
     this.#compactTimer?.();
     this.#compactTimer = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);

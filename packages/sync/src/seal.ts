@@ -60,14 +60,14 @@ export class FrameSealer {
   readonly overhead = SEAL_OVERHEAD;
   // The fixed byte strings are views of ONE buffer: an idle database holds a sealer, and each
   // separate Uint8Array costs ~200 B of heap (view, ArrayBuffer, backing store) over its bytes.
-  readonly #key: Uint8Array;
+  // Each view is ~100 B of heap more, so only the ones used on every frame are kept: the key and
+  // the nonce prefix are read from the slab where needed (KEY_AT, PREFIX_AT).
+  readonly #slab: Uint8Array;
   readonly #aad: Uint8Array;
   readonly #aead: ChaChaPolyAead;
-  readonly #prefix: Uint8Array;
   readonly #subkey: Uint8Array;
-  /** 12-byte ChaCha20 nonce: 4 zero bytes and the 8-byte frame counter. */
+  /** 12-byte ChaCha20 nonce: 4 zero bytes and the 8-byte frame counter (big-endian). */
   readonly #nonce: Uint8Array;
-  readonly #nonceView: DataView;
   #counterHigh = 0;
   #counterLow = 0;
   /**
@@ -84,25 +84,27 @@ export class FrameSealer {
     assertTopic(topic);
     const label = utf8ToBytes(SEAL_AAD_LABEL);
     const aadLength = label.length + 1 + topic.length;
-    const slab = new Uint8Array(32 + 32 + NONCE_PREFIX_LENGTH + 12 + 12 + 32 + aadLength);
-    let at = 0;
+    const slab = (this.#slab = new Uint8Array(SLAB_FIXED + aadLength));
+    slab.set(hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
+    slab.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
+    let at = SUBKEY_AT;
     const take = (n: number): Uint8Array => slab.subarray(at, (at += n));
-    this.#key = take(32);
-    this.#key.set(hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32));
+    this.#subkey = take(32);
+    this.#subkey.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)));
+    this.#nonce = take(12);
+    this.#openNonce = take(12);
+    this.#openKey = take(32);
     this.#aad = take(aadLength);
     this.#aad.set(label, 0);
     this.#aad[label.length] = SEAL_VERSION;
     this.#aad.set(topic, label.length + 1);
     this.#aead = aead;
-    this.#prefix = take(NONCE_PREFIX_LENGTH);
-    this.#prefix.set(randomBytes(NONCE_PREFIX_LENGTH));
-    this.#subkey = take(32);
-    this.#subkey.set(hchacha20(this.#key, this.#prefix));
-    this.#nonce = take(12);
-    this.#nonceView = new DataView(slab.buffer, this.#nonce.byteOffset, 12);
-    this.#openNonce = take(12);
-    this.#openKey = take(32);
-    this.#ownPrefix = prefixKey(this.#prefix, 0);
+    this.#ownPrefix = prefixKey(slab, PREFIX_AT);
+  }
+
+  /** The database key (a view made when needed: only a new sender's first frame needs it). */
+  #key(): Uint8Array {
+    return this.#slab.subarray(KEY_AT, KEY_AT + 32);
   }
 
   /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */
@@ -117,12 +119,14 @@ export class FrameSealer {
       this.#counterLow = 0;
       this.#counterHigh++;
     }
-    this.#nonceView.setUint32(4, this.#counterHigh);
-    this.#nonceView.setUint32(8, this.#counterLow);
+    const nonce = this.#nonce;
+    writeU32(nonce, 4, this.#counterHigh);
+    writeU32(nonce, 8, this.#counterLow);
     const frame = new Uint8Array(SEAL_OVERHEAD + plaintext.length);
     frame[0] = SEAL_VERSION;
-    frame.set(this.#prefix, 1);
-    frame.set(this.#nonce.subarray(4), 1 + NONCE_PREFIX_LENGTH);
+    const slab = this.#slab;
+    for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) frame[1 + i] = slab[PREFIX_AT + i]!;
+    for (let i = 4; i < 12; i++) frame[1 + NONCE_PREFIX_LENGTH - 4 + i] = nonce[i]!;
     this.#aead.sealInto(this.#subkey, this.#nonce, this.#aad, plaintext, frame, 1 + NONCE_LENGTH);
     return frame;
   }
@@ -140,7 +144,7 @@ export class FrameSealer {
       if (cached !== undefined) {
         subkey = this.#openKey;
         for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(i);
-      } else subkey = fresh = hchacha20(this.#key, frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+      } else subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
     }
     this.#openNonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, this.#openNonce, this.#aad, frame.subarray(1 + NONCE_LENGTH));
@@ -151,6 +155,19 @@ export class FrameSealer {
     }
     return plain;
   }
+}
+
+/** Offsets in a sealer's slab: key, nonce prefix, then the views (subkey, nonces, open key, aad). */
+const KEY_AT = 0;
+const PREFIX_AT = 32;
+const SUBKEY_AT = PREFIX_AT + NONCE_PREFIX_LENGTH;
+const SLAB_FIXED = SUBKEY_AT + 32 + 12 + 12 + 32;
+
+function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
 }
 
 /** `length` bytes from `at` as one flat string of one char per byte (a `+=` loop would leave a rope). */

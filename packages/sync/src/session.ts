@@ -19,6 +19,7 @@ import {
   MSG_UPDATES,
   Reassembler,
   decodeMessage,
+  wholeFrame,
   encodeAwareness,
   encodeProbe,
   encodeStep1,
@@ -27,7 +28,7 @@ import {
   newRequestId,
   toFrames,
 } from './wire.js';
-import type { Message } from './wire.js';
+import type { Message, ReassemblyResult } from './wire.js';
 import { MSG_REPLICA, decodeReplica } from './replicas.js';
 
 /** Traffic counters of one peer session (wire bytes: sealed frames as the transport carries them). */
@@ -144,7 +145,8 @@ export class PeerSession implements Flushable, ConnectionListener {
   readonly #host: SessionHost;
   /** Our step-1 request id (as text: see compact.ts). */
   readonly #requestId = bytesToText(newRequestId());
-  readonly #reassembler: Reassembler;
+  /** Made for the first chunked message and dropped once it is whole (whole frames need none). */
+  #reassembler: Reassembler | null = null;
   #maxFrameBytes: number;
   #queue: Outgoing[] = [];
   #head = 0;
@@ -185,7 +187,6 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.peerId = conn.peerId;
     this.#host = host;
     this.meter = new PeerMeter(host.now(), 0);
-    this.#reassembler = new Reassembler(host.maxMessageBytes);
     this.#maxFrameBytes = host.maxFrameBytes;
   }
 
@@ -388,6 +389,19 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#enqueue({ kind: 'message', bytes: encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
   }
 
+  /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
+  #reassemble(plain: Uint8Array): ReassemblyResult {
+    let reassembler = this.#reassembler;
+    if (reassembler === null) {
+      const whole = wholeFrame(plain, this.#host.maxMessageBytes);
+      if (whole !== null) return whole;
+      reassembler = this.#reassembler = new Reassembler(this.#host.maxMessageBytes);
+    }
+    const result = reassembler.push(plain);
+    if (result.kind === 'message' && reassembler.bufferedBytes === 0) this.#reassembler = null;
+    return result;
+  }
+
   /** Closes the connection; the receive loop then ends and the host hears `onClosed`. */
   async close(): Promise<void> {
     await this.conn.close();
@@ -412,7 +426,7 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#opened++;
     let message: Message;
     try {
-      const result = this.#reassembler.push(plain);
+      const result = this.#reassemble(plain);
       if (result.kind === 'pending') return;
       if (result.kind === 'dropped') {
         this.#host.reportError(result.error);

@@ -72,14 +72,17 @@ function copyValue(value: unknown, where: Path, depth: number, seen: Set<object>
     case 'object': {
       if (depth >= MAX_VALUE_DEPTH) throw new InvalidArgumentError(`${pathText(where)}: nested deeper than ${MAX_VALUE_DEPTH}`);
       if (seen !== null && seen.has(value)) throw new InvalidArgumentError(`${pathText(where)}: value contains a cycle`);
-      const ancestors = seen ?? new Set<object>();
-      ancestors.add(value);
+      // The set of ancestors is made when the first nested object or array needs it (a put of
+      // primitive fields makes none).
+      let ancestors = seen;
+      ancestors?.add(value);
       try {
         if (Array.isArray(value)) {
           const out: JsonValue[] = [];
           for (let i = 0; i < value.length; i++) {
             if (!(i in value)) throw new InvalidArgumentError(`${pathText(where)}[${i}]: sparse arrays are not JSON`);
-            out.push(copyValue(value[i], { parent: where, key: i }, depth + 1, ancestors));
+            const item: unknown = value[i];
+            out.push(item !== null && typeof item === 'object' ? copyValue(item, { parent: where, key: i }, depth + 1, (ancestors ??= new Set<object>([value]))) : copyValue(item, { parent: where, key: i }, depth + 1, null));
           }
           return out;
         }
@@ -93,14 +96,14 @@ function copyValue(value: unknown, where: Path, depth: number, seen: Set<object>
           if (key === '__proto__' || !wellFormed(key)) assertKey(key, pathText(where));
           const field: unknown = (value as Record<string, unknown>)[key];
           // Primitives need no path object unless they fail.
-          out[key] = field !== null && typeof field === 'object' ? copyValue(field, { parent: where, key }, depth + 1, ancestors) : copyPrimitive(field, where, key);
+          out[key] = field !== null && typeof field === 'object' ? copyValue(field, { parent: where, key }, depth + 1, (ancestors ??= new Set<object>([value]))) : copyPrimitive(field, where, key);
         }
         if (Object.getOwnPropertySymbols(value).length > 0) {
           throw new InvalidArgumentError(`${pathText(where)}: symbol keys are not JSON`);
         }
         return out;
       } finally {
-        ancestors.delete(value);
+        seen?.delete(value);
       }
     }
     default:

@@ -190,6 +190,18 @@ export type ReassemblyResult =
   | { kind: 'dropped'; error: ProtocolError };
 
 /**
+ * The message of a `FRAME_WHOLE` frame, or null for any other frame kind: what {@link Reassembler}
+ * does for whole frames, without its state (a session makes a Reassembler only for chunks).
+ */
+export function wholeFrame(frame: Uint8Array, maxMessageBytes: number): ReassemblyResult | null {
+  if (frame.length < 1) throw new ProtocolError('empty frame');
+  if (frame[0] !== FRAME_WHOLE) return null;
+  const message = frame.subarray(1);
+  if (message.length > maxMessageBytes) throw new FrameTooLargeError(message.length, maxMessageBytes);
+  return { kind: 'message', message };
+}
+
+/**
  * Puts chunked messages back together, one at a time (a sender never interleaves the chunks of
  * two messages). Memory is bounded by `maxMessageBytes`: a chunk announcing a larger total
  * throws {@link FrameTooLargeError}, and the caller closes the connection.
@@ -217,12 +229,8 @@ export class Reassembler {
   }
 
   push(frame: Uint8Array): ReassemblyResult {
-    if (frame.length < 1) throw new ProtocolError('empty frame');
-    if (frame[0] === FRAME_WHOLE) {
-      const message = frame.subarray(1);
-      if (message.length > this.maxMessageBytes) throw new FrameTooLargeError(message.length, this.maxMessageBytes);
-      return { kind: 'message', message };
-    }
+    const whole = wholeFrame(frame, this.maxMessageBytes);
+    if (whole !== null) return whole;
     if (frame[0] !== FRAME_CHUNK) throw new ProtocolError(`unknown frame kind ${String(frame[0])}`);
     if (frame.length < CHUNK_HEADER_LENGTH) throw new ProtocolError('truncated chunk header');
     const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);

@@ -76,7 +76,8 @@ export class SendWindow {
   #credit = INITIAL_WINDOW_BYTES;
   /** null: not heard from the peer yet; true: it speaks WINDOW; false: legacy (unlimited). */
   #speaks: boolean | null = null;
-  #waiters: Array<{ cost: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Sends waiting for credit; null while none waits (the usual state of an idle pair). */
+  #waiters: Array<{ cost: number; resolve: () => void; reject: (e: unknown) => void }> | null = null;
   #legacyTimer: ReturnType<typeof setTimeout> | null = null;
   #closed: unknown = null;
 
@@ -109,9 +110,9 @@ export class SendWindow {
   /** Resolves once a message costing `cost` may be sent, having spent its credit. FIFO. */
   acquire(cost: number): Promise<void> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
-    if (this.#waiters.length === 0 && this.#take(cost)) return Promise.resolve();
+    if (this.#waiters === null && this.#take(cost)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ cost, resolve, reject });
+      (this.#waiters ??= []).push({ cost, resolve, reject });
       if (this.#speaks === null && this.#legacyTimer === null) {
         this.#legacyTimer = setTimeout(() => {
           this.#legacyTimer = null;
@@ -129,8 +130,8 @@ export class SendWindow {
     if (this.#closed !== null) return;
     this.#closed = error;
     this.#clearLegacyTimer();
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    const waiters = this.#waiters ?? [];
+    this.#waiters = null;
     for (const w of waiters) w.reject(error);
   }
 
@@ -143,7 +144,10 @@ export class SendWindow {
   }
 
   #release(): void {
-    while (this.#waiters.length > 0 && this.#take(this.#waiters[0]!.cost)) this.#waiters.shift()!.resolve();
+    const waiters = this.#waiters;
+    if (waiters === null) return;
+    while (waiters.length > 0 && this.#take(waiters[0]!.cost)) waiters.shift()!.resolve();
+    if (waiters.length === 0 && this.#waiters === waiters) this.#waiters = null;
   }
 
   #clearLegacyTimer(): void {

@@ -73,6 +73,26 @@ function view(data: unknown): Uint8Array | null {
   return null;
 }
 
+/** The TCP/TLS socket under a `ws` WebSocket (`ws` keeps it as `_socket`; absent in other implementations). */
+function rawSocket(ws: WsSocket): { cork(): void; uncork(): void } | undefined {
+  const socket = (ws as unknown as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
+  return socket !== undefined && typeof socket.cork === 'function' && typeof socket.uncork === 'function'
+    ? (socket as { cork(): void; uncork(): void })
+    : undefined;
+}
+
+/**
+ * Ends a tick's batch of frames. A session's opening (step 1, awareness, step 2 to each peer,
+ * flow-control windows) and a turn's updates are many small frames sent in one tick; `ws`
+ * writes each as its own `writev`, so the relay would read them one TCP segment at a time —
+ * each read is a 64 KiB allocation in Node that a burst of thousands of connections turns into
+ * allocator fragmentation the relay keeps (BENCHMARKS.md § Issue 12, Session 6). Corked, the
+ * tick's frames leave in one write. Frames are unchanged and no later than before (the same tick).
+ */
+function uncorkLink(link: WsLink): void {
+  link.uncork();
+}
+
 interface DrainWaiter {
   lowWater: number;
   resolve: () => void;
@@ -108,7 +128,25 @@ class WsLink implements Link {
   }
 
   send(frame: Uint8Array): void {
+    if (!this.#corked) this.#cork();
     this.#ws.send(frame, this.#afterWrite);
+  }
+
+  /** Frames sent in this tick wait in the socket and leave as one write at the end of it (see {@link uncorkLink}). */
+  #corked = false;
+
+  #cork(): void {
+    const socket = rawSocket(this.#ws);
+    if (socket === undefined || this.#ws.readyState !== 1) return;
+    socket.cork();
+    this.#corked = true;
+    process.nextTick(uncorkLink, this);
+  }
+
+  /** @internal The end of a tick that sent frames: hand them to the kernel as one write. */
+  uncork(): void {
+    this.#corked = false;
+    rawSocket(this.#ws)?.uncork();
   }
 
   readonly #afterWrite = (): void => {
@@ -214,6 +252,12 @@ function zeroMask(mask: Uint8Array): void {
  * {@link ConnectFailedError} naming the URL when the socket errors, closes or does not open
  * within `timeoutMs`.
  */
+/**
+ * The error listener a socket keeps once opened or abandoned (errors end in 'close'): one function
+ * for every socket, not a closure that would keep the opening scope (its timer, callbacks) alive.
+ */
+function ignoreError(): void {}
+
 export async function openLink(url: string, options: LinkOptions): Promise<Link> {
   if (options.implementation === 'global') return openGlobal(url, options);
   let WebSocketCtor: typeof WsSocket;
@@ -249,7 +293,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
       settled = true;
       clearTimeout(timer);
       ws.removeAllListeners();
-      ws.on('error', () => {});
+      ws.on('error', ignoreError);
       ws.terminate();
       reject(new ConnectFailedError(`cannot connect to relay ${url}: ${why}`, { cause }));
     };
@@ -263,7 +307,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
       clearTimeout(timer);
       ws.removeAllListeners();
       // Errors after opening end in 'close', which the link reports.
-      ws.on('error', () => {});
+      ws.on('error', ignoreError);
       resolve(new WsLink(url, ws));
     });
   });

@@ -728,7 +728,8 @@ export class RelayTransport implements Transport {
         }, this.#heartbeatIntervalMs);
         (liveness as { unref?: () => void }).unref?.();
       };
-      const timer = setTimeout(() => {
+      // Dropped once welcomed: the closures below live as long as the session and keep this scope.
+      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
         if (welcomed) return;
         link.close(CloseCode.NORMAL, 'no WELCOME');
         reject(new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
@@ -742,6 +743,7 @@ export class RelayTransport implements Transport {
         if (!isWelcomeFrame(frame)) return;
         welcomed = true;
         clearTimeout(timer);
+        timer = undefined;
         this.#pendingLink = null;
         if (this.#closed) {
           link.close(CloseCode.NORMAL, 'disconnect');

@@ -1,0 +1,151 @@
+// Local puts in a tight loop, persisted (issue 12: >= 150k/s), as a minimal reproduction: the floor
+// (a bare Y.Doc with the database's layout, 1,000 puts per transaction, each update one INSERT)
+// beside Rhizome's batch paths. Rounds interleave every variant, so all of them see the same
+// machine load; each line gives the median wall rate and the median CPU time per put
+// (process.cpuUsage, all threads). BENCHMARKS.md § Issue 12, Session 6 (puts) reads it.
+//
+// node_modules/node/bin/node --conditions=rhizome-source --import tsx bench/puts-tight.ts \
+//   [--puts 100000] [--rounds 5] [--only <substring of a variant name>] [--base DIR]
+// --base DIR adds the Rhizome rows again for the sync package sources in DIR (an A/B in one
+// process, e.g. `mkdir -p node_modules/.ab && git archive main packages/sync/src | tar -x -C node_modules/.ab` and
+// `--base node_modules/.ab/packages/sync/src/index.ts`; delete it afterwards).
+// (without --conditions=rhizome-source it measures the built dist/; add --cpu-prof to the node
+// flags with --only to profile one variant)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as Y from 'yjs';
+import Sqlite from 'better-sqlite3';
+import { openDatabase } from '@rhizome/sync';
+import { encodeTransaction } from '../packages/sync/src/doc-updates.js';
+import { setEntry } from '../packages/sync/src/nodes.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1]! : fallback;
+};
+const PUTS = Number(flag('--puts', '100000'));
+const ROUNDS = Number(flag('--rounds', '5'));
+const ONLY = flag('--only', '');
+const BASE = flag('--base', '');
+type Open = typeof openDatabase;
+const base: Open | null = BASE === '' ? null : ((await import(join(process.cwd(), BASE))) as { openDatabase: Open }).openDatabase;
+
+function node(i: number): { title: string; n: number; done: boolean } {
+  return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'rhizome-puts-tight-'));
+let files = 0;
+const file = (): string => join(dir, `f${files++}.db`);
+
+/** The floor: bench/sync.ts floorWriter, 1,000 puts per transaction. */
+async function floor(encode: 'yjs' | 'js' | 'none'): Promise<void> {
+  const sql = new Sqlite(file());
+  sql.pragma('journal_mode = WAL');
+  sql.pragma('synchronous = NORMAL');
+  sql.exec('CREATE TABLE updates (doc INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID');
+  const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
+  const doc = new Y.Doc();
+  const nodes = doc.getMap('nodes');
+  const fields = doc.getMap('fields');
+  let seq = 0;
+  const queue: Uint8Array[] = [];
+  let scheduled = false;
+  const write = (): void => {
+    scheduled = false;
+    for (const update of queue) insert.run(++seq, update);
+    queue.length = 0;
+  };
+  const onUpdate = (update: Uint8Array): void => {
+    queue.push(update);
+    if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(write);
+    }
+  };
+  if (encode === 'yjs') doc.on('update', onUpdate);
+  if (encode === 'js') {
+    doc.on('afterTransactionCleanup', (tr: Y.Transaction) => {
+      const update = encodeTransaction(tr);
+      if (update !== null) onUpdate(update);
+    });
+  }
+  for (let from = 0; from < PUTS; from += 1000) {
+    doc.transact((tr) => {
+      for (let i = from; i < from + 1000 && i < PUTS; i++) {
+        const data = node(i);
+        const id = `n${i}`;
+        if (encode === 'js') {
+          setEntry(tr, nodes, id, true);
+          for (const field in data) setEntry(tr, fields, id + '\u0000' + field, data[field as keyof typeof data]);
+        } else {
+          nodes.set(id, true);
+          for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
+        }
+      }
+    });
+  }
+  await Promise.resolve();
+  sql.close();
+}
+
+const variants: Array<[string, () => Promise<void>]> = [
+  ['floor: same layout, 1,000 per transaction, Yjs update + INSERT', () => floor('yjs')],
+  ['floor, cheapest known: entries via setEntry, update via doc-updates.ts + INSERT', () => floor('js')],
+  ['bare layout, 1,000 per transaction, no update, no SQLite', () => floor('none')],
+  ...rhizome('Rhizome', openDatabase),
+  ...(base === null ? [] : rhizome('base', base)),
+];
+
+function rhizome(label: string, open: Open): Array<[string, () => Promise<void>]> {
+  return [
+    [`${label} db.put tight loop`, async () => {
+      const db = await open({ id: 'bench', path: file() });
+      for (let i = 0; i < PUTS; i++) db.put(`n${i}`, node(i));
+      await db.flush();
+      await db.close();
+    }],
+    [`${label} db.transact, 1,000 each`, async () => {
+      const db = await open({ id: 'bench', path: file() });
+      for (let i = 0; i < PUTS; i += 1000) {
+        db.transact(() => {
+          for (let j = i; j < i + 1000 && j < PUTS; j++) db.put(`n${j}`, node(j));
+        });
+      }
+      await db.flush();
+      await db.close();
+    }],
+  ];
+}
+
+const results = new Map<string, { rate: number[]; cpu: number[] }>();
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, run] of variants) {
+      if (ONLY !== '' && !name.includes(ONLY)) continue;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await run();
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      const r = results.get(name) ?? { rate: [], cpu: [] };
+      r.rate.push((PUTS / ms) * 1000);
+      r.cpu.push((cpu.user + cpu.system) / PUTS);
+      results.set(name, r);
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const reference = [...results.values()][0]!;
+process.stdout.write(`Tight loop, ${PUTS} puts of a 3-field node into an SQLite file, ${ROUNDS} interleaved rounds (medians; open and close included)\n\n`);
+process.stdout.write('| variant | puts/s | CPU µs per put | CPU min–max | CPU ÷ first row (median of per-round ratios) |\n| --- | --- | --- | --- | --- |\n');
+for (const [name, r] of results) {
+  const lo = Math.min(...r.cpu).toFixed(2);
+  const hi = Math.max(...r.cpu).toFixed(2);
+  const paired = median(r.cpu.map((c, i) => c / reference.cpu[i]!)).toFixed(3);
+  process.stdout.write(`| ${name} | ${Math.round(median(r.rate)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(2)} | ${lo}–${hi} | ${paired} |\n`);
+}

@@ -1,0 +1,233 @@
+import * as Y from 'yjs';
+import { describe, expect, it } from 'vitest';
+import { encodeTransaction, onDocUpdate } from './doc-updates.js';
+import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
+import { SHORT_STRING } from './codec.js';
+
+interface Seen {
+  ours: Array<{ update: Uint8Array; origin: unknown; tr: Y.Transaction }>;
+  yjs: Array<{ update: Uint8Array; origin: unknown; tr: Y.Transaction }>;
+  stop: () => void;
+}
+
+/** Records, per transaction, what onDocUpdate hands over and what Yjs's own 'update' event carries. */
+function record(doc: Y.Doc): Seen {
+  const seen: Seen = { ours: [], yjs: [], stop: () => undefined };
+  seen.stop = onDocUpdate(doc, (update, origin, d, tr) => {
+    expect(d).toBe(doc);
+    seen.ours.push({ update, origin, tr });
+  });
+  doc.on('update', (update: Uint8Array, origin: unknown, _d: Y.Doc, tr: Y.Transaction) => seen.yjs.push({ update, origin, tr }));
+  return seen;
+}
+
+function expectSame(seen: Seen): void {
+  expect(seen.ours.length).toBe(seen.yjs.length);
+  for (let i = 0; i < seen.yjs.length; i++) {
+    const a = seen.ours[i]!;
+    const b = seen.yjs[i]!;
+    expect(a.tr).toBe(b.tr);
+    expect(a.origin).toBe(b.origin);
+    expect(Buffer.from(a.update).equals(Buffer.from(b.update)), `transaction ${i}`).toBe(true);
+  }
+}
+
+/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const STRINGS = ['', 'a', 'title', 'ünï', '🌱 rhizome', 'x'.repeat(SHORT_STRING), 'y'.repeat(SHORT_STRING + 1), 'z'.repeat(300), '\u0000\u007f', '\u00ff'];
+
+describe('onDocUpdate (updates encoded with the fast v1 encoder)', () => {
+  it("hands over exactly Yjs's 'update' bytes for the node layout: puts, overwrites, deletes", () => {
+    const doc = new Y.Doc();
+    const seen = record(doc);
+    const nodes = doc.getMap('nodes');
+    const fields = doc.getMap('fields');
+    for (let round = 0; round < 3; round++) {
+      doc.transact(() => {
+        for (let i = 0; i < 200; i++) {
+          nodes.set(`n${i}`, true);
+          fields.set(`n${i}\u0000title`, `node ${i} round ${round}`);
+          fields.set(`n${i}\u0000n`, i * round);
+          fields.set(`n${i}\u0000done`, i % 2 === 0);
+        }
+      }, 'local');
+    }
+    doc.transact(() => {
+      for (let i = 0; i < 200; i += 3) {
+        nodes.delete(`n${i}`);
+        fields.delete(`n${i}\u0000title`);
+      }
+    });
+    nodes.set('single', true);
+    expect(seen.yjs.length).toBe(5);
+    expectSame(seen);
+  });
+
+  it('matches Yjs for nested types apps create: maps, arrays, text with formats and embeds, XML, subdocs, binary', () => {
+    const doc = new Y.Doc();
+    const seen = record(doc);
+    const root = doc.getMap<unknown>('app');
+    const inner = new Y.Map<unknown>();
+    const list = new Y.Array<unknown>();
+    const text = new Y.Text();
+    doc.transact(() => {
+      root.set('inner', inner);
+      root.set('list', list);
+      root.set('text', text);
+      inner.set('ключ', 'значение');
+      inner.set('obj', { a: [1, 'ä', null, { deep: 'é' }], b: new Uint8Array([1, 2]) });
+      list.push(['a', 1, { k: 'v' }, new Uint8Array([9])]);
+      text.insert(0, 'Hello wörld');
+      text.format(0, 5, { bold: true, colour: 'rød' });
+      text.insertEmbed(3, { image: 'ü.png' });
+    });
+    text.delete(2, 4);
+    list.delete(1, 2);
+    list.insert(1, [new Y.Map<unknown>()]);
+    const frag = doc.getXmlFragment('xml');
+    const el = new Y.XmlElement('p');
+    frag.insert(0, [el]);
+    el.setAttribute('class', 'ïntro');
+    el.insert(0, [new Y.XmlText('xml text')]);
+    root.set('sub', new Y.Doc({ guid: 'sub-doc-guid' }));
+    root.set('bin', new Uint8Array([0, 255]));
+    for (const s of STRINGS) inner.set(s, s);
+    root.delete('inner');
+    doc.getText('note').insert(0, 'ab');
+    doc.getText('note').insert(1, 'x'); // splits a struct
+    expectSame(seen);
+    expect(seen.yjs.length).toBeGreaterThan(10);
+  });
+
+  it('matches Yjs for remote transactions (several clients, pending structs) and sends nothing when nothing changed', () => {
+    const a = new Y.Doc();
+    const b = new Y.Doc();
+    const c = new Y.Doc();
+    a.getMap('m').set('x', 'from a');
+    b.getMap('m').set('y', 'from b');
+    b.getArray('l').push(['b1', 'b2']);
+    const target = new Y.Doc();
+    const seen = record(target);
+    target.getMap('m').set('own', 1);
+    Y.applyUpdate(target, Y.encodeStateAsUpdate(a), 'peer-a');
+    // b's update merged with a later one of c that depends on it, applied in one remote transaction
+    Y.applyUpdate(c, Y.encodeStateAsUpdate(b));
+    c.getArray('l').delete(0, 1);
+    c.getMap('m').set('y', 'overwritten by c');
+    const sv = Y.encodeStateVector(target);
+    Y.applyUpdate(target, Y.encodeStateAsUpdate(c, sv), 'peer-c');
+    // Applying the same again changes nothing: neither emits.
+    Y.applyUpdate(target, Y.encodeStateAsUpdate(c), 'peer-c');
+    // A dependency not there yet: held pending (Yjs emits nothing new for it either).
+    const d = new Y.Doc();
+    Y.applyUpdate(d, Y.encodeStateAsUpdate(c));
+    const before = Y.encodeStateVector(d);
+    d.getMap('m').set('z', 1);
+    const first = Y.encodeStateAsUpdate(d, before);
+    const before2 = Y.encodeStateVector(d);
+    d.getMap('m').set('z', 2);
+    Y.applyUpdate(target, Y.encodeStateAsUpdate(d, before2), 'late');
+    Y.applyUpdate(target, first, 'early');
+    target.transact(() => undefined);
+    expect(target.getMap('m').get('z')).toBe(2);
+    // A local transaction deleting items of several clients, in ascending client order (Yjs
+    // writes the delete set's clients in descending order, whatever order they were added in).
+    const m = target.getMap('m');
+    const keys = [...m.keys()];
+    const clientOf = (key: string): number => (m as unknown as { _map: Map<string, Y.Item> })._map.get(key)!.id.client;
+    keys.sort((x, y) => clientOf(x) - clientOf(y));
+    expect(new Set(keys.map(clientOf)).size).toBeGreaterThanOrEqual(3);
+    target.transact(() => {
+      for (const key of keys) m.delete(key);
+      target.getArray('l').delete(0, target.getArray('l').length);
+    });
+    expectSame(seen);
+    expect(seen.yjs.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('matches Yjs over random transactions (seeded)', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = prng(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+      const doc = new Y.Doc();
+      const seen = record(doc);
+      const maps = [doc.getMap<unknown>('nodes'), doc.getMap<unknown>('fields')];
+      const arr = doc.getArray<unknown>('arr');
+      const text = doc.getText('text');
+      for (let t = 0; t < 120; t++) {
+        doc.transact(() => {
+          const ops = 1 + Math.floor(random() * 20);
+          for (let o = 0; o < ops; o++) {
+            const r = random();
+            const key = `k${Math.floor(random() * 40)}${random() < 0.1 ? 'ü' : ''}`;
+            if (r < 0.4) pick(maps).set(key, random() < 0.5 ? pick(STRINGS) : { v: pick(STRINGS), n: Math.floor(random() * 1e6) });
+            else if (r < 0.55) pick(maps).delete(key);
+            else if (r < 0.7) arr.insert(Math.floor(random() * (arr.length + 1)), [pick(STRINGS), random()]);
+            else if (r < 0.78 && arr.length > 0) arr.delete(Math.floor(random() * arr.length), 1);
+            else if (r < 0.9) text.insert(Math.floor(random() * (text.length + 1)), pick(STRINGS), random() < 0.3 ? { b: true } : undefined);
+            else if (text.length > 0) {
+              const at = Math.floor(random() * text.length);
+              text.delete(at, Math.min(text.length - at, 1 + Math.floor(random() * 5)));
+            }
+          }
+        }, `t${t}`);
+      }
+      try {
+        expectSame(seen);
+      } catch (error) {
+        throw new Error(`seed ${seed}: ${String(error)}`);
+      }
+    }
+  });
+
+  it('encodeTransaction gives null for a transaction that changed nothing; a stopped listener hears nothing', () => {
+    const doc = new Y.Doc();
+    let tr: Y.Transaction | null = null;
+    doc.transact((t) => {
+      tr = t;
+    });
+    expect(encodeTransaction(tr!)).toBe(null);
+    const calls: Uint8Array[] = [];
+    const stop = onDocUpdate(doc, (u) => calls.push(u));
+    doc.getMap('m').set('a', 1);
+    stop();
+    doc.getMap('m').set('b', 2);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('hands a large received update over as received (not re-encoded), at the end of its transaction', () => {
+    const source = new Y.Doc();
+    source.transact(() => {
+      const m = source.getMap('m');
+      for (let i = 0; i < 5000; i++) m.set(`k${i}`, `value ${i} ${'x'.repeat(30)}`);
+    });
+    const update = Y.encodeStateAsUpdate(source);
+    expect(update.length).toBeGreaterThanOrEqual(REENCODE_SKIP_BYTES);
+    const doc = new Y.Doc();
+    const calls: Array<{ update: Uint8Array; origin: unknown }> = [];
+    onDocUpdate(doc, (u, origin) => calls.push({ update: u, origin }));
+    const origin = { peer: 'p' };
+    applyRemoteUpdates(doc, [update], origin);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.update === update).toBe(true);
+    expect(calls[0]!.origin).toBe(origin);
+    // Again: nothing changes, nothing is handed over; then a local write is encoded as usual.
+    applyRemoteUpdates(doc, [update], origin);
+    expect(calls).toHaveLength(1);
+    const yjs: Uint8Array[] = [];
+    doc.on('update', (u: Uint8Array) => yjs.push(u));
+    doc.getMap('m').set('local', 'ö');
+    expect(calls).toHaveLength(2);
+    expect(Buffer.from(calls[1]!.update).equals(Buffer.from(yjs[0]!))).toBe(true);
+  });
+});

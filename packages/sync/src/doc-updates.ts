@@ -1,0 +1,256 @@
+/**
+ * The document's updates for Rhizome's own listeners, encoded once with the fast v1 encoder.
+ *
+ * Yjs encodes every transaction for its `'update'` listeners with lib0's `UpdateEncoderV1`, which
+ * writes each string (a root type's name, a map key, a string value) with one
+ * `TextEncoder.encodeInto` call. For a batch of puts that is about 40% of encoding the update
+ * (BENCHMARKS.md § Issue 12, Session 6). Rhizome's own listeners (the persistence binding, the
+ * database's router, the mailbox) therefore do not listen to `'update'`: they register here with
+ * {@link onDocUpdate}, and this module listens to `'afterTransactionCleanup'` (which Yjs emits
+ * for every transaction immediately before `'update'`, on the same state) and writes the update
+ * exactly as Yjs's `writeUpdateMessageFromTransaction` does (the structs from the transaction's
+ * `beforeState` on, then the transaction's delete set), with {@link FastUpdateEncoderV1}. The bytes
+ * are Yjs's own, byte for byte (`doc-updates.test.ts` compares them for map, array, text, XML and
+ * nested types, deletes, non-ASCII and long strings, and remote transactions); so the stores and
+ * the wire see nothing new. Yjs itself encodes only when something listens to `'update'` (an
+ * app's listener), as with any `Y.Doc`.
+ *
+ * Differences from `'update'` a listener may notice: Rhizome's listeners run before the app's
+ * `'update'` listeners of the same transaction (both after its observers), and a large received
+ * update (sync/src/apply.ts) reaches them as received, through {@link useUpdate}, not re-encoded.
+ */
+import * as Y from 'yjs';
+import * as encoding from 'lib0/encoding';
+import { FastUpdateEncoderV1 } from './codec.js';
+
+/** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
+export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
+
+/** The listeners of one document, and a transaction whose update is known already. */
+class DocUpdates {
+  readonly listeners = new Set<DocUpdateListener>();
+  /** A transaction whose update is given (see {@link useUpdate}), and that update. */
+  given: { tr: Y.Transaction; update: Uint8Array } | null = null;
+
+  readonly onCleanup = (tr: Y.Transaction, doc: Y.Doc): void => {
+    let update: Uint8Array | null;
+    if (this.given !== null && this.given.tr === tr) {
+      update = changed(tr) ? this.given.update : null;
+      this.given = null;
+    } else {
+      if (this.listeners.size === 0) return;
+      update = encodeTransaction(tr);
+    }
+    if (update === null) return;
+    // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest.
+    for (const listener of [...this.listeners]) listener(update, tr.origin, doc, tr);
+  };
+}
+
+const registry = new WeakMap<Y.Doc, DocUpdates>();
+
+/**
+ * Calls `listener` with the update of every transaction of `doc` that changed something, with
+ * Yjs's `'update'` arguments (update, origin, doc, transaction). Returns the function that stops
+ * it. The bytes are exactly those Yjs would pass to an `'update'` listener.
+ */
+export function onDocUpdate(doc: Y.Doc, listener: DocUpdateListener): () => void {
+  let entry = registry.get(doc);
+  if (entry === undefined) {
+    entry = new DocUpdates();
+    registry.set(doc, entry);
+    doc.on('afterTransactionCleanup', entry.onCleanup);
+  }
+  entry.listeners.add(listener);
+  const current = entry;
+  return () => {
+    current.listeners.delete(listener);
+    if (current.listeners.size === 0 && registry.get(doc) === current) {
+      registry.delete(doc);
+      doc.off('afterTransactionCleanup', current.onCleanup);
+    }
+  };
+}
+
+/** True if {@link onDocUpdate} has listeners on `doc`. */
+export function hasDocUpdateListeners(doc: Y.Doc): boolean {
+  return (registry.get(doc)?.listeners.size ?? 0) > 0;
+}
+
+/**
+ * Hands `update` to the listeners of `doc` when `tr` (open now) ends, instead of encoding the
+ * transaction: for a received update that is large, whose bytes hold at least what `tr` changes
+ * (sync/src/apply.ts). As with an encoded one, nothing is handed over if `tr` changed nothing.
+ */
+export function useUpdate(doc: Y.Doc, tr: Y.Transaction, update: Uint8Array): void {
+  const entry = registry.get(doc);
+  if (entry !== undefined) entry.given = { tr, update };
+}
+
+/**
+ * The update of a finished transaction as Yjs's `writeUpdateMessageFromTransaction` writes it for
+ * `'update'` (yjs 13.6: `writeClientsStructs(encoder, store, tr.beforeState)` then
+ * `writeDeleteSet(encoder, tr.deleteSet)`), with {@link FastUpdateEncoderV1}; `null` when the
+ * transaction changed nothing (Yjs then emits no `'update'`). `encoder` is for tests and
+ * benchmarks (`new Y.UpdateEncoderV1()` gives Yjs's own path).
+ */
+export function encodeTransaction(tr: Y.Transaction, encoder: Y.UpdateEncoderV1 = new FastUpdateEncoderV1()): Uint8Array | null {
+  if (!changed(tr)) return null;
+  const ds = tr.deleteSet;
+  sortAndMergeDeleteSet(ds);
+  writeClientsStructs(encoder, tr.doc, tr.beforeState);
+  writeDeleteSet(encoder, ds);
+  return encoder.toUint8Array();
+}
+
+/** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */
+export function changed(tr: Y.Transaction): boolean {
+  if (tr.deleteSet.clients.size > 0) return true;
+  for (const [client, clock] of tr.afterState) if (tr.beforeState.get(client) !== clock) return true;
+  return false;
+}
+
+type Struct = Y.Item | Y.GC | Y.Skip;
+
+/** Yjs's `sortAndMergeDeleteSet` (idempotent; Yjs already ran it when the transaction's cleanup began). */
+function sortAndMergeDeleteSet(ds: Y.Transaction['deleteSet']): void {
+  for (const dels of ds.clients.values()) {
+    dels.sort((a, b) => a.clock - b.clock);
+    let i: number;
+    let j: number;
+    for (i = 1, j = 1; i < dels.length; i++) {
+      const left = dels[j - 1]!;
+      const right = dels[i]!;
+      if (left.clock + left.len >= right.clock) {
+        left.len = Math.max(left.len, right.clock + right.len - left.clock);
+      } else {
+        if (j < i) dels[j] = right;
+        j++;
+      }
+    }
+    dels.length = j;
+  }
+}
+
+/** Yjs's `writeClientsStructs(encoder, doc.store, beforeState)`. */
+function writeClientsStructs(encoder: Y.UpdateEncoderV1, doc: Y.Doc, before: Map<number, number>): void {
+  const store = doc.store;
+  const clients = store.clients as Map<number, Struct[]>;
+  const sm = new Map<number, number>();
+  for (const [client, clock] of before) if (Y.getState(store, client) > clock) sm.set(client, clock);
+  for (const client of clients.keys()) if (!before.has(client)) sm.set(client, 0);
+  encoding.writeVarUint(encoder.restEncoder, sm.size);
+  // Higher client ids first, as Yjs writes them.
+  const order = [...sm.entries()].sort((a, b) => b[0] - a[0]);
+  const roots = new RootKeys(doc.share);
+  for (const [client, clock] of order) writeStructs(encoder, clients.get(client)!, client, clock, roots);
+}
+
+/** Yjs's `writeStructs`, with {@link writeItem} for items. */
+function writeStructs(encoder: Y.UpdateEncoderV1, structs: Struct[], client: number, from: number, roots: RootKeys): void {
+  const clock = Math.max(from, structs[0]!.id.clock);
+  const start = Y.findIndexSS(structs, clock);
+  encoding.writeVarUint(encoder.restEncoder, structs.length - start);
+  encoder.writeClient(client);
+  encoding.writeVarUint(encoder.restEncoder, clock);
+  const first = structs[start]!;
+  writeStruct(encoder, first, clock - first.id.clock, roots);
+  for (let i = start + 1; i < structs.length; i++) writeStruct(encoder, structs[i]!, 0, roots);
+}
+
+function writeStruct(encoder: Y.UpdateEncoderV1, struct: Struct, offset: number, roots: RootKeys): void {
+  if (struct instanceof Y.Item) writeItem(encoder, struct, offset, roots);
+  else struct.write(encoder, offset);
+}
+
+/** The names of a document's root types (`doc.share`), looked up once per update. */
+class RootKeys {
+  readonly #share: Map<string, unknown>;
+  #keys: Map<unknown, string> | null = null;
+
+  constructor(share: Map<string, unknown>) {
+    this.#share = share;
+  }
+
+  /** Yjs's `findRootTypeKey`: the first name under which `type` is shared. */
+  of(type: unknown): string | undefined {
+    if (this.#keys === null) {
+      this.#keys = new Map();
+      for (const [key, value] of this.#share) if (!this.#keys.has(value)) this.#keys.set(value, key);
+    }
+    return this.#keys.get(type);
+  }
+}
+
+/** lib0's binary.BIT8, BIT7, BIT6, BITS5: the info byte of an item. */
+const HAS_ORIGIN = 0x80;
+const HAS_RIGHT_ORIGIN = 0x40;
+const HAS_PARENT_SUB = 0x20;
+const CONTENT_REF = 0x1f;
+
+/**
+ * Yjs's `Item.prototype.write(encoder, offset)` (yjs 13.6), with the name of a root parent type
+ * taken from `roots` (Yjs walks `doc.share`'s entries for every item, allocating as it goes).
+ * An item whose parent is not a type (only in updates Yjs merges without a doc) takes Yjs's path.
+ */
+function writeItem(encoder: Y.UpdateEncoderV1, item: Y.Item, offset: number, roots: RootKeys): void {
+  const parent = item.parent as { _item?: Y.Item | null } | null;
+  if (parent === null || typeof parent !== 'object' || parent._item === undefined) {
+    item.write(encoder, offset);
+    return;
+  }
+  const origin = offset > 0 ? Y.createID(item.id.client, item.id.clock + offset - 1) : item.origin;
+  const rightOrigin = item.rightOrigin;
+  const parentSub = item.parentSub;
+  const rest = encoder.restEncoder;
+  encoding.writeUint8(
+    rest,
+    (item.content.getRef() & CONTENT_REF) |
+      (origin === null ? 0 : HAS_ORIGIN) |
+      (rightOrigin === null ? 0 : HAS_RIGHT_ORIGIN) |
+      (parentSub === null ? 0 : HAS_PARENT_SUB),
+  );
+  if (origin !== null) {
+    encoding.writeVarUint(rest, origin.client);
+    encoding.writeVarUint(rest, origin.clock);
+  }
+  if (rightOrigin !== null) {
+    encoding.writeVarUint(rest, rightOrigin.client);
+    encoding.writeVarUint(rest, rightOrigin.clock);
+  }
+  if (origin === null && rightOrigin === null) {
+    const parentItem = parent._item;
+    if (parentItem === null) {
+      const key = roots.of(parent);
+      if (key === undefined) {
+        // Not a root type of this doc: Yjs throws its unexpected-case error here.
+        item.write(encoder, offset);
+        return;
+      }
+      encoding.writeVarUint(rest, 1);
+      encoder.writeString(key);
+    } else {
+      encoding.writeVarUint(rest, 0);
+      encoding.writeVarUint(rest, parentItem.id.client);
+      encoding.writeVarUint(rest, parentItem.id.clock);
+    }
+    if (parentSub !== null) encoder.writeString(parentSub);
+  }
+  item.content.write(encoder, offset);
+}
+
+/** Yjs's `writeDeleteSet` (v1: plain var-uints). */
+function writeDeleteSet(encoder: Y.UpdateEncoderV1, ds: Y.Transaction['deleteSet']): void {
+  const rest = encoder.restEncoder;
+  encoding.writeVarUint(rest, ds.clients.size);
+  const order = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
+  for (const [client, items] of order) {
+    encoder.resetDsCurVal();
+    encoding.writeVarUint(rest, client);
+    encoding.writeVarUint(rest, items.length);
+    for (const item of items) {
+      encoder.writeDsClock(item.clock);
+      encoder.writeDsLen(item.len);
+    }
+  }
+}

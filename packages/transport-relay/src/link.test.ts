@@ -1,0 +1,57 @@
+import { Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { openLink } from './link.js';
+
+const servers: WebSocketServer[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+});
+
+/** A `ws` server on 127.0.0.1 that collects the binary messages it receives. */
+async function collectingServer(): Promise<{ url: string; received: Buffer[]; whenReceived(n: number): Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  servers.push(wss);
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const received: Buffer[] = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer) => {
+      received.push(data);
+      for (const w of waiters.filter((x) => received.length >= x.n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+  });
+  const { port } = wss.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    received,
+    whenReceived: (n) => (received.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+  };
+}
+
+describe('WsLink', () => {
+  it('sends the frames of one tick as one socket write, in order, and the next tick as another', async () => {
+    const server = await collectingServer();
+    const link = await openLink(server.url, { timeoutMs: 5000, maxPayload: 1 << 20, implementation: 'ws' });
+    try {
+      // Every write that reaches the kernel goes through net.Socket's _writev (several chunks)
+      // or _write (one): count them while the link sends.
+      const writev = vi.spyOn(Socket.prototype as unknown as { _writev: (...args: unknown[]) => void }, '_writev');
+      const write = vi.spyOn(Socket.prototype as unknown as { _write: (...args: unknown[]) => void }, '_write');
+      const frames = Array.from({ length: 10 }, (_, i) => Uint8Array.of(i, i + 1, i + 2));
+      for (const f of frames) link.send(f);
+      await server.whenReceived(10);
+      expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
+      link.send(Uint8Array.of(42));
+      await server.whenReceived(11);
+      expect(writev.mock.calls.length + write.mock.calls.length).toBe(2);
+      expect(server.received.map((b) => [...b])).toEqual([...frames.map((f) => [...f]), [42]]);
+    } finally {
+      link.close(1000, 'done');
+    }
+  });
+});
