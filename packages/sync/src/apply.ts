@@ -74,7 +74,10 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
-  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested;
+  // Structs or deletes waiting for a dependency may be let in by this update: the transaction then
+  // holds more than the received bytes, and only Yjs's encoding of it is right.
+  const pending = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested && !pending;
   const found = large ? updateListeners(doc) : null;
   // Rhizome's own listeners (sync/src/doc-updates.ts) get the received bytes at the end of the
   // transaction, where they would have had its encoding.
@@ -101,9 +104,10 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
       doc,
       (tr) => {
         transaction = tr;
-        if (ours) useUpdate(doc, tr, updates[0]!);
         for (const update of updates) codec.applyUpdate(doc, update, origin);
         state.applied = true;
+        // Only bytes that applied whole: a failed one (structs in, delete set bad) is encoded.
+        if (ours) useUpdate(doc, tr, updates[0]!);
       },
       origin,
       false,
