@@ -8,8 +8,7 @@
  * the listeners could have had for free: the bytes that just arrived. So a single remote update
  * of at least {@link REENCODE_SKIP_BYTES} is applied with Yjs's `'update'` event muted, and every
  * `'update'` listener is then called once with those bytes, the peer session as origin, the doc
- * and the transaction (the arguments Yjs passes). Rhizome's own listeners (sync/src/doc-updates.ts)
- * get those bytes where they would have had the transaction's encoding, at its end.
+ * and the transaction (the arguments Yjs passes).
  *
  * Several updates received together (a coalesced frame of live writes) take the ordinary path:
  * one transaction, one `'update'` event with Yjs's encoding of it, as Yjs promises. Handing
@@ -26,7 +25,6 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed, hasDocUpdateListeners, useUpdate } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -40,6 +38,13 @@ function updateListeners(doc: Y.Doc): { registry: Map<string, Set<UpdateListener
   const listeners = (registry as Map<string, unknown>).get('update');
   if (!(listeners instanceof Set) || listeners.size === 0) return null;
   return { registry: registry as Map<string, Set<UpdateListener>>, listeners: listeners as Set<UpdateListener> };
+}
+
+/** True if the transaction added structs or deleted anything (what makes Yjs emit `'update'`). */
+function changed(tr: Y.Transaction): boolean {
+  if (tr.deleteSet.clients.size > 0) return true;
+  for (const [client, clock] of tr.afterState) if ((tr.beforeState.get(client) ?? 0) !== clock) return true;
+  return false;
 }
 
 /**
@@ -74,12 +79,8 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
-  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested;
-  const found = large ? updateListeners(doc) : null;
-  // Rhizome's own listeners (sync/src/doc-updates.ts) get the received bytes at the end of the
-  // transaction, where they would have had its encoding.
-  const ours = large && hasDocUpdateListeners(doc);
-  if (found === null && !ours) {
+  const found = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
+  if (found === null) {
     // A remote transaction from its start (`local: false`, as Yjs's applyUpdate opens it), so
     // that 'beforeTransaction' listeners (the write batch's) see it as one.
     Y.transact(
@@ -93,15 +94,15 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     );
     return;
   }
+  const { registry, listeners } = found;
   let transaction: Y.Transaction | null = null;
   let observerError: { error: unknown } | null = null;
-  found?.registry.delete('update');
+  registry.delete('update');
   try {
     Y.transact(
       doc,
       (tr) => {
         transaction = tr;
-        if (ours) useUpdate(doc, tr, updates[0]!);
         for (const update of updates) codec.applyUpdate(doc, update, origin);
         state.applied = true;
       },
@@ -113,16 +114,13 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     if (!state.applied) throw error;
     observerError = { error };
   } finally {
-    if (found !== null) {
-      // Listeners added meanwhile (by an observer) join the ones that were there.
-      const added = found.registry.get('update');
-      if (added) for (const l of added) found.listeners.add(l);
-      found.registry.set('update', found.listeners);
-    }
+    // Listeners added meanwhile (by an observer) join the ones that were there.
+    const added = registry.get('update');
+    if (added) for (const l of added) listeners.add(l);
+    registry.set('update', listeners);
   }
   const tr = transaction as Y.Transaction | null;
-  if (found !== null && tr !== null && changed(tr)) {
-    const { listeners } = found;
+  if (tr !== null && changed(tr)) {
     const update = updates[0]!;
     for (const listener of [...listeners]) listener(update, origin, doc, tr);
   }
