@@ -569,7 +569,6 @@ function targetRows(m: Map<string, number>): Array<Record<string, string>> {
   add('idle relay memory < 10 KiB/connection', m.get('idle:rhizome:serverKiBPerConn'), (v) => `${fmt(v)} KiB`, (v) => v < 10);
   add('idle relay memory ≤ 1.1× bare ws (issue 12; RSS after full GC)', ratio('idle:rhizome:serverKiBPerConn', 'idle:bare:serverKiBPerConn'), x, (v) => v <= 1.1);
   add('idle relay memory ≤ 1.1× bare ws (issue 12; RSS after memory-reducing GC)', ratio('idle:rhizome:serverReducedKiBPerConn', 'idle:bare:serverReducedKiBPerConn'), x, (v) => v <= 1.1);
-  add('idle relay memory ≤ 1.1× bare ws (issue 12; marginal RSS, 2nd half, after full GC)', ratio('idle:rhizome:serverMarginalKiBPerConn', 'idle:bare:serverMarginalKiBPerConn'), x, (v) => v <= 1.1);
   add('idle relay memory ≤ 1.1× bare ws (issue 12; marginal RSS, 2nd half, after memory-reducing GC)', ratio('idle:rhizome:serverMarginalReducedKiBPerConn', 'idle:bare:serverMarginalReducedKiBPerConn'), x, (v) => v <= 1.1);
   add('client memory per peer ≤ y-websocket (issue 12; RSS, no GC)', ratio('idle:rhizome:clientKiBPerPeer', 'idle:y-websocket:clientKiBPerPeer'), x, (v) => v <= 1);
   add('client memory per peer ≤ y-websocket (issue 12; RSS after GC)', ratio('idle:rhizome:clientGcKiBPerPeer', 'idle:y-websocket:clientGcKiBPerPeer'), x, (v) => v <= 1);

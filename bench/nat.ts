@@ -12,7 +12,7 @@
 // 3. The 32-replica DHT join as deployed: one process per replica on 127.0.0.1, a bootstrap node,
 //    31 replicas online; a 32nd opens: time to its first connection and its first sync.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDatabaseId } from '@rhizome/core';
@@ -211,30 +211,70 @@ interface JoinTimes {
   firstLink: number;
   first: number;
   synced: number;
+  /** CPU time (ms) of the joiner process from open to its first Connection. */
+  joinerCpu: number;
+  /** CPU time (ms) of the bootstrap node(s) over the same wall-clock window. */
+  bootstrapCpu: number;
+  /** libp2p connections the joiner had opened when its first Connection came. */
+  linksAtFirst: number;
 }
+
+/** A way the joiner runs (the online replicas always run the defaults). */
+interface JoinVariant {
+  label: string;
+  /** Extra DHT options of the joiner. */
+  dht?: Record<string, unknown>;
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc (0 once it is gone). */
+function procCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+/** USER_HZ of /proc/<pid>/stat times (100 on Linux). */
+const CLOCK_TICKS = 100;
+/** Idle sampling window (the network formed, no joiner). */
+const IDLE_WINDOW_MS = 10_000;
+/** Pause after the mesh formed, and after each joiner left, before the next joiner opens. */
+const PAUSE_MS = 3_000;
 
 /**
  * `count − 1` replicas online, each its own process (started a few at a time, so a 2-core box
- * is not swamped by 31 cold starts at once); then joiners open one after another (each killed
- * before the next). The joiner traces its libp2p connections, so the time splits into: the
- * bootstrap dial, the first connection to another replica (the DHT query found it and the
- * dial completed), the topic handshake (first Connection), and the first full sync exchange.
+ * is not swamped by 31 cold starts at once), `bootstraps` bootstrap nodes, each its own process
+ * too (the second and later join the first). Once every online replica is connected to every
+ * other (bounded; the table says how many were) and the network has idled, joiners open one
+ * after another, cycling through `variants` (A, B, A, B, ...: the variants share one network and
+ * the same load), each killed before the next (and the others given time to see it leave). The
+ * joiner traces its libp2p connections, so the time splits into: the bootstrap dial, the first
+ * connection to another replica (the DHT query found it and the dial completed), the topic
+ * handshake (first Connection), and the first full sync exchange.
  */
-async function joinWith(count: number, joins: number, probePeers = true): Promise<{ times: JoinTimes[]; settled: number; failures: string[] }> {
+async function joinWith(
+  count: number,
+  joins: number,
+  variants: JoinVariant[],
+  bootstraps = 1,
+): Promise<{ byVariant: Map<string, { times: JoinTimes[]; failures: string[] }>; settled: number; meshed: number; idle: { bootstrap: number; replica: number; total: number } }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
-  // The bootstrap node in its own process too, as deployed (not in this one, which waits on 32 children).
-  const infra = new LineChild(
-    spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'test', 'fixtures', 'nat-infra.ts'), JSON.stringify({ address: '127.0.0.1', port: 0 })], {
-      cwd: ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    }),
-    'bootstrap',
-  );
-  const bootReady = await infra.waitFor('bootstrap ready', (l) => l.type === 'ready', WAIT);
-  const boot = { multiaddrs: (): string[] => [bootReady['bootstrap'] as string], peerId: bootReady['bootstrap'] as string };
-  const id = generateDatabaseId();
+  // The bootstrap nodes in their own processes too, as deployed (not in this one, which waits on 32 children).
+  const infras: LineChild[] = [];
+  const bootAddrs: string[] = [];
   const children: LineChild[] = [];
-  const start = (k: number, trace = false): LineChild => {
+  const spawnInfra = (k: number): LineChild =>
+    new LineChild(
+      spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'test', 'fixtures', 'nat-infra.ts'), JSON.stringify({ address: '127.0.0.1', port: 0, bootstrap: [...bootAddrs] })], {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+      `bootstrap${k}`,
+    );
+  const id = generateDatabaseId();
+  const start = (k: number, trace = false, extra: Record<string, unknown> = {}, tag = ''): LineChild => {
     const proc = spawn(
       process.execPath,
       [
@@ -242,85 +282,160 @@ async function joinWith(count: number, joins: number, probePeers = true): Promis
         '--import',
         'tsx',
         join(ROOT, 'test', 'fixtures', 'nat-replica.ts'),
-        JSON.stringify({ id, path: join(dir, `r${k}.db`), trace, dht: { bootstrap: boot.multiaddrs(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, probePeers } }),
+        JSON.stringify({
+          id,
+          path: join(dir, `r${k}.db`),
+          trace,
+          ...(trace && process.env['NAT_JOIN_PROFILE'] ? { profile: `${process.env['NAT_JOIN_PROFILE']}-${count}-${k}${tag}.cpuprofile` } : {}),
+          dht: { bootstrap: bootAddrs, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra },
+        }),
       ],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: trace && process.env['NAT_JOIN_DEBUG'] ? { ...process.env, DEBUG: process.env['NAT_JOIN_DEBUG'] } : process.env },
     );
     const child = new LineChild(proc, `r${k}`);
     children.push(child);
-    if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${k}${probePeers ? "" : "-noprobe"}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
+    if (trace && process.env['NAT_JOIN_DEBUG']) proc.once('exit', () => writeFileSync(`/tmp/nat-join-${count}-${k}${tag}.log`, JSON.stringify(child.lines) + '\n' + child.stderr.join('')));
     return child;
   };
-  const bootId = (boot.peerId.split('/p2p/')[1] ?? '');
+  const peersOf = (c: LineChild): Set<string> => {
+    const up = new Set<string>();
+    for (const l of c.lines) {
+      if (l.type === 'peer-connected') up.add(l['peerId'] as string);
+      else if (l.type === 'peer-disconnected') up.delete(l['peerId'] as string);
+    }
+    return up;
+  };
+  const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   try {
+    for (let k = 0; k < bootstraps; k++) {
+      const infra = spawnInfra(k);
+      infras.push(infra);
+      bootAddrs.push((await infra.waitFor('bootstrap ready', (l) => l.type === 'ready', WAIT))['bootstrap'] as string);
+    }
+    const bootIds = new Set(bootAddrs.map((a) => a.split('/p2p/')[1] ?? ''));
     const online: LineChild[] = [];
     for (let k = 0; k < count - 1; k += 4) {
       const batch = Array.from({ length: Math.min(4, count - 1 - k) }, (_, j) => start(k + j));
       await Promise.all(batch.map((c) => c.waitFor('ready', (l) => l.type === 'ready', 300_000)));
       online.push(...batch);
     }
-    // Let the network settle: every online replica connected to at least one other (bounded; on
-    // a loaded box a few may still be looking, which the table reports).
-    let settled = online.length;
-    if (online.length > 1) {
-      const results = await Promise.allSettled(online.map((c) => c.waitFor('a peer', (l) => l.type === 'peer-connected', SETTLE_MS)));
-      settled = results.filter((r) => r.status === 'fulfilled').length;
-    }
-    const times: JoinTimes[] = [];
-    const failures: string[] = [];
+    // Let the network form: every online replica connected to every other (bounded; on a loaded
+    // box a few may still be looking, which the table reports), then idle a moment.
+    const deadline = Date.now() + SETTLE_MS;
+    const meshedCount = (): number => online.filter((c) => peersOf(c).size >= online.length - 1).length;
+    while (Date.now() < deadline && meshedCount() < online.length) await wait(250);
+    const settled = online.filter((c) => peersOf(c).size > 0 || online.length === 1).length;
+    const meshed = meshedCount();
+    await wait(PAUSE_MS);
+    // Idle CPU of the formed network (no joiner): what each process spends keeping it up.
+    const pids = [...infras, ...online].map((c) => c.proc.pid);
+    const before = pids.map(procCpuMs);
+    const t0 = performance.now();
+    await wait(IDLE_WINDOW_MS);
+    const elapsed = performance.now() - t0;
+    const share = pids.map((pid, i) => (100 * (procCpuMs(pid) - before[i]!)) / elapsed);
+    const replicaShares = share.slice(infras.length);
+    const idle = {
+      bootstrap: summarize(share.slice(0, infras.length)).median,
+      replica: summarize(replicaShares).median,
+      total: share.reduce((a, b) => a + b, 0),
+    };
+    const byVariant = new Map(variants.map((v) => [v.label, { times: [] as JoinTimes[], failures: [] as string[] }]));
+    let k = count - 1;
     for (let run = 0; run < joins; run++) {
-      const joiner = start(count - 1 + run, true);
-      try {
-        const ready = await joiner.waitFor('joiner ready', (l) => l.type === 'ready', WAIT);
-        const first = await joiner.waitFor('joiner first connection', (l) => l.type === 'peer-connected', WAIT);
-        const synced = await joiner.waitFor('joiner first synced', (l) => l.type === 'synced', WAIT);
-        const openAt = ready['openAt'] as number;
-        const links = joiner.lines.filter((l) => l.type === 'link');
-        const since = (pred: (l: { peer: string }) => boolean): number =>
-          Math.min(...links.filter((l) => pred(l as unknown as { peer: string })).map((l) => l['sinceOpen'] as number));
-        times.push({
-          bootstrap: since((l) => l.peer === bootId),
-          firstLink: since((l) => l.peer !== bootId),
-          first: (first.t ?? 0) - openAt,
-          synced: (synced.t ?? 0) - openAt,
-        });
-      } catch (error) {
-        failures.push((error as Error).message.slice(0, 300));
-      } finally {
-        await kill(joiner);
+      for (const variant of variants) {
+        const result = byVariant.get(variant.label)!;
+        const bootCpu0 = infras.reduce((sum, c) => sum + procCpuMs(c.proc.pid), 0);
+        const joiner = start(k++, true, variant.dht ?? {}, variants.length > 1 ? `-${variants.indexOf(variant)}` : '');
+        let joinerId: string | null = null;
+        try {
+          const ready = await joiner.waitFor('joiner ready', (l) => l.type === 'ready', WAIT);
+          joinerId = ready['peerId'] as string;
+          const first = await joiner.waitFor('joiner first connection', (l) => l.type === 'peer-connected', WAIT);
+          const bootstrapCpu = infras.reduce((sum, c) => sum + procCpuMs(c.proc.pid), 0) - bootCpu0;
+          const synced = await joiner.waitFor('joiner first synced', (l) => l.type === 'synced', WAIT);
+          const openAt = ready['openAt'] as number;
+          const links = joiner.lines.filter((l) => l.type === 'link');
+          const since = (pred: (l: { peer: string }) => boolean): number =>
+            Math.min(...links.filter((l) => pred(l as unknown as { peer: string })).map((l) => l['sinceOpen'] as number));
+          result.times.push({
+            bootstrap: since((l) => bootIds.has(l.peer)),
+            firstLink: since((l) => !bootIds.has(l.peer)),
+            first: (first.t ?? 0) - openAt,
+            synced: (synced.t ?? 0) - openAt,
+            joinerCpu: (first['cpuMs'] as number) - (ready['openCpuMs'] as number),
+            bootstrapCpu,
+            linksAtFirst: links.filter((l) => (l['sinceOpen'] as number) <= (first.t ?? 0) - openAt).length,
+          });
+        } catch (error) {
+          result.failures.push((error as Error).message.slice(0, 300));
+        } finally {
+          await kill(joiner);
+        }
+        // The others see it leave before the next one opens (bounded), then a pause.
+        if (joinerId !== null) {
+          const gone = Date.now() + 20_000;
+          while (Date.now() < gone && online.some((c) => peersOf(c).has(joinerId!))) await wait(100);
+        }
+        await wait(PAUSE_MS);
       }
     }
-    return { times, settled, failures };
+    return { byVariant, settled, meshed, idle };
   } finally {
-    await Promise.all([...children, infra].map(kill));
+    await Promise.all([...children, ...infras].map(kill));
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** 31 replicas online, each its own process; a 32nd joins. Baseline in the same run: a joiner with one replica online. */
+/**
+ * 31 replicas online, each its own process; a 32nd joins. Baseline in the same run: a joiner with
+ * one replica online. In the 32-replica network the joiners alternate between the defaults and a
+ * joiner that dials every provider at once (`dialConcurrency: Infinity`, the behaviour before
+ * session 6): an A/B on one network under one load.
+ */
 async function join32(ctx: BenchContext): Promise<void> {
   const count = ctx.quick ? 8 : 32;
   const joinsArg = process.argv.indexOf('--joins');
   const joins = joinsArg >= 0 ? Math.max(1, Math.min(20, Number(process.argv[joinsArg + 1]) || 1)) : ctx.quick ? 1 : ctx.runs;
   const rows: Array<Record<string, string | number>> = [];
-  // The same join with `probePeers: false` (handshakes only with providers a DHT lookup lists, the
-  // behaviour before probing) is the in-run baseline of the probe.
-  const cases: Array<{ n: number; probe: boolean }> = [{ n: 2, probe: true }, { n: count, probe: true }, { n: count, probe: false }];
-  for (const { n, probe } of cases) {
-    const { times, settled, failures } = await joinWith(n, joins, probe);
-    for (const f of failures) ctx.note(`${n} replicas${probe ? '' : ' (probePeers off)'}: a joiner failed: ${f}`);
-    const col = (f: (t: JoinTimes) => number): string => (times.length ? fmtStats(summarize(times.map(f)), 0) : '-');
-    rows.push({
-      replicas: probe ? n : `${n}, probePeers off`,
-      'online replicas with a peer when the joiners came': `${settled}/${n - 1}`,
-      'joins completed': `${times.length}/${joins}`,
-      'open → bootstrap connected': col((t) => t.bootstrap),
-      'open → first libp2p connection to a replica': col((t) => t.firstLink),
-      'open → first Connection (peer-connected)': col((t) => t.first),
-      'open → first synced': col((t) => t.synced),
+  const idleRows: Array<Record<string, string | number>> = [];
+  const defaults: JoinVariant = { label: 'defaults' };
+  const before: JoinVariant = { label: 'dialConcurrency: Infinity (all providers at once, as before)', dht: { unboundedDials: true } };
+  const cases: Array<{ n: number; bootstraps: number; variants: JoinVariant[] }> = [
+    { n: 2, bootstraps: 1, variants: [defaults] },
+    { n: count, bootstraps: 1, variants: [defaults, before] },
+    { n: count, bootstraps: 3, variants: [defaults] },
+  ];
+  for (const { n, bootstraps, variants } of cases) {
+    const { byVariant, settled, meshed, idle } = await joinWith(n, joins, variants, bootstraps);
+    const net = `${n} replicas, ${bootstraps} bootstrap node${bootstraps > 1 ? 's' : ''}`;
+    idleRows.push({
+      network: net,
+      'online replicas with a peer / with all': `${settled}/${n - 1} / ${meshed}/${n - 1}`,
+      'bootstrap node CPU (% of a core, median)': fmt(idle.bootstrap, 1),
+      'one replica CPU (% of a core, median)': fmt(idle.replica, 1),
+      'all processes (% of a core)': fmt(idle.total, 0),
     });
+    for (const variant of variants) {
+      const { times, failures } = byVariant.get(variant.label)!;
+      for (const f of failures) ctx.note(`${net} (${variant.label}): a joiner failed: ${f}`);
+      const col = (f: (t: JoinTimes) => number): string => (times.length ? fmtStats(summarize(times.map(f)), 0) : '-');
+      rows.push({
+        network: net,
+        joiner: variant.label,
+        'joins completed': `${times.length}/${joins}`,
+        'open → bootstrap connected': col((t) => t.bootstrap),
+        'open → first libp2p connection to a replica': col((t) => t.firstLink),
+        'open → first Connection (peer-connected)': col((t) => t.first),
+        'open → first synced': col((t) => t.synced),
+        'joiner CPU, open → first Connection': col((t) => t.joinerCpu),
+        'bootstrap CPU in that time': col((t) => t.bootstrapCpu),
+        'joiner libp2p links by then': col((t) => t.linksAtFirst),
+      });
+    }
   }
-  ctx.table(`DHT join, one process per replica (127.0.0.1, one bootstrap node), ms at the joiner, median (min–max) of ${joins}; target < 1000 ms to the first connection`, rows);
+  ctx.table(`DHT join, one process per replica (127.0.0.1), ms at the joiner, median (min–max) of ${joins}; target < 1000 ms to the first connection`, rows);
+  ctx.table(`Idle CPU of the formed network before the joiners (${IDLE_WINDOW_MS / 1000} s window, /proc)`, idleRows);
 }
 
 export async function run(ctx: BenchContext): Promise<void> {

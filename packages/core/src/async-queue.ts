@@ -6,6 +6,14 @@ interface SpaceWaiter {
   resolve: () => void;
 }
 
+/** A consumer that takes each item as it is pushed (see {@link AsyncQueue.listen}). */
+export interface QueueListener<T> {
+  /** One item, in order; called from inside `push` (or `listen`, for items already buffered). */
+  onItem(item: T): void;
+  /** The queue ended: `error` is what `fail` was given, undefined after `end`. Called once. */
+  onEnd(error?: unknown): void;
+}
+
 /**
  * An unbounded-by-type, bounded-by-policy FIFO with one async consumer: `push` from event
  * handlers, `shift()` or `for await` to consume, `end()` to finish (buffered items are still
@@ -22,6 +30,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   #ended = false;
   #error: unknown = undefined;
   #waiter: { resolve: (v: T | null) => void; reject: (e: unknown) => void } | null = null;
+  #listener: QueueListener<T> | null = null;
   #spaceWaiters: SpaceWaiter[] = [];
 
   /**
@@ -52,6 +61,12 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   /** Appends an item; returns false (and drops it) once the queue has ended. */
   push(item: T): boolean {
     if (this.#ended) return false;
+    const listener = this.#listener;
+    if (listener !== null) {
+      this.#onTake?.(item);
+      listener.onItem(item);
+      return true;
+    }
     const waiter = this.#waiter;
     if (waiter) {
       this.#waiter = null;
@@ -72,6 +87,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.#waiter = null;
     waiter?.resolve(null);
     this.#releaseSpaceWaiters(true);
+    this.#endListener(undefined);
   }
 
   /** Ends the queue with an error: buffered items are dropped, the consumer's next read rejects. */
@@ -86,6 +102,30 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.#waiter = null;
     waiter?.reject(error);
     this.#releaseSpaceWaiters(true);
+    this.#endListener(error);
+  }
+
+  /**
+   * Hands every item to `listener` as it is pushed instead of buffering it (buffered items first,
+   * synchronously), and `listener.onEnd` once the queue ends. The consumer then holds no pending
+   * promise: a database waiting for connections for as long as it is open keeps one listener, not
+   * a suspended loop. One consumer: not together with `shift()` or iteration.
+   */
+  listen(listener: QueueListener<T>): void {
+    if (this.#waiter !== null || this.#listener !== null) throw new InvalidArgumentError('AsyncQueue supports a single consumer');
+    this.#listener = listener;
+    for (let item = this.poll(); item !== undefined; item = this.poll()) {
+      listener.onItem(item);
+      if (this.#listener !== listener) return;
+    }
+    if (this.#ended) this.#endListener(this.#error);
+  }
+
+  #endListener(error: unknown): void {
+    const listener = this.#listener;
+    if (listener === null) return;
+    this.#listener = null;
+    listener.onEnd(error);
   }
 
   /** The next item, or `null` once ended and drained. Only one pending call at a time. */
@@ -105,7 +145,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#ended) return Promise.resolve(null);
-    if (this.#waiter) return Promise.reject(new Error('AsyncQueue supports a single consumer'));
+    if (this.#waiter || this.#listener) return Promise.reject(new Error('AsyncQueue supports a single consumer'));
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });

@@ -8,6 +8,7 @@ export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, genera
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
 export type { Subscription, SubscribeOptions, LaggedEvent } from './broadcaster.js';
 export { AsyncQueue, QueuedConnection } from './async-queue.js';
+export type { QueueListener } from './async-queue.js';
 export { MemoryTransport, MemoryHub, MEMORY_MAX_MESSAGE_SIZE, MEMORY_HIGH_WATER_MARK } from './memory.js';
 export type { MemoryTransportOptions } from './memory.js';
 export { DisabledTransport } from './disabled.js';

@@ -25,6 +25,7 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
+import { changed } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -38,13 +39,6 @@ function updateListeners(doc: Y.Doc): { registry: Map<string, Set<UpdateListener
   const listeners = (registry as Map<string, unknown>).get('update');
   if (!(listeners instanceof Set) || listeners.size === 0) return null;
   return { registry: registry as Map<string, Set<UpdateListener>>, listeners: listeners as Set<UpdateListener> };
-}
-
-/** True if the transaction added structs or deleted anything (what makes Yjs emit `'update'`). */
-function changed(tr: Y.Transaction): boolean {
-  if (tr.deleteSet.clients.size > 0) return true;
-  for (const [client, clock] of tr.afterState) if ((tr.beforeState.get(client) ?? 0) !== clock) return true;
-  return false;
 }
 
 /**
@@ -79,7 +73,11 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   for (const u of updates) bytes += u.length;
   // Inside a transaction already, Yjs emits for the outer one: only the ordinary path is right.
   const nested = (doc as unknown as { _transaction?: unknown })._transaction != null;
-  const found = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested ? updateListeners(doc) : null;
+  // Structs or deletes waiting for a dependency may be let in by this update: the transaction then
+  // holds more than the received bytes, and only Yjs's encoding of it is right.
+  const pending = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested && !pending;
+  const found = large ? updateListeners(doc) : null;
   if (found === null) {
     // A remote transaction from its start (`local: false`, as Yjs's applyUpdate opens it), so
     // that 'beforeTransaction' listeners (the write batch's) see it as one.
@@ -94,10 +92,9 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     );
     return;
   }
-  const { registry, listeners } = found;
   let transaction: Y.Transaction | null = null;
   let observerError: { error: unknown } | null = null;
-  registry.delete('update');
+  found?.registry.delete('update');
   try {
     Y.transact(
       doc,
@@ -105,6 +102,7 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
         transaction = tr;
         for (const update of updates) codec.applyUpdate(doc, update, origin);
         state.applied = true;
+        // Only bytes that applied whole: a failed one (structs in, delete set bad) is encoded.
       },
       origin,
       false,
@@ -114,13 +112,16 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     if (!state.applied) throw error;
     observerError = { error };
   } finally {
-    // Listeners added meanwhile (by an observer) join the ones that were there.
-    const added = registry.get('update');
-    if (added) for (const l of added) listeners.add(l);
-    registry.set('update', listeners);
+    if (found !== null) {
+      // Listeners added meanwhile (by an observer) join the ones that were there.
+      const added = found.registry.get('update');
+      if (added) for (const l of added) found.listeners.add(l);
+      found.registry.set('update', found.listeners);
+    }
   }
   const tr = transaction as Y.Transaction | null;
-  if (tr !== null && changed(tr)) {
+  if (found !== null && tr !== null && changed(tr)) {
+    const { listeners } = found;
     const update = updates[0]!;
     for (const listener of [...listeners]) listener(update, origin, doc, tr);
   }

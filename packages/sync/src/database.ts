@@ -1,6 +1,7 @@
 import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import {
+  AsyncQueue,
   ClosedError,
   DEFAULT_TIMEOUT_MS,
   DisabledTransport,
@@ -10,7 +11,7 @@ import {
   TimeoutError,
   deriveTopic,
 } from '@rhizome/core';
-import type { Connection, DocStore, JsonValue, PeerInfo, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
@@ -181,6 +182,29 @@ async function within(ms: number, promise: Promise<unknown>): Promise<void> {
 /** Sessions are keyed by transport and peer id: peer ids of different transports may collide. */
 function sessionKey(conn: Connection): string {
   return `${conn.transport}\u0000${conn.peerId}`;
+}
+
+interface ConnectionStreamHandlers {
+  onConnection(conn: Connection): void;
+  onError(error: unknown): void;
+}
+
+/** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
+function isListenable(stream: AsyncIterable<Connection>): stream is AsyncQueue<Connection> {
+  return stream instanceof AsyncQueue;
+}
+
+/** Resolves when the stream ends (a failure goes to `onError` first). */
+function listenForConnections(stream: { listen(listener: QueueListener<Connection>): void }, handlers: ConnectionStreamHandlers): Promise<void> {
+  return new Promise<void>((resolve) => {
+    stream.listen({
+      onItem: handlers.onConnection,
+      onEnd: (error) => {
+        if (error !== undefined) handlers.onError(error);
+        resolve();
+      },
+    });
+  });
 }
 
 function isTransport(value: object): value is Transport {
@@ -873,16 +897,34 @@ export class Database {
     const { signal } = this.#abort;
     try {
       const connections = await this.transport.connect(this.topic, { signal });
-      for await (const conn of connections) {
-        if (this.#closed) {
-          void conn.close().catch(() => undefined);
-          continue;
-        }
-        this.#attach(conn);
-      }
+      // A stream that can be listened to (core's AsyncQueue: every built-in transport) is, so an
+      // open database holds a listener rather than a loop suspended in `for await` (ARCHITECTURE
+      // § Memory of an idle replica); this function returns at once and `#network` settles when
+      // the stream ends.
+      if (isListenable(connections)) return listenForConnections(connections, this.#connectionListener());
+      for await (const conn of connections) this.#onConnection(conn);
     } catch (error) {
       if (!this.#closed) this.#report(error);
     }
+  }
+
+  #onConnection(conn: Connection): void {
+    if (this.#closed) {
+      void conn.close().catch(() => undefined);
+      return;
+    }
+    this.#attach(conn);
+  }
+
+  #connectionListener(): ConnectionStreamHandlers {
+    return {
+      // A microtask later, as the loop got them: the transport pushes from inside its own frame
+      // handling, and a session starts sending at once.
+      onConnection: (conn) => queueMicrotask(() => this.#onConnection(conn)),
+      onError: (error) => {
+        if (!this.#closed) this.#report(error);
+      },
+    };
   }
 
   #attach(conn: Connection): void {

@@ -5,6 +5,7 @@ import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
 import { onDocUpdate } from './doc-updates.js';
+import { bytesToText, textToBytes } from './compact.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
 export interface DatabaseMailbox {
@@ -39,13 +40,8 @@ export function attachMailbox(
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
-  let keys: MailboxKeys | null = null;
-  const make = (access: MailboxAccess, dirty: boolean, start: boolean): MailboxSync => {
-    const sync = new MailboxSync(doc, access, (keys ??= new MailboxKeys(material, topic)), store, docId, { onError, dirty });
-    if (start) sync.start();
-    return sync;
-  };
-  const syncs = accesses.map((access) => new DeferredMailbox(doc, access, make));
+  const inputs: MailboxInputs = { doc, store, docId, topic, material: bytesToText(material), onError, keys: null };
+  const syncs = accesses.map((access) => new DeferredMailbox(inputs, access));
   if (syncs.length === 1) return syncs[0]!;
   return {
     status: () => syncs[0]!.status(),
@@ -62,24 +58,39 @@ export function attachMailbox(
 }
 
 /**
+ * What a deferred binding needs to make the real one: one plain object per database (no closure
+ * over the attaching scope); the key material as a one-char-per-byte string (a `Uint8Array` costs
+ * ~250 B of heap with its buffer, a string of ~40 chars ~60 B).
+ */
+interface MailboxInputs {
+  readonly doc: Y.Doc;
+  readonly store: DocStore;
+  readonly docId: string;
+  readonly topic: TopicHash;
+  readonly material: string;
+  readonly onError: (error: Error) => void;
+  keys: MailboxKeys | null;
+}
+
+/**
  * A mailbox binding made when it is needed: at the first offer of a mailbox (or the first call
  * of `status`, `whenIdle`, `compact`). Until then it only remembers whether local writes
  * happened, so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
  * and no binding (~3.6 KiB per database, measured).
  */
 class DeferredMailbox implements MailboxBinding {
+  readonly #inputs: MailboxInputs;
   readonly #access: MailboxAccess;
-  readonly #make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync;
   #sync: MailboxSync | null = null;
   #dirty = false;
   #closed = false;
   #stopOffer: (() => void) | null;
   #stopUpdates: (() => void) | null;
 
-  constructor(doc: Y.Doc, access: MailboxAccess, make: (access: MailboxAccess, dirty: boolean, start: boolean) => MailboxSync) {
+  constructor(inputs: MailboxInputs, access: MailboxAccess) {
+    this.#inputs = inputs;
     this.#access = access;
-    this.#make = make;
-    this.#stopUpdates = onDocUpdate(doc, this.#onUpdate);
+    this.#stopUpdates = onDocUpdate(inputs.doc, this.#onUpdate);
     this.#stopOffer = access.onOffer(() => this.#bind());
   }
 
@@ -95,7 +106,12 @@ class DeferredMailbox implements MailboxBinding {
     this.#stopOffer = null;
     // It follows the offers itself from now on (the current one is handed to it at once); after
     // close() it only answers status().
-    this.#sync = this.#make(this.#access, this.#dirty, !this.#closed);
+    const i = this.#inputs;
+    // One key set for every binding of the database (several relays), derived on first use.
+    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), i.topic));
+    const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: this.#dirty });
+    if (!this.#closed) sync.start();
+    this.#sync = sync;
     return this.#sync;
   }
 

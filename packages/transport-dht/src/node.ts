@@ -5,7 +5,7 @@ import { dcutr } from '@libp2p/dcutr';
 import { mdns, type MulticastDNSComponents } from '@libp2p/mdns';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface';
+import type { AbortOptions, Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
@@ -85,7 +85,7 @@ const STREAM_READ_BUFFER_BYTES = 8 * 1024 * 1024;
  * `allowPrivateAddresses` (tests, LANs).
  */
 export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLibp2p> {
-  return createLibp2p<RhizomeServices>({
+  const node = await createLibp2p<RhizomeServices>({
     start: false,
     privateKey: options.privateKey,
     addresses: { listen: options.relayClient ? [...options.listen, '/p2p-circuit'] : options.listen },
@@ -146,4 +146,33 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
       }),
     },
   });
+  skipPingOfConnectedContacts(node);
+  return node;
+}
+
+/** The part of kad-dht 16.4's routing table that {@link skipPingOfConnectedContacts} hooks (not in its public types). */
+interface KadContactCheck {
+  routingTable?: { kb?: { verify?: (contact: { peerId: PeerId }, options?: AbortOptions) => Promise<boolean> } };
+}
+
+/**
+ * kad-dht 16.4 pings every new contact before adding it to its routing table (`verifyNewContact`,
+ * not configurable: its `lastPingThreshold` is not passed through, and a new contact's last ping
+ * is 0 anyway). A contact that reached us over a connection that is open right now, and just
+ * completed identify, is online by the same measure, so the check answers at once for it and
+ * pings only contacts the node holds no open, unlimited connection to (peers named in DHT
+ * answers). Measured in the 32-replica join (BENCHMARKS.md § DHT join): that ping to the
+ * bootstrap node is one of the round trips a joiner's first lookup waits for, since kad-dht holds
+ * queries until its routing table has a peer. If a later kad-dht changes this internal shape,
+ * nothing is hooked and contacts are pinged as before.
+ */
+export function skipPingOfConnectedContacts(node: RhizomeLibp2p): boolean {
+  const kb = (node.services.dht as unknown as KadContactCheck).routingTable?.kb;
+  const verify = kb?.verify;
+  if (kb === undefined || typeof verify !== 'function') return false;
+  kb.verify = (contact, options) =>
+    node.getConnections(contact.peerId).some((link) => link.status === 'open' && link.limits === undefined)
+      ? Promise.resolve(true)
+      : verify(contact, options);
+  return true;
 }

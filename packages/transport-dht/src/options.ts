@@ -27,6 +27,15 @@ export const DEFAULT_REANNOUNCE_INTERVAL_MS = PROVIDER_VALIDITY_MS / 2;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Received messages buffered per connection before the stream is paused (yamux stops crediting). */
 export const RECEIVE_HIGH_WATER_MARK = 64;
+/**
+ * New libp2p connections a node opens at once to dial providers of its topics; more wait for a
+ * slot (a peer linked meanwhile goes at once). See DialSlots and BENCHMARKS.md § DHT join.
+ */
+export const MAX_PARALLEL_NEW_DIALS = 3;
+/** A slot counts for at most this long: a dial that hangs (a stale record) does not hold up the others. */
+export const DIAL_SLOT_HOLD_MS = 1000;
+/** A lost peer is redialed after a random pause of up to this (ms), when the topic has other connections. */
+export const REDIAL_JITTER_MS = 1000;
 /** Longest wait before re-dialing a peer whose dial failed (it starts at 1 s and doubles). */
 export const MAX_DIAL_BACKOFF_MS = 60_000;
 
@@ -92,6 +101,14 @@ export interface DhtTransportOptions {
    * Default true.
    */
   probePeers?: boolean;
+  /**
+   * New libp2p connections opened at once to dial the providers a lookup finds; more wait for a
+   * slot, which each dial holds for at most {@link DIAL_SLOT_HOLD_MS} (a peer linked meanwhile
+   * goes at once). A joiner's first lookup lists every replica of the topic: a few dials at a
+   * time bring the first Connection sooner than all at once. `Infinity` dials all at once.
+   * Default {@link MAX_PARALLEL_NEW_DIALS}.
+   */
+  dialConcurrency?: number;
   /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
   timeoutMs?: number;
   /** Largest message a connection carries (both directions). Default 1 MiB. */
@@ -122,12 +139,21 @@ export interface ResolvedDhtOptions {
   mdns: boolean;
   relayService: boolean;
   probePeers: boolean;
+  dialConcurrency: number;
   timeoutMs: number;
   maxMessageSize: number;
   handshakeTimeoutMs: number;
   lookupIntervalMs: number;
   reannounceIntervalMs: number;
   onError: (error: RhizomeError) => void;
+}
+
+/** `dialConcurrency`: a whole number of at least 1 (below 1 no provider dial could start), or Infinity. */
+function dialSlots(value: unknown): number {
+  if (value === Infinity) return Infinity;
+  const n = positive(value, 'dialConcurrency', MAX_PARALLEL_NEW_DIALS);
+  if (n < 1) throw new InvalidConfigError('dialConcurrency', 'must be at least 1');
+  return Math.floor(n);
 }
 
 function positive(value: unknown, field: string, fallback: number): number {
@@ -185,6 +211,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     mdns: options.mdns ?? true,
     relayService: options.relayService ?? false,
     probePeers: options.probePeers ?? true,
+    dialConcurrency: dialSlots(options.dialConcurrency),
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),

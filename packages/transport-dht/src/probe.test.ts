@@ -100,6 +100,31 @@ describe('DhtTransport probing', () => {
     expect(syncStreams(a) + syncStreams(b)).toBe(0);
   });
 
+  it('a lost peer is redialed at its known addresses while the topic has other connections (no DHT lookup)', async () => {
+    const { t: a } = isolated();
+    const { t: b } = isolated();
+    const { t: c } = isolated();
+    const topic = freshTopic();
+    const iterate = async (t: DhtTransport): Promise<AsyncIterator<Connection>> => (await t.connect(topic))[Symbol.asyncIterator]();
+    const [ia, ib, ic] = await Promise.all([iterate(a), iterate(b), iterate(c)]);
+    await Promise.all([link(a, b), link(a, c), link(b, c)]);
+    const conns = new Map<string, Connection>();
+    for (const [name, it] of [['a', ia], ['a', ia], ['b', ib], ['b', ib], ['c', ic], ['c', ic]] as const) {
+      const conn = await next(it, `a connection at ${name}`);
+      conns.set(`${name}-${conn.peerId}`, conn);
+    }
+    const ab = conns.get(`a-${b.peerId}`)!;
+    // Cut a's libp2p link to b (as a broken network path would): a and b still have c, and no
+    // DHT can find anyone here, so only a direct redial brings the pair back.
+    for (const l of a.libp2p!.getConnections(b.libp2p!.peerId)) l.abort(new Error('link cut by the test'));
+    expect(await within(WAIT, 'the close at a', ab.receive())).toBeNull();
+    const [na, nb] = await Promise.all([next(ia, 'the new connection at a'), next(ib, 'the new connection at b')]);
+    expect(na.peerId).toBe(b.peerId);
+    expect(nb.peerId).toBe(a.peerId);
+    await na.send(new Uint8Array([5]));
+    expect(await within(WAIT, 'a message on the new pair', nb.receive())).toEqual(new Uint8Array([5]));
+  });
+
   it('probePeers must be a boolean', () => {
     expect(() => new DhtTransport({ probePeers: 'yes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_CONFIG' }));
   });

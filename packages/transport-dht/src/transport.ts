@@ -1,5 +1,5 @@
 import { PeerBackoff } from './backoff.js';
-import type { IdentifyResult, Connection as Libp2pConnection, PrivateKey, Stream } from '@libp2p/interface';
+import type { IdentifyResult, Connection as Libp2pConnection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import {
@@ -21,12 +21,15 @@ import {
 } from '@rhizome/core';
 import type { CID } from 'multiformats/cid';
 import { StreamChannel } from './channel.js';
+import { DialSlots } from './dial-slots.js';
 import { topicToCid } from './cid.js';
 import { DhtConnection, linkPath } from './connection.js';
 import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import {
+  DIAL_SLOT_HOLD_MS,
   INITIAL_LOOKUP_INTERVAL_MS,
+  REDIAL_JITTER_MS,
   MAX_DIAL_BACKOFF_MS,
   PRIVATE_INBOUND_CONNECTION_THRESHOLD,
   resolveDhtOptions,
@@ -73,6 +76,8 @@ interface Join {
   reannounce: boolean;
   /** libp2p connections a probe for this topic already went over (see #probe): at most one each. */
   readonly probed: WeakSet<Libp2pConnection>;
+  /** Pending redials of lost peers (see #redialLater); cleared when the topic is left. */
+  readonly redials: Set<ReturnType<typeof setTimeout>>;
 }
 
 /**
@@ -89,6 +94,11 @@ function directLink(node: RhizomeLibp2p, peerId: string): Libp2pConnection | nul
     if (link.status === 'open' && linkPath(link, false) !== 'circuit') return link;
   }
   return null;
+}
+
+/** True if the node holds an open libp2p connection (of any path) to the peer. */
+function hasLink(node: RhizomeLibp2p, peer: PeerId): boolean {
+  return node.getConnections(peer).some((link) => link.status === 'open');
 }
 
 /** The addresses of a provider that reach it without a relay. */
@@ -144,6 +154,8 @@ export class DhtTransport implements Transport {
   /** Pending dials that are upgrade attempts (abandoned when the relayed connection they would replace ends). */
   readonly #upgrades = new WeakSet<AbortController>();
   readonly #handshaking = new Set<StreamChannel>();
+  /** Bound on new libp2p connections opened at once for provider dials (see DialSlots). */
+  readonly #slots: DialSlots;
   /** Direct libp2p connections opened while the peer had a relayed one: DCUtR's hole punches. */
   readonly #holepunched = new WeakSet<Libp2pConnection>();
   /** The addresses joined topics were last announced with (see #onAddressesChanged). */
@@ -161,6 +173,7 @@ export class DhtTransport implements Transport {
    */
   constructor(options: DhtTransportOptions = {}) {
     this.#options = resolveDhtOptions(options);
+    this.#slots = new DialSlots(this.#options.dialConcurrency, DIAL_SLOT_HOLD_MS);
     this.#privateKey =
       this.#options.privateKey ??
       (this.#options.keyFile !== undefined ? loadOrCreateKeyFile(this.#options.keyFile) : generatePrivateKey());
@@ -255,6 +268,7 @@ export class DhtTransport implements Transport {
       lastAnnounced: 0,
       reannounce: false,
       probed: new WeakSet(),
+      redials: new Set(),
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -511,6 +525,8 @@ export class DhtTransport implements Transport {
     this.#joins.delete(join.key);
     join.controller.abort();
     join.wake?.();
+    for (const timer of join.redials) clearTimeout(timer);
+    join.redials.clear();
     for (const controller of join.pending.values()) controller.abort();
     join.pending.clear();
     const closing = [...join.conns.values()].map((conn) => conn.close());
@@ -557,6 +573,17 @@ export class DhtTransport implements Transport {
     void this.#dial(node, join, info, controller, 'dial');
   }
 
+  /** Redials a lost peer after a random pause of up to REDIAL_JITTER_MS, unless it is back by then. */
+  #redialLater(join: Join, peerId: string): void {
+    const timer = setTimeout(() => {
+      join.redials.delete(timer);
+      const node = this.#node;
+      if (!node || this.#closed || join.controller.signal.aborted || join.conns.has(peerId)) return;
+      this.#maybeDial(node, join, { peerId, addresses: [] });
+    }, Math.random() * REDIAL_JITTER_MS);
+    join.redials.add(timer);
+  }
+
   #failed(peerId: string): void {
     this.#backoff.fail(peerId, Date.now());
   }
@@ -580,12 +607,23 @@ export class DhtTransport implements Transport {
         }
       });
       if (addrs.length > 0) await node.peerStore.merge(remote, { multiaddrs: addrs });
-      // libp2p prefers a direct connection it already has to a relayed one, and dials relayed
-      // (`/p2p-circuit`) addresses only when no direct address answers. An upgrade uses a direct
-      // connection the node holds, or dials the direct addresses only.
-      const link = upgrade
-        ? (directLink(node, id) ?? (await node.dial(directAddresses(info).map((text) => withPeer(text, id)), { signal })))
-        : await node.dial(remote, { signal });
+      // A provider with no libp2p link yet waits for one of a few slots (see DialSlots).
+      const release = kind === 'dial' ? await this.#slots.acquire(() => hasLink(node, remote), signal) : null;
+      if (!mine()) {
+        release?.();
+        throw new AbortError();
+      }
+      let link: Libp2pConnection;
+      try {
+        // libp2p prefers a direct connection it already has to a relayed one, and dials relayed
+        // (`/p2p-circuit`) addresses only when no direct address answers. An upgrade uses a direct
+        // connection the node holds, or dials the direct addresses only.
+        link = upgrade
+          ? (directLink(node, id) ?? (await node.dial(directAddresses(info).map((text) => withPeer(text, id)), { signal })))
+          : await node.dial(remote, { signal });
+      } finally {
+        release?.();
+      }
       if (upgrade && linkPath(link, false) === 'circuit') throw new AbortError();
       const stream = await link.newStream(this.#protocol, { signal, runOnLimitedConnection: true });
       channel = new StreamChannel(stream, o.maxMessageSize);
@@ -734,13 +772,21 @@ export class DhtTransport implements Transport {
         join.pending.delete(peerId);
         pending.abort();
       }
-      // Lost rather than closed here (the peer left, its process died, the link broke): look it
-      // up and dial again now, not at the next scheduled lookup. A peer that left answers
-      // UNKNOWN_TOPIC or is unreachable, and backs off.
+      // Lost rather than closed here (the peer left, its process died, the link broke): dial it
+      // again now, not at the next scheduled lookup. A peer that left answers UNKNOWN_TOPIC or is
+      // unreachable, and backs off. With no other connection left on the topic (our own network
+      // may have gone), the topic loop looks up again from its shortest interval; with others
+      // still up, only this peer is redialed at the addresses we have, after a random pause: when a
+      // replica leaves a topic of N, its N − 1 peers would otherwise all hit the DHT at once and
+      // again at 1, 2, 4 … s (BENCHMARKS.md § DHT join, session 6).
       if (!conn.closedLocally && !join.controller.signal.aborted && !this.#closed) {
         this.#backoff.clear(peerId);
-        join.delay = INITIAL_LOOKUP_INTERVAL_MS;
-        join.wake?.();
+        if (join.conns.size === 0) {
+          join.delay = INITIAL_LOOKUP_INTERVAL_MS;
+          join.wake?.();
+        } else {
+          this.#redialLater(join, peerId);
+        }
       }
     });
     if (!join.queue.push(conn)) {
@@ -763,6 +809,8 @@ export class DhtTransport implements Transport {
    * reach the peer over the relay move to it.
    */
   #onLink(link: Libp2pConnection): void {
+    // A provider dial waiting for a slot goes at once if this is a link to its peer.
+    this.#slots.wake();
     if (this.#closed || linkPath(link, false) === 'circuit') return;
     const node = this.#node;
     const id = link.remotePeer.toString();

@@ -1,0 +1,155 @@
+// What one idle synced client replica keeps, split by cause: a standalone reproduction for
+// BENCHMARKS.md § Issue 12 "Session 6 (climem)". Not part of `npm run bench` (the comparison's idle
+// workload gives the figure of record); this one adds what that table cannot show:
+//   - heap and RSS per replica with k replicas per document (k = 2, 5, 10: the slope is the cost of
+//     one more remote replica, the intercept the cost of a database),
+//   - the peak heap while connecting and the memory left after V8's memory-reducing GC,
+//   - with --alloc, what the replicas allocate while connecting and syncing (sampling heap
+//     profiler keeping collected objects), by function,
+//   - with --snapshot FILE, a V8 heap snapshot of the idle process.
+//
+// Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
+//   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
+//        [--per-doc 5] [--wait-ms 2000] [--alloc] [--snapshot FILE]
+// y-websocket and bare need bench/peers installed (`npm run bench` installs it).
+import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { parseArgs } from 'node:util';
+
+if (process.argv[2] === '--relay-child') {
+  const { createRelayServer } = await import('@rhizome/relay');
+  const server = await createRelayServer({ port: 0, host: '127.0.0.1', maxConnectionsPerIp: 20_000, maxConnections: 20_000 });
+  process.send({ port: server.port });
+  process.on('disconnect', () => process.exit(0));
+} else {
+  await main();
+}
+
+async function main() {
+  const { values: o } = parseArgs({
+    options: {
+      system: { type: 'string', default: 'rhizome' },
+      replicas: { type: 'string', default: '1500' },
+      'per-doc': { type: 'string', default: '5' },
+      'wait-ms': { type: 'string', default: '2000' },
+      alloc: { type: 'boolean', default: false },
+      snapshot: { type: 'string' },
+    },
+  });
+  const gc = globalThis.gc;
+  if (!gc) throw new Error('run with node --expose-gc');
+  const n = Number(o.replicas);
+  const per = Number(o['per-doc']);
+  const system = o.system;
+  const server =
+    system === 'rhizome'
+      ? fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit' })
+      : fork(new URL('./peers/server.mjs', import.meta.url), [system, '{}'], { stdio: 'inherit' });
+  try {
+    const port = await new Promise((resolve) => server.on('message', (m) => m.port && resolve(m.port)));
+    const url = `ws://127.0.0.1:${port}`;
+    let open;
+    if (system === 'rhizome') {
+      const { openDatabase } = await import('@rhizome/sync');
+      open = async (room, peers) => {
+        const db = await openDatabase({ id: room, transport: { mode: 'relay', relayUrl: url } });
+        return { ready: () => db.whenSynced({ timeoutMs: 120_000, minPeers: peers }), close: () => db.close() };
+      };
+    } else {
+      const { kits } = await import('./peers/clients.mjs');
+      open = (room) => kits[system].open({ url, room });
+    }
+    for (let i = 0; i < 3; i++) gc();
+    const before = process.memoryUsage();
+    let profiler = null;
+    if (o.alloc) {
+      const { Session } = await import('node:inspector/promises');
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
+    let peakHeap = 0;
+    const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 5);
+    const rooms = Array.from({ length: Math.ceil(n / per) }, () => `idle-${randomUUID()}`);
+    const clients = [];
+    // 50 at a time, as the comparison's idle workload opens them.
+    for (let i = 0; i < n; i += 50) {
+      const batch = [];
+      for (let j = i; j < Math.min(n, i + 50); j++) {
+        const doc = Math.floor(j / per);
+        batch.push(open(rooms[doc], Math.min(per, n - doc * per) - 1));
+      }
+      clients.push(...(await Promise.all(batch)));
+    }
+    await Promise.all(clients.map((c) => c.ready(120_000)));
+    clearInterval(sampler);
+    const report = { system, replicas: n, perDoc: per };
+    if (profiler) {
+      const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      const byFunction = new Map();
+      let total = 0;
+      const walk = (node) => {
+        const f = node.callFrame;
+        const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-3).join('/')}:${f.lineNumber + 1}`;
+        total += node.selfSize;
+        byFunction.set(name, (byFunction.get(name) ?? 0) + node.selfSize);
+        for (const child of node.children) walk(child);
+      };
+      walk(profile.head);
+      report.allocatedKiBPerReplica = round(total / 1024 / n);
+      report.topAllocators = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${round(v / 1024 / n)} KiB ${k}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Number(o['wait-ms'])));
+    for (let i = 0; i < 3; i++) gc();
+    const after = process.memoryUsage();
+    const perReplica = (a, b) => round((b - a) / 1024 / n);
+    report.heapKiBPerReplica = perReplica(before.heapUsed, after.heapUsed);
+    report.rssKiBPerReplica = perReplica(before.rss, after.rss);
+    report.peakHeapMiB = round(peakHeap / 2 ** 20);
+    report.spacesMiB = Object.fromEntries(
+      getHeapSpaceStatistics()
+        .filter((s) => s.physical_space_size > 0)
+        .map((s) => [s.space_name, { physical: round(s.physical_space_size / 2 ** 20), used: round(s.space_used_size / 2 ** 20) }]),
+    );
+    report.anonymousMappingsMiB = anonymousRss();
+    if (o.snapshot) report.snapshot = writeHeapSnapshot(o.snapshot);
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const reduced = process.memoryUsage();
+    report.rssAfterMemoryReducingGcKiBPerReplica = perReplica(before.rss, reduced.rss);
+    console.log(JSON.stringify(report, null, 2));
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    server.kill();
+  }
+}
+
+function round(x) {
+  return Math.round(x * 100) / 100;
+}
+
+/** RSS of anonymous mappings by mapping size (V8 pages are 256 KiB mappings). */
+function anonymousRss() {
+  try {
+    const out = {};
+    let size = 0;
+    let name = '';
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) {
+        size = (parseInt(head[2], 16) - parseInt(head[1], 16)) / 1024;
+        name = head[3] || 'anonymous';
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss && name === 'anonymous') {
+        const key = size === 256 ? '256 KiB (V8 pages)' : 'other';
+        out[key] = round((out[key] ?? 0) + Number(rss[1]) / 1024);
+      }
+    }
+    return out;
+  } catch {
+    return null; // not Linux
+  }
+}
