@@ -25,7 +25,7 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed } from './doc-updates.js';
+import { changed, encodeTransaction } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -94,7 +94,8 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   }
   let transaction: Y.Transaction | null = null;
   let observerError: { error: unknown } | null = null;
-  found?.registry.delete('update');
+  let failed: { error: unknown } | null = null;
+  found.registry.delete('update');
   try {
     Y.transact(
       doc,
@@ -108,22 +109,23 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
       false,
     );
   } catch (error) {
-    // An observer failed after the update was integrated: the listeners still get it below.
-    if (!state.applied) throw error;
-    observerError = { error };
+    // An observer failed after the update was integrated: the listeners still get it below. An
+    // update that failed half way (structs in, delete set bad) is thrown after the listeners got
+    // what was integrated, encoded as Yjs's 'update' would have had it (never the bytes that failed).
+    if (state.applied) observerError = { error };
+    else failed = { error };
   } finally {
-    if (found !== null) {
-      // Listeners added meanwhile (by an observer) join the ones that were there.
-      const added = found.registry.get('update');
-      if (added) for (const l of added) found.listeners.add(l);
-      found.registry.set('update', found.listeners);
-    }
+    // Listeners added meanwhile (by an observer) join the ones that were there.
+    const added = found.registry.get('update');
+    if (added) for (const l of added) found.listeners.add(l);
+    found.registry.set('update', found.listeners);
   }
   const tr = transaction as Y.Transaction | null;
-  if (found !== null && tr !== null && changed(tr)) {
+  if (tr !== null && changed(tr)) {
     const { listeners } = found;
-    const update = updates[0]!;
+    const update = failed === null ? updates[0]! : encodeTransaction(tr)!;
     for (const listener of [...listeners]) listener(update, origin, doc, tr);
   }
+  if (failed !== null) throw failed.error;
   if (observerError !== null) throw observerError.error;
 }
