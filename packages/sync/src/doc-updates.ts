@@ -75,16 +75,15 @@ export function useFastUpdates(doc: Y.Doc): () => void {
     if ((tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) < FAST_MIN_STRUCTS) return;
     const update = encodeTransaction(tr);
     if (update === null) return;
+    // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
+    // would have stopped there too). The registry keeps the live set while they run, so a listener
+    // that removes itself (`doc.once`) or another one stays removed.
+    for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
+    // Then Yjs's own encoding of this transaction is muted (it looks for 'update' listeners next).
+    const live = registry.get('update');
+    if (live === undefined) return;
     registry.delete('update');
-    muted = listeners;
-    try {
-      // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest.
-      for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
-    } catch (error) {
-      // Yjs's emit would have stopped here too (no 'update' of its own follows).
-      restore();
-      throw error;
-    }
+    muted = live;
   };
   doc.on('afterTransactionCleanup', onCleanup);
   // Put back before the next transaction's observers (a transaction an observer opened is cleaned
