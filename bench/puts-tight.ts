@@ -6,7 +6,7 @@
 //
 // node_modules/node/bin/node --conditions=rhizome-source --import tsx bench/puts-tight.ts \
 //   [--puts 100000] [--rounds 5] [--only <substring of a variant name>] [--base DIR]
-// --base DIR adds the Rhizome rows again for the sync package sources in DIR (an A/B in one
+// --base DIR[,DIR2...] adds the Rhizome rows again for the sync package sources in DIR (an A/B in one
 // process, e.g. `mkdir -p node_modules/.ab && git archive main packages/sync/src | tar -x -C node_modules/.ab` and
 // `--base node_modules/.ab/packages/sync/src/index.ts`; delete it afterwards).
 // (without --conditions=rhizome-source it measures the built dist/; add --cpu-prof to the node
@@ -29,8 +29,14 @@ const PUTS = Number(flag('--puts', '100000'));
 const ROUNDS = Number(flag('--rounds', '5'));
 const ONLY = flag('--only', '');
 const BASE = flag('--base', '');
+/** Puts of the one-per-macrotask rows (their rates and CPU are per put all the same). */
+const ONE = Math.min(PUTS, 20_000);
 type Open = typeof openDatabase;
-const base: Open | null = BASE === '' ? null : ((await import(join(process.cwd(), BASE))) as { openDatabase: Open }).openDatabase;
+/** `--base` takes one path, or several separated by commas (rows `base`, `base2`, ...). */
+const bases: Array<[string, Open]> = [];
+for (const [i, path] of (BASE === '' ? [] : BASE.split(',')).entries()) {
+  bases.push([i === 0 ? 'base' : `base${i + 1}`, ((await import(join(process.cwd(), path))) as { openDatabase: Open }).openDatabase]);
+}
 
 function node(i: number): { title: string; n: number; done: boolean } {
   return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
@@ -96,7 +102,7 @@ const variants: Array<[string, () => Promise<void>]> = [
   ['floor, cheapest known: entries via setEntry, update via doc-updates.ts + INSERT', () => floor('js')],
   ['bare layout, 1,000 per transaction, no update, no SQLite', () => floor('none')],
   ...rhizome('Rhizome', openDatabase),
-  ...(base === null ? [] : rhizome('base', base)),
+  ...bases.flatMap(([label, open]) => rhizome(label, open)),
 ];
 
 function rhizome(label: string, open: Open): Array<[string, () => Promise<void>]> {
@@ -105,6 +111,14 @@ function rhizome(label: string, open: Open): Array<[string, () => Promise<void>]
       const db = await open({ id: 'bench', path: file() });
       for (let i = 0; i < PUTS; i++) db.put(`n${i}`, node(i));
       await db.flush();
+      await db.close();
+    }],
+    [`${label} db.put, 1 per macrotask (${ONE.toLocaleString('en-US')} puts; rate per put)`, async () => {
+      const db = await open({ id: 'bench', path: file() });
+      for (let i = 0; i < ONE; i++) {
+        db.put(`n${i}`, node(i));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       await db.close();
     }],
     [`${label} db.transact, 1,000 each`, async () => {
@@ -122,19 +136,23 @@ function rhizome(label: string, open: Open): Array<[string, () => Promise<void>]
 
 const results = new Map<string, { rate: number[]; cpu: number[] }>();
 try {
+  const chosen = variants.filter(([name]) => ONLY === '' || name.includes(ONLY));
+  for (const [name] of chosen) results.set(name, { rate: [], cpu: [] });
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, run] of variants) {
-      if (ONLY !== '' && !name.includes(ONLY)) continue;
+    // Each round starts one variant later, so none always follows the same one (and pays for
+    // the garbage it left).
+    for (let k = 0; k < chosen.length; k++) {
+      const [name, run] = chosen[(round + k) % chosen.length]!;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await run();
       const ms = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
-      const r = results.get(name) ?? { rate: [], cpu: [] };
-      r.rate.push((PUTS / ms) * 1000);
-      r.cpu.push((cpu.user + cpu.system) / PUTS);
-      results.set(name, r);
-    }
+      const r = results.get(name)!;
+      const puts = name.includes('per macrotask') ? ONE : PUTS;
+      r.rate.push((puts / ms) * 1000);
+      r.cpu.push((cpu.user + cpu.system) / puts);
+          }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -148,4 +166,7 @@ for (const [name, r] of results) {
   const hi = Math.max(...r.cpu).toFixed(2);
   const paired = median(r.cpu.map((c, i) => c / reference.cpu[i]!)).toFixed(3);
   process.stdout.write(`| ${name} | ${Math.round(median(r.rate)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(2)} | ${lo}–${hi} | ${paired} |\n`);
+}
+if (args.includes('--rounds-detail')) {
+  for (const [name, r] of results) process.stdout.write(`${name}: CPU µs/put by round ${r.cpu.map((c) => c.toFixed(2)).join(' ')}\n`);
 }

@@ -8,8 +8,7 @@
  * the listeners could have had for free: the bytes that just arrived. So a single remote update
  * of at least {@link REENCODE_SKIP_BYTES} is applied with Yjs's `'update'` event muted, and every
  * `'update'` listener is then called once with those bytes, the peer session as origin, the doc
- * and the transaction (the arguments Yjs passes). Rhizome's own listeners (sync/src/doc-updates.ts)
- * get those bytes where they would have had the transaction's encoding, at its end.
+ * and the transaction (the arguments Yjs passes).
  *
  * Several updates received together (a coalesced frame of live writes) take the ordinary path:
  * one transaction, one `'update'` event with Yjs's encoding of it, as Yjs promises. Handing
@@ -26,7 +25,7 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed, hasDocUpdateListeners, useUpdate } from './doc-updates.js';
+import { changed, encodeTransaction } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -79,10 +78,7 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   const pending = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
   const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested && !pending;
   const found = large ? updateListeners(doc) : null;
-  // Rhizome's own listeners (sync/src/doc-updates.ts) get the received bytes at the end of the
-  // transaction, where they would have had its encoding.
-  const ours = large && hasDocUpdateListeners(doc);
-  if (found === null && !ours) {
+  if (found === null) {
     // A remote transaction from its start (`local: false`, as Yjs's applyUpdate opens it), so
     // that 'beforeTransaction' listeners (the write batch's) see it as one.
     Y.transact(
@@ -98,7 +94,8 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   }
   let transaction: Y.Transaction | null = null;
   let observerError: { error: unknown } | null = null;
-  found?.registry.delete('update');
+  let failed: { error: unknown } | null = null;
+  found.registry.delete('update');
   try {
     Y.transact(
       doc,
@@ -107,28 +104,28 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
         for (const update of updates) codec.applyUpdate(doc, update, origin);
         state.applied = true;
         // Only bytes that applied whole: a failed one (structs in, delete set bad) is encoded.
-        if (ours) useUpdate(doc, tr, updates[0]!);
       },
       origin,
       false,
     );
   } catch (error) {
-    // An observer failed after the update was integrated: the listeners still get it below.
-    if (!state.applied) throw error;
-    observerError = { error };
+    // An observer failed after the update was integrated: the listeners still get it below. An
+    // update that failed half way (structs in, delete set bad) is thrown after the listeners got
+    // what was integrated, encoded as Yjs's 'update' would have had it (never the bytes that failed).
+    if (state.applied) observerError = { error };
+    else failed = { error };
   } finally {
-    if (found !== null) {
-      // Listeners added meanwhile (by an observer) join the ones that were there.
-      const added = found.registry.get('update');
-      if (added) for (const l of added) found.listeners.add(l);
-      found.registry.set('update', found.listeners);
-    }
+    // Listeners added meanwhile (by an observer) join the ones that were there.
+    const added = found.registry.get('update');
+    if (added) for (const l of added) found.listeners.add(l);
+    found.registry.set('update', found.listeners);
   }
   const tr = transaction as Y.Transaction | null;
-  if (found !== null && tr !== null && changed(tr)) {
+  if (tr !== null && changed(tr)) {
     const { listeners } = found;
-    const update = updates[0]!;
+    const update = failed === null ? updates[0]! : encodeTransaction(tr)!;
     for (const listener of [...listeners]) listener(update, origin, doc, tr);
   }
+  if (failed !== null) throw failed.error;
   if (observerError !== null) throw observerError.error;
 }

@@ -22,7 +22,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite } from './put-batch.js';
-import { onDocUpdate } from './doc-updates.js';
+import { onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -257,8 +257,9 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once for Rhizome). */
+  /** Stops {@link #onUpdate}, and the fast encoding of large local transactions (sync/src/doc-updates.ts). */
   readonly #stopUpdates: () => void;
+  readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
@@ -359,6 +360,7 @@ export class Database {
     });
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
     this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
+    this.#stopFastUpdates = useFastUpdates(this.#doc);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
@@ -813,6 +815,7 @@ export class Database {
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     this.#stopUpdates();
+    this.#stopFastUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);

@@ -1,7 +1,6 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
-import { encodeTransaction, onDocUpdate } from './doc-updates.js';
-import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
+import { FAST_MIN_STRUCTS, encodeTransaction, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { SHORT_STRING } from './codec.js';
 
 interface Seen {
@@ -10,14 +9,17 @@ interface Seen {
   stop: () => void;
 }
 
-/** Records, per transaction, what onDocUpdate hands over and what Yjs's own 'update' event carries. */
+/**
+ * Records, per transaction, Yjs's own 'update' bytes and encodeTransaction's for the same
+ * transaction (computed inside Yjs's listener, on the state Yjs encoded).
+ */
 function record(doc: Y.Doc): Seen {
   const seen: Seen = { ours: [], yjs: [], stop: () => undefined };
   seen.stop = onDocUpdate(doc, (update, origin, d, tr) => {
     expect(d).toBe(doc);
-    seen.ours.push({ update, origin, tr });
+    seen.yjs.push({ update, origin, tr });
+    seen.ours.push({ update: encodeTransaction(tr)!, origin: tr.origin, tr });
   });
-  doc.on('update', (update: Uint8Array, origin: unknown, _d: Y.Doc, tr: Y.Transaction) => seen.yjs.push({ update, origin, tr }));
   return seen;
 }
 
@@ -46,8 +48,8 @@ function prng(seed: number): () => number {
 
 const STRINGS = ['', 'a', 'title', 'ünï', '🌱 rhizome', 'x'.repeat(SHORT_STRING), 'y'.repeat(SHORT_STRING + 1), 'z'.repeat(300), '\u0000\u007f', '\u00ff'];
 
-describe('onDocUpdate (updates encoded with the fast v1 encoder)', () => {
-  it("hands over exactly Yjs's 'update' bytes for the node layout: puts, overwrites, deletes", () => {
+describe('encodeTransaction (the fast v1 encoder, byte for byte Yjs)', () => {
+  it("writes exactly Yjs's 'update' bytes for the node layout: puts, overwrites, deletes", () => {
     const doc = new Y.Doc();
     const seen = record(doc);
     const nodes = doc.getMap('nodes');
@@ -190,7 +192,7 @@ describe('onDocUpdate (updates encoded with the fast v1 encoder)', () => {
     }
   });
 
-  it('encodeTransaction gives null for a transaction that changed nothing; a stopped listener hears nothing', () => {
+  it('gives null for a transaction that changed nothing; a stopped listener hears nothing', () => {
     const doc = new Y.Doc();
     let tr: Y.Transaction | null = null;
     doc.transact((t) => {
@@ -204,30 +206,107 @@ describe('onDocUpdate (updates encoded with the fast v1 encoder)', () => {
     doc.getMap('m').set('b', 2);
     expect(calls).toHaveLength(1);
   });
+});
 
-  it('hands a large received update over as received (not re-encoded), at the end of its transaction', () => {
+/** The same writes on two docs of one client id, one with useFastUpdates: their 'update' events must match. */
+function twins(): { fast: Y.Doc; plain: Y.Doc; stop: () => void; fastSeen: Uint8Array[]; plainSeen: Uint8Array[] } {
+  const fast = new Y.Doc();
+  const plain = new Y.Doc();
+  plain.clientID = fast.clientID;
+  const stop = useFastUpdates(fast);
+  const fastSeen: Uint8Array[] = [];
+  const plainSeen: Uint8Array[] = [];
+  fast.on('update', (u: Uint8Array) => fastSeen.push(u));
+  plain.on('update', (u: Uint8Array) => plainSeen.push(u));
+  return { fast, plain, stop, fastSeen, plainSeen };
+}
+
+function expectEqual(a: Uint8Array[], b: Uint8Array[]): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i]!).equals(Buffer.from(b[i]!)), `update ${i}`).toBe(true);
+}
+
+describe('useFastUpdates (large local transactions encoded once, in JavaScript)', () => {
+  it("gives every 'update' listener Yjs's bytes once per transaction, large and small, with nested types", () => {
+    const { fast, plain, stop, fastSeen, plainSeen } = twins();
+    const second: Uint8Array[] = [];
+    fast.on('update', (u: Uint8Array) => second.push(u));
+    for (const doc of [fast, plain]) {
+      const nodes = doc.getMap<unknown>('nodes');
+      const fields = doc.getMap<unknown>('fields');
+      doc.transact(() => {
+        for (let i = 0; i < 100; i++) {
+          nodes.set(`n${i}`, true);
+          fields.set(`n${i}\u0000title`, `node ${i} ü`);
+          fields.set(`n${i}\u0000n`, i);
+        }
+        const inner = new Y.Map<unknown>();
+        nodes.set('inner', inner);
+        inner.set('text', new Y.Text('hello'));
+        inner.set('long', 'z'.repeat(300));
+      }, 'batch');
+      nodes.set('one', true); // small: Yjs's own path
+      doc.transact(() => {
+        for (let i = 0; i < 100; i++) fields.set(`n${i}\u0000title`, `renamed ${i}`);
+        for (let i = 0; i < 50; i++) nodes.delete(`n${i}`);
+      });
+    }
+    expect(plainSeen.length).toBe(3);
+    expectEqual(fastSeen, plainSeen);
+    expectEqual(second, plainSeen);
+    stop();
+    fast.getMap('nodes').set('after', 1);
+    plain.getMap('nodes').set('after', 1);
+    expectEqual(fastSeen, plainSeen);
+  });
+
+  it('a transaction an observer opens during a large one still reaches the listeners (and a listener added meanwhile stays)', () => {
+    const { fast, plain, fastSeen, plainSeen } = twins();
+    const late: Uint8Array[] = [];
+    for (const doc of [fast, plain]) {
+      const nodes = doc.getMap<unknown>('nodes');
+      const echo = doc.getMap<unknown>('echo');
+      nodes.observe((event) => {
+        if (doc === fast && late.length === 0) doc.on('update', (u: Uint8Array) => late.push(u));
+        // A write in response, in its own transaction (cleaned up after the large one).
+        doc.transact(() => echo.set('seen', event.keysChanged.size));
+      });
+      doc.transact(() => {
+        for (let i = 0; i < FAST_MIN_STRUCTS + 1; i++) nodes.set(`n${i}`, i);
+      });
+      nodes.set('x', 1);
+    }
+    expect(plainSeen.length).toBe(4);
+    expectEqual(fastSeen, plainSeen);
+    expect(late.length).toBeGreaterThanOrEqual(2);
+    expect(fast.getMap('echo').get('seen')).toBe(1);
+  });
+
+  it('leaves remote transactions to Yjs, and a throwing listener keeps the registry whole', () => {
+    const { fast, plain, fastSeen, plainSeen } = twins();
     const source = new Y.Doc();
     source.transact(() => {
-      const m = source.getMap('m');
-      for (let i = 0; i < 5000; i++) m.set(`k${i}`, `value ${i} ${'x'.repeat(30)}`);
+      for (let i = 0; i < 200; i++) source.getMap('m').set(`k${i}`, i);
     });
     const update = Y.encodeStateAsUpdate(source);
-    expect(update.length).toBeGreaterThanOrEqual(REENCODE_SKIP_BYTES);
-    const doc = new Y.Doc();
-    const calls: Array<{ update: Uint8Array; origin: unknown }> = [];
-    onDocUpdate(doc, (u, origin) => calls.push({ update: u, origin }));
-    const origin = { peer: 'p' };
-    applyRemoteUpdates(doc, [update], origin);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]!.update === update).toBe(true);
-    expect(calls[0]!.origin).toBe(origin);
-    // Again: nothing changes, nothing is handed over; then a local write is encoded as usual.
-    applyRemoteUpdates(doc, [update], origin);
-    expect(calls).toHaveLength(1);
-    const yjs: Uint8Array[] = [];
-    doc.on('update', (u: Uint8Array) => yjs.push(u));
-    doc.getMap('m').set('local', 'ö');
-    expect(calls).toHaveLength(2);
-    expect(Buffer.from(calls[1]!.update).equals(Buffer.from(yjs[0]!))).toBe(true);
+    Y.applyUpdate(fast, update, 'peer');
+    Y.applyUpdate(plain, update, 'peer');
+    expectEqual(fastSeen, plainSeen);
+    let throwOnce = true;
+    fast.on('update', () => {
+      if (throwOnce) {
+        throwOnce = false;
+        throw new Error('listener failed');
+      }
+    });
+    expect(() =>
+      fast.transact(() => {
+        for (let i = 0; i < FAST_MIN_STRUCTS; i++) fast.getMap('m').set(`f${i}`, i);
+      }),
+    ).toThrow('listener failed');
+    // (Yjs leaves a doc whose 'update' listener threw with its cleanup unfinished; what matters
+    // here is that no listener went missing.)
+    const registry = (fast as unknown as { _observers: Map<string, Set<unknown>> })._observers;
+    expect(registry.get('update')?.size).toBe(2);
   });
 });

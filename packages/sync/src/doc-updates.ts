@@ -1,23 +1,25 @@
 /**
- * The document's updates for Rhizome's own listeners, encoded once with the fast v1 encoder.
+ * Large local transactions encoded once, with the fast v1 encoder, for the doc's `'update'`
+ * listeners.
  *
  * Yjs encodes every transaction for its `'update'` listeners with lib0's `UpdateEncoderV1`, which
  * writes each string (a root type's name, a map key, a string value) with one
- * `TextEncoder.encodeInto` call. For a batch of puts that is about 40% of encoding the update
- * (BENCHMARKS.md § Issue 12, Session 6). Rhizome's own listeners (the persistence binding, the
- * database's router, the mailbox) therefore do not listen to `'update'`: they register here with
- * {@link onDocUpdate}, and this module listens to `'afterTransactionCleanup'` (which Yjs emits
- * for every transaction immediately before `'update'`, on the same state) and writes the update
- * exactly as Yjs's `writeUpdateMessageFromTransaction` does (the structs from the transaction's
- * `beforeState` on, then the transaction's delete set), with {@link FastUpdateEncoderV1}. The bytes
- * are Yjs's own, byte for byte (`doc-updates.test.ts` compares them for map, array, text, XML and
- * nested types, deletes, non-ASCII and long strings, and remote transactions); so the stores and
- * the wire see nothing new. Yjs itself encodes only when something listens to `'update'` (an
- * app's listener), as with any `Y.Doc`.
+ * `TextEncoder.encodeInto` call, and walks `doc.share` to name the root type of every item. For
+ * a batch of puts that is most of the cost of encoding its update (BENCHMARKS.md § Issue 12,
+ * Session 6). {@link useFastUpdates} installs, on a document Rhizome made, a listener of
+ * `'afterTransactionCleanup'` (which Yjs emits for every transaction immediately before it
+ * encodes the transaction for `'update'`, on the same state): for a LOCAL transaction that added
+ * at least {@link FAST_MIN_STRUCTS} structs of this client, it writes the update exactly as
+ * Yjs's `writeUpdateMessageFromTransaction` does (the structs from the transaction's
+ * `beforeState` on, then its delete set) with {@link FastUpdateEncoderV1}, hands it to every
+ * `'update'` listener (Rhizome's and the app's, with Yjs's arguments), and mutes Yjs's own
+ * encoding of that one transaction (the `'update'` listeners are taken out of lib0's registry and
+ * put back before the next transaction's observers run, or when the cleanup ends). Same bytes,
+ * byte for byte (`doc-updates.test.ts`). Smaller transactions (a single put) take Yjs's own path
+ * unchanged: for them the JavaScript walk was measured slower than Yjs's (same session).
  *
- * Differences from `'update'` a listener may notice: Rhizome's listeners run before the app's
- * `'update'` listeners of the same transaction (both after its observers), and a large received
- * update (sync/src/apply.ts) reaches them as received, through {@link useUpdate}, not re-encoded.
+ * {@link onDocUpdate} is where Rhizome's own code registers for the doc's updates (today: Yjs's
+ * `'update'` event).
  */
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
@@ -26,65 +28,81 @@ import { FastUpdateEncoderV1 } from './codec.js';
 /** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
 export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
 
-/** The listeners of one document, and a transaction whose update is known already. */
-class DocUpdates {
-  readonly listeners = new Set<DocUpdateListener>();
-  /** A transaction whose update is given (see {@link useUpdate}), and that update. */
-  given: { tr: Y.Transaction; update: Uint8Array } | null = null;
-
-  readonly onCleanup = (tr: Y.Transaction, doc: Y.Doc): void => {
-    let update: Uint8Array | null;
-    if (this.given !== null && this.given.tr === tr) {
-      update = changed(tr) ? this.given.update : null;
-      this.given = null;
-    } else {
-      if (this.listeners.size === 0) return;
-      update = encodeTransaction(tr);
-    }
-    if (update === null) return;
-    // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest.
-    for (const listener of [...this.listeners]) listener(update, tr.origin, doc, tr);
-  };
-}
-
-const registry = new WeakMap<Y.Doc, DocUpdates>();
+/** Structs a local transaction adds, from which {@link useFastUpdates} encodes it (16 puts of a 3-field node add 64). */
+export const FAST_MIN_STRUCTS = 64;
 
 /**
  * Calls `listener` with the update of every transaction of `doc` that changed something, with
  * Yjs's `'update'` arguments (update, origin, doc, transaction). Returns the function that stops
- * it. The bytes are exactly those Yjs would pass to an `'update'` listener.
+ * it.
  */
 export function onDocUpdate(doc: Y.Doc, listener: DocUpdateListener): () => void {
-  let entry = registry.get(doc);
-  if (entry === undefined) {
-    entry = new DocUpdates();
-    registry.set(doc, entry);
-    doc.on('afterTransactionCleanup', entry.onCleanup);
-  }
-  entry.listeners.add(listener);
-  const current = entry;
-  return () => {
-    current.listeners.delete(listener);
-    if (current.listeners.size === 0 && registry.get(doc) === current) {
-      registry.delete(doc);
-      doc.off('afterTransactionCleanup', current.onCleanup);
-    }
-  };
+  doc.on('update', listener);
+  return () => doc.off('update', listener);
 }
 
-/** True if {@link onDocUpdate} has listeners on `doc`. */
-export function hasDocUpdateListeners(doc: Y.Doc): boolean {
-  return (registry.get(doc)?.listeners.size ?? 0) > 0;
+/** lib0 Observable's listener registry, which Y.Doc extends (`_observers: Map<name, Set<fn>>`). */
+function registryOf(doc: Y.Doc): Map<string, Set<DocUpdateListener>> | null {
+  const registry = (doc as unknown as { _observers?: unknown })._observers;
+  return registry instanceof Map ? (registry as Map<string, Set<DocUpdateListener>>) : null;
 }
 
 /**
- * Hands `update` to the listeners of `doc` when `tr` (open now) ends, instead of encoding the
- * transaction: for a received update that is large, whose bytes hold at least what `tr` changes
- * (sync/src/apply.ts). As with an encoded one, nothing is handed over if `tr` changed nothing.
+ * Encodes `doc`'s large local transactions for its `'update'` listeners with the fast encoder
+ * (see the module description). Returns the function that stops it. For documents Rhizome makes
+ * (the database's); a no-op if lib0's registry is not where this version of Yjs keeps it.
  */
-export function useUpdate(doc: Y.Doc, tr: Y.Transaction, update: Uint8Array): void {
-  const entry = registry.get(doc);
-  if (entry !== undefined) entry.given = { tr, update };
+export function useFastUpdates(doc: Y.Doc): () => void {
+  const registry = registryOf(doc);
+  if (registry === null) return () => undefined;
+  /** The listeners taken out while Yjs's encoding of one transaction is muted. */
+  let muted: Set<DocUpdateListener> | null = null;
+  const restore = (): void => {
+    if (muted === null) return;
+    const listeners = muted;
+    muted = null;
+    // Listeners added meanwhile (by a listener or an observer) join the ones that were there.
+    const added = registry.get('update');
+    if (added !== undefined) for (const l of added) listeners.add(l);
+    registry.set('update', listeners);
+  };
+  const onCleanup = (tr: Y.Transaction): void => {
+    restore();
+    if (!tr.local) return;
+    const listeners = registry.get('update');
+    if (listeners === undefined || listeners.size === 0) return;
+    const client = tr.doc.clientID;
+    if ((tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) < FAST_MIN_STRUCTS) return;
+    const update = encodeTransaction(tr);
+    if (update === null) return;
+    // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
+    // would have stopped there too). The registry keeps the live set while they run, so a listener
+    // that removes itself (`doc.once`) or another one stays removed.
+    for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
+    // Then Yjs's own encoding of this transaction is muted (it looks for 'update' listeners next).
+    const live = registry.get('update');
+    if (live === undefined) return;
+    registry.delete('update');
+    muted = live;
+  };
+  doc.on('afterTransactionCleanup', onCleanup);
+  // Put back before the next transaction's observers (a transaction an observer opened is cleaned
+  // up after this one, in the same chain) and when the chain ends.
+  doc.on('beforeObserverCalls', restore);
+  doc.on('afterAllTransactions', restore);
+  return () => {
+    doc.off('afterTransactionCleanup', onCleanup);
+    doc.off('beforeObserverCalls', restore);
+    doc.off('afterAllTransactions', restore);
+    restore();
+  };
+}
+
+/** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */
+export function changed(tr: Y.Transaction): boolean {
+  if (tr.deleteSet.clients.size > 0) return true;
+  for (const [client, clock] of tr.afterState) if (tr.beforeState.get(client) !== clock) return true;
+  return false;
 }
 
 /**
@@ -92,7 +110,7 @@ export function useUpdate(doc: Y.Doc, tr: Y.Transaction, update: Uint8Array): vo
  * `'update'` (yjs 13.6: `writeClientsStructs(encoder, store, tr.beforeState)` then
  * `writeDeleteSet(encoder, tr.deleteSet)`), with {@link FastUpdateEncoderV1}; `null` when the
  * transaction changed nothing (Yjs then emits no `'update'`). `encoder` is for tests and
- * benchmarks (`new Y.UpdateEncoderV1()` gives Yjs's own path).
+ * benchmarks (`new Y.UpdateEncoderV1()` gives Yjs's string writer).
  */
 export function encodeTransaction(tr: Y.Transaction, encoder: Y.UpdateEncoderV1 = new FastUpdateEncoderV1()): Uint8Array | null {
   if (!changed(tr)) return null;
@@ -101,13 +119,6 @@ export function encodeTransaction(tr: Y.Transaction, encoder: Y.UpdateEncoderV1 
   writeClientsStructs(encoder, tr.doc, tr.beforeState);
   writeDeleteSet(encoder, ds);
   return encoder.toUint8Array();
-}
-
-/** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */
-export function changed(tr: Y.Transaction): boolean {
-  if (tr.deleteSet.clients.size > 0) return true;
-  for (const [client, clock] of tr.afterState) if (tr.beforeState.get(client) !== clock) return true;
-  return false;
 }
 
 type Struct = Y.Item | Y.GC | Y.Skip;

@@ -148,6 +148,14 @@ export interface ResolvedDhtOptions {
   onError: (error: RhizomeError) => void;
 }
 
+/** `dialConcurrency`: a whole number of at least 1 (below 1 no provider dial could start), or Infinity. */
+function dialSlots(value: unknown): number {
+  if (value === Infinity) return Infinity;
+  const n = positive(value, 'dialConcurrency', MAX_PARALLEL_NEW_DIALS);
+  if (n < 1) throw new InvalidConfigError('dialConcurrency', 'must be at least 1');
+  return Math.floor(n);
+}
+
 function positive(value: unknown, field: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -203,8 +211,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     mdns: options.mdns ?? true,
     relayService: options.relayService ?? false,
     probePeers: options.probePeers ?? true,
-    dialConcurrency:
-      options.dialConcurrency === Infinity ? Infinity : Math.floor(positive(options.dialConcurrency, 'dialConcurrency', MAX_PARALLEL_NEW_DIALS)),
+    dialConcurrency: dialSlots(options.dialConcurrency),
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),
