@@ -17,8 +17,7 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import Sqlite from 'better-sqlite3';
 import { openDatabase } from '@rhizome/sync';
-import { encodeTransaction } from '../packages/sync/src/doc-updates.js';
-import { setEntry } from '../packages/sync/src/nodes.js';
+import { floorWriter, node } from './floor-writer.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -38,63 +37,17 @@ for (const [i, path] of (BASE === '' ? [] : BASE.split(',')).entries()) {
   bases.push([i === 0 ? 'base' : `base${i + 1}`, ((await import(join(process.cwd(), path))) as { openDatabase: Open }).openDatabase]);
 }
 
-function node(i: number): { title: string; n: number; done: boolean } {
-  return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'rhizome-puts-tight-'));
 let files = 0;
 const file = (): string => join(dir, `f${files++}.db`);
 
-/** The floor: bench/sync.ts floorWriter, 1,000 puts per transaction. */
-async function floor(encode: 'yjs' | 'js' | 'none'): Promise<void> {
-  const sql = new Sqlite(file());
-  sql.pragma('journal_mode = WAL');
-  sql.pragma('synchronous = NORMAL');
-  sql.exec('CREATE TABLE updates (doc INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID');
-  const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
-  const doc = new Y.Doc();
-  const nodes = doc.getMap('nodes');
-  const fields = doc.getMap('fields');
-  let seq = 0;
-  const queue: Uint8Array[] = [];
-  let scheduled = false;
-  const write = (): void => {
-    scheduled = false;
-    for (const update of queue) insert.run(++seq, update);
-    queue.length = 0;
-  };
-  const onUpdate = (update: Uint8Array): void => {
-    queue.push(update);
-    if (!scheduled) {
-      scheduled = true;
-      queueMicrotask(write);
-    }
-  };
-  if (encode === 'yjs') doc.on('update', onUpdate);
-  if (encode === 'js') {
-    doc.on('afterTransactionCleanup', (tr: Y.Transaction) => {
-      const update = encodeTransaction(tr);
-      if (update !== null) onUpdate(update);
-    });
-  }
-  for (let from = 0; from < PUTS; from += 1000) {
-    doc.transact((tr) => {
-      for (let i = from; i < from + 1000 && i < PUTS; i++) {
-        const data = node(i);
-        const id = `n${i}`;
-        if (encode === 'js') {
-          setEntry(tr, nodes, id, true);
-          for (const field in data) setEntry(tr, fields, id + '\u0000' + field, data[field as keyof typeof data]);
-        } else {
-          nodes.set(id, true);
-          for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
-        }
-      }
-    });
-  }
-  await Promise.resolve();
-  sql.close();
+/** The floor: bench/floor-writer.ts, 1,000 puts per transaction. */
+async function floor(encoder: 'yjs' | 'js' | 'none'): Promise<void> {
+  const w = floorWriter(file(), encoder);
+  for (let from = 0; from < PUTS; from += 1000) w.put(from, Math.min(1000, PUTS - from));
+  await Promise.resolve(); // the microtask that writes the updates
+  w.close();
 }
 
 const variants: Array<[string, () => Promise<void>]> = [

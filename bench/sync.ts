@@ -14,79 +14,10 @@ import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
 import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './harness.js';
-import type { BenchContext } from './harness.js';
+import type { BenchContext, Stats } from './harness.js';
 import { untilSize } from '../test/sync-helpers.js';
-import { encodeTransaction } from '../packages/sync/src/doc-updates.js';
-import { setEntry } from '../packages/sync/src/nodes.js';
+import { floorWriter, node } from './floor-writer.js';
 
-function node(i: number): { title: string; n: number; done: boolean } {
-  return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
-}
-
-/**
- * The floors for local puts: the cheapest code that keeps what the contract asks of a put, with
- * none of Rhizome. A bare `Y.Doc` with the database's layout (a marker plus one `fields` entry per
- * field: the layout that lets concurrent puts of different fields both survive) and an SQLite
- * file in WAL mode with `synchronous=NORMAL` (the store's settings), where every Yjs update is one
- * autocommit `INSERT` of its bytes from a microtask at the end of the task that made it (in
- * SQLite before the next macrotask). `perTransaction` puts go in one Yjs transaction.
- *
- * `encoder`: `'yjs'` takes the update from Yjs's `'update'` event (lib0's encoder, one native
- * `encodeInto` per string) and writes entries with `Y.Map#set`; `'js'` does both as Rhizome does
- * since session 6 (sync/src/doc-updates.ts: the same bytes, short strings written in JavaScript;
- * nodes.ts `setEntry`: the same items, without `Y.Map#set`'s nested transaction), the cheapest
- * code we know for the same contract.
- */
-function floorWriter(path: string, encoder: 'yjs' | 'js' = 'yjs'): { put: (from: number, count: number) => void; close: () => void } {
-  const sql = new Sqlite(path);
-  sql.pragma('journal_mode = WAL');
-  sql.pragma('synchronous = NORMAL');
-  sql.exec('CREATE TABLE updates (doc INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID');
-  const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
-  const doc = new Y.Doc();
-  const nodes = doc.getMap('nodes');
-  const fields = doc.getMap('fields');
-  let seq = 0;
-  const queue: Uint8Array[] = [];
-  let scheduled = false;
-  const write = (): void => {
-    scheduled = false;
-    for (const update of queue) insert.run(++seq, update);
-    queue.length = 0;
-  };
-  const onUpdate = (update: Uint8Array): void => {
-    queue.push(update);
-    if (!scheduled) {
-      scheduled = true;
-      queueMicrotask(write);
-    }
-  };
-  if (encoder === 'yjs') doc.on('update', onUpdate);
-  else {
-    doc.on('afterTransactionCleanup', (tr: Y.Transaction) => {
-      const update = encodeTransaction(tr);
-      if (update !== null) onUpdate(update);
-    });
-  }
-  return {
-    put(from, count) {
-      doc.transact((tr) => {
-        for (let i = from; i < from + count; i++) {
-          const data = node(i);
-          const id = `n${i}`;
-          if (encoder === 'yjs') {
-            nodes.set(id, true);
-            for (const field in data) fields.set(id + '\u0000' + field, data[field as keyof typeof data]);
-          } else {
-            setEntry(tr, nodes, id, true);
-            for (const field in data) setEntry(tr, fields, id + '\u0000' + field, data[field as keyof typeof data]);
-          }
-        }
-      });
-    },
-    close: () => sql.close(),
-  };
-}
 
 export async function run(ctx: BenchContext): Promise<void> {
   const N = ctx.quick ? 10_000 : 100_000;
@@ -178,8 +109,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       w.close();
       return (M / ms) * 1000;
     });
-    const floorBatch = await repeat(ctx.runs, async () => {
-      const w = floorWriter(join(dir, `w${file++}.db`));
+    const floorTight = (encoder: 'yjs' | 'js'): Promise<Stats> => repeat(ctx.runs, async () => {
+      const w = floorWriter(join(dir, `w${file++}.db`), encoder);
       const t0 = performance.now();
       for (let i = 0; i < N; i += 1000) w.put(i, Math.min(1000, N - i));
       await Promise.resolve(); // the microtask that writes the updates
@@ -187,15 +118,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       w.close();
       return (N / ms) * 1000;
     });
-    const floorBatchJs = await repeat(ctx.runs, async () => {
-      const w = floorWriter(join(dir, `w${file++}.db`), 'js');
-      const t0 = performance.now();
-      for (let i = 0; i < N; i += 1000) w.put(i, Math.min(1000, N - i));
-      await Promise.resolve(); // the microtask that writes the updates
-      const ms = performance.now() - t0;
-      w.close();
-      return (N / ms) * 1000;
-    });
+    const floorBatch = await floorTight('yjs');
+    const floorBatchJs = await floorTight('js');
     const perCall = await repeat(ctx.runs, async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
