@@ -10,6 +10,7 @@ import type { JsonValue } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
 import { tempDir, uniqueHub } from './sync-helpers.js';
+import { prng } from './prng.js';
 
 const REPLICAS = 5;
 const EPOCHS = 18;
@@ -18,18 +19,6 @@ const FINALE_OPS = 100;
 const OPS_PER_EPOCH = 50;
 const NODE_IDS = ['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7'];
 const FIELDS = ['a', 'b', 'c', 'd'];
-
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Three seeds per run: RHIZOME_SEED pins one (and runs only it).
 const SEEDS = process.env.RHIZOME_SEED !== undefined

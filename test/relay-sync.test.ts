@@ -15,6 +15,7 @@ import { recordingSocket, type Recording } from '@rhizome/relay/testing';
 import { openDatabase, type Database } from '@rhizome/sync';
 import { until } from './sync-helpers.js';
 import { RelayTransport } from '@rhizome/transport-relay';
+import { prng } from './prng.js';
 
 const WAIT = 20_000;
 let dir: string;
@@ -175,18 +176,6 @@ describe('relay restart mid-session', () => {
 });
 
 describe('seeded chaos through the relay', () => {
-  /** mulberry32: a small seeded PRNG, so a failing run can be replayed with RELAY_CHAOS_SEED. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   it('random writes, deletes and relay restarts: three replicas end equal', async () => {
     const seed = Number(process.env.RELAY_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const rnd = prng(seed);

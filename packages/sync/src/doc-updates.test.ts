@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import { FAST_MIN_STRUCTS, encodeTransaction, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { SHORT_STRING } from './codec.js';
+import { prng } from '../../../test/prng.js';
 
 interface Seen {
   ours: Array<{ update: Uint8Array; origin: unknown; tr: Y.Transaction }>;
@@ -32,18 +33,6 @@ function expectSame(seen: Seen): void {
     expect(a.origin).toBe(b.origin);
     expect(Buffer.from(a.update).equals(Buffer.from(b.update)), `transaction ${i}`).toBe(true);
   }
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const STRINGS = ['', 'a', 'title', 'ünï', '🌱 rhizome', 'x'.repeat(SHORT_STRING), 'y'.repeat(SHORT_STRING + 1), 'z'.repeat(300), '\u0000\u007f', '\u00ff'];
