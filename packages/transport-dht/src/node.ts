@@ -3,7 +3,6 @@ import { autoNAT } from '@libp2p/autonat';
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
 import { mdns, type MulticastDNSComponents } from '@libp2p/mdns';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import type { AbortOptions, Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht';
@@ -11,6 +10,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
+import { rhizomeYamux } from './yamux-window.js';
 import {
   kadProtocol,
   mdnsServiceTag,
@@ -57,6 +57,13 @@ export interface NodeOptions {
   onLanPeer?: (info: { peerId: string; addresses: string[] }) => void;
   /** libp2p's connection monitor pings every connection each 10 s; a ping slower than this (ms) aborts it. */
   pingTimeoutMs: number;
+  /**
+   * Run libp2p's connection monitor (default true). Rhizome peers turn it off and run their own
+   * `LinkMonitor` (link-monitor.ts), which does not ping links their sessions already hear from.
+   */
+  connectionMonitor?: boolean;
+  /** Answer every yamux data frame with a window update, as @chainsafe/libp2p-yamux does by itself (see yamux-window.ts). Default false. */
+  eagerWindowUpdates?: boolean;
 }
 
 /** How often mDNS queries the LAN (ms); libp2p's default is 10 s. */
@@ -96,12 +103,18 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
     ...(options.mdns ? { peerDiscovery: [lanDiscovery(options)] } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [
-      yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } }),
+      rhizomeYamux(
+        { streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } },
+        !(options.eagerWindowUpdates ?? false),
+      ),
     ],
     // The monitor's adaptive ping timeout starts at 5 s: a busy event loop (many nodes in one
     // process, a loaded machine) then cuts healthy connections. Dead peers are still found
     // at once through their sockets closing.
-    connectionMonitor: { pingTimeout: { minTimeout: options.pingTimeoutMs, maxTimeout: Math.max(options.pingTimeoutMs, 60_000) } },
+    connectionMonitor: {
+      enabled: options.connectionMonitor ?? true,
+      pingTimeout: { minTimeout: options.pingTimeoutMs, maxTimeout: Math.max(options.pingTimeoutMs, 60_000) },
+    },
     connectionManager: {
       dialTimeout: options.dialTimeoutMs,
       ...(options.inboundConnectionThreshold !== undefined

@@ -34,6 +34,8 @@ export const RECEIVE_HIGH_WATER_MARK = 64;
 export const MAX_PARALLEL_NEW_DIALS = 3;
 /** A slot counts for at most this long: a dial that hangs (a stale record) does not hold up the others. */
 export const DIAL_SLOT_HOLD_MS = 1000;
+/** How often the link monitor checks libp2p connections for life (libp2p's connection monitor: the same). */
+export const DEFAULT_LINK_PING_INTERVAL_MS = 10_000;
 /** A lost peer is redialed after a random pause of up to this (ms), when the topic has other connections. */
 export const REDIAL_JITTER_MS = 1000;
 /** Longest wait before re-dialing a peer whose dial failed (it starts at 1 s and doubles). */
@@ -109,6 +111,24 @@ export interface DhtTransportOptions {
    * Default {@link MAX_PARALLEL_NEW_DIALS}.
    */
   dialConcurrency?: number;
+  /**
+   * How often libp2p connections are checked for life (ms): a connection that nothing was
+   * received over since the previous check (by a Rhizome session on it) gets a ping (libp2p's
+   * `/ipfs/ping/1.0.0`), and is aborted when the ping fails or takes over `timeoutMs`. Default
+   * {@link DEFAULT_LINK_PING_INTERVAL_MS} (libp2p's connection monitor's interval).
+   */
+  linkPingIntervalMs?: number;
+  /**
+   * Ping every libp2p connection at every check, also those whose sessions were just heard from
+   * (what libp2p's connection monitor does). Costs idle CPU; for comparisons. Default false.
+   */
+  pingSessionLinks?: boolean;
+  /**
+   * Answer every received yamux data frame with a window update frame, as @chainsafe/libp2p-yamux
+   * does by itself, instead of once half a stream's receive window is used (go-yamux's rule).
+   * Costs CPU and frames; for comparisons. Default false.
+   */
+  eagerWindowUpdates?: boolean;
   /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
   timeoutMs?: number;
   /** Largest message a connection carries (both directions). Default 1 MiB. */
@@ -140,6 +160,9 @@ export interface ResolvedDhtOptions {
   relayService: boolean;
   probePeers: boolean;
   dialConcurrency: number;
+  linkPingIntervalMs: number;
+  pingSessionLinks: boolean;
+  eagerWindowUpdates: boolean;
   timeoutMs: number;
   maxMessageSize: number;
   handshakeTimeoutMs: number;
@@ -188,7 +211,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 0xffff_ffff) {
     throw new InvalidConfigError('maxMessageSize', 'must be a positive integer below 2^32');
   }
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers', 'pingSessionLinks', 'eagerWindowUpdates'] as const) {
     if (options[f] !== undefined && typeof options[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile.length === 0)) {
@@ -212,6 +235,9 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     relayService: options.relayService ?? false,
     probePeers: options.probePeers ?? true,
     dialConcurrency: dialSlots(options.dialConcurrency),
+    linkPingIntervalMs: positive(options.linkPingIntervalMs, 'linkPingIntervalMs', DEFAULT_LINK_PING_INTERVAL_MS),
+    pingSessionLinks: options.pingSessionLinks ?? false,
+    eagerWindowUpdates: options.eagerWindowUpdates ?? false,
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),

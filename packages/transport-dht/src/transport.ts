@@ -25,6 +25,7 @@ import { DialSlots } from './dial-slots.js';
 import { topicToCid } from './cid.js';
 import { DhtConnection, linkPath } from './connection.js';
 import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
+import { LinkMonitor } from './link-monitor.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import {
   DIAL_SLOT_HOLD_MS,
@@ -161,6 +162,8 @@ export class DhtTransport implements Transport {
   /** The addresses joined topics were last announced with (see #onAddressesChanged). */
   #announcedAddrs = '';
   #node: RhizomeLibp2p | null = null;
+  /** Finds dead libp2p connections, skipping those our sessions hear from (see LinkMonitor). */
+  #monitor: LinkMonitor | null = null;
   #starting: Promise<RhizomeLibp2p> | null = null;
   #bootstrapping: Promise<void> | null = null;
   #closed = false;
@@ -200,6 +203,18 @@ export class DhtTransport implements Transport {
   /** The addresses the node listens on, each ending in `/p2p/<peer id>`; empty until started. */
   multiaddrs(): string[] {
     return this.#node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
+  }
+
+  /**
+   * Checks the node's libp2p connections for life now (the link monitor does this every
+   * `linkPingIntervalMs`): pings each that no session of ours heard from since the previous
+   * check, aborts those whose ping fails. Resolves with the monitor's totals so far.
+   */
+  async checkLinks(): Promise<{ pings: number; skipped: number }> {
+    const monitor = this.#monitor;
+    if (!monitor) return { pings: 0, skipped: 0 };
+    await monitor.check();
+    return { pings: monitor.pings, skipped: monitor.skipped };
   }
 
   /**
@@ -337,6 +352,8 @@ export class DhtTransport implements Transport {
       mdns: o.mdns,
       relayService: o.relayService,
       relayClient: !o.relayService,
+      connectionMonitor: false,
+      eagerWindowUpdates: o.eagerWindowUpdates,
       onLanPeer: (info) => this.#onLanPeer(info),
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
@@ -360,6 +377,13 @@ export class DhtTransport implements Transport {
       throw new TransportClosedError('dht transport is disconnected');
     }
     this.#node = node;
+    this.#monitor = new LinkMonitor({
+      links: () => node.getConnections(),
+      heard: (link) => this.#heardOn(link),
+      timeoutMs: o.timeoutMs,
+      pingHeardLinks: o.pingSessionLinks,
+    });
+    this.#monitor.start(o.linkPingIntervalMs);
     void this.#dialBootstrap(node);
     return node;
   }
@@ -369,9 +393,24 @@ export class DhtTransport implements Transport {
     await Promise.allSettled([...this.#joins.values()].map((join) => this.#leave(join)));
     for (const channel of this.#handshaking) channel.abort(new TransportClosedError('dht transport is disconnected'));
     this.#handshaking.clear();
+    this.#monitor?.stop();
     const node = this.#node ?? (await this.#starting?.catch(() => null)) ?? null;
     this.#node = null;
     if (node) await node.stop();
+  }
+
+  /**
+   * Bytes our sessions received over this libp2p connection so far (undefined: it carries none),
+   * so the link monitor skips links that are evidently alive.
+   */
+  #heardOn(link: Libp2pConnection): number | undefined {
+    let heard: number | undefined;
+    for (const join of this.#joins.values()) {
+      for (const conn of join.conns.values()) {
+        if (conn.link === link) heard = (heard ?? 0) + conn.bytesReceived;
+      }
+    }
+    return heard;
   }
 
   // ---- DHT -------------------------------------------------------------------------------
