@@ -344,6 +344,8 @@ async function joinWith(
       replica: summarize(replicaShares).median,
       total: share.reduce((a, b) => a + b, 0),
     };
+    // Progress on stderr, so a run cut short still leaves its figures.
+    process.stderr.write(`[nat join] ${count} replicas, ${bootstraps} bootstrap(s) ${JSON.stringify(replicaDht)}: meshed ${meshed}/${online.length}, idle CPU % of a core: bootstrap ${idle.bootstrap.toFixed(1)}, replica median ${idle.replica.toFixed(1)}, all ${idle.total.toFixed(0)}\n`);
     const byVariant = new Map(variants.map((v) => [v.label, { times: [] as JoinTimes[], failures: [] as string[] }]));
     let k = count - 1;
     for (let run = 0; run < joins; run++) {
@@ -371,6 +373,7 @@ async function joinWith(
             bootstrapCpu,
             linksAtFirst: links.filter((l) => (l['sinceOpen'] as number) <= (first.t ?? 0) - openAt).length,
           });
+          process.stderr.write(`[nat join] ${count}/${bootstraps} ${variant.label}: ${JSON.stringify(result.times.at(-1))}\n`);
         } catch (error) {
           result.failures.push((error as Error).message.slice(0, 300));
         } finally {

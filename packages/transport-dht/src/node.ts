@@ -62,6 +62,8 @@ export interface NodeOptions {
    * `LinkMonitor` (link-monitor.ts), which does not ping links their sessions already hear from.
    */
   connectionMonitor?: boolean;
+  /** Delay of kad-dht's start-up self-query and first routing-table refresh (ms); 0: at once. Default 0. */
+  startupWalkDelayMs?: number;
   /** Answer every yamux data frame with a window update, as @chainsafe/libp2p-yamux does by itself (see yamux-window.ts). Default false. */
   eagerWindowUpdates?: boolean;
 }
@@ -146,7 +148,7 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
         protocol: kadProtocol(options.protocolPrefix),
         clientMode: options.dhtClientMode,
         peerInfoMapper: options.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
-        initialQuerySelfInterval: 100,
+        initialQuerySelfInterval: Math.max(100, options.startupWalkDelayMs ?? 0),
         // In kad-dht 16.4 the reprovider's sweep is what expires stored records (its
         // `providers.provideValidity` option is not read): records of other peers older than
         // `validity` are deleted, this node's own are re-provided once older than
@@ -160,7 +162,45 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
     },
   });
   skipPingOfConnectedContacts(node);
+  if ((options.startupWalkDelayMs ?? 0) > 0) deferStartupRefresh(node, options.startupWalkDelayMs!);
   return node;
+}
+
+/** The part of kad-dht 16.4's routing-table refresh that {@link deferStartupRefresh} hooks (not in its public types). */
+interface KadTableRefresh {
+  routingTableRefresh?: {
+    refreshTable?: (force?: boolean, options?: AbortOptions) => void;
+    stop?: () => Promise<void> | void;
+  };
+}
+
+/**
+ * kad-dht 16.4 refreshes its routing table as it starts (`RoutingTableRefresh.afterStart`): a
+ * lookup of a random key that, like the self-query, links to the peers it asks, and runs as soon
+ * as the table has a peer — beside a joiner's first topic lookup and dials (BENCHMARKS.md § DHT
+ * join, session 7). This holds that first refresh for `delayMs`; later ones (every 5 min) run as
+ * before. If a later kad-dht changes this internal shape, nothing is hooked.
+ *
+ * @returns true if the refresh was hooked.
+ */
+export function deferStartupRefresh(node: RhizomeLibp2p, delayMs: number): boolean {
+  const refresh = (node.services.dht as unknown as KadTableRefresh).routingTableRefresh;
+  const refreshTable = refresh?.refreshTable;
+  const stop = refresh?.stop;
+  if (refresh === undefined || typeof refreshTable !== 'function' || typeof stop !== 'function') return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let first = true;
+  refresh.refreshTable = function (this: unknown, force?: boolean, options?: AbortOptions): void {
+    if (!first) return refreshTable.call(this, force, options);
+    first = false;
+    timer = setTimeout(() => refreshTable.call(this, force, options), delayMs);
+    timer.unref?.();
+  };
+  refresh.stop = function (this: unknown): Promise<void> | void {
+    clearTimeout(timer);
+    return stop.call(this);
+  };
+  return true;
 }
 
 /** The part of kad-dht 16.4's routing table that {@link skipPingOfConnectedContacts} hooks (not in its public types). */

@@ -79,6 +79,8 @@ interface Join {
   readonly probed: WeakSet<Libp2pConnection>;
   /** Pending redials of lost peers (see #redialLater); cleared when the topic is left. */
   readonly redials: Set<ReturnType<typeof setTimeout>>;
+  /** Called once when the topic's first Connection is accepted (see #firstAnnounceMayStart). */
+  onFirstConnection: (() => void) | null;
 }
 
 /**
@@ -284,6 +286,7 @@ export class DhtTransport implements Transport {
       reannounce: false,
       probed: new WeakSet(),
       redials: new Set(),
+      onFirstConnection: null,
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -354,6 +357,7 @@ export class DhtTransport implements Transport {
       relayClient: !o.relayService,
       connectionMonitor: false,
       eagerWindowUpdates: o.eagerWindowUpdates,
+      startupWalkDelayMs: o.startupWalkDelayMs,
       onLanPeer: (info) => this.#onLanPeer(info),
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
@@ -526,15 +530,19 @@ export class DhtTransport implements Transport {
           const due = join.reannounce || join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
           // Cleared as the announce starts: an address change while it runs asks for another.
           if (due) join.reannounce = false;
-          // Announce and look up at once, and dial each provider as soon as the query yields it:
-          // a late joiner meets the others within one query's time.
+          // Look up and dial each provider as soon as the query yields it: a late joiner meets
+          // the others within one query's time. The announce runs beside it; the topic's first
+          // one waits a little (see #firstAnnounceMayStart).
+          const lookup = this.#findProviders(node, join.cid, signal, (info) => this.#maybeDial(node, join, info));
           const results = await Promise.allSettled([
             due
-              ? this.#provide(node, join.cid, signal).then((reached) => {
-                  if (reached > 0) join.lastAnnounced = Date.now();
-                })
+              ? (join.lastAnnounced === 0 ? this.#firstAnnounceMayStart(join, lookup) : Promise.resolve())
+                  .then(() => (signal.aborted ? 0 : this.#provide(node, join.cid, signal)))
+                  .then((reached) => {
+                    if (reached > 0) join.lastAnnounced = Date.now();
+                  })
               : null,
-            this.#findProviders(node, join.cid, signal, (info) => this.#maybeDial(node, join, info)),
+            lookup,
           ]);
           for (const result of results) {
             if (result.status === 'rejected' && !signal.aborted && !this.#closed) {
@@ -557,6 +565,35 @@ export class DhtTransport implements Transport {
       });
       join.delay = Math.min(join.delay * 2, this.#options.lookupIntervalMs);
     }
+  }
+
+  /**
+   * Resolves when a topic's first announce may start: at its first Connection, when `lookup`
+   * (its first lookup) ends, or after `announceDeferMs`, whichever comes first. kad-dht's provide
+   * walk links to the ~20 DHT nodes closest to the topic (noise, identify, a query each): started
+   * together with a joiner's first lookup it takes the CPU the first Connection needs
+   * (BENCHMARKS.md § DHT join, session 7). Nobody waits for our record meanwhile: the replicas a
+   * joiner finds are dialed by the joiner, and a lone first replica's lookup ends at once (nothing
+   * to find), so it announces at once. The bound keeps a lookup that hangs (a DHT under load)
+   * from holding the record back: waiting for the whole lookup, which can take up to `timeoutMs`,
+   * left replicas that started together unfindable for that long.
+   */
+  #firstAnnounceMayStart(join: Join, lookup: Promise<unknown>): Promise<void> {
+    const ms = this.#options.announceDeferMs;
+    if (ms <= 0 || join.conns.size > 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const signal = join.controller.signal;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (join.onFirstConnection === done) join.onFirstConnection = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      join.onFirstConnection = done;
+      signal.addEventListener('abort', done, { once: true });
+      lookup.then(done, done);
+    });
   }
 
   #leave(join: Join): Promise<void> {
@@ -799,6 +836,7 @@ export class DhtTransport implements Transport {
     });
     const replaced = join.conns.get(peerId);
     join.conns.set(peerId, conn);
+    join.onFirstConnection?.();
     // A better path replaced a relayed connection: the old one goes (the sync layer reconciles
     // whatever was in flight on it by state vectors on the new one).
     if (replaced && replaced !== conn) void replaced.close();
