@@ -37,6 +37,9 @@ interface Tracked {
   limiter: EventLimiter | null;
 }
 
+/** The state of every healthy peer whose state never changed (shared, never written). */
+const RESPONDING: Tracked = Object.freeze({ health: 'healthy', reason: 'responding', published: 'healthy', limiter: null });
+
 /** Database-level health as shown by `db.stats().health`. */
 export interface DatabaseHealthStatus {
   health: HealthState;
@@ -49,7 +52,6 @@ export interface DatabaseHealthStatus {
 export class HealthMonitor {
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
-  readonly #peers = new WeakMap<PeerSession, Tracked>();
   readonly #dbLimiter: EventLimiter;
   #db: DatabaseHealthStatus;
   #dbPublished: HealthState = 'healthy';
@@ -85,7 +87,7 @@ export class HealthMonitor {
 
   /** The peer's current state (healthy until the first evaluation). */
   peer(session: PeerSession): { health: HealthState; reason: string } {
-    const t = this.#peers.get(session);
+    const t = session.healthState as Tracked | null;
     return t ? { health: t.health, reason: t.reason } : { health: 'healthy', reason: 'connected' };
   }
 
@@ -142,10 +144,16 @@ export class HealthMonitor {
   #evaluatePeer(session: PeerSession, now: number): void {
     const meter = session.meter;
     const next = peerHealth({ now, lastReceivedAt: meter.lastReceivedAt, rttMs: meter.rttMs, queued: session.queued }, this.#o);
-    let t = this.#peers.get(session);
-    if (!t) {
-      t = { health: 'healthy', reason: 'connected', published: 'healthy', limiter: null };
-      this.#peers.set(session, t);
+    // Kept on the session (no map of sessions), and a healthy peer that never changed state shares
+    // one record (RESPONDING): an idle process holds thousands of sessions.
+    let t = session.healthState as Tracked | null;
+    if (next.health === 'healthy' && next.reason === RESPONDING.reason && (t === null || t === RESPONDING || (t.published === 'healthy' && t.limiter === null))) {
+      session.healthState = RESPONDING;
+      return;
+    }
+    if (t === null || t === RESPONDING) {
+      t = { health: 'healthy', reason: t === null ? 'connected' : RESPONDING.reason, published: 'healthy', limiter: null };
+      session.healthState = t;
     }
     t.health = next.health;
     t.reason = next.reason;

@@ -58,7 +58,8 @@ export class NodeModel {
   readonly doc: Y.Doc;
   readonly nodes: Y.Map<true>;
   readonly fields: Y.Map<JsonValue>;
-  readonly #index = new Map<string, Set<string>>();
+  /** Field names by node id; made with the first field (an empty database holds none). */
+  #index: Map<string, Set<string>> | null = null;
   /**
    * Changed key sets not indexed yet: the index is brought up to date on the first read that
    * needs it, so applying a large update (a cold sync, a load) does not pay for indexing on
@@ -83,7 +84,7 @@ export class NodeModel {
   /** Brings the index up to date (see {@link #pending}). */
   #sync(): void {
     if (this.#pending === null) {
-      this.#index.clear();
+      this.#index?.clear();
       for (const key of this.fields.keys()) this.#indexKey(key, true);
     } else if (this.#pending.length > 0) {
       for (const keys of this.#pending) for (const key of keys) this.#indexKey(key, this.fields.has(key));
@@ -99,13 +100,14 @@ export class NodeModel {
     if (cut < 0) return; // not ours: ignore foreign keys written by other code
     const id = key.slice(0, cut);
     const field = key.slice(cut + 1);
-    let set = this.#index.get(id);
+    const index = (this.#index ??= new Map());
+    let set = index.get(id);
     if (present) {
-      if (!set) this.#index.set(id, (set = new Set()));
+      if (!set) index.set(id, (set = new Set()));
       set.add(field);
     } else if (set) {
       set.delete(field);
-      if (set.size === 0) this.#index.delete(id);
+      if (set.size === 0) index.delete(id);
     }
   }
 
@@ -141,10 +143,10 @@ export class NodeModel {
   /** Removes the node and every field this replica knows of. */
   delete(id: string, origin: unknown): void {
     this.#sync();
-    if (!this.nodes.has(id) && !this.#index.has(id)) return;
+    if (!this.nodes.has(id) && !this.#index?.has(id)) return;
     this.doc.transact((tr) => {
       this.nodes.delete(id);
-      for (const field of [...(this.#index.get(id) ?? [])]) this.fields.delete(id + SEP + field);
+      for (const field of [...(this.#index?.get(id) ?? [])]) this.fields.delete(id + SEP + field);
       // Fields set earlier in this same transaction (db.transact) are not indexed yet.
       const prefix = id + SEP;
       const changed = tr.changed.get(this.fields as unknown as Parameters<typeof tr.changed.get>[0]);
@@ -162,7 +164,7 @@ export class NodeModel {
     if (!this.nodes.has(id)) return undefined;
     this.#sync();
     const out: Array<[string, JsonValue]> = [];
-    for (const field of this.#index.get(id) ?? []) {
+    for (const field of this.#index?.get(id) ?? []) {
       const value = this.fields.get(id + SEP + field);
       if (value !== undefined) out.push([field, cloneJson(value)]);
     }

@@ -632,9 +632,7 @@ export class RelayTransport implements Transport {
   #ensureRunning(): void {
     if (this.#running || this.#closed) return;
     this.#running = true;
-    void this.#run().finally(() => {
-      this.#running = false;
-    });
+    this.#nextSession();
   }
 
   /**
@@ -647,62 +645,95 @@ export class RelayTransport implements Transport {
     return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || this.#relays.refusedForGood();
   }
 
-  async #run(): Promise<void> {
-    while (this.#needsSession()) {
-      this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
-      let closedBy: { code: number; reason: string } | null = null;
-      try {
-        closedBy = await this.#runSession();
-      } catch (error) {
-        if (this.#closed) return;
-        this.#report(error as RhizomeError);
-      }
-      if (closedBy !== null) {
-        if (this.#closed) return;
-        const name = closeCodeName(closedBy.code);
-        if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
-          const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
-          this.#report(rejected);
-          if (this.#refusedForGood(closedBy.code)) {
-            this.#failAll(rejected);
-            return;
-          }
-        } else {
-          this.#report(new ConnectFailedError(`lost the session with relay ${this.url} (close code ${closedBy.code})`));
-        }
-      }
-      if (!this.#needsSession()) break;
-      // Refused or lost: the next relay of the list (the same one when there is only one).
-      const delay = this.#relays.failed(this.#reconnect);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
-    }
-    if (!this.#closed && this.#fatal === null) this.#state = 'idle';
-  }
+  // The session loop is callbacks, not an async function: an idle transport holds its socket's
+  // handlers, not a loop suspended on a promise for the session's whole life (ARCHITECTURE
+  // § Memory of an idle replica). #nextSession opens a session while one is needed; the session
+  // ends in #sessionEnded (exactly once), which backs off and calls #nextSession again.
 
-  /**
-   * One session: open, HELLO, WELCOME, rejoin topics, serve until the socket closes.
-   * Resolves with the close code; rejects when the session never came up.
-   */
-  async #runSession(): Promise<{ code: number; reason: string }> {
-    const link = await openLink(this.url, {
+  /** Opens the next session if anything needs one; else the loop stops. */
+  #nextSession(): void {
+    if (!this.#needsSession()) {
+      this.#stopLoop();
+      return;
+    }
+    this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
+    openLink(this.url, {
       timeoutMs: this.#timeoutMs,
       maxPayload: Math.max(this.maxMessageSize + DATA_HEADER_BYTES + 64, 64 * 1024),
       implementation: this.#implementation,
       ...(this.#tls ? { tls: this.#tls } : {}),
-    });
+    }).then(
+      (link) => this.#runSession(link),
+      (error: unknown) => this.#sessionEnded(null, error),
+    );
+  }
+
+  #stopLoop(): void {
+    this.#running = false;
+    if (!this.#closed && this.#fatal === null) this.#state = 'idle';
+  }
+
+  /**
+   * A session ended: closed by the relay or the network (`closedBy`), or it never came up
+   * (`error`). Reports why, then retries after a backoff while a session is still needed.
+   */
+  #sessionEnded(closedBy: { code: number; reason: string } | null, error?: unknown): void {
+    if (this.#closed) {
+      this.#running = false;
+      return;
+    }
+    if (error !== undefined) this.#report(error as RhizomeError);
+    if (closedBy !== null) {
+      const name = closeCodeName(closedBy.code);
+      if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
+        const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
+        this.#report(rejected);
+        if (this.#refusedForGood(closedBy.code)) {
+          this.#failAll(rejected);
+          this.#running = false;
+          return;
+        }
+      } else {
+        this.#report(new ConnectFailedError(`lost the session with relay ${this.url} (close code ${closedBy.code})`));
+      }
+    }
+    if (!this.#needsSession()) {
+      this.#stopLoop();
+      return;
+    }
+    // Refused or lost: the next relay of the list (the same one when there is only one).
+    const delay = this.#relays.failed(this.#reconnect);
+    const timer = setTimeout(() => this.#wakeUp(), delay);
+    this.#wake = () => {
+      clearTimeout(timer);
+      this.#wakeUp();
+    };
+  }
+
+  #wakeUp(): void {
+    this.#wake = null;
+    this.#nextSession();
+  }
+
+  /**
+   * One session on an open socket: HELLO, WELCOME, rejoin topics, serve until the socket closes;
+   * then {@link #sessionEnded} with the close code, or with the error when the session never
+   * came up.
+   */
+  #runSession(link: Link): void {
     if (this.#closed) {
       link.close(CloseCode.NORMAL, 'disconnect');
-      throw new TransportClosedError();
+      this.#sessionEnded(null, new TransportClosedError());
+      return;
     }
     this.#pendingLink = link;
-    return new Promise((resolve, reject) => {
+    let ended = false;
+    const end = (closedBy: { code: number; reason: string } | null, error?: unknown): void => {
+      if (ended) return;
+      ended = true;
+      this.#sessionEnded(closedBy, error);
+    };
+    try {
       let welcomed = false;
       // Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it.
       let seen = 0;
@@ -732,7 +763,7 @@ export class RelayTransport implements Transport {
       let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
         if (welcomed) return;
         link.close(CloseCode.NORMAL, 'no WELCOME');
-        reject(new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
+        end(null, new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
       link.onmessage = (frame) => {
         seen++;
@@ -770,24 +801,28 @@ export class RelayTransport implements Transport {
         if (this.#pendingLink === link) this.#pendingLink = null;
         if (!welcomed || this.#link !== link) {
           if (welcomed) {
-            resolve({ code, reason });
+            end({ code, reason });
             return;
           }
           const name = closeCodeName(code);
           if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
             const rejected = new RelayRejectedError(this.url, code, name, reason);
             if (this.#refusedForGood(code)) this.#failAll(rejected);
-            reject(rejected);
+            end(null, rejected);
           } else {
-            reject(new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
+            end(null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
           }
           return;
         }
         this.#sessionLost();
-        resolve({ code, reason });
+        end({ code, reason });
       };
       link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
-    });
+    } catch (error) {
+      // (As a throw in the old session promise's executor: reported, and the loop goes on.)
+      link.terminate();
+      end(null, error);
+    }
   }
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
