@@ -90,6 +90,9 @@ describe('HealthMonitor per-peer state', () => {
     expect(monitor.peer(b)).toEqual({ health: 'healthy', reason: 'responding' });
     const published = events.filter((e) => e.type === 'peer-health').map((e) => (e as { peerId: string; health: string }).peerId + ':' + (e as { health: string }).health);
     expect(published).toEqual(['a:degraded', 'a:healthy']);
+  });
+});
+
 /**
  * A session as the monitor sees it: `canPing` once its step 2 has left, a real {@link PeerMeter},
  * and `ping` recording the tick it was queued in (the database's sessions' frames of one tick leave
