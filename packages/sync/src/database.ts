@@ -22,7 +22,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -239,8 +239,7 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops {@link #onUpdate}, and the fast encoding of large local transactions (sync/src/doc-updates.ts). */
-  readonly #stopUpdates: () => void;
+  /** Stops the fast encoding of large local transactions (sync/src/doc-updates.ts). */
   readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
@@ -348,7 +347,7 @@ export class Database {
       localSeq: () => this.#localSeq,
     });
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
+    onDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates = useFastUpdates(this.#doc);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -820,7 +819,7 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    this.#stopUpdates();
+    offDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
