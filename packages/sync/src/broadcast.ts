@@ -61,10 +61,12 @@ export class BroadcastGroup implements Flushable {
   #handedSeq: number;
   /** {@link whenHanded} calls waiting for the channel to take local updates up to `seq`. */
   #handedWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  readonly #maxFrameBytes: number;
 
-  constructor(channel: TopicBroadcast, host: BroadcastHost) {
+  constructor(channel: TopicBroadcast, host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
     this.channel = channel;
     this.#host = host;
+    this.#maxFrameBytes = maxFrameBytes;
     this.#handedSeq = host.localSeq?.() ?? 0;
   }
 
@@ -124,7 +126,7 @@ export class BroadcastGroup implements Flushable {
   async #send(): Promise<void> {
     this.#sending = true;
     const { sealer } = this.#host;
-    const room = Math.min(this.#host.maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
+    const room = Math.min(this.#maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
     try {
       while (this.#queue.length > 0 && this.usable) {
         const batch: Uint8Array[] = [];
@@ -186,8 +188,15 @@ export class UpdateRouter {
   /** Counters of groups that ended. */
   readonly retired: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
 
-  constructor(host: BroadcastHost) {
+  readonly #maxFrameBytes: number;
+
+  /**
+   * @param host The database's side (its host object: methods, not closures per database).
+   * @param maxFrameBytes Largest sealed broadcast frame, when it differs from `host.maxFrameBytes`.
+   */
+  constructor(host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
     this.#host = host;
+    this.#maxFrameBytes = maxFrameBytes;
   }
 
   /** A new session: joins the group of its connection's broadcast, if the transport offers one. */
@@ -196,7 +205,7 @@ export class UpdateRouter {
     if (channel === undefined || channel.closed) return;
     let group = this.#groups.get(channel);
     if (!group) {
-      group = new BroadcastGroup(channel, this.#host);
+      group = new BroadcastGroup(channel, this.#host, this.#maxFrameBytes);
       this.#groups.set(channel, group);
     }
     group.sessions.add(session);

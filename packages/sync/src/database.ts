@@ -13,6 +13,7 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
+import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
@@ -338,14 +339,8 @@ export class Database {
       networked: transport.name !== 'disabled',
     });
     this.#batch = new WriteBatch(this.#doc, this.#host);
-    this.#router = new UpdateRouter({
-      sealer,
-      scheduler,
-      maxFrameBytes: limits.maxFrameBytes,
-      maxQueuedBytes: limits.maxQueuedBytes,
-      reportError: (error) => this.#report(error),
-      localSeq: () => this.#localSeq,
-    });
+    // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
+    this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
     onDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates = useFastUpdates(this.#doc);
@@ -369,7 +364,8 @@ export class Database {
     readonly minFrameBytes: number;
     readonly maxMessageBytes: number;
     readonly maxQueuedBytes: number;
-    readonly replicaHello: Uint8Array;
+    /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
+    readonly #replicaHello: string;
     readonly networked: boolean;
 
     constructor(
@@ -385,8 +381,12 @@ export class Database {
       this.minFrameBytes = fields.minFrameBytes;
       this.maxMessageBytes = fields.maxMessageBytes;
       this.maxQueuedBytes = fields.maxQueuedBytes;
-      this.replicaHello = fields.replicaHello;
+      this.#replicaHello = bytesToText(fields.replicaHello);
       this.networked = fields.networked;
+    }
+
+    get replicaHello(): Uint8Array {
+      return textToBytes(this.#replicaHello);
     }
 
     reportError(error: unknown): void {
