@@ -201,6 +201,10 @@ export class PeerMeter {
   ackedSeq: number;
   pingsSent = 0;
   pongsReceived = 0;
+  /**
+   * When the last ping was queued; -Infinity until the monitor first sees the session able to ping,
+   * which then sets it to that moment (the first ping waits an interval from there).
+   */
   lastPingAt = -Infinity;
   /** Bytes and frames in and out over the last minute: one window of four channels (see {@link rates}). */
   readonly traffic: RateWindow;

@@ -109,13 +109,31 @@ export class HealthMonitor {
     }
   }
 
-  /** One round: pings that are due, then every state. Called by the timer; public for the database. */
+  /**
+   * One round: pings that are due, then every state. Called by the timer; public for the database.
+   *
+   * Pings go out in rounds: when one session's ping is due (`pingIntervalMs` since its last), every
+   * session pinged at least half an interval ago is pinged in the same tick, so a database's pings
+   * to its peers leave together (one socket write through a relay, see ARCHITECTURE.md § Health)
+   * and the sessions converge on one phase. A session's first ping waits one interval after the
+   * monitor first sees its step 2 gone (or joins an earlier round after half of one): a ping queued
+   * behind the opening exchange would measure that exchange, not the link, and would add a frame
+   * to every pair's opening burst.
+   */
   tick(): void {
     const now = this.#host.now();
+    const interval = this.#o.pingIntervalMs;
+    let due = false;
+    for (const session of this.#host.sessions()) {
+      if (session.closed || !session.canPing) continue;
+      const meter = session.meter;
+      if (meter.lastPingAt === -Infinity) meter.lastPingAt = now; // the pinging clock starts now
+      else if (now - meter.lastPingAt >= interval && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) due = true;
+    }
     for (const session of this.#host.sessions()) {
       if (session.closed) continue;
       const meter = session.meter;
-      if (session.canPing && now - meter.lastPingAt >= this.#o.pingIntervalMs && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
+      if (due && session.canPing && now - meter.lastPingAt >= interval / 2 && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
         session.ping(this.#host.pingSeq?.(session) ?? this.#host.localSeq());
       }
       this.#evaluatePeer(session, now);
