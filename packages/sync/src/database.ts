@@ -13,6 +13,7 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
+import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
@@ -22,7 +23,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -239,8 +240,7 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops {@link #onUpdate}, and the fast encoding of large local transactions (sync/src/doc-updates.ts). */
-  readonly #stopUpdates: () => void;
+  /** Stops the fast encoding of large local transactions (sync/src/doc-updates.ts). */
   readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
@@ -339,16 +339,10 @@ export class Database {
       networked: transport.name !== 'disabled',
     });
     this.#batch = new WriteBatch(this.#doc, this.#host);
-    this.#router = new UpdateRouter({
-      sealer,
-      scheduler,
-      maxFrameBytes: limits.maxFrameBytes,
-      maxQueuedBytes: limits.maxQueuedBytes,
-      reportError: (error) => this.#report(error),
-      localSeq: () => this.#localSeq,
-    });
+    // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
+    this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
+    onDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates = useFastUpdates(this.#doc);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -370,7 +364,8 @@ export class Database {
     readonly minFrameBytes: number;
     readonly maxMessageBytes: number;
     readonly maxQueuedBytes: number;
-    readonly replicaHello: Uint8Array;
+    /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
+    readonly #replicaHello: string;
     readonly networked: boolean;
 
     constructor(
@@ -386,8 +381,12 @@ export class Database {
       this.minFrameBytes = fields.minFrameBytes;
       this.maxMessageBytes = fields.maxMessageBytes;
       this.maxQueuedBytes = fields.maxQueuedBytes;
-      this.replicaHello = fields.replicaHello;
+      this.#replicaHello = bytesToText(fields.replicaHello);
       this.networked = fields.networked;
+    }
+
+    get replicaHello(): Uint8Array {
+      return textToBytes(this.#replicaHello);
     }
 
     reportError(error: unknown): void {
@@ -820,7 +819,7 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    this.#stopUpdates();
+    offDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);

@@ -1,6 +1,6 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
-import { onDocUpdate } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -220,8 +220,8 @@ export class DocPersistence {
   #externalUpdates = 0;
   #compactionConflicts = 0;
   #compactions = 0;
-  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once). */
-  #stopUpdates: (() => void) | undefined;
+  /** {@link #onUpdate} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
+  #listening = false;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
@@ -291,7 +291,8 @@ export class DocPersistence {
       unref(this.#watchTimer);
     }
     if (this.#readOnly) return;
-    this.#stopUpdates = onDocUpdate(doc, this.#onUpdate);
+    onDocUpdate(doc, this.#onUpdate);
+    this.#listening = true;
     // State the doc had before it was bound would otherwise never reach the store.
     if (doc.store.clients.size > 0) this.#onUpdate(codec.encodeStateAsUpdate(doc), undefined);
   }
@@ -532,7 +533,8 @@ export class DocPersistence {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
-    this.#stopUpdates?.();
+    if (this.#listening) offDocUpdate(this.doc, this.#onUpdate);
+    this.#listening = false;
     this.#compactTimer?.();
     this.#compactTimer = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
