@@ -29,6 +29,7 @@ import {
   isMailboxWriteFrame,
 } from '@rhizome/transport-relay/protocol';
 import type { MailboxService, MailboxServiceStats } from './mailbox/service.js';
+import { isDirectSocket, type DirectEvents } from './direct-socket.js';
 import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnapshot } from './histogram.js';
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
@@ -346,6 +347,8 @@ export class RelayCore implements RouterHost {
   /** The connection of each EventEmitter socket, for the shared listeners. */
   readonly #bySocket = new WeakMap<object, Peer>();
   readonly #shared: SharedListeners = this.#sharedListeners();
+  /** Where a {@link DirectSocket} delivers its events (one object per core). */
+  readonly #direct: DirectEvents<Peer> = this.#directEvents();
 
   constructor(options: RelayCoreOptions = {}) {
     this.options = resolveCoreOptions(options);
@@ -483,6 +486,11 @@ export class RelayCore implements RouterHost {
     this.#perIp.set(ip, fromIp + 1);
     this.#peers.set(session, peer);
     this.#connectionsTotal++;
+    if (isDirectSocket(socket)) {
+      // The server's own sockets (direct-socket.ts): events come straight here, nothing per connection.
+      socket.bindEvents(this.#direct, peer);
+      return;
+    }
     if (socket instanceof EventEmitter) {
       // An EventEmitter (a `ws` socket) calls its listeners with itself as `this`: one set of
       // listeners per core serves every connection, found by socket (no closures per connection).
@@ -508,6 +516,19 @@ export class RelayCore implements RouterHost {
     if (peer === undefined || peer.done) return;
     this.#countDrop(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame_too_large' : 'protocol_error');
     this.#unroute(peer);
+  }
+
+  /** The events of every {@link DirectSocket} (see {@link attach}). */
+  #directEvents(): DirectEvents<Peer> {
+    const core = this;
+    return {
+      message: (peer, data, isBinary) => core.#onMessage(peer, data, isBinary),
+      pong: (peer) => {
+        peer.alive = true;
+      },
+      close: (peer) => core.#release(peer),
+      error: (peer, error) => core.#onSocketError(peer, error),
+    };
   }
 
   /** Socket listeners shared by every EventEmitter socket (see {@link attach}). */

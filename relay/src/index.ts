@@ -4,6 +4,8 @@
  *
  * - {@link createRelayServer}: the HTTP(S) host (WebSocket, `/healthz`, `/metrics`).
  * - {@link RelayCore}: the routing core, usable on any WebSocket-like socket.
+ * - {@link RelayWebSocket}: the `ws` WebSocket class the server uses (events go to the core
+ *   without listeners; pass it as `WebSocket` to a `WebSocketServer` around a {@link RelayCore}).
  * - {@link CloseCode}: the close codes (shared with `@rhizome/transport-relay`).
  * - {@link MailboxService} / `MailboxStore`: the opt-in sealed mailbox (`mailbox` option); the
  *   SQLite store is `@rhizome/relay/mailbox-sqlite` (loaded by the server only when asked for).
@@ -14,6 +16,9 @@ export { createRelayServer, createMailboxService } from './server.js';
 export type { RelayServer, RelayServerOptions, PemSource } from './server.js';
 export { RelayCore } from './core.js';
 export type { RelaySocket, ConnectionInfo, RelayStats, DropReason } from './core.js';
+export { isDirectSocket } from './direct-socket.js';
+export { RelayWebSocket } from './relay-websocket.js';
+export type { DirectSocket, DirectEvents } from './direct-socket.js';
 export { DEFAULT_LIMITS, resolveCoreOptions } from './options.js';
 export type { RelayLimits, RelayCoreOptions } from './options.js';
 export { createMetricsRegistry } from './metrics.js';

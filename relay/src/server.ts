@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_RELAY_PORT, InvalidConfigError, ListenError } from '@rhizome/core';
 import { WebSocketServer } from 'ws';
+import { RelayWebSocket } from './relay-websocket.js';
 import { RedisRouter, registerClusterMetrics, resolveClusterOptions, type ClusterStats, type RedisClusterOptions, type ResolvedClusterOptions } from './cluster/index.js';
 import type { MailboxStore } from './mailbox/store.js';
 import { RelayCore, type RelayStats } from './core.js';
@@ -259,6 +260,8 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     maxPayload: core.options.maxFrameSize,
     perMessageDeflate: false,
     clientTracking: false,
+    // Events straight to the core, no listeners per connection (direct-socket.ts).
+    WebSocket: RelayWebSocket,
   });
   // Sockets that have not upgraded: time-bounded and counted against the connection limits (upgrade-guard.ts).
   const guard = new UpgradeGuard(core, {

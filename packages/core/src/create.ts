@@ -29,17 +29,16 @@ async function loadTransport(mode: 'relay' | 'dht', config: TransportConfig): Pr
 /** Forwards to the mailbox access of a lazily loaded relay transport. */
 class LazyMailbox implements MailboxAccess {
   readonly serverId: string;
-  readonly #inner: () => Transport | null;
-  readonly #onLoad: Set<(inner: Transport) => void>;
+  /** The transport it forwards for (its methods, not closures over it: an idle database holds one). */
+  readonly #owner: LazyTransport;
 
-  constructor(serverId: string, inner: () => Transport | null, onLoad: Set<(inner: Transport) => void>) {
+  constructor(serverId: string, owner: LazyTransport) {
     this.serverId = serverId;
-    this.#inner = inner;
-    this.#onLoad = onLoad;
+    this.#owner = owner;
   }
 
   #access(): MailboxAccess | undefined {
-    const inner = this.#inner();
+    const inner = this.#owner.loaded;
     return inner === null ? undefined : mailboxOf(inner);
   }
 
@@ -55,10 +54,11 @@ class LazyMailbox implements MailboxAccess {
     const attach = (inner: Transport): void => {
       if (!stopped) stop = mailboxOf(inner)?.onOffer(listener) ?? null;
     };
-    this.#onLoad.add(attach);
+    const owner = this.#owner;
+    owner.onLoad(attach);
     return () => {
       stopped = true;
-      this.#onLoad.delete(attach);
+      owner.offLoad(attach);
       stop?.();
     };
   }
@@ -87,7 +87,8 @@ class LazyTransport implements Transport {
   #inner: Promise<Transport> | null = null;
   #loaded: Transport | null = null;
   #mailbox: LazyMailbox | null = null;
-  readonly #onLoad = new Set<(inner: Transport) => void>();
+  /** Called once with the implementation when it is loaded; made by the first caller, dropped at the load. */
+  #onLoad: Set<(inner: Transport) => void> | null = null;
   #closed = false;
 
   constructor(config: TransportConfig & { mode: 'relay' | 'dht' }) {
@@ -102,8 +103,9 @@ class LazyTransport implements Transport {
     this.#inner ??= loadTransport(this.name as 'relay' | 'dht', this.#config).then(
       (inner) => {
         this.#loaded = inner;
-        for (const listener of this.#onLoad) listener(inner);
-        this.#onLoad.clear();
+        const listeners = this.#onLoad;
+        this.#onLoad = null;
+        if (listeners !== null) for (const listener of listeners) listener(inner);
         return inner;
       },
       (error: unknown) => {
@@ -121,8 +123,23 @@ class LazyTransport implements Transport {
   get mailbox(): MailboxAccess | undefined {
     if (this.name !== 'relay' || this.#config.mailbox === false || this.#config.relayUrl === undefined) return undefined;
     // A list of relays is one scaled-out relay (one mailbox in Redis): named by its first URL.
-    this.#mailbox ??= new LazyMailbox(normalizeRelayUrl([this.#config.relayUrl].flat()[0]!), () => this.#loaded, this.#onLoad);
+    this.#mailbox ??= new LazyMailbox(normalizeRelayUrl([this.#config.relayUrl].flat()[0]!), this);
     return this.#mailbox;
+  }
+
+  /** @internal The implementation once loaded, else null (for {@link LazyMailbox}). */
+  get loaded(): Transport | null {
+    return this.#loaded;
+  }
+
+  /** @internal Calls `listener` with the implementation when it loads (for {@link LazyMailbox}). */
+  onLoad(listener: (inner: Transport) => void): void {
+    (this.#onLoad ??= new Set()).add(listener);
+  }
+
+  /** @internal Undoes {@link onLoad}. */
+  offLoad(listener: (inner: Transport) => void): void {
+    this.#onLoad?.delete(listener);
   }
 
   async announce(topic: TopicHash): Promise<void> {

@@ -61,10 +61,12 @@ export class BroadcastGroup implements Flushable {
   #handedSeq: number;
   /** {@link whenHanded} calls waiting for the channel to take local updates up to `seq`. */
   #handedWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  readonly #maxFrameBytes: number;
 
-  constructor(channel: TopicBroadcast, host: BroadcastHost) {
+  constructor(channel: TopicBroadcast, host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
     this.channel = channel;
     this.#host = host;
+    this.#maxFrameBytes = maxFrameBytes;
     this.#handedSeq = host.localSeq?.() ?? 0;
   }
 
@@ -124,7 +126,7 @@ export class BroadcastGroup implements Flushable {
   async #send(): Promise<void> {
     this.#sending = true;
     const { sealer } = this.#host;
-    const room = Math.min(this.#host.maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
+    const room = Math.min(this.#maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
     try {
       while (this.#queue.length > 0 && this.usable) {
         const batch: Uint8Array[] = [];
@@ -181,36 +183,53 @@ export class BroadcastGroup implements Flushable {
  */
 export class UpdateRouter {
   readonly #host: BroadcastHost;
-  readonly #groups = new Map<TopicBroadcast, BroadcastGroup>();
-  readonly #groupOf = new Map<PeerSession, BroadcastGroup>();
+  /**
+   * The live groups: one per broadcast channel, so one or two (a database with several transports).
+   * A list, and a session's group found by looking (no map per session): an idle database holds
+   * its router for its whole life.
+   */
+  readonly #groups: BroadcastGroup[] = [];
   /** Counters of groups that ended. */
   readonly retired: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
 
-  constructor(host: BroadcastHost) {
+  readonly #maxFrameBytes: number;
+
+  /**
+   * @param host The database's side (its host object: methods, not closures per database).
+   * @param maxFrameBytes Largest sealed broadcast frame, when it differs from `host.maxFrameBytes`.
+   */
+  constructor(host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
     this.#host = host;
+    this.#maxFrameBytes = maxFrameBytes;
   }
 
   /** A new session: joins the group of its connection's broadcast, if the transport offers one. */
   attach(session: PeerSession): void {
     const channel = session.conn.broadcast;
     if (channel === undefined || channel.closed) return;
-    let group = this.#groups.get(channel);
+    let group = this.#groups.find((g) => g.channel === channel);
     if (!group) {
-      group = new BroadcastGroup(channel, this.#host);
-      this.#groups.set(channel, group);
+      group = new BroadcastGroup(channel, this.#host, this.#maxFrameBytes);
+      this.#groups.push(group);
     }
+    // One group per session (a session's connection has one broadcast).
+    this.#groupOf(session)?.sessions.delete(session);
     group.sessions.add(session);
-    this.#groupOf.set(session, group);
+  }
+
+  /** The group `session` belongs to, if any. */
+  #groupOf(session: PeerSession): BroadcastGroup | undefined {
+    for (const group of this.#groups) if (group.sessions.has(session)) return group;
+    return undefined;
   }
 
   /** A session ended. */
   detach(session: PeerSession): void {
-    const group = this.#groupOf.get(session);
+    const group = this.#groupOf(session);
     if (!group) return;
-    this.#groupOf.delete(session);
     group.sessions.delete(session);
-    if (group.sessions.size === 0 && this.#groups.get(group.channel) === group) {
-      this.#groups.delete(group.channel);
+    if (group.sessions.size === 0) {
+      this.#groups.splice(this.#groups.indexOf(group), 1);
       this.retired.framesSent += group.stats.framesSent;
       this.retired.bytesSent += group.stats.bytesSent;
       this.retired.collapses += group.stats.collapses;
@@ -219,13 +238,13 @@ export class UpdateRouter {
 
   /** The local sequence a ping queued on `session` now can acknowledge (see {@link BroadcastGroup.pingSeq}). */
   pingSeq(session: PeerSession, localSeq: number): number {
-    const group = this.#groupOf.get(session);
+    const group = this.#groupOf(session);
     return group === undefined ? localSeq : Math.min(localSeq, group.pingSeq);
   }
 
   /** Resolves once the local updates up to `seq` have left `session`'s group (at once without one). */
   whenHanded(session: PeerSession, seq: number): Promise<void> {
-    const group = this.#groupOf.get(session);
+    const group = this.#groupOf(session);
     return group === undefined ? Promise.resolve() : group.whenHanded(seq);
   }
 
@@ -236,13 +255,13 @@ export class UpdateRouter {
 
   /** Sends `update` (which came from `origin`: a session, or anything else for local) onwards. */
   route(update: Uint8Array, origin: unknown, sessions: Iterable<PeerSession>): void {
-    const from = origin instanceof PeerSession ? this.#groupOf.get(origin) : undefined;
-    for (const group of this.#groups.values()) {
+    const from = origin instanceof PeerSession ? this.#groupOf(origin) : undefined;
+    for (const group of this.#groups) {
       if (group !== from && group.usable && group.sessions.size > 0) group.enqueue(update);
     }
     for (const session of sessions) {
       if (session === origin) continue;
-      const group = this.#groupOf.get(session);
+      const group = this.#groupOf(session);
       if (group !== undefined && (group === from || group.usable)) continue;
       session.sendUpdate(update);
     }

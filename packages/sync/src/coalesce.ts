@@ -48,7 +48,8 @@ export class TurnScheduler {
   readonly #nextTurn: TurnRunner;
   readonly #now: () => number;
   readonly stats: TurnSchedulerStats = { rounds: 0, lingered: 0 };
-  #pending = new Set<Flushable>();
+  /** Targets of the next round; null while none (an idle database holds a scheduler). */
+  #pending: Set<Flushable> | null = null;
   #scheduled = false;
   /** A flush ran on the current turn (cleared on the next one). */
   #recent = false;
@@ -57,39 +58,14 @@ export class TurnScheduler {
   #lingerTurns = 0;
   #fresh = false;
   #bytes = 0;
-  readonly #clearRecent = (): void => {
-    this.#recent = false;
-  };
-  readonly #run = (): void => {
-    this.#scheduled = false;
-    this.#bytes = 0;
-    const due = this.#pending;
-    if (due.size === 0) return;
-    this.#pending = new Set();
-    this.stats.rounds++;
-    if (!this.#recent) {
-      this.#recent = true;
-      this.#nextTurn(this.#clearRecent);
-    }
-    for (const target of due) target.flush();
-  };
-  readonly #check = (): void => {
-    // The first check always lingers one more turn (so a slow turn still pairs two writes).
-    const expired = this.#lingerTurns++ > 0 && this.#now() - this.#lingerSince >= LINGER_MS;
-    if (!this.#fresh || expired || this.#bytes >= LINGER_BYTES) {
-      this.stats.lingered++;
-      this.#run();
-      return;
-    }
-    this.#fresh = false;
-    this.#nextTurn(this.#check);
-  };
+  // The callbacks handed to the next turn are made per call, not kept as bound fields: an idle
+  // database holds its scheduler for its whole life (ARCHITECTURE § Memory of an idle replica).
 
   /**
    * @param nextTurn runs a function on the next turn (the platform's macrotask).
    * @param now monotonic clock in ms (bounds the linger); `performance.now` by default.
    */
-  constructor(nextTurn: TurnRunner, now: () => number = () => performance.now()) {
+  constructor(nextTurn: TurnRunner, now: () => number = performanceNow) {
     this.#nextTurn = nextTurn;
     this.#now = now;
   }
@@ -100,7 +76,7 @@ export class TurnScheduler {
    * (what the caller just queued) counts towards {@link LINGER_BYTES}.
    */
   request(target: Flushable, bytes = 0): void {
-    this.#pending.add(target);
+    (this.#pending ??= new Set()).add(target);
     this.#fresh = true;
     this.#bytes += bytes;
     if (this.#scheduled) return;
@@ -108,9 +84,42 @@ export class TurnScheduler {
     if (this.#recent) {
       this.#lingerSince = this.#now();
       this.#lingerTurns = 0;
-      this.#nextTurn(this.#check);
+      this.#nextTurn(() => this.#check());
     } else {
-      this.#nextTurn(this.#run);
+      this.#nextTurn(() => this.#run());
     }
   }
+
+  #run(): void {
+    this.#scheduled = false;
+    this.#bytes = 0;
+    const due = this.#pending;
+    if (due === null || due.size === 0) return;
+    this.#pending = null;
+    this.stats.rounds++;
+    if (!this.#recent) {
+      this.#recent = true;
+      this.#nextTurn(() => {
+        this.#recent = false;
+      });
+    }
+    for (const target of due) target.flush();
+  }
+
+  #check(): void {
+    // The first check always lingers one more turn (so a slow turn still pairs two writes).
+    const expired = this.#lingerTurns++ > 0 && this.#now() - this.#lingerSince >= LINGER_MS;
+    if (!this.#fresh || expired || this.#bytes >= LINGER_BYTES) {
+      this.stats.lingered++;
+      this.#run();
+      return;
+    }
+    this.#fresh = false;
+    this.#nextTurn(() => this.#check());
+  }
+}
+
+/** The default clock, one function for every scheduler. */
+function performanceNow(): number {
+  return performance.now();
 }

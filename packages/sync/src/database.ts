@@ -13,6 +13,7 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
+import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
@@ -21,8 +22,8 @@ import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
-import { WriteBatch, type PendingWrite } from './put-batch.js';
-import { onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
+import { offDocUpdate, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -184,27 +185,9 @@ function sessionKey(conn: Connection): string {
   return `${conn.transport}\u0000${conn.peerId}`;
 }
 
-interface ConnectionStreamHandlers {
-  onConnection(conn: Connection): void;
-  onError(error: unknown): void;
-}
-
 /** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
 function isListenable(stream: AsyncIterable<Connection>): stream is AsyncQueue<Connection> {
   return stream instanceof AsyncQueue;
-}
-
-/** Resolves when the stream ends (a failure goes to `onError` first). */
-function listenForConnections(stream: { listen(listener: QueueListener<Connection>): void }, handlers: ConnectionStreamHandlers): Promise<void> {
-  return new Promise<void>((resolve) => {
-    stream.listen({
-      onItem: handlers.onConnection,
-      onEnd: (error) => {
-        if (error !== undefined) handlers.onError(error);
-        resolve();
-      },
-    });
-  });
 }
 
 function isTransport(value: object): value is Transport {
@@ -257,15 +240,14 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops {@link #onUpdate}, and the fast encoding of large local transactions (sync/src/doc-updates.ts). */
-  readonly #stopUpdates: () => void;
+  /** Stops the fast encoding of large local transactions (sync/src/doc-updates.ts). */
   readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   readonly #ownsTransport: boolean;
-  readonly #host: SessionHost & MonitorHost;
+  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
@@ -292,13 +274,20 @@ export class Database {
   /** How many writes the next local update carries (a batch: several; see #applyBatch). */
   #batchWrites = 1;
   #remoteUpdates = 0;
-  readonly #localRate = new RateWindow(performance.now());
-  readonly #remoteRate = new RateWindow(performance.now());
+  /** Local and remote update rates, made at the first update (an idle database counts none). */
+  #localRate: RateWindow | null = null;
+  #remoteRate: RateWindow | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Set when close() could not flush or release the store; a later close() tries again. */
   #storageOpen = false;
   #network: Promise<void> = Promise.resolve();
+  /**
+   * The transport's connection stream, when it is listened to (see {@link #run}): true while it
+   * has not ended. `#streamEnded` is made only when close() waits for the end.
+   */
+  #listening = false;
+  #streamEnded: (() => void) | null = null;
   /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
   #mailbox: MailboxBinding | null = null;
 
@@ -318,7 +307,6 @@ export class Database {
     this.id = id;
     this.topic = deriveTopic(id);
     this.#doc = new Y.Doc();
-    this.#batch = new WriteBatch(this.#doc, (writes) => this.#applyBatch(writes), (error) => this.#report(error));
     this.#store = store;
     this.#ownsStore = host.ownsStore;
     this.#macrotask = host.macrotask;
@@ -337,7 +325,7 @@ export class Database {
     const replicaId = newReplicaId();
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
-    const scheduler = new TurnScheduler((fn) => void host.macrotask(fn));
+    const scheduler = new TurnScheduler(host.macrotask);
     this.#host = new Database.#Host(this, {
       doc: this.#doc,
       awareness: this.awareness,
@@ -350,16 +338,11 @@ export class Database {
       replicaHello: encodeReplica(replicaId),
       networked: transport.name !== 'disabled',
     });
-    this.#router = new UpdateRouter({
-      sealer,
-      scheduler,
-      maxFrameBytes: limits.maxFrameBytes,
-      maxQueuedBytes: limits.maxQueuedBytes,
-      reportError: (error) => this.#report(error),
-      localSeq: () => this.#localSeq,
-    });
+    this.#batch = new WriteBatch(this.#doc, this.#host);
+    // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
+    this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    this.#stopUpdates = onDocUpdate(this.#doc, this.#onUpdate);
+    onDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates = useFastUpdates(this.#doc);
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
@@ -371,7 +354,7 @@ export class Database {
    * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
    * A nested class, so it reaches the database's private members.
    */
-  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost {
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection> {
     readonly #db: Database;
     readonly doc: Y.Doc;
     readonly awareness: awarenessProtocol.Awareness;
@@ -381,12 +364,13 @@ export class Database {
     readonly minFrameBytes: number;
     readonly maxMessageBytes: number;
     readonly maxQueuedBytes: number;
-    readonly replicaHello: Uint8Array;
+    /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
+    readonly #replicaHello: string;
     readonly networked: boolean;
 
     constructor(
       db: Database,
-      fields: Omit<DatabaseHost, 'reportError' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
+      fields: Omit<DatabaseHost, 'reportError' | 'applyBatch' | 'onItem' | 'onEnd' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
     ) {
       this.#db = db;
       this.doc = fields.doc;
@@ -397,12 +381,20 @@ export class Database {
       this.minFrameBytes = fields.minFrameBytes;
       this.maxMessageBytes = fields.maxMessageBytes;
       this.maxQueuedBytes = fields.maxQueuedBytes;
-      this.replicaHello = fields.replicaHello;
+      this.#replicaHello = bytesToText(fields.replicaHello);
       this.networked = fields.networked;
     }
 
-    reportError(error: Error & { code?: string }): void {
+    get replicaHello(): Uint8Array {
+      return textToBytes(this.#replicaHello);
+    }
+
+    reportError(error: unknown): void {
       this.#db.#report(error);
+    }
+
+    applyBatch(writes: PendingWrite[]): void {
+      this.#db.#applyBatch(writes);
     }
 
     onSynced(session: PeerSession): void {
@@ -448,6 +440,18 @@ export class Database {
 
     publish(event: SyncEvent): void {
       if (!this.#db.#closed) this.#db.events.publish(event);
+    }
+
+    /** {@link QueueListener} of the transport's connection stream: one Connection. */
+    onItem(conn: Connection): void {
+      // A microtask later, as the loop got them: the transport pushes from inside its own frame
+      // handling, and a session starts sending at once.
+      queueMicrotask(() => this.#db.#onConnection(conn));
+    }
+
+    /** {@link QueueListener}: the stream ended (`error`: it failed). */
+    onEnd(error?: unknown): void {
+      this.#db.#onStreamEnd(error);
     }
   };
 
@@ -607,7 +611,7 @@ export class Database {
       health: this.#monitor.database(),
       localUpdates: this.#localSeq,
       remoteUpdates: this.#remoteUpdates,
-      rates: { localUpdates: this.#localRate.perSecond(now), remoteUpdates: this.#remoteRate.perSecond(now) },
+      rates: { localUpdates: this.#localRate?.perSecond(now) ?? 0, remoteUpdates: this.#remoteRate?.perSecond(now) ?? 0 },
       persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
       storage,
       lastError: storage.lastError,
@@ -811,10 +815,11 @@ export class Database {
     await Promise.all([...this.#sessions.values(), ...(this.#standby ?? [])].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
-    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, ...[...this.#runs].map((s) => s.ended())]));
+    const streamEnd = this.#listening ? new Promise<void>((resolve) => (this.#streamEnded = resolve)) : undefined;
+    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...[...this.#runs].map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    this.#stopUpdates();
+    offDocUpdate(this.#doc, this.#onUpdate);
     this.#stopFastUpdates();
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
@@ -899,9 +904,13 @@ export class Database {
       const connections = await this.transport.connect(this.topic, { signal });
       // A stream that can be listened to (core's AsyncQueue: every built-in transport) is, so an
       // open database holds a listener rather than a loop suspended in `for await` (ARCHITECTURE
-      // § Memory of an idle replica); this function returns at once and `#network` settles when
-      // the stream ends.
-      if (isListenable(connections)) return listenForConnections(connections, this.#connectionListener());
+      // § Memory of an idle replica): the host's prototype methods (onItem, onEnd), no promise
+      // or closure per database; this function returns at once.
+      if (isListenable(connections)) {
+        this.#listening = true;
+        connections.listen(this.#host);
+        return;
+      }
       for await (const conn of connections) this.#onConnection(conn);
     } catch (error) {
       if (!this.#closed) this.#report(error);
@@ -916,15 +925,13 @@ export class Database {
     this.#attach(conn);
   }
 
-  #connectionListener(): ConnectionStreamHandlers {
-    return {
-      // A microtask later, as the loop got them: the transport pushes from inside its own frame
-      // handling, and a session starts sending at once.
-      onConnection: (conn) => queueMicrotask(() => this.#onConnection(conn)),
-      onError: (error) => {
-        if (!this.#closed) this.#report(error);
-      },
-    };
+  /** The connection stream ended (listened to: see {@link #run}). */
+  #onStreamEnd(error: unknown): void {
+    if (error !== undefined && !this.#closed) this.#report(error);
+    this.#listening = false;
+    const ended = this.#streamEnded;
+    this.#streamEnded = null;
+    ended?.();
   }
 
   #attach(conn: Connection): void {
@@ -998,13 +1005,13 @@ export class Database {
     if (origin === PERSISTENCE_ORIGIN) return;
     if (origin instanceof PeerSession) {
       this.#remoteUpdates++;
-      this.#remoteRate.add(1, performance.now());
+      (this.#remoteRate ??= new RateWindow(this.#clock0)).add(1, performance.now());
     } else {
       // A batch of queued writes is one update but counts as the writes it holds.
       const writes = this.#batchWrites;
       this.#batchWrites = 1;
       this.#localSeq += writes;
-      this.#localRate.add(writes, performance.now());
+      (this.#localRate ??= new RateWindow(this.#clock0)).add(writes, performance.now());
     }
     if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.

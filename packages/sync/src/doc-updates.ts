@@ -41,6 +41,14 @@ export function onDocUpdate(doc: Y.Doc, listener: DocUpdateListener): () => void
   return () => doc.off('update', listener);
 }
 
+/**
+ * Stops a listener added with {@link onDocUpdate}: for holders that keep the listener anyway and
+ * would rather not keep a stop closure too (an idle database holds three of them).
+ */
+export function offDocUpdate(doc: Y.Doc, listener: DocUpdateListener): void {
+  doc.off('update', listener);
+}
+
 /** lib0 Observable's listener registry, which Y.Doc extends (`_observers: Map<name, Set<fn>>`). */
 function registryOf(doc: Y.Doc): Map<string, Set<DocUpdateListener>> | null {
   const registry = (doc as unknown as { _observers?: unknown })._observers;

@@ -185,11 +185,12 @@ export class EventLimiter {
 }
 
 /**
- * Per-session measurements: traffic windows, silence, pings in flight, RTT and the local
- * updates the peer has acknowledged. A pong acknowledges every message sent before its ping
+ * Per-session measurements: traffic windows (a meter is the {@link RateWindow} of its peer's
+ * bytes and frames in and out), silence, pings in flight, RTT and the local updates the peer has
+ * acknowledged. A pong acknowledges every message sent before its ping
  * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
  */
-export class PeerMeter {
+export class PeerMeter extends RateWindow {
   readonly connectedAt: number;
   lastReceivedAt: number;
   lastSentAt: number;
@@ -201,9 +202,13 @@ export class PeerMeter {
   ackedSeq: number;
   pingsSent = 0;
   pongsReceived = 0;
+  /**
+   * When the last ping was queued; -Infinity until the monitor first sees the session able to ping,
+   * which then sets it to that moment (the first ping waits an interval from there).
+   */
   lastPingAt = -Infinity;
-  /** Bytes and frames in and out over the last minute: one window of four channels (see {@link rates}). */
-  readonly traffic: RateWindow;
+  // Bytes and frames in and out over the last minute are this meter's own window of four channels
+  // (it is a RateWindow: one object per peer, not two; see {@link rates}).
   /**
    * Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on
    * the wire). Null until the first ping (a synced idle peer holds thousands of meters).
@@ -212,29 +217,28 @@ export class PeerMeter {
   #nextId = 1;
 
   constructor(now: number, seqAtStart: number) {
+    super(now, 4);
     this.connectedAt = now;
     this.lastReceivedAt = now;
     this.lastSentAt = now;
     this.ackedSeq = seqAtStart;
-    this.traffic = new RateWindow(now, 4);
   }
 
   received(bytes: number, now: number): void {
     this.lastReceivedAt = now;
-    this.traffic.add(bytes, now, BYTES_IN);
-    this.traffic.add(1, now, FRAMES_IN);
+    this.add(bytes, now, BYTES_IN);
+    this.add(1, now, FRAMES_IN);
   }
 
   sent(bytes: number, now: number): void {
     this.lastSentAt = now;
-    this.traffic.add(bytes, now, BYTES_OUT);
-    this.traffic.add(1, now, FRAMES_OUT);
+    this.add(bytes, now, BYTES_OUT);
+    this.add(1, now, FRAMES_OUT);
   }
 
   /** Per-second averages over the last minute. */
   rates(now: number): { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number } {
-    const t = this.traffic;
-    return { bytesIn: t.perSecond(now, BYTES_IN), bytesOut: t.perSecond(now, BYTES_OUT), framesIn: t.perSecond(now, FRAMES_IN), framesOut: t.perSecond(now, FRAMES_OUT) };
+    return { bytesIn: this.perSecond(now, BYTES_IN), bytesOut: this.perSecond(now, BYTES_OUT), framesIn: this.perSecond(now, FRAMES_IN), framesOut: this.perSecond(now, FRAMES_OUT) };
   }
 
   /** Pings not yet answered. */

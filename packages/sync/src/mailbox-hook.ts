@@ -4,7 +4,7 @@ import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/cor
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
-import { onDocUpdate } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import { bytesToText, textToBytes } from './compact.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
@@ -85,12 +85,14 @@ class DeferredMailbox implements MailboxBinding {
   #dirty = false;
   #closed = false;
   #stopOffer: (() => void) | null;
-  #stopUpdates: (() => void) | null;
+  /** {@link #onUpdate} is listening (stopped with offDocUpdate: no stop closure kept). */
+  #listening: boolean;
 
   constructor(inputs: MailboxInputs, access: MailboxAccess) {
     this.#inputs = inputs;
     this.#access = access;
-    this.#stopUpdates = onDocUpdate(inputs.doc, this.#onUpdate);
+    onDocUpdate(inputs.doc, this.#onUpdate);
+    this.#listening = true;
     this.#stopOffer = access.onOffer(() => this.#bind());
   }
 
@@ -100,8 +102,8 @@ class DeferredMailbox implements MailboxBinding {
 
   #bind(): MailboxSync {
     if (this.#sync !== null) return this.#sync;
-    this.#stopUpdates?.();
-    this.#stopUpdates = null;
+    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
+    this.#listening = false;
     this.#stopOffer?.();
     this.#stopOffer = null;
     // It follows the offers itself from now on (the current one is handed to it at once); after
@@ -131,8 +133,8 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sync !== null) return this.#sync.close();
-    this.#stopUpdates?.();
-    this.#stopUpdates = null;
+    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
+    this.#listening = false;
     this.#stopOffer?.();
     this.#stopOffer = null;
   }

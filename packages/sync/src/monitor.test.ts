@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SyncEvent } from '@rhizome/core';
-import { resolveHealthOptions } from './health.js';
-import { HealthMonitor, type MonitorHost } from './monitor.js';
+import { PeerMeter, resolveHealthOptions } from './health.js';
+import { HealthMonitor, MAX_PINGS_IN_FLIGHT, type MonitorHost } from './monitor.js';
 import type { PeerSession } from './session.js';
 
 function host(sessions: () => Iterable<PeerSession>, events: SyncEvent[]): MonitorHost {
@@ -37,5 +37,148 @@ describe('HealthMonitor on the shared timer', () => {
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect((errors[0] as { error: Error }).error.message).toBe('sessions exploded');
     expect(goodEvents.filter((e) => e.type === 'error')).toEqual([]);
+  });
+});
+
+describe('HealthMonitor per-peer state', () => {
+  /** A session as the monitor reads it: a meter, a queue depth, and the slot the monitor keeps its state in. */
+  function fakeSession(peerId: string, now: () => number): PeerSession & { meter: { lastReceivedAt: number } } {
+    return {
+      peerId,
+      closed: false,
+      foreign: false,
+      canPing: false,
+      queued: 0,
+      healthState: null,
+      meter: { lastReceivedAt: now(), rttMs: null, ackedSeq: 0, lastPingAt: now(), pingsInFlight: 0 },
+    } as unknown as PeerSession & { meter: { lastReceivedAt: number } };
+  }
+
+  it('keeps healthy peers on one shared record, gives a peer that changes state its own, and publishes its changes', () => {
+    let t = 1_000_000;
+    const now = (): number => t;
+    const events: SyncEvent[] = [];
+    const a = fakeSession('a', now);
+    const b = fakeSession('b', now);
+    const monitor = new HealthMonitor({ ...host(() => [a, b], events), now }, resolveHealthOptions(undefined));
+    // Before the first evaluation: no state kept.
+    expect(monitor.peer(a)).toEqual({ health: 'healthy', reason: 'connected' });
+    expect(a.healthState).toBeNull();
+    t += 1000;
+    a.meter.lastReceivedAt = t;
+    b.meter.lastReceivedAt = t;
+    monitor.tick();
+    expect(monitor.peer(a)).toEqual({ health: 'healthy', reason: 'responding' });
+    expect(a.healthState).not.toBeNull();
+    expect(a.healthState).toBe(b.healthState); // one shared record, none per peer
+    // a falls silent past the degraded threshold; b keeps talking.
+    t += 16_000;
+    b.meter.lastReceivedAt = t;
+    monitor.tick();
+    expect(monitor.peer(a).health).toBe('degraded');
+    expect(monitor.peer(b)).toEqual({ health: 'healthy', reason: 'responding' });
+    expect(a.healthState).not.toBe(b.healthState);
+    expect(events.filter((e) => e.type === 'peer-health')).toEqual([
+      { type: 'peer-health', peerId: 'a', health: 'degraded', severity: 'warning', reason: expect.stringContaining('nothing received') as unknown as string },
+    ]);
+    // a answers again: the recovery is published, and b's shared record was never touched.
+    t += 1000;
+    a.meter.lastReceivedAt = t;
+    b.meter.lastReceivedAt = t;
+    monitor.tick();
+    expect(monitor.peer(a)).toEqual({ health: 'healthy', reason: 'responding' });
+    expect(monitor.peer(b)).toEqual({ health: 'healthy', reason: 'responding' });
+    const published = events.filter((e) => e.type === 'peer-health').map((e) => (e as { peerId: string; health: string }).peerId + ':' + (e as { health: string }).health);
+    expect(published).toEqual(['a:degraded', 'a:healthy']);
+  });
+});
+
+/**
+ * A session as the monitor sees it: `canPing` once its step 2 has left, a real {@link PeerMeter},
+ * and `ping` recording the tick it was queued in (the database's sessions' frames of one tick leave
+ * through the relay link as one socket write).
+ */
+class SessionStub {
+  closed = false;
+  foreign = false;
+  queued = 0;
+  canPing = false;
+  healthState: unknown = null;
+  readonly meter: PeerMeter;
+  readonly pings: number[] = [];
+  constructor(
+    readonly peerId: string,
+    private readonly clock: { now: number },
+  ) {
+    this.meter = new PeerMeter(clock.now, 0);
+  }
+  ping(seq: number): void {
+    const id = this.meter.newPing(seq, this.clock.now);
+    this.meter.pingSent(id, this.clock.now);
+    this.pings.push(this.clock.now);
+  }
+}
+
+describe('HealthMonitor ping rounds', () => {
+  const options = resolveHealthOptions({ pingIntervalMs: 5_000, checkIntervalMs: 1_000 });
+  function setup(n: number): { clock: { now: number }; sessions: SessionStub[]; monitor: HealthMonitor; tick: () => void } {
+    const clock = { now: 0 };
+    const sessions = Array.from({ length: n }, (_, i) => new SessionStub(`p${i}`, clock));
+    const h: MonitorHost = { ...host(() => sessions as unknown as PeerSession[], []), now: () => clock.now };
+    const monitor = new HealthMonitor(h, options);
+    // Pongs come back at once: the round trip is not what is tested here.
+    const tick = (): void => {
+      monitor.tick();
+      for (const s of sessions) while (s.meter.pingsInFlight > 0) s.meter.pong(s.meter.pingsSent, clock.now);
+    };
+    return { clock, sessions, monitor, tick };
+  }
+
+  it('sends no ping during the opening: the first waits an interval from when step 2 has left', () => {
+    const { clock, sessions, tick } = setup(1);
+    const s = sessions[0]!;
+    for (; clock.now < 3_000; clock.now += 1_000) tick(); // step 2 not gone yet
+    s.canPing = true;
+    for (; clock.now < 8_000; clock.now += 1_000) tick();
+    expect(s.pings).toEqual([]);
+    tick(); // 8 s: one interval after the monitor first saw it able to ping (3 s)
+    expect(s.pings).toEqual([8_000]);
+    for (clock.now += 1_000; clock.now <= 30_000; clock.now += 1_000) tick();
+    expect(s.pings).toEqual([8_000, 13_000, 18_000, 23_000, 28_000]);
+  });
+
+  it('pings the peers of a database in one tick, however their sessions started', () => {
+    const { clock, sessions, tick } = setup(4);
+    // Sessions whose step 2 left at 0, 1, 2 and 4 s (peers that joined one after another).
+    const startAt = [0, 1_000, 2_000, 4_000];
+    for (; clock.now <= 60_000; clock.now += 1_000) {
+      sessions.forEach((s, i) => (s.canPing ||= clock.now >= startAt[i]!));
+      tick();
+    }
+    // After the first round every session is pinged in the same ticks.
+    const rounds = sessions[0]!.pings.slice(1);
+    expect(rounds.length).toBeGreaterThanOrEqual(10);
+    for (const s of sessions) expect(s.pings.slice(-rounds.length)).toEqual(rounds);
+    // No peer waits longer than an interval between pings, none is pinged more often than every half interval.
+    for (const s of sessions) {
+      expect(s.pings[0]! - startAt[sessions.indexOf(s)]!).toBeGreaterThanOrEqual(options.pingIntervalMs / 2);
+      for (let i = 1; i < s.pings.length; i++) {
+        const gap = s.pings[i]! - s.pings[i - 1]!;
+        expect(gap).toBeLessThanOrEqual(options.pingIntervalMs);
+        expect(gap).toBeGreaterThanOrEqual(options.pingIntervalMs / 2);
+      }
+    }
+  });
+
+  it('a peer that answers nothing is pinged at most ' + MAX_PINGS_IN_FLIGHT + ' times and does not hold back the others', () => {
+    const { clock, sessions, monitor } = setup(2);
+    for (const s of sessions) s.canPing = true;
+    const [silent, live] = sessions as [SessionStub, SessionStub];
+    for (; clock.now <= 60_000; clock.now += 1_000) {
+      monitor.tick();
+      while (live.meter.pingsInFlight > 0) live.meter.pong(live.meter.pingsSent, clock.now);
+    }
+    expect(silent.pings.length).toBe(MAX_PINGS_IN_FLIGHT);
+    expect(live.pings.length).toBeGreaterThanOrEqual(11);
   });
 });

@@ -37,6 +37,9 @@ interface Tracked {
   limiter: EventLimiter | null;
 }
 
+/** The state of every healthy peer whose state never changed (shared, never written). */
+const RESPONDING: Tracked = Object.freeze({ health: 'healthy', reason: 'responding', published: 'healthy', limiter: null });
+
 /** Database-level health as shown by `db.stats().health`. */
 export interface DatabaseHealthStatus {
   health: HealthState;
@@ -49,7 +52,6 @@ export interface DatabaseHealthStatus {
 export class HealthMonitor {
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
-  readonly #peers = new WeakMap<PeerSession, Tracked>();
   readonly #dbLimiter: EventLimiter;
   #db: DatabaseHealthStatus;
   #dbPublished: HealthState = 'healthy';
@@ -85,7 +87,7 @@ export class HealthMonitor {
 
   /** The peer's current state (healthy until the first evaluation). */
   peer(session: PeerSession): { health: HealthState; reason: string } {
-    const t = this.#peers.get(session);
+    const t = session.healthState as Tracked | null;
     return t ? { health: t.health, reason: t.reason } : { health: 'healthy', reason: 'connected' };
   }
 
@@ -107,13 +109,31 @@ export class HealthMonitor {
     }
   }
 
-  /** One round: pings that are due, then every state. Called by the timer; public for the database. */
+  /**
+   * One round: pings that are due, then every state. Called by the timer; public for the database.
+   *
+   * Pings go out in rounds: when one session's ping is due (`pingIntervalMs` since its last), every
+   * session pinged at least half an interval ago is pinged in the same tick, so a database's pings
+   * to its peers leave together (one socket write through a relay, see ARCHITECTURE.md § Health)
+   * and the sessions converge on one phase. A session's first ping waits one interval after the
+   * monitor first sees its step 2 gone (or joins an earlier round after half of one): a ping queued
+   * behind the opening exchange would measure that exchange, not the link, and would add a frame
+   * to every pair's opening burst.
+   */
   tick(): void {
     const now = this.#host.now();
+    const interval = this.#o.pingIntervalMs;
+    let due = false;
+    for (const session of this.#host.sessions()) {
+      if (session.closed || !session.canPing) continue;
+      const meter = session.meter;
+      if (meter.lastPingAt === -Infinity) meter.lastPingAt = now; // the pinging clock starts now
+      else if (now - meter.lastPingAt >= interval && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) due = true;
+    }
     for (const session of this.#host.sessions()) {
       if (session.closed) continue;
       const meter = session.meter;
-      if (session.canPing && now - meter.lastPingAt >= this.#o.pingIntervalMs && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
+      if (due && session.canPing && now - meter.lastPingAt >= interval / 2 && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
         session.ping(this.#host.pingSeq?.(session) ?? this.#host.localSeq());
       }
       this.#evaluatePeer(session, now);
@@ -124,10 +144,16 @@ export class HealthMonitor {
   #evaluatePeer(session: PeerSession, now: number): void {
     const meter = session.meter;
     const next = peerHealth({ now, lastReceivedAt: meter.lastReceivedAt, rttMs: meter.rttMs, queued: session.queued }, this.#o);
-    let t = this.#peers.get(session);
-    if (!t) {
-      t = { health: 'healthy', reason: 'connected', published: 'healthy', limiter: null };
-      this.#peers.set(session, t);
+    // Kept on the session (no map of sessions), and a healthy peer that never changed state shares
+    // one record (RESPONDING): an idle process holds thousands of sessions.
+    let t = session.healthState as Tracked | null;
+    if (next.health === 'healthy' && next.reason === RESPONDING.reason && (t === null || t === RESPONDING || (t.published === 'healthy' && t.limiter === null))) {
+      session.healthState = RESPONDING;
+      return;
+    }
+    if (t === null || t === RESPONDING) {
+      t = { health: 'healthy', reason: t === null ? 'connected' : RESPONDING.reason, published: 'healthy', limiter: null };
+      session.healthState = t;
     }
     t.health = next.health;
     t.reason = next.reason;

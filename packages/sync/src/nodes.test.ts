@@ -1,7 +1,8 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '@rhizome/core';
-import { FIELDS_MAP, NODES_MAP, NodeModel } from './nodes.js';
+import { FIELDS_MAP, NODES_MAP, NodeModel, setEntry } from './nodes.js';
+import { prng } from '../../../test/prng.js';
 
 /** Yjs's own way to make the same writes: `Y.Map#set` per entry, one transaction per call. */
 function viaYMap(doc: Y.Doc): { put: (id: string, data: Record<string, JsonValue>) => void } {
@@ -58,5 +59,112 @@ describe('NodeModel writes', () => {
     expect(Buffer.from(Y.encodeStateAsUpdate(ours)).equals(Buffer.from(Y.encodeStateAsUpdate(theirs)))).toBe(true);
     expect(model.get('a')).toEqual({ ...values[0], ...values[1], ...values[2] });
     expect(model.get('b')).toEqual(values[0]);
+  });
+});
+
+/** What a doc's observers and listeners see of each transaction: its update and its changed keys. */
+function record(doc: Y.Doc): { updates: string[]; changed: string[]; deletes: string[] } {
+  const out = { updates: [] as string[], changed: [] as string[], deletes: [] as string[] };
+  doc.on('update', (u: Uint8Array) => out.updates.push(Buffer.from(u).toString('hex')));
+  doc.on('afterTransaction', (tr: Y.Transaction) => {
+    if (tr.changed.size === 0 && tr.deleteSet.clients.size === 0) return; // an empty transaction
+    const types = [...(tr.changed as Map<unknown, Set<string | null>>)].map(([type, keys]) => {
+      const name = type === doc.getMap(NODES_MAP) ? 'nodes' : type === doc.getMap(FIELDS_MAP) ? 'fields' : 'other';
+      return `${name}:${[...keys].map(String).sort().join(',')}`;
+    });
+    out.changed.push(types.sort().join(' | '));
+    const ds = [...tr.deleteSet.clients].map(([client, items]) => `${client}:${items.map((d) => `${d.clock}+${d.len}`).join(',')}`);
+    out.deletes.push(ds.sort().join(' '));
+  });
+  return out;
+}
+
+describe('setEntry (NodeModel writes integrate map entries themselves)', () => {
+  for (const seed of [1, 2, 3, 4]) {
+    it(`matches Y.Map#set with concurrent remote writers, deletes and re-sets (seed ${seed})`, () => {
+      const random = prng(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+      const ours = new Y.Doc();
+      const theirs = new Y.Doc();
+      theirs.clientID = ours.clientID;
+      const model = new NodeModel(ours);
+      const ref = viaYMap(theirs);
+      const seenOurs = record(ours);
+      const seenTheirs = record(theirs);
+      // Two remote writers whose client ids sort below and above ours (Yjs orders conflicts by id).
+      const remotes = [new Y.Doc(), new Y.Doc()];
+      remotes[0]!.clientID = ours.clientID - 1;
+      remotes[1]!.clientID = ours.clientID + 1;
+      const ids = ['a', 'b', 'c', 'd'];
+      const fieldNames = ['x', 'y', 'z'];
+      const data = (): Record<string, JsonValue> => {
+        const out: Record<string, JsonValue> = {};
+        for (const f of fieldNames) if (random() < 0.6) out[f] = pick<JsonValue>([1, 'two', null, true, [3], { k: 'v' }]);
+        return out;
+      };
+      for (let step = 0; step < 120; step++) {
+        const r = random();
+        if (r < 0.35) {
+          const id = pick(ids);
+          const d = data();
+          model.put(id, d, 'o');
+          ref.put(id, d);
+        } else if (r < 0.5) {
+          const batch = [0, 1, 2].map(() => [pick(ids), data()] as const);
+          model.putMany(batch, 'o');
+          theirs.transact(() => {
+            for (const [id, d] of batch) ref.put(id, d);
+          });
+        } else if (r < 0.6) {
+          const id = pick(ids);
+          model.delete(id, 'o');
+          theirs.transact(() => {
+            if (!theirs.getMap(NODES_MAP).has(id) && !fieldNames.some((f) => theirs.getMap(FIELDS_MAP).has(`${id}\u0000${f}`))) return;
+            theirs.getMap(NODES_MAP).delete(id);
+            for (const f of fieldNames) if (theirs.getMap(FIELDS_MAP).has(`${id}\u0000${f}`)) theirs.getMap(FIELDS_MAP).delete(`${id}\u0000${f}`);
+          });
+        } else {
+          // A remote writer, which may or may not have seen our latest writes, writes the same keys.
+          const remote = pick(remotes);
+          if (random() < 0.5) Y.applyUpdate(remote, Y.encodeStateAsUpdate(ours, Y.encodeStateVector(remote)));
+          const id = pick(ids);
+          remote.transact(() => {
+            remote.getMap(NODES_MAP).set(id, true);
+            remote.getMap(FIELDS_MAP).set(`${id}\u0000${pick(fieldNames)}`, pick<JsonValue>([7, 'r', false]));
+          });
+          const update = Y.encodeStateAsUpdate(remote, Y.encodeStateVector(ours));
+          Y.applyUpdate(ours, update, 'remote');
+          Y.applyUpdate(theirs, update, 'remote');
+        }
+      }
+      expect(seenOurs.updates).toEqual(seenTheirs.updates);
+      expect(seenOurs.changed).toEqual(seenTheirs.changed);
+      expect(seenOurs.deletes).toEqual(seenTheirs.deletes);
+      expect(Buffer.from(Y.encodeStateAsUpdate(ours)).equals(Buffer.from(Y.encodeStateAsUpdate(theirs)))).toBe(true);
+      expect(ours.getMap(FIELDS_MAP).toJSON()).toEqual(theirs.getMap(FIELDS_MAP).toJSON());
+    });
+  }
+
+  it('takes Yjs’s own integrate for a map that is not a root type, with the same result', () => {
+    const ours = new Y.Doc();
+    const theirs = new Y.Doc();
+    theirs.clientID = ours.clientID;
+    const seenOurs = record(ours);
+    const seenTheirs = record(theirs);
+    for (const doc of [ours, theirs]) doc.getMap('root').set('inner', new Y.Map());
+    const inner = (doc: Y.Doc): Y.Map<unknown> => doc.getMap('root').get('inner') as Y.Map<unknown>;
+    ours.transact((tr) => {
+      setEntry(tr, inner(ours), 'k', 1);
+      setEntry(tr, inner(ours), 'k', 'two');
+      setEntry(tr, inner(ours), 'j', true);
+    });
+    theirs.transact(() => {
+      inner(theirs).set('k', 1);
+      inner(theirs).set('k', 'two');
+      inner(theirs).set('j', true);
+    });
+    expect(seenOurs.updates).toEqual(seenTheirs.updates);
+    expect(seenOurs.deletes).toEqual(seenTheirs.deletes);
+    expect(inner(ours).toJSON()).toEqual({ k: 'two', j: true });
   });
 });

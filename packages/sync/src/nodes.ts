@@ -10,19 +10,42 @@ export const FIELDS_MAP = 'fields';
 
 const SEP = '\u0000';
 
+/** Yjs's key -> current item index of a map type, and its `_item` (null for a root type). */
+interface MapInternals {
+  _map: Map<string, Y.Item>;
+  _item: Y.Item | null;
+}
+
 /**
  * `map.set(key, value)` inside the open transaction `tr`, for a JSON value: exactly what Yjs's
  * `typeMapSet` does for one (yjs 13.6: a new `Item` with `ContentAny([value])` after the key's
  * current item, integrated), without `Y.Map#set`'s nested `transact` call and closure per entry.
- * `nodes.test.ts` checks the result is byte for byte the document `Y.Map#set` makes. (Exported
- * for bench/sync.ts's floor rows, not from the package.)
+ *
+ * For a root map (the node model's two maps) the item is also integrated here, as
+ * `Item#integrate(tr, 0)` does for a map entry whose left is the key's current item: that item
+ * is always the rightmost one of the key (Yjs keeps `_map` pointing at it), so Yjs's conflict scan
+ * finds nothing, yet for a NEW key it allocates two `Set`s to find that out, and it looks the key
+ * up twice more; here the entry is linked (left, `_map`), the replaced item deleted, the struct
+ * appended to the store and the key added to `tr.changed` in Yjs's order, with one lookup. Any
+ * other case (a nested map, a current item with something on its right) takes Yjs's `integrate`.
+ * `nodes.test.ts` checks the result is byte for byte the document, the updates, the delete sets
+ * and the changed keys of `Y.Map#set`, also with concurrent remote entries. (Exported for
+ * bench/sync.ts's floor rows, not from the package.)
  */
 export function setEntry(tr: Y.Transaction, map: Y.Map<unknown>, key: string, value: JsonValue | true): void {
-  const left = (map as unknown as { _map: Map<string, Y.Item> })._map.get(key) ?? null;
+  const type = map as unknown as MapInternals;
+  const left = type._map.get(key) ?? null;
   const doc = tr.doc;
   const client = doc.clientID;
-  new Y.Item(
-    Y.createID(client, Y.getState(doc.store, client)),
+  const clients = doc.store.clients as Map<number, Array<Y.Item | Y.GC | Y.Skip>>;
+  const structs = clients.get(client);
+  let clock = 0;
+  if (structs !== undefined) {
+    const last = structs[structs.length - 1]!;
+    clock = last.id.clock + last.length;
+  }
+  const item = new Y.Item(
+    Y.createID(client, clock),
     left,
     left === null ? null : left.lastId,
     null,
@@ -30,7 +53,23 @@ export function setEntry(tr: Y.Transaction, map: Y.Map<unknown>, key: string, va
     map as unknown as Y.AbstractType<unknown>,
     key,
     new Y.ContentAny([value]),
-  ).integrate(tr, 0);
+  );
+  if (type._item !== null || (left !== null && left.right !== null)) {
+    item.integrate(tr, 0);
+    return;
+  }
+  // Item#integrate for this case: right stays null, the item becomes the key's current value and
+  // the one it replaces is deleted; then addStruct, ContentAny#integrate (a no-op) and
+  // addChangedTypeToTransaction (a root type: always).
+  if (left !== null) left.right = item;
+  type._map.set(key, item);
+  if (left !== null) left.delete(tr);
+  if (structs === undefined) clients.set(client, [item]);
+  else structs.push(item);
+  const changedTypes = tr.changed as Map<unknown, Set<string | null>>;
+  let changed = changedTypes.get(map);
+  if (changed === undefined) changedTypes.set(map, (changed = new Set()));
+  changed.add(key);
 }
 
 /** A change to one node, as seen after a Yjs transaction. */
@@ -58,7 +97,8 @@ export class NodeModel {
   readonly doc: Y.Doc;
   readonly nodes: Y.Map<true>;
   readonly fields: Y.Map<JsonValue>;
-  readonly #index = new Map<string, Set<string>>();
+  /** Field names by node id; made with the first field (an empty database holds none). */
+  #index: Map<string, Set<string>> | null = null;
   /**
    * Changed key sets not indexed yet: the index is brought up to date on the first read that
    * needs it, so applying a large update (a cold sync, a load) does not pay for indexing on
@@ -75,15 +115,17 @@ export class NodeModel {
       if (this.#pending === null) return; // a full indexing is pending anyway
       this.#pending.push(event.keysChanged);
       this.#pendingKeys += event.keysChanged.size;
-      // Past the map's size, indexing everything once is cheaper than replaying the changes.
-      if (this.#pendingKeys > 1024 && this.#pendingKeys > this.fields.size) this.#pending = null;
+      // Past half the map's size, indexing everything once costs about what replaying the changes
+      // would, and the changed-key sets need not be kept (a bulk load into a small map would
+      // otherwise keep every transaction's set until the first read).
+      if (this.#pendingKeys > 1024 && this.#pendingKeys * 2 > this.fields.size) this.#pending = null;
     });
   }
 
   /** Brings the index up to date (see {@link #pending}). */
   #sync(): void {
     if (this.#pending === null) {
-      this.#index.clear();
+      this.#index?.clear();
       for (const key of this.fields.keys()) this.#indexKey(key, true);
     } else if (this.#pending.length > 0) {
       for (const keys of this.#pending) for (const key of keys) this.#indexKey(key, this.fields.has(key));
@@ -99,19 +141,23 @@ export class NodeModel {
     if (cut < 0) return; // not ours: ignore foreign keys written by other code
     const id = key.slice(0, cut);
     const field = key.slice(cut + 1);
-    let set = this.#index.get(id);
+    const index = (this.#index ??= new Map());
+    let set = index.get(id);
     if (present) {
-      if (!set) this.#index.set(id, (set = new Set()));
+      if (!set) index.set(id, (set = new Set()));
       set.add(field);
     } else if (set) {
       set.delete(field);
-      if (set.size === 0) this.#index.delete(id);
+      if (set.size === 0) index.delete(id);
     }
   }
 
   /** Sets the given fields of `id` (already validated and copied); other fields stay. */
   put(id: string, data: Record<string, JsonValue>, origin: unknown): void {
-    this.doc.transact((tr) => this.#write(tr, id, data), origin);
+    // Inside an open transaction (db.transact) Yjs's transact would only call the closure with it.
+    const open = this.doc._transaction;
+    if (open !== null) this.#write(open, id, data);
+    else this.doc.transact((tr) => this.#write(tr, id, data), origin);
   }
 
   /** The marker and the fields of one put, in the open transaction `tr`. */
@@ -141,10 +187,10 @@ export class NodeModel {
   /** Removes the node and every field this replica knows of. */
   delete(id: string, origin: unknown): void {
     this.#sync();
-    if (!this.nodes.has(id) && !this.#index.has(id)) return;
+    if (!this.nodes.has(id) && !this.#index?.has(id)) return;
     this.doc.transact((tr) => {
       this.nodes.delete(id);
-      for (const field of [...(this.#index.get(id) ?? [])]) this.fields.delete(id + SEP + field);
+      for (const field of [...(this.#index?.get(id) ?? [])]) this.fields.delete(id + SEP + field);
       // Fields set earlier in this same transaction (db.transact) are not indexed yet.
       const prefix = id + SEP;
       const changed = tr.changed.get(this.fields as unknown as Parameters<typeof tr.changed.get>[0]);
@@ -162,7 +208,7 @@ export class NodeModel {
     if (!this.nodes.has(id)) return undefined;
     this.#sync();
     const out: Array<[string, JsonValue]> = [];
-    for (const field of this.#index.get(id) ?? []) {
+    for (const field of this.#index?.get(id) ?? []) {
       const value = this.fields.get(id + SEP + field);
       if (value !== undefined) out.push([field, cloneJson(value)]);
     }

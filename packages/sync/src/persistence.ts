@@ -1,6 +1,6 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
-import { onDocUpdate } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -220,19 +220,21 @@ export class DocPersistence {
   #externalUpdates = 0;
   #compactionConflicts = 0;
   #compactions = 0;
-  /** Stops {@link #onUpdate} (sync/src/doc-updates.ts: the doc's updates, encoded once). */
-  #stopUpdates: (() => void) | undefined;
+  /** {@link #onUpdate} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
+  #listening = false;
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
     this.#queue.push(update);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#backgroundFlush);
+      queueMicrotask(() => this.#backgroundFlush());
     }
   };
 
-  readonly #backgroundFlush = (): void => {
+  // #backgroundFlush, #retry and #watch are methods, wrapped where they are scheduled: not three
+  // bound closures per binding for the database's whole life (ARCHITECTURE § Memory of an idle replica).
+  #backgroundFlush(): void {
     this.#flushScheduled = false;
     if (this.#closed) return;
     const wasFailing = this.#failing;
@@ -242,9 +244,9 @@ export class DocPersistence {
       // Reported when the failure begins, not once per tick while the disk stays full.
       if (!wasFailing) this.#report(error);
     }
-  };
+  }
 
-  readonly #retry = (): void => {
+  #retry(): void {
     this.#retryTimer = undefined;
     if (this.#closed || this.#queue.length === 0) return;
     try {
@@ -252,9 +254,9 @@ export class DocPersistence {
     } catch {
       // Reported once when the failure began; the next retry is scheduled by #flush.
     }
-  };
+  }
 
-  readonly #watch = (): void => {
+  #watch(): void {
     if (this.#closed) return;
     try {
       this.refresh();
@@ -262,7 +264,7 @@ export class DocPersistence {
       this.#noteError(error);
       this.#report(error);
     }
-  };
+  }
 
   constructor(store: DocStore, docId: string, doc: Y.Doc, options: PersistenceOptions = {}) {
     if (typeof docId !== 'string') throw new InvalidArgumentError('docId must be a string');
@@ -285,11 +287,12 @@ export class DocPersistence {
     if (stats.snapshotBytes === 0 && stats.updates === 0) this.#base = 'next';
     if (watchMs > 0 && typeof store.dataVersion === 'function') {
       this.#dataVersion = store.dataVersion();
-      this.#watchTimer = setInterval(this.#watch, watchMs);
+      this.#watchTimer = setInterval(() => this.#watch(), watchMs);
       unref(this.#watchTimer);
     }
     if (this.#readOnly) return;
-    this.#stopUpdates = onDocUpdate(doc, this.#onUpdate);
+    onDocUpdate(doc, this.#onUpdate);
+    this.#listening = true;
     // State the doc had before it was bound would otherwise never reach the store.
     if (doc.store.clients.size > 0) this.#onUpdate(codec.encodeStateAsUpdate(doc), undefined);
   }
@@ -419,7 +422,7 @@ export class DocPersistence {
 
   #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#closed) return;
-    this.#retryTimer = setTimeout(this.#retry, this.#retryDelay);
+    this.#retryTimer = setTimeout(() => this.#retry(), this.#retryDelay);
     unref(this.#retryTimer);
     this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
   }
@@ -530,7 +533,8 @@ export class DocPersistence {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
-    this.#stopUpdates?.();
+    if (this.#listening) offDocUpdate(this.doc, this.#onUpdate);
+    this.#listening = false;
     this.#compactTimer?.();
     this.#compactTimer = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);

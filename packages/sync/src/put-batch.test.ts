@@ -11,16 +11,15 @@ function setup(): { doc: Y.Doc; map: Y.Map<unknown>; batch: WriteBatch; origins:
   const local = { name: 'the batch' };
   const origins: unknown[] = [];
   doc.on('update', (_update: Uint8Array, origin: unknown) => origins.push(origin));
-  const batch = new WriteBatch(
-    doc,
-    (writes) =>
+  const batch = new WriteBatch(doc, {
+    applyBatch: (writes) =>
       doc.transact(() => {
         for (const w of writes) map.set(w.id, w.data?.['v'] ?? null);
       }, local),
-    (error) => {
+    reportError: (error) => {
       throw error;
     },
-  );
+  });
   return { doc, map, batch, origins, local };
 }
 

@@ -33,6 +33,14 @@ export interface PendingWrite {
   readonly data: Record<string, JsonValue> | null;
 }
 
+/** Where a {@link WriteBatch} hands its writes. */
+export interface WriteBatchSink {
+  /** Applies the queued writes, in order, as one transaction. */
+  applyBatch(writes: PendingWrite[]): void;
+  /** A batch failed to apply (reported, not thrown at the writer). */
+  reportError(error: unknown): void;
+}
+
 /**
  * Automatic batching of the node API's writes (ARCHITECTURE § Write batching).
  *
@@ -51,21 +59,20 @@ export interface PendingWrite {
  */
 export class WriteBatch {
   readonly #doc: Y.Doc;
-  readonly #apply: (writes: PendingWrite[]) => void;
-  readonly #report: (error: unknown) => void;
+  /** Applies a batch and reports its failure (the database's host: methods, not closures per database). */
+  readonly #sink: WriteBatchSink;
   #writes: PendingWrite[] = [];
   #scheduled = false;
 
   /**
    * @param doc The document (used to tell whether a transaction is open).
-   * @param apply Applies the writes, in order, as one Yjs transaction.
-   * @param report Receives an error thrown while applying (an observer of the app that throws):
-   *   the writes are in the document by then; nobody is left to throw to.
+   * @param sink `applyBatch` applies the writes, in order, as one Yjs transaction; `reportError`
+   *   receives an error thrown while applying (an observer of the app that throws): the writes
+   *   are in the document by then; nobody is left to throw to.
    */
-  constructor(doc: Y.Doc, apply: (writes: PendingWrite[]) => void, report: (error: unknown) => void) {
+  constructor(doc: Y.Doc, sink: WriteBatchSink) {
     this.#doc = doc;
-    this.#apply = apply;
-    this.#report = report;
+    this.#sink = sink;
     batches.set(doc, this);
     // A local transaction opened on the document directly (a Yjs type held by the app, an editor
     // binding) takes the queued writes first, so they stay ahead of its own writes. A remote one
@@ -95,7 +102,7 @@ export class WriteBatch {
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(this.#onMicrotask);
+      queueMicrotask(() => this.#onMicrotask());
     }
   }
 
@@ -111,14 +118,14 @@ export class WriteBatch {
     // A write made by an observer while these are applied starts the next batch.
     this.#writes = [];
     try {
-      this.#apply(writes);
+      this.#sink.applyBatch(writes);
     } catch (error) {
-      this.#report(error);
+      this.#sink.reportError(error);
     }
   }
 
-  readonly #onMicrotask = (): void => {
+  #onMicrotask(): void {
     this.#scheduled = false;
     this.flush();
-  };
+  }
 }

@@ -58,46 +58,33 @@ const SUBKEY_CACHE_LIMIT = 1024;
 export class FrameSealer {
   /** Bytes a sealed frame adds to its plaintext. */
   readonly overhead = SEAL_OVERHEAD;
-  // The fixed byte strings are views of ONE buffer: an idle database holds a sealer, and each
-  // separate Uint8Array costs ~200 B of heap (view, ArrayBuffer, backing store) over its bytes.
-  // Each view is ~100 B of heap more, so only the ones used on every frame are kept: the key and
-  // the nonce prefix are read from the slab where needed (KEY_AT, PREFIX_AT).
+  // One buffer per sealer (key, nonce prefix, subkey, associated data) and no views of it kept:
+  // an idle database holds a sealer, and each Uint8Array view is ~100 B of heap. The views a
+  // frame needs are made per call (a sealed frame costs a cipher object anyway), and the
+  // per-frame scratch (nonces, an opening subkey) is one buffer per process (see SCRATCH):
+  // sealing and opening are synchronous, so no two calls share it at once.
   readonly #slab: Uint8Array;
-  readonly #aad: Uint8Array;
   readonly #aead: ChaChaPolyAead;
-  readonly #subkey: Uint8Array;
-  /** 12-byte ChaCha20 nonce: 4 zero bytes and the 8-byte frame counter (big-endian). */
-  readonly #nonce: Uint8Array;
   #counterHigh = 0;
   #counterLow = 0;
   /**
    * Opening: subkeys of other senders by their prefix, both as one-char-per-byte strings (a
-   * string of 32 chars is ~50 B of heap; a Uint8Array ~200 B), copied into {@link #openKey} to use.
+   * string of 32 chars is ~50 B of heap; a Uint8Array ~200 B), copied into the scratch key to use.
    */
   readonly #subkeys = new Map<string, string>();
-  readonly #openNonce: Uint8Array;
-  readonly #openKey: Uint8Array;
   /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
   readonly #ownPrefix: string;
 
   constructor(material: Uint8Array, topic: TopicHash, aead: ChaChaPolyAead = defaultAead()) {
     assertTopic(topic);
     const label = utf8ToBytes(SEAL_AAD_LABEL);
-    const aadLength = label.length + 1 + topic.length;
-    const slab = (this.#slab = new Uint8Array(SLAB_FIXED + aadLength));
+    const slab = (this.#slab = new Uint8Array(AAD_AT + label.length + 1 + topic.length));
     slab.set(hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
     slab.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
-    let at = SUBKEY_AT;
-    const take = (n: number): Uint8Array => slab.subarray(at, (at += n));
-    this.#subkey = take(32);
-    this.#subkey.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)));
-    this.#nonce = take(12);
-    this.#openNonce = take(12);
-    this.#openKey = take(32);
-    this.#aad = take(aadLength);
-    this.#aad.set(label, 0);
-    this.#aad[label.length] = SEAL_VERSION;
-    this.#aad.set(topic, label.length + 1);
+    slab.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)), SUBKEY_AT);
+    slab.set(label, AAD_AT);
+    slab[AAD_AT + label.length] = SEAL_VERSION;
+    slab.set(topic, AAD_AT + label.length + 1);
     this.#aead = aead;
     this.#ownPrefix = prefixKey(slab, PREFIX_AT);
   }
@@ -119,7 +106,8 @@ export class FrameSealer {
       this.#counterLow = 0;
       this.#counterHigh++;
     }
-    const nonce = this.#nonce;
+    const nonce = SCRATCH.nonce;
+    nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
     writeU32(nonce, 4, this.#counterHigh);
     writeU32(nonce, 8, this.#counterLow);
     const frame = new Uint8Array(SEAL_OVERHEAD + plaintext.length);
@@ -127,7 +115,7 @@ export class FrameSealer {
     const slab = this.#slab;
     for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) frame[1 + i] = slab[PREFIX_AT + i]!;
     for (let i = 4; i < 12; i++) frame[1 + NONCE_PREFIX_LENGTH - 4 + i] = nonce[i]!;
-    this.#aead.sealInto(this.#subkey, this.#nonce, this.#aad, plaintext, frame, 1 + NONCE_LENGTH);
+    this.#aead.sealInto(slab.subarray(SUBKEY_AT, SUBKEY_AT + 32), nonce, slab.subarray(AAD_AT), plaintext, frame, 1 + NONCE_LENGTH);
     return frame;
   }
 
@@ -136,18 +124,21 @@ export class FrameSealer {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
     const key = prefixKey(frame, 1);
+    const slab = this.#slab;
     let subkey: Uint8Array;
     let fresh: Uint8Array | null = null;
-    if (key === this.#ownPrefix) subkey = this.#subkey;
+    if (key === this.#ownPrefix) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
       const cached = this.#subkeys.get(key);
       if (cached !== undefined) {
-        subkey = this.#openKey;
+        subkey = SCRATCH.openKey;
         for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(i);
       } else subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
     }
-    this.#openNonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
-    const plain = this.#aead.open(subkey, this.#openNonce, this.#aad, frame.subarray(1 + NONCE_LENGTH));
+    const nonce = SCRATCH.openNonce;
+    nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
+    nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
+    const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
     // Only prefixes that opened are remembered, so garbage cannot churn the cache.
     if (fresh !== null) {
       if (this.#subkeys.size >= SUBKEY_CACHE_LIMIT) this.#subkeys.clear();
@@ -157,11 +148,21 @@ export class FrameSealer {
   }
 }
 
-/** Offsets in a sealer's slab: key, nonce prefix, then the views (subkey, nonces, open key, aad). */
+/**
+ * Per-frame scratch shared by every sealer of the process: the 12-byte ChaCha20 nonces (4 zero
+ * bytes and the 8-byte frame counter, big-endian) for sealing and opening, and the subkey of a
+ * cached sender. Only used inside one synchronous seal() or open() call.
+ */
+const SCRATCH = (() => {
+  const buffer = new Uint8Array(12 + 12 + 32);
+  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56) };
+})();
+
+/** Offsets in a sealer's slab: key, nonce prefix, subkey, then the associated data to the end. */
 const KEY_AT = 0;
 const PREFIX_AT = 32;
 const SUBKEY_AT = PREFIX_AT + NONCE_PREFIX_LENGTH;
-const SLAB_FIXED = SUBKEY_AT + 32 + 12 + 12 + 32;
+const AAD_AT = SUBKEY_AT + 32;
 
 function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at] = value >>> 24;

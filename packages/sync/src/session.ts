@@ -181,6 +181,8 @@ export class PeerSession implements Flushable, ConnectionListener {
   #acksReady = false;
   /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
   readonly meter: PeerMeter;
+  /** @internal The health monitor's state of this peer (monitor.ts); null before its first evaluation. */
+  healthState: object | null = null;
 
   constructor(conn: Connection, host: SessionHost) {
     this.conn = conn;

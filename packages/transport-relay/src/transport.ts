@@ -24,7 +24,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -153,6 +153,11 @@ interface SessionWaiter {
   reject: (error: unknown) => void;
 }
 
+/** Sends the WINDOW(0) held for each Connection (flow.ts `WindowAnnouncer`). */
+function sayWindow(owed: RelayConnection[]): void {
+  for (const conn of owed) conn.announceWindow();
+}
+
 /** One remote peer on one topic, multiplexed on the transport's single socket. */
 export class RelayConnection extends QueuedConnection implements Connection {
   readonly transport = 'relay';
@@ -181,6 +186,11 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   protected sendFrame(data: Uint8Array): Promise<void> {
     return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+  }
+
+  /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
+  announceWindow(): void {
+    if (!this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
   }
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
@@ -445,6 +455,7 @@ export class RelayTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#state = 'closed';
+    this.#windowAnnouncer.clear();
     const error = new TransportClosedError('relay transport is disconnected');
     for (const state of [...this.#topics.values()]) this.#dropTopic(state);
     this.#rejectLookups(error);
@@ -486,6 +497,7 @@ export class RelayTransport implements Transport {
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
     }
+    this.#windowAnnouncer.flush();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
@@ -515,9 +527,13 @@ export class RelayTransport implements Transport {
     if (!this.broadcastOpen(state, generation) || link === null) {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
     }
+    this.#windowAnnouncer.flush();
     link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
+
+  /** WINDOW(0) of new Connections, sent with the next data frame (flow.ts). */
+  readonly #windowAnnouncer = new WindowAnnouncer<RelayConnection>(sayWindow);
 
   /** @internal Grants the remote sender of a Connection `credit` more bytes (WINDOW). */
   sendWindowGrant(state: TopicState, to: number, generation: number, credit: number): void {
@@ -632,9 +648,7 @@ export class RelayTransport implements Transport {
   #ensureRunning(): void {
     if (this.#running || this.#closed) return;
     this.#running = true;
-    void this.#run().finally(() => {
-      this.#running = false;
-    });
+    this.#nextSession();
   }
 
   /**
@@ -647,62 +661,95 @@ export class RelayTransport implements Transport {
     return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || this.#relays.refusedForGood();
   }
 
-  async #run(): Promise<void> {
-    while (this.#needsSession()) {
-      this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
-      let closedBy: { code: number; reason: string } | null = null;
-      try {
-        closedBy = await this.#runSession();
-      } catch (error) {
-        if (this.#closed) return;
-        this.#report(error as RhizomeError);
-      }
-      if (closedBy !== null) {
-        if (this.#closed) return;
-        const name = closeCodeName(closedBy.code);
-        if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
-          const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
-          this.#report(rejected);
-          if (this.#refusedForGood(closedBy.code)) {
-            this.#failAll(rejected);
-            return;
-          }
-        } else {
-          this.#report(new ConnectFailedError(`lost the session with relay ${this.url} (close code ${closedBy.code})`));
-        }
-      }
-      if (!this.#needsSession()) break;
-      // Refused or lost: the next relay of the list (the same one when there is only one).
-      const delay = this.#relays.failed(this.#reconnect);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
-    }
-    if (!this.#closed && this.#fatal === null) this.#state = 'idle';
-  }
+  // The session loop is callbacks, not an async function: an idle transport holds its socket's
+  // handlers, not a loop suspended on a promise for the session's whole life (ARCHITECTURE
+  // § Memory of an idle replica). #nextSession opens a session while one is needed; the session
+  // ends in #sessionEnded (exactly once), which backs off and calls #nextSession again.
 
-  /**
-   * One session: open, HELLO, WELCOME, rejoin topics, serve until the socket closes.
-   * Resolves with the close code; rejects when the session never came up.
-   */
-  async #runSession(): Promise<{ code: number; reason: string }> {
-    const link = await openLink(this.url, {
+  /** Opens the next session if anything needs one; else the loop stops. */
+  #nextSession(): void {
+    if (!this.#needsSession()) {
+      this.#stopLoop();
+      return;
+    }
+    this.#state = this.#generation === 0 ? 'connecting' : 'reconnecting';
+    openLink(this.url, {
       timeoutMs: this.#timeoutMs,
       maxPayload: Math.max(this.maxMessageSize + DATA_HEADER_BYTES + 64, 64 * 1024),
       implementation: this.#implementation,
       ...(this.#tls ? { tls: this.#tls } : {}),
-    });
+    }).then(
+      (link) => this.#runSession(link),
+      (error: unknown) => this.#sessionEnded(null, error),
+    );
+  }
+
+  #stopLoop(): void {
+    this.#running = false;
+    if (!this.#closed && this.#fatal === null) this.#state = 'idle';
+  }
+
+  /**
+   * A session ended: closed by the relay or the network (`closedBy`), or it never came up
+   * (`error`). Reports why, then retries after a backoff while a session is still needed.
+   */
+  #sessionEnded(closedBy: { code: number; reason: string } | null, error?: unknown): void {
+    if (this.#closed) {
+      this.#running = false;
+      return;
+    }
+    if (error !== undefined) this.#report(error as RhizomeError);
+    if (closedBy !== null) {
+      const name = closeCodeName(closedBy.code);
+      if (name !== undefined && closedBy.code !== CloseCode.NORMAL && closedBy.code !== CloseCode.GOING_AWAY) {
+        const rejected = new RelayRejectedError(this.url, closedBy.code, name, closedBy.reason);
+        this.#report(rejected);
+        if (this.#refusedForGood(closedBy.code)) {
+          this.#failAll(rejected);
+          this.#running = false;
+          return;
+        }
+      } else {
+        this.#report(new ConnectFailedError(`lost the session with relay ${this.url} (close code ${closedBy.code})`));
+      }
+    }
+    if (!this.#needsSession()) {
+      this.#stopLoop();
+      return;
+    }
+    // Refused or lost: the next relay of the list (the same one when there is only one).
+    const delay = this.#relays.failed(this.#reconnect);
+    const timer = setTimeout(() => this.#wakeUp(), delay);
+    this.#wake = () => {
+      clearTimeout(timer);
+      this.#wakeUp();
+    };
+  }
+
+  #wakeUp(): void {
+    this.#wake = null;
+    this.#nextSession();
+  }
+
+  /**
+   * One session on an open socket: HELLO, WELCOME, rejoin topics, serve until the socket closes;
+   * then {@link #sessionEnded} with the close code, or with the error when the session never
+   * came up.
+   */
+  #runSession(link: Link): void {
     if (this.#closed) {
       link.close(CloseCode.NORMAL, 'disconnect');
-      throw new TransportClosedError();
+      this.#sessionEnded(null, new TransportClosedError());
+      return;
     }
     this.#pendingLink = link;
-    return new Promise((resolve, reject) => {
+    let ended = false;
+    const end = (closedBy: { code: number; reason: string } | null, error?: unknown): void => {
+      if (ended) return;
+      ended = true;
+      this.#sessionEnded(closedBy, error);
+    };
+    try {
       let welcomed = false;
       // Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it.
       let seen = 0;
@@ -732,7 +779,7 @@ export class RelayTransport implements Transport {
       let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
         if (welcomed) return;
         link.close(CloseCode.NORMAL, 'no WELCOME');
-        reject(new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
+        end(null, new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
       link.onmessage = (frame) => {
         seen++;
@@ -770,24 +817,28 @@ export class RelayTransport implements Transport {
         if (this.#pendingLink === link) this.#pendingLink = null;
         if (!welcomed || this.#link !== link) {
           if (welcomed) {
-            resolve({ code, reason });
+            end({ code, reason });
             return;
           }
           const name = closeCodeName(code);
           if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
             const rejected = new RelayRejectedError(this.url, code, name, reason);
             if (this.#refusedForGood(code)) this.#failAll(rejected);
-            reject(rejected);
+            end(null, rejected);
           } else {
-            reject(new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
+            end(null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
           }
           return;
         }
         this.#sessionLost();
-        resolve({ code, reason });
+        end({ code, reason });
       };
       link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
-    });
+    } catch (error) {
+      // (As a throw in the old session promise's executor: reported, and the loop goes on.)
+      link.terminate();
+      end(null, error);
+    }
   }
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
@@ -919,9 +970,10 @@ export class RelayTransport implements Transport {
     const conn = new RelayConnection(this, state, session, peerId, this.#generation);
     state.bySession.set(session, conn);
     state.byPeer.set(peerId, conn);
-    // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit; without a relay that
-    // forwards WINDOW, neither side can, and the window is off.
-    if (this.#relayWindow) this.sendWindowGrant(state, session, this.#generation, 0);
+    // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
+    // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
+    // side can, and the window is off.
+    if (this.#relayWindow) this.#windowAnnouncer.owe(conn);
     else conn.sendWindow.disable();
     state.queue.push(conn);
   }

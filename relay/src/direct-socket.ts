@@ -1,0 +1,33 @@
+/**
+ * Sockets that hand their events straight to the relay core instead of through EventEmitter
+ * listeners.
+ *
+ * An idle relay holds one WebSocket per connection. Four listeners (`message`, `pong`, `close`,
+ * `error`) cost each socket a grown `_events` dictionary (~100 B), and finding the connection from
+ * a shared listener a WeakMap entry (~30 B): ~0.13 KiB per connection, a third of what the relay
+ * keeps above a bare `ws` forwarder (BENCHMARKS.md § Issue 12). The host creates its sockets as
+ * `RelayWebSocket` (relay-websocket.ts: `new WebSocketServer({ WebSocket: RelayWebSocket })`);
+ * `RelayCore.attach` then binds the connection to it with {@link DirectSocket.bindEvents}. The
+ * core needs only this file (no `ws`): any socket with `bindEvents` is served this way.
+ *
+ * @packageDocumentation
+ */
+
+/** Where a {@link DirectSocket} delivers its events: one object per core, `target` per connection. */
+export interface DirectEvents<T> {
+  message(target: T, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  pong(target: T): void;
+  close(target: T): void;
+  error(target: T, error: Error & { code?: string }): void;
+}
+
+/** A socket that can deliver its events to a {@link DirectEvents} without listeners. */
+export interface DirectSocket {
+  /** Delivers this socket's events to `events` with `target`, until its `close` event. */
+  bindEvents<T>(events: DirectEvents<T>, target: T): void;
+}
+
+/** True for a socket that offers {@link DirectSocket.bindEvents}. */
+export function isDirectSocket(socket: object): socket is DirectSocket {
+  return typeof (socket as Partial<DirectSocket>).bindEvents === 'function';
+}

@@ -1,0 +1,164 @@
+// RelayWebSocket on real sockets (127.0.0.1): the core serves it without listeners per
+// connection, and it still routes, closes, reports errors and runs listeners others add.
+import { createServer, type Server } from 'node:http';
+import { Socket, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { DATA_HEADER_BYTES, FrameType, encodeDataFrame, encodeHello, encodeTopicFrame, readU32, utf8 } from '@rhizome/transport-relay/protocol';
+import { RelayCore } from './core.js';
+import { RelayWebSocket } from './relay-websocket.js';
+
+const topic = new Uint8Array(32).fill(7);
+const LISTENED = ['message', 'pong', 'close', 'error'] as const;
+
+interface Host {
+  core: RelayCore;
+  http: Server;
+  url: string;
+  /** Server-side sockets, in the order they were accepted. */
+  accepted: RelayWebSocket[];
+}
+
+const hosts: Host[] = [];
+const clients: WebSocket[] = [];
+
+async function host(maxFrameSize = 64 * 1024): Promise<Host> {
+  const core = new RelayCore({ maxFrameSize });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: core.options.maxFrameSize, perMessageDeflate: false, clientTracking: false, WebSocket: RelayWebSocket });
+  const accepted: RelayWebSocket[] = [];
+  const http = createServer();
+  http.on('upgrade', (req, socket, head) =>
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      accepted.push(ws);
+      core.attach(ws, { ip: '127.0.0.1' });
+    }),
+  );
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const h = { core, http, url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`, accepted };
+  hosts.push(h);
+  return h;
+}
+
+/** A raw relay client: every frame it receives, and a wait for one of a type (bounded). */
+async function client(url: string, id: string): Promise<{ ws: WebSocket; frames: Buffer[]; next: (type: number) => Promise<Buffer> }> {
+  const ws = new WebSocket(url);
+  clients.push(ws);
+  const frames: Buffer[] = [];
+  const waiters: Array<() => void> = [];
+  ws.on('message', (data: Buffer) => {
+    frames.push(data);
+    for (const w of waiters.splice(0)) w();
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  let seen = 0;
+  const next = async (type: number): Promise<Buffer> => {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const i = frames.findIndex((f, k) => k >= seen && f[0] === type);
+      if (i >= 0) {
+        seen = i + 1;
+        return frames[i]!;
+      }
+      if (Date.now() > deadline || ws.readyState !== WebSocket.OPEN) throw new Error(`no frame of type 0x${type.toString(16)} (${id})`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  };
+  ws.send(encodeHello(utf8(id), null));
+  await next(FrameType.WELCOME);
+  return { ws, frames, next };
+}
+
+function closed(ws: WebSocket): Promise<number> {
+  return new Promise((resolve) => (ws.readyState === WebSocket.CLOSED ? resolve(-1) : ws.once('close', (code: number) => resolve(code))));
+}
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const ws of clients.splice(0)) ws.terminate();
+  for (const h of hosts.splice(0)) {
+    await h.core.close();
+    await new Promise<void>((resolve) => h.http.close(() => resolve()));
+  }
+});
+
+describe('RelayWebSocket', () => {
+  it('is routed by the core with no listeners of its own, and a listener another adds still runs', async () => {
+    const h = await host();
+    const a = await client(h.url, 'a');
+    const b = await client(h.url, 'b');
+    expect(h.accepted).toHaveLength(2);
+    for (const socket of h.accepted) {
+      expect(socket).toBeInstanceOf(RelayWebSocket);
+      for (const event of LISTENED) expect(socket.listenerCount(event)).toBe(0);
+    }
+    a.ws.send(encodeTopicFrame(FrameType.JOIN, topic));
+    const tid = readU32(await a.next(FrameType.JOINED), 1);
+    b.ws.send(encodeTopicFrame(FrameType.JOIN, topic));
+    await b.next(FrameType.JOINED);
+    const peerOfA = readU32(await a.next(FrameType.PEER_JOINED), 5);
+    a.ws.send(encodeDataFrame(FrameType.SEND, tid, peerOfA, utf8('through the core')));
+    const delivered = await b.next(FrameType.DELIVER);
+    expect(new TextDecoder().decode(delivered.subarray(DATA_HEADER_BYTES))).toBe('through the core');
+
+    // Someone else's listener on the server socket: it runs, and the core still releases the connection.
+    const heard: number[] = [];
+    h.accepted[1]!.on('close', (code: number) => heard.push(code));
+    const leftA = a.next(FrameType.PEER_LEFT);
+    b.ws.close(1000);
+    await closed(b.ws);
+    await leftA;
+    expect(heard).toEqual([1000]);
+    expect(h.core.connections).toBe(1);
+  });
+
+  it('sends the frames of one tick to a socket as one write, in order, and the next tick as another', async () => {
+    const h = await host();
+    const a = await client(h.url, 'a');
+    const server = h.accepted[0]!;
+    const raw = (server as unknown as { _socket: Socket })._socket;
+    let writes = 0;
+    const proto = Socket.prototype as unknown as Record<'_writev' | '_write', (...args: unknown[]) => void>;
+    for (const method of ['_writev', '_write'] as const) {
+      const original = proto[method];
+      vi.spyOn(proto, method).mockImplementation(function (this: Socket, ...args: unknown[]) {
+        if (this === raw) writes++;
+        return original.apply(this, args);
+      });
+    }
+    const before = a.frames.length;
+    for (let i = 0; i < 5; i++) server.send(Uint8Array.of(FrameType.DELIVER, i));
+    expect(writes).toBe(0); // held until the end of the tick
+    await a.next(FrameType.DELIVER);
+    const deadline = Date.now() + 5_000;
+    while (a.frames.length < before + 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(writes).toBe(1);
+    server.send(Uint8Array.of(FrameType.DELIVER, 5));
+    while (a.frames.length < before + 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(writes).toBe(2);
+    expect(a.frames.slice(before).map((f) => [...f])).toEqual([0, 1, 2, 3, 4, 5].map((i) => [FrameType.DELIVER, i]));
+  });
+
+  it('an oversized frame is counted and closes that connection with 1009, not the process', async () => {
+    const h = await host(1024);
+    const a = await client(h.url, 'a');
+    const b = await client(h.url, 'b');
+    const errorsBefore = h.core.stats().errors;
+    a.ws.send(new Uint8Array(4096).fill(FrameType.SEND, 0, 1));
+    expect(await closed(a.ws)).toBe(1009);
+    // The error event had no listener on the server socket: handled by the core, nothing thrown.
+    expect(h.core.stats().errors).toBe(errorsBefore + 1);
+    expect(h.core.stats().drops).toMatchObject({ frame_too_large: 1 });
+    // The other connection is untouched.
+    b.ws.send(encodeTopicFrame(FrameType.JOIN, topic));
+    await b.next(FrameType.JOINED);
+    const deadline = Date.now() + 5_000;
+    while (h.core.connections !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(h.core.connections).toBe(1);
+  });
+});
