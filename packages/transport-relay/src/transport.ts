@@ -24,7 +24,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -153,6 +153,11 @@ interface SessionWaiter {
   reject: (error: unknown) => void;
 }
 
+/** Sends the WINDOW(0) held for each Connection (flow.ts `WindowAnnouncer`). */
+function sayWindow(owed: RelayConnection[]): void {
+  for (const conn of owed) conn.announceWindow();
+}
+
 /** One remote peer on one topic, multiplexed on the transport's single socket. */
 export class RelayConnection extends QueuedConnection implements Connection {
   readonly transport = 'relay';
@@ -181,6 +186,11 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   protected sendFrame(data: Uint8Array): Promise<void> {
     return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+  }
+
+  /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
+  announceWindow(): void {
+    if (!this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
   }
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
@@ -445,6 +455,7 @@ export class RelayTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#state = 'closed';
+    this.#windowAnnouncer.clear();
     const error = new TransportClosedError('relay transport is disconnected');
     for (const state of [...this.#topics.values()]) this.#dropTopic(state);
     this.#rejectLookups(error);
@@ -486,6 +497,7 @@ export class RelayTransport implements Transport {
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
     }
+    this.#windowAnnouncer.flush();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
@@ -515,9 +527,13 @@ export class RelayTransport implements Transport {
     if (!this.broadcastOpen(state, generation) || link === null) {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
     }
+    this.#windowAnnouncer.flush();
     link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
+
+  /** WINDOW(0) of new Connections, sent with the next data frame (flow.ts). */
+  readonly #windowAnnouncer = new WindowAnnouncer<RelayConnection>(sayWindow);
 
   /** @internal Grants the remote sender of a Connection `credit` more bytes (WINDOW). */
   sendWindowGrant(state: TopicState, to: number, generation: number, credit: number): void {
@@ -954,9 +970,10 @@ export class RelayTransport implements Transport {
     const conn = new RelayConnection(this, state, session, peerId, this.#generation);
     state.bySession.set(session, conn);
     state.byPeer.set(peerId, conn);
-    // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit; without a relay that
-    // forwards WINDOW, neither side can, and the window is off.
-    if (this.#relayWindow) this.sendWindowGrant(state, session, this.#generation, 0);
+    // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
+    // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
+    // side can, and the window is off.
+    if (this.#relayWindow) this.#windowAnnouncer.owe(conn);
     else conn.sendWindow.disable();
     state.queue.push(conn);
   }

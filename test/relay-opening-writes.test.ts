@@ -1,0 +1,105 @@
+// What an idle relay reads (issue 12, relay memory per connection): a replica's WINDOW(0) to a new
+// peer leaves in the same socket write as its opening messages to peers, not in a write of its
+// own — and still leaves, within the hold, on a Connection that never sends.
+import { Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WebSocket } from 'ws';
+import { deriveTopic, generateDatabaseId, type Connection } from '@rhizome/core';
+import { within } from '@rhizome/core/testing';
+import { createRelayServer, type RelayServer } from '@rhizome/relay';
+import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
+import { FrameType, readU32 } from '@rhizome/transport-relay/protocol';
+import { openDatabase } from '@rhizome/sync';
+
+const WAIT = 15_000;
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+async function relay(): Promise<RelayServer> {
+  const r = await createRelayServer({ port: 0, host: '127.0.0.1' });
+  cleanup.push(() => r.close());
+  return r;
+}
+
+function transport(url: string): RelayTransport {
+  const t = new RelayTransport({ url, timeoutMs: WAIT });
+  cleanup.push(() => t.disconnect());
+  return t;
+}
+
+async function firstConnection(t: RelayTransport, topic: Uint8Array): Promise<Connection> {
+  const it = (await t.connect(topic))[Symbol.asyncIterator]();
+  const r = await within(WAIT, 'a connection', it.next());
+  if (r.done) throw new Error('iterable ended');
+  return r.value;
+}
+
+describe('a replica opening sessions through the relay', () => {
+  it('sends each WINDOW(0) in the same socket write as data frames, never in a write of its own', async () => {
+    const r = await relay();
+    // Every client frame handed to `ws`, and every write that reaches a socket, in order.
+    type Event = { socket: object; frame?: Uint8Array };
+    const events: Event[] = [];
+    const clientSockets = new Set<object>();
+    const send = WebSocket.prototype.send;
+    vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, data: unknown, ...rest: unknown[]) {
+      const socket = (this as unknown as { _socket?: object; _isServer: boolean })._socket;
+      if (socket !== undefined && !(this as unknown as { _isServer: boolean })._isServer) {
+        clientSockets.add(socket);
+        events.push({ socket, frame: Uint8Array.from(data as Uint8Array) });
+      }
+      return (send as (...a: unknown[]) => void).call(this, data, ...rest);
+    });
+    const proto = Socket.prototype as unknown as Record<'_writev' | '_write', (...args: unknown[]) => void>;
+    for (const method of ['_writev', '_write'] as const) {
+      const original = proto[method];
+      vi.spyOn(proto, method).mockImplementation(function (this: Socket, ...args: unknown[]) {
+        events.push({ socket: this });
+        return original.apply(this, args);
+      });
+    }
+
+    const id = generateDatabaseId();
+    const dbs = await Promise.all([0, 1, 2, 3].map(() => openDatabase({ id, transport: { mode: 'relay', relayUrl: r.url } })));
+    for (const d of dbs) cleanup.push(() => d.close());
+    await within(WAIT, 'all synced', Promise.all(dbs.map((d) => d.whenSynced({ minPeers: 3 }))));
+    vi.restoreAllMocks();
+
+    // Per client socket, the frames of each write: those handed to `ws` since its previous write.
+    let windowsSeen = 0;
+    const alone: string[] = [];
+    for (const socket of clientSockets) {
+      let group: Uint8Array[] = [];
+      for (const e of events) {
+        if (e.socket !== socket) continue;
+        if (e.frame !== undefined) {
+          group.push(e.frame);
+          continue;
+        }
+        const windows = group.filter((f) => f[0] === FrameType.WINDOW && readU32(f, 9) === 0).length;
+        windowsSeen += windows;
+        if (windows > 0 && !group.some((f) => f[0] === FrameType.SEND)) alone.push(group.map((f) => `0x${f[0]!.toString(16)}`).join(' '));
+        group = [];
+      }
+    }
+    // Four replicas, three peers each: twelve pairings, each said WINDOW(0) once.
+    expect(windowsSeen).toBe(12);
+    expect(alone).toEqual([]);
+  });
+
+  it('a Connection that never sends still says WINDOW(0) to its peer', async () => {
+    const r = await relay();
+    const topic = deriveTopic('silent pair');
+    const [a, b] = await Promise.all([firstConnection(transport(r.url), topic), firstConnection(transport(r.url), topic)]);
+    // Neither side sends anything: each hears the other's WINDOW(0) once the hold ends.
+    const deadline = Date.now() + WAIT;
+    while (!((a as RelayConnection).sendWindow.negotiated && (b as RelayConnection).sendWindow.negotiated) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect((a as RelayConnection).sendWindow.negotiated).toBe(true);
+    expect((b as RelayConnection).sendWindow.negotiated).toBe(true);
+  });
+});
