@@ -85,7 +85,7 @@ export class DhtConnection extends QueuedConnection implements Connection {
     });
   }
 
-  /** The round-trip time libp2p's connection monitor last measured on the underlying connection (ms). */
+  /** The round-trip time the link monitor (or libp2p's connection monitor) last measured on the underlying connection (ms). */
   get rttMs(): number | undefined {
     const rtt = this.#link?.rtt;
     return typeof rtt === 'number' && Number.isFinite(rtt) ? rtt : undefined;

@@ -2,7 +2,8 @@
 // connection without pinging it first (skipPingOfConnectedContacts). Real nodes on 127.0.0.1.
 import { multiaddr } from '@multiformats/multiaddr';
 import { afterEach, describe, expect, it } from 'vitest';
-import { skipPingOfConnectedContacts, type RhizomeLibp2p } from './node.js';
+import { generatePrivateKey } from './keys.js';
+import { createRhizomeNode, deferStartupRefresh, skipPingOfConnectedContacts, type RhizomeLibp2p } from './node.js';
 import { Cleanup, eventually, recordingTransport } from './testing/fixtures.js';
 
 const WAIT = 10_000;
@@ -46,5 +47,30 @@ describe('Rhizome libp2p node', () => {
 
   it('the hook reports when kad-dht does not have the shape it expects (then nothing is changed)', () => {
     expect(skipPingOfConnectedContacts({ services: { dht: {} } } as unknown as RhizomeLibp2p)).toBe(false);
+    expect(deferStartupRefresh({ services: { dht: {} } } as unknown as RhizomeLibp2p, 1000)).toBe(false);
+  });
+
+  it("kad-dht's start-up routing-table refresh waits startupWalkDelayMs (the installed kad-dht has the hooked shape)", async () => {
+    const node = await createRhizomeNode({
+      privateKey: generatePrivateKey(),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      protocolPrefix: '/rhizome',
+      dhtClientMode: false,
+      allowPrivateAddresses: true,
+      dialTimeoutMs: 5000,
+      pingTimeoutMs: 30_000,
+    });
+    cleanup.push(() => node.stop());
+    const refresh = (node.services.dht as unknown as { routingTableRefresh: { refreshTable: (force?: boolean) => void } }).routingTableRefresh;
+    const calls: Array<boolean | undefined> = [];
+    const original = refresh.refreshTable;
+    refresh.refreshTable = (force?: boolean) => {
+      calls.push(force);
+      original.call(refresh, force);
+    };
+    // Hooked over the recording wrapper: the start-up call is held for an hour, so it never reaches it.
+    expect(deferStartupRefresh(node, 3_600_000)).toBe(true);
+    await node.start();
+    expect(calls).toEqual([]);
   });
 });
