@@ -405,7 +405,8 @@ async function joinWith(
  * 31 replicas online, each its own process; a 32nd joins. Baseline in the same run: a joiner with
  * one replica online. In the 32-replica network the joiners alternate between the defaults and a
  * joiner that dials every provider at once (`dialConcurrency: Infinity`, the behaviour before
- * session 6): an A/B on one network under one load.
+ * session 6) and a joiner that announces and runs kad-dht's start-up walks at once (as before
+ * session 7): A/B/C on one network under one load.
  */
 async function join32(ctx: BenchContext): Promise<void> {
   const count = Number(process.env['NAT_JOIN_REPLICAS']) || (ctx.quick ? 8 : 32);
@@ -414,7 +415,9 @@ async function join32(ctx: BenchContext): Promise<void> {
   const rows: Array<Record<string, string | number>> = [];
   const idleRows: Array<Record<string, string | number>> = [];
   const defaults: JoinVariant = { label: 'defaults' };
-  const before: JoinVariant = { label: 'dialConcurrency: Infinity (all providers at once, as before)', dht: { unboundedDials: true } };
+  const before: JoinVariant = { label: 'dialConcurrency: Infinity (all providers at once, as before session 6)', dht: { unboundedDials: true } };
+  // Session 7's baseline: the first announce and kad-dht's start-up walks at once, beside the first lookup.
+  const eager: JoinVariant = { label: 'announce and start-up walks at once (as before session 7)', dht: { extra: { announceDeferMs: 0, startupWalkDelayMs: 0 } } };
   // Development A/B runs: NAT_JOIN_VARIANTS='[{"label":"…","dht":{…}}]' replaces the joiner variants of
   // the 32-replica network; NAT_NETWORK_VARIANTS='[{"label":"…","dht":{…}}]' runs that network once per
   // entry with those DHT options on every replica (joiners included); `--join-cases 2x1,32x1,32x3`
@@ -426,7 +429,7 @@ async function join32(ctx: BenchContext): Promise<void> {
   const picked = casesArg >= 0 ? (process.argv[casesArg + 1] ?? '').split(',') : null;
   const cases: Array<{ n: number; bootstraps: number; variants: JoinVariant[]; network: JoinVariant }> = [
     { n: 2, bootstraps: 1, variants: [defaults], network: { label: '' } },
-    ...networks.map((network) => ({ n: count, bootstraps: 1, variants: devVariants ?? [defaults, before], network })),
+    ...networks.map((network) => ({ n: count, bootstraps: 1, variants: devVariants ?? [defaults, before, eager], network })),
     { n: count, bootstraps: 3, variants: [defaults], network: { label: '' } },
   ].filter((c) => picked === null || picked.includes(`${c.n === count ? 'N' : c.n}x${c.bootstraps}`) || picked.includes(`${c.n}x${c.bootstraps}`));
   for (const { n, bootstraps, variants, network } of cases) {
