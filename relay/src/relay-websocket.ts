@@ -37,8 +37,9 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
    */
   override send(data: Parameters<WebSocket['send']>[0], options?: Parameters<WebSocket['send']>[1] | ((err?: Error) => void), cb?: (err?: Error) => void): void {
     if (!this.#corked) this.#cork();
-    if (typeof options === 'function' || options === undefined) super.send(data, options);
-    else super.send(data, options, cb);
+    if (typeof options === 'function') super.send(data, options);
+    // `send(data, undefined, cb)` is ws's own signature too: the callback must not be dropped.
+    else super.send(data, options ?? {}, cb);
   }
 
   #cork(): void {
