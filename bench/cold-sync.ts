@@ -8,11 +8,14 @@
 // doc transaction) if FILE does not exist, then copied into a fresh directory for every run, so
 // every run starts from the same bytes. Without it the source is written in the process, untimed.
 // Prints one line per run: `cold-sync nodes=N ms=<open of the fresh replica to synced>
-// cpuMs=<process CPU in that window, both replicas> bytes=<received by the fresh replica>`.
+// cpuMs=<process CPU in that window, both replicas, all threads> mainCpuMs=<the main thread's CPU:
+// with no idle time, what the wall time is on a quiet machine, less what GC threads do in parallel> idleMs=<event loop idle in that window: time
+// spent waiting (timers, I/O), which a loaded machine does not inflate> bytes=<received by the fresh replica>`.
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import * as Y from 'yjs';
 import { MemoryTransport } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
@@ -53,18 +56,22 @@ try {
     const source = await openDatabase({ id: ID, path: sourcePath, transport: t1 });
     const snapshotBytes = Y.encodeStateAsUpdate(source.doc).length; // as bench/sync.ts does before timing
     const cpu0 = process.cpuUsage();
+    const elu0 = performance.eventLoopUtilization();
+    const main0 = process.threadCpuUsage();
     const t0 = performance.now();
     const fresh = await openDatabase({ id: ID, path: join(dir, `fresh-${r}.db`), transport: t2 });
     await fresh.whenSynced({ minPeers: 1, timeoutMs: 120_000 });
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const elu = performance.eventLoopUtilization(elu0);
+    const main = process.threadCpuUsage(main0);
     if (fresh.size !== N) throw new Error(`fresh replica has ${fresh.size}/${N} nodes`);
     const bytes = fresh.stats().peers[0]!.bytesReceived;
     await fresh.close();
     await source.close();
     await t1.disconnect();
     await t2.disconnect();
-    process.stdout.write(`cold-sync nodes=${N} ms=${ms.toFixed(1)} cpuMs=${((cpu.user + cpu.system) / 1000).toFixed(1)} bytes=${bytes} snapshot=${snapshotBytes}\n`);
+    process.stdout.write(`cold-sync nodes=${N} ms=${ms.toFixed(1)} cpuMs=${((cpu.user + cpu.system) / 1000).toFixed(1)} mainCpuMs=${((main.user + main.system) / 1000).toFixed(1)} idleMs=${elu.idle.toFixed(1)} bytes=${bytes} snapshot=${snapshotBytes}\n`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

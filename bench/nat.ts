@@ -259,6 +259,7 @@ async function joinWith(
   joins: number,
   variants: JoinVariant[],
   bootstraps = 1,
+  replicaDht: Record<string, unknown> = {},
 ): Promise<{ byVariant: Map<string, { times: JoinTimes[]; failures: string[] }>; settled: number; meshed: number; idle: { bootstrap: number; replica: number; total: number } }> {
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-join-'));
   // The bootstrap nodes in their own processes too, as deployed (not in this one, which waits on 32 children).
@@ -287,7 +288,7 @@ async function joinWith(
           path: join(dir, `r${k}.db`),
           trace,
           ...(trace && process.env['NAT_JOIN_PROFILE'] ? { profile: `${process.env['NAT_JOIN_PROFILE']}-${count}-${k}${tag}.cpuprofile` } : {}),
-          dht: { bootstrap: bootAddrs, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra },
+          dht: { bootstrap: bootAddrs, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra, extra: { ...replicaDht, ...((extra['extra'] as Record<string, unknown> | undefined) ?? {}) } },
         }),
       ],
       { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: trace && process.env['NAT_JOIN_DEBUG'] ? { ...process.env, DEBUG: process.env['NAT_JOIN_DEBUG'] } : process.env },
@@ -330,6 +331,9 @@ async function joinWith(
     // Idle CPU of the formed network (no joiner): what each process spends keeping it up.
     const pids = [...infras, ...online].map((c) => c.proc.pid);
     const before = pids.map(procCpuMs);
+    // NAT_IDLE_PROFILE=<prefix>: a V8 CPU profile of two online replicas over the idle window.
+    const idleProfile = process.env['NAT_IDLE_PROFILE'];
+    if (idleProfile) online.slice(0, 2).forEach((c, i) => c.send({ cmd: 'profile', ms: IDLE_WINDOW_MS, file: `${idleProfile}-${count}-${bootstraps}b-idle${i}.cpuprofile` }));
     const t0 = performance.now();
     await wait(IDLE_WINDOW_MS);
     const elapsed = performance.now() - t0;
@@ -340,6 +344,8 @@ async function joinWith(
       replica: summarize(replicaShares).median,
       total: share.reduce((a, b) => a + b, 0),
     };
+    // Progress on stderr, so a run cut short still leaves its figures.
+    process.stderr.write(`[nat join] ${count} replicas, ${bootstraps} bootstrap(s) ${JSON.stringify(replicaDht)}: meshed ${meshed}/${online.length}, idle CPU % of a core: bootstrap ${idle.bootstrap.toFixed(1)}, replica median ${idle.replica.toFixed(1)}, all ${idle.total.toFixed(0)}\n`);
     const byVariant = new Map(variants.map((v) => [v.label, { times: [] as JoinTimes[], failures: [] as string[] }]));
     let k = count - 1;
     for (let run = 0; run < joins; run++) {
@@ -367,6 +373,7 @@ async function joinWith(
             bootstrapCpu,
             linksAtFirst: links.filter((l) => (l['sinceOpen'] as number) <= (first.t ?? 0) - openAt).length,
           });
+          process.stderr.write(`[nat join] ${count}/${bootstraps} ${variant.label}: ${JSON.stringify(result.times.at(-1))}\n`);
         } catch (error) {
           result.failures.push((error as Error).message.slice(0, 300));
         } finally {
@@ -394,21 +401,30 @@ async function joinWith(
  * session 6): an A/B on one network under one load.
  */
 async function join32(ctx: BenchContext): Promise<void> {
-  const count = ctx.quick ? 8 : 32;
+  const count = Number(process.env['NAT_JOIN_REPLICAS']) || (ctx.quick ? 8 : 32);
   const joinsArg = process.argv.indexOf('--joins');
   const joins = joinsArg >= 0 ? Math.max(1, Math.min(20, Number(process.argv[joinsArg + 1]) || 1)) : ctx.quick ? 1 : ctx.runs;
   const rows: Array<Record<string, string | number>> = [];
   const idleRows: Array<Record<string, string | number>> = [];
   const defaults: JoinVariant = { label: 'defaults' };
   const before: JoinVariant = { label: 'dialConcurrency: Infinity (all providers at once, as before)', dht: { unboundedDials: true } };
-  const cases: Array<{ n: number; bootstraps: number; variants: JoinVariant[] }> = [
-    { n: 2, bootstraps: 1, variants: [defaults] },
-    { n: count, bootstraps: 1, variants: [defaults, before] },
-    { n: count, bootstraps: 3, variants: [defaults] },
-  ];
-  for (const { n, bootstraps, variants } of cases) {
-    const { byVariant, settled, meshed, idle } = await joinWith(n, joins, variants, bootstraps);
-    const net = `${n} replicas, ${bootstraps} bootstrap node${bootstraps > 1 ? 's' : ''}`;
+  // Development A/B runs: NAT_JOIN_VARIANTS='[{"label":"…","dht":{…}}]' replaces the joiner variants of
+  // the 32-replica network; NAT_NETWORK_VARIANTS='[{"label":"…","dht":{…}}]' runs that network once per
+  // entry with those DHT options on every replica (joiners included); `--join-cases 2x1,32x1,32x3`
+  // picks networks (replicas x bootstrap nodes); NAT_JOIN_REPLICAS=N sets the large network's size.
+  // Options go through the fixture's `extra`.
+  const devVariants = process.env['NAT_JOIN_VARIANTS'] ? (JSON.parse(process.env['NAT_JOIN_VARIANTS']) as JoinVariant[]) : null;
+  const networks = process.env['NAT_NETWORK_VARIANTS'] ? (JSON.parse(process.env['NAT_NETWORK_VARIANTS']) as JoinVariant[]) : [{ label: '' }];
+  const casesArg = process.argv.indexOf('--join-cases');
+  const picked = casesArg >= 0 ? (process.argv[casesArg + 1] ?? '').split(',') : null;
+  const cases: Array<{ n: number; bootstraps: number; variants: JoinVariant[]; network: JoinVariant }> = [
+    { n: 2, bootstraps: 1, variants: [defaults], network: { label: '' } },
+    ...networks.map((network) => ({ n: count, bootstraps: 1, variants: devVariants ?? [defaults, before], network })),
+    { n: count, bootstraps: 3, variants: [defaults], network: { label: '' } },
+  ].filter((c) => picked === null || picked.includes(`${c.n === count ? 'N' : c.n}x${c.bootstraps}`) || picked.includes(`${c.n}x${c.bootstraps}`));
+  for (const { n, bootstraps, variants, network } of cases) {
+    const { byVariant, settled, meshed, idle } = await joinWith(n, joins, variants, bootstraps, network.dht ?? {});
+    const net = `${n} replicas, ${bootstraps} bootstrap node${bootstraps > 1 ? 's' : ''}${network.label ? ` (${network.label})` : ''}`;
     idleRows.push({
       network: net,
       'online replicas with a peer / with all': `${settled}/${n - 1} / ${meshed}/${n - 1}`,

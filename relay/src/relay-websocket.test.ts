@@ -116,6 +116,26 @@ describe('RelayWebSocket', () => {
     expect(h.core.connections).toBe(1);
   });
 
+  it('calls the send callback in every form ws accepts: (data, cb), (data, options, cb), (data, undefined, cb)', async () => {
+    const h = await host();
+    const a = await client(h.url, 'a');
+    const server = h.accepted[0]!;
+    const sent = (call: (cb: (err?: Error) => void) => void): Promise<Error | undefined> =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('send callback not called')), 5_000);
+        call((err) => {
+          clearTimeout(timer);
+          resolve(err);
+        });
+      });
+    expect(await sent((cb) => server.send(Uint8Array.of(FrameType.DELIVER, 1), cb))).toBeFalsy();
+    expect(await sent((cb) => server.send(Uint8Array.of(FrameType.DELIVER, 2), { binary: true }, cb))).toBeFalsy();
+    expect(await sent((cb) => server.send(Uint8Array.of(FrameType.DELIVER, 3), undefined as unknown as { binary?: boolean }, cb))).toBeFalsy();
+    const deadline = Date.now() + 5_000;
+    while (a.frames.filter((f) => f[0] === FrameType.DELIVER).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(a.frames.filter((f) => f[0] === FrameType.DELIVER).map((f) => f[1])).toEqual([1, 2, 3]);
+  });
+
   it('an oversized frame is counted and closes that connection with 1009, not the process', async () => {
     const h = await host(1024);
     const a = await client(h.url, 'a');

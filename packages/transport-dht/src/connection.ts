@@ -91,6 +91,16 @@ export class DhtConnection extends QueuedConnection implements Connection {
     return typeof rtt === 'number' && Number.isFinite(rtt) ? rtt : undefined;
   }
 
+  /** The libp2p connection the stream runs on, if known. */
+  get link(): Libp2pConnection | undefined {
+    return this.#link;
+  }
+
+  /** Bytes received on this connection's stream so far (handshake included). */
+  get bytesReceived(): number {
+    return this.#channel.bytesReceived;
+  }
+
   /** The remote address of the underlying libp2p connection (a `/p2p-circuit` address when relayed). */
   get remoteAddr(): string | undefined {
     return this.#link?.remoteAddr.toString();

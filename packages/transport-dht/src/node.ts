@@ -3,7 +3,6 @@ import { autoNAT } from '@libp2p/autonat';
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
 import { mdns, type MulticastDNSComponents } from '@libp2p/mdns';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import type { AbortOptions, Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht';
@@ -11,6 +10,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
+import { rhizomeYamux } from './yamux-window.js';
 import {
   kadProtocol,
   mdnsServiceTag,
@@ -57,6 +57,15 @@ export interface NodeOptions {
   onLanPeer?: (info: { peerId: string; addresses: string[] }) => void;
   /** libp2p's connection monitor pings every connection each 10 s; a ping slower than this (ms) aborts it. */
   pingTimeoutMs: number;
+  /**
+   * Run libp2p's connection monitor (default true). Rhizome peers turn it off and run their own
+   * `LinkMonitor` (link-monitor.ts), which does not ping links their sessions already hear from.
+   */
+  connectionMonitor?: boolean;
+  /** Delay of kad-dht's start-up self-query and first routing-table refresh (ms); 0: at once. Default 0. */
+  startupWalkDelayMs?: number;
+  /** Answer every yamux data frame with a window update, as @chainsafe/libp2p-yamux does by itself (see yamux-window.ts). Default false. */
+  eagerWindowUpdates?: boolean;
 }
 
 /** How often mDNS queries the LAN (ms); libp2p's default is 10 s. */
@@ -96,12 +105,18 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
     ...(options.mdns ? { peerDiscovery: [lanDiscovery(options)] } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [
-      yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } }),
+      rhizomeYamux(
+        { streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } },
+        !(options.eagerWindowUpdates ?? false),
+      ),
     ],
     // The monitor's adaptive ping timeout starts at 5 s: a busy event loop (many nodes in one
     // process, a loaded machine) then cuts healthy connections. Dead peers are still found
     // at once through their sockets closing.
-    connectionMonitor: { pingTimeout: { minTimeout: options.pingTimeoutMs, maxTimeout: Math.max(options.pingTimeoutMs, 60_000) } },
+    connectionMonitor: {
+      enabled: options.connectionMonitor ?? true,
+      pingTimeout: { minTimeout: options.pingTimeoutMs, maxTimeout: Math.max(options.pingTimeoutMs, 60_000) },
+    },
     connectionManager: {
       dialTimeout: options.dialTimeoutMs,
       ...(options.inboundConnectionThreshold !== undefined
@@ -133,7 +148,7 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
         protocol: kadProtocol(options.protocolPrefix),
         clientMode: options.dhtClientMode,
         peerInfoMapper: options.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
-        initialQuerySelfInterval: 100,
+        initialQuerySelfInterval: Math.max(100, options.startupWalkDelayMs ?? 0),
         // In kad-dht 16.4 the reprovider's sweep is what expires stored records (its
         // `providers.provideValidity` option is not read): records of other peers older than
         // `validity` are deleted, this node's own are re-provided once older than
@@ -147,7 +162,45 @@ export async function createRhizomeNode(options: NodeOptions): Promise<RhizomeLi
     },
   });
   skipPingOfConnectedContacts(node);
+  if ((options.startupWalkDelayMs ?? 0) > 0) deferStartupRefresh(node, options.startupWalkDelayMs!);
   return node;
+}
+
+/** The part of kad-dht 16.4's routing-table refresh that {@link deferStartupRefresh} hooks (not in its public types). */
+interface KadTableRefresh {
+  routingTableRefresh?: {
+    refreshTable?: (force?: boolean, options?: AbortOptions) => void;
+    stop?: () => Promise<void> | void;
+  };
+}
+
+/**
+ * kad-dht 16.4 refreshes its routing table as it starts (`RoutingTableRefresh.afterStart`): a
+ * lookup of a random key that, like the self-query, links to the peers it asks, and runs as soon
+ * as the table has a peer — beside a joiner's first topic lookup and dials (BENCHMARKS.md § DHT
+ * join, session 7). This holds that first refresh for `delayMs`; later ones (every 5 min) run as
+ * before. If a later kad-dht changes this internal shape, nothing is hooked.
+ *
+ * @returns true if the refresh was hooked.
+ */
+export function deferStartupRefresh(node: RhizomeLibp2p, delayMs: number): boolean {
+  const refresh = (node.services.dht as unknown as KadTableRefresh).routingTableRefresh;
+  const refreshTable = refresh?.refreshTable;
+  const stop = refresh?.stop;
+  if (refresh === undefined || typeof refreshTable !== 'function' || typeof stop !== 'function') return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let first = true;
+  refresh.refreshTable = function (this: unknown, force?: boolean, options?: AbortOptions): void {
+    if (!first) return refreshTable.call(this, force, options);
+    first = false;
+    timer = setTimeout(() => refreshTable.call(this, force, options), delayMs);
+    timer.unref?.();
+  };
+  refresh.stop = function (this: unknown): Promise<void> | void {
+    clearTimeout(timer);
+    return stop.call(this);
+  };
+  return true;
 }
 
 /** The part of kad-dht 16.4's routing table that {@link skipPingOfConnectedContacts} hooks (not in its public types). */

@@ -34,6 +34,12 @@ export const RECEIVE_HIGH_WATER_MARK = 64;
 export const MAX_PARALLEL_NEW_DIALS = 3;
 /** A slot counts for at most this long: a dial that hangs (a stale record) does not hold up the others. */
 export const DIAL_SLOT_HOLD_MS = 1000;
+/** How often the link monitor checks libp2p connections for life (libp2p's connection monitor: the same). */
+export const DEFAULT_LINK_PING_INTERVAL_MS = 10_000;
+/** Longest wait of a topic's first announce for its first Connection or first lookup (see `announceDeferMs`). */
+export const DEFAULT_ANNOUNCE_DEFER_MS = 1000;
+/** When kad-dht's start-up self-query and routing-table refresh run, after the node starts (see `startupWalkDelayMs`). */
+export const DEFAULT_STARTUP_WALK_DELAY_MS = 3000;
 /** A lost peer is redialed after a random pause of up to this (ms), when the topic has other connections. */
 export const REDIAL_JITTER_MS = 1000;
 /** Longest wait before re-dialing a peer whose dial failed (it starts at 1 s and doubles). */
@@ -109,6 +115,40 @@ export interface DhtTransportOptions {
    * Default {@link MAX_PARALLEL_NEW_DIALS}.
    */
   dialConcurrency?: number;
+  /**
+   * How often libp2p connections are checked for life (ms): a connection that nothing was
+   * received over since the previous check (by a Rhizome session on it) gets a ping (libp2p's
+   * `/ipfs/ping/1.0.0`), and is aborted when the ping fails or takes over `timeoutMs`. Default
+   * {@link DEFAULT_LINK_PING_INTERVAL_MS} (libp2p's connection monitor's interval).
+   */
+  linkPingIntervalMs?: number;
+  /**
+   * Ping every libp2p connection at every check, also those whose sessions were just heard from
+   * (what libp2p's connection monitor does). Costs idle CPU; for comparisons. Default false.
+   */
+  pingSessionLinks?: boolean;
+  /**
+   * Answer every received yamux data frame with a window update frame, as @chainsafe/libp2p-yamux
+   * does by itself, instead of once half a stream's receive window is used (go-yamux's rule).
+   * Costs CPU and frames; for comparisons. Default false.
+   */
+  eagerWindowUpdates?: boolean;
+  /**
+   * A topic's first announce waits until the topic's first Connection, the end of its first
+   * lookup, or this many ms, whichever comes first: kad-dht's provide walk opens a libp2p link
+   * (noise, identify) to each of the ~20 DHT nodes closest to the topic, which a joiner's first
+   * Connection would otherwise share the CPU with. 0 announces at once. Default
+   * {@link DEFAULT_ANNOUNCE_DEFER_MS}.
+   */
+  announceDeferMs?: number;
+  /**
+   * kad-dht's start-up walks (its self-query and its first routing-table refresh, each a lookup
+   * that links to the peers it asks) start this many ms after the node: a joiner's first
+   * Connection comes before them. Peers the node connects to meanwhile join its routing table
+   * through identify. 0 runs them at once (the self-query after 100 ms). Default
+   * {@link DEFAULT_STARTUP_WALK_DELAY_MS}.
+   */
+  startupWalkDelayMs?: number;
   /** Bound on DHT queries, dials and stalled sends, in ms. Default 30000. */
   timeoutMs?: number;
   /** Largest message a connection carries (both directions). Default 1 MiB. */
@@ -140,6 +180,11 @@ export interface ResolvedDhtOptions {
   relayService: boolean;
   probePeers: boolean;
   dialConcurrency: number;
+  linkPingIntervalMs: number;
+  pingSessionLinks: boolean;
+  eagerWindowUpdates: boolean;
+  announceDeferMs: number;
+  startupWalkDelayMs: number;
   timeoutMs: number;
   maxMessageSize: number;
   handshakeTimeoutMs: number;
@@ -154,6 +199,14 @@ function dialSlots(value: unknown): number {
   const n = positive(value, 'dialConcurrency', MAX_PARALLEL_NEW_DIALS);
   if (n < 1) throw new InvalidConfigError('dialConcurrency', 'must be at least 1');
   return Math.floor(n);
+}
+
+function nonNegative(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidConfigError(field, 'must be a number of at least 0');
+  }
+  return value;
 }
 
 function positive(value: unknown, field: string, fallback: number): number {
@@ -188,7 +241,7 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
   if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > 0xffff_ffff) {
     throw new InvalidConfigError('maxMessageSize', 'must be a positive integer below 2^32');
   }
-  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers'] as const) {
+  for (const f of ['dhtClientMode', 'allowPrivateAddresses', 'mdns', 'relayService', 'probePeers', 'pingSessionLinks', 'eagerWindowUpdates'] as const) {
     if (options[f] !== undefined && typeof options[f] !== 'boolean') throw new InvalidConfigError(f, 'must be a boolean');
   }
   if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile.length === 0)) {
@@ -212,6 +265,11 @@ export function resolveDhtOptions(options: DhtTransportOptions = {}): ResolvedDh
     relayService: options.relayService ?? false,
     probePeers: options.probePeers ?? true,
     dialConcurrency: dialSlots(options.dialConcurrency),
+    linkPingIntervalMs: positive(options.linkPingIntervalMs, 'linkPingIntervalMs', DEFAULT_LINK_PING_INTERVAL_MS),
+    pingSessionLinks: options.pingSessionLinks ?? false,
+    eagerWindowUpdates: options.eagerWindowUpdates ?? false,
+    announceDeferMs: nonNegative(options.announceDeferMs, 'announceDeferMs', DEFAULT_ANNOUNCE_DEFER_MS),
+    startupWalkDelayMs: nonNegative(options.startupWalkDelayMs, 'startupWalkDelayMs', DEFAULT_STARTUP_WALK_DELAY_MS),
     timeoutMs,
     maxMessageSize,
     handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, timeoutMs)),

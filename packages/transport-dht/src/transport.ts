@@ -25,6 +25,7 @@ import { DialSlots } from './dial-slots.js';
 import { topicToCid } from './cid.js';
 import { DhtConnection, linkPath } from './connection.js';
 import { generatePrivateKey, loadOrCreateKeyFile } from './keys.js';
+import { LinkMonitor } from './link-monitor.js';
 import { createRhizomeNode, type RhizomeLibp2p } from './node.js';
 import {
   DIAL_SLOT_HOLD_MS,
@@ -78,6 +79,8 @@ interface Join {
   readonly probed: WeakSet<Libp2pConnection>;
   /** Pending redials of lost peers (see #redialLater); cleared when the topic is left. */
   readonly redials: Set<ReturnType<typeof setTimeout>>;
+  /** Called once when the topic's first Connection is accepted (see #firstAnnounceMayStart). */
+  onFirstConnection: (() => void) | null;
 }
 
 /**
@@ -161,6 +164,8 @@ export class DhtTransport implements Transport {
   /** The addresses joined topics were last announced with (see #onAddressesChanged). */
   #announcedAddrs = '';
   #node: RhizomeLibp2p | null = null;
+  /** Finds dead libp2p connections, skipping those our sessions hear from (see LinkMonitor). */
+  #monitor: LinkMonitor | null = null;
   #starting: Promise<RhizomeLibp2p> | null = null;
   #bootstrapping: Promise<void> | null = null;
   #closed = false;
@@ -200,6 +205,18 @@ export class DhtTransport implements Transport {
   /** The addresses the node listens on, each ending in `/p2p/<peer id>`; empty until started. */
   multiaddrs(): string[] {
     return this.#node?.getMultiaddrs().map((ma) => ma.toString()) ?? [];
+  }
+
+  /**
+   * Checks the node's libp2p connections for life now (the link monitor does this every
+   * `linkPingIntervalMs`): pings each that no session of ours heard from since the previous
+   * check, aborts those whose ping fails. Resolves with the monitor's totals so far.
+   */
+  async checkLinks(): Promise<{ pings: number; skipped: number }> {
+    const monitor = this.#monitor;
+    if (!monitor) return { pings: 0, skipped: 0 };
+    await monitor.check();
+    return { pings: monitor.pings, skipped: monitor.skipped };
   }
 
   /**
@@ -269,6 +286,7 @@ export class DhtTransport implements Transport {
       reannounce: false,
       probed: new WeakSet(),
       redials: new Set(),
+      onFirstConnection: null,
     };
     this.#joins.set(key, join);
     signal?.addEventListener('abort', () => void this.#leave(join), { once: true });
@@ -337,6 +355,9 @@ export class DhtTransport implements Transport {
       mdns: o.mdns,
       relayService: o.relayService,
       relayClient: !o.relayService,
+      connectionMonitor: false,
+      eagerWindowUpdates: o.eagerWindowUpdates,
+      startupWalkDelayMs: o.startupWalkDelayMs,
       onLanPeer: (info) => this.#onLanPeer(info),
       ...(o.allowPrivateAddresses ? { inboundConnectionThreshold: PRIVATE_INBOUND_CONNECTION_THRESHOLD } : {}),
     });
@@ -360,6 +381,13 @@ export class DhtTransport implements Transport {
       throw new TransportClosedError('dht transport is disconnected');
     }
     this.#node = node;
+    this.#monitor = new LinkMonitor({
+      links: () => node.getConnections(),
+      heard: (link) => this.#heardOn(link),
+      timeoutMs: o.timeoutMs,
+      pingHeardLinks: o.pingSessionLinks,
+    });
+    this.#monitor.start(o.linkPingIntervalMs);
     void this.#dialBootstrap(node);
     return node;
   }
@@ -369,9 +397,24 @@ export class DhtTransport implements Transport {
     await Promise.allSettled([...this.#joins.values()].map((join) => this.#leave(join)));
     for (const channel of this.#handshaking) channel.abort(new TransportClosedError('dht transport is disconnected'));
     this.#handshaking.clear();
+    this.#monitor?.stop();
     const node = this.#node ?? (await this.#starting?.catch(() => null)) ?? null;
     this.#node = null;
     if (node) await node.stop();
+  }
+
+  /**
+   * Bytes our sessions received over this libp2p connection so far (undefined: it carries none),
+   * so the link monitor skips links that are evidently alive.
+   */
+  #heardOn(link: Libp2pConnection): number | undefined {
+    let heard: number | undefined;
+    for (const join of this.#joins.values()) {
+      for (const conn of join.conns.values()) {
+        if (conn.link === link) heard = (heard ?? 0) + conn.bytesReceived;
+      }
+    }
+    return heard;
   }
 
   // ---- DHT -------------------------------------------------------------------------------
@@ -487,15 +530,19 @@ export class DhtTransport implements Transport {
           const due = join.reannounce || join.lastAnnounced === 0 || Date.now() - join.lastAnnounced >= this.#options.reannounceIntervalMs;
           // Cleared as the announce starts: an address change while it runs asks for another.
           if (due) join.reannounce = false;
-          // Announce and look up at once, and dial each provider as soon as the query yields it:
-          // a late joiner meets the others within one query's time.
+          // Look up and dial each provider as soon as the query yields it: a late joiner meets
+          // the others within one query's time. The announce runs beside it; the topic's first
+          // one waits a little (see #firstAnnounceMayStart).
+          const lookup = this.#findProviders(node, join.cid, signal, (info) => this.#maybeDial(node, join, info));
           const results = await Promise.allSettled([
             due
-              ? this.#provide(node, join.cid, signal).then((reached) => {
-                  if (reached > 0) join.lastAnnounced = Date.now();
-                })
+              ? (join.lastAnnounced === 0 ? this.#firstAnnounceMayStart(join, lookup) : Promise.resolve())
+                  .then(() => (signal.aborted ? 0 : this.#provide(node, join.cid, signal)))
+                  .then((reached) => {
+                    if (reached > 0) join.lastAnnounced = Date.now();
+                  })
               : null,
-            this.#findProviders(node, join.cid, signal, (info) => this.#maybeDial(node, join, info)),
+            lookup,
           ]);
           for (const result of results) {
             if (result.status === 'rejected' && !signal.aborted && !this.#closed) {
@@ -518,6 +565,35 @@ export class DhtTransport implements Transport {
       });
       join.delay = Math.min(join.delay * 2, this.#options.lookupIntervalMs);
     }
+  }
+
+  /**
+   * Resolves when a topic's first announce may start: at its first Connection, when `lookup`
+   * (its first lookup) ends, or after `announceDeferMs`, whichever comes first. kad-dht's provide
+   * walk links to the ~20 DHT nodes closest to the topic (noise, identify, a query each): started
+   * together with a joiner's first lookup it takes the CPU the first Connection needs
+   * (BENCHMARKS.md § DHT join, session 7). Nobody waits for our record meanwhile: the replicas a
+   * joiner finds are dialed by the joiner, and a lone first replica's lookup ends at once (nothing
+   * to find), so it announces at once. The bound keeps a lookup that hangs (a DHT under load)
+   * from holding the record back: waiting for the whole lookup, which can take up to `timeoutMs`,
+   * left replicas that started together unfindable for that long.
+   */
+  #firstAnnounceMayStart(join: Join, lookup: Promise<unknown>): Promise<void> {
+    const ms = this.#options.announceDeferMs;
+    if (ms <= 0 || join.conns.size > 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const signal = join.controller.signal;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (join.onFirstConnection === done) join.onFirstConnection = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      join.onFirstConnection = done;
+      signal.addEventListener('abort', done, { once: true });
+      lookup.then(done, done);
+    });
   }
 
   #leave(join: Join): Promise<void> {
@@ -760,6 +836,7 @@ export class DhtTransport implements Transport {
     });
     const replaced = join.conns.get(peerId);
     join.conns.set(peerId, conn);
+    join.onFirstConnection?.();
     // A better path replaced a relayed connection: the old one goes (the sync layer reconciles
     // whatever was in flight on it by state vectors on the new one).
     if (replaced && replaced !== conn) void replaced.close();
