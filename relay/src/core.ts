@@ -218,6 +218,9 @@ interface SharedListeners {
 /** Frames a connection may send before its HELLO is confirmed by the router; more: 4002. */
 const MAX_HELD_FRAMES = 64;
 
+/** Relay→client frames up to this size are copied into Node's buffer pool before sending (see `#send`). */
+const SMALL_FRAME_BYTES = 256;
+
 /** Resolution of the rate limiters' clock, in ms. */
 const CLOCK_TICK_MS = 20;
 
@@ -823,9 +826,14 @@ export class RelayCore implements RouterHost {
 
   #send(peer: Peer, frame: Uint8Array): void {
     if (peer.done) return;
-    // A Buffer view, not the encoder's plain Uint8Array: `ws` then sees one kind of object on
-    // every send, which keeps its (and V8's) fast path for the forwarded frames.
-    this.#forward(peer, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    // A Buffer, not the encoder's plain Uint8Array: `ws` then sees one kind of object on every
+    // send, which keeps its (and V8's) fast path for the forwarded frames. A copy into Node's
+    // pool, not a view: the encoders' small arrays live inside V8's heap, and taking their
+    // `.buffer` moves each one out to a native allocation of its own (a connection's WELCOME,
+    // LIMITS, JOINED and PEER_JOINED frames: several per connection at connect, in the middle of
+    // the burst whose native garbage the allocator keeps, BENCHMARKS.md § Issue 12). Large
+    // frames (mailbox replies) are native already and are sent as views, not copied.
+    this.#forward(peer, frame.byteLength <= SMALL_FRAME_BYTES ? Buffer.from(frame) : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
   }
 
   /** Closes a connection with a close code, removes it from routing, and destroys it after the grace period. */

@@ -8,15 +8,8 @@
 import { WebSocket } from 'ws';
 import type { DirectEvents, DirectSocket } from './direct-socket.js';
 
-/** Ends a socket's batch of frames (see {@link RelayWebSocket.send}). */
-function uncorkSocket(ws: RelayWebSocket, socket: { uncork(): void }): void {
-  ws.uncorked();
-  socket.uncork();
-}
-
 /**
- * The relay server's WebSocket class: a `ws` WebSocket with {@link DirectSocket.bindEvents},
- * whose frames of one tick leave in one write.
+ * The relay server's WebSocket class: a `ws` WebSocket with {@link DirectSocket.bindEvents}.
  *
  * @example
  * ```ts
@@ -27,33 +20,6 @@ function uncorkSocket(ws: RelayWebSocket, socket: { uncork(): void }): void {
 export class RelayWebSocket extends WebSocket implements DirectSocket {
   #events: DirectEvents<unknown> | null = null;
   #target: unknown = null;
-  #corked = false;
-
-  /**
-   * Sends like `ws`, except that the frames sent to this socket in one tick (what one read from a
-   * client carries to one peer: a pair's opening — window, replica id, step 1, awareness — or a
-   * turn's updates) leave in one write at the end of the tick instead of one `writev` each: fewer
-   * system calls here, fewer reads for the receiving client. Same frames, same order, same tick.
-   */
-  override send(data: Parameters<WebSocket['send']>[0], options?: Parameters<WebSocket['send']>[1] | ((err?: Error) => void), cb?: (err?: Error) => void): void {
-    if (!this.#corked) this.#cork();
-    if (typeof options === 'function') super.send(data, options);
-    // `send(data, undefined, cb)` is ws's own signature too: the callback must not be dropped.
-    else super.send(data, options ?? {}, cb);
-  }
-
-  #cork(): void {
-    const socket = (this as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (socket === undefined || this.readyState !== WebSocket.OPEN) return;
-    socket.cork();
-    this.#corked = true;
-    process.nextTick(uncorkSocket, this, socket);
-  }
-
-  /** @internal The tick's batch left (see {@link send}). */
-  uncorked(): void {
-    this.#corked = false;
-  }
 
   bindEvents<T>(events: DirectEvents<T>, target: T): void {
     this.#events = events as DirectEvents<unknown>;

@@ -204,7 +204,7 @@ export class PeerMeter extends RateWindow {
   pongsReceived = 0;
   /**
    * When the last ping was queued; -Infinity until the monitor first sees the session able to ping,
-   * which then sets it to that moment (the first ping waits an interval from there).
+   * which then sets it so that the first ping is due one check period later.
    */
   lastPingAt = -Infinity;
   // Bytes and frames in and out over the last minute are this meter's own window of four channels

@@ -134,17 +134,18 @@ describe('HealthMonitor ping rounds', () => {
     return { clock, sessions, monitor, tick };
   }
 
-  it('sends no ping during the opening: the first waits an interval from when step 2 has left', () => {
+  it('sends no ping during the opening: the first goes out one check period after step 2 has left', () => {
     const { clock, sessions, tick } = setup(1);
     const s = sessions[0]!;
     for (; clock.now < 3_000; clock.now += 1_000) tick(); // step 2 not gone yet
     s.canPing = true;
-    for (; clock.now < 8_000; clock.now += 1_000) tick();
+    tick(); // 3 s: the monitor first sees it able to ping — not in this round
     expect(s.pings).toEqual([]);
-    tick(); // 8 s: one interval after the monitor first saw it able to ping (3 s)
-    expect(s.pings).toEqual([8_000]);
+    clock.now += 1_000;
+    tick(); // 4 s: the next round (so `rttMs` is there for a one-shot status)
+    expect(s.pings).toEqual([4_000]);
     for (clock.now += 1_000; clock.now <= 30_000; clock.now += 1_000) tick();
-    expect(s.pings).toEqual([8_000, 13_000, 18_000, 23_000, 28_000]);
+    expect(s.pings).toEqual([4_000, 9_000, 14_000, 19_000, 24_000, 29_000]);
   });
 
   it('pings the peers of a database in one tick, however their sessions started', () => {
@@ -155,13 +156,15 @@ describe('HealthMonitor ping rounds', () => {
       sessions.forEach((s, i) => (s.canPing ||= clock.now >= startAt[i]!));
       tick();
     }
-    // After the first round every session is pinged in the same ticks.
-    const rounds = sessions[0]!.pings.slice(1);
+    // Each session's first ping has its own phase; from the first session's third round on,
+    // every session is pinged in the same ticks.
+    const rounds = sessions[0]!.pings.slice(2);
     expect(rounds.length).toBeGreaterThanOrEqual(10);
     for (const s of sessions) expect(s.pings.slice(-rounds.length)).toEqual(rounds);
     // No peer waits longer than an interval between pings, none is pinged more often than every half interval.
     for (const s of sessions) {
-      expect(s.pings[0]! - startAt[sessions.indexOf(s)]!).toBeGreaterThanOrEqual(options.pingIntervalMs / 2);
+      // The first ping: the round after the one that first saw the session able to ping.
+      expect(s.pings[0]! - startAt[sessions.indexOf(s)]!).toBe(options.checkIntervalMs);
       for (let i = 1; i < s.pings.length; i++) {
         const gap = s.pings[i]! - s.pings[i - 1]!;
         expect(gap).toBeLessThanOrEqual(options.pingIntervalMs);

@@ -4,7 +4,7 @@
  */
 import type { HealthSeverity, HealthState, SyncEvent } from '@rhizome/core';
 import { EventLimiter, databaseHealth, peerHealth, severityOf } from './health.js';
-import type { HealthOptions } from './health.js';
+import type { HealthOptions, PeerMeter } from './health.js';
 import type { PeerSession } from './session.js';
 
 /** What the monitor needs from its database. */
@@ -115,25 +115,32 @@ export class HealthMonitor {
    * Pings go out in rounds: when one session's ping is due (`pingIntervalMs` since its last), every
    * session pinged at least half an interval ago is pinged in the same tick, so a database's pings
    * to its peers leave together (one socket write through a relay, see ARCHITECTURE.md § Health)
-   * and the sessions converge on one phase. A session's first ping waits one interval after the
-   * monitor first sees its step 2 gone (or joins an earlier round after half of one): a ping queued
-   * behind the opening exchange would measure that exchange, not the link, and would add a frame
-   * to every pair's opening burst.
+   * and the sessions converge on one phase. A session's first ping goes out one check period after
+   * the monitor first sees its step 2 gone, not in the same tick: a ping queued behind the opening
+   * exchange would measure that exchange, not the link, and would add a frame to every pair's
+   * opening burst. That first ping is a due ping, so it takes along every session pinged at least
+   * half an interval ago.
    */
   tick(): void {
     const now = this.#host.now();
     const interval = this.#o.pingIntervalMs;
     let due = false;
+    // Sessions first seen able to ping in this round: their first ping is the next round's.
+    let fresh: PeerMeter[] | null = null;
     for (const session of this.#host.sessions()) {
       if (session.closed || !session.canPing) continue;
       const meter = session.meter;
-      if (meter.lastPingAt === -Infinity) meter.lastPingAt = now; // the pinging clock starts now
-      else if (now - meter.lastPingAt >= interval && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) due = true;
+      if (meter.lastPingAt === -Infinity) {
+        // The first ping is due one check period from now: off the opening burst, and soon enough
+        // that a one-shot `rhizome status` (sync, then report) shows the peer's round trip.
+        meter.lastPingAt = now - interval + this.#o.checkIntervalMs;
+        (fresh ??= []).push(meter);
+      } else if (now - meter.lastPingAt >= interval && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) due = true;
     }
     for (const session of this.#host.sessions()) {
       if (session.closed) continue;
       const meter = session.meter;
-      if (due && session.canPing && now - meter.lastPingAt >= interval / 2 && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT) {
+      if (due && session.canPing && now - meter.lastPingAt >= interval / 2 && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT && !(fresh?.includes(meter) ?? false)) {
         session.ping(this.#host.pingSeq?.(session) ?? this.#host.localSeq());
       }
       this.#evaluatePeer(session, now);

@@ -124,6 +124,26 @@ const EMPTY_UPDATE = new Uint8Array([0, 0]);
 export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awareness-disconnect');
 
 /**
+ * The parts of a session used only at times: while a chunked message arrives, while something
+ * waits for the queue to drain or for the session to end, while step 1s are held, after a
+ * failure, once delivery acknowledgements were asked for. An idle synced session holds none of
+ * it: one slot instead of seven (an idle process holds thousands of sessions).
+ */
+interface SessionRare {
+  /** Made for the first chunked message and dropped once it is whole (whole frames need none). */
+  reassembler: Reassembler | null;
+  drainWaiters: Array<() => void> | null;
+  /** Request ids of step 1s that came while an answer was unsent (answered once it is sent). */
+  heldRequests: Uint8Array[] | null;
+  failReason: string | undefined;
+  /** Resolves {@link PeerSession.ended}'s promise (made only when someone waits). */
+  onEnded: (() => void) | null;
+  ended: Promise<void> | null;
+  /** Delivery acknowledgements (see delivery.ts); made on the first {@link PeerSession.acknowledge}. */
+  acks: AckRequests | null;
+}
+
+/**
  * The sync protocol with one peer over one Connection.
  *
  * Both sides open with sync step 1 (their state vector and a fresh request id) and answer the
@@ -145,38 +165,29 @@ export class PeerSession implements Flushable, ConnectionListener {
   readonly #host: SessionHost;
   /** Our step-1 request id (as text: see compact.ts). */
   readonly #requestId = bytesToText(newRequestId());
-  /** Made for the first chunked message and dropped once it is whole (whole frames need none). */
-  #reassembler: Reassembler | null = null;
+  /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
+  #rare: SessionRare | null = null;
   #maxFrameBytes: number;
   #queue: Outgoing[] = [];
   #head = 0;
   #queuedUpdateBytes = 0;
   #pumping = false;
-  #drainWaiters: Array<() => void> | null = null;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
   #remoteStateVector: string | null = null;
   #receivedStep2 = false;
   #sentStep2 = false;
   /** Step 2 answers queued and not sent yet. */
   #answersUnsent = 0;
-  /** Request ids of step 1s that came while an answer was unsent (answered once it is sent). */
-  #heldRequests: Uint8Array[] | null = null;
   #synced = false;
   /** Frames that opened under the database key. */
   #opened = 0;
   #failed = false;
-  #failReason: string | undefined;
   #closed = false;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
-  /** Awareness client ids this peer told us about (removed when it leaves); usually one, so an array. */
-  #awarenessClients: number[] | null = null;
-  /** Resolves {@link ended}'s promise (made only when someone waits). */
-  #onEnded: (() => void) | null = null;
-  #ended: Promise<void> | null = null;
+  /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
+  #awarenessClients: number | number[] | null = null;
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
-  /** Delivery acknowledgements (see delivery.ts); made on the first {@link acknowledge}. */
-  #acks: AckRequests | null = null;
   /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
   #acksReady = false;
   /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
@@ -190,6 +201,11 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#host = host;
     this.meter = new PeerMeter(host.now(), 0);
     this.#maxFrameBytes = host.maxFrameBytes;
+  }
+
+  /** The rarely used part, made on first use. */
+  #r(): SessionRare {
+    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null });
   }
 
   /** True once the first full exchange is done (see the class description). */
@@ -236,7 +252,8 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** Resolves once the session ended (its connection closed). */
   ended(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    return (this.#ended ??= new Promise<void>((resolve) => (this.#onEnded = resolve)));
+    const rare = this.#r();
+    return (rare.ended ??= new Promise<void>((resolve) => (rare.onEnded = resolve)));
   }
 
   /** @internal {@link ConnectionListener}: one frame from the peer. */
@@ -252,7 +269,7 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   /** @internal {@link ConnectionListener}: the connection closed (`error`: it failed). */
   onEnd(error: Error | null): void {
-    if (error === null) this.#finish(this.#failReason ?? 'connection closed');
+    if (error === null) this.#finish(this.#rare?.failReason ?? 'connection closed');
     else this.#endWith(error);
   }
 
@@ -274,7 +291,7 @@ export class PeerSession implements Flushable, ConnectionListener {
         this.#receive(frame);
         frame = null; // not held by the suspended loop until the next frame
       }
-      reason = this.#failReason ?? 'connection closed';
+      reason = this.#rare?.failReason ?? 'connection closed';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
       if (!this.#closed) this.#host.reportError(asError(error));
@@ -285,24 +302,31 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   /** Awareness client ids this peer told us about. */
   get awarenessClients(): readonly number[] {
-    return this.#awarenessClients ?? [];
+    const ids = this.#awarenessClients;
+    return ids === null ? [] : typeof ids === 'number' ? [ids] : ids;
   }
 
   /** The peer told us about awareness client `id`. */
   addAwarenessClient(id: number): void {
     const ids = this.#awarenessClients;
-    if (ids === null) this.#awarenessClients = [id];
-    else if (!ids.includes(id)) ids.push(id);
+    if (ids === null) this.#awarenessClients = id;
+    else if (typeof ids === 'number') {
+      if (ids !== id) this.#awarenessClients = [ids, id];
+    } else if (!ids.includes(id)) ids.push(id);
   }
 
   /** The peer's awareness client `id` went away. */
   removeAwarenessClient(id: number): void {
     const ids = this.#awarenessClients;
     if (ids === null) return;
+    if (typeof ids === 'number') {
+      if (ids === id) this.#awarenessClients = null;
+      return;
+    }
     const i = ids.indexOf(id);
     if (i < 0) return;
-    if (ids.length === 1) this.#awarenessClients = null;
-    else ids.splice(i, 1);
+    ids.splice(i, 1);
+    if (ids.length === 1) this.#awarenessClients = ids[0]!;
   }
 
   /** Queues what every session opens with: the REPLICA message, sync step 1, our awareness. */
@@ -361,7 +385,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** Resolves once the outbound queue is empty (or the session closed). */
   drained(): Promise<void> {
     if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
-    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
+    return new Promise((resolve) => (this.#r().drainWaiters ??= []).push(resolve));
   }
 
   /**
@@ -369,16 +393,17 @@ export class PeerSession implements Flushable, ConnectionListener {
    * fresh sync step 1 sent behind it), `false` if the session ends first. See delivery.ts.
    */
   acknowledge(): Promise<boolean> {
-    if (this.#acks === null) {
+    const rare = this.#r();
+    if (rare.acks === null) {
       const acks = new AckRequests(
         (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
         newRequestId,
       );
       if (this.#closed) acks.close();
       else if (this.#acksReady) acks.ready();
-      this.#acks = acks;
+      rare.acks = acks;
     }
-    return this.#acks.request();
+    return rare.acks.request();
   }
 
   /**
@@ -393,14 +418,14 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
   #reassemble(plain: Uint8Array): ReassemblyResult {
-    let reassembler = this.#reassembler;
+    let reassembler = this.#rare?.reassembler ?? null;
     if (reassembler === null) {
       const whole = wholeFrame(plain, this.#host.maxMessageBytes);
       if (whole !== null) return whole;
-      reassembler = this.#reassembler = new Reassembler(this.#host.maxMessageBytes);
+      reassembler = this.#r().reassembler = new Reassembler(this.#host.maxMessageBytes);
     }
     const result = reassembler.push(plain);
-    if (result.kind === 'message' && reassembler.bufferedBytes === 0) this.#reassembler = null;
+    if (result.kind === 'message' && reassembler.bufferedBytes === 0) this.#r().reassembler = null;
     return result;
   }
 
@@ -517,13 +542,13 @@ export class PeerSession implements Flushable, ConnectionListener {
     }
     this.#remoteStateVector = bytesToText(m.stateVector);
     if (this.#answersUnsent > 0) {
-      const held = (this.#heldRequests ??= []);
+      const held = (this.#r().heldRequests ??= []);
       if (held.push(m.requestId) > MAX_HELD_SYNC_REQUESTS) throw new ProtocolError(`more than ${MAX_HELD_SYNC_REQUESTS} sync requests waiting for an answer`);
       return;
     }
     this.#answer([m.requestId]);
     this.#acksReady = true;
-    this.#acks?.ready();
+    this.#rare?.acks?.ready();
   }
 
   /** Queues the answers to `requestIds`: the diff against the peer's latest state vector, then empty updates. */
@@ -544,9 +569,9 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#answersUnsent--;
     this.#sentStep2 = true;
     this.#checkSynced();
-    const held = this.#heldRequests;
+    const held = this.#rare?.heldRequests ?? null;
     if (this.#answersUnsent > 0 || held === null || this.#closed) return;
-    this.#heldRequests = null;
+    this.#r().heldRequests = null;
     this.#answer(held);
   }
 
@@ -558,7 +583,7 @@ export class PeerSession implements Flushable, ConnectionListener {
       this.#receivedStep2 = true;
       this.#checkSynced();
     } else {
-      this.#acks?.answered(m.requestId);
+      this.#rare?.acks?.answered(m.requestId);
     }
   }
 
@@ -572,7 +597,7 @@ export class PeerSession implements Flushable, ConnectionListener {
     if (this.#closed || this.#failed) return;
     this.#failed = true;
     const err = asError(error);
-    this.#failReason = err.code ? `${err.code}: ${err.message}` : err.message;
+    this.#r().failReason = err.code ? `${err.code}: ${err.message}` : err.message;
     this.#host.reportError(err);
     void this.conn.close().catch(() => undefined);
   }
@@ -584,11 +609,12 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     this.#releaseDrainWaiters();
-    this.#acks?.close();
+    this.#rare?.acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
-    const onEnded = this.#onEnded;
-    this.#onEnded = null;
+    const rare = this.#rare;
+    const onEnded = rare?.onEnded ?? null;
+    if (rare !== null) rare.onEnded = null;
     onEnded?.();
   }
 
@@ -712,9 +738,9 @@ export class PeerSession implements Flushable, ConnectionListener {
   }
 
   #releaseDrainWaiters(): void {
-    const waiters = this.#drainWaiters;
+    const waiters = this.#rare?.drainWaiters ?? null;
     if (waiters === null) return;
-    this.#drainWaiters = null;
+    this.#r().drainWaiters = null;
     for (const w of waiters) w();
   }
 }
