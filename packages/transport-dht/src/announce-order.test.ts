@@ -59,8 +59,9 @@ describe('the first announce of a topic', () => {
       await conns.next();
       await eventually('b to announce', () => seen.at !== null, WAIT);
       if (announceDeferMs > 0) expect(seen.at!.lookupEnded || seen.at!.syncStreams > 0).toBe(true);
-      // The control: announced at once, beside the lookup, before anything was found.
-      else expect(seen.at).toEqual({ lookupEnded: false, syncStreams: 0 });
+      // The control: announced at once, beside the lookup, before it ended. (Not asserted: no sync
+      // stream yet — a probe from a, if a DHT query of a's linked the two first, may be open.)
+      else expect(seen.at!.lookupEnded).toBe(false);
       await b.disconnect();
     }
   }, 60_000);
