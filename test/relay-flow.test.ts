@@ -12,7 +12,7 @@ import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
 import { FrameType, encodeDataFrame, encodeHello, encodePing, utf8 } from '@rhizome/transport-relay/protocol';
 import { RawClient } from '@rhizome/relay/testing';
 import { openDatabase, type Database } from '@rhizome/sync';
-import { nextEvent } from './sync-helpers.js';
+import { firstConnection, nextEvent } from './sync-helpers.js';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -60,12 +60,6 @@ async function db(id: string, t: RelayTransport): Promise<Database> {
   return d;
 }
 
-async function firstConnection(t: RelayTransport, topic: Uint8Array): Promise<Connection> {
-  const it = (await t.connect(topic))[Symbol.asyncIterator]();
-  const r = await within(WAIT, 'a connection', it.next());
-  if (r.done) throw new Error('iterable ended');
-  return r.value;
-}
 
 /** A TCP proxy that can be frozen: it then stops forwarding both ways but keeps both sockets open. */
 async function freezableProxy(target: string): Promise<{ url: string; freeze: () => void; close: () => Promise<void> }> {
@@ -113,7 +107,7 @@ describe('per-Connection flow control on one relay socket', () => {
 
     // An app protocol on another topic of the same two transports; A does not read it (yet).
     const appTopic = deriveTopic('hol app topic');
-    const [unread, appSender] = await Promise.all([firstConnection(ta, appTopic), firstConnection(tb, appTopic)]);
+    const [unread, appSender] = await Promise.all([firstConnection(ta, appTopic, WAIT), firstConnection(tb, appTopic, WAIT)]);
     const N = 12_000;
     let sent = 0;
     const sends: Array<Promise<void>> = [];
@@ -159,7 +153,7 @@ describe('per-Connection flow control on one relay socket', () => {
     const appTopic = deriveTopic('overflow app topic');
     const raw = await RawClient.open(relay.url);
     cleanup.push(async () => raw.close());
-    const unreadP = firstConnection(ta, appTopic);
+    const unreadP = firstConnection(ta, appTopic, WAIT);
     const topicId = await raw.join(appTopic);
     const peerJoined = await within(WAIT, 'PEER_JOINED', raw.next(FrameType.PEER_JOINED));
     const unread = await unreadP;
@@ -185,8 +179,8 @@ describe('per-Connection flow control on one relay socket', () => {
     const errors: RhizomeError[] = [];
     const ta = transport(relay.url, { inboundMaxBytes: 2 * 1024 * 1024, onError: (e) => errors.push(e) });
     const tb = transport(relay.url);
-    const [unread, sender] = await Promise.all([firstConnection(ta, deriveTopic('bytes unread')), firstConnection(tb, deriveTopic('bytes unread'))]);
-    const [readA, readB] = await Promise.all([firstConnection(ta, deriveTopic('bytes read')), firstConnection(tb, deriveTopic('bytes read'))]);
+    const [unread, sender] = await Promise.all([firstConnection(ta, deriveTopic('bytes unread'), WAIT), firstConnection(tb, deriveTopic('bytes unread'), WAIT)]);
+    const [readA, readB] = await Promise.all([firstConnection(ta, deriveTopic('bytes read'), WAIT), firstConnection(tb, deriveTopic('bytes read'), WAIT)]);
     // The window (4 MiB) is larger than this reader's byte bound (2 MiB): the bound trips first.
     const big = new Uint8Array(512 * 1024);
     for (let i = 0; i < 6 && !sender.closed; i++) await sender.send(big).catch(() => undefined);
@@ -236,7 +230,7 @@ describe('liveness on both sides', () => {
     const topic = deriveTopic('dies while unread');
     const raw = await RawClient.open(relay.url);
     cleanup.push(async () => raw.close());
-    const conn = firstConnection(ta, topic);
+    const conn = firstConnection(ta, topic, WAIT);
     const topicId = await raw.join(topic);
     const peerJoined = await within(WAIT, 'PEER_JOINED', raw.next(FrameType.PEER_JOINED));
     await conn;

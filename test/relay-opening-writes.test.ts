@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { deriveTopic, generateDatabaseId, type Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
+import { firstConnection } from './sync-helpers.js';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
 import { FrameType, readU32 } from '@rhizome/transport-relay/protocol';
@@ -30,12 +31,6 @@ function transport(url: string): RelayTransport {
   return t;
 }
 
-async function firstConnection(t: RelayTransport, topic: Uint8Array): Promise<Connection> {
-  const it = (await t.connect(topic))[Symbol.asyncIterator]();
-  const r = await within(WAIT, 'a connection', it.next());
-  if (r.done) throw new Error('iterable ended');
-  return r.value;
-}
 
 describe('a replica opening sessions through the relay', () => {
   it('sends each WINDOW(0) in the same socket write as data frames, never in a write of its own', async () => {
@@ -93,7 +88,7 @@ describe('a replica opening sessions through the relay', () => {
   it('a Connection that never sends still says WINDOW(0) to its peer', async () => {
     const r = await relay();
     const topic = deriveTopic('silent pair');
-    const [a, b] = await Promise.all([firstConnection(transport(r.url), topic), firstConnection(transport(r.url), topic)]);
+    const [a, b] = await Promise.all([firstConnection(transport(r.url), topic, WAIT), firstConnection(transport(r.url), topic, WAIT)]);
     // Neither side sends anything: each hears the other's WINDOW(0) once the hold ends.
     const deadline = Date.now() + WAIT;
     while (!((a as RelayConnection).sendWindow.negotiated && (b as RelayConnection).sendWindow.negotiated) && Date.now() < deadline) {

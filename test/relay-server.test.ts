@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { deriveTopic, type Connection, type Transport } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
+import { firstConnection } from './sync-helpers.js';
 import { CloseCode, createRelayServer, parseRelayArgs, type RelayServer } from '@rhizome/relay';
 import { RawClient, startRelayProcess } from '@rhizome/relay/testing';
 import { RelayTransport } from '@rhizome/transport-relay';
@@ -16,16 +17,10 @@ import { encodeHello, utf8 } from '@rhizome/transport-relay/protocol';
 
 const WAIT = 10_000;
 
-async function firstConnection(t: Transport, topic: Uint8Array): Promise<Connection> {
-  const it = (await t.connect(topic))[Symbol.asyncIterator]();
-  const r = await within(WAIT, 'a connection', it.next());
-  if (r.done) throw new Error('iterable ended');
-  return r.value;
-}
 
 async function pairUp(a: Transport, b: Transport, name: string): Promise<[Connection, Connection]> {
   const topic = deriveTopic(name);
-  return Promise.all([firstConnection(a, topic), firstConnection(b, topic)]);
+  return Promise.all([firstConnection(a, topic, WAIT), firstConnection(b, topic, WAIT)]);
 }
 
 describe('relay HTTP endpoints', () => {
@@ -169,7 +164,7 @@ describe('relay client errors', () => {
       try {
         const [, theirs] = await Promise.all([
           within(WAIT, 'the late connection', conns[Symbol.asyncIterator]().next()),
-          firstConnection(other, topic),
+          firstConnection(other, topic, WAIT),
         ]);
         expect(theirs.peerId).toBe(t.peerId);
       } finally {
@@ -206,7 +201,7 @@ describe('relay client errors', () => {
       const relay = await createRelayServer({ port, host: '127.0.0.1' });
       const other = new RelayTransport({ url: relay.url, timeoutMs: WAIT });
       try {
-        const [mine] = await Promise.all([within(WAIT, 'the connection after the failures', conns[Symbol.asyncIterator]().next()), firstConnection(other, topic)]);
+        const [mine] = await Promise.all([within(WAIT, 'the connection after the failures', conns[Symbol.asyncIterator]().next()), firstConnection(other, topic, WAIT)]);
         expect(mine.done).toBe(false);
       } finally {
         await other.disconnect();

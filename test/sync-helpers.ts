@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { AsyncQueue, FrameTooLargeError } from '@rhizome/core';
 import type { Connection, ConnectOptions, MemoryTransport, PeerInfo, SyncEvent, TopicHash, Transport } from '@rhizome/core';
 import type { Database } from '@rhizome/sync';
+import { within } from '@rhizome/core/testing';
 
 /** A hub name no other test uses. */
 export function uniqueHub(prefix = 'sync'): string {
@@ -177,4 +178,12 @@ export async function connectionTo(transport: Transport, topic: TopicHash, peerI
     const next = await Promise.race([conns.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(1, deadline - Date.now()))))]).finally(() => clearTimeout(timer));
     if (next !== null && !next.done && next.value.peerId === peerId) return next.value;
   }
+}
+
+/** The first Connection the transport yields for `topic`, within `timeoutMs`. */
+export async function firstConnection(t: Transport, topic: Uint8Array, timeoutMs: number): Promise<Connection> {
+  const it = (await t.connect(topic))[Symbol.asyncIterator]();
+  const r = await within(timeoutMs, 'a connection', it.next());
+  if (r.done) throw new Error('iterable ended');
+  return r.value;
 }
