@@ -19,19 +19,15 @@ import { performance } from 'node:perf_hooks';
 import * as Y from 'yjs';
 import { MemoryTransport } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
+import { flag } from './args.js';
+import { node } from './floor-writer.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const N = Number(flag('--nodes', '100000'));
 const RUNS = Number(flag('--runs', '1'));
 const SOURCE = flag('--source', '');
 /** The database id is part of the stored rows, so a prepared source file keeps a fixed one. */
 const ID = 'cold-sync-bench-0123456789abcdef';
 
-const node = (i: number): { title: string; n: number; done: boolean } => ({ title: `node number ${i}`, n: i, done: i % 2 === 0 });
 
 async function writeSource(path: string): Promise<void> {
   const db = await openDatabase({ id: ID, path });

@@ -12,18 +12,11 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import Sqlite from 'better-sqlite3';
 import { openDatabase } from '@rhizome/sync';
+import { flag } from './args.js';
+import { node } from './floor-writer.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const PUTS = flag('--puts', 20_000);
-const ROUNDS = flag('--rounds', 5);
-
-function node(i: number): { title: string; n: number; done: boolean } {
-  return { title: `node number ${i}`, n: i, done: i % 2 === 0 };
-}
+const PUTS = Number(flag('--puts', '20000'));
+const ROUNDS = Number(flag('--rounds', '5'));
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** An SQLite file with the store's settings and its updates table. */

@@ -17,13 +17,9 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import Sqlite from 'better-sqlite3';
 import { openDatabase } from '@rhizome/sync';
+import { flag } from './args.js';
 import { floorWriter, node } from './floor-writer.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
 const PUTS = Number(flag('--puts', '100000'));
 const ROUNDS = Number(flag('--rounds', '5'));
 const ONLY = flag('--only', '');
@@ -36,7 +32,6 @@ const bases: Array<[string, Open]> = [];
 for (const [i, path] of (BASE === '' ? [] : BASE.split(',')).entries()) {
   bases.push([i === 0 ? 'base' : `base${i + 1}`, ((await import(join(process.cwd(), path))) as { openDatabase: Open }).openDatabase]);
 }
-
 
 /**
  * The timed window of the variant running now, as bench/sync.ts times it: from after the open to
@@ -148,6 +143,6 @@ for (const [name, r] of results) {
   const winPaired = median(r.winCpu.map((c, i) => c / reference.winCpu[i]!)).toFixed(3);
   process.stdout.write(`| ${name} | ${Math.round(median(r.rate)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(2)} | ${lo}–${hi} | ${paired} | ${Math.round(median(r.winRate)).toLocaleString('en-US')} | ${median(r.winCpu).toFixed(2)} | ${winPaired} |\n`);
 }
-if (args.includes('--rounds-detail')) {
+if (process.argv.includes('--rounds-detail')) {
   for (const [name, r] of results) process.stdout.write(`${name}: CPU µs/put by round ${r.cpu.map((c) => c.toFixed(2)).join(' ')}; timed ${r.winCpu.map((c) => c.toFixed(2)).join(' ')}\n`);
 }

@@ -5,6 +5,14 @@ import { FIELDS_MAP, NODES_MAP, NodeModel, setEntry } from './nodes.js';
 import { prng } from '../../../test/prng.js';
 
 /** Yjs's own way to make the same writes: `Y.Map#set` per entry, one transaction per call. */
+/** Two empty documents with one client id: ours (written by Rhizome's code) and theirs (by Yjs's). */
+function twins(): { ours: Y.Doc; theirs: Y.Doc } {
+  const ours = new Y.Doc();
+  const theirs = new Y.Doc();
+  theirs.clientID = ours.clientID;
+  return { ours, theirs };
+}
+
 function viaYMap(doc: Y.Doc): { put: (id: string, data: Record<string, JsonValue>) => void } {
   const nodes = doc.getMap(NODES_MAP);
   const fields = doc.getMap(FIELDS_MAP);
@@ -25,9 +33,7 @@ function updates(doc: Y.Doc): Uint8Array[] {
 
 describe('NodeModel writes', () => {
   it('make byte for byte the document and updates Y.Map#set makes (puts, overwrites, nested values, batches)', () => {
-    const ours = new Y.Doc();
-    const theirs = new Y.Doc();
-    theirs.clientID = ours.clientID;
+    const { ours, theirs } = twins();
     const model = new NodeModel(ours);
     const ref = viaYMap(theirs);
     const a = updates(ours);
@@ -84,9 +90,7 @@ describe('setEntry (NodeModel writes integrate map entries themselves)', () => {
     it(`matches Y.Map#set with concurrent remote writers, deletes and re-sets (seed ${seed})`, () => {
       const random = prng(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
-      const ours = new Y.Doc();
-      const theirs = new Y.Doc();
-      theirs.clientID = ours.clientID;
+      const { ours, theirs } = twins();
       const model = new NodeModel(ours);
       const ref = viaYMap(theirs);
       const seenOurs = record(ours);
@@ -146,9 +150,7 @@ describe('setEntry (NodeModel writes integrate map entries themselves)', () => {
   }
 
   it('takes Yjs’s own integrate for a map that is not a root type, with the same result', () => {
-    const ours = new Y.Doc();
-    const theirs = new Y.Doc();
-    theirs.clientID = ours.clientID;
+    const { ours, theirs } = twins();
     const seenOurs = record(ours);
     const seenTheirs = record(theirs);
     for (const doc of [ours, theirs]) doc.getMap('root').set('inner', new Y.Map());
