@@ -34,6 +34,7 @@ import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
 import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
+import { newDocGuid } from './doc-guid.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
 
@@ -322,7 +323,7 @@ export class Database {
   ) {
     this.id = id;
     this.topic = deriveTopic(id);
-    this.#doc = new Y.Doc();
+    this.#doc = new Y.Doc({ guid: newDocGuid() });
     this.#store = store;
     this.#ownsStore = host.ownsStore;
     this.#macrotask = host.macrotask;
