@@ -10,7 +10,8 @@
 //
 // Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
 //   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
-//        [--per-doc 5] [--wait-ms 2000] [--alloc] [--snapshot FILE]
+//        [--per-doc 5] [--wait-ms 2000] [--alloc [--alloc-out FILE]] [--snapshot FILE]
+// (--alloc-out writes the raw sampling profile, for a by-stack breakdown.)
 // y-websocket and bare need bench/peers installed (`npm run bench` installs it).
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -36,6 +37,7 @@ async function main() {
       'wait-ms': { type: 'string', default: '2000' },
       alloc: { type: 'boolean', default: false },
       snapshot: { type: 'string' },
+      'alloc-out': { type: 'string' },
     },
   });
   const gc = globalThis.gc;
@@ -88,6 +90,7 @@ async function main() {
     const report = { system, replicas: n, perDoc: per };
     if (profiler) {
       const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      if (o['alloc-out']) (await import('node:fs')).writeFileSync(o['alloc-out'], JSON.stringify(profile));
       const byFunction = new Map();
       let total = 0;
       const walk = (node) => {

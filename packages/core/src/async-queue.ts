@@ -231,6 +231,8 @@ export abstract class QueuedConnection {
   #closed = false;
   #failure: RhizomeError | null = null;
   #onClose: Array<() => void> | null = null;
+  /** `send` calls not settled yet ({@link trySend} never overtakes them). */
+  #sending = 0;
 
   constructor(peerId: string, topic: Uint8Array) {
     this.peerId = peerId;
@@ -288,7 +290,25 @@ export abstract class QueuedConnection {
 
   async send(data: Uint8Array): Promise<void> {
     if (this.#closed) throw new ConnectionClosedError();
-    await this.sendFrame(data);
+    this.#sending++;
+    try {
+      await this.sendFrame(data);
+    } finally {
+      this.#sending--;
+    }
+  }
+
+  /**
+   * Sends `data` now if the transport takes it without waiting; `false`: nothing sent, use `send`
+   * (see `Connection.trySend`). Also `false` while a `send` is in flight, so it never overtakes one.
+   */
+  trySend(data: Uint8Array): boolean {
+    return !this.#closed && this.#sending === 0 && this.trySendFrame(data);
+  }
+
+  /** Transport-side {@link trySend}: sends and returns `true` only if nothing has to wait. Default: never. */
+  protected trySendFrame(_data: Uint8Array): boolean {
+    return false;
   }
 
   async close(): Promise<void> {

@@ -56,6 +56,14 @@ export interface Connection extends AsyncIterable<Uint8Array> {
    * `ERR_FRAME_TOO_LARGE` above the transport's `maxMessageSize`.
    */
   send(data: Uint8Array): Promise<void>;
+  /**
+   * Optional capability: sends one message at once when the transport can take it without
+   * waiting (room in its windows and rate limits, no backpressure) and returns `true`; returns
+   * `false`, having sent nothing, whenever it would have to wait or refuse. The caller then uses
+   * `send`, which waits or rejects as usual. A sender uses it to skip a promise per message on
+   * the common path; messages sent either way keep one order.
+   */
+  trySend?(data: Uint8Array): boolean;
   /** The next message, or `null` once the connection closed and its queue is drained. */
   receive(): Promise<Uint8Array | null>;
   /**

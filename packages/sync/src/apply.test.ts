@@ -111,3 +111,43 @@ describe('applyRemoteUpdates', () => {
     expect(doc.getMap('m').size).toBe(2000);
   });
 });
+
+describe('applyRemoteUpdates of empty updates', () => {
+  it('changes nothing and opens no transaction; with structs pending, an empty update keeps them pending and the missing one lets them in', () => {
+    const doc = new Y.Doc();
+    const calls = listen(doc);
+    let transactions = 0;
+    doc.on('afterTransaction', () => transactions++);
+    applyRemoteUpdates(doc, [new Uint8Array([0, 0])], 'peer');
+    applyRemoteUpdates(doc, [new Uint8Array([0, 0]), new Uint8Array([0, 0])], 'peer');
+    expect(transactions).toBe(0);
+    expect(calls).toEqual([]);
+    expect(doc.getMap('m').size).toBe(0);
+
+    // Pending structs (their dependency missing): empty updates go the ordinary way and change nothing.
+    const source = new Y.Doc();
+    source.getMap('m').set('a', 1);
+    const first = Y.encodeStateAsUpdate(source);
+    const sv = Y.encodeStateVector(source);
+    source.getMap('m').set('b', 2);
+    const second = Y.encodeStateAsUpdate(source, sv);
+    applyRemoteUpdates(doc, [second], 'peer');
+    expect(doc.store.pendingStructs).not.toBeNull();
+    applyRemoteUpdates(doc, [new Uint8Array([0, 0])], 'peer');
+    expect(doc.store.pendingStructs).not.toBeNull();
+    expect(doc.getMap('m').size).toBe(0);
+    applyRemoteUpdates(doc, [first], 'peer');
+    expect(doc.store.pendingStructs).toBeNull();
+    expect(doc.getMap('m').toJSON()).toEqual({ a: 1, b: 2 });
+  });
+
+  it('a non-empty update in the batch takes the ordinary path', () => {
+    const source = new Y.Doc();
+    source.getMap('m').set('a', 1);
+    const doc = new Y.Doc();
+    const calls = listen(doc);
+    applyRemoteUpdates(doc, [new Uint8Array([0, 0]), Y.encodeStateAsUpdate(source)], 'peer');
+    expect(doc.getMap('m').get('a')).toBe(1);
+    expect(calls.length).toBe(1);
+  });
+});

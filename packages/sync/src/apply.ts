@@ -57,6 +57,11 @@ export function applyRemoteUpdates(
   origin: unknown,
   listenerErrors?: { reportError(error: Error): void },
 ): void {
+  // Nothing to integrate (the step 2 between replicas whose documents are empty, the answer to
+  // a held request): no transaction at all. Yjs would open one, run its cleanup and emit its
+  // transaction events for no change. With structs or deletes pending, Yjs retries the pending
+  // deletes on any update, so that case takes the ordinary path.
+  if (allEmpty(updates) && doc.store.pendingStructs === null && doc.store.pendingDs === null) return;
   // Local writes queued earlier in this task go first (ARCHITECTURE § Write batching).
   applyQueuedWrites(doc);
   const state = { applied: false };
@@ -66,6 +71,12 @@ export function applyRemoteUpdates(
     if (!state.applied || listenerErrors === undefined) throw error;
     listenerErrors.reportError(error instanceof Error ? error : new Error(String(error)));
   }
+}
+
+/** True if every update is Yjs v1's empty update (no structs, empty delete set: `[0, 0]`). */
+function allEmpty(updates: readonly Uint8Array[]): boolean {
+  for (const u of updates) if (u.length !== 2 || u[0] !== 0 || u[1] !== 0) return false;
+  return true;
 }
 
 function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, state: { applied: boolean }): void {

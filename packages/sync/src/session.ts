@@ -627,14 +627,14 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
   flush(): void {
-    if (!this.#pumping && !this.#closed && this.queued > 0) void this.#pump();
+    if (!this.#pumping && !this.#closed && this.queued > 0) this.#pump();
   }
 
   /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
   #enqueueFirst(item: Outgoing): void {
     if (this.#head > 0) this.#queue[--this.#head] = item;
     else this.#queue.unshift(item);
-    if (!this.#pumping) void this.#pump();
+    if (!this.#pumping) this.#pump();
   }
 
   /** Drops queued updates for one catch-up diff (see the class description). */
@@ -680,32 +680,114 @@ export class PeerSession implements Flushable, ConnectionListener {
     return { bytes: encodeUpdates(batch) };
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * Drains the queue. Each message is sealed and handed to the connection at once while it takes
+   * frames without waiting (`Connection.trySend`: no promise, no suspended function per message,
+   * the usual case); from the first frame it cannot take, the rest goes by {@link #pumpAsync},
+   * which awaits `send`. Never more than one send in flight: `#pumping` stays set until the
+   * queue is drained.
+   */
+  #pump(): void {
     this.#pumping = true;
     try {
       for (;;) {
-        if (this.#closed) return;
+        if (this.#closed) break;
         const next = this.#next();
         if (!next) break;
-        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
+        this.#compactQueue();
+        const waiting = this.#sendNow(next.bytes);
+        if (waiting !== null) {
+          void this.#pumpAsync(waiting, next.onSent);
+          return;
         }
-        await this.#sendMessage(next.bytes);
         next.onSent?.();
       }
     } catch (error) {
-      // The connection is unusable: stop sending for good (the receive loop ends on the close).
-      if (!this.#closed && !this.conn.closed) this.#fail(error instanceof FrameTooLargeError ? error : asError(error));
-      this.#queue = [];
-      this.#head = 0;
-      this.#queuedUpdateBytes = 0;
-      void this.conn.close().catch(() => undefined);
-    } finally {
-      this.#pumping = false;
-      if (this.queued === 0 || this.#closed) this.#releaseDrainWaiters();
-      else void this.#pump();
+      this.#sendFailed(error);
     }
+    this.#pumpEnded();
+  }
+
+  /** {@link #pump} from a message whose frames wait in `waiting`. */
+  async #pumpAsync(waiting: Promise<void>, onSent: (() => void) | undefined): Promise<void> {
+    try {
+      await waiting;
+      onSent?.();
+      for (;;) {
+        if (this.#closed) break;
+        const next = this.#next();
+        if (!next) break;
+        this.#compactQueue();
+        const pending = this.#sendNow(next.bytes);
+        if (pending !== null) await pending;
+        next.onSent?.();
+      }
+    } catch (error) {
+      this.#sendFailed(error);
+    }
+    this.#pumpEnded();
+  }
+
+  #compactQueue(): void {
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** The connection is unusable: stop sending for good (the receive loop ends on the close). */
+  #sendFailed(error: unknown): void {
+    if (!this.#closed && !this.conn.closed) this.#fail(error instanceof FrameTooLargeError ? error : asError(error));
+    this.#queue = [];
+    this.#head = 0;
+    this.#queuedUpdateBytes = 0;
+    void this.conn.close().catch(() => undefined);
+  }
+
+  #pumpEnded(): void {
+    this.#pumping = false;
+    if (this.queued === 0 || this.#closed) this.#releaseDrainWaiters();
+    else this.#pump();
+  }
+
+  /**
+   * Seals one message and hands its frames to the connection: null once all were taken at once
+   * (`trySend`), else a promise for the rest (from the first frame that has to wait).
+   */
+  #sendNow(message: Uint8Array): Promise<void> | null {
+    const conn = this.conn;
+    if (conn.trySend === undefined) return this.#sendMessage(message);
+    const sealer = this.#host.sealer;
+    const plains = toFrames(message, this.#maxFrameBytes - sealer.overhead);
+    for (let i = 0; i < plains.length; i++) {
+      const frame = sealer.seal(plains[i]!);
+      if (!conn.trySend(frame)) return this.#sendRest(message, plains, i, frame);
+      this.#sent(frame);
+    }
+    return null;
+  }
+
+  /** The frames of `message` from `plains[i]` (sealed as `frame`) on, by `send`; see {@link #sendMessage} for a refused size. */
+  async #sendRest(message: Uint8Array, plains: Uint8Array[], i: number, frame: Uint8Array): Promise<void> {
+    try {
+      await this.conn.send(frame);
+      this.#sent(frame);
+      for (let j = i + 1; j < plains.length; j++) {
+        const next = this.#host.sealer.seal(plains[j]!);
+        await this.conn.send(next);
+        this.#sent(next);
+      }
+    } catch (error) {
+      if (!(error instanceof FrameTooLargeError) || error.limit >= this.#maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
+      this.#maxFrameBytes = error.limit;
+      await this.#sendMessage(message);
+    }
+  }
+
+  #sent(frame: Uint8Array): void {
+    this.stats.framesSent++;
+    this.stats.bytesSent += frame.length;
+    this.meter.sent(frame.length, this.#host.now());
   }
 
   /**
@@ -720,9 +802,7 @@ export class PeerSession implements Flushable, ConnectionListener {
         for (const plain of toFrames(message, this.#maxFrameBytes - this.#host.sealer.overhead)) {
           const frame = this.#host.sealer.seal(plain);
           await this.conn.send(frame);
-          this.stats.framesSent++;
-          this.stats.bytesSent += frame.length;
-          this.meter.sent(frame.length, this.#host.now());
+          this.#sent(frame);
         }
         return;
       } catch (error) {

@@ -64,3 +64,26 @@ describe('encodeDiff', () => {
     expect(peer.getMap('m').toJSON()).toEqual({ a: 1, b: 2 });
   });
 });
+
+describe('encodeDiff of an empty document (made without Yjs)', () => {
+  it("is Yjs's own encoding for any state vector, and a document with pending structs still takes Yjs's path", () => {
+    const doc = new Y.Doc();
+    const other = new Y.Doc();
+    other.getMap('m').set('a', 1);
+    const someSv = Y.encodeStateVector(other);
+    for (const sv of [EMPTY_SV, someSv]) expect(Buffer.compare(encodeDiff(doc, sv), Y.encodeStateAsUpdate(doc, sv))).toBe(0);
+    expect([...encodeDiff(doc, EMPTY_SV)]).toEqual([0, 0]);
+
+    // An update whose dependency is missing stays pending: the doc has no clients in its store,
+    // yet its diff carries the pending structs (what Yjs sends), not [0, 0].
+    const before = Y.encodeStateVector(other);
+    other.getMap('m').set('b', 2);
+    const dependent = Y.encodeStateAsUpdate(other, before);
+    Y.applyUpdate(doc, dependent);
+    expect(doc.store.clients.size).toBe(0);
+    expect(doc.store.pendingStructs).not.toBeNull();
+    const diff = encodeDiff(doc, EMPTY_SV);
+    expect(Buffer.compare(diff, Y.encodeStateAsUpdate(doc, EMPTY_SV))).toBe(0);
+    expect(diff.length).toBeGreaterThan(2);
+  });
+});

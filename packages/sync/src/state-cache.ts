@@ -19,6 +19,9 @@ function isEmptyStateVector(sv: Uint8Array): boolean {
   return sv.length === 1 && sv[0] === 0;
 }
 
+/** Yjs v1's encoding of an empty document (no structs, empty delete set); shared, never modified. */
+const EMPTY_DOCUMENT_UPDATE = new Uint8Array([0, 0]);
+
 /** Smallest whole-document encoding worth keeping (below it, encoding again is cheaper than the memory). */
 export const CACHE_MIN_BYTES = 64 * 1024;
 
@@ -42,6 +45,10 @@ function changed(tr: Y.Transaction): boolean {
  * bytes are shared: callers must not modify them.
  */
 export function encodeDiff(doc: Y.Doc, stateVector: Uint8Array): Uint8Array {
+  // An empty document (a fresh replica answering another): Yjs's encoding is [0, 0] whatever the
+  // state vector asks; made without a walk, an encoder and its buffers.
+  const store = doc.store;
+  if (store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null) return EMPTY_DOCUMENT_UPDATE;
   if (!isEmptyStateVector(stateVector)) return codec.encodeStateAsUpdate(doc, stateVector);
   const hit = cache.get(doc);
   if (hit) return hit.update;

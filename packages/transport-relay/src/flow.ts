@@ -125,6 +125,17 @@ export class SendWindow {
     });
   }
 
+  /** True if a message costing `cost` could take its credit now ({@link tryAcquire} would succeed). */
+  canAcquire(cost: number): boolean {
+    if (this.#closed !== null || this.#waiters !== null) return false;
+    return this.#speaks === false || this.#credit >= Math.min(cost, INITIAL_WINDOW_BYTES);
+  }
+
+  /** {@link acquire} without waiting: takes the credit and returns true, or takes nothing and returns false. */
+  tryAcquire(cost: number): boolean {
+    return this.#closed === null && this.#waiters === null && this.#take(cost);
+  }
+
   /** The Connection closed: waiters reject with `error`. */
   close(error: unknown): void {
     if (this.#closed !== null) return;

@@ -84,6 +84,11 @@ export class SendPacer {
     });
   }
 
+  /** {@link take} without waiting: spends the tokens and returns true, or spends nothing and returns false. */
+  tryTake(bytes: number, frames = 1): boolean {
+    return this.#closed === null && this.#waiters.length === 0 && this.#tryTake(frames, bytes);
+  }
+
   /** Rejects every waiter (and later `take`s) with `error`: the session this pacer belonged to ended. */
   close(error: unknown): void {
     if (this.#closed !== null) return;

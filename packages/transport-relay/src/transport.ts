@@ -153,6 +153,9 @@ interface SessionWaiter {
   reject: (error: unknown) => void;
 }
 
+/** Largest WebSocket frame header a client adds (2 + 8 length bytes + 4 mask bytes). */
+const WS_FRAME_HEADER_MAX = 14;
+
 /** Sends the WINDOW(0) held for each Connection (flow.ts `WindowAnnouncer`). */
 function sayWindow(owed: RelayConnection[]): void {
   for (const conn of owed) conn.announceWindow();
@@ -186,6 +189,10 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   protected sendFrame(data: Uint8Array): Promise<void> {
     return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+  }
+
+  protected override trySendFrame(data: Uint8Array): boolean {
+    return this.#owner.trySendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
   }
 
   /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
@@ -500,6 +507,28 @@ export class RelayTransport implements Transport {
     this.#windowAnnouncer.flush();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
+  }
+
+  /**
+   * @internal {@link sendData} when nothing has to wait (the usual case: credit in the window,
+   * tokens in the pacer, the socket still below its high-water mark with this frame in it): sends
+   * and returns true. Returns false, having sent and spent nothing, otherwise (also for a frame
+   * too large or a lost session); the caller then uses sendData, which waits or throws. A frame
+   * that would take the socket past the high-water mark goes by sendData, which waits for the
+   * drain after it, as before.
+   */
+  trySendData(state: TopicState, to: number, generation: number, data: Uint8Array, window: SendWindow): boolean {
+    const link = this.#link;
+    if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) return false;
+    if (data.length > this.dataLimit || link.bufferedAmount + WS_FRAME_HEADER_MAX + DATA_HEADER_BYTES + data.length > this.#highWaterMark) return false;
+    const cost = messageCost(data.length);
+    if (!window.canAcquire(cost)) return false;
+    const pacer = this.#pacer;
+    if (pacer !== null && !pacer.tryTake(DATA_HEADER_BYTES + data.length)) return false;
+    window.tryAcquire(cost);
+    this.#windowAnnouncer.flush();
+    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
+    return true;
   }
 
   /** @internal Largest data-frame payload in the current session. */
