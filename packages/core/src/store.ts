@@ -84,7 +84,14 @@ interface MemoryDoc {
  * without a file system. Contents are lost when the process ends.
  */
 export class MemoryStore implements DocStore {
-  readonly #docs = new Map<string, MemoryDoc>();
+  /**
+   * The documents by id. A database's store usually holds one document: it is kept in
+   * `#onlyId`/`#only` and the map is made for the second one (an empty `Map` is ~180 B of heap,
+   * and an idle process may hold thousands of in-memory replicas).
+   */
+  #docs: Map<string, MemoryDoc> | null = null;
+  #onlyId: string | null = null;
+  #only: MemoryDoc | null = null;
   #closed = false;
 
   #assertOpen(): void {
@@ -94,8 +101,15 @@ export class MemoryStore implements DocStore {
   /** The entry of `docId`, created only when `create` (writes); reads of unknown ids leave no trace. */
   #doc(docId: string, create: boolean): MemoryDoc | undefined {
     this.#assertOpen();
-    let doc = this.#docs.get(docId);
-    if (!doc && create) this.#docs.set(docId, (doc = { snapshot: null, log: [], lastSeq: 0, snapshotSeq: 0 }));
+    if (this.#onlyId === docId) return this.#only!;
+    let doc = this.#docs?.get(docId);
+    if (!doc && create) {
+      doc = { snapshot: null, log: [], lastSeq: 0, snapshotSeq: 0 };
+      if (this.#onlyId === null) {
+        this.#onlyId = docId;
+        this.#only = doc;
+      } else (this.#docs ??= new Map()).set(docId, doc);
+    }
     return doc;
   }
 
@@ -143,7 +157,7 @@ export class MemoryStore implements DocStore {
 
   docIds(): string[] {
     this.#assertOpen();
-    return [...this.#docs.keys()];
+    return [...(this.#onlyId === null ? [] : [this.#onlyId]), ...(this.#docs?.keys() ?? [])];
   }
 
   close(): void {

@@ -96,6 +96,18 @@ export interface DatabaseOptions {
    * file that cannot be written is refused at open with that error, naming the file.
    */
   readOnly?: boolean;
+  /**
+   * Node, SQLite file at `path` only: hold the file for this database alone while it is open
+   * (SQLite's `locking_mode=EXCLUSIVE`, `SqliteStoreOptions.exclusive` of `@rhizome/store-sqlite`).
+   * Each write's commit then takes no file locks and reads no sequence number from the file: one
+   * put per macrotask costs about a third less (BENCHMARKS.md § Issue 12, Session 8 (puts)), with
+   * the same durability. The price: no other process can open the file meanwhile (`rhizome
+   * put|get --db FILE`, a second app, `sqlite3`): they fail with `ERR_STORE_IO` (reason
+   * `SQLITE_BUSY`), and this open fails the same way if another process has the file open.
+   * Default `false` (several processes may share a file). Ignored for memory and browser stores;
+   * not with `readOnly` or `store`.
+   */
+  exclusive?: boolean;
   /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
   health?: HealthOptions;
 }
@@ -181,9 +193,16 @@ async function within(ms: number, promise: Promise<unknown>): Promise<void> {
   }
 }
 
-/** Sessions are keyed by transport and peer id: peer ids of different transports may collide. */
-function sessionKey(conn: Connection): string {
-  return `${conn.transport}\u0000${conn.peerId}`;
+/**
+ * Sessions are keyed by transport and peer id: peer ids of different transports may collide. A
+ * Connection of the transport the database joined by name (every Connection of a single
+ * transport) is keyed by its peer id alone, the string it already holds: a key made per session
+ * is ~70 B of heap per remote replica (ARCHITECTURE § Memory of an idle replica). Both forms meet
+ * in one map only under a transport whose Connections carry other names than its own (the
+ * multi-transport: all composite).
+ */
+function sessionKey(conn: Connection, transportName: string): string {
+  return conn.transport === transportName ? conn.peerId : `${conn.transport}\u0000${conn.peerId}`;
 }
 
 /** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
@@ -258,13 +277,22 @@ export class Database {
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
   #ended: WeakSet<PeerSession> | null = null;
-  /** Sessions started and not ended yet (close() waits for them). */
-  readonly #runs = new Set<PeerSession>();
+  /**
+   * Sessions replaced by a newer connection of their peer and not ended yet (close() waits for
+   * them, as for the active and standby ones); made at the first replacement.
+   */
+  #retiring: Set<PeerSession> | null = null;
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
   #onAttach: Set<(session: PeerSession) => void> | null = null;
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
   #onClose: Set<(error: Error) => void> | null = null;
-  readonly #abort = new AbortController();
+  /**
+   * Leaves the topic of a transport the database does not own (or a multi-transport, whose parts
+   * may be the app's). A transport the database owns is left by disconnecting it, so it gets no
+   * signal: an `AbortSignal` with its listener is ~0.6 KiB per database (two maps of Node's
+   * EventTarget), for as long as it is open (ARCHITECTURE § Memory of an idle replica).
+   */
+  #abort: AbortController | null = null;
   readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
   #waiters: SyncWaiter[] = [];
   readonly #readOnly: boolean;
@@ -408,7 +436,7 @@ export class Database {
     }
 
     onClosed(session: PeerSession, reason?: string): void {
-      this.#db.#runs.delete(session);
+      this.#db.#retiring?.delete(session);
       this.#db.#onSessionClosed(session, reason);
     }
 
@@ -812,12 +840,13 @@ export class Database {
     // (Behind the live updates still in a broadcast group, as in whenDelivered.)
     const seq = this.#localSeq;
     if (flushTimeoutMs > 0) await within(flushTimeoutMs, Promise.all(peers.map((s) => this.#router.whenHanded(s, seq).then(() => s.acknowledge()))));
-    this.#abort.abort();
+    this.#abort?.abort();
     await Promise.all([...this.#sessions.values(), ...(this.#standby ?? [])].map((s) => s.close().catch(() => undefined)));
     if (this.#ownsTransport) await this.transport.disconnect().catch(() => undefined);
     // Sessions end once their connections report the close (peer-disconnected events go out).
     const streamEnd = this.#listening ? new Promise<void>((resolve) => (this.#streamEnded = resolve)) : undefined;
-    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...[...this.#runs].map((s) => s.ended())]));
+    const running = [...this.#sessions.values(), ...(this.#standby ?? []), ...(this.#retiring ?? [])];
+    await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...running.map((s) => s.ended())]));
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
@@ -900,9 +929,9 @@ export class Database {
   async #run(): Promise<void> {
     await new Promise<void>((resolve) => this.#macrotask(resolve));
     if (this.#closed) return;
-    const { signal } = this.#abort;
+    const leaveByDisconnect = this.#ownsTransport && !(this.transport instanceof MultiTransport);
     try {
-      const connections = await this.transport.connect(this.topic, { signal });
+      const connections = await this.transport.connect(this.topic, leaveByDisconnect ? {} : { signal: (this.#abort = new AbortController()).signal });
       // A stream that can be listened to (core's AsyncQueue: every built-in transport) is, so an
       // open database holds a listener rather than a loop suspended in `for await` (ARCHITECTURE
       // § Memory of an idle replica): the host's prototype methods (onItem, onEnd), no promise
@@ -936,12 +965,13 @@ export class Database {
   }
 
   #attach(conn: Connection): void {
-    const key = sessionKey(conn);
+    const key = sessionKey(conn, this.transport.name);
     const previous = this.#sessions.get(key);
     if (previous) {
       // One session per peer: a reconnect replaces the old connection.
       this.#sessions.delete(key);
       this.#onSessionClosed(previous, 'replaced by a new connection');
+      if (!previous.closed) (this.#retiring ??= new Set()).add(previous);
       void previous.close().catch(() => undefined);
     }
     const session = new PeerSession(conn, this.#host);
@@ -949,7 +979,6 @@ export class Database {
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
-    this.#runs.add(session);
     session.start();
   }
 
@@ -962,7 +991,7 @@ export class Database {
     }
     const park = this.#replicas.bind(session);
     if (park === null) return;
-    const key = sessionKey(park.conn);
+    const key = sessionKey(park.conn, this.transport.name);
     if (this.#sessions.get(key) === park) this.#sessions.delete(key);
     (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
@@ -979,7 +1008,7 @@ export class Database {
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
     const promote = this.#replicas.unbind(session);
     if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
-    const key = sessionKey(session.conn);
+    const key = sessionKey(session.conn, this.transport.name);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
     if (session.awarenessClients.length > 0) {
       this.#removeAwareness([...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
@@ -992,7 +1021,7 @@ export class Database {
     if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
-      this.#sessions.set(sessionKey(promote.conn), promote);
+      this.#sessions.set(sessionKey(promote.conn, this.transport.name), promote);
       this.#router.attach(promote);
       promote.resync();
       this.events.publish({ type: 'peer-connected', peerId: promote.peerId, topic: this.topic });
@@ -1199,9 +1228,13 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   const readOnly = options.readOnly ?? false;
   if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
   if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
+  const exclusive = options.exclusive ?? false;
+  if (typeof exclusive !== 'boolean') throw new InvalidConfigError('exclusive', 'must be a boolean');
+  if (exclusive && readOnly) throw new InvalidConfigError('exclusive', 'not with readOnly (an exclusive database writes)');
+  if (exclusive && givenStore !== undefined) throw new InvalidConfigError('exclusive', 'applies to the store opened from path, not to a given store');
   let store: DocStore;
   try {
-    store = givenStore ?? (await platform.openStore(path, { readOnly }));
+    store = givenStore ?? (await platform.openStore(path, exclusive ? { readOnly, exclusive } : { readOnly }));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;

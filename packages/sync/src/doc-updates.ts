@@ -69,6 +69,9 @@ export function useFastUpdates(doc: Y.Doc): () => void {
     if (muted === null) return;
     const listeners = muted;
     muted = null;
+    // Listened to only while muted: an idle document holds no Set for these two events.
+    doc.off('beforeObserverCalls', restore);
+    doc.off('afterAllTransactions', restore);
     // Listeners added meanwhile (by a listener or an observer) join the ones that were there.
     const added = registry.get('update');
     if (added !== undefined) for (const l of added) listeners.add(l);
@@ -92,16 +95,14 @@ export function useFastUpdates(doc: Y.Doc): () => void {
     if (live === undefined) return;
     registry.delete('update');
     muted = live;
+    // Put back before the next transaction's observers (a transaction an observer opened is
+    // cleaned up after this one, in the same chain) and when the chain ends.
+    doc.on('beforeObserverCalls', restore);
+    doc.on('afterAllTransactions', restore);
   };
   doc.on('afterTransactionCleanup', onCleanup);
-  // Put back before the next transaction's observers (a transaction an observer opened is cleaned
-  // up after this one, in the same chain) and when the chain ends.
-  doc.on('beforeObserverCalls', restore);
-  doc.on('afterAllTransactions', restore);
   return () => {
     doc.off('afterTransactionCleanup', onCleanup);
-    doc.off('beforeObserverCalls', restore);
-    doc.off('afterAllTransactions', restore);
     restore();
   };
 }

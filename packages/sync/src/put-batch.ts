@@ -13,6 +13,14 @@ export const MAX_BATCH_WRITES = 1000;
 const batches = new WeakMap<Y.Doc, WriteBatch>();
 
 /**
+ * The `'beforeTransaction'` listener of every document with queued writes (one function for all:
+ * Yjs passes the document): a LOCAL transaction applies the queue first (see {@link WriteBatch}).
+ */
+function beforeTransaction(tr: Y.Transaction, doc: Y.Doc): void {
+  if (tr.local) batches.get(doc)?.flush();
+}
+
+/**
  * Applies the writes queued for `doc` now, unless a transaction is open on it. Code that is about
  * to apply a REMOTE update (a peer session, the mailbox) calls this first: a put queued earlier in
  * the task then stays ahead of the update, as if it had been applied in the call, so it is
@@ -74,15 +82,8 @@ export class WriteBatch {
     this.#doc = doc;
     this.#sink = sink;
     batches.set(doc, this);
-    // A local transaction opened on the document directly (a Yjs type held by the app, an editor
-    // binding) takes the queued writes first, so they stay ahead of its own writes. A remote one
-    // must not carry them (see applyQueuedWrites): its appliers apply the queue before opening it.
-    doc.on('beforeTransaction', this.#onTransaction);
   }
 
-  readonly #onTransaction = (tr: Y.Transaction): void => {
-    if (tr.local) this.flush();
-  };
 
   /** True when a write now should be queued: no Yjs transaction is open on the document. */
   get accepting(): boolean {
@@ -96,6 +97,12 @@ export class WriteBatch {
 
   /** Queues a write (already validated); the first one of a task schedules the microtask. */
   add(write: PendingWrite): void {
+    // A local transaction opened on the document directly (a Yjs type held by the app, an editor
+    // binding) takes the queued writes first, so they stay ahead of its own writes (a remote one
+    // must not carry them: see applyQueuedWrites). Listened to only while writes are queued, from
+    // the first write of a batch to its flush: an idle document holds no 'beforeTransaction'
+    // listener, so lib0 holds no Set for the event (ARCHITECTURE § Memory of an idle replica).
+    if (this.#writes.length === 0) this.#doc.on('beforeTransaction', beforeTransaction);
     if (this.#writes.push(write) >= MAX_BATCH_WRITES) {
       this.flush();
       return;
@@ -117,6 +124,7 @@ export class WriteBatch {
     const writes = this.#writes;
     // A write made by an observer while these are applied starts the next batch.
     this.#writes = [];
+    this.#doc.off('beforeTransaction', beforeTransaction);
     try {
       this.#sink.applyBatch(writes);
     } catch (error) {

@@ -66,7 +66,8 @@ const READ_SLACK_BYTES = 1024 * 1024;
 export class RelayMailbox implements MailboxAccess {
   readonly #host: MailboxLinkHost;
   #offer: MailboxOffer | null = null;
-  readonly #listeners = new Set<(offer: MailboxOffer) => void>();
+  /** Offer listeners, made by the first (a database has one; a Set is ~150 B of heap). */
+  #listeners: Array<(offer: MailboxOffer) => void> | null = null;
   // Made on first use: every relay transport has a mailbox access, few of them read or write.
   #reads: Map<number, PendingRead> | null = null;
   #writes: Map<number, PendingWrite> | null = null;
@@ -88,9 +89,14 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   onOffer(listener: (offer: MailboxOffer) => void): () => void {
-    this.#listeners.add(listener);
-    if (this.#offer !== null) queueMicrotask(() => this.#offer !== null && this.#listeners.has(listener) && listener(this.#offer));
-    return () => this.#listeners.delete(listener);
+    // A set's semantics, in an array: a listener is held once.
+    const listeners = (this.#listeners ??= []);
+    if (!listeners.includes(listener)) listeners.push(listener);
+    if (this.#offer !== null) queueMicrotask(() => this.#offer !== null && this.#listeners?.includes(listener) === true && listener(this.#offer));
+    return () => {
+      const i = this.#listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) this.#listeners!.splice(i, 1);
+    };
   }
 
   read(mailbox: Uint8Array, after: number, options: { signal?: AbortSignal } = {}): Promise<MailboxReadResult> {
@@ -160,7 +166,7 @@ export class RelayMailbox implements MailboxAccess {
         const offer = isMailboxOfferFrame(frame) ? decodeMailboxOffer(frame) : null;
         if (offer === null) return true; // another version: no mailbox for this client
         this.#offer = offer;
-        for (const listener of [...this.#listeners]) {
+        for (const listener of [...(this.#listeners ?? [])]) {
           try {
             listener(offer);
           } catch {

@@ -1,0 +1,108 @@
+// What an idle synced replica no longer holds, and that what replaced it still delivers
+// (BENCHMARKS.md § Issue 12, Session 8 (clisess)): the doc's 'beforeTransaction' listener exists
+// only while puts are queued, the fast-update restore hooks only while Yjs's encoding is muted,
+// a database that owns its transport passes it no abort signal (it leaves by disconnecting).
+// Two or three replicas over a real relay on 127.0.0.1.
+import { afterEach, describe, expect, it } from 'vitest';
+import type * as Y from 'yjs';
+import { createTransport, generateDatabaseId } from '@rhizome/core';
+import type { SyncEvent } from '@rhizome/core';
+import { openDatabase } from '@rhizome/sync';
+import type { Database } from '@rhizome/sync';
+import { createRelayServer } from '@rhizome/relay';
+import type { RelayServer } from '@rhizome/relay';
+import { nextEvent, until } from './sync-helpers.js';
+
+const cleanup: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+async function relay(): Promise<RelayServer> {
+  const server = await createRelayServer({ port: 0, host: '127.0.0.1' });
+  cleanup.push(() => server.close());
+  return server;
+}
+
+async function replica(id: string, transport: NonNullable<Parameters<typeof openDatabase>[0]['transport']>): Promise<Database> {
+  const db = await openDatabase({ id, transport });
+  cleanup.push(() => db.close({ flushTimeoutMs: 0 }));
+  return db;
+}
+
+/** The event names lib0's registry of `doc` holds listeners for. */
+function listenedEvents(doc: Y.Doc): string[] {
+  return [...(doc as unknown as { _observers: Map<string, Set<unknown>> })._observers.keys()].sort();
+}
+
+describe('an idle synced replica holds only the listeners it needs', () => {
+  it('listens to beforeTransaction while puts are queued and to the restore hooks while muted; updates keep flowing', async () => {
+    const server = await relay();
+    const id = generateDatabaseId();
+    const a = await replica(id, { mode: 'relay', relayUrl: server.url });
+    const b = await replica(id, { mode: 'relay', relayUrl: server.url });
+    await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+    const idle = listenedEvents(a.doc);
+    expect(idle).not.toContain('beforeTransaction');
+    expect(idle).not.toContain('beforeObserverCalls');
+    expect(idle).not.toContain('afterAllTransactions');
+    expect(idle).toContain('update');
+    expect(idle).toContain('afterTransactionCleanup');
+
+    // A queued put stays ahead of a transaction the app opens on the doc directly in the same
+    // task (the listener made for the batch applies it first), and both reach the peer.
+    const doc = a.doc;
+    a.put('n1', { v: 1 });
+    const order: string[] = [];
+    doc.transact(() => {
+      order.push(a.doc.getMap('nodes').has('n1') ? 'put applied first' : 'put still queued');
+      doc.getMap('app').set('k', 'v');
+    });
+    expect(order).toEqual(['put applied first']);
+    expect(listenedEvents(doc)).not.toContain('beforeTransaction');
+    await until(b, () => b.get('n1')?.['v'] === 1 && b.doc.getMap('app').get('k') === 'v', 'b to get n1 and the app key');
+
+    // A large local transaction (encoded by Rhizome, Yjs's encoding muted): delivered, and once
+    // the transaction chain ended the restore hooks are gone and small updates flow as before.
+    a.putMany(Array.from({ length: 100 }, (_, i) => [`bulk-${i}`, { i, s: 'x'.repeat(8) }] as const));
+    expect(listenedEvents(a.doc)).not.toContain('afterAllTransactions');
+    expect(listenedEvents(a.doc)).not.toContain('beforeObserverCalls');
+    expect(listenedEvents(a.doc)).toContain('update');
+    await until(b, () => b.get('bulk-99')?.['i'] === 99, 'b to get the bulk write');
+    a.put('after', { ok: true });
+    await until(b, () => b.get('after')?.['ok'] === true, 'b to get the put after the bulk write');
+    b.put('back', { ok: true });
+    await until(a, () => a.get('back')?.['ok'] === true, 'a to get b\'s put');
+  });
+
+  it('a database that owns its transport leaves on close without an abort signal; one on an app transport leaves by its signal', async () => {
+    const server = await relay();
+    const id = generateDatabaseId();
+    const watcher = await replica(id, { mode: 'relay', relayUrl: server.url });
+    const owned = await replica(id, { mode: 'relay', relayUrl: server.url });
+    const shared = createTransport({ mode: 'relay', relayUrl: server.url });
+    cleanup.push(() => shared.disconnect());
+    const onShared = await replica(id, shared);
+    await Promise.all([watcher, owned, onShared].map((db) => db.whenSynced({ minPeers: 2, timeoutMs: 20_000 })));
+
+    // The owned transport: close() resolves, the others see it leave, its socket is gone.
+    let left: Promise<SyncEvent> = nextEvent(watcher, (e: SyncEvent) => e.type === 'peer-disconnected', 'the owned replica to leave');
+    await owned.close();
+    await left;
+    expect(watcher.peers()).toHaveLength(1);
+    await until(onShared, () => onShared.peers().length === 1, 'the shared-transport replica to see one peer');
+    await until(watcher, () => server.stats().connections === 2, 'the relay to drop the owned replica\'s socket');
+
+    // The app's transport: the database leaves the topic on close, the transport stays usable.
+    const sharedPeer = watcher.peers()[0]!.peerId;
+    left = nextEvent(watcher, (e: SyncEvent) => e.type === 'peer-disconnected' && e.peerId === sharedPeer, 'the shared-transport replica to leave');
+    await onShared.close();
+    await left;
+    expect(watcher.peers()).toEqual([]);
+    const again = await replica(id, shared);
+    await again.whenSynced({ minPeers: 1, timeoutMs: 20_000 });
+    again.put('x', { y: 1 });
+    await until(watcher, () => watcher.get('x')?.['y'] === 1, 'the watcher to get a put over the reused transport');
+  });
+});
