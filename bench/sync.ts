@@ -84,8 +84,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const oneEach = await repeat(ctx.runs, async () => {
-      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
+    const oneEach = (exclusive: boolean): Promise<Stats> => repeat(ctx.runs, async () => {
+      const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`), exclusive });
       const M = Math.min(N, 20_000);
       const t0 = performance.now();
       // One put per macrotask: one SQLite transaction per put.
@@ -97,6 +97,10 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (M / ms) * 1000;
     });
+    const oneEachShared = await oneEach(false);
+    // The file held by this database alone (openDatabase({ exclusive: true })): no file locks per
+    // commit, sequence numbers from memory.
+    const oneEachExclusive = await oneEach(true);
     const floorOne = await repeat(ctx.runs, async () => {
       const w = floorWriter(join(dir, `w${file++}.db`));
       const M = Math.min(N, 20_000);
@@ -167,7 +171,8 @@ export async function run(ctx: BenchContext): Promise<void> {
       row('db.put × N inside one db.doc.transact (bulk load: one update, one row)', batched, floorBatchJs),
       row('db.put, each in its own db.transact (one Yjs transaction per put, as before batching)', perCall, floorBatchJs),
       row('db.put, 100 per macrotask (one transaction per tick)', paced),
-      row(`db.put, 1 per macrotask (${M1} puts, one transaction each)`, oneEach, floorOne),
+      row(`db.put, 1 per macrotask (${M1} puts, one transaction each)`, oneEachShared, floorOne),
+      row(`db.put, 1 per macrotask, exclusive: true (the file held by this database alone; ${M1} puts)`, oneEachExclusive, floorOne),
       row(`floor, 1 per macrotask: bare Y.Doc, same layout, 1 autocommit INSERT per macrotask (${M1} puts)`, floorOne, floorOne),
       row("floor, tight loop: bare Y.Doc, same layout, 1,000 puts per transaction, 1 INSERT each (Yjs's 'update' encoding)", floorBatch, floorBatchJs),
       row('floor, tight loop, as above with entries written and updates encoded as Rhizome does (nodes.ts setEntry, doc-updates.ts: same bytes)', floorBatchJs, floorBatchJs),

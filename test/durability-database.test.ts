@@ -13,15 +13,28 @@ const WRITER = join(import.meta.dirname, 'fixtures', 'durability-database-writer
 const { dir, cleanup } = tempDir('rhizome-durability-db-');
 afterAll(cleanup);
 
+const ROUNDS = [
+  { prefix: 'r0', seed: 5, killAfter: 1200 },
+  { prefix: 'r1', seed: 6, killAfter: 3000 },
+  { prefix: 'r2', seed: 7, killAfter: 500 },
+];
+
 it('loses no acknowledged put or delete when the process is SIGKILLed', async () => {
-  const path = join(dir, 'kill.db');
+  await killRounds(join(dir, 'kill.db'), ROUNDS, false);
+}, 120_000);
+
+// openDatabase({ exclusive: true }): one write is one autocommit INSERT numbered from memory,
+// under SQLite's exclusive lock. The same check; the reopen is exclusive too, so each round also
+// numbers its appends on from what the killed process left in the file.
+it('loses nothing either with exclusive: true (the lock dies with the process)', async () => {
+  await killRounds(join(dir, 'kill-exclusive.db'), ROUNDS.slice(0, 2), true);
+}, 120_000);
+
+async function killRounds(path: string, rounds: typeof ROUNDS, exclusive: boolean): Promise<void> {
   const expected = new Map<string, { n: number; text: string; tags: string[] } | undefined>();
-  for (const round of [
-    { prefix: 'r0', seed: 5, killAfter: 1200 },
-    { prefix: 'r1', seed: 6, killAfter: 3000 },
-    { prefix: 'r2', seed: 7, killAfter: 500 },
-  ]) {
-    const run = await runAndKill(WRITER, [path, 'durable-db', round.prefix, String(round.seed)], round.killAfter);
+  for (const round of rounds) {
+    const args = [path, 'durable-db', round.prefix, String(round.seed), ...(exclusive ? ['exclusive'] : [])];
+    const run = await runAndKill(WRITER, args, round.killAfter);
     expect(run.stderr).toBe('');
     expect(run.signal, `writer exited by itself (code ${run.code})`).toBe('SIGKILL');
     expect(run.lines.length).toBeGreaterThanOrEqual(round.killAfter);
@@ -39,7 +52,7 @@ it('loses no acknowledged put or delete when the process is SIGKILLed', async ()
         acknowledged.add(`${round.prefix}:${n + 1}`);
       } else throw new Error(`bad line '${line}'`);
     }
-    const db = await openDatabase({ id: 'durable-db', path });
+    const db = await openDatabase({ id: 'durable-db', path, exclusive });
     try {
       const lost: string[] = [];
       for (const [id, data] of expected) {
@@ -56,4 +69,18 @@ it('loses no acknowledged put or delete when the process is SIGKILLed', async ()
       await db.close();
     }
   }
-}, 120_000);
+}
+
+it('exclusive: true holds the file while the database is open; a second open is refused, bad combinations are config errors', async () => {
+  const path = join(dir, 'held.db');
+  const db = await openDatabase({ id: 'held-db', path, exclusive: true });
+  db.put('a', { v: 1 });
+  await expect(openDatabase({ id: 'held-db', path, exclusive: true })).rejects.toMatchObject({ code: 'ERR_STORE_IO', reason: 'SQLITE_BUSY' });
+  db.put('b', { v: 2 });
+  await db.close();
+  const again = await openDatabase({ id: 'held-db', path });
+  expect(again.list().map((n) => n.id)).toEqual(['a', 'b']);
+  await again.close();
+  await expect(openDatabase({ id: 'held-db', path, exclusive: true, readOnly: true })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG' });
+  await expect(openDatabase({ id: 'held-db', path, exclusive: 1 as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_CONFIG' });
+}, 30_000);

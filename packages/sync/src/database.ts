@@ -96,6 +96,18 @@ export interface DatabaseOptions {
    * file that cannot be written is refused at open with that error, naming the file.
    */
   readOnly?: boolean;
+  /**
+   * Node, SQLite file at `path` only: hold the file for this database alone while it is open
+   * (SQLite's `locking_mode=EXCLUSIVE`, `SqliteStoreOptions.exclusive` of `@rhizome/store-sqlite`).
+   * Each write's commit then takes no file locks and reads no sequence number from the file: one
+   * put per macrotask costs about a third less (BENCHMARKS.md § Issue 12, Session 8 (puts)), with
+   * the same durability. The price: no other process can open the file meanwhile (`rhizome
+   * put|get --db FILE`, a second app, `sqlite3`): they fail with `ERR_STORE_IO` (reason
+   * `SQLITE_BUSY`), and this open fails the same way if another process has the file open.
+   * Default `false` (several processes may share a file). Ignored for memory and browser stores;
+   * not with `readOnly` or `store`.
+   */
+  exclusive?: boolean;
   /** Pings, health thresholds and health event limits (ARCHITECTURE.md § Health). */
   health?: HealthOptions;
 }
@@ -1214,9 +1226,13 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   const readOnly = options.readOnly ?? false;
   if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
   if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
+  const exclusive = options.exclusive ?? false;
+  if (typeof exclusive !== 'boolean') throw new InvalidConfigError('exclusive', 'must be a boolean');
+  if (exclusive && readOnly) throw new InvalidConfigError('exclusive', 'not with readOnly (an exclusive database writes)');
+  if (exclusive && givenStore !== undefined) throw new InvalidConfigError('exclusive', 'applies to the store opened from path, not to a given store');
   let store: DocStore;
   try {
-    store = givenStore ?? (await platform.openStore(path, { readOnly }));
+    store = givenStore ?? (await platform.openStore(path, exclusive ? { readOnly, exclusive } : { readOnly }));
   } catch (error) {
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;

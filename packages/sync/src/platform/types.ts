@@ -13,7 +13,7 @@ export interface Platform {
   /** Name, for messages: `'node'`, `'browser'`. */
   readonly name: string;
   /** The default store of a database when the app passes none: by `path` (undefined or `':memory:'`: memory). */
-  openStore(path: string | undefined, options?: { readOnly?: boolean }): DocStore | Promise<DocStore>;
+  openStore(path: string | undefined, options?: { readOnly?: boolean; exclusive?: boolean }): DocStore | Promise<DocStore>;
   /** The scheduler of background work (joining the topic, automatic compaction). */
   macrotask: Macrotask;
   /** Builds the transport of a configuration (`openDatabase({ transport: { mode, ... } })`). */
