@@ -23,7 +23,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { offDocUpdate, onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate, stopFastUpdates, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -260,8 +260,6 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops the fast encoding of large local transactions (sync/src/doc-updates.ts). */
-  readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
@@ -373,7 +371,7 @@ export class Database {
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
     onDocUpdate(this.#doc, this.#onUpdate);
-    this.#stopFastUpdates = useFastUpdates(this.#doc);
+    useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
     this.#doc.on('afterTransaction', this.#onTransaction);
     this.awareness.on('update', this.#onAwareness);
   }
@@ -851,7 +849,7 @@ export class Database {
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
-    this.#stopFastUpdates();
+    stopFastUpdates(this.#doc);
     this.#doc.off('afterTransaction', this.#onTransaction);
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);

@@ -100,12 +100,18 @@ export class RateWindow {
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
   #bucket = -1;
+  /** When the window started, in whole ms (see {@link wholeMs}). */
   readonly #startedAt: number;
   readonly #channels: number;
 
   constructor(now: number, channels = 1) {
-    this.#startedAt = now;
+    this.#startedAt = wholeMs(now);
     this.#channels = channels;
+  }
+
+  /** When the window started (ms, the clock's whole milliseconds). */
+  get startedAt(): number {
+    return this.#startedAt;
   }
 
   add(amount: number, now: number, channel = 0): void {
@@ -151,6 +157,19 @@ export class RateWindow {
   }
 }
 
+/**
+ * A clock reading kept for a long time, in whole milliseconds. `performance.now()` has a fraction,
+ * and a field holding a fraction is a boxed number (16 B of heap each; a peer's meter keeps four
+ * such times, an idle process thousands of meters); a whole number of ms fits in the field itself.
+ * Every rule that reads these times works in seconds (silence, ping intervals, rates).
+ */
+function wholeMs(now: number): number {
+  return Math.floor(now);
+}
+
+/** {@link PeerMeter.lastPingAt} before the first ping: a small integer standing for -Infinity (see {@link wholeMs}). */
+const NEVER = -0x40000000;
+
 /** Channels of a {@link PeerMeter}'s traffic window. */
 const BYTES_IN = 0;
 const BYTES_OUT = 1;
@@ -191,22 +210,18 @@ export class EventLimiter {
  * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
  */
 export class PeerMeter extends RateWindow {
-  readonly connectedAt: number;
+  /** The last frame from the peer (whole ms, see {@link wholeMs}). */
   lastReceivedAt: number;
+  /** The last frame to the peer (whole ms). */
   lastSentAt: number;
   /** Smoothed round-trip time (EWMA, 1/4 weight per sample), or null before the first pong. */
   rttMs: number | null = null;
-  /** The last single sample. */
-  lastRttMs: number | null = null;
   /** Local update sequence number acknowledged by the peer. */
   ackedSeq: number;
   pingsSent = 0;
   pongsReceived = 0;
-  /**
-   * When the last ping was queued; -Infinity until the monitor first sees the session able to ping,
-   * which then sets it so that the first ping is due one check period later.
-   */
-  lastPingAt = -Infinity;
+  /** See {@link lastPingAt} (whole ms; {@link NEVER} before the first). */
+  #lastPing = NEVER;
   // Bytes and frames in and out over the last minute are this meter's own window of four channels
   // (it is a RateWindow: one object per peer, not two; see {@link rates}).
   /**
@@ -218,20 +233,36 @@ export class PeerMeter extends RateWindow {
 
   constructor(now: number, seqAtStart: number) {
     super(now, 4);
-    this.connectedAt = now;
-    this.lastReceivedAt = now;
-    this.lastSentAt = now;
+    this.lastReceivedAt = this.startedAt;
+    this.lastSentAt = this.startedAt;
     this.ackedSeq = seqAtStart;
   }
 
+  /** When the session started (whole ms): the start of its traffic window. */
+  get connectedAt(): number {
+    return this.startedAt;
+  }
+
+  /**
+   * When the last ping was queued (whole ms); -Infinity until the monitor first sees the session
+   * able to ping, which then sets it so that the first ping is due one check period later.
+   */
+  get lastPingAt(): number {
+    return this.#lastPing === NEVER ? -Infinity : this.#lastPing;
+  }
+
+  set lastPingAt(at: number) {
+    this.#lastPing = at === -Infinity ? NEVER : wholeMs(at);
+  }
+
   received(bytes: number, now: number): void {
-    this.lastReceivedAt = now;
+    this.lastReceivedAt = wholeMs(now);
     this.add(bytes, now, BYTES_IN);
     this.add(1, now, FRAMES_IN);
   }
 
   sent(bytes: number, now: number): void {
-    this.lastSentAt = now;
+    this.lastSentAt = wholeMs(now);
     this.add(bytes, now, BYTES_OUT);
     this.add(1, now, FRAMES_OUT);
   }
@@ -251,7 +282,7 @@ export class PeerMeter extends RateWindow {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     (this.#inFlight ??= new Map()).set(id, { seq, sentAt: Number.NaN });
-    this.lastPingAt = now;
+    this.#lastPing = wholeMs(now);
     this.pingsSent++;
     return id;
   }
@@ -277,7 +308,6 @@ export class PeerMeter extends RateWindow {
     if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
     if (!Number.isNaN(ping.sentAt)) {
       const sample = Math.max(0, now - ping.sentAt);
-      this.lastRttMs = sample;
       this.rttMs = this.rttMs === null ? sample : this.rttMs * 0.75 + sample * 0.25;
     }
   }
