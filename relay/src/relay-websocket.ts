@@ -61,7 +61,7 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
   override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
     const events = this.#events;
     const count = arguments.length - 1;
-    if (events === null) return this.#emitListeners(count, event, a, b);
+    if (events === null) return emitListeners(this, count, event, a, b);
     const target = this.#target;
     switch (event) {
       case 'message':
@@ -70,7 +70,7 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
       case 'ping':
         // Answered by `ws` itself unless the server turned its autoPong off (then: the core decides).
         if ((this as unknown as WsInternals)._autoPong !== true && events.ping(target, a as Buffer)) this.pong(a as Buffer, false);
-        return this.#emitListeners(count, event, a, b);
+        return emitListeners(this, count, event, a, b);
       case 'pong':
         events.pong(target);
         break;
@@ -83,14 +83,20 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
         events.error(target, a as Error & { code?: string });
         break;
       default:
-        return this.#emitListeners(count, event, a, b);
+        return emitListeners(this, count, event, a, b);
     }
     // An `error` nobody else listens to is handled (the core counted it): no throw.
-    if (this.listenerCount(event) > 0) this.#emitListeners(count, event, a, b);
+    if (this.listenerCount(event) > 0) emitListeners(this, count, event, a, b);
     return true;
   }
+}
 
-  #emitListeners(count: number, event: string | symbol, a: unknown, b: unknown): boolean {
-    return count <= 0 ? super.emit(event) : count === 1 ? super.emit(event, a) : super.emit(event, a, b);
-  }
+const emit = WebSocket.prototype.emit;
+
+/**
+ * The listeners' emit, with exactly the arguments given. (A function, not a private method: a
+ * private method puts a brand on every instance, one more slot per socket.)
+ */
+function emitListeners(ws: RelayWebSocket, count: number, event: string | symbol, a: unknown, b: unknown): boolean {
+  return count <= 0 ? emit.call(ws, event) : count === 1 ? emit.call(ws, event, a) : emit.call(ws, event, a, b);
 }

@@ -348,7 +348,8 @@ export class Database {
     readOnly = false,
   ) {
     this.id = id;
-    this.topic = deriveTopic(id);
+    // The sealer derived it already (deriveTopic is BLAKE2b in JavaScript: not twice per open).
+    this.topic = sealer.topicCopy();
     this.#doc = new Y.Doc({ guid: newDocGuid() });
     this.#store = store;
     this.#ownsStore = host.ownsStore;

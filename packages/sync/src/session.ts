@@ -350,7 +350,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   #openingMessages(): Uint8Array[] {
     const messages: Uint8Array[] = [];
     if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
-    messages.push(encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)));
+    messages.push(encodeStep1(textToBytes(this.#requestId), stateVector(this.#host.doc)));
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
@@ -876,6 +876,14 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#r().drainWaiters = null;
     for (const w of waiters) w();
   }
+}
+
+/** Yjs's encoding of an empty document's state vector (no clients); shared, never modified. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
+/** `Y.encodeStateVector(doc)`, without an encoder for an empty document (a fresh replica's opening). */
+function stateVector(doc: Y.Doc): Uint8Array {
+  return doc.store.clients.size === 0 ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc);
 }
 
 function messageName(type: number): string {
