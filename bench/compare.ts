@@ -9,6 +9,10 @@
 // Extra flags: --workloads stream,paced,... --systems rhizome,y-websocket,...
 //   --runs N (override the number of runs) --profile (CPU profiles of drivers and servers
 //   into bench/.profiles/, for `node --cpu-prof` analysis of a missed target).
+// Environment: BENCH_HEAP_SNAPSHOTS=<dir> makes the servers (Rhizome's relay, bench/peers/server.mjs)
+//   write a V8 heap snapshot at every GC mark (idle: before, half, after), after the mark's figures
+//   were read; diff the 'half' and 'after' ones per connection. Snapshots cost native memory: do
+//   not read RSS figures from such a run.
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';

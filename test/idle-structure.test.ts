@@ -76,6 +76,33 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     await until(a, () => a.get('back')?.['ok'] === true, 'a to get b\'s put');
   });
 
+  it('listens for node events from the first subscription on, stops when none is left, and starts again', async () => {
+    const server = await relay();
+    const id = generateDatabaseId();
+    const a = await replica(id, { mode: 'relay', relayUrl: server.url });
+    const b = await replica(id, { mode: 'relay', relayUrl: server.url });
+    await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+    expect(listenedEvents(a.doc)).not.toContain('afterTransaction');
+    // A remote put and a local one while subscribed: both arrive as node events.
+    const first = a.events.subscribe();
+    expect(listenedEvents(a.doc)).toContain('afterTransaction');
+    const remote = nextEvent(a, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'r1', 'the remote put as an event');
+    b.put('r1', { v: 1 });
+    expect(await remote).toMatchObject({ type: 'node-upsert', id: 'r1', origin: 'remote', data: { v: 1 } });
+    const local = nextEvent(a, (e: SyncEvent) => e.type === 'node-delete' && e.id === 'r1', 'the local delete as an event');
+    a.delete('r1');
+    expect(await local).toMatchObject({ type: 'node-delete', id: 'r1', origin: 'local' });
+    // No subscriber left: the next transaction lets the listener go.
+    first.unsubscribe();
+    a.put('quiet', { v: 1 });
+    expect(a.get('quiet')).toEqual({ v: 1 });
+    expect(listenedEvents(a.doc)).not.toContain('afterTransaction');
+    // A new subscription starts it again.
+    const again = nextEvent(a, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'r2', 'a remote put after resubscribing');
+    b.put('r2', { v: 2 });
+    expect(await again).toMatchObject({ type: 'node-upsert', id: 'r2', data: { v: 2 } });
+  });
+
   it('a database that owns its transport leaves on close without an abort signal; one on an app transport leaves by its signal', async () => {
     const server = await relay();
     const id = generateDatabaseId();

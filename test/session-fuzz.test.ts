@@ -24,6 +24,7 @@ import {
   MSG_UPDATES,
   Reassembler,
   decodeMessage,
+  encodeBatch,
   encodeProbe,
   encodeStep1,
   encodeStep2,
@@ -107,6 +108,8 @@ function attacks(sealer: FrameSealer): fc.Arbitrary<Attack> {
     fc.array(bytes(300), { minLength: 1, maxLength: 6 }).map((frames) => ({ kind: 'unsealed bytes', frames })),
     fc.array(bytes(200), { minLength: 1, maxLength: 6 }).map((plains) => ({ kind: 'sealed random plaintexts', frames: plains.map(seal) })),
     fc.array(message, { minLength: 1, maxLength: 4 }).map((ms) => ({ kind: 'sealed random messages', frames: ms.flatMap(whole) })),
+    // The same inside a batch (a session's opening frame).
+    fc.array(message.filter((m) => m.length > 0), { minLength: 1, maxLength: 4 }).map((ms) => ({ kind: 'sealed batches of random messages', frames: whole(encodeBatch(ms)) })),
     // A chunked message (a random body) with corrupted chunk headers, sealed.
     fc.tuple(bytes(3000), fc.integer({ min: 40, max: 500 }), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 4 })).map(([body, room, flips]) => {
       const frames = toFrames(Uint8Array.from([MSG_UPDATES, ...body]), room);

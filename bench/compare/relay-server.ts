@@ -14,6 +14,7 @@ interface StatsRequest {
   gc?: boolean;
 }
 
+let snapshots = 0;
 process.on('message', (msg: StatsRequest) => {
   if (msg.type === 'stats') {
     const gc = (globalThis as { gc?: (options?: unknown) => void }).gc;
@@ -21,6 +22,7 @@ process.on('message', (msg: StatsRequest) => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     const reduced = msg.gc && gc ? reducedMemory(gc) : mem;
+    if (msg.gc && process.env.BENCH_HEAP_SNAPSHOTS) writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `relay-${process.pid}-${++snapshots}.heapsnapshot`));
     process.send!({
       type: 'stats',
       id: msg.id,

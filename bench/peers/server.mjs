@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
+import { writeHeapSnapshot } from 'node:v8';
 import { WebSocketServer } from 'ws';
 
 const kind = process.argv[2];
@@ -97,12 +98,14 @@ if (!start) {
   process.exit(2);
 }
 
+let snapshots = 0;
 process.on('message', (msg) => {
   if (msg?.type === 'stats') {
     if (msg.gc && typeof globalThis.gc === 'function') for (let i = 0; i < 3; i++) globalThis.gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     const reduced = msg.gc ? reducedMemory() : mem;
+    if (msg.gc && process.env.BENCH_HEAP_SNAPSHOTS) writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `${kind}-${process.pid}-${++snapshots}.heapsnapshot`));
     process.send?.({
       type: 'stats',
       id: msg.id,

@@ -34,6 +34,7 @@ import { FANOUT_BUCKETS, FRAME_BYTES_BUCKETS, FixedHistogram, type HistogramSnap
 import { initialRateState, spend, type RateState } from './limits.js';
 import { resolveCoreOptions, type RelayCoreOptions, type ResolvedCoreOptions } from './options.js';
 import type { LookupEntry, RelayRouter, RoutedPeer, RoutedTopic, RouterHost } from './router.js';
+import { Topic } from './topic.js';
 
 /**
  * The socket the core drives: a subset of `ws`'s `WebSocket` (any object with these methods
@@ -111,27 +112,24 @@ export interface RelayStats {
   fanout: HistogramSnapshot;
 }
 
-/** @internal A topic on this relay. */
-interface Topic {
-  readonly id: number;
-  readonly key: string;
-  readonly bytes: Buffer;
-  /** Joined members, paired with each other. */
-  readonly members: Map<number, Peer>;
-  /** Everyone findable by LOOKUP: members and announcers. */
-  readonly listed: Map<number, Peer>;
-}
+/** {@link Peer} flags, one bit each. */
+const WELCOMED = 1;
+const ALIVE = 2;
+const DONE = 4;
+const COUNTED = 8;
 
 /**
- * @internal One client connection. Kept small: a relay holds thousands of idle ones. Byte
- * strings (peer id, session key) are kept as latin1 strings, not `Buffer`s (a `Buffer` view is
- * ~100 B of heap on top of its bytes), and the topics of a connection as a short array.
+ * @internal One client connection. Kept small: a relay holds thousands of idle ones (on Node's
+ * 64-bit builds every field is an 8-byte slot, a double outside the small-integer range another
+ * 16-byte box). Byte strings (peer id, session key) are kept as latin1 strings, not `Buffer`s (a
+ * `Buffer` view is ~100 B of heap on top of its bytes), the topics of a connection as a short
+ * array, its four booleans as bits of one number, and frames held during a router's HELLO check
+ * in the core (rare: scale-out only).
  */
 class Peer implements RateState {
   readonly session: number;
   readonly socket: RelaySocket;
   readonly ip: string;
-  readonly connectedAt: number;
   frameTokens: number;
   byteTokens: number;
   refilledAt: number;
@@ -139,34 +137,68 @@ class Peer implements RateState {
   peerKey = '';
   /** The session key of its HELLO as latin1 text ('' none); a newer HELLO must present it to take over the peer id. */
   sessionKey = '';
-  /** WELCOME sent: the HELLO was accepted (by the router too). */
-  welcomed = false;
-  alive = true;
-  /** When the last ping went out (the connection's start before the first). */
+  /**
+   * {@link WELCOMED}, {@link ALIVE}, {@link DONE}, {@link COUNTED}. (A private field, but no
+   * private methods: those put a brand on every instance, one more slot per connection.)
+   */
+  #flags = ALIVE;
+  /**
+   * When the last ping went out; before the first, when the connection started (which is also
+   * what the HELLO deadline counts from: a connection is not pinged before its WELCOME).
+   */
   pingedAt: number;
-  /** Cut or closed: no more routing to or from it. */
-  done = false;
-  /** Counted in the connection totals (released once on socket close). */
-  counted = false;
   /**
    * Joined or announced topics (what the topic limit counts; membership is on the topic): null
    * for none, the topic itself for one (a replica's usual case: no array per connection), an
    * array for more.
    */
-  topics: Topic | Topic[] | null = null;
-  /** Frames that arrived while a router checks the HELLO's peer id (null: not waiting). */
-  held: Buffer[] | null = null;
+  topics: Topic<Peer> | Topic<Peer>[] | null = null;
 
   constructor(session: number, socket: RelaySocket, ip: string, now: number, o: ResolvedCoreOptions) {
     this.session = session;
     this.socket = socket;
     this.ip = ip;
-    this.connectedAt = now;
     this.pingedAt = now;
     const rate = initialRateState(o, now);
     this.frameTokens = rate.frameTokens;
     this.byteTokens = rate.byteTokens;
     this.refilledAt = rate.refilledAt;
+  }
+
+  /** WELCOME sent: the HELLO was accepted (by the router too). */
+  get welcomed(): boolean {
+    return (this.#flags & WELCOMED) !== 0;
+  }
+
+  set welcomed(on: boolean) {
+    this.#flags = on ? this.#flags | WELCOMED : this.#flags & ~WELCOMED;
+  }
+
+  /** Answered the last ping (or none was sent yet). */
+  get alive(): boolean {
+    return (this.#flags & ALIVE) !== 0;
+  }
+
+  set alive(on: boolean) {
+    this.#flags = on ? this.#flags | ALIVE : this.#flags & ~ALIVE;
+  }
+
+  /** Cut or closed: no more routing to or from it. */
+  get done(): boolean {
+    return (this.#flags & DONE) !== 0;
+  }
+
+  set done(on: boolean) {
+    this.#flags = on ? this.#flags | DONE : this.#flags & ~DONE;
+  }
+
+  /** Counted in the connection totals (released once on socket close). */
+  get counted(): boolean {
+    return (this.#flags & COUNTED) !== 0;
+  }
+
+  set counted(on: boolean) {
+    this.#flags = on ? this.#flags | COUNTED : this.#flags & ~COUNTED;
   }
 
   /** The HELLO's peer id, once welcomed (null before); made on demand (PEER_JOINED, LOOKUP, the router). */
@@ -175,14 +207,14 @@ class Peer implements RateState {
   }
 
   /** Lists a topic on this connection (callers check it is not listed yet). */
-  addTopic(topic: Topic): void {
+  addTopic(topic: Topic<Peer>): void {
     const topics = this.topics;
     if (topics === null) this.topics = topic;
     else if (Array.isArray(topics)) topics.push(topic);
     else this.topics = [topics, topic];
   }
 
-  removeTopic(topic: Topic): void {
+  removeTopic(topic: Topic<Peer>): void {
     const topics = this.topics;
     if (topics === topic) {
       this.topics = null;
@@ -196,7 +228,7 @@ class Peer implements RateState {
   }
 
   /** A copy of the topics, to iterate while leaving them. */
-  topicList(): Topic[] {
+  topicList(): Array<Topic<Peer>> {
     const topics = this.topics;
     return topics === null ? [] : Array.isArray(topics) ? [...topics] : [topics];
   }
@@ -318,8 +350,10 @@ export class RelayCore implements RouterHost {
   readonly #peers = new Map<number, Peer>();
   readonly #byPeerId = new Map<string, Peer>();
   readonly #perIp = new Map<string, number>();
-  readonly #topicsByKey = new Map<string, Topic>();
-  readonly #topicsById = new Map<number, Topic>();
+  readonly #topicsByKey = new Map<string, Topic<Peer>>();
+  readonly #topicsById = new Map<number, Topic<Peer>>();
+  /** Frames of connections whose HELLO a router is still checking (scale-out only), in order. */
+  readonly #held = new Map<Peer, Buffer[]>();
   readonly #token: Buffer | null;
   /** The sealed mailbox (ARCHITECTURE.md § Mailbox), when the relay runs with one. */
   readonly #mailbox: MailboxService | null;
@@ -330,7 +364,14 @@ export class RelayCore implements RouterHost {
    * A coarse clock for the rate limiters, refreshed every {@link CLOCK_TICK_MS}: reading the
    * system clock per frame costs more than all the routing (0.1–0.2 µs on some VMs).
    */
-  #now = performance.now();
+  #now = 0;
+  /**
+   * Where {@link RelayCore.#now} counts from: the clock is whole milliseconds since the core
+   * started, so the times kept on every connection (`pingedAt`, `refilledAt`) are small integers
+   * V8 stores in the object itself, not 16-byte boxed doubles (~32 B per idle connection), for
+   * the first 24 days of a core's life (2^31 ms; later they are boxed again, nothing else changes).
+   */
+  readonly #epoch = performance.now();
   #clock: ReturnType<typeof setInterval> | null = null;
   #closing = false;
   #connectionsTotal = 0;
@@ -366,7 +407,7 @@ export class RelayCore implements RouterHost {
     this.#heartbeat = setInterval(() => this.#sweep(), Math.max(10, Math.min(hb > 0 ? hb / 2 : Infinity, this.options.helloTimeoutMs / 2)));
     this.#heartbeat.unref();
     this.#clock = setInterval(() => {
-      this.#now = performance.now();
+      this.#now = this.#clockNow();
     }, CLOCK_TICK_MS);
     this.#clock.unref();
   }
@@ -526,12 +567,32 @@ export class RelayCore implements RouterHost {
     const core = this;
     return {
       message: (peer, data, isBinary) => core.#onMessage(peer, data, isBinary),
+      ping: (peer, data) => core.#onWebSocketPing(peer, data),
       pong: (peer) => {
         peer.alive = true;
       },
       close: (peer) => core.#release(peer),
       error: (peer, error) => core.#onSocketError(peer, error),
     };
+  }
+
+  /**
+   * A WebSocket ping that the socket leaves to the core (relay-websocket.ts): charged to the
+   * connection's rate limits like a frame, and answered (true) unless the connection is cut for
+   * it — over a rate, or not reading what it is sent (its pongs would pile up here).
+   */
+  #onWebSocketPing(peer: Peer, data: Buffer): boolean {
+    if (peer.done) return false;
+    const over = spend(peer, data.length, this.#now, this.options);
+    if (over !== null) {
+      this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
+      return false;
+    }
+    if (peer.socket.bufferedAmount > this.options.maxBufferedBytes) {
+      this.#cut(peer, 'SLOW_CONSUMER');
+      return false;
+    }
+    return true;
   }
 
   /** Socket listeners shared by every EventEmitter socket (see {@link attach}). */
@@ -592,11 +653,14 @@ export class RelayCore implements RouterHost {
     const over = spend(peer, length, this.#now, this.options);
     if (over !== null) return this.#cut(peer, over === 'frames' ? 'FRAME_RATE_EXCEEDED' : 'BYTE_RATE_EXCEEDED');
     if (!isBinary) return this.#cut(peer, 'UNSUPPORTED_DATA');
-    if (peer.held !== null) {
-      // The router is still checking the HELLO's peer id: keep the order, dispatch them after.
-      if (peer.held.length >= MAX_HELD_FRAMES) return this.#cut(peer, 'HELLO_REQUIRED');
-      peer.held.push(frame);
-      return;
+    if (this.#held.size !== 0) {
+      const held = this.#held.get(peer);
+      if (held !== undefined) {
+        // The router is still checking the HELLO's peer id: keep the order, dispatch them after.
+        if (held.length >= MAX_HELD_FRAMES) return this.#cut(peer, 'HELLO_REQUIRED');
+        held.push(frame);
+        return;
+      }
     }
     this.#dispatch(peer, frame);
   }
@@ -637,13 +701,13 @@ export class RelayCore implements RouterHost {
     this.#byPeerId.set(key, peer);
     if (this.#router === null) return this.#welcome(peer);
     // Beyond this process the peer id may be held elsewhere: the router checks, frames wait.
-    peer.held = [];
+    this.#held.set(peer, []);
     this.#router.claim(peer, Buffer.from(f.subarray(3, 3 + idLen)), Buffer.from(sessionKeyBytes), (verdict) => {
       if (peer.done) return;
       if (verdict === 'taken') return this.#cut(peer, 'PEER_ID_TAKEN');
       this.#welcome(peer);
-      const held = peer.held ?? [];
-      peer.held = null;
+      const held = this.#held.get(peer) ?? [];
+      this.#held.delete(peer);
       for (const frame of held) {
         if (peer.done) break;
         this.#dispatch(peer, frame);
@@ -673,31 +737,28 @@ export class RelayCore implements RouterHost {
   onJoin(peer: Peer, f: Buffer, pair: boolean): void {
     const key = f.toString('hex', 1, 33);
     let topic = this.#topicsByKey.get(key);
-    const listed = topic?.listed.has(peer.session) ?? false;
+    const listed = topic?.isListed(peer) ?? false;
     if (!listed && peer.topicCount >= this.options.maxTopicsPerConnection) return this.#cut(peer, 'TOO_MANY_TOPICS');
     if (topic === undefined) {
       const id = this.#allocateTopicId();
-      // An own 32-byte copy: `Buffer.from` of a small buffer takes a slice of Node's shared 8 KiB
-      // pool, and a long-lived topic would keep that whole slab alive.
-      const bytes = Buffer.alloc(32);
-      f.copy(bytes, 0, 1, 33);
-      topic = { id, key, bytes, members: new Map(), listed: new Map() };
+      topic = new Topic<Peer>(id, key);
       this.#topicsByKey.set(key, topic);
       this.#topicsById.set(id, topic);
     }
     if (!listed) {
-      topic.listed.set(peer.session, peer);
+      // Listed from now on; a JOIN below makes it a member.
+      topic.addAnnouncer(peer);
       peer.addTopic(topic);
     }
-    const alreadyMember = topic.members.has(peer.session);
-    this.#send(peer, encodeJoined(topic.id, topic.bytes));
+    const alreadyMember = topic.member(peer.session) === peer;
+    this.#send(peer, encodeJoined(topic.id, f.subarray(1, 33)));
     // Sending can cut the peer (its buffer is full): it has then left every topic already.
     if (peer.done) return;
     if (!pair || alreadyMember) {
       if (!listed) this.#router?.listed(topic, peer, false);
       return;
     }
-    if (topic.members.size >= this.options.maxPeersPerTopic) {
+    if (topic.memberCount >= this.options.maxPeersPerTopic) {
       // A JOIN to a full topic degrades to an ANNOUNCE (findable, not paired), with a refusal.
       this.#countDrop('topic_full');
       this.#send(peer, encodeError(RelayErrorCode.TOPIC_FULL, topic.id, 'topic is full'));
@@ -706,24 +767,26 @@ export class RelayCore implements RouterHost {
     }
     // The newcomer pays for the fan-out it causes: a PEER_JOINED to it and one to each member.
     const remote = this.#router?.remoteMembers(topic) ?? 0;
-    if (!this.#charge(peer, 2 * (topic.members.size + remote), 0)) return;
+    if (!this.#charge(peer, 2 * (topic.memberCount + remote), 0)) return;
     const announceNewcomer = encodePeerJoined(topic.id, peer.session, peer.peerId!);
-    for (const other of topic.members.values()) {
+    // (A send may cut a member: the loop goes on over the members as they were, `#send` skips it.)
+    for (const other of topic.members) {
+      if (other.done) continue;
       this.#send(peer, encodePeerJoined(topic.id, other.session, other.peerId!));
       if (peer.done) return;
       this.#send(other, announceNewcomer);
     }
-    topic.members.set(peer.session, peer);
+    topic.addMember(peer);
     this.#router?.listed(topic, peer, true);
   }
 
   /** @internal LEAVE: drop the peer from the topic; the other members hear PEER_LEFT. */
   onLeave(peer: Peer, f: Buffer): void {
     const topic = this.#topicsByKey.get(f.toString('hex', 1, 33));
-    if (topic === undefined || !topic.listed.has(peer.session)) return;
+    if (topic === undefined || !topic.isListed(peer)) return;
     // The leaver pays for the PEER_LEFT fan-out (a JOIN/LEAVE loop is not free amplification).
     const remote = this.#router?.remoteMembers(topic) ?? 0;
-    if (topic.members.has(peer.session) && !this.#charge(peer, topic.members.size - 1 + remote, 0)) return;
+    if (topic.member(peer.session) === peer && !this.#charge(peer, topic.memberCount - 1 + remote, 0)) return;
     this.#leave(peer, topic);
   }
 
@@ -740,7 +803,7 @@ export class RelayCore implements RouterHost {
     const peers: LookupEntry[] = [];
     const max = this.options.maxLookupPeers;
     if (topic !== undefined) {
-      for (const other of topic.listed.values()) {
+      for (const other of topic.listed()) {
         if (other === peer || !other.welcomed) continue;
         peers.push({ session: other.session, peerId: other.peerId! });
         if (peers.length >= max) break;
@@ -763,9 +826,9 @@ export class RelayCore implements RouterHost {
   onUnicast(peer: Peer, f: Buffer, outType: number): void {
     const topicId = readU32(f, 1);
     const topic = this.#topicsById.get(topicId);
-    if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
+    if (topic === undefined || topic.member(peer.session) !== peer) return this.#notJoined(peer, topicId);
     const to = readU32(f, 5);
-    const target = topic.members.get(to);
+    const target = topic.member(to);
     if (target === undefined || target === peer) {
       if (target === undefined && this.#router !== null) {
         f[0] = outType;
@@ -784,17 +847,20 @@ export class RelayCore implements RouterHost {
   onBroadcast(peer: Peer, f: Buffer): void {
     const topicId = readU32(f, 1);
     const topic = this.#topicsById.get(topicId);
-    if (topic === undefined || topic.members.get(peer.session) !== peer) return this.#notJoined(peer, topicId);
+    if (topic === undefined || topic.member(peer.session) !== peer) return this.#notJoined(peer, topicId);
+    const members = topic.members;
     // The sender pays for the fan-out beyond the one frame its own receipt already counted
     // (members on other relay instances included).
     const remote = this.#router?.remoteMembers(topic) ?? 0;
-    const extra = topic.members.size + remote - 2;
+    const extra = members.length + remote - 2;
     if (extra > 0 && !this.#charge(peer, extra, extra * f.length)) return;
     f[0] = FrameType.DELIVER;
     f.writeUInt32BE(peer.session, 5);
-    this.#fanout.observe(topic.members.size - 1);
-    for (const target of topic.members.values()) {
-      if (target !== peer) this.#forward(target, f);
+    this.#fanout.observe(members.length - 1);
+    // The members as they were at the start: one cut on the way (slow consumer) is skipped.
+    for (let i = 0; i < members.length; i++) {
+      const target = members[i]!;
+      if (target !== peer && !target.done) this.#forward(target, f);
     }
     if (remote > 0) this.#router!.broadcast(topic, peer, f);
   }
@@ -862,20 +928,19 @@ export class RelayCore implements RouterHost {
     this.#mailbox?.forget(peer);
     if (peer.topics !== null) for (const topic of peer.topicList()) this.#leave(peer, topic);
     if (peer.peerKey !== '' && this.#byPeerId.get(peer.peerKey) === peer) this.#byPeerId.delete(peer.peerKey);
-    peer.held = null;
+    if (this.#held.size !== 0) this.#held.delete(peer);
     this.#router?.disconnected(peer);
   }
 
-  #leave(peer: Peer, topic: Topic): void {
-    topic.listed.delete(peer.session);
+  #leave(peer: Peer, topic: Topic<Peer>): void {
+    const wasMember = topic.remove(peer);
     peer.removeTopic(topic);
-    const wasMember = topic.members.delete(peer.session);
-    if (wasMember && topic.members.size > 0) {
+    if (wasMember && topic.memberCount > 0) {
       const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, peer.session);
-      for (const other of topic.members.values()) this.#send(other, left);
+      for (const other of topic.members) this.#send(other, left);
     }
     this.#router?.unlisted(topic, peer, wasMember);
-    if (topic.listed.size === 0) {
+    if (topic.listedCount === 0) {
       this.#topicsByKey.delete(topic.key);
       this.#topicsById.delete(topic.id);
     }
@@ -902,12 +967,13 @@ export class RelayCore implements RouterHost {
 
   /** Heartbeat and HELLO deadline: one timer for every connection. */
   #sweep(): void {
-    const now = performance.now();
+    const now = this.#clockNow();
     const interval = this.options.heartbeatIntervalMs;
     for (const peer of this.#peers.values()) {
       if (peer.done) continue;
-      if (!peer.welcomed && now - peer.connectedAt > this.options.helloTimeoutMs) {
-        this.#cut(peer, 'HELLO_TIMEOUT');
+      if (!peer.welcomed) {
+        // Not pinged before its WELCOME: `pingedAt` is still the connection's start.
+        if (now - peer.pingedAt > this.options.helloTimeoutMs) this.#cut(peer, 'HELLO_TIMEOUT');
         continue;
       }
       if (interval === 0 || now - peer.pingedAt < interval) continue;
@@ -919,6 +985,11 @@ export class RelayCore implements RouterHost {
       peer.pingedAt = now;
       peer.socket.ping();
     }
+  }
+
+  /** Whole milliseconds since the core started (see {@link RelayCore.#epoch}). */
+  #clockNow(): number {
+    return Math.floor(performance.now() - this.#epoch);
   }
 
   #allocateSession(): number {

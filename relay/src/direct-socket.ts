@@ -16,6 +16,11 @@
 /** Where a {@link DirectSocket} delivers its events: one object per core, `target` per connection. */
 export interface DirectEvents<T> {
   message(target: T, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  /**
+   * A WebSocket ping, when the socket leaves answering to the core (`ws`'s `autoPong: false`):
+   * true to answer it with a pong, false when the core refused it (and cut the connection).
+   */
+  ping(target: T, data: Buffer): boolean;
   pong(target: T): void;
   close(target: T): void;
   error(target: T, error: Error & { code?: string }): void;

@@ -24,10 +24,16 @@ export interface RoutedTopic {
   readonly key: string;
   /** The 32-byte topic hash. */
   readonly bytes: Buffer;
-  /** Joined members here, by session. */
-  readonly members: ReadonlyMap<number, RoutedPeer>;
-  /** Members and announcers here, by session. */
-  readonly listed: ReadonlyMap<number, RoutedPeer>;
+  /** Joined members here, in the order they joined (replaced, not changed, when members come and go). */
+  readonly members: readonly RoutedPeer[];
+  /** How many members here. */
+  readonly memberCount: number;
+  /** The member here with this session, if any. */
+  member(session: number): RoutedPeer | undefined;
+  /** Members and announcers here. */
+  readonly listedCount: number;
+  /** Members and announcers here. */
+  listed(): Iterable<RoutedPeer>;
 }
 
 /** One entry of a LOOKUP reply. */

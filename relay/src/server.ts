@@ -260,8 +260,10 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     maxPayload: core.options.maxFrameSize,
     perMessageDeflate: false,
     clientTracking: false,
-    // Events straight to the core, no listeners per connection (direct-socket.ts).
+    // Events straight to the core, no listeners per connection (direct-socket.ts); pings answered
+    // by the core, no pong-completion closure per socket (relay-websocket.ts).
     WebSocket: RelayWebSocket,
+    autoPong: false,
   });
   // Sockets that have not upgraded: time-bounded and counted against the connection limits (upgrade-guard.ts).
   const guard = new UpgradeGuard(core, {

@@ -11,7 +11,7 @@ import {
   TimeoutError,
   deriveTopic,
 } from '@rhizome/core';
-import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
 import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
@@ -23,7 +23,7 @@ import { HealthMonitor } from './monitor.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { offDocUpdate, onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { offDocUpdate, onDocUpdate, stopFastUpdates, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -243,8 +243,24 @@ export class Database {
   readonly #doc: Y.Doc;
   /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
   readonly #batch: WriteBatch;
+  /** {@link events}: a subscription starts the node-event listener (see {@link #nodeEvents}). */
+  static readonly #Events = class DatabaseEvents extends SyncBroadcaster<SyncEvent> {
+    readonly #db: Database;
+
+    constructor(db: Database) {
+      super();
+      this.#db = db;
+    }
+
+    override subscribe(options?: SubscribeOptions): Subscription<SyncEvent> {
+      const sub = super.subscribe(options);
+      this.#db.#listenNodeEvents();
+      return sub;
+    }
+  };
+
   /** Everything that happens: node changes (local and remote), peers, sync, errors. */
-  readonly events = new SyncBroadcaster<SyncEvent>();
+  readonly events: SyncBroadcaster<SyncEvent> = new Database.#Events(this);
   /**
    * The Yjs document (apps may bind editors to it; the node API uses the `nodes` and `fields`
    * maps). Reading this property first applies the puts and deletes of the current task that
@@ -260,8 +276,6 @@ export class Database {
   readonly transport: Transport;
 
   readonly #model: NodeModel;
-  /** Stops the fast encoding of large local transactions (sync/src/doc-updates.ts). */
-  readonly #stopFastUpdates: () => void;
   readonly #store: DocStore;
   readonly #ownsStore: boolean;
   readonly #macrotask: Macrotask;
@@ -334,7 +348,8 @@ export class Database {
     readOnly = false,
   ) {
     this.id = id;
-    this.topic = deriveTopic(id);
+    // The sealer derived it already (deriveTopic is BLAKE2b in JavaScript: not twice per open).
+    this.topic = sealer.topicCopy();
     this.#doc = new Y.Doc({ guid: newDocGuid() });
     this.#store = store;
     this.#ownsStore = host.ownsStore;
@@ -372,8 +387,8 @@ export class Database {
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
     onDocUpdate(this.#doc, this.#onUpdate);
-    this.#stopFastUpdates = useFastUpdates(this.#doc);
-    this.#doc.on('afterTransaction', this.#onTransaction);
+    useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
+    // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
     this.awareness.on('update', this.#onAwareness);
   }
 
@@ -850,8 +865,9 @@ export class Database {
     for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
-    this.#stopFastUpdates();
+    stopFastUpdates(this.#doc);
     this.#doc.off('afterTransaction', this.#onTransaction);
+    this.#nodeEvents = false;
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
     try {
@@ -1058,8 +1074,30 @@ export class Database {
     }
   }
 
+  /**
+   * True while the doc's 'afterTransaction' is listened to for node events: from a subscription
+   * to {@link events} until a transaction finds no subscriber left. An idle database nobody
+   * subscribed to holds no listener (and lib0 no Set) for it (ARCHITECTURE § Memory of an idle
+   * replica).
+   */
+  #nodeEvents = false;
+
+  /** A subscription to {@link events} was made: node events are needed. */
+  #listenNodeEvents(): void {
+    if (this.#nodeEvents || this.#closed) return;
+    this.#nodeEvents = true;
+    this.#doc.on('afterTransaction', this.#onTransaction);
+  }
+
   readonly #onTransaction = (tr: Y.Transaction): void => {
-    if (tr.origin === PERSISTENCE_ORIGIN || this.events.subscriberCount === 0) return;
+    if (this.events.subscriberCount === 0) {
+      // Nobody listens any more: stop until the next subscription (lib0 emits from a copy of
+      // its listeners, so leaving during the emission is safe).
+      this.#doc.off('afterTransaction', this.#onTransaction);
+      this.#nodeEvents = false;
+      return;
+    }
+    if (tr.origin === PERSISTENCE_ORIGIN) return;
     const origin = tr.local ? 'local' : 'remote';
     for (const change of this.#model.changes(tr)) {
       if (change.deleted) {

@@ -56,55 +56,79 @@ function registryOf(doc: Y.Doc): Map<string, Set<DocUpdateListener>> | null {
 }
 
 /**
+ * The `'update'` listeners taken out of a document's registry while Yjs's encoding of one of its
+ * transactions is muted (see {@link useFastUpdates}); a document has an entry only while muted.
+ */
+const mutedListeners = new WeakMap<Y.Doc, Set<DocUpdateListener>>();
+
+/**
  * Encodes `doc`'s large local transactions for its `'update'` listeners with the fast encoder
- * (see the module description). Returns the function that stops it. For documents Rhizome makes
- * (the database's); a no-op if lib0's registry is not where this version of Yjs keeps it.
+ * (see the module description). Returns the function that stops it (as {@link stopFastUpdates}).
+ * For documents Rhizome makes (the database's); a no-op if lib0's registry is not where this
+ * version of Yjs keeps it.
+ *
+ * The listeners are module functions (Yjs passes the document), and the muted state is kept per
+ * document only while muted: an idle document holds one entry in its `'afterTransactionCleanup'`
+ * set and nothing else (no closures, no context per document; ARCHITECTURE § Memory of an idle
+ * replica).
  */
 export function useFastUpdates(doc: Y.Doc): () => void {
+  if (registryOf(doc) === null) return () => undefined;
+  doc.on('afterTransactionCleanup', fastCleanup);
+  return () => stopFastUpdates(doc);
+}
+
+/** Stops {@link useFastUpdates} on `doc` (Yjs's own encoding of every transaction again). */
+export function stopFastUpdates(doc: Y.Doc): void {
+  doc.off('afterTransactionCleanup', fastCleanup);
+  restoreUpdates(doc);
+}
+
+/** Puts the muted `'update'` listeners of `doc` back (a no-op when none are muted). */
+function restoreUpdates(doc: Y.Doc): void {
+  const listeners = mutedListeners.get(doc);
+  if (listeners === undefined) return;
+  mutedListeners.delete(doc);
+  // Listened to only while muted: an idle document holds no Set for these two events.
+  doc.off('beforeObserverCalls', restoreBeforeObservers);
+  doc.off('afterAllTransactions', restoreUpdates);
   const registry = registryOf(doc);
-  if (registry === null) return () => undefined;
-  /** The listeners taken out while Yjs's encoding of one transaction is muted. */
-  let muted: Set<DocUpdateListener> | null = null;
-  const restore = (): void => {
-    if (muted === null) return;
-    const listeners = muted;
-    muted = null;
-    // Listened to only while muted: an idle document holds no Set for these two events.
-    doc.off('beforeObserverCalls', restore);
-    doc.off('afterAllTransactions', restore);
-    // Listeners added meanwhile (by a listener or an observer) join the ones that were there.
-    const added = registry.get('update');
-    if (added !== undefined) for (const l of added) listeners.add(l);
-    registry.set('update', listeners);
-  };
-  const onCleanup = (tr: Y.Transaction): void => {
-    restore();
-    if (!tr.local) return;
-    const listeners = registry.get('update');
-    if (listeners === undefined || listeners.size === 0) return;
-    const client = tr.doc.clientID;
-    if ((tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) < FAST_MIN_STRUCTS) return;
-    const update = encodeTransaction(tr);
-    if (update === null) return;
-    // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
-    // would have stopped there too). The registry keeps the live set while they run, so a listener
-    // that removes itself (`doc.once`) or another one stays removed.
-    for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
-    // Then Yjs's own encoding of this transaction is muted (it looks for 'update' listeners next).
-    const live = registry.get('update');
-    if (live === undefined) return;
-    registry.delete('update');
-    muted = live;
-    // Put back before the next transaction's observers (a transaction an observer opened is
-    // cleaned up after this one, in the same chain) and when the chain ends.
-    doc.on('beforeObserverCalls', restore);
-    doc.on('afterAllTransactions', restore);
-  };
-  doc.on('afterTransactionCleanup', onCleanup);
-  return () => {
-    doc.off('afterTransactionCleanup', onCleanup);
-    restore();
-  };
+  if (registry === null) return;
+  // Listeners added meanwhile (by a listener or an observer) join the ones that were there.
+  const added = registry.get('update');
+  if (added !== undefined) for (const l of added) listeners.add(l);
+  registry.set('update', listeners);
+}
+
+/** `'beforeObserverCalls'` (transaction, doc): see {@link restoreUpdates}. */
+function restoreBeforeObservers(_tr: Y.Transaction, doc: Y.Doc): void {
+  restoreUpdates(doc);
+}
+
+/** `'afterTransactionCleanup'` of a document with {@link useFastUpdates}. */
+function fastCleanup(tr: Y.Transaction, doc: Y.Doc): void {
+  restoreUpdates(doc);
+  if (!tr.local) return;
+  const registry = registryOf(doc);
+  const listeners = registry?.get('update');
+  if (registry == null || listeners === undefined || listeners.size === 0) return;
+  const client = doc.clientID;
+  if ((tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) < FAST_MIN_STRUCTS) return;
+  const update = encodeTransaction(tr);
+  if (update === null) return;
+  // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
+  // would have stopped there too). The registry keeps the live set while they run, so a listener
+  // that removes itself (`doc.once`) or another one stays removed.
+  for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
+  // Then Yjs's own encoding of this transaction is muted (it looks for 'update' listeners next).
+  const live = registry.get('update');
+  if (live === undefined) return;
+  registry.delete('update');
+  mutedListeners.set(doc, live);
+  // Put back before the next transaction's observers (a transaction an observer opened is
+  // cleaned up after this one, in the same chain) and when the chain ends.
+  doc.on('beforeObserverCalls', restoreBeforeObservers);
+  doc.on('afterAllTransactions', restoreUpdates);
 }
 
 /** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */

@@ -22,6 +22,8 @@ export {
   MSG_AWARENESS,
   MSG_PING,
   MSG_PONG,
+  MSG_BATCH,
+  MAX_BATCH_MESSAGES,
   REQUEST_ID_LENGTH,
   Reassembler,
   toFrames,

@@ -82,13 +82,13 @@ export function severityOf(health: HealthState): HealthSeverity {
 
 /**
  * Counts over the last minute in six 10-second buckets, for one or more channels that share the
- * clock (a peer's bytes and frames in and out are four channels of one window). The buckets are
+ * clock (a peer's traffic in and out are two channels of one window). The buckets are
  * allocated on the first non-zero amount and dropped again once a whole window passed empty.
  *
  * Every connected peer is pinged every 5 s (health), so a peer's window is never empty for long:
- * an idle synced peer holds its ring for as long as it is connected. Six buckets of 10 s (24 slots
- * at four channels, ~210 B) instead of twelve of 5 s (48 slots, ~400 B per peer): the minute the
- * rates average over moves in 10 s steps.
+ * an idle synced peer holds its ring for as long as it is connected. Six buckets of 10 s instead
+ * of twelve of 5 s (the minute the rates average over moves in 10 s steps), and a peer's bytes and
+ * frames share a bucket (see {@link PeerMeter}): 12 slots, ~140 B per peer (was 48, ~400 B).
  */
 export class RateWindow {
   static readonly SECONDS = 60;
@@ -100,29 +100,49 @@ export class RateWindow {
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
   #bucket = -1;
+  /** When the window started, in whole ms (see {@link wholeMs}). */
   readonly #startedAt: number;
   readonly #channels: number;
 
   constructor(now: number, channels = 1) {
-    this.#startedAt = now;
+    this.#startedAt = wholeMs(now);
     this.#channels = channels;
+  }
+
+  /** When the window started (ms, the clock's whole milliseconds). */
+  get startedAt(): number {
+    return this.#startedAt;
   }
 
   add(amount: number, now: number, channel = 0): void {
     if (amount === 0) return;
+    this.update(now, channel, plus, amount);
+  }
+
+  /**
+   * Sets the current bucket of `channel` to `f(bucket, arg)` (for a window whose buckets hold
+   * something other than one sum, as a {@link PeerMeter}'s). `f` is a module function, not a
+   * closure per call.
+   */
+  protected update(now: number, channel: number, f: (bucket: number, arg: number) => number, arg: number): void {
     this.#advance(now);
     const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS * this.#channels).fill(0));
     const at = channel * RateWindow.BUCKETS + (Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS);
-    buckets[at] = (buckets[at] ?? 0) + amount;
+    buckets[at] = f(buckets[at] ?? 0, arg);
   }
 
   /** Average per second over the last minute (over the time since start, when shorter). */
   perSecond(now: number, channel = 0): number {
+    return this.perSecondOf(now, channel, same);
+  }
+
+  /** {@link perSecond} of `part(bucket)` (see {@link update}). */
+  protected perSecondOf(now: number, channel: number, part: (bucket: number) => number): number {
     this.#advance(now);
     if (this.#buckets === null) return 0;
     let sum = 0;
     const from = channel * RateWindow.BUCKETS;
-    for (let i = from; i < from + RateWindow.BUCKETS; i++) sum += this.#buckets[i] ?? 0;
+    for (let i = from; i < from + RateWindow.BUCKETS; i++) sum += part(this.#buckets[i] ?? 0);
     const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
     return sum / span;
   }
@@ -151,11 +171,54 @@ export class RateWindow {
   }
 }
 
-/** Channels of a {@link PeerMeter}'s traffic window. */
-const BYTES_IN = 0;
-const BYTES_OUT = 1;
-const FRAMES_IN = 2;
-const FRAMES_OUT = 3;
+/**
+ * A clock reading kept for a long time, in whole milliseconds. `performance.now()` has a fraction,
+ * and a field holding a fraction is a boxed number (16 B of heap each; a peer's meter keeps four
+ * such times, an idle process thousands of meters); a whole number of ms fits in the field itself.
+ * Every rule that reads these times works in seconds (silence, ping intervals, rates).
+ */
+function wholeMs(now: number): number {
+  return Math.floor(now);
+}
+
+/** {@link PeerMeter.lastPingAt} before the first ping: a small integer standing for -Infinity (see {@link wholeMs}). */
+const NEVER = -0x40000000;
+
+function plus(bucket: number, amount: number): number {
+  return bucket + amount;
+}
+
+function same(bucket: number): number {
+  return bucket;
+}
+
+/**
+ * Channels of a {@link PeerMeter}'s traffic window: in and out. A bucket holds a direction's
+ * bytes AND frames of its 10 s as one number, `bytes * FRAME_SPAN + frames` (exact in a double
+ * while bytes < 2^32 and frames < 2^21: a bucket saturates there, at 400 MB/s or 200,000 frames/s
+ * for 10 s with one peer). Two channels of six buckets instead of four: a peer's ring is 12
+ * numbers (~140 B of heap) instead of 24 (~240 B), and every connected peer holds one.
+ */
+const IN = 0;
+const OUT = 1;
+const FRAME_SPAN = 2 ** 21;
+const MAX_FRAMES = FRAME_SPAN - 1;
+const MAX_BYTES = 2 ** 32 - 1;
+
+/** A bucket of {@link PeerMeter} plus one frame of `bytes` (saturating, see {@link IN}). */
+function plusFrame(bucket: number, bytes: number): number {
+  const frames = bucket % FRAME_SPAN;
+  const total = (bucket - frames) / FRAME_SPAN;
+  return Math.min(MAX_BYTES, total + bytes) * FRAME_SPAN + Math.min(MAX_FRAMES, frames + 1);
+}
+
+function bytesOf(bucket: number): number {
+  return (bucket - (bucket % FRAME_SPAN)) / FRAME_SPAN;
+}
+
+function framesOf(bucket: number): number {
+  return bucket % FRAME_SPAN;
+}
 
 /** A token bucket that bounds how many health events one subject may publish. */
 export class EventLimiter {
@@ -191,24 +254,21 @@ export class EventLimiter {
  * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
  */
 export class PeerMeter extends RateWindow {
-  readonly connectedAt: number;
+  /** The last frame from the peer (whole ms, see {@link wholeMs}). */
   lastReceivedAt: number;
+  /** The last frame to the peer (whole ms). */
   lastSentAt: number;
   /** Smoothed round-trip time (EWMA, 1/4 weight per sample), or null before the first pong. */
   rttMs: number | null = null;
-  /** The last single sample. */
-  lastRttMs: number | null = null;
   /** Local update sequence number acknowledged by the peer. */
   ackedSeq: number;
   pingsSent = 0;
   pongsReceived = 0;
-  /**
-   * When the last ping was queued; -Infinity until the monitor first sees the session able to ping,
-   * which then sets it so that the first ping is due one check period later.
-   */
-  lastPingAt = -Infinity;
-  // Bytes and frames in and out over the last minute are this meter's own window of four channels
-  // (it is a RateWindow: one object per peer, not two; see {@link rates}).
+  /** See {@link lastPingAt} (whole ms; {@link NEVER} before the first). */
+  #lastPing = NEVER;
+  // Bytes and frames in and out over the last minute are this meter's own window of two channels,
+  // bytes and frames packed per bucket (it is a RateWindow: one object per peer, not two; see
+  // {@link rates} and IN above).
   /**
    * Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on
    * the wire). Null until the first ping (a synced idle peer holds thousands of meters).
@@ -217,28 +277,47 @@ export class PeerMeter extends RateWindow {
   #nextId = 1;
 
   constructor(now: number, seqAtStart: number) {
-    super(now, 4);
-    this.connectedAt = now;
-    this.lastReceivedAt = now;
-    this.lastSentAt = now;
+    super(now, 2);
+    this.lastReceivedAt = this.startedAt;
+    this.lastSentAt = this.startedAt;
     this.ackedSeq = seqAtStart;
   }
 
+  /** When the session started (whole ms): the start of its traffic window. */
+  get connectedAt(): number {
+    return this.startedAt;
+  }
+
+  /**
+   * When the last ping was queued (whole ms); -Infinity until the monitor first sees the session
+   * able to ping, which then sets it so that the first ping is due one check period later.
+   */
+  get lastPingAt(): number {
+    return this.#lastPing === NEVER ? -Infinity : this.#lastPing;
+  }
+
+  set lastPingAt(at: number) {
+    this.#lastPing = at === -Infinity ? NEVER : wholeMs(at);
+  }
+
   received(bytes: number, now: number): void {
-    this.lastReceivedAt = now;
-    this.add(bytes, now, BYTES_IN);
-    this.add(1, now, FRAMES_IN);
+    this.lastReceivedAt = wholeMs(now);
+    this.update(now, IN, plusFrame, bytes);
   }
 
   sent(bytes: number, now: number): void {
-    this.lastSentAt = now;
-    this.add(bytes, now, BYTES_OUT);
-    this.add(1, now, FRAMES_OUT);
+    this.lastSentAt = wholeMs(now);
+    this.update(now, OUT, plusFrame, bytes);
   }
 
   /** Per-second averages over the last minute. */
   rates(now: number): { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number } {
-    return { bytesIn: this.perSecond(now, BYTES_IN), bytesOut: this.perSecond(now, BYTES_OUT), framesIn: this.perSecond(now, FRAMES_IN), framesOut: this.perSecond(now, FRAMES_OUT) };
+    return {
+      bytesIn: this.perSecondOf(now, IN, bytesOf),
+      bytesOut: this.perSecondOf(now, OUT, bytesOf),
+      framesIn: this.perSecondOf(now, IN, framesOf),
+      framesOut: this.perSecondOf(now, OUT, framesOf),
+    };
   }
 
   /** Pings not yet answered. */
@@ -251,7 +330,7 @@ export class PeerMeter extends RateWindow {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     (this.#inFlight ??= new Map()).set(id, { seq, sentAt: Number.NaN });
-    this.lastPingAt = now;
+    this.#lastPing = wholeMs(now);
     this.pingsSent++;
     return id;
   }
@@ -277,7 +356,6 @@ export class PeerMeter extends RateWindow {
     if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
     if (!Number.isNaN(ping.sentAt)) {
       const sample = Math.max(0, now - ping.sentAt);
-      this.lastRttMs = sample;
       this.rttMs = this.rttMs === null ? sample : this.rttMs * 0.75 + sample * 0.25;
     }
   }

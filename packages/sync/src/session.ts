@@ -12,15 +12,18 @@ import type { FrameSealer } from './seal.js';
 import { PeerMeter } from './health.js';
 import {
   MSG_AWARENESS,
+  MSG_BATCH,
   MSG_PING,
   MSG_PONG,
   MSG_SYNC_STEP1,
   MSG_SYNC_STEP2,
   MSG_UPDATES,
   Reassembler,
+  decodeBatch,
   decodeMessage,
   wholeFrame,
   encodeAwareness,
+  encodeBatch,
   encodeProbe,
   encodeStep1,
   encodeStep2,
@@ -185,6 +188,11 @@ export class PeerSession implements Flushable, ConnectionListener {
   #closed = false;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
+  /**
+   * How the peer opened: 0 nothing heard yet, 1 with a batch, 2 with separate messages (a peer
+   * that predates {@link MSG_BATCH}: it skipped ours, so ours is sent again unbatched).
+   */
+  #peerOpening = 0;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
   #awarenessClients: number | number[] | null = null;
   readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
@@ -329,15 +337,40 @@ export class PeerSession implements Flushable, ConnectionListener {
     if (ids.length === 1) this.#awarenessClients = ids[0]!;
   }
 
-  /** Queues what every session opens with: the REPLICA message, sync step 1, our awareness. */
+  /**
+   * Queues what every session opens with: the REPLICA message, sync step 1, our awareness, as one
+   * {@link MSG_BATCH} message (one sealed frame). A peer that predates batches skips it; when its
+   * own opening comes without one, {@link #noteOpening} sends the same messages again, separately.
+   */
   #open(): void {
-    if (this.#host.replicaHello) this.#enqueue({ kind: 'message', bytes: this.#host.replicaHello });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
+    this.#enqueue({ kind: 'message', bytes: encodeBatch(this.#openingMessages()) });
+  }
+
+  /** The REPLICA message, sync step 1 (current state vector, our request id), our awareness. */
+  #openingMessages(): Uint8Array[] {
+    const messages: Uint8Array[] = [];
+    if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
+    messages.push(encodeStep1(textToBytes(this.#requestId), stateVector(this.#host.doc)));
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
-      this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
+      messages.push(encodeAwareness(update));
     }
+    return messages;
+  }
+
+  /**
+   * The peer's opening tells how it speaks: a batch, or (a peer that predates batches) its REPLICA
+   * message or step 1 on their own, and then it gets our opening again, unbatched. Other messages
+   * decide nothing: a live update can come before the opening (over a relay, the peer's BROADCAST
+   * reaches us as soon as we joined, its opening only once it heard of us).
+   */
+  #noteOpening(type: number | undefined): void {
+    if (this.#peerOpening !== 0) return;
+    if (type === MSG_BATCH) this.#peerOpening = 1;
+    else if (type === MSG_REPLICA || type === MSG_SYNC_STEP1) this.#peerOpening = 2;
+    else return;
+    if (this.#peerOpening === 2 && !this.#closed) for (const bytes of this.#openingMessages()) this.#enqueue({ kind: 'message', bytes });
   }
 
   /** Queues a live update (not sent back to the peer it came from: the caller checks origin). */
@@ -451,7 +484,7 @@ export class PeerSession implements Flushable, ConnectionListener {
       return;
     }
     this.#opened++;
-    let message: Message;
+    let whole: Uint8Array;
     try {
       const result = this.#reassemble(plain);
       if (result.kind === 'pending') return;
@@ -459,29 +492,56 @@ export class PeerSession implements Flushable, ConnectionListener {
         this.#host.reportError(result.error);
         return;
       }
-      if (result.message[0] === MSG_REPLICA) {
-        if (this.replicaId === null) {
-          this.replicaId = decodeReplica(result.message);
-          this.#host.onReplica?.(this);
-        }
-        return;
-      }
-      if (!KNOWN_TYPES.has(result.message[0] ?? -1)) {
-        // A newer peer's message type: skip it (reported), so the protocol can grow.
-        this.#host.reportError(new ProtocolError(`unknown message type ${String(result.message[0])}: ignored`));
-        return;
-      }
-      message = decodeMessage(result.message);
+      whole = result.message;
     } catch (error) {
       // Only a holder of the key can produce these (the frame opened): a broken or hostile peer.
       this.#fail(error);
       return;
     }
+    this.#noteOpening(whole[0]);
+    if (whole[0] !== MSG_BATCH) {
+      this.#dispatch(whole);
+      return;
+    }
+    let messages: Uint8Array[];
+    try {
+      messages = decodeBatch(whole);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    for (const message of messages) if (!this.#dispatch(message)) return;
+  }
+
+  /** Handles one whole message; false once the session failed or closed (the rest of a batch is dropped). */
+  #dispatch(bytes: Uint8Array): boolean {
+    let message: Message;
+    try {
+      if (bytes[0] === MSG_REPLICA) {
+        if (this.replicaId === null) {
+          this.replicaId = decodeReplica(bytes);
+          this.#host.onReplica?.(this);
+        }
+        return !this.#closed && !this.#failed;
+      }
+      if (!KNOWN_TYPES.has(bytes[0] ?? -1)) {
+        // A newer peer's message type: skip it (reported), so the protocol can grow.
+        this.#host.reportError(new ProtocolError(`unknown message type ${String(bytes[0])}: ignored`));
+        return true;
+      }
+      message = decodeMessage(bytes);
+    } catch (error) {
+      // Only a holder of the key can produce these (the frame opened): a broken or hostile peer.
+      this.#fail(error);
+      return false;
+    }
     try {
       this.#handle(message);
     } catch (error) {
       this.#fail(error instanceof RhizomeError ? error : new ProtocolError(`bad ${messageName(message.type)} message: ${asError(error).message}`));
+      return false;
     }
+    return !this.#closed && !this.#failed;
   }
 
   /** Dispatches a decoded message (a method with a switch, not a table of closures per session). */
@@ -823,6 +883,14 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#r().drainWaiters = null;
     for (const w of waiters) w();
   }
+}
+
+/** Yjs's encoding of an empty document's state vector (no clients); shared, never modified. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
+/** `Y.encodeStateVector(doc)`, without an encoder for an empty document (a fresh replica's opening). */
+function stateVector(doc: Y.Doc): Uint8Array {
+  return doc.store.clients.size === 0 ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc);
 }
 
 function messageName(type: number): string {

@@ -131,3 +131,36 @@ describe('sealing', () => {
     expect(() => keyMaterial('x', new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
 });
+
+describe('batch messages (a session opening in one frame)', () => {
+  it('round-trips: the inner messages come back byte for byte, in order, as views', async () => {
+    const { MSG_BATCH, MAX_BATCH_MESSAGES, encodeBatch, decodeBatch } = await import('./wire.js');
+    const inner = [encodeStep1(new Uint8Array(16).fill(3), new Uint8Array([0])), encodeAwareness(new Uint8Array(200).fill(9)), encodeProbe(MSG_PING, 7)];
+    const batch = encodeBatch(inner);
+    expect(batch[0]).toBe(MSG_BATCH);
+    expect(decodeBatch(batch).map((m) => [...m])).toEqual(inner.map((m) => [...m]));
+    // Byte layout: type, varUint count, then varUint length + bytes per message (the awareness one's length takes 2 bytes).
+    expect([...batch.subarray(0, 3)]).toEqual([MSG_BATCH, 3, inner[0]!.length]);
+    const many = Array.from({ length: MAX_BATCH_MESSAGES }, (_, i) => encodeProbe(MSG_PONG, i));
+    expect(decodeBatch(encodeBatch(many))).toHaveLength(MAX_BATCH_MESSAGES);
+  });
+
+  it('malformed batches are typed protocol errors', async () => {
+    const { MSG_BATCH, MAX_BATCH_MESSAGES, encodeBatch, decodeBatch } = await import('./wire.js');
+    const ping = encodeProbe(MSG_PING, 1);
+    const bad: Array<[string, Uint8Array]> = [
+      ['empty batch', new Uint8Array([MSG_BATCH, 0])],
+      ['no count', new Uint8Array([MSG_BATCH])],
+      ['too many', encodeBatch(Array.from({ length: MAX_BATCH_MESSAGES + 1 }, () => ping))],
+      ['length past the end', new Uint8Array([MSG_BATCH, 1, 9, MSG_PING, 1])],
+      ['empty inner message', new Uint8Array([MSG_BATCH, 1, 0])],
+      ['nested', encodeBatch([encodeBatch([ping])])],
+      ['trailing bytes', Uint8Array.from([...encodeBatch([ping]), 0])],
+      ['count past the end', new Uint8Array([MSG_BATCH, 2, ping.length, ...ping])],
+      ['not a batch', ping],
+    ];
+    for (const [what, bytes] of bad) {
+      expect(() => decodeBatch(bytes), what).toThrow(expect.objectContaining({ code: 'ERR_PROTOCOL' }));
+    }
+  });
+});

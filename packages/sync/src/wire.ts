@@ -15,6 +15,8 @@
  * - `MSG_PING      (0x05) || varUint(id)` (answered at once by a pong echoing the id)
  * - `MSG_PONG      (0x06) || varUint(id)` (acknowledges everything the peer sent before that ping)
  * - `MSG_REPLICA   (0x07) || version(1) || replicaId(16)` (sent first; handled by replicas.ts)
+ * - `MSG_BATCH     (0x08) || varUint(n) || n * varUint8Array(message)` (a session's opening
+ *   messages in one frame; never nested)
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -43,6 +45,18 @@ export const MSG_PING = 0x05;
 export const MSG_PONG = 0x06;
 /** A replica's sealed identity, sent first in every session (see replicas.ts). */
 export const MSG_REPLICA = 0x07;
+
+/**
+ * Several messages in one: a session's opening (REPLICA, sync step 1, awareness) as one sealed
+ * frame instead of three. The receiver handles the inner messages in order, as if each had come
+ * in its own frame. A peer that predates it skips it as an unknown type (reported), and a
+ * session that hears such a peer open without a batch sends its opening again as separate
+ * messages (see `PeerSession`).
+ */
+export const MSG_BATCH = 0x08;
+
+/** Most messages in one {@link MSG_BATCH}. */
+export const MAX_BATCH_MESSAGES = 16;
 
 /** Bytes of a sync request id. */
 export const REQUEST_ID_LENGTH = 16;
@@ -81,6 +95,67 @@ export function encodeUpdates(updates: readonly Uint8Array[]): Uint8Array {
   encoding.writeVarUint(enc, updates.length);
   for (const u of updates) encoding.writeVarUint8Array(enc, u);
   return encoding.toUint8Array(enc);
+}
+
+/** Encodes several messages as one {@link MSG_BATCH} message. */
+export function encodeBatch(messages: readonly Uint8Array[]): Uint8Array {
+  let length = 1 + varUintLength(messages.length);
+  for (const m of messages) length += varUintLength(m.length) + m.length;
+  const out = new Uint8Array(length);
+  out[0] = MSG_BATCH;
+  let at = writeVarUint(out, 1, messages.length);
+  for (const m of messages) {
+    at = writeVarUint(out, at, m.length);
+    out.set(m, at);
+    at += m.length;
+  }
+  return out;
+}
+
+/**
+ * The messages of a {@link MSG_BATCH} message (views into `bytes`). A malformed batch — a count
+ * above {@link MAX_BATCH_MESSAGES}, an empty or nested message, a length past the end, trailing
+ * bytes — is a {@link ProtocolError}.
+ */
+export function decodeBatch(bytes: Uint8Array): Uint8Array[] {
+  if (bytes[0] !== MSG_BATCH) throw new ProtocolError('not a batch message');
+  try {
+    const dec = decoding.createDecoder(bytes.subarray(1));
+    const n = decoding.readVarUint(dec);
+    if (n < 1 || n > MAX_BATCH_MESSAGES) throw new ProtocolError(`a batch of ${n} messages`);
+    const messages: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const length = decoding.readVarUint(dec);
+      if (length < 1 || length > dec.arr.length - dec.pos) throw new ProtocolError('malformed batch message');
+      const m = decoding.readUint8Array(dec, length);
+      if (m[0] === MSG_BATCH) throw new ProtocolError('a batch inside a batch');
+      messages.push(m);
+    }
+    if (decoding.hasContent(dec)) throw new ProtocolError('trailing bytes after a batch');
+    return messages;
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw new ProtocolError('malformed batch message');
+  }
+}
+
+function varUintLength(n: number): number {
+  let length = 1;
+  while (n > 0x7f) {
+    n = Math.floor(n / 128);
+    length++;
+  }
+  return length;
+}
+
+/** Writes `n` as a lib0 varUint at `at`; returns the offset after it. */
+function writeVarUint(out: Uint8Array, at: number, n: number): number {
+  while (n > 0x7f) {
+    out[at++] = 0x80 | (n & 0x7f);
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
 }
 
 /** Encodes an awareness update. */

@@ -29,6 +29,7 @@ import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
+import { SlotMap } from './slot-map.js';
 import {
   CloseCode,
   DATA_HEADER_BYTES,
@@ -139,8 +140,8 @@ interface TopicState {
   queue: AsyncQueue<Connection> | null;
   /** The relay's id of the topic in the current session; 0 before JOINED. */
   topicId: number;
+  /** The topic's Connections by the remote's relay session (a peer's newest: see #onPeerJoined). */
   readonly bySession: Map<number, RelayConnection>;
-  readonly byPeer: Map<string, RelayConnection>;
   acks: Array<() => void>;
   /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
   detachSignal: (() => void) | null;
@@ -216,7 +217,6 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.sendWindow.close(new ConnectionClosedError());
     const state = this.#state;
     if (state.bySession.get(this.remoteSession) === this) state.bySession.delete(this.remoteSession);
-    if (state.byPeer.get(this.peerId) === this) state.byPeer.delete(this.peerId);
   }
 }
 
@@ -274,8 +274,9 @@ export class RelayTransport implements Transport {
   readonly #onError: ((error: RhizomeError) => void) | undefined;
   readonly #mailbox: RelayMailbox | null;
 
-  readonly #topics = new Map<string, TopicState>();
-  readonly #topicsById = new Map<number, TopicState>();
+  /** Topics by hex key and by the relay's id: one entry each, usually (slot-map.ts). */
+  readonly #topics = new SlotMap<string, TopicState>();
+  readonly #topicsById = new SlotMap<number, TopicState>();
   /** Pending LOOKUPs by request id (made on the first). */
   #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
   #sessionWaiters: SessionWaiter[] = [];
@@ -584,7 +585,7 @@ export class RelayTransport implements Transport {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), byPeer: new Map(), acks: [], detachSignal: null, broadcast: null };
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: [], detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -617,7 +618,6 @@ export class RelayTransport implements Transport {
   #closeTopicConnections(state: TopicState): void {
     for (const conn of [...state.bySession.values()]) conn.markClosed();
     state.bySession.clear();
-    state.byPeer.clear();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -995,10 +995,11 @@ export class RelayTransport implements Transport {
     const peerId = fromUtf8(idBytes) ?? Array.from(idBytes, (b) => b.toString(16).padStart(2, '0')).join('');
     // A newer session of a peer we still hold a Connection to (it reconnected before the
     // relay noticed the old socket die): the old one is stale.
-    state.byPeer.get(peerId)?.markClosed();
+    // (Found by a scan of the topic's Connections: a map by peer id per topic is ~180 B of heap for
+    // every idle replica, and a join is rare.)
+    for (const old of state.bySession.values()) if (old.peerId === peerId) old.markClosed();
     const conn = new RelayConnection(this, state, session, peerId, this.#generation);
     state.bySession.set(session, conn);
-    state.byPeer.set(peerId, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
     // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
     // side can, and the window is off.

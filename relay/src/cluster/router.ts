@@ -369,7 +369,7 @@ export class RedisRouter implements RelayRouter {
       const record = leaveRecord(topic.bytes, peer.session);
       for (const remote of mirror.instances.keys()) this.#queue(remote, record);
     }
-    if (topic.listed.size === 0) this.#dropMirror(mirror);
+    if (topic.listedCount === 0) this.#dropMirror(mirror);
   }
 
   disconnected(peer: RoutedPeer): void {
@@ -442,8 +442,8 @@ export class RedisRouter implements RelayRouter {
 
   #entries(topic: RoutedTopic): ListedEntry[] {
     const out: ListedEntry[] = [];
-    for (const p of topic.listed.values()) {
-      if (p.peerId !== null && !p.done) out.push({ session: p.session, member: topic.members.has(p.session), peerId: p.peerId });
+    for (const p of topic.listed()) {
+      if (p.peerId !== null && !p.done) out.push({ session: p.session, member: topic.member(p.session) === p, peerId: p.peerId });
     }
     return out;
   }
@@ -507,7 +507,7 @@ export class RedisRouter implements RelayRouter {
     // Re-register: peer ids first (a clash that arose while apart is settled now), then topics.
     for (const [peer, claim] of this.#claims) if (!peer.done) this.#reclaim(peer, claim);
     for (const topic of this.#host.topics()) {
-      if (topic.listed.size > 0 && !this.#mirrors.has(topic.key)) this.#register(topic);
+      if (topic.listedCount > 0 && !this.#mirrors.has(topic.key)) this.#register(topic);
     }
     const waiters = this.#upWaiters;
     this.#upWaiters = [];
@@ -648,9 +648,9 @@ export class RedisRouter implements RelayRouter {
     mirror.members++;
     mirror.memberInstances.set(remote, (mirror.memberInstances.get(remote) ?? 0) + 1);
     const topic = this.#host.topicByKey(mirror.key);
-    if (topic === undefined || topic.members.size === 0) return;
+    if (topic === undefined || topic.memberCount === 0) return;
     const joined = encodePeerJoined(topic.id, ghost.session, ghost.peerId);
-    for (const local of topic.members.values()) this.#host.sendTo(local, joined);
+    for (const local of topic.members) this.#host.sendTo(local, joined);
   }
 
   #removeGhostFrom(mirror: Mirror, ghost: Ghost, tell: boolean): void {
@@ -672,9 +672,9 @@ export class RedisRouter implements RelayRouter {
       if (members <= 0) mirror.memberInstances.delete(remote);
       else mirror.memberInstances.set(remote, members);
       const topic = tell ? this.#host.topicByKey(mirror.key) : undefined;
-      if (topic !== undefined && topic.members.size > 0) {
+      if (topic !== undefined && topic.memberCount > 0) {
         const left = encodeDataFrame(FrameType.PEER_LEFT, topic.id, ghost.session);
-        for (const member of topic.members.values()) this.#host.sendTo(member, left);
+        for (const member of topic.members) this.#host.sendTo(member, left);
       }
     }
     if (ghost.topics.size === 0) {
@@ -846,9 +846,9 @@ export class RedisRouter implements RelayRouter {
         m.writeUInt32BE(ghost.session, frameAt + 5);
         const frame = m.subarray(frameAt, end);
         if (kind === RecordKind.BROADCAST) {
-          for (const member of topic.members.values()) this.#host.sendTo(member, frame);
+          for (const member of topic.members) this.#host.sendTo(member, frame);
         } else {
-          const target = topic.members.get(m.readUInt32BE(at + TOPIC_BYTES));
+          const target = topic.member(m.readUInt32BE(at + TOPIC_BYTES));
           if (target === undefined) this.#stats.unknownPeer++;
           else this.#host.sendTo(target, frame);
         }
