@@ -359,10 +359,17 @@ export class PeerSession implements Flushable, ConnectionListener {
     return messages;
   }
 
-  /** The peer's first message tells how it opened; one that predates batches gets our opening again, unbatched. */
+  /**
+   * The peer's opening tells how it speaks: a batch, or (a peer that predates batches) its REPLICA
+   * message or step 1 on their own, and then it gets our opening again, unbatched. Other messages
+   * decide nothing: a live update can come before the opening (over a relay, the peer's BROADCAST
+   * reaches us as soon as we joined, its opening only once it heard of us).
+   */
   #noteOpening(type: number | undefined): void {
     if (this.#peerOpening !== 0) return;
-    this.#peerOpening = type === MSG_BATCH ? 1 : 2;
+    if (type === MSG_BATCH) this.#peerOpening = 1;
+    else if (type === MSG_REPLICA || type === MSG_SYNC_STEP1) this.#peerOpening = 2;
+    else return;
     if (this.#peerOpening === 2 && !this.#closed) for (const bytes of this.#openingMessages()) this.#enqueue({ kind: 'message', bytes });
   }
 
