@@ -5,13 +5,14 @@
 // Two or three replicas over a real relay on 127.0.0.1.
 import { afterEach, describe, expect, it } from 'vitest';
 import type * as Y from 'yjs';
-import { createTransport, generateDatabaseId } from '@rhizome/core';
+import { join } from 'node:path';
+import { createTransport, deriveTopic, generateDatabaseId, mailboxOf } from '@rhizome/core';
 import type { SyncEvent } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
 import { createRelayServer } from '@rhizome/relay';
 import type { RelayServer } from '@rhizome/relay';
-import { nextEvent, until } from './sync-helpers.js';
+import { nextEvent, tempDir, until } from './sync-helpers.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 
@@ -76,6 +77,33 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     await until(a, () => a.get('back')?.['ok'] === true, 'a to get b\'s put');
   });
 
+  it('listens for node events from the first subscription on, stops when none is left, and starts again', async () => {
+    const server = await relay();
+    const id = generateDatabaseId();
+    const a = await replica(id, { mode: 'relay', relayUrl: server.url });
+    const b = await replica(id, { mode: 'relay', relayUrl: server.url });
+    await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+    expect(listenedEvents(a.doc)).not.toContain('afterTransaction');
+    // A remote put and a local one while subscribed: both arrive as node events.
+    const first = a.events.subscribe();
+    expect(listenedEvents(a.doc)).toContain('afterTransaction');
+    const remote = nextEvent(a, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'r1', 'the remote put as an event');
+    b.put('r1', { v: 1 });
+    expect(await remote).toMatchObject({ type: 'node-upsert', id: 'r1', origin: 'remote', data: { v: 1 } });
+    const local = nextEvent(a, (e: SyncEvent) => e.type === 'node-delete' && e.id === 'r1', 'the local delete as an event');
+    a.delete('r1');
+    expect(await local).toMatchObject({ type: 'node-delete', id: 'r1', origin: 'local' });
+    // No subscriber left: the next transaction lets the listener go.
+    first.unsubscribe();
+    a.put('quiet', { v: 1 });
+    expect(a.get('quiet')).toEqual({ v: 1 });
+    expect(listenedEvents(a.doc)).not.toContain('afterTransaction');
+    // A new subscription starts it again.
+    const again = nextEvent(a, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'r2', 'a remote put after resubscribing');
+    b.put('r2', { v: 2 });
+    expect(await again).toMatchObject({ type: 'node-upsert', id: 'r2', data: { v: 2 } });
+  });
+
   it('a database that owns its transport leaves on close without an abort signal; one on an app transport leaves by its signal', async () => {
     const server = await relay();
     const id = generateDatabaseId();
@@ -104,5 +132,31 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     await again.whenSynced({ minPeers: 1, timeoutMs: 20_000 });
     again.put('x', { y: 1 });
     await until(watcher, () => watcher.get('x')?.['y'] === 1, 'the watcher to get a put over the reused transport');
+  });
+
+  it('offer listeners added before the relay transport loads get offers, and ones removed by offOffer do not', async () => {
+    const dir = tempDir('rhizome-offer-');
+    cleanup.push(async () => dir.cleanup());
+    const server = await createRelayServer({ port: 0, host: '127.0.0.1', mailbox: join(dir.dir, 'mailbox.db') });
+    cleanup.push(() => server.close());
+    const transport = createTransport({ mode: 'relay', relayUrl: server.url });
+    cleanup.push(() => transport.disconnect());
+    const access = mailboxOf(transport)!;
+    expect(access.offOffer).toBeTypeOf('function');
+    const heard: string[] = [];
+    const kept = (): void => void heard.push('kept');
+    const removed = (): void => void heard.push('removed');
+    const stopped = (): void => void heard.push('stopped');
+    access.onOffer(kept);
+    access.onOffer(removed);
+    const stop = access.onOffer(stopped);
+    access.offOffer!(removed);
+    stop();
+    // Loads the implementation and opens a session, which brings the relay's offer.
+    await transport.connect(deriveTopic(generateDatabaseId()));
+    const deadline = Date.now() + 10_000;
+    while (!heard.includes('kept') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(heard).toEqual(['kept']);
+    expect(access.offer).not.toBeNull();
   });
 });

@@ -20,6 +20,7 @@ import {
   encodeProbe,
   encodeStep1,
   encodeStep2,
+  encodeUpdates,
   toFrames,
   wholeFrame,
   MSG_PING,
@@ -139,6 +140,35 @@ describe('the opening batch', () => {
         break;
       }
     }
+  });
+
+  it('a batching peer whose live update arrives before its opening (a relay broadcast overtaking it) gets no second opening', async () => {
+    // Over a relay, a peer's live updates go by the topic's BROADCAST, which reaches a newcomer as
+    // soon as it joined, while that peer's opening to it leaves only once it heard of the
+    // newcomer: a live update often comes first. It says nothing about the peer's protocol; taken
+    // as an old-style opening, it made d send its opening again (and the peer answer a second
+    // step 1 with a second whole-document diff).
+    const { d, conn, sealer, read } = await rawPeer();
+    const first = await read();
+    const step1 = decodeMessage(decodeBatch(first)[1]!);
+    const scratch = new Y.Doc();
+    scratch.getMap('nodes').set('live', new Y.Map());
+    await send(conn, sealer, encodeUpdates([Y.encodeStateAsUpdate(scratch)]));
+    const ownId = new Uint8Array(16).fill(0x25);
+    await send(conn, sealer, encodeBatch([encodeReplica(new Uint8Array(16).fill(10)), encodeStep1(ownId, new Uint8Array([0]))]));
+    await send(conn, sealer, encodeStep2(step1.type === MSG_SYNC_STEP1 ? step1.requestId : new Uint8Array(16), new Uint8Array([0, 0])));
+    await within(WAIT, 'synced with the batching peer', d.whenSynced({ minPeers: 1 }));
+    await send(conn, sealer, encodeProbe(MSG_PING, 78));
+    // Everything d sends up to the pong: the answer to our step 1, no opening message again.
+    const seen: number[] = [];
+    for (;;) {
+      const m = await read();
+      if (m[0] === 0x06) break;
+      seen.push(m[0]!);
+    }
+    expect(seen).not.toContain(MSG_REPLICA);
+    expect(seen).not.toContain(MSG_SYNC_STEP1);
+    expect(seen.filter((t) => t === MSG_SYNC_STEP2)).toHaveLength(1);
   });
 
   it('a malformed batch from a key holder closes the session (ERR_PROTOCOL); an altered batch frame is dropped (ERR_DECRYPT) and the session carries on', async () => {

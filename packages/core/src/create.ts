@@ -31,6 +31,10 @@ class LazyMailbox implements MailboxAccess {
   readonly serverId: string;
   /** The transport it forwards for (its methods, not closures over it: an idle database holds one). */
   readonly #owner: LazyTransport;
+  /** Offer listeners added before the implementation loaded (see {@link attachTo}). */
+  #pending: Array<(offer: MailboxOffer) => void> | null = null;
+  /** Stop functions of an implementation's access without `offOffer` (none for the relay's). */
+  #stops: Map<(offer: MailboxOffer) => void, () => void> | null = null;
 
   constructor(serverId: string, owner: LazyTransport) {
     this.serverId = serverId;
@@ -49,18 +53,37 @@ class LazyMailbox implements MailboxAccess {
   onOffer(listener: (offer: MailboxOffer) => void): () => void {
     const access = this.#access();
     if (access !== undefined) return access.onOffer(listener);
-    let stop: (() => void) | null = null;
-    let stopped = false;
-    const attach = (inner: Transport): void => {
-      if (!stopped) stop = mailboxOf(inner)?.onOffer(listener) ?? null;
-    };
-    const owner = this.#owner;
-    owner.onLoad(attach);
-    return () => {
-      stopped = true;
-      owner.offLoad(attach);
-      stop?.();
-    };
+    // Held here until the implementation loads (attachTo), then handed to its mailbox access: no
+    // closures per listener (an idle database holds one).
+    const pending = (this.#pending ??= []);
+    if (!pending.includes(listener)) pending.push(listener);
+    return () => this.offOffer(listener);
+  }
+
+  offOffer(listener: (offer: MailboxOffer) => void): void {
+    const pending = this.#pending;
+    const i = pending?.indexOf(listener) ?? -1;
+    if (i >= 0) pending!.splice(i, 1);
+    const access = this.#access();
+    if (access === undefined) return;
+    if (access.offOffer !== undefined) access.offOffer(listener);
+    else {
+      this.#stops?.get(listener)?.();
+      this.#stops?.delete(listener);
+    }
+  }
+
+  /** @internal The implementation loaded: the listeners added before go to its mailbox access. */
+  attachTo(inner: Transport): void {
+    const pending = this.#pending;
+    this.#pending = null;
+    const access = pending === null ? undefined : mailboxOf(inner);
+    if (access === undefined) return;
+    for (const listener of pending!) {
+      const stop = access.onOffer(listener);
+      // An access without offOffer is stopped by its function, kept only then.
+      if (access.offOffer === undefined) (this.#stops ??= new Map()).set(listener, stop);
+    }
   }
 
   read(mailbox: Uint8Array, after: number, options?: { signal?: AbortSignal }): Promise<MailboxReadResult> {
@@ -103,6 +126,7 @@ class LazyTransport implements Transport {
     this.#inner ??= loadTransport(this.name as 'relay' | 'dht', this.#config).then(
       (inner) => {
         this.#loaded = inner;
+        this.#mailbox?.attachTo(inner);
         const listeners = this.#onLoad;
         this.#onLoad = null;
         if (listeners !== null) for (const listener of listeners) listener(inner);

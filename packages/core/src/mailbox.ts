@@ -238,6 +238,12 @@ export interface MailboxAccess {
    * now). Returns a function that removes the listener.
    */
   onOffer(listener: (offer: MailboxOffer) => void): () => void;
+  /**
+   * Removes `listener` (added with {@link onOffer}), as the function `onOffer` returned does.
+   * Optional; with it a holder keeps no stop function (an idle database holds one listener, and
+   * each function is ~60 B of heap).
+   */
+  offOffer?(listener: (offer: MailboxOffer) => void): void;
   /** Records with a counter above `after` (0: everything), and the head. */
   read(mailbox: Uint8Array, after: number, options?: { signal?: AbortSignal }): Promise<MailboxReadResult>;
   /** Stores one record: the signed header and its sealed payload. */

@@ -134,39 +134,47 @@ function readLE(bytes: Uint8Array, at: number): number {
  */
 export function hchacha20(key: Uint8Array, input: Uint8Array): Uint8Array {
   if (key.length !== 32 || input.length !== 16) throw new RangeError('hchacha20 needs a 32-byte key and a 16-byte input');
-  const x = new Uint32Array(16);
+  // One state array per process (the function is synchronous), no closures per call.
+  const x = HCHACHA_STATE;
   for (let i = 0; i < 4; i++) x[i] = SIGMA[i]!;
   for (let i = 0; i < 8; i++) x[4 + i] = readLE(key, 4 * i);
   for (let i = 0; i < 4; i++) x[12 + i] = readLE(input, 4 * i);
-  const rotl = (v: number, c: number): number => (v << c) | (v >>> (32 - c));
-  const qr = (a: number, b: number, c: number, d: number): void => {
-    x[a] = (x[a]! + x[b]!) | 0;
-    x[d] = rotl(x[d]! ^ x[a]!, 16);
-    x[c] = (x[c]! + x[d]!) | 0;
-    x[b] = rotl(x[b]! ^ x[c]!, 12);
-    x[a] = (x[a]! + x[b]!) | 0;
-    x[d] = rotl(x[d]! ^ x[a]!, 8);
-    x[c] = (x[c]! + x[d]!) | 0;
-    x[b] = rotl(x[b]! ^ x[c]!, 7);
-  };
   for (let round = 0; round < 10; round++) {
-    qr(0, 4, 8, 12);
-    qr(1, 5, 9, 13);
-    qr(2, 6, 10, 14);
-    qr(3, 7, 11, 15);
-    qr(0, 5, 10, 15);
-    qr(1, 6, 11, 12);
-    qr(2, 7, 8, 13);
-    qr(3, 4, 9, 14);
+    qr(x, 0, 4, 8, 12);
+    qr(x, 1, 5, 9, 13);
+    qr(x, 2, 6, 10, 14);
+    qr(x, 3, 7, 11, 15);
+    qr(x, 0, 5, 10, 15);
+    qr(x, 1, 6, 11, 12);
+    qr(x, 2, 7, 8, 13);
+    qr(x, 3, 4, 9, 14);
   }
   const out = new Uint8Array(32);
-  const words = [0, 1, 2, 3, 12, 13, 14, 15];
   for (let i = 0; i < 8; i++) {
-    const w = x[words[i]!]!;
+    const w = x[i < 4 ? i : i + 8]!;
     out[4 * i] = w & 0xff;
     out[4 * i + 1] = (w >>> 8) & 0xff;
     out[4 * i + 2] = (w >>> 16) & 0xff;
     out[4 * i + 3] = (w >>> 24) & 0xff;
   }
+  x.fill(0);
   return out;
+}
+
+const HCHACHA_STATE = new Uint32Array(16);
+
+function rotl(v: number, c: number): number {
+  return (v << c) | (v >>> (32 - c));
+}
+
+/** The ChaCha quarter round on words a, b, c, d of `x`. */
+function qr(x: Uint32Array, a: number, b: number, c: number, d: number): void {
+  x[a] = (x[a]! + x[b]!) | 0;
+  x[d] = rotl(x[d]! ^ x[a]!, 16);
+  x[c] = (x[c]! + x[d]!) | 0;
+  x[b] = rotl(x[b]! ^ x[c]!, 12);
+  x[a] = (x[a]! + x[b]!) | 0;
+  x[d] = rotl(x[d]! ^ x[a]!, 8);
+  x[c] = (x[c]! + x[d]!) | 0;
+  x[b] = rotl(x[b]! ^ x[c]!, 7);
 }

@@ -11,7 +11,7 @@ import {
   TimeoutError,
   deriveTopic,
 } from '@rhizome/core';
-import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
 import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
@@ -243,8 +243,24 @@ export class Database {
   readonly #doc: Y.Doc;
   /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
   readonly #batch: WriteBatch;
+  /** {@link events}: a subscription starts the node-event listener (see {@link #nodeEvents}). */
+  static readonly #Events = class DatabaseEvents extends SyncBroadcaster<SyncEvent> {
+    readonly #db: Database;
+
+    constructor(db: Database) {
+      super();
+      this.#db = db;
+    }
+
+    override subscribe(options?: SubscribeOptions): Subscription<SyncEvent> {
+      const sub = super.subscribe(options);
+      this.#db.#listenNodeEvents();
+      return sub;
+    }
+  };
+
   /** Everything that happens: node changes (local and remote), peers, sync, errors. */
-  readonly events = new SyncBroadcaster<SyncEvent>();
+  readonly events: SyncBroadcaster<SyncEvent> = new Database.#Events(this);
   /**
    * The Yjs document (apps may bind editors to it; the node API uses the `nodes` and `fields`
    * maps). Reading this property first applies the puts and deletes of the current task that
@@ -332,7 +348,8 @@ export class Database {
     readOnly = false,
   ) {
     this.id = id;
-    this.topic = deriveTopic(id);
+    // The sealer derived it already (deriveTopic is BLAKE2b in JavaScript: not twice per open).
+    this.topic = sealer.topicCopy();
     this.#doc = new Y.Doc({ guid: newDocGuid() });
     this.#store = store;
     this.#ownsStore = host.ownsStore;
@@ -371,7 +388,7 @@ export class Database {
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
     onDocUpdate(this.#doc, this.#onUpdate);
     useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
-    this.#doc.on('afterTransaction', this.#onTransaction);
+    // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
     this.awareness.on('update', this.#onAwareness);
   }
 
@@ -850,6 +867,7 @@ export class Database {
     offDocUpdate(this.#doc, this.#onUpdate);
     stopFastUpdates(this.#doc);
     this.#doc.off('afterTransaction', this.#onTransaction);
+    this.#nodeEvents = false;
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
     try {
@@ -1056,8 +1074,30 @@ export class Database {
     }
   }
 
+  /**
+   * True while the doc's 'afterTransaction' is listened to for node events: from a subscription
+   * to {@link events} until a transaction finds no subscriber left. An idle database nobody
+   * subscribed to holds no listener (and lib0 no Set) for it (ARCHITECTURE § Memory of an idle
+   * replica).
+   */
+  #nodeEvents = false;
+
+  /** A subscription to {@link events} was made: node events are needed. */
+  #listenNodeEvents(): void {
+    if (this.#nodeEvents || this.#closed) return;
+    this.#nodeEvents = true;
+    this.#doc.on('afterTransaction', this.#onTransaction);
+  }
+
   readonly #onTransaction = (tr: Y.Transaction): void => {
-    if (tr.origin === PERSISTENCE_ORIGIN || this.events.subscriberCount === 0) return;
+    if (this.events.subscriberCount === 0) {
+      // Nobody listens any more: stop until the next subscription (lib0 emits from a copy of
+      // its listeners, so leaving during the emission is safe).
+      this.#doc.off('afterTransaction', this.#onTransaction);
+      this.#nodeEvents = false;
+      return;
+    }
+    if (tr.origin === PERSISTENCE_ORIGIN) return;
     const origin = tr.local ? 'local' : 'remote';
     for (const change of this.#model.changes(tr)) {
       if (change.deleted) {

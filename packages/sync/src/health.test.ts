@@ -92,3 +92,46 @@ describe('PeerMeter', () => {
     expect(m.pongsReceived).toBe(2);
   });
 });
+
+describe('PeerMeter traffic window (bytes and frames packed per bucket)', () => {
+  it('reports the same rates as four plain channels under random traffic', () => {
+    let seed = 11;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let round = 0; round < 20; round++) {
+      const m = new PeerMeter(0, 0);
+      const ref = new RateWindow(0, 4);
+      let now = 0;
+      for (let op = 0; op < 300; op++) {
+        now += rand(4000);
+        const bytes = rand(3) === 0 ? rand(2_000_000) : rand(200);
+        if (rand(2) === 0) {
+          m.received(bytes, now);
+          ref.add(bytes, now, 0);
+          ref.add(1, now, 2);
+        } else {
+          m.sent(bytes, now);
+          ref.add(bytes, now, 1);
+          ref.add(1, now, 3);
+        }
+        if (op % 7 === 0) {
+          const at = now + rand(30_000);
+          expect(m.rates(at)).toEqual({ bytesIn: ref.perSecond(at, 0), bytesOut: ref.perSecond(at, 1), framesIn: ref.perSecond(at, 2), framesOut: ref.perSecond(at, 3) });
+          now = at;
+        }
+      }
+    }
+  });
+
+  it('saturates a bucket at 2^32 - 1 bytes rather than corrupting its frame count', () => {
+    const m = new PeerMeter(0, 0);
+    for (let i = 0; i < 3; i++) m.received(2 ** 31, 1_000 + i);
+    m.received(10, 1_010);
+    const r = m.rates(50_000);
+    expect(r.bytesIn).toBe((2 ** 32 - 1) / 50);
+    expect(r.framesIn).toBe(4 / 50);
+    expect(r.bytesOut).toBe(0);
+  });
+});

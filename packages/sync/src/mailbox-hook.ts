@@ -84,6 +84,9 @@ class DeferredMailbox implements MailboxBinding {
   #sync: MailboxSync | null = null;
   #dirty = false;
   #closed = false;
+  /** True while {@link #onOffer} listens for an offer. */
+  #offerListening: boolean;
+  /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
   #stopOffer: (() => void) | null;
   /** {@link #onUpdate} is listening (stopped with offDocUpdate: no stop closure kept). */
   #listening: boolean;
@@ -93,7 +96,21 @@ class DeferredMailbox implements MailboxBinding {
     this.#access = access;
     onDocUpdate(inputs.doc, this.#onUpdate);
     this.#listening = true;
-    this.#stopOffer = access.onOffer(() => this.#bind());
+    const stop = access.onOffer(this.#onOffer);
+    this.#offerListening = true;
+    this.#stopOffer = access.offOffer === undefined ? stop : null;
+  }
+
+  readonly #onOffer = (): void => {
+    this.#bind();
+  };
+
+  #stopListeningForOffers(): void {
+    if (!this.#offerListening) return;
+    this.#offerListening = false;
+    if (this.#access.offOffer !== undefined) this.#access.offOffer(this.#onOffer);
+    else this.#stopOffer?.();
+    this.#stopOffer = null;
   }
 
   readonly #onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
@@ -104,8 +121,7 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#sync !== null) return this.#sync;
     if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
     this.#listening = false;
-    this.#stopOffer?.();
-    this.#stopOffer = null;
+    this.#stopListeningForOffers();
     // It follows the offers itself from now on (the current one is handed to it at once); after
     // close() it only answers status().
     const i = this.#inputs;
@@ -135,7 +151,6 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#sync !== null) return this.#sync.close();
     if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
     this.#listening = false;
-    this.#stopOffer?.();
-    this.#stopOffer = null;
+    this.#stopListeningForOffers();
   }
 }

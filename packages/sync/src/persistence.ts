@@ -356,6 +356,12 @@ export class DocPersistence {
    * `StoreCorruptError`.
    */
   #apply(stored: StoredDoc, origin: symbol): void {
+    if (stored.snapshot === null && stored.updates.length === 0) {
+      // Nothing stored (a new document): no transaction to open for nothing.
+      this.#syncedSeq = Math.max(this.#syncedSeq, stored.lastSeq);
+      this.#foreign = false;
+      return;
+    }
     let current = 'the snapshot';
     try {
       Y.transact(

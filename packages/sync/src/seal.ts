@@ -1,9 +1,8 @@
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { DecryptError, InvalidArgumentError, assertTopic } from '@rhizome/core';
 import type { TopicHash } from '@rhizome/core';
 import { defaultAead, hchacha20 } from './aead.js';
+import { hkdfSha256 } from './kdf.js';
 import type { ChaChaPolyAead } from './aead.js';
 
 /** Wire version byte of a sealed frame. */
@@ -79,7 +78,7 @@ export class FrameSealer {
     assertTopic(topic);
     const label = utf8ToBytes(SEAL_AAD_LABEL);
     const slab = (this.#slab = new Uint8Array(AAD_AT + label.length + 1 + topic.length));
-    slab.set(hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
+    slab.set(hkdfSha256(material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
     slab.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
     slab.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)), SUBKEY_AT);
     slab.set(label, AAD_AT);
@@ -92,6 +91,11 @@ export class FrameSealer {
   /** The database key (a view made when needed: only a new sender's first frame needs it). */
   #key(): Uint8Array {
     return this.#slab.subarray(KEY_AT, KEY_AT + 32);
+  }
+
+  /** A copy of the topic this sealer binds its frames to. */
+  topicCopy(): TopicHash {
+    return this.#slab.slice(this.#slab.length - 32);
   }
 
   /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */

@@ -350,7 +350,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   #openingMessages(): Uint8Array[] {
     const messages: Uint8Array[] = [];
     if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
-    messages.push(encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)));
+    messages.push(encodeStep1(textToBytes(this.#requestId), stateVector(this.#host.doc)));
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
@@ -359,10 +359,17 @@ export class PeerSession implements Flushable, ConnectionListener {
     return messages;
   }
 
-  /** The peer's first message tells how it opened; one that predates batches gets our opening again, unbatched. */
+  /**
+   * The peer's opening tells how it speaks: a batch, or (a peer that predates batches) its REPLICA
+   * message or step 1 on their own, and then it gets our opening again, unbatched. Other messages
+   * decide nothing: a live update can come before the opening (over a relay, the peer's BROADCAST
+   * reaches us as soon as we joined, its opening only once it heard of us).
+   */
   #noteOpening(type: number | undefined): void {
     if (this.#peerOpening !== 0) return;
-    this.#peerOpening = type === MSG_BATCH ? 1 : 2;
+    if (type === MSG_BATCH) this.#peerOpening = 1;
+    else if (type === MSG_REPLICA || type === MSG_SYNC_STEP1) this.#peerOpening = 2;
+    else return;
     if (this.#peerOpening === 2 && !this.#closed) for (const bytes of this.#openingMessages()) this.#enqueue({ kind: 'message', bytes });
   }
 
@@ -876,6 +883,14 @@ export class PeerSession implements Flushable, ConnectionListener {
     this.#r().drainWaiters = null;
     for (const w of waiters) w();
   }
+}
+
+/** Yjs's encoding of an empty document's state vector (no clients); shared, never modified. */
+const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
+/** `Y.encodeStateVector(doc)`, without an encoder for an empty document (a fresh replica's opening). */
+function stateVector(doc: Y.Doc): Uint8Array {
+  return doc.store.clients.size === 0 ? EMPTY_STATE_VECTOR : Y.encodeStateVector(doc);
 }
 
 function messageName(type: number): string {

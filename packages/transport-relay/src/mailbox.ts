@@ -93,10 +93,12 @@ export class RelayMailbox implements MailboxAccess {
     const listeners = (this.#listeners ??= []);
     if (!listeners.includes(listener)) listeners.push(listener);
     if (this.#offer !== null) queueMicrotask(() => this.#offer !== null && this.#listeners?.includes(listener) === true && listener(this.#offer));
-    return () => {
-      const i = this.#listeners?.indexOf(listener) ?? -1;
-      if (i >= 0) this.#listeners!.splice(i, 1);
-    };
+    return () => this.offOffer(listener);
+  }
+
+  offOffer(listener: (offer: MailboxOffer) => void): void {
+    const i = this.#listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.#listeners!.splice(i, 1);
   }
 
   read(mailbox: Uint8Array, after: number, options: { signal?: AbortSignal } = {}): Promise<MailboxReadResult> {
