@@ -156,8 +156,10 @@ interface SessionRare {
  * step 1 has been accepted by the transport. Both sides then hold everything the other held
  * when it answered.
  *
- * Outbound messages go through one FIFO queue drained by a single sender that awaits
- * `Connection.send` (the transport's backpressure): never more than one send in flight.
+ * Outbound messages go through one FIFO queue drained by a single sender: frames the transport
+ * takes at once (`Connection.trySend`) go synchronously, and from the first it refuses the sender
+ * awaits `Connection.send` (the transport's backpressure): never more than one send in flight.
+ * A session opens with one {@link MSG_BATCH} message (REPLICA, step 1, awareness).
  * Updates queued back to back are batched into one message; when queued update bytes pass
  * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
  * vector, computed when it is sent, so memory stays bounded under a write burst.
