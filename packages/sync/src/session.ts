@@ -597,10 +597,13 @@ export class PeerSession implements Flushable, ConnectionListener {
    * cannot queue a whole-document diff per request.
    */
   #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
-    try {
-      Y.decodeStateVector(m.stateVector);
-    } catch {
-      throw new ProtocolError('malformed state vector');
+    // An empty state vector (`00`, a fresh replica's) is valid: no decoding (a Map and a decoder) needed.
+    if (m.stateVector.length !== 1 || m.stateVector[0] !== 0) {
+      try {
+        Y.decodeStateVector(m.stateVector);
+      } catch {
+        throw new ProtocolError('malformed state vector');
+      }
     }
     this.#remoteStateVector = bytesToText(m.stateVector);
     if (this.#answersUnsent > 0) {
@@ -617,7 +620,8 @@ export class PeerSession implements Flushable, ConnectionListener {
   #answer(requestIds: Uint8Array[]): void {
     let diff: Uint8Array;
     try {
-      diff = encodeDiff(this.#host.doc, textToBytes(this.#remoteStateVector as string));
+      // An empty document answers `00 00` whatever the peer holds: no state vector to rebuild.
+      diff = emptyDocument(this.#host.doc) ? EMPTY_UPDATE : encodeDiff(this.#host.doc, textToBytes(this.#remoteStateVector as string));
     } catch {
       throw new ProtocolError('malformed state vector');
     }
@@ -889,6 +893,12 @@ export class PeerSession implements Flushable, ConnectionListener {
 
 /** Yjs's encoding of an empty document's state vector (no clients); shared, never modified. */
 const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
+/** True if the doc holds no structs and nothing pending (its whole encoding is `00 00`). */
+function emptyDocument(doc: Y.Doc): boolean {
+  const store = doc.store;
+  return store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null;
+}
 
 /** `Y.encodeStateVector(doc)`, without an encoder for an empty document (a fresh replica's opening). */
 function stateVector(doc: Y.Doc): Uint8Array {
