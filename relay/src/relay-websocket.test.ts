@@ -136,6 +136,32 @@ describe('RelayWebSocket', () => {
     expect(a.frames.filter((f) => f[0] === FrameType.DELIVER).map((f) => f[1])).toEqual([1, 2, 3]);
   });
 
+  it('messages of every size the framing distinguishes arrive intact and in order (small ones framed by RelayWebSocket, large by ws)', async () => {
+    const h = await host(256 * 1024);
+    const a = await client(h.url, 'a');
+    const b = await client(h.url, 'b');
+    a.ws.send(encodeTopicFrame(FrameType.JOIN, topic));
+    const tid = readU32(await a.next(FrameType.JOINED), 1);
+    b.ws.send(encodeTopicFrame(FrameType.JOIN, topic));
+    await b.next(FrameType.JOINED);
+    const peerOfA = readU32(await a.next(FrameType.PEER_JOINED), 5);
+    // Payload sizes around the 7-bit and 16-bit length boundaries and the shortcut's limit.
+    const sizes = [0, 1, 116, 117, 118, 3990, 3991, 3992, 65000, 65535 - DATA_HEADER_BYTES, 65536, 100_000];
+    const payload = (i: number, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, k) => (i * 31 + k) & 0xff);
+    sizes.forEach((n, i) => a.ws.send(encodeDataFrame(FrameType.SEND, tid, peerOfA, payload(i, n))));
+    const got: Buffer[] = [];
+    for (let i = 0; i < sizes.length; i++) got.push(await b.next(FrameType.DELIVER));
+    expect(got.map((f) => f.length - DATA_HEADER_BYTES)).toEqual(sizes);
+    got.forEach((f, i) => expect(Buffer.compare(f.subarray(DATA_HEADER_BYTES), Buffer.from(payload(i, sizes[i]!)))).toBe(0));
+    // A send with a callback still goes through ws and comes after the ones before it.
+    const server = h.accepted[1]!;
+    server.send(Uint8Array.of(FrameType.DELIVER, 9));
+    await new Promise<void>((resolve) => server.send(Uint8Array.of(FrameType.DELIVER, 10), () => resolve()));
+    server.send(Uint8Array.of(FrameType.DELIVER, 11));
+    const tail = [await b.next(FrameType.DELIVER), await b.next(FrameType.DELIVER), await b.next(FrameType.DELIVER)];
+    expect(tail.map((f) => f[1])).toEqual([9, 10, 11]);
+  });
+
   it('an oversized frame is counted and closes that connection with 1009, not the process', async () => {
     const h = await host(1024);
     const a = await client(h.url, 'a');

@@ -13,6 +13,9 @@
  * - With no extension negotiated (the relay turns permessage-deflate off), every socket shares
  *   one frozen empty extensions object instead of an own `{}` (56 B): `ws` only reads it then.
  *
+ * And `send` frames small binary messages itself (see {@link RelayWebSocket.send}): the relay's
+ * hot path, with half of `ws`'s garbage per message.
+ *
  * @packageDocumentation
  */
 import type { ClientRequestArgs } from 'node:http';
@@ -26,7 +29,16 @@ const NO_EXTENSIONS: object = Object.freeze({});
 interface WsInternals {
   _extensions?: object;
   _autoPong?: boolean;
+  _socket?: { write(chunk: Buffer): boolean } | null;
+  /** `ws`'s Sender: `_state` 0 when it queues nothing (no compression or Blob read in progress). */
+  _sender?: { _state?: number } | null;
 }
+
+/**
+ * Binary messages up to this size are framed by {@link RelayWebSocket.send} itself: header and
+ * payload copied into one buffer from Node's pool (under 4 KiB) and written in one call.
+ */
+const SMALL_MESSAGE_BYTES = 4000;
 
 /**
  * The relay server's WebSocket class: a `ws` WebSocket with {@link DirectSocket.bindEvents}.
@@ -50,6 +62,23 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     const ws = this as unknown as WsInternals;
     // Before the upgrade completes: `ws` replaces it with its own object when an extension is accepted.
     if (typeof ws._extensions === 'object' && Object.keys(ws._extensions).length === 0) ws._extensions = NO_EXTENSIONS;
+  }
+
+  /**
+   * As `ws`'s `send`, with a shortcut for what a relay sends most: a small binary message with
+   * no options and no callback. A server's frames are not masked, so the frame is the 2- or
+   * 4-byte header followed by the payload: it is built in one buffer and written in one socket
+   * write, where `ws`'s Sender makes an options object, a header buffer, an array and a corked
+   * two-buffer write per message — about half the garbage per relayed frame (fewer young-
+   * generation collections while a relay is busy; BENCHMARKS.md § Issue 12, Session 8 (srvmem)).
+   * Anything else goes through `ws` (large messages stay zero-copy there), as does any message
+   * while `ws`'s Sender has frames queued, so the order on the wire is the order of the calls.
+   */
+  override send(data: Parameters<WebSocket['send']>[0], options?: Parameters<WebSocket['send']>[1] | ((err?: Error) => void), cb?: (err?: Error) => void): void {
+    if (options === undefined && cb === undefined && data instanceof Uint8Array && data.length <= SMALL_MESSAGE_BYTES && sendSmall(this, data)) return;
+    if (typeof options === 'function') super.send(data, options);
+    else if (options === undefined) super.send(data, cb);
+    else super.send(data, options, cb);
   }
 
   bindEvents<T>(events: DirectEvents<T>, target: T): void {
@@ -92,6 +121,26 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
 }
 
 const emit = WebSocket.prototype.emit;
+
+/** See {@link RelayWebSocket.send}: false when `ws` must send it (not open, or its Sender busy). */
+function sendSmall(ws: RelayWebSocket, data: Uint8Array): boolean {
+  const internals = ws as unknown as WsInternals;
+  const socket = internals._socket;
+  if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null || internals._sender?._state !== 0) return false;
+  const n = data.length;
+  const head = n < 126 ? 2 : 4;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x82; // FIN, binary
+  if (n < 126) frame[1] = n;
+  else {
+    frame[1] = 126; // 16-bit length follows
+    frame[2] = n >>> 8;
+    frame[3] = n & 0xff;
+  }
+  frame.set(data, head);
+  socket.write(frame);
+  return true;
+}
 
 /**
  * The listeners' emit, with exactly the arguments given. (A function, not a private method: a

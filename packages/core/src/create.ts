@@ -13,15 +13,21 @@ interface TransportModule {
 
 const PACKAGES = { relay: '@rhizome/transport-relay', dht: '@rhizome/transport-dht' } as const;
 
+/** Adapter modules already loaded: a later transport of that mode skips the module loader (~3 KiB of garbage per `import()`). */
+const loadedModules: { relay?: TransportModule; dht?: TransportModule } = {};
+
 async function loadTransport(mode: 'relay' | 'dht', config: TransportConfig): Promise<Transport> {
   const specifier: string = PACKAGES[mode];
-  let mod: TransportModule;
-  try {
-    // A computed specifier: core has no static dependency on any adapter, and libp2p is
-    // only loaded when DHT mode is actually used.
-    mod = (await import(/* @vite-ignore */ specifier)) as TransportModule;
-  } catch (error) {
-    throw new TransportUnavailableError(mode, specifier, error);
+  let mod = loadedModules[mode];
+  if (mod === undefined) {
+    try {
+      // A computed specifier: core has no static dependency on any adapter, and libp2p is
+      // only loaded when DHT mode is actually used.
+      mod = (await import(/* @vite-ignore */ specifier)) as TransportModule;
+    } catch (error) {
+      throw new TransportUnavailableError(mode, specifier, error);
+    }
+    loadedModules[mode] = mod;
   }
   return mod.createTransportFromConfig(config);
 }
