@@ -179,4 +179,73 @@ describe('RelayWebSocket', () => {
     while (h.core.connections !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(h.core.connections).toBe(1);
   });
+  it('send(): byte-exact messages of lengths 0..65536 in call order with pings, callbacks and the close; a send after close or on a dead socket throws nothing', async () => {
+    // A bare RelayWebSocket server (no core): what send() writes itself (small messages) and
+    // what it leaves to ws (large ones, callbacks, control frames) share one order on the wire.
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, WebSocket: RelayWebSocket });
+    const http = createServer();
+    const accepted: RelayWebSocket[] = [];
+    http.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => accepted.push(ws)));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`);
+      clients.push(ws);
+      const events: string[] = [];
+      const messages: Buffer[] = [];
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        messages.push(data);
+        events.push(`m${data.length}${isBinary ? '' : ' text'}`);
+      });
+      ws.on('ping', (data: Buffer) => events.push(`ping:${data.toString()}`));
+      const gone = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const deadline = Date.now() + 5_000;
+      while (accepted.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const server = accepted[0]!;
+      const sizes = [0, 1, 125, 126, 127, 4000, 4001, 65535, 65536];
+      const body = (i: number, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, k) => (i * 37 + k * 7) & 0xff);
+      const expected: string[] = [];
+      sizes.forEach((n, i) => {
+        // A view into a larger buffer: only its own bytes go out.
+        const backing = new Uint8Array(n + 8).fill(0xee);
+        backing.set(body(i, n), 4);
+        server.send(backing.subarray(4, 4 + n));
+        expected.push(`m${n}`);
+        if (i === 2) {
+          server.ping(Buffer.from('p1'));
+          expected.push('ping:p1');
+        }
+        if (i === 5) {
+          server.send(Buffer.from('cb'), () => undefined);
+          expected.push('m2');
+        }
+      });
+      server.close(1000, 'done');
+      // After close(): ws's own handling (nothing sent, nothing thrown).
+      expect(() => server.send(Uint8Array.of(1, 2, 3))).not.toThrow();
+      expect(await gone).toBe(1000);
+      expect(events).toEqual(expected);
+      const data = messages.filter((m) => m.length !== 2 || m.toString() !== 'cb');
+      data.forEach((m, i) => expect(Buffer.compare(m, Buffer.from(body(i, sizes[i]!)))).toBe(0));
+
+      // A socket that died under an OPEN WebSocket (the close not processed yet): no throw, no crash.
+      const ws2 = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`);
+      clients.push(ws2);
+      await new Promise<void>((resolve, reject) => {
+        ws2.once('open', resolve);
+        ws2.once('error', reject);
+      });
+      while (accepted.length < 2 && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 10));
+      const server2 = accepted[1]!;
+      (server2 as unknown as { _socket: { destroy(): void } })._socket.destroy();
+      expect(server2.readyState).toBe(WebSocket.OPEN);
+      expect(() => server2.send(Uint8Array.of(9, 9))).not.toThrow();
+      await new Promise<void>((resolve) => (server2.readyState === WebSocket.CLOSED ? resolve() : server2.once('close', () => resolve())));
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  });
 });

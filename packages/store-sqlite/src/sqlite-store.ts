@@ -366,7 +366,14 @@ export class SqliteStore implements DocStore {
     this.readOnly = readOnly;
     this.exclusive = exclusive;
     this.#held = exclusive ? new Map() : null;
-    const lastSeq = 'max(snapshot_seq, coalesce((SELECT max(seq) FROM updates WHERE doc = docs.id), 0))';
+    // The last sequence number: the log's newest row, or `snapshot_seq` when the log is empty.
+    // Every row in the log is numbered above `snapshot_seq` (appends number from the last sequence
+    // number, and a compaction through n deletes the rows up to n and sets snapshot_seq to n), so
+    // this is `max(snapshot_seq, max(seq))` without reading `snapshot_seq` when the log has rows:
+    // that column is stored after the snapshot BLOB, and reading it walks the snapshot's overflow
+    // pages (~160 µs per append with a 10 MB snapshot; BENCHMARKS.md § Issue 12, Session 8 (puts)).
+    // `coalesce` stops at its first non-NULL argument.
+    const lastSeq = 'coalesce((SELECT max(seq) FROM updates WHERE doc = docs.id), snapshot_seq)';
     this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
     this.#insUpdate = db.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
