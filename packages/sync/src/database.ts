@@ -866,8 +866,7 @@ export class Database {
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
     stopFastUpdates(this.#doc);
-    this.#doc.off('afterTransaction', this.#onTransaction);
-    this.#nodeEvents = false;
+    this.#stopNodeEvents();
     dropEncodedState(this.#doc);
     this.awareness.off('update', this.#onAwareness);
     try {
@@ -1075,26 +1074,32 @@ export class Database {
   }
 
   /**
-   * True while the doc's 'afterTransaction' is listened to for node events: from a subscription
+   * The doc's 'afterTransaction' listener for node events, while there is one: from a subscription
    * to {@link events} until a transaction finds no subscriber left. An idle database nobody
    * subscribed to holds no listener (and lib0 no Set) for it (ARCHITECTURE § Memory of an idle
    * replica).
    */
-  #nodeEvents = false;
+  #nodeEvents: ((tr: Y.Transaction) => void) | null = null;
 
-  /** A subscription to {@link events} was made: node events are needed. */
+  /** A subscription to {@link events} was made: node events are needed (the listener is made now). */
   #listenNodeEvents(): void {
-    if (this.#nodeEvents || this.#closed) return;
-    this.#nodeEvents = true;
-    this.#doc.on('afterTransaction', this.#onTransaction);
+    if (this.#nodeEvents !== null || this.#closed) return;
+    const listener = (tr: Y.Transaction): void => this.#onTransaction(tr);
+    this.#nodeEvents = listener;
+    this.#doc.on('afterTransaction', listener);
   }
 
-  readonly #onTransaction = (tr: Y.Transaction): void => {
+  #stopNodeEvents(): void {
+    if (this.#nodeEvents === null) return;
+    this.#doc.off('afterTransaction', this.#nodeEvents);
+    this.#nodeEvents = null;
+  }
+
+  #onTransaction(tr: Y.Transaction): void {
     if (this.events.subscriberCount === 0) {
       // Nobody listens any more: stop until the next subscription (lib0 emits from a copy of
       // its listeners, so leaving during the emission is safe).
-      this.#doc.off('afterTransaction', this.#onTransaction);
-      this.#nodeEvents = false;
+      this.#stopNodeEvents();
       return;
     }
     if (tr.origin === PERSISTENCE_ORIGIN) return;
@@ -1107,7 +1112,7 @@ export class Database {
         if (data) this.events.publish({ type: 'node-upsert', id: change.id, data, origin });
       }
     }
-  };
+  }
 
   readonly #onAwareness = (
     changes: { added: number[]; updated: number[]; removed: number[] },
