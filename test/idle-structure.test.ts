@@ -32,6 +32,16 @@ async function replica(id: string, transport: NonNullable<Parameters<typeof open
   return db;
 }
 
+/** Two replicas of a new database through a new relay, synced with each other. */
+async function syncedPair(): Promise<[Database, Database]> {
+  const server = await relay();
+  const id = generateDatabaseId();
+  const a = await replica(id, { mode: 'relay', relayUrl: server.url });
+  const b = await replica(id, { mode: 'relay', relayUrl: server.url });
+  await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+  return [a, b];
+}
+
 /** The event names lib0's registry of `doc` holds listeners for. */
 function listenedEvents(doc: Y.Doc): string[] {
   return [...(doc as unknown as { _observers: Map<string, Set<unknown>> })._observers.keys()].sort();
@@ -39,11 +49,7 @@ function listenedEvents(doc: Y.Doc): string[] {
 
 describe('an idle synced replica holds only the listeners it needs', () => {
   it('listens to beforeTransaction while puts are queued and to the restore hooks while muted; updates keep flowing', async () => {
-    const server = await relay();
-    const id = generateDatabaseId();
-    const a = await replica(id, { mode: 'relay', relayUrl: server.url });
-    const b = await replica(id, { mode: 'relay', relayUrl: server.url });
-    await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+    const [a, b] = await syncedPair();
     const idle = listenedEvents(a.doc);
     expect(idle).not.toContain('beforeTransaction');
     expect(idle).not.toContain('beforeObserverCalls');
@@ -78,11 +84,7 @@ describe('an idle synced replica holds only the listeners it needs', () => {
   });
 
   it('listens for node events from the first subscription on, stops when none is left, and starts again', async () => {
-    const server = await relay();
-    const id = generateDatabaseId();
-    const a = await replica(id, { mode: 'relay', relayUrl: server.url });
-    const b = await replica(id, { mode: 'relay', relayUrl: server.url });
-    await Promise.all([a.whenSynced({ minPeers: 1, timeoutMs: 20_000 }), b.whenSynced({ minPeers: 1, timeoutMs: 20_000 })]);
+    const [a, b] = await syncedPair();
     expect(listenedEvents(a.doc)).not.toContain('afterTransaction');
     // A remote put and a local one while subscribed: both arrive as node events.
     const first = a.events.subscribe();
