@@ -50,10 +50,14 @@ export const HEALTH_DEFAULTS: Required<HealthOptions> = {
   eventRefillMs: 10_000,
 };
 
+/** {@link HEALTH_DEFAULTS} resolved (checkIntervalMs is already at most pingIntervalMs), frozen: shared by every database opened without health options. */
+const RESOLVED_DEFAULTS: Required<HealthOptions> = Object.freeze({ ...HEALTH_DEFAULTS, checkIntervalMs: Math.min(HEALTH_DEFAULTS.checkIntervalMs, HEALTH_DEFAULTS.pingIntervalMs) });
+
 /** Validates health options (`ERR_INVALID_CONFIG` naming the field) and fills in defaults. */
 export function resolveHealthOptions(options: HealthOptions | undefined): Required<HealthOptions> {
+  // Without options every database shares one frozen copy of the defaults (not ~150 B each).
+  if (options === undefined) return RESOLVED_DEFAULTS;
   const out = { ...HEALTH_DEFAULTS };
-  if (options === undefined) return out;
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('health', 'must be an object');
   for (const [key, value] of Object.entries(options) as Array<[keyof HealthOptions, unknown]>) {
     if (!(key in HEALTH_DEFAULTS)) throw new InvalidConfigError(`health.${key}`, 'is not a health option');

@@ -169,10 +169,11 @@ export class FrameSealer {
     entry.set(subkey, NONCE_PREFIX_LENGTH);
     const text = prefixKey(entry, 0, entry.length);
     let subkeys = this.#subkeys;
-    if (subkeys === null) subkeys = this.#subkeys = [];
-    if (Array.isArray(subkeys)) {
-      if (subkeys.length < SUBKEY_LIST_LIMIT) {
-        subkeys.push(text);
+    if (subkeys === null || Array.isArray(subkeys)) {
+      // A list of exactly its entries (push, or a spread, would give it 17 or more slots): a new
+      // sender is rare, copying a few pointers then is nothing.
+      if (subkeys === null || subkeys.length < SUBKEY_LIST_LIMIT) {
+        this.#subkeys = subkeys === null ? [text] : subkeys.concat(text);
         return;
       }
       const byPrefix = new Map<string, string>();
