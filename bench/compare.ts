@@ -318,10 +318,12 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
   const children: Child[] = [];
   try {
     const serverOptions = { ...system.serverOptions, ...(system.sqlite ? { sqlite: join(tmpDir, 'hocuspocus.sqlite') } : {}) };
+    // Diagnostics only (never for figures of record): BENCH_SERVER_EXEC_ARGV='--flag ...' for every server alike.
+    const diagArgs = process.env.BENCH_SERVER_EXEC_ARGV?.split(' ').filter(Boolean) ?? [];
     const server =
       system.server === 'rhizome'
-        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, '--expose-gc'], profileDir('server'))
-        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc'], profileDir('server'));
+        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, '--expose-gc', ...diagArgs], profileDir('server'))
+        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc', ...diagArgs], profileDir('server'));
     children.push(server);
     const stored: Array<{ room: string; nodes: number; at: number }> = [];
     const storedWaiters = new Set<() => void>();
