@@ -48,19 +48,23 @@ const PER_UPDATE = 5;
  * peer's state vector when sent), so nothing is lost; after a failed send the group stays
  * unusable and its members get updates pairwise.
  */
+/** The queue of a group with nothing queued: one shared empty array (frozen: pushing to it would throw). */
+const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 export class BroadcastGroup implements Flushable {
   readonly channel: TopicBroadcast;
   readonly sessions = new Set<PeerSession>();
   readonly stats: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
   readonly #host: BroadcastHost;
-  #queue: Uint8Array[] = [];
+  /** {@link NO_UPDATES} while nothing is queued (an idle database holds its group for its whole life). */
+  #queue: Uint8Array[] = NO_UPDATES;
   #queuedBytes = 0;
   #sending = false;
   #failed = false;
   /** Every local update up to this sequence number has been handed to the channel. */
   #handedSeq: number;
   /** {@link whenHanded} calls waiting for the channel to take local updates up to `seq`. */
-  #handedWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  #handedWaiters: Array<{ seq: number; resolve: () => void }> | null = null;
   readonly #maxFrameBytes: number;
 
   constructor(channel: TopicBroadcast, host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
@@ -87,18 +91,19 @@ export class BroadcastGroup implements Flushable {
    */
   whenHanded(seq: number): Promise<void> {
     if (this.pingSeq >= seq || !this.usable) return Promise.resolve();
-    return new Promise((resolve) => this.#handedWaiters.push({ seq, resolve }));
+    return new Promise((resolve) => (this.#handedWaiters ??= []).push({ seq, resolve }));
   }
 
   #wakeHanded(all = false): void {
-    if (this.#handedWaiters.length === 0) return;
+    const waiters = this.#handedWaiters;
+    if (waiters === null) return;
     const handed = this.pingSeq;
     const still: Array<{ seq: number; resolve: () => void }> = [];
-    for (const w of this.#handedWaiters) {
+    for (const w of waiters) {
       if (all || !this.usable || w.seq <= handed) w.resolve();
       else still.push(w);
     }
-    this.#handedWaiters = still;
+    this.#handedWaiters = still.length > 0 ? still : null;
   }
 
   /** False once a send failed or the channel closed: members then get updates pairwise. */
@@ -108,7 +113,8 @@ export class BroadcastGroup implements Flushable {
 
   /** Queues one live update for every member. */
   enqueue(update: Uint8Array): void {
-    this.#queue.push(update);
+    if (this.#queue === NO_UPDATES) this.#queue = [update];
+    else this.#queue.push(update);
     this.#queuedBytes += update.length;
     if (this.#queuedBytes > this.#host.maxQueuedBytes) {
       this.stats.collapses++;
@@ -140,7 +146,7 @@ export class BroadcastGroup implements Flushable {
         }
         // Taking the whole queue hands over every local update made so far, once sent.
         const seqAtTake = taken === this.#queue.length ? (this.#host.localSeq?.() ?? 0) : -1;
-        this.#queue = taken === this.#queue.length ? [] : this.#queue.slice(taken);
+        this.#queue = taken === this.#queue.length ? NO_UPDATES : this.#queue.slice(taken);
         this.#queuedBytes -= bytes - PER_UPDATE * taken;
         if (bytes > room) {
           // One update too large for a single frame: each session chunks it for its peer.
@@ -168,7 +174,7 @@ export class BroadcastGroup implements Flushable {
   }
 
   #dropForCatchUp(): void {
-    this.#queue = [];
+    this.#queue = NO_UPDATES;
     this.#queuedBytes = 0;
     for (const session of this.sessions) session.catchUp();
     // The catch-ups are queued on the sessions: whatever is queued there next travels behind them.
@@ -181,16 +187,19 @@ export class BroadcastGroup implements Flushable {
  * group it came from, whose members all received it from its sender), and pairwise to every
  * other session except the one it came from.
  */
+const NO_GROUPS: BroadcastGroup[] = Object.freeze([]) as unknown as BroadcastGroup[];
+
 export class UpdateRouter {
   readonly #host: BroadcastHost;
   /**
    * The live groups: one per broadcast channel, so one or two (a database with several transports).
    * A list, and a session's group found by looking (no map per session): an idle database holds
-   * its router for its whole life.
+   * its router for its whole life. Replaced by a copy on change, of exactly its groups (a `push`
+   * would give it 17 slots).
    */
-  readonly #groups: BroadcastGroup[] = [];
-  /** Counters of groups that ended. */
-  readonly retired: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
+  #groups: BroadcastGroup[] = NO_GROUPS;
+  /** Counters of groups that ended; null until one ends. */
+  #retired: BroadcastStats | null = null;
 
   readonly #maxFrameBytes: number;
 
@@ -210,7 +219,7 @@ export class UpdateRouter {
     let group = this.#groups.find((g) => g.channel === channel);
     if (!group) {
       group = new BroadcastGroup(channel, this.#host, this.#maxFrameBytes);
-      this.#groups.push(group);
+      this.#groups = this.#groups.concat(group);
     }
     // One group per session (a session's connection has one broadcast).
     this.#groupOf(session)?.sessions.delete(session);
@@ -229,11 +238,17 @@ export class UpdateRouter {
     if (!group) return;
     group.sessions.delete(session);
     if (group.sessions.size === 0) {
-      this.#groups.splice(this.#groups.indexOf(group), 1);
-      this.retired.framesSent += group.stats.framesSent;
-      this.retired.bytesSent += group.stats.bytesSent;
-      this.retired.collapses += group.stats.collapses;
+      this.#groups = this.#groups.filter((g) => g !== group);
+      const retired = (this.#retired ??= { framesSent: 0, bytesSent: 0, collapses: 0 });
+      retired.framesSent += group.stats.framesSent;
+      retired.bytesSent += group.stats.bytesSent;
+      retired.collapses += group.stats.collapses;
     }
+  }
+
+  /** Counters of groups that ended (a copy). */
+  get retired(): BroadcastStats {
+    return { ...(this.#retired ?? { framesSent: 0, bytesSent: 0, collapses: 0 }) };
   }
 
   /** The local sequence a ping queued on `session` now can acknowledge (see {@link BroadcastGroup.pingSeq}). */

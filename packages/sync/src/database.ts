@@ -307,8 +307,10 @@ export class Database {
    * EventTarget), for as long as it is open (ARCHITECTURE § Memory of an idle replica).
    */
   #abort: AbortController | null = null;
-  readonly #totals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
-  #waiters: SyncWaiter[] = [];
+  /** Counters of sessions that ended; null until one ends. */
+  #totals: SessionTotals | null = null;
+  /** whenSynced() calls waiting; null while none waits. */
+  #waiters: SyncWaiter[] | null = null;
   readonly #readOnly: boolean;
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
@@ -324,7 +326,8 @@ export class Database {
   #closing: Promise<void> | null = null;
   /** Set when close() could not flush or release the store; a later close() tries again. */
   #storageOpen = false;
-  #network: Promise<void> = Promise.resolve();
+  /** The join ({@link #run}) while it runs; null once it returned (an open database keeps no settled promise). */
+  #network: Promise<void> | null = null;
   /**
    * The transport's connection stream, when it is listened to (see {@link #run}): true while it
    * has not ended. `#streamEnded` is made only when close() waits for the end.
@@ -628,15 +631,10 @@ export class Database {
   stats(): DatabaseStats {
     this.#batch.flush();
     const now = performance.now();
-    const total = { ...this.#totals };
+    const total = { ...(this.#totals ?? NO_TOTALS) };
     const peers: PeerStats[] = [];
     for (const s of this.#sessions.values()) {
-      total.framesSent += s.stats.framesSent;
-      total.framesReceived += s.stats.framesReceived;
-      total.bytesSent += s.stats.bytesSent;
-      total.bytesReceived += s.stats.bytesReceived;
-      total.decryptErrors += s.stats.decryptErrors;
-      total.collapses += s.stats.collapses;
+      addTotals(total, s.stats);
       peers.push(this.#peerStats(s, now));
     }
     // Broadcast frames are sealed and sent once for all the peers of a group: counted once.
@@ -738,12 +736,13 @@ export class Database {
       const done = (error?: Error): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        const still = this.#waiters?.filter((w) => w !== waiter) ?? [];
+        this.#waiters = still.length > 0 ? still : null;
         if (error) reject(error);
         else resolve();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(waiter);
+      (this.#waiters ??= []).push(waiter);
     });
   }
 
@@ -862,7 +861,7 @@ export class Database {
     const streamEnd = this.#listening ? new Promise<void>((resolve) => (this.#streamEnded = resolve)) : undefined;
     const running = [...this.#sessions.values(), ...(this.#standby ?? []), ...(this.#retiring ?? [])];
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...running.map((s) => s.ended())]));
-    for (const w of [...this.#waiters]) w.reject(new ClosedError('database'));
+    for (const w of [...(this.#waiters ?? [])]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
     stopFastUpdates(this.#doc);
@@ -937,7 +936,11 @@ export class Database {
    * network event, including the first `peer-connected` and an early `error`.
    */
   start(): void {
-    this.#network = this.#run();
+    const run = (this.#network = this.#run());
+    // #run reports its own errors: it never rejects.
+    void run.then(() => {
+      if (this.#network === run) this.#network = null;
+    });
     this.#monitor.start();
   }
 
@@ -1019,8 +1022,7 @@ export class Database {
     if (ended.has(session)) return;
     ended.add(session);
     this.#router.detach(session);
-    const totals = this.#totals;
-    for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += session.stats[k];
+    addTotals((this.#totals ??= { ...NO_TOTALS }), session.stats);
     const promote = this.#replicas.unbind(session);
     if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
     const key = sessionKey(session.conn, this.transport.name);
@@ -1145,6 +1147,7 @@ export class Database {
   }
 
   #checkWaiters(): void {
+    if (this.#waiters === null) return;
     for (const w of [...this.#waiters]) if (this.#allSynced(w.minPeers)) w.resolve();
   }
 
@@ -1307,4 +1310,19 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   db.useMailbox(material);
   db.start();
   return db;
+}
+
+/** Traffic and error counters of sessions (see {@link PeerSession.stats}). */
+type SessionTotals = PeerSession['stats'];
+
+/** Counters before any session ended (never modified: copied). */
+const NO_TOTALS: Readonly<SessionTotals> = Object.freeze({ framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 });
+
+function addTotals(total: SessionTotals, add: Readonly<SessionTotals>): void {
+  total.framesSent += add.framesSent;
+  total.framesReceived += add.framesReceived;
+  total.bytesSent += add.bytesSent;
+  total.bytesReceived += add.bytesReceived;
+  total.decryptErrors += add.decryptErrors;
+  total.collapses += add.collapses;
 }

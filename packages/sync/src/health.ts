@@ -50,10 +50,14 @@ export const HEALTH_DEFAULTS: Required<HealthOptions> = {
   eventRefillMs: 10_000,
 };
 
+/** {@link HEALTH_DEFAULTS} resolved (checkIntervalMs is already at most pingIntervalMs), frozen: shared by every database opened without health options. */
+const RESOLVED_DEFAULTS: Required<HealthOptions> = Object.freeze({ ...HEALTH_DEFAULTS, checkIntervalMs: Math.min(HEALTH_DEFAULTS.checkIntervalMs, HEALTH_DEFAULTS.pingIntervalMs) });
+
 /** Validates health options (`ERR_INVALID_CONFIG` naming the field) and fills in defaults. */
 export function resolveHealthOptions(options: HealthOptions | undefined): Required<HealthOptions> {
+  // Without options every database shares one frozen copy of the defaults (not ~150 B each).
+  if (options === undefined) return RESOLVED_DEFAULTS;
   const out = { ...HEALTH_DEFAULTS };
-  if (options === undefined) return out;
   if (options === null || typeof options !== 'object') throw new InvalidConfigError('health', 'must be an object');
   for (const [key, value] of Object.entries(options) as Array<[keyof HealthOptions, unknown]>) {
     if (!(key in HEALTH_DEFAULTS)) throw new InvalidConfigError(`health.${key}`, 'is not a health option');
@@ -181,6 +185,9 @@ function wholeMs(now: number): number {
   return Math.floor(now);
 }
 
+/** Largest round-trip time a {@link PeerMeter} keeps, in µs (2^30 - 1, ~18 minutes: still a small integer). */
+const MAX_RTT_US = 2 ** 30 - 1;
+
 /** {@link PeerMeter.lastPingAt} before the first ping: a small integer standing for -Infinity (see {@link wholeMs}). */
 const NEVER = -0x40000000;
 
@@ -258,12 +265,21 @@ export class PeerMeter extends RateWindow {
   lastReceivedAt: number;
   /** The last frame to the peer (whole ms). */
   lastSentAt: number;
-  /** Smoothed round-trip time (EWMA, 1/4 weight per sample), or null before the first pong. */
-  rttMs: number | null = null;
+  /**
+   * Smoothed round-trip time in whole microseconds, -1 before the first pong: a small integer
+   * lives in the field itself, a fraction of a millisecond would be a boxed number (16 B of heap
+   * per peer). See {@link rttMs}.
+   */
+  #rttUs = -1;
   /** Local update sequence number acknowledged by the peer. */
   ackedSeq: number;
   pingsSent = 0;
   pongsReceived = 0;
+  /** Frames and bytes sent and received over the session's life (the session's `stats`). */
+  framesSent = 0;
+  framesReceived = 0;
+  bytesSent = 0;
+  bytesReceived = 0;
   /** See {@link lastPingAt} (whole ms; {@link NEVER} before the first). */
   #lastPing = NEVER;
   // Bytes and frames in and out over the last minute are this meter's own window of two channels,
@@ -274,13 +290,21 @@ export class PeerMeter extends RateWindow {
    * the wire). Null until the first ping (a synced idle peer holds thousands of meters).
    */
   #inFlight: Map<number, { seq: number; sentAt: number }> | null = null;
-  #nextId = 1;
 
   constructor(now: number, seqAtStart: number) {
     super(now, 2);
     this.lastReceivedAt = this.startedAt;
     this.lastSentAt = this.startedAt;
     this.ackedSeq = seqAtStart;
+  }
+
+  /** Smoothed round-trip time (EWMA, 1/4 weight per sample, kept to the microsecond), or null before the first pong. */
+  get rttMs(): number | null {
+    return this.#rttUs < 0 ? null : this.#rttUs / 1000;
+  }
+
+  set rttMs(ms: number | null) {
+    this.#rttUs = ms === null ? -1 : Math.min(MAX_RTT_US, Math.round(ms * 1000));
   }
 
   /** When the session started (whole ms): the start of its traffic window. */
@@ -301,11 +325,15 @@ export class PeerMeter extends RateWindow {
   }
 
   received(bytes: number, now: number): void {
+    this.framesReceived++;
+    this.bytesReceived += bytes;
     this.lastReceivedAt = wholeMs(now);
     this.update(now, IN, plusFrame, bytes);
   }
 
   sent(bytes: number, now: number): void {
+    this.framesSent++;
+    this.bytesSent += bytes;
     this.lastSentAt = wholeMs(now);
     this.update(now, OUT, plusFrame, bytes);
   }
@@ -327,8 +355,8 @@ export class PeerMeter extends RateWindow {
 
   /** A new ping id, remembering the local sequence it will acknowledge. */
   newPing(seq: number, now: number): number {
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    // Ids 1, 2, ... 0xffffffff, then 1 again: the count of pings sent says which is next.
+    const id = (this.pingsSent % 0xffffffff) + 1;
     (this.#inFlight ??= new Map()).set(id, { seq, sentAt: Number.NaN });
     this.#lastPing = wholeMs(now);
     this.pingsSent++;
@@ -356,7 +384,8 @@ export class PeerMeter extends RateWindow {
     if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
     if (!Number.isNaN(ping.sentAt)) {
       const sample = Math.max(0, now - ping.sentAt);
-      this.rttMs = this.rttMs === null ? sample : this.rttMs * 0.75 + sample * 0.25;
+      const rtt = this.rttMs;
+      this.rttMs = rtt === null ? sample : rtt * 0.75 + sample * 0.25;
     }
   }
 }

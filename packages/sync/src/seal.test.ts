@@ -70,6 +70,23 @@ describe('FrameSealer', () => {
     expect(node.open(noble.seal(plaintext))).toEqual(plaintext);
   });
 
+  it('opens the frames of many senders, each again later, with its remembered subkeys (a list, then a Map past 16 senders)', () => {
+    const receiver = new FrameSealer(material, topic);
+    const senders = Array.from({ length: 40 }, () => new FrameSealer(material, topic));
+    const body = (i: number, round: number): Uint8Array => new Uint8Array([i, round, 7, 9]);
+    // Round 0 makes the subkeys (the list fills at 16, then the Map takes over); rounds 1-2 read them back.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < senders.length; i++) expect(receiver.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
+    }
+    // A remembered sender's frame with one flipped byte still fails: the subkey is its own.
+    const frame = senders[3]!.seal(body(3, 9));
+    frame[frame.length - 1]! ^= 1;
+    expect(() => receiver.open(frame)).toThrow(DecryptError);
+    // A sealer under another key opens none of them, remembered or not.
+    const other = new FrameSealer(keyMaterial('another database'), topic);
+    expect(() => other.open(senders[0]!.seal(body(0, 0)))).toThrow(DecryptError);
+  });
+
   it('refuses tampered, truncated, foreign and unknown-version frames with ERR_DECRYPT', () => {
     const sealer = new FrameSealer(material, topic);
     const other = new FrameSealer(keyMaterial('another id'), topic);

@@ -36,6 +36,8 @@ export function keyMaterial(databaseId: string, secret?: string | Uint8Array): U
 export const NONCE_PREFIX_LENGTH = 16;
 /** Subkeys of remote sealers kept for opening (one per sender instance seen lately). */
 const SUBKEY_CACHE_LIMIT = 1024;
+/** Senders whose subkeys a sealer keeps in a list before it keeps them in a Map (see `FrameSealer`). */
+const SUBKEY_LIST_LIMIT = 16;
 
 /**
  * Seals and opens the frames of one database: XChaCha20-Poly1305 with a 256-bit key from
@@ -67,10 +69,13 @@ export class FrameSealer {
   #counterHigh = 0;
   #counterLow = 0;
   /**
-   * Opening: subkeys of other senders by their prefix, both as one-char-per-byte strings (a
-   * string of 32 chars is ~50 B of heap; a Uint8Array ~200 B), copied into the scratch key to use.
+   * Opening: subkeys of other senders, each remembered as one string of one char per byte, the
+   * sender's prefix (16) then its subkey (32), copied into the scratch key to use. A database
+   * hears from a few senders: up to {@link SUBKEY_LIST_LIMIT} such strings in a list, looked
+   * through (a 48-char string is 64 B of heap; a Map of them ~150 B more, a Uint8Array per key
+   * ~200 B); past that, a Map by prefix. Null until the first.
    */
-  readonly #subkeys = new Map<string, string>();
+  #subkeys: string[] | Map<string, string> | null = null;
   /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
   readonly #ownPrefix: string;
 
@@ -133,10 +138,10 @@ export class FrameSealer {
     let fresh: Uint8Array | null = null;
     if (key === this.#ownPrefix) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
-      const cached = this.#subkeys.get(key);
+      const cached = this.#cached(key);
       if (cached !== undefined) {
         subkey = SCRATCH.openKey;
-        for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(i);
+        for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(NONCE_PREFIX_LENGTH + i);
       } else subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
     }
     const nonce = SCRATCH.openNonce;
@@ -144,11 +149,39 @@ export class FrameSealer {
     nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
     // Only prefixes that opened are remembered, so garbage cannot churn the cache.
-    if (fresh !== null) {
-      if (this.#subkeys.size >= SUBKEY_CACHE_LIMIT) this.#subkeys.clear();
-      this.#subkeys.set(key, prefixKey(fresh, 0, 32));
-    }
+    if (fresh !== null) this.#remember(key, frame, fresh);
     return plain;
+  }
+
+  /** The remembered entry (prefix then subkey) of the sender whose prefix is `prefix`. */
+  #cached(prefix: string): string | undefined {
+    const subkeys = this.#subkeys;
+    if (subkeys === null) return undefined;
+    if (!Array.isArray(subkeys)) return subkeys.get(prefix);
+    for (let i = 0; i < subkeys.length; i++) if (subkeys[i]!.startsWith(prefix)) return subkeys[i];
+    return undefined;
+  }
+
+  /** Remembers the subkey of the sender of `frame` (prefix `prefix`). */
+  #remember(prefix: string, frame: Uint8Array, subkey: Uint8Array): void {
+    const entry = new Uint8Array(NONCE_PREFIX_LENGTH + 32);
+    entry.set(frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+    entry.set(subkey, NONCE_PREFIX_LENGTH);
+    const text = prefixKey(entry, 0, entry.length);
+    let subkeys = this.#subkeys;
+    if (subkeys === null || Array.isArray(subkeys)) {
+      // A list of exactly its entries (push, or a spread, would give it 17 or more slots): a new
+      // sender is rare, copying a few pointers then is nothing.
+      if (subkeys === null || subkeys.length < SUBKEY_LIST_LIMIT) {
+        this.#subkeys = subkeys === null ? [text] : subkeys.concat(text);
+        return;
+      }
+      const byPrefix = new Map<string, string>();
+      for (const e of subkeys) byPrefix.set(e.slice(0, NONCE_PREFIX_LENGTH), e);
+      subkeys = this.#subkeys = byPrefix;
+    }
+    if (subkeys.size >= SUBKEY_CACHE_LIMIT) subkeys.clear();
+    subkeys.set(prefix, text);
   }
 }
 

@@ -144,7 +144,32 @@ interface SessionRare {
   ended: Promise<void> | null;
   /** Delivery acknowledgements (see delivery.ts); made on the first {@link PeerSession.acknowledge}. */
   acks: AckRequests | null;
+  /** Frames from the peer that failed to open (usually none: counted here, not in a field of every session). */
+  decryptErrors: number;
+  /** Times queued updates were dropped for one catch-up diff. */
+  collapses: number;
 }
+
+/**
+ * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states and how the peer opened, in one
+ * small integer instead of eight fields (an idle process holds thousands of sessions).
+ */
+const PUMPING = 1;
+const RECEIVED_STEP2 = 2;
+const SENT_STEP2 = 4;
+const SYNCED = 8;
+const FAILED = 16;
+const CLOSED = 32;
+const ACKS_READY = 64;
+/** Two bits: how the peer opened (see `#peerOpening`). */
+const OPENING_SHIFT = 7;
+const OPENING_MASK = 3 << OPENING_SHIFT;
+
+/**
+ * The queue of a session with nothing to send: one shared empty array (frozen: pushing to it
+ * would throw), replaced by a session's own on the first message queued and put back once drained.
+ */
+const NO_QUEUE: Outgoing[] = Object.freeze([]) as unknown as Outgoing[];
 
 /**
  * The sync protocol with one peer over one Connection.
@@ -173,33 +198,22 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
   #rare: SessionRare | null = null;
   #maxFrameBytes: number;
-  #queue: Outgoing[] = [];
+  /** {@link NO_QUEUE} while nothing waits to be sent. */
+  #queue: Outgoing[] = NO_QUEUE;
   #head = 0;
   #queuedUpdateBytes = 0;
-  #pumping = false;
+  /** Yes/no states, one bit each (see {@link PUMPING}); read and written through the accessors below. */
+  #flags = 0;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
   #remoteStateVector: string | null = null;
-  #receivedStep2 = false;
-  #sentStep2 = false;
   /** Step 2 answers queued and not sent yet. */
   #answersUnsent = 0;
-  #synced = false;
   /** Frames that opened under the database key. */
   #opened = 0;
-  #failed = false;
-  #closed = false;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
-  /**
-   * How the peer opened: 0 nothing heard yet, 1 with a batch, 2 with separate messages (a peer
-   * that predates {@link MSG_BATCH}: it skipped ours, so ours is sent again unbatched).
-   */
-  #peerOpening = 0;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
   #awarenessClients: number | number[] | null = null;
-  readonly stats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, decryptErrors: 0, collapses: 0 };
-  /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
-  #acksReady = false;
   /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
   readonly meter: PeerMeter;
   /** @internal The health monitor's state of this peer (monitor.ts); null before its first evaluation. */
@@ -215,7 +229,86 @@ export class PeerSession implements Flushable, ConnectionListener {
 
   /** The rarely used part, made on first use. */
   #r(): SessionRare {
-    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null });
+    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, decryptErrors: 0, collapses: 0 });
+  }
+
+  #flag(bit: number): boolean {
+    return (this.#flags & bit) !== 0;
+  }
+
+  #setFlag(bit: number, on: boolean): void {
+    this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
+  }
+
+  // The yes/no states, as fields would read (one bit each of #flags).
+  get #pumping(): boolean {
+    return this.#flag(PUMPING);
+  }
+  set #pumping(on: boolean) {
+    this.#setFlag(PUMPING, on);
+  }
+  get #receivedStep2(): boolean {
+    return this.#flag(RECEIVED_STEP2);
+  }
+  set #receivedStep2(on: boolean) {
+    this.#setFlag(RECEIVED_STEP2, on);
+  }
+  get #sentStep2(): boolean {
+    return this.#flag(SENT_STEP2);
+  }
+  set #sentStep2(on: boolean) {
+    this.#setFlag(SENT_STEP2, on);
+  }
+  get #synced(): boolean {
+    return this.#flag(SYNCED);
+  }
+  set #synced(on: boolean) {
+    this.#setFlag(SYNCED, on);
+  }
+  get #failed(): boolean {
+    return this.#flag(FAILED);
+  }
+  set #failed(on: boolean) {
+    this.#setFlag(FAILED, on);
+  }
+  get #closed(): boolean {
+    return this.#flag(CLOSED);
+  }
+  set #closed(on: boolean) {
+    this.#setFlag(CLOSED, on);
+  }
+  /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
+  get #acksReady(): boolean {
+    return this.#flag(ACKS_READY);
+  }
+  set #acksReady(on: boolean) {
+    this.#setFlag(ACKS_READY, on);
+  }
+  /**
+   * How the peer opened: 0 nothing heard yet, 1 with a batch, 2 with separate messages (a peer
+   * that predates {@link MSG_BATCH}: it skipped ours, so ours is sent again unbatched).
+   */
+  get #peerOpening(): number {
+    return (this.#flags & OPENING_MASK) >> OPENING_SHIFT;
+  }
+  set #peerOpening(how: number) {
+    this.#flags = (this.#flags & ~OPENING_MASK) | (how << OPENING_SHIFT);
+  }
+
+  /**
+   * Traffic and error counters (a snapshot: the frame and byte totals live in the {@link meter},
+   * the rare counters in the session's rarely used part).
+   */
+  get stats(): { framesSent: number; framesReceived: number; bytesSent: number; bytesReceived: number; decryptErrors: number; collapses: number } {
+    const m = this.meter;
+    return {
+      framesSent: m.framesSent,
+      framesReceived: m.framesReceived,
+      bytesSent: m.bytesSent,
+      bytesReceived: m.bytesReceived,
+      decryptErrors: this.#rare?.decryptErrors ?? 0,
+      collapses: this.#rare?.collapses ?? 0,
+    };
   }
 
   /** True once the first full exchange is done (see the class description). */
@@ -229,7 +322,7 @@ export class PeerSession implements Flushable, ConnectionListener {
    * completes an exchange; a frame that opens later makes it a regular peer again.
    */
   get foreign(): boolean {
-    return this.#opened === 0 && this.stats.decryptErrors > 0;
+    return this.#opened === 0 && (this.#rare?.decryptErrors ?? 0) > 0;
   }
 
   get closed(): boolean {
@@ -472,17 +565,15 @@ export class PeerSession implements Flushable, ConnectionListener {
   // ---- inbound ------------------------------------------------------------------------------
 
   #receive(frame: Uint8Array): void {
-    this.stats.framesReceived++;
-    this.stats.bytesReceived += frame.length;
     this.meter.received(frame.length, this.#host.now());
     let plain: Uint8Array;
     try {
       plain = this.#host.sealer.open(frame);
     } catch (error) {
       // Wrong key or tampered bytes: drop the frame, report it, carry on.
-      this.stats.decryptErrors++;
+      const errors = ++this.#r().decryptErrors;
       this.#host.reportError(error instanceof DecryptError ? error : new DecryptError());
-      if (this.#opened === 0 && this.stats.decryptErrors === 1) this.#host.onForeign(this);
+      if (this.#opened === 0 && errors === 1) this.#host.onForeign(this);
       return;
     }
     this.#opened++;
@@ -671,7 +762,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   #finish(reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue = [];
+    this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     this.#releaseDrainWaiters();
@@ -687,7 +778,8 @@ export class PeerSession implements Flushable, ConnectionListener {
   // ---- outbound -----------------------------------------------------------------------------
 
   #enqueue(item: Outgoing): void {
-    this.#queue.push(item);
+    if (this.#queue === NO_QUEUE) this.#queue = [item];
+    else this.#queue.push(item);
     if (!this.#pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
@@ -699,13 +791,14 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
   #enqueueFirst(item: Outgoing): void {
     if (this.#head > 0) this.#queue[--this.#head] = item;
+    else if (this.#queue === NO_QUEUE) this.#queue = [item];
     else this.#queue.unshift(item);
     if (!this.#pumping) this.#pump();
   }
 
   /** Drops queued updates for one catch-up diff (see the class description). */
   #collapse(): void {
-    this.stats.collapses++;
+    this.#r().collapses++;
     const kept: Outgoing[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const item = this.#queue[i] as Outgoing;
@@ -721,8 +814,8 @@ export class PeerSession implements Flushable, ConnectionListener {
     if (this.#head >= this.#queue.length) {
       // Drained: let go of what was sent (the step 2 diff and the rest of the opening exchange
       // would otherwise stay referenced by an idle session).
-      if (this.#head > 0) {
-        this.#queue = [];
+      if (this.#queue !== NO_QUEUE) {
+        this.#queue = NO_QUEUE;
         this.#head = 0;
       }
       return null;
@@ -804,7 +897,7 @@ export class PeerSession implements Flushable, ConnectionListener {
   /** The connection is unusable: stop sending for good (the receive loop ends on the close). */
   #sendFailed(error: unknown): void {
     if (!this.#closed && !this.conn.closed) this.#fail(error instanceof FrameTooLargeError ? error : asError(error));
-    this.#queue = [];
+    this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     void this.conn.close().catch(() => undefined);
@@ -851,8 +944,6 @@ export class PeerSession implements Flushable, ConnectionListener {
   }
 
   #sent(frame: Uint8Array): void {
-    this.stats.framesSent++;
-    this.stats.bytesSent += frame.length;
     this.meter.sent(frame.length, this.#host.now());
   }
 

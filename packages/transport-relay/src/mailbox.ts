@@ -89,16 +89,19 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   onOffer(listener: (offer: MailboxOffer) => void): () => void {
-    // A set's semantics, in an array: a listener is held once.
-    const listeners = (this.#listeners ??= []);
-    if (!listeners.includes(listener)) listeners.push(listener);
+    // A set's semantics, in an array of exactly its listeners (usually one: a `push` would give
+    // it 17 slots): a listener is held once.
+    const listeners = this.#listeners;
+    if (listeners === null) this.#listeners = [listener];
+    else if (!listeners.includes(listener)) this.#listeners = listeners.concat(listener);
     if (this.#offer !== null) queueMicrotask(() => this.#offer !== null && this.#listeners?.includes(listener) === true && listener(this.#offer));
     return () => this.offOffer(listener);
   }
 
   offOffer(listener: (offer: MailboxOffer) => void): void {
-    const i = this.#listeners?.indexOf(listener) ?? -1;
-    if (i >= 0) this.#listeners!.splice(i, 1);
+    const listeners = this.#listeners;
+    if (listeners === null || !listeners.includes(listener)) return;
+    this.#listeners = listeners.length === 1 ? null : listeners.filter((l) => l !== listener);
   }
 
   read(mailbox: Uint8Array, after: number, options: { signal?: AbortSignal } = {}): Promise<MailboxReadResult> {
