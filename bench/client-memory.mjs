@@ -6,7 +6,14 @@
 //   - the peak heap while connecting and the memory left after V8's memory-reducing GC,
 //   - with --alloc, what the replicas allocate while connecting and syncing (sampling heap
 //     profiler keeping collected objects), by function,
-//   - with --snapshot FILE, a V8 heap snapshot of the idle process.
+//   - with --snapshot FILE, a V8 heap snapshot of the idle process,
+//   - what RSS holds beyond the heap (Session 9, cliconn): growth of the anonymous mappings by kind
+//     (V8's 256 KiB pages, and of them those beyond V8's spaces: pages a plain GC freed and V8 keeps
+//     pooled; glibc's main heap; other), of each V8 space, and with bench/malloc-stats.c preloaded
+//     (MSTAT=1), malloc's bytes in use and free-but-held and what malloc_trim(0) would return,
+//   - `syncedAtMs`/`measuredAtMs` (ms since start): with --trace-gc-nvp, the scavenges up to them
+//     and the bytes they promoted (`--alloc-keep major|none` splits the allocation profile the same way).
+// BENCH_HEALTH='{"enabled":false}' (JSON) passes health options to every Rhizome database.
 //
 // Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
 //   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
