@@ -43,6 +43,23 @@ function hasExplicitPort(text: string): boolean {
  * `ws://host` is `ws://host:443`, where `rhizome relay` listens without TLS.
  */
 export function normalizeRelayUrl(input: string): string {
+  // The same input gives the same string object, and a normalized URL is its own normal form:
+  // every transport, link and mailbox of a process that names one relay shares one copy of its
+  // URL (not one per replica).
+  const known = relayUrls.get(input);
+  if (known !== undefined) return known;
+  const output = normalizeRelayUrlOnce(input);
+  if (relayUrls.size >= RELAY_URL_MEMO) relayUrls.clear();
+  relayUrls.set(input, output);
+  if (output !== input && !relayUrls.has(output) && normalizeRelayUrlOnce(output) === output) relayUrls.set(output, output);
+  return output;
+}
+
+/** URLs {@link normalizeRelayUrl} normalized (a small memo of a pure function: a process names a few relays). */
+const relayUrls = new Map<string, string>();
+const RELAY_URL_MEMO = 64;
+
+function normalizeRelayUrlOnce(input: string): string {
   let text = input.trim();
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) text = `wss://${text}`;
   let url: URL;

@@ -364,7 +364,7 @@ export class Database {
       ...persistenceOptions,
       readOnly,
       macrotask: host.macrotask,
-      onError: (error) => this.#report(error),
+      onError: this.#onError,
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.#doc);
@@ -927,7 +927,7 @@ export class Database {
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, this.topic, material, (error) => this.#report(error));
+    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, this.topic, material, this.#onError);
   }
 
   /**
@@ -1159,6 +1159,11 @@ export class Database {
       this.#report(error);
     }
   }
+
+  /** {@link #report} as a function, for the persistence binding and the mailbox hook (one closure for both). */
+  readonly #onError = (error: unknown): void => {
+    this.#report(error);
+  };
 
   #report(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));

@@ -170,3 +170,34 @@ describe('setEntry (NodeModel writes integrate map entries themselves)', () => {
     expect(inner(ours).toJSON()).toEqual({ k: 'two', j: true });
   });
 });
+
+describe('NodeModel index', () => {
+  it('observes the fields map only from the first read on, and reads right before, at and after it (local and remote writes)', () => {
+    const doc = new Y.Doc();
+    const model = new NodeModel(doc);
+    const observers = (): number => (model.fields as unknown as { _eH: { l: unknown[] } })._eH.l.length;
+    const remote = new Y.Doc();
+    const other = new NodeModel(remote);
+    // Writes before any read: no observer yet.
+    model.put('a', { x: 1, y: 2 }, null);
+    other.put('b', { z: 3 }, null);
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote));
+    expect(observers()).toBe(0);
+    // The first read indexes the whole map, and observes it from then on.
+    expect(model.get('a')).toEqual({ x: 1, y: 2 });
+    expect(observers()).toBe(1);
+    expect(model.get('b')).toEqual({ z: 3 });
+    // Later writes, local and remote, new fields and deletes, reach the index through the observer.
+    model.put('a', { w: 4 }, null);
+    const sv = Y.encodeStateVector(remote);
+    other.put('b', { q: 5 }, null);
+    other.delete('b', null);
+    other.put('c', { r: 6 }, null);
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote, sv));
+    expect(model.get('a')).toEqual({ x: 1, y: 2, w: 4 });
+    expect(model.get('b')).toBeUndefined();
+    expect(model.get('c')).toEqual({ r: 6 });
+    expect(model.list().map((n) => n.id).sort()).toEqual(['a', 'c']);
+    expect(observers()).toBe(1);
+  });
+});

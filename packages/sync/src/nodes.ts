@@ -111,16 +111,23 @@ export class NodeModel {
     this.doc = doc;
     this.nodes = doc.getMap<true>(NODES_MAP);
     this.fields = doc.getMap<JsonValue>(FIELDS_MAP);
-    this.fields.observe((event) => {
-      if (this.#pending === null) return; // a full indexing is pending anyway
-      this.#pending.push(event.keysChanged);
-      this.#pendingKeys += event.keysChanged.size;
-      // Past half the map's size, indexing everything once costs about what replaying the changes
-      // would, and the changed-key sets need not be kept (a bulk load into a small map would
-      // otherwise keep every transaction's set until the first read).
-      if (this.#pendingKeys > 1024 && this.#pendingKeys * 2 > this.fields.size) this.#pending = null;
-    });
+    // The fields map is observed from the first read that builds the index on (#sync): until then
+    // a full indexing is pending anyway, and a replica nobody reads holds no observer.
   }
+
+  /** Notes the keys a transaction changed, for the next read (see {@link #pending}). */
+  #onFields(event: Y.YMapEvent<JsonValue>): void {
+    if (this.#pending === null) return; // a full indexing is pending anyway
+    this.#pending.push(event.keysChanged);
+    this.#pendingKeys += event.keysChanged.size;
+    // Past half the map's size, indexing everything once costs about what replaying the changes
+    // would, and the changed-key sets need not be kept (a bulk load into a small map would
+    // otherwise keep every transaction's set until the first read).
+    if (this.#pendingKeys > 1024 && this.#pendingKeys * 2 > this.fields.size) this.#pending = null;
+  }
+
+  /** The fields map is observed (from the first {@link #sync} on). */
+  #observing = false;
 
   /** Brings the index up to date (see {@link #pending}). */
   #sync(): void {
@@ -134,6 +141,10 @@ export class NodeModel {
     }
     this.#pending = [];
     this.#pendingKeys = 0;
+    if (!this.#observing) {
+      this.#observing = true;
+      this.fields.observe((event) => this.#onFields(event));
+    }
   }
 
   #indexKey(key: string, present: boolean): void {

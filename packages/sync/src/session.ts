@@ -189,9 +189,8 @@ const NO_QUEUE: Outgoing[] = Object.freeze([]) as unknown as Outgoing[];
  * `maxQueuedBytes`, they are dropped in favour of one catch-up diff against the peer's state
  * vector, computed when it is sent, so memory stays bounded under a write burst.
  */
-export class PeerSession implements Flushable, ConnectionListener {
+export class PeerSession extends PeerMeter implements Flushable, ConnectionListener {
   readonly conn: Connection;
-  readonly peerId: string;
   readonly #host: SessionHost;
   /** Our step-1 request id (as text: see compact.ts). */
   readonly #requestId = bytesToText(newRequestId());
@@ -214,22 +213,30 @@ export class PeerSession implements Flushable, ConnectionListener {
   replicaId: string | null = null;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
   #awarenessClients: number | number[] | null = null;
-  /** Health measurements: rates, silence, pings, RTT, acknowledged local updates. */
-  readonly meter: PeerMeter;
   /** @internal The health monitor's state of this peer (monitor.ts); null before its first evaluation. */
   healthState: object | null = null;
 
   constructor(conn: Connection, host: SessionHost) {
+    // A session is its peer's meter (one object per peer, not two: an idle process holds thousands).
+    super(host.now(), 0);
     this.conn = conn;
-    this.peerId = conn.peerId;
     this.#host = host;
-    this.meter = new PeerMeter(host.now(), 0);
     this.#maxFrameBytes = host.maxFrameBytes;
   }
 
   /** The rarely used part, made on first use. */
   #r(): SessionRare {
     return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, decryptErrors: 0, collapses: 0 });
+  }
+
+  /** The remote peer (its Connection's). */
+  get peerId(): string {
+    return this.conn.peerId;
+  }
+
+  /** Health measurements: rates, silence, pings, RTT, acknowledged local updates (the session itself: see {@link PeerMeter}). */
+  get meter(): PeerMeter {
+    return this;
   }
 
   #flag(bit: number): boolean {

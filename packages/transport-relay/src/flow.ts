@@ -167,18 +167,15 @@ export class SendWindow {
   }
 }
 
-/** The receiving side: counts what the reader took and says when to grant it back. */
-export class ReceiveWindow {
-  #consumed = 0;
-
-  /** The reader took a message of `length` bytes; returns the credit to grant now (0: not yet). */
-  consumed(length: number): number {
-    this.#consumed += messageCost(length);
-    if (this.#consumed < INITIAL_WINDOW_BYTES / 4) return 0;
-    const grant = this.#consumed;
-    this.#consumed = 0;
-    return grant;
-  }
+/**
+ * The receiving side, as one number a Connection keeps (no object per Connection): the reader,
+ * having taken `consumed` bytes of credit not granted back yet, takes a message of `length` bytes.
+ * Returns the credit taken and still held (>= 0) or, once a quarter window accumulated, minus
+ * the credit to grant back now (the held credit is then 0).
+ */
+export function receiveCredit(consumed: number, length: number): number {
+  const total = consumed + messageCost(length);
+  return total < INITIAL_WINDOW_BYTES / 4 ? total : -total;
 }
 
 /** Longest a WINDOW(0) waits for a data frame to go with (see {@link WindowAnnouncer}). */

@@ -33,6 +33,11 @@ interface Waiter {
  * `charge` records a frame sent without waiting (control frames), possibly going into debt that
  * later `take`s pay back.
  */
+/** The default clock: one module function, not a closure per pacer (an idle replica holds one). */
+function performanceNow(): number {
+  return performance.now();
+}
+
 export class SendPacer {
   readonly framesPerMs: number;
   readonly bytesPerMs: number;
@@ -46,7 +51,7 @@ export class SendPacer {
   #closed: unknown = null;
   readonly #now: () => number;
 
-  constructor(limits: RelayRateLimits, now: () => number = () => performance.now()) {
+  constructor(limits: RelayRateLimits, now: () => number = performanceNow) {
     this.#now = now;
     this.framesPerMs = (limits.maxFramesPerSecond * PACE_RATE_FRACTION) / 1000;
     this.bytesPerMs = (limits.maxBytesPerSecond * PACE_RATE_FRACTION) / 1000;

@@ -24,7 +24,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, ReceiveWindow, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -174,7 +174,8 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly broadcast: TopicBroadcast | undefined;
   /** @internal What the remote lets us send (flow.ts). */
   readonly sendWindow = new SendWindow();
-  readonly #receiveWindow = new ReceiveWindow();
+  /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
+  #consumed = 0;
 
   /** @internal */
   constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
@@ -203,7 +204,9 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
   protected override consumed(message: Uint8Array): void {
-    const grant = this.#receiveWindow.consumed(message.length);
+    const consumed = receiveCredit(this.#consumed, message.length);
+    this.#consumed = consumed > 0 ? consumed : 0;
+    const grant = consumed < 0 ? -consumed : 0;
     if (grant > 0 && !this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
   }
 
