@@ -7,7 +7,7 @@ import { createRelayServer } from '@rhizome/relay';
 // @ts-expect-error plain JavaScript diagnostics, off unless BENCH_SERVER_DIAG is set
 import { serverDiag } from './server-diag.mjs';
 
-const diag = serverDiag('relay');
+const diag = await serverDiag('relay');
 let marks = 0;
 
 const version = (name: string): string =>

@@ -58,7 +58,7 @@ const KINDS = {
  * @param {string} kind
  * @returns {(name: string, phase: string) => void}
  */
-export function serverDiag(kind) {
+export async function serverDiag(kind) {
   if (!DIR) return () => {};
   // BENCH_SERVER_V8_FLAGS='--trace-gc-nvp' etc.: V8 flags for this diagnostic run only (stdout is
   // saved by bench/compare.ts next to the other files).
@@ -66,6 +66,19 @@ export function serverDiag(kind) {
   const file = join(DIR, `${kind}-${process.pid}.jsonl`);
   const t0 = performance.now();
   const write = (o) => appendFileSync(file, JSON.stringify({ t: Math.round(performance.now() - t0), ...o }) + '\n');
+  // BENCH_SERVER_WRITES=1: count socket writes, and those still in flight when write() returns
+  // (libuv could not write them at once: their buffers and write requests live on).
+  const writes = { calls: 0, pending: 0 };
+  if (process.env.BENCH_SERVER_WRITES) {
+    const { Socket } = await import('node:net');
+    const write = Socket.prototype.write;
+    Socket.prototype.write = function (...args) {
+      const r = write.apply(this, args);
+      writes.calls++;
+      if (this.writableLength > 0) writes.pending++;
+      return r;
+    };
+  }
   let last = '';
   let minors = 0;
   const obs = new PerformanceObserver((list) => {
@@ -111,6 +124,6 @@ export function serverDiag(kind) {
       });
     }
     const m = process.memoryUsage();
-    write({ mark: name, phase, rss: m.rss >> 10, heapUsed: m.heapUsed >> 10, spaces: spaces(), smaps: smaps() });
+    write({ mark: name, phase, writes: { ...writes }, rss: m.rss >> 10, heapUsed: m.heapUsed >> 10, spaces: spaces(), smaps: smaps() });
   };
 }

@@ -100,7 +100,7 @@ if (!start) {
 }
 
 let snapshots = 0;
-const diag = serverDiag(kind);
+const diag = await serverDiag(kind);
 let marks = 0;
 process.on('message', (msg) => {
   if (msg?.type === 'stats') {
