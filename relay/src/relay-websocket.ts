@@ -49,7 +49,7 @@ interface WsReceiver {
   _maxPayload: number;
   _binaryType: string;
   _allowSynchronousEvents: boolean;
-  _writableState: { length: number };
+  _writableState: { length: number; ending: boolean };
   write(chunk: Buffer): boolean;
 }
 
@@ -237,7 +237,17 @@ function onSocketData(this: Duplex, chunk: Buffer): void {
     }
     if (off === end) return;
   }
-  if (!r.write(off === 0 ? chunk : chunk.subarray(off))) this.pause();
+  const more = r.write(off === 0 ? chunk : chunk.subarray(off));
+  if (r._errored || r._writableState.ending) {
+    // A close frame or a protocol error: ws's receiverOnConclude / receiverOnError take ITS 'data'
+    // listener off and resume the socket, so the rest of the stream is dropped and the client's
+    // FIN is seen at once. This listener goes too (kept, it would write to the ended Receiver,
+    // whose refusals pause the socket: a client's later bytes kept, its close unseen until ws's
+    // close timer).
+    this.removeListener('data', onSocketData);
+    return;
+  }
+  if (!more) this.pause();
 }
 
 /**
