@@ -6,7 +6,14 @@
 //   - the peak heap while connecting and the memory left after V8's memory-reducing GC,
 //   - with --alloc, what the replicas allocate while connecting and syncing (sampling heap
 //     profiler keeping collected objects), by function,
-//   - with --snapshot FILE, a V8 heap snapshot of the idle process.
+//   - with --snapshot FILE, a V8 heap snapshot of the idle process,
+//   - what RSS holds beyond the heap (Session 9, cliconn): growth of the anonymous mappings by kind
+//     (V8's 256 KiB pages, and of them those beyond V8's spaces: pages a plain GC freed and V8 keeps
+//     pooled; glibc's main heap; other), of each V8 space, and with bench/malloc-stats.c preloaded
+//     (MSTAT=1), malloc's bytes in use and free-but-held and what malloc_trim(0) would return,
+//   - `syncedAtMs`/`measuredAtMs` (ms since start): with --trace-gc-nvp, the scavenges up to them
+//     and the bytes they promoted (`--alloc-keep major|none` splits the allocation profile the same way).
+// BENCH_HEALTH='{"enabled":false}' (JSON) passes health options to every Rhizome database.
 //
 // Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
 //   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
@@ -38,6 +45,9 @@ async function main() {
       alloc: { type: 'boolean', default: false },
       snapshot: { type: 'string' },
       'alloc-out': { type: 'string' },
+      // --alloc-keep major: the profile keeps objects a major GC collected but not those a
+      // scavenge did (what was promoted and then died, plus what is live); none: only live.
+      'alloc-keep': { type: 'string', default: 'all' },
     },
   });
   const gc = globalThis.gc;
@@ -56,7 +66,7 @@ async function main() {
     if (system === 'rhizome') {
       const { openDatabase } = await import('@rhizome/sync');
       open = async (room, peers) => {
-        const db = await openDatabase({ id: room, transport: { mode: 'relay', relayUrl: url } });
+        const db = await openDatabase({ id: room, transport: { mode: 'relay', relayUrl: url }, ...(process.env.BENCH_HEALTH ? { health: JSON.parse(process.env.BENCH_HEALTH) } : {}) });
         return { ready: () => db.whenSynced({ timeoutMs: 120_000, minPeers: peers }), close: () => db.close() };
       };
     } else {
@@ -65,12 +75,16 @@ async function main() {
     }
     for (let i = 0; i < 3; i++) gc();
     const before = process.memoryUsage();
+    const mallocBefore = await mallocStats(false);
+    const mappingsBefore = anonymousRss();
+    const spacesBefore = v8Physical();
+    const spaceBefore = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.physical_space_size]));
     let profiler = null;
     if (o.alloc) {
       const { Session } = await import('node:inspector/promises');
       profiler = new Session();
       profiler.connect();
-      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: o['alloc-keep'] !== 'none', includeObjectsCollectedByMinorGC: o['alloc-keep'] === 'all' });
     }
     let peakHeap = 0;
     const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 5);
@@ -87,8 +101,11 @@ async function main() {
     }
     await Promise.all(clients.map((c) => c.ready(120_000)));
     clearInterval(sampler);
-    const report = { system, replicas: n, perDoc: per };
+    // Milliseconds since the process started when every replica was synced: with --trace-gc-nvp,
+    // the GCs up to here are the connecting ones (their 'promoted' bytes: BENCHMARKS § Session 9 (cliconn)).
+    const report = { system, replicas: n, perDoc: per, syncedAtMs: Math.round(performance.now()) };
     if (profiler) {
+      if (o['alloc-keep'] === 'none') for (let i = 0; i < 3; i++) gc();
       const { profile } = await profiler.post('HeapProfiler.stopSampling');
       if (o['alloc-out']) (await import('node:fs')).writeFileSync(o['alloc-out'], JSON.stringify(profile));
       const byFunction = new Map();
@@ -105,6 +122,7 @@ async function main() {
       report.topAllocators = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${round(v / 1024 / n)} KiB ${k}`);
     }
     await new Promise((resolve) => setTimeout(resolve, Number(o['wait-ms'])));
+    report.measuredAtMs = Math.round(performance.now());
     for (let i = 0; i < 3; i++) gc();
     const after = process.memoryUsage();
     const perReplica = (a, b) => round((b - a) / 1024 / n);
@@ -117,6 +135,29 @@ async function main() {
         .map((s) => [s.space_name, { physical: round(s.physical_space_size / 2 ** 20), used: round(s.space_used_size / 2 ** 20) }]),
     );
     report.anonymousMappingsMiB = anonymousRss();
+    // What the 256 KiB mappings hold beyond V8's spaces: pages a plain GC freed but keeps pooled.
+    if (report.anonymousMappingsMiB) {
+      const m = report.anonymousMappingsMiB;
+      m['256 KiB beyond V8 spaces'] = round(m['256 KiB (V8 pages)'] - v8Physical());
+      // Growth since before the first open, KiB per replica, by kind.
+      const growth = {};
+      for (const k of Object.keys(m)) if (k in mappingsBefore) growth[k] = round(((m[k] - mappingsBefore[k]) * 1024) / n);
+      growth['V8 spaces physical'] = round(((v8Physical() - spacesBefore) * 1024) / n);
+      for (const s of getHeapSpaceStatistics()) if (s.physical_space_size > 0) growth[`  ${s.space_name}`] = round((s.physical_space_size - (spaceBefore[s.space_name] ?? 0)) / 1024 / n);
+      report.mappingsGrowthKiBPerReplica = growth;
+    }
+    if (mallocBefore) {
+      const m = await mallocStats(true);
+      const kib = (a, b) => round((b - a) / 1024 / n);
+      report.mallocKiBPerReplica = {
+        inUse: kib(mallocBefore.uordblks + mallocBefore.hblkhd, m[0].uordblks + m[0].hblkhd),
+        freeHeld: kib(mallocBefore.fordblks, m[0].fordblks),
+        system: kib(mallocBefore.arena + mallocBefore.hblkhd, m[0].arena + m[0].hblkhd),
+        rssDropByTrim: round((after.rss - process.memoryUsage().rss) / 1024 / n),
+      };
+    }
+    report.externalKiBPerReplica = perReplica(before.external, after.external);
+    report.arrayBuffersKiBPerReplica = perReplica(before.arrayBuffers, after.arrayBuffers);
     if (o.snapshot) report.snapshot = writeHeapSnapshot(o.snapshot);
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const reduced = process.memoryUsage();
@@ -132,6 +173,25 @@ function round(x) {
   return Math.round(x * 100) / 100;
 }
 
+/**
+ * glibc's mallinfo2 (all arenas) through an LD_PRELOAD helper that is not part of the repository
+ * (an experiment of BENCHMARKS § Session 9 (cliconn)); null without it.
+ */
+async function mallocStats(trim) {
+  if (!process.env.MSTAT) return null;
+  const { writeFileSync, existsSync, rmSync } = await import('node:fs');
+  const out = `/tmp/cliconn/mstat-${process.pid}.out`;
+  rmSync(out, { force: true });
+  writeFileSync(`/tmp/cliconn/${trim ? 'mtrim' : 'mstat'}-${process.pid}`, '');
+  while (!existsSync(out) || readFileSync(out, 'utf8').split('\n').filter(Boolean).length < (trim ? 2 : 1)) await new Promise((r) => setTimeout(r, 20));
+  const rows = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return trim ? rows : rows[0];
+}
+
+function v8Physical() {
+  return getHeapSpaceStatistics().reduce((sum, s) => sum + s.physical_space_size, 0) / 2 ** 20;
+}
+
 /** RSS of anonymous mappings by mapping size (V8 pages are 256 KiB mappings). */
 function anonymousRss() {
   try {
@@ -143,14 +203,18 @@ function anonymousRss() {
       if (head) {
         size = (parseInt(head[2], 16) - parseInt(head[1], 16)) / 1024;
         name = head[3] || 'anonymous';
+        if (name === '[heap]') name = 'brk';
         continue;
       }
+      const lazy = /^LazyFree:\s+(\d+) kB/.exec(line);
+      if (lazy && name === 'anonymous' && size === 256) out['256 KiB lazily freed'] = round((out['256 KiB lazily freed'] ?? 0) + Number(lazy[1]) / 1024);
       const rss = /^Rss:\s+(\d+) kB/.exec(line);
-      if (rss && name === 'anonymous') {
-        const key = size === 256 ? '256 KiB (V8 pages)' : 'other';
+      if (rss && (name === 'anonymous' || name === 'brk')) {
+        const key = name === 'brk' ? 'malloc heap (brk)' : size === 256 ? '256 KiB (V8 pages)' : 'other';
         out[key] = round((out[key] ?? 0) + Number(rss[1]) / 1024);
       }
     }
+    out['256 KiB beyond V8 spaces'] = round((out['256 KiB (V8 pages)'] ?? 0) - v8Physical());
     return out;
   } catch {
     return null; // not Linux

@@ -15,7 +15,7 @@
 //   not read RSS figures from such a run.
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fmt, summarize, type BenchContext, type Stats } from './harness.js';
@@ -256,6 +256,8 @@ function forkChild(file: string, args: string[], execArgv: string[], profileDir:
     if (stderr.length > 40) stderr.splice(0, stderr.length - 40);
   };
   proc.stdout?.on('data', keep);
+  // Diagnostics (bench/compare/server-diag.mjs): a child's stdout also goes to a file (V8's GC traces).
+  if (process.env.BENCH_SERVER_DIAG) proc.stdout?.on('data', (chunk: Buffer) => appendFileSync(join(process.env.BENCH_SERVER_DIAG!, `stdout-${proc.pid}.txt`), chunk));
   proc.stderr?.on('data', keep);
   return { proc, stderr };
 }
@@ -316,10 +318,12 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
   const children: Child[] = [];
   try {
     const serverOptions = { ...system.serverOptions, ...(system.sqlite ? { sqlite: join(tmpDir, 'hocuspocus.sqlite') } : {}) };
+    // Diagnostics only (never for figures of record): BENCH_SERVER_EXEC_ARGV='--flag ...' for every server alike.
+    const diagArgs = process.env.BENCH_SERVER_EXEC_ARGV?.split(' ').filter(Boolean) ?? [];
     const server =
       system.server === 'rhizome'
-        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, '--expose-gc'], profileDir('server'))
-        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc'], profileDir('server'));
+        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, '--expose-gc', ...diagArgs], profileDir('server'))
+        : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc', ...diagArgs], profileDir('server'));
     children.push(server);
     const stored: Array<{ room: string; nodes: number; at: number }> = [];
     const storedWaiters = new Set<() => void>();

@@ -1,6 +1,7 @@
 // What an idle synced replica no longer holds, and that what replaced it still delivers
 // (BENCHMARKS.md § Issue 12, Session 8 (clisess)): the doc's 'beforeTransaction' listener exists
-// only while puts are queued, the fast-update restore hooks only while Yjs's encoding is muted,
+// only while puts are queued, no fast-update restore hooks at all (a flag on the registry since
+// session 9),
 // a database that owns its transport passes it no abort signal (it leaves by disconnecting).
 // Two or three replicas over a real relay on 127.0.0.1.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,7 +49,7 @@ function listenedEvents(doc: Y.Doc): string[] {
 }
 
 describe('an idle synced replica holds only the listeners it needs', () => {
-  it('listens to beforeTransaction while puts are queued and to the restore hooks while muted; updates keep flowing', async () => {
+  it('listens to beforeTransaction while puts are queued and to no restore hooks; updates keep flowing', async () => {
     const [a, b] = await syncedPair();
     const idle = listenedEvents(a.doc);
     expect(idle).not.toContain('beforeTransaction');
@@ -70,8 +71,8 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     expect(listenedEvents(doc)).not.toContain('beforeTransaction');
     await until(b, () => b.get('n1')?.['v'] === 1 && b.doc.getMap('app').get('k') === 'v', 'b to get n1 and the app key');
 
-    // A large local transaction (encoded by Rhizome, Yjs's encoding muted): delivered, and once
-    // the transaction chain ended the restore hooks are gone and small updates flow as before.
+    // A large local transaction (encoded by Rhizome, Yjs's encoding skipped): delivered, no
+    // listener left behind, and small updates flow as before.
     a.putMany(Array.from({ length: 100 }, (_, i) => [`bulk-${i}`, { i, s: 'x'.repeat(8) }] as const));
     expect(listenedEvents(a.doc)).not.toContain('afterAllTransactions');
     expect(listenedEvents(a.doc)).not.toContain('beforeObserverCalls');

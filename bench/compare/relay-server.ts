@@ -4,6 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import { createRelayServer } from '@rhizome/relay';
+// @ts-expect-error plain JavaScript diagnostics, off unless BENCH_SERVER_DIAG is set
+import { serverDiag } from './server-diag.mjs';
+
+const diag = await serverDiag('relay');
+let marks = 0;
 
 const version = (name: string): string =>
   (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
@@ -18,10 +23,14 @@ let snapshots = 0;
 process.on('message', (msg: StatsRequest) => {
   if (msg.type === 'stats') {
     const gc = (globalThis as { gc?: (options?: unknown) => void }).gc;
+    const mark = String(++marks);
+    diag(mark, 'before GC');
     if (msg.gc && gc) for (let i = 0; i < 3; i++) gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
+    diag(mark, 'plain GC');
     const reduced = msg.gc && gc ? reducedMemory(gc) : mem;
+    diag(mark, 'memory-reducing GC');
     if (msg.gc && process.env.BENCH_HEAP_SNAPSHOTS) writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `relay-${process.pid}-${++snapshots}.heapsnapshot`));
     process.send!({
       type: 'stats',

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import { writeHeapSnapshot } from 'node:v8';
 import { WebSocketServer } from 'ws';
+import { serverDiag } from '../compare/server-diag.mjs';
 
 const kind = process.argv[2];
 const options = JSON.parse(process.argv[3] ?? '{}');
@@ -99,12 +100,18 @@ if (!start) {
 }
 
 let snapshots = 0;
+const diag = await serverDiag(kind);
+let marks = 0;
 process.on('message', (msg) => {
   if (msg?.type === 'stats') {
+    const mark = String(++marks);
+    diag(mark, 'before GC');
     if (msg.gc && typeof globalThis.gc === 'function') for (let i = 0; i < 3; i++) globalThis.gc();
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
+    diag(mark, 'plain GC');
     const reduced = msg.gc ? reducedMemory() : mem;
+    diag(mark, 'memory-reducing GC');
     if (msg.gc && process.env.BENCH_HEAP_SNAPSHOTS) writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOTS, `${kind}-${process.pid}-${++snapshots}.heapsnapshot`));
     process.send?.({
       type: 'stats',

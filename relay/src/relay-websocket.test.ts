@@ -1,7 +1,7 @@
 // RelayWebSocket on real sockets (127.0.0.1): the core serves it without listeners per
 // connection, and it still routes, closes, reports errors and runs listeners others add.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { DATA_HEADER_BYTES, FrameType, encodeDataFrame, encodeHello, encodeTopicFrame, readU32, utf8 } from '@rhizome/transport-relay/protocol';
@@ -245,6 +245,121 @@ describe('RelayWebSocket', () => {
       expect(() => server2.send(Uint8Array.of(9, 9))).not.toThrow();
       await new Promise<void>((resolve) => (server2.readyState === WebSocket.CLOSED ? resolve() : server2.once('close', () => resolve())));
     } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  });
+
+  it('receive: whole binary frames parsed by RelayWebSocket, everything else by ws, one order; unmasked and oversized frames still rejected', async () => {
+    // A bare RelayWebSocket server (no core) and a raw TCP client writing hand-made frames, several
+    // per write: whole masked binary frames (the relay's traffic) are taken by RelayWebSocket's
+    // own parser, control frames, text, fragments and frames cut by a read go to ws's Receiver.
+    const wss = new WebSocketServer({ noServer: true, maxPayload: 70_000, perMessageDeflate: false, clientTracking: false, WebSocket: RelayWebSocket });
+    const http = createServer();
+    const accepted: RelayWebSocket[] = [];
+    const events: string[] = [];
+    const messages: Buffer[] = [];
+    const errors: string[] = [];
+    http.on('upgrade', (req, socket, head) =>
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        accepted.push(ws);
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          messages.push(Buffer.from(data));
+          events.push(`${isBinary ? 'b' : 't'}${data.length}`);
+        });
+        ws.on('ping', (data: Buffer) => events.push(`ping:${data.toString()}`));
+        ws.on('error', (error: Error & { code?: string }) => errors.push(error.code ?? error.message));
+      }),
+    );
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const sockets: Socket[] = [];
+    /** A raw client after the upgrade: what the server sent after its 101 response, and its socket. */
+    const raw = async (): Promise<{ socket: Socket; received: () => Buffer; ended: Promise<void> }> => {
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      let buf = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => (buf = Buffer.concat([buf, chunk])));
+      const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      const deadline = Date.now() + 5_000;
+      while (!buf.includes('\r\n\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(buf.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+      const headEnd = buf.indexOf('\r\n\r\n') + 4;
+      return { socket, received: () => buf.subarray(headEnd), ended };
+    };
+    /** A client frame: FIN + opcode, masked (unless `masked` is false), 7-, 16- or 64-bit length. */
+    const frame = (opcode: number, payload: Uint8Array, { fin = true, masked = true, len64 = false } = {}): Buffer => {
+      const n = payload.length;
+      const head = len64 ? [127, 0, 0, 0, 0, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff] : n < 126 ? [n] : [126, n >>> 8, n & 0xff];
+      head[0]! |= masked ? 0x80 : 0;
+      const mask = masked ? [0x12, 0x9a, 0x00, 0xff] : [];
+      const body = Buffer.from(payload.map((b, i) => (masked ? b ^ mask[i & 3]! : b)));
+      return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, ...head, ...mask]), body]);
+    };
+    const body = (i: number, n: number): Buffer => Buffer.from(Uint8Array.from({ length: n }, (_, k) => (i * 41 + k * 3) & 0xff));
+    const until = async (done: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 5_000;
+      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      const c = await raw();
+      // One write: binary frames of every length form (parsed by RelayWebSocket), then a ping, text,
+      // a fragmented message, a 64-bit length (ws) with binary frames between them.
+      const sizes = [0, 1, 5, 125, 126, 4000, 65535];
+      const parts: Buffer[] = sizes.map((n, i) => frame(0x2, body(i, n)));
+      const expected = sizes.map((n) => `b${n}`);
+      const payloads: Buffer[] = sizes.map((n, i) => body(i, n));
+      parts.push(frame(0x9, Buffer.from('p1')));
+      expected.push('ping:p1');
+      parts.push(frame(0x1, Buffer.from('hi')), frame(0x2, body(20, 3)));
+      expected.push('t2', 'b3');
+      payloads.push(Buffer.from('hi'), body(20, 3));
+      parts.push(frame(0x2, body(21, 4), { fin: false }), frame(0x0, body(22, 6)), frame(0x2, body(23, 7)));
+      expected.push('b10', 'b7');
+      payloads.push(Buffer.concat([body(21, 4), body(22, 6)]), body(23, 7));
+      parts.push(frame(0x2, body(24, 300), { len64: true }), frame(0x2, body(25, 2)));
+      expected.push('b300', 'b2');
+      payloads.push(body(24, 300), body(25, 2));
+      await until(() => accepted.length === 1);
+      // ws's own 'data' listener was replaced by RelayWebSocket's parser.
+      const dataListeners = (accepted[0] as unknown as { _socket: Socket })._socket.listeners('data').map((f) => (f as { name?: string }).name);
+      expect(dataListeners).toEqual(['onSocketData']);
+      c.socket.write(Buffer.concat(parts));
+      // Frames cut across writes: header, mask and payload each split.
+      const cut = Buffer.concat([frame(0x2, body(26, 200)), frame(0x2, body(27, 9))]);
+      for (const [from, to] of [[0, 1], [1, 3], [3, 6], [6, 100], [100, cut.length]] as const) {
+        c.socket.write(cut.subarray(from, to));
+        await new Promise((r) => setTimeout(r, 20)); // separate reads, most likely (either way the result is the same)
+      }
+      expected.push('b200', 'b9');
+      payloads.push(body(26, 200), body(27, 9));
+      await until(() => events.length >= expected.length);
+      expect(events).toEqual(expected);
+      expect(messages.map((m) => m.toString('hex'))).toEqual(payloads.map((p) => p.toString('hex')));
+      // ws answered the ping in its place (a pong frame with the payload).
+      await until(() => c.received().includes(Buffer.from([0x8a, 0x02, 0x70, 0x31])));
+      expect(c.received().includes(Buffer.from([0x8a, 0x02, 0x70, 0x31]))).toBe(true);
+
+      // An unmasked frame after good ones in the same write: the good ones arrive, then ws closes with 1002.
+      const before = events.length;
+      const d = await raw();
+      d.socket.write(Buffer.concat([frame(0x2, body(30, 3)), frame(0x2, body(31, 3), { masked: false }), frame(0x2, body(32, 3))]));
+      await d.ended;
+      expect(events.slice(before)).toEqual(['b3']);
+      expect(d.received().subarray(0, 4)).toEqual(Buffer.from([0x88, 0x02, 1002 >> 8, 1002 & 0xff]));
+      // Over maxPayload (70,000): 1009, and nothing of it delivered.
+      const e = await raw();
+      e.socket.write(frame(0x2, body(33, 70_001), { len64: true }));
+      await e.ended;
+      expect(events.slice(before)).toEqual(['b3']);
+      expect(e.received().subarray(0, 4)).toEqual(Buffer.from([0x88, 0x02, 1009 >> 8, 1009 & 0xff]));
+      expect(errors).toEqual(['WS_ERR_EXPECTED_MASK', 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH']);
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   });

@@ -14,11 +14,13 @@
  *   one frozen empty extensions object instead of an own `{}` (56 B): `ws` only reads it then.
  *
  * And `send` frames small binary messages itself (see {@link RelayWebSocket.send}): the relay's
- * hot path, with half of `ws`'s garbage per message.
+ * hot path, with half of `ws`'s garbage per message; and whole binary frames that arrive whole in
+ * one read are parsed here too (see {@link onSocketData}), everything else by `ws`'s Receiver.
  *
  * @packageDocumentation
  */
 import type { ClientRequestArgs } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { DirectEvents, DirectSocket } from './direct-socket.js';
 
@@ -32,7 +34,32 @@ interface WsInternals {
   _socket?: { write(chunk: Buffer): boolean } | null;
   /** `ws`'s Sender: `_state` 0 when it queues nothing (no compression or Blob read in progress). */
   _sender?: { _state?: number } | null;
+  _readyState?: number;
+  /** False for a client socket: frames from a server must NOT be masked (ws's Receiver checks). */
+  _isServer?: boolean;
+  _receiver?: WsReceiver;
 }
+
+/** The state of `ws`'s Receiver (ws 8, lib/receiver.js) that {@link onSocketData} checks. */
+interface WsReceiver {
+  /** 0: GET_INFO, waiting for a frame's first byte. */
+  _state: number;
+  _bufferedBytes: number;
+  _fragmented: number;
+  _errored: boolean;
+  _opcode: number;
+  _maxPayload: number;
+  _binaryType: string;
+  _allowSynchronousEvents: boolean;
+  _writableState: { length: number; ending: boolean };
+  write(chunk: Buffer): boolean;
+}
+
+/** `ws`'s `setSocket` (not in its types). */
+type SetSocket = (this: WebSocket, socket: Duplex, head: Buffer, options: object) => void;
+const wsSetSocket = (WebSocket.prototype as unknown as { setSocket: SetSocket }).setSocket;
+/** The symbol under which `ws` keeps a socket's WebSocket (`socket[kWebSocket]`), found on the first socket. */
+let kWebSocket: symbol | undefined;
 
 /**
  * Binary messages up to this size are framed by {@link RelayWebSocket.send} itself: header and
@@ -79,6 +106,25 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     if (typeof options === 'function') super.send(data, options);
     else if (options === undefined) super.send(data, cb);
     else super.send(data, options, cb);
+  }
+
+  /**
+   * `ws` calls this once the upgrade is done; its `'data'` listener is swapped for
+   * {@link onSocketData} (one shared function, as `ws`'s own). Not in `ws`'s types.
+   */
+  setSocket(socket: Duplex, head: Buffer, options: object): void {
+    wsSetSocket.call(this, socket, head, options);
+    const withSymbols = socket as unknown as Record<symbol, unknown>;
+    kWebSocket ??= Object.getOwnPropertySymbols(socket).find((key) => key.description === 'websocket' && withSymbols[key] === this);
+    const receiver = (this as unknown as WsInternals)._receiver;
+    // A server's socket only: the parser takes masked frames, which a client must refuse.
+    if (kWebSocket === undefined || receiver === undefined || (this as unknown as WsInternals)._isServer !== true || receiver._binaryType !== 'nodebuffer' || !receiver._allowSynchronousEvents) return;
+    for (const listener of socket.listeners('data')) {
+      if ((listener as { name?: string }).name !== 'socketOnData') continue;
+      socket.removeListener('data', listener as (chunk: Buffer) => void);
+      socket.on('data', onSocketData);
+      break;
+    }
   }
 
   bindEvents<T>(events: DirectEvents<T>, target: T): void {
@@ -140,6 +186,71 @@ function sendSmall(ws: RelayWebSocket, data: Uint8Array): boolean {
   frame.set(data, head);
   socket.write(frame);
   return true;
+}
+
+/** ws's readyState CLOSED: its Receiver's listeners are gone, messages go nowhere. */
+const CLOSED = 3;
+
+/**
+ * The server socket's `'data'` listener (instead of `ws`'s `socketOnData`): while `ws`'s Receiver
+ * is between frames with nothing buffered, every whole, final, masked binary frame of the chunk
+ * (RSV bits clear, a 7- or 16-bit length within `maxPayload`) is unmasked in place and emitted as
+ * `ws` would — a `Buffer` view of the chunk, synchronously, in order; the first frame that is
+ * anything else (a control frame, text, a fragment, a frame cut by the end of the read, anything
+ * malformed) and all after it go to the Receiver, which handles (or rejects) them exactly as
+ * before. For the relay's traffic — small binary frames, several per read — this makes one object
+ * per message where the Receiver makes six or more (header and mask views, a fragment array, the
+ * Writable's bookkeeping) and keeps the last mask and fragment array until the next frame: garbage
+ * that outlives young-generation collections during a connect burst, grows V8's young generation
+ * and, promoted, leaves old-space pages behind (BENCHMARKS.md § Issue 12, Session 9 (srvmem)).
+ */
+function onSocketData(this: Duplex, chunk: Buffer): void {
+  const ws = (this as unknown as Record<symbol, RelayWebSocket | undefined>)[kWebSocket!];
+  if (ws === undefined) return;
+  const internals = ws as unknown as WsInternals;
+  const r = internals._receiver!;
+  let off = 0;
+  if (r._state === 0 && r._bufferedBytes === 0 && r._fragmented === 0 && !r._errored && r._opcode !== 0x08 && r._writableState.length === 0) {
+    const end = chunk.length;
+    const max = r._maxPayload;
+    while (end - off >= 6 && chunk[off] === 0x82) {
+      const b1 = chunk[off + 1]!;
+      if (b1 < 0x80) break; // not masked: the Receiver closes with 1002
+      let n = b1 & 0x7f;
+      let p = off + 2;
+      if (n === 126) {
+        n = (chunk[p]! << 8) | chunk[p + 1]!;
+        p += 2;
+      } else if (n === 127) break;
+      if ((max > 0 && n > max) || end - p < 4 + n) break;
+      const m0 = chunk[p]!;
+      const m1 = chunk[p + 1]!;
+      const m2 = chunk[p + 2]!;
+      const m3 = chunk[p + 3]!;
+      p += 4;
+      const stop = p + n;
+      for (let i = p; i < stop; i += 4) {
+        chunk[i] = chunk[i]! ^ m0;
+        if (i + 1 < stop) chunk[i + 1] = chunk[i + 1]! ^ m1;
+        if (i + 2 < stop) chunk[i + 2] = chunk[i + 2]! ^ m2;
+        if (i + 3 < stop) chunk[i + 3] = chunk[i + 3]! ^ m3;
+      }
+      off = stop;
+      if (internals._readyState !== CLOSED) ws.emit('message', chunk.subarray(p, stop), true);
+    }
+    if (off === end) return;
+  }
+  const more = r.write(off === 0 ? chunk : chunk.subarray(off));
+  if (r._errored || r._writableState.ending) {
+    // A close frame or a protocol error: ws's receiverOnConclude / receiverOnError take ITS 'data'
+    // listener off and resume the socket, so the rest of the stream is dropped and the client's
+    // FIN is seen at once. This listener goes too (kept, it would write to the ended Receiver,
+    // whose refusals pause the socket: a client's later bytes kept, its close unseen until ws's
+    // close timer).
+    this.removeListener('data', onSocketData);
+    return;
+  }
+  if (!more) this.pause();
 }
 
 /**

@@ -14,7 +14,10 @@
  *   destroyed a moment later, or destroyed at once under TLS, before any handshake work;
  * - it has `upgradeTimeoutMs` (default 10 s, like `helloTimeoutMs`) to complete a request's
  *   headers — an upgrade, or a plain HTTP request such as `/healthz` — or it is destroyed
- *   (`upgrade_timeout`). Once a request arrived, Node's own keep-alive timeout governs it.
+ *   (`upgrade_timeout`), by one sweep timer for all such sockets (every quarter of the bound, at
+ *   most every second: a socket goes at most that much after its time), not a timer per socket —
+ *   a connect burst makes thousands, each living until its upgrade (BENCHMARKS.md § Issue 12,
+ *   Session 9 (srvmem)). Once a request arrived, Node's own keep-alive timeout governs it.
  *
  * Behind a trusted proxy (`trustProxy`) every socket comes from the proxy's address, so only the
  * total and the time bound apply before the upgrade; the per-address limit then uses
@@ -50,7 +53,8 @@ const REFUSED_LINGER_MS = 1000;
 interface Pending {
   socket: Socket;
   ip: string;
-  timer: ReturnType<typeof setTimeout> | null;
+  /** When the socket's time is up (`performance.now()` ms); 0 once a request arrived. */
+  deadline: number;
   /** The socket's `close` listener, removed at the upgrade (an idle connection keeps nothing of the guard). */
   onClose: () => void;
 }
@@ -74,6 +78,8 @@ export class UpgradeGuard {
   readonly #pending = new Map<string, Pending>();
   readonly #perIp = new Map<string, number>();
   readonly #refused = new WeakSet<Socket>();
+  /** The sweep of {@link UpgradeGuard.#pending}'s deadlines: runs while any socket is pending. */
+  #sweeper: ReturnType<typeof setInterval> | null = null;
 
   constructor(core: GuardedCore, options: UpgradeGuardOptions) {
     this.#core = core;
@@ -100,24 +106,36 @@ export class UpgradeGuard {
       return;
     }
     const key = keyOf(socket);
-    const timer = setTimeout(() => {
-      if (this.#pending.get(key)?.socket !== socket) return;
-      this.#core.countDrop('upgrade_timeout');
-      this.#release(key);
-      socket.destroy();
-    }, o.upgradeTimeoutMs);
-    timer.unref();
     const onClose = (): void => {
       if (this.#pending.get(key)?.socket === socket) this.#release(key);
     };
-    this.#pending.set(key, { socket, ip, timer, onClose });
+    this.#pending.set(key, { socket, ip, deadline: performance.now() + o.upgradeTimeoutMs, onClose });
     if (o.perAddress) this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     socket.once('close', onClose);
+    if (this.#sweeper === null) {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, o.upgradeTimeoutMs / 4)));
+      this.#sweeper.unref();
+    }
+  }
+
+  /** Destroys the sockets whose time is up; stops when none is pending. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const [key, p] of this.#pending) {
+      if (p.deadline === 0 || now < p.deadline) continue;
+      this.#core.countDrop('upgrade_timeout');
+      this.#release(key);
+      p.socket.destroy();
+    }
+    if (this.#pending.size === 0 && this.#sweeper !== null) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = null;
+    }
   }
 
   /** True for a socket refused at accept: the host must not serve or upgrade its request. */
   isRefused(socket: Socket): boolean {
-    return this.#refused.has(socket) || this.#refusedKeys.has(keyOf(socket));
+    return this.#refused.has(socket) || (this.#refusedKeys.size > 0 && this.#refusedKeys.has(keyOf(socket)));
   }
 
   readonly #refusedKeys = new Set<string>();
@@ -140,10 +158,7 @@ export class UpgradeGuard {
   /** A request's headers arrived on the socket: the time bound no longer applies (it stays counted). */
   requested(socket: Socket): void {
     const p = this.#pending.get(keyOf(socket));
-    if (p?.timer) {
-      clearTimeout(p.timer);
-      p.timer = null;
-    }
+    if (p !== undefined) p.deadline = 0;
   }
 
   /** The socket is being upgraded: the core counts it from now on. */
@@ -161,7 +176,6 @@ export class UpgradeGuard {
     const p = this.#pending.get(key);
     if (p === undefined) return;
     this.#pending.delete(key);
-    if (p.timer) clearTimeout(p.timer);
     if (!this.#options.perAddress) return;
     const n = (this.#perIp.get(p.ip) ?? 1) - 1;
     if (n <= 0) this.#perIp.delete(p.ip);

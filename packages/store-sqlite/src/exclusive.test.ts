@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runStoreContract } from '@rhizome/core/testing';
+import Database from 'better-sqlite3';
 import { openSqliteStore } from './index.js';
+import { EXCLUSIVE_NEW_PAGE_SIZE } from './sqlite-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-exclusive-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -128,5 +130,44 @@ describe('SqliteStore exclusive: true', () => {
     const code = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
     expect(() => openSqliteStore(path, { exclusive: true, readOnly: true })).toThrow(code);
     expect(() => openSqliteStore(path, { exclusive: 'yes' as unknown as boolean })).toThrow(code);
+  });
+
+  it('makes a new file with 1 KiB pages; an existing file keeps its page size; either opens shared or exclusive', () => {
+    const pageSize = (path: string): number => {
+      const db = new Database(path, { readonly: true, fileMustExist: true });
+      try {
+        return db.pragma('page_size', { simple: true }) as number;
+      } finally {
+        db.close();
+      }
+    };
+    // New, exclusive: 1 KiB pages, and everything written is read back by a shared store.
+    const made = freshPath();
+    const first = openSqliteStore(made, { exclusive: true });
+    const big = new Uint8Array(10_000).map((_, i) => i & 0xff);
+    for (let i = 1; i <= 50; i++) first.append('d', [Uint8Array.of(i)]);
+    first.compact('d', big, 50);
+    first.append('d', [Uint8Array.of(51)]);
+    first.close();
+    expect(pageSize(made)).toBe(EXCLUSIVE_NEW_PAGE_SIZE);
+    const shared = openSqliteStore(made);
+    const stored = shared.load('d');
+    expect(Buffer.from(stored.snapshot!).equals(Buffer.from(big))).toBe(true);
+    expect(stored.updates.map((u) => u[0])).toEqual([51]);
+    expect(shared.append('d', [Uint8Array.of(52)])).toBe(52);
+    shared.close();
+    // Existing (made shared: SQLite's 4 KiB pages): kept when opened exclusive.
+    const old = freshPath();
+    const plain = openSqliteStore(old);
+    plain.append('d', [Uint8Array.of(1)]);
+    plain.close();
+    expect(pageSize(old)).toBe(4096);
+    const held = openSqliteStore(old, { exclusive: true });
+    expect(held.append('d', [Uint8Array.of(2)])).toBe(2);
+    held.close();
+    expect(pageSize(old)).toBe(4096);
+    const again = openSqliteStore(old);
+    expect(again.load('d').updates).toHaveLength(2);
+    again.close();
   });
 });

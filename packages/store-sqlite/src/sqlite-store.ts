@@ -52,11 +52,18 @@ export interface SqliteStoreOptions {
    * an exclusive open of a file another connection holds fails the same way after
    * `busyTimeoutMs`. The lock dies with the process (a killed process leaves a normal file).
    * Not with `readOnly`.
+   *
+   * A NEW file made by an exclusive store gets 1 KiB pages ({@link EXCLUSIVE_NEW_PAGE_SIZE})
+   * instead of SQLite's 4 KiB: a commit of one small update writes one page to the WAL, so a
+   * quarter of the bytes per commit (BENCHMARKS.md § Issue 12, Session 9 (puts)). The page size
+   * is the file's for good; an existing file keeps its own, and any connection opens either.
    */
   exclusive?: boolean;
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
+/** Page size of a new file made by an exclusive store (see {@link SqliteStoreOptions.exclusive}). */
+export const EXCLUSIVE_NEW_PAGE_SIZE = 1024;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 interface DocRow {
@@ -637,8 +644,11 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   const inMemory = path === ':memory:';
   if (readOnly && inMemory) throw new InvalidArgumentError('readOnly needs a file path, not :memory:');
   let sideFiles: string[] = [];
+  /** The file is new (missing or empty): this connection makes it. */
+  let newFile = false;
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
+    newFile = !(stat && stat.size > 0);
     if (stat && !stat.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
     if (!stat && !statSync(dirname(path), { throwIfNoEntry: false })?.isDirectory()) {
       throw new InvalidArgumentError(`cannot create ${path}: its directory does not exist`);
@@ -661,6 +671,8 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   try {
     db = new Database(path);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+    // Before anything is written: the page size of a new file is fixed by its first table.
+    if (exclusive && newFile) db.pragma(`page_size = ${EXCLUSIVE_NEW_PAGE_SIZE}`);
     if (!inMemory) {
       const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
       if (mode.toLowerCase() !== 'wal') throw new StoreCorruptError(path, `could not switch to WAL mode (got ${mode})`);

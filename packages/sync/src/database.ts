@@ -1,4 +1,4 @@
-import * as Y from 'yjs';
+import type * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import {
   AsyncQueue,
@@ -35,6 +35,7 @@ import { assertNodeId, copyNodeData } from './validate.js';
 import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 import { newDocGuid } from './doc-guid.js';
+import { DatabaseDoc } from './database-doc.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
 
@@ -353,7 +354,7 @@ export class Database {
     this.id = id;
     // The sealer derived it already (deriveTopic is BLAKE2b in JavaScript: not twice per open).
     this.topic = sealer.topicCopy();
-    this.#doc = new Y.Doc({ guid: newDocGuid() });
+    this.#doc = new DatabaseDoc({ guid: newDocGuid() });
     this.#store = store;
     this.#ownsStore = host.ownsStore;
     this.#macrotask = host.macrotask;

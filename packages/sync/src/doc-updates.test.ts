@@ -1,11 +1,14 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
-import { FAST_MIN_STRUCTS, encodeTransaction, onDocUpdate, useFastUpdates } from './doc-updates.js';
+import { FAST_MIN_STRUCTS, encodeSmallTransaction, encodeTransaction, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { SHORT_STRING } from './codec.js';
+import { setEntry } from './nodes.js';
 import { prng } from '../../../test/prng.js';
 
 interface Seen {
   ours: Array<{ update: Uint8Array; origin: unknown; tr: Y.Transaction }>;
+  /** encodeSmallTransaction's bytes (the reused buffer), for the same transactions. */
+  small: Uint8Array[];
   yjs: Array<{ update: Uint8Array; origin: unknown; tr: Y.Transaction }>;
   stop: () => void;
 }
@@ -15,11 +18,12 @@ interface Seen {
  * transaction (computed inside Yjs's listener, on the state Yjs encoded).
  */
 function record(doc: Y.Doc): Seen {
-  const seen: Seen = { ours: [], yjs: [], stop: () => undefined };
+  const seen: Seen = { ours: [], small: [], yjs: [], stop: () => undefined };
   seen.stop = onDocUpdate(doc, (update, origin, d, tr) => {
     expect(d).toBe(doc);
     seen.yjs.push({ update, origin, tr });
     seen.ours.push({ update: encodeTransaction(tr)!, origin: tr.origin, tr });
+    seen.small.push(encodeSmallTransaction(tr)!);
   });
   return seen;
 }
@@ -32,6 +36,7 @@ function expectSame(seen: Seen): void {
     expect(a.tr).toBe(b.tr);
     expect(a.origin).toBe(b.origin);
     expect(Buffer.from(a.update).equals(Buffer.from(b.update)), `transaction ${i}`).toBe(true);
+    expect(Buffer.from(seen.small[i]!).equals(Buffer.from(b.update)), `transaction ${i} (small)`).toBe(true);
   }
 }
 
@@ -298,4 +303,69 @@ describe('useFastUpdates (large local transactions encoded once, in JavaScript)'
     const registry = (fast as unknown as { _observers: Map<string, Set<unknown>> })._observers;
     expect(registry.get('update')?.size).toBe(2);
   });
+
+  it('single puts in the node layout (setEntry), with remote writers between them: every update byte for byte, the same document', () => {
+    for (const seed of [11, 12, 13, 14]) {
+      const random = prng(seed);
+      const { fast, plain, fastSeen, plainSeen } = twins();
+      // Two remote writers, client ids below and above ours, that sometimes see our writes.
+      const remotes = [new Y.Doc(), new Y.Doc()];
+      remotes[0]!.clientID = fast.clientID - 1;
+      remotes[1]!.clientID = fast.clientID + 1;
+      const big = 'b'.repeat(3000);
+      const huge = 'h'.repeat(70 * 1024);
+      for (let step = 0; step < 150; step++) {
+        const r = random();
+        const id = `n${Math.floor(random() * 12)}`;
+        if (r < 0.2) {
+          const remote = remotes[Math.floor(random() * 2)]!;
+          if (random() < 0.5) Y.applyUpdate(remote, Y.encodeStateAsUpdate(fast));
+          remote.transact(() => {
+            remote.getMap('nodes').set(id, true);
+            remote.getMap('fields').set(`${id}\u0000title`, `remote ${step}`);
+            if (random() < 0.3) remote.getMap('fields').delete(`${id}\u0000n`);
+          });
+          const update = Y.encodeStateAsUpdate(remote, Y.encodeStateVector(fast));
+          Y.applyUpdate(fast, update, 'peer');
+          Y.applyUpdate(plain, update, 'peer');
+          continue;
+        }
+        const value = r < 0.25 ? big : r < 0.27 ? huge : random() < 0.5 ? pick(random, STRINGS) : { v: pick(random, STRINGS), n: Math.floor(random() * 1e9) };
+        const withN = random() < 0.5;
+        for (const doc of [fast, plain]) {
+          const nodes = doc.getMap<unknown>('nodes');
+          const fields = doc.getMap<unknown>('fields');
+          if (r < 0.35) {
+            // A delete: the marker and two fields (Yjs's own path inside the transaction).
+            doc.transact(() => {
+              nodes.delete(id);
+              fields.delete(`${id}\u0000title`);
+              fields.delete(`${id}\u0000n`);
+            }, 'local');
+          } else {
+            doc.transact((tr) => {
+              setEntry(tr, nodes, id, true);
+              setEntry(tr, fields, `${id}\u0000title`, value as string);
+              if (withN) setEntry(tr, fields, `${id}\u0000n`, step);
+            }, 'local');
+          }
+        }
+      }
+      try {
+        expectEqual(fastSeen, plainSeen);
+        expect(Buffer.from(Y.encodeStateAsUpdate(fast)).equals(Buffer.from(Y.encodeStateAsUpdate(plain)))).toBe(true);
+        // The updates rebuild the document.
+        const copy = new Y.Doc();
+        for (const u of fastSeen) Y.applyUpdate(copy, u);
+        expect(copy.getMap('fields').toJSON()).toEqual(fast.getMap('fields').toJSON());
+        expect(copy.getMap('nodes').toJSON()).toEqual(fast.getMap('nodes').toJSON());
+      } catch (error) {
+        throw new Error(`seed ${seed}: ${String(error)}`);
+      }
+    }
+  });
 });
+
+function pick<T>(random: () => number, xs: readonly T[]): T {
+  return xs[Math.floor(random() * xs.length)]!;
+}

@@ -1,22 +1,23 @@
 /**
- * Large local transactions encoded once, with the fast v1 encoder, for the doc's `'update'`
- * listeners.
+ * Local transactions encoded once, in JavaScript, for the doc's `'update'` listeners.
  *
  * Yjs encodes every transaction for its `'update'` listeners with lib0's `UpdateEncoderV1`, which
  * writes each string (a root type's name, a map key, a string value) with one
- * `TextEncoder.encodeInto` call, and walks `doc.share` to name the root type of every item. For
- * a batch of puts that is most of the cost of encoding its update (BENCHMARKS.md § Issue 12,
- * Session 6). {@link useFastUpdates} installs, on a document Rhizome made, a listener of
- * `'afterTransactionCleanup'` (which Yjs emits for every transaction immediately before it
- * encodes the transaction for `'update'`, on the same state): for a LOCAL transaction that added
- * at least {@link FAST_MIN_STRUCTS} structs of this client, it writes the update exactly as
- * Yjs's `writeUpdateMessageFromTransaction` does (the structs from the transaction's
- * `beforeState` on, then its delete set) with {@link FastUpdateEncoderV1}, hands it to every
- * `'update'` listener (Rhizome's and the app's, with Yjs's arguments), and mutes Yjs's own
- * encoding of that one transaction (the `'update'` listeners are taken out of lib0's registry and
- * put back before the next transaction's observers run, or when the cleanup ends). Same bytes,
- * byte for byte (`doc-updates.test.ts`). Smaller transactions (a single put) take Yjs's own path
- * unchanged: for them the JavaScript walk was measured slower than Yjs's (same session).
+ * `TextEncoder.encodeInto` call, walks `doc.share` to name the root type of every item, and
+ * starts every update in a new 100-byte buffer. For a batch of puts that is most of the cost of
+ * encoding its update (BENCHMARKS.md § Issue 12, Session 6); for a single put it is ~4 µs of a
+ * ~25 µs put (Session 9). {@link useFastUpdates} installs, on a document Rhizome made, a listener
+ * of `'afterTransactionCleanup'` (which Yjs emits for every transaction immediately before it
+ * encodes the transaction for `'update'`, on the same state): for a LOCAL transaction it writes
+ * the update exactly as Yjs's `writeUpdateMessageFromTransaction` does (the structs from the
+ * transaction's `beforeState` on, then its delete set) with {@link FastUpdateEncoderV1} — a
+ * small transaction (a put) into one reused buffer ({@link encodeSmallTransaction}), a large one
+ * ({@link FAST_MIN_STRUCTS} structs or more) into its own ({@link encodeTransaction}) — hands it
+ * to every `'update'` listener (Rhizome's and the app's, with Yjs's arguments), and then answers
+ * Yjs's one question "any `'update'` listener?" for that transaction with no, so Yjs does not
+ * encode it again: the document's lib0 listener registry is replaced by an
+ * {@link UpdateRegistry}, the same Map with a one-shot flag. Same bytes, byte for byte
+ * (`doc-updates.test.ts`). Remote transactions keep Yjs's path (or apply.ts's).
  *
  * {@link onDocUpdate} is where Rhizome's own code registers for the doc's updates (today: Yjs's
  * `'update'` event).
@@ -28,7 +29,7 @@ import { FastUpdateEncoderV1 } from './codec.js';
 /** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
 export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
 
-/** Structs a local transaction adds, from which {@link useFastUpdates} encodes it (16 puts of a 3-field node add 64). */
+/** Structs a local transaction adds from which {@link useFastUpdates} encodes it into its own buffer (16 puts of a 3-field node add 64); below, into the reused one. */
 export const FAST_MIN_STRUCTS = 64;
 
 /**
@@ -49,31 +50,48 @@ export function offDocUpdate(doc: Y.Doc, listener: DocUpdateListener): void {
   doc.off('update', listener);
 }
 
-/** lib0 Observable's listener registry, which Y.Doc extends (`_observers: Map<name, Set<fn>>`). */
-function registryOf(doc: Y.Doc): Map<string, Set<DocUpdateListener>> | null {
-  const registry = (doc as unknown as { _observers?: unknown })._observers;
-  return registry instanceof Map ? (registry as Map<string, Set<DocUpdateListener>>) : null;
+/**
+ * lib0 Observable's listener registry (`_observers: Map<name, Set<fn>>`, which Y.Doc extends) as
+ * {@link useFastUpdates} replaces it: the same entries, plus a one-shot answer "no `'update'`
+ * listener" to the one `has('update')` Yjs makes right after `'afterTransactionCleanup'` of a
+ * transaction whose update Rhizome already delivered. Every other read and write is the Map's.
+ */
+class UpdateRegistry extends Map<string, Set<DocUpdateListener>> {
+  /** Set by {@link fastCleanup} once it delivered a transaction's update; consumed by Yjs's next `has('update')`. */
+  muteNext = false;
+
+  override has(name: string): boolean {
+    if (this.muteNext && name === 'update') {
+      this.muteNext = false;
+      return false;
+    }
+    return super.has(name);
+  }
+}
+
+/** The document's registry, made an {@link UpdateRegistry} (null when this version of lib0 keeps none where expected). */
+function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
+  const holder = doc as unknown as { _observers?: unknown };
+  const registry = holder._observers;
+  if (registry instanceof UpdateRegistry) return registry;
+  if (!(registry instanceof Map) || registry.constructor !== Map) return null;
+  const replaced = new UpdateRegistry(registry as Map<string, Set<DocUpdateListener>>);
+  holder._observers = replaced;
+  return replaced;
 }
 
 /**
- * The `'update'` listeners taken out of a document's registry while Yjs's encoding of one of its
- * transactions is muted (see {@link useFastUpdates}); a document has an entry only while muted.
- */
-const mutedListeners = new WeakMap<Y.Doc, Set<DocUpdateListener>>();
-
-/**
- * Encodes `doc`'s large local transactions for its `'update'` listeners with the fast encoder
- * (see the module description). Returns the function that stops it (as {@link stopFastUpdates}).
- * For documents Rhizome makes (the database's); a no-op if lib0's registry is not where this
- * version of Yjs keeps it.
+ * Encodes `doc`'s local transactions for its `'update'` listeners in JavaScript (see the module
+ * description). Returns the function that stops it (as {@link stopFastUpdates}). For documents
+ * Rhizome makes (the database's); a no-op if lib0's registry is not where this version of Yjs
+ * keeps it.
  *
- * The listeners are module functions (Yjs passes the document), and the muted state is kept per
- * document only while muted: an idle document holds one entry in its `'afterTransactionCleanup'`
- * set and nothing else (no closures, no context per document; ARCHITECTURE § Memory of an idle
- * replica).
+ * The listener is a module function (Yjs passes the document) and the registry keeps its one
+ * flag: an idle document holds one entry in its `'afterTransactionCleanup'` set and nothing else
+ * (no closures, no context per document; ARCHITECTURE § Memory of an idle replica).
  */
 export function useFastUpdates(doc: Y.Doc): () => void {
-  if (registryOf(doc) === null) return () => undefined;
+  if (updateRegistryOf(doc) === null) return () => undefined;
   doc.on('afterTransactionCleanup', fastCleanup);
   return () => stopFastUpdates(doc);
 }
@@ -81,54 +99,62 @@ export function useFastUpdates(doc: Y.Doc): () => void {
 /** Stops {@link useFastUpdates} on `doc` (Yjs's own encoding of every transaction again). */
 export function stopFastUpdates(doc: Y.Doc): void {
   doc.off('afterTransactionCleanup', fastCleanup);
-  restoreUpdates(doc);
-}
-
-/** Puts the muted `'update'` listeners of `doc` back (a no-op when none are muted). */
-function restoreUpdates(doc: Y.Doc): void {
-  const listeners = mutedListeners.get(doc);
-  if (listeners === undefined) return;
-  mutedListeners.delete(doc);
-  // Listened to only while muted: an idle document holds no Set for these two events.
-  doc.off('beforeObserverCalls', restoreBeforeObservers);
-  doc.off('afterAllTransactions', restoreUpdates);
-  const registry = registryOf(doc);
-  if (registry === null) return;
-  // Listeners added meanwhile (by a listener or an observer) join the ones that were there.
-  const added = registry.get('update');
-  if (added !== undefined) for (const l of added) listeners.add(l);
-  registry.set('update', listeners);
-}
-
-/** `'beforeObserverCalls'` (transaction, doc): see {@link restoreUpdates}. */
-function restoreBeforeObservers(_tr: Y.Transaction, doc: Y.Doc): void {
-  restoreUpdates(doc);
+  const registry = (doc as unknown as { _observers?: unknown })._observers;
+  if (registry instanceof UpdateRegistry) registry.muteNext = false;
 }
 
 /** `'afterTransactionCleanup'` of a document with {@link useFastUpdates}. */
 function fastCleanup(tr: Y.Transaction, doc: Y.Doc): void {
-  restoreUpdates(doc);
+  const registry = (doc as unknown as { _observers?: unknown })._observers;
+  if (!(registry instanceof UpdateRegistry)) return;
+  // Left set only if a listener threw after it was set and before Yjs read it.
+  registry.muteNext = false;
   if (!tr.local) return;
-  const registry = registryOf(doc);
-  const listeners = registry?.get('update');
-  if (registry == null || listeners === undefined || listeners.size === 0) return;
+  const listeners = registry.get('update');
+  if (listeners === undefined || listeners.size === 0) return;
   const client = doc.clientID;
-  if ((tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) < FAST_MIN_STRUCTS) return;
-  const update = encodeTransaction(tr);
+  const large = (tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) >= FAST_MIN_STRUCTS;
+  const update = large ? encodeTransaction(tr) : encodeSmallTransaction(tr);
   if (update === null) return;
   // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
-  // would have stopped there too). The registry keeps the live set while they run, so a listener
-  // that removes itself (`doc.once`) or another one stays removed.
+  // would have stopped there too). Listeners that remove themselves (`doc.once`) stay removed.
   for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
-  // Then Yjs's own encoding of this transaction is muted (it looks for 'update' listeners next).
-  const live = registry.get('update');
-  if (live === undefined) return;
+  // Then Yjs's own encoding of this transaction is skipped: it asks has('update') next.
+  registry.muteNext = true;
+}
+
+/**
+ * Makes Yjs skip its `'update'` encoding of the transaction whose `'afterTransactionCleanup'` is
+ * being emitted (its listeners already got its update), and only that one: with
+ * {@link useFastUpdates}'s registry by its one-shot flag; with lib0's own Map by taking the
+ * `'update'` listeners out until the next transaction's observers or the end of the chain.
+ * Returns the function that undoes it, for the end of the chain (idempotent; a no-op once Yjs
+ * consumed the flag or the listeners are back).
+ */
+export function muteUpdateOnce(doc: Y.Doc, registry: Map<string, Set<DocUpdateListener>>): () => void {
+  if (registry instanceof UpdateRegistry) {
+    registry.muteNext = true;
+    return () => {
+      registry.muteNext = false;
+    };
+  }
+  const listeners = registry.get('update');
+  if (listeners === undefined) return () => undefined;
   registry.delete('update');
-  mutedListeners.set(doc, live);
-  // Put back before the next transaction's observers (a transaction an observer opened is
-  // cleaned up after this one, in the same chain) and when the chain ends.
-  doc.on('beforeObserverCalls', restoreBeforeObservers);
-  doc.on('afterAllTransactions', restoreUpdates);
+  let done = false;
+  const restore = (): void => {
+    if (done) return;
+    done = true;
+    doc.off('beforeObserverCalls', restore);
+    doc.off('afterAllTransactions', restore);
+    // Listeners added meanwhile join the ones that were there.
+    const added = registry.get('update');
+    if (added !== undefined) for (const l of added) listeners.add(l);
+    registry.set('update', listeners);
+  };
+  doc.on('beforeObserverCalls', restore);
+  doc.on('afterAllTransactions', restore);
+  return restore;
 }
 
 /** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */
@@ -152,6 +178,37 @@ export function encodeTransaction(tr: Y.Transaction, encoder: Y.UpdateEncoderV1 
   writeClientsStructs(encoder, tr.doc, tr.beforeState);
   writeDeleteSet(encoder, ds);
   return encoder.toUint8Array();
+}
+
+/** The encoder {@link encodeSmallTransaction} reuses (null while in use), and its buffer's sizes. */
+let spare: FastUpdateEncoderV1 | null = null;
+const SPARE_BYTES = 2048;
+const SPARE_MAX_BYTES = 64 * 1024;
+
+/**
+ * {@link encodeTransaction} for a small transaction (a put): the same bytes, written into one
+ * reused buffer and copied out once, so a put allocates its update and nothing else (a new lib0
+ * encoder starts with 100 bytes, which a 3-field put outgrows: two buffers, a list, a copy).
+ */
+export function encodeSmallTransaction(tr: Y.Transaction): Uint8Array | null {
+  if (!changed(tr)) return null;
+  const encoder = spare ?? new FastUpdateEncoderV1();
+  spare = null;
+  const rest = encoder.restEncoder;
+  if (rest.cbuf.length < SPARE_BYTES) rest.cbuf = new Uint8Array(SPARE_BYTES);
+  rest.cpos = 0;
+  try {
+    const ds = tr.deleteSet;
+    sortAndMergeDeleteSet(ds);
+    writeClientsStructs(encoder, tr.doc, tr.beforeState);
+    writeDeleteSet(encoder, ds);
+    return rest.bufs.length === 0 ? rest.cbuf.slice(0, rest.cpos) : encoding.toUint8Array(rest);
+  } finally {
+    if (rest.bufs.length > 0) rest.bufs = [];
+    if (rest.cbuf.length > SPARE_MAX_BYTES) rest.cbuf = new Uint8Array(SPARE_BYTES);
+    rest.cpos = 0;
+    spare = encoder;
+  }
 }
 
 type Struct = Y.Item | Y.GC | Y.Skip;
@@ -180,50 +237,53 @@ function sortAndMergeDeleteSet(ds: Y.Transaction['deleteSet']): void {
 function writeClientsStructs(encoder: Y.UpdateEncoderV1, doc: Y.Doc, before: Map<number, number>): void {
   const store = doc.store;
   const clients = store.clients as Map<number, Struct[]>;
-  const sm = new Map<number, number>();
-  for (const [client, clock] of before) if (Y.getState(store, client) > clock) sm.set(client, clock);
-  for (const client of clients.keys()) if (!before.has(client)) sm.set(client, 0);
-  encoding.writeVarUint(encoder.restEncoder, sm.size);
+  // [client, clock] of every client with structs from `clock` on (Yjs's `sm`).
+  const sm: Array<[number, number]> = [];
+  for (const [client, clock] of before) if (Y.getState(store, client) > clock) sm.push([client, clock]);
+  // Clients are never removed from the store, and `before` had one entry per client it held.
+  if (clients.size > before.size) for (const client of clients.keys()) if (!before.has(client)) sm.push([client, 0]);
+  encoding.writeVarUint(encoder.restEncoder, sm.length);
   // Higher client ids first, as Yjs writes them.
-  const order = [...sm.entries()].sort((a, b) => b[0] - a[0]);
-  const roots = new RootKeys(doc.share);
-  for (const [client, clock] of order) writeStructs(encoder, clients.get(client)!, client, clock, roots);
+  if (sm.length > 1) sm.sort((a, b) => b[0] - a[0]);
+  for (const [client, clock] of sm) writeStructs(encoder, clients.get(client)!, client, clock, doc);
 }
 
 /** Yjs's `writeStructs`, with {@link writeItem} for items. */
-function writeStructs(encoder: Y.UpdateEncoderV1, structs: Struct[], client: number, from: number, roots: RootKeys): void {
+function writeStructs(encoder: Y.UpdateEncoderV1, structs: Struct[], client: number, from: number, doc: Y.Doc): void {
   const clock = Math.max(from, structs[0]!.id.clock);
   const start = Y.findIndexSS(structs, clock);
   encoding.writeVarUint(encoder.restEncoder, structs.length - start);
   encoder.writeClient(client);
   encoding.writeVarUint(encoder.restEncoder, clock);
   const first = structs[start]!;
-  writeStruct(encoder, first, clock - first.id.clock, roots);
-  for (let i = start + 1; i < structs.length; i++) writeStruct(encoder, structs[i]!, 0, roots);
+  writeStruct(encoder, first, clock - first.id.clock, doc);
+  for (let i = start + 1; i < structs.length; i++) writeStruct(encoder, structs[i]!, 0, doc);
 }
 
-function writeStruct(encoder: Y.UpdateEncoderV1, struct: Struct, offset: number, roots: RootKeys): void {
-  if (struct instanceof Y.Item) writeItem(encoder, struct, offset, roots);
+function writeStruct(encoder: Y.UpdateEncoderV1, struct: Struct, offset: number, doc: Y.Doc): void {
+  if (struct instanceof Y.Item) writeItem(encoder, struct, offset, doc);
   else struct.write(encoder, offset);
 }
 
-/** The names of a document's root types (`doc.share`), looked up once per update. */
-class RootKeys {
-  readonly #share: Map<string, unknown>;
-  #keys: Map<unknown, string> | null = null;
+/** Root type -> its name in its document's `share` (Yjs's `findRootTypeKey`), found once per type. */
+const rootNames = new WeakMap<object, string>();
 
-  constructor(share: Map<string, unknown>) {
-    this.#share = share;
-  }
-
-  /** Yjs's `findRootTypeKey`: the first name under which `type` is shared. */
-  of(type: unknown): string | undefined {
-    if (this.#keys === null) {
-      this.#keys = new Map();
-      for (const [key, value] of this.#share) if (!this.#keys.has(value)) this.#keys.set(value, key);
+/**
+ * Yjs's `findRootTypeKey`: the name under which `type` is shared in `doc` (a root type is shared
+ * under one name, for good: `doc.share` never drops or renames an entry).
+ */
+function rootName(doc: Y.Doc, type: object): string | undefined {
+  let name = rootNames.get(type);
+  if (name === undefined) {
+    for (const [key, value] of doc.share) {
+      if (value === type) {
+        name = key;
+        rootNames.set(type, key);
+        break;
+      }
     }
-    return this.#keys.get(type);
   }
+  return name;
 }
 
 /** lib0's binary.BIT8, BIT7, BIT6, BITS5: the info byte of an item. */
@@ -234,10 +294,10 @@ const CONTENT_REF = 0x1f;
 
 /**
  * Yjs's `Item.prototype.write(encoder, offset)` (yjs 13.6), with the name of a root parent type
- * taken from `roots` (Yjs walks `doc.share`'s entries for every item, allocating as it goes).
+ * taken from {@link rootName} (Yjs walks `doc.share`'s entries for every item, allocating as it goes).
  * An item whose parent is not a type (only in updates Yjs merges without a doc) takes Yjs's path.
  */
-function writeItem(encoder: Y.UpdateEncoderV1, item: Y.Item, offset: number, roots: RootKeys): void {
+function writeItem(encoder: Y.UpdateEncoderV1, item: Y.Item, offset: number, doc: Y.Doc): void {
   const parent = item.parent as { _item?: Y.Item | null } | null;
   if (parent === null || typeof parent !== 'object' || parent._item === undefined) {
     item.write(encoder, offset);
@@ -265,7 +325,7 @@ function writeItem(encoder: Y.UpdateEncoderV1, item: Y.Item, offset: number, roo
   if (origin === null && rightOrigin === null) {
     const parentItem = parent._item;
     if (parentItem === null) {
-      const key = roots.of(parent);
+      const key = rootName(doc, parent);
       if (key === undefined) {
         // Not a root type of this doc: Yjs throws its unexpected-case error here.
         item.write(encoder, offset);
@@ -287,7 +347,8 @@ function writeItem(encoder: Y.UpdateEncoderV1, item: Y.Item, offset: number, roo
 function writeDeleteSet(encoder: Y.UpdateEncoderV1, ds: Y.Transaction['deleteSet']): void {
   const rest = encoder.restEncoder;
   encoding.writeVarUint(rest, ds.clients.size);
-  const order = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
+  const order = [...ds.clients.entries()];
+  if (order.length > 1) order.sort((a, b) => b[0] - a[0]);
   for (const [client, items] of order) {
     encoder.resetDsCurVal();
     encoding.writeVarUint(rest, client);

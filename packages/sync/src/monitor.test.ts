@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SyncEvent } from '@rhizome/core';
 import { PeerMeter, resolveHealthOptions } from './health.js';
-import { HealthMonitor, MAX_PINGS_IN_FLIGHT, type MonitorHost } from './monitor.js';
+import { HealthMonitor, MAX_PINGS_IN_FLIGHT, TICK_CHUNK, type MonitorHost } from './monitor.js';
 import type { PeerSession } from './session.js';
 
 function host(sessions: () => Iterable<PeerSession>, events: SyncEvent[]): MonitorHost {
@@ -37,6 +37,52 @@ describe('HealthMonitor on the shared timer', () => {
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect((errors[0] as { error: Error }).error.message).toBe('sessions exploded');
     expect(goodEvents.filter((e) => e.type === 'error')).toEqual([]);
+  });
+  it(`ticks every monitor of a round, at most ${TICK_CHUNK} per turn of the event loop, and skips one stopped mid-round`, async () => {
+    const options = resolveHealthOptions({ checkIntervalMs: 30, pingIntervalMs: 30 });
+    const count = 2 * TICK_CHUNK + 5;
+    const rounds = new Array<number>(count).fill(0);
+    let ticked = 0;
+    /** Monitors ticked in the round before a turn queued by the round's first tick ran (null: not yet known). */
+    let beforeNextTurn: number | null = null;
+    let firstRoundTicks = 0;
+    const stopMidRound = TICK_CHUNK + 1;
+    let stoppedAt: number | null = null;
+    const monitors: HealthMonitor[] = [];
+    let started = false;
+    for (let i = 0; i < count; i++) {
+      const h = host(() => [], []);
+      // `now` is read once per tick: the tick's hook.
+      h.now = () => {
+        if (!started) return Date.now(); // the constructor's read
+        ticked++;
+        rounds[i]!++;
+        if (i === 0 && beforeNextTurn === null) {
+          // What a database's flush does: work on the next turn. It must not wait for the whole round.
+          const at = ticked;
+          setImmediate(() => (beforeNextTurn = ticked - at + 1));
+          // Stopped before its chunk's turn: the round skips it.
+          monitors[stopMidRound]!.stop();
+          stoppedAt = rounds[stopMidRound]!;
+        }
+        if (beforeNextTurn === null) firstRoundTicks++;
+        return Date.now();
+      };
+      monitors.push(new HealthMonitor(h, options));
+    }
+    started = true;
+    for (const m of monitors) m.start();
+    try {
+      const deadline = Date.now() + 10_000;
+      while (rounds.some((r, i) => i !== stopMidRound && r < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      for (const m of monitors) m.stop();
+    }
+    expect(rounds.filter((r, i) => i !== stopMidRound && r < 2)).toEqual([]);
+    expect(beforeNextTurn).not.toBeNull();
+    expect(beforeNextTurn!).toBeLessThanOrEqual(TICK_CHUNK);
+    expect(firstRoundTicks).toBeLessThanOrEqual(TICK_CHUNK);
+    expect(rounds[stopMidRound]).toBe(stoppedAt);
   });
 });
 
