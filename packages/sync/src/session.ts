@@ -104,10 +104,17 @@ export interface SessionHost {
 
 /** An outbound queue entry. Consecutive updates are batched into one message when sent. */
 type Outgoing =
-  | { kind: 'message'; bytes: Uint8Array; onSent?: () => void }
+  | { kind: 'message'; bytes: Uint8Array }
+  /** A sync step 2 answer: {@link PeerSession.#onAnswerSent} runs once the transport took it. */
+  | { kind: 'answer'; bytes: Uint8Array }
+  /** A ping: its meter records when the transport took it (no closure per ping). */
+  | { kind: 'ping'; bytes: Uint8Array; id: number }
   | { kind: 'update'; bytes: Uint8Array }
   /** Replaces dropped updates: everything the peer may lack, computed when sent. */
   | { kind: 'catch-up' };
+
+/** What the sender hands to the connection: a queued message as it is, or updates and catch-ups encoded. */
+type Sendable = Extract<Outgoing, { kind: 'message' | 'answer' | 'ping' }>;
 
 const KNOWN_TYPES = new Set<number>([MSG_SYNC_STEP1, MSG_SYNC_STEP2, MSG_UPDATES, MSG_AWARENESS, MSG_PING, MSG_PONG]);
 
@@ -514,7 +521,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   ping(seq: number): void {
     if (this.#closed) return;
     const id = this.meter.newPing(seq, this.#host.now());
-    this.#enqueue({ kind: 'message', bytes: encodeProbe(MSG_PING, id), onSent: () => this.meter.pingSent(id, this.#host.now()) });
+    this.#enqueue({ kind: 'ping', bytes: encodeProbe(MSG_PING, id), id });
   }
 
   /** Resolves once the outbound queue is empty (or the session closed). */
@@ -725,7 +732,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     for (let i = 0; i < requestIds.length; i++) {
       this.#answersUnsent++;
-      this.#enqueue({ kind: 'message', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE), onSent: () => this.#onAnswerSent() });
+      this.#enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
     }
   }
 
@@ -809,7 +816,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     const kept: Outgoing[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const item = this.#queue[i] as Outgoing;
-      if (item.kind === 'message') kept.push(item);
+      if (item.kind !== 'update' && item.kind !== 'catch-up') kept.push(item);
     }
     kept.push({ kind: 'catch-up' });
     this.#queue = kept;
@@ -817,7 +824,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.#queuedUpdateBytes = 0;
   }
 
-  #next(): { bytes: Uint8Array; onSent?: () => void } | null {
+  #next(): Sendable | null {
     if (this.#head >= this.#queue.length) {
       // Drained: let go of what was sent (the step 2 diff and the rest of the opening exchange
       // would otherwise stay referenced by an idle session).
@@ -828,10 +835,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       return null;
     }
     const first = this.#queue[this.#head++] as Outgoing;
-    if (first.kind === 'message') return first.onSent ? { bytes: first.bytes, onSent: first.onSent } : { bytes: first.bytes };
+    if (first.kind === 'message' || first.kind === 'answer' || first.kind === 'ping') return first;
     if (first.kind === 'catch-up') {
       const sv = this.#remoteStateVector === null ? new Uint8Array([0]) : textToBytes(this.#remoteStateVector);
-      return { bytes: encodeUpdates([encodeDiff(this.#host.doc, sv)]) };
+      return { kind: 'message', bytes: encodeUpdates([encodeDiff(this.#host.doc, sv)]) };
     }
     const batch = [first.bytes];
     let bytes = first.bytes.length;
@@ -843,7 +850,13 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       this.#head++;
     }
     this.#queuedUpdateBytes -= bytes;
-    return { bytes: encodeUpdates(batch) };
+    return { kind: 'message', bytes: encodeUpdates(batch) };
+  }
+
+  /** What a message's leaving means: a ping's send time, an answer's step 2 gone. */
+  #afterSend(item: Sendable): void {
+    if (item.kind === 'ping') this.meter.pingSent(item.id, this.#host.now());
+    else if (item.kind === 'answer') this.#onAnswerSent();
   }
 
   /**
@@ -863,10 +876,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         this.#compactQueue();
         const waiting = this.#sendNow(next.bytes);
         if (waiting !== null) {
-          void this.#pumpAsync(waiting, next.onSent);
+          void this.#pumpAsync(waiting, next);
           return;
         }
-        next.onSent?.();
+        this.#afterSend(next);
       }
     } catch (error) {
       this.#sendFailed(error);
@@ -875,10 +888,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   /** {@link #pump} from a message whose frames wait in `waiting`. */
-  async #pumpAsync(waiting: Promise<void>, onSent: (() => void) | undefined): Promise<void> {
+  async #pumpAsync(waiting: Promise<void>, first: Sendable): Promise<void> {
     try {
       await waiting;
-      onSent?.();
+      this.#afterSend(first);
       for (;;) {
         if (this.#closed) break;
         const next = this.#next();
@@ -886,7 +899,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         this.#compactQueue();
         const pending = this.#sendNow(next.bytes);
         if (pending !== null) await pending;
-        next.onSent?.();
+        this.#afterSend(next);
       }
     } catch (error) {
       this.#sendFailed(error);

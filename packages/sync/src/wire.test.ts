@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import * as encoding from 'lib0/encoding';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { deriveTopic } from '@rhizome/core';
 import { FrameSealer, SEAL_OVERHEAD, keyMaterial } from './seal.js';
@@ -77,8 +78,13 @@ describe('framing', () => {
     const ups = [randomBytes(10), randomBytes(300)];
     expect(decodeMessage(encodeUpdates(ups))).toEqual({ type: MSG_UPDATES, updates: ups });
     expect(decodeMessage(encodeAwareness(new Uint8Array([1, 2])))).toMatchObject({ type: MSG_AWARENESS });
-    for (const id of [0, 1, 127, 128, 0xffffffff]) {
+    for (const id of [0, 1, 127, 128, 16383, 16384, 2 ** 28, 2 ** 31, 0xffffffff]) {
       expect(decodeMessage(encodeProbe(MSG_PING, id))).toEqual({ type: MSG_PING, id });
+      // The bytes are lib0's (type byte, then writeVarUint): the wire did not change.
+      const enc = encoding.createEncoder();
+      encoding.writeUint8(enc, MSG_PONG);
+      encoding.writeVarUint(enc, id);
+      expect(encodeProbe(MSG_PONG, id)).toEqual(encoding.toUint8Array(enc));
       expect(decodeMessage(encodeProbe(MSG_PONG, id))).toEqual({ type: MSG_PONG, id });
     }
     const probes = [
@@ -86,6 +92,8 @@ describe('framing', () => {
       new Uint8Array([MSG_PONG, 0x80]), // truncated varUint
       new Uint8Array([MSG_PING, 1, 2]), // trailing byte
       new Uint8Array([MSG_PING, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), // above 2^32
+      new Uint8Array([MSG_PING, 0xff, 0xff, 0xff, 0xff, 0x1f]), // 2^33 - 1 in 5 bytes
+      new Uint8Array([MSG_PONG, 0x80, 0x80]), // truncated varUint, longer
     ];
     for (const bad of [new Uint8Array([]), new Uint8Array([9]), new Uint8Array([MSG_SYNC_STEP1, 1, 2]), new Uint8Array([MSG_UPDATES, 5, 1]), ...probes]) {
       expect(() => decodeMessage(bad)).toThrow(expect.objectContaining({ code: 'ERR_PROTOCOL' }));

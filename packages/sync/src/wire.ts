@@ -163,12 +163,24 @@ export function encodeAwareness(update: Uint8Array): Uint8Array {
   return withPrefix(MSG_AWARENESS, new Uint8Array(0), update);
 }
 
-/** Encodes a ping or a pong carrying `id` (a non-negative integer below 2^32). */
+/**
+ * Encodes a ping or a pong carrying `id` (a non-negative integer below 2^32): the type byte and
+ * the id as a varUint, written straight into an exact-size array (at most 6 bytes, so V8 keeps it
+ * on its heap: no encoder and no 100-byte off-heap buffer per probe, every peer every 5 s).
+ */
 export function encodeProbe(type: typeof MSG_PING | typeof MSG_PONG, id: number): Uint8Array {
-  const enc = encoding.createEncoder();
-  encoding.writeUint8(enc, type);
-  encoding.writeVarUint(enc, id);
-  return encoding.toUint8Array(enc);
+  let n = 2;
+  for (let v = id; v > 0x7f; v = Math.floor(v / 128)) n++;
+  const out = new Uint8Array(n);
+  out[0] = type;
+  let v = id;
+  let i = 1;
+  while (v > 0x7f) {
+    out[i++] = 0x80 | v % 128;
+    v = Math.floor(v / 128);
+  }
+  out[i] = v;
+  return out;
 }
 
 /** Decodes a message; a malformed one is a {@link ProtocolError}. */
@@ -205,14 +217,18 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case MSG_PONG: {
       // A probe id is a varUint below 2^32 (at most 5 bytes) and nothing else.
       if (bytes.length < 2 || bytes.length > 6) throw new ProtocolError('malformed probe message');
-      try {
-        const dec = decoding.createDecoder(bytes.subarray(1));
-        const id = decoding.readVarUint(dec);
-        if (decoding.hasContent(dec) || id > 0xffffffff) throw new ProtocolError('malformed probe message');
-        return { type, id };
-      } catch (error) {
-        if (error instanceof ProtocolError) throw error;
-        throw new ProtocolError('malformed probe message');
+      // The varUint read in place (no decoder per probe); it must end exactly at the last byte.
+      let id = 0;
+      let scale = 1;
+      for (let i = 1; ; i++) {
+        if (i >= bytes.length) throw new ProtocolError('malformed probe message');
+        const b = bytes[i] as number;
+        id += (b & 0x7f) * scale;
+        if (b < 0x80) {
+          if (i !== bytes.length - 1 || id > 0xffffffff) throw new ProtocolError('malformed probe message');
+          return { type, id };
+        }
+        scale *= 128;
       }
     }
     default:
