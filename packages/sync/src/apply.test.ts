@@ -1,6 +1,7 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
+import { useFastUpdates } from './doc-updates.js';
 
 /** An update of a doc with `n` map entries, each a ~40-byte string. */
 function bigUpdate(n: number): { doc: Y.Doc; update: Uint8Array } {
@@ -47,6 +48,29 @@ describe('applyRemoteUpdates', () => {
     const copy = new Y.Doc();
     for (const c of calls) Y.applyUpdate(copy, c.update);
     expect(copy.getMap('m').toJSON()).toEqual(doc.getMap('m').toJSON());
+  });
+
+  it('a transaction an observer opens during a large one reaches the listeners too, right after it (plain doc and useFastUpdates)', () => {
+    const { update } = bigUpdate(5000);
+    for (const fast of [false, true]) {
+      const doc = new Y.Doc();
+      if (fast) useFastUpdates(doc);
+      const calls = listen(doc);
+      // An app that writes on a remote change: its transaction is cleaned up in the same chain.
+      doc.getMap('m').observe((event) => {
+        if (!event.transaction.local) doc.getMap('echo').set('seen', doc.getMap('m').size);
+      });
+      applyRemoteUpdates(doc, [update], 'peer');
+      expect(calls.map((c) => c.tr.local), `fast: ${fast}`).toEqual([false, true]);
+      expect(calls[0]!.update === update).toBe(true);
+      const copy = new Y.Doc();
+      for (const c of calls) Y.applyUpdate(copy, c.update);
+      expect(copy.getMap('echo').toJSON()).toEqual({ seen: 5000 });
+      // Nothing stays muted: later changes reach the listeners once each.
+      doc.getMap('m').set('local', 1);
+      applyRemoteUpdates(doc, [bigUpdate(4000).update], 'peer-2');
+      expect(calls.map((c) => c.tr.local)).toEqual([false, true, true, false, true]);
+    }
   });
 
   it('emits nothing for a large update that changes nothing, and stays ordinary for small or nested ones', () => {

@@ -6,9 +6,10 @@
  * For a large received update (an initial sync's step 2: 4 MB and 200,000 structs for 100,000
  * nodes) that re-encoding costs about as much as a fifth of applying it, and it produces what
  * the listeners could have had for free: the bytes that just arrived. So a single remote update
- * of at least {@link REENCODE_SKIP_BYTES} is applied with Yjs's `'update'` event muted, and every
- * `'update'` listener is then called once with those bytes, the peer session as origin, the doc
- * and the transaction (the arguments Yjs passes).
+ * of at least {@link REENCODE_SKIP_BYTES} is applied with every `'update'` listener called once with
+ * those bytes, the peer session as origin, the doc and the transaction (the arguments Yjs passes),
+ * where Yjs would have emitted them, and Yjs's encoding of that one transaction skipped
+ * ({@link muteUpdateOnce}); transactions an observer opens meanwhile reach the listeners after it.
  *
  * Several updates received together (a coalesced frame of live writes) take the ordinary path:
  * one transaction, one `'update'` event with Yjs's encoding of it, as Yjs promises. Handing
@@ -25,7 +26,7 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed, encodeTransaction } from './doc-updates.js';
+import { changed, muteUpdateOnce } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -103,10 +104,30 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     );
     return;
   }
+  // The listeners get the received bytes at the point of the cleanup chain where Yjs would emit
+  // this transaction's 'update' (right after its 'afterTransactionCleanup'), and Yjs's encoding of
+  // this one transaction is skipped. Not by taking the listeners out for the whole apply: a
+  // transaction an observer opens (an app that writes on a remote change) is cleaned up in the same
+  // chain, and its update must reach them too, after this one.
+  const { registry } = found;
   let transaction: Y.Transaction | null = null;
+  let handled = false;
+  let restore: (() => void) | null = null;
+  const onCleanup = (tr: Y.Transaction): void => {
+    if (tr !== transaction) return;
+    handled = true;
+    doc.off('afterTransactionCleanup', onCleanup);
+    // An update that failed half way (structs in, delete set bad): Yjs encodes what was integrated.
+    if (!state.applied || !changed(tr)) return;
+    const listeners = registry.get('update');
+    if (listeners === undefined || listeners.size === 0) return;
+    for (const listener of [...listeners]) listener(updates[0]!, origin, doc, tr);
+    restore = muteUpdateOnce(doc, registry);
+  };
+  // Registered last: after useFastUpdates's own cleanup listener, which clears its mute flag.
+  doc.on('afterTransactionCleanup', onCleanup);
   let observerError: { error: unknown } | null = null;
   let failed: { error: unknown } | null = null;
-  found.registry.delete('update');
   try {
     Y.transact(
       doc,
@@ -114,28 +135,24 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
         transaction = tr;
         for (const update of updates) codec.applyUpdate(doc, update, origin);
         state.applied = true;
-        // Only bytes that applied whole: a failed one (structs in, delete set bad) is encoded.
       },
       origin,
       false,
     );
   } catch (error) {
-    // An observer failed after the update was integrated: the listeners still get it below. An
-    // update that failed half way (structs in, delete set bad) is thrown after the listeners got
-    // what was integrated, encoded as Yjs's 'update' would have had it (never the bytes that failed).
+    // An observer failed after the update was integrated: the listeners got it all the same. An
+    // update that failed half way is thrown once the listeners got what was integrated.
     if (state.applied) observerError = { error };
     else failed = { error };
   } finally {
-    // Listeners added meanwhile (by an observer) join the ones that were there.
-    const added = found.registry.get('update');
-    if (added) for (const l of added) found.listeners.add(l);
-    found.registry.set('update', found.listeners);
+    doc.off('afterTransactionCleanup', onCleanup);
+    // The chain is over: whatever was muted is unmuted (also if a listener threw in between).
+    (restore as (() => void) | null)?.();
   }
   const tr = transaction as Y.Transaction | null;
-  if (tr !== null && changed(tr)) {
-    const { listeners } = found;
-    const update = failed === null ? updates[0]! : encodeTransaction(tr)!;
-    for (const listener of [...listeners]) listener(update, origin, doc, tr);
+  if (!handled && failed === null && tr !== null && changed(tr)) {
+    // The cleanup never reached this transaction's listeners (another cleanup listener threw).
+    for (const listener of [...(registry.get('update') ?? [])]) listener(updates[0]!, origin, doc, tr);
   }
   if (failed !== null) throw failed.error;
   if (observerError !== null) throw observerError.error;

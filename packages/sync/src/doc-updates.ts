@@ -123,6 +123,40 @@ function fastCleanup(tr: Y.Transaction, doc: Y.Doc): void {
   registry.muteNext = true;
 }
 
+/**
+ * Makes Yjs skip its `'update'` encoding of the transaction whose `'afterTransactionCleanup'` is
+ * being emitted (its listeners already got its update), and only that one: with
+ * {@link useFastUpdates}'s registry by its one-shot flag; with lib0's own Map by taking the
+ * `'update'` listeners out until the next transaction's observers or the end of the chain.
+ * Returns the function that undoes it, for the end of the chain (idempotent; a no-op once Yjs
+ * consumed the flag or the listeners are back).
+ */
+export function muteUpdateOnce(doc: Y.Doc, registry: Map<string, Set<DocUpdateListener>>): () => void {
+  if (registry instanceof UpdateRegistry) {
+    registry.muteNext = true;
+    return () => {
+      registry.muteNext = false;
+    };
+  }
+  const listeners = registry.get('update');
+  if (listeners === undefined) return () => undefined;
+  registry.delete('update');
+  let done = false;
+  const restore = (): void => {
+    if (done) return;
+    done = true;
+    doc.off('beforeObserverCalls', restore);
+    doc.off('afterAllTransactions', restore);
+    // Listeners added meanwhile join the ones that were there.
+    const added = registry.get('update');
+    if (added !== undefined) for (const l of added) listeners.add(l);
+    registry.set('update', listeners);
+  };
+  doc.on('beforeObserverCalls', restore);
+  doc.on('afterAllTransactions', restore);
+  return restore;
+}
+
 /** True if `tr` deleted something or some client's clock moved (what makes Yjs emit `'update'`). */
 export function changed(tr: Y.Transaction): boolean {
   if (tr.deleteSet.clients.size > 0) return true;
