@@ -223,6 +223,9 @@ export class RelayConnection extends QueuedConnection implements Connection {
   }
 }
 
+/** No session waiters: one shared empty list (frozen: pushing to it would throw). */
+const NO_SESSION_WAITERS: SessionWaiter[] = Object.freeze([]) as unknown as SessionWaiter[];
+
 function randomPeerId(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
@@ -288,7 +291,8 @@ export class RelayTransport implements Transport {
   readonly #topicsById = new SlotMap<number, TopicState>();
   /** Pending LOOKUPs by request id (made on the first). */
   #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
-  #sessionWaiters: SessionWaiter[] = [];
+  /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
+  #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
   #link: Link | null = null;
   /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
   #pendingLink: Link | null = null;
@@ -647,7 +651,8 @@ export class RelayTransport implements Transport {
     };
     const ready = new Promise<void>((resolve, reject) => {
       waiter = { resolve, reject };
-      this.#sessionWaiters.push(waiter);
+      if (this.#sessionWaiters === NO_SESSION_WAITERS) this.#sessionWaiters = [waiter];
+      else this.#sessionWaiters.push(waiter);
       signal?.addEventListener(
         'abort',
         () => {
@@ -854,7 +859,7 @@ export class RelayTransport implements Transport {
           link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
         }
         const waiters = this.#sessionWaiters;
-        this.#sessionWaiters = [];
+        this.#sessionWaiters = NO_SESSION_WAITERS;
         for (const w of waiters) w.resolve();
       };
       link.onclose = (code, reason) => {
@@ -940,7 +945,7 @@ export class RelayTransport implements Transport {
 
   #rejectSessionWaiters(error: unknown): void {
     const waiters = this.#sessionWaiters;
-    this.#sessionWaiters = [];
+    this.#sessionWaiters = NO_SESSION_WAITERS;
     for (const w of waiters) w.reject(error);
   }
 
