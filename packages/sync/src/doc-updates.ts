@@ -17,7 +17,10 @@
  * Yjs's one question "any `'update'` listener?" for that transaction with no, so Yjs does not
  * encode it again: the document's lib0 listener registry is replaced by an
  * {@link UpdateRegistry}, the same Map with a one-shot flag. Same bytes, byte for byte
- * (`doc-updates.test.ts`). Remote transactions keep Yjs's path (or apply.ts's).
+ * (`doc-updates.test.ts`). Remote transactions keep Yjs's path (or apply.ts's). One difference an
+ * app could see: for a local transaction the `'update'` listeners run inside
+ * `'afterTransactionCleanup'` (when Rhizome's listener of it runs, i.e. before `'afterTransactionCleanup'`
+ * listeners added after the database opened) rather than right after all of them.
  *
  * {@link onDocUpdate} is where Rhizome's own code registers for the doc's updates (today: Yjs's
  * `'update'` event).
