@@ -11,14 +11,16 @@
 //   mmap. `strace -f -c` over one variant gives its syscalls per commit (BENCHMARKS.md).
 // - `puts`: the layers of a put — the macrotask alone, the database's Yjs layout written as Rhizome
 //   writes it (nodes.ts setEntry) with and without its update encoded, the floor (layout + update +
-//   one autocommit INSERT per macrotask, the exclusive variant of it), and Rhizome's db.put on a
-//   file (default and exclusive: true) and in memory.
+//   one autocommit INSERT per macrotask, the exclusive variant of it), the same with the doc as a
+//   database makes it since session 9 (DatabaseDoc + useFastUpdates: the update encoded in
+//   JavaScript) and 1 KiB pages, and Rhizome's db.put on a file (default, exclusive: true on a new
+//   file, exclusive: true on an existing file of 4 KiB pages) and in memory.
 //
 // Rounds interleave every variant (order rotated per round), so all of them see the same machine
 // load; each line gives the median wall rate, the median main-thread CPU per put
 // (process.threadCpuUsage: GC threads and other processes excluded) and the median of wall minus
 // main-thread CPU per put (time the thread was not running: checkpoint fsyncs, preemption).
-// BENCHMARKS.md § Issue 12, Sessions 5 and 8 (puts) read it.
+// BENCHMARKS.md § Issue 12, Sessions 5, 8 and 9 (puts) read it.
 //
 // node_modules/node/bin/node --conditions=rhizome-source --import tsx bench/puts-floor.ts \
 //   [--part commits|puts|all] [--puts 20000] [--rounds 5] [--only '<regexp over variant names>']
@@ -30,6 +32,8 @@ import * as Y from 'yjs';
 import Sqlite from 'better-sqlite3';
 import { openDatabase } from '@rhizome/sync';
 import { setEntry } from '../packages/sync/src/nodes.js';
+import { DatabaseDoc } from '../packages/sync/src/database-doc.js';
+import { useFastUpdates } from '../packages/sync/src/doc-updates.js';
 import { flag } from './args.js';
 import { node } from './floor-writer.js';
 
@@ -107,9 +111,15 @@ const commitVariants: Array<[string, Knobs]> = [
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=0', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 0 }],
 ];
 
-/** A bare Y.Doc with the database's layout (a marker and one `fields` entry per field), written as Rhizome writes it. */
-function layoutDoc(): { doc: Y.Doc; put: (i: number) => void } {
-  const doc = new Y.Doc();
+/**
+ * A bare Y.Doc with the database's layout (a marker and one `fields` entry per field), written as
+ * Rhizome writes it. `rhizomeDoc`: the doc as a database makes it since session 9 — a
+ * `DatabaseDoc` (no garbage per event emitted without a listener) with `useFastUpdates` (every
+ * local update encoded in JavaScript, Yjs's own encoding skipped).
+ */
+function layoutDoc(rhizomeDoc = false): { doc: Y.Doc; put: (i: number) => void } {
+  const doc = rhizomeDoc ? new DatabaseDoc() : new Y.Doc();
+  if (rhizomeDoc) useFastUpdates(doc);
   const nodes = doc.getMap('nodes');
   const fields = doc.getMap('fields');
   return {
@@ -125,10 +135,10 @@ function layoutDoc(): { doc: Y.Doc; put: (i: number) => void } {
   };
 }
 
-/** The floor: the layout, its update encoded by Yjs, one commit per update from a microtask at the end of the task. */
-async function floor(knobs: Knobs): Promise<void> {
+/** The floor: the layout, its update encoded by Yjs (or as Rhizome does: `rhizomeDoc`), one commit per update from a microtask at the end of the task. */
+async function floor(knobs: Knobs, rhizomeDoc = false): Promise<void> {
   const { commit, close } = committer(knobs);
-  const { doc, put } = layoutDoc();
+  const { doc, put } = layoutDoc(rhizomeDoc);
   const queue: Uint8Array[] = [];
   let scheduled = false;
   doc.on('update', (update: Uint8Array) => {
@@ -146,6 +156,16 @@ async function floor(knobs: Knobs): Promise<void> {
     await nextMacrotask();
   }
   close();
+}
+
+/** An existing empty SQLite file of 4 KiB pages (as SQLite makes it; an exclusive store keeps an existing file's page size). */
+function pages4k(): string {
+  const path = file();
+  const sql = new Sqlite(path);
+  sql.pragma('page_size = 4096');
+  sql.exec('CREATE TABLE t (x); DROP TABLE t');
+  sql.close();
+  return path;
 }
 
 async function rhizome(options: { path?: string; exclusive?: boolean }): Promise<void> {
@@ -178,12 +198,31 @@ const putVariants: Array<[string, () => Promise<void>]> = [
     }
     if (bytes === 0) throw new Error('no update');
   }],
+  ['layout (setEntry) in a DatabaseDoc, no update encoded, no SQLite', async () => {
+    const { put } = layoutDoc(true);
+    for (let i = 0; i < PUTS; i++) {
+      put(i);
+      await nextMacrotask();
+    }
+  }],
+  ['layout in a DatabaseDoc + update encoded in JS (useFastUpdates), no SQLite', async () => {
+    const { doc, put } = layoutDoc(true);
+    let bytes = 0;
+    doc.on('update', (update: Uint8Array) => (bytes += update.length));
+    for (let i = 0; i < PUTS; i++) {
+      put(i);
+      await nextMacrotask();
+    }
+    if (bytes === 0) throw new Error('no update');
+  }],
   ['FLOOR: layout + update + store transaction per macrotask (shared file)', () => floor({ append: 'store' })],
   ['FLOOR: layout + update + autocommit INSERT per macrotask (shared file, seq from memory: not multi-process safe)', () => floor({ append: 'insert' })],
   ['FLOOR, exclusive: layout + update + EXCLUSIVE autocommit INSERT per macrotask', () => floor({ append: 'insert', exclusive: true })],
+  ['FLOOR, exclusive, cheapest known: DatabaseDoc layout + JS update + EXCLUSIVE autocommit INSERT, page_size=1024', () => floor({ append: 'insert', exclusive: true, pageSize: 1024 }, true)],
   ['Rhizome db.put, SQLite file (default)', () => rhizome({ path: file() })],
   ['Rhizome db.put, SQLite file, exclusive: true', () => rhizome({ path: file(), exclusive: true })],
   ['Rhizome db.put, in memory (no SQLite)', () => rhizome({})],
+  ['Rhizome db.put, SQLite file, exclusive: true, an existing file of 4 KiB pages', () => rhizome({ path: pages4k(), exclusive: true })],
 ];
 
 const variants: Array<[string, () => Promise<void>]> = [];

@@ -35,6 +35,8 @@ interface WsInternals {
   /** `ws`'s Sender: `_state` 0 when it queues nothing (no compression or Blob read in progress). */
   _sender?: { _state?: number } | null;
   _readyState?: number;
+  /** False for a client socket: frames from a server must NOT be masked (ws's Receiver checks). */
+  _isServer?: boolean;
   _receiver?: WsReceiver;
 }
 
@@ -115,7 +117,8 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     const withSymbols = socket as unknown as Record<symbol, unknown>;
     kWebSocket ??= Object.getOwnPropertySymbols(socket).find((key) => key.description === 'websocket' && withSymbols[key] === this);
     const receiver = (this as unknown as WsInternals)._receiver;
-    if (kWebSocket === undefined || receiver === undefined || receiver._binaryType !== 'nodebuffer' || !receiver._allowSynchronousEvents) return;
+    // A server's socket only: the parser takes masked frames, which a client must refuse.
+    if (kWebSocket === undefined || receiver === undefined || (this as unknown as WsInternals)._isServer !== true || receiver._binaryType !== 'nodebuffer' || !receiver._allowSynchronousEvents) return;
     for (const listener of socket.listeners('data')) {
       if ((listener as { name?: string }).name !== 'socketOnData') continue;
       socket.removeListener('data', listener as (chunk: Buffer) => void);

@@ -21,17 +21,21 @@ export interface QueueListener<T> {
  *
  * `size` and {@link AsyncQueue.whenBelow} let a producer apply backpressure.
  */
+/** The buffer of a queue holding nothing: one shared empty array (frozen: pushing to it would throw). */
+const NO_ITEMS: unknown[] = Object.freeze([]) as unknown as unknown[];
+
 export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #measure: ((item: T) => number) | undefined;
   readonly #onTake: ((item: T) => void) | undefined;
   #bytes = 0;
-  #items: T[] = [];
+  /** {@link NO_ITEMS} while nothing is buffered (a listened-to queue, an idle database's connection stream, stays so). */
+  #items: T[] = NO_ITEMS as T[];
   #head = 0;
   #ended = false;
   #error: unknown = undefined;
   #waiter: { resolve: (v: T | null) => void; reject: (e: unknown) => void } | null = null;
   #listener: QueueListener<T> | null = null;
-  #spaceWaiters: SpaceWaiter[] = [];
+  #spaceWaiters: SpaceWaiter[] | null = null;
 
   /**
    * @param options.measure - size of an item (e.g. its byte length); {@link AsyncQueue.bytes}
@@ -74,7 +78,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       this.#onTake?.(item);
       return true;
     }
-    this.#items.push(item);
+    if ((this.#items as unknown[]) === NO_ITEMS) this.#items = [item];
+    else this.#items.push(item);
     if (this.#measure) this.#bytes += this.#measure(item);
     return true;
   }
@@ -95,7 +100,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
-    this.#items = [];
+    this.#items = NO_ITEMS as T[];
     this.#head = 0;
     this.#bytes = 0;
     const waiter = this.#waiter;
@@ -160,7 +165,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (this.#measure) this.#bytes -= this.#measure(item);
     this.#onTake?.(item);
     if (this.#head >= this.#items.length) {
-      this.#items = [];
+      this.#items = NO_ITEMS as T[];
       this.#head = 0;
     }
     this.#releaseSpaceWaiters(false);
@@ -170,18 +175,19 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   /** Resolves once fewer than `limit` items are buffered (or the queue ended). */
   whenBelow(limit: number): Promise<void> {
     if (this.size < limit || this.#ended) return Promise.resolve();
-    return new Promise((resolve) => this.#spaceWaiters.push({ limit, resolve }));
+    return new Promise((resolve) => (this.#spaceWaiters ??= []).push({ limit, resolve }));
   }
 
   #releaseSpaceWaiters(all: boolean): void {
-    if (this.#spaceWaiters.length === 0) return;
+    const waiters = this.#spaceWaiters;
+    if (waiters === null) return;
     const size = this.size;
     const keep: SpaceWaiter[] = [];
-    for (const w of this.#spaceWaiters) {
+    for (const w of waiters) {
       if (all || size < w.limit) w.resolve();
       else keep.push(w);
     }
-    this.#spaceWaiters = keep;
+    this.#spaceWaiters = keep.length > 0 ? keep : null;
   }
 
   /**

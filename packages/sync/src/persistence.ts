@@ -142,6 +142,9 @@ export interface LoadResult {
 }
 
 
+/** The queue of a binding with nothing to write: one shared empty list (frozen: pushing to it would throw). */
+const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 /**
  * Binds a `Y.Doc` to one document of a {@link DocStore}.
  *
@@ -183,7 +186,8 @@ export class DocPersistence {
   readonly #compactAfterBytes: number;
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #readOnly: boolean;
-  #queue: Uint8Array[] = [];
+  /** {@link NO_UPDATES} while nothing waits to be written (an idle database holds no list). */
+  #queue: Uint8Array[] = NO_UPDATES;
   #flushScheduled = false;
   readonly #macrotask: (fn: () => void) => () => void;
   /** Cancels the scheduled compaction, when one is scheduled. */
@@ -225,7 +229,8 @@ export class DocPersistence {
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
-    this.#queue.push(update);
+    if (this.#queue === NO_UPDATES) this.#queue = [update];
+    else this.#queue.push(update);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#backgroundFlush());
@@ -409,7 +414,7 @@ export class DocPersistence {
     if (this.#base === 'next') this.#base = this.#foreign ? null : batch[0]!.length;
     // Dequeued only once the append succeeded: a failed write is retried by the next flush.
     // (append is synchronous, so no update can have been queued meanwhile.)
-    this.#queue = [];
+    this.#queue = NO_UPDATES;
     this.#failing = false;
     this.#hasPendingError = false;
     this.#pendingError = undefined;

@@ -49,6 +49,9 @@ export interface WriteBatchSink {
   reportError(error: unknown): void;
 }
 
+/** The queue of a batch with nothing queued: one shared empty list (frozen: pushing to it would throw). */
+const NO_WRITES: PendingWrite[] = Object.freeze([]) as unknown as PendingWrite[];
+
 /**
  * Automatic batching of the node API's writes (ARCHITECTURE § Write batching).
  *
@@ -69,7 +72,8 @@ export class WriteBatch {
   readonly #doc: Y.Doc;
   /** Applies a batch and reports its failure (the database's host: methods, not closures per database). */
   readonly #sink: WriteBatchSink;
-  #writes: PendingWrite[] = [];
+  /** {@link NO_WRITES} while none is queued (an idle database holds no list). */
+  #writes: PendingWrite[] = NO_WRITES;
   #scheduled = false;
 
   /**
@@ -102,7 +106,10 @@ export class WriteBatch {
     // must not carry them: see applyQueuedWrites). Listened to only while writes are queued, from
     // the first write of a batch to its flush: an idle document holds no 'beforeTransaction'
     // listener, so lib0 holds no Set for the event (ARCHITECTURE § Memory of an idle replica).
-    if (this.#writes.length === 0) this.#doc.on('beforeTransaction', beforeTransaction);
+    if (this.#writes === NO_WRITES) {
+      this.#doc.on('beforeTransaction', beforeTransaction);
+      this.#writes = [];
+    }
     if (this.#writes.push(write) >= MAX_BATCH_WRITES) {
       this.flush();
       return;
@@ -123,7 +130,7 @@ export class WriteBatch {
     if (this.#writes.length === 0) return;
     const writes = this.#writes;
     // A write made by an observer while these are applied starts the next batch.
-    this.#writes = [];
+    this.#writes = NO_WRITES;
     this.#doc.off('beforeTransaction', beforeTransaction);
     try {
       this.#sink.applyBatch(writes);

@@ -101,7 +101,8 @@ interface DrainWaiter {
 class WsLink implements Link {
   readonly url: string;
   readonly #ws: WsSocket;
-  #drainWaiters: DrainWaiter[] = [];
+  /** Null while none waits (an idle link holds no list). */
+  #drainWaiters: DrainWaiter[] | null = null;
   onmessage: (frame: Uint8Array) => void = () => {};
   onclose: (code: number, reason: string) => void = () => {};
 
@@ -150,22 +151,24 @@ class WsLink implements Link {
   }
 
   readonly #afterWrite = (): void => {
-    if (this.#drainWaiters.length > 0) this.#releaseDrain(false);
+    if (this.#drainWaiters !== null) this.#releaseDrain(false);
   };
 
   #releaseDrain(all: boolean): void {
+    const waiters = this.#drainWaiters;
+    if (waiters === null) return;
     const buffered = this.#ws.bufferedAmount;
     const keep: DrainWaiter[] = [];
-    for (const w of this.#drainWaiters) {
+    for (const w of waiters) {
       if (all || buffered <= w.lowWater) w.resolve();
       else keep.push(w);
     }
-    this.#drainWaiters = keep;
+    this.#drainWaiters = keep.length > 0 ? keep : null;
   }
 
   whenDrained(lowWater: number): Promise<void> {
     if (!this.open || this.#ws.bufferedAmount <= lowWater) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push({ lowWater, resolve }));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push({ lowWater, resolve }));
   }
 
   pause(): void {

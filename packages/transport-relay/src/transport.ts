@@ -225,6 +225,9 @@ export class RelayConnection extends QueuedConnection implements Connection {
   }
 }
 
+/** No session waiters: one shared empty list (frozen: pushing to it would throw). */
+const NO_SESSION_WAITERS: SessionWaiter[] = Object.freeze([]) as unknown as SessionWaiter[];
+
 function randomPeerId(): string {
   // flatHex: one flat string, not a rope of 16 pieces kept for the transport's life.
   return `relay-${flatHex(randomId(16))}`;
@@ -235,6 +238,12 @@ function positiveInt(value: number | undefined, field: string, fallback: number)
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidConfigError(field, 'must be a positive number');
   return value;
 }
+
+/**
+ * Topic frames (JOIN / ANNOUNCE) a session sends right behind its HELLO; more wait for WELCOME. A
+ * clustered relay holds at most 64 frames of a connection while its router checks the HELLO.
+ */
+const EARLY_TOPICS = 32;
 
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
@@ -282,7 +291,8 @@ export class RelayTransport implements Transport {
   readonly #topicsById = new SlotMap<number, TopicState>();
   /** Pending LOOKUPs by request id (made on the first). */
   #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
-  #sessionWaiters: SessionWaiter[] = [];
+  /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
+  #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
   #link: Link | null = null;
   /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
   #pendingLink: Link | null = null;
@@ -641,7 +651,8 @@ export class RelayTransport implements Transport {
     };
     const ready = new Promise<void>((resolve, reject) => {
       waiter = { resolve, reject };
-      this.#sessionWaiters.push(waiter);
+      if (this.#sessionWaiters === NO_SESSION_WAITERS) this.#sessionWaiters = [waiter];
+      else this.#sessionWaiters.push(waiter);
       signal?.addEventListener(
         'abort',
         () => {
@@ -807,6 +818,8 @@ export class RelayTransport implements Transport {
         }, this.#heartbeatIntervalMs);
         (liveness as { unref?: () => void }).unref?.();
       };
+      // The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME.
+      let early: Map<TopicState, boolean> | null = null;
       // Dropped once welcomed: the closures below live as long as the session and keep this scope.
       let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
         if (welcomed) return;
@@ -836,11 +849,17 @@ export class RelayTransport implements Transport {
         this.#mailbox?.onSession();
         this.#state = 'connected';
         startLiveness();
+        // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
+        // new state), topics added, or announced and then joined, are sent now.
+        const sent = early;
+        early = null;
+        if (sent !== null) for (const state of sent.keys()) if (this.#topics.get(state.key) !== state) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
         for (const state of this.#topics.values()) {
+          if (sent?.get(state) === state.joined) continue;
           link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
         }
         const waiters = this.#sessionWaiters;
-        this.#sessionWaiters = [];
+        this.#sessionWaiters = NO_SESSION_WAITERS;
         for (const w of waiters) w.resolve();
       };
       link.onclose = (code, reason) => {
@@ -866,6 +885,16 @@ export class RelayTransport implements Transport {
         end({ code, reason });
       };
       link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
+      // The topics known now go right behind HELLO, in the same socket write (the link sends a
+      // tick's frames in one write): the relay reads HELLO and its JOINs at once (one read per
+      // connection fewer, BENCHMARKS.md § Issue 12, Session 9 (srvmem)) and answers JOINED one
+      // round trip sooner. At most EARLY_TOPICS of them: a clustered relay holds only so many
+      // frames while its router checks the HELLO; the others go at WELCOME, as before.
+      for (const state of this.#topics.values()) {
+        if ((early ??= new Map()).size >= EARLY_TOPICS) break;
+        link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+        early.set(state, state.joined);
+      }
     } catch (error) {
       // (As a throw in the old session promise's executor: reported, and the loop goes on.)
       link.terminate();
@@ -916,7 +945,7 @@ export class RelayTransport implements Transport {
 
   #rejectSessionWaiters(error: unknown): void {
     const waiters = this.#sessionWaiters;
-    this.#sessionWaiters = [];
+    this.#sessionWaiters = NO_SESSION_WAITERS;
     for (const w of waiters) w.reject(error);
   }
 
