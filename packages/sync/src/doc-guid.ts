@@ -7,13 +7,13 @@
  * 122 random bits) is made here from one 16-byte draw. Rhizome never sends the root doc's guid
  * (Yjs encodes a guid only for subdocuments); an app may read it, as with any `Y.Doc`.
  */
-import { randomBytes } from '@noble/hashes/utils.js';
+import { randomId } from '@rhizome/core';
 
 const HEX = '0123456789abcdef';
 
 /** A random version-4 UUID (RFC 9562 layout: `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`, y ∈ 8–b). */
 export function newDocGuid(): string {
-  const b = randomBytes(16);
+  const b = randomId(16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
   const parts: string[] = [];

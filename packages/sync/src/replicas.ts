@@ -15,8 +15,7 @@
  * is promoted and re-exchanges state (a catch-up diff and a fresh step 1), so nothing written
  * meanwhile is lost.
  */
-import { randomBytes } from '@noble/hashes/utils.js';
-import { ProtocolError, flatHex } from '@rhizome/core';
+import { ProtocolError, flatHex, randomId } from '@rhizome/core';
 import type { Connection, PeerPath } from '@rhizome/core';
 
 import { MSG_REPLICA } from './wire.js';
@@ -30,7 +29,7 @@ export const REPLICA_ID_LENGTH = 16;
 
 /** A fresh random replica id. */
 export function newReplicaId(): Uint8Array {
-  return randomBytes(REPLICA_ID_LENGTH);
+  return randomId(REPLICA_ID_LENGTH);
 }
 
 /** Encodes the replica announcement. */

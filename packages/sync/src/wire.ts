@@ -20,8 +20,7 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { randomBytes } from '@noble/hashes/utils.js';
-import { FrameTooLargeError, ProtocolError } from '@rhizome/core';
+import { FrameTooLargeError, ProtocolError, randomId } from '@rhizome/core';
 
 /** Frame kind: the frame carries one whole message. */
 export const FRAME_WHOLE = 0x00;
@@ -238,7 +237,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
 
 /** A fresh random sync request id. */
 export function newRequestId(): Uint8Array {
-  return randomBytes(REQUEST_ID_LENGTH);
+  return randomId(REQUEST_ID_LENGTH);
 }
 
 /**
@@ -256,7 +255,7 @@ export function toFrames(message: Uint8Array, maxPlaintext: number): Uint8Array[
   if (room < 1) throw new FrameTooLargeError(CHUNK_HEADER_LENGTH + 1, maxPlaintext);
   const count = Math.ceil(message.length / room);
   if (message.length > 0xffffffff) throw new FrameTooLargeError(message.length, 0xffffffff);
-  const id = randomBytes(8);
+  const id = randomId(8);
   const frames: Uint8Array[] = [];
   for (let index = 0; index < count; index++) {
     const part = message.subarray(index * room, Math.min(message.length, (index + 1) * room));

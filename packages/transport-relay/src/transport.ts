@@ -14,7 +14,9 @@ import {
   TopicAlreadyJoinedError,
   TransportClosedError,
   assertTopic,
+  flatHex,
   normalizeRelayUrl,
+  randomId,
   topicToHex,
   type Connection,
   type ConnectOptions,
@@ -227,10 +229,8 @@ export class RelayConnection extends QueuedConnection implements Connection {
 const NO_SESSION_WAITERS: SessionWaiter[] = Object.freeze([]) as unknown as SessionWaiter[];
 
 function randomPeerId(): string {
-  const bytes = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(bytes);
-  // join, not `+=`: one flat string, not a rope of 16 pieces kept for the transport's life.
-  return `relay-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  // flatHex: one flat string, not a rope of 16 pieces kept for the transport's life.
+  return `relay-${flatHex(randomId(16))}`;
 }
 
 function positiveInt(value: number | undefined, field: string, fallback: number): number {
@@ -274,7 +274,7 @@ export class RelayTransport implements Transport {
   // (The peer id's bytes and the session key are rebuilt for each HELLO rather than held as
   // Uint8Arrays, ~200 B of heap each, for the transport's whole life.)
   /** Random per transport, sent in every HELLO: proves a reconnect comes from the holder of the peer id. */
-  readonly #sessionKey = String.fromCharCode(...globalThis.crypto.getRandomValues(new Uint8Array(16)));
+  readonly #sessionKey = String.fromCharCode(...randomId(16));
   readonly #token: Uint8Array | null;
   readonly #timeoutMs: number;
   readonly #tls: LinkTlsOptions | undefined;
