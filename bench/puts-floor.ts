@@ -168,7 +168,7 @@ function pages4k(): string {
   return path;
 }
 
-async function rhizome(options: { path?: string; exclusive?: boolean }): Promise<void> {
+async function rhizome(options: { path?: string; exclusive?: boolean; persistence?: { compactAfterUpdates?: number } }): Promise<void> {
   const db = await openDatabase({ id: 'floor', ...options });
   for (let i = 0; i < PUTS; i++) {
     db.put(`n${i}`, node(i));
@@ -222,6 +222,7 @@ const putVariants: Array<[string, () => Promise<void>]> = [
   ['Rhizome db.put, SQLite file (default)', () => rhizome({ path: file() })],
   ['Rhizome db.put, SQLite file, exclusive: true', () => rhizome({ path: file(), exclusive: true })],
   ['Rhizome db.put, in memory (no SQLite)', () => rhizome({})],
+  ['Rhizome db.put, SQLite file, exclusive: true, no automatic compaction (compactAfterUpdates: Infinity)', () => rhizome({ path: file(), exclusive: true, persistence: { compactAfterUpdates: Infinity } })],
   ['Rhizome db.put, SQLite file, exclusive: true, an existing file of 4 KiB pages', () => rhizome({ path: pages4k(), exclusive: true })],
 ];
 
