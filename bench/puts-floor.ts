@@ -14,7 +14,8 @@
 //   one autocommit INSERT per macrotask, the exclusive variant of it), the same with the doc as a
 //   database makes it since session 9 (DatabaseDoc + useFastUpdates: the update encoded in
 //   JavaScript) and 1 KiB pages, and Rhizome's db.put on a file (default, exclusive: true on a new
-//   file, exclusive: true on an existing file of 4 KiB pages) and in memory.
+//   file, the same without automatic compaction, exclusive: true on an existing file of 4 KiB
+//   pages) and in memory.
 //
 // Rounds interleave every variant (order rotated per round), so all of them see the same machine
 // load; each line gives the median wall rate, the median main-thread CPU per put
