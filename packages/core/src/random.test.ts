@@ -1,3 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { RANDOM_POOL_BYTES, randomId } from './random.js';
 
@@ -28,5 +34,31 @@ describe('randomId', () => {
     expect(new Set(big).size).toBe(256);
     expect(randomId(0).length).toBe(0);
     expect(() => randomId(-1)).toThrow(RangeError);
+  });
+
+  it('a V8 startup snapshot built after a draw does not give the processes started from it the same bytes', () => {
+    // randomId bundled into one script (what --build-snapshot runs), the pool filled while the
+    // snapshot is built; two processes started from it each draw an id.
+    const dir = mkdtempSync(join(tmpdir(), 'rhizome-random-snapshot-'));
+    try {
+      const source = fileURLToPath(new URL('./random.ts', import.meta.url));
+      writeFileSync(
+        join(dir, 'entry.ts'),
+        `import { randomId } from ${JSON.stringify(source)};\n` +
+          `const v8 = require('node:v8');\n` +
+          `randomId(16);\n` +
+          `v8.startupSnapshot.setDeserializeMainFunction(() => console.log(Buffer.from(randomId(16)).toString('hex')));\n`,
+      );
+      buildSync({ entryPoints: [join(dir, 'entry.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: join(dir, 'entry.cjs'), logLevel: 'silent' });
+      execFileSync(process.execPath, ['--snapshot-blob', 'snap.blob', '--build-snapshot', 'entry.cjs'], { cwd: dir, stdio: 'pipe', timeout: 30_000 });
+      const run = (): string => execFileSync(process.execPath, ['--snapshot-blob', 'snap.blob'], { cwd: dir, timeout: 30_000 }).toString().trim();
+      const first = run();
+      const second = run();
+      expect(first).toMatch(/^[0-9a-f]{32}$/);
+      expect(second).toMatch(/^[0-9a-f]{32}$/);
+      expect(second).not.toBe(first);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

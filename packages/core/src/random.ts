@@ -9,6 +9,12 @@
  * {@link RANDOM_POOL_BYTES} bytes of CSPRNG output; each byte is handed out once and zeroed in the
  * pool as it goes, so what was handed out is not kept, and an id is as random as a direct draw.
  * Requests larger than a sixteenth of the pool are drawn directly.
+ *
+ * A pool lives in the heap, and a V8 startup snapshot (`node --build-snapshot`,
+ * `v8.startupSnapshot`) copies the heap: every process started from a snapshot taken after a
+ * draw would hand out the same bytes. So when Node is building a snapshot the pool is emptied
+ * before the heap is serialized (each process then refills its own), and a sealer's nonce
+ * prefix, whose reuse under one key would reuse keystream, is drawn directly anyway (seal.ts).
  */
 
 /** Bytes drawn from the CSPRNG per refill of the pool. */
@@ -29,7 +35,10 @@ export function randomId(length: number): Uint8Array {
     return out;
   }
   if (used + length > RANDOM_POOL_BYTES) {
-    pool ??= new Uint8Array(RANDOM_POOL_BYTES);
+    if (pool === null) {
+      pool = new Uint8Array(RANDOM_POOL_BYTES);
+      forgetInSnapshots();
+    }
     fill(pool);
     used = 0;
   }
@@ -40,6 +49,32 @@ export function randomId(length: number): Uint8Array {
   }
   used += length;
   return out;
+}
+
+/**
+ * While Node builds a startup snapshot, empties the pool before the heap is serialized (see the
+ * module description). Found with `process.getBuiltinModule`: bundles never import `node:v8`.
+ */
+function forgetInSnapshots(): void {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  try {
+    const snapshot = (proc?.getBuiltinModule?.('node:v8') as { startupSnapshot?: StartupSnapshot } | undefined)?.startupSnapshot;
+    if (snapshot === undefined || !snapshot.isBuildingSnapshot()) return;
+    snapshot.addSerializeCallback(() => {
+      pool?.fill(0);
+      pool = null;
+      used = RANDOM_POOL_BYTES;
+    });
+  } catch {
+    // No node:v8 (a browser): no startup snapshots either.
+  }
+}
+
+/** The part of `node:v8`'s `startupSnapshot` used here. */
+interface StartupSnapshot {
+  /** Truthy while building (Node 22 returns 1). */
+  isBuildingSnapshot(): unknown;
+  addSerializeCallback(callback: () => void): void;
 }
 
 /** getRandomValues fills at most 65,536 bytes per call. */

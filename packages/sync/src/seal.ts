@@ -1,5 +1,5 @@
-import { utf8ToBytes } from '@noble/hashes/utils.js';
-import { DecryptError, InvalidArgumentError, assertTopic, randomId } from '@rhizome/core';
+import { randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { DecryptError, InvalidArgumentError, assertTopic } from '@rhizome/core';
 import type { TopicHash } from '@rhizome/core';
 import { defaultAead, hchacha20 } from './aead.js';
 import { hkdfSha256 } from './kdf.js';
@@ -84,7 +84,9 @@ export class FrameSealer {
     const label = utf8ToBytes(SEAL_AAD_LABEL);
     const slab = (this.#slab = new Uint8Array(AAD_AT + label.length + 1 + topic.length));
     slab.set(hkdfSha256(material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
-    slab.set(randomId(NONCE_PREFIX_LENGTH), PREFIX_AT);
+    // Drawn from the CSPRNG directly, not through core's randomId pool: a pool copied by a startup
+    // snapshot would give two processes one prefix under one key (keystream reuse).
+    slab.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
     slab.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)), SUBKEY_AT);
     slab.set(label, AAD_AT);
     slab[AAD_AT + label.length] = SEAL_VERSION;
