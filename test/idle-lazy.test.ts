@@ -8,33 +8,9 @@ import type { Database } from '@rhizome/sync';
 import { createRelayServer } from '@rhizome/relay';
 import type { RelayServer } from '@rhizome/relay';
 import { until } from './sync-helpers.js';
+import { idleFixture } from './idle-helpers.js';
 
-const cleanup: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
-});
-
-/** Polls `check` every 20 ms until it holds; fails after `timeoutMs` (pongs raise no event to wait on). */
-async function poll(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function relay(): Promise<RelayServer> {
-  const server = await createRelayServer({ port: 0, host: '127.0.0.1' });
-  cleanup.push(() => server.close());
-  return server;
-}
-
-async function replica(id: string, url: string): Promise<Database> {
-  const db = await openDatabase({ id, transport: { mode: 'relay', relayUrl: url }, health: { pingIntervalMs: 100, checkIntervalMs: 50 } });
-  cleanup.push(() => db.close({ flushTimeoutMs: 0 }));
-  return db;
-}
+const { poll, relay, replica } = idleFixture();
 
 describe('an idle replica makes its machinery on first use', () => {
   it('rates, node index and peer health work once used after the replicas synced and idled', async () => {
