@@ -91,7 +91,7 @@ export interface DatabaseOptions {
     maxQueuedBytes?: number;
   };
   /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
-  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
+  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'compactIdleMs' | 'watchIntervalMs'>;
   /**
    * Open the existing file at `path` for reading only: nothing is written to it, `put`,
    * `delete` and `putMany` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
