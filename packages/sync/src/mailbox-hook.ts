@@ -40,7 +40,7 @@ export function attachMailbox(
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
-  const inputs: MailboxInputs = { doc, store, docId, topic, material: bytesToText(material), onError, keys: null };
+  const inputs: MailboxInputs = { doc, store, docId, topic: bytesToText(topic), material: bytesToText(material), onError, keys: null };
   const syncs = accesses.map((access) => new DeferredMailbox(inputs, access));
   if (syncs.length === 1) return syncs[0]!;
   return {
@@ -59,14 +59,15 @@ export function attachMailbox(
 
 /**
  * What a deferred binding needs to make the real one: one plain object per database (no closure
- * over the attaching scope); the key material as a one-char-per-byte string (a `Uint8Array` costs
+ * over the attaching scope); the key material and the topic as one-char-per-byte strings (a `Uint8Array` costs
  * ~250 B of heap with its buffer, a string of ~40 chars ~60 B).
  */
 interface MailboxInputs {
   readonly doc: Y.Doc;
   readonly store: DocStore;
   readonly docId: string;
-  readonly topic: TopicHash;
+  /** The topic, one char per byte (as `material`). */
+  readonly topic: string;
   readonly material: string;
   readonly onError: (error: Error) => void;
   keys: MailboxKeys | null;
@@ -126,7 +127,7 @@ class DeferredMailbox implements MailboxBinding {
     // close() it only answers status().
     const i = this.#inputs;
     // One key set for every binding of the database (several relays), derived on first use.
-    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), i.topic));
+    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), textToBytes(i.topic)));
     const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: this.#dirty });
     if (!this.#closed) sync.start();
     this.#sync = sync;
