@@ -26,7 +26,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -206,8 +206,7 @@ function sayWindow(owed: RelayConnection[]): void {
 }
 
 /** One remote peer on one topic, multiplexed on the transport's single socket. */
-export class RelayConnection extends QueuedConnection implements Connection {
-  readonly transport = 'relay';
+export class RelayConnection extends WindowedConnection implements Connection {
   /** @internal The relay session number of the remote peer. */
   readonly remoteSession: number;
   readonly #owner: RelayTransport;
@@ -215,8 +214,6 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly #generation: number;
   /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
   readonly broadcast: TopicBroadcast | undefined;
-  /** @internal What the remote lets us send (flow.ts). */
-  readonly sendWindow = new SendWindow();
   /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
   #consumed = 0;
 
@@ -230,6 +227,11 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.remoteSession = remoteSession;
     this.#generation = generation;
     this.broadcast = state.broadcast ?? undefined;
+  }
+
+  /** `'relay'` (a getter: not a field of every Connection). */
+  get transport(): string {
+    return 'relay';
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
@@ -260,7 +262,7 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   /** Closed from either side: out of the topic's tables (a method, not a closure per Connection). */
   protected override onClosed(): void {
-    this.sendWindow.close(new ConnectionClosedError());
+    this.closeWindow(new ConnectionClosedError());
     const state = this.#state;
     if (state.bySession.get(this.remoteSession) === this) state.bySession.delete(this.remoteSession);
   }
