@@ -29,8 +29,9 @@ export function floorWriter(path: string, encoder: 'yjs' | 'js' | 'none' = 'yjs'
   const sql = new Sqlite(path);
   sql.pragma('journal_mode = WAL');
   sql.pragma('synchronous = NORMAL');
-  sql.exec('CREATE TABLE updates (doc INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID');
-  const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
+  // The store's log since schema version 2 (session 10): a rowid table keyed (doc << 44) + seq.
+  sql.exec('CREATE TABLE updates (key INTEGER PRIMARY KEY, data BLOB NOT NULL)');
+  const insert = sql.prepare('INSERT INTO updates (key, data) VALUES ((1 << 44) + ?, ?)');
   const doc = new Y.Doc();
   const nodes = doc.getMap('nodes');
   const fields = doc.getMap('fields');

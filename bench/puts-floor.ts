@@ -57,6 +57,8 @@ interface Knobs {
   pageSize?: number;
   autocheckpoint?: number;
   mmap?: number;
+  /** 'rowid': the log as the store's schema version 2 has it (session 10): a rowid table keyed `(doc << 44) + seq`, instead of version 1's `(doc, seq)` WITHOUT ROWID table. 'insert' only. */
+  table?: 'rowid';
 }
 
 /** A file with the store's schema and settings plus `knobs`; returns the per-commit write. */
@@ -72,7 +74,9 @@ function committer(knobs: Knobs): { commit: (data: Uint8Array) => void; close: (
   if (knobs.mmap !== undefined) sql.pragma(`mmap_size = ${knobs.mmap}`);
   sql.exec(`
     CREATE TABLE docs (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, snapshot BLOB, snapshot_seq INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE updates (doc INTEGER NOT NULL REFERENCES docs(id), seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID;
+    ${knobs.table === 'rowid'
+      ? 'CREATE TABLE updates (key INTEGER PRIMARY KEY, data BLOB NOT NULL);'
+      : 'CREATE TABLE updates (doc INTEGER NOT NULL REFERENCES docs(id), seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc, seq)) WITHOUT ROWID;'}
     INSERT INTO docs (name) VALUES ('d');`);
   let commit: (data: Uint8Array) => void;
   if (knobs.append === 'store') {
@@ -90,7 +94,7 @@ function committer(knobs: Knobs): { commit: (data: Uint8Array) => void; close: (
     const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, (SELECT coalesce(max(seq), 0) FROM updates WHERE doc = ?) + 1, ?)');
     commit = (data) => insert.run(1, 1, data);
   } else {
-    const insert = sql.prepare('INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
+    const insert = sql.prepare(knobs.table === 'rowid' ? 'INSERT INTO updates (key, data) VALUES ((1 << 44) + ?, ?)' : 'INSERT INTO updates (doc, seq, data) VALUES (1, ?, ?)');
     let seq = 0;
     commit = (data) => insert.run(++seq, data);
   }
@@ -110,6 +114,11 @@ const commitVariants: Array<[string, Knobs]> = [
   ['EXCLUSIVE, autocommit INSERT, mmap_size=256 MiB', { append: 'insert', exclusive: true, mmap: 256 << 20 }],
   ['EXCLUSIVE, autocommit INSERT, wal_autocheckpoint=0', { append: 'insert', exclusive: true, autocheckpoint: 0 }],
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=0', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 0 }],
+  // Session 10: an append to a WITHOUT ROWID table that fills a 1 KiB leaf rebalances it with its
+  // siblings (SQLite's balance_quick is for rowid tables only): ~2.4 WAL frames per commit; a rowid
+  // table appends a new page instead.
+  ['EXCLUSIVE, autocommit INSERT, page_size=1024, a rowid table (schema version 2)', { append: 'insert', exclusive: true, pageSize: 1024, table: 'rowid' }],
+  ['EXCLUSIVE, autocommit INSERT, page_size=4096, a rowid table (schema version 2)', { append: 'insert', exclusive: true, table: 'rowid' }],
   // Session 10: the same WAL in bytes as 4 KiB pages get by default (1,000 pages = 4 MiB), i.e. a checkpoint every ~4,000 one-frame commits.
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=4096 (4 MiB, as 4 KiB pages by default)', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 4096 }],
 ];
@@ -222,6 +231,8 @@ const putVariants: Array<[string, () => Promise<void>]> = [
   ['FLOOR: layout + update + autocommit INSERT per macrotask (shared file, seq from memory: not multi-process safe)', () => floor({ append: 'insert' })],
   ['FLOOR, exclusive: layout + update + EXCLUSIVE autocommit INSERT per macrotask', () => floor({ append: 'insert', exclusive: true })],
   ['FLOOR, exclusive, cheapest known: DatabaseDoc layout + JS update + EXCLUSIVE autocommit INSERT, page_size=1024', () => floor({ append: 'insert', exclusive: true, pageSize: 1024 }, true)],
+  ['FLOOR, exclusive, cheapest known, schema version 2 (the log a rowid table keyed (doc << 44) + seq)', () => floor({ append: 'insert', exclusive: true, pageSize: 1024, table: 'rowid' }, true)],
+  ['FLOOR, shared file, schema version 2 (DatabaseDoc layout + JS update + autocommit INSERT, seq from memory: not multi-process safe)', () => floor({ append: 'insert', table: 'rowid' }, true)],
   ['Rhizome db.put, SQLite file (default)', () => rhizome({ path: file() })],
   ['Rhizome db.put, SQLite file, exclusive: true', () => rhizome({ path: file(), exclusive: true })],
   ['Rhizome db.put, in memory (no SQLite)', () => rhizome({})],

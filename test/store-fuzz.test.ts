@@ -116,10 +116,11 @@ describe('store fuzzing', () => {
             } catch {
               // NOT NULL and the like: the row keeps its old values.
             }
-            if (!keepLog) raw.prepare('DELETE FROM updates WHERE doc = ?').run(docId);
+            // The log of document d: keys (d << 44) + seq (schema version 2).
+            if (!keepLog) raw.prepare('DELETE FROM updates WHERE key > (? << 44) AND key < ((? + 1) << 44)').run(docId, docId);
             for (const [seq, data] of rows) {
               try {
-                raw.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)').run(docId, seq, data);
+                raw.prepare('INSERT INTO updates (key, data) VALUES ((? << 44) + ?, ?)').run(docId, seq, data);
               } catch {
                 // Duplicate key or NOT NULL: skipped.
               }
@@ -133,7 +134,9 @@ describe('store fuzzing', () => {
             // snapshot and log hold, i.e. it is not empty unless they hold nothing.
             const check = new Database(path, { readonly: true });
             const stored = check
-              .prepare('SELECT (snapshot IS NOT NULL) + (SELECT count(*) FROM updates WHERE doc = docs.id) FROM docs WHERE name = ?')
+              .prepare(
+                'SELECT (snapshot IS NOT NULL) + (SELECT count(*) FROM updates WHERE key > (docs.id << 44) AND key < ((docs.id + 1) << 44)) FROM docs WHERE name = ?',
+              )
               .pluck()
               .get(ID) as number;
             check.close();

@@ -29,7 +29,22 @@ export interface Migration {
  *   rewritten. The last sequence number of a document is
  *   `max(snapshot_seq, max(seq) of its updates)`: it never goes down, even when compaction
  *   empties the log.
+ *
+ * Version 2:
+ * - `updates` is `(key INTEGER PRIMARY KEY, data)` with `key = (doc << 44) + seq`: the same order
+ *   and ranges as `(doc, seq)`, in a rowid table (see the migration).
  */
+/**
+ * Version 2 keys the log by one integer: `key = (doc << 44) + seq` (see {@link SEQ_BITS}).
+ * The seq of a row is `key - (doc << 44)`; SQL computes both (a key passes 2^53, past what a
+ * JavaScript number holds exactly), so no key is ever read into JavaScript.
+ */
+export const SEQ_BITS = 44;
+/** The largest sequence number a version-2 log holds (2^44 - 1: 13 years of 40,000 updates a second). */
+export const MAX_SEQ = 2 ** SEQ_BITS - 1;
+/** The largest document number (`docs.id`) a version-2 log holds: 2^19 - 1 documents per file. */
+export const MAX_DOC = 2 ** (63 - SEQ_BITS) - 1;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -47,6 +62,25 @@ export const MIGRATIONS: readonly Migration[] = [
         data BLOB    NOT NULL,
         PRIMARY KEY (doc, seq)
       ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // Version 2 (issue 12, session 10): the log as a rowid table. An append to the WITHOUT ROWID
+    // table that filled a leaf rebalanced it with its siblings (SQLite's quick balance is for rowid
+    // tables only): ~2.4 WAL frames per one-update commit; a rowid table appended at its end adds
+    // a page instead: ~3 µs less CPU per commit (BENCHMARKS.md § Issue 12, Session 10 (puts)).
+    // One document's rows are one key range, in seq order, so every query is a range of the
+    // table's own b-tree, as before.
+    version: 2,
+    description: 'the log keyed by one integer, (doc << 44) + seq, in a rowid table',
+    sql: `
+      CREATE TABLE updates_v2 (
+        key  INTEGER PRIMARY KEY,
+        data BLOB    NOT NULL
+      );
+      INSERT INTO updates_v2 (key, data) SELECT (doc << 44) + seq, data FROM updates ORDER BY doc, seq;
+      DROP TABLE updates;
+      ALTER TABLE updates_v2 RENAME TO updates;
     `,
   },
 ];

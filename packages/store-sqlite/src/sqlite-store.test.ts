@@ -222,6 +222,47 @@ describe('SqliteStore schema and files', () => {
     expectRejected(path, 'ERR_STORE_VERSION', StoreVersionError);
   });
 
+  it('migrates a version-1 file (the log as (doc, seq) WITHOUT ROWID) to version 2 keeping every row, seq and snapshot; shared and exclusive', () => {
+    for (const exclusive of [false, true]) {
+      const path = freshPath();
+      // A file as version 1 of this store wrote it: its schema, two documents, a snapshot, a log.
+      const raw = new Database(path);
+      raw.pragma('journal_mode = WAL');
+      raw.exec(MIGRATIONS[0]!.sql);
+      raw.pragma(`application_id = ${APPLICATION_ID}`);
+      raw.pragma('user_version = 1');
+      raw.prepare("INSERT INTO docs (id, name, snapshot, snapshot_seq) VALUES (1, 'a', ?, 3), (2, 'b', NULL, 0)").run(Buffer.from([9, 9]));
+      const row = raw.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
+      for (const seq of [4, 5, 6]) row.run(1, seq, Buffer.from([1, seq]));
+      for (let seq = 1; seq <= 300; seq++) row.run(2, seq, Buffer.from([2, seq & 0xff, seq >> 8]));
+      raw.close();
+
+      const store = openSqliteStore(path, { exclusive });
+      expect(store.schemaVersion).toBe(SCHEMA_VERSION);
+      const a = store.load('a');
+      expect(Buffer.from(a.snapshot!)).toEqual(Buffer.from([9, 9]));
+      expect(a.updates.map((u) => [...u])).toEqual([[1, 4], [1, 5], [1, 6]]);
+      expect(a.lastSeq).toBe(6);
+      const b = store.load('b');
+      expect(b.lastSeq).toBe(300);
+      expect(b.updates).toHaveLength(300);
+      expect(b.updates.every((u, i) => u[0] === 2 && u[1] === ((i + 1) & 0xff) && u[2] === (i + 1) >> 8)).toBe(true);
+      expect(store.loadSince('b', 298).updates.map((u) => u[1])).toEqual([299 & 0xff, 300 & 0xff]);
+      expect(store.stats('a')).toEqual({ updates: 3, updateBytes: 6, snapshotBytes: 2, lastSeq: 6 });
+      // Numbers continue; compaction cuts one document's log only.
+      expect(store.append('a', [Uint8Array.of(7)])).toBe(7);
+      expect(store.append('b', [Uint8Array.of(8), Uint8Array.of(9)])).toBe(302);
+      store.compact('b', Uint8Array.of(5), 301);
+      expect(store.load('b')).toMatchObject({ lastSeq: 302 });
+      expect(store.load('b').updates.map((u) => [...u])).toEqual([[9]]);
+      expect(store.load('a').updates).toHaveLength(4);
+      store.close();
+      const check = new Database(path, { readonly: true });
+      expect((check.pragma('table_info(updates)') as Array<{ name: string }>).map((c) => c.name)).toEqual(['key', 'data']);
+      check.close();
+    }
+  });
+
   it('a failing migration leaves the file at its old version, usable', () => {
     const path = freshPath();
     const v1 = openSqliteStore(path);

@@ -13,7 +13,12 @@ import {
   type StoredDoc,
   type StoreStats,
 } from '@rhizome/core';
-import { APPLICATION_ID, MIGRATIONS, type Migration } from './schema.js';
+import { APPLICATION_ID, MAX_DOC, MAX_SEQ, MIGRATIONS, SEQ_BITS, type Migration } from './schema.js';
+
+/** A log numbered up to {@link MAX_SEQ} (2^44 - 1) takes no more rows: not reachable in practice (13 years at 40k/s). */
+function seqsExhausted(path: string, docId: string): StoreIOError {
+  return new StoreIOError(path, 'SEQ_EXHAUSTED', `the log of '${docId}' is full: its sequence numbers end at ${MAX_SEQ}`);
+}
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -273,7 +278,7 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
     if (appId === APPLICATION_ID && version === 0 && tables.length > 0) {
       throw new StoreCorruptError(path, 'Rhizome store without a schema version');
     }
-    if (appId === APPLICATION_ID && version >= 1) assertSchema(db, path);
+    if (appId === APPLICATION_ID && version >= 1) assertSchema(db, path, version);
     db.close();
   } catch (error) {
     db?.close();
@@ -286,15 +291,17 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
   }
 }
 
-/** The tables and columns of schema version 1 (later migrations only add). */
-const SCHEMA_COLUMNS: Record<string, readonly string[]> = {
-  docs: ['id', 'name', 'snapshot', 'snapshot_seq'],
-  updates: ['doc', 'seq', 'data'],
-};
+/** The tables and columns of each schema version (index = version - 1). */
+const SCHEMA_COLUMNS: ReadonlyArray<Record<string, readonly string[]>> = [
+  { docs: ['id', 'name', 'snapshot', 'snapshot_seq'], updates: ['doc', 'seq', 'data'] },
+  { docs: ['id', 'name', 'snapshot', 'snapshot_seq'], updates: ['key', 'data'] },
+];
 
-/** Checks that the file has the tables and columns this store reads; `StoreCorruptError` otherwise. */
-function assertSchema(db: Sqlite, path: string): void {
-  for (const [table, columns] of Object.entries(SCHEMA_COLUMNS)) {
+/** Checks that the file has the tables and columns its version has; `StoreCorruptError` otherwise. */
+function assertSchema(db: Sqlite, path: string, version: number): void {
+  // A version this build has no columns for is a future migration (tests add them): it only adds.
+  const columnsOf = SCHEMA_COLUMNS[Math.min(version, SCHEMA_COLUMNS.length) - 1]!;
+  for (const [table, columns] of Object.entries(columnsOf)) {
     const found = new Set((db.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name));
     const missing = columns.filter((c) => !found.has(c));
     if (missing.length > 0) {
@@ -361,13 +368,13 @@ export class SqliteStore implements DocStore {
   readonly #insDoc: Database.Statement<[string], number>;
   readonly #insUpdate: Database.Statement<[number, number, Uint8Array], unknown>;
   readonly #selSnapshot: Database.Statement<[string], SnapshotRow>;
-  readonly #selUpdates: Database.Statement<[number], Buffer>;
-  readonly #selUpdatesSince: Database.Statement<[number, number], Buffer>;
-  readonly #delUpdates: Database.Statement<[number, number], unknown>;
+  readonly #selUpdates: Database.Statement<[{ doc: number }], Buffer>;
+  readonly #selUpdatesSince: Database.Statement<[{ doc: number; seq: number }], Buffer>;
+  readonly #delUpdates: Database.Statement<[{ doc: number; seq: number }], unknown>;
   readonly #setSnapshot: Database.Statement<[Uint8Array, number, number], unknown>;
   readonly #selSnapshotSeq: Database.Statement<[number], number>;
   readonly #selDocStats: Database.Statement<[string], DocStatsRow>;
-  readonly #selStats: Database.Statement<[number], StatsRow>;
+  readonly #selStats: Database.Statement<[{ doc: number }], StatsRow>;
   readonly #selNames: Database.Statement<[], string>;
 
   readonly #appendTx: (docId: string, updates: readonly Uint8Array[]) => number;
@@ -389,23 +396,32 @@ export class SqliteStore implements DocStore {
     // that column is stored after the snapshot BLOB, and reading it walks the snapshot's overflow
     // pages (~160 µs per append with a 10 MB snapshot; BENCHMARKS.md § Issue 12, Session 8 (puts)).
     // `coalesce` stops at its first non-NULL argument.
-    const lastSeq = 'coalesce((SELECT max(seq) FROM updates WHERE doc = docs.id), snapshot_seq)';
+    //
+    // The log's rows of document d are the keys (d << 44) + seq, seq >= 1 (schema version 2,
+    // schema.ts): one range of the table's rowid b-tree, read in seq order. Keys pass 2^53, so
+    // they are computed and compared in SQL only; JavaScript sees seqs (< 2^44).
+    const lastSeq =
+      `coalesce((SELECT key - (docs.id << ${SEQ_BITS}) FROM updates WHERE key > (docs.id << ${SEQ_BITS}) ` +
+      `AND key < ((docs.id + 1) << ${SEQ_BITS}) ORDER BY key DESC LIMIT 1), snapshot_seq)`;
+    const ofDoc = `key > (@doc << ${SEQ_BITS}) AND key < ((@doc + 1) << ${SEQ_BITS})`;
     this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
-    this.#insUpdate = db.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
+    this.#insUpdate = db.prepare(`INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + ?, ?)`);
     this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
-    this.#selUpdates = db.prepare<[number], Buffer>('SELECT data FROM updates WHERE doc = ? ORDER BY seq').pluck();
+    this.#selUpdates = db.prepare<[{ doc: number }], Buffer>(`SELECT data FROM updates WHERE ${ofDoc} ORDER BY key`).pluck();
     this.#selUpdatesSince = db
-      .prepare<[number, number], Buffer>('SELECT data FROM updates WHERE doc = ? AND seq > ? ORDER BY seq')
+      .prepare<[{ doc: number; seq: number }], Buffer>(
+        `SELECT data FROM updates WHERE key > (@doc << ${SEQ_BITS}) + @seq AND key < ((@doc + 1) << ${SEQ_BITS}) ORDER BY key`,
+      )
       .pluck();
-    this.#delUpdates = db.prepare('DELETE FROM updates WHERE doc = ? AND seq <= ?');
+    this.#delUpdates = db.prepare(`DELETE FROM updates WHERE key > (@doc << ${SEQ_BITS}) AND key <= (@doc << ${SEQ_BITS}) + @seq`);
     // snapshot_seq never goes down: a snapshot must encode the previous one (DocStore.compact).
     this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = max(snapshot_seq, ?) WHERE id = ?');
     this.#selSnapshotSeq = db.prepare<[number], number>('SELECT snapshot_seq FROM docs WHERE id = ?').pluck();
     this.#selDocStats = db.prepare(
       `SELECT id, coalesce(length(snapshot), 0) AS snapshot_bytes, ${lastSeq} AS last_seq FROM docs WHERE name = ?`,
     );
-    this.#selStats = db.prepare('SELECT count(*) AS n, coalesce(sum(length(data)), 0) AS bytes FROM updates WHERE doc = ?');
+    this.#selStats = db.prepare(`SELECT count(*) AS n, coalesce(sum(length(data)), 0) AS bytes FROM updates WHERE ${ofDoc}`);
     this.#selNames = db.prepare<[], string>('SELECT name FROM docs ORDER BY id').pluck();
 
     const append = db.transaction((docId: string, updates: readonly Uint8Array[]): number => {
@@ -413,6 +429,7 @@ export class SqliteStore implements DocStore {
       const row = held === undefined ? this.#docRow(docId) : undefined;
       let seq = row === undefined ? held!.seq : seqOf(path, row.last_seq, `the last sequence number of '${docId}'`);
       const id = row === undefined ? held!.id : row.id;
+      if (seq + updates.length > MAX_SEQ) throw seqsExhausted(path, docId);
       for (const update of updates) this.#insUpdate.run(id, ++seq, update);
       return seq;
     });
@@ -433,7 +450,7 @@ export class SqliteStore implements DocStore {
           `compact of '${docId}' through ${throughSeq} refused: another handle stored a snapshot through ${storedSeq} meanwhile`,
         );
       }
-      this.#delUpdates.run(row.id, throughSeq);
+      this.#delUpdates.run({ doc: row.id, seq: throughSeq });
       this.#setSnapshot.run(snapshot, throughSeq, row.id);
     });
     this.#compactTx = (docId, snapshot, throughSeq) => compact.immediate(docId, snapshot, throughSeq);
@@ -447,7 +464,7 @@ export class SqliteStore implements DocStore {
       if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
       return {
         snapshot: row.snapshot === null ? null : blob(path, row.snapshot, `the snapshot of '${docId}'`),
-        updates: this.#selUpdates.all(row.id).map((u, i) => blob(path, u, `update ${i + 1} of '${docId}'`)),
+        updates: this.#selUpdates.all({ doc: row.id }).map((u, i) => blob(path, u, `update ${i + 1} of '${docId}'`)),
         lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
     });
@@ -457,7 +474,7 @@ export class SqliteStore implements DocStore {
       const snapshotSeq = seqOf(path, this.#selSnapshotSeq.get(row.id) ?? 0, `the snapshot sequence number of '${docId}'`);
       return {
         snapshot: snapshotSeq > afterSeq && row.snapshot !== null ? blob(path, row.snapshot, `the snapshot of '${docId}'`) : null,
-        updates: this.#selUpdatesSince.all(row.id, afterSeq).map((u, i) => blob(path, u, `update ${i + 1} after ${afterSeq} of '${docId}'`)),
+        updates: this.#selUpdatesSince.all({ doc: row.id, seq: afterSeq }).map((u, i) => blob(path, u, `update ${i + 1} after ${afterSeq} of '${docId}'`)),
         lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
     });
@@ -467,7 +484,10 @@ export class SqliteStore implements DocStore {
   #docRow(docId: string): DocRow {
     const row = this.#selDoc.get(docId);
     if (row) return row;
-    return { id: this.#insDoc.get(docId) as number, last_seq: 0 };
+    const id = this.#insDoc.get(docId) as number;
+    // Its log keys would overflow (schema.ts SEQ_BITS): thrown inside the transaction, so the row is not kept.
+    if (id > MAX_DOC) throw new StoreIOError(this.path, 'DOCS_EXHAUSTED', `no room for document '${docId}': a file holds at most ${MAX_DOC} documents`);
+    return { id, last_seq: 0 };
   }
 
   #guard<T>(fn: () => T): T {
@@ -514,6 +534,7 @@ export class SqliteStore implements DocStore {
   #appendHeld(docId: string, held: HeldDoc, updates: readonly Uint8Array[]): number {
     if (this.#closed) throw new ClosedError('store');
     if (updates.length === 0) return held.seq;
+    if (held.seq + updates.length > MAX_SEQ) throw seqsExhausted(this.path, docId);
     try {
       if (updates.length === 1) this.#insUpdate.run(held.id, held.seq + 1, updates[0]!);
       else return (held.seq = this.#appendTx(docId, updates));
@@ -558,7 +579,7 @@ export class SqliteStore implements DocStore {
     return this.#guard(() => {
       const row = this.#selDocStats.get(docId);
       if (!row) return { updates: 0, updateBytes: 0, snapshotBytes: 0, lastSeq: 0 };
-      const { n, bytes } = this.#selStats.get(row.id) as StatsRow;
+      const { n, bytes } = this.#selStats.get({ doc: row.id }) as StatsRow;
       const lastSeq = seqOf(this.path, row.last_seq, `the last sequence number of '${docId}'`);
       return { updates: n, updateBytes: Number(bytes), snapshotBytes: Number(row.snapshot_bytes), lastSeq };
     });
