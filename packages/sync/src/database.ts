@@ -1054,8 +1054,10 @@ export class Database {
 
   // ---- doc and awareness hooks --------------------------------------------------------------
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
+  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
     if (origin === PERSISTENCE_ORIGIN) return;
+    // The mailbox hook's listener, folded into this one (one closure per database, not two).
+    this.#mailbox?.noteUpdate(origin, tr);
     if (origin instanceof PeerSession) {
       this.#remoteUpdates++;
       (this.#remoteRate ??= new RateWindow(this.#clock0)).add(1, performance.now());

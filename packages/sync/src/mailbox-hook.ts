@@ -4,7 +4,6 @@ import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/cor
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
-import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import { bytesToText, textToBytes } from './compact.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
@@ -17,9 +16,14 @@ export interface DatabaseMailbox {
   compact(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** @internal What the database holds: the public view plus `close()`. */
+/** @internal What the database holds: the public view plus `close()` and its update hook. */
 export interface MailboxBinding extends DatabaseMailbox {
   close(): Promise<void>;
+  /**
+   * Called by the database's own `'update'` listener with every update of its document (a
+   * binding registers no listener of its own until the mailbox is in use).
+   */
+  noteUpdate(origin: unknown, tr: Y.Transaction): void;
 }
 
 /**
@@ -54,6 +58,9 @@ export function attachMailbox(
     close: async () => {
       await Promise.all(syncs.map((s) => s.close()));
     },
+    noteUpdate: (origin, tr) => {
+      for (const s of syncs) s.noteUpdate(origin, tr);
+    },
   };
 }
 
@@ -76,7 +83,7 @@ interface MailboxInputs {
 /**
  * A mailbox binding made when it is needed: at the first offer of a mailbox (or the first call
  * of `status`, `whenIdle`, `compact`). Until then it only remembers whether local writes
- * happened, so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
+ * happened (told by the database's own update listener: {@link noteUpdate}), so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
  * and no binding (~3.6 KiB per database, measured).
  */
 class DeferredMailbox implements MailboxBinding {
@@ -89,14 +96,10 @@ class DeferredMailbox implements MailboxBinding {
   #offerListening: boolean;
   /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
   #stopOffer: (() => void) | null;
-  /** {@link #onUpdate} is listening (stopped with offDocUpdate: no stop closure kept). */
-  #listening: boolean;
 
   constructor(inputs: MailboxInputs, access: MailboxAccess) {
     this.#inputs = inputs;
     this.#access = access;
-    onDocUpdate(inputs.doc, this.#onUpdate);
-    this.#listening = true;
     const stop = access.onOffer(this.#onOffer);
     this.#offerListening = true;
     this.#stopOffer = access.offOffer === undefined ? stop : null;
@@ -114,14 +117,13 @@ class DeferredMailbox implements MailboxBinding {
     this.#stopOffer = null;
   }
 
-  readonly #onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
-    if (isMailboxWrite(origin, tr)) this.#dirty = true;
-  };
+  /** Until bound: remembers whether a local write happened (the bound MailboxSync listens itself). */
+  noteUpdate(origin: unknown, tr: Y.Transaction): void {
+    if (this.#sync === null && !this.#closed && isMailboxWrite(origin, tr)) this.#dirty = true;
+  }
 
   #bind(): MailboxSync {
     if (this.#sync !== null) return this.#sync;
-    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
-    this.#listening = false;
     this.#stopListeningForOffers();
     // It follows the offers itself from now on (the current one is handed to it at once); after
     // close() it only answers status().
@@ -150,8 +152,6 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sync !== null) return this.#sync.close();
-    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
-    this.#listening = false;
     this.#stopListeningForOffers();
   }
 }
