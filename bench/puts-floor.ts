@@ -110,6 +110,8 @@ const commitVariants: Array<[string, Knobs]> = [
   ['EXCLUSIVE, autocommit INSERT, mmap_size=256 MiB', { append: 'insert', exclusive: true, mmap: 256 << 20 }],
   ['EXCLUSIVE, autocommit INSERT, wal_autocheckpoint=0', { append: 'insert', exclusive: true, autocheckpoint: 0 }],
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=0', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 0 }],
+  // Session 10: the same WAL in bytes as 4 KiB pages get by default (1,000 pages = 4 MiB), i.e. a checkpoint every ~4,000 one-frame commits.
+  ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=4096 (4 MiB, as 4 KiB pages by default)', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 4096 }],
 ];
 
 /**
