@@ -88,3 +88,49 @@ describe('DatabaseDoc (the database Y.Doc with a cheaper emit)', () => {
     }
   });
 });
+
+describe('DatabaseDoc starts loaded and synced', () => {
+  it('holds no load/sync listeners; a sync event moves isSynced and whenSynced as on a plain Y.Doc', async () => {
+    const doc = new DatabaseDoc();
+    const registry = doc._observers as unknown as Map<string, Set<unknown>>;
+    expect(registry.has('load')).toBe(false);
+    expect(registry.has('sync')).toBe(false);
+    expect(doc.isLoaded).toBe(true);
+    expect(doc.isSynced).toBe(true);
+    expect(await doc.whenLoaded).toBe(doc);
+    await doc.whenSynced;
+
+    const seen: boolean[] = [];
+    doc.on('sync', (s: boolean) => seen.push(s));
+    doc.emit('sync', [false, doc]);
+    expect(doc.isSynced).toBe(false);
+    let resolved = false;
+    void doc.whenSynced.then(() => (resolved = true));
+    await Promise.resolve();
+    expect(resolved).toBe(false);
+    doc.emit('sync', [true, doc]);
+    expect(doc.isSynced).toBe(true);
+    await doc.whenSynced;
+    expect(resolved).toBe(true);
+    expect(seen).toEqual([false, true]);
+    // The pending promise's listener is gone once it resolved; the app's stays.
+    expect(registry.get('sync')!.size).toBe(1);
+  });
+});
+
+describe('DatabaseDoc subdocuments', () => {
+  it('keeps no subdocs set until one is needed; subdocuments come and go as on a plain Y.Doc', () => {
+    const doc = new DatabaseDoc();
+    expect((doc as unknown as { _subdocs: unknown })._subdocs).toBeNull();
+    expect(doc.getSubdocs().size).toBe(0);
+    const sub = new Y.Doc();
+    const added: string[] = [];
+    doc.on('subdocs', ({ added: a }: { added: Set<Y.Doc> }) => a.forEach((d) => added.push(d.guid)));
+    doc.getMap('m').set('sub', sub);
+    expect([...doc.getSubdocs()]).toEqual([sub]);
+    expect(added).toEqual([sub.guid]);
+    doc.getMap('m').delete('sub');
+    expect(doc.getSubdocs().size).toBe(0);
+    doc.destroy();
+  });
+});

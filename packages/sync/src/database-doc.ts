@@ -17,9 +17,35 @@ import * as Y from 'yjs';
 /** lib0's listener registry (`_observers`), which Y.Doc inherits. */
 type Registry = Map<string, Set<(...args: unknown[]) => void>>;
 
-/** A `Y.Doc` with a cheaper `emit` (see the module description). */
+/** `whenSynced` of every database document that is synced (nothing waits on it: one shared promise). */
+const SYNCED: Promise<void> = Promise.resolve();
+
+/**
+ * A `Y.Doc` with a cheaper `emit` (see the module description), loaded and synced in Yjs's sense
+ * from the start.
+ *
+ * `Y.Doc`'s constructor makes `whenLoaded` and `whenSynced` pending promises with a `'load'` and
+ * two `'sync'` listeners (two closures, their contexts, two promises with their resolvers: ~0.6
+ * KiB per document) for a provider to settle. A database's document has been read from its
+ * store when the app first sees it (`openDatabase` resolves after that), so it starts loaded and
+ * synced: `isLoaded`/`isSynced` true, both promises resolved, no listeners. A `'sync'` event an app
+ * or provider emits on it still moves `isSynced` and `whenSynced` as Yjs's own listener would
+ * ({@link syncTransition}).
+ */
 export class DatabaseDoc extends Y.Doc {
+  constructor(options?: ConstructorParameters<typeof Y.Doc>[0]) {
+    super(options);
+    const registry = this._observers as unknown as Registry;
+    registry.delete('load');
+    registry.delete('sync');
+    this.isLoaded = true;
+    this.isSynced = true;
+    this.whenLoaded = Promise.resolve(this);
+    this.whenSynced = SYNCED;
+  }
+
   override emit<N extends Parameters<Y.Doc['emit']>[0]>(name: N, args: Parameters<Y.Doc['emit']>[1]): void {
+    if (name === 'sync') syncTransition(this, (args as unknown as unknown[])[0]);
     const listeners = (this._observers as unknown as Registry).get(name);
     if (listeners === undefined) return;
     const list = args as unknown as unknown[];
@@ -31,4 +57,42 @@ export class DatabaseDoc extends Y.Doc {
     }
     for (const listener of Array.from(listeners)) listener(...list);
   }
+}
+
+/**
+ * `subdocs`, made at its first read: Yjs's constructor gives every document an empty `Set` (~0.15
+ * KiB with its table) that a database's document, which holds no subdocument unless an app puts
+ * one in, would keep for its whole life. Yjs reads it only where subdocuments come and go
+ * (`getSubdocs`, a transaction that added or removed one, `destroy`), so the first of those makes it.
+ */
+Object.defineProperty(DatabaseDoc.prototype, 'subdocs', {
+  configurable: true,
+  get(this: { _subdocs?: Set<Y.Doc> | null }): Set<Y.Doc> {
+    return (this._subdocs ??= new Set());
+  },
+  set(this: { _subdocs?: Set<Y.Doc> | null }, value: Set<Y.Doc>) {
+    // Yjs's constructor assigns an empty set: keep none until one is needed.
+    this._subdocs = value.size === 0 ? null : value;
+  },
+});
+
+/**
+ * What Yjs's own `'sync'` listener does (yjs 13.6 `Doc` constructor), run before the event's
+ * listeners: `sync` with `false` on a synced document makes `whenSynced` pending again until a
+ * `sync` with `true` (or no argument); `isLoaded` stays true.
+ */
+function syncTransition(doc: Y.Doc, isSynced: unknown): void {
+  const synced = isSynced === undefined || isSynced === true;
+  if (!synced && doc.isSynced) {
+    doc.whenSynced = new Promise<void>((resolve) => {
+      const onSync = (value: boolean): void => {
+        if (value === undefined || value === true) {
+          doc.off('sync', onSync);
+          resolve();
+        }
+      };
+      doc.on('sync', onSync);
+    });
+  }
+  doc.isSynced = synced;
 }

@@ -20,6 +20,7 @@ import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
+import { DatabaseAwareness } from './presence.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
@@ -369,7 +370,7 @@ export class Database {
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.#doc);
-    this.awareness = new awarenessProtocol.Awareness(this.#doc);
+    this.awareness = new DatabaseAwareness(this.#doc, this.#onError);
     const replicaId = newReplicaId();
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;

@@ -67,7 +67,7 @@ describe('PeerMeter', () => {
     m.sent(300, 3_000);
     expect(m.rates(10_000)).toEqual({ bytesIn: 150, bytesOut: 30, framesIn: 0.2, framesOut: 0.1 });
     expect(m.lastReceivedAt).toBe(2_000);
-    expect(m.lastSentAt).toBe(3_000);
+    expect(m.framesSent).toBe(1);
   });
 
   it('tracks pings in flight and acknowledges in order', () => {

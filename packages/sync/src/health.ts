@@ -93,12 +93,15 @@ export function severityOf(health: HealthState): HealthSeverity {
  * an idle synced peer holds its ring for as long as it is connected. Six buckets of 10 s instead
  * of twelve of 5 s (the minute the rates average over moves in 10 s steps), and a peer's bytes and
  * frames share a bucket (see {@link PeerMeter}): 12 slots, ~140 B per peer (was 48, ~400 B).
+ *
+ * How many channels a window has is its class's (a getter, {@link channels}), not a field: a
+ * peer's meter always has two, and an idle process holds thousands of meters.
  */
-export class RateWindow {
+abstract class BucketWindow {
   static readonly SECONDS = 60;
   /** Bucket width: 6 buckets of 10 s cover the minute. */
   static readonly BUCKET_MS = 10_000;
-  // A literal, not RateWindow.SECONDS / ...: tsc emits static initializers that name their own class
+  // A literal, not SECONDS / ...: tsc emits static initializers that name their own class
   // through a helper variable that is still undefined when they run (dist/ then threw on import).
   static readonly BUCKETS = 6; // SECONDS / (BUCKET_MS / 1000)
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
@@ -106,12 +109,13 @@ export class RateWindow {
   #bucket = -1;
   /** When the window started, in whole ms (see {@link wholeMs}). */
   readonly #startedAt: number;
-  readonly #channels: number;
 
-  constructor(now: number, channels = 1) {
+  constructor(now: number) {
     this.#startedAt = wholeMs(now);
-    this.#channels = channels;
   }
+
+  /** How many channels this window counts. */
+  protected abstract get channels(): number;
 
   /** When the window started (ms, the clock's whole milliseconds). */
   get startedAt(): number {
@@ -130,8 +134,8 @@ export class RateWindow {
    */
   protected update(now: number, channel: number, f: (bucket: number, arg: number) => number, arg: number): void {
     this.#advance(now);
-    const buckets = (this.#buckets ??= new Array<number>(RateWindow.BUCKETS * this.#channels).fill(0));
-    const at = channel * RateWindow.BUCKETS + (Math.floor(now / RateWindow.BUCKET_MS) % RateWindow.BUCKETS);
+    const buckets = (this.#buckets ??= new Array<number>(BucketWindow.BUCKETS * this.channels).fill(0));
+    const at = channel * BucketWindow.BUCKETS + (Math.floor(now / BucketWindow.BUCKET_MS) % BucketWindow.BUCKETS);
     buckets[at] = f(buckets[at] ?? 0, arg);
   }
 
@@ -145,9 +149,9 @@ export class RateWindow {
     this.#advance(now);
     if (this.#buckets === null) return 0;
     let sum = 0;
-    const from = channel * RateWindow.BUCKETS;
-    for (let i = from; i < from + RateWindow.BUCKETS; i++) sum += part(this.#buckets[i] ?? 0);
-    const span = Math.min(RateWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
+    const from = channel * BucketWindow.BUCKETS;
+    for (let i = from; i < from + BucketWindow.BUCKETS; i++) sum += part(this.#buckets[i] ?? 0);
+    const span = Math.min(BucketWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
     return sum / span;
   }
 
@@ -157,7 +161,7 @@ export class RateWindow {
   }
 
   #advance(now: number): void {
-    const bucket = Math.floor(now / RateWindow.BUCKET_MS);
+    const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
     if (this.#bucket < 0 || this.#buckets === null) {
       this.#bucket = bucket;
       return;
@@ -165,13 +169,28 @@ export class RateWindow {
     if (bucket <= this.#bucket) return;
     const gap = bucket - this.#bucket;
     this.#bucket = bucket;
-    if (gap >= RateWindow.BUCKETS) {
+    if (gap >= BucketWindow.BUCKETS) {
       this.#buckets = null;
       return;
     }
-    for (let c = 0; c < this.#channels; c++) {
-      for (let i = 1; i <= gap; i++) this.#buckets[c * RateWindow.BUCKETS + ((bucket - gap + i) % RateWindow.BUCKETS)] = 0;
+    const channels = this.channels;
+    for (let c = 0; c < channels; c++) {
+      for (let i = 1; i <= gap; i++) this.#buckets[c * BucketWindow.BUCKETS + ((bucket - gap + i) % BucketWindow.BUCKETS)] = 0;
     }
+  }
+}
+
+/** A {@link BucketWindow} of `channels` channels (1 by default): the database's rates. */
+export class RateWindow extends BucketWindow {
+  readonly #channels: number;
+
+  constructor(now: number, channels = 1) {
+    super(now);
+    this.#channels = channels;
+  }
+
+  protected get channels(): number {
+    return this.#channels;
   }
 }
 
@@ -255,16 +274,14 @@ export class EventLimiter {
 }
 
 /**
- * Per-session measurements: traffic windows (a meter is the {@link RateWindow} of its peer's
+ * Per-session measurements: traffic windows (a meter is the {@link BucketWindow} of its peer's
  * bytes and frames in and out), silence, pings in flight, RTT and the local updates the peer has
  * acknowledged. A pong acknowledges every message sent before its ping
  * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
  */
-export class PeerMeter extends RateWindow {
+export class PeerMeter extends BucketWindow {
   /** The last frame from the peer (whole ms, see {@link wholeMs}). */
   lastReceivedAt: number;
-  /** The last frame to the peer (whole ms). */
-  lastSentAt: number;
   /**
    * Smoothed round-trip time in whole microseconds, -1 before the first pong: a small integer
    * lives in the field itself, a fraction of a millisecond would be a boxed number (16 B of heap
@@ -283,7 +300,7 @@ export class PeerMeter extends RateWindow {
   /** See {@link lastPingAt} (whole ms; {@link NEVER} before the first). */
   #lastPing = NEVER;
   // Bytes and frames in and out over the last minute are this meter's own window of two channels,
-  // bytes and frames packed per bucket (it is a RateWindow: one object per peer, not two; see
+  // bytes and frames packed per bucket (it is a BucketWindow: one object per peer, not two; see
   // {@link rates} and IN above).
   /**
    * Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on
@@ -292,10 +309,14 @@ export class PeerMeter extends RateWindow {
   #inFlight: Map<number, { seq: number; sentAt: number }> | null = null;
 
   constructor(now: number, seqAtStart: number) {
-    super(now, 2);
+    super(now);
     this.lastReceivedAt = this.startedAt;
-    this.lastSentAt = this.startedAt;
     this.ackedSeq = seqAtStart;
+  }
+
+  /** Two channels: traffic in and out (see {@link IN}). */
+  protected get channels(): number {
+    return 2;
   }
 
   /** Smoothed round-trip time (EWMA, 1/4 weight per sample, kept to the microsecond), or null before the first pong. */
@@ -334,7 +355,6 @@ export class PeerMeter extends RateWindow {
   sent(bytes: number, now: number): void {
     this.framesSent++;
     this.bytesSent += bytes;
-    this.lastSentAt = wholeMs(now);
     this.update(now, OUT, plusFrame, bytes);
   }
 

@@ -6,6 +6,7 @@ import type { HealthSeverity, HealthState, SyncEvent } from '@rhizome/core';
 import { EventLimiter, databaseHealth, peerHealth, severityOf } from './health.js';
 import type { HealthOptions, PeerMeter } from './health.js';
 import type { PeerSession } from './session.js';
+import { joinTicker, leaveTicker } from './ticker.js';
 
 /** What the monitor needs from its database. */
 export interface MonitorHost {
@@ -49,6 +50,10 @@ export interface DatabaseHealthStatus {
   unsentLocalUpdates: number;
 }
 
+/**
+ * Ticked by one shared interval timer per check period for every monitor of the process, at most
+ * 64 per turn of the event loop (ticker.ts); health checks never keep a process alive.
+ */
 export class HealthMonitor {
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
@@ -195,80 +200,5 @@ export class HealthMonitor {
   }
 }
 
-/**
- * One interval timer per check period for every monitor of the process (a process with many
- * open databases holds one timer, not one each). Health checks never keep a process alive.
- *
- * A round ticks at most {@link TICK_CHUNK} monitors per turn of the event loop and goes on with the
- * rest on the next turn. Ticking every database of a process in one macrotask would queue every
- * ping of the process at once (5,000 replicas with 4 peers: 20,000 queued messages, each with its
- * frame, before the first is sealed and sent); a scavenge during that macrotask then promotes all
- * of them to the old generation, where they die (BENCHMARKS.md § Issue 12, Session 9 (cliconn)).
- * In chunks, a chunk's pings are sealed and sent (the databases' flushes run on the next turn)
- * before the next chunk queues more, and the event loop stays responsive during a round.
- */
-interface Ticker {
-  timer: ReturnType<typeof setInterval>;
-  monitors: Set<HealthMonitor>;
-  /** The monitors of the round in progress and the next to tick; null between rounds. */
-  round: HealthMonitor[] | null;
-  next: number;
-}
-
-/** Monitors ticked per turn of the event loop (see {@link Ticker}). */
-export const TICK_CHUNK = 64;
-
-const tickers = new Map<number, Ticker>();
-
-/** The platform's next-turn runner: `setImmediate` in Node, a zero timeout elsewhere. */
-const nextTurn: (fn: () => void) => void =
-  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
-    ? (fn) => (globalThis as unknown as { setImmediate: (fn: () => void) => { unref?: () => void } }).setImmediate(fn).unref?.()
-    : (fn) => {
-        setTimeout(fn, 0);
-      };
-
-function startRound(ticker: Ticker): void {
-  // A round still in progress (a slow process) is not restarted: its monitors are still being ticked.
-  if (ticker.round !== null) return;
-  ticker.round = [...ticker.monitors];
-  ticker.next = 0;
-  tickChunk(ticker);
-}
-
-function tickChunk(ticker: Ticker): void {
-  const round = ticker.round;
-  if (round === null) return;
-  const end = Math.min(round.length, ticker.next + TICK_CHUNK);
-  for (let i = ticker.next; i < end; i++) {
-    const m = round[i] as HealthMonitor;
-    // A monitor stopped during the round (its database closed) is skipped.
-    if (ticker.monitors.has(m)) m.safeTick();
-  }
-  ticker.next = end;
-  if (end >= round.length) {
-    ticker.round = null;
-    return;
-  }
-  nextTurn(() => tickChunk(ticker));
-}
-
-function joinTicker(monitor: HealthMonitor, periodMs: number): void {
-  let ticker = tickers.get(periodMs);
-  if (ticker === undefined) {
-    const t: Ticker = { timer: undefined as unknown as ReturnType<typeof setInterval>, monitors: new Set(), round: null, next: 0 };
-    t.timer = setInterval(() => startRound(t), periodMs);
-    (t.timer as { unref?: () => void }).unref?.();
-    ticker = t;
-    tickers.set(periodMs, ticker);
-  }
-  ticker.monitors.add(monitor);
-}
-
-function leaveTicker(monitor: HealthMonitor, periodMs: number): void {
-  const ticker = tickers.get(periodMs);
-  if (ticker === undefined || !ticker.monitors.delete(monitor) || ticker.monitors.size > 0) return;
-  clearInterval(ticker.timer);
-  ticker.round = null;
-  tickers.delete(periodMs);
-}
+/** Monitors ticked per turn of the event loop (the shared ticker's chunk, ticker.ts). */
+export { TICK_CHUNK } from './ticker.js';

@@ -155,11 +155,13 @@ interface SessionRare {
   decryptErrors: number;
   /** Times queued updates were dropped for one catch-up diff. */
   collapses: number;
+  /** The frame limit the transport taught the session (see {@link PeerSession.maxFrameBytes}); 0: the host's. */
+  maxFrameBytes: number;
 }
 
 /**
- * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states and how the peer opened, in one
- * small integer instead of eight fields (an idle process holds thousands of sessions).
+ * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states, how the peer opened, whether a frame of it opened and
+ * (high bits) its unsent step 2 answers, in one small integer instead of ten fields (an idle process holds thousands of sessions).
  */
 const PUMPING = 1;
 const RECEIVED_STEP2 = 2;
@@ -171,6 +173,14 @@ const ACKS_READY = 64;
 /** Two bits: how the peer opened (see `#peerOpening`). */
 const OPENING_SHIFT = 7;
 const OPENING_MASK = 3 << OPENING_SHIFT;
+/** A frame from the peer opened under the database key (see {@link PeerSession.foreign}). */
+const OPENED = 1 << 9;
+/**
+ * The rest: step 2 answers queued and not sent yet (at most {@link MAX_HELD_SYNC_REQUESTS} + 1,
+ * so 13 bits; the flags stay a small integer).
+ */
+const ANSWERS_SHIFT = 10;
+const ANSWER = 1 << ANSWERS_SHIFT;
 
 /**
  * The queue of a session with nothing to send: one shared empty array (frozen: pushing to it
@@ -199,11 +209,13 @@ const NO_QUEUE: Outgoing[] = Object.freeze([]) as unknown as Outgoing[];
 export class PeerSession extends PeerMeter implements Flushable, ConnectionListener {
   readonly conn: Connection;
   readonly #host: SessionHost;
-  /** Our step-1 request id (as text: see compact.ts). */
-  readonly #requestId = bytesToText(newRequestId());
+  /**
+   * Our step-1 request id (as text: see compact.ts); null once synced (the answer to it arrived:
+   * a later {@link resync} asks with a fresh id, and an idle peer keeps no id string).
+   */
+  #requestId: string | null = bytesToText(newRequestId());
   /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
   #rare: SessionRare | null = null;
-  #maxFrameBytes: number;
   /** {@link NO_QUEUE} while nothing waits to be sent. */
   #queue: Outgoing[] = NO_QUEUE;
   #head = 0;
@@ -212,10 +224,6 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #flags = 0;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
   #remoteStateVector: string | null = null;
-  /** Step 2 answers queued and not sent yet. */
-  #answersUnsent = 0;
-  /** Frames that opened under the database key. */
-  #opened = 0;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
@@ -228,12 +236,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     super(host.now(), 0);
     this.conn = conn;
     this.#host = host;
-    this.#maxFrameBytes = host.maxFrameBytes;
   }
 
   /** The rarely used part, made on first use. */
   #r(): SessionRare {
-    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, decryptErrors: 0, collapses: 0 });
+    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
   }
 
   /** The remote peer (its Connection's). */
@@ -291,6 +298,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   set #closed(on: boolean) {
     this.#setFlag(CLOSED, on);
   }
+  /** Step 2 answers queued and not sent yet (the flags' high bits, see {@link ANSWERS_SHIFT}). */
+  get #answersUnsent(): number {
+    return this.#flags >>> ANSWERS_SHIFT;
+  }
   /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
   get #acksReady(): boolean {
     return this.#flag(ACKS_READY);
@@ -336,7 +347,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * completes an exchange; a frame that opens later makes it a regular peer again.
    */
   get foreign(): boolean {
-    return this.#opened === 0 && (this.#rare?.decryptErrors ?? 0) > 0;
+    return !this.#flag(OPENED) && (this.#rare?.decryptErrors ?? 0) > 0;
   }
 
   get closed(): boolean {
@@ -459,7 +470,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #openingMessages(): Uint8Array[] {
     const messages: Uint8Array[] = [];
     if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
-    messages.push(encodeStep1(textToBytes(this.#requestId), stateVector(this.#host.doc)));
+    // (Before sync only: a peer's opening comes before the answer to ours.)
+    messages.push(encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), stateVector(this.#host.doc)));
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
@@ -555,7 +567,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   resync(): void {
     if (this.#closed) return;
     if (this.#remoteStateVector !== null) this.#enqueue({ kind: 'catch-up' });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
+    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
   }
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
@@ -587,10 +599,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       // Wrong key or tampered bytes: drop the frame, report it, carry on.
       const errors = ++this.#r().decryptErrors;
       this.#host.reportError(error instanceof DecryptError ? error : new DecryptError());
-      if (this.#opened === 0 && errors === 1) this.#host.onForeign(this);
+      if (!this.#flag(OPENED) && errors === 1) this.#host.onForeign(this);
       return;
     }
-    this.#opened++;
+    this.#flags |= OPENED;
     let whole: Uint8Array;
     try {
       const result = this.#reassemble(plain);
@@ -731,13 +743,13 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       throw new ProtocolError('malformed state vector');
     }
     for (let i = 0; i < requestIds.length; i++) {
-      this.#answersUnsent++;
+      this.#flags += ANSWER;
       this.#enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
     }
   }
 
   #onAnswerSent(): void {
-    this.#answersUnsent--;
+    this.#flags -= ANSWER;
     this.#sentStep2 = true;
     this.#checkSynced();
     const held = this.#rare?.heldRequests ?? null;
@@ -750,7 +762,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     applyRemoteUpdates(this.#host.doc, [m.update], this, this.#host);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
-    if (sameBytesAsText(m.requestId, this.#requestId)) {
+    if (this.#requestId !== null && sameBytesAsText(m.requestId, this.#requestId)) {
       this.#receivedStep2 = true;
       this.#checkSynced();
     } else {
@@ -761,6 +773,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #checkSynced(): void {
     if (this.#synced || !this.#receivedStep2 || !this.#sentStep2 || this.#closed) return;
     this.#synced = true;
+    this.#requestId = null;
     this.#host.onSynced(this);
   }
 
@@ -937,7 +950,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     const conn = this.conn;
     if (conn.trySend === undefined) return this.#sendMessage(message);
     const sealer = this.#host.sealer;
-    const plains = toFrames(message, this.#maxFrameBytes - sealer.overhead);
+    const plains = toFrames(message, this.maxFrameBytes - sealer.overhead);
     for (let i = 0; i < plains.length; i++) {
       const frame = sealer.seal(plains[i]!);
       if (!conn.trySend(frame)) return this.#sendRest(message, plains, i, frame);
@@ -957,8 +970,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         this.#sent(next);
       }
     } catch (error) {
-      if (!(error instanceof FrameTooLargeError) || error.limit >= this.#maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
-      this.#maxFrameBytes = error.limit;
+      if (!(error instanceof FrameTooLargeError) || error.limit >= this.maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
+      this.#r().maxFrameBytes = error.limit;
       await this.#sendMessage(message);
     }
   }
@@ -976,22 +989,23 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   async #sendMessage(message: Uint8Array): Promise<void> {
     for (;;) {
       try {
-        for (const plain of toFrames(message, this.#maxFrameBytes - this.#host.sealer.overhead)) {
+        for (const plain of toFrames(message, this.maxFrameBytes - this.#host.sealer.overhead)) {
           const frame = this.#host.sealer.seal(plain);
           await this.conn.send(frame);
           this.#sent(frame);
         }
         return;
       } catch (error) {
-        if (!(error instanceof FrameTooLargeError) || error.limit >= this.#maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
-        this.#maxFrameBytes = error.limit;
+        if (!(error instanceof FrameTooLargeError) || error.limit >= this.maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
+        this.#r().maxFrameBytes = error.limit;
       }
     }
   }
 
   /** Largest sealed frame this session sends (lowered when the transport refuses bigger ones). */
   get maxFrameBytes(): number {
-    return this.#maxFrameBytes;
+    // The transport's limit unless it refused a frame as too large (rare: kept in the rare part).
+    return this.#rare?.maxFrameBytes || this.#host.maxFrameBytes;
   }
 
   #releaseDrainWaiters(): void {

@@ -1,0 +1,54 @@
+/**
+ * The database's awareness: y-protocols' `Awareness` whose periodic check (renew the local state
+ * every 15 s, drop remote states not renewed for 30 s) runs on one shared timer for every
+ * database of the process instead of a `setInterval` each (ticker.ts; ARCHITECTURE § Memory of an
+ * idle replica). The check is y-protocols' own, at its period (`outdatedTimeout / 10`); like the
+ * timer it replaces, the shared one keeps the process alive while a database is open.
+ */
+import * as time from 'lib0/time';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import type * as Y from 'yjs';
+import { joinTicker, leaveTicker } from './ticker.js';
+
+/** y-protocols' check period: `outdatedTimeout / 10`. */
+const CHECK_MS = Math.floor(awarenessProtocol.outdatedTimeout / 10);
+
+/** {@link DatabaseAwareness}'s error sink: a listener that threw during a check. */
+export type PresenceErrorSink = (error: unknown) => void;
+
+export class DatabaseAwareness extends awarenessProtocol.Awareness {
+  readonly #onError: PresenceErrorSink;
+
+  constructor(doc: Y.Doc, onError: PresenceErrorSink) {
+    super(doc);
+    clearInterval(this._checkInterval);
+    this._checkInterval = undefined;
+    this.#onError = onError;
+    joinTicker(this, CHECK_MS, true);
+  }
+
+  /** The check y-protocols' interval ran (awareness.js, 1.0.x), reported instead of thrown. */
+  safeTick(): void {
+    try {
+      const now = time.getUnixTime(); // y-protocols' clock (meta's lastUpdated)
+      const local = this.getLocalState();
+      const own = this.meta.get(this.clientID);
+      if (local !== null && own !== undefined && awarenessProtocol.outdatedTimeout / 2 <= now - own.lastUpdated) {
+        // renew the local clock
+        this.setLocalState(local);
+      }
+      let remove: number[] | null = null;
+      this.meta.forEach((meta, client) => {
+        if (client !== this.clientID && awarenessProtocol.outdatedTimeout <= now - meta.lastUpdated && this.states.has(client)) (remove ??= []).push(client);
+      });
+      if (remove !== null) awarenessProtocol.removeAwarenessStates(this, remove, 'timeout');
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  override destroy(): void {
+    leaveTicker(this, CHECK_MS, true);
+    super.destroy();
+  }
+}
