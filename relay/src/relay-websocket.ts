@@ -122,7 +122,9 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     else super.send(data, options, cb);
   }
 
-  // Control frames and the close go after the frames waiting (see {@link RelayWebSocket.send}).
+  // Control frames, the close and the end go after the frames waiting (see {@link RelayWebSocket.send}):
+  // what was sent before `terminate()` is handed to the kernel before the socket is destroyed, as
+  // it was when every send wrote at once.
   override ping(data?: unknown, mask?: boolean, cb?: (err: Error) => void): void {
     if (this.#out !== null) RelayWebSocket.flush(this);
     super.ping(data, mask, cb);
@@ -139,7 +141,7 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
   }
 
   override terminate(): void {
-    this.#out = null;
+    if (this.#out !== null) RelayWebSocket.flush(this);
     super.terminate();
   }
 
@@ -149,7 +151,7 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     const socket = internals._socket;
     if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null || internals._sender?._state !== 0) return false;
     if (batchDepth === 0) {
-      socket.write(frameSmall([data], 1, data.length + (data.length < 126 ? 2 : 4)));
+      socket.write(frameOne(data));
       return true;
     }
     // Inside a read's handling: the payload waits (the caller owns it and never changes it once
@@ -170,13 +172,7 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
     ws.#out = null;
     const socket = (ws as unknown as WsInternals)._socket;
     if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null) return;
-    if (out instanceof Uint8Array) {
-      socket.write(frameSmall([out], 1, out.length + (out.length < 126 ? 2 : 4)));
-      return;
-    }
-    let total = 0;
-    for (let i = 0; i < out.length; i++) total += out[i]!.length + (out[i]!.length < 126 ? 2 : 4);
-    socket.write(frameSmall(out, out.length, total));
+    socket.write(out instanceof Uint8Array ? frameOne(out) : frameMany(out));
   }
 
   /**
@@ -253,30 +249,40 @@ function flushWaiting(): void {
   waiting.length = 0;
 }
 
-/**
- * The first `count` payloads of `list` as unmasked binary frames, one after another, in one buffer
- * of `total` bytes (Node's pool below 4 KiB).
- */
-function frameSmall(list: readonly Uint8Array[], count: number, total: number): Buffer {
+/** `data` as an unmasked binary frame (2- or 4-byte header, then the payload) in one buffer from Node's pool. */
+function frameOne(data: Uint8Array): Buffer {
+  const n = data.length;
+  const frame = Buffer.allocUnsafe(n + (n < 126 ? 2 : 4));
+  frame.set(data, writeHeader(frame, 0, n));
+  return frame;
+}
+
+/** The payloads as unmasked binary frames, one after another, in one buffer. */
+function frameMany(list: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (let i = 0; i < list.length; i++) total += list[i]!.length + (list[i]!.length < 126 ? 2 : 4);
   const frame = Buffer.allocUnsafe(total);
   let at = 0;
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < list.length; i++) {
     const data = list[i]!;
-    const n = data.length;
-    frame[at] = 0x82; // FIN, binary
-    if (n < 126) {
-      frame[at + 1] = n;
-      at += 2;
-    } else {
-      frame[at + 1] = 126; // 16-bit length follows
-      frame[at + 2] = n >>> 8;
-      frame[at + 3] = n & 0xff;
-      at += 4;
-    }
+    at = writeHeader(frame, at, data.length);
     frame.set(data, at);
-    at += n;
+    at += data.length;
   }
   return frame;
+}
+
+/** Writes the header of a final binary frame of `n` (< 65,536) bytes at `at`; returns where its payload goes. */
+function writeHeader(frame: Buffer, at: number, n: number): number {
+  frame[at] = 0x82; // FIN, binary
+  if (n < 126) {
+    frame[at + 1] = n;
+    return at + 2;
+  }
+  frame[at + 1] = 126; // 16-bit length follows
+  frame[at + 2] = n >>> 8;
+  frame[at + 3] = n & 0xff;
+  return at + 4;
 }
 
 /** ws's readyState CLOSED: its Receiver's listeners are gone, messages go nowhere. */
