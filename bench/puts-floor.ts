@@ -110,6 +110,8 @@ const commitVariants: Array<[string, Knobs]> = [
   ['EXCLUSIVE, autocommit INSERT, mmap_size=256 MiB', { append: 'insert', exclusive: true, mmap: 256 << 20 }],
   ['EXCLUSIVE, autocommit INSERT, wal_autocheckpoint=0', { append: 'insert', exclusive: true, autocheckpoint: 0 }],
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=0', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 0 }],
+  // Session 10: the same WAL in bytes as 4 KiB pages get by default (1,000 pages = 4 MiB), i.e. a checkpoint every ~4,000 one-frame commits.
+  ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=4096 (4 MiB, as 4 KiB pages by default)', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 4096 }],
 ];
 
 /**
@@ -169,7 +171,7 @@ function pages4k(): string {
   return path;
 }
 
-async function rhizome(options: { path?: string; exclusive?: boolean; persistence?: { compactAfterUpdates?: number } }): Promise<void> {
+async function rhizome(options: { path?: string; exclusive?: boolean; persistence?: { compactAfterUpdates?: number; compactIdleMs?: number } }): Promise<void> {
   const db = await openDatabase({ id: 'floor', ...options });
   for (let i = 0; i < PUTS; i++) {
     db.put(`n${i}`, node(i));
@@ -225,6 +227,13 @@ const putVariants: Array<[string, () => Promise<void>]> = [
   ['Rhizome db.put, in memory (no SQLite)', () => rhizome({})],
   ['Rhizome db.put, SQLite file, exclusive: true, no automatic compaction (compactAfterUpdates: Infinity)', () => rhizome({ path: file(), exclusive: true, persistence: { compactAfterUpdates: Infinity } })],
   ['Rhizome db.put, SQLite file, exclusive: true, an existing file of 4 KiB pages', () => rhizome({ path: pages4k(), exclusive: true })],
+  // Session 10: the automatic compaction waits for an idle moment once the log holds a quarter of
+  // a threshold, and a stream that never pauses compacts at the threshold (default 40,000 updates).
+  // These keep the trigger of sessions 1-9 (every 10,000 updates, on the next macrotask) to compare.
+  ['Rhizome db.put, SQLite file, exclusive: true, compaction as before session 10 (every 10,000 updates, no idle compaction)', () =>
+    rhizome({ path: file(), exclusive: true, persistence: { compactAfterUpdates: 10_000, compactIdleMs: Infinity } })],
+  ['Rhizome db.put, SQLite file (default), compaction as before session 10 (every 10,000 updates, no idle compaction)', () =>
+    rhizome({ path: file(), persistence: { compactAfterUpdates: 10_000, compactIdleMs: Infinity } })],
 ];
 
 const variants: Array<[string, () => Promise<void>]> = [];

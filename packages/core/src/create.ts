@@ -225,3 +225,16 @@ export function createTransport(config: Partial<TransportConfig> = {}): Transpor
       return new LazyTransport({ ...resolved, mode: resolved.mode });
   }
 }
+
+/**
+ * @internal For a database that owns the transport it made from a configuration: the relay
+ * implementation behind a transport {@link createTransport} returned, loaded now, so the database
+ * holds it rather than the lazy wrapper (the wrapper, its configuration and its mailbox forwarder
+ * are ~0.3 KiB per database). Any other transport is returned as it is, and so is the wrapper when
+ * the implementation cannot load: its error then surfaces where it did before (at `connect`).
+ * DHT mode stays lazy (libp2p is loaded by the first call that needs it).
+ */
+export async function loadedTransport(transport: Transport): Promise<Transport> {
+  if (!(transport instanceof LazyTransport) || transport.name !== 'relay') return transport;
+  return transport.resolve().catch(() => transport);
+}

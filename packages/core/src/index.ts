@@ -14,7 +14,7 @@ export type { MemoryTransportOptions } from './memory.js';
 export { DisabledTransport } from './disabled.js';
 export { BroadcastChannelTransport, BROADCAST_CHANNEL_MAX_MESSAGE_SIZE, BROADCAST_CHANNEL_LOOKUP_MS } from './broadcast-channel.js';
 export type { BroadcastChannelTransportOptions } from './broadcast-channel.js';
-export { createTransport } from './create.js';
+export { createTransport, loadedTransport } from './create.js';
 export { randomId, RANDOM_POOL_BYTES } from './random.js';
 export {
   resolveTransportConfig,

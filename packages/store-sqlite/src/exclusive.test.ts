@@ -5,7 +5,7 @@
 // (including a log emptied by a compaction), and an exclusive open never takes a file another
 // connection has open.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,5 +169,23 @@ describe('SqliteStore exclusive: true', () => {
     const again = openSqliteStore(old);
     expect(again.load('d').updates).toHaveLength(2);
     again.close();
+  });
+
+  it('a file of 1 KiB pages checkpoints after as many WAL bytes as 4 KiB pages do (4 MiB), not after 1,000 frames', () => {
+    const path = freshPath();
+    const store = openSqliteStore(path, { exclusive: true });
+    const walBytes = (): number => statSync(`${path}-wal`).size;
+    const update = new Uint8Array(60).fill(9);
+    // One append = one commit = one 1 KiB frame: past 1,000 frames, no checkpoint yet restarted the WAL.
+    for (let i = 0; i < 2500; i++) store.append('d', [update]);
+    expect(walBytes()).toBeGreaterThan(2400 * 1024);
+    // ... and it stays bounded: SQLite checkpoints at 4,096 frames and then reuses the WAL from its start.
+    for (let i = 0; i < 10_000; i++) store.append('d', [update]);
+    expect(walBytes()).toBeLessThan(4_096 * (1024 + 24) + 64 * 1024);
+    expect(store.stats('d').updates).toBe(12_500);
+    store.close();
+    const reopened = openSqliteStore(path);
+    expect(reopened.load('d').updates).toHaveLength(12_500);
+    reopened.close();
   });
 });

@@ -64,6 +64,15 @@ export interface SqliteStoreOptions {
 const SQLITE_MAGIC = 'SQLite format 3\0';
 /** Page size of a new file made by an exclusive store (see {@link SqliteStoreOptions.exclusive}). */
 export const EXCLUSIVE_NEW_PAGE_SIZE = 1024;
+/**
+ * The WAL SQLite's automatic checkpoint lets grow, in bytes: its default (1,000 pages) for the
+ * default 4 KiB pages. A file of smaller pages gets as many more pages per checkpoint
+ * (`wal_autocheckpoint = WAL_CHECKPOINT_BYTES / page_size`), so that one small commit per
+ * macrotask (one WAL frame each) checkpoints — two fsyncs — every ~4,000 commits rather than every
+ * 1,000 (BENCHMARKS.md § Issue 12, Session 10 (puts)). The window a power loss can take with
+ * `synchronous: 'normal'` is the same 4 MiB of WAL as for a file of 4 KiB pages.
+ */
+export const WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 interface DocRow {
@@ -679,6 +688,7 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     migrate(db, path, migrations);
+    if (!inMemory) scaleAutocheckpoint(db);
     if (!inMemory) checkpointLeftover(db, path);
     if (exclusive) holdExclusively(db);
     return new SqliteStore(db, path, false, exclusive);
@@ -687,6 +697,12 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     if (!inMemory) removeEmptySideFiles(sideFiles);
     throw typedError(path, error);
   }
+}
+
+/** {@link WAL_CHECKPOINT_BYTES}: pages smaller than 4 KiB checkpoint after as many bytes of WAL as 4 KiB pages do. */
+function scaleAutocheckpoint(db: Sqlite): void {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  if (pageSize > 0 && pageSize < 4096) db.pragma(`wal_autocheckpoint = ${Math.ceil(WAL_CHECKPOINT_BYTES / pageSize)}`);
 }
 
 /**

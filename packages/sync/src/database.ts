@@ -10,6 +10,7 @@ import {
   SyncBroadcaster,
   TimeoutError,
   deriveTopic,
+  loadedTransport,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
@@ -91,7 +92,7 @@ export interface DatabaseOptions {
     maxQueuedBytes?: number;
   };
   /** Compaction thresholds of the persisted update log, and how often to look for other processes' writes. */
-  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'watchIntervalMs'>;
+  persistence?: Pick<PersistenceOptions, 'compactAfterUpdates' | 'compactAfterBytes' | 'compactIdleMs' | 'watchIntervalMs'>;
   /**
    * Open the existing file at `path` for reading only: nothing is written to it, `put`,
    * `delete` and `putMany` throw `ERR_STORE_READ_ONLY`, and changes from peers stay in memory. Without it, a
@@ -240,8 +241,13 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
 export class Database {
   /** The database id. */
   readonly id: string;
-  /** Its public rendezvous topic, `deriveTopic(id)`. */
-  readonly topic: TopicHash;
+  /**
+   * Its public rendezvous topic, `deriveTopic(id)`: a copy made at each read (the sealer keeps
+   * the bytes; a `Uint8Array` held per database is ~0.2 KiB with its buffer).
+   */
+  get topic(): TopicHash {
+    return this.#host.sealer.topicCopy();
+  }
   readonly #doc: Y.Doc;
   /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
   readonly #batch: WriteBatch;
@@ -353,9 +359,7 @@ export class Database {
     readOnly = false,
   ) {
     this.id = id;
-    // The sealer derived it already (deriveTopic is BLAKE2b in JavaScript: not twice per open).
-    this.topic = sealer.topicCopy();
-    this.#doc = new DatabaseDoc({ guid: newDocGuid() });
+    this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
     this.#store = store;
     this.#ownsStore = host.ownsStore;
     this.#macrotask = host.macrotask;
@@ -1050,8 +1054,10 @@ export class Database {
 
   // ---- doc and awareness hooks --------------------------------------------------------------
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
+  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
     if (origin === PERSISTENCE_ORIGIN) return;
+    // The mailbox hook's listener, folded into this one (one closure per database, not two).
+    this.#mailbox?.noteUpdate(origin, tr);
     if (origin instanceof PeerSession) {
       this.#remoteUpdates++;
       (this.#remoteRate ??= new RateWindow(this.#clock0)).add(1, performance.now());
@@ -1267,6 +1273,8 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
         appOnError?.(error);
       },
     });
+    // The implementation itself, not core's lazy wrapper (relay mode; see loadedTransport).
+    transport = await loadedTransport(transport);
     owns = true;
   }
   const frameBytes = Math.min(transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes, limits.maxFrameBytes);
@@ -1318,6 +1326,9 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   db.start();
   return db;
 }
+
+/** Yjs's default garbage-collection filter (collect everything), one function for every database instead of a closure each. */
+const gcEverything = (): boolean => true;
 
 /** Traffic and error counters of sessions (see {@link PeerSession.stats}). */
 type SessionTotals = PeerSession['stats'];

@@ -79,6 +79,17 @@ export function resolveHealthOptions(options: HealthOptions | undefined): Requir
   return out;
 }
 
+/**
+ * The health monitor's record of every healthy peer whose state never changed (monitor.ts), here so
+ * that a session can hold it as one bit of its flags instead of a field (see `PeerSession.healthState`).
+ */
+export const RESPONDING_PEER: Readonly<{ health: HealthState; reason: string; published: HealthState; limiter: null }> = Object.freeze({
+  health: 'healthy',
+  reason: 'responding',
+  published: 'healthy',
+  limiter: null,
+});
+
 /** Severity of a health state. */
 export function severityOf(health: HealthState): HealthSeverity {
   return health === 'healthy' ? 'info' : health === 'degraded' ? 'warning' : 'critical';

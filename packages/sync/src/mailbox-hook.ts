@@ -4,7 +4,6 @@ import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/cor
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
-import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import { bytesToText, textToBytes } from './compact.js';
 
 /** A database's view of the relay mailbox it uses (`db.mailbox`). */
@@ -17,9 +16,14 @@ export interface DatabaseMailbox {
   compact(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** @internal What the database holds: the public view plus `close()`. */
+/** @internal What the database holds: the public view plus `close()` and its update hook. */
 export interface MailboxBinding extends DatabaseMailbox {
   close(): Promise<void>;
+  /**
+   * Called by the database's own `'update'` listener with every update of its document (a
+   * binding registers no listener of its own until the mailbox is in use).
+   */
+  noteUpdate(origin: unknown, tr: Y.Transaction): void;
 }
 
 /**
@@ -40,7 +44,7 @@ export function attachMailbox(
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
-  const inputs: MailboxInputs = { doc, store, docId, topic, material: bytesToText(material), onError, keys: null };
+  const inputs: MailboxInputs = { doc, store, docId, topic: bytesToText(topic), material: bytesToText(material), onError, keys: null };
   const syncs = accesses.map((access) => new DeferredMailbox(inputs, access));
   if (syncs.length === 1) return syncs[0]!;
   return {
@@ -54,19 +58,23 @@ export function attachMailbox(
     close: async () => {
       await Promise.all(syncs.map((s) => s.close()));
     },
+    noteUpdate: (origin, tr) => {
+      for (const s of syncs) s.noteUpdate(origin, tr);
+    },
   };
 }
 
 /**
  * What a deferred binding needs to make the real one: one plain object per database (no closure
- * over the attaching scope); the key material as a one-char-per-byte string (a `Uint8Array` costs
+ * over the attaching scope); the key material and the topic as one-char-per-byte strings (a `Uint8Array` costs
  * ~250 B of heap with its buffer, a string of ~40 chars ~60 B).
  */
 interface MailboxInputs {
   readonly doc: Y.Doc;
   readonly store: DocStore;
   readonly docId: string;
-  readonly topic: TopicHash;
+  /** The topic, one char per byte (as `material`). */
+  readonly topic: string;
   readonly material: string;
   readonly onError: (error: Error) => void;
   keys: MailboxKeys | null;
@@ -75,7 +83,7 @@ interface MailboxInputs {
 /**
  * A mailbox binding made when it is needed: at the first offer of a mailbox (or the first call
  * of `status`, `whenIdle`, `compact`). Until then it only remembers whether local writes
- * happened, so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
+ * happened (told by the database's own update listener: {@link noteUpdate}), so a replica whose relay offers no mailbox holds no keys, no loaded mailbox state
  * and no binding (~3.6 KiB per database, measured).
  */
 class DeferredMailbox implements MailboxBinding {
@@ -88,14 +96,10 @@ class DeferredMailbox implements MailboxBinding {
   #offerListening: boolean;
   /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
   #stopOffer: (() => void) | null;
-  /** {@link #onUpdate} is listening (stopped with offDocUpdate: no stop closure kept). */
-  #listening: boolean;
 
   constructor(inputs: MailboxInputs, access: MailboxAccess) {
     this.#inputs = inputs;
     this.#access = access;
-    onDocUpdate(inputs.doc, this.#onUpdate);
-    this.#listening = true;
     const stop = access.onOffer(this.#onOffer);
     this.#offerListening = true;
     this.#stopOffer = access.offOffer === undefined ? stop : null;
@@ -113,20 +117,19 @@ class DeferredMailbox implements MailboxBinding {
     this.#stopOffer = null;
   }
 
-  readonly #onUpdate = (_update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
-    if (isMailboxWrite(origin, tr)) this.#dirty = true;
-  };
+  /** Until bound: remembers whether a local write happened (the bound MailboxSync listens itself). */
+  noteUpdate(origin: unknown, tr: Y.Transaction): void {
+    if (this.#sync === null && !this.#closed && isMailboxWrite(origin, tr)) this.#dirty = true;
+  }
 
   #bind(): MailboxSync {
     if (this.#sync !== null) return this.#sync;
-    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
-    this.#listening = false;
     this.#stopListeningForOffers();
     // It follows the offers itself from now on (the current one is handed to it at once); after
     // close() it only answers status().
     const i = this.#inputs;
     // One key set for every binding of the database (several relays), derived on first use.
-    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), i.topic));
+    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), textToBytes(i.topic)));
     const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: this.#dirty });
     if (!this.#closed) sync.start();
     this.#sync = sync;
@@ -149,8 +152,6 @@ class DeferredMailbox implements MailboxBinding {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sync !== null) return this.#sync.close();
-    if (this.#listening) offDocUpdate(this.#inputs.doc, this.#onUpdate);
-    this.#listening = false;
     this.#stopListeningForOffers();
   }
 }

@@ -3,7 +3,7 @@
  * peer's health state and the database's own, and publishes changes as rate-limited events.
  */
 import type { HealthSeverity, HealthState, SyncEvent } from '@rhizome/core';
-import { EventLimiter, databaseHealth, peerHealth, severityOf } from './health.js';
+import { EventLimiter, RESPONDING_PEER, databaseHealth, peerHealth, severityOf } from './health.js';
 import type { HealthOptions, PeerMeter } from './health.js';
 import type { PeerSession } from './session.js';
 import { joinTicker, leaveTicker } from './ticker.js';
@@ -38,8 +38,8 @@ interface Tracked {
   limiter: EventLimiter | null;
 }
 
-/** The state of every healthy peer whose state never changed (shared, never written). */
-const RESPONDING: Tracked = Object.freeze({ health: 'healthy', reason: 'responding', published: 'healthy', limiter: null });
+/** The state of every healthy peer whose state never changed (shared, never written; a session holds it as one bit). */
+const RESPONDING: Tracked = RESPONDING_PEER as Tracked;
 
 /** Database-level health as shown by `db.stats().health`. */
 export interface DatabaseHealthStatus {

@@ -26,9 +26,28 @@ export const PERSISTENCE_ORIGIN: unique symbol = Symbol('rhizome.persistence');
 export const EXTERNAL_ORIGIN: unique symbol = Symbol('rhizome.persistence.external');
 
 /** Default of {@link PersistenceOptions.compactAfterUpdates}. */
-export const DEFAULT_COMPACT_AFTER_UPDATES = 10_000;
+export const DEFAULT_COMPACT_AFTER_UPDATES = 40_000;
 /** Default of {@link PersistenceOptions.compactAfterBytes}: 8 MiB. */
 export const DEFAULT_COMPACT_AFTER_BYTES = 8 * 1024 * 1024;
+/** Default of {@link PersistenceOptions.compactIdleMs}. */
+export const DEFAULT_COMPACT_IDLE_MS = 1000;
+/**
+ * The idle compaction's share of the thresholds: once the log holds a quarter of
+ * `compactAfterUpdates` or `compactAfterBytes`, it is compacted when the doc next goes idle.
+ */
+const IDLE_SHARE = 4;
+/**
+ * Snapshots up to this size are compacted by the thresholds alone. A larger one also waits until
+ * the log holds a quarter of its bytes (a sixteenth for the idle compaction): every compaction
+ * encodes and writes the whole document, so a fixed count would cost more per update as the
+ * document grows (O(document) per update); scaled with the snapshot it is O(1) bytes per byte
+ * logged, and reopening reads at most a quarter more than the snapshot.
+ */
+const SCALE_ABOVE_BYTES = 4 * 1024 * 1024;
+/** Hard trigger: the log must hold 1/HARD_RATIO of a snapshot above {@link SCALE_ABOVE_BYTES}. */
+const HARD_RATIO = 4;
+/** Idle trigger: the log must hold 1/IDLE_RATIO of a snapshot above {@link SCALE_ABOVE_BYTES}. */
+const IDLE_RATIO = 16;
 /** Default of {@link PersistenceOptions.watchIntervalMs}. */
 export const DEFAULT_WATCH_INTERVAL_MS = 250;
 /** First delay before a failed write is retried; it doubles up to {@link RETRY_MAX_MS}. */
@@ -41,15 +60,27 @@ const COMPACT_ATTEMPTS = 3;
 /** Options of {@link DocPersistence}. */
 export interface PersistenceOptions {
   /**
-   * Compact automatically once the log after the snapshot holds this many updates
-   * (default {@link DEFAULT_COMPACT_AFTER_UPDATES}; `Infinity` disables the count trigger).
+   * Compact automatically, on the next macrotask, once the log after the snapshot holds this many
+   * updates (default {@link DEFAULT_COMPACT_AFTER_UPDATES}; `Infinity` disables the count
+   * trigger): the bound of the log under writes that never pause. Once it holds a quarter of
+   * this, it is compacted as soon as no write came for `compactIdleMs`. Above a 4 MiB snapshot
+   * both also wait for the log's bytes to reach a share of the snapshot's (a quarter; a
+   * sixteenth when idle), so that compacting a large document costs O(1) per byte logged.
    */
   compactAfterUpdates?: number;
   /**
    * Compact automatically once the log after the snapshot holds this many bytes
-   * (default {@link DEFAULT_COMPACT_AFTER_BYTES}; `Infinity` disables the byte trigger).
+   * (default {@link DEFAULT_COMPACT_AFTER_BYTES}; `Infinity` disables the byte trigger); a
+   * quarter of it when idle, as for {@link compactAfterUpdates}.
    */
   compactAfterBytes?: number;
+  /**
+   * How long (ms) the doc must see no write before the idle compaction runs (once the log holds a
+   * quarter of a threshold). Default {@link DEFAULT_COMPACT_IDLE_MS}; `Infinity` turns the idle
+   * compaction off (only the thresholds compact). The check is one timer per period while a
+   * compaction is due, never a timer per write.
+   */
+  compactIdleMs?: number;
   /**
    * How often to check whether another process appended to the store (stores with
    * `dataVersion`, i.e. files; one `PRAGMA data_version` per check), in ms. Foreign updates are
@@ -163,7 +194,10 @@ const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
  *   on the next macrotask (off the write path; at most one pending): the snapshot becomes
  *   `Y.encodeStateAsUpdate(doc)` and the log is cut in one transaction, which the store refuses
  *   (`ERR_STORE_CONFLICT`) if another handle compacted further meanwhile; the binding then reads
- *   the store again and retries.
+ *   the store again and retries. Once the log holds a quarter of a threshold, the compaction
+ *   runs earlier, when no write came for `compactIdleMs` (a stream of writes is not interrupted
+ *   by it; one that never pauses is compacted at the threshold). Above a 4 MiB snapshot both
+ *   also wait for the log to hold a share of the snapshot's bytes (a quarter; a sixteenth idle).
  *
  * `close()` flushes and stops listening; it does not close the store (several documents may
  * share one store).
@@ -192,6 +226,14 @@ export class DocPersistence {
   readonly #macrotask: (fn: () => void) => () => void;
   /** Cancels the scheduled compaction, when one is scheduled. */
   #compactTimer: (() => void) | undefined;
+  readonly #compactIdleMs: number;
+  /** The idle compaction's timer, while the log holds a quarter of a threshold. */
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Flushes so far; the idle timer compacts only if none came during its period. */
+  #writes = 0;
+  #writesAtIdleArm = 0;
+  /** Bytes of the stored snapshot (as this binding knows it): the thresholds scale with it. */
+  #snapshotBytes = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retryDelay = RETRY_MIN_MS;
   #watchTimer: ReturnType<typeof setInterval> | undefined;
@@ -278,6 +320,9 @@ export class DocPersistence {
     this.doc = doc;
     this.#compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
     this.#compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
+    const idleMs = positiveLimit('compactIdleMs', options.compactIdleMs, DEFAULT_COMPACT_IDLE_MS);
+    // Beyond what a timer can wait (~24.8 days) it is the same as never.
+    this.#compactIdleMs = idleMs > 0x7fffffff ? Infinity : idleMs;
     const watchMs = options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
     if (typeof watchMs !== 'number' || !Number.isFinite(watchMs) || watchMs < 0) {
       throw new InvalidArgumentError(`watchIntervalMs must be a non-negative number of ms, got ${String(watchMs)}`);
@@ -289,6 +334,7 @@ export class DocPersistence {
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
     this.#syncedSeq = stats.lastSeq;
+    this.#snapshotBytes = stats.snapshotBytes;
     if (stats.snapshotBytes === 0 && stats.updates === 0) this.#base = 'next';
     if (watchMs > 0 && typeof store.dataVersion === 'function') {
       this.#dataVersion = store.dataVersion();
@@ -317,6 +363,7 @@ export class DocPersistence {
     for (const update of stored.updates) bytes += update.length;
     this.#logUpdates = stored.updates.length;
     this.#logBytes = bytes - snapshotBytes;
+    this.#snapshotBytes = snapshotBytes;
     this.#base = stored.snapshot !== null ? null : stored.updates.length > 0 ? stored.updates[0]!.length : 'next';
     this.#maybeScheduleCompaction();
     return { updates: stored.updates.length, bytes };
@@ -350,6 +397,7 @@ export class DocPersistence {
     const stats = this.store.stats(this.docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
+    this.#snapshotBytes = stats.snapshotBytes;
     if (stats.snapshotBytes > 0 || this.#base === 'next') this.#base = null;
     this.#maybeScheduleCompaction();
     return stored.updates.length;
@@ -421,6 +469,7 @@ export class DocPersistence {
     this.#retryDelay = RETRY_MIN_MS;
     this.#logUpdates += batch.length;
     for (const update of batch) this.#logBytes += update.length;
+    this.#writes++;
     this.#maybeScheduleCompaction();
   }
 
@@ -438,11 +487,50 @@ export class DocPersistence {
     this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
   }
 
+  /**
+   * After every flush (one comparison or two): compacts on the next macrotask once the log
+   * reaches a threshold (scaled with a large snapshot), and arms the idle compaction once it holds
+   * a quarter of one.
+   */
   #maybeScheduleCompaction(): void {
     if (this.#compactTimer !== undefined || this.#closed || this.#readOnly) return;
     const base = typeof this.#base === 'number' ? 1 : 0;
-    const baseBytes = typeof this.#base === 'number' ? this.#base : 0;
-    if (this.#logUpdates - base < this.#compactAfterUpdates && this.#logBytes - baseBytes < this.#compactAfterBytes) return;
+    const updates = this.#logUpdates - base;
+    const bytes = this.#logBytes - (typeof this.#base === 'number' ? this.#base : 0);
+    const snapshot = this.#snapshotBytes > SCALE_ABOVE_BYTES ? this.#snapshotBytes : 0;
+    if ((updates >= this.#compactAfterUpdates || bytes >= this.#compactAfterBytes) && bytes * HARD_RATIO >= snapshot) {
+      this.#scheduleCompaction();
+      return;
+    }
+    if (this.#idleTimer !== undefined || this.#compactIdleMs === Infinity) return;
+    if ((updates * IDLE_SHARE >= this.#compactAfterUpdates || bytes * IDLE_SHARE >= this.#compactAfterBytes) && bytes * IDLE_RATIO >= snapshot) {
+      this.#armIdle();
+    }
+  }
+
+  #armIdle(): void {
+    this.#writesAtIdleArm = this.#writes;
+    this.#idleTimer = setTimeout(() => this.#idle(), this.#compactIdleMs);
+    unref(this.#idleTimer);
+  }
+
+  /** The idle timer: compacts if no write came during its period, else waits one more period. */
+  #idle(): void {
+    this.#idleTimer = undefined;
+    if (this.#closed || this.#compactTimer !== undefined) return;
+    if (this.#writes !== this.#writesAtIdleArm) {
+      this.#armIdle();
+      return;
+    }
+    try {
+      this.#compact();
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #scheduleCompaction(): void {
+    this.#cancelIdle();
     this.#compactTimer = this.#macrotask(() => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
@@ -452,6 +540,12 @@ export class DocPersistence {
         this.#report(error);
       }
     });
+  }
+
+  #cancelIdle(): void {
+    if (this.#idleTimer === undefined) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 
   /**
@@ -492,8 +586,12 @@ export class DocPersistence {
     const stats = this.store.stats(this.docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;
+    this.#snapshotBytes = stats.snapshotBytes;
     this.#base = null;
     this.#compactions++;
+    this.#cancelIdle();
+    // Rows another handle appended after our snapshot may already be due.
+    this.#maybeScheduleCompaction();
   }
 
   /** Compactions this binding has done since it was created. */
@@ -548,6 +646,7 @@ export class DocPersistence {
     this.#listening = false;
     this.#compactTimer?.();
     this.#compactTimer = undefined;
+    this.#cancelIdle();
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     if (this.#watchTimer !== undefined) clearInterval(this.#watchTimer);

@@ -134,13 +134,14 @@ export class FrameSealer {
   open(frame: Uint8Array): Uint8Array {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
-    const key = prefixKey(frame, 1);
     const slab = this.#slab;
     let subkey: Uint8Array;
     let fresh: Uint8Array | null = null;
-    if (key === this.#ownPrefix) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
+    // A known sender's frame is matched by comparing its prefix bytes in place: no 16-char key
+    // string per frame (every peer's ping and pong every 5 s is a frame), only past the list.
+    if (startsWithPrefix(this.#ownPrefix, frame)) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
-      const cached = this.#cached(key);
+      const cached = this.#cached(frame);
       if (cached !== undefined) {
         subkey = SCRATCH.openKey;
         for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(NONCE_PREFIX_LENGTH + i);
@@ -151,16 +152,16 @@ export class FrameSealer {
     nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
     // Only prefixes that opened are remembered, so garbage cannot churn the cache.
-    if (fresh !== null) this.#remember(key, frame, fresh);
+    if (fresh !== null) this.#remember(prefixKey(frame, 1), frame, fresh);
     return plain;
   }
 
-  /** The remembered entry (prefix then subkey) of the sender whose prefix is `prefix`. */
-  #cached(prefix: string): string | undefined {
+  /** The remembered entry (prefix then subkey) of the sender of `frame` (its prefix at offset 1). */
+  #cached(frame: Uint8Array): string | undefined {
     const subkeys = this.#subkeys;
     if (subkeys === null) return undefined;
-    if (!Array.isArray(subkeys)) return subkeys.get(prefix);
-    for (let i = 0; i < subkeys.length; i++) if (subkeys[i]!.startsWith(prefix)) return subkeys[i];
+    if (!Array.isArray(subkeys)) return subkeys.get(prefixKey(frame, 1));
+    for (let i = 0; i < subkeys.length; i++) if (startsWithPrefix(subkeys[i]!, frame)) return subkeys[i];
     return undefined;
   }
 
@@ -208,6 +209,12 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 1] = (value >>> 16) & 0xff;
   bytes[at + 2] = (value >>> 8) & 0xff;
   bytes[at + 3] = value & 0xff;
+}
+
+/** True if `text` (one char per byte) starts with the nonce prefix of `frame` (its bytes 1..16). */
+function startsWithPrefix(text: string, frame: Uint8Array): boolean {
+  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(i) !== frame[1 + i]) return false;
+  return true;
 }
 
 /** `length` bytes from `at` as one flat string of one char per byte (a `+=` loop would leave a rope). */

@@ -12,7 +12,7 @@
  *
  * @packageDocumentation
  */
-import { SlowConsumerError, topicToHex } from '@rhizome/core';
+import { QueuedConnection, SlowConsumerError, topicToHex } from '@rhizome/core';
 
 /** Per-Connection bounds on unread inbound data. */
 export interface InboundBounds {
@@ -71,83 +71,124 @@ export function messageCost(length: number): number {
   return length + MESSAGE_COST_OVERHEAD;
 }
 
-/** The sending side of one Connection's window. */
-export class SendWindow {
-  #credit = INITIAL_WINDOW_BYTES;
-  /** null: not heard from the peer yet; true: it speaks WINDOW; false: legacy (unlimited). */
-  #speaks: boolean | null = null;
-  /** Sends waiting for credit; null while none waits (the usual state of an idle pair). */
-  #waiters: Array<{ cost: number; resolve: () => void; reject: (e: unknown) => void }> | null = null;
-  #legacyTimer: ReturnType<typeof setTimeout> | null = null;
-  #closed: unknown = null;
-
+/** The sending side of one Connection's window (what the transport's send path asks of it). */
+export interface SendWindow {
   /** Bytes the peer lets us send right now (Infinity for a legacy peer). */
-  get credit(): number {
-    return this.#speaks === false ? Infinity : this.#credit;
-  }
-
+  readonly credit: number;
   /** True once the peer said WINDOW. */
-  get negotiated(): boolean {
-    return this.#speaks === true;
+  readonly negotiated: boolean;
+  /** The peer cannot speak WINDOW (the relay does not forward it): no limit. */
+  disable(): void;
+  /** A WINDOW from the peer: it speaks WINDOW, and grants `credit` more bytes. */
+  grant(credit: number): void;
+  /** Resolves once a message costing `cost` may be sent, having spent its credit. FIFO. */
+  acquire(cost: number): Promise<void>;
+  /** True if a message costing `cost` could take its credit now ({@link tryAcquire} would succeed). */
+  canAcquire(cost: number): boolean;
+  /** {@link acquire} without waiting: takes the credit and returns true, or takes nothing and returns false. */
+  tryAcquire(cost: number): boolean;
+}
+
+/** {@link WindowedConnection}'s view of its peer: not heard from yet, speaks WINDOW, legacy (unlimited). */
+const UNKNOWN = 0;
+const SPEAKS = 1;
+const LEGACY = 2;
+
+/** What a window holds only while sends wait, while the legacy timer runs, or once closed. */
+interface WindowWait {
+  /** Sends waiting for credit, FIFO. */
+  waiters: Array<{ cost: number; resolve: () => void; reject: (e: unknown) => void }>;
+  timer: ReturnType<typeof setTimeout> | null;
+  closed: boolean;
+  error: unknown;
+}
+
+/**
+ * A Connection that is its own {@link SendWindow} (the relay's: one object per remote peer, not
+ * two — an idle replica holds one per remote replica). Its window is two small numbers while
+ * nothing waits; waiters, the legacy timer and the close error live in a side object made only
+ * while needed.
+ */
+export abstract class WindowedConnection extends QueuedConnection implements SendWindow {
+  #credit = INITIAL_WINDOW_BYTES;
+  /** {@link UNKNOWN}, {@link SPEAKS} or {@link LEGACY}. */
+  #speaks = UNKNOWN;
+  /** Null while no send waits, no legacy timer runs and the window is open (the usual state of an idle pair). */
+  #wait: WindowWait | null = null;
+
+  /** The window (this Connection itself). */
+  get sendWindow(): SendWindow {
+    return this;
   }
 
-  /** The peer cannot speak WINDOW (the relay does not forward it): no limit. */
+  get credit(): number {
+    return this.#speaks === LEGACY ? Infinity : this.#credit;
+  }
+
+  get negotiated(): boolean {
+    return this.#speaks === SPEAKS;
+  }
+
   disable(): void {
-    this.#speaks = false;
+    this.#speaks = LEGACY;
     this.#clearLegacyTimer();
     this.#release();
   }
 
-  /** A WINDOW from the peer: it speaks WINDOW, and grants `credit` more bytes. */
   grant(credit: number): void {
-    if (this.#speaks === false) return;
-    this.#speaks = true;
+    if (this.#speaks === LEGACY) return;
+    this.#speaks = SPEAKS;
     this.#credit += credit;
     this.#clearLegacyTimer();
     this.#release();
   }
 
-  /** Resolves once a message costing `cost` may be sent, having spent its credit. FIFO. */
   acquire(cost: number): Promise<void> {
-    if (this.#closed !== null) return Promise.reject(this.#closed);
-    if (this.#waiters === null && this.#take(cost)) return Promise.resolve();
+    let wait = this.#wait;
+    if (wait !== null && wait.closed) return Promise.reject(wait.error);
+    if ((wait === null || wait.waiters.length === 0) && this.#take(cost)) return Promise.resolve();
+    wait = this.#wait ??= { waiters: [], timer: null, closed: false, error: null };
+    const w = wait;
     return new Promise((resolve, reject) => {
-      (this.#waiters ??= []).push({ cost, resolve, reject });
-      if (this.#speaks === null && this.#legacyTimer === null) {
-        this.#legacyTimer = setTimeout(() => {
-          this.#legacyTimer = null;
-          if (this.#speaks !== null) return;
-          this.#speaks = false;
+      w.waiters.push({ cost, resolve, reject });
+      if (this.#speaks === UNKNOWN && w.timer === null) {
+        w.timer = setTimeout(() => {
+          w.timer = null;
+          if (this.#speaks !== UNKNOWN) return;
+          this.#speaks = LEGACY;
           this.#release();
         }, LEGACY_WINDOW_WAIT_MS);
-        (this.#legacyTimer as { unref?: () => void }).unref?.();
+        (w.timer as { unref?: () => void }).unref?.();
       }
     });
   }
 
-  /** True if a message costing `cost` could take its credit now ({@link tryAcquire} would succeed). */
   canAcquire(cost: number): boolean {
-    if (this.#closed !== null || this.#waiters !== null) return false;
-    return this.#speaks === false || this.#credit >= Math.min(cost, INITIAL_WINDOW_BYTES);
+    const wait = this.#wait;
+    if (wait !== null && (wait.closed || wait.waiters.length > 0)) return false;
+    return this.#speaks === LEGACY || this.#credit >= Math.min(cost, INITIAL_WINDOW_BYTES);
   }
 
-  /** {@link acquire} without waiting: takes the credit and returns true, or takes nothing and returns false. */
   tryAcquire(cost: number): boolean {
-    return this.#closed === null && this.#waiters === null && this.#take(cost);
+    const wait = this.#wait;
+    return (wait === null || (!wait.closed && wait.waiters.length === 0)) && this.#take(cost);
   }
 
-  /** The Connection closed: waiters reject with `error`. */
-  close(error: unknown): void {
-    if (this.#closed !== null) return;
-    this.#closed = error;
-    this.#clearLegacyTimer();
-    const waiters = this.#waiters ?? [];
-    this.#waiters = null;
+  /** The Connection closed: waiting sends reject with `error`, and so do later ones. */
+  protected closeWindow(error: unknown): void {
+    const wait = (this.#wait ??= { waiters: [], timer: null, closed: false, error: null });
+    if (wait.closed) return;
+    wait.closed = true;
+    wait.error = error;
+    if (wait.timer !== null) clearTimeout(wait.timer);
+    wait.timer = null;
+    const waiters = wait.waiters;
+    wait.waiters = [];
     for (const w of waiters) w.reject(error);
   }
 
   #take(cost: number): boolean {
-    if (this.#speaks === false) return true;
+    if (this.#speaks === LEGACY) return true;
     // A message larger than a whole window goes once the window is full (it can never fit otherwise).
     if (this.#credit < Math.min(cost, INITIAL_WINDOW_BYTES)) return false;
     this.#credit -= cost;
@@ -155,15 +196,24 @@ export class SendWindow {
   }
 
   #release(): void {
-    const waiters = this.#waiters;
-    if (waiters === null) return;
+    const wait = this.#wait;
+    if (wait === null) return;
+    const waiters = wait.waiters;
     while (waiters.length > 0 && this.#take(waiters[0]!.cost)) waiters.shift()!.resolve();
-    if (waiters.length === 0 && this.#waiters === waiters) this.#waiters = null;
+    this.#settle(wait);
   }
 
   #clearLegacyTimer(): void {
-    if (this.#legacyTimer !== null) clearTimeout(this.#legacyTimer);
-    this.#legacyTimer = null;
+    const wait = this.#wait;
+    if (wait === null) return;
+    if (wait.timer !== null) clearTimeout(wait.timer);
+    wait.timer = null;
+    this.#settle(wait);
+  }
+
+  /** Drops the side object once it holds nothing. */
+  #settle(wait: WindowWait): void {
+    if (!wait.closed && wait.timer === null && wait.waiters.length === 0 && this.#wait === wait) this.#wait = null;
   }
 }
 

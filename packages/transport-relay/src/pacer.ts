@@ -38,28 +38,75 @@ function performanceNow(): number {
   return performance.now();
 }
 
-export class SendPacer {
+/** A pacer's rates and bursts, derived from the relay's limits. */
+interface PaceRates {
   readonly framesPerMs: number;
   readonly bytesPerMs: number;
   readonly frameBurst: number;
   readonly byteBurst: number;
+}
+
+/** No waiters: one shared empty list (frozen: pushing to it would throw). */
+const NO_WAITERS: Waiter[] = Object.freeze([]) as unknown as Waiter[];
+
+/** Rates by the limits they derive from: every transport on one relay shares one record (a process holds thousands). */
+const ratesByLimits = new Map<string, PaceRates>();
+
+function paceRates(limits: RelayRateLimits): PaceRates {
+  const key = `${limits.maxFramesPerSecond} ${limits.maxBytesPerSecond} ${limits.frameBurst} ${limits.byteBurst}`;
+  let rates = ratesByLimits.get(key);
+  if (rates === undefined) {
+    rates = Object.freeze({
+      framesPerMs: (limits.maxFramesPerSecond * PACE_RATE_FRACTION) / 1000,
+      bytesPerMs: (limits.maxBytesPerSecond * PACE_RATE_FRACTION) / 1000,
+      frameBurst: Math.max(1, limits.frameBurst * PACE_BURST_FRACTION),
+      byteBurst: Math.max(1, limits.byteBurst * PACE_BURST_FRACTION),
+    });
+    // A handful of relays per process, usually; bounded all the same.
+    if (ratesByLimits.size >= 64) ratesByLimits.clear();
+    ratesByLimits.set(key, rates);
+  }
+  return rates;
+}
+
+export class SendPacer {
+  /** The rates and bursts (one shared frozen record per set of relay limits). */
+  readonly #r: PaceRates;
   #frames: number;
   #bytes: number;
   #at: number;
-  #waiters: Waiter[] = [];
+  /** {@link NO_WAITERS} while none waits. */
+  #waiters: Waiter[] = NO_WAITERS;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed: unknown = null;
   readonly #now: () => number;
 
   constructor(limits: RelayRateLimits, now: () => number = performanceNow) {
     this.#now = now;
-    this.framesPerMs = (limits.maxFramesPerSecond * PACE_RATE_FRACTION) / 1000;
-    this.bytesPerMs = (limits.maxBytesPerSecond * PACE_RATE_FRACTION) / 1000;
-    this.frameBurst = Math.max(1, limits.frameBurst * PACE_BURST_FRACTION);
-    this.byteBurst = Math.max(1, limits.byteBurst * PACE_BURST_FRACTION);
+    this.#r = paceRates(limits);
     this.#frames = this.frameBurst;
     this.#bytes = this.byteBurst;
     this.#at = now();
+  }
+
+  /** Frames per millisecond it lets through (a fraction of the relay's rate). */
+  get framesPerMs(): number {
+    return this.#r.framesPerMs;
+  }
+
+  /** Bytes per millisecond it lets through. */
+  get bytesPerMs(): number {
+    return this.#r.bytesPerMs;
+  }
+
+  /** Its frame burst (a fraction of the relay's). */
+  get frameBurst(): number {
+    return this.#r.frameBurst;
+  }
+
+  /** Its byte burst. */
+  get byteBurst(): number {
+    return this.#r.byteBurst;
   }
 
   /** Frames waiting for tokens. */
@@ -84,6 +131,7 @@ export class SendPacer {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     if (this.#waiters.length === 0 && this.#tryTake(frames, bytes)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
+      if (this.#waiters === NO_WAITERS) this.#waiters = [];
       this.#waiters.push({ frames, bytes, resolve, reject });
       this.#schedule();
     });
@@ -101,7 +149,7 @@ export class SendPacer {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     const waiters = this.#waiters;
-    this.#waiters = [];
+    this.#waiters = NO_WAITERS;
     for (const w of waiters) w.reject(error);
   }
 
@@ -144,6 +192,8 @@ export class SendPacer {
         this.#waiters.shift();
         w.resolve();
       }
+      // Drained: back to the shared empty list (an idle pacer keeps none of its own).
+      if (this.#waiters.length === 0) this.#waiters = NO_WAITERS;
       this.#schedule();
     }, this.#delay(this.#waiters[0]!));
   }

@@ -26,7 +26,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, SendWindow, WindowAnnouncer, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -133,6 +133,46 @@ const DEFAULTS = {
   heartbeatIntervalMs: 25_000,
 };
 
+/** A transport's settings from its options (everything but the URL, the peer id and onError). */
+interface RelaySettings {
+  readonly token: Uint8Array | null;
+  readonly timeoutMs: number;
+  readonly tls: LinkTlsOptions | undefined;
+  readonly reconnect: Required<ReconnectOptions>;
+  readonly highWaterMark: number;
+  readonly inbound: InboundBounds;
+  readonly heartbeatIntervalMs: number;
+  readonly implementation: WebSocketImplementation;
+}
+
+/** The default settings of each WebSocket implementation, made once (frozen: shared by every transport of the process). */
+const defaultSettings = new Map<WebSocketImplementation, RelaySettings>();
+
+/**
+ * `s`, or the shared record of the defaults when `s` equals it: a process with thousands of
+ * transports keeps one (the record with its two nested ones is ~0.2 KiB).
+ */
+function relaySettings(s: RelaySettings): RelaySettings {
+  const isDefault =
+    s.token === null &&
+    s.tls === undefined &&
+    s.timeoutMs === DEFAULT_TIMEOUT_MS &&
+    s.reconnect.initialDelayMs === DEFAULTS.initialDelayMs &&
+    s.reconnect.maxDelayMs === DEFAULTS.maxDelayMs &&
+    s.reconnect.factor === DEFAULTS.factor &&
+    s.highWaterMark === DEFAULTS.highWaterMark &&
+    s.inbound.maxMessages === DEFAULT_INBOUND_BOUNDS.maxMessages &&
+    s.inbound.maxBytes === DEFAULT_INBOUND_BOUNDS.maxBytes &&
+    s.heartbeatIntervalMs === DEFAULTS.heartbeatIntervalMs;
+  if (!isDefault) return s;
+  let shared = defaultSettings.get(s.implementation);
+  if (shared === undefined) {
+    shared = Object.freeze({ ...s, reconnect: Object.freeze({ ...s.reconnect }), inbound: DEFAULT_INBOUND_BOUNDS });
+    defaultSettings.set(s.implementation, shared);
+  }
+  return shared;
+}
+
 /** @internal A topic this transport joined (connect) or announced. */
 interface TopicState {
   readonly key: string;
@@ -144,6 +184,7 @@ interface TopicState {
   topicId: number;
   /** The topic's Connections by the remote's relay session (a peer's newest: see #onPeerJoined). */
   readonly bySession: Map<number, RelayConnection>;
+  /** Waiters for the relay's acknowledgement ({@link NO_ACKS} while none waits). */
   acks: Array<() => void>;
   /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
   detachSignal: (() => void) | null;
@@ -165,8 +206,7 @@ function sayWindow(owed: RelayConnection[]): void {
 }
 
 /** One remote peer on one topic, multiplexed on the transport's single socket. */
-export class RelayConnection extends QueuedConnection implements Connection {
-  readonly transport = 'relay';
+export class RelayConnection extends WindowedConnection implements Connection {
   /** @internal The relay session number of the remote peer. */
   readonly remoteSession: number;
   readonly #owner: RelayTransport;
@@ -174,8 +214,6 @@ export class RelayConnection extends QueuedConnection implements Connection {
   readonly #generation: number;
   /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
   readonly broadcast: TopicBroadcast | undefined;
-  /** @internal What the remote lets us send (flow.ts). */
-  readonly sendWindow = new SendWindow();
   /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
   #consumed = 0;
 
@@ -189,6 +227,11 @@ export class RelayConnection extends QueuedConnection implements Connection {
     this.remoteSession = remoteSession;
     this.#generation = generation;
     this.broadcast = state.broadcast ?? undefined;
+  }
+
+  /** `'relay'` (a getter: not a field of every Connection). */
+  get transport(): string {
+    return 'relay';
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
@@ -219,11 +262,14 @@ export class RelayConnection extends QueuedConnection implements Connection {
 
   /** Closed from either side: out of the topic's tables (a method, not a closure per Connection). */
   protected override onClosed(): void {
-    this.sendWindow.close(new ConnectionClosedError());
+    this.closeWindow(new ConnectionClosedError());
     const state = this.#state;
     if (state.bySession.get(this.remoteSession) === this) state.bySession.delete(this.remoteSession);
   }
 }
+
+/** A topic's acknowledgement waiters while none waits: one shared empty list (frozen: pushing to it would throw). */
+const NO_ACKS: Array<() => void> = Object.freeze([]) as unknown as Array<() => void>;
 
 /** No session waiters: one shared empty list (frozen: pushing to it would throw). */
 const NO_SESSION_WAITERS: SessionWaiter[] = Object.freeze([]) as unknown as SessionWaiter[];
@@ -275,14 +321,32 @@ export class RelayTransport implements Transport {
   // Uint8Arrays, ~200 B of heap each, for the transport's whole life.)
   /** Random per transport, sent in every HELLO: proves a reconnect comes from the holder of the peer id. */
   readonly #sessionKey = String.fromCharCode(...randomId(16));
-  readonly #token: Uint8Array | null;
-  readonly #timeoutMs: number;
-  readonly #tls: LinkTlsOptions | undefined;
-  readonly #reconnect: Required<ReconnectOptions>;
-  readonly #highWaterMark: number;
-  readonly #inbound: InboundBounds;
-  readonly #heartbeatIntervalMs: number;
-  readonly #implementation: WebSocketImplementation;
+  /** What the options set (one shared frozen record when they set nothing but URL, peer id and onError). */
+  readonly #o: RelaySettings;
+  get #token(): Uint8Array | null {
+    return this.#o.token;
+  }
+  get #timeoutMs(): number {
+    return this.#o.timeoutMs;
+  }
+  get #tls(): LinkTlsOptions | undefined {
+    return this.#o.tls;
+  }
+  get #reconnect(): Required<ReconnectOptions> {
+    return this.#o.reconnect;
+  }
+  get #highWaterMark(): number {
+    return this.#o.highWaterMark;
+  }
+  get #inbound(): InboundBounds {
+    return this.#o.inbound;
+  }
+  get #heartbeatIntervalMs(): number {
+    return this.#o.heartbeatIntervalMs;
+  }
+  get #implementation(): WebSocketImplementation {
+    return this.#o.implementation;
+  }
   readonly #onError: ((error: RhizomeError) => void) | undefined;
   readonly #mailbox: RelayMailbox | null;
 
@@ -324,28 +388,28 @@ export class RelayTransport implements Transport {
     if (peerIdBytes.length < 1 || peerIdBytes.length > MAX_PEER_ID_BYTES) {
       throw new InvalidConfigError('peerId', `must be 1 to ${MAX_PEER_ID_BYTES} UTF-8 bytes`);
     }
-    this.#token = options.token === undefined ? null : utf8(options.token);
-    if (this.#token !== null && (this.#token.length === 0 || this.#token.length > MAX_TOKEN_BYTES)) {
+    const token = options.token === undefined ? null : utf8(options.token);
+    if (token !== null && (token.length === 0 || token.length > MAX_TOKEN_BYTES)) {
       throw new InvalidConfigError('token', `must be 1 to ${MAX_TOKEN_BYTES} UTF-8 bytes`);
     }
-    this.#timeoutMs = positiveInt(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
+    const timeoutMs = positiveInt(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
     this.maxMessageSize = positiveInt(options.maxMessageSize, 'maxMessageSize', DEFAULT_NETWORK_MAX_MESSAGE_SIZE);
-    this.#tls = options.tls;
-    this.#reconnect = {
+    const reconnect = {
       initialDelayMs: positiveInt(options.reconnect?.initialDelayMs, 'reconnect.initialDelayMs', DEFAULTS.initialDelayMs),
       maxDelayMs: positiveInt(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', DEFAULTS.maxDelayMs),
       factor: positiveInt(options.reconnect?.factor, 'reconnect.factor', DEFAULTS.factor),
     };
-    this.#highWaterMark = positiveInt(options.highWaterMark, 'highWaterMark', DEFAULTS.highWaterMark);
-    this.#inbound = {
+    const highWaterMark = positiveInt(options.highWaterMark, 'highWaterMark', DEFAULTS.highWaterMark);
+    const inbound = {
       maxMessages: positiveInt(options.inboundHighWaterMark, 'inboundHighWaterMark', DEFAULT_INBOUND_BOUNDS.maxMessages),
       maxBytes: positiveInt(options.inboundMaxBytes, 'inboundMaxBytes', DEFAULT_INBOUND_BOUNDS.maxBytes),
     };
-    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
-    if (!Number.isFinite(this.#heartbeatIntervalMs) || this.#heartbeatIntervalMs < 0) {
+    const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
+    if (!Number.isFinite(heartbeatIntervalMs) || heartbeatIntervalMs < 0) {
       throw new InvalidConfigError('heartbeatIntervalMs', 'must be a non-negative number (0 disables)');
     }
-    this.#implementation = options.implementation ?? defaultImplementation();
+    const implementation = options.implementation ?? defaultImplementation();
+    this.#o = relaySettings({ token, timeoutMs, tls: options.tls, reconnect, highWaterMark, inbound, heartbeatIntervalMs, implementation });
     this.#onError = options.onError;
     this.#mailbox = options.mailbox === false ? null : new RelayMailbox(new RelayTransport.#MailboxHost(this));
   }
@@ -598,13 +662,13 @@ export class RelayTransport implements Transport {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: [], detachSignal: null, broadcast: null };
+    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
     const link = this.#link;
     if (!link || !link.open) return; // the session loop re-sends it on reconnect
-    const ack = new Promise<void>((resolve) => state.acks.push(resolve));
+    const ack = new Promise<void>((resolve) => (state.acks === NO_ACKS ? (state.acks = []) : state.acks).push(resolve));
     link.send(encodeTopicFrame(type, state.topic));
     await this.#bounded(ack, `the relay ${this.url} to acknowledge the topic`, () => {});
   }
@@ -625,7 +689,7 @@ export class RelayTransport implements Transport {
     this.#closeTopicConnections(state);
     state.queue?.end();
     for (const ack of state.acks) ack();
-    state.acks = [];
+    state.acks = NO_ACKS;
   }
 
   #closeTopicConnections(state: TopicState): void {
@@ -917,7 +981,7 @@ export class RelayTransport implements Transport {
       state.broadcast = null;
       this.#closeTopicConnections(state);
       for (const ack of state.acks) ack();
-      state.acks = [];
+      state.acks = NO_ACKS;
     }
     this.#rejectLookups(new ConnectFailedError(`lost the session with relay ${this.url} during a lookup`));
   }
@@ -1048,7 +1112,7 @@ export class RelayTransport implements Transport {
     this.#topicsById.set(state.topicId, state);
     if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
     const acks = state.acks;
-    state.acks = [];
+    state.acks = NO_ACKS;
     for (const ack of acks) ack();
   }
 
