@@ -293,32 +293,89 @@ export class Database {
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
+  /**
+   * What a database holds only at times (standbys, replaced sessions, totals of ended sessions,
+   * waiters, the abort controller, closing state): one record made at the first of them and
+   * dropped once all are back to empty, behind private accessors (ARCHITECTURE § Memory of an
+   * idle replica: an idle database keeps one field for eleven).
+   */
+  #rare: DatabaseRare | null = null;
+  #setRare<K extends keyof DatabaseRare>(key: K, value: DatabaseRare[K]): void {
+    let rare = this.#rare;
+    const empty = value === null || value === false;
+    if (rare === null) {
+      if (empty) return;
+      rare = this.#rare = newRare();
+    }
+    rare[key] = value;
+    if (empty && rareIsEmpty(rare)) this.#rare = null;
+  }
   /** Sessions to a replica that an active session already reaches over a better path. */
-  #standby: Set<PeerSession> | null = null;
+  get #standby(): Set<PeerSession> | null {
+    return this.#rare?.standby ?? null;
+  }
+  set #standby(value: Set<PeerSession> | null) {
+    this.#setRare('standby', value);
+  }
   readonly #replicas = new ReplicaRouter<PeerSession>();
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
-  #ended: WeakSet<PeerSession> | null = null;
+  get #ended(): WeakSet<PeerSession> | null {
+    return this.#rare?.ended ?? null;
+  }
+  set #ended(value: WeakSet<PeerSession> | null) {
+    this.#setRare('ended', value);
+  }
   /**
    * Sessions replaced by a newer connection of their peer and not ended yet (close() waits for
    * them, as for the active and standby ones); made at the first replacement.
    */
-  #retiring: Set<PeerSession> | null = null;
+  get #retiring(): Set<PeerSession> | null {
+    return this.#rare?.retiring ?? null;
+  }
+  set #retiring(value: Set<PeerSession> | null) {
+    this.#setRare('retiring', value);
+  }
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
-  #onAttach: Set<(session: PeerSession) => void> | null = null;
+  get #onAttach(): Set<(session: PeerSession) => void> | null {
+    return this.#rare?.onAttach ?? null;
+  }
+  set #onAttach(value: Set<(session: PeerSession) => void> | null) {
+    this.#setRare('onAttach', value);
+  }
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
-  #onClose: Set<(error: Error) => void> | null = null;
+  get #onClose(): Set<(error: Error) => void> | null {
+    return this.#rare?.onClose ?? null;
+  }
+  set #onClose(value: Set<(error: Error) => void> | null) {
+    this.#setRare('onClose', value);
+  }
   /**
    * Leaves the topic of a transport the database does not own (or a multi-transport, whose parts
    * may be the app's). A transport the database owns is left by disconnecting it, so it gets no
    * signal: an `AbortSignal` with its listener is ~0.6 KiB per database (two maps of Node's
    * EventTarget), for as long as it is open (ARCHITECTURE § Memory of an idle replica).
    */
-  #abort: AbortController | null = null;
+  get #abort(): AbortController | null {
+    return this.#rare?.abort ?? null;
+  }
+  set #abort(value: AbortController | null) {
+    this.#setRare('abort', value);
+  }
   /** Counters of sessions that ended; null until one ends. */
-  #totals: SessionTotals | null = null;
+  get #totals(): SessionTotals | null {
+    return this.#rare?.totals ?? null;
+  }
+  set #totals(value: SessionTotals | null) {
+    this.#setRare('totals', value);
+  }
   /** whenSynced() calls waiting; null while none waits. */
-  #waiters: SyncWaiter[] | null = null;
+  get #waiters(): SyncWaiter[] | null {
+    return this.#rare?.waiters ?? null;
+  }
+  set #waiters(value: SyncWaiter[] | null) {
+    this.#setRare('waiters', value);
+  }
   readonly #readOnly: boolean;
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
@@ -331,9 +388,19 @@ export class Database {
   #localRate: RateWindow | null = null;
   #remoteRate: RateWindow | null = null;
   #closed = false;
-  #closing: Promise<void> | null = null;
+  get #closing(): Promise<void> | null {
+    return this.#rare?.closing ?? null;
+  }
+  set #closing(value: Promise<void> | null) {
+    this.#setRare('closing', value);
+  }
   /** Set when close() could not flush or release the store; a later close() tries again. */
-  #storageOpen = false;
+  get #storageOpen(): boolean {
+    return this.#rare?.storageOpen ?? false;
+  }
+  set #storageOpen(value: boolean) {
+    this.#setRare('storageOpen', value);
+  }
   /** The join ({@link #run}) while it runs; null once it returned (an open database keeps no settled promise). */
   #network: Promise<void> | null = null;
   /**
@@ -341,7 +408,12 @@ export class Database {
    * has not ended. `#streamEnded` is made only when close() waits for the end.
    */
   #listening = false;
-  #streamEnded: (() => void) | null = null;
+  get #streamEnded(): (() => void) | null {
+    return this.#rare?.streamEnded ?? null;
+  }
+  set #streamEnded(value: (() => void) | null) {
+    this.#setRare('streamEnded', value);
+  }
   /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
   #mailbox: MailboxBinding | null = null;
 
@@ -1325,6 +1397,41 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   db.useMailbox(material);
   db.start();
   return db;
+}
+
+/** A database's rarely set state (see `Database.#rare`). */
+interface DatabaseRare {
+  standby: Set<PeerSession> | null;
+  ended: WeakSet<PeerSession> | null;
+  retiring: Set<PeerSession> | null;
+  onAttach: Set<(session: PeerSession) => void> | null;
+  onClose: Set<(error: Error) => void> | null;
+  abort: AbortController | null;
+  totals: SessionTotals | null;
+  waiters: SyncWaiter[] | null;
+  closing: Promise<void> | null;
+  storageOpen: boolean;
+  streamEnded: (() => void) | null;
+}
+
+function newRare(): DatabaseRare {
+  return { standby: null, ended: null, retiring: null, onAttach: null, onClose: null, abort: null, totals: null, waiters: null, closing: null, storageOpen: false, streamEnded: null };
+}
+
+function rareIsEmpty(r: DatabaseRare): boolean {
+  return (
+    r.standby === null &&
+    r.ended === null &&
+    r.retiring === null &&
+    r.onAttach === null &&
+    r.onClose === null &&
+    r.abort === null &&
+    r.totals === null &&
+    r.waiters === null &&
+    r.closing === null &&
+    !r.storageOpen &&
+    r.streamEnded === null
+  );
 }
 
 /** Yjs's default garbage-collection filter (collect everything), one function for every database instead of a closure each. */

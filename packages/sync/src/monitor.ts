@@ -57,7 +57,8 @@ export interface DatabaseHealthStatus {
 export class HealthMonitor {
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
-  readonly #dbLimiter: EventLimiter;
+  /** The database's event budget, made at its first change of state (a full bucket then, as it would be). */
+  #dbLimiter: EventLimiter | null = null;
   #db: DatabaseHealthStatus;
   #dbPublished: HealthState = 'healthy';
   #unreachableSince: number | null;
@@ -68,9 +69,7 @@ export class HealthMonitor {
   constructor(host: MonitorHost, options: Required<HealthOptions>) {
     this.#host = host;
     this.#o = options;
-    const now = host.now();
-    this.#dbLimiter = new EventLimiter(options.eventBurst, options.eventRefillMs, now);
-    this.#unreachableSince = now;
+    this.#unreachableSince = host.now();
     this.#db = { health: 'healthy', severity: 'info', reason: 'just opened', unsentLocalUpdates: 0 };
   }
 
@@ -193,7 +192,7 @@ export class HealthMonitor {
       this.#o,
     );
     this.#db = { ...next, unsentLocalUpdates: this.#host.networked ? unsent : 0 };
-    if (publish && this.#o.enabled && next.health !== this.#dbPublished && this.#dbLimiter.take(now)) {
+    if (publish && this.#o.enabled && next.health !== this.#dbPublished && (this.#dbLimiter ??= new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now)).take(now)) {
       this.#dbPublished = next.health;
       this.#host.publish({ type: 'health', health: next.health, severity: next.severity, reason: next.reason });
     }
