@@ -6,7 +6,8 @@
 // answered one by one after sync (each echoing its own request id), a replay of the step 2 that
 // answered the original request (applied, nothing reported), a frame that fails to open after
 // frames that opened (reported, the peer stays a regular peer), pings answered with their id,
-// updates both ways, and a clean close.
+// updates both ways, its health state (the monitor's shared record as a bit of the session's
+// flags while it is responding, a record of its own once degraded, and back), and a clean close.
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { MemoryHub, MemoryTransport, deriveTopic, type Connection, type SyncEvent } from '@rhizome/core';
@@ -86,7 +87,9 @@ describe('a synced idle peer session (request id dropped, counters in flags)', (
   it('answers later step 1s, applies a replayed step 2, stays a regular peer after a bad frame, answers pings, and closes cleanly', async () => {
     const id = `idle-peer-${process.pid}-${Date.now()}`;
     const hub = new MemoryHub(id);
-    const db: Database = await openDatabase({ id, transport: new MemoryTransport({ hub, peerId: 'db' }) });
+    // Fast health checks, so the peer's health state moves within the test (no timing asserted).
+    const health = { checkIntervalMs: 50, pingIntervalMs: 100, degradedSilenceMs: 800, unreachableSilenceMs: 60_000 };
+    const db: Database = await openDatabase({ id, transport: new MemoryTransport({ hub, peerId: 'db' }), health });
     cleanups.push(() => db.close());
     const errors: SyncEvent[] = [];
     const events = db.events.subscribe({ capacity: 10_000 });
@@ -135,6 +138,19 @@ describe('a synced idle peer session (request id dropped, counters in flags)', (
     await x.send(encodeUpdates([updateWith('c', 'live')]));
     await poll(() => db.doc.getMap('x').get('c') === 'live', 'a live update applied');
     expect(db.peers().map((p) => p.peerId)).toEqual(['x']);
+
+    // Health: a peer that keeps talking is healthy and 'responding' (the monitor's shared record,
+    // a bit of the session's flags); silent, it turns degraded (a record of its own), and talking
+    // again brings it back.
+    await poll(() => db.stats().peers[0]?.healthReason === 'responding', 'responding');
+    expect(db.stats().peers[0]?.health).toBe('healthy');
+    await poll(() => db.stats().peers[0]?.health === 'degraded', 'degraded once silent');
+    for (let i = 0; db.stats().peers[0]?.health !== 'healthy' && i < 400; i++) {
+      await x.send(encodeProbe(MSG_PONG, 1));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(db.stats().peers[0]?.health).toBe('healthy');
+    expect(db.stats().peers[0]?.healthReason).toBe('responding');
 
     // The peer leaves: the database sees it go; close is clean and idempotent.
     await x.conn.close();

@@ -47,17 +47,35 @@ export interface TurnSchedulerStats {
 export class TurnScheduler {
   readonly #nextTurn: TurnRunner;
   readonly #now: () => number;
-  readonly stats: TurnSchedulerStats = { rounds: 0, lingered: 0 };
+  #rounds = 0;
+  #lingered = 0;
   /** Targets of the next round; null while none (an idle database holds a scheduler). */
   #pending: Set<Flushable> | null = null;
-  #scheduled = false;
-  /** A flush ran on the current turn (cleared on the next one). */
-  #recent = false;
-  /** Linger state: when it began, whether a request came since the last check, bytes requested. */
+  /** {@link SCHEDULED}, {@link RECENT} (a flush ran on the current turn; cleared on the next one), {@link FRESH}: one small integer. */
+  #flags = 0;
+  /** Linger state: when it began, turns checked, bytes requested. */
   #lingerSince = 0;
   #lingerTurns = 0;
-  #fresh = false;
   #bytes = 0;
+  get #scheduled(): boolean {
+    return (this.#flags & SCHEDULED) !== 0;
+  }
+  set #scheduled(on: boolean) {
+    this.#flags = on ? this.#flags | SCHEDULED : this.#flags & ~SCHEDULED;
+  }
+  get #recent(): boolean {
+    return (this.#flags & RECENT) !== 0;
+  }
+  set #recent(on: boolean) {
+    this.#flags = on ? this.#flags | RECENT : this.#flags & ~RECENT;
+  }
+  /** A request came since the last linger check. */
+  get #fresh(): boolean {
+    return (this.#flags & FRESH) !== 0;
+  }
+  set #fresh(on: boolean) {
+    this.#flags = on ? this.#flags | FRESH : this.#flags & ~FRESH;
+  }
   // The callbacks handed to the next turn are made per call, not kept as bound fields: an idle
   // database holds its scheduler for its whole life (ARCHITECTURE § Memory of an idle replica).
 
@@ -68,6 +86,11 @@ export class TurnScheduler {
   constructor(nextTurn: TurnRunner, now: () => number = performanceNow) {
     this.#nextTurn = nextTurn;
     this.#now = now;
+  }
+
+  /** Its counters (a snapshot). */
+  get stats(): TurnSchedulerStats {
+    return { rounds: this.#rounds, lingered: this.#lingered };
   }
 
   /**
@@ -96,7 +119,7 @@ export class TurnScheduler {
     const due = this.#pending;
     if (due === null || due.size === 0) return;
     this.#pending = null;
-    this.stats.rounds++;
+    this.#rounds++;
     if (!this.#recent) {
       this.#recent = true;
       this.#nextTurn(() => {
@@ -110,7 +133,7 @@ export class TurnScheduler {
     // The first check always lingers one more turn (so a slow turn still pairs two writes).
     const expired = this.#lingerTurns++ > 0 && this.#now() - this.#lingerSince >= LINGER_MS;
     if (!this.#fresh || expired || this.#bytes >= LINGER_BYTES) {
-      this.stats.lingered++;
+      this.#lingered++;
       this.#run();
       return;
     }
@@ -118,6 +141,11 @@ export class TurnScheduler {
     this.#nextTurn(() => this.#check());
   }
 }
+
+/** {@link TurnScheduler}'s yes/no states, as bits of one field. */
+const SCHEDULED = 1;
+const RECENT = 2;
+const FRESH = 4;
 
 /** The default clock, one function for every scheduler. */
 function performanceNow(): number {

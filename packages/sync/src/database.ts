@@ -293,32 +293,89 @@ export class Database {
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new Map<string, PeerSession>();
+  /**
+   * What a database holds only at times (standbys, replaced sessions, totals of ended sessions,
+   * waiters, the abort controller, closing state): one record made at the first of them and
+   * dropped once all are back to empty, behind private accessors (ARCHITECTURE § Memory of an
+   * idle replica: an idle database keeps one field for eleven).
+   */
+  #rare: DatabaseRare | null = null;
+  #setRare<K extends keyof DatabaseRare>(key: K, value: DatabaseRare[K]): void {
+    let rare = this.#rare;
+    const empty = value === null || value === false;
+    if (rare === null) {
+      if (empty) return;
+      rare = this.#rare = newRare();
+    }
+    rare[key] = value;
+    if (empty && rareIsEmpty(rare)) this.#rare = null;
+  }
   /** Sessions to a replica that an active session already reaches over a better path. */
-  #standby: Set<PeerSession> | null = null;
+  get #standby(): Set<PeerSession> | null {
+    return this.#rare?.standby ?? null;
+  }
+  set #standby(value: Set<PeerSession> | null) {
+    this.#setRare('standby', value);
+  }
   readonly #replicas = new ReplicaRouter<PeerSession>();
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
-  #ended: WeakSet<PeerSession> | null = null;
+  get #ended(): WeakSet<PeerSession> | null {
+    return this.#rare?.ended ?? null;
+  }
+  set #ended(value: WeakSet<PeerSession> | null) {
+    this.#setRare('ended', value);
+  }
   /**
    * Sessions replaced by a newer connection of their peer and not ended yet (close() waits for
    * them, as for the active and standby ones); made at the first replacement.
    */
-  #retiring: Set<PeerSession> | null = null;
+  get #retiring(): Set<PeerSession> | null {
+    return this.#rare?.retiring ?? null;
+  }
+  set #retiring(value: Set<PeerSession> | null) {
+    this.#setRare('retiring', value);
+  }
   /** Called with each new session (pending {@link whenDelivered} calls ask it to acknowledge). */
-  #onAttach: Set<(session: PeerSession) => void> | null = null;
+  get #onAttach(): Set<(session: PeerSession) => void> | null {
+    return this.#rare?.onAttach ?? null;
+  }
+  set #onAttach(value: Set<(session: PeerSession) => void> | null) {
+    this.#setRare('onAttach', value);
+  }
   /** Called with `ERR_CLOSED` when the database closes (pending {@link whenDelivered} calls). */
-  #onClose: Set<(error: Error) => void> | null = null;
+  get #onClose(): Set<(error: Error) => void> | null {
+    return this.#rare?.onClose ?? null;
+  }
+  set #onClose(value: Set<(error: Error) => void> | null) {
+    this.#setRare('onClose', value);
+  }
   /**
    * Leaves the topic of a transport the database does not own (or a multi-transport, whose parts
    * may be the app's). A transport the database owns is left by disconnecting it, so it gets no
    * signal: an `AbortSignal` with its listener is ~0.6 KiB per database (two maps of Node's
    * EventTarget), for as long as it is open (ARCHITECTURE § Memory of an idle replica).
    */
-  #abort: AbortController | null = null;
+  get #abort(): AbortController | null {
+    return this.#rare?.abort ?? null;
+  }
+  set #abort(value: AbortController | null) {
+    this.#setRare('abort', value);
+  }
   /** Counters of sessions that ended; null until one ends. */
-  #totals: SessionTotals | null = null;
+  get #totals(): SessionTotals | null {
+    return this.#rare?.totals ?? null;
+  }
+  set #totals(value: SessionTotals | null) {
+    this.#setRare('totals', value);
+  }
   /** whenSynced() calls waiting; null while none waits. */
-  #waiters: SyncWaiter[] | null = null;
+  get #waiters(): SyncWaiter[] | null {
+    return this.#rare?.waiters ?? null;
+  }
+  set #waiters(value: SyncWaiter[] | null) {
+    this.#setRare('waiters', value);
+  }
   readonly #readOnly: boolean;
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
@@ -331,9 +388,19 @@ export class Database {
   #localRate: RateWindow | null = null;
   #remoteRate: RateWindow | null = null;
   #closed = false;
-  #closing: Promise<void> | null = null;
+  get #closing(): Promise<void> | null {
+    return this.#rare?.closing ?? null;
+  }
+  set #closing(value: Promise<void> | null) {
+    this.#setRare('closing', value);
+  }
   /** Set when close() could not flush or release the store; a later close() tries again. */
-  #storageOpen = false;
+  get #storageOpen(): boolean {
+    return this.#rare?.storageOpen ?? false;
+  }
+  set #storageOpen(value: boolean) {
+    this.#setRare('storageOpen', value);
+  }
   /** The join ({@link #run}) while it runs; null once it returned (an open database keeps no settled promise). */
   #network: Promise<void> | null = null;
   /**
@@ -341,7 +408,12 @@ export class Database {
    * has not ended. `#streamEnded` is made only when close() waits for the end.
    */
   #listening = false;
-  #streamEnded: (() => void) | null = null;
+  get #streamEnded(): (() => void) | null {
+    return this.#rare?.streamEnded ?? null;
+  }
+  set #streamEnded(value: (() => void) | null) {
+    this.#setRare('streamEnded', value);
+  }
   /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
   #mailbox: MailboxBinding | null = null;
 
@@ -379,18 +451,18 @@ export class Database {
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
-    this.#host = new Database.#Host(this, {
-      doc: this.#doc,
-      awareness: this.awareness,
+    this.#host = new Database.#Host(
+      this,
       sealer,
       scheduler,
-      maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
-      minFrameBytes: MIN_FRAME_BYTES,
-      maxMessageBytes: limits.maxMessageBytes,
-      maxQueuedBytes: limits.maxQueuedBytes,
-      replicaHello: encodeReplica(replicaId),
-      networked: transport.name !== 'disabled',
-    });
+      {
+        maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
+        maxMessageBytes: limits.maxMessageBytes,
+        maxQueuedBytes: limits.maxQueuedBytes,
+        networked: transport.name !== 'disabled',
+      },
+      encodeReplica(replicaId),
+    );
     this.#batch = new WriteBatch(this.#doc, this.#host);
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
@@ -409,33 +481,48 @@ export class Database {
    */
   static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection> {
     readonly #db: Database;
-    readonly doc: Y.Doc;
-    readonly awareness: awarenessProtocol.Awareness;
     readonly sealer: FrameSealer;
     readonly scheduler: TurnScheduler;
-    readonly maxFrameBytes: number;
-    readonly minFrameBytes: number;
-    readonly maxMessageBytes: number;
-    readonly maxQueuedBytes: number;
+    /** The frame and queue limits and whether the transport reaches anyone: one shared frozen record per set of them. */
+    readonly #limits: HostLimits;
     /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
     readonly #replicaHello: string;
-    readonly networked: boolean;
 
-    constructor(
-      db: Database,
-      fields: Omit<DatabaseHost, 'reportError' | 'applyBatch' | 'onItem' | 'onEnd' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
-    ) {
+    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits, replicaHello: Uint8Array) {
       this.#db = db;
-      this.doc = fields.doc;
-      this.awareness = fields.awareness;
-      this.sealer = fields.sealer;
-      this.scheduler = fields.scheduler;
-      this.maxFrameBytes = fields.maxFrameBytes;
-      this.minFrameBytes = fields.minFrameBytes;
-      this.maxMessageBytes = fields.maxMessageBytes;
-      this.maxQueuedBytes = fields.maxQueuedBytes;
-      this.#replicaHello = bytesToText(fields.replicaHello);
-      this.networked = fields.networked;
+      this.sealer = sealer;
+      this.scheduler = scheduler;
+      this.#limits = sharedLimits(limits);
+      this.#replicaHello = bytesToText(replicaHello);
+    }
+
+    /** The document itself (the database's `doc` getter flushes queued writes first; sessions need not). */
+    get doc(): Y.Doc {
+      return this.#db.#doc;
+    }
+
+    get awareness(): awarenessProtocol.Awareness {
+      return this.#db.awareness;
+    }
+
+    get maxFrameBytes(): number {
+      return this.#limits.maxFrameBytes;
+    }
+
+    get minFrameBytes(): number {
+      return MIN_FRAME_BYTES;
+    }
+
+    get maxMessageBytes(): number {
+      return this.#limits.maxMessageBytes;
+    }
+
+    get maxQueuedBytes(): number {
+      return this.#limits.maxQueuedBytes;
+    }
+
+    get networked(): boolean {
+      return this.#limits.networked;
     }
 
     get replicaHello(): Uint8Array {
@@ -933,7 +1020,7 @@ export class Database {
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, this.topic, material, this.#onError);
+    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, material, this.#onError);
   }
 
   /**
@@ -1227,7 +1314,10 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
-  let reportTransportError: (error: Error) => void = () => undefined;
+  // Errors the transports it makes handle by themselves (lost sessions, failed reconnects) become
+  // `error` events of the database (once it exists); an onError of the app's configuration still
+  // gets them too.
+  const errors: TransportErrors = { db: null };
   const given = options.transport;
   if (Array.isArray(given)) {
     if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
@@ -1238,17 +1328,10 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
       if (config.encryption === false) {
         throw new InvalidConfigError(`transport[${i}].encryption`, 'sealing cannot be turned off: every frame a database sends is sealed');
       }
-      const appOnError = config.onError;
-      const transport = platform.createTransport({
-        ...config,
-        onError: (error) => {
-          reportTransportError(error);
-          appOnError?.(error);
-        },
-      });
+      const transport = platform.createTransport({ ...config, onError: forwardTransportErrors(errors, config.onError) });
       return { transport, owned: true };
     });
-    transport = new MultiTransport(parts, (error) => reportTransportError(error));
+    transport = new MultiTransport(parts, forwardTransportErrors(errors, undefined));
     owns = true;
   } else if (given === undefined) {
     transport = new DisabledTransport();
@@ -1262,17 +1345,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (given.encryption === false) {
       throw new InvalidConfigError('transport.encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
     }
-    // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
-    // events of the database; an onError of the app's configuration still gets them too.
-    const appOnError = given.onError;
-    transport = platform.createTransport({
-      ...given,
-      onError: (error) => {
-        // The event first: an app handler that throws must not hide the error from db.events.
-        reportTransportError(error);
-        appOnError?.(error);
-      },
-    });
+    transport = platform.createTransport({ ...given, onError: forwardTransportErrors(errors, given.onError) });
     // The implementation itself, not core's lazy wrapper (relay mode; see loadedTransport).
     transport = await loadedTransport(transport);
     owns = true;
@@ -1319,12 +1392,86 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
-  reportTransportError = (error) => {
-    if (!db.closed) db.events.publish({ type: 'error', error });
-  };
+  errors.db = db;
   db.useMailbox(material);
   db.start();
   return db;
+}
+
+/** A database's rarely set state (see `Database.#rare`). */
+interface DatabaseRare {
+  standby: Set<PeerSession> | null;
+  ended: WeakSet<PeerSession> | null;
+  retiring: Set<PeerSession> | null;
+  onAttach: Set<(session: PeerSession) => void> | null;
+  onClose: Set<(error: Error) => void> | null;
+  abort: AbortController | null;
+  totals: SessionTotals | null;
+  waiters: SyncWaiter[] | null;
+  closing: Promise<void> | null;
+  storageOpen: boolean;
+  streamEnded: (() => void) | null;
+}
+
+function newRare(): DatabaseRare {
+  return { standby: null, ended: null, retiring: null, onAttach: null, onClose: null, abort: null, totals: null, waiters: null, closing: null, storageOpen: false, streamEnded: null };
+}
+
+function rareIsEmpty(r: DatabaseRare): boolean {
+  return (
+    r.standby === null &&
+    r.ended === null &&
+    r.retiring === null &&
+    r.onAttach === null &&
+    r.onClose === null &&
+    r.abort === null &&
+    r.totals === null &&
+    r.waiters === null &&
+    r.closing === null &&
+    !r.storageOpen &&
+    r.streamEnded === null
+  );
+}
+
+/** A database host's limits (see `DatabaseHost`). */
+interface HostLimits {
+  readonly maxFrameBytes: number;
+  readonly maxMessageBytes: number;
+  readonly maxQueuedBytes: number;
+  readonly networked: boolean;
+}
+
+/** Limits records by value: databases opened with the same limits share one (a process holds thousands). */
+const limitsByValue = new Map<string, HostLimits>();
+
+function sharedLimits(l: HostLimits): HostLimits {
+  const key = `${l.maxFrameBytes} ${l.maxMessageBytes} ${l.maxQueuedBytes} ${l.networked}`;
+  let shared = limitsByValue.get(key);
+  if (shared === undefined) {
+    shared = Object.freeze({ ...l });
+    // A few sets per process, usually; bounded all the same.
+    if (limitsByValue.size >= 64) limitsByValue.clear();
+    limitsByValue.set(key, shared);
+  }
+  return shared;
+}
+
+/** Where the transports a database made report their errors: the database, once it exists. */
+interface TransportErrors {
+  db: Database | null;
+}
+
+/**
+ * The `onError` handed to a transport the database makes: the database's `error` event first (an
+ * app handler that throws must not hide the error from `db.events`), then the app's own. Made here
+ * so it keeps only `errors` and `app`, not `openDatabase`'s whole scope (options included).
+ */
+function forwardTransportErrors(errors: TransportErrors, app: ((error: Error) => void) | undefined): (error: Error) => void {
+  return (error) => {
+    const db = errors.db;
+    if (db !== null && !db.closed) db.events.publish({ type: 'error', error });
+    app?.(error);
+  };
 }
 
 /** Yjs's default garbage-collection filter (collect everything), one function for every database instead of a closure each. */

@@ -3,7 +3,7 @@
  * peer's health state and the database's own, and publishes changes as rate-limited events.
  */
 import type { HealthSeverity, HealthState, SyncEvent } from '@rhizome/core';
-import { EventLimiter, databaseHealth, peerHealth, severityOf } from './health.js';
+import { EventLimiter, RESPONDING_PEER, databaseHealth, peerHealth, severityOf } from './health.js';
 import type { HealthOptions, PeerMeter } from './health.js';
 import type { PeerSession } from './session.js';
 import { joinTicker, leaveTicker } from './ticker.js';
@@ -38,8 +38,8 @@ interface Tracked {
   limiter: EventLimiter | null;
 }
 
-/** The state of every healthy peer whose state never changed (shared, never written). */
-const RESPONDING: Tracked = Object.freeze({ health: 'healthy', reason: 'responding', published: 'healthy', limiter: null });
+/** The state of every healthy peer whose state never changed (shared, never written; a session holds it as one bit). */
+const RESPONDING: Tracked = RESPONDING_PEER as Tracked;
 
 /** Database-level health as shown by `db.stats().health`. */
 export interface DatabaseHealthStatus {
@@ -57,7 +57,8 @@ export interface DatabaseHealthStatus {
 export class HealthMonitor {
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
-  readonly #dbLimiter: EventLimiter;
+  /** The database's event budget, made at its first change of state (a full bucket then, as it would be). */
+  #dbLimiter: EventLimiter | null = null;
   #db: DatabaseHealthStatus;
   #dbPublished: HealthState = 'healthy';
   #unreachableSince: number | null;
@@ -68,9 +69,7 @@ export class HealthMonitor {
   constructor(host: MonitorHost, options: Required<HealthOptions>) {
     this.#host = host;
     this.#o = options;
-    const now = host.now();
-    this.#dbLimiter = new EventLimiter(options.eventBurst, options.eventRefillMs, now);
-    this.#unreachableSince = now;
+    this.#unreachableSince = host.now();
     this.#db = { health: 'healthy', severity: 'info', reason: 'just opened', unsentLocalUpdates: 0 };
   }
 
@@ -193,7 +192,7 @@ export class HealthMonitor {
       this.#o,
     );
     this.#db = { ...next, unsentLocalUpdates: this.#host.networked ? unsent : 0 };
-    if (publish && this.#o.enabled && next.health !== this.#dbPublished && this.#dbLimiter.take(now)) {
+    if (publish && this.#o.enabled && next.health !== this.#dbPublished && (this.#dbLimiter ??= new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now)).take(now)) {
       this.#dbPublished = next.health;
       this.#host.publish({ type: 'health', health: next.health, severity: next.severity, reason: next.reason });
     }

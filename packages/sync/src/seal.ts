@@ -134,13 +134,14 @@ export class FrameSealer {
   open(frame: Uint8Array): Uint8Array {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
-    const key = prefixKey(frame, 1);
     const slab = this.#slab;
     let subkey: Uint8Array;
     let fresh: Uint8Array | null = null;
-    if (key === this.#ownPrefix) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
+    // A known sender's frame is matched by comparing its prefix bytes in place: no 16-char key
+    // string per frame (every peer's ping and pong every 5 s is a frame), only past the list.
+    if (startsWithPrefix(this.#ownPrefix, frame)) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
-      const cached = this.#cached(key);
+      const cached = this.#cached(frame);
       if (cached !== undefined) {
         subkey = SCRATCH.openKey;
         for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(NONCE_PREFIX_LENGTH + i);
@@ -151,24 +152,25 @@ export class FrameSealer {
     nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
     // Only prefixes that opened are remembered, so garbage cannot churn the cache.
-    if (fresh !== null) this.#remember(key, frame, fresh);
+    if (fresh !== null) this.#remember(prefixKey(frame, 1), frame, fresh);
     return plain;
   }
 
-  /** The remembered entry (prefix then subkey) of the sender whose prefix is `prefix`. */
-  #cached(prefix: string): string | undefined {
+  /** The remembered entry (prefix then subkey) of the sender of `frame` (its prefix at offset 1). */
+  #cached(frame: Uint8Array): string | undefined {
     const subkeys = this.#subkeys;
     if (subkeys === null) return undefined;
-    if (!Array.isArray(subkeys)) return subkeys.get(prefix);
-    for (let i = 0; i < subkeys.length; i++) if (subkeys[i]!.startsWith(prefix)) return subkeys[i];
+    if (!Array.isArray(subkeys)) return subkeys.get(prefixKey(frame, 1));
+    for (let i = 0; i < subkeys.length; i++) if (startsWithPrefix(subkeys[i]!, frame)) return subkeys[i];
     return undefined;
   }
 
   /** Remembers the subkey of the sender of `frame` (prefix `prefix`). */
   #remember(prefix: string, frame: Uint8Array, subkey: Uint8Array): void {
-    const entry = new Uint8Array(NONCE_PREFIX_LENGTH + 32);
-    entry.set(frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
-    entry.set(subkey, NONCE_PREFIX_LENGTH);
+    // Built in the process's scratch (synchronous, like seal and open): no buffer per new sender.
+    const entry = SCRATCH.entry;
+    for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) entry[i] = frame[1 + i]!;
+    for (let i = 0; i < 32; i++) entry[NONCE_PREFIX_LENGTH + i] = subkey[i]!;
     const text = prefixKey(entry, 0, entry.length);
     let subkeys = this.#subkeys;
     if (subkeys === null || Array.isArray(subkeys)) {
@@ -189,12 +191,12 @@ export class FrameSealer {
 
 /**
  * Per-frame scratch shared by every sealer of the process: the 12-byte ChaCha20 nonces (4 zero
- * bytes and the 8-byte frame counter, big-endian) for sealing and opening, and the subkey of a
- * cached sender. Only used inside one synchronous seal() or open() call.
+ * bytes and the 8-byte frame counter, big-endian) for sealing and opening, the subkey of a
+ * cached sender, and a new sender's entry (prefix then subkey) while its string is made. Only used inside one synchronous seal() or open() call.
  */
 const SCRATCH = (() => {
-  const buffer = new Uint8Array(12 + 12 + 32);
-  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56) };
+  const buffer = new Uint8Array(12 + 12 + 32 + NONCE_PREFIX_LENGTH + 32);
+  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56), entry: buffer.subarray(56) };
 })();
 
 /** Offsets in a sealer's slab: key, nonce prefix, subkey, then the associated data to the end. */
@@ -208,6 +210,12 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 1] = (value >>> 16) & 0xff;
   bytes[at + 2] = (value >>> 8) & 0xff;
   bytes[at + 3] = value & 0xff;
+}
+
+/** True if `text` (one char per byte) starts with the nonce prefix of `frame` (its bytes 1..16). */
+function startsWithPrefix(text: string, frame: Uint8Array): boolean {
+  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(i) !== frame[1 + i]) return false;
+  return true;
 }
 
 /** `length` bytes from `at` as one flat string of one char per byte (a `+=` loop would leave a rope). */

@@ -9,7 +9,8 @@ import { readAwarenessEntries } from './awareness-check.js';
 import { encodeDiff } from './state-cache.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
-import { PeerMeter } from './health.js';
+import type { BroadcastGroup } from './broadcast.js';
+import { PeerMeter, RESPONDING_PEER } from './health.js';
 import {
   MSG_AWARENESS,
   MSG_BATCH,
@@ -151,6 +152,8 @@ interface SessionRare {
   ended: Promise<void> | null;
   /** Delivery acknowledgements (see delivery.ts); made on the first {@link PeerSession.acknowledge}. */
   acks: AckRequests | null;
+  /** The monitor's record of this peer when it is not the shared one (see {@link PeerSession.healthState}). */
+  healthState: object | null;
   /** Frames from the peer that failed to open (usually none: counted here, not in a field of every session). */
   decryptErrors: number;
   /** Times queued updates were dropped for one catch-up diff. */
@@ -160,8 +163,8 @@ interface SessionRare {
 }
 
 /**
- * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states, how the peer opened, whether a frame of it opened and
- * (high bits) its unsent step 2 answers, in one small integer instead of ten fields (an idle process holds thousands of sessions).
+ * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states, how the peer opened, whether a frame of it opened, whether its health is the shared record and
+ * (high bits) its unsent step 2 answers, in one small integer instead of eleven fields (an idle process holds thousands of sessions).
  */
 const PUMPING = 1;
 const RECEIVED_STEP2 = 2;
@@ -175,11 +178,13 @@ const OPENING_SHIFT = 7;
 const OPENING_MASK = 3 << OPENING_SHIFT;
 /** A frame from the peer opened under the database key (see {@link PeerSession.foreign}). */
 const OPENED = 1 << 9;
+/** {@link PeerSession.healthState} is the monitor's shared {@link RESPONDING_PEER} record. */
+const RESPONDING = 1 << 10;
 /**
  * The rest: step 2 answers queued and not sent yet (at most {@link MAX_HELD_SYNC_REQUESTS} + 1,
  * so 13 bits; the flags stay a small integer).
  */
-const ANSWERS_SHIFT = 10;
+const ANSWERS_SHIFT = 11;
 const ANSWER = 1 << ANSWERS_SHIFT;
 
 /**
@@ -226,10 +231,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #remoteStateVector: string | null = null;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
+  /** @internal The broadcast group this session is a member of (broadcast.ts `UpdateRouter`), if any. */
+  broadcastGroup: BroadcastGroup | null = null;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
   #awarenessClients: number | number[] | null = null;
-  /** @internal The health monitor's state of this peer (monitor.ts); null before its first evaluation. */
-  healthState: object | null = null;
 
   constructor(conn: Connection, host: SessionHost) {
     // A session is its peer's meter (one object per peer, not two: an idle process holds thousands).
@@ -240,7 +245,23 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** The rarely used part, made on first use. */
   #r(): SessionRare {
-    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+  }
+
+  /**
+   * @internal The health monitor's state of this peer (monitor.ts); null before its first
+   * evaluation. A healthy peer whose state never changed holds the monitor's shared record, kept
+   * as one bit of the flags (not a field of every session); any other in the rare part.
+   */
+  get healthState(): object | null {
+    return this.#flag(RESPONDING) ? RESPONDING_PEER : (this.#rare?.healthState ?? null);
+  }
+
+  set healthState(state: object | null) {
+    this.#setFlag(RESPONDING, state === RESPONDING_PEER);
+    if (state === RESPONDING_PEER) {
+      if (this.#rare !== null) this.#rare.healthState = null;
+    } else if (state !== null || this.#rare !== null) this.#r().healthState = state;
   }
 
   /** The remote peer (its Connection's). */
