@@ -882,7 +882,7 @@ export class RelayCore implements RouterHost {
   // ------------------------------------------------------------------------------------------
   // Sending, cutting, releasing
 
-  #forward(target: Peer, frame: Buffer): void {
+  #forward(target: Peer, frame: Uint8Array): void {
     const socket = target.socket;
     socket.send(frame);
     this.#framesOut++;
@@ -892,14 +892,15 @@ export class RelayCore implements RouterHost {
 
   #send(peer: Peer, frame: Uint8Array): void {
     if (peer.done) return;
-    // A Buffer, not the encoder's plain Uint8Array: `ws` then sees one kind of object on every
-    // send, which keeps its (and V8's) fast path for the forwarded frames. A copy into Node's
-    // pool, not a view: the encoders' small arrays live inside V8's heap, and taking their
-    // `.buffer` moves each one out to a native allocation of its own (a connection's WELCOME,
-    // LIMITS, JOINED and PEER_JOINED frames: several per connection at connect, in the middle of
-    // the burst whose native garbage the allocator keeps, BENCHMARKS.md § Issue 12). Large
-    // frames (mailbox replies) are native already and are sent as views, not copied.
-    this.#forward(peer, frame.byteLength <= SMALL_FRAME_BYTES ? Buffer.from(frame) : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    // A small frame goes as the encoder made it to a RelayWebSocket (a DirectSocket), which copies
+    // it into its own frame buffer (relay-websocket.ts). To any other socket it goes as a Buffer:
+    // a copy into Node's pool, not a view, since the encoders' small arrays live inside V8's heap
+    // and `ws` taking their `.buffer` moves each one out to a native allocation of its own
+    // (several per connection at connect, in the middle of the burst whose native garbage the
+    // allocator keeps, BENCHMARKS.md § Issue 12). Large frames (mailbox replies) are native
+    // already and are sent as views, not copied.
+    if (frame.byteLength <= SMALL_FRAME_BYTES) this.#forward(peer, isDirectSocket(peer.socket) ? frame : Buffer.from(frame));
+    else this.#forward(peer, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
   }
 
   /** Closes a connection with a close code, removes it from routing, and destroys it after the grace period. */

@@ -26,7 +26,12 @@ export interface DirectEvents<T> {
   error(target: T, error: Error & { code?: string }): void;
 }
 
-/** A socket that can deliver its events to a {@link DirectEvents} without listeners. */
+/**
+ * A socket that can deliver its events to a {@link DirectEvents} without listeners. The core also
+ * hands it the small frames it encodes (plain `Uint8Array`s in V8's heap) without copying them
+ * into a `Buffer` first: its `send` must take any `Uint8Array` it is given cheaply
+ * (`RelayWebSocket` copies a small one into its own frame buffer).
+ */
 export interface DirectSocket {
   /** Delivers this socket's events to `events` with `target`, until its `close` event. */
   bindEvents<T>(events: DirectEvents<T>, target: T): void;

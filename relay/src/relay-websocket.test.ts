@@ -363,4 +363,104 @@ describe('RelayWebSocket', () => {
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   });
+
+  it('frames sent while a read is handled go out in one socket write per socket when the read is done, in call order with control frames, large messages and the close; and terminate', async () => {
+    // A bare RelayWebSocket server: client A's messages make the server send to B, C and D from
+    // inside A's read (what the core does when it forwards). Every server socket write is recorded.
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, WebSocket: RelayWebSocket });
+    const http = createServer();
+    const accepted: RelayWebSocket[] = [];
+    const writes: Buffer[][] = [];
+    http.on('upgrade', (req, socket, head) =>
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const i = accepted.push(ws) - 1;
+        writes.push([]);
+        const raw = (ws as unknown as { _socket: Socket })._socket;
+        const write = raw.write.bind(raw) as (chunk: Buffer) => boolean;
+        (raw as unknown as { write: (chunk: Buffer) => boolean }).write = (chunk: Buffer) => {
+          writes[i]!.push(Buffer.from(chunk));
+          return write(chunk);
+        };
+      }),
+    );
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const until = async (done: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 5_000;
+      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    };
+    const open = async (): Promise<{ ws: WebSocket; events: string[]; gone: Promise<number> }> => {
+      const n = accepted.length;
+      const ws = new WebSocket(url);
+      clients.push(ws);
+      const events: string[] = [];
+      ws.on('message', (data: Buffer) => events.push(data.length > 100 ? `big${data.length}` : data.toString()));
+      ws.on('ping', (data: Buffer) => events.push(`ping:${data.toString()}`));
+      const gone = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      await until(() => accepted.length > n);
+      return { ws, events, gone };
+    };
+    /** The unmasked frame a server writes for a small binary message. */
+    const framed = (text: string): Buffer => Buffer.concat([Buffer.from([0x82, text.length]), Buffer.from(text)]);
+    try {
+      const a = await open();
+      const b = await open();
+      const c = await open();
+      const d = await open();
+      const [sa, sb, sc, sd] = accepted as [RelayWebSocket, RelayWebSocket, RelayWebSocket, RelayWebSocket];
+      const big = new Uint8Array(5000).fill(3);
+      sa.on('message', (data: Buffer) => {
+        if (data.toString() !== 'go') return;
+        sb.send(Buffer.from('b1'));
+        sa.send(Buffer.from('a1'));
+        sb.send(Uint8Array.from(Buffer.from('b2'))); // a plain Uint8Array is framed the same
+        sb.ping(Buffer.from('p'));
+        sb.send(Buffer.from('b3'));
+        sb.send(Buffer.from('b4'));
+        sb.send(big); // large: ws frames it, after b3 and b4
+        sb.send(Buffer.from('b5'));
+        sa.send(Buffer.from('a2'));
+        sc.send(Buffer.from('c1'));
+        sc.close(1000, 'bye'); // after c1
+        sd.send(Buffer.from('d1'));
+        sd.terminate(); // after d1 (handed to the kernel first, as a send always was)
+      });
+      const before = writes.map((w) => w.length);
+      a.ws.send(Buffer.from('go'));
+      await until(() => b.events.length >= 7 && a.events.length >= 2 && c.events.length >= 1);
+      expect(b.events).toEqual(['b1', 'b2', 'ping:p', 'b3', 'b4', 'big5000', 'b5']);
+      expect(a.events).toEqual(['a1', 'a2']);
+      expect(c.events).toEqual(['c1']);
+      expect(await c.gone).toBe(1000);
+      expect(await d.gone).toBe(1006);
+      expect(d.events).toEqual(['d1']);
+      // A's two frames in one write, when the read was done.
+      expect(writes[0]!.slice(before[0])).toEqual([Buffer.concat([framed('a1'), framed('a2')])]);
+      // B: b1+b2 written before the ping, b3+b4 before the large message, b5 at the end of the read.
+      const toB = writes[1]!.slice(before[1]);
+      expect(toB[0]).toEqual(Buffer.concat([framed('b1'), framed('b2')]));
+      expect(toB.findIndex((w) => w.equals(Buffer.concat([framed('b3'), framed('b4')])))).toBeGreaterThan(0);
+      expect(toB.at(-1)).toEqual(framed('b5'));
+      expect(writes[2]!.slice(before[2])[0]).toEqual(framed('c1'));
+      expect(writes[3]!.slice(before[3])).toEqual([framed('d1')]);
+      // Outside a read (here: a timer), a small message is written at once, on its own.
+      const n = writes[0]!.length;
+      const atOnce = await new Promise<Buffer[]>((resolve) =>
+        setTimeout(() => {
+          sa.send(Buffer.from('t1'));
+          resolve(writes[0]!.slice(n));
+        }, 0),
+      );
+      expect(atOnce).toEqual([framed('t1')]);
+      await until(() => a.events.length >= 3);
+      expect(a.events).toEqual(['a1', 'a2', 't1']);
+    } finally {
+      for (const ws of clients.splice(0)) ws.terminate();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  });
 });

@@ -92,20 +92,87 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
   }
 
   /**
+   * Small frames sent to this socket while a read of some connection is being handled
+   * ({@link onSocketData}), written in one socket write when that read is done (see
+   * {@link RelayWebSocket.send}): a payload, or several in order. Null when none is waiting.
+   */
+  #out: Uint8Array | Uint8Array[] | null = null;
+
+  /**
    * As `ws`'s `send`, with a shortcut for what a relay sends most: a small binary message with
    * no options and no callback. A server's frames are not masked, so the frame is the 2- or
    * 4-byte header followed by the payload: it is built in one buffer and written in one socket
    * write, where `ws`'s Sender makes an options object, a header buffer, an array and a corked
    * two-buffer write per message — about half the garbage per relayed frame (fewer young-
    * generation collections while a relay is busy; BENCHMARKS.md § Issue 12, Session 8 (srvmem)).
+   * While a received read is being handled ({@link onSocketData}), such messages wait until the
+   * read is done (the same macrotask, before any I/O) and every socket then gets ONE write with
+   * all of its frames — a newcomer's JOINED and PEER_JOINED frames, the answers a peer's read
+   * holds for another peer — instead of a socket write each (a write costs Node's stream and
+   * write-request objects, ~0.2 KiB: BENCHMARKS.md § Issue 12, Session 10 (srvmem)).
    * Anything else goes through `ws` (large messages stay zero-copy there), as does any message
-   * while `ws`'s Sender has frames queued, so the order on the wire is the order of the calls.
+   * while `ws`'s Sender has frames queued; frames waiting here are written first, so the order on
+   * the wire is the order of the calls.
    */
   override send(data: Parameters<WebSocket['send']>[0], options?: Parameters<WebSocket['send']>[1] | ((err?: Error) => void), cb?: (err?: Error) => void): void {
-    if (options === undefined && cb === undefined && data instanceof Uint8Array && data.length <= SMALL_MESSAGE_BYTES && sendSmall(this, data)) return;
+    if (options === undefined && cb === undefined && data instanceof Uint8Array && data.length <= SMALL_MESSAGE_BYTES && RelayWebSocket.#sendSmall(this, data)) return;
+    if (this.#out !== null) RelayWebSocket.flush(this);
     if (typeof options === 'function') super.send(data, options);
     else if (options === undefined) super.send(data, cb);
     else super.send(data, options, cb);
+  }
+
+  // Control frames, the close and the end go after the frames waiting (see {@link RelayWebSocket.send}):
+  // what was sent before `terminate()` is handed to the kernel before the socket is destroyed, as
+  // it was when every send wrote at once.
+  override ping(data?: unknown, mask?: boolean, cb?: (err: Error) => void): void {
+    if (this.#out !== null) RelayWebSocket.flush(this);
+    super.ping(data, mask, cb);
+  }
+
+  override pong(data?: unknown, mask?: boolean, cb?: (err: Error) => void): void {
+    if (this.#out !== null) RelayWebSocket.flush(this);
+    super.pong(data, mask, cb);
+  }
+
+  override close(code?: number, data?: string | Buffer): void {
+    if (this.#out !== null) RelayWebSocket.flush(this);
+    super.close(code, data);
+  }
+
+  override terminate(): void {
+    if (this.#out !== null) RelayWebSocket.flush(this);
+    super.terminate();
+  }
+
+  /** See {@link RelayWebSocket.send}: false when `ws` must send it (not open, or its Sender busy). */
+  static #sendSmall(ws: RelayWebSocket, data: Uint8Array): boolean {
+    const internals = ws as unknown as WsInternals;
+    const socket = internals._socket;
+    if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null || internals._sender?._state !== 0) return false;
+    if (batchDepth === 0) {
+      socket.write(frameOne(data));
+      return true;
+    }
+    // Inside a read's handling: the payload waits (the caller owns it and never changes it once
+    // sent: the core rewrites a frame's header before it sends it, as it must for `ws` too).
+    const out = ws.#out;
+    if (out === null) {
+      ws.#out = data;
+      waiting.push(ws);
+    } else if (out instanceof Uint8Array) ws.#out = [out, data];
+    else out.push(data);
+    return true;
+  }
+
+  /** Writes the frames waiting for `ws` (see {@link RelayWebSocket.send}), if it is still open. */
+  static flush(ws: RelayWebSocket): void {
+    const out = ws.#out;
+    if (out === null) return;
+    ws.#out = null;
+    const socket = (ws as unknown as WsInternals)._socket;
+    if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null) return;
+    socket.write(out instanceof Uint8Array ? frameOne(out) : frameMany(out));
   }
 
   /**
@@ -168,24 +235,54 @@ export class RelayWebSocket extends WebSocket implements DirectSocket {
 
 const emit = WebSocket.prototype.emit;
 
-/** See {@link RelayWebSocket.send}: false when `ws` must send it (not open, or its Sender busy). */
-function sendSmall(ws: RelayWebSocket, data: Uint8Array): boolean {
-  const internals = ws as unknown as WsInternals;
-  const socket = internals._socket;
-  if (ws.readyState !== WebSocket.OPEN || socket === undefined || socket === null || internals._sender?._state !== 0) return false;
+/**
+ * Sockets with frames waiting ({@link RelayWebSocket.send}) while a read is handled, and how many
+ * reads are being handled (a message handler could, in principle, feed another socket's data in).
+ */
+const waiting: RelayWebSocket[] = [];
+let batchDepth = 0;
+
+/** Writes every waiting socket's frames, in the order the sockets first got one. */
+function flushWaiting(): void {
+  // Index loop: a flush never queues more (batchDepth is 0 again), but stay safe if it did.
+  for (let i = 0; i < waiting.length; i++) RelayWebSocket.flush(waiting[i]!);
+  waiting.length = 0;
+}
+
+/** `data` as an unmasked binary frame (2- or 4-byte header, then the payload) in one buffer from Node's pool. */
+function frameOne(data: Uint8Array): Buffer {
   const n = data.length;
-  const head = n < 126 ? 2 : 4;
-  const frame = Buffer.allocUnsafe(head + n);
-  frame[0] = 0x82; // FIN, binary
-  if (n < 126) frame[1] = n;
-  else {
-    frame[1] = 126; // 16-bit length follows
-    frame[2] = n >>> 8;
-    frame[3] = n & 0xff;
+  const frame = Buffer.allocUnsafe(n + (n < 126 ? 2 : 4));
+  frame.set(data, writeHeader(frame, 0, n));
+  return frame;
+}
+
+/** The payloads as unmasked binary frames, one after another, in one buffer. */
+function frameMany(list: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (let i = 0; i < list.length; i++) total += list[i]!.length + (list[i]!.length < 126 ? 2 : 4);
+  const frame = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < list.length; i++) {
+    const data = list[i]!;
+    at = writeHeader(frame, at, data.length);
+    frame.set(data, at);
+    at += data.length;
   }
-  frame.set(data, head);
-  socket.write(frame);
-  return true;
+  return frame;
+}
+
+/** Writes the header of a final binary frame of `n` (< 65,536) bytes at `at`; returns where its payload goes. */
+function writeHeader(frame: Buffer, at: number, n: number): number {
+  frame[at] = 0x82; // FIN, binary
+  if (n < 126) {
+    frame[at + 1] = n;
+    return at + 2;
+  }
+  frame[at + 1] = 126; // 16-bit length follows
+  frame[at + 2] = n >>> 8;
+  frame[at + 3] = n & 0xff;
+  return at + 4;
 }
 
 /** ws's readyState CLOSED: its Receiver's listeners are gone, messages go nowhere. */
@@ -205,7 +302,17 @@ const CLOSED = 3;
  * and, promoted, leaves old-space pages behind (BENCHMARKS.md § Issue 12, Session 9 (srvmem)).
  */
 function onSocketData(this: Duplex, chunk: Buffer): void {
-  const ws = (this as unknown as Record<symbol, RelayWebSocket | undefined>)[kWebSocket!];
+  batchDepth++;
+  try {
+    readFrames(this, chunk);
+  } finally {
+    if (--batchDepth === 0 && waiting.length > 0) flushWaiting();
+  }
+}
+
+/** {@link onSocketData}'s body: the frames of one read. */
+function readFrames(socket: Duplex, chunk: Buffer): void {
+  const ws = (socket as unknown as Record<symbol, RelayWebSocket | undefined>)[kWebSocket!];
   if (ws === undefined) return;
   const internals = ws as unknown as WsInternals;
   const r = internals._receiver!;
@@ -247,10 +354,10 @@ function onSocketData(this: Duplex, chunk: Buffer): void {
     // FIN is seen at once. This listener goes too (kept, it would write to the ended Receiver,
     // whose refusals pause the socket: a client's later bytes kept, its close unseen until ws's
     // close timer).
-    this.removeListener('data', onSocketData);
+    socket.removeListener('data', onSocketData);
     return;
   }
-  if (!more) this.pause();
+  if (!more) socket.pause();
 }
 
 /**

@@ -74,3 +74,52 @@ describe('UpdateRouter.pingSeq', () => {
     expect(router.pingSeq(member, localSeq)).toBe(4);
   });
 });
+
+/** A channel whose every send fails, like a relay session lost mid-send. */
+class FailingChannel implements TopicBroadcast {
+  readonly maxMessageSize = 1 << 20;
+  readonly closed = false;
+  send(): Promise<void> {
+    return Promise.reject(new Error('refused'));
+  }
+}
+
+describe('BroadcastGroup members (each session holds its group; no set per peer)', () => {
+  it('a failed send queues a catch-up on every member found among the host sessions, and on no one else', async () => {
+    const channel = new FailingChannel();
+    const caughtUp: string[] = [];
+    const session = (name: string, broadcast: TopicBroadcast | undefined) =>
+      ({ name, conn: { broadcast }, broadcastGroup: null, catchUp: () => caughtUp.push(name), sendUpdate: () => undefined }) as unknown as PeerSession;
+    const a = session('a', channel);
+    const b = session('b', channel);
+    const loner = session('loner', undefined);
+    const reported: Error[] = [];
+    const router = new UpdateRouter({
+      sealer: new FrameSealer(keyMaterial('db'), deriveTopic('db')),
+      scheduler: new TurnScheduler((fn) => setImmediate(fn)),
+      maxFrameBytes: 1 << 20,
+      maxQueuedBytes: 1 << 24,
+      reportError: (error) => reported.push(error),
+      sessions: () => [a, b, loner],
+    });
+    for (const s of [a, b, loner]) router.attach(s);
+    const [group] = [...router.groups()];
+    expect(group?.members).toBe(2);
+    expect(a.broadcastGroup).toBe(group);
+    expect(loner.broadcastGroup).toBeNull();
+
+    router.route(new Uint8Array([1]), 'local', [a, b, loner]);
+    await turn();
+    await turn();
+    expect(reported.map((e) => e.message)).toEqual(['refused']);
+    expect(caughtUp.sort()).toEqual(['a', 'b']);
+
+    // Members leave: the last one retires the group (its counters kept).
+    router.detach(a);
+    expect(a.broadcastGroup).toBeNull();
+    expect(group?.members).toBe(1);
+    router.detach(b);
+    expect([...router.groups()]).toEqual([]);
+    router.detach(b); // twice: nothing
+  });
+});

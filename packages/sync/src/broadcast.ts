@@ -27,6 +27,8 @@ export interface BroadcastHost {
   reportError(error: Error & { code?: string }): void;
   /** Local updates made since open (the sequence health pings acknowledge). */
   localSeq?(): number;
+  /** The database's sessions: a group's members are those of them whose `broadcastGroup` it is. */
+  sessions?(): Iterable<PeerSession>;
 }
 
 /** Counters of one broadcast group (sealed bytes as the transport carries them, counted once). */
@@ -53,7 +55,12 @@ const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 export class BroadcastGroup implements Flushable {
   readonly channel: TopicBroadcast;
-  readonly sessions = new Set<PeerSession>();
+  /**
+   * How many sessions are members. A member holds its group (`PeerSession.broadcastGroup`), and the
+   * group finds its members among the host's sessions when it needs them (an oversized update, a
+   * catch-up): no set entry per peer (an idle database holds its group for its whole life).
+   */
+  #members = 0;
   readonly stats: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
   readonly #host: BroadcastHost;
   /** {@link NO_UPDATES} while nothing is queued (an idle database holds its group for its whole life). */
@@ -106,6 +113,22 @@ export class BroadcastGroup implements Flushable {
     this.#handedWaiters = still.length > 0 ? still : null;
   }
 
+  /** How many sessions are members of this group. */
+  get members(): number {
+    return this.#members;
+  }
+
+  /** @internal The router's bookkeeping: a session joined (+1) or left (-1). */
+  count(delta: 1 | -1): void {
+    this.#members += delta;
+  }
+
+  /** The member sessions (the host's sessions whose group this is). */
+  *#sessions(): Generator<PeerSession> {
+    if (this.#members === 0) return;
+    for (const session of this.#host.sessions?.() ?? []) if (session.broadcastGroup === this) yield session;
+  }
+
   /** False once a send failed or the channel closed: members then get updates pairwise. */
   get usable(): boolean {
     return !this.#failed && !this.channel.closed;
@@ -150,7 +173,7 @@ export class BroadcastGroup implements Flushable {
         this.#queuedBytes -= bytes - PER_UPDATE * taken;
         if (bytes > room) {
           // One update too large for a single frame: each session chunks it for its peer.
-          for (const session of this.sessions) session.sendUpdate(batch[0]!);
+          for (const session of this.#sessions()) session.sendUpdate(batch[0]!);
           continue;
         }
         const frame = sealer.seal(toFrames(encodeUpdates(batch), Number.MAX_SAFE_INTEGER)[0]!);
@@ -176,7 +199,7 @@ export class BroadcastGroup implements Flushable {
   #dropForCatchUp(): void {
     this.#queue = NO_UPDATES;
     this.#queuedBytes = 0;
-    for (const session of this.sessions) session.catchUp();
+    for (const session of this.#sessions()) session.catchUp();
     // The catch-ups are queued on the sessions: whatever is queued there next travels behind them.
     this.#wakeHanded(true);
   }
@@ -222,22 +245,23 @@ export class UpdateRouter {
       this.#groups = this.#groups.concat(group);
     }
     // One group per session (a session's connection has one broadcast).
-    this.#groupOf(session)?.sessions.delete(session);
-    group.sessions.add(session);
+    session.broadcastGroup?.count(-1);
+    group.count(1);
+    session.broadcastGroup = group;
   }
 
-  /** The group `session` belongs to, if any. */
+  /** The group `session` belongs to, if any (the session holds it). */
   #groupOf(session: PeerSession): BroadcastGroup | undefined {
-    for (const group of this.#groups) if (group.sessions.has(session)) return group;
-    return undefined;
+    return session.broadcastGroup ?? undefined;
   }
 
   /** A session ended. */
   detach(session: PeerSession): void {
     const group = this.#groupOf(session);
     if (!group) return;
-    group.sessions.delete(session);
-    if (group.sessions.size === 0) {
+    session.broadcastGroup = null;
+    group.count(-1);
+    if (group.members === 0) {
       this.#groups = this.#groups.filter((g) => g !== group);
       const retired = (this.#retired ??= { framesSent: 0, bytesSent: 0, collapses: 0 });
       retired.framesSent += group.stats.framesSent;
@@ -272,7 +296,7 @@ export class UpdateRouter {
   route(update: Uint8Array, origin: unknown, sessions: Iterable<PeerSession>): void {
     const from = origin instanceof PeerSession ? this.#groupOf(origin) : undefined;
     for (const group of this.#groups) {
-      if (group !== from && group.usable && group.sessions.size > 0) group.enqueue(update);
+      if (group !== from && group.usable && group.members > 0) group.enqueue(update);
     }
     for (const session of sessions) {
       if (session === origin) continue;

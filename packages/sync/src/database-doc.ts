@@ -44,6 +44,20 @@ export class DatabaseDoc extends Y.Doc {
     this.whenSynced = SYNCED;
   }
 
+  /**
+   * @internal The awareness bound to this document (sync/src/presence.ts), destroyed with it: it
+   * registers no `'destroy'` listener of its own.
+   */
+  presence: { destroy(): void } | null = null;
+
+  /** Destroys the document as `Y.Doc` does, then its awareness (what y-protocols' listener did). */
+  override destroy(): void {
+    const presence = this.presence;
+    this.presence = null;
+    super.destroy();
+    presence?.destroy();
+  }
+
   override emit<N extends Parameters<Y.Doc['emit']>[0]>(name: N, args: Parameters<Y.Doc['emit']>[1]): void {
     if (name === 'sync') syncTransition(this, (args as unknown as unknown[])[0]);
     const listeners = (this._observers as unknown as Registry).get(name);

@@ -451,18 +451,18 @@ export class Database {
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
-    this.#host = new Database.#Host(this, {
-      doc: this.#doc,
-      awareness: this.awareness,
+    this.#host = new Database.#Host(
+      this,
       sealer,
       scheduler,
-      maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
-      minFrameBytes: MIN_FRAME_BYTES,
-      maxMessageBytes: limits.maxMessageBytes,
-      maxQueuedBytes: limits.maxQueuedBytes,
-      replicaHello: encodeReplica(replicaId),
-      networked: transport.name !== 'disabled',
-    });
+      {
+        maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
+        maxMessageBytes: limits.maxMessageBytes,
+        maxQueuedBytes: limits.maxQueuedBytes,
+        networked: transport.name !== 'disabled',
+      },
+      encodeReplica(replicaId),
+    );
     this.#batch = new WriteBatch(this.#doc, this.#host);
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
@@ -481,33 +481,48 @@ export class Database {
    */
   static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection> {
     readonly #db: Database;
-    readonly doc: Y.Doc;
-    readonly awareness: awarenessProtocol.Awareness;
     readonly sealer: FrameSealer;
     readonly scheduler: TurnScheduler;
-    readonly maxFrameBytes: number;
-    readonly minFrameBytes: number;
-    readonly maxMessageBytes: number;
-    readonly maxQueuedBytes: number;
+    /** The frame and queue limits and whether the transport reaches anyone: one shared frozen record per set of them. */
+    readonly #limits: HostLimits;
     /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
     readonly #replicaHello: string;
-    readonly networked: boolean;
 
-    constructor(
-      db: Database,
-      fields: Omit<DatabaseHost, 'reportError' | 'applyBatch' | 'onItem' | 'onEnd' | 'onSynced' | 'onForeign' | 'onClosed' | 'onReplica' | 'now' | 'sessions' | 'localSeq' | 'pingSeq' | 'storageError' | 'publish'>,
-    ) {
+    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits, replicaHello: Uint8Array) {
       this.#db = db;
-      this.doc = fields.doc;
-      this.awareness = fields.awareness;
-      this.sealer = fields.sealer;
-      this.scheduler = fields.scheduler;
-      this.maxFrameBytes = fields.maxFrameBytes;
-      this.minFrameBytes = fields.minFrameBytes;
-      this.maxMessageBytes = fields.maxMessageBytes;
-      this.maxQueuedBytes = fields.maxQueuedBytes;
-      this.#replicaHello = bytesToText(fields.replicaHello);
-      this.networked = fields.networked;
+      this.sealer = sealer;
+      this.scheduler = scheduler;
+      this.#limits = sharedLimits(limits);
+      this.#replicaHello = bytesToText(replicaHello);
+    }
+
+    /** The document itself (the database's `doc` getter flushes queued writes first; sessions need not). */
+    get doc(): Y.Doc {
+      return this.#db.#doc;
+    }
+
+    get awareness(): awarenessProtocol.Awareness {
+      return this.#db.awareness;
+    }
+
+    get maxFrameBytes(): number {
+      return this.#limits.maxFrameBytes;
+    }
+
+    get minFrameBytes(): number {
+      return MIN_FRAME_BYTES;
+    }
+
+    get maxMessageBytes(): number {
+      return this.#limits.maxMessageBytes;
+    }
+
+    get maxQueuedBytes(): number {
+      return this.#limits.maxQueuedBytes;
+    }
+
+    get networked(): boolean {
+      return this.#limits.networked;
     }
 
     get replicaHello(): Uint8Array {
@@ -1009,7 +1024,7 @@ export class Database {
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, this.topic, material, this.#onError);
+    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, material, this.#onError);
   }
 
   /**
@@ -1303,7 +1318,10 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   const health = resolveHealthOptions(options.health);
   let transport: Transport;
   let owns: boolean;
-  let reportTransportError: (error: Error) => void = () => undefined;
+  // Errors the transports it makes handle by themselves (lost sessions, failed reconnects) become
+  // `error` events of the database (once it exists); an onError of the app's configuration still
+  // gets them too.
+  const errors: TransportErrors = { db: null };
   const given = options.transport;
   if (Array.isArray(given)) {
     if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
@@ -1314,17 +1332,10 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
       if (config.encryption === false) {
         throw new InvalidConfigError(`transport[${i}].encryption`, 'sealing cannot be turned off: every frame a database sends is sealed');
       }
-      const appOnError = config.onError;
-      const transport = platform.createTransport({
-        ...config,
-        onError: (error) => {
-          reportTransportError(error);
-          appOnError?.(error);
-        },
-      });
+      const transport = platform.createTransport({ ...config, onError: forwardTransportErrors(errors, config.onError) });
       return { transport, owned: true };
     });
-    transport = new MultiTransport(parts, (error) => reportTransportError(error));
+    transport = new MultiTransport(parts, forwardTransportErrors(errors, undefined));
     owns = true;
   } else if (given === undefined) {
     transport = new DisabledTransport();
@@ -1338,17 +1349,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (given.encryption === false) {
       throw new InvalidConfigError('transport.encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
     }
-    // Errors the transport handles by itself (lost sessions, failed reconnects) become `error`
-    // events of the database; an onError of the app's configuration still gets them too.
-    const appOnError = given.onError;
-    transport = platform.createTransport({
-      ...given,
-      onError: (error) => {
-        // The event first: an app handler that throws must not hide the error from db.events.
-        reportTransportError(error);
-        appOnError?.(error);
-      },
-    });
+    transport = platform.createTransport({ ...given, onError: forwardTransportErrors(errors, given.onError) });
     // The implementation itself, not core's lazy wrapper (relay mode; see loadedTransport).
     transport = await loadedTransport(transport);
     owns = true;
@@ -1395,9 +1396,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
-  reportTransportError = (error) => {
-    if (!db.closed) db.events.publish({ type: 'error', error });
-  };
+  errors.db = db;
   db.useMailbox(material);
   db.start();
   return db;
@@ -1436,6 +1435,47 @@ function rareIsEmpty(r: DatabaseRare): boolean {
     !r.storageOpen &&
     r.streamEnded === null
   );
+}
+
+/** A database host's limits (see `DatabaseHost`). */
+interface HostLimits {
+  readonly maxFrameBytes: number;
+  readonly maxMessageBytes: number;
+  readonly maxQueuedBytes: number;
+  readonly networked: boolean;
+}
+
+/** Limits records by value: databases opened with the same limits share one (a process holds thousands). */
+const limitsByValue = new Map<string, HostLimits>();
+
+function sharedLimits(l: HostLimits): HostLimits {
+  const key = `${l.maxFrameBytes} ${l.maxMessageBytes} ${l.maxQueuedBytes} ${l.networked}`;
+  let shared = limitsByValue.get(key);
+  if (shared === undefined) {
+    shared = Object.freeze({ ...l });
+    // A few sets per process, usually; bounded all the same.
+    if (limitsByValue.size >= 64) limitsByValue.clear();
+    limitsByValue.set(key, shared);
+  }
+  return shared;
+}
+
+/** Where the transports a database made report their errors: the database, once it exists. */
+interface TransportErrors {
+  db: Database | null;
+}
+
+/**
+ * The `onError` handed to a transport the database makes: the database's `error` event first (an
+ * app handler that throws must not hide the error from `db.events`), then the app's own. Made here
+ * so it keeps only `errors` and `app`, not `openDatabase`'s whole scope (options included).
+ */
+function forwardTransportErrors(errors: TransportErrors, app: ((error: Error) => void) | undefined): (error: Error) => void {
+  return (error) => {
+    const db = errors.db;
+    if (db !== null && !db.closed) db.events.publish({ type: 'error', error });
+    app?.(error);
+  };
 }
 
 /** Yjs's default garbage-collection filter (collect everything), one function for every database instead of a closure each. */

@@ -135,3 +135,59 @@ describe('PeerMeter traffic window (bytes and frames packed per bucket)', () => 
     expect(r.bytesOut).toBe(0);
   });
 });
+
+describe('PeerMeter pings in flight (pairs of numbers, not a Map)', () => {
+  it('matches a Map of id -> {seq, sentAt} under random pings, sends and pongs (also stale and unknown ids)', () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let round = 0; round < 50; round++) {
+      const m = new PeerMeter(0, 0);
+      const ref = new Map<number, { seq: number; sentAt: number }>();
+      let refAcked = 0;
+      let refRtt: number | null = null;
+      let refPongs = 0;
+      let nextId = 1;
+      let now = 0;
+      let seq = 0;
+      const ids: number[] = [];
+      for (let op = 0; op < 200; op++) {
+        now += rand(50);
+        const what = rand(3);
+        if (what === 0 && ref.size < 6) {
+          seq += rand(3);
+          const id = m.newPing(seq, now);
+          expect(id).toBe(nextId++);
+          ref.set(id, { seq, sentAt: Number.NaN });
+          ids.push(id);
+        } else if (what === 1 && ids.length > 0) {
+          const id = ids[rand(ids.length)]!;
+          m.pingSent(id, now);
+          const p = ref.get(id);
+          if (p) p.sentAt = now;
+        } else if (ids.length > 0) {
+          // Mostly ids in flight, sometimes answered ones or ids never sent.
+          const id = rand(5) === 0 ? 1000 + rand(10) : ids[rand(ids.length)]!;
+          m.pong(id, now);
+          const p = ref.get(id);
+          if (p) {
+            for (const key of [...ref.keys()]) {
+              ref.delete(key);
+              if (key === id) break;
+            }
+            refPongs++;
+            if (p.seq > refAcked) refAcked = p.seq;
+            if (!Number.isNaN(p.sentAt)) refRtt = refRtt === null ? now - p.sentAt : refRtt * 0.75 + (now - p.sentAt) * 0.25;
+          }
+        }
+        expect(m.pingsInFlight).toBe(ref.size);
+        expect(m.ackedSeq).toBe(refAcked);
+        expect(m.pongsReceived).toBe(refPongs);
+        if (refRtt === null) expect(m.rttMs).toBeNull();
+        else expect(m.rttMs).toBeCloseTo(refRtt, 2);
+      }
+    }
+  });
+});

@@ -215,6 +215,11 @@ function wholeMs(now: number): number {
   return Math.floor(now);
 }
 
+/** The id of the ping a meter sends after `count` pings: 1, 2, ... 0xffffffff, then 1 again. */
+function pingId(count: number): number {
+  return (count % 0xffffffff) + 1;
+}
+
 /** Largest round-trip time a {@link PeerMeter} keeps, in µs (2^30 - 1, ~18 minutes: still a small integer). */
 const MAX_RTT_US = 2 ** 30 - 1;
 
@@ -314,10 +319,14 @@ export class PeerMeter extends BucketWindow {
   // bytes and frames packed per bucket (it is a BucketWindow: one object per peer, not two; see
   // {@link rates} and IN above).
   /**
-   * Pings sent (or queued) and not answered: id -> local seq when queued, time sent (NaN until on
-   * the wire). Null until the first ping (a synced idle peer holds thousands of meters).
+   * Pings sent (or queued) and not answered, oldest first, two numbers each: the local seq when
+   * queued and the time sent (NaN until on the wire). Their ids are those of the last
+   * `length / 2` pings {@link pingsSent} counted (ids follow the count, and pongs come back in
+   * order, so the pings in flight are always the newest ones). Null while none is in flight: a
+   * synced idle peer holds nothing between rounds, and a round makes one small array of doubles
+   * per peer (~64 B), not a `Map` and an entry (~220 B) — every peer is pinged every 5 s.
    */
-  #inFlight: Map<number, { seq: number; sentAt: number }> | null = null;
+  #inFlight: number[] | null = null;
 
   constructor(now: number, seqAtStart: number) {
     super(now);
@@ -381,14 +390,22 @@ export class PeerMeter extends BucketWindow {
 
   /** Pings not yet answered. */
   get pingsInFlight(): number {
-    return this.#inFlight?.size ?? 0;
+    return (this.#inFlight?.length ?? 0) / 2;
+  }
+
+  /** Which of the pings in flight (0: the oldest) has id `id`; -1 if none. */
+  #indexOf(id: number): number {
+    const n = this.pingsInFlight;
+    for (let i = 0; i < n; i++) if (pingId(this.pingsSent - n + i) === id) return i;
+    return -1;
   }
 
   /** A new ping id, remembering the local sequence it will acknowledge. */
   newPing(seq: number, now: number): number {
     // Ids 1, 2, ... 0xffffffff, then 1 again: the count of pings sent says which is next.
-    const id = (this.pingsSent % 0xffffffff) + 1;
-    (this.#inFlight ??= new Map()).set(id, { seq, sentAt: Number.NaN });
+    const id = pingId(this.pingsSent);
+    if (this.#inFlight === null) this.#inFlight = [seq, Number.NaN];
+    else this.#inFlight.push(seq, Number.NaN);
     this.#lastPing = wholeMs(now);
     this.pingsSent++;
     return id;
@@ -396,25 +413,24 @@ export class PeerMeter extends BucketWindow {
 
   /** The ping left (the transport accepted it): the RTT clock starts. */
   pingSent(id: number, now: number): void {
-    const ping = this.#inFlight?.get(id);
-    if (ping) ping.sentAt = now;
+    const i = this.#indexOf(id);
+    if (i >= 0) this.#inFlight![2 * i + 1] = now;
   }
 
   /** A pong arrived: RTT sample and acknowledgement. Unknown ids are ignored. */
   pong(id: number, now: number): void {
-    const inFlight = this.#inFlight;
-    const ping = inFlight?.get(id);
-    if (!inFlight || !ping) return;
+    const i = this.#indexOf(id);
+    if (i < 0) return;
+    const inFlight = this.#inFlight!;
+    const seq = inFlight[2 * i]!;
+    const sentAt = inFlight[2 * i + 1]!;
     // Pongs come back in order: every older ping is answered (or lost with a replaced link).
-    for (const key of inFlight.keys()) {
-      inFlight.delete(key);
-      if (key === id) break;
-    }
-    if (inFlight.size === 0) this.#inFlight = null;
+    if (inFlight.length === 2 * (i + 1)) this.#inFlight = null;
+    else inFlight.splice(0, 2 * (i + 1));
     this.pongsReceived++;
-    if (ping.seq > this.ackedSeq) this.ackedSeq = ping.seq;
-    if (!Number.isNaN(ping.sentAt)) {
-      const sample = Math.max(0, now - ping.sentAt);
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
+    if (!Number.isNaN(sentAt)) {
+      const sample = Math.max(0, now - sentAt);
       const rtt = this.rttMs;
       this.rttMs = rtt === null ? sample : rtt * 0.75 + sample * 0.25;
     }

@@ -1,6 +1,6 @@
 import type * as Y from 'yjs';
-import { mailboxOf } from '@rhizome/core';
-import type { DocStore, MailboxAccess, TopicHash, Transport } from '@rhizome/core';
+import { deriveTopic, mailboxOf } from '@rhizome/core';
+import type { DocStore, MailboxAccess, Transport } from '@rhizome/core';
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
@@ -36,7 +36,6 @@ export function attachMailbox(
   doc: Y.Doc,
   store: DocStore,
   docId: string,
-  topic: TopicHash,
   material: Uint8Array,
   onError: (error: Error) => void,
 ): MailboxBinding | null {
@@ -44,7 +43,9 @@ export function attachMailbox(
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
-  const inputs: MailboxInputs = { doc, store, docId, topic: bytesToText(topic), material: bytesToText(material), onError, keys: null };
+  // No copy of the material when it is the id's UTF-8 (a database without a secret): derived again at bind.
+  const ownMaterial = bytesEqual(material, utf8(docId)) ? null : bytesToText(material);
+  const inputs: MailboxInputs = { doc, store, docId, material: ownMaterial, onError, keys: null };
   const syncs = accesses.map((access) => new DeferredMailbox(inputs, access));
   if (syncs.length === 1) return syncs[0]!;
   return {
@@ -66,19 +67,36 @@ export function attachMailbox(
 
 /**
  * What a deferred binding needs to make the real one: one plain object per database (no closure
- * over the attaching scope); the key material and the topic as one-char-per-byte strings (a `Uint8Array` costs
- * ~250 B of heap with its buffer, a string of ~40 chars ~60 B).
+ * over the attaching scope). The topic is derived again from the id at bind, and the key material
+ * is kept only when a secret gave it (as a one-char-per-byte string: a `Uint8Array` costs ~250 B
+ * of heap with its buffer, a string of ~40 chars ~60 B); without one it is the id's UTF-8.
  */
 interface MailboxInputs {
   readonly doc: Y.Doc;
   readonly store: DocStore;
   readonly docId: string;
-  /** The topic, one char per byte (as `material`). */
-  readonly topic: string;
-  readonly material: string;
+  /** The key material, one char per byte; null when it is `utf8(docId)`. */
+  readonly material: string | null;
   readonly onError: (error: Error) => void;
   keys: MailboxKeys | null;
 }
+
+const encoder = new TextEncoder();
+
+function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** {@link DeferredMailbox}'s yes/no states, as bits of one field. */
+const DIRTY = 1;
+const CLOSED = 2;
+const OFFER_LISTENING = 4;
 
 /**
  * A mailbox binding made when it is needed: at the first offer of a mailbox (or the first call
@@ -90,10 +108,8 @@ class DeferredMailbox implements MailboxBinding {
   readonly #inputs: MailboxInputs;
   readonly #access: MailboxAccess;
   #sync: MailboxSync | null = null;
-  #dirty = false;
-  #closed = false;
-  /** True while {@link #onOffer} listens for an offer. */
-  #offerListening: boolean;
+  /** {@link DIRTY}, {@link CLOSED}, {@link OFFER_LISTENING} (while {@link #onOffer} listens for an offer). */
+  #flags = 0;
   /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
   #stopOffer: (() => void) | null;
 
@@ -101,8 +117,12 @@ class DeferredMailbox implements MailboxBinding {
     this.#inputs = inputs;
     this.#access = access;
     const stop = access.onOffer(this.#onOffer);
-    this.#offerListening = true;
+    this.#flags |= OFFER_LISTENING;
     this.#stopOffer = access.offOffer === undefined ? stop : null;
+  }
+
+  get #closed(): boolean {
+    return (this.#flags & CLOSED) !== 0;
   }
 
   readonly #onOffer = (): void => {
@@ -110,8 +130,8 @@ class DeferredMailbox implements MailboxBinding {
   };
 
   #stopListeningForOffers(): void {
-    if (!this.#offerListening) return;
-    this.#offerListening = false;
+    if ((this.#flags & OFFER_LISTENING) === 0) return;
+    this.#flags &= ~OFFER_LISTENING;
     if (this.#access.offOffer !== undefined) this.#access.offOffer(this.#onOffer);
     else this.#stopOffer?.();
     this.#stopOffer = null;
@@ -119,7 +139,7 @@ class DeferredMailbox implements MailboxBinding {
 
   /** Until bound: remembers whether a local write happened (the bound MailboxSync listens itself). */
   noteUpdate(origin: unknown, tr: Y.Transaction): void {
-    if (this.#sync === null && !this.#closed && isMailboxWrite(origin, tr)) this.#dirty = true;
+    if (this.#sync === null && !this.#closed && isMailboxWrite(origin, tr)) this.#flags |= DIRTY;
   }
 
   #bind(): MailboxSync {
@@ -129,8 +149,8 @@ class DeferredMailbox implements MailboxBinding {
     // close() it only answers status().
     const i = this.#inputs;
     // One key set for every binding of the database (several relays), derived on first use.
-    const keys = (i.keys ??= new MailboxKeys(textToBytes(i.material), textToBytes(i.topic)));
-    const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: this.#dirty });
+    const keys = (i.keys ??= new MailboxKeys(i.material === null ? utf8(i.docId) : textToBytes(i.material), deriveTopic(i.docId)));
+    const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: (this.#flags & DIRTY) !== 0 });
     if (!this.#closed) sync.start();
     this.#sync = sync;
     return this.#sync;
@@ -150,7 +170,7 @@ class DeferredMailbox implements MailboxBinding {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#flags |= CLOSED;
     if (this.#sync !== null) return this.#sync.close();
     this.#stopListeningForOffers();
   }

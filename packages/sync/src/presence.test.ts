@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DatabaseAwareness } from './presence.js';
+import { DatabaseDoc } from './database-doc.js';
 
 describe("DatabaseAwareness (y-protocols' awareness checked by one shared timer)", () => {
   afterEach(() => {
@@ -61,5 +62,21 @@ describe("DatabaseAwareness (y-protocols' awareness checked by one shared timer)
     expect(vi.getTimerCount()).toBe(1);
     c.destroy();
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('on a database document it registers no destroy listener; destroying the document destroys it and stops its checks', () => {
+    vi.useFakeTimers();
+    const doc = new DatabaseDoc();
+    const a = new DatabaseAwareness(doc, () => undefined);
+    expect((doc._observers as unknown as Map<string, unknown>).has('destroy')).toBe(false);
+    expect(vi.getTimerCount()).toBe(1);
+    const destroyed: unknown[] = [];
+    a.on('destroy', () => destroyed.push(true));
+    doc.destroy();
+    expect(destroyed).toEqual([true]);
+    expect(a.getLocalState()).toBeNull();
+    expect(vi.getTimerCount()).toBe(0);
+    // Destroying it again (the database's close does) is harmless.
+    a.destroy();
   });
 });

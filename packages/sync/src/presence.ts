@@ -9,6 +9,7 @@ import * as time from 'lib0/time';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import type * as Y from 'yjs';
 import { joinTicker, leaveTicker } from './ticker.js';
+import { DatabaseDoc } from './database-doc.js';
 
 /** y-protocols' check period: `outdatedTimeout / 10`. */
 const CHECK_MS = Math.floor(awarenessProtocol.outdatedTimeout / 10);
@@ -25,6 +26,18 @@ export class DatabaseAwareness extends awarenessProtocol.Awareness {
     this._checkInterval = undefined;
     this.#onError = onError;
     joinTicker(this, CHECK_MS, true);
+    if (doc instanceof DatabaseDoc) {
+      // y-protocols' `doc.on('destroy', () => this.destroy())` (the listener it just added, a
+      // closure and a set in the document's registry) is replaced by the database document's own
+      // destroy(), which destroys its awareness.
+      const registry = doc._observers as unknown as Map<string, Set<unknown>>;
+      const listeners = registry.get('destroy');
+      if (listeners !== undefined && listeners.size > 0) {
+        listeners.delete([...listeners][listeners.size - 1]);
+        if (listeners.size === 0) registry.delete('destroy');
+        doc.presence = this;
+      }
+    }
   }
 
   /** The check y-protocols' interval ran (awareness.js, 1.0.x), reported instead of thrown. */

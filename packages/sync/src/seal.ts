@@ -167,9 +167,10 @@ export class FrameSealer {
 
   /** Remembers the subkey of the sender of `frame` (prefix `prefix`). */
   #remember(prefix: string, frame: Uint8Array, subkey: Uint8Array): void {
-    const entry = new Uint8Array(NONCE_PREFIX_LENGTH + 32);
-    entry.set(frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
-    entry.set(subkey, NONCE_PREFIX_LENGTH);
+    // Built in the process's scratch (synchronous, like seal and open): no buffer per new sender.
+    const entry = SCRATCH.entry;
+    for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) entry[i] = frame[1 + i]!;
+    for (let i = 0; i < 32; i++) entry[NONCE_PREFIX_LENGTH + i] = subkey[i]!;
     const text = prefixKey(entry, 0, entry.length);
     let subkeys = this.#subkeys;
     if (subkeys === null || Array.isArray(subkeys)) {
@@ -190,12 +191,12 @@ export class FrameSealer {
 
 /**
  * Per-frame scratch shared by every sealer of the process: the 12-byte ChaCha20 nonces (4 zero
- * bytes and the 8-byte frame counter, big-endian) for sealing and opening, and the subkey of a
- * cached sender. Only used inside one synchronous seal() or open() call.
+ * bytes and the 8-byte frame counter, big-endian) for sealing and opening, the subkey of a
+ * cached sender, and a new sender's entry (prefix then subkey) while its string is made. Only used inside one synchronous seal() or open() call.
  */
 const SCRATCH = (() => {
-  const buffer = new Uint8Array(12 + 12 + 32);
-  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56) };
+  const buffer = new Uint8Array(12 + 12 + 32 + NONCE_PREFIX_LENGTH + 32);
+  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56), entry: buffer.subarray(56) };
 })();
 
 /** Offsets in a sealer's slab: key, nonce prefix, subkey, then the associated data to the end. */

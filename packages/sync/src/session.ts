@@ -9,6 +9,7 @@ import { readAwarenessEntries } from './awareness-check.js';
 import { encodeDiff } from './state-cache.js';
 import { AckRequests } from './delivery.js';
 import type { FrameSealer } from './seal.js';
+import type { BroadcastGroup } from './broadcast.js';
 import { PeerMeter, RESPONDING_PEER } from './health.js';
 import {
   MSG_AWARENESS,
@@ -230,6 +231,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #remoteStateVector: string | null = null;
   /** The remote replica's id (hex), once its REPLICA message arrived; null before (or from an older peer). */
   replicaId: string | null = null;
+  /** @internal The broadcast group this session is a member of (broadcast.ts `UpdateRouter`), if any. */
+  broadcastGroup: BroadcastGroup | null = null;
   /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
   #awarenessClients: number | number[] | null = null;
 
