@@ -124,6 +124,24 @@ describe('node API', () => {
     expect(again.get('n')).toEqual({ v: 1 });
   });
 
+  it('close() called by a listener while close() is starting is the same close (one run, one promise)', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const d = await openDatabase({ id: 'closing-reentry', path: join(dir, 'a.db') });
+    d.put('n', { v: 1 });
+    d.awareness.setLocalState({ name: 'a' });
+    // close() removes the local awareness state synchronously: an app listener reacting to it by
+    // closing the database (as one would on 'error') re-enters close() before it has returned.
+    let inner: Promise<void> | undefined;
+    d.awareness.on('change', () => {
+      inner ??= d.close();
+    });
+    const outer = d.close();
+    expect(inner).toBe(outer);
+    await outer;
+    expect((await db({ id: 'closing-reentry', path: join(dir, 'a.db') })).get('n')).toEqual({ v: 1 });
+  });
+
   it('keeps several databases apart in one file', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);

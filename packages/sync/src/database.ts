@@ -918,7 +918,11 @@ export class Database {
       if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
         return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
       }
-      this.#closing = this.#close(flushTimeoutMs);
+      // The promise exists before #close runs: a close() from a listener that #close calls
+      // synchronously (awareness 'change', an error event) gets this one, not a second run.
+      let settle!: (run: Promise<void>) => void;
+      this.#closing = new Promise<void>((resolve) => (settle = resolve));
+      settle(this.#close(flushTimeoutMs));
     } else if (this.#storageOpen) {
       // The previous close could not write everything (a full disk): try the storage part again.
       this.#storageOpen = false;
