@@ -120,7 +120,7 @@ describe('store fuzzing', () => {
             if (!keepLog) raw.prepare('DELETE FROM updates WHERE key > (? << 44) AND key < ((? + 1) << 44)').run(docId, docId);
             for (const [seq, data] of rows) {
               try {
-                raw.prepare('INSERT INTO updates (key, data) VALUES ((? << 44) + ?, ?)').run(docId, seq, data);
+                raw.prepare('INSERT INTO updates (key, data) VALUES ((? << 44) + CAST(? AS INTEGER), ?)').run(docId, seq, data);
               } catch {
                 // Duplicate key or NOT NULL: skipped.
               }

@@ -42,8 +42,8 @@ export interface Migration {
 export const SEQ_BITS = 44;
 /** The largest sequence number a version-2 log holds (2^44 - 1: 13 years of 40,000 updates a second). */
 export const MAX_SEQ = 2 ** SEQ_BITS - 1;
-/** The largest document number (`docs.id`) a version-2 log holds: 2^19 - 1 documents per file. */
-export const MAX_DOC = 2 ** (63 - SEQ_BITS) - 1;
+/** The largest document number (`docs.id`) a version-2 log holds: 2^19 - 2 (its range's end, `(doc + 1) << 44`, must stay below 2^63). */
+export const MAX_DOC = 2 ** (63 - SEQ_BITS) - 2;
 
 export const MIGRATIONS: readonly Migration[] = [
   {

@@ -8,6 +8,7 @@ import { MemoryStore, StoreConflictError, StoreCorruptError, StoreVersionError }
 import { runStoreContract } from '@rhizome/core/testing';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore, type Migration } from './index.js';
 import { openWithMigrations } from './sqlite-store.js';
+import { MAX_DOC } from './schema.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -220,6 +221,45 @@ describe('SqliteStore schema and files', () => {
     raw.close();
 
     expectRejected(path, 'ERR_STORE_VERSION', StoreVersionError);
+  });
+
+  it('a file of more than 512 documents: every row of a later document is kept, read in order, and cut exactly (log keys past 2^53 stay exact integers); shared and exclusive', () => {
+    for (const exclusive of [false, true]) {
+      const path = freshPath();
+      const store = openSqliteStore(path, { exclusive });
+      // Documents numbered 1..700: from 512 on, (doc << 44) + seq is above 2^53, where a key
+      // computed from numbers bound as REAL would be rounded to an even value.
+      for (let i = 1; i <= 700; i++) store.append(`d${i}`, [Uint8Array.of(0)]);
+      for (const name of ['d600', 'd700']) {
+        for (let seq = 2; seq <= 9; seq++) store.append(name, [Uint8Array.of(seq)]);
+        expect(store.load(name).updates.map((u) => u[0])).toEqual([0, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(store.load(name).lastSeq).toBe(9);
+        expect(store.loadSince(name, 4).updates.map((u) => u[0])).toEqual([5, 6, 7, 8, 9]);
+        expect(store.stats(name)).toMatchObject({ updates: 9, lastSeq: 9 });
+        store.compact(name, Uint8Array.of(1), 5);
+        expect(store.load(name).updates.map((u) => u[0])).toEqual([6, 7, 8, 9]);
+      }
+      store.close();
+      const again = openSqliteStore(path, { exclusive });
+      expect(again.load('d700').updates.map((u) => u[0])).toEqual([6, 7, 8, 9]);
+      expect(again.load('d699').updates.map((u) => u[0])).toEqual([0]);
+      again.close();
+    }
+  });
+
+  it('the last document number a file takes still reads its log back; the next is refused with DOCS_EXHAUSTED', () => {
+    const path = freshPath();
+    openSqliteStore(path).close();
+    const raw = new Database(path);
+    // Skip to the end of the numbers: the next documents are MAX_DOC and MAX_DOC + 1.
+    raw.prepare("INSERT INTO docs (id, name, snapshot, snapshot_seq) VALUES (?, 'filler', NULL, 0)").run(MAX_DOC - 1);
+    raw.close();
+    const store = openSqliteStore(path);
+    expect(store.append('last', [Uint8Array.of(1), Uint8Array.of(2)])).toBe(2);
+    expect(store.load('last').updates.map((u) => u[0])).toEqual([1, 2]);
+    expect(store.stats('last')).toMatchObject({ updates: 2, lastSeq: 2 });
+    expect(() => store.append('over', [Uint8Array.of(3)])).toThrow(expect.objectContaining({ code: 'ERR_STORE_IO', reason: 'DOCS_EXHAUSTED' }));
+    store.close();
   });
 
   it('migrates a version-1 file (the log as (doc, seq) WITHOUT ROWID) to version 2 keeping every row, seq and snapshot; shared and exclusive', () => {

@@ -399,22 +399,25 @@ export class SqliteStore implements DocStore {
     //
     // The log's rows of document d are the keys (d << 44) + seq, seq >= 1 (schema version 2,
     // schema.ts): one range of the table's rowid b-tree, read in seq order. Keys pass 2^53, so
-    // they are computed and compared in SQL only; JavaScript sees seqs (< 2^44).
+    // they are computed and compared in SQL only; JavaScript sees seqs (< 2^44). better-sqlite3
+    // binds a JavaScript number as REAL: `<<` makes an INTEGER of its operand, but `+` with a REAL
+    // seq would make the key a REAL (rounded to even past 2^53, i.e. from document 512 on: rows
+    // lost or refused), so a bound seq is CAST to INTEGER first.
     const lastSeq =
       `coalesce((SELECT key - (docs.id << ${SEQ_BITS}) FROM updates WHERE key > (docs.id << ${SEQ_BITS}) ` +
       `AND key < ((docs.id + 1) << ${SEQ_BITS}) ORDER BY key DESC LIMIT 1), snapshot_seq)`;
     const ofDoc = `key > (@doc << ${SEQ_BITS}) AND key < ((@doc + 1) << ${SEQ_BITS})`;
     this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
-    this.#insUpdate = db.prepare(`INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + ?, ?)`);
+    this.#insUpdate = db.prepare(`INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + CAST(? AS INTEGER), ?)`);
     this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#selUpdates = db.prepare<[{ doc: number }], Buffer>(`SELECT data FROM updates WHERE ${ofDoc} ORDER BY key`).pluck();
     this.#selUpdatesSince = db
       .prepare<[{ doc: number; seq: number }], Buffer>(
-        `SELECT data FROM updates WHERE key > (@doc << ${SEQ_BITS}) + @seq AND key < ((@doc + 1) << ${SEQ_BITS}) ORDER BY key`,
+        `SELECT data FROM updates WHERE key > (@doc << ${SEQ_BITS}) + CAST(@seq AS INTEGER) AND key < ((@doc + 1) << ${SEQ_BITS}) ORDER BY key`,
       )
       .pluck();
-    this.#delUpdates = db.prepare(`DELETE FROM updates WHERE key > (@doc << ${SEQ_BITS}) AND key <= (@doc << ${SEQ_BITS}) + @seq`);
+    this.#delUpdates = db.prepare(`DELETE FROM updates WHERE key > (@doc << ${SEQ_BITS}) AND key <= (@doc << ${SEQ_BITS}) + CAST(@seq AS INTEGER)`);
     // snapshot_seq never goes down: a snapshot must encode the previous one (DocStore.compact).
     this.#setSnapshot = db.prepare('UPDATE docs SET snapshot = ?, snapshot_seq = max(snapshot_seq, ?) WHERE id = ?');
     this.#selSnapshotSeq = db.prepare<[number], number>('SELECT snapshot_seq FROM docs WHERE id = ?').pluck();
