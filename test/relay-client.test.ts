@@ -10,6 +10,8 @@ import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { startRelayProcess } from '@rhizome/relay/testing';
 import { RelayTransport } from '@rhizome/transport-relay';
+import { encodeWelcome, FrameType } from '@rhizome/transport-relay/protocol';
+import { WebSocketServer } from 'ws';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -75,6 +77,50 @@ describe('relay client sessions', () => {
     await nb.send(new Uint8Array([7]));
     expect(await within(WAIT, 'message after the crash', na.receive())).toEqual(new Uint8Array([7]));
     expect(errors).toContain('ERR_CONNECT_FAILED');
+  });
+
+  it('a relay that never answers HELLO: the client closes that socket, reports ERR_CONNECT_FAILED, tries again, and the next WELCOME starts a session', async () => {
+    // A bare ws server speaking just enough of the protocol: the first socket is never answered,
+    // later ones get WELCOME for their HELLO; LOOKUPs are recorded.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanup.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    let sockets = 0;
+    let firstClosed!: (how: { code: number; reason: string }) => void;
+    const firstClose = new Promise<{ code: number; reason: string }>((resolve) => (firstClosed = resolve));
+    let lookedUp!: (socket: number) => void;
+    const lookup = new Promise<number>((resolve) => (lookedUp = resolve));
+    wss.on('connection', (ws) => {
+      const n = ++sockets;
+      if (n === 1) ws.on('close', (code, reason) => firstClosed({ code, reason: reason.toString() }));
+      ws.on('message', (data: Buffer) => {
+        if (n === 1) return;
+        if (data[0] === FrameType.HELLO) ws.send(encodeWelcome(7, 1 << 20));
+        if (data[0] === FrameType.LOOKUP) lookedUp(n);
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const errors: Array<{ code: string; message: string }> = [];
+    let reported!: () => void;
+    const helloError = new Promise<void>((resolve) => (reported = resolve));
+    const t = transport(`ws://127.0.0.1:${port}`, {
+      timeoutMs: 1000,
+      heartbeatIntervalMs: 0,
+      onError: (e) => {
+        errors.push({ code: e.code, message: e.message });
+        if (e.message.includes('did not answer HELLO')) reported();
+      },
+    });
+    await t.connect(deriveTopic('a mute relay'));
+    await within(WAIT, 'the HELLO timeout to be reported', helloError);
+    expect(errors[0]).toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+    expect(await within(WAIT, 'the client to close the unanswered socket', firstClose)).toEqual({ code: 1000, reason: 'no WELCOME' });
+    // A call that needs the session goes out on the next socket once its WELCOME came.
+    const pending = t.lookup(deriveTopic('a mute relay')).catch((e: unknown) => e);
+    expect(await within(WAIT, 'a LOOKUP on the second socket', lookup)).toBe(2);
+    expect(t.state).toBe('connected');
+    await t.disconnect();
+    expect(await pending).toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
   });
 
   it('a relay that goes silent (SIGSTOP) is detected by the client heartbeat; it reconnects after SIGCONT', async () => {

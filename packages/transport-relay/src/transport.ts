@@ -29,7 +29,7 @@ import { RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
-import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
+import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
 import { SlotMap } from './slot-map.js';
 import {
@@ -291,6 +291,11 @@ function positiveInt(value: number | undefined, field: string, fallback: number)
  */
 const EARLY_TOPICS = 32;
 
+/** Bits of the transport's `#sessionBits`: WELCOME came; a frame came since the last liveness tick; a PING awaits any frame. */
+const WELCOMED = 1;
+const SEEN = 2;
+const PINGED = 4;
+
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
  * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
@@ -311,7 +316,7 @@ const EARLY_TOPICS = 32;
  * }
  * ```
  */
-export class RelayTransport implements Transport {
+export class RelayTransport implements Transport, LinkHandler {
   readonly name = 'relay';
   readonly #relays: RelayRotation;
   /** This peer's id, as other peers see it. */
@@ -358,8 +363,23 @@ export class RelayTransport implements Transport {
   /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
   #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
   #link: Link | null = null;
-  /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
-  #pendingLink: Link | null = null;
+  /**
+   * The socket of the session in progress, from {@link #runSession} until the session ends
+   * ({@link #endSession}, once): the transport is the handler of its links, and this says which of
+   * them speaks for the current session (a late event of an older socket is dropped). The
+   * session's state is the few fields below, not a scope of closures kept by the socket's handlers.
+   */
+  #sessionLink: Link | null = null;
+  /** {@link WELCOMED}, {@link SEEN} (a frame came since the last liveness tick), {@link PINGED}. */
+  #sessionBits = 0;
+  /** PINGs sent (their payload). */
+  #pings = 0;
+  /** Bounds the wait for WELCOME; cleared by it. */
+  #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it). */
+  #liveness: ReturnType<typeof setInterval> | undefined = undefined;
+  /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
+  #early: Map<TopicState, boolean> | null = null;
   /** Increments with every session: Connections of an older one are dead. */
   #generation = 0;
   #session = 0;
@@ -547,16 +567,21 @@ export class RelayTransport implements Transport {
     this.#rejectSessionWaiters(error);
     this.#mailbox?.onSessionLost(error);
     this.#wake?.();
-    this.#pendingLink?.close(CloseCode.NORMAL, 'disconnect');
-    this.#pendingLink = null;
+    const pending = this.#pendingLink;
+    if (pending !== null) pending.close(CloseCode.NORMAL, 'disconnect');
     const link = this.#link;
     this.#link = null;
     if (link && link.open) {
       const closed = new Promise<void>((resolve) => {
-        const previous = link.onclose;
-        link.onclose = (code, reason) => {
-          previous(code, reason);
-          resolve();
+        const transport = this;
+        link.handler = {
+          onLinkFrame(l: Link, frame: Uint8Array): void {
+            transport.onLinkFrame(l, frame);
+          },
+          onLinkClose(l: Link, code: number, reason: string): void {
+            transport.onLinkClose(l, code, reason);
+            resolve();
+          },
         };
       });
       link.close(CloseCode.NORMAL, 'disconnect');
@@ -849,105 +874,11 @@ export class RelayTransport implements Transport {
       this.#sessionEnded(null, new TransportClosedError());
       return;
     }
-    this.#pendingLink = link;
-    let ended = false;
-    const end = (closedBy: { code: number; reason: string } | null, error?: unknown): void => {
-      if (ended) return;
-      ended = true;
-      this.#sessionEnded(closedBy, error);
-    };
+    this.#sessionLink = link;
+    this.#sessionBits = 0;
+    link.handler = this;
     try {
-      let welcomed = false;
-      // Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it.
-      let seen = 0;
-      let pinged = false;
-      let pings = 0;
-      let liveness: ReturnType<typeof setInterval> | undefined;
-      const startLiveness = (): void => {
-        if (this.#heartbeatIntervalMs === 0) return;
-        liveness = setInterval(() => {
-          if (seen > 0) {
-            seen = 0;
-            pinged = false;
-            return;
-          }
-          if (!pinged) {
-            pinged = true;
-            link.send(encodePing(FrameType.PING, ++pings >>> 0));
-            return;
-          }
-          clearInterval(liveness);
-          this.#report(new ConnectFailedError(`relay ${this.url} went silent for ${2 * this.#heartbeatIntervalMs} ms; reconnecting`));
-          link.terminate();
-        }, this.#heartbeatIntervalMs);
-        (liveness as { unref?: () => void }).unref?.();
-      };
-      // The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME.
-      let early: Map<TopicState, boolean> | null = null;
-      // Dropped once welcomed: the closures below live as long as the session and keep this scope.
-      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
-        if (welcomed) return;
-        link.close(CloseCode.NORMAL, 'no WELCOME');
-        end(null, new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      link.onmessage = (frame) => {
-        seen++;
-        if (welcomed) {
-          this.#onFrame(frame);
-          return;
-        }
-        if (!isWelcomeFrame(frame)) return;
-        welcomed = true;
-        clearTimeout(timer);
-        timer = undefined;
-        this.#pendingLink = null;
-        if (this.#closed) {
-          link.close(CloseCode.NORMAL, 'disconnect');
-          return;
-        }
-        this.#link = link;
-        this.#relays.succeeded();
-        this.#generation++;
-        this.#session = readU32(frame, 2);
-        this.#relayMaxFrame = readU32(frame, 6);
-        this.#mailbox?.onSession();
-        this.#state = 'connected';
-        startLiveness();
-        // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
-        // new state), topics added, or announced and then joined, are sent now.
-        const sent = early;
-        early = null;
-        if (sent !== null) for (const state of sent.keys()) if (this.#topics.get(state.key) !== state) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
-        for (const state of this.#topics.values()) {
-          if (sent?.get(state) === state.joined) continue;
-          link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
-        }
-        const waiters = this.#sessionWaiters;
-        this.#sessionWaiters = NO_SESSION_WAITERS;
-        for (const w of waiters) w.resolve();
-      };
-      link.onclose = (code, reason) => {
-        clearTimeout(timer);
-        clearInterval(liveness);
-        if (this.#pendingLink === link) this.#pendingLink = null;
-        if (!welcomed || this.#link !== link) {
-          if (welcomed) {
-            end({ code, reason });
-            return;
-          }
-          const name = closeCodeName(code);
-          if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
-            const rejected = new RelayRejectedError(this.url, code, name, reason);
-            if (this.#refusedForGood(code)) this.#failAll(rejected);
-            end(null, rejected);
-          } else {
-            end(null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
-          }
-          return;
-        }
-        this.#sessionLost();
-        end({ code, reason });
-      };
+      this.#helloTimer = setTimeout(RelayTransport.#helloTimedOut, this.#timeoutMs, this, link);
       link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
       // The topics known now go right behind HELLO, in the same socket write (the link sends a
       // tick's frames in one write): the relay reads HELLO and its JOINs at once (one read per
@@ -955,15 +886,127 @@ export class RelayTransport implements Transport {
       // round trip sooner. At most EARLY_TOPICS of them: a clustered relay holds only so many
       // frames while its router checks the HELLO; the others go at WELCOME, as before.
       for (const state of this.#topics.values()) {
-        if ((early ??= new Map()).size >= EARLY_TOPICS) break;
+        const early = (this.#early ??= new Map());
+        if (early.size >= EARLY_TOPICS) break;
         link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
         early.set(state, state.joined);
       }
     } catch (error) {
       // (As a throw in the old session promise's executor: reported, and the loop goes on.)
       link.terminate();
-      end(null, error);
+      this.#endSession(link, null, error);
     }
+  }
+
+  /** The socket waiting for WELCOME (closed by `disconnect()` too), if any. */
+  get #pendingLink(): Link | null {
+    return (this.#sessionBits & WELCOMED) === 0 ? this.#sessionLink : null;
+  }
+
+  /** The session of `link` ended (once; a later call, or one for an older socket, does nothing). */
+  #endSession(link: Link, closedBy: { code: number; reason: string } | null, error?: unknown): void {
+    if (link !== this.#sessionLink) return;
+    this.#sessionLink = null;
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
+    clearInterval(this.#liveness);
+    this.#liveness = undefined;
+    this.#early = null;
+    this.#sessionEnded(closedBy, error);
+  }
+
+  static #helloTimedOut(t: RelayTransport, link: Link): void {
+    if (link !== t.#sessionLink) return;
+    t.#helloTimer = undefined;
+    if ((t.#sessionBits & WELCOMED) !== 0) return;
+    link.close(CloseCode.NORMAL, 'no WELCOME');
+    t.#endSession(link, null, new ConnectFailedError(`relay ${t.url} did not answer HELLO within ${t.#timeoutMs} ms`));
+  }
+
+  /** Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it. */
+  static #livenessTick(t: RelayTransport, link: Link): void {
+    if (link !== t.#sessionLink) return;
+    const bits = t.#sessionBits;
+    if ((bits & SEEN) !== 0) {
+      t.#sessionBits = bits & ~(SEEN | PINGED);
+      return;
+    }
+    if ((bits & PINGED) === 0) {
+      t.#sessionBits = bits | PINGED;
+      t.#pings = (t.#pings + 1) >>> 0;
+      link.send(encodePing(FrameType.PING, t.#pings));
+      return;
+    }
+    clearInterval(t.#liveness);
+    t.#liveness = undefined;
+    t.#report(new ConnectFailedError(`relay ${t.url} went silent for ${2 * t.#heartbeatIntervalMs} ms; reconnecting`));
+    link.terminate();
+  }
+
+  /** @internal {@link LinkHandler}: a frame on one of this transport's sockets. */
+  onLinkFrame(link: Link, frame: Uint8Array): void {
+    if (link !== this.#sessionLink) return;
+    const bits = this.#sessionBits;
+    if ((bits & WELCOMED) !== 0) {
+      if ((bits & SEEN) === 0) this.#sessionBits = bits | SEEN;
+      this.#onFrame(frame);
+      return;
+    }
+    if (!isWelcomeFrame(frame)) return;
+    this.#sessionBits = WELCOMED | SEEN;
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
+    if (this.#closed) {
+      link.close(CloseCode.NORMAL, 'disconnect');
+      return;
+    }
+    this.#link = link;
+    this.#relays.succeeded();
+    this.#generation++;
+    this.#session = readU32(frame, 2);
+    this.#relayMaxFrame = readU32(frame, 6);
+    this.#mailbox?.onSession();
+    this.#state = 'connected';
+    if (this.#heartbeatIntervalMs !== 0) {
+      const liveness = setInterval(RelayTransport.#livenessTick, this.#heartbeatIntervalMs, this, link);
+      (liveness as { unref?: () => void }).unref?.();
+      this.#liveness = liveness;
+    }
+    // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
+    // new state), topics added, or announced and then joined, are sent now.
+    const sent = this.#early;
+    this.#early = null;
+    if (sent !== null) for (const state of sent.keys()) if (this.#topics.get(state.key) !== state) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    for (const state of this.#topics.values()) {
+      if (sent?.get(state) === state.joined) continue;
+      link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+    }
+    const waiters = this.#sessionWaiters;
+    this.#sessionWaiters = NO_SESSION_WAITERS;
+    for (const w of waiters) w.resolve();
+  }
+
+  /** @internal {@link LinkHandler}: one of this transport's sockets closed. */
+  onLinkClose(link: Link, code: number, reason: string): void {
+    if (link !== this.#sessionLink) return;
+    const welcomed = (this.#sessionBits & WELCOMED) !== 0;
+    if (!welcomed || this.#link !== link) {
+      if (welcomed) {
+        this.#endSession(link, { code, reason });
+        return;
+      }
+      const name = closeCodeName(code);
+      if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
+        const rejected = new RelayRejectedError(this.url, code, name, reason);
+        if (this.#refusedForGood(code)) this.#failAll(rejected);
+        this.#endSession(link, null, rejected);
+      } else {
+        this.#endSession(link, null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
+      }
+      return;
+    }
+    this.#sessionLost();
+    this.#endSession(link, { code, reason });
   }
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
