@@ -60,6 +60,45 @@ describe('relay client sessions', () => {
     expect(a.state).toBe('connected');
   });
 
+  it('several topics on one transport: the first left, another joined in its place, all rejoined after a relay restart', async () => {
+    // The transport holds its first topic in a field and the others in maps (by key and by the
+    // relay's id): every topic must stay reachable however they come and go.
+    const relay = await relayOn();
+    const a = transport(relay.url);
+    const b = transport(relay.url);
+    const names = ['topics 1', 'topics 2', 'topics 3'];
+    const aborts = names.map(() => new AbortController());
+    const streams = await Promise.all(
+      names.map(async (n, i) => {
+        const [sa, sb] = await Promise.all([a.connect(deriveTopic(n), { signal: aborts[i]!.signal }), b.connect(deriveTopic(n))]);
+        return [sa[Symbol.asyncIterator](), sb[Symbol.asyncIterator]()] as const;
+      }),
+    );
+    const pairs = await Promise.all(streams.map(([ia, ib], i) => Promise.all([next(ia, `a conn ${i}`), next(ib, `b conn ${i}`)])));
+    aborts[0]!.abort();
+    expect(await within(WAIT, 'the left topic to close remotely', pairs[0]![1].receive())).toBeNull();
+    const [ia4, ib4] = (await Promise.all([a.connect(deriveTopic('topics 4')), b.connect(deriveTopic('topics 4'))])).map((x) => x[Symbol.asyncIterator]());
+    const fourth = await Promise.all([next(ia4!, 'a conn 4'), next(ib4!, 'b conn 4')]);
+    const live = [pairs[1]!, pairs[2]!, fourth];
+    for (const [i, [ca, cb]] of live.entries()) {
+      await ca.send(new Uint8Array([i]));
+      expect(await within(WAIT, `a message on live topic ${i}`, cb.receive())).toEqual(new Uint8Array([i]));
+    }
+    await relay.close();
+    const again = await relayOn(relay.port);
+    expect(again.port).toBe(relay.port);
+    const iterators = [streams[1]!, streams[2]!, [ia4!, ib4!] as const];
+    for (const [i, [ia, ib]] of iterators.entries()) {
+      const [na, nb] = await Promise.all([next(ia, `new a conn ${i}`), next(ib, `new b conn ${i}`)]);
+      await nb.send(new Uint8Array([10 + i]));
+      expect(await within(WAIT, `a message after the restart on topic ${i}`, na.receive())).toEqual(new Uint8Array([10 + i]));
+    }
+    // The left topic is not rejoined: b (whose lookup lists the others) finds nobody on it, while
+    // it finds a on a live one.
+    expect(await b.lookup(deriveTopic('topics 1'))).toEqual([]);
+    expect((await b.lookup(deriveTopic('topics 4'))).map((p) => p.peerId)).toEqual([a.peerId]);
+  });
+
   it('a relay killed with SIGKILL: clients notice, back off, and rejoin when it is back', async () => {
     let relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
     cleanup.push(() => relay.stop());

@@ -25,13 +25,12 @@ import {
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
-import { RelayRotation } from './failover.js';
+import { backoffDelayMs, RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
-import { SlotMap } from './slot-map.js';
 import {
   CloseCode,
   DATA_HEADER_BYTES,
@@ -318,7 +317,10 @@ const PINGED = 4;
  */
 export class RelayTransport implements Transport, LinkHandler {
   readonly name = 'relay';
-  readonly #relays: RelayRotation;
+  /** The relay's URL, or the rotation through a list of them (failover.ts). */
+  readonly #relays: RelayRotation | string;
+  /** Failed attempts since the last session that came up (one relay; a list's rotation counts its own). */
+  #failures = 0;
   /** This peer's id, as other peers see it. */
   readonly peerId: string;
   readonly maxMessageSize: number;
@@ -355,9 +357,70 @@ export class RelayTransport implements Transport, LinkHandler {
   readonly #onError: ((error: RhizomeError) => void) | undefined;
   readonly #mailbox: RelayMailbox | null;
 
-  /** Topics by hex key and by the relay's id: one entry each, usually (slot-map.ts). */
-  readonly #topics = new SlotMap<string, TopicState>();
-  readonly #topicsById = new SlotMap<number, TopicState>();
+  /**
+   * The topics, by hex key and by the relay's id in the current session: usually one (one database
+   * per transport), held in a field; the others in maps made for the second one. A topic is found
+   * by its id while it is joined in the current session (`topicId !== 0`).
+   */
+  #topic: TopicState | null = null;
+  #moreTopics: Map<string, TopicState> | null = null;
+  #moreTopicsById: Map<number, TopicState> | null = null;
+
+  #getTopic(key: string): TopicState | undefined {
+    const one = this.#topic;
+    if (one !== null && one.key === key) return one;
+    return this.#moreTopics?.get(key);
+  }
+
+  #topicById(id: number): TopicState | undefined {
+    const one = this.#topic;
+    if (one !== null && id !== 0 && one.topicId === id) return one;
+    return this.#moreTopicsById?.get(id);
+  }
+
+  /** True while `state` is registered (not dropped, nor replaced by a newer state of its topic). */
+  #hasTopic(state: TopicState): boolean {
+    return this.#topic === state || this.#moreTopics?.get(state.key) === state;
+  }
+
+  /** Registers a new topic (none of its key is registered). */
+  #addTopic(state: TopicState): void {
+    if (this.#topic === null) this.#topic = state;
+    else (this.#moreTopics ??= new Map()).set(state.key, state);
+  }
+
+  /** The relay's id of `state` in this session (JOINED). */
+  #setTopicId(state: TopicState, id: number): void {
+    if (state !== this.#topic) {
+      const byId = (this.#moreTopicsById ??= new Map());
+      if (state.topicId !== 0 && byId.get(state.topicId) === state) byId.delete(state.topicId);
+      byId.set(id, state);
+    }
+    state.topicId = id;
+  }
+
+  #removeTopic(state: TopicState): void {
+    if (this.#topic === state) this.#topic = null;
+    else if (this.#moreTopics?.get(state.key) === state) {
+      this.#moreTopics.delete(state.key);
+      if (this.#moreTopics.size === 0) this.#moreTopics = null;
+      if (state.topicId !== 0 && this.#moreTopicsById?.get(state.topicId) === state) {
+        this.#moreTopicsById.delete(state.topicId);
+        if (this.#moreTopicsById.size === 0) this.#moreTopicsById = null;
+      }
+    }
+  }
+
+  #topicCount(): number {
+    return (this.#topic === null ? 0 : 1) + (this.#moreTopics?.size ?? 0);
+  }
+
+  /** The topics (a snapshot: the caller may drop some while it iterates). */
+  #topicList(): TopicState[] {
+    const out: TopicState[] = this.#topic === null ? [] : [this.#topic];
+    if (this.#moreTopics !== null) for (const state of this.#moreTopics.values()) out.push(state);
+    return out;
+  }
   /** Pending LOOKUPs by request id (made on the first). */
   #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
   /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
@@ -402,7 +465,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== 'string')) {
       throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
     }
-    this.#relays = new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
+    this.#relays = urls.length === 1 ? normalizeRelayUrl(urls[0]!) : new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
     this.peerId = options.peerId ?? randomPeerId();
     const peerIdBytes = utf8(this.peerId);
     if (peerIdBytes.length < 1 || peerIdBytes.length > MAX_PEER_ID_BYTES) {
@@ -471,12 +534,14 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** The normalized URL of the relay in use (or tried next). */
   get url(): string {
-    return this.#relays.current;
+    const relays = this.#relays;
+    return typeof relays === 'string' ? relays : relays.current;
   }
 
   /** Every relay this transport may use, normalized, in the order given. */
   get urls(): readonly string[] {
-    return this.#relays.urls;
+    const relays = this.#relays;
+    return typeof relays === 'string' ? [relays] : relays.urls;
   }
 
   /** Where the link to the relay stands. */
@@ -495,11 +560,11 @@ export class RelayTransport implements Transport, LinkHandler {
     await this.#whenSession();
     this.#assertOpen();
     const key = topicToHex(topic);
-    let state = this.#topics.get(key);
+    let state = this.#getTopic(key);
     if (state?.joined) return;
     if (!state) {
       state = this.#newTopic(key, topic);
-      this.#topics.set(key, state);
+      this.#addTopic(state);
     }
     await this.#sendTopicAndAwaitAck(state, FrameType.ANNOUNCE);
   }
@@ -533,11 +598,11 @@ export class RelayTransport implements Transport, LinkHandler {
     const { signal } = options;
     if (signal?.aborted) throw new AbortError();
     const key = topicToHex(topic);
-    let state = this.#topics.get(key);
+    let state = this.#getTopic(key);
     if (state?.joined) throw new TopicAlreadyJoinedError(key);
     if (!state) {
       state = this.#newTopic(key, topic);
-      this.#topics.set(key, state);
+      this.#addTopic(state);
     }
     state.joined = true;
     const queue = new AsyncQueue<Connection>();
@@ -562,7 +627,7 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#state = 'closed';
     this.#windowAnnouncer.clear();
     const error = new TransportClosedError('relay transport is disconnected');
-    for (const state of [...this.#topics.values()]) this.#dropTopic(state);
+    for (const state of this.#topicList()) this.#dropTopic(state);
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
     this.#mailbox?.onSessionLost(error);
@@ -641,7 +706,7 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** @internal True while `state` is joined in session `generation`. */
   broadcastOpen(state: TopicState, generation: number): boolean {
-    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#topics.get(state.key) === state;
+    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#hasTopic(state);
   }
 
   /** @internal Sends one BROADCAST frame: the relay delivers it to every other member of the topic. */
@@ -700,7 +765,7 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** Leaves a joined topic (connect aborted): the relay tells the others, our Connections close. */
   #leave(state: TopicState): void {
-    if (this.#topics.get(state.key) !== state) return;
+    if (!this.#hasTopic(state)) return;
     const link = this.#link;
     if (link?.open) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
     this.#dropTopic(state);
@@ -709,8 +774,7 @@ export class RelayTransport implements Transport, LinkHandler {
   #dropTopic(state: TopicState): void {
     state.detachSignal?.();
     state.detachSignal = null;
-    this.#topics.delete(state.key);
-    if (state.topicId !== 0) this.#topicsById.delete(state.topicId);
+    this.#removeTopic(state);
     this.#closeTopicConnections(state);
     state.queue?.end();
     for (const ack of state.acks) ack();
@@ -774,7 +838,7 @@ export class RelayTransport implements Transport, LinkHandler {
   }
 
   #needsSession(): boolean {
-    return !this.#closed && this.#fatal === null && (this.#topics.size > 0 || this.#sessionWaiters.length > 0 || (this.#lookups?.size ?? 0) > 0);
+    return !this.#closed && this.#fatal === null && (this.#topicCount() > 0 || this.#sessionWaiters.length > 0 || (this.#lookups?.size ?? 0) > 0);
   }
 
   #ensureRunning(): void {
@@ -790,7 +854,9 @@ export class RelayTransport implements Transport, LinkHandler {
    */
   #refusedForGood(code: number): boolean {
     if (!isFatalCloseCode(code)) return false;
-    return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || this.#relays.refusedForGood();
+    // (One relay: refused by every relay of the list in a row, at once.)
+    const relays = this.#relays;
+    return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || typeof relays === 'string' || relays.refusedForGood();
   }
 
   // The session loop is callbacks, not an async function: an idle transport holds its socket's
@@ -850,7 +916,8 @@ export class RelayTransport implements Transport, LinkHandler {
       return;
     }
     // Refused or lost: the next relay of the list (the same one when there is only one).
-    const delay = this.#relays.failed(this.#reconnect);
+    const relays = this.#relays;
+    const delay = typeof relays === 'string' ? backoffDelayMs(this.#reconnect, this.#failures++) : relays.failed(this.#reconnect);
     const timer = setTimeout(() => this.#wakeUp(), delay);
     this.#wake = () => {
       clearTimeout(timer);
@@ -885,7 +952,7 @@ export class RelayTransport implements Transport, LinkHandler {
       // connection fewer, BENCHMARKS.md § Issue 12, Session 9 (srvmem)) and answers JOINED one
       // round trip sooner. At most EARLY_TOPICS of them: a clustered relay holds only so many
       // frames while its router checks the HELLO; the others go at WELCOME, as before.
-      for (const state of this.#topics.values()) {
+      for (const state of this.#topicList()) {
         const early = (this.#early ??= new Map());
         if (early.size >= EARLY_TOPICS) break;
         link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
@@ -961,7 +1028,8 @@ export class RelayTransport implements Transport, LinkHandler {
       return;
     }
     this.#link = link;
-    this.#relays.succeeded();
+    if (typeof this.#relays === 'string') this.#failures = 0;
+    else this.#relays.succeeded();
     this.#generation++;
     this.#session = readU32(frame, 2);
     this.#relayMaxFrame = readU32(frame, 6);
@@ -976,8 +1044,8 @@ export class RelayTransport implements Transport, LinkHandler {
     // new state), topics added, or announced and then joined, are sent now.
     const sent = this.#early;
     this.#early = null;
-    if (sent !== null) for (const state of sent.keys()) if (this.#topics.get(state.key) !== state) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
-    for (const state of this.#topics.values()) {
+    if (sent !== null) for (const state of sent.keys()) if (!this.#hasTopic(state)) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    for (const state of this.#topicList()) {
       if (sent?.get(state) === state.joined) continue;
       link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
     }
@@ -1018,8 +1086,8 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#pacer?.close(new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting'));
     this.#pacer = null;
     this.#relayWindow = false;
-    this.#topicsById.clear();
-    for (const state of this.#topics.values()) {
+    this.#moreTopicsById = null;
+    for (const state of this.#topicList()) {
       state.topicId = 0;
       state.broadcast = null;
       this.#closeTopicConnections(state);
@@ -1033,13 +1101,13 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#mailbox?.onSessionLost(error);
     this.#fatal = error;
     this.#state = 'failed';
-    for (const state of [...this.#topics.values()]) {
-      this.#topics.delete(state.key);
+    for (const state of this.#topicList()) {
+      this.#removeTopic(state);
       this.#closeTopicConnections(state);
       state.queue?.fail(error);
       for (const ack of state.acks) ack();
     }
-    this.#topicsById.clear();
+    this.#moreTopicsById = null;
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
   }
@@ -1079,7 +1147,7 @@ export class RelayTransport implements Transport, LinkHandler {
         return;
       case FrameType.PEER_LEFT:
       case FrameType.PEER_CLOSED:
-        if (isPairFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
+        if (isPairFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
         return;
       case FrameType.JOINED:
         if (isJoinedFrame(frame)) this.#onJoined(frame);
@@ -1097,7 +1165,7 @@ export class RelayTransport implements Transport, LinkHandler {
         }
         return;
       case FrameType.WINDOW_UPDATE:
-        if (isWindowFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
+        if (isWindowFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
         return;
       case FrameType.ERROR:
         if (isErrorFrame(frame)) {
@@ -1114,7 +1182,7 @@ export class RelayTransport implements Transport, LinkHandler {
   }
 
   #onDeliver(frame: Uint8Array): void {
-    const state = this.#topicsById.get(readU32(frame, 1));
+    const state = this.#topicById(readU32(frame, 1));
     const conn = state?.bySession.get(readU32(frame, 5));
     if (state === undefined || conn === undefined || conn.closed) return;
     conn.deliver(frame.subarray(DATA_HEADER_BYTES));
@@ -1127,7 +1195,7 @@ export class RelayTransport implements Transport, LinkHandler {
   }
 
   #onPeerJoined(frame: Uint8Array): void {
-    const state = this.#topicsById.get(readU32(frame, 1));
+    const state = this.#topicById(readU32(frame, 1));
     if (state === undefined || state.queue === null) return;
     const session = readU32(frame, 5);
     const idBytes = frame.subarray(10, 10 + frame[9]!);
@@ -1149,10 +1217,9 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #onJoined(frame: Uint8Array): void {
     const key = topicToHex(frame.subarray(5, 37));
-    const state = this.#topics.get(key);
+    const state = this.#getTopic(key);
     if (state === undefined) return;
-    state.topicId = readU32(frame, 1);
-    this.#topicsById.set(state.topicId, state);
+    this.#setTopicId(state, readU32(frame, 1));
     if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
     const acks = state.acks;
     state.acks = NO_ACKS;
