@@ -10,6 +10,8 @@ import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { startRelayProcess } from '@rhizome/relay/testing';
 import { RelayTransport } from '@rhizome/transport-relay';
+import { encodeWelcome, FrameType } from '@rhizome/transport-relay/protocol';
+import { WebSocketServer } from 'ws';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -58,6 +60,45 @@ describe('relay client sessions', () => {
     expect(a.state).toBe('connected');
   });
 
+  it('several topics on one transport: the first left, another joined in its place, all rejoined after a relay restart', async () => {
+    // The transport holds its first topic in a field and the others in maps (by key and by the
+    // relay's id): every topic must stay reachable however they come and go.
+    const relay = await relayOn();
+    const a = transport(relay.url);
+    const b = transport(relay.url);
+    const names = ['topics 1', 'topics 2', 'topics 3'];
+    const aborts = names.map(() => new AbortController());
+    const streams = await Promise.all(
+      names.map(async (n, i) => {
+        const [sa, sb] = await Promise.all([a.connect(deriveTopic(n), { signal: aborts[i]!.signal }), b.connect(deriveTopic(n))]);
+        return [sa[Symbol.asyncIterator](), sb[Symbol.asyncIterator]()] as const;
+      }),
+    );
+    const pairs = await Promise.all(streams.map(([ia, ib], i) => Promise.all([next(ia, `a conn ${i}`), next(ib, `b conn ${i}`)])));
+    aborts[0]!.abort();
+    expect(await within(WAIT, 'the left topic to close remotely', pairs[0]![1].receive())).toBeNull();
+    const [ia4, ib4] = (await Promise.all([a.connect(deriveTopic('topics 4')), b.connect(deriveTopic('topics 4'))])).map((x) => x[Symbol.asyncIterator]());
+    const fourth = await Promise.all([next(ia4!, 'a conn 4'), next(ib4!, 'b conn 4')]);
+    const live = [pairs[1]!, pairs[2]!, fourth];
+    for (const [i, [ca, cb]] of live.entries()) {
+      await ca.send(new Uint8Array([i]));
+      expect(await within(WAIT, `a message on live topic ${i}`, cb.receive())).toEqual(new Uint8Array([i]));
+    }
+    await relay.close();
+    const again = await relayOn(relay.port);
+    expect(again.port).toBe(relay.port);
+    const iterators = [streams[1]!, streams[2]!, [ia4!, ib4!] as const];
+    for (const [i, [ia, ib]] of iterators.entries()) {
+      const [na, nb] = await Promise.all([next(ia, `new a conn ${i}`), next(ib, `new b conn ${i}`)]);
+      await nb.send(new Uint8Array([10 + i]));
+      expect(await within(WAIT, `a message after the restart on topic ${i}`, na.receive())).toEqual(new Uint8Array([10 + i]));
+    }
+    // The left topic is not rejoined: b (whose lookup lists the others) finds nobody on it, while
+    // it finds a on a live one.
+    expect(await b.lookup(deriveTopic('topics 1'))).toEqual([]);
+    expect((await b.lookup(deriveTopic('topics 4'))).map((p) => p.peerId)).toEqual([a.peerId]);
+  });
+
   it('a relay killed with SIGKILL: clients notice, back off, and rejoin when it is back', async () => {
     let relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
     cleanup.push(() => relay.stop());
@@ -75,6 +116,50 @@ describe('relay client sessions', () => {
     await nb.send(new Uint8Array([7]));
     expect(await within(WAIT, 'message after the crash', na.receive())).toEqual(new Uint8Array([7]));
     expect(errors).toContain('ERR_CONNECT_FAILED');
+  });
+
+  it('a relay that never answers HELLO: the client closes that socket, reports ERR_CONNECT_FAILED, tries again, and the next WELCOME starts a session', async () => {
+    // A bare ws server speaking just enough of the protocol: the first socket is never answered,
+    // later ones get WELCOME for their HELLO; LOOKUPs are recorded.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanup.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    let sockets = 0;
+    let firstClosed!: (how: { code: number; reason: string }) => void;
+    const firstClose = new Promise<{ code: number; reason: string }>((resolve) => (firstClosed = resolve));
+    let lookedUp!: (socket: number) => void;
+    const lookup = new Promise<number>((resolve) => (lookedUp = resolve));
+    wss.on('connection', (ws) => {
+      const n = ++sockets;
+      if (n === 1) ws.on('close', (code, reason) => firstClosed({ code, reason: reason.toString() }));
+      ws.on('message', (data: Buffer) => {
+        if (n === 1) return;
+        if (data[0] === FrameType.HELLO) ws.send(encodeWelcome(7, 1 << 20));
+        if (data[0] === FrameType.LOOKUP) lookedUp(n);
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const errors: Array<{ code: string; message: string }> = [];
+    let reported!: () => void;
+    const helloError = new Promise<void>((resolve) => (reported = resolve));
+    const t = transport(`ws://127.0.0.1:${port}`, {
+      timeoutMs: 1000,
+      heartbeatIntervalMs: 0,
+      onError: (e) => {
+        errors.push({ code: e.code, message: e.message });
+        if (e.message.includes('did not answer HELLO')) reported();
+      },
+    });
+    await t.connect(deriveTopic('a mute relay'));
+    await within(WAIT, 'the HELLO timeout to be reported', helloError);
+    expect(errors[0]).toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+    expect(await within(WAIT, 'the client to close the unanswered socket', firstClose)).toEqual({ code: 1000, reason: 'no WELCOME' });
+    // A call that needs the session goes out on the next socket once its WELCOME came.
+    const pending = t.lookup(deriveTopic('a mute relay')).catch((e: unknown) => e);
+    expect(await within(WAIT, 'a LOOKUP on the second socket', lookup)).toBe(2);
+    expect(t.state).toBe('connected');
+    await t.disconnect();
+    expect(await pending).toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
   });
 
   it('a relay that goes silent (SIGSTOP) is detected by the client heartbeat; it reconnects after SIGCONT', async () => {

@@ -15,6 +15,12 @@ export interface Migration {
   readonly version: number;
   readonly description: string;
   readonly sql: string;
+  /**
+   * A query run (in the migration's transaction) before `sql`: a row `(reason, message)` means
+   * the file cannot take this migration, which is then refused with `StoreIOError` (`reason`)
+   * and the file stays at its old version.
+   */
+  readonly refuse?: string;
 }
 
 /**
@@ -73,6 +79,22 @@ export const MIGRATIONS: readonly Migration[] = [
     // table's own b-tree, as before.
     version: 2,
     description: 'the log keyed by one integer, (doc << 44) + seq, in a rowid table',
+    // Version 1 numbered documents and seqs without a bound. A key (doc << 44) + seq is exact and
+    // in its document's range only for doc <= MAX_DOC and 1 <= seq <= MAX_SEQ: document 2^19 - 1
+    // would read an empty log (its range's end wraps past 2^63), higher numbers wrap onto other
+    // documents' keys (2^20 + 1 onto 1's), a seq of 2^44 lands in the next document. Such a file
+    // is refused, left at version 1, rather than migrated into rows nobody reads back.
+    refuse: `
+      SELECT reason, message FROM (
+        SELECT 'DOCS_EXHAUSTED' AS reason,
+               'document ' || quote(name) || ' is numbered ' || id || ', outside 0..${MAX_DOC}, which version 2 of the file format holds' AS message
+          FROM docs WHERE id < 0 OR id > ${MAX_DOC}
+        UNION ALL
+        SELECT 'SEQ_EXHAUSTED',
+               'document number ' || doc || ' has an update numbered ' || seq || ', outside 1..${MAX_SEQ}, which version 2 of the file format holds'
+          FROM updates WHERE seq < 1 OR seq > ${MAX_SEQ}
+      ) LIMIT 1
+    `,
     sql: `
       CREATE TABLE updates_v2 (
         key  INTEGER PRIMARY KEY,

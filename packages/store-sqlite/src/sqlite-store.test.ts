@@ -303,6 +303,39 @@ describe('SqliteStore schema and files', () => {
     }
   });
 
+  it('a version-1 file with a document number or sequence number that version-2 keys cannot hold is refused, left as it was (DOCS_EXHAUSTED, SEQ_EXHAUSTED)', () => {
+    // Version 1 numbered documents without a bound. Document 2^19 - 1's log would read as empty
+    // after migration (its range's end wraps past 2^63), 2^19 and above wrap onto other
+    // documents' keys (2^20 + 1 shares document 1's), a seq of 2^44 lands in the next document.
+    const cases: Array<[doc: number, seq: number, reason: string]> = [
+      [MAX_DOC + 1, 1, 'DOCS_EXHAUSTED'],
+      [MAX_DOC + 2, 1, 'DOCS_EXHAUSTED'],
+      [2 ** 20 + 1, 4, 'DOCS_EXHAUSTED'],
+      [2, 2 ** 44, 'SEQ_EXHAUSTED'],
+    ];
+    for (const [doc, seq, reason] of cases) {
+      const path = freshPath();
+      const raw = new Database(path);
+      raw.pragma('journal_mode = WAL');
+      raw.exec(MIGRATIONS[0]!.sql);
+      raw.pragma(`application_id = ${APPLICATION_ID}`);
+      raw.pragma('user_version = 1');
+      raw.prepare("INSERT INTO docs (id, name) VALUES (1, 'a'), (?, 'big')").run(doc);
+      const row = raw.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
+      for (const s of [1, 2, 3]) row.run(1, s, Buffer.from([1, s]));
+      row.run(doc, seq, Buffer.from([2]));
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      raw.close();
+      const before = sha256(path);
+      expect(() => openSqliteStore(path), `doc ${doc} seq ${seq}`).toThrow(expect.objectContaining({ code: 'ERR_STORE_IO', reason, path }));
+      expect(sha256(path)).toBe(before);
+      const check = new Database(path, { readonly: true });
+      expect(check.pragma('user_version', { simple: true })).toBe(1);
+      expect(check.prepare('SELECT count(*) FROM updates').pluck().get()).toBe(4);
+      check.close();
+    }
+  });
+
   it('a failing migration leaves the file at its old version, usable', () => {
     const path = freshPath();
     const v1 = openSqliteStore(path);

@@ -329,7 +329,12 @@ function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): vo
     if (version > target) throw new StoreVersionError(path, version, target);
     if (version === target) return;
     for (const migration of migrations) {
-      if (migration.version > version) db.exec(migration.sql);
+      if (migration.version <= version) continue;
+      if (migration.refuse !== undefined) {
+        const refused = db.prepare(migration.refuse).get() as { reason: string; message: string } | undefined;
+        if (refused) throw new StoreIOError(path, refused.reason, `cannot migrate to schema version ${migration.version}: ${refused.message}`);
+      }
+      db.exec(migration.sql);
     }
     db.pragma(`application_id = ${APPLICATION_ID}`);
     db.pragma(`user_version = ${target}`);

@@ -12,6 +12,16 @@ export interface BackoffPolicy {
   factor: number;
 }
 
+/**
+ * The wait before the next attempt after `round` full rounds of failures: exponential in the
+ * round, capped, drawn from [d/2, d]. (A transport of one relay counts its failures itself and
+ * makes no {@link RelayRotation}: ARCHITECTURE § Memory of an idle replica.)
+ */
+export function backoffDelayMs(policy: BackoffPolicy, round: number, random: () => number = Math.random): number {
+  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.factor ** round);
+  return base / 2 + random() * (base / 2);
+}
+
 /** The list of relays, the current one, and the retry bookkeeping. */
 export class RelayRotation {
   /** Normalized relay URLs, in the order given (the first is preferred at start). */
@@ -46,8 +56,7 @@ export class RelayRotation {
     const round = Math.floor(this.#failures / this.urls.length);
     this.#failures++;
     if (this.urls.length > 1) this.#index = (this.#index + 1) % this.urls.length;
-    const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.factor ** round);
-    return base / 2 + random() * (base / 2);
+    return backoffDelayMs(policy, round, random);
   }
 
   /**

@@ -36,13 +36,29 @@ export interface Link {
   pause(): void;
   resume(): void;
   close(code: number, reason: string): void;
-  /** Drops the socket without a close handshake (a dead link); `onclose` reports 1006. */
+  /** Drops the socket without a close handshake (a dead link); the handler's `onLinkClose` reports 1006. */
   terminate(): void;
-  /** Set by the owner: a binary frame arrived. */
-  onmessage: (frame: Uint8Array) => void;
-  /** Set by the owner: the socket closed (`code` 1006 when it was lost without a close frame). */
-  onclose: (code: number, reason: string) => void;
+  /**
+   * Set by the owner: told of the link's frames and of its close. An object with methods, given
+   * the link, rather than two closures per link: the relay transport is the handler of its own
+   * links (ARCHITECTURE § Memory of an idle replica).
+   */
+  handler: LinkHandler;
 }
+
+/** Who a {@link Link} reports to (its owner): the link is passed, so one handler serves every link. */
+export interface LinkHandler {
+  /** A binary frame arrived on `link`. */
+  onLinkFrame(link: Link, frame: Uint8Array): void;
+  /** `link` closed (`code` 1006 when it was lost without a close frame). Called once. */
+  onLinkClose(link: Link, code: number, reason: string): void;
+}
+
+/** The handler of a link whose owner set none (yet): drops what it is told. */
+export const NO_LINK_HANDLER: LinkHandler = Object.freeze({
+  onLinkFrame(): void {},
+  onLinkClose(): void {},
+});
 
 /** True in Node (and Bun/Deno's Node mode), where `ws` is used so TLS options apply. */
 function isNode(): boolean {
@@ -98,26 +114,47 @@ interface DrainWaiter {
   resolve: () => void;
 }
 
+/** The link of a `ws` socket (a property of the socket: see {@link wsMessage}). */
+const LINK = Symbol('rhizome.link');
+
+type LinkedSocket = WsSocket & { [LINK]?: WsLink };
+
+/**
+ * The socket's 'message' and 'close' listeners: one function each for every socket (`this` is the
+ * socket, which names its link), not two closures and their context per link.
+ */
+function wsMessage(this: LinkedSocket, data: unknown, isBinary: boolean): void {
+  const link = this[LINK];
+  if (!isBinary || link === undefined) return;
+  const frame = view(data);
+  if (frame) link.handler.onLinkFrame(link, frame);
+}
+
+function wsClose(this: LinkedSocket, code: number, reason: Buffer): void {
+  const link = this[LINK];
+  if (link === undefined) return;
+  link.closed(code, reason.toString('utf8'));
+}
+
 class WsLink implements Link {
   readonly url: string;
-  readonly #ws: WsSocket;
+  readonly #ws: LinkedSocket;
   /** Null while none waits (an idle link holds no list). */
   #drainWaiters: DrainWaiter[] | null = null;
-  onmessage: (frame: Uint8Array) => void = () => {};
-  onclose: (code: number, reason: string) => void = () => {};
+  handler: LinkHandler = NO_LINK_HANDLER;
 
   constructor(url: string, ws: WsSocket) {
     this.url = url;
     this.#ws = ws;
-    ws.on('message', (data, isBinary) => {
-      if (!isBinary) return;
-      const frame = view(data);
-      if (frame) this.onmessage(frame);
-    });
-    ws.on('close', (code, reason) => {
-      this.#releaseDrain(true);
-      this.onclose(code, reason.toString('utf8'));
-    });
+    this.#ws[LINK] = this;
+    ws.on('message', wsMessage);
+    ws.on('close', wsClose);
+  }
+
+  /** @internal The socket closed. */
+  closed(code: number, reason: string): void {
+    this.#releaseDrain(true);
+    this.handler.onLinkClose(this, code, reason);
   }
 
   get bufferedAmount(): number {
@@ -196,17 +233,24 @@ const BROWSER_DRAIN_POLL_MS = 10;
 class GlobalLink implements Link {
   readonly url: string;
   readonly #ws: WebSocket;
-  onmessage: (frame: Uint8Array) => void = () => {};
-  onclose: (code: number, reason: string) => void = () => {};
+  handler: LinkHandler = NO_LINK_HANDLER;
+  /** Set once the close was reported (terminate reports it at once; the socket's event then is not). */
+  #closeReported = false;
 
   constructor(url: string, ws: WebSocket) {
     this.url = url;
     this.#ws = ws;
     ws.onmessage = (event: MessageEvent) => {
       const frame = view(event.data);
-      if (frame) this.onmessage(frame);
+      if (frame) this.handler.onLinkFrame(this, frame);
     };
-    ws.onclose = (event: CloseEvent) => this.onclose(event.code, event.reason);
+    ws.onclose = (event: CloseEvent) => this.#reportClose(event.code, event.reason);
+  }
+
+  #reportClose(code: number, reason: string): void {
+    if (this.#closeReported) return;
+    this.#closeReported = true;
+    this.handler.onLinkClose(this, code, reason);
   }
 
   get bufferedAmount(): number {
@@ -237,11 +281,9 @@ class GlobalLink implements Link {
 
   terminate(): void {
     // Browsers have no terminate: start the close, and report the link gone now.
-    const onclose = this.onclose;
-    this.onclose = () => {};
     this.#ws.onmessage = null;
     this.#ws.close();
-    onclose(1006, 'terminated');
+    this.#reportClose(1006, 'terminated');
   }
 }
 

@@ -25,13 +25,12 @@ import {
   type TopicHash,
   type Transport,
 } from '@rhizome/core';
-import { RelayRotation } from './failover.js';
+import { backoffDelayMs, RelayRotation } from './failover.js';
 import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
-import { defaultImplementation, openLink, type Link, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
+import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
-import { SlotMap } from './slot-map.js';
 import {
   CloseCode,
   DATA_HEADER_BYTES,
@@ -291,6 +290,11 @@ function positiveInt(value: number | undefined, field: string, fallback: number)
  */
 const EARLY_TOPICS = 32;
 
+/** Bits of the transport's `#sessionBits`: WELCOME came; a frame came since the last liveness tick; a PING awaits any frame. */
+const WELCOMED = 1;
+const SEEN = 2;
+const PINGED = 4;
+
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
  * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
@@ -311,9 +315,12 @@ const EARLY_TOPICS = 32;
  * }
  * ```
  */
-export class RelayTransport implements Transport {
+export class RelayTransport implements Transport, LinkHandler {
   readonly name = 'relay';
-  readonly #relays: RelayRotation;
+  /** The relay's URL, or the rotation through a list of them (failover.ts). */
+  readonly #relays: RelayRotation | string;
+  /** Failed attempts since the last session that came up (one relay; a list's rotation counts its own). */
+  #failures = 0;
   /** This peer's id, as other peers see it. */
   readonly peerId: string;
   readonly maxMessageSize: number;
@@ -350,16 +357,92 @@ export class RelayTransport implements Transport {
   readonly #onError: ((error: RhizomeError) => void) | undefined;
   readonly #mailbox: RelayMailbox | null;
 
-  /** Topics by hex key and by the relay's id: one entry each, usually (slot-map.ts). */
-  readonly #topics = new SlotMap<string, TopicState>();
-  readonly #topicsById = new SlotMap<number, TopicState>();
+  /**
+   * The topics, by hex key and by the relay's id in the current session: usually one (one database
+   * per transport), held in a field; the others in maps made for the second one. A topic is found
+   * by its id while it is joined in the current session (`topicId !== 0`).
+   */
+  #topic: TopicState | null = null;
+  #moreTopics: Map<string, TopicState> | null = null;
+  #moreTopicsById: Map<number, TopicState> | null = null;
+
+  #getTopic(key: string): TopicState | undefined {
+    const one = this.#topic;
+    if (one !== null && one.key === key) return one;
+    return this.#moreTopics?.get(key);
+  }
+
+  #topicById(id: number): TopicState | undefined {
+    const one = this.#topic;
+    if (one !== null && id !== 0 && one.topicId === id) return one;
+    return this.#moreTopicsById?.get(id);
+  }
+
+  /** True while `state` is registered (not dropped, nor replaced by a newer state of its topic). */
+  #hasTopic(state: TopicState): boolean {
+    return this.#topic === state || this.#moreTopics?.get(state.key) === state;
+  }
+
+  /** Registers a new topic (none of its key is registered). */
+  #addTopic(state: TopicState): void {
+    if (this.#topic === null) this.#topic = state;
+    else (this.#moreTopics ??= new Map()).set(state.key, state);
+  }
+
+  /** The relay's id of `state` in this session (JOINED). */
+  #setTopicId(state: TopicState, id: number): void {
+    if (state !== this.#topic) {
+      const byId = (this.#moreTopicsById ??= new Map());
+      if (state.topicId !== 0 && byId.get(state.topicId) === state) byId.delete(state.topicId);
+      byId.set(id, state);
+    }
+    state.topicId = id;
+  }
+
+  #removeTopic(state: TopicState): void {
+    if (this.#topic === state) this.#topic = null;
+    else if (this.#moreTopics?.get(state.key) === state) {
+      this.#moreTopics.delete(state.key);
+      if (this.#moreTopics.size === 0) this.#moreTopics = null;
+      if (state.topicId !== 0 && this.#moreTopicsById?.get(state.topicId) === state) {
+        this.#moreTopicsById.delete(state.topicId);
+        if (this.#moreTopicsById.size === 0) this.#moreTopicsById = null;
+      }
+    }
+  }
+
+  #topicCount(): number {
+    return (this.#topic === null ? 0 : 1) + (this.#moreTopics?.size ?? 0);
+  }
+
+  /** The topics (a snapshot: the caller may drop some while it iterates). */
+  #topicList(): TopicState[] {
+    const out: TopicState[] = this.#topic === null ? [] : [this.#topic];
+    if (this.#moreTopics !== null) for (const state of this.#moreTopics.values()) out.push(state);
+    return out;
+  }
   /** Pending LOOKUPs by request id (made on the first). */
   #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
   /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
   #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
   #link: Link | null = null;
-  /** A socket opened and waiting for WELCOME (closed by `disconnect()` too). */
-  #pendingLink: Link | null = null;
+  /**
+   * The socket of the session in progress, from {@link #runSession} until the session ends
+   * ({@link #endSession}, once): the transport is the handler of its links, and this says which of
+   * them speaks for the current session (a late event of an older socket is dropped). The
+   * session's state is the few fields below, not a scope of closures kept by the socket's handlers.
+   */
+  #sessionLink: Link | null = null;
+  /** {@link WELCOMED}, {@link SEEN} (a frame came since the last liveness tick), {@link PINGED}. */
+  #sessionBits = 0;
+  /** PINGs sent (their payload). */
+  #pings = 0;
+  /** Bounds the wait for WELCOME; cleared by it. */
+  #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it). */
+  #liveness: ReturnType<typeof setInterval> | undefined = undefined;
+  /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
+  #early: Map<TopicState, boolean> | null = null;
   /** Increments with every session: Connections of an older one are dead. */
   #generation = 0;
   #session = 0;
@@ -382,7 +465,7 @@ export class RelayTransport implements Transport {
     if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== 'string')) {
       throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
     }
-    this.#relays = new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
+    this.#relays = urls.length === 1 ? normalizeRelayUrl(urls[0]!) : new RelayRotation(urls.map((u: string) => normalizeRelayUrl(u)));
     this.peerId = options.peerId ?? randomPeerId();
     const peerIdBytes = utf8(this.peerId);
     if (peerIdBytes.length < 1 || peerIdBytes.length > MAX_PEER_ID_BYTES) {
@@ -451,12 +534,14 @@ export class RelayTransport implements Transport {
 
   /** The normalized URL of the relay in use (or tried next). */
   get url(): string {
-    return this.#relays.current;
+    const relays = this.#relays;
+    return typeof relays === 'string' ? relays : relays.current;
   }
 
   /** Every relay this transport may use, normalized, in the order given. */
   get urls(): readonly string[] {
-    return this.#relays.urls;
+    const relays = this.#relays;
+    return typeof relays === 'string' ? [relays] : relays.urls;
   }
 
   /** Where the link to the relay stands. */
@@ -475,11 +560,11 @@ export class RelayTransport implements Transport {
     await this.#whenSession();
     this.#assertOpen();
     const key = topicToHex(topic);
-    let state = this.#topics.get(key);
+    let state = this.#getTopic(key);
     if (state?.joined) return;
     if (!state) {
       state = this.#newTopic(key, topic);
-      this.#topics.set(key, state);
+      this.#addTopic(state);
     }
     await this.#sendTopicAndAwaitAck(state, FrameType.ANNOUNCE);
   }
@@ -513,11 +598,11 @@ export class RelayTransport implements Transport {
     const { signal } = options;
     if (signal?.aborted) throw new AbortError();
     const key = topicToHex(topic);
-    let state = this.#topics.get(key);
+    let state = this.#getTopic(key);
     if (state?.joined) throw new TopicAlreadyJoinedError(key);
     if (!state) {
       state = this.#newTopic(key, topic);
-      this.#topics.set(key, state);
+      this.#addTopic(state);
     }
     state.joined = true;
     const queue = new AsyncQueue<Connection>();
@@ -542,21 +627,26 @@ export class RelayTransport implements Transport {
     this.#state = 'closed';
     this.#windowAnnouncer.clear();
     const error = new TransportClosedError('relay transport is disconnected');
-    for (const state of [...this.#topics.values()]) this.#dropTopic(state);
+    for (const state of this.#topicList()) this.#dropTopic(state);
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
     this.#mailbox?.onSessionLost(error);
     this.#wake?.();
-    this.#pendingLink?.close(CloseCode.NORMAL, 'disconnect');
-    this.#pendingLink = null;
+    const pending = this.#pendingLink;
+    if (pending !== null) pending.close(CloseCode.NORMAL, 'disconnect');
     const link = this.#link;
     this.#link = null;
     if (link && link.open) {
       const closed = new Promise<void>((resolve) => {
-        const previous = link.onclose;
-        link.onclose = (code, reason) => {
-          previous(code, reason);
-          resolve();
+        const transport = this;
+        link.handler = {
+          onLinkFrame(l: Link, frame: Uint8Array): void {
+            transport.onLinkFrame(l, frame);
+          },
+          onLinkClose(l: Link, code: number, reason: string): void {
+            transport.onLinkClose(l, code, reason);
+            resolve();
+          },
         };
       });
       link.close(CloseCode.NORMAL, 'disconnect');
@@ -616,7 +706,7 @@ export class RelayTransport implements Transport {
 
   /** @internal True while `state` is joined in session `generation`. */
   broadcastOpen(state: TopicState, generation: number): boolean {
-    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#topics.get(state.key) === state;
+    return generation === this.#generation && this.#link !== null && this.#link.open && state.topicId !== 0 && this.#hasTopic(state);
   }
 
   /** @internal Sends one BROADCAST frame: the relay delivers it to every other member of the topic. */
@@ -675,7 +765,7 @@ export class RelayTransport implements Transport {
 
   /** Leaves a joined topic (connect aborted): the relay tells the others, our Connections close. */
   #leave(state: TopicState): void {
-    if (this.#topics.get(state.key) !== state) return;
+    if (!this.#hasTopic(state)) return;
     const link = this.#link;
     if (link?.open) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
     this.#dropTopic(state);
@@ -684,8 +774,7 @@ export class RelayTransport implements Transport {
   #dropTopic(state: TopicState): void {
     state.detachSignal?.();
     state.detachSignal = null;
-    this.#topics.delete(state.key);
-    if (state.topicId !== 0) this.#topicsById.delete(state.topicId);
+    this.#removeTopic(state);
     this.#closeTopicConnections(state);
     state.queue?.end();
     for (const ack of state.acks) ack();
@@ -749,7 +838,7 @@ export class RelayTransport implements Transport {
   }
 
   #needsSession(): boolean {
-    return !this.#closed && this.#fatal === null && (this.#topics.size > 0 || this.#sessionWaiters.length > 0 || (this.#lookups?.size ?? 0) > 0);
+    return !this.#closed && this.#fatal === null && (this.#topicCount() > 0 || this.#sessionWaiters.length > 0 || (this.#lookups?.size ?? 0) > 0);
   }
 
   #ensureRunning(): void {
@@ -765,7 +854,9 @@ export class RelayTransport implements Transport {
    */
   #refusedForGood(code: number): boolean {
     if (!isFatalCloseCode(code)) return false;
-    return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || this.#relays.refusedForGood();
+    // (One relay: refused by every relay of the list in a row, at once.)
+    const relays = this.#relays;
+    return code === CloseCode.REPLACED || code === CloseCode.HELLO_REQUIRED || typeof relays === 'string' || relays.refusedForGood();
   }
 
   // The session loop is callbacks, not an async function: an idle transport holds its socket's
@@ -825,7 +916,8 @@ export class RelayTransport implements Transport {
       return;
     }
     // Refused or lost: the next relay of the list (the same one when there is only one).
-    const delay = this.#relays.failed(this.#reconnect);
+    const relays = this.#relays;
+    const delay = typeof relays === 'string' ? backoffDelayMs(this.#reconnect, this.#failures++) : relays.failed(this.#reconnect);
     const timer = setTimeout(() => this.#wakeUp(), delay);
     this.#wake = () => {
       clearTimeout(timer);
@@ -849,121 +941,140 @@ export class RelayTransport implements Transport {
       this.#sessionEnded(null, new TransportClosedError());
       return;
     }
-    this.#pendingLink = link;
-    let ended = false;
-    const end = (closedBy: { code: number; reason: string } | null, error?: unknown): void => {
-      if (ended) return;
-      ended = true;
-      this.#sessionEnded(closedBy, error);
-    };
+    this.#sessionLink = link;
+    this.#sessionBits = 0;
+    link.handler = this;
     try {
-      let welcomed = false;
-      // Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it.
-      let seen = 0;
-      let pinged = false;
-      let pings = 0;
-      let liveness: ReturnType<typeof setInterval> | undefined;
-      const startLiveness = (): void => {
-        if (this.#heartbeatIntervalMs === 0) return;
-        liveness = setInterval(() => {
-          if (seen > 0) {
-            seen = 0;
-            pinged = false;
-            return;
-          }
-          if (!pinged) {
-            pinged = true;
-            link.send(encodePing(FrameType.PING, ++pings >>> 0));
-            return;
-          }
-          clearInterval(liveness);
-          this.#report(new ConnectFailedError(`relay ${this.url} went silent for ${2 * this.#heartbeatIntervalMs} ms; reconnecting`));
-          link.terminate();
-        }, this.#heartbeatIntervalMs);
-        (liveness as { unref?: () => void }).unref?.();
-      };
-      // The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME.
-      let early: Map<TopicState, boolean> | null = null;
-      // Dropped once welcomed: the closures below live as long as the session and keep this scope.
-      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
-        if (welcomed) return;
-        link.close(CloseCode.NORMAL, 'no WELCOME');
-        end(null, new ConnectFailedError(`relay ${this.url} did not answer HELLO within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      link.onmessage = (frame) => {
-        seen++;
-        if (welcomed) {
-          this.#onFrame(frame);
-          return;
-        }
-        if (!isWelcomeFrame(frame)) return;
-        welcomed = true;
-        clearTimeout(timer);
-        timer = undefined;
-        this.#pendingLink = null;
-        if (this.#closed) {
-          link.close(CloseCode.NORMAL, 'disconnect');
-          return;
-        }
-        this.#link = link;
-        this.#relays.succeeded();
-        this.#generation++;
-        this.#session = readU32(frame, 2);
-        this.#relayMaxFrame = readU32(frame, 6);
-        this.#mailbox?.onSession();
-        this.#state = 'connected';
-        startLiveness();
-        // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
-        // new state), topics added, or announced and then joined, are sent now.
-        const sent = early;
-        early = null;
-        if (sent !== null) for (const state of sent.keys()) if (this.#topics.get(state.key) !== state) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
-        for (const state of this.#topics.values()) {
-          if (sent?.get(state) === state.joined) continue;
-          link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
-        }
-        const waiters = this.#sessionWaiters;
-        this.#sessionWaiters = NO_SESSION_WAITERS;
-        for (const w of waiters) w.resolve();
-      };
-      link.onclose = (code, reason) => {
-        clearTimeout(timer);
-        clearInterval(liveness);
-        if (this.#pendingLink === link) this.#pendingLink = null;
-        if (!welcomed || this.#link !== link) {
-          if (welcomed) {
-            end({ code, reason });
-            return;
-          }
-          const name = closeCodeName(code);
-          if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
-            const rejected = new RelayRejectedError(this.url, code, name, reason);
-            if (this.#refusedForGood(code)) this.#failAll(rejected);
-            end(null, rejected);
-          } else {
-            end(null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
-          }
-          return;
-        }
-        this.#sessionLost();
-        end({ code, reason });
-      };
+      this.#helloTimer = setTimeout(RelayTransport.#helloTimedOut, this.#timeoutMs, this, link);
       link.send(encodeHello(utf8(this.peerId), this.#token, Uint8Array.from(this.#sessionKey, (c) => c.charCodeAt(0))));
       // The topics known now go right behind HELLO, in the same socket write (the link sends a
       // tick's frames in one write): the relay reads HELLO and its JOINs at once (one read per
       // connection fewer, BENCHMARKS.md § Issue 12, Session 9 (srvmem)) and answers JOINED one
       // round trip sooner. At most EARLY_TOPICS of them: a clustered relay holds only so many
       // frames while its router checks the HELLO; the others go at WELCOME, as before.
-      for (const state of this.#topics.values()) {
-        if ((early ??= new Map()).size >= EARLY_TOPICS) break;
+      for (const state of this.#topicList()) {
+        const early = (this.#early ??= new Map());
+        if (early.size >= EARLY_TOPICS) break;
         link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
         early.set(state, state.joined);
       }
     } catch (error) {
       // (As a throw in the old session promise's executor: reported, and the loop goes on.)
       link.terminate();
-      end(null, error);
+      this.#endSession(link, null, error);
     }
+  }
+
+  /** The socket waiting for WELCOME (closed by `disconnect()` too), if any. */
+  get #pendingLink(): Link | null {
+    return (this.#sessionBits & WELCOMED) === 0 ? this.#sessionLink : null;
+  }
+
+  /** The session of `link` ended (once; a later call, or one for an older socket, does nothing). */
+  #endSession(link: Link, closedBy: { code: number; reason: string } | null, error?: unknown): void {
+    if (link !== this.#sessionLink) return;
+    this.#sessionLink = null;
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
+    clearInterval(this.#liveness);
+    this.#liveness = undefined;
+    this.#early = null;
+    this.#sessionEnded(closedBy, error);
+  }
+
+  static #helloTimedOut(t: RelayTransport, link: Link): void {
+    if (link !== t.#sessionLink) return;
+    t.#helloTimer = undefined;
+    if ((t.#sessionBits & WELCOMED) !== 0) return;
+    link.close(CloseCode.NORMAL, 'no WELCOME');
+    t.#endSession(link, null, new ConnectFailedError(`relay ${t.url} did not answer HELLO within ${t.#timeoutMs} ms`));
+  }
+
+  /** Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it. */
+  static #livenessTick(t: RelayTransport, link: Link): void {
+    if (link !== t.#sessionLink) return;
+    const bits = t.#sessionBits;
+    if ((bits & SEEN) !== 0) {
+      t.#sessionBits = bits & ~(SEEN | PINGED);
+      return;
+    }
+    if ((bits & PINGED) === 0) {
+      t.#sessionBits = bits | PINGED;
+      t.#pings = (t.#pings + 1) >>> 0;
+      link.send(encodePing(FrameType.PING, t.#pings));
+      return;
+    }
+    clearInterval(t.#liveness);
+    t.#liveness = undefined;
+    t.#report(new ConnectFailedError(`relay ${t.url} went silent for ${2 * t.#heartbeatIntervalMs} ms; reconnecting`));
+    link.terminate();
+  }
+
+  /** @internal {@link LinkHandler}: a frame on one of this transport's sockets. */
+  onLinkFrame(link: Link, frame: Uint8Array): void {
+    if (link !== this.#sessionLink) return;
+    const bits = this.#sessionBits;
+    if ((bits & WELCOMED) !== 0) {
+      if ((bits & SEEN) === 0) this.#sessionBits = bits | SEEN;
+      this.#onFrame(frame);
+      return;
+    }
+    if (!isWelcomeFrame(frame)) return;
+    this.#sessionBits = WELCOMED | SEEN;
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
+    if (this.#closed) {
+      link.close(CloseCode.NORMAL, 'disconnect');
+      return;
+    }
+    this.#link = link;
+    if (typeof this.#relays === 'string') this.#failures = 0;
+    else this.#relays.succeeded();
+    this.#generation++;
+    this.#session = readU32(frame, 2);
+    this.#relayMaxFrame = readU32(frame, 6);
+    this.#mailbox?.onSession();
+    this.#state = 'connected';
+    if (this.#heartbeatIntervalMs !== 0) {
+      const liveness = setInterval(RelayTransport.#livenessTick, this.#heartbeatIntervalMs, this, link);
+      (liveness as { unref?: () => void }).unref?.();
+      this.#liveness = liveness;
+    }
+    // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
+    // new state), topics added, or announced and then joined, are sent now.
+    const sent = this.#early;
+    this.#early = null;
+    if (sent !== null) for (const state of sent.keys()) if (!this.#hasTopic(state)) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    for (const state of this.#topicList()) {
+      if (sent?.get(state) === state.joined) continue;
+      link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+    }
+    const waiters = this.#sessionWaiters;
+    this.#sessionWaiters = NO_SESSION_WAITERS;
+    for (const w of waiters) w.resolve();
+  }
+
+  /** @internal {@link LinkHandler}: one of this transport's sockets closed. */
+  onLinkClose(link: Link, code: number, reason: string): void {
+    if (link !== this.#sessionLink) return;
+    const welcomed = (this.#sessionBits & WELCOMED) !== 0;
+    if (!welcomed || this.#link !== link) {
+      if (welcomed) {
+        this.#endSession(link, { code, reason });
+        return;
+      }
+      const name = closeCodeName(code);
+      if (name !== undefined && code !== CloseCode.NORMAL && code !== CloseCode.GOING_AWAY) {
+        const rejected = new RelayRejectedError(this.url, code, name, reason);
+        if (this.#refusedForGood(code)) this.#failAll(rejected);
+        this.#endSession(link, null, rejected);
+      } else {
+        this.#endSession(link, null, new ConnectFailedError(`relay ${this.url} closed the socket (${code}) before the session started`));
+      }
+      return;
+    }
+    this.#sessionLost();
+    this.#endSession(link, { code, reason });
   }
 
   /** The session ended: its Connections close; topics stay registered and are rejoined. */
@@ -975,8 +1086,8 @@ export class RelayTransport implements Transport {
     this.#pacer?.close(new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting'));
     this.#pacer = null;
     this.#relayWindow = false;
-    this.#topicsById.clear();
-    for (const state of this.#topics.values()) {
+    this.#moreTopicsById = null;
+    for (const state of this.#topicList()) {
       state.topicId = 0;
       state.broadcast = null;
       this.#closeTopicConnections(state);
@@ -990,13 +1101,13 @@ export class RelayTransport implements Transport {
     this.#mailbox?.onSessionLost(error);
     this.#fatal = error;
     this.#state = 'failed';
-    for (const state of [...this.#topics.values()]) {
-      this.#topics.delete(state.key);
+    for (const state of this.#topicList()) {
+      this.#removeTopic(state);
       this.#closeTopicConnections(state);
       state.queue?.fail(error);
       for (const ack of state.acks) ack();
     }
-    this.#topicsById.clear();
+    this.#moreTopicsById = null;
     this.#rejectLookups(error);
     this.#rejectSessionWaiters(error);
   }
@@ -1036,7 +1147,7 @@ export class RelayTransport implements Transport {
         return;
       case FrameType.PEER_LEFT:
       case FrameType.PEER_CLOSED:
-        if (isPairFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
+        if (isPairFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
         return;
       case FrameType.JOINED:
         if (isJoinedFrame(frame)) this.#onJoined(frame);
@@ -1054,7 +1165,7 @@ export class RelayTransport implements Transport {
         }
         return;
       case FrameType.WINDOW_UPDATE:
-        if (isWindowFrame(frame)) this.#topicsById.get(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
+        if (isWindowFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
         return;
       case FrameType.ERROR:
         if (isErrorFrame(frame)) {
@@ -1071,7 +1182,7 @@ export class RelayTransport implements Transport {
   }
 
   #onDeliver(frame: Uint8Array): void {
-    const state = this.#topicsById.get(readU32(frame, 1));
+    const state = this.#topicById(readU32(frame, 1));
     const conn = state?.bySession.get(readU32(frame, 5));
     if (state === undefined || conn === undefined || conn.closed) return;
     conn.deliver(frame.subarray(DATA_HEADER_BYTES));
@@ -1084,7 +1195,7 @@ export class RelayTransport implements Transport {
   }
 
   #onPeerJoined(frame: Uint8Array): void {
-    const state = this.#topicsById.get(readU32(frame, 1));
+    const state = this.#topicById(readU32(frame, 1));
     if (state === undefined || state.queue === null) return;
     const session = readU32(frame, 5);
     const idBytes = frame.subarray(10, 10 + frame[9]!);
@@ -1106,10 +1217,9 @@ export class RelayTransport implements Transport {
 
   #onJoined(frame: Uint8Array): void {
     const key = topicToHex(frame.subarray(5, 37));
-    const state = this.#topics.get(key);
+    const state = this.#getTopic(key);
     if (state === undefined) return;
-    state.topicId = readU32(frame, 1);
-    this.#topicsById.set(state.topicId, state);
+    this.#setTopicId(state, readU32(frame, 1));
     if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
     const acks = state.acks;
     state.acks = NO_ACKS;
