@@ -236,7 +236,7 @@ function view(buffer: Uint8Array): Uint8Array {
  * WAL-mode file creates the `-wal`/`-shm` side files if missing; when the file is rejected they
  * are removed again.)
  */
-function validateExisting(path: string, integrityCheck: 'quick' | 'none', supported: number, busyTimeoutMs: number): void {
+function validateExisting(path: string, integrityCheck: 'quick' | 'none', supported: number, busyTimeoutMs: number): number {
   const header = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let read: number;
@@ -284,6 +284,7 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
     }
     if (appId === APPLICATION_ID && version >= 1) assertSchema(db, path, version);
     db.close();
+    return version;
   } catch (error) {
     db?.close();
     removeEmptySideFiles(sideFiles);
@@ -340,6 +341,69 @@ function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): vo
     db.pragma(`user_version = ${target}`);
   });
   run.immediate();
+}
+
+/**
+ * Runs the pending migrations of a file with no other connection open on it: on a connection of its
+ * own in `locking_mode=EXCLUSIVE` (set before its first access, so its `BEGIN EXCLUSIVE` is refused
+ * while any other connection, in any process, has the file open), closed again before the store
+ * opens the file. A process of an older build that has the file open would otherwise find its
+ * tables changed under it and fail every read and write (`no such column`) with its updates kept
+ * in memory only. While the file is in use, this tries again (with jitter: two new openers of one
+ * old file do not keep refusing each other) until another opener has migrated it, or
+ * `busyTimeoutMs` has passed: then `StoreIOError` (`SQLITE_BUSY`), the file untouched.
+ * `pageSize` (not 0): a new file's page size, set before its first table.
+ */
+function migrateAlone(path: string, migrations: readonly Migration[], busyTimeoutMs: number, pageSize: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (;;) {
+    const alone = new Database(path);
+    try {
+      alone.pragma('busy_timeout = 0');
+      alone.pragma('locking_mode = EXCLUSIVE');
+      // Before anything is written: the page size of a new file is fixed by its first table.
+      if (pageSize > 0) alone.pragma(`page_size = ${pageSize}`);
+      let locked = false;
+      try {
+        alone.exec('BEGIN EXCLUSIVE');
+        locked = true;
+      } catch (error) {
+        if (!sqliteCode(error)?.startsWith('SQLITE_BUSY')) throw error;
+      }
+      if (locked) {
+        alone.exec('ROLLBACK');
+        migrate(alone, path, migrations);
+        return;
+      }
+    } finally {
+      alone.close();
+    }
+    // In use: by an opener that migrates it (then it is current once that one is done), or by a
+    // process that holds it open. Read the version as any connection would (waits out a lock).
+    const remaining = deadline - Date.now();
+    const check = new Database(path, { fileMustExist: true, timeout: Math.max(0, remaining) });
+    let version: number;
+    try {
+      version = check.pragma('user_version', { simple: true }) as number;
+    } finally {
+      check.close();
+    }
+    if (version >= migrations.length) return;
+    if (Date.now() >= deadline) {
+      throw new StoreIOError(
+        path,
+        'SQLITE_BUSY',
+        `the file is open in another connection, and upgrading it from schema version ${version} to ${migrations.length} needs it alone ` +
+          '(an older Rhizome that has it open could not read the new format): close the other process and open it again',
+      );
+    }
+    sleepMs(10 + Math.random() * 40);
+  }
+}
+
+/** Blocks the thread for `ms` (an open is synchronous; only while another process holds the file). */
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /**
@@ -762,6 +826,8 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   let sideFiles: string[] = [];
   /** The file is new (missing or empty): this connection makes it. */
   let newFile = false;
+  /** The schema version the file had when it was checked (0: new or empty). */
+  let fileVersion = 0;
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
     newFile = !(stat && stat.size > 0);
@@ -775,7 +841,7 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
     if (stat && stat.size > 0) {
       try {
-        validateExisting(path, integrityCheck, migrations.length, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+        fileVersion = validateExisting(path, integrityCheck, migrations.length, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
       } catch (error) {
         throw typedError(path, error);
       }
@@ -785,6 +851,9 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   if (readOnly) return openReadOnly(path, options, migrations.length, sideFiles);
   let db: Sqlite | undefined;
   try {
+    if (!inMemory && fileVersion < migrations.length) {
+      migrateAlone(path, migrations, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, exclusive && newFile ? EXCLUSIVE_NEW_PAGE_SIZE : 0);
+    }
     db = new Database(path);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
     // Before anything is written: the page size of a new file is fixed by its first table.
