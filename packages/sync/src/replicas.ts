@@ -104,7 +104,8 @@ export function preferred<S extends RoutedSession>(current: S, incoming: S): S {
  * Pure bookkeeping: the database moves sessions between its active and standby sets as told.
  */
 export class ReplicaRouter<S extends RoutedSession> {
-  readonly #active = new Map<string, S>();
+  /** Made at the first bind (a replica nobody reached holds no map: ~180 B). */
+  #active: Map<string, S> | null = null;
   /** Made at the first standby (most replicas are reached over one path). */
   #standby: Map<string, Set<S>> | null = null;
 
@@ -115,14 +116,15 @@ export class ReplicaRouter<S extends RoutedSession> {
   bind(session: S): S | null {
     const id = session.replicaId;
     if (id === null) return null;
-    const current = this.#active.get(id);
+    const active = (this.#active ??= new Map());
+    const current = active.get(id);
     if (current === undefined || current === session || current.closed) {
-      this.#active.set(id, session);
+      active.set(id, session);
       return null;
     }
     const keep = preferred(current, session);
     const park = keep === current ? session : current;
-    this.#active.set(id, keep);
+    active.set(id, keep);
     const standby = (this.#standby ??= new Map());
     let set = standby.get(id);
     if (!set) standby.set(id, (set = new Set()));
@@ -148,17 +150,19 @@ export class ReplicaRouter<S extends RoutedSession> {
       if (set.size === 0) this.#standby?.delete(id);
       return null;
     }
-    if (this.#active.get(id) !== session) return null;
-    this.#active.delete(id);
+    const active = this.#active;
+    if (active === null || active.get(id) !== session) return null;
+    active.delete(id);
     let best: S | null = null;
     for (const s of set ?? []) if (!s.closed) best = best === null ? s : preferred(best, s);
     if (best === null) {
       this.#standby?.delete(id);
+      if (active.size === 0) this.#active = null;
       return null;
     }
     set!.delete(best);
     if (set!.size === 0) this.#standby?.delete(id);
-    this.#active.set(id, best);
+    active.set(id, best);
     return best;
   }
 }
