@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import Sqlite from 'better-sqlite3';
 import { openDatabase } from '@rhizome/sync';
+import { openSqliteStore } from '@rhizome/store-sqlite';
 import { setEntry } from '../packages/sync/src/nodes.js';
 import { DatabaseDoc } from '../packages/sync/src/database-doc.js';
 import { useFastUpdates } from '../packages/sync/src/doc-updates.js';
@@ -51,8 +52,8 @@ const blob = new Uint8Array(90).fill(7);
 
 /** SQLite settings of one commit variant; every one keeps WAL + synchronous=NORMAL. */
 interface Knobs {
-  /** 'store': the store's BEGIN IMMEDIATE / SELECT last seq / INSERT / COMMIT; 'insert': one autocommit INSERT, seq from memory; 'one': one autocommit INSERT that reads the last seq itself. */
-  append: 'store' | 'insert' | 'one';
+  /** 'store': the store's BEGIN IMMEDIATE / SELECT last seq / INSERT / COMMIT; 'insert': one autocommit INSERT, seq from memory; 'one': one autocommit INSERT that reads the last seq itself; 'sqlite-store': Rhizome's own store (`SqliteStore.append`, `exclusive` passed on; the other knobs ignored). */
+  append: 'store' | 'insert' | 'one' | 'sqlite-store';
   exclusive?: boolean;
   pageSize?: number;
   autocheckpoint?: number;
@@ -63,6 +64,10 @@ interface Knobs {
 
 /** A file with the store's schema and settings plus `knobs`; returns the per-commit write. */
 function committer(knobs: Knobs): { commit: (data: Uint8Array) => void; close: () => void } {
+  if (knobs.append === 'sqlite-store') {
+    const store = openSqliteStore(file(), { exclusive: knobs.exclusive === true });
+    return { commit: (data) => void store.append('d', [data]), close: () => store.close() };
+  }
   const sql = new Sqlite(file());
   if (knobs.pageSize !== undefined) sql.pragma(`page_size = ${knobs.pageSize}`);
   sql.pragma('busy_timeout = 5000');
@@ -121,6 +126,11 @@ const commitVariants: Array<[string, Knobs]> = [
   ['EXCLUSIVE, autocommit INSERT, page_size=4096, a rowid table (schema version 2)', { append: 'insert', exclusive: true, table: 'rowid' }],
   // Session 10: the same WAL in bytes as 4 KiB pages get by default (1,000 pages = 4 MiB), i.e. a checkpoint every ~4,000 one-frame commits.
   ['EXCLUSIVE, autocommit INSERT, page_size=1024, wal_autocheckpoint=4096 (4 MiB, as 4 KiB pages by default)', { append: 'insert', exclusive: true, pageSize: 1024, autocheckpoint: 4096 }],
+  // Session 11: the store itself, one update per append (a shared store numbers it from memory,
+  // checked by the file, since session 11; before, a BEGIN IMMEDIATE transaction).
+  ['SqliteStore.append of one update, shared file (the default)', { append: 'sqlite-store' }],
+  ['SqliteStore.append of one update, exclusive: true', { append: 'sqlite-store', exclusive: true }],
+  ['autocommit INSERT, rowid table (schema version 2), seq from memory: not multi-process safe', { append: 'insert', table: 'rowid' }],
 ];
 
 /**

@@ -136,6 +136,34 @@ describe('store-sqlite migration 1 -> 2 of real files', () => {
     expectAllRows(path, 4, 20_000, 256);
   }, 120_000);
 
+  it('a version-1 file another connection has open (an older build) is not migrated under it: ERR_STORE_IO (SQLITE_BUSY), the older connection goes on; once it is closed the file migrates with its rows', () => {
+    const path = join(root, 'held-by-v1.db');
+    writeV1(path, 2, 50, 16);
+    // What a version-1 build's store does with the file: WAL, reads and appends (doc, seq) rows.
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    const append = old.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
+    const count = old.prepare('SELECT count(*) FROM updates').pluck();
+    expect(count.get()).toBe(40 + 50);
+    let thrown: unknown;
+    try {
+      openSqliteStore(path, { busyTimeoutMs: 300 }).close();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code: 'ERR_STORE_IO', reason: 'SQLITE_BUSY', path });
+    // Before the fix the file was migrated: this append failed with "table updates has no column named doc".
+    append.run(2, 51, updateBytes(2, 51, 16));
+    expect(count.get()).toBe(40 + 51);
+    old.close();
+    expect(userVersion(path)).toBe(1);
+    const store = openSqliteStore(path);
+    expect(store.schemaVersion).toBe(SCHEMA_VERSION);
+    expect(store.load('doc-2').lastSeq).toBe(51);
+    expect(Buffer.from(store.load('doc-2').updates[50]!).equals(updateBytes(2, 51, 16))).toBe(true);
+    store.close();
+  });
+
   it('a read-only open of a version-1 file is refused with ERR_STORE_READ_ONLY (the migration writes), the file unchanged', () => {
     const path = join(root, 'read-only.db');
     writeV1(path, 2, 100, 16);
@@ -146,20 +174,22 @@ describe('store-sqlite migration 1 -> 2 of real files', () => {
     expectAllRows(path, 2, 100, 16);
   });
 
-  it('two processes opening one version-1 file at the same time: one migrates, the other waits and finds version 2; both write, nothing is lost', async () => {
-    const path = join(root, 'race.db');
-    writeV1(path, 3, 5_000, 200);
-    const [a, b] = await Promise.all([runOpener(path, 7), runOpener(path, 8)]);
-    for (const run of [a, b]) {
-      expect(run.stderr).toBe('');
-      expect(run.lines).toEqual(['opening', `opened ${SCHEMA_VERSION}`, 'closed']);
-      expect(run.code).toBe(0);
+  it('four processes opening one version-1 file (and one new file) at the same time: one migrates, the others wait and find version 2; all write, nothing is lost', async () => {
+    const markers = [7, 8, 9, 10];
+    for (const existing of [true, false]) {
+      const path = join(root, existing ? 'race.db' : 'race-new.db');
+      if (existing) writeV1(path, 3, 5_000, 200);
+      const runs = await Promise.all(markers.map((m) => runOpener(path, m)));
+      for (const run of runs) {
+        expect(run.stderr).toBe('');
+        expect(run.lines).toEqual(['opening', `opened ${SCHEMA_VERSION}`, 'closed']);
+        expect(run.code).toBe(0);
+      }
+      if (existing) expectAllRows(path, 3, 5_000, 200);
+      const store = openSqliteStore(path);
+      for (const m of markers) expect(store.load(`marker-${m}`).updates.map((u) => [...u])).toEqual([[m]]);
+      store.close();
     }
-    expectAllRows(path, 3, 5_000, 200);
-    const store = openSqliteStore(path);
-    expect(store.load('marker-7').updates.map((u) => [...u])).toEqual([[7]]);
-    expect(store.load('marker-8').updates.map((u) => [...u])).toEqual([[8]]);
-    store.close();
   }, 120_000);
 
   it('a disk that fills up during the migration: ERR_STORE_IO (SQLITE_FULL), the file stays at version 1 unchanged; once space is freed the next open migrates every row', () => {

@@ -91,8 +91,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.resolve(null);
-    this.#releaseSpaceWaiters(true);
-    this.#endListener(undefined);
+    this.releaseSpaceWaiters(true);
+    this.endListener(undefined);
   }
 
   /** Ends the queue with an error: buffered items are dropped, the consumer's next read rejects. */
@@ -106,8 +106,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.reject(error);
-    this.#releaseSpaceWaiters(true);
-    this.#endListener(error);
+    this.releaseSpaceWaiters(true);
+    this.endListener(error);
   }
 
   /**
@@ -123,10 +123,10 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       listener.onItem(item);
       if (this.#listener !== listener) return;
     }
-    if (this.#ended) this.#endListener(this.#error);
+    if (this.#ended) this.endListener(this.#error);
   }
 
-  #endListener(error: unknown): void {
+  private endListener(error: unknown): void {
     const listener = this.#listener;
     if (listener === null) return;
     this.#listener = null;
@@ -145,7 +145,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         this.#items = this.#items.slice(this.#head);
         this.#head = 0;
       }
-      this.#releaseSpaceWaiters(false);
+      this.releaseSpaceWaiters(false);
       return Promise.resolve(item);
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
@@ -168,7 +168,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       this.#items = NO_ITEMS as T[];
       this.#head = 0;
     }
-    this.#releaseSpaceWaiters(false);
+    this.releaseSpaceWaiters(false);
     return item;
   }
 
@@ -178,7 +178,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return new Promise((resolve) => (this.#spaceWaiters ??= []).push({ limit, resolve }));
   }
 
-  #releaseSpaceWaiters(all: boolean): void {
+  private releaseSpaceWaiters(all: boolean): void {
     const waiters = this.#spaceWaiters;
     if (waiters === null) return;
     const size = this.size;
@@ -219,6 +219,11 @@ function byteLength(m: Uint8Array): number {
   return m.length;
 }
 
+/** {@link QueuedConnection}'s state bits: a listener was set; closed; one `send` in flight (a count from here up). */
+const LISTENED = 1;
+const CLOSED = 2;
+const SENDING = 4;
+
 /**
  * Base class for Connections: an inbound {@link AsyncQueue} plus the close bookkeeping every
  * transport needs. Subclasses implement `sendFrame` and `closeRemote`.
@@ -233,12 +238,17 @@ export abstract class QueuedConnection {
   abstract readonly transport: string;
   #inbox: AsyncQueue<Uint8Array> | null = null;
   #listener: ConnectionListener | null = null;
-  #listened = false;
-  #closed = false;
-  #failure: RhizomeError | null = null;
-  #onClose: Array<() => void> | null = null;
-  /** `send` calls not settled yet ({@link trySend} never overtakes them). */
-  #sending = 0;
+  /**
+   * Listened, closed, and the `send` calls not settled yet ({@link trySend} never overtakes them)
+   * as one small number: {@link LISTENED}, {@link CLOSED}, the count from bit 2 (one field, not
+   * three: an idle replica holds a Connection per remote replica).
+   */
+  #state = 0;
+  /**
+   * Before the close: the `onClose` callbacks (null while none); after it: why it failed (null:
+   * a plain close). One field for both: the callbacks run and are dropped at the close.
+   */
+  #onCloseOrFailure: Array<() => void> | RhizomeError | null = null;
 
   constructor(peerId: string, topic: Uint8Array) {
     this.peerId = peerId;
@@ -249,15 +259,25 @@ export abstract class QueuedConnection {
   protected get inbox(): AsyncQueue<Uint8Array> {
     if (this.#inbox === null) {
       const inbox = new AsyncQueue<Uint8Array>({ measure: byteLength, onTake: (m) => this.consumed(m) });
-      if (this.#failure !== null) inbox.fail(this.#failure);
-      else if (this.#closed) inbox.end();
+      const failure = this.failure;
+      if (failure !== null) inbox.fail(failure);
+      else if (this.closedFlag) inbox.end();
       this.#inbox = inbox;
     }
     return this.#inbox;
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.closedFlag;
+  }
+
+  private get closedFlag(): boolean {
+    return (this.#state & CLOSED) !== 0;
+  }
+
+  /** Why the connection failed (null: open, or closed without an error). */
+  private get failure(): RhizomeError | null {
+    return this.closedFlag ? (this.#onCloseOrFailure as RhizomeError | null) : null;
   }
 
   /** Messages received and not yet read. */
@@ -280,8 +300,8 @@ export abstract class QueuedConnection {
    * or iteration after it.
    */
   listen(listener: ConnectionListener): void {
-    if (this.#listened) throw new InvalidArgumentError('this connection already has a listener');
-    this.#listened = true;
+    if ((this.#state & LISTENED) !== 0) throw new InvalidArgumentError('this connection already has a listener');
+    this.#state |= LISTENED;
     this.#listener = listener;
     const inbox = this.#inbox;
     if (inbox !== null) {
@@ -291,16 +311,16 @@ export abstract class QueuedConnection {
         if (this.#listener !== listener) return;
       }
     }
-    if (this.#closed) this.#end(listener);
+    if (this.closedFlag) this.notifyEnd(listener);
   }
 
   async send(data: Uint8Array): Promise<void> {
-    if (this.#closed) throw new ConnectionClosedError();
-    this.#sending++;
+    if (this.closedFlag) throw new ConnectionClosedError();
+    this.#state += SENDING;
     try {
       await this.sendFrame(data);
     } finally {
-      this.#sending--;
+      this.#state -= SENDING;
     }
   }
 
@@ -309,7 +329,8 @@ export abstract class QueuedConnection {
    * (see `Connection.trySend`). Also `false` while a `send` is in flight, so it never overtakes one.
    */
   trySend(data: Uint8Array): boolean {
-    return !this.#closed && this.#sending === 0 && this.trySendFrame(data);
+    // Neither closed nor a send in flight: every bit but LISTENED clear.
+    return (this.#state & ~LISTENED) === 0 && this.trySendFrame(data);
   }
 
   /** Transport-side {@link trySend}: sends and returns `true` only if nothing has to wait. Default: never. */
@@ -318,15 +339,15 @@ export abstract class QueuedConnection {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.closedFlag) return;
     this.markClosed();
     await this.closeRemote();
   }
 
   /** Registers a callback run once when the connection closes, from either side. */
   onClose(fn: () => void): void {
-    if (this.#closed) fn();
-    else (this.#onClose ??= []).push(fn);
+    if (this.closedFlag) fn();
+    else ((this.#onCloseOrFailure ??= []) as Array<() => void>).push(fn);
   }
 
   /** Transport-side: a message arrived. */
@@ -336,14 +357,14 @@ export abstract class QueuedConnection {
       this.inbox.push(data);
       return;
     }
-    if (this.#closed) return;
+    if (this.closedFlag) return;
     listener.onMessage(data);
     this.consumed(data);
   }
 
   /** Transport-side: the connection is closed (remote close, socket loss or local close). */
   markClosed(): void {
-    this.#markClosed(null);
+    this.closeWith(null);
   }
 
   /**
@@ -351,27 +372,26 @@ export abstract class QueuedConnection {
    * unread messages are dropped and the reader's next `receive()` (or iteration) rejects with it.
    */
   markFailed(error: RhizomeError): void {
-    this.#markClosed(error);
+    this.closeWith(error);
   }
 
-  #markClosed(error: RhizomeError | null): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#failure = error;
+  private closeWith(error: RhizomeError | null): void {
+    if (this.closedFlag) return;
+    const callbacks = this.#onCloseOrFailure as Array<() => void> | null;
+    this.#state |= CLOSED;
+    this.#onCloseOrFailure = error;
     if (this.#inbox !== null) {
       if (error) this.#inbox.fail(error);
       else this.#inbox.end();
     }
     this.onClosed();
-    const callbacks = this.#onClose;
-    this.#onClose = null;
     if (callbacks !== null) for (const fn of callbacks) fn();
-    if (this.#listener !== null) this.#end(this.#listener);
+    if (this.#listener !== null) this.notifyEnd(this.#listener);
   }
 
-  #end(listener: ConnectionListener): void {
+  private notifyEnd(listener: ConnectionListener): void {
     this.#listener = null;
-    listener.onEnd(this.#failure);
+    listener.onEnd(this.failure);
   }
 
   /** Called once when the connection closes, before the `onClose` callbacks (transport bookkeeping). */

@@ -8,7 +8,7 @@ import { MemoryStore, StoreConflictError, StoreCorruptError, StoreVersionError }
 import { runStoreContract } from '@rhizome/core/testing';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore, openSqliteStore, openStore, type Migration } from './index.js';
 import { openWithMigrations } from './sqlite-store.js';
-import { MAX_DOC } from './schema.js';
+import { MAX_DOC, MAX_SEQ } from './schema.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -368,6 +368,94 @@ describe('SqliteStore schema and files', () => {
     expect(a.load('d').updates.map((x) => x[0])).toEqual([3]);
     a.close();
     b.close();
+  });
+
+  // A shared store appends one update as one INSERT of its remembered number + 1, which the file
+  // checks (sqlite-store.ts #appendGuessed): each case below makes that guess wrong in one way.
+  it('a shared store whose remembered number is stale numbers from the file: another handle appended, compacted through it, or appended and compacted past it', () => {
+    const path = freshPath();
+    const a = openSqliteStore(path);
+    const b = openSqliteStore(path);
+    const values = (store: SqliteStore, afterSeq = 0): number[] => store.loadSince('d', afterSeq).updates.map((x) => x[0]!);
+    expect(a.append('d', [Uint8Array.of(1)])).toBe(1);
+    expect(a.append('d', [Uint8Array.of(2)])).toBe(2);
+    // b appended 3: a's guess (3) is taken.
+    expect(b.append('d', [Uint8Array.of(3)])).toBe(3);
+    expect(a.append('d', [Uint8Array.of(4)])).toBe(4);
+    // b compacted through a's last number (its rows deleted, the snapshot at 4): 5 is still next.
+    expect(b.append('d', [Uint8Array.of(5)])).toBe(5);
+    expect(a.append('d', [Uint8Array.of(6)])).toBe(6);
+    b.compact('d', Uint8Array.of(99), 6);
+    expect(a.append('d', [Uint8Array.of(7)])).toBe(7);
+    // b appended 8 and compacted through it: a's guess (8) is free again, but below b's snapshot,
+    // where b's reads after 8 would never see it and b's next compaction would delete it.
+    expect(b.append('d', [Uint8Array.of(8)])).toBe(8);
+    b.compact('d', Uint8Array.of(98), 8);
+    expect(a.append('d', [Uint8Array.of(9)])).toBe(9);
+    expect(values(b, 8)).toEqual([9]);
+    // A batch from a stale guess: numbered from the file, atomically.
+    expect(b.append('d', [Uint8Array.of(10)])).toBe(10);
+    expect(a.append('d', [Uint8Array.of(11), Uint8Array.of(12)])).toBe(12);
+    expect(a.append('d', [Uint8Array.of(13)])).toBe(13);
+    // An empty append reports the file's number, not the remembered one.
+    expect(b.append('d', [Uint8Array.of(14)])).toBe(14);
+    expect(a.append('d', [])).toBe(14);
+    expect(values(a)).toEqual([9, 10, 11, 12, 13, 14]);
+    expect(a.load('d').lastSeq).toBe(14);
+    a.close();
+    b.close();
+  });
+
+  it('a shared store never writes into another document through a remembered row id (the document row replaced under another name)', () => {
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    expect(store.append('d', [Uint8Array.of(1)])).toBe(1);
+    expect(store.append('d', [Uint8Array.of(2)])).toBe(2);
+    // Another connection removes 'd' and gives its row id to 'other', with a log of two rows (no
+    // Rhizome API deletes a document: a hand edit, say). The remembered (id, 2) still matches rows.
+    const raw = new Database(path);
+    raw.exec(`DELETE FROM docs WHERE name = 'd'; INSERT INTO docs (id, name) VALUES (1, 'other');`);
+    expect(raw.prepare("SELECT id FROM docs WHERE name = 'other'").pluck().get()).toBe(1);
+    raw.close();
+    expect(store.append('d', [Uint8Array.of(3)])).toBe(1);
+    expect(store.load('other').updates.map((x) => x[0])).toEqual([1, 2]);
+    expect(store.load('d').updates.map((x) => x[0])).toEqual([3]);
+    expect(store.append('d', [Uint8Array.of(4)])).toBe(2);
+    expect(store.load('d').updates.map((x) => x[0])).toEqual([3, 4]);
+    store.close();
+  });
+
+  it('a shared store remembers the number a load or loadSince read, and a read-only store never appends', () => {
+    const path = freshPath();
+    const writer = openSqliteStore(path);
+    writer.append('d', [Uint8Array.of(1), Uint8Array.of(2)]);
+    const other = openSqliteStore(path);
+    expect(other.load('d').lastSeq).toBe(2);
+    expect(other.append('d', [Uint8Array.of(3)])).toBe(3);
+    writer.append('d', [Uint8Array.of(4)]);
+    expect(other.loadSince('d', 3).lastSeq).toBe(4);
+    expect(other.append('d', [Uint8Array.of(5)])).toBe(5);
+    other.close();
+    writer.close();
+    const readOnly = openSqliteStore(path, { readOnly: true });
+    expect(readOnly.load('d').lastSeq).toBe(5);
+    expect(() => readOnly.append('d', [Uint8Array.of(6)])).toThrow(expect.objectContaining({ code: 'ERR_STORE_READ_ONLY' }));
+    expect(readOnly.stats('d')).toMatchObject({ lastSeq: 5, updates: 5 });
+    readOnly.close();
+  });
+
+  it('a shared store refuses an append past the last sequence number a log holds (SEQ_EXHAUSTED) with its number in memory too', () => {
+    const path = freshPath();
+    openSqliteStore(path).close();
+    const raw = new Database(path);
+    raw.exec(`INSERT INTO docs (id, name) VALUES (1, 'd'); INSERT INTO updates (key, data) VALUES ((1 << 44) + ${MAX_SEQ - 1}, x'01');`);
+    raw.close();
+    const store = openSqliteStore(path);
+    expect(store.load('d').lastSeq).toBe(MAX_SEQ - 1);
+    expect(store.append('d', [Uint8Array.of(2)])).toBe(MAX_SEQ);
+    expect(() => store.append('d', [Uint8Array.of(3)])).toThrow(expect.objectContaining({ code: 'ERR_STORE_IO', reason: 'SEQ_EXHAUSTED' }));
+    expect(store.stats('d')).toMatchObject({ lastSeq: MAX_SEQ, updates: 2 });
+    store.close();
   });
 
   it('a compaction from a stale read cannot replace a newer snapshot (two handles, issue 10 defect 1)', () => {

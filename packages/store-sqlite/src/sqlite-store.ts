@@ -47,9 +47,9 @@ export interface SqliteStoreOptions {
    * Hold the file for this store alone while it is open (default `false`): SQLite's
    * `locking_mode=EXCLUSIVE`, taken at open and kept until `close()`. A commit then takes no file
    * locks (six `fcntl` calls fewer per transaction) and `append` numbers its updates from memory
-   * instead of reading the last sequence number from the file, which makes one write about 40%
-   * cheaper (BENCHMARKS.md § Issue 12, Session 8 (puts)). Same durability: every append is still
-   * committed to the WAL before it returns.
+   * without the file checking the number (a shared store checks it in its INSERT), which makes one
+   * write about a third cheaper (BENCHMARKS.md § Issue 12, Session 8 (puts)). Same durability:
+   * every append is still committed to the WAL before it returns.
    *
    * The price: no other connection, in this process or another, can read or write the file
    * meanwhile. Another process that opens it (`rhizome put --db FILE` beside an app, `sqlite3`, a
@@ -85,7 +85,11 @@ interface DocRow {
   last_seq: number;
 }
 
-/** An exclusive store's view of one document: its row id and last sequence number (exact: nobody else writes). */
+/**
+ * A writable store's view of one document: its row id and last sequence number. Exact for an
+ * exclusive store (nobody else writes); a guess for a shared one, which its numbered append
+ * checks against the file (see {@link SqliteStore.append}).
+ */
 interface HeldDoc {
   readonly id: number;
   seq: number;
@@ -232,7 +236,7 @@ function view(buffer: Uint8Array): Uint8Array {
  * WAL-mode file creates the `-wal`/`-shm` side files if missing; when the file is rejected they
  * are removed again.)
  */
-function validateExisting(path: string, integrityCheck: 'quick' | 'none', supported: number, busyTimeoutMs: number): void {
+function validateExisting(path: string, integrityCheck: 'quick' | 'none', supported: number, busyTimeoutMs: number): number {
   const header = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let read: number;
@@ -280,6 +284,7 @@ function validateExisting(path: string, integrityCheck: 'quick' | 'none', suppor
     }
     if (appId === APPLICATION_ID && version >= 1) assertSchema(db, path, version);
     db.close();
+    return version;
   } catch (error) {
     db?.close();
     removeEmptySideFiles(sideFiles);
@@ -339,6 +344,66 @@ function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): vo
 }
 
 /**
+ * Runs the pending migrations of a file with no other connection open on it: on a connection of its
+ * own in `locking_mode=EXCLUSIVE` (set before its first access, so its `BEGIN EXCLUSIVE` is refused
+ * while any other connection, in any process, has the file open), closed again before the store
+ * opens the file. A process of an older build that has the file open would otherwise find its
+ * tables changed under it and fail every read and write (`no such column`) with its updates kept
+ * in memory only. While the file is in use, this tries again (with jitter: two new openers of one
+ * old file do not keep refusing each other) until another opener has migrated it, or
+ * `busyTimeoutMs` has passed: then `StoreIOError` (`SQLITE_BUSY`), the file untouched.
+ */
+function migrateAlone(path: string, migrations: readonly Migration[], busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (;;) {
+    const alone = new Database(path);
+    try {
+      alone.pragma('busy_timeout = 0');
+      alone.pragma('locking_mode = EXCLUSIVE');
+      let locked = false;
+      try {
+        alone.exec('BEGIN EXCLUSIVE');
+        locked = true;
+      } catch (error) {
+        if (!sqliteCode(error)?.startsWith('SQLITE_BUSY')) throw error;
+      }
+      if (locked) {
+        alone.exec('ROLLBACK');
+        migrate(alone, path, migrations);
+        return;
+      }
+    } finally {
+      alone.close();
+    }
+    // In use: by an opener that migrates it (then it is current once that one is done), or by a
+    // process that holds it open. Read the version as any connection would (waits out a lock).
+    const remaining = deadline - Date.now();
+    const check = new Database(path, { fileMustExist: true, timeout: Math.max(0, remaining) });
+    let version: number;
+    try {
+      version = check.pragma('user_version', { simple: true }) as number;
+    } finally {
+      check.close();
+    }
+    if (version >= migrations.length) return;
+    if (Date.now() >= deadline) {
+      throw new StoreIOError(
+        path,
+        'SQLITE_BUSY',
+        `the file is open in another connection, and upgrading it from schema version ${version} to ${migrations.length} needs it alone ` +
+          '(an older Rhizome that has it open could not read the new format): close the other process and open it again',
+      );
+    }
+    sleepMs(10 + Math.random() * 40);
+  }
+}
+
+/** Blocks the thread for `ms` (an open is synchronous; only while another process holds the file). */
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
  * A {@link DocStore} in one SQLite file (better-sqlite3, WAL): several documents per file keyed
  * by document id, an append-only update log per document plus a snapshot. Every method is
  * synchronous; `append` commits one transaction per call, so an append that returned is in the
@@ -364,14 +429,19 @@ export class SqliteStore implements DocStore {
   readonly #db: Sqlite;
   #closed = false;
   /**
-   * Exclusive stores only: row id and last sequence number per document appended to, kept from
-   * the first append on (no other connection can write while the lock is held); `null` otherwise.
+   * Writable stores: row id and last sequence number per document, kept from its first append on
+   * (and, in a shared store, from a load). Exact in an exclusive store (no other connection can
+   * write while the lock is held); in a shared store the number the next append tries first
+   * (`#appendGuessed`). `null` for a read-only store.
    */
   readonly #held: Map<string, HeldDoc> | null;
+  /** The row id of the document the last `#appendTx` wrote to (read once it returned). */
+  #appendedId = 0;
 
   readonly #selDoc: Database.Statement<[string], DocRow>;
   readonly #insDoc: Database.Statement<[string], number>;
   readonly #insUpdate: Database.Statement<[number, number, Uint8Array], unknown>;
+  readonly #insNext: Database.Statement<[number, number, number, number, number, string, Uint8Array], unknown>;
   readonly #selSnapshot: Database.Statement<[string], SnapshotRow>;
   readonly #selUpdates: Database.Statement<[{ doc: number }], Buffer>;
   readonly #selUpdatesSince: Database.Statement<[{ doc: number; seq: number }], Buffer>;
@@ -393,7 +463,7 @@ export class SqliteStore implements DocStore {
     this.path = path;
     this.readOnly = readOnly;
     this.exclusive = exclusive;
-    this.#held = exclusive ? new Map() : null;
+    this.#held = readOnly ? null : new Map();
     // The last sequence number: the log's newest row, or `snapshot_seq` when the log is empty.
     // Every row in the log is numbered above `snapshot_seq` (appends number from the last sequence
     // number, and a compaction through n deletes the rows up to n and sets snapshot_seq to n), so
@@ -415,6 +485,18 @@ export class SqliteStore implements DocStore {
     this.#selDoc = db.prepare(`SELECT id, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
     this.#insUpdate = db.prepare(`INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + CAST(? AS INTEGER), ?)`);
+    // A shared store's append numbered from memory (#appendGuessed): (doc, seq + 1) written only
+    // if the row (doc, seq) is still there and the document row is still this name's. Otherwise
+    // `data` is NULL and the NOT NULL constraint refuses the row (SQLITE_CONSTRAINT_NOTNULL);
+    // another connection's row at seq + 1 refuses it too (SQLITE_CONSTRAINT_PRIMARYKEY). One
+    // autocommit statement: it takes the write lock before it reads, so the check and the write
+    // see one state. (A VALUES row, not INSERT ... SELECT WHERE: SQLite would stage the rows of a
+    // SELECT reading the table it inserts into in a temporary table first.)
+    this.#insNext = db.prepare(
+      `INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + CAST(? AS INTEGER) + 1, ` +
+        `CASE WHEN EXISTS (SELECT 1 FROM updates WHERE key = (? << ${SEQ_BITS}) + CAST(? AS INTEGER)) ` +
+        `AND EXISTS (SELECT 1 FROM docs WHERE id = ? AND name = ?) THEN ? END)`,
+    );
     this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
     this.#selUpdates = db.prepare<[{ doc: number }], Buffer>(`SELECT data FROM updates WHERE ${ofDoc} ORDER BY key`).pluck();
     this.#selUpdatesSince = db
@@ -433,12 +515,14 @@ export class SqliteStore implements DocStore {
     this.#selNames = db.prepare<[], string>('SELECT name FROM docs ORDER BY id').pluck();
 
     const append = db.transaction((docId: string, updates: readonly Uint8Array[]): number => {
-      const held = this.#held?.get(docId);
+      // An exclusive store's numbers are exact; a shared store reads them from the file here.
+      const held = this.exclusive ? this.#held!.get(docId) : undefined;
       const row = held === undefined ? this.#docRow(docId) : undefined;
       let seq = row === undefined ? held!.seq : seqOf(path, row.last_seq, `the last sequence number of '${docId}'`);
       const id = row === undefined ? held!.id : row.id;
       if (seq + updates.length > MAX_SEQ) throw seqsExhausted(path, docId);
       for (const update of updates) this.#insUpdate.run(id, ++seq, update);
+      this.#appendedId = id;
       return seq;
     });
     this.#appendTx = (docId, updates) => append.immediate(docId, updates);
@@ -470,21 +554,25 @@ export class SqliteStore implements DocStore {
     this.#loadTx = db.transaction((docId: string): StoredDoc => {
       const row = this.#selSnapshot.get(docId);
       if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
-      return {
+      const stored = {
         snapshot: row.snapshot === null ? null : blob(path, row.snapshot, `the snapshot of '${docId}'`),
         updates: this.#selUpdates.all({ doc: row.id }).map((u, i) => blob(path, u, `update ${i + 1} of '${docId}'`)),
         lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
+      this.#guess(docId, row.id, stored.lastSeq);
+      return stored;
     });
     this.#loadSinceTx = db.transaction((docId: string, afterSeq: number): StoredDoc => {
       const row = this.#selSnapshot.get(docId);
       if (!row) return { snapshot: null, updates: [], lastSeq: 0 };
       const snapshotSeq = seqOf(path, this.#selSnapshotSeq.get(row.id) ?? 0, `the snapshot sequence number of '${docId}'`);
-      return {
+      const stored = {
         snapshot: snapshotSeq > afterSeq && row.snapshot !== null ? blob(path, row.snapshot, `the snapshot of '${docId}'`) : null,
         updates: this.#selUpdatesSince.all({ doc: row.id, seq: afterSeq }).map((u, i) => blob(path, u, `update ${i + 1} after ${afterSeq} of '${docId}'`)),
         lastSeq: seqOf(path, row.last_seq, `the last sequence number of '${docId}'`),
       };
+      this.#guess(docId, row.id, stored.lastSeq);
+      return stored;
     });
   }
 
@@ -496,6 +584,14 @@ export class SqliteStore implements DocStore {
     // Its log keys would overflow (schema.ts SEQ_BITS): thrown inside the transaction, so the row is not kept.
     if (id > MAX_DOC) throw new StoreIOError(this.path, 'DOCS_EXHAUSTED', `no room for document '${docId}': a file holds at most ${MAX_DOC} documents`);
     return { id, last_seq: 0 };
+  }
+
+  /** A shared store remembers what a read found as the number its next append tries first. */
+  #guess(docId: string, id: number, seq: number): void {
+    if (this.#held === null || this.exclusive) return;
+    const held = this.#held.get(docId);
+    if (held === undefined || held.id !== id) this.#held.set(docId, { id, seq });
+    else held.seq = seq;
   }
 
   #guard<T>(fn: () => T): T {
@@ -523,14 +619,57 @@ export class SqliteStore implements DocStore {
     }
     if (updates.length > 0) this.#assertWritable();
     const held = this.#held?.get(docId);
-    if (held !== undefined) return this.#appendHeld(docId, held, updates);
+    if (held !== undefined) {
+      if (this.exclusive) return this.#appendHeld(docId, held, updates);
+      if (updates.length === 1) {
+        const seq = this.#appendGuessed(docId, held, updates[0]!);
+        if (seq !== 0) return seq;
+      }
+    }
     return this.#guard(() => {
       if (updates.length === 0) return this.#selDoc.get(docId)?.last_seq ?? 0;
       const seq = this.#appendTx(docId, updates);
-      // Exclusive: from now on the sequence numbers of this document come from memory.
-      if (this.#held !== null) this.#held.set(docId, { id: this.#selDoc.get(docId)!.id, seq });
+      // From now on the next number of this document is taken from memory: exact when exclusive,
+      // tried first and checked by the file when shared.
+      const id = this.#appendedId;
+      const known = this.#held?.get(docId);
+      if (known !== undefined && known.id === id) known.seq = seq;
+      else this.#held?.set(docId, { id, seq });
       return seq;
     });
+  }
+
+  /**
+   * `append` of ONE update by a shared store to a document whose row id and last sequence number
+   * it remembers (from its last append or read): one autocommit `INSERT` of `seq + 1` instead of
+   * `BEGIN IMMEDIATE`, a read of the last number, the `INSERT` and `COMMIT` (about 2 µs of CPU
+   * less; BENCHMARKS.md § Issue 12, Session 11 (puts2)). Other connections (other processes) may
+   * write the file meanwhile, so the statement checks the guess against the file as it writes:
+   * the row `seq` must still be there (a compaction through `seq` or later deleted it) and the
+   * document row must still be this name's, and `seq + 1` must be free (another connection
+   * appended it). When the guess fails nothing is written and this returns 0: `append` then
+   * numbers from the file in its transaction, after the other connection's rows. Any other
+   * failure (a full disk, a lock held past the busy timeout) is thrown typed, and the number in
+   * memory does not move.
+   *
+   * Why the row `seq` must exist: numbers are handed out one after another and only a compaction
+   * deletes rows (those up to its number). If no row above `seq` exists and `seq` itself does, no
+   * number above `seq` was ever given and no snapshot covers `seq + 1`, so it is the next number
+   * for every connection. Without the check an append could land at or below another process's
+   * `snapshot_seq`, where that process, reading only past its last number, would never see it and
+   * its next compaction would delete it.
+   */
+  #appendGuessed(docId: string, held: HeldDoc, update: Uint8Array): number {
+    if (this.#closed) throw new ClosedError('store');
+    if (held.seq >= MAX_SEQ) return 0;
+    try {
+      this.#insNext.run(held.id, held.seq, held.id, held.seq, held.id, docId, update);
+    } catch (error) {
+      const code = sqliteCode(error);
+      if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_NOTNULL') return 0;
+      throw typedError(this.path, error);
+    }
+    return ++held.seq;
   }
 
   /**
@@ -684,6 +823,8 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   let sideFiles: string[] = [];
   /** The file is new (missing or empty): this connection makes it. */
   let newFile = false;
+  /** The schema version the file had when it was checked (0: new or empty). */
+  let fileVersion = 0;
   if (!inMemory) {
     const stat = statSync(path, { throwIfNoEntry: false });
     newFile = !(stat && stat.size > 0);
@@ -697,7 +838,7 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     sideFiles = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f));
     if (stat && stat.size > 0) {
       try {
-        validateExisting(path, integrityCheck, migrations.length, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+        fileVersion = validateExisting(path, integrityCheck, migrations.length, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
       } catch (error) {
         throw typedError(path, error);
       }
@@ -707,6 +848,11 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   if (readOnly) return openReadOnly(path, options, migrations.length, sideFiles);
   let db: Sqlite | undefined;
   try {
+    // An existing store of an older version: no other connection may have it open while it is
+    // migrated. (A new or empty file is made on the connection below: no older build reads it.)
+    if (!inMemory && fileVersion >= 1 && fileVersion < migrations.length) {
+      migrateAlone(path, migrations, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+    }
     db = new Database(path);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
     // Before anything is written: the page size of a new file is fixed by its first table.

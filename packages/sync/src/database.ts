@@ -333,7 +333,7 @@ export class Database {
   set #standby(value: Set<PeerSession> | null) {
     this.#setRare('standby', value);
   }
-  readonly #replicas = new ReplicaRouter<PeerSession>();
+  readonly #replicas = new ReplicaRouter<PeerSession>(this.#sessions);
   /** This replica's id (hex), sent sealed at the start of every session. */
   readonly replicaId: string;
   get #ended(): WeakSet<PeerSession> | null {

@@ -144,7 +144,7 @@ abstract class BucketWindow {
    * closure per call.
    */
   protected update(now: number, channel: number, f: (bucket: number, arg: number) => number, arg: number): void {
-    this.#advance(now);
+    this.advance(now);
     const buckets = (this.#buckets ??= new Array<number>(BucketWindow.BUCKETS * this.channels).fill(0));
     const at = channel * BucketWindow.BUCKETS + (Math.floor(now / BucketWindow.BUCKET_MS) % BucketWindow.BUCKETS);
     buckets[at] = f(buckets[at] ?? 0, arg);
@@ -157,7 +157,7 @@ abstract class BucketWindow {
 
   /** {@link perSecond} of `part(bucket)` (see {@link update}). */
   protected perSecondOf(now: number, channel: number, part: (bucket: number) => number): number {
-    this.#advance(now);
+    this.advance(now);
     if (this.#buckets === null) return 0;
     let sum = 0;
     const from = channel * BucketWindow.BUCKETS;
@@ -171,7 +171,7 @@ abstract class BucketWindow {
     return this.#buckets !== null;
   }
 
-  #advance(now: number): void {
+  private advance(now: number): void {
     const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
     if (this.#bucket < 0 || this.#buckets === null) {
       this.#bucket = bucket;
@@ -394,7 +394,7 @@ export class PeerMeter extends BucketWindow {
   }
 
   /** Which of the pings in flight (0: the oldest) has id `id`; -1 if none. */
-  #indexOf(id: number): number {
+  private indexOf(id: number): number {
     const n = this.pingsInFlight;
     for (let i = 0; i < n; i++) if (pingId(this.pingsSent - n + i) === id) return i;
     return -1;
@@ -413,13 +413,13 @@ export class PeerMeter extends BucketWindow {
 
   /** The ping left (the transport accepted it): the RTT clock starts. */
   pingSent(id: number, now: number): void {
-    const i = this.#indexOf(id);
+    const i = this.indexOf(id);
     if (i >= 0) this.#inFlight![2 * i + 1] = now;
   }
 
   /** A pong arrived: RTT sample and acknowledgement. Unknown ids are ignored. */
   pong(id: number, now: number): void {
-    const i = this.#indexOf(id);
+    const i = this.indexOf(id);
     if (i < 0) return;
     const inFlight = this.#inFlight!;
     const seq = inFlight[2 * i]!;

@@ -83,6 +83,11 @@ export interface RoutedSession {
   readonly conn: Connection;
   readonly replicaId: string | null;
   readonly closed: boolean;
+  /**
+   * @internal Set and cleared by the router: this session is its replica's active one (what the
+   * router's map would say; a router over a database's sessions keeps no map while they are few).
+   */
+  routed?: boolean;
 }
 
 /**
@@ -99,15 +104,50 @@ export function preferred<S extends RoutedSession>(current: S, incoming: S): S {
   return incoming;
 }
 
+/** Active sessions a router over a database's sessions looks through before it keeps a map by replica id. */
+export const ROUTER_SCAN_LIMIT = 16;
+
 /**
  * Keeps one active session per remote replica; the others wait as standbys.
  * Pure bookkeeping: the database moves sessions between its active and standby sets as told.
+ *
+ * Each session's {@link RoutedSession.routed} says whether it is its replica's active one. Given
+ * the database's map of active sessions (which holds every active one), the router finds a
+ * replica's active session by looking through them — no map entry per remote replica (an idle
+ * replica holds one session per remote replica) — until they are more than
+ * {@link ROUTER_SCAN_LIMIT}; from then on, and always without that map, it keeps its own map by
+ * replica id.
  */
 export class ReplicaRouter<S extends RoutedSession> {
-  /** Made at the first bind (a replica nobody reached holds no map: ~180 B). */
-  #active: Map<string, S> | null = null;
+  /** The database's active sessions (any key), or null: then {@link #active} is always kept. */
+  readonly #sessions: ReadonlyMap<unknown, S> | null;
+  /** Active sessions by replica id; null while the router looks through {@link #sessions}. */
+  #active: Map<string, S> | null;
   /** Made at the first standby (most replicas are reached over one path). */
   #standby: Map<string, Set<S>> | null = null;
+
+  /** @param sessions The database's active sessions (see the class); without it, a map by replica id. */
+  constructor(sessions?: ReadonlyMap<unknown, S>) {
+    this.#sessions = sessions ?? null;
+    this.#active = sessions === undefined ? new Map() : null;
+  }
+
+  /** The active session of replica `id`, other than `except`. */
+  #current(id: string, except: S): S | undefined {
+    const sessions = this.#sessions;
+    if (this.#active === null && sessions !== null && sessions.size > ROUTER_SCAN_LIMIT) {
+      const active = (this.#active = new Map());
+      for (const s of sessions.values()) if (s.routed === true && s.replicaId !== null) active.set(s.replicaId, s);
+    }
+    if (this.#active !== null) return this.#active.get(id);
+    for (const s of sessions!.values()) if (s !== except && s.routed === true && s.replicaId === id) return s;
+    return undefined;
+  }
+
+  #activate(id: string, session: S): void {
+    session.routed = true;
+    this.#active?.set(id, session);
+  }
 
   /**
    * A session announced its replica. Returns the session that must become a standby (the
@@ -116,15 +156,16 @@ export class ReplicaRouter<S extends RoutedSession> {
   bind(session: S): S | null {
     const id = session.replicaId;
     if (id === null) return null;
-    const active = (this.#active ??= new Map());
-    const current = active.get(id);
+    const current = this.#current(id, session);
     if (current === undefined || current === session || current.closed) {
-      active.set(id, session);
+      if (current !== undefined && current !== session) current.routed = false;
+      this.#activate(id, session);
       return null;
     }
     const keep = preferred(current, session);
     const park = keep === current ? session : current;
-    active.set(id, keep);
+    park.routed = false;
+    this.#activate(id, keep);
     const standby = (this.#standby ??= new Map());
     let set = standby.get(id);
     if (!set) standby.set(id, (set = new Set()));
@@ -150,19 +191,18 @@ export class ReplicaRouter<S extends RoutedSession> {
       if (set.size === 0) this.#standby?.delete(id);
       return null;
     }
-    const active = this.#active;
-    if (active === null || active.get(id) !== session) return null;
-    active.delete(id);
+    if (session.routed !== true) return null;
+    session.routed = false;
+    this.#active?.delete(id);
     let best: S | null = null;
     for (const s of set ?? []) if (!s.closed) best = best === null ? s : preferred(best, s);
     if (best === null) {
       this.#standby?.delete(id);
-      if (active.size === 0) this.#active = null;
       return null;
     }
     set!.delete(best);
     if (set!.size === 0) this.#standby?.delete(id);
-    active.set(id, best);
+    this.#activate(id, best);
     return best;
   }
 }

@@ -106,7 +106,7 @@ export interface SessionHost {
 /** An outbound queue entry. Consecutive updates are batched into one message when sent. */
 type Outgoing =
   | { kind: 'message'; bytes: Uint8Array }
-  /** A sync step 2 answer: {@link PeerSession.#onAnswerSent} runs once the transport took it. */
+  /** A sync step 2 answer: {@link PeerSession.onAnswerSent} runs once the transport took it. */
   | { kind: 'answer'; bytes: Uint8Array }
   /** A ping: its meter records when the transport took it (no closure per ping). */
   | { kind: 'ping'; bytes: Uint8Array; id: number }
@@ -163,7 +163,7 @@ interface SessionRare {
 }
 
 /**
- * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states, how the peer opened, whether a frame of it opened, whether its health is the shared record and
+ * Bits of {@link PeerSession}'s `#flags`: its seven yes/no states, how the peer opened, whether a frame of it opened, whether its health is the shared record, the replica router's mark and
  * (high bits) its unsent step 2 answers, in one small integer instead of eleven fields (an idle process holds thousands of sessions).
  */
 const PUMPING = 1;
@@ -180,11 +180,13 @@ const OPENING_MASK = 3 << OPENING_SHIFT;
 const OPENED = 1 << 9;
 /** {@link PeerSession.healthState} is the monitor's shared {@link RESPONDING_PEER} record. */
 const RESPONDING = 1 << 10;
+/** The replica router's mark: this session is its replica's active one (see {@link PeerSession.routed}). */
+const ROUTED = 1 << 11;
 /**
  * The rest: step 2 answers queued and not sent yet (at most {@link MAX_HELD_SYNC_REQUESTS} + 1,
  * so 13 bits; the flags stay a small integer).
  */
-const ANSWERS_SHIFT = 11;
+const ANSWERS_SHIFT = 12;
 const ANSWER = 1 << ANSWERS_SHIFT;
 
 /**
@@ -244,7 +246,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   /** The rarely used part, made on first use. */
-  #r(): SessionRare {
+  private r(): SessionRare {
     return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
   }
 
@@ -254,14 +256,26 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * as one bit of the flags (not a field of every session); any other in the rare part.
    */
   get healthState(): object | null {
-    return this.#flag(RESPONDING) ? RESPONDING_PEER : (this.#rare?.healthState ?? null);
+    return this.flag(RESPONDING) ? RESPONDING_PEER : (this.#rare?.healthState ?? null);
   }
 
   set healthState(state: object | null) {
-    this.#setFlag(RESPONDING, state === RESPONDING_PEER);
+    this.setFlag(RESPONDING, state === RESPONDING_PEER);
     if (state === RESPONDING_PEER) {
       if (this.#rare !== null) this.#rare.healthState = null;
-    } else if (state !== null || this.#rare !== null) this.#r().healthState = state;
+    } else if (state !== null || this.#rare !== null) this.r().healthState = state;
+  }
+
+  /**
+   * @internal The replica router's mark (replicas.ts `ReplicaRouter`): this session is its
+   * replica's active one. One bit of the flags instead of a map entry per remote replica.
+   */
+  get routed(): boolean {
+    return this.flag(ROUTED);
+  }
+
+  set routed(on: boolean) {
+    this.setFlag(ROUTED, on);
   }
 
   /** The remote peer (its Connection's). */
@@ -274,70 +288,70 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     return this;
   }
 
-  #flag(bit: number): boolean {
+  private flag(bit: number): boolean {
     return (this.#flags & bit) !== 0;
   }
 
-  #setFlag(bit: number, on: boolean): void {
+  private setFlag(bit: number, on: boolean): void {
     this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
   }
 
   // The yes/no states, as fields would read (one bit each of #flags).
-  get #pumping(): boolean {
-    return this.#flag(PUMPING);
+  private get pumping(): boolean {
+    return this.flag(PUMPING);
   }
-  set #pumping(on: boolean) {
-    this.#setFlag(PUMPING, on);
+  private set pumping(on: boolean) {
+    this.setFlag(PUMPING, on);
   }
-  get #receivedStep2(): boolean {
-    return this.#flag(RECEIVED_STEP2);
+  private get receivedStep2(): boolean {
+    return this.flag(RECEIVED_STEP2);
   }
-  set #receivedStep2(on: boolean) {
-    this.#setFlag(RECEIVED_STEP2, on);
+  private set receivedStep2(on: boolean) {
+    this.setFlag(RECEIVED_STEP2, on);
   }
-  get #sentStep2(): boolean {
-    return this.#flag(SENT_STEP2);
+  private get sentStep2(): boolean {
+    return this.flag(SENT_STEP2);
   }
-  set #sentStep2(on: boolean) {
-    this.#setFlag(SENT_STEP2, on);
+  private set sentStep2(on: boolean) {
+    this.setFlag(SENT_STEP2, on);
   }
-  get #synced(): boolean {
-    return this.#flag(SYNCED);
+  private get syncedFlag(): boolean {
+    return this.flag(SYNCED);
   }
-  set #synced(on: boolean) {
-    this.#setFlag(SYNCED, on);
+  private set syncedFlag(on: boolean) {
+    this.setFlag(SYNCED, on);
   }
-  get #failed(): boolean {
-    return this.#flag(FAILED);
+  private get failed(): boolean {
+    return this.flag(FAILED);
   }
-  set #failed(on: boolean) {
-    this.#setFlag(FAILED, on);
+  private set failed(on: boolean) {
+    this.setFlag(FAILED, on);
   }
-  get #closed(): boolean {
-    return this.#flag(CLOSED);
+  private get closedFlag(): boolean {
+    return this.flag(CLOSED);
   }
-  set #closed(on: boolean) {
-    this.#setFlag(CLOSED, on);
+  private set closedFlag(on: boolean) {
+    this.setFlag(CLOSED, on);
   }
   /** Step 2 answers queued and not sent yet (the flags' high bits, see {@link ANSWERS_SHIFT}). */
-  get #answersUnsent(): number {
+  private get answersUnsent(): number {
     return this.#flags >>> ANSWERS_SHIFT;
   }
   /** The answer to the peer's first step 1 is queued (what {@link AckRequests.ready} marks). */
-  get #acksReady(): boolean {
-    return this.#flag(ACKS_READY);
+  private get acksReady(): boolean {
+    return this.flag(ACKS_READY);
   }
-  set #acksReady(on: boolean) {
-    this.#setFlag(ACKS_READY, on);
+  private set acksReady(on: boolean) {
+    this.setFlag(ACKS_READY, on);
   }
   /**
    * How the peer opened: 0 nothing heard yet, 1 with a batch, 2 with separate messages (a peer
    * that predates {@link MSG_BATCH}: it skipped ours, so ours is sent again unbatched).
    */
-  get #peerOpening(): number {
+  private get peerOpening(): number {
     return (this.#flags & OPENING_MASK) >> OPENING_SHIFT;
   }
-  set #peerOpening(how: number) {
+  private set peerOpening(how: number) {
     this.#flags = (this.#flags & ~OPENING_MASK) | (how << OPENING_SHIFT);
   }
 
@@ -359,7 +373,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** True once the first full exchange is done (see the class description). */
   get synced(): boolean {
-    return this.#synced;
+    return this.syncedFlag;
   }
 
   /**
@@ -368,11 +382,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * completes an exchange; a frame that opens later makes it a regular peer again.
    */
   get foreign(): boolean {
-    return !this.#flag(OPENED) && (this.#rare?.decryptErrors ?? 0) > 0;
+    return !this.flag(OPENED) && (this.#rare?.decryptErrors ?? 0) > 0;
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.closedFlag;
   }
 
   /** Messages waiting to be sent. */
@@ -387,9 +401,9 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    */
   start(): void {
     // The opening messages are made in a plain method: nothing of them stays referenced.
-    this.#open();
+    this.open();
     if (this.conn.listen) this.conn.listen(this);
-    else void this.#pull();
+    else void this.pull();
   }
 
   /** Starts the exchange; resolves when the connection ends. */
@@ -400,52 +414,52 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** Resolves once the session ended (its connection closed). */
   ended(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    const rare = this.#r();
+    if (this.closedFlag) return Promise.resolve();
+    const rare = this.r();
     return (rare.ended ??= new Promise<void>((resolve) => (rare.onEnded = resolve)));
   }
 
   /** @internal {@link ConnectionListener}: one frame from the peer. */
   onMessage(frame: Uint8Array): void {
     // After a fatal error, frames still in flight are not processed.
-    if (this.#closed || this.#failed) return;
+    if (this.closedFlag || this.failed) return;
     try {
-      this.#receive(frame);
+      this.receive(frame);
     } catch (error) {
-      this.#endWith(error);
+      this.endWith(error);
     }
   }
 
   /** @internal {@link ConnectionListener}: the connection closed (`error`: it failed). */
   onEnd(error: Error | null): void {
-    if (error === null) this.#finish(this.#rare?.failReason ?? 'connection closed');
-    else this.#endWith(error);
+    if (error === null) this.finish(this.#rare?.failReason ?? 'connection closed');
+    else this.endWith(error);
   }
 
-  #endWith(error: unknown): void {
+  private endWith(error: unknown): void {
     const reason = error instanceof Error ? error.message : String(error);
-    if (!this.#closed) this.#host.reportError(asError(error));
-    this.#finish(reason);
+    if (!this.closedFlag) this.#host.reportError(asError(error));
+    this.finish(reason);
   }
 
   /** The receive loop for a Connection without `listen`. */
-  async #pull(): Promise<void> {
+  private async pull(): Promise<void> {
     let reason: string | undefined;
     try {
       // receive() rather than `for await`: no async generator kept per idle session.
       let frame: Uint8Array | null;
       while ((frame = await this.conn.receive()) !== null) {
         // After a fatal error, frames still buffered in the connection are not processed.
-        if (this.#closed || this.#failed) break;
-        this.#receive(frame);
+        if (this.closedFlag || this.failed) break;
+        this.receive(frame);
         frame = null; // not held by the suspended loop until the next frame
       }
       reason = this.#rare?.failReason ?? 'connection closed';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
-      if (!this.#closed) this.#host.reportError(asError(error));
+      if (!this.closedFlag) this.#host.reportError(asError(error));
     } finally {
-      this.#finish(reason);
+      this.finish(reason);
     }
   }
 
@@ -483,12 +497,12 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * {@link MSG_BATCH} message (one sealed frame). A peer that predates batches skips it; when its
    * own opening comes without one, {@link #noteOpening} sends the same messages again, separately.
    */
-  #open(): void {
-    this.#enqueue({ kind: 'message', bytes: encodeBatch(this.#openingMessages()) });
+  private open(): void {
+    this.enqueue({ kind: 'message', bytes: encodeBatch(this.openingMessages()) });
   }
 
   /** The REPLICA message, sync step 1 (current state vector, our request id), our awareness. */
-  #openingMessages(): Uint8Array[] {
+  private openingMessages(): Uint8Array[] {
     const messages: Uint8Array[] = [];
     if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
     // (Before sync only: a peer's opening comes before the answer to ours.)
@@ -507,20 +521,20 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * decide nothing: a live update can come before the opening (over a relay, the peer's BROADCAST
    * reaches us as soon as we joined, its opening only once it heard of us).
    */
-  #noteOpening(type: number | undefined): void {
-    if (this.#peerOpening !== 0) return;
-    if (type === MSG_BATCH) this.#peerOpening = 1;
-    else if (type === MSG_REPLICA || type === MSG_SYNC_STEP1) this.#peerOpening = 2;
+  private noteOpening(type: number | undefined): void {
+    if (this.peerOpening !== 0) return;
+    if (type === MSG_BATCH) this.peerOpening = 1;
+    else if (type === MSG_REPLICA || type === MSG_SYNC_STEP1) this.peerOpening = 2;
     else return;
-    if (this.#peerOpening === 2 && !this.#closed) for (const bytes of this.#openingMessages()) this.#enqueue({ kind: 'message', bytes });
+    if (this.peerOpening === 2 && !this.closedFlag) for (const bytes of this.openingMessages()) this.enqueue({ kind: 'message', bytes });
   }
 
   /** Queues a live update (not sent back to the peer it came from: the caller checks origin). */
   sendUpdate(update: Uint8Array): void {
-    if (this.#closed) return;
-    this.#enqueue({ kind: 'update', bytes: update });
+    if (this.closedFlag) return;
+    this.enqueue({ kind: 'update', bytes: update });
     this.#queuedUpdateBytes += update.length;
-    if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.#collapse();
+    if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.collapse();
   }
 
   /**
@@ -529,14 +543,14 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * broadcast queue that overflowed or failed).
    */
   catchUp(): void {
-    if (this.#closed) return;
-    this.#enqueue({ kind: 'catch-up' });
+    if (this.closedFlag) return;
+    this.enqueue({ kind: 'catch-up' });
   }
 
   /** Queues an awareness update. */
   sendAwareness(update: Uint8Array): void {
-    if (this.#closed) return;
-    this.#enqueue({ kind: 'message', bytes: encodeAwareness(update) });
+    if (this.closedFlag) return;
+    this.enqueue({ kind: 'message', bytes: encodeAwareness(update) });
   }
 
   /**
@@ -544,7 +558,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * peer processed that step 2 and every update queued before the ping.
    */
   get canPing(): boolean {
-    return this.#sentStep2 && !this.#closed && !this.#failed;
+    return this.sentStep2 && !this.closedFlag && !this.failed;
   }
 
   /**
@@ -552,15 +566,15 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * to `seq` (every update queued before it).
    */
   ping(seq: number): void {
-    if (this.#closed) return;
+    if (this.closedFlag) return;
     const id = this.meter.newPing(seq, this.#host.now());
-    this.#enqueue({ kind: 'ping', bytes: encodeProbe(MSG_PING, id), id });
+    this.enqueue({ kind: 'ping', bytes: encodeProbe(MSG_PING, id), id });
   }
 
   /** Resolves once the outbound queue is empty (or the session closed). */
   drained(): Promise<void> {
-    if (this.#closed || (this.queued === 0 && !this.#pumping)) return Promise.resolve();
-    return new Promise((resolve) => (this.#r().drainWaiters ??= []).push(resolve));
+    if (this.closedFlag || (this.queued === 0 && !this.pumping)) return Promise.resolve();
+    return new Promise((resolve) => (this.r().drainWaiters ??= []).push(resolve));
   }
 
   /**
@@ -568,14 +582,14 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * fresh sync step 1 sent behind it), `false` if the session ends first. See delivery.ts.
    */
   acknowledge(): Promise<boolean> {
-    const rare = this.#r();
+    const rare = this.r();
     if (rare.acks === null) {
       const acks = new AckRequests(
-        (requestId) => this.#enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
+        (requestId) => this.enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
         newRequestId,
       );
-      if (this.#closed) acks.close();
-      else if (this.#acksReady) acks.ready();
+      if (this.closedFlag) acks.close();
+      else if (this.acksReady) acks.ready();
       rare.acks = acks;
     }
     return rare.acks.request();
@@ -586,21 +600,21 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * new step 1. For a standby session that becomes its replica's active one (see `replicas.ts`).
    */
   resync(): void {
-    if (this.#closed) return;
-    if (this.#remoteStateVector !== null) this.#enqueue({ kind: 'catch-up' });
-    this.#enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
+    if (this.closedFlag) return;
+    if (this.#remoteStateVector !== null) this.enqueue({ kind: 'catch-up' });
+    this.enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
   }
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
-  #reassemble(plain: Uint8Array): ReassemblyResult {
+  private reassemble(plain: Uint8Array): ReassemblyResult {
     let reassembler = this.#rare?.reassembler ?? null;
     if (reassembler === null) {
       const whole = wholeFrame(plain, this.#host.maxMessageBytes);
       if (whole !== null) return whole;
-      reassembler = this.#r().reassembler = new Reassembler(this.#host.maxMessageBytes);
+      reassembler = this.r().reassembler = new Reassembler(this.#host.maxMessageBytes);
     }
     const result = reassembler.push(plain);
-    if (result.kind === 'message' && reassembler.bufferedBytes === 0) this.#r().reassembler = null;
+    if (result.kind === 'message' && reassembler.bufferedBytes === 0) this.r().reassembler = null;
     return result;
   }
 
@@ -611,22 +625,22 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   // ---- inbound ------------------------------------------------------------------------------
 
-  #receive(frame: Uint8Array): void {
+  private receive(frame: Uint8Array): void {
     this.meter.received(frame.length, this.#host.now());
     let plain: Uint8Array;
     try {
       plain = this.#host.sealer.open(frame);
     } catch (error) {
       // Wrong key or tampered bytes: drop the frame, report it, carry on.
-      const errors = ++this.#r().decryptErrors;
+      const errors = ++this.r().decryptErrors;
       this.#host.reportError(error instanceof DecryptError ? error : new DecryptError());
-      if (!this.#flag(OPENED) && errors === 1) this.#host.onForeign(this);
+      if (!this.flag(OPENED) && errors === 1) this.#host.onForeign(this);
       return;
     }
     this.#flags |= OPENED;
     let whole: Uint8Array;
     try {
-      const result = this.#reassemble(plain);
+      const result = this.reassemble(plain);
       if (result.kind === 'pending') return;
       if (result.kind === 'dropped') {
         this.#host.reportError(result.error);
@@ -635,26 +649,26 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       whole = result.message;
     } catch (error) {
       // Only a holder of the key can produce these (the frame opened): a broken or hostile peer.
-      this.#fail(error);
+      this.fail(error);
       return;
     }
-    this.#noteOpening(whole[0]);
+    this.noteOpening(whole[0]);
     if (whole[0] !== MSG_BATCH) {
-      this.#dispatch(whole);
+      this.dispatch(whole);
       return;
     }
     let messages: Uint8Array[];
     try {
       messages = decodeBatch(whole);
     } catch (error) {
-      this.#fail(error);
+      this.fail(error);
       return;
     }
-    for (const message of messages) if (!this.#dispatch(message)) return;
+    for (const message of messages) if (!this.dispatch(message)) return;
   }
 
   /** Handles one whole message; false once the session failed or closed (the rest of a batch is dropped). */
-  #dispatch(bytes: Uint8Array): boolean {
+  private dispatch(bytes: Uint8Array): boolean {
     let message: Message;
     try {
       if (bytes[0] === MSG_REPLICA) {
@@ -662,7 +676,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
           this.replicaId = decodeReplica(bytes);
           this.#host.onReplica?.(this);
         }
-        return !this.#closed && !this.#failed;
+        return !this.closedFlag && !this.failed;
       }
       if (!KNOWN_TYPES.has(bytes[0] ?? -1)) {
         // A newer peer's message type: skip it (reported), so the protocol can grow.
@@ -672,35 +686,35 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       message = decodeMessage(bytes);
     } catch (error) {
       // Only a holder of the key can produce these (the frame opened): a broken or hostile peer.
-      this.#fail(error);
+      this.fail(error);
       return false;
     }
     try {
-      this.#handle(message);
+      this.handle(message);
     } catch (error) {
-      this.#fail(error instanceof RhizomeError ? error : new ProtocolError(`bad ${messageName(message.type)} message: ${asError(error).message}`));
+      this.fail(error instanceof RhizomeError ? error : new ProtocolError(`bad ${messageName(message.type)} message: ${asError(error).message}`));
       return false;
     }
-    return !this.#closed && !this.#failed;
+    return !this.closedFlag && !this.failed;
   }
 
   /** Dispatches a decoded message (a method with a switch, not a table of closures per session). */
-  #handle(message: Message): void {
+  private handle(message: Message): void {
     switch (message.type) {
       case MSG_SYNC_STEP1:
-        return this.#onStep1(message);
+        return this.onStep1(message);
       case MSG_SYNC_STEP2:
-        return this.#onStep2(message);
+        return this.onStep2(message);
       case MSG_UPDATES:
         // An app observer that throws is reported by the host, not a protocol failure of the peer.
         applyRemoteUpdates(this.#host.doc, message.updates, this, this.#host);
         return;
       case MSG_AWARENESS:
-        this.#onAwareness(message.update);
+        this.onAwareness(message.update);
         return;
       case MSG_PING:
         // Answered ahead of queued traffic, so a backed-up queue does not read as latency.
-        this.#enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, message.id) });
+        this.enqueueFirst({ kind: 'message', bytes: encodeProbe(MSG_PONG, message.id) });
         return;
       case MSG_PONG:
         this.meter.pong(message.id, this.#host.now());
@@ -708,7 +722,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
   }
 
-  #onAwareness(update: Uint8Array): void {
+  private onAwareness(update: Uint8Array): void {
     // Decoded first: a malformed update throws here (a protocol failure of the peer) ...
     const entries = readAwarenessEntries(update);
     try {
@@ -734,7 +748,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * was processed; the data the rest would carry is in that one diff). So a peer repeating step 1
    * cannot queue a whole-document diff per request.
    */
-  #onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
+  private onStep1(m: Extract<Message, { type: typeof MSG_SYNC_STEP1 }>): void {
     // An empty state vector (`00`, a fresh replica's) is valid: no decoding (a Map and a decoder) needed.
     if (m.stateVector.length !== 1 || m.stateVector[0] !== 0) {
       try {
@@ -744,18 +758,18 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       }
     }
     this.#remoteStateVector = bytesToText(m.stateVector);
-    if (this.#answersUnsent > 0) {
-      const held = (this.#r().heldRequests ??= []);
+    if (this.answersUnsent > 0) {
+      const held = (this.r().heldRequests ??= []);
       if (held.push(m.requestId) > MAX_HELD_SYNC_REQUESTS) throw new ProtocolError(`more than ${MAX_HELD_SYNC_REQUESTS} sync requests waiting for an answer`);
       return;
     }
-    this.#answer([m.requestId]);
-    this.#acksReady = true;
+    this.answer([m.requestId]);
+    this.acksReady = true;
     this.#rare?.acks?.ready();
   }
 
   /** Queues the answers to `requestIds`: the diff against the peer's latest state vector, then empty updates. */
-  #answer(requestIds: Uint8Array[]): void {
+  private answer(requestIds: Uint8Array[]): void {
     let diff: Uint8Array;
     try {
       // An empty document answers `00 00` whatever the peer holds: no state vector to rebuild.
@@ -765,55 +779,55 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     for (let i = 0; i < requestIds.length; i++) {
       this.#flags += ANSWER;
-      this.#enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
+      this.enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
     }
   }
 
-  #onAnswerSent(): void {
+  private onAnswerSent(): void {
     this.#flags -= ANSWER;
-    this.#sentStep2 = true;
-    this.#checkSynced();
+    this.sentStep2 = true;
+    this.checkSynced();
     const held = this.#rare?.heldRequests ?? null;
-    if (this.#answersUnsent > 0 || held === null || this.#closed) return;
-    this.#r().heldRequests = null;
-    this.#answer(held);
+    if (this.answersUnsent > 0 || held === null || this.closedFlag) return;
+    this.r().heldRequests = null;
+    this.answer(held);
   }
 
-  #onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
+  private onStep2(m: Extract<Message, { type: typeof MSG_SYNC_STEP2 }>): void {
     applyRemoteUpdates(this.#host.doc, [m.update], this, this.#host);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
     if (this.#requestId !== null && sameBytesAsText(m.requestId, this.#requestId)) {
-      this.#receivedStep2 = true;
-      this.#checkSynced();
+      this.receivedStep2 = true;
+      this.checkSynced();
     } else {
       this.#rare?.acks?.answered(m.requestId);
     }
   }
 
-  #checkSynced(): void {
-    if (this.#synced || !this.#receivedStep2 || !this.#sentStep2 || this.#closed) return;
-    this.#synced = true;
+  private checkSynced(): void {
+    if (this.syncedFlag || !this.receivedStep2 || !this.sentStep2 || this.closedFlag) return;
+    this.syncedFlag = true;
     this.#requestId = null;
     this.#host.onSynced(this);
   }
 
-  #fail(error: unknown): void {
-    if (this.#closed || this.#failed) return;
-    this.#failed = true;
+  private fail(error: unknown): void {
+    if (this.closedFlag || this.failed) return;
+    this.failed = true;
     const err = asError(error);
-    this.#r().failReason = err.code ? `${err.code}: ${err.message}` : err.message;
+    this.r().failReason = err.code ? `${err.code}: ${err.message}` : err.message;
     this.#host.reportError(err);
     void this.conn.close().catch(() => undefined);
   }
 
-  #finish(reason?: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  private finish(reason?: string): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
     this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
-    this.#releaseDrainWaiters();
+    this.releaseDrainWaiters();
     this.#rare?.acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
@@ -825,28 +839,28 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   // ---- outbound -----------------------------------------------------------------------------
 
-  #enqueue(item: Outgoing): void {
+  private enqueue(item: Outgoing): void {
     if (this.#queue === NO_QUEUE) this.#queue = [item];
     else this.#queue.push(item);
-    if (!this.#pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
+    if (!this.pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
   /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
   flush(): void {
-    if (!this.#pumping && !this.#closed && this.queued > 0) this.#pump();
+    if (!this.pumping && !this.closedFlag && this.queued > 0) this.pump();
   }
 
   /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
-  #enqueueFirst(item: Outgoing): void {
+  private enqueueFirst(item: Outgoing): void {
     if (this.#head > 0) this.#queue[--this.#head] = item;
     else if (this.#queue === NO_QUEUE) this.#queue = [item];
     else this.#queue.unshift(item);
-    if (!this.#pumping) this.#pump();
+    if (!this.pumping) this.pump();
   }
 
   /** Drops queued updates for one catch-up diff (see the class description). */
-  #collapse(): void {
-    this.#r().collapses++;
+  private collapse(): void {
+    this.r().collapses++;
     const kept: Outgoing[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const item = this.#queue[i] as Outgoing;
@@ -858,7 +872,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.#queuedUpdateBytes = 0;
   }
 
-  #next(): Sendable | null {
+  private next(): Sendable | null {
     if (this.#head >= this.#queue.length) {
       // Drained: let go of what was sent (the step 2 diff and the rest of the opening exchange
       // would otherwise stay referenced by an idle session).
@@ -888,9 +902,9 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   /** What a message's leaving means: a ping's send time, an answer's step 2 gone. */
-  #afterSend(item: Sendable): void {
+  private afterSend(item: Sendable): void {
     if (item.kind === 'ping') this.meter.pingSent(item.id, this.#host.now());
-    else if (item.kind === 'answer') this.#onAnswerSent();
+    else if (item.kind === 'answer') this.onAnswerSent();
   }
 
   /**
@@ -900,48 +914,48 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * which awaits `send`. Never more than one send in flight: `#pumping` stays set until the
    * queue is drained.
    */
-  #pump(): void {
-    this.#pumping = true;
+  private pump(): void {
+    this.pumping = true;
     try {
       for (;;) {
-        if (this.#closed) break;
-        const next = this.#next();
+        if (this.closedFlag) break;
+        const next = this.next();
         if (!next) break;
-        this.#compactQueue();
-        const waiting = this.#sendNow(next.bytes);
+        this.compactQueue();
+        const waiting = this.sendNow(next.bytes);
         if (waiting !== null) {
-          void this.#pumpAsync(waiting, next);
+          void this.pumpAsync(waiting, next);
           return;
         }
-        this.#afterSend(next);
+        this.afterSend(next);
       }
     } catch (error) {
-      this.#sendFailed(error);
+      this.sendFailed(error);
     }
-    this.#pumpEnded();
+    this.pumpEnded();
   }
 
-  /** {@link #pump} from a message whose frames wait in `waiting`. */
-  async #pumpAsync(waiting: Promise<void>, first: Sendable): Promise<void> {
+  /** {@link pump} from a message whose frames wait in `waiting`. */
+  private async pumpAsync(waiting: Promise<void>, first: Sendable): Promise<void> {
     try {
       await waiting;
-      this.#afterSend(first);
+      this.afterSend(first);
       for (;;) {
-        if (this.#closed) break;
-        const next = this.#next();
+        if (this.closedFlag) break;
+        const next = this.next();
         if (!next) break;
-        this.#compactQueue();
-        const pending = this.#sendNow(next.bytes);
+        this.compactQueue();
+        const pending = this.sendNow(next.bytes);
         if (pending !== null) await pending;
-        this.#afterSend(next);
+        this.afterSend(next);
       }
     } catch (error) {
-      this.#sendFailed(error);
+      this.sendFailed(error);
     }
-    this.#pumpEnded();
+    this.pumpEnded();
   }
 
-  #compactQueue(): void {
+  private compactQueue(): void {
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -949,55 +963,55 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   /** The connection is unusable: stop sending for good (the receive loop ends on the close). */
-  #sendFailed(error: unknown): void {
-    if (!this.#closed && !this.conn.closed) this.#fail(error instanceof FrameTooLargeError ? error : asError(error));
+  private sendFailed(error: unknown): void {
+    if (!this.closedFlag && !this.conn.closed) this.fail(error instanceof FrameTooLargeError ? error : asError(error));
     this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#queuedUpdateBytes = 0;
     void this.conn.close().catch(() => undefined);
   }
 
-  #pumpEnded(): void {
-    this.#pumping = false;
-    if (this.queued === 0 || this.#closed) this.#releaseDrainWaiters();
-    else this.#pump();
+  private pumpEnded(): void {
+    this.pumping = false;
+    if (this.queued === 0 || this.closedFlag) this.releaseDrainWaiters();
+    else this.pump();
   }
 
   /**
    * Seals one message and hands its frames to the connection: null once all were taken at once
    * (`trySend`), else a promise for the rest (from the first frame that has to wait).
    */
-  #sendNow(message: Uint8Array): Promise<void> | null {
+  private sendNow(message: Uint8Array): Promise<void> | null {
     const conn = this.conn;
-    if (conn.trySend === undefined) return this.#sendMessage(message);
+    if (conn.trySend === undefined) return this.sendMessage(message);
     const sealer = this.#host.sealer;
     const plains = toFrames(message, this.maxFrameBytes - sealer.overhead);
     for (let i = 0; i < plains.length; i++) {
       const frame = sealer.seal(plains[i]!);
-      if (!conn.trySend(frame)) return this.#sendRest(message, plains, i, frame);
-      this.#sent(frame);
+      if (!conn.trySend(frame)) return this.sendRest(message, plains, i, frame);
+      this.sentFrame(frame);
     }
     return null;
   }
 
   /** The frames of `message` from `plains[i]` (sealed as `frame`) on, by `send`; see {@link #sendMessage} for a refused size. */
-  async #sendRest(message: Uint8Array, plains: Uint8Array[], i: number, frame: Uint8Array): Promise<void> {
+  private async sendRest(message: Uint8Array, plains: Uint8Array[], i: number, frame: Uint8Array): Promise<void> {
     try {
       await this.conn.send(frame);
-      this.#sent(frame);
+      this.sentFrame(frame);
       for (let j = i + 1; j < plains.length; j++) {
         const next = this.#host.sealer.seal(plains[j]!);
         await this.conn.send(next);
-        this.#sent(next);
+        this.sentFrame(next);
       }
     } catch (error) {
       if (!(error instanceof FrameTooLargeError) || error.limit >= this.maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
-      this.#r().maxFrameBytes = error.limit;
-      await this.#sendMessage(message);
+      this.r().maxFrameBytes = error.limit;
+      await this.sendMessage(message);
     }
   }
 
-  #sent(frame: Uint8Array): void {
+  private sentFrame(frame: Uint8Array): void {
     this.meter.sent(frame.length, this.#host.now());
   }
 
@@ -1007,18 +1021,18 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * whose frame cap is below what the transport advertised), the session adopts that limit and
    * sends the message again, re-chunked; a receiver drops the chunks of the first attempt.
    */
-  async #sendMessage(message: Uint8Array): Promise<void> {
+  private async sendMessage(message: Uint8Array): Promise<void> {
     for (;;) {
       try {
         for (const plain of toFrames(message, this.maxFrameBytes - this.#host.sealer.overhead)) {
           const frame = this.#host.sealer.seal(plain);
           await this.conn.send(frame);
-          this.#sent(frame);
+          this.sentFrame(frame);
         }
         return;
       } catch (error) {
         if (!(error instanceof FrameTooLargeError) || error.limit >= this.maxFrameBytes || error.limit < this.#host.minFrameBytes) throw error;
-        this.#r().maxFrameBytes = error.limit;
+        this.r().maxFrameBytes = error.limit;
       }
     }
   }
@@ -1029,10 +1043,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     return this.#rare?.maxFrameBytes || this.#host.maxFrameBytes;
   }
 
-  #releaseDrainWaiters(): void {
+  private releaseDrainWaiters(): void {
     const waiters = this.#rare?.drainWaiters ?? null;
     if (waiters === null) return;
-    this.#r().drainWaiters = null;
+    this.r().drainWaiters = null;
     for (const w of waiters) w();
   }
 }

@@ -131,22 +131,22 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
 
   disable(): void {
     this.#speaks = LEGACY;
-    this.#clearLegacyTimer();
-    this.#release();
+    this.clearLegacyTimer();
+    this.release();
   }
 
   grant(credit: number): void {
     if (this.#speaks === LEGACY) return;
     this.#speaks = SPEAKS;
     this.#credit += credit;
-    this.#clearLegacyTimer();
-    this.#release();
+    this.clearLegacyTimer();
+    this.release();
   }
 
   acquire(cost: number): Promise<void> {
     let wait = this.#wait;
     if (wait !== null && wait.closed) return Promise.reject(wait.error);
-    if ((wait === null || wait.waiters.length === 0) && this.#take(cost)) return Promise.resolve();
+    if ((wait === null || wait.waiters.length === 0) && this.take(cost)) return Promise.resolve();
     wait = this.#wait ??= { waiters: [], timer: null, closed: false, error: null };
     const w = wait;
     return new Promise((resolve, reject) => {
@@ -156,7 +156,7 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
           w.timer = null;
           if (this.#speaks !== UNKNOWN) return;
           this.#speaks = LEGACY;
-          this.#release();
+          this.release();
         }, LEGACY_WINDOW_WAIT_MS);
         (w.timer as { unref?: () => void }).unref?.();
       }
@@ -171,7 +171,7 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
 
   tryAcquire(cost: number): boolean {
     const wait = this.#wait;
-    return (wait === null || (!wait.closed && wait.waiters.length === 0)) && this.#take(cost);
+    return (wait === null || (!wait.closed && wait.waiters.length === 0)) && this.take(cost);
   }
 
   /** The Connection closed: waiting sends reject with `error`, and so do later ones. */
@@ -187,7 +187,7 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
     for (const w of waiters) w.reject(error);
   }
 
-  #take(cost: number): boolean {
+  private take(cost: number): boolean {
     if (this.#speaks === LEGACY) return true;
     // A message larger than a whole window goes once the window is full (it can never fit otherwise).
     if (this.#credit < Math.min(cost, INITIAL_WINDOW_BYTES)) return false;
@@ -195,24 +195,24 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
     return true;
   }
 
-  #release(): void {
+  private release(): void {
     const wait = this.#wait;
     if (wait === null) return;
     const waiters = wait.waiters;
-    while (waiters.length > 0 && this.#take(waiters[0]!.cost)) waiters.shift()!.resolve();
-    this.#settle(wait);
+    while (waiters.length > 0 && this.take(waiters[0]!.cost)) waiters.shift()!.resolve();
+    this.settle(wait);
   }
 
-  #clearLegacyTimer(): void {
+  private clearLegacyTimer(): void {
     const wait = this.#wait;
     if (wait === null) return;
     if (wait.timer !== null) clearTimeout(wait.timer);
     wait.timer = null;
-    this.#settle(wait);
+    this.settle(wait);
   }
 
   /** Drops the side object once it holds nothing. */
-  #settle(wait: WindowWait): void {
+  private settle(wait: WindowWait): void {
     if (!wait.closed && wait.timer === null && wait.waiters.length === 0 && this.#wait === wait) this.#wait = null;
   }
 }

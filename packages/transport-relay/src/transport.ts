@@ -174,6 +174,8 @@ function relaySettings(s: RelaySettings): RelaySettings {
 
 /** @internal A topic this transport joined (connect) or announced. */
 interface TopicState {
+  /** The transport (here, not in each of the topic's Connections: one field per topic, not per peer). */
+  readonly owner: RelayTransport;
   readonly key: string;
   readonly topic: Uint8Array;
   joined: boolean;
@@ -208,24 +210,34 @@ function sayWindow(owed: RelayConnection[]): void {
 export class RelayConnection extends WindowedConnection implements Connection {
   /** @internal The relay session number of the remote peer. */
   readonly remoteSession: number;
-  readonly #owner: RelayTransport;
   readonly #state: TopicState;
   readonly #generation: number;
-  /** The topic's broadcast in this connection's relay session (see core `TopicBroadcast`). */
-  readonly broadcast: TopicBroadcast | undefined;
   /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
   #consumed = 0;
 
   /** @internal */
-  constructor(owner: RelayTransport, state: TopicState, remoteSession: number, peerId: string, generation: number) {
+  constructor(state: TopicState, remoteSession: number, peerId: string, generation: number) {
     // The topic's own bytes, shared by its Connections (readonly by contract; an idle replica
     // holds one Connection per remote replica).
     super(peerId, state.topic);
-    this.#owner = owner;
     this.#state = state;
     this.remoteSession = remoteSession;
     this.#generation = generation;
-    this.broadcast = state.broadcast ?? undefined;
+  }
+
+  /**
+   * The topic's broadcast in this connection's relay session (see core `TopicBroadcast`); undefined
+   * once closed. A getter, not a field: while the Connection is open its topic's broadcast is its
+   * session's (a lost session closes the topic's Connections before the next session's JOINED
+   * makes a new broadcast).
+   */
+  get broadcast(): TopicBroadcast | undefined {
+    return this.closed ? undefined : (this.#state.broadcast ?? undefined);
+  }
+
+  /** (A TypeScript-private getter, not `#`: a class with `#` methods costs each instance a slot, see ARCHITECTURE § Memory.) */
+  private get owner(): RelayTransport {
+    return this.#state.owner;
   }
 
   /** `'relay'` (a getter: not a field of every Connection). */
@@ -234,16 +246,16 @@ export class RelayConnection extends WindowedConnection implements Connection {
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
-    return this.#owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
   }
 
   protected override trySendFrame(data: Uint8Array): boolean {
-    return this.#owner.trySendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.trySendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
   }
 
   /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
   announceWindow(): void {
-    if (!this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
+    if (!this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
   }
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
@@ -251,11 +263,11 @@ export class RelayConnection extends WindowedConnection implements Connection {
     const consumed = receiveCredit(this.#consumed, message.length);
     this.#consumed = consumed > 0 ? consumed : 0;
     const grant = consumed < 0 ? -consumed : 0;
-    if (grant > 0 && !this.closed) this.#owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
+    if (grant > 0 && !this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
   }
 
   protected closeRemote(): Promise<void> {
-    this.#owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
+    this.owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
     return Promise.resolve();
   }
 
@@ -752,7 +764,7 @@ export class RelayTransport implements Transport, LinkHandler {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: NO_ACKS, detachSignal: null, broadcast: null };
+    return { owner: this, key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -1205,7 +1217,7 @@ export class RelayTransport implements Transport, LinkHandler {
     // (Found by a scan of the topic's Connections: a map by peer id per topic is ~180 B of heap for
     // every idle replica, and a join is rare.)
     for (const old of state.bySession.values()) if (old.peerId === peerId) old.markClosed();
-    const conn = new RelayConnection(this, state, session, peerId, this.#generation);
+    const conn = new RelayConnection(state, session, peerId, this.#generation);
     state.bySession.set(session, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
     // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
