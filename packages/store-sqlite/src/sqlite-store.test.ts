@@ -458,6 +458,37 @@ describe('SqliteStore schema and files', () => {
     store.close();
   });
 
+  it('the last document at its last sequence numbers: appends, SEQ_EXHAUSTED, loadSince and compaction ranges stay inside it; its neighbour is untouched (shared and exclusive)', () => {
+    for (const exclusive of [false, true]) {
+      const path = freshPath();
+      openSqliteStore(path).close();
+      const raw = new Database(path);
+      raw.prepare("INSERT INTO docs (id, name) VALUES (?, 'before'), (?, 'last')").run(MAX_DOC - 1, MAX_DOC);
+      // The neighbour's last possible row, and the last document's log up to MAX_SEQ - 3.
+      raw.exec(`INSERT INTO updates (key, data) VALUES ((${MAX_DOC - 1} << 44) + ${MAX_SEQ}, x'aa')`);
+      for (const seq of [MAX_SEQ - 4, MAX_SEQ - 3]) raw.exec(`INSERT INTO updates (key, data) VALUES ((${MAX_DOC} << 44) + ${seq}, x'0${seq === MAX_SEQ - 4 ? 1 : 2}')`);
+      raw.close();
+      const store = openSqliteStore(path, { exclusive });
+      expect(store.load('last')).toMatchObject({ lastSeq: MAX_SEQ - 3 });
+      expect(store.append('last', [Uint8Array.of(3)])).toBe(MAX_SEQ - 2);
+      expect(store.append('last', [Uint8Array.of(4), Uint8Array.of(5)])).toBe(MAX_SEQ);
+      expect(() => store.append('last', [Uint8Array.of(6)])).toThrow(expect.objectContaining({ code: 'ERR_STORE_IO', reason: 'SEQ_EXHAUSTED' }));
+      expect(store.load('last').updates.map((u) => u[0])).toEqual([1, 2, 3, 4, 5]);
+      expect(store.loadSince('last', MAX_SEQ - 2).updates.map((u) => u[0])).toEqual([4, 5]);
+      expect(store.loadSince('last', MAX_SEQ).updates).toEqual([]);
+      store.compact('last', Uint8Array.of(9), MAX_SEQ - 1);
+      expect(store.load('last')).toMatchObject({ lastSeq: MAX_SEQ });
+      expect(store.load('last').updates.map((u) => u[0])).toEqual([5]);
+      expect(store.stats('last')).toMatchObject({ updates: 1, updateBytes: 1, lastSeq: MAX_SEQ });
+      expect(store.load('before')).toMatchObject({ lastSeq: MAX_SEQ });
+      expect(store.load('before').updates.map((u) => u[0])).toEqual([0xaa]);
+      store.compact('last', Uint8Array.of(9, 9), MAX_SEQ);
+      expect(store.load('last').updates).toEqual([]);
+      expect(store.load('before').updates.map((u) => u[0])).toEqual([0xaa]);
+      store.close();
+    }
+  });
+
   it('a compaction from a stale read cannot replace a newer snapshot (two handles, issue 10 defect 1)', () => {
     // Handle 1 reads; handle 2 appends and compacts; handle 1 then compacts from what it read.
     // Before the fix, handle 1's older snapshot replaced the newer one and update 3 was lost.

@@ -352,17 +352,14 @@ function migrate(db: Sqlite, path: string, migrations: readonly Migration[]): vo
  * in memory only. While the file is in use, this tries again (with jitter: two new openers of one
  * old file do not keep refusing each other) until another opener has migrated it, or
  * `busyTimeoutMs` has passed: then `StoreIOError` (`SQLITE_BUSY`), the file untouched.
- * `pageSize` (not 0): a new file's page size, set before its first table.
  */
-function migrateAlone(path: string, migrations: readonly Migration[], busyTimeoutMs: number, pageSize: number): void {
+function migrateAlone(path: string, migrations: readonly Migration[], busyTimeoutMs: number): void {
   const deadline = Date.now() + busyTimeoutMs;
   for (;;) {
     const alone = new Database(path);
     try {
       alone.pragma('busy_timeout = 0');
       alone.pragma('locking_mode = EXCLUSIVE');
-      // Before anything is written: the page size of a new file is fixed by its first table.
-      if (pageSize > 0) alone.pragma(`page_size = ${pageSize}`);
       let locked = false;
       try {
         alone.exec('BEGIN EXCLUSIVE');
@@ -851,8 +848,10 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
   if (readOnly) return openReadOnly(path, options, migrations.length, sideFiles);
   let db: Sqlite | undefined;
   try {
-    if (!inMemory && fileVersion < migrations.length) {
-      migrateAlone(path, migrations, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, exclusive && newFile ? EXCLUSIVE_NEW_PAGE_SIZE : 0);
+    // An existing store of an older version: no other connection may have it open while it is
+    // migrated. (A new or empty file is made on the connection below: no older build reads it.)
+    if (!inMemory && fileVersion >= 1 && fileVersion < migrations.length) {
+      migrateAlone(path, migrations, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     }
     db = new Database(path);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);

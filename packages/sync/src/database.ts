@@ -213,6 +213,13 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   return value;
 }
 
+/** Bits of a {@link Database}'s yes/no states. */
+const OWNS_STORE = 1;
+const OWNS_TRANSPORT = 2;
+const READ_ONLY = 4;
+const CLOSED = 8;
+const LISTENING = 16;
+
 /**
  * A Rhizome database: a Yjs document of nodes, persisted in SQLite and reconciled with every
  * peer the transport finds on the database's topic, sealed end to end.
@@ -275,10 +282,19 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
-  readonly #ownsStore: boolean;
+  /** {@link OWNS_STORE}, {@link OWNS_TRANSPORT}, {@link READ_ONLY}, {@link CLOSED}, {@link LISTENING}: bits of one small integer. */
+  #bits = 0;
+  #bit(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  get #ownsStore(): boolean {
+    return (this.#bits & OWNS_STORE) !== 0;
+  }
   readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
-  readonly #ownsTransport: boolean;
+  get #ownsTransport(): boolean {
+    return (this.#bits & OWNS_TRANSPORT) !== 0;
+  }
   readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
@@ -366,7 +382,9 @@ export class Database {
   set #waiters(value: SyncWaiter[] | null) {
     this.#setRare('waiters', value);
   }
-  readonly #readOnly: boolean;
+  get #readOnly(): boolean {
+    return (this.#bits & READ_ONLY) !== 0;
+  }
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
   readonly #clock0 = performance.now();
@@ -377,7 +395,12 @@ export class Database {
   /** Local and remote update rates, made at the first update (an idle database counts none). */
   #localRate: RateWindow | null = null;
   #remoteRate: RateWindow | null = null;
-  #closed = false;
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bit(CLOSED, on);
+  }
   get #closing(): Promise<void> | null {
     return this.#rare?.closing ?? null;
   }
@@ -397,7 +420,12 @@ export class Database {
    * The transport's connection stream, when it is listened to (see {@link #run}): true while it
    * has not ended. `#streamEnded` is made only when close() waits for the end.
    */
-  #listening = false;
+  get #listening(): boolean {
+    return (this.#bits & LISTENING) !== 0;
+  }
+  set #listening(on: boolean) {
+    this.#bit(LISTENING, on);
+  }
   get #streamEnded(): (() => void) | null {
     return this.#rare?.streamEnded ?? null;
   }
@@ -423,11 +451,9 @@ export class Database {
     this.id = id;
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
     this.#store = store;
-    this.#ownsStore = host.ownsStore;
+    this.#bits = (host.ownsStore ? OWNS_STORE : 0) | (ownsTransport ? OWNS_TRANSPORT : 0) | (readOnly ? READ_ONLY : 0);
     this.#macrotask = host.macrotask;
     this.transport = transport;
-    this.#ownsTransport = ownsTransport;
-    this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.#doc, {
       ...persistenceOptions,
       readOnly,
