@@ -13,6 +13,8 @@ import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
 import { createRelayServer } from '@rhizome/relay';
 import type { RelayServer } from '@rhizome/relay';
+import { within } from '@rhizome/core/testing';
+import { RelayTransport } from '@rhizome/transport-relay';
 import { nextEvent, tempDir, until } from './sync-helpers.js';
 
 const cleanup: Array<() => Promise<void>> = [];
@@ -135,6 +137,41 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     await again.whenSynced({ minPeers: 1, timeoutMs: 20_000 });
     again.put('x', { y: 1 });
     await until(watcher, () => watcher.get('x')?.['y'] === 1, 'the watcher to get a put over the reused transport');
+  });
+
+  it('an offer listener may be an object (handleOffer): one listener, two, then one again — each listening one hears the offer, a removed one does not', async () => {
+    // The relay's mailbox access holds its only listener itself and an array from a second on.
+    const dir = tempDir('rhizome-offer-obj-');
+    cleanup.push(async () => dir.cleanup());
+    const server = await createRelayServer({ port: 0, host: '127.0.0.1', mailbox: join(dir.dir, 'mailbox.db') });
+    cleanup.push(() => server.close());
+    const transport = new RelayTransport({ url: server.url });
+    cleanup.push(() => transport.disconnect());
+    const access = transport.mailbox!;
+    const heard: string[] = [];
+    let first!: () => void;
+    const offered = new Promise<void>((resolve) => (first = resolve));
+    const object = {
+      handleOffer(offer: { maxMailboxBytes: number }): void {
+        heard.push(`object ${offer.maxMailboxBytes > 0}`);
+        first();
+      },
+    };
+    const fn = (): void => void heard.push('function');
+    access.onOffer(object);
+    access.onOffer(object); // held once
+    access.onOffer(fn);
+    access.offOffer(fn); // back to one listener
+    await transport.connect(deriveTopic(generateDatabaseId()));
+    await within(10_000, 'the offer', offered);
+    expect(heard).toEqual(['object true']);
+    // Added while an offer is up: told of it (a microtask later), as a function listener is.
+    let late!: () => void;
+    const lateHeard = new Promise<void>((resolve) => (late = resolve));
+    access.onOffer({ handleOffer: () => late() });
+    await within(10_000, 'the current offer for a late listener', lateHeard);
+    access.offOffer(object);
+    expect(access.offer).not.toBeNull();
   });
 
   it('offer listeners added before the relay transport loads get offers, and ones removed by offOffer do not', async () => {

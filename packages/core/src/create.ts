@@ -2,7 +2,7 @@ import { resolveTransportConfig, normalizeRelayUrl, DEFAULT_NETWORK_MAX_MESSAGE_
 import { DisabledTransport } from './disabled.js';
 import { ConnectFailedError, TransportClosedError, TransportUnavailableError } from './errors.js';
 import { MemoryTransport } from './memory.js';
-import { mailboxOf, type MailboxAccess, type MailboxOffer, type MailboxReadResult, type MailboxWriteResult } from './mailbox.js';
+import { mailboxOf, type MailboxAccess, type MailboxOffer, type MailboxOfferListener, type MailboxReadResult, type MailboxWriteResult } from './mailbox.js';
 import { assertTopic } from './topic.js';
 import type { Connection, ConnectOptions, PeerInfo, TopicHash, Transport, TransportConfig } from './types.js';
 
@@ -38,9 +38,9 @@ class LazyMailbox implements MailboxAccess {
   /** The transport it forwards for (its methods, not closures over it: an idle database holds one). */
   readonly #owner: LazyTransport;
   /** Offer listeners added before the implementation loaded (see {@link attachTo}). */
-  #pending: Array<(offer: MailboxOffer) => void> | null = null;
+  #pending: MailboxOfferListener[] | null = null;
   /** Stop functions of an implementation's access without `offOffer` (none for the relay's). */
-  #stops: Map<(offer: MailboxOffer) => void, () => void> | null = null;
+  #stops: Map<MailboxOfferListener, () => void> | null = null;
 
   constructor(serverId: string, owner: LazyTransport) {
     this.serverId = serverId;
@@ -56,7 +56,7 @@ class LazyMailbox implements MailboxAccess {
     return this.#access()?.offer ?? null;
   }
 
-  onOffer(listener: (offer: MailboxOffer) => void): () => void {
+  onOffer(listener: MailboxOfferListener): () => void {
     const access = this.#access();
     if (access !== undefined) return access.onOffer(listener);
     // Held here until the implementation loads (attachTo), then handed to its mailbox access: no
@@ -66,7 +66,7 @@ class LazyMailbox implements MailboxAccess {
     return () => this.offOffer(listener);
   }
 
-  offOffer(listener: (offer: MailboxOffer) => void): void {
+  offOffer(listener: MailboxOfferListener): void {
     const pending = this.#pending;
     const i = pending?.indexOf(listener) ?? -1;
     if (i >= 0) pending!.splice(i, 1);

@@ -41,7 +41,8 @@ export {
   mailboxSigningBytes,
   checkMailboxSequence,
   mailboxOf,
+  callOfferListener,
   readU64,
   writeU64,
 } from './mailbox.js';
-export type { MailboxOpCode, MailboxStatusName, MailboxHeader, MailboxOffer, MailboxRecord, MailboxReadResult, MailboxWriteResult, MailboxAccess } from './mailbox.js';
+export type { MailboxOpCode, MailboxStatusName, MailboxHeader, MailboxOffer, MailboxRecord, MailboxReadResult, MailboxWriteResult, MailboxAccess, MailboxOfferListener } from './mailbox.js';

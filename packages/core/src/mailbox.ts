@@ -237,17 +237,30 @@ export interface MailboxAccess {
    * Calls `listener` whenever a session with a mailbox offer comes up (at once if one is up
    * now). Returns a function that removes the listener.
    */
-  onOffer(listener: (offer: MailboxOffer) => void): () => void;
+  onOffer(listener: MailboxOfferListener): () => void;
   /**
    * Removes `listener` (added with {@link onOffer}), as the function `onOffer` returned does.
    * Optional; with it a holder keeps no stop function (an idle database holds one listener, and
    * each function is ~60 B of heap).
    */
-  offOffer?(listener: (offer: MailboxOffer) => void): void;
+  offOffer?(listener: MailboxOfferListener): void;
   /** Records with a counter above `after` (0: everything), and the head. */
   read(mailbox: Uint8Array, after: number, options?: { signal?: AbortSignal }): Promise<MailboxReadResult>;
   /** Stores one record: the signed header and its sealed payload. */
   write(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, options?: { signal?: AbortSignal }): Promise<MailboxWriteResult>;
+}
+
+/**
+ * Who is told of mailbox offers ({@link MailboxAccess.onOffer}): a function, or an object whose
+ * `handleOffer` is called — a holder that is its own listener keeps no closure for it (an idle
+ * database holds one listener; ARCHITECTURE § Memory of an idle replica).
+ */
+export type MailboxOfferListener = ((offer: MailboxOffer) => void) | { handleOffer(offer: MailboxOffer): void };
+
+/** Tells `listener` of `offer` (a {@link MailboxAccess} implementation calls its listeners so). */
+export function callOfferListener(listener: MailboxOfferListener, offer: MailboxOffer): void {
+  if (typeof listener === 'function') listener(offer);
+  else listener.handleOffer(offer);
 }
 
 /** Whether a transport can reach a mailbox (the relay transport can; `mailbox: false` turns it off). */

@@ -40,6 +40,7 @@ import { newDocGuid } from './doc-guid.js';
 import { DatabaseDoc } from './database-doc.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
+import { SessionTable } from './session-table.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
@@ -196,17 +197,6 @@ async function within(ms: number, promise: Promise<unknown>): Promise<void> {
   }
 }
 
-/**
- * Sessions are keyed by transport and peer id: peer ids of different transports may collide. A
- * Connection of the transport the database joined by name (every Connection of a single
- * transport) is keyed by its peer id alone, the string it already holds: a key made per session
- * is ~70 B of heap per remote replica (ARCHITECTURE § Memory of an idle replica). Both forms meet
- * in one map only under a transport whose Connections carry other names than its own (the
- * multi-transport: all composite).
- */
-function sessionKey(conn: Connection, transportName: string): string {
-  return conn.transport === transportName ? conn.peerId : `${conn.transport}\u0000${conn.peerId}`;
-}
 
 /** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
 function isListenable(stream: AsyncIterable<Connection>): stream is AsyncQueue<Connection> {
@@ -222,6 +212,13 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   if (!Number.isInteger(value) || value < 1) throw new InvalidConfigError(field, 'must be a positive integer');
   return value;
 }
+
+/** Bits of a {@link Database}'s yes/no states. */
+const OWNS_STORE = 1;
+const OWNS_TRANSPORT = 2;
+const READ_ONLY = 4;
+const CLOSED = 8;
+const LISTENING = 16;
 
 /**
  * A Rhizome database: a Yjs document of nodes, persisted in SQLite and reconciled with every
@@ -285,14 +282,23 @@ export class Database {
 
   readonly #model: NodeModel;
   readonly #store: DocStore;
-  readonly #ownsStore: boolean;
+  /** {@link OWNS_STORE}, {@link OWNS_TRANSPORT}, {@link READ_ONLY}, {@link CLOSED}, {@link LISTENING}: bits of one small integer. */
+  #bits = 0;
+  #bit(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  get #ownsStore(): boolean {
+    return (this.#bits & OWNS_STORE) !== 0;
+  }
   readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
-  readonly #ownsTransport: boolean;
+  get #ownsTransport(): boolean {
+    return (this.#bits & OWNS_TRANSPORT) !== 0;
+  }
   readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
-  readonly #sessions = new Map<string, PeerSession>();
+  readonly #sessions = new SessionTable<PeerSession>();
   /**
    * What a database holds only at times (standbys, replaced sessions, totals of ended sessions,
    * waiters, the abort controller, closing state): one record made at the first of them and
@@ -376,7 +382,9 @@ export class Database {
   set #waiters(value: SyncWaiter[] | null) {
     this.#setRare('waiters', value);
   }
-  readonly #readOnly: boolean;
+  get #readOnly(): boolean {
+    return (this.#bits & READ_ONLY) !== 0;
+  }
   readonly #monitor: HealthMonitor;
   readonly #openedAt = Date.now();
   readonly #clock0 = performance.now();
@@ -387,7 +395,12 @@ export class Database {
   /** Local and remote update rates, made at the first update (an idle database counts none). */
   #localRate: RateWindow | null = null;
   #remoteRate: RateWindow | null = null;
-  #closed = false;
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bit(CLOSED, on);
+  }
   get #closing(): Promise<void> | null {
     return this.#rare?.closing ?? null;
   }
@@ -407,7 +420,12 @@ export class Database {
    * The transport's connection stream, when it is listened to (see {@link #run}): true while it
    * has not ended. `#streamEnded` is made only when close() waits for the end.
    */
-  #listening = false;
+  get #listening(): boolean {
+    return (this.#bits & LISTENING) !== 0;
+  }
+  set #listening(on: boolean) {
+    this.#bit(LISTENING, on);
+  }
   get #streamEnded(): (() => void) | null {
     return this.#rare?.streamEnded ?? null;
   }
@@ -433,11 +451,9 @@ export class Database {
     this.id = id;
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
     this.#store = store;
-    this.#ownsStore = host.ownsStore;
+    this.#bits = (host.ownsStore ? OWNS_STORE : 0) | (ownsTransport ? OWNS_TRANSPORT : 0) | (readOnly ? READ_ONLY : 0);
     this.#macrotask = host.macrotask;
     this.transport = transport;
-    this.#ownsTransport = ownsTransport;
-    this.#readOnly = readOnly;
     this.#persistence = new DocPersistence(store, id, this.#doc, {
       ...persistenceOptions,
       readOnly,
@@ -1080,17 +1096,16 @@ export class Database {
   }
 
   #attach(conn: Connection): void {
-    const key = sessionKey(conn, this.transport.name);
-    const previous = this.#sessions.get(key);
+    const previous = this.#sessions.find(conn, this.transport.name);
     if (previous) {
       // One session per peer: a reconnect replaces the old connection.
-      this.#sessions.delete(key);
+      this.#sessions.delete(previous, this.transport.name);
       this.#onSessionClosed(previous, 'replaced by a new connection');
       if (!previous.closed) (this.#retiring ??= new Set()).add(previous);
       void previous.close().catch(() => undefined);
     }
     const session = new PeerSession(conn, this.#host);
-    this.#sessions.set(key, session);
+    this.#sessions.set(session, this.transport.name);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
@@ -1106,8 +1121,7 @@ export class Database {
     }
     const park = this.#replicas.bind(session);
     if (park === null) return;
-    const key = sessionKey(park.conn, this.transport.name);
-    if (this.#sessions.get(key) === park) this.#sessions.delete(key);
+    this.#sessions.delete(park, this.transport.name);
     (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
     this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
@@ -1122,8 +1136,7 @@ export class Database {
     addTotals((this.#totals ??= { ...NO_TOTALS }), session.stats);
     const promote = this.#replicas.unbind(session);
     if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
-    const key = sessionKey(session.conn, this.transport.name);
-    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+    this.#sessions.delete(session, this.transport.name);
     if (session.awarenessClients.length > 0) {
       this.#removeAwareness([...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
@@ -1135,7 +1148,7 @@ export class Database {
     if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
-      this.#sessions.set(sessionKey(promote.conn, this.transport.name), promote);
+      this.#sessions.set(promote, this.transport.name);
       this.#router.attach(promote);
       promote.resync();
       this.events.publish({ type: 'peer-connected', peerId: promote.peerId, topic: this.topic });

@@ -108,7 +108,7 @@ class DeferredMailbox implements MailboxBinding {
   readonly #inputs: MailboxInputs;
   readonly #access: MailboxAccess;
   #sync: MailboxSync | null = null;
-  /** {@link DIRTY}, {@link CLOSED}, {@link OFFER_LISTENING} (while {@link #onOffer} listens for an offer). */
+  /** {@link DIRTY}, {@link CLOSED}, {@link OFFER_LISTENING} (while it listens for an offer: {@link handleOffer}). */
   #flags = 0;
   /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
   #stopOffer: (() => void) | null;
@@ -116,7 +116,7 @@ class DeferredMailbox implements MailboxBinding {
   constructor(inputs: MailboxInputs, access: MailboxAccess) {
     this.#inputs = inputs;
     this.#access = access;
-    const stop = access.onOffer(this.#onOffer);
+    const stop = access.onOffer(this);
     this.#flags |= OFFER_LISTENING;
     this.#stopOffer = access.offOffer === undefined ? stop : null;
   }
@@ -125,14 +125,15 @@ class DeferredMailbox implements MailboxBinding {
     return (this.#flags & CLOSED) !== 0;
   }
 
-  readonly #onOffer = (): void => {
+  /** @internal {@link MailboxOfferListener}: the binding is its own offer listener (no closure kept). */
+  handleOffer(): void {
     this.#bind();
-  };
+  }
 
   #stopListeningForOffers(): void {
     if ((this.#flags & OFFER_LISTENING) === 0) return;
     this.#flags &= ~OFFER_LISTENING;
-    if (this.#access.offOffer !== undefined) this.#access.offOffer(this.#onOffer);
+    if (this.#access.offOffer !== undefined) this.#access.offOffer(this);
     else this.#stopOffer?.();
     this.#stopOffer = null;
   }

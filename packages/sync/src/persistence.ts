@@ -173,6 +173,63 @@ export interface LoadResult {
 }
 
 
+/** Bits of {@link DocPersistence}'s yes/no states. */
+const READ_ONLY = 1;
+const FLUSH_SCHEDULED = 2;
+const FOREIGN = 4;
+const CLOSED = 8;
+const FAILING = 16;
+const HAS_PENDING_ERROR = 32;
+const LISTENING = 64;
+
+/** What a binding's options set (compaction thresholds, the macrotask runner). */
+interface PersistenceSettings {
+  readonly compactAfterUpdates: number;
+  readonly compactAfterBytes: number;
+  readonly compactIdleMs: number;
+  readonly macrotask: (fn: () => void) => () => void;
+}
+
+/** The shared record of bindings with the default thresholds, by macrotask runner (weakly: a runner may be a closure). */
+const defaultSettings = new WeakMap<(fn: () => void) => () => void, PersistenceSettings>();
+
+function persistenceSettings(s: PersistenceSettings): PersistenceSettings {
+  const defaults =
+    s.compactAfterUpdates === DEFAULT_COMPACT_AFTER_UPDATES && s.compactAfterBytes === DEFAULT_COMPACT_AFTER_BYTES && s.compactIdleMs === DEFAULT_COMPACT_IDLE_MS;
+  if (!defaults) return Object.freeze({ ...s });
+  let shared = defaultSettings.get(s.macrotask);
+  if (shared === undefined) {
+    shared = Object.freeze({ ...s });
+    defaultSettings.set(s.macrotask, shared);
+  }
+  return shared;
+}
+
+/** What a binding sets only after a failure, a compaction or another handle's writes. */
+interface PersistenceRare {
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
+  retryDelay: number;
+  pendingError: unknown;
+  lastError: Error | undefined;
+  lastErrorAt: number | undefined;
+  failedWrites: number;
+  externalUpdates: number;
+  compactionConflicts: number;
+  compactions: number;
+}
+
+const RARE_DEFAULTS: Readonly<PersistenceRare> = Object.freeze({
+  retryTimer: undefined,
+  retryDelay: RETRY_MIN_MS,
+  pendingError: undefined,
+  lastError: undefined,
+  lastErrorAt: undefined,
+  failedWrites: 0,
+  externalUpdates: 0,
+  compactionConflicts: 0,
+  compactions: 0,
+});
+
 /** The queue of a binding with nothing to write: one shared empty list (frozen: pushing to it would throw). */
 const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
@@ -216,17 +273,77 @@ export class DocPersistence {
   readonly docId: string;
   readonly doc: Y.Doc;
 
-  readonly #compactAfterUpdates: number;
-  readonly #compactAfterBytes: number;
+  /** The compaction thresholds and the macrotask runner: one shared frozen record per set of them. */
+  readonly #o: PersistenceSettings;
+  get #compactAfterUpdates(): number {
+    return this.#o.compactAfterUpdates;
+  }
+  get #compactAfterBytes(): number {
+    return this.#o.compactAfterBytes;
+  }
+  get #compactIdleMs(): number {
+    return this.#o.compactIdleMs;
+  }
+  get #macrotask(): (fn: () => void) => () => void {
+    return this.#o.macrotask;
+  }
   readonly #onError: ((error: unknown) => void) | undefined;
-  readonly #readOnly: boolean;
+  /**
+   * The yes/no states as bits of one small integer: {@link READ_ONLY}, {@link FLUSH_SCHEDULED},
+   * {@link FOREIGN}, {@link CLOSED}, {@link FAILING}, {@link HAS_PENDING_ERROR}, {@link LISTENING}.
+   */
+  #bits = 0;
+  #bit(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  get #readOnly(): boolean {
+    return (this.#bits & READ_ONLY) !== 0;
+  }
+  get #flushScheduled(): boolean {
+    return (this.#bits & FLUSH_SCHEDULED) !== 0;
+  }
+  set #flushScheduled(on: boolean) {
+    this.#bit(FLUSH_SCHEDULED, on);
+  }
+  /**
+   * Set when the store holds updates this doc may lack: another handle of the file (another
+   * process) appended between two of our appends. The watch (or the next compaction) reads them.
+   */
+  get #foreign(): boolean {
+    return (this.#bits & FOREIGN) !== 0;
+  }
+  set #foreign(on: boolean) {
+    this.#bit(FOREIGN, on);
+  }
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bit(CLOSED, on);
+  }
+  get #failing(): boolean {
+    return (this.#bits & FAILING) !== 0;
+  }
+  set #failing(on: boolean) {
+    this.#bit(FAILING, on);
+  }
+  get #hasPendingError(): boolean {
+    return (this.#bits & HAS_PENDING_ERROR) !== 0;
+  }
+  set #hasPendingError(on: boolean) {
+    this.#bit(HAS_PENDING_ERROR, on);
+  }
+  /** {@link #onUpdate} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
+  get #listening(): boolean {
+    return (this.#bits & LISTENING) !== 0;
+  }
+  set #listening(on: boolean) {
+    this.#bit(LISTENING, on);
+  }
   /** {@link NO_UPDATES} while nothing waits to be written (an idle database holds no list). */
   #queue: Uint8Array[] = NO_UPDATES;
-  #flushScheduled = false;
-  readonly #macrotask: (fn: () => void) => () => void;
   /** Cancels the scheduled compaction, when one is scheduled. */
   #compactTimer: (() => void) | undefined;
-  readonly #compactIdleMs: number;
   /** The idle compaction's timer, while the log holds a quarter of a threshold. */
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Flushes so far; the idle timer compacts only if none came during its period. */
@@ -234,8 +351,6 @@ export class DocPersistence {
   #writesAtIdleArm = 0;
   /** Bytes of the stored snapshot (as this binding knows it): the thresholds scale with it. */
   #snapshotBytes = 0;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #retryDelay = RETRY_MIN_MS;
   #watchTimer: ReturnType<typeof setInterval> | undefined;
   #dataVersion: number | undefined;
   /** Log size after the snapshot, tracked so that the thresholds need no query per flush. */
@@ -252,22 +367,73 @@ export class DocPersistence {
   /** The doc holds every stored update with a sequence number up to this one. */
   #syncedSeq = 0;
   /**
-   * Set when the store holds updates this doc may lack: another handle of the file (another
-   * process) appended between two of our appends. The watch (or the next compaction) reads them.
+   * What a binding sets only after a failure, a compaction or another handle's writes (the error
+   * state, the retry timer, the counters): one record made at the first of them (an idle
+   * database's binding holds none; ARCHITECTURE § Memory of an idle replica).
    */
-  #foreign = false;
-  #pendingError: unknown = undefined;
-  #hasPendingError = false;
-  #closed = false;
-  #failing = false;
-  #lastError: Error | undefined;
-  #lastErrorAt: number | undefined;
-  #failedWrites = 0;
-  #externalUpdates = 0;
-  #compactionConflicts = 0;
-  #compactions = 0;
-  /** {@link #onUpdate} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
-  #listening = false;
+  #rare: PersistenceRare | null = null;
+  #setRare<K extends keyof PersistenceRare>(key: K, value: PersistenceRare[K]): void {
+    let rare = this.#rare;
+    if (rare === null) {
+      if (value === RARE_DEFAULTS[key]) return;
+      rare = this.#rare = { ...RARE_DEFAULTS };
+    }
+    rare[key] = value;
+  }
+  get #retryTimer(): ReturnType<typeof setTimeout> | undefined {
+    return this.#rare?.retryTimer;
+  }
+  set #retryTimer(value: ReturnType<typeof setTimeout> | undefined) {
+    this.#setRare('retryTimer', value);
+  }
+  get #retryDelay(): number {
+    return this.#rare?.retryDelay ?? RETRY_MIN_MS;
+  }
+  set #retryDelay(value: number) {
+    this.#setRare('retryDelay', value);
+  }
+  get #pendingError(): unknown {
+    return this.#rare?.pendingError;
+  }
+  set #pendingError(value: unknown) {
+    this.#setRare('pendingError', value);
+  }
+  get #lastError(): Error | undefined {
+    return this.#rare?.lastError;
+  }
+  set #lastError(value: Error | undefined) {
+    this.#setRare('lastError', value);
+  }
+  get #lastErrorAt(): number | undefined {
+    return this.#rare?.lastErrorAt;
+  }
+  set #lastErrorAt(value: number | undefined) {
+    this.#setRare('lastErrorAt', value);
+  }
+  get #failedWrites(): number {
+    return this.#rare?.failedWrites ?? 0;
+  }
+  set #failedWrites(value: number) {
+    this.#setRare('failedWrites', value);
+  }
+  get #externalUpdates(): number {
+    return this.#rare?.externalUpdates ?? 0;
+  }
+  set #externalUpdates(value: number) {
+    this.#setRare('externalUpdates', value);
+  }
+  get #compactionConflicts(): number {
+    return this.#rare?.compactionConflicts ?? 0;
+  }
+  set #compactionConflicts(value: number) {
+    this.#setRare('compactionConflicts', value);
+  }
+  get #compactions(): number {
+    return this.#rare?.compactions ?? 0;
+  }
+  set #compactions(value: number) {
+    this.#setRare('compactions', value);
+  }
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
     if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
@@ -318,18 +484,18 @@ export class DocPersistence {
     this.store = store;
     this.docId = docId;
     this.doc = doc;
-    this.#compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
-    this.#compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
+    const compactAfterUpdates = positiveLimit('compactAfterUpdates', options.compactAfterUpdates, DEFAULT_COMPACT_AFTER_UPDATES);
+    const compactAfterBytes = positiveLimit('compactAfterBytes', options.compactAfterBytes, DEFAULT_COMPACT_AFTER_BYTES);
     const idleMs = positiveLimit('compactIdleMs', options.compactIdleMs, DEFAULT_COMPACT_IDLE_MS);
     // Beyond what a timer can wait (~24.8 days) it is the same as never.
-    this.#compactIdleMs = idleMs > 0x7fffffff ? Infinity : idleMs;
+    const compactIdleMs = idleMs > 0x7fffffff ? Infinity : idleMs;
     const watchMs = options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
     if (typeof watchMs !== 'number' || !Number.isFinite(watchMs) || watchMs < 0) {
       throw new InvalidArgumentError(`watchIntervalMs must be a non-negative number of ms, got ${String(watchMs)}`);
     }
     this.#onError = options.onError;
-    this.#macrotask = options.macrotask ?? defaultMacrotask;
-    this.#readOnly = options.readOnly === true;
+    this.#o = persistenceSettings({ compactAfterUpdates, compactAfterBytes, compactIdleMs, macrotask: options.macrotask ?? defaultMacrotask });
+    if (options.readOnly === true) this.#bits = READ_ONLY;
     const stats = store.stats(docId);
     this.#logUpdates = stats.updates;
     this.#logBytes = stats.updateBytes;

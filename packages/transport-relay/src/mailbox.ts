@@ -6,8 +6,10 @@ import {
   MailboxStatus,
   TimeoutError,
   mailboxStatusName,
+  callOfferListener,
   type MailboxAccess,
   type MailboxOffer,
+  type MailboxOfferListener,
   type MailboxReadResult,
   type MailboxWriteResult,
 } from '@rhizome/core';
@@ -66,8 +68,16 @@ const READ_SLACK_BYTES = 1024 * 1024;
 export class RelayMailbox implements MailboxAccess {
   readonly #host: MailboxLinkHost;
   #offer: MailboxOffer | null = null;
-  /** Offer listeners, made by the first (a database has one; a Set is ~150 B of heap). */
-  #listeners: Array<(offer: MailboxOffer) => void> | null = null;
+  /**
+   * Offer listeners: the only one itself (a database has one), or an array of exactly them from
+   * a second on (a Set is ~150 B of heap, an array of one 32 B).
+   */
+  #listeners: MailboxOfferListener | MailboxOfferListener[] | null = null;
+
+  #listening(listener: MailboxOfferListener): boolean {
+    const listeners = this.#listeners;
+    return listeners === listener || (Array.isArray(listeners) && listeners.includes(listener));
+  }
   // Made on first use: every relay transport has a mailbox access, few of them read or write.
   #reads: Map<number, PendingRead> | null = null;
   #writes: Map<number, PendingWrite> | null = null;
@@ -88,20 +98,27 @@ export class RelayMailbox implements MailboxAccess {
     return this.#offer;
   }
 
-  onOffer(listener: (offer: MailboxOffer) => void): () => void {
-    // A set's semantics, in an array of exactly its listeners (usually one: a `push` would give
-    // it 17 slots): a listener is held once.
+  onOffer(listener: MailboxOfferListener): () => void {
+    // A set's semantics (a listener is held once), in the listener itself or an array of exactly
+    // the listeners (a `push` would give it 17 slots).
     const listeners = this.#listeners;
-    if (listeners === null) this.#listeners = [listener];
-    else if (!listeners.includes(listener)) this.#listeners = listeners.concat(listener);
-    if (this.#offer !== null) queueMicrotask(() => this.#offer !== null && this.#listeners?.includes(listener) === true && listener(this.#offer));
+    if (listeners === null) this.#listeners = listener;
+    else if (!this.#listening(listener)) this.#listeners = Array.isArray(listeners) ? listeners.concat([listener]) : [listeners, listener];
+    if (this.#offer !== null) {
+      queueMicrotask(() => {
+        if (this.#offer !== null && this.#listening(listener)) callOfferListener(listener, this.#offer);
+      });
+    }
     return () => this.offOffer(listener);
   }
 
-  offOffer(listener: (offer: MailboxOffer) => void): void {
+  offOffer(listener: MailboxOfferListener): void {
     const listeners = this.#listeners;
-    if (listeners === null || !listeners.includes(listener)) return;
-    this.#listeners = listeners.length === 1 ? null : listeners.filter((l) => l !== listener);
+    if (listeners === listener) this.#listeners = null;
+    else if (Array.isArray(listeners) && listeners.includes(listener)) {
+      const rest = listeners.filter((l) => l !== listener);
+      this.#listeners = rest.length === 1 ? rest[0]! : rest;
+    }
   }
 
   read(mailbox: Uint8Array, after: number, options: { signal?: AbortSignal } = {}): Promise<MailboxReadResult> {
@@ -171,9 +188,10 @@ export class RelayMailbox implements MailboxAccess {
         const offer = isMailboxOfferFrame(frame) ? decodeMailboxOffer(frame) : null;
         if (offer === null) return true; // another version: no mailbox for this client
         this.#offer = offer;
-        for (const listener of [...(this.#listeners ?? [])]) {
+        const listeners = this.#listeners;
+        for (const listener of listeners === null ? [] : Array.isArray(listeners) ? [...listeners] : [listeners]) {
           try {
-            listener(offer);
+            callOfferListener(listener, offer);
           } catch {
             // A throwing listener must not break frame dispatch.
           }
