@@ -10,6 +10,7 @@ import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { startRelayProcess } from '@rhizome/relay/testing';
 import { RelayTransport } from '@rhizome/transport-relay';
+import { PEER_LIST_LIMIT } from '../packages/transport-relay/src/transport.js';
 import { encodeWelcome, FrameType } from '@rhizome/transport-relay/protocol';
 import { WebSocketServer } from 'ws';
 
@@ -58,6 +59,38 @@ describe('relay client sessions', () => {
     await na.send(new Uint8Array([42]));
     expect(await within(WAIT, 'message after restart', nb.receive())).toEqual(new Uint8Array([42]));
     expect(a.state).toBe('connected');
+  });
+
+  it('a topic with more peers than its list holds (PEER_LIST_LIMIT): each frame reaches its own Connection, and leaving ones close', async () => {
+    const relay = await relayOn();
+    const hub = transport(relay.url);
+    const topic = deriveTopic('many peers');
+    const hubIt = (await hub.connect(topic))[Symbol.asyncIterator]();
+    const n = PEER_LIST_LIMIT + 4;
+    const peers = Array.from({ length: n }, () => transport(relay.url));
+    const their = await Promise.all(peers.map(async (p, i) => next((await p.connect(topic))[Symbol.asyncIterator](), `peer ${i} conn`)));
+    const ours = new Map<string, Connection>();
+    while (ours.size < n) {
+      const c = await next(hubIt, `hub conn ${ours.size}`);
+      ours.set(c.peerId, c);
+    }
+    // Both ways, one distinct byte per peer, on the Connection of that peer.
+    await Promise.all(their.map((c, i) => c.send(new Uint8Array([i]))));
+    for (let i = 0; i < n; i++) {
+      const c = ours.get(peers[i]!.peerId)!;
+      expect(await within(WAIT, `from peer ${i}`, c.receive())).toEqual(new Uint8Array([i]));
+      await c.send(new Uint8Array([100 + i]));
+      expect(await within(WAIT, `to peer ${i}`, their[i]!.receive())).toEqual(new Uint8Array([100 + i]));
+    }
+    // Peers leave: exactly their Connections close; the others still carry frames.
+    for (let i = 0; i < 6; i++) await peers[i]!.disconnect();
+    for (let i = 0; i < 6; i++) expect(await within(WAIT, `peer ${i} leaving`, ours.get(peers[i]!.peerId)!.receive())).toBeNull();
+    for (let i = 6; i < n; i++) {
+      const c = ours.get(peers[i]!.peerId)!;
+      expect(c.closed).toBe(false);
+      await their[i]!.send(new Uint8Array([200 + i]));
+      expect(await within(WAIT, `from peer ${i} after`, c.receive())).toEqual(new Uint8Array([200 + i]));
+    }
   });
 
   it('several topics on one transport: the first left, another joined in its place, all rejoined after a relay restart', async () => {

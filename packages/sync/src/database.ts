@@ -40,6 +40,7 @@ import { newDocGuid } from './doc-guid.js';
 import { DatabaseDoc } from './database-doc.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
+import { SessionTable } from './session-table.js';
 
 /** Largest sealed frame the sync layer sends, even when the transport takes more. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
@@ -196,17 +197,6 @@ async function within(ms: number, promise: Promise<unknown>): Promise<void> {
   }
 }
 
-/**
- * Sessions are keyed by transport and peer id: peer ids of different transports may collide. A
- * Connection of the transport the database joined by name (every Connection of a single
- * transport) is keyed by its peer id alone, the string it already holds: a key made per session
- * is ~70 B of heap per remote replica (ARCHITECTURE § Memory of an idle replica). Both forms meet
- * in one map only under a transport whose Connections carry other names than its own (the
- * multi-transport: all composite).
- */
-function sessionKey(conn: Connection, transportName: string): string {
-  return conn.transport === transportName ? conn.peerId : `${conn.transport}\u0000${conn.peerId}`;
-}
 
 /** Core's AsyncQueue (what every built-in transport yields connections through) can be listened to. */
 function isListenable(stream: AsyncIterable<Connection>): stream is AsyncQueue<Connection> {
@@ -308,7 +298,7 @@ export class Database {
   readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
-  readonly #sessions = new Map<string, PeerSession>();
+  readonly #sessions = new SessionTable<PeerSession>();
   /**
    * What a database holds only at times (standbys, replaced sessions, totals of ended sessions,
    * waiters, the abort controller, closing state): one record made at the first of them and
@@ -1111,17 +1101,16 @@ export class Database {
   }
 
   #attach(conn: Connection): void {
-    const key = sessionKey(conn, this.transport.name);
-    const previous = this.#sessions.get(key);
+    const previous = this.#sessions.find(conn, this.transport.name);
     if (previous) {
       // One session per peer: a reconnect replaces the old connection.
-      this.#sessions.delete(key);
+      this.#sessions.delete(previous, this.transport.name);
       this.#onSessionClosed(previous, 'replaced by a new connection');
       if (!previous.closed) (this.#retiring ??= new Set()).add(previous);
       void previous.close().catch(() => undefined);
     }
     const session = new PeerSession(conn, this.#host);
-    this.#sessions.set(key, session);
+    this.#sessions.set(session, this.transport.name);
     this.#router.attach(session);
     this.events.publish({ type: 'peer-connected', peerId: conn.peerId, topic: this.topic });
     if (this.#onAttach !== null) for (const onAttach of [...this.#onAttach]) onAttach(session);
@@ -1137,8 +1126,7 @@ export class Database {
     }
     const park = this.#replicas.bind(session);
     if (park === null) return;
-    const key = sessionKey(park.conn, this.transport.name);
-    if (this.#sessions.get(key) === park) this.#sessions.delete(key);
+    this.#sessions.delete(park, this.transport.name);
     (this.#standby ??= new Set()).add(park);
     this.#router.detach(park);
     this.events.publish({ type: 'peer-disconnected', peerId: park.peerId, topic: this.topic, reason: 'standby: a better path reaches this replica' });
@@ -1153,8 +1141,7 @@ export class Database {
     addTotals((this.#totals ??= { ...NO_TOTALS }), session.stats);
     const promote = this.#replicas.unbind(session);
     if (this.#standby?.delete(session)) return; // a standby's end is no news: its replica is still connected
-    const key = sessionKey(session.conn, this.transport.name);
-    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+    this.#sessions.delete(session, this.transport.name);
     if (session.awarenessClients.length > 0) {
       this.#removeAwareness([...session.awarenessClients], AWARENESS_DISCONNECT_ORIGIN);
     }
@@ -1166,7 +1153,7 @@ export class Database {
     if (promote !== null && !this.#closed && this.#standby?.delete(promote)) {
       // The replica's standby path takes over: it re-exchanges state, so updates written while
       // it waited (and any lost in flight on the path that ended) reach the peer.
-      this.#sessions.set(sessionKey(promote.conn, this.transport.name), promote);
+      this.#sessions.set(promote, this.transport.name);
       this.#router.attach(promote);
       promote.resync();
       this.events.publish({ type: 'peer-connected', peerId: promote.peerId, topic: this.topic });

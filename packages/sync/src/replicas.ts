@@ -104,6 +104,12 @@ export function preferred<S extends RoutedSession>(current: S, incoming: S): S {
   return incoming;
 }
 
+/** A database's active sessions, as the router reads them (a `Map`'s values, or sync's `SessionTable`). */
+export interface ActiveSessions<S> {
+  readonly size: number;
+  values(): Iterable<S>;
+}
+
 /** Active sessions a router over a database's sessions looks through before it keeps a map by replica id. */
 export const ROUTER_SCAN_LIMIT = 16;
 
@@ -120,14 +126,14 @@ export const ROUTER_SCAN_LIMIT = 16;
  */
 export class ReplicaRouter<S extends RoutedSession> {
   /** The database's active sessions (any key), or null: then {@link #active} is always kept. */
-  readonly #sessions: ReadonlyMap<unknown, S> | null;
+  readonly #sessions: ActiveSessions<S> | null;
   /** Active sessions by replica id; null while the router looks through {@link #sessions}. */
   #active: Map<string, S> | null;
   /** Made at the first standby (most replicas are reached over one path). */
   #standby: Map<string, Set<S>> | null = null;
 
   /** @param sessions The database's active sessions (see the class); without it, a map by replica id. */
-  constructor(sessions?: ReadonlyMap<unknown, S>) {
+  constructor(sessions?: ActiveSessions<S>) {
     this.#sessions = sessions ?? null;
     this.#active = sessions === undefined ? new Map() : null;
   }

@@ -183,8 +183,12 @@ interface TopicState {
   queue: AsyncQueue<Connection> | null;
   /** The relay's id of the topic in the current session; 0 before JOINED. */
   topicId: number;
-  /** The topic's Connections by the remote's relay session (a peer's newest: see #onPeerJoined). */
-  readonly bySession: Map<number, RelayConnection>;
+  /**
+   * The topic's Connections (a peer's newest: see #onPeerJoined), by the remote's relay session:
+   * a list of exactly them while at most {@link PEER_LIST_LIMIT} (replaced, never changed in
+   * place, so a list taken stays as it was), a Map past that (see {@link peerOf}).
+   */
+  peers: RelayConnection[] | Map<number, RelayConnection>;
   /** Waiters for the relay's acknowledgement ({@link NO_ACKS} while none waits). */
   acks: Array<() => void>;
   /** Removes the listener on connect()'s abort signal (a reused signal must not collect them). */
@@ -275,8 +279,71 @@ export class RelayConnection extends WindowedConnection implements Connection {
   protected override onClosed(): void {
     this.closeWindow(new ConnectionClosedError());
     const state = this.#state;
-    if (state.bySession.get(this.remoteSession) === this) state.bySession.delete(this.remoteSession);
+    dropPeer(state, this);
   }
+}
+
+/** Connections a topic keeps in a list before it keeps them in a Map by relay session (see `TopicState.peers`). */
+export const PEER_LIST_LIMIT = 16;
+
+/** A topic without Connections: one shared empty list (frozen: pushing to it would throw). */
+const NO_PEERS: RelayConnection[] = Object.freeze([]) as unknown as RelayConnection[];
+
+/**
+ * The topic's Connection to the remote's relay session `session`. A list of up to 16 is looked
+ * through (an idle replica's topic holds one Connection per remote replica, and a Map's table is
+ * ~42 B per entry against a list's 8); past that, a Map.
+ */
+function peerOf(state: TopicState, session: number): RelayConnection | undefined {
+  const peers = state.peers;
+  if (!Array.isArray(peers)) return peers.get(session);
+  for (let i = 0; i < peers.length; i++) if (peers[i]!.remoteSession === session) return peers[i];
+  return undefined;
+}
+
+function peerOfTopic(state: TopicState | undefined, session: number): RelayConnection | undefined {
+  return state === undefined ? undefined : peerOf(state, session);
+}
+
+/** The topic's Connections, as a list not changed afterwards (safe to iterate while they close). */
+function peerList(state: TopicState): readonly RelayConnection[] {
+  const peers = state.peers;
+  return Array.isArray(peers) ? peers : [...peers.values()];
+}
+
+/** Adds `conn`, replacing the topic's Connection to the same relay session if there is one. */
+function putPeer(state: TopicState, conn: RelayConnection): void {
+  const peers = state.peers;
+  if (!Array.isArray(peers)) {
+    peers.set(conn.remoteSession, conn);
+    return;
+  }
+  const at = peers.findIndex((c) => c.remoteSession === conn.remoteSession);
+  if (at >= 0) {
+    const next = peers.slice();
+    next[at] = conn;
+    state.peers = next;
+  } else if (peers.length < PEER_LIST_LIMIT) {
+    // A list of exactly its entries (push would grow it to 17 slots), replaced rather than changed.
+    state.peers = peers.concat(conn);
+  } else {
+    const map = new Map<number, RelayConnection>();
+    for (const c of peers) map.set(c.remoteSession, c);
+    map.set(conn.remoteSession, conn);
+    state.peers = map;
+  }
+}
+
+/** Removes `conn` if it is still the topic's Connection to its relay session. */
+function dropPeer(state: TopicState, conn: RelayConnection): void {
+  const peers = state.peers;
+  if (!Array.isArray(peers)) {
+    if (peers.get(conn.remoteSession) === conn) peers.delete(conn.remoteSession);
+    return;
+  }
+  const at = peers.indexOf(conn);
+  if (at < 0) return;
+  state.peers = peers.length === 1 ? NO_PEERS : peers.filter((c) => c !== conn);
 }
 
 /** A topic's acknowledgement waiters while none waits: one shared empty list (frozen: pushing to it would throw). */
@@ -728,9 +795,10 @@ export class RelayTransport implements Transport, LinkHandler {
     // Every member's reader must have room (flow.ts), and the relay charges a broadcast once per
     // other member (fan-out is paid by the sender): pace it so.
     const cost = messageCost(data.length);
-    await Promise.all([...state.bySession.values()].map((conn) => conn.sendWindow.acquire(cost)));
+    const peers = peerList(state);
+    await Promise.all(peers.map((conn) => conn.sendWindow.acquire(cost)));
     const pacer = this.#pacer;
-    const fanOut = Math.max(1, state.bySession.size);
+    const fanOut = Math.max(1, peers.length);
     if (pacer !== null && generation === this.#generation) await pacer.take(fanOut * (DATA_HEADER_BYTES + data.length), fanOut);
     const link = this.#link;
     if (!this.broadcastOpen(state, generation) || link === null) {
@@ -764,7 +832,7 @@ export class RelayTransport implements Transport, LinkHandler {
   // Topics
 
   #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { owner: this, key, topic: topic.slice(), joined: false, queue: null, topicId: 0, bySession: new Map(), acks: NO_ACKS, detachSignal: null, broadcast: null };
+    return { owner: this, key, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -794,8 +862,8 @@ export class RelayTransport implements Transport, LinkHandler {
   }
 
   #closeTopicConnections(state: TopicState): void {
-    for (const conn of [...state.bySession.values()]) conn.markClosed();
-    state.bySession.clear();
+    for (const conn of peerList(state)) conn.markClosed();
+    state.peers = NO_PEERS;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1159,7 +1227,7 @@ export class RelayTransport implements Transport, LinkHandler {
         return;
       case FrameType.PEER_LEFT:
       case FrameType.PEER_CLOSED:
-        if (isPairFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.markClosed();
+        if (isPairFrame(frame)) peerOfTopic(this.#topicById(readU32(frame, 1)), readU32(frame, 5))?.markClosed();
         return;
       case FrameType.JOINED:
         if (isJoinedFrame(frame)) this.#onJoined(frame);
@@ -1177,7 +1245,7 @@ export class RelayTransport implements Transport, LinkHandler {
         }
         return;
       case FrameType.WINDOW_UPDATE:
-        if (isWindowFrame(frame)) this.#topicById(readU32(frame, 1))?.bySession.get(readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
+        if (isWindowFrame(frame)) peerOfTopic(this.#topicById(readU32(frame, 1)), readU32(frame, 5))?.sendWindow.grant(readU32(frame, 9));
         return;
       case FrameType.ERROR:
         if (isErrorFrame(frame)) {
@@ -1195,7 +1263,7 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #onDeliver(frame: Uint8Array): void {
     const state = this.#topicById(readU32(frame, 1));
-    const conn = state?.bySession.get(readU32(frame, 5));
+    const conn = peerOfTopic(state, readU32(frame, 5));
     if (state === undefined || conn === undefined || conn.closed) return;
     conn.deliver(frame.subarray(DATA_HEADER_BYTES));
     const overflow = inboundOverflow(conn, this.#inbound);
@@ -1216,9 +1284,9 @@ export class RelayTransport implements Transport, LinkHandler {
     // relay noticed the old socket die): the old one is stale.
     // (Found by a scan of the topic's Connections: a map by peer id per topic is ~180 B of heap for
     // every idle replica, and a join is rare.)
-    for (const old of state.bySession.values()) if (old.peerId === peerId) old.markClosed();
+    for (const old of peerList(state)) if (old.peerId === peerId) old.markClosed();
     const conn = new RelayConnection(state, session, peerId, this.#generation);
-    state.bySession.set(session, conn);
+    putPeer(state, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
     // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
     // side can, and the window is off.
