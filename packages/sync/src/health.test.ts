@@ -60,6 +60,59 @@ describe('RateWindow', () => {
 });
 
 describe('PeerMeter', () => {
+  it('reads the same rates in its small form and its full ring, and holds no array while traffic is small', () => {
+    // Reference: every frame counted in its 10 s bucket; a rate sums the buckets of the last minute
+    // (what the full ring computes). Mostly ping-sized frames, sometimes a large one (the meter
+    // moves to its full ring), sometimes a long silence (it empties and goes back to the small form).
+    const width = PeerMeter.BUCKET_MS;
+    const buckets = PeerMeter.BUCKETS;
+    for (let seed = 1; seed <= 30; seed++) {
+      let x = seed;
+      const rand = (): number => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const m = new PeerMeter(0, 0);
+      const counted: Array<{ bucket: number; dir: 'in' | 'out'; bytes: number }> = [];
+      let now = 0;
+      let smallSeen = 0;
+      let fullSeen = 0;
+      for (let step = 0; step < 3_000; step++) {
+        now += rand() < 0.01 ? Math.floor(rand() * 130_000) : Math.floor(rand() * 2_500);
+        const r = rand();
+        if (r < 0.6) {
+          const bytes = rand() < 0.03 ? Math.floor(rand() * 70_000) : 40 + Math.floor(rand() * 40);
+          const dir = rand() < 0.5 ? 'in' : 'out';
+          if (dir === 'in') m.received(bytes, now);
+          else m.sent(bytes, now);
+          counted.push({ bucket: Math.floor(now / width), dir, bytes });
+        } else {
+          const bucket = Math.floor(now / width);
+          const recent = counted.filter((c) => c.bucket > bucket - buckets);
+          const span = Math.min(60, Math.max(1, now / 1_000));
+          const sum = (dir: 'in' | 'out', f: (c: { bytes: number }) => number): number => recent.filter((c) => c.dir === dir).reduce((acc, c) => acc + f(c), 0) / span;
+          const want = { bytesIn: sum('in', (c) => c.bytes), bytesOut: sum('out', (c) => c.bytes), framesIn: sum('in', () => 1), framesOut: sum('out', () => 1) };
+          const got = m.rates(now);
+          if (JSON.stringify(got) !== JSON.stringify(want)) expect(got, `seed ${seed} step ${step} at ${now}`).toEqual(want);
+          if (m.allocated) fullSeen++;
+          else smallSeen++;
+          // The small form holds at most 2047 bytes and 15 frames per bucket and direction.
+          const perBucket = new Map<string, { bytes: number; frames: number }>();
+          for (const c of recent) {
+            const k = `${c.bucket} ${c.dir}`;
+            const e = perBucket.get(k) ?? { bytes: 0, frames: 0 };
+            e.bytes += c.bytes;
+            e.frames++;
+            perBucket.set(k, e);
+          }
+          const fits = [...perBucket.values()].every((e) => e.bytes <= 2047 && e.frames <= 15);
+          // Every bucket of the last minute fits the small form: the meter holds no array (it went
+          // back at the first new bucket after the last one that did not fit left the window).
+          if (fits) expect(m.allocated, `seed ${seed} step ${step}`).toBe(false);
+        }
+      }
+      expect(smallSeen).toBeGreaterThan(0);
+      expect(fullSeen).toBeGreaterThan(0);
+    }
+  });
+
   it('reports the four traffic rates from one window', () => {
     const m = new PeerMeter(0, 0);
     m.received(1_000, 1_000);

@@ -117,7 +117,8 @@ abstract class BucketWindow {
   static readonly BUCKETS = 6; // SECONDS / (BUCKET_MS / 1000)
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
-  #bucket = -1;
+  /** The bucket (clock ms / BUCKET_MS) the window last advanced to; -1 before the first. */
+  protected lastBucket = -1;
   /** When the window started, in whole ms (see {@link wholeMs}). */
   readonly #startedAt: number;
 
@@ -171,15 +172,25 @@ abstract class BucketWindow {
     return this.#buckets !== null;
   }
 
-  private advance(now: number): void {
+  /** Takes `buckets` (laid out as the window's own, or null: none) as its buckets (a subclass's own form). */
+  protected adopt(buckets: number[] | null): void {
+    this.#buckets = buckets;
+  }
+
+  /** The buckets (null while none); read only. */
+  protected get ring(): readonly number[] | null {
+    return this.#buckets;
+  }
+
+  protected advance(now: number): void {
     const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
-    if (this.#bucket < 0 || this.#buckets === null) {
-      this.#bucket = bucket;
+    if (this.lastBucket < 0 || this.#buckets === null) {
+      this.lastBucket = bucket;
       return;
     }
-    if (bucket <= this.#bucket) return;
-    const gap = bucket - this.#bucket;
-    this.#bucket = bucket;
+    if (bucket <= this.lastBucket) return;
+    const gap = bucket - this.lastBucket;
+    this.lastBucket = bucket;
     if (gap >= BucketWindow.BUCKETS) {
       this.#buckets = null;
       return;
@@ -262,6 +273,25 @@ function framesOf(bucket: number): number {
   return bucket % FRAME_SPAN;
 }
 
+/**
+ * A {@link PeerMeter}'s small form of its ring, held while every bucket is small (an idle peer's
+ * pings and pongs, a sync of a small document): six fields, one per 10 s bucket, each holding both
+ * directions as one small integer — `in * HALF + out`, a direction being `bytes * 16 + frames`
+ * (bytes up to 2047, frames up to 15: 15 bits) — so a field stays a small integer (no boxed
+ * number) and the meter holds no array (12 doubles and the array: ~144 B per peer). A bucket that
+ * would outgrow it moves the meter to the full ring ({@link BucketWindow}) until a whole window
+ * passes empty. The rates read the same either way.
+ */
+const HALF = 2 ** 15;
+const SMALL_SPAN = 16;
+const SMALL_FRAMES = SMALL_SPAN - 1;
+const SMALL_BYTES = 2047;
+
+/** A direction of a small cell (15 bits) as a full-ring bucket (`bytes * FRAME_SPAN + frames`). */
+function fullOf(half: number): number {
+  return Math.floor(half / SMALL_SPAN) * FRAME_SPAN + (half % SMALL_SPAN);
+}
+
 /** A token bucket that bounds how many health events one subject may publish. */
 export class EventLimiter {
   readonly #burst: number;
@@ -334,9 +364,140 @@ export class PeerMeter extends BucketWindow {
     this.ackedSeq = seqAtStart;
   }
 
+  // The small form of the traffic ring (see HALF): bucket i's in and out, while !allocated.
+  #small0 = 0;
+  #small1 = 0;
+  #small2 = 0;
+  #small3 = 0;
+  #small4 = 0;
+  #small5 = 0;
+
   /** Two channels: traffic in and out (see {@link IN}). */
   protected get channels(): number {
     return 2;
+  }
+
+  private smallCell(i: number): number {
+    switch (i) {
+      case 0:
+        return this.#small0;
+      case 1:
+        return this.#small1;
+      case 2:
+        return this.#small2;
+      case 3:
+        return this.#small3;
+      case 4:
+        return this.#small4;
+      default:
+        return this.#small5;
+    }
+  }
+
+  private setSmallCell(i: number, value: number): void {
+    switch (i) {
+      case 0:
+        this.#small0 = value;
+        break;
+      case 1:
+        this.#small1 = value;
+        break;
+      case 2:
+        this.#small2 = value;
+        break;
+      case 3:
+        this.#small3 = value;
+        break;
+      case 4:
+        this.#small4 = value;
+        break;
+      default:
+        this.#small5 = value;
+    }
+  }
+
+  private smallEmpty(): boolean {
+    return (this.#small0 | this.#small1 | this.#small2 | this.#small3 | this.#small4 | this.#small5) === 0;
+  }
+
+  /** As the ring's advance, on the small form: buckets the clock moved past are emptied. */
+  private advanceSmall(now: number): void {
+    const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
+    if (this.lastBucket < 0 || this.smallEmpty()) {
+      this.lastBucket = bucket;
+      return;
+    }
+    if (bucket <= this.lastBucket) return;
+    const gap = bucket - this.lastBucket;
+    this.lastBucket = bucket;
+    const n = BucketWindow.BUCKETS;
+    if (gap >= n) for (let i = 0; i < n; i++) this.setSmallCell(i, 0);
+    else for (let i = 1; i <= gap; i++) this.setSmallCell((bucket - gap + i) % n, 0);
+  }
+
+  /**
+   * At a new bucket, the full ring goes back to the small form if every bucket of the window fits
+   * it (a peer's sync or burst left the window): a busy peer moves at most once per 10 s bucket.
+   */
+  private shrink(now: number): void {
+    if (Math.floor(now / BucketWindow.BUCKET_MS) <= this.lastBucket) return;
+    this.advance(now);
+    const ring = this.ring;
+    if (ring === null) return;
+    const n = BucketWindow.BUCKETS;
+    for (let i = 0; i < 2 * n; i++) {
+      const b = ring[i] ?? 0;
+      if (bytesOf(b) > SMALL_BYTES || framesOf(b) > SMALL_FRAMES) return;
+    }
+    for (let j = 0; j < n; j++) {
+      const inBucket = ring[IN * n + j] ?? 0;
+      const outBucket = ring[OUT * n + j] ?? 0;
+      this.setSmallCell(j, (bytesOf(inBucket) * SMALL_SPAN + framesOf(inBucket)) * HALF + bytesOf(outBucket) * SMALL_SPAN + framesOf(outBucket));
+    }
+    this.adopt(null);
+  }
+
+  protected override update(now: number, channel: number, f: (bucket: number, arg: number) => number, arg: number): void {
+    if (this.allocated) this.shrink(now);
+    if (!this.allocated) {
+      this.advanceSmall(now);
+      const i = Math.floor(now / BucketWindow.BUCKET_MS) % BucketWindow.BUCKETS;
+      const cell = this.smallCell(i);
+      const out = cell % HALF;
+      const next = f(fullOf(channel === IN ? (cell - out) / HALF : out), arg);
+      const bytes = bytesOf(next);
+      const frames = framesOf(next);
+      if (bytes <= SMALL_BYTES && frames <= SMALL_FRAMES) {
+        const half = bytes * SMALL_SPAN + frames;
+        this.setSmallCell(i, channel === IN ? half * HALF + out : cell - out + half);
+        return;
+      }
+      // Outgrown: the full ring from here on, with what the small form held.
+      const n = BucketWindow.BUCKETS;
+      const ring = new Array<number>(2 * n).fill(0);
+      for (let j = 0; j < n; j++) {
+        const c = this.smallCell(j);
+        ring[IN * n + j] = fullOf((c - (c % HALF)) / HALF);
+        ring[OUT * n + j] = fullOf(c % HALF);
+        this.setSmallCell(j, 0);
+      }
+      this.adopt(ring);
+    }
+    super.update(now, channel, f, arg);
+  }
+
+  protected override perSecondOf(now: number, channel: number, part: (bucket: number) => number): number {
+    if (this.allocated) this.shrink(now);
+    if (this.allocated) return super.perSecondOf(now, channel, part);
+    this.advanceSmall(now);
+    if (this.smallEmpty()) return 0;
+    let sum = 0;
+    for (let i = 0; i < BucketWindow.BUCKETS; i++) {
+      const c = this.smallCell(i);
+      sum += part(fullOf(channel === IN ? (c - (c % HALF)) / HALF : c % HALF));
+    }
+    const span = Math.min(BucketWindow.SECONDS, Math.max(1, (now - this.startedAt) / 1000));
+    return sum / span;
   }
 
   /** Smoothed round-trip time (EWMA, 1/4 weight per sample, kept to the microsecond), or null before the first pong. */
