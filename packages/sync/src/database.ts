@@ -459,6 +459,8 @@ export class Database {
       readOnly,
       macrotask: host.macrotask,
       onError: this.#onError,
+      // This database's own 'update' listener hands it every update (#onUpdate): one listener, not two.
+      listen: false,
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.#doc);
@@ -977,6 +979,9 @@ export class Database {
     for (const w of [...(this.#waiters ?? [])]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     offDocUpdate(this.#doc, this.#onUpdate);
+    // Until the store is released, the binding keeps writing what the doc still gets (as it did
+    // with a listener of its own).
+    this.#persistence.listen();
     stopFastUpdates(this.#doc);
     this.#stopNodeEvents();
     dropEncodedState(this.#doc);
@@ -1159,6 +1164,8 @@ export class Database {
   // ---- doc and awareness hooks --------------------------------------------------------------
 
   readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+    // The persistence binding's listener, folded into this one (it ignores its own origins).
+    this.#persistence.noteUpdate(update, origin);
     if (origin === PERSISTENCE_ORIGIN) return;
     // The mailbox hook's listener, folded into this one (one closure per database, not two).
     this.#mailbox?.noteUpdate(origin, tr);

@@ -83,6 +83,38 @@ describe('DocPersistence', () => {
     store.close();
   });
 
+  it('listen: false writes what the owner hands to noteUpdate, and from listen() on every update of the doc itself', async () => {
+    const store = new MemoryStore();
+    const doc = new Y.Doc();
+    const p = new DocPersistence(store, 'd', doc, { listen: false });
+    p.load();
+    doc.getMap('m').set('a', 1); // nobody hands it over: not written
+    await nextMacrotask();
+    expect(store.stats('d').updates).toBe(0);
+    const forwarded = (update: Uint8Array, origin: unknown): void => p.noteUpdate(update, origin);
+    doc.on('update', forwarded);
+    doc.getMap('m').set('b', 2);
+    doc.transact(() => doc.getMap('m').set('own', 0), PERSISTENCE_ORIGIN); // its own origin: skipped
+    await nextMacrotask();
+    expect(store.stats('d').updates).toBe(1);
+    doc.off('update', forwarded);
+    p.listen();
+    p.listen(); // idempotent: one listener
+    doc.getMap('m').set('c', 3);
+    await nextMacrotask();
+    expect(store.stats('d').updates).toBe(2);
+    p.close();
+    doc.getMap('m').set('d', 4); // closed: no longer listening
+    await nextMacrotask();
+    expect(store.stats('d').updates).toBe(2);
+    // A read-only binding writes nothing, handed over or not.
+    const ro = new DocPersistence(store, 'd', new Y.Doc(), { listen: false, readOnly: true });
+    ro.noteUpdate(Y.encodeStateAsUpdate(doc), 'remote');
+    ro.listen();
+    await nextMacrotask();
+    expect(store.stats('d').updates).toBe(2);
+  });
+
   it('reopen after close restores identical Yjs state', async () => {
     const path = freshPath();
     const store = openSqliteStore(path);

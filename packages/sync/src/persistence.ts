@@ -106,6 +106,12 @@ export interface PersistenceOptions {
    * platform's scheduler (`setImmediate` in Node, a `MessageChannel` in browsers).
    */
   macrotask?: (fn: () => void) => () => void;
+  /**
+   * @internal False: the owner already listens to the doc's updates and hands each to
+   * {@link DocPersistence.noteUpdate} (one listener per database, not two) until it calls
+   * {@link DocPersistence.listen}. Default true: the binding listens itself.
+   */
+  listen?: boolean;
 }
 
 /** The default scheduler: `setImmediate` where the host has one (Node), else `setTimeout(fn, 0)`. */
@@ -333,7 +339,7 @@ export class DocPersistence {
   set #hasPendingError(on: boolean) {
     this.#bit(HAS_PENDING_ERROR, on);
   }
-  /** {@link #onUpdate} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
+  /** {@link #listener} listens (sync/src/doc-updates.ts: the doc's updates, encoded once); stopped with offDocUpdate, no stop closure kept. */
   get #listening(): boolean {
     return (this.#bits & LISTENING) !== 0;
   }
@@ -435,15 +441,31 @@ export class DocPersistence {
     this.#setRare('compactions', value);
   }
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || this.#closed) return;
+  /** The doc-update listener while the binding listens itself (see {@link PersistenceOptions.listen}). */
+  #listener: ((update: Uint8Array, origin: unknown) => void) | null = null;
+
+  /**
+   * @internal Queues an update of the doc for the end-of-tick write (what the binding's own
+   * listener does; an owner that listens for it calls this with every update of the doc).
+   */
+  noteUpdate(update: Uint8Array, origin: unknown): void {
+    if (origin === PERSISTENCE_ORIGIN || origin === EXTERNAL_ORIGIN || (this.#bits & (CLOSED | READ_ONLY)) !== 0) return;
     if (this.#queue === NO_UPDATES) this.#queue = [update];
     else this.#queue.push(update);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#backgroundFlush());
     }
-  };
+  }
+
+  /** @internal Listens to the doc's updates itself from now on (idempotent; not for a read-only binding or once closed). */
+  listen(): void {
+    if (this.#listening || this.#readOnly || this.#closed) return;
+    const listener = (update: Uint8Array, origin: unknown): void => this.noteUpdate(update, origin);
+    this.#listener = listener;
+    onDocUpdate(this.doc, listener);
+    this.#listening = true;
+  }
 
   // #backgroundFlush, #retry and #watch are methods, wrapped where they are scheduled: not three
   // bound closures per binding for the database's whole life (ARCHITECTURE § Memory of an idle replica).
@@ -508,10 +530,9 @@ export class DocPersistence {
       unref(this.#watchTimer);
     }
     if (this.#readOnly) return;
-    onDocUpdate(doc, this.#onUpdate);
-    this.#listening = true;
+    if (options.listen !== false) this.listen();
     // State the doc had before it was bound would otherwise never reach the store.
-    if (doc.store.clients.size > 0) this.#onUpdate(codec.encodeStateAsUpdate(doc), undefined);
+    if (doc.store.clients.size > 0) this.noteUpdate(codec.encodeStateAsUpdate(doc), undefined);
   }
 
   /**
@@ -808,7 +829,8 @@ export class DocPersistence {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
-    if (this.#listening) offDocUpdate(this.doc, this.#onUpdate);
+    if (this.#listening && this.#listener !== null) offDocUpdate(this.doc, this.#listener);
+    this.#listener = null;
     this.#listening = false;
     this.#compactTimer?.();
     this.#compactTimer = undefined;
