@@ -79,6 +79,30 @@ describe('codec (v1 with short ASCII strings in JavaScript)', () => {
     expect(ours.getMap('m').toJSON()).toEqual(m.toJSON());
   });
 
+  it('reads ASCII keys and values of every length from 0 to past SHORT_STRING as Yjs does, small update and large', () => {
+    // Each length once as a key and once as a value (every case of the string builder, and the
+    // 8-byte pieces above 8), with all 128 ASCII codes among them; then the same inside an update
+    // large enough for the recent-strings cache.
+    const text = (n: number, seed: number): string => Array.from({ length: n }, (_, i) => String.fromCharCode((seed * 7 + i * 13) % 128)).join('');
+    for (const padding of [0, 20_000]) {
+      const doc = new Y.Doc();
+      const m = doc.getMap('m');
+      doc.transact(() => {
+        for (let n = 0; n <= SHORT_STRING + 9; n++) {
+          m.set(`${n}:${text(n, n)}`, text(n, n + 1));
+          m.set(text(n, n + 2) + `|${n}`, { [text(n, n + 3)]: [text(n, n + 4)] });
+        }
+        if (padding > 0) m.set('padding', 'p'.repeat(padding));
+      });
+      const update = Y.encodeStateAsUpdate(doc);
+      expect(update.length >= 16 * 1024).toBe(padding > 0);
+      const ours = new Y.Doc();
+      applyUpdate(ours, update);
+      expect(ours.getMap('m').toJSON()).toEqual(m.toJSON());
+      expect(sameBytes(Y.encodeStateAsUpdate(ours), update)).toBe(true);
+    }
+  });
+
   it('passes the transaction origin and emits the update event as Yjs does', () => {
     const update = Y.encodeStateAsUpdate(richDoc());
     const doc = new Y.Doc();

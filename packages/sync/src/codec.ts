@@ -56,11 +56,7 @@ function readString(decoder: decoding.Decoder, recent: Array<string | undefined>
     }
     if (i === end) {
       decoder.pos = end;
-      if (recent === null) {
-        let s = '';
-        for (let j = from; j < end; j++) s += String.fromCharCode(arr[j]!);
-        return s;
-      }
+      if (recent === null) return asciiString(arr, from, length);
       const slot = hash & (RECENT_SLOTS - 1);
       const hit = recent[slot];
       if (hit !== undefined && hit.length === length) {
@@ -68,14 +64,48 @@ function readString(decoder: decoding.Decoder, recent: Array<string | undefined>
         while (k < length && hit.charCodeAt(k) === arr[from + k]) k++;
         if (k === length) return hit;
       }
-      let s = '';
-      for (let j = from; j < end; j++) s += String.fromCharCode(arr[j]!);
+      const s = asciiString(arr, from, length);
       recent[slot] = s;
       return s;
     }
   }
   decoder.pos = start;
   return decoding.readVarString(decoder);
+}
+
+/**
+ * The string of the `length` ASCII bytes of `arr` from `from`, made at once: one
+ * `String.fromCharCode` call with the bytes as arguments for up to 8 (node ids, field names),
+ * one per 8 bytes above. Adding one character at a time (`s += ...`) made a new string per byte
+ * (short strings are flat copies): 200,000 keys of a 100,000-node step 2 left ~1.4 million
+ * dead strings for the scavenger (BENCHMARKS.md § Issue 12, Session 11 (cold)).
+ */
+function asciiString(arr: Uint8Array, from: number, length: number): string {
+  switch (length) {
+    case 0:
+      return '';
+    case 1:
+      return String.fromCharCode(arr[from]!);
+    case 2:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!);
+    case 3:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!);
+    case 4:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!, arr[from + 3]!);
+    case 5:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!, arr[from + 3]!, arr[from + 4]!);
+    case 6:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!, arr[from + 3]!, arr[from + 4]!, arr[from + 5]!);
+    case 7:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!, arr[from + 3]!, arr[from + 4]!, arr[from + 5]!, arr[from + 6]!);
+    case 8:
+      return String.fromCharCode(arr[from]!, arr[from + 1]!, arr[from + 2]!, arr[from + 3]!, arr[from + 4]!, arr[from + 5]!, arr[from + 6]!, arr[from + 7]!);
+    default: {
+      let s = asciiString(arr, from, 8);
+      for (let at = from + 8, end = from + length; at < end; at += 8) s += asciiString(arr, at, Math.min(8, end - at));
+      return s;
+    }
+  }
 }
 
 /** lib0's `readAny`, with strings and object keys read by {@link readString}. */

@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { openLink } from './link.js';
+import { UNCORK_AT_BYTES, openLink } from './link.js';
 
 const servers: WebSocketServer[] = [];
 afterEach(async () => {
@@ -50,6 +50,35 @@ describe('WsLink', () => {
       await server.whenReceived(11);
       expect(writev.mock.calls.length + write.mock.calls.length).toBe(2);
       expect(server.received.map((b) => [...b])).toEqual([...frames.map((f) => [...f]), [42]]);
+    } finally {
+      link.close(1000, 'done');
+    }
+  });
+  it('writes a large frame at once, with the frames queued before it; the rest of the tick goes in one write after', async () => {
+    const server = await collectingServer();
+    const link = await openLink(server.url, { timeoutMs: 5000, maxPayload: 4 << 20, implementation: 'ws' });
+    try {
+      const writev = vi.spyOn(Socket.prototype as unknown as { _writev: (...args: unknown[]) => void }, '_writev');
+      const write = vi.spyOn(Socket.prototype as unknown as { _write: (...args: unknown[]) => void }, '_write');
+      const writes = (): number => writev.mock.calls.length + write.mock.calls.length;
+      const before = [Uint8Array.of(1), Uint8Array.of(2)];
+      const large = new Uint8Array(UNCORK_AT_BYTES).fill(7);
+      const after = [Uint8Array.of(3), Uint8Array.of(4)];
+      for (const f of before) link.send(f);
+      expect(writes()).toBe(0); // small frames wait for the end of the tick
+      link.send(large);
+      expect(writes()).toBe(1); // the large one left now, in one write with the two before it
+      for (const f of after) link.send(f);
+      expect(writes()).toBe(1);
+      await server.whenReceived(5);
+      expect(writes()).toBe(2); // the frames after it: one write at the end of the tick
+      expect(server.received.map((b) => b.length)).toEqual([1, 1, UNCORK_AT_BYTES, 1, 1]);
+      expect(server.received[2]!.every((b) => b === 7)).toBe(true);
+      // Just below the size: held for the end of the tick like any small frame.
+      link.send(new Uint8Array(UNCORK_AT_BYTES - 1));
+      expect(writes()).toBe(2);
+      await server.whenReceived(6);
+      expect(writes()).toBe(3);
     } finally {
       link.close(1000, 'done');
     }

@@ -97,6 +97,9 @@ function rawSocket(ws: WsSocket): { cork(): void; uncork(): void } | undefined {
     : undefined;
 }
 
+/** A frame of at least this many bytes is written at once, not held for the end of the tick (see {@link WsLink.send}). */
+export const UNCORK_AT_BYTES = 64 * 1024;
+
 /**
  * Ends a tick's batch of frames. A session's opening (step 1, awareness, step 2 to each peer,
  * flow-control windows) and a turn's updates are many small frames sent in one tick; `ws`
@@ -168,6 +171,13 @@ class WsLink implements Link {
   send(frame: Uint8Array): void {
     if (!this.#corked) this.#cork();
     this.#ws.send(frame, this.#afterWrite);
+    // A large frame (a chunk of a step 2 or catch-up: up to 1 MiB) leaves at once, with the frames
+    // queued before it, instead of at the end of the tick: a sender seals and sends a 4 MB state
+    // as 4 frames in one tick, and corked they all waited for the last seal, so the relay and the
+    // receiver started on the first only after it (~5 ms later per MiB sealed after it, BENCHMARKS.md
+    // § Issue 12, Session 11 (cold)). What the cork saves — one write and one relay read per
+    // tick of small frames — is nothing next to such a frame.
+    if (frame.length >= UNCORK_AT_BYTES && this.#corked) this.uncork();
   }
 
   /** Frames sent in this tick wait in the socket and leave as one write at the end of it (see {@link uncorkLink}). */
