@@ -13,6 +13,7 @@
 //   write a V8 heap snapshot at every GC mark (idle: before, half, after), after the mark's figures
 //   were read; diff the 'half' and 'after' ones per connection. Snapshots cost native memory: do
 //   not read RSS figures from such a run.
+// BENCH_DRIVER_EXEC_ARGV='--trace-gc ...' adds V8 flags to every driver (diagnostics, not for figures of record).
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -336,7 +337,10 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
     const url = `ws://127.0.0.1:${ready.port}`;
 
     const startDriver = async (role: string): Promise<Child> => {
-      const child = forkChild(join(HERE, 'compare', 'driver.ts'), [], [...TSX_ARGS, '--expose-gc', '--max-old-space-size=8192'], profileDir(role));
+      // Diagnostics only, like BENCH_SERVER_EXEC_ARGV: BENCH_DRIVER_EXEC_ARGV='--trace-gc --trace-gc-verbose' for every driver
+      // (with BENCH_SERVER_DIAG=<dir> their stdout goes to <dir>/stdout-<pid>.txt).
+      const driverDiag = process.env.BENCH_DRIVER_EXEC_ARGV?.split(' ').filter(Boolean) ?? [];
+      const child = forkChild(join(HERE, 'compare', 'driver.ts'), [], [...TSX_ARGS, '--expose-gc', '--max-old-space-size=8192', ...driverDiag], profileDir(role));
       children.push(child);
       await waitMessage(child, (m) => m.type === 'hello', 30_000, `${role} start`);
       return child;
