@@ -642,7 +642,7 @@ export class SqliteStore implements DocStore {
   /**
    * `append` of ONE update by a shared store to a document whose row id and last sequence number
    * it remembers (from its last append or read): one autocommit `INSERT` of `seq + 1` instead of
-   * `BEGIN IMMEDIATE`, a read of the last number, the `INSERT` and `COMMIT` (about 2 µs of CPU
+   * `BEGIN IMMEDIATE`, a read of the last number, the `INSERT` and `COMMIT` (about 3 µs of CPU
    * less; BENCHMARKS.md § Issue 12, Session 11 (puts2)). Other connections (other processes) may
    * write the file meanwhile, so the statement checks the guess against the file as it writes:
    * the row `seq` must still be there (a compaction through `seq` or later deleted it) and the
