@@ -93,6 +93,8 @@ export interface SendWindow {
 const UNKNOWN = 0;
 const SPEAKS = 1;
 const LEGACY = 2;
+/** Largest credit a window keeps (2^44 bytes: far beyond any grant sequence, and `credit * 4 + speaks` stays exact). */
+const MAX_CREDIT = 2 ** 44;
 
 /** What a window holds only while sends wait, while the legacy timer runs, or once closed. */
 interface WindowWait {
@@ -105,16 +107,36 @@ interface WindowWait {
 
 /**
  * A Connection that is its own {@link SendWindow} (the relay's: one object per remote peer, not
- * two — an idle replica holds one per remote replica). Its window is two small numbers while
+ * two — an idle replica holds one per remote replica). Its window is one small number while
  * nothing waits; waiters, the legacy timer and the close error live in a side object made only
  * while needed.
  */
 export abstract class WindowedConnection extends QueuedConnection implements SendWindow {
-  #credit = INITIAL_WINDOW_BYTES;
-  /** {@link UNKNOWN}, {@link SPEAKS} or {@link LEGACY}. */
-  #speaks = UNKNOWN;
+  /**
+   * The credit and whether the peer speaks WINDOW ({@link UNKNOWN}, {@link SPEAKS} or
+   * {@link LEGACY}) as one small integer, `credit * 4 + speaks` (one field, not two: an idle
+   * replica holds a Connection per remote replica). Credit may go below zero (a message larger
+   * than the window); it is capped at {@link MAX_CREDIT} so the sum stays exact.
+   */
+  #window = INITIAL_WINDOW_BYTES * 4 + UNKNOWN;
   /** Null while no send waits, no legacy timer runs and the window is open (the usual state of an idle pair). */
   #wait: WindowWait | null = null;
+
+  private get speaks(): number {
+    return ((this.#window % 4) + 4) % 4;
+  }
+
+  private set speaks(speaks: number) {
+    this.#window = this.creditLeft * 4 + speaks;
+  }
+
+  private get creditLeft(): number {
+    return (this.#window - this.speaks) / 4;
+  }
+
+  private set creditLeft(credit: number) {
+    this.#window = Math.min(MAX_CREDIT, credit) * 4 + this.speaks;
+  }
 
   /** The window (this Connection itself). */
   get sendWindow(): SendWindow {
@@ -122,23 +144,23 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
   }
 
   get credit(): number {
-    return this.#speaks === LEGACY ? Infinity : this.#credit;
+    return this.speaks === LEGACY ? Infinity : this.creditLeft;
   }
 
   get negotiated(): boolean {
-    return this.#speaks === SPEAKS;
+    return this.speaks === SPEAKS;
   }
 
   disable(): void {
-    this.#speaks = LEGACY;
+    this.speaks = LEGACY;
     this.clearLegacyTimer();
     this.release();
   }
 
   grant(credit: number): void {
-    if (this.#speaks === LEGACY) return;
-    this.#speaks = SPEAKS;
-    this.#credit += credit;
+    if (this.speaks === LEGACY) return;
+    this.speaks = SPEAKS;
+    this.creditLeft += credit;
     this.clearLegacyTimer();
     this.release();
   }
@@ -151,11 +173,11 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
     const w = wait;
     return new Promise((resolve, reject) => {
       w.waiters.push({ cost, resolve, reject });
-      if (this.#speaks === UNKNOWN && w.timer === null) {
+      if (this.speaks === UNKNOWN && w.timer === null) {
         w.timer = setTimeout(() => {
           w.timer = null;
-          if (this.#speaks !== UNKNOWN) return;
-          this.#speaks = LEGACY;
+          if (this.speaks !== UNKNOWN) return;
+          this.speaks = LEGACY;
           this.release();
         }, LEGACY_WINDOW_WAIT_MS);
         (w.timer as { unref?: () => void }).unref?.();
@@ -166,7 +188,7 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
   canAcquire(cost: number): boolean {
     const wait = this.#wait;
     if (wait !== null && (wait.closed || wait.waiters.length > 0)) return false;
-    return this.#speaks === LEGACY || this.#credit >= Math.min(cost, INITIAL_WINDOW_BYTES);
+    return this.speaks === LEGACY || this.creditLeft >= Math.min(cost, INITIAL_WINDOW_BYTES);
   }
 
   tryAcquire(cost: number): boolean {
@@ -188,10 +210,10 @@ export abstract class WindowedConnection extends QueuedConnection implements Sen
   }
 
   private take(cost: number): boolean {
-    if (this.#speaks === LEGACY) return true;
+    if (this.speaks === LEGACY) return true;
     // A message larger than a whole window goes once the window is full (it can never fit otherwise).
-    if (this.#credit < Math.min(cost, INITIAL_WINDOW_BYTES)) return false;
-    this.#credit -= cost;
+    if (this.creditLeft < Math.min(cost, INITIAL_WINDOW_BYTES)) return false;
+    this.creditLeft -= cost;
     return true;
   }
 
