@@ -76,8 +76,18 @@ describe('FrameSealer', () => {
     const body = (i: number, round: number): Uint8Array => new Uint8Array([i, round, 7, 9]);
     // Round 0 makes the subkeys (the list fills at 16, then the Map takes over); rounds 1-2 read them back.
     for (let round = 0; round < 3; round++) {
-      for (let i = 0; i < senders.length; i++) expect(receiver.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
+      for (let i = 0; i < senders.length; i++) {
+        expect(receiver.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
+        // Each sender remembered once, found again later (in the flat string up to 16, then the Map).
+        expect(receiver.rememberedSenders).toBe(round === 0 ? i + 1 : senders.length);
+      }
     }
+    // A few senders (the flat string only): each found again, none remembered twice.
+    const few = new FrameSealer(material, topic);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5; i++) expect(few.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
+    }
+    expect(few.rememberedSenders).toBe(5);
     // A remembered sender's frame with one flipped byte still fails: the subkey is its own.
     const frame = senders[3]!.seal(body(3, 9));
     frame[frame.length - 1]! ^= 1;

@@ -69,13 +69,14 @@ export class FrameSealer {
   #counterHigh = 0;
   #counterLow = 0;
   /**
-   * Opening: subkeys of other senders, each remembered as one string of one char per byte, the
+   * Opening: subkeys of other senders, each remembered as 48 chars of one char per byte, the
    * sender's prefix (16) then its subkey (32), copied into the scratch key to use. A database
-   * hears from a few senders: up to {@link SUBKEY_LIST_LIMIT} such strings in a list, looked
-   * through (a 48-char string is 64 B of heap; a Map of them ~150 B more, a Uint8Array per key
-   * ~200 B); past that, a Map by prefix. Null until the first.
+   * hears from a few senders: up to {@link SUBKEY_LIST_LIMIT} entries back to back in one flat
+   * string, looked through (48 B of heap per sender; a string each was 64 B and a list slot, a
+   * Map of them ~150 B more, a Uint8Array per key ~200 B); past that, a Map by prefix of one
+   * string each. Null until the first.
    */
-  #subkeys: string[] | Map<string, string> | null = null;
+  #subkeys: string | Map<string, string> | null = null;
   /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
   readonly #ownPrefix: string;
 
@@ -103,6 +104,12 @@ export class FrameSealer {
   /** A copy of the topic this sealer binds its frames to. */
   topicCopy(): TopicHash {
     return this.#slab.slice(this.#slab.length - 32);
+  }
+
+  /** @internal Senders whose subkeys are remembered (the entries of the flat string, or of the Map past it). */
+  get rememberedSenders(): number {
+    const subkeys = this.#subkeys;
+    return subkeys === null ? 0 : typeof subkeys === 'string' ? subkeys.length / ENTRY_LENGTH : subkeys.size;
   }
 
   /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */
@@ -141,10 +148,21 @@ export class FrameSealer {
     // string per frame (every peer's ping and pong every 5 s is a frame), only past the list.
     if (startsWithPrefix(this.#ownPrefix, frame)) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
-      const cached = this.#cached(frame);
-      if (cached !== undefined) {
+      const subkeys = this.#subkeys;
+      let entry: string | undefined;
+      let at = 0;
+      if (typeof subkeys === 'string') {
+        for (let o = 0; o < subkeys.length; o += ENTRY_LENGTH) {
+          if (startsWithPrefix(subkeys, frame, o)) {
+            entry = subkeys;
+            at = o;
+            break;
+          }
+        }
+      } else if (subkeys !== null) entry = subkeys.get(prefixKey(frame, 1));
+      if (entry !== undefined) {
         subkey = SCRATCH.openKey;
-        for (let i = 0; i < 32; i++) subkey[i] = cached.charCodeAt(NONCE_PREFIX_LENGTH + i);
+        for (let i = 0; i < 32; i++) subkey[i] = entry.charCodeAt(at + NONCE_PREFIX_LENGTH + i);
       } else subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
     }
     const nonce = SCRATCH.openNonce;
@@ -156,36 +174,34 @@ export class FrameSealer {
     return plain;
   }
 
-  /** The remembered entry (prefix then subkey) of the sender of `frame` (its prefix at offset 1). */
-  #cached(frame: Uint8Array): string | undefined {
-    const subkeys = this.#subkeys;
-    if (subkeys === null) return undefined;
-    if (!Array.isArray(subkeys)) return subkeys.get(prefixKey(frame, 1));
-    for (let i = 0; i < subkeys.length; i++) if (startsWithPrefix(subkeys[i]!, frame)) return subkeys[i];
-    return undefined;
-  }
-
   /** Remembers the subkey of the sender of `frame` (prefix `prefix`). */
   #remember(prefix: string, frame: Uint8Array, subkey: Uint8Array): void {
     // Built in the process's scratch (synchronous, like seal and open): no buffer per new sender.
     const entry = SCRATCH.entry;
     for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) entry[i] = frame[1 + i]!;
     for (let i = 0; i < 32; i++) entry[NONCE_PREFIX_LENGTH + i] = subkey[i]!;
-    const text = prefixKey(entry, 0, entry.length);
     let subkeys = this.#subkeys;
-    if (subkeys === null || Array.isArray(subkeys)) {
-      // A list of exactly its entries (push, or a spread, would give it 17 or more slots): a new
-      // sender is rare, copying a few pointers then is nothing.
-      if (subkeys === null || subkeys.length < SUBKEY_LIST_LIMIT) {
-        this.#subkeys = subkeys === null ? [text] : subkeys.concat(text);
+    if (subkeys === null || typeof subkeys === 'string') {
+      const known = subkeys === null ? 0 : subkeys.length / ENTRY_LENGTH;
+      if (known < SUBKEY_LIST_LIMIT) {
+        // One flat string of every entry (`+` would leave a rope of the pieces): a new sender is
+        // rare, copying a few hundred chars then is nothing.
+        const all = new Uint8Array((known + 1) * ENTRY_LENGTH);
+        for (let i = 0; i < known * ENTRY_LENGTH; i++) all[i] = (subkeys as string).charCodeAt(i);
+        all.set(entry, known * ENTRY_LENGTH);
+        this.#subkeys = prefixKey(all, 0, all.length);
         return;
       }
       const byPrefix = new Map<string, string>();
-      for (const e of subkeys) byPrefix.set(e.slice(0, NONCE_PREFIX_LENGTH), e);
+      const one = new Uint8Array(ENTRY_LENGTH);
+      for (let o = 0; o < known * ENTRY_LENGTH; o += ENTRY_LENGTH) {
+        for (let i = 0; i < ENTRY_LENGTH; i++) one[i] = (subkeys as string).charCodeAt(o + i);
+        byPrefix.set(prefixKey(one, 0), prefixKey(one, 0, ENTRY_LENGTH));
+      }
       subkeys = this.#subkeys = byPrefix;
     }
     if (subkeys.size >= SUBKEY_CACHE_LIMIT) subkeys.clear();
-    subkeys.set(prefix, text);
+    subkeys.set(prefix, prefixKey(entry, 0, entry.length));
   }
 }
 
@@ -212,9 +228,12 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 3] = value & 0xff;
 }
 
-/** True if `text` (one char per byte) starts with the nonce prefix of `frame` (its bytes 1..16). */
-function startsWithPrefix(text: string, frame: Uint8Array): boolean {
-  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(i) !== frame[1 + i]) return false;
+/** Chars of a remembered entry: the sender's prefix then its subkey. */
+const ENTRY_LENGTH = NONCE_PREFIX_LENGTH + 32;
+
+/** True if `text` (one char per byte) holds the nonce prefix of `frame` (its bytes 1..16) at `at`. */
+function startsWithPrefix(text: string, frame: Uint8Array, at = 0): boolean {
+  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(at + i) !== frame[1 + i]) return false;
   return true;
 }
 
