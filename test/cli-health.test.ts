@@ -139,11 +139,14 @@ describe('rhizome status --watch', () => {
 
     const watch = new Running(['status', id, '--db', join(dir, 'watcher.db'), '--relay', relay.url, '--watch', '--interval', '200', '--json']);
     running.push(watch);
-    // The first refreshes may come before the peer answered a ping; one with an RTT follows.
+    // The first refreshes may come before the peer answered a ping, or before it synced, or (on a
+    // loaded machine) while its first RTT is still above the degraded threshold: wait for the
+    // refresh that shows all of it, as the text half below waits for its healthy row.
     const line = await watch.waitForJson((e) => {
       const peers = e['peers'] as Array<Record<string, unknown>> | undefined;
-      return e['type'] === 'status' && peers?.length === 1 && peers[0]?.['rttMs'] != null;
-    }, 'a refresh with the peer and its RTT', 30_000);
+      const p = peers?.[0];
+      return e['type'] === 'status' && peers?.length === 1 && p?.['rttMs'] != null && p['health'] === 'healthy' && p['synced'] === true;
+    }, 'a refresh with the peer healthy, synced and its RTT', 30_000);
     const peer = (line['peers'] as Array<Record<string, unknown>>)[0];
     expect(peer).toMatchObject({ transport: 'relay', health: 'healthy', synced: true });
     expect(peer?.['rttMs']).toBeGreaterThanOrEqual(0);

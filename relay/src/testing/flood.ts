@@ -27,6 +27,12 @@ if (mode === 'frames') {
   const big = encodeDataFrame(FrameType.BROADCAST, topicId, 0, new Uint8Array(1024 * 1024));
   for (let i = 0; i < 1000 && client.ws.readyState === WebSocket.OPEN; i++) {
     await new Promise<void>((r) => client.send(big, () => r()));
+    // Back to the event loop after every frame: while the relay reads as fast as this writes,
+    // each write completes at once and its callback runs as a microtask, so without this the
+    // loop never polls the socket: the relay's 4024 close frame sits unread until the relay
+    // destroys the socket after its close grace (2 s), and the client reports 1006 (seen under
+    // load: BENCHMARKS.md § Issue 12, Session 11 (flake)).
+    await new Promise((r) => setImmediate(r));
   }
 }
 await client.closed;
