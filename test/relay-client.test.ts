@@ -195,6 +195,37 @@ describe('relay client sessions', () => {
     expect(await pending).toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
   });
 
+  it('disconnect() while HELLO waits for WELCOME: that socket is closed, the topic iterable ends, no error is reported and no socket follows', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanup.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    let sockets = 0;
+    let helloed!: () => void;
+    const hello = new Promise<void>((resolve) => (helloed = resolve));
+    let closed!: (code: number) => void;
+    const firstClose = new Promise<number>((resolve) => (closed = resolve));
+    wss.on('connection', (ws) => {
+      sockets++;
+      ws.on('close', (code) => closed(code));
+      ws.on('message', (data: Buffer) => {
+        if (data[0] === FrameType.HELLO) helloed(); // never answered
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const errors: string[] = [];
+    const t = transport(`ws://127.0.0.1:${port}`, { timeoutMs: 10_000, heartbeatIntervalMs: 0, onError: (e) => void errors.push(e.message) });
+    const it = (await t.connect(deriveTopic('closed while connecting')))[Symbol.asyncIterator]();
+    await within(WAIT, 'the HELLO', hello);
+    await within(WAIT, 'disconnect()', t.disconnect());
+    expect(t.state).toBe('closed');
+    expect(await within(WAIT, 'the pending socket to close', firstClose)).toBe(1000);
+    expect(await within(WAIT, 'the iterable to end', it.next())).toMatchObject({ done: true });
+    // Longer than the longest reconnect backoff (500 ms): nothing tries again.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(sockets).toBe(1);
+    expect(errors).toEqual([]);
+  });
+
   it('a relay that goes silent (SIGSTOP) is detected by the client heartbeat; it reconnects after SIGCONT', async () => {
     const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
     cleanup.push(async () => {

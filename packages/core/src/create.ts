@@ -56,6 +56,14 @@ class LazyMailbox implements MailboxAccess {
     return this.#access()?.offer ?? null;
   }
 
+  /**
+   * Listeners go to the relay implementation's access, which takes objects; held here until it
+   * loads ({@link MailboxAccess.objectListeners}).
+   */
+  get objectListeners(): boolean {
+    return true;
+  }
+
   onOffer(listener: MailboxOfferListener): () => void {
     const access = this.#access();
     if (access !== undefined) return access.onOffer(listener);

@@ -239,6 +239,12 @@ export interface MailboxAccess {
    */
   onOffer(listener: MailboxOfferListener): () => void;
   /**
+   * True if {@link onOffer} and {@link offOffer} take object listeners (`{ handleOffer }`, told
+   * through {@link callOfferListener}). Optional: an access without it is given functions only (a
+   * third party's access written when listeners were functions calls `listener(offer)`).
+   */
+  readonly objectListeners?: boolean;
+  /**
    * Removes `listener` (added with {@link onOffer}), as the function `onOffer` returned does.
    * Optional; with it a holder keeps no stop function (an idle database holds one listener, and
    * each function is ~60 B of heap).

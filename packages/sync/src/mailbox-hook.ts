@@ -110,15 +110,21 @@ class DeferredMailbox implements MailboxBinding {
   #sync: MailboxSync | null = null;
   /** {@link DIRTY}, {@link CLOSED}, {@link OFFER_LISTENING} (while it listens for an offer: {@link handleOffer}). */
   #flags = 0;
-  /** The function that stops it, for an access without `offOffer` only (the relay's has it). */
+  /**
+   * The function that stops it, kept only for an access that does not take this binding as its
+   * listener and remove it by `offOffer` (the relay's does: `objectListeners`).
+   */
   #stopOffer: (() => void) | null;
 
   constructor(inputs: MailboxInputs, access: MailboxAccess) {
     this.#inputs = inputs;
     this.#access = access;
-    const stop = access.onOffer(this);
+    // An access that takes object listeners is given the binding itself (no closure); any other
+    // calls its listeners as functions, so it gets one (MailboxAccess.objectListeners).
+    const itself = access.objectListeners === true;
+    const stop = access.onOffer(itself ? this : () => this.handleOffer());
     this.#flags |= OFFER_LISTENING;
-    this.#stopOffer = access.offOffer === undefined ? stop : null;
+    this.#stopOffer = itself && access.offOffer !== undefined ? null : stop;
   }
 
   get #closed(): boolean {
@@ -133,8 +139,8 @@ class DeferredMailbox implements MailboxBinding {
   #stopListeningForOffers(): void {
     if ((this.#flags & OFFER_LISTENING) === 0) return;
     this.#flags &= ~OFFER_LISTENING;
-    if (this.#access.offOffer !== undefined) this.#access.offOffer(this);
-    else this.#stopOffer?.();
+    if (this.#stopOffer !== null) this.#stopOffer();
+    else this.#access.offOffer?.(this);
     this.#stopOffer = null;
   }
 

@@ -90,6 +90,11 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   /** The relay of the current session (its URL): mailbox state is kept per relay. */
+  /** Its listeners may be objects (`{ handleOffer }`): see MailboxAccess.objectListeners. */
+  get objectListeners(): boolean {
+    return true;
+  }
+
   get serverId(): string {
     return this.#host.url;
   }
