@@ -13,6 +13,16 @@ import { MAX_DOC, MAX_SEQ } from './schema.js';
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let fileCounter = 0;
+/** A new file at `path` as version 1 of this store made them (its schema, WAL, ids), opened raw to fill in. */
+function openVersion1(path: string): Database.Database {
+  const raw = new Database(path);
+  raw.pragma('journal_mode = WAL');
+  raw.exec(MIGRATIONS[0]!.sql);
+  raw.pragma(`application_id = ${APPLICATION_ID}`);
+  raw.pragma('user_version = 1');
+  return raw;
+}
+
 function freshPath(): string {
   return join(root, `store-${fileCounter++}.db`);
 }
@@ -266,11 +276,7 @@ describe('SqliteStore schema and files', () => {
     for (const exclusive of [false, true]) {
       const path = freshPath();
       // A file as version 1 of this store wrote it: its schema, two documents, a snapshot, a log.
-      const raw = new Database(path);
-      raw.pragma('journal_mode = WAL');
-      raw.exec(MIGRATIONS[0]!.sql);
-      raw.pragma(`application_id = ${APPLICATION_ID}`);
-      raw.pragma('user_version = 1');
+      const raw = openVersion1(path);
       raw.prepare("INSERT INTO docs (id, name, snapshot, snapshot_seq) VALUES (1, 'a', ?, 3), (2, 'b', NULL, 0)").run(Buffer.from([9, 9]));
       const row = raw.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
       for (const seq of [4, 5, 6]) row.run(1, seq, Buffer.from([1, seq]));
@@ -315,11 +321,7 @@ describe('SqliteStore schema and files', () => {
     ];
     for (const [doc, seq, reason] of cases) {
       const path = freshPath();
-      const raw = new Database(path);
-      raw.pragma('journal_mode = WAL');
-      raw.exec(MIGRATIONS[0]!.sql);
-      raw.pragma(`application_id = ${APPLICATION_ID}`);
-      raw.pragma('user_version = 1');
+      const raw = openVersion1(path);
       raw.prepare("INSERT INTO docs (id, name) VALUES (1, 'a'), (?, 'big')").run(doc);
       const row = raw.prepare('INSERT INTO updates (doc, seq, data) VALUES (?, ?, ?)');
       for (const s of [1, 2, 3]) row.run(1, s, Buffer.from([1, s]));

@@ -3,23 +3,12 @@
 // random adds, replacements and removals across both forms and two transport names.
 import { describe, expect, it } from 'vitest';
 import type { Connection } from '@rhizome/core';
+import { prng } from '../../../test/prng.js';
 import { SESSION_LIST_LIMIT, SessionTable, sessionKey } from './session-table.js';
 
 interface S {
   readonly n: number;
   readonly conn: Connection;
-}
-
-/** mulberry32 (seeded, so a failure can be replayed). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('SessionTable', () => {
