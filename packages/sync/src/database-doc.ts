@@ -20,6 +20,12 @@ type Registry = Map<string, Set<(...args: unknown[]) => void>>;
 /** `whenSynced` of every database document that is synced (nothing waits on it: one shared promise). */
 const SYNCED: Promise<void> = Promise.resolve();
 
+/** True while a {@link DatabaseDoc}'s `Y.Doc` constructor runs (its `whenLoaded` assignment is ignored). */
+let constructing = false;
+
+/** What Yjs emits right before it encodes a transaction for `'update'` (doc-updates.ts `useFastUpdates`). */
+export type CleanupHook = (tr: Y.Transaction, doc: Y.Doc) => void;
+
 /**
  * A `Y.Doc` with a cheaper `emit` (see the module description), loaded and synced in Yjs's sense
  * from the start.
@@ -34,15 +40,27 @@ const SYNCED: Promise<void> = Promise.resolve();
  */
 export class DatabaseDoc extends Y.Doc {
   constructor(options?: ConstructorParameters<typeof Y.Doc>[0]) {
-    super(options);
+    constructing = true;
+    try {
+      super(options);
+    } finally {
+      constructing = false;
+    }
     const registry = this._observers as unknown as Registry;
     registry.delete('load');
     registry.delete('sync');
     this.isLoaded = true;
     this.isSynced = true;
-    this.whenLoaded = Promise.resolve(this);
+    // whenLoaded: a prototype getter (a resolved promise per read, see below), no field.
     this.whenSynced = SYNCED;
   }
+
+  /**
+   * @internal Called with every `'afterTransactionCleanup'` before its listeners (doc-updates.ts
+   * `useFastUpdates`): the fast-update hook is a field of the document, not an entry in a lib0
+   * listener set of its own (~0.15 KiB per document with its table).
+   */
+  cleanupHook: CleanupHook | null = null;
 
   /**
    * @internal The awareness bound to this document (sync/src/presence.ts), destroyed with it: it
@@ -60,6 +78,7 @@ export class DatabaseDoc extends Y.Doc {
 
   override emit<N extends Parameters<Y.Doc['emit']>[0]>(name: N, args: Parameters<Y.Doc['emit']>[1]): void {
     if (name === 'sync') syncTransition(this, (args as unknown as unknown[])[0]);
+    else if (name === 'afterTransactionCleanup' && this.cleanupHook !== null) this.cleanupHook((args as unknown as [Y.Transaction])[0], this);
     const listeners = (this._observers as unknown as Registry).get(name);
     if (listeners === undefined) return;
     const list = args as unknown as unknown[];
@@ -87,6 +106,21 @@ Object.defineProperty(DatabaseDoc.prototype, 'subdocs', {
   set(this: { _subdocs?: Set<Y.Doc> | null }, value: Set<Y.Doc>) {
     // Yjs's constructor assigns an empty set: keep none until one is needed.
     this._subdocs = value.size === 0 ? null : value;
+  },
+});
+
+/**
+ * `whenLoaded`, resolved (the document is loaded from the start): a promise made at each read, not
+ * one kept per document. Yjs's constructor assigns a pending one, which is dropped; an app or
+ * provider that assigns one later gets it back from every read.
+ */
+Object.defineProperty(DatabaseDoc.prototype, 'whenLoaded', {
+  configurable: true,
+  get(this: Y.Doc & { _whenLoaded?: Promise<Y.Doc> }): Promise<Y.Doc> {
+    return this._whenLoaded ?? Promise.resolve(this);
+  },
+  set(this: { _whenLoaded?: Promise<Y.Doc> }, value: Promise<Y.Doc>) {
+    if (!constructing) this._whenLoaded = value;
   },
 });
 

@@ -28,6 +28,7 @@
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import { FastUpdateEncoderV1 } from './codec.js';
+import { DatabaseDoc } from './database-doc.js';
 
 /** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
 export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
@@ -90,17 +91,22 @@ function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
  * keeps it.
  *
  * The listener is a module function (Yjs passes the document) and the registry keeps its one
- * flag: an idle document holds one entry in its `'afterTransactionCleanup'` set and nothing else
- * (no closures, no context per document; ARCHITECTURE § Memory of an idle replica).
+ * flag: a database's document ({@link DatabaseDoc}) holds it in its `cleanupHook` field (called
+ * from its `emit` before the event's listeners, as the first listener was), any other document one
+ * entry in its `'afterTransactionCleanup'` set — no closures, no context per document
+ * (ARCHITECTURE § Memory of an idle replica).
  */
 export function useFastUpdates(doc: Y.Doc): () => void {
   if (updateRegistryOf(doc) === null) return () => undefined;
-  doc.on('afterTransactionCleanup', fastCleanup);
+  // A database's document (database-doc.ts) calls its hook from its own emit: no listener set.
+  if (doc instanceof DatabaseDoc) doc.cleanupHook = fastCleanup;
+  else doc.on('afterTransactionCleanup', fastCleanup);
   return () => stopFastUpdates(doc);
 }
 
 /** Stops {@link useFastUpdates} on `doc` (Yjs's own encoding of every transaction again). */
 export function stopFastUpdates(doc: Y.Doc): void {
+  if (doc instanceof DatabaseDoc && doc.cleanupHook === fastCleanup) doc.cleanupHook = null;
   doc.off('afterTransactionCleanup', fastCleanup);
   const registry = (doc as unknown as { _observers?: unknown })._observers;
   if (registry instanceof UpdateRegistry) registry.muteNext = false;

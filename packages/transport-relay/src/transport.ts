@@ -15,6 +15,8 @@ import {
   TransportClosedError,
   assertTopic,
   flatHex,
+  joinTicker,
+  leaveTicker,
   normalizeRelayUrl,
   randomId,
   topicToHex,
@@ -533,8 +535,9 @@ export class RelayTransport implements Transport, LinkHandler {
   #pings = 0;
   /** Bounds the wait for WELCOME; cleared by it. */
   #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it). */
-  #liveness: ReturnType<typeof setInterval> | undefined = undefined;
+  // The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it) runs on
+  // core's shared ticker of its period ({@link safeTick}): no interval timer per transport (a
+  // `Timeout` with its arguments is ~0.2 KiB, ARCHITECTURE § Memory of an idle replica).
   /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
   #early: Map<TopicState, boolean> | null = null;
   /** Increments with every session: Connections of an older one are dead. */
@@ -1076,8 +1079,7 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#sessionLink = null;
     clearTimeout(this.#helloTimer);
     this.#helloTimer = undefined;
-    clearInterval(this.#liveness);
-    this.#liveness = undefined;
+    if (this.#heartbeatIntervalMs !== 0) leaveTicker(this, this.#heartbeatIntervalMs);
     this.#early = null;
     this.#sessionEnded(closedBy, error);
   }
@@ -1090,23 +1092,31 @@ export class RelayTransport implements Transport, LinkHandler {
     t.#endSession(link, null, new ConnectFailedError(`relay ${t.url} did not answer HELLO within ${t.#timeoutMs} ms`));
   }
 
-  /** Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it. */
-  static #livenessTick(t: RelayTransport, link: Link): void {
-    if (link !== t.#sessionLink) return;
-    const bits = t.#sessionBits;
+  /**
+   * @internal The liveness tick of a welcomed session, every `heartbeatIntervalMs` on core's shared
+   * ticker (`joinTicker`): frames seen since the last tick; a PING when quiet; dead when quiet
+   * after it (so a dead relay is noticed after 2 to 3 intervals of silence, as with a timer of
+   * its own started at WELCOME, which sets SEEN).
+   */
+  safeTick(): void {
+    const link = this.#sessionLink;
+    const bits = this.#sessionBits;
+    if (link === null || (bits & WELCOMED) === 0) {
+      leaveTicker(this, this.#heartbeatIntervalMs);
+      return;
+    }
     if ((bits & SEEN) !== 0) {
-      t.#sessionBits = bits & ~(SEEN | PINGED);
+      this.#sessionBits = bits & ~(SEEN | PINGED);
       return;
     }
     if ((bits & PINGED) === 0) {
-      t.#sessionBits = bits | PINGED;
-      t.#pings = (t.#pings + 1) >>> 0;
-      link.send(encodePing(FrameType.PING, t.#pings));
+      this.#sessionBits = bits | PINGED;
+      this.#pings = (this.#pings + 1) >>> 0;
+      link.send(encodePing(FrameType.PING, this.#pings));
       return;
     }
-    clearInterval(t.#liveness);
-    t.#liveness = undefined;
-    t.#report(new ConnectFailedError(`relay ${t.url} went silent for ${2 * t.#heartbeatIntervalMs} ms; reconnecting`));
+    leaveTicker(this, this.#heartbeatIntervalMs);
+    this.#report(new ConnectFailedError(`relay ${this.url} went silent for ${2 * this.#heartbeatIntervalMs} ms; reconnecting`));
     link.terminate();
   }
 
@@ -1135,11 +1145,7 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#relayMaxFrame = readU32(frame, 6);
     this.#mailbox?.onSession();
     this.#state = 'connected';
-    if (this.#heartbeatIntervalMs !== 0) {
-      const liveness = setInterval(RelayTransport.#livenessTick, this.#heartbeatIntervalMs, this, link);
-      (liveness as { unref?: () => void }).unref?.();
-      this.#liveness = liveness;
-    }
+    if (this.#heartbeatIntervalMs !== 0) joinTicker(this, this.#heartbeatIntervalMs);
     // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
     // new state), topics added, or announced and then joined, are sent now.
     const sent = this.#early;
