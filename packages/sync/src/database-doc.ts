@@ -17,6 +17,40 @@ import * as Y from 'yjs';
 /** lib0's listener registry (`_observers`), which Y.Doc inherits. */
 type Registry = Map<string, Set<(...args: unknown[]) => void>>;
 
+/** Gets a database document's updates first, with Yjs's `'update'` arguments (doc-updates.ts `setUpdateHook`). */
+export interface DocUpdateHook {
+  onDocUpdate(update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction): void;
+}
+
+/**
+ * lib0 Observable's listener registry (`_observers: Map<name, Set<fn>>`, which Y.Doc extends) as a
+ * database's document (and any document given doc-updates.ts `useFastUpdates`) has it: the same
+ * entries, plus
+ * - a one-shot answer "no `'update'` listener" to the one `has('update')` Yjs makes right after
+ *   `'afterTransactionCleanup'` of a transaction whose update Rhizome already delivered
+ *   (`muteNext`, set by `useFastUpdates`'s hook);
+ * - the database's own `'update'` listener as an object in a field (`hook`): `has('update')` is true
+ *   while it is set, and it is called before the listeners of the `'update'` set
+ *   (`DatabaseDoc.emit`, doc-updates.ts `emitDocUpdate`).
+ * Every other read and write is the Map's.
+ */
+export class UpdateRegistry extends Map<string, Set<(...args: never[]) => void>> {
+  /** Set once a transaction's update was delivered; consumed by Yjs's next `has('update')`. */
+  muteNext = false;
+  hook: DocUpdateHook | null = null;
+
+  override has(name: string): boolean {
+    if (name === 'update') {
+      if (this.muteNext) {
+        this.muteNext = false;
+        return false;
+      }
+      if (this.hook !== null) return true;
+    }
+    return super.has(name);
+  }
+}
+
 /** `whenSynced` of every database document that is synced (nothing waits on it: one shared promise). */
 const SYNCED: Promise<void> = Promise.resolve();
 
@@ -46,7 +80,8 @@ export class DatabaseDoc extends Y.Doc {
     } finally {
       constructing = false;
     }
-    const registry = this._observers as unknown as Registry;
+    const registry = new UpdateRegistry(this._observers as unknown as Registry);
+    this._observers = registry as unknown as typeof this._observers;
     registry.delete('load');
     registry.delete('sync');
     this.isLoaded = true;
@@ -79,9 +114,11 @@ export class DatabaseDoc extends Y.Doc {
   override emit<N extends Parameters<Y.Doc['emit']>[0]>(name: N, args: Parameters<Y.Doc['emit']>[1]): void {
     if (name === 'sync') syncTransition(this, (args as unknown as unknown[])[0]);
     else if (name === 'afterTransactionCleanup' && this.cleanupHook !== null) this.cleanupHook((args as unknown as [Y.Transaction])[0], this);
-    const listeners = (this._observers as unknown as Registry).get(name);
-    if (listeners === undefined) return;
+    const registry = this._observers as unknown as UpdateRegistry;
     const list = args as unknown as unknown[];
+    if (name === 'update' && registry.hook !== null) registry.hook.onDocUpdate(...(list as Parameters<DocUpdateHook['onDocUpdate']>));
+    const listeners = registry.get(name) as Set<(...args: unknown[]) => void> | undefined;
+    if (listeners === undefined) return;
     if (listeners.size === 1) {
       // The common case: one listener, called without a copy (what it adds or removes cannot
       // reach this emission: nothing else is called).

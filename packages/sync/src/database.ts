@@ -22,11 +22,11 @@ import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
-import { DatabaseAwareness } from './presence.js';
+import { DatabaseAwareness, type AwarenessChanges, type AwarenessHook } from './presence.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { offDocUpdate, onDocUpdate, stopFastUpdates, useFastUpdates } from './doc-updates.js';
+import { setUpdateHook, stopFastUpdates, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -38,7 +38,7 @@ import { assertNodeId, copyNodeData } from './validate.js';
 import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 import { newDocGuid } from './doc-guid.js';
-import { DatabaseDoc } from './database-doc.js';
+import { DatabaseDoc, type DocUpdateHook } from './database-doc.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
 import { SessionTable } from './session-table.js';
@@ -296,7 +296,7 @@ export class Database {
   get #ownsTransport(): boolean {
     return (this.#bits & OWNS_TRANSPORT) !== 0;
   }
-  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
+  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new SessionTable<PeerSession>();
@@ -466,7 +466,8 @@ export class Database {
     });
     this.#persistence.load();
     this.#model = new NodeModel(this.#doc);
-    this.awareness = new DatabaseAwareness(this.#doc, this.#onError);
+    const awareness = new DatabaseAwareness(this.#doc, this.#onError);
+    this.awareness = awareness;
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
@@ -486,10 +487,12 @@ export class Database {
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    onDocUpdate(this.#doc, this.#onUpdate);
+    // The doc's and the awareness's first 'update' listener is the host (a field each, not a
+    // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
+    setUpdateHook(this.#doc as DatabaseDoc, this.#host);
     useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
     // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
-    this.awareness.on('update', this.#onAwareness);
+    awareness.hook = this.#host;
   }
 
   /**
@@ -498,7 +501,7 @@ export class Database {
    * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
    * A nested class, so it reaches the database's private members.
    */
-  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection> {
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook {
     readonly #db: Database;
     readonly sealer: FrameSealer;
     readonly scheduler: TurnScheduler;
@@ -599,6 +602,16 @@ export class Database {
 
     publish(event: SyncEvent): void {
       if (!this.#db.#closed) this.#db.events.publish(event);
+    }
+
+    /** {@link DocUpdateHook}: every update of the document, first of its `'update'` listeners. */
+    onDocUpdate(update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void {
+      this.#db.#onUpdate(update, origin, tr);
+    }
+
+    /** {@link AwarenessHook}: every awareness `'update'`, first of its listeners. */
+    onAwarenessUpdate(changes: AwarenessChanges, origin: unknown): void {
+      this.#db.#onAwareness(changes, origin);
     }
 
     /** {@link QueueListener} of the transport's connection stream: one Connection. */
@@ -979,14 +992,14 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...running.map((s) => s.ended())]));
     for (const w of [...(this.#waiters ?? [])]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    offDocUpdate(this.#doc, this.#onUpdate);
+    setUpdateHook(this.#doc as DatabaseDoc, null);
     // Until the store is released, the binding keeps writing what the doc still gets (as it did
     // with a listener of its own).
     this.#persistence.listen();
     stopFastUpdates(this.#doc);
     this.#stopNodeEvents();
     dropEncodedState(this.#doc);
-    this.awareness.off('update', this.#onAwareness);
+    (this.awareness as DatabaseAwareness).hook = null;
     try {
       this.awareness.destroy();
     } catch (error) {
@@ -1164,7 +1177,7 @@ export class Database {
 
   // ---- doc and awareness hooks --------------------------------------------------------------
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+  #onUpdate(update: Uint8Array, origin: unknown, tr: Y.Transaction): void {
     // The persistence binding's listener, folded into this one (it ignores its own origins).
     this.#persistence.noteUpdate(update, origin);
     if (origin === PERSISTENCE_ORIGIN) return;
@@ -1183,7 +1196,7 @@ export class Database {
     if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.
     this.#router.route(update, origin, this.#sessions.values());
-  };
+  }
 
   /** Applies queued puts and deletes as one transaction (see {@link WriteBatch}). */
   #applyBatch(writes: PendingWrite[]): void {
@@ -1236,10 +1249,7 @@ export class Database {
     }
   }
 
-  readonly #onAwareness = (
-    changes: { added: number[]; updated: number[]; removed: number[] },
-    origin: unknown,
-  ): void => {
+  #onAwareness(changes: AwarenessChanges, origin: unknown): void {
     if (origin instanceof PeerSession) {
       for (const id of [...changes.added, ...changes.updated]) origin.addAwarenessClient(id);
       for (const id of changes.removed) origin.removeAwarenessClient(id);
@@ -1250,7 +1260,7 @@ export class Database {
     if (clients.length === 0) return;
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients);
     for (const session of this.#sessions.values()) if (session !== origin) session.sendAwareness(update);
-  };
+  }
 
   // ---- helpers ------------------------------------------------------------------------------
 
