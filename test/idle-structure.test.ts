@@ -104,6 +104,34 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     await until(a, () => a.get('back')?.['ok'] === true, 'a to get b\'s put');
   });
 
+  it('makes the node maps at the first use of the node API: a replica that only received reads and hears everything after', async () => {
+    const [a, b] = await syncedPair();
+    // Neither has used the node API: no node maps (nor a write batch) yet.
+    expect(a.doc.share.has('nodes') || a.doc.share.has('fields')).toBe(false);
+    expect(b.doc.share.has('nodes') || b.doc.share.has('fields')).toBe(false);
+    a.put('n1', { v: 1 });
+    a.put('n2', { v: 2 });
+    expect(await a.whenDelivered({ minPeers: 1, timeoutMs: 20_000 })).toBe(1);
+    // b applied a's updates (Yjs made plain root types for them); its first subscription makes
+    // the maps, and the next remote put arrives as an event with its data.
+    const third = nextEvent(b, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'n3', 'the third put as an event');
+    a.put('n3', { v: 3 });
+    expect(await third).toMatchObject({ type: 'node-upsert', id: 'n3', origin: 'remote', data: { v: 3 } });
+    expect(b.list()).toEqual([
+      { id: 'n1', data: { v: 1 } },
+      { id: 'n2', data: { v: 2 } },
+      { id: 'n3', data: { v: 3 } },
+    ]);
+    // A third replica that only reads (no subscription) after everything arrived.
+    const c = await replica(a.id, { mode: 'relay', relayUrl: (a.transport as RelayTransport).url });
+    await c.whenSynced({ minPeers: 2, timeoutMs: 20_000 });
+    expect(c.doc.share.has('nodes')).toBe(true); // made by the received updates
+    expect(c.size).toBe(3);
+    expect(c.get('n2')).toEqual({ v: 2 });
+    c.delete('n2');
+    await until(a, () => a.get('n2') === undefined, 'a to see c delete n2');
+  });
+
   it('listens for node events from the first subscription on, stops when none is left, and starts again', async () => {
     const [a, b] = await syncedPair();
     expect(listenedEvents(a.doc)).not.toContain('afterTransaction');

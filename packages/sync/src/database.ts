@@ -247,8 +247,14 @@ export class Database {
     return this.#host.sealer.topicCopy();
   }
   readonly #doc: Y.Doc;
-  /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
-  readonly #batch: WriteBatch;
+  /**
+   * Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts); made at the
+   * first put or delete (a database nobody writes to through the node API holds none).
+   */
+  #batch: WriteBatch | null = null;
+  #writeBatch(): WriteBatch {
+    return (this.#batch ??= new WriteBatch(this.#doc, this.#host));
+  }
   /** {@link events}: a subscription starts the node-event listener (see {@link #nodeEvents}). */
   static readonly #Events = class DatabaseEvents extends SyncBroadcaster<SyncEvent> {
     readonly #db: Database;
@@ -273,7 +279,7 @@ export class Database {
    * are still queued (see {@link put}), so the document it returns holds them.
    */
   get doc(): Y.Doc {
-    this.#batch.flush();
+    this.#batch?.flush();
     return this.#doc;
   }
   /** y-protocols awareness (presence), shared with every peer. */
@@ -281,7 +287,15 @@ export class Database {
   /** The transport this database syncs over. */
   readonly transport: Transport;
 
-  readonly #model: NodeModel;
+  /**
+   * The node API's view of the doc, made at its first use ({@link #nodes}): until then the doc
+   * holds no `nodes`/`fields` maps either (~0.65 KiB with them for a database nobody reads or writes
+   * through the node API; a peer's update makes them as Yjs does for any root type).
+   */
+  #model: NodeModel | null = null;
+  #nodes(): NodeModel {
+    return (this.#model ??= new NodeModel(this.#doc));
+  }
   readonly #store: DocStore;
   /** {@link OWNS_STORE}, {@link OWNS_TRANSPORT}, {@link READ_ONLY}, {@link CLOSED}, {@link LISTENING}: bits of one small integer. */
   #bits = 0;
@@ -465,7 +479,6 @@ export class Database {
       listen: false,
     });
     this.#persistence.load();
-    this.#model = new NodeModel(this.#doc);
     const awareness = new DatabaseAwareness(this.#doc, this.#onError);
     this.awareness = awareness;
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
@@ -483,7 +496,6 @@ export class Database {
       },
       encodeReplica(replicaId),
     );
-    this.#batch = new WriteBatch(this.#doc, this.#host);
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
@@ -656,11 +668,12 @@ export class Database {
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
-    if (this.#batch.accepting) {
-      this.#batch.add({ id: nodeId, data: copy });
+    const batch = this.#writeBatch();
+    if (batch.accepting) {
+      batch.add({ id: nodeId, data: copy });
     } else {
-      this.#batch.flush(); // writes queued before this transaction opened stay ahead of this one
-      this.#model.put(nodeId, copy, this);
+      batch.flush(); // writes queued before this transaction opened stay ahead of this one
+      this.#nodes().put(nodeId, copy, this);
     }
   }
 
@@ -683,8 +696,8 @@ export class Database {
       copies.push([nodeId, copyNodeData(data)]);
     }
     if (copies.length === 0) return;
-    this.#batch.flush();
-    this.#model.putMany(copies, this);
+    this.#batch?.flush();
+    this.#nodes().putMany(copies, this);
   }
 
   /**
@@ -703,7 +716,7 @@ export class Database {
   transact<T>(fn: () => T): T {
     this.#assertOpen();
     let result!: T;
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#doc.transact(() => {
       result = fn();
     }, this);
@@ -714,8 +727,8 @@ export class Database {
   get(nodeId: string): Record<string, JsonValue> | undefined {
     this.#assertOpen();
     assertNodeId(nodeId);
-    this.#batch.flush();
-    return this.#model.get(nodeId);
+    this.#batch?.flush();
+    return this.#nodes().get(nodeId);
   }
 
   /**
@@ -726,25 +739,26 @@ export class Database {
     this.#assertOpen();
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
-    if (this.#batch.accepting) {
-      this.#batch.add({ id: nodeId, data: null });
+    const batch = this.#writeBatch();
+    if (batch.accepting) {
+      batch.add({ id: nodeId, data: null });
     } else {
-      this.#batch.flush();
-      this.#model.delete(nodeId, this);
+      batch.flush();
+      this.#nodes().delete(nodeId, this);
     }
   }
 
   /** Every node, sorted by id. */
   list(): Array<{ id: string; data: Record<string, JsonValue> }> {
     this.#assertOpen();
-    this.#batch.flush();
-    return this.#model.list();
+    this.#batch?.flush();
+    return this.#nodes().list();
   }
 
   /** Number of nodes. */
   get size(): number {
-    this.#batch.flush();
-    return this.#model.size;
+    this.#batch?.flush();
+    return this.#nodes().size;
   }
 
   /** The peers connected on the topic now. */
@@ -754,7 +768,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
-    this.#batch.flush();
+    this.#batch?.flush();
     const now = performance.now();
     const total = { ...(this.#totals ?? NO_TOTALS) };
     const peers: PeerStats[] = [];
@@ -820,7 +834,7 @@ export class Database {
    */
   async flush(): Promise<void> {
     this.#assertOpen();
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#persistence.flush();
     await this.#store.flush?.();
   }
@@ -828,7 +842,7 @@ export class Database {
   /** Replaces the persisted update log by one snapshot. */
   compact(): void {
     this.#assertOpen();
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#persistence.compact();
   }
 
@@ -839,7 +853,7 @@ export class Database {
    */
   whenSynced(options: WhenSyncedOptions = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('database'));
-    this.#batch.flush();
+    this.#batch?.flush();
     const minPeers = options.minPeers ?? 0;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
@@ -894,7 +908,7 @@ export class Database {
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError('timeoutMs must be a positive number'));
     if (minPeers === 0) return Promise.resolve(0);
-    this.#batch.flush();
+    this.#batch?.flush();
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     return new Promise<number>((resolve, reject) => {
@@ -945,7 +959,7 @@ export class Database {
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === null) {
-      this.#batch.flush();
+      this.#batch?.flush();
       const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
       if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
         return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
@@ -1052,7 +1066,7 @@ export class Database {
    */
   get mailbox(): DatabaseMailbox | null {
     // Its status and whenIdle() count the deposits of the writes queued in this task.
-    this.#batch.flush();
+    this.#batch?.flush();
     return this.#mailbox;
   }
 
@@ -1202,7 +1216,7 @@ export class Database {
   #applyBatch(writes: PendingWrite[]): void {
     this.#batchWrites = writes.length;
     try {
-      this.#model.apply(writes, this);
+      this.#nodes().apply(writes, this);
     } finally {
       this.#batchWrites = 1;
     }
@@ -1219,6 +1233,10 @@ export class Database {
   /** A subscription to {@link events} was made: node events are needed (the listener is made now). */
   #listenNodeEvents(): void {
     if (this.#nodeEvents !== null || this.#closed) return;
+    // The maps exist before the first transaction the listener sees (a root type a peer's update
+    // made is replaced by the map at its first getMap, and that transaction's changes are keyed by
+    // the replaced one).
+    this.#nodes();
     const listener = (tr: Y.Transaction): void => this.#onTransaction(tr);
     this.#nodeEvents = listener;
     this.#doc.on('afterTransaction', listener);
@@ -1239,11 +1257,11 @@ export class Database {
     }
     if (tr.origin === PERSISTENCE_ORIGIN) return;
     const origin = tr.local ? 'local' : 'remote';
-    for (const change of this.#model.changes(tr)) {
+    for (const change of this.#nodes().changes(tr)) {
       if (change.deleted) {
         this.events.publish({ type: 'node-delete', id: change.id, origin });
       } else {
-        const data = this.#model.get(change.id);
+        const data = this.#nodes().get(change.id);
         if (data) this.events.publish({ type: 'node-upsert', id: change.id, data, origin });
       }
     }
