@@ -28,7 +28,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { backoffDelayMs, RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, WINDOW_ANNOUNCE_DELAY_MS, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -207,7 +207,7 @@ interface SessionWaiter {
 /** Largest WebSocket frame header a client adds (2 + 8 length bytes + 4 mask bytes). */
 const WS_FRAME_HEADER_MAX = 14;
 
-/** Sends the WINDOW(0) held for each Connection (flow.ts `WindowAnnouncer`). */
+/** Sends the WINDOW(0) held for each Connection (see `RelayTransport.#oweWindow`). */
 function sayWindow(owed: RelayConnection[]): void {
   for (const conn of owed) conn.announceWindow();
 }
@@ -376,6 +376,48 @@ const WELCOMED = 1;
 const SEEN = 2;
 const PINGED = 4;
 
+/** Bits of the transport's `#bits`: the session loop runs; disconnected; the relay forwards WINDOW. */
+const RUNNING = 1;
+const CLOSED = 2;
+const RELAY_WINDOW = 4;
+
+type Lookups = Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }>;
+
+/** What a {@link RelayTransport} holds only at times (see its `#rare`); null or undefined = not held. */
+interface TransportRare {
+  moreTopics: Map<string, TopicState> | null;
+  moreTopicsById: Map<number, TopicState> | null;
+  lookups: Lookups | null;
+  sessionWaiters: SessionWaiter[] | null;
+  helloTimer: ReturnType<typeof setTimeout> | null;
+  early: Map<TopicState, boolean> | null;
+  wake: (() => void) | null;
+  fatal: RhizomeError | null;
+  lastError: RhizomeError | null;
+  owedWindows: RelayConnection[] | null;
+  windowTimer: ReturnType<typeof setTimeout> | null;
+}
+
+function newTransportRare(): TransportRare {
+  return { moreTopics: null, moreTopicsById: null, lookups: null, sessionWaiters: null, helloTimer: null, early: null, wake: null, fatal: null, lastError: null, owedWindows: null, windowTimer: null };
+}
+
+function transportRareIsEmpty(r: TransportRare): boolean {
+  return (
+    r.moreTopics === null &&
+    r.moreTopicsById === null &&
+    r.lookups === null &&
+    r.sessionWaiters === null &&
+    r.helloTimer === null &&
+    r.early === null &&
+    r.wake === null &&
+    r.fatal === null &&
+    r.lastError === null &&
+    r.owedWindows === null &&
+    r.windowTimer === null
+  );
+}
+
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
  * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
@@ -397,7 +439,10 @@ const PINGED = 4;
  * ```
  */
 export class RelayTransport implements Transport, LinkHandler {
-  readonly name = 'relay';
+  /** `'relay'` (a getter: not a field of every transport). */
+  get name(): 'relay' {
+    return 'relay';
+  }
   /** The relay's URL, or the rotation through a list of them (failover.ts). */
   readonly #relays: RelayRotation | string;
   /** Failed attempts since the last session that came up (one relay; a list's rotation counts its own). */
@@ -444,8 +489,18 @@ export class RelayTransport implements Transport, LinkHandler {
    * by its id while it is joined in the current session (`topicId !== 0`).
    */
   #topic: TopicState | null = null;
-  #moreTopics: Map<string, TopicState> | null = null;
-  #moreTopicsById: Map<number, TopicState> | null = null;
+  get #moreTopics(): Map<string, TopicState> | null {
+    return this.#rare?.moreTopics ?? null;
+  }
+  set #moreTopics(value: Map<string, TopicState> | null) {
+    this.#setRare('moreTopics', value);
+  }
+  get #moreTopicsById(): Map<number, TopicState> | null {
+    return this.#rare?.moreTopicsById ?? null;
+  }
+  set #moreTopicsById(value: Map<number, TopicState> | null) {
+    this.#setRare('moreTopicsById', value);
+  }
 
   #getTopic(key: string): TopicState | undefined {
     const one = this.#topic;
@@ -502,10 +557,38 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#moreTopics !== null) for (const state of this.#moreTopics.values()) out.push(state);
     return out;
   }
-  /** Pending LOOKUPs by request id (made on the first). */
-  #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
+  /**
+   * What the transport holds only at times — a second topic's maps, pending LOOKUPs, session
+   * waiters, the HELLO timer and the topics sent with HELLO, the backoff's wake-up, the fatal and
+   * the last error, WINDOW(0)s owed —: one record made at the first of them and dropped once all
+   * are empty again, behind the private accessors below (an idle transport keeps one field for
+   * eleven; ARCHITECTURE § Memory of an idle replica).
+   */
+  #rare: TransportRare | null = null;
+  #setRare<K extends keyof TransportRare>(key: K, value: TransportRare[K]): void {
+    let rare = this.#rare;
+    const empty = value === null || value === undefined;
+    if (rare === null) {
+      if (empty) return;
+      rare = this.#rare = newTransportRare();
+    }
+    rare[key] = value;
+    if (empty && transportRareIsEmpty(rare)) this.#rare = null;
+  }
+  /** Pending LOOKUPs by request id (made on the first, dropped with the last). */
+  get #lookups(): Lookups | null {
+    return this.#rare?.lookups ?? null;
+  }
+  set #lookups(value: Lookups | null) {
+    this.#setRare('lookups', value);
+  }
   /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
-  #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
+  get #sessionWaiters(): SessionWaiter[] {
+    return this.#rare?.sessionWaiters ?? NO_SESSION_WAITERS;
+  }
+  set #sessionWaiters(value: SessionWaiter[]) {
+    this.#setRare('sessionWaiters', value === NO_SESSION_WAITERS || value.length === 0 ? null : value);
+  }
   #link: Link | null = null;
   /**
    * The socket of the session in progress, from {@link #runSession} until the session ends
@@ -519,27 +602,73 @@ export class RelayTransport implements Transport, LinkHandler {
   /** PINGs sent (their payload). */
   #pings = 0;
   /** Bounds the wait for WELCOME; cleared by it. */
-  #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  get #helloTimer(): ReturnType<typeof setTimeout> | undefined {
+    return this.#rare?.helloTimer ?? undefined;
+  }
+  set #helloTimer(value: ReturnType<typeof setTimeout> | undefined) {
+    this.#setRare('helloTimer', value ?? null);
+  }
   // The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it) runs on
   // core's shared ticker of its period ({@link safeTick}): no interval timer per transport (a
   // `Timeout` with its arguments is ~0.2 KiB, ARCHITECTURE § Memory of an idle replica).
   /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
-  #early: Map<TopicState, boolean> | null = null;
+  get #early(): Map<TopicState, boolean> | null {
+    return this.#rare?.early ?? null;
+  }
+  set #early(value: Map<TopicState, boolean> | null) {
+    this.#setRare('early', value);
+  }
   /** Increments with every session: Connections of an older one are dead. */
   #generation = 0;
   #session = 0;
   #relayMaxFrame = 0;
   #state: RelayTransportState = 'idle';
-  #running = false;
-  #wake: (() => void) | null = null;
-  #closed = false;
-  #fatal: RhizomeError | null = null;
-  #lastError: RhizomeError | null = null;
+  /** {@link RUNNING}, {@link CLOSED}, {@link RELAY_WINDOW}: bits of one small integer. */
+  #bits = 0;
+  #bit(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  /** The session loop runs (a socket open, opening, or a backoff pending). */
+  get #running(): boolean {
+    return (this.#bits & RUNNING) !== 0;
+  }
+  set #running(on: boolean) {
+    this.#bit(RUNNING, on);
+  }
+  get #wake(): (() => void) | null {
+    return this.#rare?.wake ?? null;
+  }
+  set #wake(value: (() => void) | null) {
+    this.#setRare('wake', value);
+  }
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bit(CLOSED, on);
+  }
+  get #fatal(): RhizomeError | null {
+    return this.#rare?.fatal ?? null;
+  }
+  set #fatal(value: RhizomeError | null) {
+    this.#setRare('fatal', value);
+  }
+  get #lastError(): RhizomeError | null {
+    return this.#rare?.lastError ?? null;
+  }
+  set #lastError(value: RhizomeError | null) {
+    this.#setRare('lastError', value);
+  }
   #nextRequestId = 1;
   /** Paces data frames under the rates the relay announced (LIMITS); null before, or with a relay that announces none. */
   #pacer: SendPacer | null = null;
   /** The relay forwards WINDOW frames (LIMITS flag): per-Connection credit flow control is on. */
-  #relayWindow = false;
+  get #relayWindow(): boolean {
+    return (this.#bits & RELAY_WINDOW) !== 0;
+  }
+  set #relayWindow(on: boolean) {
+    this.#bit(RELAY_WINDOW, on);
+  }
 
   constructor(options: RelayTransportOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
@@ -663,7 +792,10 @@ export class RelayTransport implements Transport, LinkHandler {
     const lookups = (this.#lookups ??= new Map());
     const reply = new Promise<PeerInfo[]>((resolve, reject) => lookups.set(requestId, { resolve, reject }));
     link.send(encodeLookup(requestId, topic));
-    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => lookups.delete(requestId));
+    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => {
+      lookups.delete(requestId);
+      if (lookups.size === 0 && this.#lookups === lookups) this.#lookups = null;
+    });
   }
 
   /**
@@ -707,7 +839,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#closed) return;
     this.#closed = true;
     this.#state = 'closed';
-    this.#windowAnnouncer.clear();
+    this.#clearWindows();
     const error = new TransportClosedError('relay transport is disconnected');
     for (const state of this.#topicList()) this.#dropTopic(state);
     this.#rejectLookups(error);
@@ -754,7 +886,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
     }
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
@@ -776,7 +908,7 @@ export class RelayTransport implements Transport, LinkHandler {
     const pacer = this.#pacer;
     if (pacer !== null && !pacer.tryTake(DATA_HEADER_BYTES + data.length)) return false;
     window.tryAcquire(cost);
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     return true;
   }
@@ -807,13 +939,49 @@ export class RelayTransport implements Transport, LinkHandler {
     if (!this.broadcastOpen(state, generation) || link === null) {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
     }
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
-  /** WINDOW(0) of new Connections, sent with the next data frame (flow.ts). */
-  readonly #windowAnnouncer = new WindowAnnouncer<RelayConnection>(sayWindow);
+  /**
+   * Holds `conn`'s WINDOW(0) ("I speak WINDOW") until the next data frame leaves on the socket, or
+   * for {@link WINDOW_ANNOUNCE_DELAY_MS} at most (flow.ts: a pair's opening messages follow the
+   * pairing a few milliseconds later, in another tick; held, the WINDOW(0)s leave in the same
+   * write). The owed list and its timer live in the rare record, only while something is owed.
+   */
+  #oweWindow(conn: RelayConnection): void {
+    const owed = this.#rare?.owedWindows;
+    if (owed) {
+      owed.push(conn);
+      return;
+    }
+    this.#setRare('owedWindows', [conn]);
+    const timer = setTimeout(RelayTransport.#windowsDue, WINDOW_ANNOUNCE_DELAY_MS, this);
+    (timer as { unref?: () => void }).unref?.();
+    this.#setRare('windowTimer', timer);
+  }
+
+  static #windowsDue(t: RelayTransport): void {
+    t.#setRare('windowTimer', null);
+    t.#flushWindows();
+  }
+
+  /** Sends every held WINDOW(0) now (before a data frame, so both leave in one write). */
+  #flushWindows(): void {
+    const owed = this.#rare?.owedWindows;
+    if (!owed) return;
+    this.#clearWindows();
+    sayWindow(owed);
+  }
+
+  /** Forgets the WINDOW(0)s held (the transport disconnected, or they are being sent). */
+  #clearWindows(): void {
+    const timer = this.#rare?.windowTimer;
+    if (timer) clearTimeout(timer);
+    this.#setRare('windowTimer', null);
+    this.#setRare('owedWindows', null);
+  }
 
   /** @internal Grants the remote sender of a Connection `credit` more bytes (WINDOW). */
   sendWindowGrant(state: TopicState, to: number, generation: number, credit: number): void {
@@ -882,8 +1050,10 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#link?.open && this.#session !== 0) return Promise.resolve();
     let waiter!: SessionWaiter;
     const remove = (): void => {
-      const i = this.#sessionWaiters.indexOf(waiter);
-      if (i >= 0) this.#sessionWaiters.splice(i, 1);
+      const waiters = this.#sessionWaiters;
+      const i = waiters.indexOf(waiter);
+      if (i >= 0) waiters.splice(i, 1);
+      if (waiters.length === 0) this.#sessionWaiters = NO_SESSION_WAITERS;
     };
     const ready = new Promise<void>((resolve, reject) => {
       waiter = { resolve, reject };
@@ -1200,7 +1370,7 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #rejectLookups(error: unknown): void {
     const lookups = this.#lookups === null ? [] : [...this.#lookups.values()];
-    this.#lookups?.clear();
+    this.#lookups = null;
     for (const l of lookups) l.reject(error);
   }
 
@@ -1294,9 +1464,9 @@ export class RelayTransport implements Transport, LinkHandler {
     const conn = new RelayConnection(state, session, peerId, this.#generation);
     putPeer(state, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
-    // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
+    // frame, in the same write (#oweWindow); without a relay that forwards WINDOW, neither
     // side can, and the window is off.
-    if (this.#relayWindow) this.#windowAnnouncer.owe(conn);
+    if (this.#relayWindow) this.#oweWindow(conn);
     else conn.sendWindow.disable();
     state.queue.push(conn);
   }
@@ -1316,7 +1486,9 @@ export class RelayTransport implements Transport, LinkHandler {
     const { requestId, peers } = decodePeers(frame);
     const pending = this.#lookups?.get(requestId);
     if (!pending) return;
-    this.#lookups?.delete(requestId);
+    const lookups = this.#lookups!;
+    lookups.delete(requestId);
+    if (lookups.size === 0) this.#lookups = null;
     pending.resolve(
       peers.map((p) => ({
         peerId: fromUtf8(p.peerId) ?? Array.from(p.peerId, (b) => b.toString(16).padStart(2, '0')).join(''),
