@@ -10,6 +10,7 @@ import {
   SyncBroadcaster,
   TimeoutError,
   deriveTopic,
+  flatHex,
   loadedTransport,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
@@ -460,6 +461,7 @@ export class Database {
     host: { macrotask: Macrotask; ownsStore: boolean },
     healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
     readOnly = false,
+    replicaId: Uint8Array = newReplicaId(),
   ) {
     this.id = id;
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
@@ -478,7 +480,6 @@ export class Database {
     this.#persistence.load();
     const awareness = new DatabaseAwareness(this.#doc, this.#onError);
     this.awareness = awareness;
-    const replicaId = newReplicaId();
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
@@ -1376,6 +1377,8 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   // gets them too.
   const errors: TransportErrors = { db: null };
   const given = options.transport;
+  // Drawn before the transport: a relay transport this database makes takes it as its peer id.
+  const replicaId = newReplicaId();
   if (Array.isArray(given)) {
     if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
     const parts: TransportPart[] = given.map((item: unknown, i) => {
@@ -1402,7 +1405,14 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (given.encryption === false) {
       throw new InvalidConfigError('transport.encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
     }
-    transport = platform.createTransport({ ...given, onError: forwardTransportErrors(errors, given.onError) });
+    // A relay transport made for this database alone has the replica id (hex) as its peer id,
+    // unless the configuration names one: so a remote session keeps one string for the peer's
+    // relay id and its replica id (PeerSession: the same string object; an idle replica holds a
+    // session per remote replica). The replica id stays sealed where it proves something (the
+    // REPLICA message: only key holders can claim one); as a relay peer id it is as random and
+    // as public as the id the transport would have drawn.
+    const config = given.mode === 'relay' && given.peerId === undefined ? { ...given, peerId: flatHex(replicaId) } : given;
+    transport = platform.createTransport({ ...config, onError: forwardTransportErrors(errors, given.onError) });
     // The implementation itself, not core's lazy wrapper (relay mode; see loadedTransport).
     transport = await loadedTransport(transport);
     owns = true;
@@ -1443,6 +1453,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
       { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
       health,
       readOnly,
+      replicaId,
     );
   } catch (error) {
     if (givenStore === undefined) store.close();

@@ -217,18 +217,33 @@ export class RelayConnection extends WindowedConnection implements Connection {
   /** @internal The relay session number of the remote peer. */
   readonly remoteSession: number;
   readonly #state: TopicState;
-  readonly #generation: number;
   /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
   #consumed = 0;
 
   /** @internal */
-  constructor(state: TopicState, remoteSession: number, peerId: string, generation: number) {
-    // The topic's own bytes, shared by its Connections (readonly by contract; an idle replica
-    // holds one Connection per remote replica).
-    super(peerId, state.topic);
+  constructor(state: TopicState, remoteSession: number, peerId: string) {
+    super(peerId);
     this.#state = state;
     this.remoteSession = remoteSession;
-    this.#generation = generation;
+  }
+
+  /**
+   * The topic's own bytes, shared by its Connections (readonly by contract): a getter, not a
+   * field (an idle replica holds one Connection per remote replica).
+   */
+  get topic(): Uint8Array {
+    return this.#state.topic;
+  }
+
+  /**
+   * The relay session this Connection belongs to: the transport's current one. An open
+   * Connection is always of the current session (a lost session closes the topic's Connections
+   * as the generation moves on, before the next session's peers arrive), and every frame it
+   * sends is checked against the generation read here while open (a send that waits across a
+   * lost session is refused, as before); so no field per Connection.
+   */
+  private get generation(): number {
+    return this.owner.generation;
   }
 
   /**
@@ -252,16 +267,16 @@ export class RelayConnection extends WindowedConnection implements Connection {
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
-    return this.owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.sendData(this.#state, this.remoteSession, this.generation, data, this.sendWindow);
   }
 
   protected override trySendFrame(data: Uint8Array): boolean {
-    return this.owner.trySendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.trySendData(this.#state, this.remoteSession, this.generation, data, this.sendWindow);
   }
 
   /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
   announceWindow(): void {
-    if (!this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
+    if (!this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.generation, 0);
   }
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
@@ -269,11 +284,11 @@ export class RelayConnection extends WindowedConnection implements Connection {
     const consumed = receiveCredit(this.#consumed, message.length);
     this.#consumed = consumed > 0 ? consumed : 0;
     const grant = consumed < 0 ? -consumed : 0;
-    if (grant > 0 && !this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
+    if (grant > 0 && !this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.generation, grant);
   }
 
   protected closeRemote(): Promise<void> {
-    this.owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
+    this.owner.sendClosePeer(this.#state, this.remoteSession, this.generation);
     return Promise.resolve();
   }
 
@@ -873,6 +888,11 @@ export class RelayTransport implements Transport, LinkHandler {
   // ------------------------------------------------------------------------------------------
   // Connection-side operations
 
+  /** @internal The number of the current relay session (moves on when one is lost and when one starts). */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** @internal Sends one message of a Connection. */
   async sendData(state: TopicState, to: number, generation: number, data: Uint8Array, window: SendWindow): Promise<void> {
     const limit = this.#relayMaxFrame > 0 ? Math.min(this.maxMessageSize, this.#relayMaxFrame - DATA_HEADER_BYTES) : this.maxMessageSize;
@@ -1461,7 +1481,7 @@ export class RelayTransport implements Transport, LinkHandler {
     // (Found by a scan of the topic's Connections: a map by peer id per topic is ~180 B of heap for
     // every idle replica, and a join is rare.)
     for (const old of peerList(state)) if (old.peerId === peerId) old.markClosed();
-    const conn = new RelayConnection(state, session, peerId, this.#generation);
+    const conn = new RelayConnection(state, session, peerId);
     putPeer(state, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
     // frame, in the same write (#oweWindow); without a relay that forwards WINDOW, neither
