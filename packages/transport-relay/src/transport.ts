@@ -15,6 +15,8 @@ import {
   TransportClosedError,
   assertTopic,
   flatHex,
+  joinTicker,
+  leaveTicker,
   normalizeRelayUrl,
   randomId,
   topicToHex,
@@ -215,18 +217,33 @@ export class RelayConnection extends WindowedConnection implements Connection {
   /** @internal The relay session number of the remote peer. */
   readonly remoteSession: number;
   readonly #state: TopicState;
-  readonly #generation: number;
   /** The receiving side of the window: credit the reader took and not granted back yet (flow.ts {@link receiveCredit}). */
   #consumed = 0;
 
   /** @internal */
-  constructor(state: TopicState, remoteSession: number, peerId: string, generation: number) {
-    // The topic's own bytes, shared by its Connections (readonly by contract; an idle replica
-    // holds one Connection per remote replica).
-    super(peerId, state.topic);
+  constructor(state: TopicState, remoteSession: number, peerId: string) {
+    super(peerId);
     this.#state = state;
     this.remoteSession = remoteSession;
-    this.#generation = generation;
+  }
+
+  /**
+   * The topic's own bytes, shared by its Connections (readonly by contract): a getter, not a
+   * field (an idle replica holds one Connection per remote replica).
+   */
+  get topic(): Uint8Array {
+    return this.#state.topic;
+  }
+
+  /**
+   * The relay session this Connection belongs to: the transport's current one. An open
+   * Connection is always of the current session (a lost session closes the topic's Connections
+   * as the generation moves on, before the next session's peers arrive), and every frame it
+   * sends is checked against the generation read here while open (a send that waits across a
+   * lost session is refused, as before); so no field per Connection.
+   */
+  private get generation(): number {
+    return this.owner.generation;
   }
 
   /**
@@ -250,16 +267,16 @@ export class RelayConnection extends WindowedConnection implements Connection {
   }
 
   protected sendFrame(data: Uint8Array): Promise<void> {
-    return this.owner.sendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.sendData(this.#state, this.remoteSession, this.generation, data, this.sendWindow);
   }
 
   protected override trySendFrame(data: Uint8Array): boolean {
-    return this.owner.trySendData(this.#state, this.remoteSession, this.#generation, data, this.sendWindow);
+    return this.owner.trySendData(this.#state, this.remoteSession, this.generation, data, this.sendWindow);
   }
 
   /** @internal Says WINDOW(0) to the remote: we grant credit (flow.ts). */
   announceWindow(): void {
-    if (!this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, 0);
+    if (!this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.generation, 0);
   }
 
   /** The reader took a message: grant its credit back to the sender once enough accumulated. */
@@ -267,11 +284,11 @@ export class RelayConnection extends WindowedConnection implements Connection {
     const consumed = receiveCredit(this.#consumed, message.length);
     this.#consumed = consumed > 0 ? consumed : 0;
     const grant = consumed < 0 ? -consumed : 0;
-    if (grant > 0 && !this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.#generation, grant);
+    if (grant > 0 && !this.closed) this.owner.sendWindowGrant(this.#state, this.remoteSession, this.generation, grant);
   }
 
   protected closeRemote(): Promise<void> {
-    this.owner.sendClosePeer(this.#state, this.remoteSession, this.#generation);
+    this.owner.sendClosePeer(this.#state, this.remoteSession, this.generation);
     return Promise.resolve();
   }
 
@@ -518,8 +535,9 @@ export class RelayTransport implements Transport, LinkHandler {
   #pings = 0;
   /** Bounds the wait for WELCOME; cleared by it. */
   #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it). */
-  #liveness: ReturnType<typeof setInterval> | undefined = undefined;
+  // The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it) runs on
+  // core's shared ticker of its period ({@link safeTick}): no interval timer per transport (a
+  // `Timeout` with its arguments is ~0.2 KiB, ARCHITECTURE § Memory of an idle replica).
   /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
   #early: Map<TopicState, boolean> | null = null;
   /** Increments with every session: Connections of an older one are dead. */
@@ -737,6 +755,11 @@ export class RelayTransport implements Transport, LinkHandler {
 
   // ------------------------------------------------------------------------------------------
   // Connection-side operations
+
+  /** @internal The number of the current relay session (moves on when one is lost and when one starts). */
+  get generation(): number {
+    return this.#generation;
+  }
 
   /** @internal Sends one message of a Connection. */
   async sendData(state: TopicState, to: number, generation: number, data: Uint8Array, window: SendWindow): Promise<void> {
@@ -1056,8 +1079,7 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#sessionLink = null;
     clearTimeout(this.#helloTimer);
     this.#helloTimer = undefined;
-    clearInterval(this.#liveness);
-    this.#liveness = undefined;
+    if (this.#heartbeatIntervalMs !== 0) leaveTicker(this, this.#heartbeatIntervalMs);
     this.#early = null;
     this.#sessionEnded(closedBy, error);
   }
@@ -1070,23 +1092,31 @@ export class RelayTransport implements Transport, LinkHandler {
     t.#endSession(link, null, new ConnectFailedError(`relay ${t.url} did not answer HELLO within ${t.#timeoutMs} ms`));
   }
 
-  /** Liveness: frames seen since the last tick; a PING when quiet; dead when quiet after it. */
-  static #livenessTick(t: RelayTransport, link: Link): void {
-    if (link !== t.#sessionLink) return;
-    const bits = t.#sessionBits;
+  /**
+   * @internal The liveness tick of a welcomed session, every `heartbeatIntervalMs` on core's shared
+   * ticker (`joinTicker`): frames seen since the last tick; a PING when quiet; dead when quiet
+   * after it (so a dead relay is noticed after 2 to 3 intervals of silence, as with a timer of
+   * its own started at WELCOME, which sets SEEN).
+   */
+  safeTick(): void {
+    const link = this.#sessionLink;
+    const bits = this.#sessionBits;
+    if (link === null || (bits & WELCOMED) === 0) {
+      leaveTicker(this, this.#heartbeatIntervalMs);
+      return;
+    }
     if ((bits & SEEN) !== 0) {
-      t.#sessionBits = bits & ~(SEEN | PINGED);
+      this.#sessionBits = bits & ~(SEEN | PINGED);
       return;
     }
     if ((bits & PINGED) === 0) {
-      t.#sessionBits = bits | PINGED;
-      t.#pings = (t.#pings + 1) >>> 0;
-      link.send(encodePing(FrameType.PING, t.#pings));
+      this.#sessionBits = bits | PINGED;
+      this.#pings = (this.#pings + 1) >>> 0;
+      link.send(encodePing(FrameType.PING, this.#pings));
       return;
     }
-    clearInterval(t.#liveness);
-    t.#liveness = undefined;
-    t.#report(new ConnectFailedError(`relay ${t.url} went silent for ${2 * t.#heartbeatIntervalMs} ms; reconnecting`));
+    leaveTicker(this, this.#heartbeatIntervalMs);
+    this.#report(new ConnectFailedError(`relay ${this.url} went silent for ${2 * this.#heartbeatIntervalMs} ms; reconnecting`));
     link.terminate();
   }
 
@@ -1115,11 +1145,7 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#relayMaxFrame = readU32(frame, 6);
     this.#mailbox?.onSession();
     this.#state = 'connected';
-    if (this.#heartbeatIntervalMs !== 0) {
-      const liveness = setInterval(RelayTransport.#livenessTick, this.#heartbeatIntervalMs, this, link);
-      (liveness as { unref?: () => void }).unref?.();
-      this.#liveness = liveness;
-    }
+    if (this.#heartbeatIntervalMs !== 0) joinTicker(this, this.#heartbeatIntervalMs);
     // What changed since HELLO: topics left meanwhile are left (first: one may be back under a
     // new state), topics added, or announced and then joined, are sent now.
     const sent = this.#early;
@@ -1285,7 +1311,7 @@ export class RelayTransport implements Transport, LinkHandler {
     // (Found by a scan of the topic's Connections: a map by peer id per topic is ~180 B of heap for
     // every idle replica, and a join is rare.)
     for (const old of peerList(state)) if (old.peerId === peerId) old.markClosed();
-    const conn = new RelayConnection(state, session, peerId, this.#generation);
+    const conn = new RelayConnection(state, session, peerId);
     putPeer(state, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
     // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
