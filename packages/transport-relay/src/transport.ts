@@ -16,6 +16,7 @@ import {
   assertTopic,
   flatHex,
   joinTicker,
+  topicEquals,
   leaveTicker,
   normalizeRelayUrl,
   randomId,
@@ -178,7 +179,7 @@ function relaySettings(s: RelaySettings): RelaySettings {
 interface TopicState {
   /** The transport (here, not in each of the topic's Connections: one field per topic, not per peer). */
   readonly owner: RelayTransport;
-  readonly key: string;
+  /** The topic's bytes (no hex key is kept: the transport's maps of further topics key by `topicToHex(topic)`). */
   readonly topic: Uint8Array;
   joined: boolean;
   /** The connect() iterable; null for announce-only topics. */
@@ -517,10 +518,10 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#setRare('moreTopicsById', value);
   }
 
-  #getTopic(key: string): TopicState | undefined {
+  #getTopic(topic: Uint8Array): TopicState | undefined {
     const one = this.#topic;
-    if (one !== null && one.key === key) return one;
-    return this.#moreTopics?.get(key);
+    if (one !== null && topicEquals(one.topic, topic)) return one;
+    return this.#moreTopics?.get(topicToHex(topic));
   }
 
   #topicById(id: number): TopicState | undefined {
@@ -531,13 +532,13 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** True while `state` is registered (not dropped, nor replaced by a newer state of its topic). */
   #hasTopic(state: TopicState): boolean {
-    return this.#topic === state || this.#moreTopics?.get(state.key) === state;
+    return this.#topic === state || this.#moreTopics?.get(topicToHex(state.topic)) === state;
   }
 
   /** Registers a new topic (none of its key is registered). */
   #addTopic(state: TopicState): void {
     if (this.#topic === null) this.#topic = state;
-    else (this.#moreTopics ??= new Map()).set(state.key, state);
+    else (this.#moreTopics ??= new Map()).set(topicToHex(state.topic), state);
   }
 
   /** The relay's id of `state` in this session (JOINED). */
@@ -552,8 +553,8 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #removeTopic(state: TopicState): void {
     if (this.#topic === state) this.#topic = null;
-    else if (this.#moreTopics?.get(state.key) === state) {
-      this.#moreTopics.delete(state.key);
+    else if (this.#moreTopics?.get(topicToHex(state.topic)) === state) {
+      this.#moreTopics.delete(topicToHex(state.topic));
       if (this.#moreTopics.size === 0) this.#moreTopics = null;
       if (state.topicId !== 0 && this.#moreTopicsById?.get(state.topicId) === state) {
         this.#moreTopicsById.delete(state.topicId);
@@ -785,11 +786,10 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#assertOpen();
     await this.#whenSession();
     this.#assertOpen();
-    const key = topicToHex(topic);
-    let state = this.#getTopic(key);
+    let state = this.#getTopic(topic);
     if (state?.joined) return;
     if (!state) {
-      state = this.#newTopic(key, topic);
+      state = this.#newTopic(topic);
       this.#addTopic(state);
     }
     await this.#sendTopicAndAwaitAck(state, FrameType.ANNOUNCE);
@@ -826,11 +826,10 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#assertOpen();
     const { signal } = options;
     if (signal?.aborted) throw new AbortError();
-    const key = topicToHex(topic);
-    let state = this.#getTopic(key);
-    if (state?.joined) throw new TopicAlreadyJoinedError(key);
+    let state = this.#getTopic(topic);
+    if (state?.joined) throw new TopicAlreadyJoinedError(topicToHex(topic));
     if (!state) {
-      state = this.#newTopic(key, topic);
+      state = this.#newTopic(topic);
       this.#addTopic(state);
     }
     state.joined = true;
@@ -1022,8 +1021,8 @@ export class RelayTransport implements Transport, LinkHandler {
   // ------------------------------------------------------------------------------------------
   // Topics
 
-  #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { owner: this, key, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
+  #newTopic(topic: Uint8Array): TopicState {
+    return { owner: this, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -1492,8 +1491,7 @@ export class RelayTransport implements Transport, LinkHandler {
   }
 
   #onJoined(frame: Uint8Array): void {
-    const key = topicToHex(frame.subarray(5, 37));
-    const state = this.#getTopic(key);
+    const state = this.#getTopic(frame.subarray(5, 37));
     if (state === undefined) return;
     this.#setTopicId(state, readU32(frame, 1));
     if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
