@@ -20,6 +20,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fmt, summarize, type BenchContext, type Stats } from './harness.js';
+import { RELAY_NODE_FLAGS } from '@rhizome/relay/node-flags';
 import { idleHalf, type ServerStats, type WorkloadName, type WorkloadResult } from './compare/types.js';
 
 const HERE = import.meta.dirname;
@@ -41,6 +42,9 @@ const TSX_ARGS = process.argv.includes('--source') ? ['--conditions=rhizome-sour
  * `--source` still needs tsx.
  */
 const SERVER_ARGS = process.argv.includes('--source') ? TSX_ARGS : [];
+// The relay's process runs with the Node flags its own entry points start it with (`rhizome relay`,
+// `rhizome-relay`: a small young generation, relay/src/node-flags.ts); relay-server.ts checks it.
+// The other servers run as their projects ship them: plain `node`.
 
 /** Brings `dist/` up to date with the sources (incremental `tsc -b`); throws when the build fails. */
 function buildDist(): void {
@@ -343,7 +347,7 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
     const diagArgs = process.env.BENCH_SERVER_EXEC_ARGV?.split(' ').filter(Boolean) ?? [];
     const server =
       system.server === 'rhizome'
-        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, '--expose-gc', ...diagArgs], profileDir('server'))
+        ? forkChild(join(HERE, 'compare', 'relay-server.ts'), [JSON.stringify(serverOptions)], [...SERVER_ARGS, ...RELAY_NODE_FLAGS, '--expose-gc', ...diagArgs], profileDir('server'))
         : forkChild(join(PEERS, 'server.mjs'), [system.server, JSON.stringify(serverOptions)], ['--expose-gc', ...diagArgs], profileDir('server'));
     children.push(server);
     const stored: Array<{ room: string; nodes: number; at: number }> = [];

@@ -31,13 +31,15 @@ const MAX_MESSAGE_SIZE = 256 * 1024;
 
 class ChaosConnection extends QueuedConnection implements Connection {
   readonly transport = 'memory';
+  readonly topic: TopicHash;
   remote!: ChaosConnection;
   readonly #link: Link;
   /** A frame held back to be delivered after the next one (reorder). */
   #held: Uint8Array | null = null;
 
   constructor(link: Link, remotePeerId: string, topic: TopicHash) {
-    super(remotePeerId, topic.slice());
+    super(remotePeerId);
+    this.topic = topic.slice();
     this.#link = link;
   }
 

@@ -57,8 +57,26 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     expect(idle).not.toContain('beforeTransaction');
     expect(idle).not.toContain('beforeObserverCalls');
     expect(idle).not.toContain('afterAllTransactions');
-    expect(idle).toContain('update');
-    expect(idle).toContain('afterTransactionCleanup');
+    // The database's own 'update' listener and the fast-update hook are fields of the document's
+    // registry and of the document, not listener sets; the awareness holds no registry at all.
+    expect(idle).not.toContain('update');
+    expect(idle).not.toContain('afterTransactionCleanup');
+    expect((a.doc as unknown as { cleanupHook: unknown }).cleanupHook).toBeTypeOf('function');
+    expect((a.doc as unknown as { _observers: { hook: unknown } })._observers.hook).not.toBeNull();
+    expect((a.awareness as unknown as { _lazyObservers: unknown })._lazyObservers).toBeNull();
+    // Awareness changes still reach the peer (the hook sends them), and an app's listener works.
+    let onChange!: (changes: { added: number[]; updated: number[] }) => void;
+    const heard = new Promise<void>((resolve) => {
+      onChange = ({ added, updated }) => {
+        const user = (b.awareness.getStates().get(a.awareness.clientID) as { user?: string } | undefined)?.user;
+        if ([...added, ...updated].includes(a.awareness.clientID) && user === 'a') resolve();
+      };
+    });
+    b.awareness.on('change', onChange);
+    a.awareness.setLocalStateField('user', 'a');
+    await within(20_000, "b to hear a's awareness", heard);
+    b.awareness.off('change', onChange);
+    expect((b.awareness as unknown as { _lazyObservers: unknown })._lazyObservers).toBeNull();
 
     // A queued put stays ahead of a transaction the app opens on the doc directly in the same
     // task (the listener made for the batch applies it first), and both reach the peer.
@@ -78,12 +96,40 @@ describe('an idle synced replica holds only the listeners it needs', () => {
     a.putMany(Array.from({ length: 100 }, (_, i) => [`bulk-${i}`, { i, s: 'x'.repeat(8) }] as const));
     expect(listenedEvents(a.doc)).not.toContain('afterAllTransactions');
     expect(listenedEvents(a.doc)).not.toContain('beforeObserverCalls');
-    expect(listenedEvents(a.doc)).toContain('update');
+    expect(listenedEvents(a.doc)).not.toContain('update');
     await until(b, () => b.get('bulk-99')?.['i'] === 99, 'b to get the bulk write');
     a.put('after', { ok: true });
     await until(b, () => b.get('after')?.['ok'] === true, 'b to get the put after the bulk write');
     b.put('back', { ok: true });
     await until(a, () => a.get('back')?.['ok'] === true, 'a to get b\'s put');
+  });
+
+  it('makes the node maps at the first use of the node API: a replica that only received reads and hears everything after', async () => {
+    const [a, b] = await syncedPair();
+    // Neither has used the node API: no node maps (nor a write batch) yet.
+    expect(a.doc.share.has('nodes') || a.doc.share.has('fields')).toBe(false);
+    expect(b.doc.share.has('nodes') || b.doc.share.has('fields')).toBe(false);
+    a.put('n1', { v: 1 });
+    a.put('n2', { v: 2 });
+    expect(await a.whenDelivered({ minPeers: 1, timeoutMs: 20_000 })).toBe(1);
+    // b applied a's updates (Yjs made plain root types for them); its first subscription makes
+    // the maps, and the next remote put arrives as an event with its data.
+    const third = nextEvent(b, (e: SyncEvent) => e.type === 'node-upsert' && e.id === 'n3', 'the third put as an event');
+    a.put('n3', { v: 3 });
+    expect(await third).toMatchObject({ type: 'node-upsert', id: 'n3', origin: 'remote', data: { v: 3 } });
+    expect(b.list()).toEqual([
+      { id: 'n1', data: { v: 1 } },
+      { id: 'n2', data: { v: 2 } },
+      { id: 'n3', data: { v: 3 } },
+    ]);
+    // A third replica that only reads (no subscription) after everything arrived.
+    const c = await replica(a.id, { mode: 'relay', relayUrl: (a.transport as RelayTransport).url });
+    await c.whenSynced({ minPeers: 2, timeoutMs: 20_000 });
+    expect(c.doc.share.has('nodes')).toBe(true); // made by the received updates
+    expect(c.size).toBe(3);
+    expect(c.get('n2')).toEqual({ v: 2 });
+    c.delete('n2');
+    await until(a, () => a.get('n2') === undefined, 'a to see c delete n2');
   });
 
   it('listens for node events from the first subscription on, stops when none is left, and starts again', async () => {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getEventListeners } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deriveTopic, type Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
@@ -224,6 +224,32 @@ describe('relay client sessions', () => {
     await new Promise((resolve) => setTimeout(resolve, 800));
     expect(sockets).toBe(1);
     expect(errors).toEqual([]);
+  });
+
+  it('the liveness checks of all transports run on one shared timer of their period (none per transport), cleared with the last session', async () => {
+    const relay = await relayOn();
+    const period = 4_321; // a period no other transport of this process uses
+    const made = vi.spyOn(globalThis, 'setInterval');
+    const cleared = vi.spyOn(globalThis, 'clearInterval');
+    try {
+      const ts = [0, 1, 2].map(() => transport(relay.url, { heartbeatIntervalMs: period }));
+      const topic = deriveTopic('shared liveness');
+      await Promise.all(ts.map((t) => t.lookup(topic))); // each waits for its session (WELCOME)
+      const timers = made.mock.calls.flatMap((call, i) => (call[1] === period ? [made.mock.results[i]!.value as unknown] : []));
+      expect(timers).toHaveLength(1);
+      await ts[0]!.disconnect();
+      await ts[1]!.disconnect();
+      expect(cleared.mock.calls.some((call) => call[0] === timers[0])).toBe(false);
+      await ts[2]!.disconnect();
+      expect(cleared.mock.calls.some((call) => call[0] === timers[0])).toBe(true);
+      // A new session joins a new shared timer.
+      const again = transport(relay.url, { heartbeatIntervalMs: period });
+      await again.lookup(topic);
+      expect(made.mock.calls.filter((call) => call[1] === period)).toHaveLength(2);
+    } finally {
+      made.mockRestore();
+      cleared.mockRestore();
+    }
   });
 
   it('a relay that goes silent (SIGSTOP) is detected by the client heartbeat; it reconnects after SIGCONT', async () => {

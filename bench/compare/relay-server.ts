@@ -3,10 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
-import { createRelayServer } from '@rhizome/relay';
+import { createRelayServer, missingRelayNodeFlags } from '@rhizome/relay';
 // @ts-expect-error plain JavaScript diagnostics, off unless BENCH_SERVER_DIAG is set
 import { serverDiag } from './server-diag.mjs';
 
+// Started as `rhizome relay` starts its process (bench/compare.ts passes RELAY_NODE_FLAGS): the
+// comparison measures the relay users run, not a bench-only configuration.
+const missing = missingRelayNodeFlags();
+if (missing.length > 0) throw new Error(`relay-server.ts must run with the relay's Node flags (missing ${missing.join(' ')})`);
 const diag = await serverDiag('relay');
 let marks = 0;
 

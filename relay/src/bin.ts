@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // rhizome-relay: runs a relay until SIGTERM / SIGINT, then closes clients with 1001 and exits 0.
 // Exit codes: 0 clean stop, 1 runtime failure (cannot listen, ...), 2 bad arguments.
-import { RhizomeError } from '@rhizome/core';
-import { parseRelayArgs, RELAY_USAGE } from './args.js';
-import { createRelayServer } from './server.js';
+// It runs with the relay's Node flags (node-flags.ts: a small young generation): started without
+// them, it re-launches itself with them first, before loading the relay.
+import { relaunchWithRelayNodeFlags } from './node-flags.js';
 
 async function main(): Promise<number> {
+  const relaunched = relaunchWithRelayNodeFlags();
+  if (relaunched !== undefined) return relaunched;
+  const { RhizomeError } = await import('@rhizome/core');
+  const { parseRelayArgs, RELAY_USAGE } = await import('./args.js');
+  const { createRelayServer } = await import('./server.js');
   let options;
   try {
     options = parseRelayArgs(process.argv.slice(2), process.env);

@@ -6,6 +6,8 @@
  * - {@link RelayCore}: the routing core, usable on any WebSocket-like socket.
  * - {@link RelayWebSocket}: the `ws` WebSocket class the server uses (events go to the core
  *   without listeners; pass it as `WebSocket` to a `WebSocketServer` around a {@link RelayCore}).
+ * - {@link RELAY_NODE_FLAGS}: the Node flags a relay process runs with (`@rhizome/relay/node-flags`,
+ *   also importable alone); `rhizome-relay` and `rhizome relay` apply them themselves.
  * - {@link CloseCode}: the close codes (shared with `@rhizome/transport-relay`).
  * - {@link MailboxService} / `MailboxStore`: the opt-in sealed mailbox (`mailbox` option); the
  *   SQLite store is `@rhizome/relay/mailbox-sqlite` (loaded by the server only when asked for).
@@ -34,5 +36,6 @@ export type { MailboxLimits, MailboxOptions, ResolvedMailboxOptions } from './ma
 export { recordBytes } from './mailbox/store.js';
 export type { MailboxStore, MailboxSnapshot, MailboxCommit, MailboxCommitResult, MailboxQuota, MailboxStoreStats, StoredMailboxRecord } from './mailbox/store.js';
 export { parseRelayArgs, RELAY_USAGE } from './args.js';
+export { RELAY_NODE_FLAGS, RELAY_MAX_SEMI_SPACE_MIB, missingRelayNodeFlags, maxSemiSpaceMiB, relaunchWithRelayNodeFlags } from './node-flags.js';
 export { CloseCode, closeCodeName, isFatalCloseCode, PROTOCOL_VERSION } from '@rhizome/transport-relay/protocol';
 export type { CloseCodeName } from '@rhizome/transport-relay/protocol';

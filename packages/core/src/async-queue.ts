@@ -219,6 +219,12 @@ function byteLength(m: Uint8Array): number {
   return m.length;
 }
 
+/** Ends `queue` (fails it with `error` if given). */
+function endQueue(queue: AsyncQueue<Uint8Array>, error: RhizomeError | null): void {
+  if (error) queue.fail(error);
+  else queue.end();
+}
+
 /** {@link QueuedConnection}'s state bits: a listener was set; closed; one `send` in flight (a count from here up). */
 const LISTENED = 1;
 const CLOSED = 2;
@@ -234,10 +240,18 @@ const SENDING = 4;
  */
 export abstract class QueuedConnection {
   readonly peerId: string;
-  readonly topic: Uint8Array;
+  /**
+   * The topic (a subclass's: a field, or a getter where the transport keeps the topic once for
+   * all its Connections of that topic, as the relay's).
+   */
+  abstract readonly topic: Uint8Array;
   abstract readonly transport: string;
-  #inbox: AsyncQueue<Uint8Array> | null = null;
-  #listener: ConnectionListener | null = null;
+  /**
+   * The reader, one field for both kinds: before {@link listen}, a pulling reader's inbound queue
+   * (null until first used); after it, the listener (null once it heard the end). An idle replica
+   * holds a Connection per remote replica.
+   */
+  #reader: AsyncQueue<Uint8Array> | ConnectionListener | null = null;
   /**
    * Listened, closed, and the `send` calls not settled yet ({@link trySend} never overtakes them)
    * as one small number: {@link LISTENED}, {@link CLOSED}, the count from bit 2 (one field, not
@@ -250,21 +264,37 @@ export abstract class QueuedConnection {
    */
   #onCloseOrFailure: Array<() => void> | RhizomeError | null = null;
 
-  constructor(peerId: string, topic: Uint8Array) {
+  constructor(peerId: string) {
     this.peerId = peerId;
-    this.topic = topic;
+  }
+
+  private get listened(): boolean {
+    return (this.#state & LISTENED) !== 0;
+  }
+
+  /** The pulling reader's inbound queue, null while none (and after {@link listen}). */
+  private get queue(): AsyncQueue<Uint8Array> | null {
+    return this.listened ? null : (this.#reader as AsyncQueue<Uint8Array> | null);
+  }
+
+  /** The listener, null before {@link listen} and once it heard the end. */
+  private get listener(): ConnectionListener | null {
+    return this.listened ? (this.#reader as ConnectionListener | null) : null;
   }
 
   /** The inbound queue of a pulling reader (made on first use). */
   protected get inbox(): AsyncQueue<Uint8Array> {
-    if (this.#inbox === null) {
-      const inbox = new AsyncQueue<Uint8Array>({ measure: byteLength, onTake: (m) => this.consumed(m) });
-      const failure = this.failure;
-      if (failure !== null) inbox.fail(failure);
-      else if (this.closedFlag) inbox.end();
-      this.#inbox = inbox;
-    }
-    return this.#inbox;
+    const queue = this.queue;
+    if (queue !== null) return queue;
+    const inbox = new AsyncQueue<Uint8Array>({ measure: byteLength, onTake: (m) => this.consumed(m) });
+    const failure = this.failure;
+    if (failure !== null) inbox.fail(failure);
+    else if (this.closedFlag) inbox.end();
+    if (!this.listened) this.#reader = inbox;
+    // A read after listen() (not allowed, see there) gets nothing: a queue of its own that ends
+    // with the connection, as it did when the queue and the listener had a field each.
+    else if (!this.closedFlag) this.onClose(() => endQueue(inbox, this.failure));
+    return inbox;
   }
 
   get closed(): boolean {
@@ -282,12 +312,12 @@ export abstract class QueuedConnection {
 
   /** Messages received and not yet read. */
   get buffered(): number {
-    return this.#inbox?.size ?? 0;
+    return this.queue?.size ?? 0;
   }
 
   /** Bytes of the messages received and not yet read. */
   get bufferedBytes(): number {
-    return this.#inbox?.bytes ?? 0;
+    return this.queue?.bytes ?? 0;
   }
 
   receive(): Promise<Uint8Array | null> {
@@ -300,15 +330,14 @@ export abstract class QueuedConnection {
    * or iteration after it.
    */
   listen(listener: ConnectionListener): void {
-    if ((this.#state & LISTENED) !== 0) throw new InvalidArgumentError('this connection already has a listener');
+    if (this.listened) throw new InvalidArgumentError('this connection already has a listener');
+    const inbox = this.queue;
     this.#state |= LISTENED;
-    this.#listener = listener;
-    const inbox = this.#inbox;
+    this.#reader = listener;
     if (inbox !== null) {
-      this.#inbox = null;
       for (let m = inbox.poll(); m !== undefined; m = inbox.poll()) {
         listener.onMessage(m);
-        if (this.#listener !== listener) return;
+        if (this.#reader !== listener) return;
       }
     }
     if (this.closedFlag) this.notifyEnd(listener);
@@ -352,12 +381,13 @@ export abstract class QueuedConnection {
 
   /** Transport-side: a message arrived. */
   deliver(data: Uint8Array): void {
-    const listener = this.#listener;
-    if (listener === null) {
+    if (!this.listened) {
       this.inbox.push(data);
       return;
     }
-    if (this.closedFlag) return;
+    // (The listener is null once it heard the end: the connection is closed.)
+    const listener = this.#reader as ConnectionListener | null;
+    if (listener === null || this.closedFlag) return;
     listener.onMessage(data);
     this.consumed(data);
   }
@@ -380,17 +410,16 @@ export abstract class QueuedConnection {
     const callbacks = this.#onCloseOrFailure as Array<() => void> | null;
     this.#state |= CLOSED;
     this.#onCloseOrFailure = error;
-    if (this.#inbox !== null) {
-      if (error) this.#inbox.fail(error);
-      else this.#inbox.end();
-    }
+    const queue = this.queue;
+    if (queue !== null) endQueue(queue, error);
     this.onClosed();
     if (callbacks !== null) for (const fn of callbacks) fn();
-    if (this.#listener !== null) this.notifyEnd(this.#listener);
+    const listener = this.listener;
+    if (listener !== null) this.notifyEnd(listener);
   }
 
   private notifyEnd(listener: ConnectionListener): void {
-    this.#listener = null;
+    this.#reader = null;
     listener.onEnd(this.failure);
   }
 

@@ -35,12 +35,14 @@ interface Join {
 
 class ChannelConnection extends QueuedConnection implements Connection {
   readonly transport = 'broadcast-channel';
+  readonly topic: TopicHash;
   readonly #channel: BroadcastChannel;
   readonly #self: string;
   readonly #max: number;
 
   constructor(channel: BroadcastChannel, self: string, remote: string, topic: TopicHash, max: number) {
-    super(remote, topic.slice());
+    super(remote);
+    this.topic = topic.slice();
     this.#channel = channel;
     this.#self = self;
     this.#max = max;

@@ -16,6 +16,8 @@ export { BroadcastChannelTransport, BROADCAST_CHANNEL_MAX_MESSAGE_SIZE, BROADCAS
 export type { BroadcastChannelTransportOptions } from './broadcast-channel.js';
 export { createTransport, loadedTransport } from './create.js';
 export { randomId, RANDOM_POOL_BYTES } from './random.js';
+export { joinTicker, leaveTicker, TICK_CHUNK } from './ticker.js';
+export type { Tickable } from './ticker.js';
 export {
   resolveTransportConfig,
   normalizeRelayUrl,

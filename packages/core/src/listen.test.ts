@@ -70,4 +70,23 @@ describe('Connection.listen (QueuedConnection)', () => {
     expect(await within(2000, 'null', cb.receive())).toBeNull();
     await Promise.all([a.disconnect(), b.disconnect()]);
   });
+
+  it('a read after listen() (not allowed) gets no message and ends with the connection; the listener is kept', async () => {
+    // The queue and the listener share one field of the Connection: a late read must not take
+    // the listener's place.
+    const { a, b, ca, cb } = await pair('listen-late-read');
+    const got: number[] = [];
+    let ended!: () => void;
+    const end = new Promise<void>((r) => (ended = r));
+    cb.listen!({ onMessage: (m) => got.push(m[0]!), onEnd: () => ended() });
+    const late = cb.receive();
+    await ca.send(new Uint8Array([4]));
+    await ca.close();
+    await within(2000, 'end', end);
+    expect(got).toEqual([4]);
+    expect(await within(2000, 'late read', late)).toBeNull();
+    expect(await within(2000, 'read after the close', cb.receive())).toBeNull();
+    expect((cb as unknown as { buffered: number }).buffered).toBe(0);
+    await Promise.all([a.disconnect(), b.disconnect()]);
+  });
 });

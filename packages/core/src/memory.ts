@@ -121,6 +121,7 @@ export class MemoryHub {
 /** @internal One end of an in-memory link. */
 class MemoryConnection extends QueuedConnection implements Connection {
   readonly transport = 'memory';
+  readonly topic: TopicHash;
   #remote!: MemoryConnection;
   readonly #maxMessageSize: number;
   readonly #highWaterMark: number;
@@ -137,7 +138,8 @@ class MemoryConnection extends QueuedConnection implements Connection {
   }
 
   private constructor(owner: Membership, remotePeerId: string, topic: TopicHash) {
-    super(remotePeerId, topic.slice());
+    super(remotePeerId);
+    this.topic = topic.slice();
     this.#maxMessageSize = owner.transport.maxMessageSize;
     this.#highWaterMark = owner.transport.highWaterMark;
     owner.connections.add(this);

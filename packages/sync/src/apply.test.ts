@@ -1,7 +1,8 @@
 import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
-import { useFastUpdates } from './doc-updates.js';
+import { setUpdateHook, useFastUpdates } from './doc-updates.js';
+import { DatabaseDoc } from './database-doc.js';
 
 /** An update of a doc with `n` map entries, each a ~40-byte string. */
 function bigUpdate(n: number): { doc: Y.Doc; update: Uint8Array } {
@@ -173,5 +174,29 @@ describe('applyRemoteUpdates of empty updates', () => {
     applyRemoteUpdates(doc, [new Uint8Array([0, 0]), Y.encodeStateAsUpdate(source)], 'peer');
     expect(doc.getMap('m').get('a')).toBe(1);
     expect(calls.length).toBe(1);
+  });
+  it("a database document's update hook gets every update first (large received, small received, local), then the on('update') listeners", () => {
+    const { update } = bigUpdate(5000);
+    const doc = new DatabaseDoc();
+    useFastUpdates(doc);
+    const order: string[] = [];
+    const hooked: Uint8Array[] = [];
+    setUpdateHook(doc, { onDocUpdate: (u, origin, d, tr) => (hooked.push(u), order.push(`hook ${String(origin)} ${d === doc} ${tr.local}`)) });
+    doc.on('update', (_u: Uint8Array, origin: unknown) => order.push(`listener ${String(origin)}`));
+    applyRemoteUpdates(doc, [update], 'big');
+    expect(hooked[0] === update).toBe(true); // the received bytes, once
+    const other = new Y.Doc();
+    other.getMap('m').set('small', 1);
+    applyRemoteUpdates(doc, [Y.encodeStateAsUpdate(other)], 'small');
+    doc.getMap('m').set('local', 1);
+    expect(order).toEqual(['hook big true false', 'listener big', 'hook small true false', 'listener small', 'hook null true true', 'listener null']);
+    const copy = new Y.Doc();
+    for (const u of hooked) Y.applyUpdate(copy, u);
+    expect(copy.getMap('m').toJSON()).toEqual(doc.getMap('m').toJSON());
+    // Without the hook and listeners Yjs encodes nothing for it; with the hook removed only the listener hears.
+    setUpdateHook(doc, null);
+    doc.getMap('m').set('after', 1);
+    expect(order.at(-1)).toBe('listener null');
+    expect(hooked).toHaveLength(3);
   });
 });

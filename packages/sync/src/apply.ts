@@ -26,20 +26,22 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed, muteUpdateOnce } from './doc-updates.js';
+import { changed, emitDocUpdate, hasDocUpdateListeners, muteUpdateOnce } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
 
 type UpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
 
-/** The listener registry of lib0's Observable, which Y.Doc extends (`_observers: Map<name, Set<fn>>`). */
-function updateListeners(doc: Y.Doc): { registry: Map<string, Set<UpdateListener>>; listeners: Set<UpdateListener> } | null {
+/**
+ * The listener registry of lib0's Observable, which Y.Doc extends (`_observers: Map<name, Set<fn>>`),
+ * when it has an `'update'` listener (a set's, or a database document's hook: doc-updates.ts).
+ */
+function updateListeners(doc: Y.Doc): { registry: Map<string, Set<UpdateListener>> } | null {
   const registry = (doc as unknown as { _observers?: unknown })._observers;
   if (!(registry instanceof Map)) return null;
-  const listeners = (registry as Map<string, unknown>).get('update');
-  if (!(listeners instanceof Set) || listeners.size === 0) return null;
-  return { registry: registry as Map<string, Set<UpdateListener>>, listeners: listeners as Set<UpdateListener> };
+  if (!hasDocUpdateListeners(registry as Map<string, Set<unknown>>)) return null;
+  return { registry: registry as Map<string, Set<UpdateListener>> };
 }
 
 /**
@@ -118,10 +120,8 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
     handled = true;
     doc.off('afterTransactionCleanup', onCleanup);
     // An update that failed half way (structs in, delete set bad): Yjs encodes what was integrated.
-    if (!state.applied || !changed(tr)) return;
-    const listeners = registry.get('update');
-    if (listeners === undefined || listeners.size === 0) return;
-    for (const listener of [...listeners]) listener(updates[0]!, origin, doc, tr);
+    if (!state.applied || !changed(tr) || !hasDocUpdateListeners(registry)) return;
+    emitDocUpdate(registry, updates[0]!, origin, doc, tr);
     restore = muteUpdateOnce(doc, registry);
   };
   // Registered last: after useFastUpdates's own cleanup listener, which clears its mute flag.
@@ -152,7 +152,7 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   const tr = transaction as Y.Transaction | null;
   if (!handled && failed === null && tr !== null && changed(tr)) {
     // The cleanup never reached this transaction's listeners (another cleanup listener threw).
-    for (const listener of [...(registry.get('update') ?? [])]) listener(updates[0]!, origin, doc, tr);
+    emitDocUpdate(registry, updates[0]!, origin, doc, tr);
   }
   if (failed !== null) throw failed.error;
   if (observerError !== null) throw observerError.error;

@@ -10,22 +10,22 @@ import {
   SyncBroadcaster,
   TimeoutError,
   deriveTopic,
+  flatHex,
   loadedTransport,
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
-import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
 import type { HealthOptions } from './health.js';
 import { HealthMonitor } from './monitor.js';
-import { DatabaseAwareness } from './presence.js';
+import { DatabaseAwareness, type AwarenessChanges, type AwarenessHook } from './presence.js';
 import type { DatabaseHealthStatus, MonitorHost } from './monitor.js';
 import { NodeModel } from './nodes.js';
 import { WriteBatch, type PendingWrite, type WriteBatchSink } from './put-batch.js';
-import { offDocUpdate, onDocUpdate, stopFastUpdates, useFastUpdates } from './doc-updates.js';
+import { setUpdateHook, stopFastUpdates, useFastUpdates } from './doc-updates.js';
 import { DocPersistence, PERSISTENCE_ORIGIN } from './persistence.js';
 import type { PersistenceOptions, StorageStatus } from './persistence.js';
 import { assertWritableDatabase } from './storage-health.js';
@@ -34,10 +34,10 @@ import { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
-import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
+import { attachMailbox, type DatabaseMailbox, type MailboxBinding, type MailboxSource } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 import { newDocGuid } from './doc-guid.js';
-import { DatabaseDoc } from './database-doc.js';
+import { DatabaseDoc, type DocUpdateHook } from './database-doc.js';
 import { MultiTransport, type TransportPart } from './multi-transport.js';
 import { ReplicaRouter, connectionPath, encodeReplica, newReplicaId } from './replicas.js';
 import { SessionTable } from './session-table.js';
@@ -246,8 +246,14 @@ export class Database {
     return this.#host.sealer.topicCopy();
   }
   readonly #doc: Y.Doc;
-  /** Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts). */
-  readonly #batch: WriteBatch;
+  /**
+   * Puts and deletes of this task not yet applied to the doc (sync/src/put-batch.ts); made at the
+   * first put or delete (a database nobody writes to through the node API holds none).
+   */
+  #batch: WriteBatch | null = null;
+  #writeBatch(): WriteBatch {
+    return (this.#batch ??= new WriteBatch(this.#doc, this.#host));
+  }
   /** {@link events}: a subscription starts the node-event listener (see {@link #nodeEvents}). */
   static readonly #Events = class DatabaseEvents extends SyncBroadcaster<SyncEvent> {
     readonly #db: Database;
@@ -272,7 +278,7 @@ export class Database {
    * are still queued (see {@link put}), so the document it returns holds them.
    */
   get doc(): Y.Doc {
-    this.#batch.flush();
+    this.#batch?.flush();
     return this.#doc;
   }
   /** y-protocols awareness (presence), shared with every peer. */
@@ -280,7 +286,15 @@ export class Database {
   /** The transport this database syncs over. */
   readonly transport: Transport;
 
-  readonly #model: NodeModel;
+  /**
+   * The node API's view of the doc, made at its first use ({@link #nodes}): until then the doc
+   * holds no `nodes`/`fields` maps either (~0.65 KiB with them for a database nobody reads or writes
+   * through the node API; a peer's update makes them as Yjs does for any root type).
+   */
+  #model: NodeModel | null = null;
+  #nodes(): NodeModel {
+    return (this.#model ??= new NodeModel(this.#doc));
+  }
   readonly #store: DocStore;
   /** {@link OWNS_STORE}, {@link OWNS_TRANSPORT}, {@link READ_ONLY}, {@link CLOSED}, {@link LISTENING}: bits of one small integer. */
   #bits = 0;
@@ -295,7 +309,7 @@ export class Database {
   get #ownsTransport(): boolean {
     return (this.#bits & OWNS_TRANSPORT) !== 0;
   }
-  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection>;
+  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook & MailboxSource;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new SessionTable<PeerSession>();
@@ -447,6 +461,7 @@ export class Database {
     host: { macrotask: Macrotask; ownsStore: boolean },
     healthOptions: Required<HealthOptions> = resolveHealthOptions(undefined),
     readOnly = false,
+    replicaId: Uint8Array = newReplicaId(),
   ) {
     this.id = id;
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
@@ -463,9 +478,8 @@ export class Database {
       listen: false,
     });
     this.#persistence.load();
-    this.#model = new NodeModel(this.#doc);
-    this.awareness = new DatabaseAwareness(this.#doc, this.#onError);
-    const replicaId = newReplicaId();
+    const awareness = new DatabaseAwareness(this.#doc, this.#onError);
+    this.awareness = awareness;
     this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
@@ -479,16 +493,16 @@ export class Database {
         maxQueuedBytes: limits.maxQueuedBytes,
         networked: transport.name !== 'disabled',
       },
-      encodeReplica(replicaId),
     );
-    this.#batch = new WriteBatch(this.#doc, this.#host);
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    onDocUpdate(this.#doc, this.#onUpdate);
+    // The doc's and the awareness's first 'update' listener is the host (a field each, not a
+    // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
+    setUpdateHook(this.#doc as DatabaseDoc, this.#host);
     useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
     // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
-    this.awareness.on('update', this.#onAwareness);
+    awareness.hook = this.#host;
   }
 
   /**
@@ -497,21 +511,18 @@ export class Database {
    * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
    * A nested class, so it reaches the database's private members.
    */
-  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection> {
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook, MailboxSource {
     readonly #db: Database;
     readonly sealer: FrameSealer;
     readonly scheduler: TurnScheduler;
     /** The frame and queue limits and whether the transport reaches anyone: one shared frozen record per set of them. */
     readonly #limits: HostLimits;
-    /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
-    readonly #replicaHello: string;
 
-    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits, replicaHello: Uint8Array) {
+    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits) {
       this.#db = db;
       this.sealer = sealer;
       this.scheduler = scheduler;
       this.#limits = sharedLimits(limits);
-      this.#replicaHello = bytesToText(replicaHello);
     }
 
     /** The document itself (the database's `doc` getter flushes queued writes first; sessions need not). */
@@ -521,6 +532,15 @@ export class Database {
 
     get awareness(): awarenessProtocol.Awareness {
       return this.#db.awareness;
+    }
+
+    /** {@link MailboxSource}: the store and the database id. */
+    get store(): DocStore {
+      return this.#db.#store;
+    }
+
+    get docId(): string {
+      return this.#db.id;
     }
 
     get maxFrameBytes(): number {
@@ -543,8 +563,9 @@ export class Database {
       return this.#limits.networked;
     }
 
+    /** This replica's REPLICA message, made per session from the database's `replicaId` (no copy kept). */
     get replicaHello(): Uint8Array {
-      return textToBytes(this.#replicaHello);
+      return encodeReplica(hexToBytes(this.#db.replicaId));
     }
 
     reportError(error: unknown): void {
@@ -600,6 +621,16 @@ export class Database {
       if (!this.#db.#closed) this.#db.events.publish(event);
     }
 
+    /** {@link DocUpdateHook}: every update of the document, first of its `'update'` listeners. */
+    onDocUpdate(update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void {
+      this.#db.#onUpdate(update, origin, tr);
+    }
+
+    /** {@link AwarenessHook}: every awareness `'update'`, first of its listeners. */
+    onAwarenessUpdate(changes: AwarenessChanges, origin: unknown): void {
+      this.#db.#onAwareness(changes, origin);
+    }
+
     /** {@link QueueListener} of the transport's connection stream: one Connection. */
     onItem(conn: Connection): void {
       // A microtask later, as the loop got them: the transport pushes from inside its own frame
@@ -642,11 +673,12 @@ export class Database {
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
     const copy = copyNodeData(data);
-    if (this.#batch.accepting) {
-      this.#batch.add({ id: nodeId, data: copy });
+    const batch = this.#writeBatch();
+    if (batch.accepting) {
+      batch.add({ id: nodeId, data: copy });
     } else {
-      this.#batch.flush(); // writes queued before this transaction opened stay ahead of this one
-      this.#model.put(nodeId, copy, this);
+      batch.flush(); // writes queued before this transaction opened stay ahead of this one
+      this.#nodes().put(nodeId, copy, this);
     }
   }
 
@@ -669,8 +701,8 @@ export class Database {
       copies.push([nodeId, copyNodeData(data)]);
     }
     if (copies.length === 0) return;
-    this.#batch.flush();
-    this.#model.putMany(copies, this);
+    this.#batch?.flush();
+    this.#nodes().putMany(copies, this);
   }
 
   /**
@@ -689,7 +721,7 @@ export class Database {
   transact<T>(fn: () => T): T {
     this.#assertOpen();
     let result!: T;
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#doc.transact(() => {
       result = fn();
     }, this);
@@ -700,8 +732,8 @@ export class Database {
   get(nodeId: string): Record<string, JsonValue> | undefined {
     this.#assertOpen();
     assertNodeId(nodeId);
-    this.#batch.flush();
-    return this.#model.get(nodeId);
+    this.#batch?.flush();
+    return this.#nodes().get(nodeId);
   }
 
   /**
@@ -712,25 +744,26 @@ export class Database {
     this.#assertOpen();
     assertWritableDatabase(this.#readOnly, this.#store);
     assertNodeId(nodeId);
-    if (this.#batch.accepting) {
-      this.#batch.add({ id: nodeId, data: null });
+    const batch = this.#writeBatch();
+    if (batch.accepting) {
+      batch.add({ id: nodeId, data: null });
     } else {
-      this.#batch.flush();
-      this.#model.delete(nodeId, this);
+      batch.flush();
+      this.#nodes().delete(nodeId, this);
     }
   }
 
   /** Every node, sorted by id. */
   list(): Array<{ id: string; data: Record<string, JsonValue> }> {
     this.#assertOpen();
-    this.#batch.flush();
-    return this.#model.list();
+    this.#batch?.flush();
+    return this.#nodes().list();
   }
 
   /** Number of nodes. */
   get size(): number {
-    this.#batch.flush();
-    return this.#model.size;
+    this.#batch?.flush();
+    return this.#nodes().size;
   }
 
   /** The peers connected on the topic now. */
@@ -740,7 +773,7 @@ export class Database {
 
   /** Traffic counters (wire bytes of sealed frames). */
   stats(): DatabaseStats {
-    this.#batch.flush();
+    this.#batch?.flush();
     const now = performance.now();
     const total = { ...(this.#totals ?? NO_TOTALS) };
     const peers: PeerStats[] = [];
@@ -806,7 +839,7 @@ export class Database {
    */
   async flush(): Promise<void> {
     this.#assertOpen();
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#persistence.flush();
     await this.#store.flush?.();
   }
@@ -814,7 +847,7 @@ export class Database {
   /** Replaces the persisted update log by one snapshot. */
   compact(): void {
     this.#assertOpen();
-    this.#batch.flush();
+    this.#batch?.flush();
     this.#persistence.compact();
   }
 
@@ -825,7 +858,7 @@ export class Database {
    */
   whenSynced(options: WhenSyncedOptions = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('database'));
-    this.#batch.flush();
+    this.#batch?.flush();
     const minPeers = options.minPeers ?? 0;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
@@ -880,7 +913,7 @@ export class Database {
     if (!Number.isInteger(minPeers) || minPeers < 0) return Promise.reject(new InvalidArgumentError('minPeers must be a non-negative integer'));
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) return Promise.reject(new InvalidArgumentError('timeoutMs must be a positive number'));
     if (minPeers === 0) return Promise.resolve(0);
-    this.#batch.flush();
+    this.#batch?.flush();
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     return new Promise<number>((resolve, reject) => {
@@ -931,7 +964,7 @@ export class Database {
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing === null) {
-      this.#batch.flush();
+      this.#batch?.flush();
       const flushTimeoutMs = options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS;
       if (typeof flushTimeoutMs !== 'number' || !(flushTimeoutMs >= 0) || !Number.isFinite(flushTimeoutMs)) {
         return Promise.reject(new InvalidArgumentError('flushTimeoutMs must be a non-negative number'));
@@ -978,14 +1011,14 @@ export class Database {
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...running.map((s) => s.ended())]));
     for (const w of [...(this.#waiters ?? [])]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
-    offDocUpdate(this.#doc, this.#onUpdate);
+    setUpdateHook(this.#doc as DatabaseDoc, null);
     // Until the store is released, the binding keeps writing what the doc still gets (as it did
     // with a listener of its own).
     this.#persistence.listen();
     stopFastUpdates(this.#doc);
     this.#stopNodeEvents();
     dropEncodedState(this.#doc);
-    this.awareness.off('update', this.#onAwareness);
+    (this.awareness as DatabaseAwareness).hook = null;
     try {
       this.awareness.destroy();
     } catch (error) {
@@ -1038,14 +1071,14 @@ export class Database {
    */
   get mailbox(): DatabaseMailbox | null {
     // Its status and whenIdle() count the deposits of the writes queued in this task.
-    this.#batch.flush();
+    this.#batch?.flush();
     return this.#mailbox;
   }
 
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, material, this.#onError);
+    this.#mailbox = attachMailbox(this.transport, this.#host, material);
   }
 
   /**
@@ -1163,7 +1196,7 @@ export class Database {
 
   // ---- doc and awareness hooks --------------------------------------------------------------
 
-  readonly #onUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, tr: Y.Transaction): void => {
+  #onUpdate(update: Uint8Array, origin: unknown, tr: Y.Transaction): void {
     // The persistence binding's listener, folded into this one (it ignores its own origins).
     this.#persistence.noteUpdate(update, origin);
     if (origin === PERSISTENCE_ORIGIN) return;
@@ -1182,13 +1215,13 @@ export class Database {
     if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.
     this.#router.route(update, origin, this.#sessions.values());
-  };
+  }
 
   /** Applies queued puts and deletes as one transaction (see {@link WriteBatch}). */
   #applyBatch(writes: PendingWrite[]): void {
     this.#batchWrites = writes.length;
     try {
-      this.#model.apply(writes, this);
+      this.#nodes().apply(writes, this);
     } finally {
       this.#batchWrites = 1;
     }
@@ -1205,6 +1238,10 @@ export class Database {
   /** A subscription to {@link events} was made: node events are needed (the listener is made now). */
   #listenNodeEvents(): void {
     if (this.#nodeEvents !== null || this.#closed) return;
+    // The maps exist before the first transaction the listener sees (a root type a peer's update
+    // made is replaced by the map at its first getMap, and that transaction's changes are keyed by
+    // the replaced one).
+    this.#nodes();
     const listener = (tr: Y.Transaction): void => this.#onTransaction(tr);
     this.#nodeEvents = listener;
     this.#doc.on('afterTransaction', listener);
@@ -1225,20 +1262,17 @@ export class Database {
     }
     if (tr.origin === PERSISTENCE_ORIGIN) return;
     const origin = tr.local ? 'local' : 'remote';
-    for (const change of this.#model.changes(tr)) {
+    for (const change of this.#nodes().changes(tr)) {
       if (change.deleted) {
         this.events.publish({ type: 'node-delete', id: change.id, origin });
       } else {
-        const data = this.#model.get(change.id);
+        const data = this.#nodes().get(change.id);
         if (data) this.events.publish({ type: 'node-upsert', id: change.id, data, origin });
       }
     }
   }
 
-  readonly #onAwareness = (
-    changes: { added: number[]; updated: number[]; removed: number[] },
-    origin: unknown,
-  ): void => {
+  #onAwareness(changes: AwarenessChanges, origin: unknown): void {
     if (origin instanceof PeerSession) {
       for (const id of [...changes.added, ...changes.updated]) origin.addAwarenessClient(id);
       for (const id of changes.removed) origin.removeAwarenessClient(id);
@@ -1249,7 +1283,7 @@ export class Database {
     if (clients.length === 0) return;
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients);
     for (const session of this.#sessions.values()) if (session !== origin) session.sendAwareness(update);
-  };
+  }
 
   // ---- helpers ------------------------------------------------------------------------------
 
@@ -1343,6 +1377,8 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   // gets them too.
   const errors: TransportErrors = { db: null };
   const given = options.transport;
+  // Drawn before the transport: a relay transport this database makes takes it as its peer id.
+  const replicaId = newReplicaId();
   if (Array.isArray(given)) {
     if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
     const parts: TransportPart[] = given.map((item: unknown, i) => {
@@ -1369,7 +1405,14 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (given.encryption === false) {
       throw new InvalidConfigError('transport.encryption', 'sealing cannot be turned off: every frame a database sends is sealed');
     }
-    transport = platform.createTransport({ ...given, onError: forwardTransportErrors(errors, given.onError) });
+    // A relay transport made for this database alone has the replica id (hex) as its peer id,
+    // unless the configuration names one: so a remote session keeps one string for the peer's
+    // relay id and its replica id (PeerSession: the same string object; an idle replica holds a
+    // session per remote replica). The replica id stays sealed where it proves something (the
+    // REPLICA message: only key holders can claim one); as a relay peer id it is as random and
+    // as public as the id the transport would have drawn.
+    const config = given.mode === 'relay' && given.peerId === undefined ? { ...given, peerId: flatHex(replicaId) } : given;
+    transport = platform.createTransport({ ...config, onError: forwardTransportErrors(errors, given.onError) });
     // The implementation itself, not core's lazy wrapper (relay mode; see loadedTransport).
     transport = await loadedTransport(transport);
     owns = true;
@@ -1410,6 +1453,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
       { macrotask: platform.macrotask, ownsStore: givenStore === undefined },
       health,
       readOnly,
+      replicaId,
     );
   } catch (error) {
     if (givenStore === undefined) store.close();
@@ -1463,6 +1507,13 @@ interface HostLimits {
   readonly maxMessageBytes: number;
   readonly maxQueuedBytes: number;
   readonly networked: boolean;
+}
+
+/** The bytes of a lowercase hex string (the replica id). */
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
 }
 
 /** Limits records by value: databases opened with the same limits share one (a process holds thousands). */

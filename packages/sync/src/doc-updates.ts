@@ -28,6 +28,7 @@
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import { FastUpdateEncoderV1 } from './codec.js';
+import { DatabaseDoc, UpdateRegistry, type DocUpdateHook } from './database-doc.js';
 
 /** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
 export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
@@ -53,25 +54,6 @@ export function offDocUpdate(doc: Y.Doc, listener: DocUpdateListener): void {
   doc.off('update', listener);
 }
 
-/**
- * lib0 Observable's listener registry (`_observers: Map<name, Set<fn>>`, which Y.Doc extends) as
- * {@link useFastUpdates} replaces it: the same entries, plus a one-shot answer "no `'update'`
- * listener" to the one `has('update')` Yjs makes right after `'afterTransactionCleanup'` of a
- * transaction whose update Rhizome already delivered. Every other read and write is the Map's.
- */
-class UpdateRegistry extends Map<string, Set<DocUpdateListener>> {
-  /** Set by {@link fastCleanup} once it delivered a transaction's update; consumed by Yjs's next `has('update')`. */
-  muteNext = false;
-
-  override has(name: string): boolean {
-    if (this.muteNext && name === 'update') {
-      this.muteNext = false;
-      return false;
-    }
-    return super.has(name);
-  }
-}
-
 /** The document's registry, made an {@link UpdateRegistry} (null when this version of lib0 keeps none where expected). */
 function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
   const holder = doc as unknown as { _observers?: unknown };
@@ -84,23 +66,58 @@ function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
 }
 
 /**
+ * Makes `hook.onDocUpdate` the first `'update'` listener of a database's document (one field of its
+ * registry, not an entry in a listener set: ~0.15 KiB per document with the set's table, and no
+ * closure), or removes it (`null`). It gets every update with Yjs's arguments, before the
+ * listeners added with `doc.on('update')`, wherever they are called (Yjs's emit, {@link
+ * useFastUpdates}, apply.ts).
+ */
+export function setUpdateHook(doc: DatabaseDoc, hook: DocUpdateHook | null): void {
+  (doc._observers as unknown as UpdateRegistry).hook = hook;
+}
+
+/**
+ * Calls `doc`'s `'update'` listeners as lib0's Observable emits, the registry's hook first: the
+ * listeners of the moment, from a copy (a listener that adds or removes listeners changes the next
+ * emission, not this one); a throw stops the rest.
+ */
+export function emitDocUpdate(registry: Map<string, Set<unknown>>, update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction): void {
+  const hook = registry instanceof UpdateRegistry ? registry.hook : null;
+  const listeners = registry.get('update') as Set<DocUpdateListener> | undefined;
+  if (hook !== null) hook.onDocUpdate(update, origin, doc, tr);
+  if (listeners !== undefined) for (const listener of [...listeners]) listener(update, origin, doc, tr);
+}
+
+/** True if `registry` has an `'update'` listener or hook (what makes Yjs encode a transaction). */
+export function hasDocUpdateListeners(registry: Map<string, Set<unknown>>): boolean {
+  if (registry instanceof UpdateRegistry && registry.hook !== null) return true;
+  const listeners = registry.get('update');
+  return listeners !== undefined && listeners.size > 0;
+}
+
+/**
  * Encodes `doc`'s local transactions for its `'update'` listeners in JavaScript (see the module
  * description). Returns the function that stops it (as {@link stopFastUpdates}). For documents
  * Rhizome makes (the database's); a no-op if lib0's registry is not where this version of Yjs
  * keeps it.
  *
  * The listener is a module function (Yjs passes the document) and the registry keeps its one
- * flag: an idle document holds one entry in its `'afterTransactionCleanup'` set and nothing else
- * (no closures, no context per document; ARCHITECTURE § Memory of an idle replica).
+ * flag: a database's document ({@link DatabaseDoc}) holds it in its `cleanupHook` field (called
+ * from its `emit` before the event's listeners, as the first listener was), any other document one
+ * entry in its `'afterTransactionCleanup'` set — no closures, no context per document
+ * (ARCHITECTURE § Memory of an idle replica).
  */
 export function useFastUpdates(doc: Y.Doc): () => void {
   if (updateRegistryOf(doc) === null) return () => undefined;
-  doc.on('afterTransactionCleanup', fastCleanup);
+  // A database's document (database-doc.ts) calls its hook from its own emit: no listener set.
+  if (doc instanceof DatabaseDoc) doc.cleanupHook = fastCleanup;
+  else doc.on('afterTransactionCleanup', fastCleanup);
   return () => stopFastUpdates(doc);
 }
 
 /** Stops {@link useFastUpdates} on `doc` (Yjs's own encoding of every transaction again). */
 export function stopFastUpdates(doc: Y.Doc): void {
+  if (doc instanceof DatabaseDoc && doc.cleanupHook === fastCleanup) doc.cleanupHook = null;
   doc.off('afterTransactionCleanup', fastCleanup);
   const registry = (doc as unknown as { _observers?: unknown })._observers;
   if (registry instanceof UpdateRegistry) registry.muteNext = false;
@@ -112,16 +129,14 @@ function fastCleanup(tr: Y.Transaction, doc: Y.Doc): void {
   if (!(registry instanceof UpdateRegistry)) return;
   // Left set only if a listener threw after it was set and before Yjs read it.
   registry.muteNext = false;
-  if (!tr.local) return;
-  const listeners = registry.get('update');
-  if (listeners === undefined || listeners.size === 0) return;
+  if (!tr.local || !hasDocUpdateListeners(registry)) return;
   const client = doc.clientID;
   const large = (tr.afterState.get(client) ?? 0) - (tr.beforeState.get(client) ?? 0) >= FAST_MIN_STRUCTS;
   const update = large ? encodeTransaction(tr) : encodeSmallTransaction(tr);
   if (update === null) return;
   // As lib0's Observable emits: a copy of the set, in order; a throw stops the rest (Yjs's emit
   // would have stopped there too). Listeners that remove themselves (`doc.once`) stay removed.
-  for (const listener of [...listeners]) listener(update, tr.origin, doc, tr);
+  emitDocUpdate(registry, update, tr.origin, doc, tr);
   // Then Yjs's own encoding of this transaction is skipped: it asks has('update') next.
   registry.muteNext = true;
 }

@@ -79,4 +79,29 @@ describe("DatabaseAwareness (y-protocols' awareness checked by one shared timer)
     // Destroying it again (the database's close does) is harmless.
     a.destroy();
   });
+  it("takes the database's 'update' hook first, then on() listeners; holds no lib0 registry while nobody listens", () => {
+    const doc = new DatabaseDoc();
+    const aw = new DatabaseAwareness(doc, () => undefined);
+    const lazy = (): unknown => (aw as unknown as { _lazyObservers: unknown })._lazyObservers;
+    expect(lazy()).toBeNull();
+    const order: string[] = [];
+    aw.hook = { onAwarenessUpdate: (changes, origin) => order.push(`hook ${changes.updated.length} ${String(origin)}`) };
+    aw.setLocalStateField('x', 1);
+    expect(order).toEqual(['hook 1 local']);
+    const onUpdate = (): void => void order.push('listener');
+    aw.on('update', onUpdate);
+    aw.once('change', () => order.push('once'));
+    expect(lazy()).toBeInstanceOf(Map);
+    aw.setLocalStateField('x', 2);
+    expect(order).toEqual(['hook 1 local', 'once', 'hook 1 local', 'listener']);
+    aw.off('update', onUpdate);
+    expect(lazy()).toBeNull();
+    aw.hook = null;
+    aw.setLocalStateField('x', 3);
+    expect(order).toHaveLength(4);
+    aw.on('destroy', () => order.push('destroyed'));
+    doc.destroy();
+    expect(order.at(-1)).toBe('destroyed');
+    expect(lazy()).toBeNull();
+  });
 });

@@ -17,8 +17,31 @@ const CHECK_MS = Math.floor(awarenessProtocol.outdatedTimeout / 10);
 /** {@link DatabaseAwareness}'s error sink: a listener that threw during a check. */
 export type PresenceErrorSink = (error: unknown) => void;
 
+/** What an awareness `'update'` (and `'change'`) event says changed. */
+export interface AwarenessChanges {
+  added: number[];
+  updated: number[];
+  removed: number[];
+}
+
+/** Gets a database awareness's `'update'` events first (the database's host: a method, not a closure). */
+export interface AwarenessHook {
+  onAwarenessUpdate(changes: AwarenessChanges, origin: unknown): void;
+}
+
+type Listener = (...args: unknown[]) => void;
+
 export class DatabaseAwareness extends awarenessProtocol.Awareness {
   readonly #onError: PresenceErrorSink;
+  /**
+   * The database's own `'update'` listener, called before the listeners of `on('update')`: a
+   * field, not an entry in lib0's registry, which an idle database's awareness therefore does not
+   * hold at all (`_observers` is made at the first `on()`: a `Map` and a `Set` with their tables
+   * and a closure, ~0.4 KiB per database; ARCHITECTURE § Memory of an idle replica).
+   */
+  hook: AwarenessHook | null = null;
+  /** lib0's registry (read and written as `_observers`, see below): null while nobody listens. */
+  declare _lazyObservers: Map<string, Set<Listener>> | null;
 
   constructor(doc: Y.Doc, onError: PresenceErrorSink) {
     super(doc);
@@ -60,8 +83,38 @@ export class DatabaseAwareness extends awarenessProtocol.Awareness {
     }
   }
 
+  /** As lib0's Observable emits (the listeners of the moment, from a copy; a throw stops the rest), the hook first. */
+  override emit(name: string, args: unknown[]): void {
+    // (`hook` is not defined yet while y-protocols' constructor emits its first local state.)
+    if (name === 'update' && this.hook != null) this.hook.onAwarenessUpdate(args[0] as AwarenessChanges, args[1]);
+    const listeners = this._lazyObservers?.get(name);
+    if (listeners === undefined) return;
+    for (const listener of Array.from(listeners)) listener(...args);
+  }
+
+  override off(name: string, f: Listener): void {
+    const observers = this._lazyObservers;
+    if (observers === null || observers === undefined) return;
+    super.off(name, f);
+    if (observers.size === 0) this._lazyObservers = null;
+  }
+
   override destroy(): void {
     leaveTicker(this, CHECK_MS, true);
     super.destroy();
   }
 }
+
+/**
+ * lib0's listener registry, made at the first read (`on()`): Observable's constructor and destroy()
+ * assign an empty `Map`, which is dropped (see {@link DatabaseAwareness.hook}).
+ */
+Object.defineProperty(DatabaseAwareness.prototype, '_observers', {
+  configurable: true,
+  get(this: DatabaseAwareness): Map<string, Set<Listener>> {
+    return (this._lazyObservers ??= new Map());
+  },
+  set(this: DatabaseAwareness, value: Map<string, Set<Listener>>) {
+    this._lazyObservers = value.size === 0 ? null : value;
+  },
+});

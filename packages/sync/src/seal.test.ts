@@ -70,30 +70,40 @@ describe('FrameSealer', () => {
     expect(node.open(noble.seal(plaintext))).toEqual(plaintext);
   });
 
-  it('opens the frames of many senders, each again later, with its remembered subkeys (a list, then a Map past 16 senders)', () => {
+  it('opens the frames of many senders, each again later, remembering the last other sender only (a stream from one derives its subkey once)', () => {
     const receiver = new FrameSealer(material, topic);
     const senders = Array.from({ length: 40 }, () => new FrameSealer(material, topic));
     const body = (i: number, round: number): Uint8Array => new Uint8Array([i, round, 7, 9]);
-    // Round 0 makes the subkeys (the list fills at 16, then the Map takes over); rounds 1-2 read them back.
+    const start = FrameSealer.subkeysDerived;
+    const derivedSince = (): number => FrameSealer.subkeysDerived - start;
+    // Senders in turn: every frame is from another sender than the last, so each derives its subkey.
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < senders.length; i++) {
         expect(receiver.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
-        // Each sender remembered once, found again later (in the flat string up to 16, then the Map).
-        expect(receiver.rememberedSenders).toBe(round === 0 ? i + 1 : senders.length);
+        expect(derivedSince()).toBe(round * senders.length + i + 1);
+        expect(receiver.rememberedSenders).toBe(1);
       }
     }
-    // A few senders (the flat string only): each found again, none remembered twice.
-    const few = new FrameSealer(material, topic);
-    for (let round = 0; round < 3; round++) {
-      for (let i = 0; i < 5; i++) expect(few.open(senders[i]!.seal(body(i, round)))).toEqual(body(i, round));
-    }
-    expect(few.rememberedSenders).toBe(5);
-    // A remembered sender's frame with one flipped byte still fails: the subkey is its own.
-    const frame = senders[3]!.seal(body(3, 9));
+    // One sender's frames back to back: derived once, then found (fails if the entry is not kept or misread).
+    const derived = derivedSince();
+    for (let n = 0; n < 10; n++) expect(receiver.open(senders[7]!.seal(body(7, n)))).toEqual(body(7, n));
+    expect(derivedSince()).toBe(derived + 1);
+    // A frame that does not open (another key) derives a subkey but does not replace the remembered sender.
+    const other = new FrameSealer(keyMaterial('another database'), topic);
+    expect(() => receiver.open(other.seal(body(0, 0)))).toThrow(DecryptError);
+    expect(derivedSince()).toBe(derived + 2);
+    expect(receiver.open(senders[7]!.seal(body(7, 99)))).toEqual(body(7, 99));
+    expect(derivedSince()).toBe(derived + 2);
+    // The remembered sender's frame with one flipped byte still fails: the subkey is its own.
+    const frame = senders[7]!.seal(body(7, 9));
     frame[frame.length - 1]! ^= 1;
     expect(() => receiver.open(frame)).toThrow(DecryptError);
-    // A sealer under another key opens none of them, remembered or not.
-    const other = new FrameSealer(keyMaterial('another database'), topic);
+    // Its own frames (a loop) open under its own subkey, without deriving one.
+    expect(receiver.open(receiver.seal(body(1, 1)))).toEqual(body(1, 1));
+    expect(derivedSince()).toBe(derived + 2);
+    expect(receiver.open(senders[7]!.seal(body(7, 100)))).toEqual(body(7, 100));
+    expect(derivedSince()).toBe(derived + 2);
+    // A sealer under another key opens none of them.
     expect(() => other.open(senders[0]!.seal(body(0, 0)))).toThrow(DecryptError);
   });
 

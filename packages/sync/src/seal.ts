@@ -34,10 +34,6 @@ export function keyMaterial(databaseId: string, secret?: string | Uint8Array): U
 
 /** Bytes of the per-sealer nonce prefix (the HChaCha20 input). */
 export const NONCE_PREFIX_LENGTH = 16;
-/** Subkeys of remote sealers kept for opening (one per sender instance seen lately). */
-const SUBKEY_CACHE_LIMIT = 1024;
-/** Senders whose subkeys a sealer keeps in a list before it keeps them in a Map (see `FrameSealer`). */
-const SUBKEY_LIST_LIMIT = 16;
 
 /**
  * Seals and opens the frames of one database: XChaCha20-Poly1305 with a 256-bit key from
@@ -69,14 +65,17 @@ export class FrameSealer {
   #counterHigh = 0;
   #counterLow = 0;
   /**
-   * Opening: subkeys of other senders, each remembered as 48 chars of one char per byte, the
-   * sender's prefix (16) then its subkey (32), copied into the scratch key to use. A database
-   * hears from a few senders: up to {@link SUBKEY_LIST_LIMIT} entries back to back in one flat
-   * string, looked through (48 B of heap per sender; a string each was 64 B and a list slot, a
-   * Map of them ~150 B more, a Uint8Array per key ~200 B); past that, a Map by prefix of one
-   * string each. Null until the first.
+   * Opening: the subkey of the last other sender whose frame opened, as 48 chars of one char per
+   * byte — its prefix (16) then its subkey (32) —, copied into the scratch key to use; null until
+   * the first. One entry per database, not one per sender: an idle replica holds a sealer per
+   * database and hears a ping and a pong from every peer every 5 s, and a frame from another
+   * sender than the last derives its subkey again (HChaCha20, one ChaCha block: ~1–3 µs), while
+   * a stream from one peer (a sync, a burst of updates) finds it every time. (Until Session 12 a
+   * list of every sender's entry, 48 B per remote peer, and a Map past 16 senders.)
    */
-  #subkeys: string | Map<string, string> | null = null;
+  #lastSender: string | null = null;
+  /** @internal Subkeys derived to open frames, by every sealer of the process (a frame from a sender other than the last): a counter of the class, not a field of each sealer. */
+  static subkeysDerived = 0;
   /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
   readonly #ownPrefix: string;
 
@@ -106,10 +105,9 @@ export class FrameSealer {
     return this.#slab.slice(this.#slab.length - 32);
   }
 
-  /** @internal Senders whose subkeys are remembered (the entries of the flat string, or of the Map past it). */
+  /** @internal Senders whose subkeys are remembered: 0 before the first other sender's frame opened, then 1. */
   get rememberedSenders(): number {
-    const subkeys = this.#subkeys;
-    return subkeys === null ? 0 : typeof subkeys === 'string' ? subkeys.length / ENTRY_LENGTH : subkeys.size;
+    return this.#lastSender === null ? 0 : 1;
   }
 
   /** Which ChaCha20-Poly1305 implementation seals (`'node'` or `'noble'`). */
@@ -144,64 +142,35 @@ export class FrameSealer {
     const slab = this.#slab;
     let subkey: Uint8Array;
     let fresh: Uint8Array | null = null;
-    // A known sender's frame is matched by comparing its prefix bytes in place: no 16-char key
-    // string per frame (every peer's ping and pong every 5 s is a frame), only past the list.
+    // The remembered sender's frame is matched by comparing its prefix bytes in place: no key
+    // string per frame.
     if (startsWithPrefix(this.#ownPrefix, frame)) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
     else {
-      const subkeys = this.#subkeys;
-      let entry: string | undefined;
-      let at = 0;
-      if (typeof subkeys === 'string') {
-        for (let o = 0; o < subkeys.length; o += ENTRY_LENGTH) {
-          if (startsWithPrefix(subkeys, frame, o)) {
-            entry = subkeys;
-            at = o;
-            break;
-          }
-        }
-      } else if (subkeys !== null) entry = subkeys.get(prefixKey(frame, 1));
-      if (entry !== undefined) {
+      const last = this.#lastSender;
+      if (last !== null && startsWithPrefix(last, frame)) {
         subkey = SCRATCH.openKey;
-        for (let i = 0; i < 32; i++) subkey[i] = entry.charCodeAt(at + NONCE_PREFIX_LENGTH + i);
-      } else subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+        for (let i = 0; i < 32; i++) subkey[i] = last.charCodeAt(NONCE_PREFIX_LENGTH + i);
+      } else {
+        FrameSealer.subkeysDerived++;
+        subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+      }
     }
     const nonce = SCRATCH.openNonce;
     nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
     nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
     const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
-    // Only prefixes that opened are remembered, so garbage cannot churn the cache.
-    if (fresh !== null) this.#remember(prefixKey(frame, 1), frame, fresh);
+    // Only a sender whose frame opened is remembered, so garbage cannot replace it.
+    if (fresh !== null) this.#remember(frame, fresh);
     return plain;
   }
 
-  /** Remembers the subkey of the sender of `frame` (prefix `prefix`). */
-  #remember(prefix: string, frame: Uint8Array, subkey: Uint8Array): void {
+  /** Remembers the subkey of the sender of `frame` (in place of the last one). */
+  #remember(frame: Uint8Array, subkey: Uint8Array): void {
     // Built in the process's scratch (synchronous, like seal and open): no buffer per new sender.
     const entry = SCRATCH.entry;
     for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) entry[i] = frame[1 + i]!;
     for (let i = 0; i < 32; i++) entry[NONCE_PREFIX_LENGTH + i] = subkey[i]!;
-    let subkeys = this.#subkeys;
-    if (subkeys === null || typeof subkeys === 'string') {
-      const known = subkeys === null ? 0 : subkeys.length / ENTRY_LENGTH;
-      if (known < SUBKEY_LIST_LIMIT) {
-        // One flat string of every entry (`+` would leave a rope of the pieces): a new sender is
-        // rare, copying a few hundred chars then is nothing.
-        const all = new Uint8Array((known + 1) * ENTRY_LENGTH);
-        for (let i = 0; i < known * ENTRY_LENGTH; i++) all[i] = (subkeys as string).charCodeAt(i);
-        all.set(entry, known * ENTRY_LENGTH);
-        this.#subkeys = prefixKey(all, 0, all.length);
-        return;
-      }
-      const byPrefix = new Map<string, string>();
-      const one = new Uint8Array(ENTRY_LENGTH);
-      for (let o = 0; o < known * ENTRY_LENGTH; o += ENTRY_LENGTH) {
-        for (let i = 0; i < ENTRY_LENGTH; i++) one[i] = (subkeys as string).charCodeAt(o + i);
-        byPrefix.set(prefixKey(one, 0), prefixKey(one, 0, ENTRY_LENGTH));
-      }
-      subkeys = this.#subkeys = byPrefix;
-    }
-    if (subkeys.size >= SUBKEY_CACHE_LIMIT) subkeys.clear();
-    subkeys.set(prefix, prefixKey(entry, 0, entry.length));
+    this.#lastSender = prefixKey(entry, 0, ENTRY_LENGTH);
   }
 }
 
@@ -231,9 +200,9 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
 /** Chars of a remembered entry: the sender's prefix then its subkey. */
 const ENTRY_LENGTH = NONCE_PREFIX_LENGTH + 32;
 
-/** True if `text` (one char per byte) holds the nonce prefix of `frame` (its bytes 1..16) at `at`. */
-function startsWithPrefix(text: string, frame: Uint8Array, at = 0): boolean {
-  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(at + i) !== frame[1 + i]) return false;
+/** True if `text` (one char per byte) starts with the nonce prefix of `frame` (its bytes 1..16). */
+function startsWithPrefix(text: string, frame: Uint8Array): boolean {
+  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(i) !== frame[1 + i]) return false;
   return true;
 }
 

@@ -673,7 +673,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     try {
       if (bytes[0] === MSG_REPLICA) {
         if (this.replicaId === null) {
-          this.replicaId = decodeReplica(bytes);
+          const id = decodeReplica(bytes);
+          // A relay transport that a database made for itself has its replica id as peer id
+          // (openDatabase): then the session keeps the Connection's string, not a copy.
+          this.replicaId = id === this.conn.peerId ? this.conn.peerId : id;
           this.#host.onReplica?.(this);
         }
         return !this.closedFlag && !this.failed;

@@ -46,6 +46,7 @@ export function linkPath(link: Libp2pConnection, holepunched: boolean): PeerPath
  */
 export class DhtConnection extends QueuedConnection implements Connection {
   readonly transport = 'dht';
+  readonly topic: Uint8Array;
   readonly direction: 'inbound' | 'outbound';
   /** How the stream reaches the peer (see {@link linkPath}). */
   readonly path: PeerPath;
@@ -60,7 +61,8 @@ export class DhtConnection extends QueuedConnection implements Connection {
   #closedLocally = false;
 
   constructor(init: DhtConnectionInit) {
-    super(init.peerId, init.topic);
+    super(init.peerId);
+    this.topic = init.topic;
     this.direction = init.direction;
     this.#link = init.link;
     this.path = init.link ? linkPath(init.link, init.holepunched ?? false) : 'direct';

@@ -6,7 +6,10 @@ import { INITIAL_WINDOW_BYTES, WindowedConnection } from './flow.js';
 
 class Conn extends WindowedConnection {
   constructor() {
-    super('p', new Uint8Array(32));
+    super('p');
+  }
+  get topic(): Uint8Array {
+    return new Uint8Array(32);
   }
   get transport(): string {
     return 'test';

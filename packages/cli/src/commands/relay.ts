@@ -31,7 +31,7 @@ export function registerRelay(program: Command, ctx: CommandContext): void {
     .action(async (args: string[]) => {
       const json = args.includes('--json');
       const out = ctx.output({ json });
-      const { createRelayServer, parseRelayArgs, RELAY_USAGE } = await import('@rhizome/relay');
+      const { createRelayServer, parseRelayArgs, RELAY_USAGE, maxSemiSpaceMiB } = await import('@rhizome/relay');
       const parsed = parseRelayArgs(
         args.filter((a) => a !== '--json'),
         process.env,
@@ -49,7 +49,18 @@ export function registerRelay(program: Command, ctx: CommandContext): void {
       }
       const http = relay.url.replace(/^ws/, 'http');
       out.result(
-        { type: 'listening', url: relay.url, port: relay.port, healthz: `${http}/healthz`, metrics: `${http}/metrics`, token: parsed.token !== undefined },
+        {
+          type: 'listening',
+          url: relay.url,
+          port: relay.port,
+          healthz: `${http}/healthz`,
+          metrics: `${http}/metrics`,
+          token: parsed.token !== undefined,
+          // The relay process: its pid, and the young generation's limit its V8 was given
+          // (the launcher starts it with @rhizome/relay's RELAY_NODE_FLAGS; null = V8's default).
+          pid: process.pid,
+          maxSemiSpaceMiB: maxSemiSpaceMiB() ?? null,
+        },
         `${clock()} rhizome relay listening on ${relay.url} (health: ${http}/healthz, metrics: ${http}/metrics)${parsed.token !== undefined ? '; clients need the token' : ''}`,
       );
       const signal = await stopping;

@@ -1,0 +1,59 @@
+// The relay's own processes run with the relay's Node flags (a bounded young generation,
+// relay/src/node-flags.ts): `rhizome-relay` started without them re-launches itself with them
+// (same pid: execve), `rhizome relay` gets them from its launcher, an operator's own value wins,
+// and the launcher's copy of the list is the relay's.
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RELAY_NODE_FLAGS } from '@rhizome/relay';
+import { startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
+import { BIN, Running } from './cli-helpers.js';
+
+/** The Node flags of a running process (Linux /proc), before its script. */
+function commandLine(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+}
+
+const relays: RelayProcess[] = [];
+const running: Running[] = [];
+afterAll(async () => {
+  await Promise.all([...relays.map((r) => r.stop()), ...running.map((r) => r.stop('SIGKILL'))]);
+});
+
+describe('the relay process runs with the relay Node flags', () => {
+  it('rhizome-relay started by plain node re-launches itself with them, in place (same pid), and still serves and stops cleanly', async () => {
+    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+    relays.push(relay);
+    const args = commandLine(relay.child.pid!);
+    for (const flag of RELAY_NODE_FLAGS) expect(args).toContain(flag);
+    const health = await fetch(relay.url.replace(/^ws/, 'http') + '/healthz');
+    expect(health.status).toBe(200);
+    expect(await relay.stop()).toBe(0);
+    expect(relay.output()).toContain('stopped');
+  });
+
+  it('rhizome relay reports the limit and its pid, and that process has the flags', async () => {
+    const server = new Running(['relay', '--port', '0', '--host', '127.0.0.1', '--json']);
+    running.push(server);
+    const listening = await server.waitForJson((e) => e['type'] === 'listening', 'the listening line');
+    expect(listening['maxSemiSpaceMiB']).toBe(2);
+    const args = commandLine(listening['pid'] as number);
+    for (const flag of RELAY_NODE_FLAGS) expect(args).toContain(flag);
+    expect((await server.stop('SIGTERM')).code, server.stderr).toBe(0);
+  });
+
+  it("an operator's own --max-semi-space-size (NODE_OPTIONS) wins: nothing is added", async () => {
+    const server = new Running(['relay', '--port', '0', '--host', '127.0.0.1', '--json'], { NODE_OPTIONS: '--max-semi-space-size=8' });
+    running.push(server);
+    const listening = await server.waitForJson((e) => e['type'] === 'listening', 'the listening line');
+    expect(listening['maxSemiSpaceMiB']).toBe(8);
+    expect(commandLine(listening['pid'] as number).some((a) => a.includes('semi-space'))).toBe(false);
+    expect((await server.stop('SIGTERM')).code, server.stderr).toBe(0);
+  });
+
+  it("the rhizome launcher's copy of the flags is @rhizome/relay's RELAY_NODE_FLAGS", () => {
+    const launcher = readFileSync(BIN, 'utf8');
+    const m = /const RELAY_NODE_FLAGS = (\[[^\]]*\]);/.exec(launcher);
+    expect(m, 'bin/rhizome.js declares RELAY_NODE_FLAGS').not.toBeNull();
+    expect(JSON.parse(m![1]!.replace(/'/g, '"'))).toEqual([...RELAY_NODE_FLAGS]);
+  });
+});
