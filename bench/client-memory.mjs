@@ -14,6 +14,9 @@
 //   - `syncedAtMs`/`measuredAtMs` (ms since start): with --trace-gc-nvp, the scavenges up to them
 //     and the bytes they promoted (`--alloc-keep major|none` splits the allocation profile the same way).
 // BENCH_HEALTH='{"enabled":false}' (JSON) passes health options to every Rhizome database.
+// --node-maps: each Rhizome replica makes its doc's `nodes` and `fields` maps at open, as the
+// comparison's Rhizome kit (bench/compare/rhizome-client.ts) and the y-websocket kit here do (a
+// database makes them only at the first use of its node API since Session 12, dbfold).
 //
 // Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
 //   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
@@ -48,6 +51,7 @@ async function main() {
       // --alloc-keep major: the profile keeps objects a major GC collected but not those a
       // scavenge did (what was promoted and then died, plus what is live); none: only live.
       'alloc-keep': { type: 'string', default: 'all' },
+      'node-maps': { type: 'boolean', default: false },
     },
   });
   const gc = globalThis.gc;
@@ -67,6 +71,10 @@ async function main() {
       const { openDatabase } = await import('@rhizome/sync');
       open = async (room, peers) => {
         const db = await openDatabase({ id: room, transport: { mode: 'relay', relayUrl: url }, ...(process.env.BENCH_HEALTH ? { health: JSON.parse(process.env.BENCH_HEALTH) } : {}) });
+        if (o['node-maps']) {
+          db.doc.getMap('fields');
+          db.doc.getMap('nodes');
+        }
         return { ready: () => db.whenSynced({ timeoutMs: 120_000, minPeers: peers }), close: () => db.close() };
       };
     } else {

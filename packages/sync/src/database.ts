@@ -15,7 +15,6 @@ import {
 } from '@rhizome/core';
 import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
-import { bytesToText, textToBytes } from './compact.js';
 import { TurnScheduler } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
@@ -35,7 +34,7 @@ import { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
-import { attachMailbox, type DatabaseMailbox, type MailboxBinding } from './mailbox-hook.js';
+import { attachMailbox, type DatabaseMailbox, type MailboxBinding, type MailboxSource } from './mailbox-hook.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 import { newDocGuid } from './doc-guid.js';
 import { DatabaseDoc, type DocUpdateHook } from './database-doc.js';
@@ -310,7 +309,7 @@ export class Database {
   get #ownsTransport(): boolean {
     return (this.#bits & OWNS_TRANSPORT) !== 0;
   }
-  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook;
+  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook & MailboxSource;
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new SessionTable<PeerSession>();
@@ -494,7 +493,6 @@ export class Database {
         maxQueuedBytes: limits.maxQueuedBytes,
         networked: transport.name !== 'disabled',
       },
-      encodeReplica(replicaId),
     );
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
@@ -513,21 +511,18 @@ export class Database {
    * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
    * A nested class, so it reaches the database's private members.
    */
-  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook {
+  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook, MailboxSource {
     readonly #db: Database;
     readonly sealer: FrameSealer;
     readonly scheduler: TurnScheduler;
     /** The frame and queue limits and whether the transport reaches anyone: one shared frozen record per set of them. */
     readonly #limits: HostLimits;
-    /** This replica's REPLICA message, as text (see compact.ts): bytes are made per session. */
-    readonly #replicaHello: string;
 
-    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits, replicaHello: Uint8Array) {
+    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits) {
       this.#db = db;
       this.sealer = sealer;
       this.scheduler = scheduler;
       this.#limits = sharedLimits(limits);
-      this.#replicaHello = bytesToText(replicaHello);
     }
 
     /** The document itself (the database's `doc` getter flushes queued writes first; sessions need not). */
@@ -537,6 +532,15 @@ export class Database {
 
     get awareness(): awarenessProtocol.Awareness {
       return this.#db.awareness;
+    }
+
+    /** {@link MailboxSource}: the store and the database id. */
+    get store(): DocStore {
+      return this.#db.#store;
+    }
+
+    get docId(): string {
+      return this.#db.id;
     }
 
     get maxFrameBytes(): number {
@@ -559,8 +563,9 @@ export class Database {
       return this.#limits.networked;
     }
 
+    /** This replica's REPLICA message, made per session from the database's `replicaId` (no copy kept). */
     get replicaHello(): Uint8Array {
-      return textToBytes(this.#replicaHello);
+      return encodeReplica(hexToBytes(this.#db.replicaId));
     }
 
     reportError(error: unknown): void {
@@ -1073,7 +1078,7 @@ export class Database {
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#doc, this.#store, this.id, material, this.#onError);
+    this.#mailbox = attachMailbox(this.transport, this.#host, material);
   }
 
   /**
@@ -1502,6 +1507,13 @@ interface HostLimits {
   readonly maxMessageBytes: number;
   readonly maxQueuedBytes: number;
   readonly networked: boolean;
+}
+
+/** The bytes of a lowercase hex string (the replica id). */
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
 }
 
 /** Limits records by value: databases opened with the same limits share one (a process holds thousands). */

@@ -27,27 +27,44 @@ export interface MailboxBinding extends DatabaseMailbox {
 }
 
 /**
+ * What a mailbox binding reads of its database when it binds (the database's host: getters and a
+ * method, no record of its own per database).
+ */
+export interface MailboxSource {
+  readonly doc: Y.Doc;
+  readonly store: DocStore;
+  readonly docId: string;
+  reportError(error: unknown): void;
+  /** Mailbox keys already derived for this database (several relays share one set); absent: derived per binding. */
+  keys?: MailboxKeys | null;
+}
+
+/**
  * Binds the database to the mailbox of its transport, if the transport reaches one (the relay
  * transport unless configured with `mailbox: false`); null otherwise. Keys are derived here, so
  * databases without a mailbox never pay for them.
  */
-export function attachMailbox(
-  transport: Transport,
-  doc: Y.Doc,
-  store: DocStore,
-  docId: string,
-  material: Uint8Array,
-  onError: (error: Error) => void,
-): MailboxBinding | null {
+export function attachMailbox(transport: Transport, source: MailboxSource, material: Uint8Array): MailboxBinding | null {
   // Several transports at once (a MultiTransport): one binding per part that reaches a mailbox.
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
   // No copy of the material when it is the id's UTF-8 (a database without a secret): derived again at bind.
-  const ownMaterial = bytesEqual(material, utf8(docId)) ? null : bytesToText(material);
-  const inputs: MailboxInputs = { doc, store, docId, material: ownMaterial, onError, keys: null };
-  const syncs = accesses.map((access) => new DeferredMailbox(inputs, access));
-  if (syncs.length === 1) return syncs[0]!;
+  const ownMaterial = bytesEqual(material, utf8(source.docId)) ? null : bytesToText(material);
+  if (accesses.length === 1) return new DeferredMailbox(source, ownMaterial, accesses[0]!);
+  // One key set for every binding of the database (several relays): a source that keeps it.
+  const shared: MailboxSource = {
+    get doc() {
+      return source.doc;
+    },
+    get store() {
+      return source.store;
+    },
+    docId: source.docId,
+    reportError: (error) => source.reportError(error),
+    keys: null,
+  };
+  const syncs = accesses.map((access) => new DeferredMailbox(shared, ownMaterial, access));
   return {
     status: () => syncs[0]!.status(),
     whenIdle: async (options) => {
@@ -63,22 +80,6 @@ export function attachMailbox(
       for (const s of syncs) s.noteUpdate(origin, tr);
     },
   };
-}
-
-/**
- * What a deferred binding needs to make the real one: one plain object per database (no closure
- * over the attaching scope). The topic is derived again from the id at bind, and the key material
- * is kept only when a secret gave it (as a one-char-per-byte string: a `Uint8Array` costs ~250 B
- * of heap with its buffer, a string of ~40 chars ~60 B); without one it is the id's UTF-8.
- */
-interface MailboxInputs {
-  readonly doc: Y.Doc;
-  readonly store: DocStore;
-  readonly docId: string;
-  /** The key material, one char per byte; null when it is `utf8(docId)`. */
-  readonly material: string | null;
-  readonly onError: (error: Error) => void;
-  keys: MailboxKeys | null;
 }
 
 const encoder = new TextEncoder();
@@ -105,7 +106,14 @@ const OFFER_LISTENING = 4;
  * and no binding (~3.6 KiB per database, measured).
  */
 class DeferredMailbox implements MailboxBinding {
-  readonly #inputs: MailboxInputs;
+  /**
+   * What the real binding is made of (the database's host): the topic is derived again from the
+   * id at bind, and the key material is kept only when a secret gave it (`#material`, one char per
+   * byte: a `Uint8Array` costs ~250 B of heap with its buffer, a string of ~40 chars ~60 B);
+   * without one it is the id's UTF-8.
+   */
+  readonly #source: MailboxSource;
+  readonly #material: string | null;
   readonly #access: MailboxAccess;
   #sync: MailboxSync | null = null;
   /** {@link DIRTY}, {@link CLOSED}, {@link OFFER_LISTENING} (while it listens for an offer: {@link handleOffer}). */
@@ -116,8 +124,9 @@ class DeferredMailbox implements MailboxBinding {
    */
   #stopOffer: (() => void) | null;
 
-  constructor(inputs: MailboxInputs, access: MailboxAccess) {
-    this.#inputs = inputs;
+  constructor(source: MailboxSource, material: string | null, access: MailboxAccess) {
+    this.#source = source;
+    this.#material = material;
     this.#access = access;
     // An access that takes object listeners is given the binding itself (no closure); any other
     // calls its listeners as functions, so it gets one (MailboxAccess.objectListeners).
@@ -127,16 +136,18 @@ class DeferredMailbox implements MailboxBinding {
     this.#stopOffer = itself && access.offOffer !== undefined ? null : stop;
   }
 
-  get #closed(): boolean {
+  // (TypeScript-private members, not `#` methods: a class with `#` methods costs each instance a
+  // slot, ARCHITECTURE § Memory of an idle replica.)
+  private get closed(): boolean {
     return (this.#flags & CLOSED) !== 0;
   }
 
   /** @internal {@link MailboxOfferListener}: the binding is its own offer listener (no closure kept). */
   handleOffer(): void {
-    this.#bind();
+    this.bind();
   }
 
-  #stopListeningForOffers(): void {
+  private stopListeningForOffers(): void {
     if ((this.#flags & OFFER_LISTENING) === 0) return;
     this.#flags &= ~OFFER_LISTENING;
     if (this.#stopOffer !== null) this.#stopOffer();
@@ -146,39 +157,42 @@ class DeferredMailbox implements MailboxBinding {
 
   /** Until bound: remembers whether a local write happened (the bound MailboxSync listens itself). */
   noteUpdate(origin: unknown, tr: Y.Transaction): void {
-    if (this.#sync === null && !this.#closed && isMailboxWrite(origin, tr)) this.#flags |= DIRTY;
+    if (this.#sync === null && !this.closed && isMailboxWrite(origin, tr)) this.#flags |= DIRTY;
   }
 
-  #bind(): MailboxSync {
+  private bind(): MailboxSync {
     if (this.#sync !== null) return this.#sync;
-    this.#stopListeningForOffers();
+    this.stopListeningForOffers();
     // It follows the offers itself from now on (the current one is handed to it at once); after
     // close() it only answers status().
-    const i = this.#inputs;
-    // One key set for every binding of the database (several relays), derived on first use.
-    const keys = (i.keys ??= new MailboxKeys(i.material === null ? utf8(i.docId) : textToBytes(i.material), deriveTopic(i.docId)));
-    const sync = new MailboxSync(i.doc, this.#access, keys, i.store, i.docId, { onError: i.onError, dirty: (this.#flags & DIRTY) !== 0 });
-    if (!this.#closed) sync.start();
+    const src = this.#source;
+    const material = this.#material;
+    // One key set for every binding of the database (several relays: a source that keeps it), derived on first use.
+    const keys = src.keys ?? new MailboxKeys(material === null ? utf8(src.docId) : textToBytes(material), deriveTopic(src.docId));
+    if (src.keys === null) src.keys = keys;
+    const onError = (error: Error): void => src.reportError(error);
+    const sync = new MailboxSync(src.doc, this.#access, keys, src.store, src.docId, { onError, dirty: (this.#flags & DIRTY) !== 0 });
+    if (!this.closed) sync.start();
     this.#sync = sync;
     return this.#sync;
   }
 
   status(): MailboxStatusInfo {
-    return this.#bind().status();
+    return this.bind().status();
   }
 
   whenIdle(options?: { timeoutMs?: number }): Promise<void> {
-    return this.#bind().whenIdle(options);
+    return this.bind().whenIdle(options);
   }
 
   compact(options?: { timeoutMs?: number }): Promise<void> {
-    return this.#bind().compact(options);
+    return this.bind().compact(options);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#flags |= CLOSED;
     if (this.#sync !== null) return this.#sync.close();
-    this.#stopListeningForOffers();
+    this.stopListeningForOffers();
   }
 }

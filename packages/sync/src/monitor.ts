@@ -69,8 +69,9 @@ export class HealthMonitor {
   constructor(host: MonitorHost, options: Required<HealthOptions>) {
     this.#host = host;
     this.#o = options;
-    this.#unreachableSince = host.now();
-    this.#db = { health: 'healthy', severity: 'info', reason: 'just opened', unsentLocalUpdates: 0 };
+    // Whole milliseconds: a small integer lives in its field, a fraction would be a boxed number.
+    this.#unreachableSince = Math.floor(host.now());
+    this.#db = healthyStatus('just opened');
   }
 
   get options(): Required<HealthOptions> {
@@ -95,10 +96,10 @@ export class HealthMonitor {
     return t ? { health: t.health, reason: t.reason } : { health: 'healthy', reason: 'connected' };
   }
 
-  /** The database's current state, evaluated now. */
+  /** The database's current state, evaluated now (a copy: the state kept may be a shared record). */
   database(): DatabaseHealthStatus {
     this.#evaluateDatabase(this.#host.now(), false);
-    return this.#db;
+    return { ...this.#db };
   }
 
   /**
@@ -185,18 +186,33 @@ export class HealthMonitor {
     }
     const acked = this.#ackedEver;
     if (reachable > 0) this.#unreachableSince = null;
-    else this.#unreachableSince ??= now;
+    else this.#unreachableSince ??= Math.floor(now);
     const unsent = Math.max(0, this.#host.localSeq() - acked);
     const next = databaseHealth(
       { now, networked: this.#host.networked, reachablePeers: reachable, unsentLocal: unsent, unreachableSince: this.#unreachableSince, storageError: this.#host.storageError() },
       this.#o,
     );
-    this.#db = { ...next, unsentLocalUpdates: this.#host.networked ? unsent : 0 };
+    const unsentLocalUpdates = this.#host.networked ? unsent : 0;
+    this.#db = next.health === 'healthy' && next.severity === 'info' && unsentLocalUpdates === 0 ? healthyStatus(next.reason) : { ...next, unsentLocalUpdates };
     if (publish && this.#o.enabled && next.health !== this.#dbPublished && (this.#dbLimiter ??= new EventLimiter(this.#o.eventBurst, this.#o.eventRefillMs, now)).take(now)) {
       this.#dbPublished = next.health;
       this.#host.publish({ type: 'health', health: next.health, severity: next.severity, reason: next.reason });
     }
   }
+}
+
+/** Healthy states with nothing unsent, by reason: every database in one shares one frozen record (an idle database keeps its state). */
+const healthyByReason = new Map<string, DatabaseHealthStatus>();
+
+function healthyStatus(reason: string): DatabaseHealthStatus {
+  let status = healthyByReason.get(reason);
+  if (status === undefined) {
+    status = Object.freeze({ health: 'healthy', severity: 'info', reason, unsentLocalUpdates: 0 });
+    // A handful of reasons ('no pending deliveries', 'N peers reachable'); bounded all the same.
+    if (healthyByReason.size >= 64) healthyByReason.clear();
+    healthyByReason.set(reason, status);
+  }
+  return status;
 }
 
 /** Monitors ticked per turn of the event loop (the shared ticker's chunk, ticker.ts). */

@@ -250,56 +250,14 @@ export function receiveCredit(consumed: number, length: number): number {
   return total < INITIAL_WINDOW_BYTES / 4 ? total : -total;
 }
 
-/** Longest a WINDOW(0) waits for a data frame to go with (see {@link WindowAnnouncer}). */
-export const WINDOW_ANNOUNCE_DELAY_MS = 2000;
-
 /**
- * WINDOW(0) ("I speak WINDOW") of newly paired Connections, held until the next data frame leaves
- * on the socket, or for {@link WINDOW_ANNOUNCE_DELAY_MS} at most. A pair's opening messages (the
- * sync layer's replica id, step 1, awareness) follow the pairing a few milliseconds later, in
- * another tick: sent at once, each WINDOW(0) was a socket write — and a read on the relay — of
- * its own. Held, they leave in the same tick as those messages, in one write (link.ts corks a
- * tick's frames). A peer needs our WINDOW(0) only once it has used the implicit window (4 MiB) and
- * then waits {@link LEGACY_WINDOW_WAIT_MS} for it, far longer than the hold.
+ * Longest a WINDOW(0) ("I speak WINDOW") of a newly paired Connection is held for a data frame to
+ * go with (transport.ts `#oweWindow`): held until the next data frame leaves on the socket, or this
+ * long at most. A pair's opening messages (the sync layer's replica id, step 1, awareness) follow
+ * the pairing a few milliseconds later, in another tick: sent at once, each WINDOW(0) was a socket
+ * write — and a read on the relay — of its own. Held, they leave in the same tick as those
+ * messages, in one write (link.ts corks a tick's frames). A peer needs our WINDOW(0) only once it
+ * has used the implicit window (4 MiB) and then waits {@link LEGACY_WINDOW_WAIT_MS} for it, far
+ * longer than the hold.
  */
-export class WindowAnnouncer<C> {
-  #owed: C[] | null = null;
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  readonly #say: (owed: C[]) => void;
-
-  /** `say` sends WINDOW(0) for each Connection given (those closed or of an old session skip it). */
-  constructor(say: (owed: C[]) => void) {
-    this.#say = say;
-  }
-
-  /** Holds `conn`'s WINDOW(0) until the next {@link flush}. */
-  owe(conn: C): void {
-    (this.#owed ??= []).push(conn);
-    if (this.#timer !== null) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.flush();
-    }, WINDOW_ANNOUNCE_DELAY_MS);
-    (this.#timer as { unref?: () => void }).unref?.();
-  }
-
-  /** Sends every held WINDOW(0) now (before a data frame, so both leave in one write). */
-  flush(): void {
-    const owed = this.#owed;
-    if (owed === null) return;
-    this.#owed = null;
-    this.clearTimer();
-    this.#say(owed);
-  }
-
-  /** Forgets what is held (the transport disconnected). */
-  clear(): void {
-    this.#owed = null;
-    this.clearTimer();
-  }
-
-  private clearTimer(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-}
+export const WINDOW_ANNOUNCE_DELAY_MS = 2000;

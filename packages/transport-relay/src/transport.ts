@@ -16,6 +16,7 @@ import {
   assertTopic,
   flatHex,
   joinTicker,
+  topicEquals,
   leaveTicker,
   normalizeRelayUrl,
   randomId,
@@ -28,7 +29,7 @@ import {
   type Transport,
 } from '@rhizome/core';
 import { backoffDelayMs, RelayRotation } from './failover.js';
-import { DEFAULT_INBOUND_BOUNDS, WindowAnnouncer, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
+import { DEFAULT_INBOUND_BOUNDS, WINDOW_ANNOUNCE_DELAY_MS, WindowedConnection, type SendWindow, inboundOverflow, messageCost, receiveCredit, type InboundBounds } from './flow.js';
 import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
@@ -178,7 +179,7 @@ function relaySettings(s: RelaySettings): RelaySettings {
 interface TopicState {
   /** The transport (here, not in each of the topic's Connections: one field per topic, not per peer). */
   readonly owner: RelayTransport;
-  readonly key: string;
+  /** The topic's bytes (no hex key is kept: the transport's maps of further topics key by `topicToHex(topic)`). */
   readonly topic: Uint8Array;
   joined: boolean;
   /** The connect() iterable; null for announce-only topics. */
@@ -207,7 +208,7 @@ interface SessionWaiter {
 /** Largest WebSocket frame header a client adds (2 + 8 length bytes + 4 mask bytes). */
 const WS_FRAME_HEADER_MAX = 14;
 
-/** Sends the WINDOW(0) held for each Connection (flow.ts `WindowAnnouncer`). */
+/** Sends the WINDOW(0) held for each Connection (see `RelayTransport.#oweWindow`). */
 function sayWindow(owed: RelayConnection[]): void {
   for (const conn of owed) conn.announceWindow();
 }
@@ -391,6 +392,48 @@ const WELCOMED = 1;
 const SEEN = 2;
 const PINGED = 4;
 
+/** Bits of the transport's `#bits`: the session loop runs; disconnected; the relay forwards WINDOW. */
+const RUNNING = 1;
+const CLOSED = 2;
+const RELAY_WINDOW = 4;
+
+type Lookups = Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }>;
+
+/** What a {@link RelayTransport} holds only at times (see its `#rare`); null or undefined = not held. */
+interface TransportRare {
+  moreTopics: Map<string, TopicState> | null;
+  moreTopicsById: Map<number, TopicState> | null;
+  lookups: Lookups | null;
+  sessionWaiters: SessionWaiter[] | null;
+  helloTimer: ReturnType<typeof setTimeout> | null;
+  early: Map<TopicState, boolean> | null;
+  wake: (() => void) | null;
+  fatal: RhizomeError | null;
+  lastError: RhizomeError | null;
+  owedWindows: RelayConnection[] | null;
+  windowTimer: ReturnType<typeof setTimeout> | null;
+}
+
+function newTransportRare(): TransportRare {
+  return { moreTopics: null, moreTopicsById: null, lookups: null, sessionWaiters: null, helloTimer: null, early: null, wake: null, fatal: null, lastError: null, owedWindows: null, windowTimer: null };
+}
+
+function transportRareIsEmpty(r: TransportRare): boolean {
+  return (
+    r.moreTopics === null &&
+    r.moreTopicsById === null &&
+    r.lookups === null &&
+    r.sessionWaiters === null &&
+    r.helloTimer === null &&
+    r.early === null &&
+    r.wake === null &&
+    r.fatal === null &&
+    r.lastError === null &&
+    r.owedWindows === null &&
+    r.windowTimer === null
+  );
+}
+
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
  * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
@@ -412,7 +455,10 @@ const PINGED = 4;
  * ```
  */
 export class RelayTransport implements Transport, LinkHandler {
-  readonly name = 'relay';
+  /** `'relay'` (a getter: not a field of every transport). */
+  get name(): 'relay' {
+    return 'relay';
+  }
   /** The relay's URL, or the rotation through a list of them (failover.ts). */
   readonly #relays: RelayRotation | string;
   /** Failed attempts since the last session that came up (one relay; a list's rotation counts its own). */
@@ -459,13 +505,23 @@ export class RelayTransport implements Transport, LinkHandler {
    * by its id while it is joined in the current session (`topicId !== 0`).
    */
   #topic: TopicState | null = null;
-  #moreTopics: Map<string, TopicState> | null = null;
-  #moreTopicsById: Map<number, TopicState> | null = null;
+  get #moreTopics(): Map<string, TopicState> | null {
+    return this.#rare?.moreTopics ?? null;
+  }
+  set #moreTopics(value: Map<string, TopicState> | null) {
+    this.#setRare('moreTopics', value);
+  }
+  get #moreTopicsById(): Map<number, TopicState> | null {
+    return this.#rare?.moreTopicsById ?? null;
+  }
+  set #moreTopicsById(value: Map<number, TopicState> | null) {
+    this.#setRare('moreTopicsById', value);
+  }
 
-  #getTopic(key: string): TopicState | undefined {
+  #getTopic(topic: Uint8Array): TopicState | undefined {
     const one = this.#topic;
-    if (one !== null && one.key === key) return one;
-    return this.#moreTopics?.get(key);
+    if (one !== null && topicEquals(one.topic, topic)) return one;
+    return this.#moreTopics?.get(topicToHex(topic));
   }
 
   #topicById(id: number): TopicState | undefined {
@@ -476,13 +532,13 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** True while `state` is registered (not dropped, nor replaced by a newer state of its topic). */
   #hasTopic(state: TopicState): boolean {
-    return this.#topic === state || this.#moreTopics?.get(state.key) === state;
+    return this.#topic === state || this.#moreTopics?.get(topicToHex(state.topic)) === state;
   }
 
   /** Registers a new topic (none of its key is registered). */
   #addTopic(state: TopicState): void {
     if (this.#topic === null) this.#topic = state;
-    else (this.#moreTopics ??= new Map()).set(state.key, state);
+    else (this.#moreTopics ??= new Map()).set(topicToHex(state.topic), state);
   }
 
   /** The relay's id of `state` in this session (JOINED). */
@@ -497,8 +553,8 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #removeTopic(state: TopicState): void {
     if (this.#topic === state) this.#topic = null;
-    else if (this.#moreTopics?.get(state.key) === state) {
-      this.#moreTopics.delete(state.key);
+    else if (this.#moreTopics?.get(topicToHex(state.topic)) === state) {
+      this.#moreTopics.delete(topicToHex(state.topic));
       if (this.#moreTopics.size === 0) this.#moreTopics = null;
       if (state.topicId !== 0 && this.#moreTopicsById?.get(state.topicId) === state) {
         this.#moreTopicsById.delete(state.topicId);
@@ -517,10 +573,38 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#moreTopics !== null) for (const state of this.#moreTopics.values()) out.push(state);
     return out;
   }
-  /** Pending LOOKUPs by request id (made on the first). */
-  #lookups: Map<number, { resolve: (peers: PeerInfo[]) => void; reject: (e: unknown) => void }> | null = null;
+  /**
+   * What the transport holds only at times — a second topic's maps, pending LOOKUPs, session
+   * waiters, the HELLO timer and the topics sent with HELLO, the backoff's wake-up, the fatal and
+   * the last error, WINDOW(0)s owed —: one record made at the first of them and dropped once all
+   * are empty again, behind the private accessors below (an idle transport keeps one field for
+   * eleven; ARCHITECTURE § Memory of an idle replica).
+   */
+  #rare: TransportRare | null = null;
+  #setRare<K extends keyof TransportRare>(key: K, value: TransportRare[K]): void {
+    let rare = this.#rare;
+    const empty = value === null || value === undefined;
+    if (rare === null) {
+      if (empty) return;
+      rare = this.#rare = newTransportRare();
+    }
+    rare[key] = value;
+    if (empty && transportRareIsEmpty(rare)) this.#rare = null;
+  }
+  /** Pending LOOKUPs by request id (made on the first, dropped with the last). */
+  get #lookups(): Lookups | null {
+    return this.#rare?.lookups ?? null;
+  }
+  set #lookups(value: Lookups | null) {
+    this.#setRare('lookups', value);
+  }
   /** {@link NO_SESSION_WAITERS} while none waits (replaced by a list of its own at the first). */
-  #sessionWaiters: SessionWaiter[] = NO_SESSION_WAITERS;
+  get #sessionWaiters(): SessionWaiter[] {
+    return this.#rare?.sessionWaiters ?? NO_SESSION_WAITERS;
+  }
+  set #sessionWaiters(value: SessionWaiter[]) {
+    this.#setRare('sessionWaiters', value === NO_SESSION_WAITERS || value.length === 0 ? null : value);
+  }
   #link: Link | null = null;
   /**
    * The socket of the session in progress, from {@link #runSession} until the session ends
@@ -534,27 +618,73 @@ export class RelayTransport implements Transport, LinkHandler {
   /** PINGs sent (their payload). */
   #pings = 0;
   /** Bounds the wait for WELCOME; cleared by it. */
-  #helloTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  get #helloTimer(): ReturnType<typeof setTimeout> | undefined {
+    return this.#rare?.helloTimer ?? undefined;
+  }
+  set #helloTimer(value: ReturnType<typeof setTimeout> | undefined) {
+    this.#setRare('helloTimer', value ?? null);
+  }
   // The liveness tick of a welcomed session (a PING when quiet; dead when quiet after it) runs on
   // core's shared ticker of its period ({@link safeTick}): no interval timer per transport (a
   // `Timeout` with its arguments is ~0.2 KiB, ARCHITECTURE § Memory of an idle replica).
   /** The topic frames sent with HELLO (joined or announced), settled and dropped at WELCOME. */
-  #early: Map<TopicState, boolean> | null = null;
+  get #early(): Map<TopicState, boolean> | null {
+    return this.#rare?.early ?? null;
+  }
+  set #early(value: Map<TopicState, boolean> | null) {
+    this.#setRare('early', value);
+  }
   /** Increments with every session: Connections of an older one are dead. */
   #generation = 0;
   #session = 0;
   #relayMaxFrame = 0;
   #state: RelayTransportState = 'idle';
-  #running = false;
-  #wake: (() => void) | null = null;
-  #closed = false;
-  #fatal: RhizomeError | null = null;
-  #lastError: RhizomeError | null = null;
+  /** {@link RUNNING}, {@link CLOSED}, {@link RELAY_WINDOW}: bits of one small integer. */
+  #bits = 0;
+  #bit(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  /** The session loop runs (a socket open, opening, or a backoff pending). */
+  get #running(): boolean {
+    return (this.#bits & RUNNING) !== 0;
+  }
+  set #running(on: boolean) {
+    this.#bit(RUNNING, on);
+  }
+  get #wake(): (() => void) | null {
+    return this.#rare?.wake ?? null;
+  }
+  set #wake(value: (() => void) | null) {
+    this.#setRare('wake', value);
+  }
+  get #closed(): boolean {
+    return (this.#bits & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#bit(CLOSED, on);
+  }
+  get #fatal(): RhizomeError | null {
+    return this.#rare?.fatal ?? null;
+  }
+  set #fatal(value: RhizomeError | null) {
+    this.#setRare('fatal', value);
+  }
+  get #lastError(): RhizomeError | null {
+    return this.#rare?.lastError ?? null;
+  }
+  set #lastError(value: RhizomeError | null) {
+    this.#setRare('lastError', value);
+  }
   #nextRequestId = 1;
   /** Paces data frames under the rates the relay announced (LIMITS); null before, or with a relay that announces none. */
   #pacer: SendPacer | null = null;
   /** The relay forwards WINDOW frames (LIMITS flag): per-Connection credit flow control is on. */
-  #relayWindow = false;
+  get #relayWindow(): boolean {
+    return (this.#bits & RELAY_WINDOW) !== 0;
+  }
+  set #relayWindow(on: boolean) {
+    this.#bit(RELAY_WINDOW, on);
+  }
 
   constructor(options: RelayTransportOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidConfigError('options', 'must be an object');
@@ -656,11 +786,10 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#assertOpen();
     await this.#whenSession();
     this.#assertOpen();
-    const key = topicToHex(topic);
-    let state = this.#getTopic(key);
+    let state = this.#getTopic(topic);
     if (state?.joined) return;
     if (!state) {
-      state = this.#newTopic(key, topic);
+      state = this.#newTopic(topic);
       this.#addTopic(state);
     }
     await this.#sendTopicAndAwaitAck(state, FrameType.ANNOUNCE);
@@ -678,7 +807,10 @@ export class RelayTransport implements Transport, LinkHandler {
     const lookups = (this.#lookups ??= new Map());
     const reply = new Promise<PeerInfo[]>((resolve, reject) => lookups.set(requestId, { resolve, reject }));
     link.send(encodeLookup(requestId, topic));
-    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => lookups.delete(requestId));
+    return this.#bounded(reply, `a LOOKUP reply from ${this.url}`, () => {
+      lookups.delete(requestId);
+      if (lookups.size === 0 && this.#lookups === lookups) this.#lookups = null;
+    });
   }
 
   /**
@@ -694,11 +826,10 @@ export class RelayTransport implements Transport, LinkHandler {
     this.#assertOpen();
     const { signal } = options;
     if (signal?.aborted) throw new AbortError();
-    const key = topicToHex(topic);
-    let state = this.#getTopic(key);
-    if (state?.joined) throw new TopicAlreadyJoinedError(key);
+    let state = this.#getTopic(topic);
+    if (state?.joined) throw new TopicAlreadyJoinedError(topicToHex(topic));
     if (!state) {
-      state = this.#newTopic(key, topic);
+      state = this.#newTopic(topic);
       this.#addTopic(state);
     }
     state.joined = true;
@@ -722,7 +853,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#closed) return;
     this.#closed = true;
     this.#state = 'closed';
-    this.#windowAnnouncer.clear();
+    this.#clearWindows();
     const error = new TransportClosedError('relay transport is disconnected');
     for (const state of this.#topicList()) this.#dropTopic(state);
     this.#rejectLookups(error);
@@ -774,7 +905,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
     }
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
@@ -796,7 +927,7 @@ export class RelayTransport implements Transport, LinkHandler {
     const pacer = this.#pacer;
     if (pacer !== null && !pacer.tryTake(DATA_HEADER_BYTES + data.length)) return false;
     window.tryAcquire(cost);
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
     return true;
   }
@@ -827,13 +958,49 @@ export class RelayTransport implements Transport, LinkHandler {
     if (!this.broadcastOpen(state, generation) || link === null) {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
     }
-    this.#windowAnnouncer.flush();
+    if (this.#rare?.owedWindows) this.#flushWindows();
     link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
-  /** WINDOW(0) of new Connections, sent with the next data frame (flow.ts). */
-  readonly #windowAnnouncer = new WindowAnnouncer<RelayConnection>(sayWindow);
+  /**
+   * Holds `conn`'s WINDOW(0) ("I speak WINDOW") until the next data frame leaves on the socket, or
+   * for {@link WINDOW_ANNOUNCE_DELAY_MS} at most (flow.ts: a pair's opening messages follow the
+   * pairing a few milliseconds later, in another tick; held, the WINDOW(0)s leave in the same
+   * write). The owed list and its timer live in the rare record, only while something is owed.
+   */
+  #oweWindow(conn: RelayConnection): void {
+    const owed = this.#rare?.owedWindows;
+    if (owed) {
+      owed.push(conn);
+      return;
+    }
+    this.#setRare('owedWindows', [conn]);
+    const timer = setTimeout(RelayTransport.#windowsDue, WINDOW_ANNOUNCE_DELAY_MS, this);
+    (timer as { unref?: () => void }).unref?.();
+    this.#setRare('windowTimer', timer);
+  }
+
+  static #windowsDue(t: RelayTransport): void {
+    t.#setRare('windowTimer', null);
+    t.#flushWindows();
+  }
+
+  /** Sends every held WINDOW(0) now (before a data frame, so both leave in one write). */
+  #flushWindows(): void {
+    const owed = this.#rare?.owedWindows;
+    if (!owed) return;
+    this.#clearWindows();
+    sayWindow(owed);
+  }
+
+  /** Forgets the WINDOW(0)s held (the transport disconnected, or they are being sent). */
+  #clearWindows(): void {
+    const timer = this.#rare?.windowTimer;
+    if (timer) clearTimeout(timer);
+    this.#setRare('windowTimer', null);
+    this.#setRare('owedWindows', null);
+  }
 
   /** @internal Grants the remote sender of a Connection `credit` more bytes (WINDOW). */
   sendWindowGrant(state: TopicState, to: number, generation: number, credit: number): void {
@@ -854,8 +1021,8 @@ export class RelayTransport implements Transport, LinkHandler {
   // ------------------------------------------------------------------------------------------
   // Topics
 
-  #newTopic(key: string, topic: Uint8Array): TopicState {
-    return { owner: this, key, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
+  #newTopic(topic: Uint8Array): TopicState {
+    return { owner: this, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
@@ -902,8 +1069,10 @@ export class RelayTransport implements Transport, LinkHandler {
     if (this.#link?.open && this.#session !== 0) return Promise.resolve();
     let waiter!: SessionWaiter;
     const remove = (): void => {
-      const i = this.#sessionWaiters.indexOf(waiter);
-      if (i >= 0) this.#sessionWaiters.splice(i, 1);
+      const waiters = this.#sessionWaiters;
+      const i = waiters.indexOf(waiter);
+      if (i >= 0) waiters.splice(i, 1);
+      if (waiters.length === 0) this.#sessionWaiters = NO_SESSION_WAITERS;
     };
     const ready = new Promise<void>((resolve, reject) => {
       waiter = { resolve, reject };
@@ -1220,7 +1389,7 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #rejectLookups(error: unknown): void {
     const lookups = this.#lookups === null ? [] : [...this.#lookups.values()];
-    this.#lookups?.clear();
+    this.#lookups = null;
     for (const l of lookups) l.reject(error);
   }
 
@@ -1314,16 +1483,15 @@ export class RelayTransport implements Transport, LinkHandler {
     const conn = new RelayConnection(state, session, peerId);
     putPeer(state, conn);
     // Flow control (flow.ts): say WINDOW(0) so the peer knows we grant credit — with our next data
-    // frame, in the same write (WindowAnnouncer); without a relay that forwards WINDOW, neither
+    // frame, in the same write (#oweWindow); without a relay that forwards WINDOW, neither
     // side can, and the window is off.
-    if (this.#relayWindow) this.#windowAnnouncer.owe(conn);
+    if (this.#relayWindow) this.#oweWindow(conn);
     else conn.sendWindow.disable();
     state.queue.push(conn);
   }
 
   #onJoined(frame: Uint8Array): void {
-    const key = topicToHex(frame.subarray(5, 37));
-    const state = this.#getTopic(key);
+    const state = this.#getTopic(frame.subarray(5, 37));
     if (state === undefined) return;
     this.#setTopicId(state, readU32(frame, 1));
     if (state.queue !== null) state.broadcast = new RelayTopicBroadcast<TopicState>(this, state, this.#generation);
@@ -1336,7 +1504,9 @@ export class RelayTransport implements Transport, LinkHandler {
     const { requestId, peers } = decodePeers(frame);
     const pending = this.#lookups?.get(requestId);
     if (!pending) return;
-    this.#lookups?.delete(requestId);
+    const lookups = this.#lookups!;
+    lookups.delete(requestId);
+    if (lookups.size === 0) this.#lookups = null;
     pending.resolve(
       peers.map((p) => ({
         peerId: fromUtf8(p.peerId) ?? Array.from(p.peerId, (b) => b.toString(16).padStart(2, '0')).join(''),
