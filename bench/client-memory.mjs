@@ -14,18 +14,23 @@
 //   - `syncedAtMs`/`measuredAtMs` (ms since start): with --trace-gc-nvp, the scavenges up to them
 //     and the bytes they promoted (`--alloc-keep major|none` splits the allocation profile the same way).
 // BENCH_HEALTH='{"enabled":false}' (JSON) passes health options to every Rhizome database.
-// --node-maps: each Rhizome replica makes its doc's `nodes` and `fields` maps at open, as the
-// comparison's Rhizome kit (bench/compare/rhizome-client.ts) and the y-websocket kit here do (a
-// database makes them only at the first use of its node API since Session 12, dbfold).
+// Each Rhizome replica makes its doc's `nodes` and `fields` maps at open, as the comparison's
+// Rhizome kit (bench/compare/rhizome-client.ts) and the y-websocket kit here do (a database makes
+// them only at the first use of its node API since Session 12, dbfold): the default since Session
+// 12 (audit), so that both systems hold the same document; --no-node-maps leaves them out
+// (--node-maps, the default, is still accepted).
 //
 // Run from the repository root after `npm run build` (Rhizome from dist/, as users run it):
 //   node --expose-gc bench/client-memory.mjs [--system rhizome|y-websocket|bare] [--replicas 1500]
-//        [--per-doc 5] [--wait-ms 2000] [--alloc [--alloc-out FILE]] [--snapshot FILE]
+//        [--per-doc 5] [--wait-ms 6000] [--alloc [--alloc-out FILE]] [--snapshot FILE] [--no-warmup]
+// The baseline is taken after a warm-up document (--per-doc replicas opened, synced, closed), so a
+// process's fixed costs are not counted per replica (--no-warmup: before any client, as until
+// Session 12 (audit); the figure then falls with --replicas, as fixed costs / replicas).
 // (--alloc-out writes the raw sampling profile, for a by-stack breakdown.)
 // y-websocket and bare need bench/peers installed (`npm run bench` installs it).
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { parseArgs } from 'node:util';
 
@@ -44,18 +49,25 @@ async function main() {
       system: { type: 'string', default: 'rhizome' },
       replicas: { type: 'string', default: '1500' },
       'per-doc': { type: 'string', default: '5' },
-      'wait-ms': { type: 'string', default: '2000' },
+      'wait-ms': { type: 'string', default: '6000' },
+      // --no-warmup: the baseline before any client (the fixed costs of a first connection then
+      // count per replica, more with fewer replicas).
+      warmup: { type: 'boolean', default: true },
+      'no-warmup': { type: 'boolean', default: false },
       alloc: { type: 'boolean', default: false },
       snapshot: { type: 'string' },
       'alloc-out': { type: 'string' },
       // --alloc-keep major: the profile keeps objects a major GC collected but not those a
       // scavenge did (what was promoted and then died, plus what is live); none: only live.
       'alloc-keep': { type: 'string', default: 'all' },
-      'node-maps': { type: 'boolean', default: false },
+      'node-maps': { type: 'boolean', default: true },
+      'no-node-maps': { type: 'boolean', default: false },
     },
   });
   const gc = globalThis.gc;
   if (!gc) throw new Error('run with node --expose-gc');
+  if (o['no-warmup']) o.warmup = false;
+  if (o['no-node-maps']) o['node-maps'] = false;
   const n = Number(o.replicas);
   const per = Number(o['per-doc']);
   const system = o.system;
@@ -75,11 +87,42 @@ async function main() {
           db.doc.getMap('fields');
           db.doc.getMap('nodes');
         }
-        return { ready: () => db.whenSynced({ timeoutMs: 120_000, minPeers: peers }), close: () => db.close() };
+        return { ready: () => db.whenSynced({ timeoutMs: 120_000, minPeers: peers }), close: () => db.close(), awareness: db.awareness };
       };
     } else {
       const { kits } = await import('./peers/clients.mjs');
-      open = (room) => kits[system].open({ url, room });
+      // Only ready/close kept, as for Rhizome above: the kit's other closures (put, putMany, size,
+      // onRemote, stateBytes, ~300 B a replica) are the comparison's, not the system's.
+      open = async (room) => {
+        const { ready, close, handle } = await kits[system].open({ url, room });
+        return { ready, close, awareness: handle.awareness ?? null };
+      };
+    }
+    // Each replica renews its (empty) awareness state once, as y-protocols does by itself 15 s later
+    // (a state at clock 0 from an unknown client is ignored by its receivers), then all are awaited
+    // until synced and holding the awareness states of their document (replicas(i)): the steady
+    // state of an idle replica, for every system alike (the comparison's idle workload does the same).
+    const settle = async (list, replicas) => {
+      for (const c of list) c.awareness?.setLocalState(c.awareness.getLocalState());
+      await Promise.all(list.map((c) => c.ready(120_000)));
+      const t = performance.now();
+      while (!list.every((c, i) => c.awareness === null || c.awareness.getStates().size >= replicas(i))) {
+        if (performance.now() - t > 120_000) throw new Error('awareness states not exchanged in 120 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return Math.round(performance.now() - t) / 1000;
+    };
+    if (o.warmup) {
+      // One document of --per-doc replicas opened, synced and closed before the baseline: what the
+      // first connection of a process loads (lazily imported modules, compiled code) is then in the
+      // baseline for every system, as in the comparison's idle workload (Session 12 (audit)).
+      const sockets = () => readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:'); } catch { return false; } }).length;
+      const s0 = sockets();
+      const room = `warmup-${randomUUID()}`;
+      const warm = await Promise.all(Array.from({ length: per }, () => open(room, per - 1)));
+      await settle(warm, () => per);
+      await Promise.all(warm.map((c) => c.close()));
+      for (let i = 0; i < 500 && sockets() > s0; i++) await new Promise((r) => setTimeout(r, 10));
     }
     for (let i = 0; i < 3; i++) gc();
     const before = process.memoryUsage();
@@ -96,6 +139,7 @@ async function main() {
     }
     let peakHeap = 0;
     const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 5);
+    const report = { system, replicas: n, perDoc: per };
     const rooms = Array.from({ length: Math.ceil(n / per) }, () => `idle-${randomUUID()}`);
     const clients = [];
     // 50 at a time, as the comparison's idle workload opens them.
@@ -107,11 +151,11 @@ async function main() {
       }
       clients.push(...(await Promise.all(batch)));
     }
-    await Promise.all(clients.map((c) => c.ready(120_000)));
+    report.awarenessSeconds = await settle(clients, (i) => Math.min(per, n - Math.floor(i / per) * per));
     clearInterval(sampler);
     // Milliseconds since the process started when every replica was synced: with --trace-gc-nvp,
     // the GCs up to here are the connecting ones (their 'promoted' bytes: BENCHMARKS § Session 9 (cliconn)).
-    const report = { system, replicas: n, perDoc: per, syncedAtMs: Math.round(performance.now()) };
+    Object.assign(report, { syncedAtMs: Math.round(performance.now()) });
     if (profiler) {
       if (o['alloc-keep'] === 'none') for (let i = 0; i < 3; i++) gc();
       const { profile } = await profiler.post('HeapProfiler.stopSampling');

@@ -8,11 +8,22 @@ import type { DriverIo } from './workloads.js';
 import type { ClientKit, ColdParams, FanoutParams, IdleParams, PacedParams, RunRequest, StreamParams, WorkloadResult } from './types.js';
 
 async function loadKit(system: string): Promise<ClientKit> {
-  if (system === 'rhizome') return (await import('./rhizome-client.js')).rhizome;
+  if (system === 'rhizome') return checkedKit((await import('./rhizome-client.js')).rhizome);
   const url = pathToFileURL(join(import.meta.dirname, '..', 'peers', 'clients.mjs')).href;
   const mod = (await import(url)) as { kits: Record<string, ClientKit> };
   const kit = mod.kits[system];
   if (!kit) throw new Error(`unknown system '${system}'`);
+  return checkedKit(kit);
+}
+
+/**
+ * A client kit compiled with esbuild's keepNames (tsx does so for .ts files) wraps its per-replica
+ * arrow functions in `__name(fn, "x")`, which gives each closure of each replica a dictionary of
+ * properties (~250 B): memory the bench adds to one system and not to the others (BENCHMARKS.md §
+ * Issue 12, Session 12 (audit)). Write such closures as methods.
+ */
+function checkedKit(kit: ClientKit): ClientKit {
+  if (String(kit.open).includes('__name(')) throw new Error('bench client kit: open() wraps closures in __name() (esbuild keepNames): write them as methods');
   return kit;
 }
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as Y from 'yjs';
-import { openDatabase } from '@rhizome/sync';
+import { openDatabase, type Database } from '@rhizome/sync';
 import { FIELDS_MAP, FIELD_SEP, NODES_MAP } from './types.js';
 import type { BenchClient, ClientKit, ClientOptions } from './types.js';
 
@@ -12,6 +12,17 @@ const version = (name: string): string =>
 
 export const rhizome: ClientKit = {
   versions: { '@rhizome/sync': version('@rhizome/sync'), yjs: version('yjs'), ws: version('ws') },
+  renewPresence(client) {
+    const { awareness } = client.handle as Database;
+    awareness.setLocalState(awareness.getLocalState());
+  },
+  inspect(client) {
+    const db = client.handle as Database;
+    const peers = db.stats().peers;
+    // A replica of a mesh is connected and synced when it is so with every peer it waited for
+    // (the workload compares `peers` with that number).
+    return { connected: peers.length > 0, synced: peers.every((p) => p.synced), awarenessStates: db.awareness.getStates().size, peers: peers.length };
+  },
   async open(options: ClientOptions): Promise<BenchClient> {
     const db = await openDatabase({
       id: options.room,
@@ -20,14 +31,25 @@ export const rhizome: ClientKit = {
     });
     const fields = db.doc.getMap<unknown>(FIELDS_MAP);
     const nodes = db.doc.getMap<unknown>(NODES_MAP);
+    // Methods, not arrow functions: tsx compiles this file with esbuild's keepNames, which wraps
+    // every arrow function assigned to a named property in `__name(fn, "x")` (an
+    // Object.defineProperty per replica and closure, ~250 B of dictionary properties each), and the
+    // peers' clients (plain .mjs) carry no such wrappers: measured against Rhizome, ~1.6 KiB per
+    // replica in the idle workload (BENCHMARKS.md § Issue 12, Session 12 (audit)). The driver
+    // refuses a kit whose open() has them.
     return {
-      put: (id, data) => db.put(id, data),
+      handle: db,
+      put(id, data) {
+        db.put(id, data);
+      },
       putMany(prefix, count) {
         db.doc.transact(() => {
           for (let i = 0; i < count; i++) db.put(prefix + i, { v: i });
         });
       },
-      size: () => nodes.size,
+      size() {
+        return nodes.size;
+      },
       onRemote(listener) {
         fields.observe((event, tr) => {
           if (tr.local) return;
@@ -37,9 +59,15 @@ export const rhizome: ClientKit = {
           }
         });
       },
-      ready: (timeoutMs) => db.whenSynced({ timeoutMs, minPeers: options.peers ?? 0 }),
-      stateBytes: () => Y.encodeStateAsUpdate(db.doc).length,
-      close: () => db.close(),
+      ready(timeoutMs) {
+        return db.whenSynced({ timeoutMs, minPeers: options.peers ?? 0 });
+      },
+      stateBytes() {
+        return Y.encodeStateAsUpdate(db.doc).length;
+      },
+      close() {
+        return db.close();
+      },
     };
   },
 };

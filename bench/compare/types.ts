@@ -37,6 +37,20 @@ export interface BenchClient {
   /** Size of `Y.encodeStateAsUpdate(doc)`. */
   stateBytes(): number;
   close(): Promise<void>;
+  /** The system's own object behind the client (provider, database), for `ClientKit.inspect`. */
+  handle?: unknown;
+}
+
+/** What a client holds when the idle workload checks it (after its memory was read). */
+export interface ClientState {
+  /** Connected to the server (y-websocket, Hocuspocus, bare) or to every peer it waited for (Rhizome). */
+  connected: boolean;
+  /** Through its first full exchange (with the server, or with each peer). */
+  synced: boolean;
+  /** Awareness states it holds, its own included (0 without awareness). */
+  awarenessStates: number;
+  /** Remote peers with a session (Rhizome's mesh); null for a system that talks to a server only. */
+  peers: number | null;
 }
 
 /** A system under test, client side. */
@@ -44,6 +58,16 @@ export interface ClientKit {
   /** Package versions of the client side. */
   versions: Record<string, string>;
   open(options: ClientOptions): Promise<BenchClient>;
+  /** A client's state, read through its `handle` (the idle workload's check that every replica is connected and synced). */
+  inspect?(client: BenchClient): ClientState;
+  /**
+   * Sets the client's awareness state again, unchanged (clock 0 -> 1): what y-protocols' own check
+   * does 15 s after a state was set. A receiver ignores a state at clock 0 from a client it does not
+   * know (y-protocols `applyAwarenessUpdate`: `currClock < clock`), so before that renewal no replica
+   * holds the others' states, after it every replica does: the idle workload measures the latter,
+   * the steady state, in every system alike (BENCHMARKS.md § Issue 12, Session 12 (audit)).
+   */
+  renewPresence?(client: BenchClient): void;
 }
 
 /** What a workload returns: named numbers; `notes` for anything odd (time-outs, partial runs). */
@@ -88,6 +112,23 @@ export interface IdleParams {
   connections: number;
   perRoom: number;
   timeoutMs: number;
+  /**
+   * Warm up before the client's baseline (default true): one document of `perRoom` replicas in a
+   * room of its own is opened, synced and closed, so that what the first connection loads once per
+   * process (lazily imported modules, compiled code, caches) is in the baseline for every system.
+   */
+  warmup?: boolean;
+  /**
+   * Idle time after the last replica of a half is ready and holds its document's awareness states,
+   * before that half is measured (default 6000 ms): a replica that is "ready" may still finish its
+   * connection (Rhizome with no peers to wait for: `whenSynced({ minPeers: 0 })` does not wait for
+   * the relay's WELCOME: 2.6 KiB a replica more at k = 1 when measured at once), and the idle state
+   * includes the first round of periodic work (Rhizome's health pings every 5 s, y-protocols'
+   * awareness check every 3 s). bench/client-memory.mjs waits (--wait-ms) the same way.
+   */
+  idleMs?: number;
+  /** Renew every replica's awareness state once and wait for the exchange (default true; see `ClientKit.renewPresence`). */
+  renewPresence?: boolean;
 }
 
 /**

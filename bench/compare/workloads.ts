@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
 import { idleHalf, type BenchClient, type ClientKit, type ColdParams, type FanoutParams, type IdleParams, type PacedParams, type StreamParams, type WorkloadResult } from './types.js';
 
@@ -327,36 +329,160 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
   return { values, notes };
 }
 
-/** Idle: `connections` replicas, `perRoom` to a document, connected and synced; then nothing. */
+/** Full GCs in this process, then its memory (the driver runs with --expose-gc). */
+type Gc = (options?: unknown) => void;
+function settled(gc: Gc | undefined, times: number): NodeJS.MemoryUsage {
+  for (let i = 0; i < times; i++) gc?.();
+  return process.memoryUsage();
+}
+
+/** Sockets this process holds open (Linux /proc/self/fd; -1 elsewhere): one per replica for every system. */
+function openSockets(): number {
+  try {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false;
+      }
+    }).length;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Opens the replicas of `specs` (whole documents), renews their awareness state (see
+ * `ClientKit.renewPresence`), waits until each is ready and, when the kit can tell, holds the
+ * awareness state of every replica of its document. Returns the clients and the seconds the
+ * awareness exchange took after the last was ready (NaN when it did not finish in time).
+ */
+async function openIdle(kit: ClientKit, specs: Array<Parameters<ClientKit['open']>[0] & { peers: number }>, timeoutMs: number, renew: boolean): Promise<{ clients: BenchClient[]; awarenessSeconds: number }> {
+  const clients = await openMany(kit, specs, 50);
+  if (!renew) {
+    await Promise.all(clients.map((c) => c.ready(timeoutMs)));
+    return { clients, awarenessSeconds: 0 };
+  }
+  if (kit.renewPresence) for (const c of clients) kit.renewPresence(c);
+  await Promise.all(clients.map((c) => c.ready(timeoutMs)));
+  const t = performance.now();
+  if (!kit.renewPresence || !kit.inspect) return { clients, awarenessSeconds: 0 };
+  const all = (): boolean => clients.every((c, i) => kit.inspect!(c).awarenessStates >= specs[i]!.peers + 1);
+  while (!all()) {
+    if (performance.now() - t > timeoutMs) return { clients, awarenessSeconds: Number.NaN };
+    await sleep(100);
+  }
+  return { clients, awarenessSeconds: (performance.now() - t) / 1000 };
+}
+
+/**
+ * Idle: `connections` replicas, `perRoom` to a document, connected and synced; then nothing.
+ *
+ * The client's own memory (the driver process) is measured the same way for every system and
+ * the same way as the server's and bench/client-memory.mjs's (BENCHMARKS.md § Issue 12, Session
+ * 12 (audit)): after a warm-up document opened, synced and closed (so that modules imported on
+ * first connect, compiled code and caches are in the baseline of every system: y-websocket's
+ * provider module and Rhizome's transport are both imported lazily), three full GCs at each point
+ * (before, between the halves, after), and the second half alone as the marginal cost of a
+ * replica. The figures of the earlier harness (one full GC, baseline before any client, fixed
+ * costs of the process included) are kept in the same run as `clientHeap1gcKiBPerPeer` and
+ * `clientGcKiBPerPeer`.
+ */
 export async function idle(ctx: WorkloadContext, p: IdleParams): Promise<WorkloadResult> {
   const rooms = Array.from({ length: Math.ceil(p.connections / p.perRoom) }, () => `idle-${randomUUID()}`);
   const specs = Array.from({ length: p.connections }, (_, i) => ({ url: ctx.url, room: rooms[Math.floor(i / p.perRoom)]!, peers: Math.min(p.perRoom, p.connections - Math.floor(i / p.perRoom) * p.perRoom) - 1 }));
-  const gc = (globalThis as { gc?: () => void }).gc;
+  const gc = (globalThis as { gc?: Gc }).gc;
+  const idleMs = p.idleMs ?? 6000;
+  // Diagnostics (never for figures of record): BENCH_CLIENT_HEAP_SNAPSHOTS=<dir> writes the client's
+  // heap snapshot after each half's figures were read; bench/heap-owners.mjs on the two with
+  // (connections - half) gives the second half's heap per replica by owner.
+  const snapshotDir = process.env.BENCH_CLIENT_HEAP_SNAPSHOTS;
+  const snapshot = (name: string): void => {
+    if (snapshotDir) writeHeapSnapshot(join(snapshotDir, `client-${process.pid}-${name}.heapsnapshot`));
+  };
   const rss0 = process.memoryUsage().rss;
-  gc?.();
-  const gc0 = process.memoryUsage();
+  // The earlier harness's baseline: one full GC, before any client of the process.
+  const gc0 = settled(gc, 1);
+  const sockets0 = openSockets();
+  // The server's baseline stays where it was, before any client (the server's figures keep their
+  // meaning; a server's fixed costs of its first connections count in them as before).
   await ctx.io.mark('before', true);
+  let warmupSeconds = 0;
+  if (p.warmup !== false) {
+    const tw = performance.now();
+    const room = `idle-warmup-${randomUUID()}`;
+    const { clients: warm } = await openIdle(ctx.kit, Array.from({ length: p.perRoom }, () => ({ url: ctx.url, room, peers: p.perRoom - 1 })), p.timeoutMs, p.renewPresence !== false);
+    await closeAll(warm, 5000);
+    // Until its sockets are gone (a closing socket still holds its objects).
+    for (let i = 0; i < 500 && openSockets() > sockets0; i++) await sleep(10);
+    warmupSeconds = (performance.now() - tw) / 1000;
+  }
+  const base = settled(gc, 3);
   // Two halves of whole documents, the server marked (settled, after its GCs) between them: the
   // second half alone gives the marginal memory of a connection (bench/compare.ts).
   const half = idleHalf(p.connections, p.perRoom);
   const t0 = performance.now();
-  const first = await openMany(ctx.kit, specs.slice(0, half), 50);
-  await Promise.all(first.map((c) => c.ready(p.timeoutMs)));
+  const { clients: first, awarenessSeconds: aw1 } = await openIdle(ctx.kit, specs.slice(0, half), p.timeoutMs, p.renewPresence !== false);
   const t1 = performance.now();
   await ctx.io.mark('half', true);
+  // The client waits idleMs; the server's marks stay right after the replicas are ready, where the
+  // earlier harness took them (a relay read 6 s later holds ~1.3 KiB more RSS per connection
+  // after its GCs, heap unchanged: Session 12 (audit)).
+  await sleep(idleMs);
+  const mid = settled(gc, 3);
+  snapshot('half');
   const t2 = performance.now();
-  const second = await openMany(ctx.kit, specs.slice(half), 50);
-  await Promise.all(second.map((c) => c.ready(p.timeoutMs)));
-  const seconds = (t1 - t0 + performance.now() - t2) / 1000;
+  const { clients: second, awarenessSeconds: aw2 } = await openIdle(ctx.kit, specs.slice(half), p.timeoutMs, p.renewPresence !== false);
+  // Connect and sync only (the awareness exchange after the last was ready is awarenessSeconds).
+  const seconds = (t1 - t0 + performance.now() - t2) / 1000 - (aw1 || 0) - (aw2 || 0);
   await ctx.io.mark('after', true);
+  await sleep(idleMs);
   const rss1 = process.memoryUsage().rss;
-  // The same after a full GC in this process (the driver runs with --expose-gc), as for the server.
-  gc?.();
-  const gc1 = process.memoryUsage();
-  const values: Record<string, number> = { connectSeconds: seconds, clientKiBPerPeer: (rss1 - rss0) / 1024 / p.connections };
+  const gc1 = settled(gc, 1);
+  const end = settled(gc, 2); // three in all
+  snapshot('after');
+  const n = p.connections;
+  const nSecond = n - half;
+  const kib = (a: number, b: number, count: number): number => (b - a) / 1024 / count;
+  const values: Record<string, number> = { connectSeconds: seconds, awarenessSeconds: Math.max(aw1, aw2), clientKiBPerPeer: kib(rss0, rss1, n) };
   if (gc) {
-    values.clientGcKiBPerPeer = (gc1.rss - gc0.rss) / 1024 / p.connections;
-    values.clientHeapKiBPerPeer = (gc1.heapUsed - gc0.heapUsed) / 1024 / p.connections;
+    // Earlier harness (kept for comparison): one GC, baseline before the warm-up.
+    values.clientGcKiBPerPeer = kib(gc0.rss, gc1.rss, n);
+    values.clientHeap1gcKiBPerPeer = kib(gc0.heapUsed, gc1.heapUsed, n);
+    // What the second and third full GC free after the first (the earlier harness ran one).
+    values.clientHeapFreedByGc23KiBPerPeer = kib(end.heapUsed, gc1.heapUsed, n);
+    // This harness: three GCs, baseline after the warm-up; and the second half alone.
+    values.clientHeapKiBPerPeer = kib(base.heapUsed, end.heapUsed, n);
+    values.clientRssSettledKiBPerPeer = kib(base.rss, end.rss, n);
+    if (nSecond > 0 && half > 0) {
+      values.clientHeapMarginalKiBPerPeer = kib(mid.heapUsed, end.heapUsed, nSecond);
+      values.clientRssMarginalKiBPerPeer = kib(mid.rss, end.rss, nSecond);
+    }
+    // What the warm-up left (the process's fixed costs of a first connection), KiB in all.
+    values.clientWarmupHeapKiB = kib(gc0.heapUsed, base.heapUsed, 1);
+    (gc as Gc)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const reduced = process.memoryUsage();
+    values.clientRssReducedKiBPerPeer = kib(base.rss, reduced.rss, n);
   }
-  return { values };
+  // Were they all connected and synced when their memory was read (read after it, so the check
+  // allocates nothing that was measured)?
+  values.clientSockets = openSockets() - sockets0;
+  if (ctx.kit.inspect) {
+    const clients = [...first, ...second];
+    let synced = 0;
+    let awareness = 0;
+    let peersShort = 0;
+    for (let i = 0; i < clients.length; i++) {
+      const st = ctx.kit.inspect(clients[i]!);
+      if (st.synced && (st.connected || specs[i]!.peers === 0)) synced++;
+      if (st.peers !== null && st.peers < specs[i]!.peers) peersShort++;
+      awareness += st.awarenessStates;
+    }
+    values.clientsSynced = synced;
+    values.clientsMissingPeers = peersShort;
+    values.clientAwarenessStatesPerPeer = awareness / clients.length;
+  }
+  if (p.warmup !== false) values.warmupSeconds = warmupSeconds;
+  const notes = Number.isNaN(values.awarenessSeconds) ? [`not every replica held the awareness states of its document after ${p.timeoutMs / 1000} s`] : [];
+  return { values, notes };
 }

@@ -66,6 +66,8 @@ function nodeModel(doc) {
 /** y-websocket's provider against @y/websocket-server. */
 export const yWebsocket = {
   versions: { 'y-websocket': version('y-websocket'), yjs: version('yjs') },
+  renewPresence: ({ handle: provider }) => provider.awareness.setLocalState(provider.awareness.getLocalState()),
+  inspect: ({ handle: provider }) => ({ connected: provider.wsconnected, synced: provider.synced, awarenessStates: provider.awareness.getStates().size, peers: null }),
   async open({ url, room }) {
     const { WebsocketProvider } = await import('y-websocket');
     const doc = new Y.Doc();
@@ -74,6 +76,7 @@ export const yWebsocket = {
     const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true });
     return {
       ...nodeModel(doc),
+      handle: provider,
       ready: (timeoutMs) =>
         when(
           () => provider.synced,
@@ -95,12 +98,20 @@ export const yWebsocket = {
 /** Hocuspocus's provider against @hocuspocus/server. */
 export const hocuspocus = {
   versions: { '@hocuspocus/provider': version('@hocuspocus/provider'), yjs: version('yjs') },
+  renewPresence: ({ handle: provider }) => provider.awareness?.setLocalState(provider.awareness.getLocalState()),
+  inspect: ({ handle: provider }) => ({
+    connected: provider.configuration.websocketProvider.status === 'connected',
+    synced: provider.isSynced,
+    awarenessStates: provider.awareness?.getStates().size ?? 0,
+    peers: null,
+  }),
   async open({ url, room }) {
     const { HocuspocusProvider } = await import('@hocuspocus/provider');
     const doc = new Y.Doc();
     const provider = new HocuspocusProvider({ url, name: room, document: doc, WebSocketPolyfill: WebSocket });
     return {
       ...nodeModel(doc),
+      handle: provider,
       ready: (timeoutMs) =>
         when(
           () => provider.isSynced,
@@ -126,6 +137,7 @@ export const hocuspocus = {
  */
 export const bare = {
   versions: { ws: version('ws'), yjs: version('yjs') },
+  inspect: ({ handle: ws }) => ({ connected: ws.readyState === WebSocket.OPEN, synced: ws.readyState === WebSocket.OPEN, awarenessStates: 0, peers: null }),
   async open({ url, room }) {
     const doc = new Y.Doc();
     const ws = new WebSocket(`${url}/${room}`, { perMessageDeflate: false });
@@ -145,6 +157,7 @@ export const bare = {
     ws.on('message', (data) => Y.applyUpdate(doc, data, ws));
     return {
       ...nodeModel(doc),
+      handle: ws,
       ready: (timeoutMs) =>
         open
           ? Promise.resolve()
