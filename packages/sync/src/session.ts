@@ -190,10 +190,21 @@ const ANSWERS_SHIFT = 12;
 const ANSWER = 1 << ANSWERS_SHIFT;
 
 /**
- * The queue of a session with nothing to send: one shared empty array (frozen: pushing to it
- * would throw), replaced by a session's own on the first message queued and put back once drained.
+ * A session's outbound queue and its two numbers in one array (one field of the session, not
+ * three: an idle process holds thousands of sessions): slot {@link HEAD} is the index of the next
+ * message to send, slot {@link BYTES} the bytes of the updates queued, the messages from slot
+ * {@link FIRST} on.
  */
-const NO_QUEUE: Outgoing[] = Object.freeze([]) as unknown as Outgoing[];
+type QueueSlots = Array<Outgoing | number>;
+const HEAD = 0;
+const BYTES = 1;
+const FIRST = 2;
+
+/**
+ * The queue of a session with nothing to send: one shared array of no message (frozen: writing to
+ * it would throw), replaced by a session's own on the first message queued and put back once drained.
+ */
+const NO_QUEUE: QueueSlots = Object.freeze([FIRST, 0]) as unknown as QueueSlots;
 
 /**
  * The sync protocol with one peer over one Connection.
@@ -223,10 +234,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   #requestId: string | null = bytesToText(newRequestId());
   /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
   #rare: SessionRare | null = null;
-  /** {@link NO_QUEUE} while nothing waits to be sent. */
-  #queue: Outgoing[] = NO_QUEUE;
-  #head = 0;
-  #queuedUpdateBytes = 0;
+  /** The outbound queue, its head and its update bytes ({@link QueueSlots}); {@link NO_QUEUE} while nothing waits to be sent. */
+  #queue: QueueSlots = NO_QUEUE;
   /** Yes/no states, one bit each (see {@link PUMPING}); read and written through the accessors below. */
   #flags = 0;
   /** The peer's state vector from its step 1 (as text: see compact.ts), for catch-up diffs. */
@@ -391,7 +400,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** Messages waiting to be sent. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    const q = this.#queue;
+    return q.length - (q[HEAD] as number);
   }
 
   /**
@@ -533,8 +543,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   sendUpdate(update: Uint8Array): void {
     if (this.closedFlag) return;
     this.enqueue({ kind: 'update', bytes: update });
-    this.#queuedUpdateBytes += update.length;
-    if (this.#queuedUpdateBytes > this.#host.maxQueuedBytes) this.collapse();
+    // (Never the shared empty queue here: the update was just queued.)
+    const q = this.#queue;
+    const bytes = (q[BYTES] as number) + update.length;
+    q[BYTES] = bytes;
+    if (bytes > this.#host.maxQueuedBytes) this.collapse();
   }
 
   /**
@@ -828,8 +841,6 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.#queue = NO_QUEUE;
-    this.#head = 0;
-    this.#queuedUpdateBytes = 0;
     this.releaseDrainWaiters();
     this.#rare?.acks?.close();
     void this.conn.close().catch(() => undefined);
@@ -843,7 +854,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   // ---- outbound -----------------------------------------------------------------------------
 
   private enqueue(item: Outgoing): void {
-    if (this.#queue === NO_QUEUE) this.#queue = [item];
+    if (this.#queue === NO_QUEUE) this.#queue = [FIRST, 0, item];
     else this.#queue.push(item);
     if (!this.pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
@@ -855,37 +866,41 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** Queues a message ahead of everything not yet sent (messages are sent whole, so this never splits one). */
   private enqueueFirst(item: Outgoing): void {
-    if (this.#head > 0) this.#queue[--this.#head] = item;
-    else if (this.#queue === NO_QUEUE) this.#queue = [item];
-    else this.#queue.unshift(item);
+    const q = this.#queue;
+    const head = q[HEAD] as number;
+    if (q === NO_QUEUE) this.#queue = [FIRST, 0, item];
+    else if (head > FIRST) {
+      q[head - 1] = item;
+      q[HEAD] = head - 1;
+    } else q.splice(FIRST, 0, item);
     if (!this.pumping) this.pump();
   }
 
   /** Drops queued updates for one catch-up diff (see the class description). */
   private collapse(): void {
     this.r().collapses++;
-    const kept: Outgoing[] = [];
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const item = this.#queue[i] as Outgoing;
+    const q = this.#queue;
+    const kept: QueueSlots = [FIRST, 0];
+    for (let i = q[HEAD] as number; i < q.length; i++) {
+      const item = q[i] as Outgoing;
       if (item.kind !== 'update' && item.kind !== 'catch-up') kept.push(item);
     }
     kept.push({ kind: 'catch-up' });
     this.#queue = kept;
-    this.#head = 0;
-    this.#queuedUpdateBytes = 0;
   }
 
   private next(): Sendable | null {
-    if (this.#head >= this.#queue.length) {
+    const q = this.#queue;
+    let head = q[HEAD] as number;
+    if (head >= q.length) {
       // Drained: let go of what was sent (the step 2 diff and the rest of the opening exchange
       // would otherwise stay referenced by an idle session).
-      if (this.#queue !== NO_QUEUE) {
-        this.#queue = NO_QUEUE;
-        this.#head = 0;
-      }
+      if (q !== NO_QUEUE) this.#queue = NO_QUEUE;
       return null;
     }
-    const first = this.#queue[this.#head++] as Outgoing;
+    // (Not the shared empty queue: it holds no message.)
+    const first = q[head++] as Outgoing;
+    q[HEAD] = head;
     if (first.kind === 'message' || first.kind === 'answer' || first.kind === 'ping') return first;
     if (first.kind === 'catch-up') {
       const sv = this.#remoteStateVector === null ? new Uint8Array([0]) : textToBytes(this.#remoteStateVector);
@@ -893,14 +908,15 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     const batch = [first.bytes];
     let bytes = first.bytes.length;
-    while (this.#head < this.#queue.length && bytes < UPDATE_BATCH_BYTES) {
-      const item = this.#queue[this.#head] as Outgoing;
+    while (head < q.length && bytes < UPDATE_BATCH_BYTES) {
+      const item = q[head] as Outgoing;
       if (item.kind !== 'update') break;
       batch.push(item.bytes);
       bytes += item.bytes.length;
-      this.#head++;
+      head++;
     }
-    this.#queuedUpdateBytes -= bytes;
+    q[HEAD] = head;
+    q[BYTES] = (q[BYTES] as number) - bytes;
     return { kind: 'message', bytes: encodeUpdates(batch) };
   }
 
@@ -959,9 +975,12 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   private compactQueue(): void {
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+    const q = this.#queue;
+    const sent = (q[HEAD] as number) - FIRST;
+    if (sent > 1024 && sent * 2 > q.length - FIRST) {
+      const rest: QueueSlots = [FIRST, q[BYTES] as number];
+      for (let i = FIRST + sent; i < q.length; i++) rest.push(q[i]!);
+      this.#queue = rest;
     }
   }
 
@@ -969,8 +988,6 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   private sendFailed(error: unknown): void {
     if (!this.closedFlag && !this.conn.closed) this.fail(error instanceof FrameTooLargeError ? error : asError(error));
     this.#queue = NO_QUEUE;
-    this.#head = 0;
-    this.#queuedUpdateBytes = 0;
     void this.conn.close().catch(() => undefined);
   }
 
