@@ -210,12 +210,12 @@ const WORKLOADS: WorkloadDef[] = [
     systems: ['rhizome', 'y-websocket', 'hocuspocus', 'bare'],
     // --idle-connections N --idle-per-room k --idle-no-warmup --idle-no-renew --idle-wait-ms T: diagnostics (the figures of record use the defaults).
     params: (quick) => ({
-      connections: Number(argList('--idle-connections')?.[0] ?? (quick ? 500 : 5000)),
-      perRoom: Number(argList('--idle-per-room')?.[0] ?? 5),
+      connections: intFlag('--idle-connections', quick ? 500 : 5000, 1),
+      perRoom: intFlag('--idle-per-room', 5, 1),
       timeoutMs: 60_000,
       ...(process.argv.includes('--idle-no-warmup') ? { warmup: false } : {}),
       ...(process.argv.includes('--idle-no-renew') ? { renewPresence: false } : {}),
-      ...(argList('--idle-wait-ms') ? { idleMs: Number(argList('--idle-wait-ms')![0]) } : {}),
+      ...(argList('--idle-wait-ms') ? { idleMs: intFlag('--idle-wait-ms', 6000, 0) } : {}),
     }),
     metrics: [
       { key: 'serverKiBPerConn', label: 'server RSS KiB/connection', better: 'lower', digits: 1 },
@@ -244,7 +244,7 @@ const WORKLOADS: WorkloadDef[] = [
       { key: 'clientSockets', label: 'client sockets open', digits: 0 },
     ],
     primary: 'serverKiBPerConn',
-    describe: (p) => `${fmt(p.connections as number)} replicas, ${p.perRoom as number} per document, connected and synced, then idle; server RSS after a full GC, before and after, divided by the connections; the same after V8's memory-reducing GC (which also returns the young generation's pages a burst touched: a fixed ~16 MiB, not a cost per connection); client (driver process) RSS per replica without a GC, and its RSS and heap after three full GCs, from a baseline taken after a warm-up document of ${p.perRoom as number} replicas was opened, synced and closed (modules imported on first connect, compiled code: the process's fixed costs, in every system's baseline), the same after V8's memory-reducing GC; the earlier harness's figures (one GC, baseline before any client, fixed costs included) beside them; then the check that every replica was connected and synced (with its peers) when measured, its awareness states and the client's open sockets. Every replica renews its (empty) awareness state once when opened, as y-protocols does by itself 15 s later: a state at clock 0 from an unknown client is ignored by its receivers, so before that renewal no replica holds the others' states and after it all do; the workload waits until every replica holds the states of its document ("awareness exchange s") and measures that steady state, in every system alike. "2nd half": the replicas connect in two halves (whole documents) with the server and the client measured between them; the second half's growth divided by its connections, the marginal cost of a connection without the fixed costs the first half already paid (the young generation grown by the burst, allocator arenas).`,
+    describe: (p) => `${fmt(p.connections as number)} replicas, ${p.perRoom as number} per document, connected and synced, then idle; server RSS after a full GC, before and after, divided by the connections; the same after V8's memory-reducing GC (which also returns the young generation's pages a burst touched: a fixed ~16 MiB, not a cost per connection); client (driver process) RSS per replica without a GC, and its RSS and heap after three full GCs (each half measured after its replicas were idle for ${((p.idleMs as number | undefined) ?? 6000) / 1000} s; the server's marks are taken right after they were ready), from a baseline taken after a warm-up document of ${p.perRoom as number} replicas was opened, synced and closed (modules imported on first connect, compiled code: the process's fixed costs, in every system's baseline), the same after V8's memory-reducing GC; the earlier harness's figures (one GC, baseline before any client, fixed costs included) beside them; then the check that every replica was connected and synced (with its peers) when measured, its awareness states and the client's open sockets. Every replica renews its (empty) awareness state once when opened, as y-protocols does by itself 15 s later: a state at clock 0 from an unknown client is ignored by its receivers, so before that renewal no replica holds the others' states and after it all do; the workload waits until every replica holds the states of its document ("awareness exchange s") and measures that steady state, in every system alike. "2nd half": the replicas connect in two halves (whole documents) with the server and the client measured between them; the second half's growth divided by its connections, the marginal cost of a connection without the fixed costs the first half already paid (the young generation grown by the burst, allocator arenas).`,
   },
   {
     id: 'durable',
@@ -473,6 +473,15 @@ async function measure(systemId: string, def: WorkloadDef, runParams: Record<str
     await Promise.all(children.reverse().map(stopChild));
     rmSync(tmpDir, { recursive: true, force: true });
   }
+}
+
+/** An integer flag `name N` (N >= min), `fallback` when absent; anything else is refused by name. */
+function intFlag(name: string, fallback: number, min: number): number {
+  const raw = argList(name)?.[0];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name}: expected an integer >= ${min}, got '${raw}'`);
+  return value;
 }
 
 function argList(name: string): string[] | undefined {

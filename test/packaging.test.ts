@@ -201,6 +201,10 @@ describe('packed packages installed in a fresh project outside the workspace', (
       const listening = await relay.waitForJson((e) => e['type'] === 'listening', 'the relay listening', 60_000);
       const url = listening['url'] as string;
       expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      // The installed launcher gives the relay its Node flags (RELAY_NODE_FLAGS) by re-executing
+      // itself in place: one process, the one this test started.
+      expect(listening['maxSemiSpaceMiB']).toBe(2);
+      expect(listening['pid']).toBe(relay.child.pid);
       const ids = await run(process.execPath, [bin, 'new-id'], app, 30_000);
       const id = ids.stdout.trim();
       expect(id.length).toBeGreaterThanOrEqual(16);

@@ -2,11 +2,12 @@
 // relay/src/node-flags.ts): `rhizome-relay` started without them re-launches itself with them
 // (same pid: execve), `rhizome relay` gets them from its launcher, an operator's own value wins,
 // and the launcher's copy of the list is the relay's.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RELAY_NODE_FLAGS } from '@rhizome/relay';
 import { startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
-import { BIN, Running } from './cli-helpers.js';
+import { BIN, ROOT, Running } from './cli-helpers.js';
 
 /** The Node flags of a running process (Linux /proc), before its script. */
 function commandLine(pid: number): string[] {
@@ -48,6 +49,28 @@ describe('the relay process runs with the relay Node flags', () => {
     expect(listening['maxSemiSpaceMiB']).toBe(8);
     expect(commandLine(listening['pid'] as number).some((a) => a.includes('semi-space'))).toBe(false);
     expect((await server.stop('SIGTERM')).code, server.stderr).toBe(0);
+  });
+
+  it('a value given to node itself (`node --max-semi-space-size=8 rhizome relay`) reaches the relay process', async () => {
+    const child = spawn(process.execPath, ['--max-semi-space-size=8', BIN, 'relay', '--port', '0', '--host', '127.0.0.1', '--json'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    try {
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        child.stdout.on('data', (d: string) => {
+          out += d;
+          const line = out.split('\n').find((l) => l.includes('"listening"'));
+          if (line !== undefined) resolve(JSON.parse(line) as Record<string, unknown>);
+        });
+        child.once('exit', (code) => reject(new Error(`rhizome relay exited with ${code}: ${out}`)));
+      });
+      expect(listening['maxSemiSpaceMiB']).toBe(8);
+      const args = commandLine(listening['pid'] as number);
+      expect(args).toContain('--max-semi-space-size=8');
+      expect(args).not.toContain('--max-semi-space-size=2');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it("the rhizome launcher's copy of the flags is @rhizome/relay's RELAY_NODE_FLAGS", () => {

@@ -1,4 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { maxSemiSpaceMiB, missingRelayNodeFlags, RELAY_MAX_SEMI_SPACE_MIB, RELAY_NODE_FLAGS } from './node-flags.js';
 
@@ -44,5 +48,37 @@ describe('the relay process flags', () => {
     const unbounded = newSpaceKiBAfterSurvivors([]);
     expect(bounded).toBeLessThanOrEqual(2 * RELAY_MAX_SEMI_SPACE_MIB * 1024);
     expect(unbounded).toBeGreaterThan(2 * RELAY_MAX_SEMI_SPACE_MIB * 1024);
+  });
+
+  it('re-launch without process.execve (Windows, Node < 22.15): a child with the flags, its output and exit code passed on', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rhizome-node-flags-'));
+    try {
+      const script = join(dir, 'entry.mjs');
+      writeFileSync(
+        script,
+        `process.execve = undefined;
+const { relaunchWithRelayNodeFlags } = await import(${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'node-flags.ts')).href)});
+const relaunched = relaunchWithRelayNodeFlags();
+if (relaunched === undefined) {
+  console.log(JSON.stringify({ pid: process.pid, execArgv: process.execArgv }));
+  process.exitCode = 3;
+} else {
+  console.log('parent ' + process.pid);
+  process.exitCode = await relaunched;
+}
+`,
+      );
+      const out = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+      expect(out.status, out.stderr).toBe(3);
+      const lines = out.stdout.trim().split('\n');
+      const parent = Number(/^parent (\d+)$/.exec(lines.find((l) => l.startsWith('parent')) ?? '')?.[1]);
+      const child = JSON.parse(lines.find((l) => l.startsWith('{')) ?? 'null') as { pid: number; execArgv: string[] };
+      expect(parent).toBeGreaterThan(0);
+      expect(child.pid).not.toBe(parent);
+      expect(child.execArgv.slice(0, RELAY_NODE_FLAGS.length)).toEqual([...RELAY_NODE_FLAGS]);
+      expect(child.execArgv).toContain('tsx');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -50,16 +50,19 @@ if (major < 22) {
 const RELAY_NODE_FLAGS = ['--max-semi-space-size=2'];
 const flagName = (flag) => flag.replace(/^--?/, '').split('=')[0].replace(/_/g, '-');
 const given = new Set([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].filter((a) => a.startsWith('-')).map(flagName));
-const nodeFlags = args[0] === 'relay' ? RELAY_NODE_FLAGS.filter((flag) => !given.has(flagName(flag))) : [];
+const relayCommand = args[0] === 'relay';
+const missingFlags = relayCommand ? RELAY_NODE_FLAGS.filter((flag) => !given.has(flagName(flag))) : [];
+// A child started below gets the missing flags, or the value this launcher itself was given.
+const childFlags = relayCommand ? [...missingFlags, ...process.execArgv.filter((a) => flagName(a) === 'max-semi-space-size')] : [];
 
-if (node === process.execPath && !useSource && nodeFlags.length > 0 && typeof process.execve === 'function' && process.channel === undefined) {
+if (node === process.execPath && !useSource && missingFlags.length > 0 && typeof process.execve === 'function' && process.channel === undefined) {
   // The same launcher again with the flags, in place of this process (same pid and stdio).
-  process.execve(process.execPath, [process.execPath, ...nodeFlags, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  process.execve(process.execPath, [process.execPath, ...missingFlags, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
-if (node === process.execPath && !useSource && nodeFlags.length === 0) {
+if (node === process.execPath && !useSource && missingFlags.length === 0) {
   await import(pathToFileURL(dist).href);
 } else {
-  const nodeArgs = [...nodeFlags, ...(useSource ? ['--conditions=rhizome-source', '--import', pathToFileURL(tsxPath).href, source, ...args] : [dist, ...args])];
+  const nodeArgs = [...childFlags, ...(useSource ? ['--conditions=rhizome-source', '--import', pathToFileURL(tsxPath).href, source, ...args] : [dist, ...args])];
   // The extra IPC channel ties the child's life to this launcher: if the launcher dies (even
   // by SIGKILL), the channel closes and the child stops too (see src/main.ts).
   const child = spawn(node, nodeArgs, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
