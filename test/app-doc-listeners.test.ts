@@ -88,7 +88,7 @@ describe("an app's listeners on a database's doc and awareness", () => {
     // b has not used the node API: the app takes the map itself and observes it deeply.
     const keys: string[] = [];
     b.doc.getMap('nodes').observeDeep((events) => {
-      for (const e of events) if (e.target === b.doc.getMap('nodes')) for (const k of e.keysChanged) keys.push(k);
+      for (const e of events) if (e.target === b.doc.getMap('nodes')) for (const k of (e as Y.YMapEvent<unknown>).keysChanged) keys.push(k);
     });
     a.put('later', { v: 1 });
     await eventually(() => keys.includes('later'), "the app's observer to hear a's later put");

@@ -2,7 +2,7 @@
 // frame by frame (the case c2d752c made re-derive a subkey per frame), and from one sender.
 // Run from a worktree root: node --conditions=rhizome-source --import tsx <this file> [rounds]
 // Prints one JSON line per pattern (best of 5 runs; CPU time of the process).
-import { FrameSealer } from '../../packages/sync/src/seal.ts';
+import { FrameSealer } from '../../packages/sync/src/seal.js';
 
 const rounds = Number(process.argv[2] ?? 20000);
 const material = new TextEncoder().encode('review3-sealer-bench');
