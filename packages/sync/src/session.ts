@@ -244,7 +244,12 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   replicaId: string | null = null;
   /** @internal The broadcast group this session is a member of (broadcast.ts `UpdateRouter`), if any. */
   broadcastGroup: BroadcastGroup | null = null;
-  /** Awareness client ids this peer told us about (removed when it leaves): usually one, held as the number. */
+  /**
+   * Awareness client ids this peer told us about (removed when it leaves): usually one, held as the
+   * number. A uint32 id is held as the int32 of the same bits (see {@link smallClientId}): a client
+   * id is a random uint32, and one above 2^31 - 1 in a field is a boxed number (16 B of heap for
+   * every session once any holds one).
+   */
   #awarenessClients: number | number[] | null = null;
 
   constructor(conn: Connection, host: SessionHost) {
@@ -476,11 +481,12 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   /** Awareness client ids this peer told us about. */
   get awarenessClients(): readonly number[] {
     const ids = this.#awarenessClients;
-    return ids === null ? [] : typeof ids === 'number' ? [ids] : ids;
+    return ids === null ? [] : typeof ids === 'number' ? [clientIdOf(ids)] : ids.map(clientIdOf);
   }
 
   /** The peer told us about awareness client `id`. */
-  addAwarenessClient(id: number): void {
+  addAwarenessClient(client: number): void {
+    const id = smallClientId(client);
     const ids = this.#awarenessClients;
     if (ids === null) this.#awarenessClients = id;
     else if (typeof ids === 'number') {
@@ -489,7 +495,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   }
 
   /** The peer's awareness client `id` went away. */
-  removeAwarenessClient(id: number): void {
+  removeAwarenessClient(client: number): void {
+    const id = smallClientId(client);
     const ids = this.#awarenessClients;
     if (ids === null) return;
     if (typeof ids === 'number') {
@@ -1069,6 +1076,21 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.r().drainWaiters = null;
     for (const w of waiters) w();
   }
+}
+
+/**
+ * An awareness client id (a varuint, y-protocols draws uint32s) as a session keeps it: a uint32 as
+ * the int32 of the same bits, made by `| 0` — always a small integer, stored in the field itself
+ * (an id decoded by lib0 is a heap number even below 2^31, and an id of 2^31 and above can only be
+ * one) —, any other id as it is. {@link clientIdOf} is its inverse (ids are never negative).
+ */
+export function smallClientId(id: number): number {
+  return id >= 0 && id < 2 ** 32 && Number.isInteger(id) ? id | 0 : id;
+}
+
+/** The awareness client id that {@link smallClientId} made `kept` from. */
+export function clientIdOf(kept: number): number {
+  return kept < 0 ? kept + 2 ** 32 : kept;
 }
 
 /** Yjs's encoding of an empty document's state vector (no clients); shared, never modified. */
