@@ -16,6 +16,9 @@ export const rhizome: ClientKit = {
     const { awareness } = client.handle as Database;
     awareness.setLocalState(awareness.getLocalState());
   },
+  awarenessStates(client) {
+    return (client.handle as Database).awareness.getStates().size;
+  },
   inspect(client) {
     const db = client.handle as Database;
     const peers = db.stats().peers;

@@ -68,6 +68,12 @@ export interface ClientKit {
    * the steady state, in every system alike (BENCHMARKS.md § Issue 12, Session 12 (audit)).
    */
   renewPresence?(client: BenchClient): void;
+  /**
+   * Awareness states the client holds (its own included), read without side effects: the idle
+   * workload polls it before measuring. `inspect` is for after the measurement only — Rhizome's
+   * `db.stats()` makes and keeps per-session records (~0.4 KiB a replica at k = 5, heap snapshots).
+   */
+  awarenessStates?(client: BenchClient): number;
 }
 
 /** What a workload returns: named numbers; `notes` for anything odd (time-outs, partial runs). */

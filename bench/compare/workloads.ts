@@ -366,8 +366,9 @@ async function openIdle(kit: ClientKit, specs: Array<Parameters<ClientKit['open'
   if (kit.renewPresence) for (const c of clients) kit.renewPresence(c);
   await Promise.all(clients.map((c) => c.ready(timeoutMs)));
   const t = performance.now();
-  if (!kit.renewPresence || !kit.inspect) return { clients, awarenessSeconds: 0 };
-  const all = (): boolean => clients.every((c, i) => kit.inspect!(c).awarenessStates >= specs[i]!.peers + 1);
+  if (!kit.renewPresence || !kit.awarenessStates) return { clients, awarenessSeconds: 0 };
+  // Not kit.inspect: Rhizome's db.stats() leaves per-session records behind (see ClientKit.awarenessStates).
+  const all = (): boolean => clients.every((c, i) => kit.awarenessStates!(c) >= specs[i]!.peers + 1);
   while (!all()) {
     if (performance.now() - t > timeoutMs) return { clients, awarenessSeconds: Number.NaN };
     await sleep(100);

@@ -67,6 +67,7 @@ function nodeModel(doc) {
 export const yWebsocket = {
   versions: { 'y-websocket': version('y-websocket'), yjs: version('yjs') },
   renewPresence: ({ handle: provider }) => provider.awareness.setLocalState(provider.awareness.getLocalState()),
+  awarenessStates: ({ handle: provider }) => provider.awareness.getStates().size,
   inspect: ({ handle: provider }) => ({ connected: provider.wsconnected, synced: provider.synced, awarenessStates: provider.awareness.getStates().size, peers: null }),
   async open({ url, room }) {
     const { WebsocketProvider } = await import('y-websocket');
@@ -99,6 +100,7 @@ export const yWebsocket = {
 export const hocuspocus = {
   versions: { '@hocuspocus/provider': version('@hocuspocus/provider'), yjs: version('yjs') },
   renewPresence: ({ handle: provider }) => provider.awareness?.setLocalState(provider.awareness.getLocalState()),
+  awarenessStates: ({ handle: provider }) => provider.awareness?.getStates().size ?? 0,
   inspect: ({ handle: provider }) => ({
     connected: provider.configuration.websocketProvider.status === 'connected',
     synced: provider.isSynced,

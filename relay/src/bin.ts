@@ -32,12 +32,19 @@ async function main(): Promise<number> {
   }
   console.log(`rhizome relay listening on ${relay.url} (healthz: ${relay.url.replace(/^ws/, 'http')}/healthz)`);
   await new Promise<void>((resolve) => {
+    // The first stop signal starts the stop; later ones are ignored until the process exits, so
+    // a second one cannot kill it halfway through closing its clients: a terminal's Ctrl-C
+    // reaches this process twice when it runs as the child of its re-launch (once from the
+    // terminal, once passed on by the launcher, which gets it too).
+    let stopping = false;
     const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       console.log(`rhizome relay: ${signal}, closing clients (1001) and stopping`);
       resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   await relay.close();
   console.log('rhizome relay: stopped');
