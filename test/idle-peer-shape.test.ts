@@ -26,8 +26,18 @@ function classBody(file: string, name: string): string {
   return text.slice(start, end);
 }
 
-describe('per-peer classes: no `#` methods or accessors (each such class costs every instance a slot)', () => {
-  for (const [file, name] of PER_PEER) {
+/**
+ * Per-database classes held once per idle database that need no `#` methods either (Session 12,
+ * dbfold; the others — Database, RelayTransport, ... — keep theirs: one slot per database).
+ */
+const PER_DATABASE: Array<[string, string]> = [
+  ['packages/sync/src/broadcast.ts', 'BroadcastGroup'],
+  ['packages/sync/src/broadcast.ts', 'UpdateRouter'],
+  ['packages/sync/src/mailbox-hook.ts', 'DeferredMailbox'],
+];
+
+describe('per-peer classes and some per-database ones: no `#` methods or accessors (each such class costs every instance a slot)', () => {
+  for (const [file, name] of [...PER_PEER, ...PER_DATABASE]) {
     it(`${name} (${file})`, () => {
       const body = classBody(file, name);
       const hashMethods = body.match(/^ {2}(?:static |async |get |set )*#[A-Za-z0-9_]+\s*\(/gm) ?? [];

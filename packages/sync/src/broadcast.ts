@@ -53,6 +53,10 @@ const PER_UPDATE = 5;
 /** The queue of a group with nothing queued: one shared empty array (frozen: pushing to it would throw). */
 const NO_UPDATES: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
+/** {@link BroadcastGroup}'s yes/no states: a send is in flight; a send failed (the group is unusable). */
+const SENDING = 1;
+const FAILED = 2;
+
 export class BroadcastGroup implements Flushable {
   readonly channel: TopicBroadcast;
   /**
@@ -61,18 +65,24 @@ export class BroadcastGroup implements Flushable {
    * catch-up): no set entry per peer (an idle database holds its group for its whole life).
    */
   #members = 0;
-  readonly stats: BroadcastStats = { framesSent: 0, bytesSent: 0, collapses: 0 };
+  // Its counters as fields (`stats` makes a snapshot): no counters object per group.
+  #framesSent = 0;
+  #bytesSent = 0;
+  #collapses = 0;
   readonly #host: BroadcastHost;
   /** {@link NO_UPDATES} while nothing is queued (an idle database holds its group for its whole life). */
   #queue: Uint8Array[] = NO_UPDATES;
   #queuedBytes = 0;
-  #sending = false;
-  #failed = false;
+  /** {@link SENDING}, {@link FAILED}: bits of one small integer. */
+  #bits = 0;
   /** Every local update up to this sequence number has been handed to the channel. */
   #handedSeq: number;
   /** {@link whenHanded} calls waiting for the channel to take local updates up to `seq`. */
   #handedWaiters: Array<{ seq: number; resolve: () => void }> | null = null;
   readonly #maxFrameBytes: number;
+
+  // (Its private methods are TypeScript-private, not `#`: a class with `#` methods costs each
+  // instance a slot, ARCHITECTURE § Memory of an idle replica; a database with peers holds a group.)
 
   constructor(channel: TopicBroadcast, host: BroadcastHost, maxFrameBytes = host.maxFrameBytes) {
     this.channel = channel;
@@ -88,7 +98,12 @@ export class BroadcastGroup implements Flushable {
    */
   get pingSeq(): number {
     const now = this.#host.localSeq?.() ?? 0;
-    return !this.#sending && this.#queue.length === 0 ? now : Math.min(now, this.#handedSeq);
+    return (this.#bits & SENDING) === 0 && this.#queue.length === 0 ? now : Math.min(now, this.#handedSeq);
+  }
+
+  /** Frames and bytes sent, queues collapsed into catch-ups (a snapshot). */
+  get stats(): BroadcastStats {
+    return { framesSent: this.#framesSent, bytesSent: this.#bytesSent, collapses: this.#collapses };
   }
 
   /**
@@ -101,7 +116,7 @@ export class BroadcastGroup implements Flushable {
     return new Promise((resolve) => (this.#handedWaiters ??= []).push({ seq, resolve }));
   }
 
-  #wakeHanded(all = false): void {
+  private wakeHanded(all = false): void {
     const waiters = this.#handedWaiters;
     if (waiters === null) return;
     const handed = this.pingSeq;
@@ -124,14 +139,14 @@ export class BroadcastGroup implements Flushable {
   }
 
   /** The member sessions (the host's sessions whose group this is). */
-  *#sessions(): Generator<PeerSession> {
+  private *sessions(): Generator<PeerSession> {
     if (this.#members === 0) return;
     for (const session of this.#host.sessions?.() ?? []) if (session.broadcastGroup === this) yield session;
   }
 
   /** False once a send failed or the channel closed: members then get updates pairwise. */
   get usable(): boolean {
-    return !this.#failed && !this.channel.closed;
+    return (this.#bits & FAILED) === 0 && !this.channel.closed;
   }
 
   /** Queues one live update for every member. */
@@ -140,20 +155,20 @@ export class BroadcastGroup implements Flushable {
     else this.#queue.push(update);
     this.#queuedBytes += update.length;
     if (this.#queuedBytes > this.#host.maxQueuedBytes) {
-      this.stats.collapses++;
-      this.#dropForCatchUp();
+      this.#collapses++;
+      this.dropForCatchUp();
       return;
     }
-    if (!this.#sending) this.#host.scheduler.request(this, update.length);
+    if ((this.#bits & SENDING) === 0) this.#host.scheduler.request(this, update.length);
   }
 
   /** @internal Called by the scheduler once per turn. */
   flush(): void {
-    if (!this.#sending && this.#queue.length > 0) void this.#send();
+    if ((this.#bits & SENDING) === 0 && this.#queue.length > 0) void this.send();
   }
 
-  async #send(): Promise<void> {
-    this.#sending = true;
+  private async send(): Promise<void> {
+    this.#bits |= SENDING;
     const { sealer } = this.#host;
     const room = Math.min(this.#maxFrameBytes, this.channel.maxMessageSize) - sealer.overhead - 1 - MESSAGE_HEAD;
     try {
@@ -173,35 +188,35 @@ export class BroadcastGroup implements Flushable {
         this.#queuedBytes -= bytes - PER_UPDATE * taken;
         if (bytes > room) {
           // One update too large for a single frame: each session chunks it for its peer.
-          for (const session of this.#sessions()) session.sendUpdate(batch[0]!);
+          for (const session of this.sessions()) session.sendUpdate(batch[0]!);
           continue;
         }
         const frame = sealer.seal(toFrames(encodeUpdates(batch), Number.MAX_SAFE_INTEGER)[0]!);
         await this.channel.send(frame);
-        this.stats.framesSent++;
-        this.stats.bytesSent += frame.length;
+        this.#framesSent++;
+        this.#bytesSent += frame.length;
         if (seqAtTake > this.#handedSeq) this.#handedSeq = seqAtTake;
-        this.#wakeHanded();
+        this.wakeHanded();
       }
     } catch (error) {
-      this.#failed = true;
+      this.#bits |= FAILED;
       // A lost session closes the member Connections too (they resync on reconnect); anything
       // else (a frame the relay refused) is worth reporting. Either way, nothing is lost.
       if (!(error instanceof ConnectionClosedError)) this.#host.reportError(error instanceof Error ? error : new Error(String(error)));
-      this.#dropForCatchUp();
+      this.dropForCatchUp();
     } finally {
-      this.#sending = false;
+      this.#bits &= ~SENDING;
       if (this.#queue.length > 0 && this.usable) this.#host.scheduler.request(this);
-      this.#wakeHanded();
+      this.wakeHanded();
     }
   }
 
-  #dropForCatchUp(): void {
+  private dropForCatchUp(): void {
     this.#queue = NO_UPDATES;
     this.#queuedBytes = 0;
-    for (const session of this.#sessions()) session.catchUp();
+    for (const session of this.sessions()) session.catchUp();
     // The catch-ups are queued on the sessions: whatever is queued there next travels behind them.
-    this.#wakeHanded(true);
+    this.wakeHanded(true);
   }
 }
 
@@ -251,13 +266,13 @@ export class UpdateRouter {
   }
 
   /** The group `session` belongs to, if any (the session holds it). */
-  #groupOf(session: PeerSession): BroadcastGroup | undefined {
+  private groupOf(session: PeerSession): BroadcastGroup | undefined {
     return session.broadcastGroup ?? undefined;
   }
 
   /** A session ended. */
   detach(session: PeerSession): void {
-    const group = this.#groupOf(session);
+    const group = this.groupOf(session);
     if (!group) return;
     session.broadcastGroup = null;
     group.count(-1);
@@ -277,13 +292,13 @@ export class UpdateRouter {
 
   /** The local sequence a ping queued on `session` now can acknowledge (see {@link BroadcastGroup.pingSeq}). */
   pingSeq(session: PeerSession, localSeq: number): number {
-    const group = this.#groupOf(session);
+    const group = this.groupOf(session);
     return group === undefined ? localSeq : Math.min(localSeq, group.pingSeq);
   }
 
   /** Resolves once the local updates up to `seq` have left `session`'s group (at once without one). */
   whenHanded(session: PeerSession, seq: number): Promise<void> {
-    const group = this.#groupOf(session);
+    const group = this.groupOf(session);
     return group === undefined ? Promise.resolve() : group.whenHanded(seq);
   }
 
@@ -294,13 +309,13 @@ export class UpdateRouter {
 
   /** Sends `update` (which came from `origin`: a session, or anything else for local) onwards. */
   route(update: Uint8Array, origin: unknown, sessions: Iterable<PeerSession>): void {
-    const from = origin instanceof PeerSession ? this.#groupOf(origin) : undefined;
+    const from = origin instanceof PeerSession ? this.groupOf(origin) : undefined;
     for (const group of this.#groups) {
       if (group !== from && group.usable && group.members > 0) group.enqueue(update);
     }
     for (const session of sessions) {
       if (session === origin) continue;
-      const group = this.#groupOf(session);
+      const group = this.groupOf(session);
       if (group !== undefined && (group === from || group.usable)) continue;
       session.sendUpdate(update);
     }

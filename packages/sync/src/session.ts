@@ -141,6 +141,13 @@ export const AWARENESS_DISCONNECT_ORIGIN: unique symbol = Symbol('rhizome.awaren
  * it: one slot instead of seven (an idle process holds thousands of sessions).
  */
 interface SessionRare {
+  /**
+   * Our step-1 request id (as text: see compact.ts) until synced (the answer to it arrived: a
+   * later {@link PeerSession.resync} asks with a fresh id). Here, not in a field of every
+   * session: a session holds its rare part from its start until it is synced, and drops it then
+   * if nothing else is in it (see `settleRare`).
+   */
+  requestId: string | null;
   /** Made for the first chunked message and dropped once it is whole (whole frames need none). */
   reassembler: Reassembler | null;
   drainWaiters: Array<() => void> | null;
@@ -227,11 +234,6 @@ const NO_QUEUE: QueueSlots = Object.freeze([FIRST, 0]) as unknown as QueueSlots;
 export class PeerSession extends PeerMeter implements Flushable, ConnectionListener {
   readonly conn: Connection;
   readonly #host: SessionHost;
-  /**
-   * Our step-1 request id (as text: see compact.ts); null once synced (the answer to it arrived:
-   * a later {@link resync} asks with a fresh id, and an idle peer keeps no id string).
-   */
-  #requestId: string | null = bytesToText(newRequestId());
   /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
   #rare: SessionRare | null = null;
   /** The outbound queue, its head and its update bytes ({@link QueueSlots}); {@link NO_QUEUE} while nothing waits to be sent. */
@@ -257,11 +259,39 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     super(host.now(), 0);
     this.conn = conn;
     this.#host = host;
+    this.r().requestId = bytesToText(newRequestId());
   }
 
   /** The rarely used part, made on first use. */
   private r(): SessionRare {
-    return (this.#rare ??= { reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+    return (this.#rare ??= { requestId: null, reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+  }
+
+  /** Our step-1 request id until synced (see {@link SessionRare.requestId}). */
+  private get requestId(): string | null {
+    return this.#rare?.requestId ?? null;
+  }
+
+  /** Drops the rare part if it holds nothing (as {@link r} would make it). */
+  private settleRare(): void {
+    const rare = this.#rare;
+    if (
+      rare !== null &&
+      rare.requestId === null &&
+      rare.reassembler === null &&
+      rare.drainWaiters === null &&
+      rare.heldRequests === null &&
+      rare.failReason === undefined &&
+      rare.onEnded === null &&
+      rare.ended === null &&
+      rare.acks === null &&
+      rare.healthState === null &&
+      rare.decryptErrors === 0 &&
+      rare.collapses === 0 &&
+      rare.maxFrameBytes === 0
+    ) {
+      this.#rare = null;
+    }
   }
 
   /**
@@ -523,7 +553,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     const messages: Uint8Array[] = [];
     if (this.#host.replicaHello) messages.push(this.#host.replicaHello);
     // (Before sync only: a peer's opening comes before the answer to ours.)
-    messages.push(encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), stateVector(this.#host.doc)));
+    messages.push(encodeStep1(this.requestId === null ? newRequestId() : textToBytes(this.requestId), stateVector(this.#host.doc)));
     const { awareness } = this.#host;
     if (awareness.states.size > 0) {
       const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [...awareness.states.keys()]);
@@ -608,9 +638,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         (requestId) => this.enqueue({ kind: 'message', bytes: encodeStep1(requestId, Y.encodeStateVector(this.#host.doc)) }),
         newRequestId,
       );
+      // Held first (a rare part holding acks is never dropped, see settleRare), then told its state.
+      rare.acks = acks;
       if (this.closedFlag) acks.close();
       else if (this.acksReady) acks.ready();
-      rare.acks = acks;
     }
     return rare.acks.request();
   }
@@ -622,7 +653,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   resync(): void {
     if (this.closedFlag) return;
     if (this.#remoteStateVector !== null) this.enqueue({ kind: 'catch-up' });
-    this.enqueue({ kind: 'message', bytes: encodeStep1(this.#requestId === null ? newRequestId() : textToBytes(this.#requestId), Y.encodeStateVector(this.#host.doc)) });
+    this.enqueue({ kind: 'message', bytes: encodeStep1(this.requestId === null ? newRequestId() : textToBytes(this.requestId), Y.encodeStateVector(this.#host.doc)) });
   }
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
@@ -820,7 +851,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     applyRemoteUpdates(this.#host.doc, [m.update], this, this.#host);
     // A step 2 answering another request (a replay from an older session) is applied (updates
     // are idempotent) but does not count as the answer to ours.
-    if (this.#requestId !== null && sameBytesAsText(m.requestId, this.#requestId)) {
+    const requestId = this.requestId;
+    if (requestId !== null && sameBytesAsText(m.requestId, requestId)) {
       this.receivedStep2 = true;
       this.checkSynced();
     } else {
@@ -831,7 +863,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   private checkSynced(): void {
     if (this.syncedFlag || !this.receivedStep2 || !this.sentStep2 || this.closedFlag) return;
     this.syncedFlag = true;
-    this.#requestId = null;
+    const rare = this.#rare;
+    if (rare !== null) {
+      rare.requestId = null;
+      this.settleRare();
+    }
     this.#host.onSynced(this);
   }
 
