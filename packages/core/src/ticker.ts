@@ -54,7 +54,18 @@ function tickChunk(ticker: Ticker): void {
   for (let i = ticker.next; i < end; i++) {
     const m = round[i] as Tickable;
     // A member that left during the round (its database closed) is skipped.
-    if (ticker.members.has(m)) m.safeTick();
+    if (!ticker.members.has(m)) continue;
+    try {
+      m.safeTick();
+    } catch (error) {
+      // A member reports its own errors; one that throws anyway (a bug) must not end the round
+      // here: the round would never finish and every later one would be skipped, for every
+      // member of the period (health, awareness and liveness checks of the whole process). Its
+      // error still reaches the process, as an uncaught exception, as it did from the timer.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
   }
   ticker.next = end;
   if (end >= round.length) {
