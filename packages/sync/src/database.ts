@@ -469,18 +469,7 @@ export class Database {
     this.#bits = (host.ownsStore ? OWNS_STORE : 0) | (ownsTransport ? OWNS_TRANSPORT : 0) | (readOnly ? READ_ONLY : 0);
     this.#macrotask = host.macrotask;
     this.transport = transport;
-    this.#persistence = new DocPersistence(store, id, this.#doc, {
-      ...persistenceOptions,
-      readOnly,
-      macrotask: host.macrotask,
-      onError: this.#onError,
-      // This database's own 'update' listener hands it every update (#onUpdate): one listener, not two.
-      listen: false,
-    });
-    this.#persistence.load();
-    const awareness = new DatabaseAwareness(this.#doc, this.#onError);
-    this.awareness = awareness;
-    this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
+    // The host first: the persistence binding and the awareness report their errors to it.
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
     const scheduler = new TurnScheduler(host.macrotask);
     this.#host = new Database.#Host(
@@ -494,6 +483,18 @@ export class Database {
         networked: transport.name !== 'disabled',
       },
     );
+    this.#persistence = new DocPersistence(store, id, this.#doc, {
+      ...persistenceOptions,
+      readOnly,
+      macrotask: host.macrotask,
+      onError: this.#host,
+      // This database's own 'update' listener hands it every update (#onUpdate): one listener, not two.
+      listen: false,
+    });
+    this.#persistence.load();
+    const awareness = new DatabaseAwareness(this.#doc, this.#host);
+    this.awareness = awareness;
+    this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
     // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
     this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
     this.#monitor = new HealthMonitor(this.#host, healthOptions);
@@ -1312,11 +1313,6 @@ export class Database {
       this.#report(error);
     }
   }
-
-  /** {@link #report} as a function, for the persistence binding and the mailbox hook (one closure for both). */
-  readonly #onError = (error: unknown): void => {
-    this.#report(error);
-  };
 
   #report(error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));

@@ -442,6 +442,16 @@ describe('DocPersistence', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'ERR_CLOSED' });
     expect(persistence.pendingUpdates).toBe(1);
+    // The same with an object sink (a database passes its host's reportError).
+    const store2 = new MemoryStore();
+    const doc2 = new Y.Doc();
+    const reported: unknown[] = [];
+    new DocPersistence(store2, 'db', doc2, { onError: { reportError: (e) => reported.push(e) } });
+    store2.close();
+    doc2.getMap('m').set('a', 1);
+    await nextMacrotask();
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toMatchObject({ code: 'ERR_CLOSED' });
   });
 
   it('without onError, a failed background write is thrown by the next flush', async () => {

@@ -93,9 +93,10 @@ export interface PersistenceOptions {
    * compaction, the store watch) fails. Without it the error is kept and thrown by the next
    * `flush()`, `compact()` or `close()`. Either way {@link DocPersistence.status} shows it.
    * Updates whose write failed stay queued and are retried (backing off from
-   * {@link RETRY_MIN_MS} to {@link RETRY_MAX_MS}) and by every flush.
+   * {@link RETRY_MIN_MS} to {@link RETRY_MAX_MS}) and by every flush. A function, or an object
+   * whose `reportError` is called (a database passes its host: no closure per database).
    */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | { reportError(error: unknown): void };
   /**
    * Never write: the store was opened read-only. Updates of the doc (from peers) stay in memory.
    */
@@ -293,7 +294,7 @@ export class DocPersistence {
   get #macrotask(): (fn: () => void) => () => void {
     return this.#o.macrotask;
   }
-  readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #onError: ((error: unknown) => void) | { reportError(error: unknown): void } | undefined;
   /**
    * The yes/no states as bits of one small integer: {@link READ_ONLY}, {@link FLUSH_SCHEDULED},
    * {@link FOREIGN}, {@link CLOSED}, {@link FAILING}, {@link HAS_PENDING_ERROR}, {@link LISTENING}.
@@ -847,8 +848,10 @@ export class DocPersistence {
   }
 
   #report(error: unknown): void {
-    if (this.#onError) {
-      this.#onError(error);
+    const sink = this.#onError;
+    if (sink) {
+      if (typeof sink === 'function') sink(error);
+      else sink.reportError(error);
       return;
     }
     if (!this.#hasPendingError) {

@@ -12,7 +12,8 @@ describe("DatabaseAwareness (y-protocols' awareness checked by one shared timer)
   it('renews the local state and drops stale remote states as y-protocols does, with one timer for every instance, none once all are destroyed', () => {
     vi.useFakeTimers();
     const errors: unknown[] = [];
-    const a = new DatabaseAwareness(new Y.Doc(), (e) => errors.push(e));
+    // An error sink may be an object with reportError (a database passes its host).
+    const a = new DatabaseAwareness(new Y.Doc(), { reportError: (e) => errors.push(e) });
     const b = new DatabaseAwareness(new Y.Doc(), (e) => errors.push(e));
     const c = new DatabaseAwareness(new Y.Doc(), (e) => errors.push(e));
     // One shared interval for the three (y-protocols makes one each).

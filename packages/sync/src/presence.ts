@@ -14,8 +14,11 @@ import { DatabaseDoc } from './database-doc.js';
 /** y-protocols' check period: `outdatedTimeout / 10`. */
 const CHECK_MS = Math.floor(awarenessProtocol.outdatedTimeout / 10);
 
-/** {@link DatabaseAwareness}'s error sink: a listener that threw during a check. */
-export type PresenceErrorSink = (error: unknown) => void;
+/**
+ * {@link DatabaseAwareness}'s error sink: a listener that threw during a check. A function, or an
+ * object whose `reportError` is called (a database passes its host: no closure per database).
+ */
+export type PresenceErrorSink = ((error: unknown) => void) | { reportError(error: unknown): void };
 
 /** What an awareness `'update'` (and `'change'`) event says changed. */
 export interface AwarenessChanges {
@@ -79,7 +82,9 @@ export class DatabaseAwareness extends awarenessProtocol.Awareness {
       });
       if (remove !== null) awarenessProtocol.removeAwarenessStates(this, remove, 'timeout');
     } catch (error) {
-      this.#onError(error);
+      const sink = this.#onError;
+      if (typeof sink === 'function') sink(error);
+      else sink.reportError(error);
     }
   }
 
