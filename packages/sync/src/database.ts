@@ -1366,6 +1366,15 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     maxQueuedBytes: positiveInt('limits.maxQueuedBytes', options.limits?.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
   };
   const health = resolveHealthOptions(options.health);
+  // Every option is checked before a transport is made: a transport this database would own
+  // may hold something from its construction on (a memory transport's peer id in its hub).
+  const readOnly = options.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
+  if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
+  const exclusive = options.exclusive ?? false;
+  if (typeof exclusive !== 'boolean') throw new InvalidConfigError('exclusive', 'must be a boolean');
+  if (exclusive && readOnly) throw new InvalidConfigError('exclusive', 'not with readOnly (an exclusive database writes)');
+  if (exclusive && givenStore !== undefined) throw new InvalidConfigError('exclusive', 'applies to the store opened from path, not to a given store');
   let transport: Transport;
   let owns: boolean;
   // Errors the transports it makes handle by themselves (lost sessions, failed reconnects) become
@@ -1377,16 +1386,23 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   const replicaId = newReplicaId();
   if (Array.isArray(given)) {
     if (given.length === 0) throw new InvalidConfigError('transport', 'must list at least one transport');
-    const parts: TransportPart[] = given.map((item: unknown, i) => {
+    given.forEach((item: unknown, i) => {
       if (item === null || typeof item !== 'object') throw new InvalidConfigError(`transport[${i}]`, 'must be a Transport or a transport configuration');
-      if (isTransport(item)) return { transport: item, owned: false };
-      const config = item as Partial<TransportConfig>;
-      if (config.encryption === false) {
+      if (!isTransport(item) && (item as Partial<TransportConfig>).encryption === false) {
         throw new InvalidConfigError(`transport[${i}].encryption`, 'sealing cannot be turned off: every frame a database sends is sealed');
       }
-      const transport = platform.createTransport({ ...config, onError: forwardTransportErrors(errors, config.onError) });
-      return { transport, owned: true };
     });
+    const parts: TransportPart[] = [];
+    try {
+      for (const item of given as Array<Transport | Partial<TransportConfig>>) {
+        if (isTransport(item)) parts.push({ transport: item, owned: false });
+        else parts.push({ transport: platform.createTransport({ ...item, onError: forwardTransportErrors(errors, item.onError) }), owned: true });
+      }
+    } catch (error) {
+      // A configuration the transport itself refuses: the ones already made for this database go.
+      await Promise.all(parts.filter((part) => part.owned).map((part) => part.transport.disconnect().catch(() => undefined)));
+      throw error;
+    }
     transport = new MultiTransport(parts, forwardTransportErrors(errors, undefined));
     owns = true;
   } else if (given === undefined) {
@@ -1422,13 +1438,6 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     );
   }
   const sealer = new FrameSealer(material, deriveTopic(id));
-  const readOnly = options.readOnly ?? false;
-  if (typeof readOnly !== 'boolean') throw new InvalidConfigError('readOnly', 'must be a boolean');
-  if (readOnly && (path === undefined || path === ':memory:')) throw new InvalidConfigError('readOnly', 'needs a file path');
-  const exclusive = options.exclusive ?? false;
-  if (typeof exclusive !== 'boolean') throw new InvalidConfigError('exclusive', 'must be a boolean');
-  if (exclusive && readOnly) throw new InvalidConfigError('exclusive', 'not with readOnly (an exclusive database writes)');
-  if (exclusive && givenStore !== undefined) throw new InvalidConfigError('exclusive', 'applies to the store opened from path, not to a given store');
   let store: DocStore;
   try {
     store = givenStore ?? (await platform.openStore(path, exclusive ? { readOnly, exclusive } : { readOnly }));
