@@ -12,6 +12,7 @@ import { openDatabase } from '@rhizome/sync';
 import { FrameSealer, keyMaterial } from '../packages/sync/src/seal.js';
 import { clientIdOf, smallClientId } from '../packages/sync/src/session.js';
 import { encodeAwareness, toFrames } from '../packages/sync/src/wire.js';
+import { idleFixture } from './idle-helpers.js';
 import { connectionTo } from './sync-helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -19,13 +20,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-async function poll(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+// The idle tests' bounded poll; its relay and replicas are not used here.
+const { poll } = idleFixture();
 
 /** An awareness update of one client `id` with `state` (null: it went away). */
 function awarenessOf(id: number, state: Record<string, string> | null): Uint8Array {
@@ -68,16 +64,16 @@ describe('a session keeps its peer awareness client ids as small integers', () =
     const ids = [7, 0xfffffff0, 2 ** 31, 2 ** 40];
     for (const client of ids) await send(awarenessOf(client, { name: `c${client}` }));
     const states = (): Map<number, unknown> => db.awareness.getStates();
-    await poll(() => ids.every((c) => states().has(c)), 'the four clients known');
+    await poll(() => ids.every((c) => states().has(c)), 'the four clients known', 20_000);
     for (const client of ids) expect(states().get(client)).toEqual({ name: `c${client}` });
     // One of them goes away while the peer stays: removed now, and not again when the peer leaves.
     await send(awarenessOf(2 ** 31, null));
-    await poll(() => !states().has(2 ** 31), 'client 2^31 removed');
+    await poll(() => !states().has(2 ** 31), 'client 2^31 removed', 20_000);
     // A local client of the database itself is never the peer's.
     db.awareness.setLocalState({ me: true });
     const own = db.awareness.clientID;
     await conn.close();
-    await poll(() => ids.every((c) => !states().has(c)), "the peer's clients removed when it left");
+    await poll(() => ids.every((c) => !states().has(c)), "the peer's clients removed when it left", 20_000);
     expect(states().get(own)).toEqual({ me: true });
   });
 });
