@@ -17,6 +17,7 @@ export type { BroadcastChannelTransportOptions } from './broadcast-channel.js';
 export { createTransport, loadedTransport } from './create.js';
 export { randomId, RANDOM_POOL_BYTES } from './random.js';
 export { joinTicker, leaveTicker, TICK_CHUNK } from './ticker.js';
+export { rareRecordIsEmpty } from './rare.js';
 export type { Tickable } from './ticker.js';
 export {
   resolveTransportConfig,

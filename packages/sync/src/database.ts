@@ -2,6 +2,7 @@ import type * as Y from 'yjs';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import {
   AsyncQueue,
+  rareRecordIsEmpty,
   ClosedError,
   DEFAULT_TIMEOUT_MS,
   DisabledTransport,
@@ -328,7 +329,7 @@ export class Database {
       rare = this.#rare = newRare();
     }
     rare[key] = value;
-    if (empty && rareIsEmpty(rare)) this.#rare = null;
+    if (empty && rareRecordIsEmpty(rare)) this.#rare = null;
   }
   /** Sessions to a replica that an active session already reaches over a better path. */
   get #standby(): Set<PeerSession> | null {
@@ -1488,22 +1489,6 @@ interface DatabaseRare {
 
 function newRare(): DatabaseRare {
   return { standby: null, ended: null, retiring: null, onAttach: null, onClose: null, abort: null, totals: null, waiters: null, closing: null, storageOpen: false, streamEnded: null };
-}
-
-function rareIsEmpty(r: DatabaseRare): boolean {
-  return (
-    r.standby === null &&
-    r.ended === null &&
-    r.retiring === null &&
-    r.onAttach === null &&
-    r.onClose === null &&
-    r.abort === null &&
-    r.totals === null &&
-    r.waiters === null &&
-    r.closing === null &&
-    !r.storageOpen &&
-    r.streamEnded === null
-  );
 }
 
 /** A database host's limits (see `DatabaseHost`). */

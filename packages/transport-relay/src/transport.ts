@@ -16,6 +16,7 @@ import {
   assertTopic,
   flatHex,
   joinTicker,
+  rareRecordIsEmpty,
   topicEquals,
   leaveTicker,
   normalizeRelayUrl,
@@ -418,22 +419,6 @@ function newTransportRare(): TransportRare {
   return { moreTopics: null, moreTopicsById: null, lookups: null, sessionWaiters: null, helloTimer: null, early: null, wake: null, fatal: null, lastError: null, owedWindows: null, windowTimer: null };
 }
 
-function transportRareIsEmpty(r: TransportRare): boolean {
-  return (
-    r.moreTopics === null &&
-    r.moreTopicsById === null &&
-    r.lookups === null &&
-    r.sessionWaiters === null &&
-    r.helloTimer === null &&
-    r.early === null &&
-    r.wake === null &&
-    r.fatal === null &&
-    r.lastError === null &&
-    r.owedWindows === null &&
-    r.windowTimer === null
-  );
-}
-
 /**
  * The relay transport: one WebSocket to a Rhizome relay multiplexes every topic and peer;
  * each remote peer on a joined topic is one {@link Connection}, exactly one per pair.
@@ -589,7 +574,7 @@ export class RelayTransport implements Transport, LinkHandler {
       rare = this.#rare = newTransportRare();
     }
     rare[key] = value;
-    if (empty && transportRareIsEmpty(rare)) this.#rare = null;
+    if (empty && rareRecordIsEmpty(rare)) this.#rare = null;
   }
   /** Pending LOOKUPs by request id (made on the first, dropped with the last). */
   get #lookups(): Lookups | null {
