@@ -207,6 +207,12 @@ abstract class BucketWindow {
     return this.#buckets;
   }
 
+  /** Sets bucket slot `at` to `f(bucket, arg)` (the window allocated and advanced: a caller's fast path). */
+  protected setBucket(at: number, f: (bucket: number, arg: number) => number, arg: number): void {
+    const buckets = this.#buckets!;
+    buckets[at] = f(buckets[at] ?? 0, arg);
+  }
+
   protected advance(now: number): void {
     const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
     if (this.lastBucket < 0 || this.#buckets === null) {
@@ -516,23 +522,54 @@ export class PeerMeter extends BucketWindow {
   }
 
   private smallEmpty(): boolean {
-    for (let i = 0; i < BucketWindow.BUCKETS; i++) if (this.getI(I_SMALL + i) !== 0) return false;
-    return true;
+    const ints = this.ints();
+    const at = this.intBase() + I_SMALL;
+    return (ints[at]! | ints[at + 1]! | ints[at + 2]! | ints[at + 3]! | ints[at + 4]! | ints[at + 5]!) === 0;
+  }
+
+  /** The integers of the meter's row are `ints()[intBase() + k]` (one lookup for a method's several columns). */
+  private ints(): Int32Array {
+    const r = this.#row;
+    return typeof r === 'number' ? pageOf(r).i : r.i;
+  }
+
+  private intBase(): number {
+    const r = this.#row;
+    return typeof r === 'number' ? slotOf(r) * I_COLS : 0;
+  }
+
+  /** One frame of `bytes`: a direction's frame and byte totals (meter-rows.ts `TOTAL_*`). */
+  private countFrame(frames: number, bytesTotal: number, bytes: number): void {
+    const ints = this.ints();
+    const at = this.intBase() + I_TOTALS;
+    const f = (ints[at + frames]! >>> 0) + 1;
+    const b = (ints[at + bytesTotal]! >>> 0) + bytes;
+    if (f < LOW_SPAN && b < LOW_SPAN) {
+      ints[at + frames] = f;
+      ints[at + bytesTotal] = b;
+      return;
+    }
+    this.addTotal(frames, 1);
+    this.addTotal(bytesTotal, bytes);
   }
 
   /** As the ring's advance, on the small form: buckets the clock moved past are emptied. */
   private advanceSmall(now: number): void {
     const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
-    if (this.lastBucket < 0 || this.smallEmpty()) {
-      this.lastBucket = bucket;
+    const ints = this.ints();
+    const base = this.intBase();
+    const last = ints[base + I_BUCKET]!;
+    if (last === bucket) return;
+    if (last < 0 || this.smallEmpty()) {
+      ints[base + I_BUCKET] = bucket;
       return;
     }
-    if (bucket <= this.lastBucket) return;
-    const gap = bucket - this.lastBucket;
-    this.lastBucket = bucket;
+    if (bucket < last) return;
+    const gap = bucket - last;
+    ints[base + I_BUCKET] = bucket;
     const n = BucketWindow.BUCKETS;
-    if (gap >= n) for (let i = 0; i < n; i++) this.setSmallCell(i, 0);
-    else for (let i = 1; i <= gap; i++) this.setSmallCell((bucket - gap + i) % n, 0);
+    if (gap >= n) for (let i = 0; i < n; i++) ints[base + I_SMALL + i] = 0;
+    else for (let i = 1; i <= gap; i++) ints[base + I_SMALL + ((bucket - gap + i) % n)] = 0;
   }
 
   /**
@@ -628,16 +665,55 @@ export class PeerMeter extends BucketWindow {
   }
 
   received(bytes: number, now: number): void {
-    this.addTotal(TOTAL_FRAMES_RECEIVED, 1);
-    this.addTotal(TOTAL_BYTES_RECEIVED, bytes);
+    if (this.countFast(IN, bytes, now)) return;
+    this.countFrame(TOTAL_FRAMES_RECEIVED, TOTAL_BYTES_RECEIVED, bytes);
     this.setF(F_RECEIVED_AT, wholeMs(now));
     this.update(now, IN, plusFrame, bytes);
   }
 
   sent(bytes: number, now: number): void {
-    this.addTotal(TOTAL_FRAMES_SENT, 1);
-    this.addTotal(TOTAL_BYTES_SENT, bytes);
+    if (this.countFast(OUT, bytes, now)) return;
+    this.countFrame(TOTAL_FRAMES_SENT, TOTAL_BYTES_SENT, bytes);
     this.update(now, OUT, plusFrame, bytes);
+  }
+
+  /**
+   * One frame of `bytes` on `channel`, counted with one lookup of the row, in the usual case: the
+   * meter has its row, the clock is still in the bucket it last counted in, no total passes 2^32
+   * and (small form) the bucket's cell still fits. False, having changed nothing, otherwise (then
+   * {@link received} / {@link sent} take the general path, which counts the same).
+   */
+  private countFast(channel: number, bytes: number, now: number): boolean {
+    const r = this.#row;
+    if (typeof r !== 'number') return false;
+    const page = pageOf(r);
+    const ints = page.i;
+    const base = slotOf(r) * I_COLS;
+    const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
+    if (ints[base + I_BUCKET] !== bucket) return false;
+    const framesAt = base + I_TOTALS + (channel === IN ? TOTAL_FRAMES_RECEIVED : TOTAL_FRAMES_SENT);
+    const bytesAt = base + I_TOTALS + (channel === IN ? TOTAL_BYTES_RECEIVED : TOTAL_BYTES_SENT);
+    const frames = (ints[framesAt]! >>> 0) + 1;
+    const total = (ints[bytesAt]! >>> 0) + bytes;
+    if (frames >= LOW_SPAN || total >= LOW_SPAN) return false;
+    const i = bucket % BucketWindow.BUCKETS;
+    if (this.allocated) {
+      this.setBucket(channel * BucketWindow.BUCKETS + i, plusFrame, bytes);
+    } else {
+      const cellAt = base + I_SMALL + i;
+      const cell = ints[cellAt]!;
+      const out = cell % HALF;
+      const half = channel === IN ? (cell - out) / HALF : out;
+      const cellBytes = Math.floor(half / SMALL_SPAN) + bytes;
+      const cellFrames = (half % SMALL_SPAN) + 1;
+      if (cellBytes > SMALL_BYTES || cellFrames > SMALL_FRAMES) return false;
+      const next = cellBytes * SMALL_SPAN + cellFrames;
+      ints[cellAt] = channel === IN ? next * HALF + out : cell - out + next;
+    }
+    ints[framesAt] = frames;
+    ints[bytesAt] = total;
+    if (channel === IN) page.f[slotOf(r) * F_COLS + F_RECEIVED_AT] = wholeMs(now);
+    return true;
   }
 
   /** Per-second averages over the last minute. */
