@@ -1281,10 +1281,20 @@ export class Database {
     }
     // Removals we make because a peer left are local bookkeeping, not news for other peers.
     if (origin === AWARENESS_DISCONNECT_ORIGIN || this.#sessions.size === 0) return;
+    // A change that came from a peer over a broadcast channel (a relay topic) is not passed on to
+    // the other members of that channel: the relay pairs every member with every other, and the
+    // peer sent its awareness to each of them itself, as it does its updates (UpdateRouter.route).
+    // In a mesh of k replicas on one relay, passing it on made each change k − 2 extra sealed
+    // frames at every receiver, received and ignored as already known (BENCHMARKS.md § Issue 12,
+    // Session 13 (rssconn)).
+    const from = origin instanceof PeerSession ? origin.broadcastGroup : null;
+    let targets = 0;
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) targets++;
+    if (targets === 0) return;
     const clients = [...changes.added, ...changes.updated, ...changes.removed];
     if (clients.length === 0) return;
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients);
-    for (const session of this.#sessions.values()) if (session !== origin) session.sendAwareness(update);
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) session.sendAwareness(update);
   }
 
   // ---- helpers ------------------------------------------------------------------------------
