@@ -516,19 +516,33 @@ export class Database {
       // This database's own 'update' listener hands it every update (#onUpdate): one listener, not two.
       listen: false,
     });
-    this.#persistence.load();
-    const awareness = new DatabaseAwareness(this.#doc, this.#host);
-    this.awareness = awareness;
-    this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
-    // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
-    this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
-    this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    // The doc's and the awareness's first 'update' listener is the host (a field each, not a
-    // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
-    setUpdateHook(this.#doc as DatabaseDoc, this.#host);
-    useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
-    // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
-    awareness.hook = this.#host;
+    // From here on the binding holds timers (the store watch, a compaction) and the awareness a
+    // place in the shared liveness ticker: a constructor that throws (a stored log that is not
+    // Yjs) releases them, since nobody gets a database to close (openDatabase closes the store).
+    let awareness: DatabaseAwareness | undefined;
+    try {
+      this.#persistence.load();
+      awareness = new DatabaseAwareness(this.#doc, this.#host);
+      this.awareness = awareness;
+      this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
+      // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
+      this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
+      this.#monitor = new HealthMonitor(this.#host, healthOptions);
+      // The doc's and the awareness's first 'update' listener is the host (a field each, not a
+      // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
+      setUpdateHook(this.#doc as DatabaseDoc, this.#host);
+      useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
+      // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
+      awareness.hook = this.#host;
+    } catch (error) {
+      try {
+        this.#persistence.close();
+      } catch {
+        // Nothing was queued; a store that fails here fails the open with the first error.
+      }
+      awareness?.destroy();
+      throw error;
+    }
   }
 
   /**
@@ -1511,8 +1525,16 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     throw error;
   }
   errors.db = db;
-  db.useMailbox(material);
-  db.start();
+  try {
+    db.useMailbox(material);
+    db.start();
+  } catch (error) {
+    // (A transport's mailbox access that throws.) The database exists: closing it releases all
+    // it holds — the awareness's place in the liveness ticker (a timer that keeps the process
+    // alive), the store watch, the store, an owned transport.
+    await db.close().catch(() => undefined);
+    throw error;
+  }
   return db;
 }
 
