@@ -1,7 +1,11 @@
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Sender, WebSocket, WebSocketServer } from 'ws';
+import * as wsModule from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { UNCORK_AT_BYTES, openLink } from './link.js';
+
+/** `ws`'s frame builder (exported by the package, not by its type declarations). */
+const Sender = (wsModule as unknown as { Sender: { frame(data: unknown, options: { maskBuffer?: Uint8Array }): unknown } }).Sender;
 
 const servers: WebSocketServer[] = [];
 afterEach(async () => {
@@ -133,7 +137,7 @@ describe('WsLink', () => {
       a.send(Uint8Array.of(1, 2, 3));
       b.send(Uint8Array.of(4, 5, 6));
       await server.whenReceived(2);
-      const masks = frame.mock.calls.map((call) => (call[1] as { maskBuffer?: Uint8Array }).maskBuffer);
+      const masks = frame.mock.calls.map((call) => call[1].maskBuffer);
       expect(masks).toHaveLength(2);
       expect(masks[0]).toBeInstanceOf(Uint8Array);
       expect(masks[1]).toBe(masks[0]);
