@@ -34,6 +34,10 @@ const PER_DATABASE: Array<[string, string]> = [
   ['packages/sync/src/broadcast.ts', 'BroadcastGroup'],
   ['packages/sync/src/broadcast.ts', 'UpdateRouter'],
   ['packages/sync/src/mailbox-hook.ts', 'DeferredMailbox'],
+  // Session 13 (dbtrim): the database's host extends the scheduler; the relay transport's link and mailbox access.
+  ['packages/sync/src/coalesce.ts', 'TurnScheduler'],
+  ['packages/transport-relay/src/link.ts', 'WsLink'],
+  ['packages/transport-relay/src/mailbox.ts', 'RelayMailbox'],
 ];
 
 describe('per-peer classes and some per-database ones: no `#` methods or accessors (each such class costs every instance a slot)', () => {

@@ -43,7 +43,12 @@ export interface TurnSchedulerStats {
   lingered: number;
 }
 
-/** Flushes requested {@link Flushable}s once per turn (see the module description). */
+/**
+ * Flushes requested {@link Flushable}s once per turn (see the module description). A database's
+ * host object **is** its scheduler (it extends this class: one object per database, not two —
+ * ARCHITECTURE § Memory of an idle replica), so it declares no `#` methods: a class with `#`
+ * methods costs each instance one more slot, its subclasses' included.
+ */
 export class TurnScheduler {
   readonly #nextTurn: TurnRunner;
   readonly #now: () => number;
@@ -57,25 +62,7 @@ export class TurnScheduler {
   #lingerSince = 0;
   #lingerTurns = 0;
   #bytes = 0;
-  get #scheduled(): boolean {
-    return (this.#flags & SCHEDULED) !== 0;
-  }
-  set #scheduled(on: boolean) {
-    this.#flags = on ? this.#flags | SCHEDULED : this.#flags & ~SCHEDULED;
-  }
-  get #recent(): boolean {
-    return (this.#flags & RECENT) !== 0;
-  }
-  set #recent(on: boolean) {
-    this.#flags = on ? this.#flags | RECENT : this.#flags & ~RECENT;
-  }
-  /** A request came since the last linger check. */
-  get #fresh(): boolean {
-    return (this.#flags & FRESH) !== 0;
-  }
-  set #fresh(on: boolean) {
-    this.#flags = on ? this.#flags | FRESH : this.#flags & ~FRESH;
-  }
+  // (The flags are read and set as bits in place: private accessors are `#` methods.)
   // The callbacks handed to the next turn are made per call, not kept as bound fields: an idle
   // database holds its scheduler for its whole life (ARCHITECTURE § Memory of an idle replica).
 
@@ -86,6 +73,11 @@ export class TurnScheduler {
   constructor(nextTurn: TurnRunner, now: () => number = performanceNow) {
     this.#nextTurn = nextTurn;
     this.#now = now;
+  }
+
+  /** The function that runs a callback on the next turn (the platform's macrotask) it was made with. */
+  get nextTurn(): TurnRunner {
+    return this.#nextTurn;
   }
 
   /** Its counters (a snapshot). */
@@ -100,49 +92,49 @@ export class TurnScheduler {
    */
   request(target: Flushable, bytes = 0): void {
     (this.#pending ??= new Set()).add(target);
-    this.#fresh = true;
+    this.#flags |= FRESH;
     this.#bytes += bytes;
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    if (this.#recent) {
+    if ((this.#flags & SCHEDULED) !== 0) return;
+    this.#flags |= SCHEDULED;
+    if ((this.#flags & RECENT) !== 0) {
       this.#lingerSince = this.#now();
       this.#lingerTurns = 0;
-      this.#nextTurn(() => this.#check());
+      this.#nextTurn(() => this.lingerCheck());
     } else {
-      this.#nextTurn(() => this.#run());
+      this.#nextTurn(() => this.runRound());
     }
   }
 
-  #run(): void {
-    this.#scheduled = false;
+  private runRound(): void {
+    this.#flags &= ~SCHEDULED;
     this.#bytes = 0;
     const due = this.#pending;
     if (due === null || due.size === 0) return;
     this.#pending = null;
     this.#rounds++;
-    if (!this.#recent) {
-      this.#recent = true;
+    if ((this.#flags & RECENT) === 0) {
+      this.#flags |= RECENT;
       this.#nextTurn(() => {
-        this.#recent = false;
+        this.#flags &= ~RECENT;
       });
     }
     for (const target of due) target.flush();
   }
 
-  #check(): void {
+  private lingerCheck(): void {
     // The first check always lingers one more turn (so a slow turn still pairs two writes).
     const expired = this.#lingerTurns++ > 0 && this.#now() - this.#lingerSince >= LINGER_MS;
-    if (!this.#fresh || expired || this.#bytes >= LINGER_BYTES) {
+    if ((this.#flags & FRESH) === 0 || expired || this.#bytes >= LINGER_BYTES) {
       this.#lingered++;
-      this.#run();
+      this.runRound();
       return;
     }
-    this.#fresh = false;
-    this.#nextTurn(() => this.#check());
+    this.#flags &= ~FRESH;
+    this.#nextTurn(() => this.lingerCheck());
   }
 }
 
-/** {@link TurnScheduler}'s yes/no states, as bits of one field. */
+/** {@link TurnScheduler}'s yes/no states, as bits of one field: a round is scheduled; a flush ran on the current turn; a request came since the last linger check. */
 const SCHEDULED = 1;
 const RECENT = 2;
 const FRESH = 4;

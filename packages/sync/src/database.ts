@@ -14,9 +14,9 @@ import {
   flatHex,
   loadedTransport,
 } from '@rhizome/core';
-import type { Connection, DocStore, JsonValue, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
+import type { Connection, DocStore, JsonValue, MailboxAccess, PeerInfo, QueueListener, SubscribeOptions, Subscription, SyncEvent, TopicHash, Transport, TransportConfig } from '@rhizome/core';
 import { UpdateRouter } from './broadcast.js';
-import { TurnScheduler } from './coalesce.js';
+import { TurnScheduler, type TurnRunner } from './coalesce.js';
 import { dropEncodedState } from './state-cache.js';
 import type { Macrotask, Platform } from './platform/types.js';
 import { RateWindow, resolveHealthOptions } from './health.js';
@@ -35,7 +35,8 @@ import { DEFAULT_FLUSH_TIMEOUT_MS, DeliveryTimeoutError } from './delivery.js';
 import { AWARENESS_DISCONNECT_ORIGIN, PeerSession } from './session.js';
 import type { PeerStats, SessionHost } from './session.js';
 import { assertNodeId, copyNodeData } from './validate.js';
-import { attachMailbox, type DatabaseMailbox, type MailboxBinding, type MailboxSource } from './mailbox-hook.js';
+import { attachMailbox, bindHeldMailbox, type DatabaseMailbox, type MailboxBinding, type MailboxSource } from './mailbox-hook.js';
+import { isMailboxWrite } from './mailbox.js';
 import { CHUNK_HEADER_LENGTH } from './wire.js';
 import { newDocGuid } from './doc-guid.js';
 import { DatabaseDoc, type DocUpdateHook } from './database-doc.js';
@@ -220,6 +221,10 @@ const OWNS_TRANSPORT = 2;
 const READ_ONLY = 4;
 const CLOSED = 8;
 const LISTENING = 16;
+/** `#mailbox` is the transport's mailbox access, which the host listens to (no binding yet). */
+const MAILBOX_HELD = 32;
+/** A local write happened while the mailbox access was held (the binding, once made, deposits it). */
+const MAILBOX_DIRTY = 64;
 
 /**
  * A Rhizome database: a Yjs document of nodes, persisted in SQLite and reconciled with every
@@ -305,12 +310,11 @@ export class Database {
   get #ownsStore(): boolean {
     return (this.#bits & OWNS_STORE) !== 0;
   }
-  readonly #macrotask: Macrotask;
   readonly #persistence: DocPersistence;
   get #ownsTransport(): boolean {
     return (this.#bits & OWNS_TRANSPORT) !== 0;
   }
-  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook & MailboxSource;
+  readonly #host: SessionHost & MonitorHost & WriteBatchSink & QueueListener<Connection> & DocUpdateHook & AwarenessHook & MailboxSource & { handleOffer(): void; readonly nextTurn: TurnRunner };
   readonly #router: UpdateRouter;
   /** Active sessions by transport and peer id; one per remote replica (see {@link ReplicaRouter}). */
   readonly #sessions = new SessionTable<PeerSession>();
@@ -401,8 +405,16 @@ export class Database {
     return (this.#bits & READ_ONLY) !== 0;
   }
   readonly #monitor: HealthMonitor;
-  readonly #openedAt = Date.now();
-  readonly #clock0 = performance.now();
+  /**
+   * When it was opened on the monotonic clock, in whole ms (a small integer in its field: a
+   * fraction, or `Date.now()`'s value, would be a boxed number, 16 B more). The wall-clock time of
+   * the opening is derived from it ({@link #openedAt}).
+   */
+  readonly #clock0 = Math.floor(performance.now());
+  /** When it was opened, in ms since the epoch (`stats().openedAt`). */
+  get #openedAt(): number {
+    return Math.round(performance.timeOrigin + this.#clock0);
+  }
   #localSeq = 0;
   /** How many writes the next local update carries (a batch: several; see #applyBatch). */
   #batchWrites = 1;
@@ -447,8 +459,22 @@ export class Database {
   set #streamEnded(value: (() => void) | null) {
     this.#setRare('streamEnded', value);
   }
-  /** The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts). */
-  #mailbox: MailboxBinding | null = null;
+  /**
+   * The sealed mailbox of the relay, when the transport offers one (sync/src/mailbox-hook.ts): its
+   * binding, or — until an offer comes or the app reads {@link mailbox} — the access itself, whose
+   * offers the host listens to ({@link MAILBOX_HELD}; no binding object meanwhile).
+   */
+  #mailbox: MailboxBinding | MailboxAccess | null = null;
+  /** The mailbox binding, made now from a held access (the host stops listening; `offered`: bound at once). */
+  #mailboxBinding(offered = false): MailboxBinding | null {
+    const held = this.#mailbox;
+    if (held === null || (this.#bits & MAILBOX_HELD) === 0) return held as MailboxBinding | null;
+    this.#bit(MAILBOX_HELD, false);
+    const binding = bindHeldMailbox(held as MailboxAccess, this.#host, this.#host, (this.#bits & MAILBOX_DIRTY) !== 0, offered);
+    this.#bit(MAILBOX_DIRTY, false);
+    this.#mailbox = binding;
+    return binding;
+  }
 
   /** @internal Use {@link openDatabase}. */
   constructor(
@@ -468,15 +494,13 @@ export class Database {
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
     this.#store = store;
     this.#bits = (host.ownsStore ? OWNS_STORE : 0) | (ownsTransport ? OWNS_TRANSPORT : 0) | (readOnly ? READ_ONLY : 0);
-    this.#macrotask = host.macrotask;
     this.transport = transport;
     // The host first: the persistence binding and the awareness report their errors to it.
     const transportMax = transport.maxMessageSize > 0 ? transport.maxMessageSize : limits.maxFrameBytes;
-    const scheduler = new TurnScheduler(host.macrotask);
     this.#host = new Database.#Host(
       this,
       sealer,
-      scheduler,
+      host.macrotask,
       {
         maxFrameBytes: Math.min(transportMax, limits.maxFrameBytes),
         maxMessageBytes: limits.maxMessageBytes,
@@ -492,19 +516,33 @@ export class Database {
       // This database's own 'update' listener hands it every update (#onUpdate): one listener, not two.
       listen: false,
     });
-    this.#persistence.load();
-    const awareness = new DatabaseAwareness(this.#doc, this.#host);
-    this.awareness = awareness;
-    this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
-    // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
-    this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
-    this.#monitor = new HealthMonitor(this.#host, healthOptions);
-    // The doc's and the awareness's first 'update' listener is the host (a field each, not a
-    // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
-    setUpdateHook(this.#doc as DatabaseDoc, this.#host);
-    useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
-    // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
-    awareness.hook = this.#host;
+    // From here on the binding holds timers (the store watch, a compaction) and the awareness a
+    // place in the shared liveness ticker: a constructor that throws (a stored log that is not
+    // Yjs) releases them, since nobody gets a database to close (openDatabase closes the store).
+    let awareness: DatabaseAwareness | undefined;
+    try {
+      this.#persistence.load();
+      awareness = new DatabaseAwareness(this.#doc, this.#host);
+      this.awareness = awareness;
+      this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
+      // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
+      this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
+      this.#monitor = new HealthMonitor(this.#host, healthOptions);
+      // The doc's and the awareness's first 'update' listener is the host (a field each, not a
+      // listener set and a closure: ARCHITECTURE § Memory of an idle replica); removed on close.
+      setUpdateHook(this.#doc as DatabaseDoc, this.#host);
+      useFastUpdates(this.#doc); // stopped by stopFastUpdates on close
+      // 'afterTransaction' (node events) is listened to from the first subscription on (#Events).
+      awareness.hook = this.#host;
+    } catch (error) {
+      try {
+        this.#persistence.close();
+      } catch {
+        // Nothing was queued; a store that fails here fails the open with the first error.
+      }
+      awareness?.destroy();
+      throw error;
+    }
   }
 
   /**
@@ -513,18 +551,25 @@ export class Database {
    * process can hold thousands of idle databases (ARCHITECTURE § Memory of an idle replica).
    * A nested class, so it reaches the database's private members.
    */
-  static readonly #Host = class DatabaseHost implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook, MailboxSource {
+  static readonly #Host = class DatabaseHost extends TurnScheduler implements SessionHost, MonitorHost, WriteBatchSink, QueueListener<Connection>, DocUpdateHook, AwarenessHook, MailboxSource {
     readonly #db: Database;
     readonly sealer: FrameSealer;
-    readonly scheduler: TurnScheduler;
     /** The frame and queue limits and whether the transport reaches anyone: one shared frozen record per set of them. */
     readonly #limits: HostLimits;
 
-    constructor(db: Database, sealer: FrameSealer, scheduler: TurnScheduler, limits: HostLimits) {
+    constructor(db: Database, sealer: FrameSealer, macrotask: Macrotask, limits: HostLimits) {
+      super(macrotask);
       this.#db = db;
       this.sealer = sealer;
-      this.scheduler = scheduler;
       this.#limits = sharedLimits(limits);
+    }
+
+    /**
+     * The database's turn scheduler (coalesce.ts): the host itself, which extends it — one object
+     * per database, not a host and a scheduler (ARCHITECTURE § Memory of an idle replica).
+     */
+    get scheduler(): TurnScheduler {
+      return this;
     }
 
     /** The document itself (the database's `doc` getter flushes queued writes first; sessions need not). */
@@ -631,6 +676,11 @@ export class Database {
     /** {@link AwarenessHook}: every awareness `'update'`, first of its listeners. */
     onAwarenessUpdate(changes: AwarenessChanges, origin: unknown): void {
       this.#db.#onAwareness(changes, origin);
+    }
+
+    /** {@link MailboxOfferListener} of the mailbox access the database holds: an offer came, so the binding is made and bound. */
+    handleOffer(): void {
+      this.#db.#mailboxBinding(true);
     }
 
     /** {@link QueueListener} of the transport's connection stream: one Connection. */
@@ -998,7 +1048,7 @@ export class Database {
     }
     this.#removeAwareness([this.#doc.clientID], 'local');
     // Pending deposits reach the mailbox before the transport goes (bounded by MAILBOX_CLOSE_MS).
-    await this.#mailbox?.close().catch(() => undefined);
+    await this.#mailboxBinding()?.close().catch(() => undefined);
     // Connected peers acknowledge what was queued for them (peers without the key never answer).
     const peers = [...this.#sessions.values()].filter((s) => !s.foreign);
     // (Behind the live updates still in a broadcast group, as in whenDelivered.)
@@ -1074,13 +1124,16 @@ export class Database {
   get mailbox(): DatabaseMailbox | null {
     // Its status and whenIdle() count the deposits of the writes queued in this task.
     this.#batch?.flush();
-    return this.#mailbox;
+    return this.#mailboxBinding();
   }
 
   /** @internal openDatabase hands over the key material the mailbox keys are derived from. */
   useMailbox(material: Uint8Array): void {
     if (this.#mailbox !== null || this.#closed) return;
-    this.#mailbox = attachMailbox(this.transport, this.#host, material);
+    const held = attachMailbox(this.transport, this.#host, material, this.#host);
+    this.#mailbox = held;
+    // The access itself, not a binding: the host listens to its offers (see #mailboxBinding).
+    if (held !== null && typeof (held as Partial<MailboxBinding>).noteUpdate !== 'function') this.#bit(MAILBOX_HELD, true);
   }
 
   /**
@@ -1098,7 +1151,7 @@ export class Database {
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => this.#macrotask(resolve));
+    await new Promise<void>((resolve) => this.#host.nextTurn(resolve)); // the platform's macrotask
     if (this.#closed) return;
     const leaveByDisconnect = this.#ownsTransport && !(this.transport instanceof MultiTransport);
     try {
@@ -1202,8 +1255,13 @@ export class Database {
     // The persistence binding's listener, folded into this one (it ignores its own origins).
     this.#persistence.noteUpdate(update, origin);
     if (origin === PERSISTENCE_ORIGIN) return;
-    // The mailbox hook's listener, folded into this one (one closure per database, not two).
-    this.#mailbox?.noteUpdate(origin, tr);
+    // The mailbox hook's listener, folded into this one (one closure per database, not two); while
+    // the access is held, a bit remembers that a local write happened.
+    const mailbox = this.#mailbox;
+    if (mailbox !== null) {
+      if ((this.#bits & MAILBOX_HELD) === 0) (mailbox as MailboxBinding).noteUpdate(origin, tr);
+      else if ((this.#bits & MAILBOX_DIRTY) === 0 && isMailboxWrite(origin, tr)) this.#bit(MAILBOX_DIRTY, true);
+    }
     if (origin instanceof PeerSession) {
       this.#remoteUpdates++;
       (this.#remoteRate ??= new RateWindow(this.#clock0)).add(1, performance.now());
@@ -1281,10 +1339,20 @@ export class Database {
     }
     // Removals we make because a peer left are local bookkeeping, not news for other peers.
     if (origin === AWARENESS_DISCONNECT_ORIGIN || this.#sessions.size === 0) return;
+    // A change that came from a peer over a broadcast channel (a relay topic) is not passed on to
+    // the other members of that channel: the relay pairs every member with every other, and the
+    // peer sent its awareness to each of them itself, as it does its updates (UpdateRouter.route).
+    // In a mesh of k replicas on one relay, passing it on made each change k − 2 extra sealed
+    // frames at every receiver, received and ignored as already known (BENCHMARKS.md § Issue 12,
+    // Session 13 (rssconn)).
+    const from = origin instanceof PeerSession ? origin.broadcastGroup : null;
+    let targets = 0;
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) targets++;
+    if (targets === 0) return;
     const clients = [...changes.added, ...changes.updated, ...changes.removed];
     if (clients.length === 0) return;
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients);
-    for (const session of this.#sessions.values()) if (session !== origin) session.sendAwareness(update);
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) session.sendAwareness(update);
   }
 
   // ---- helpers ------------------------------------------------------------------------------
@@ -1467,8 +1535,16 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     throw error;
   }
   errors.db = db;
-  db.useMailbox(material);
-  db.start();
+  try {
+    db.useMailbox(material);
+    db.start();
+  } catch (error) {
+    // (A transport's mailbox access that throws.) The database exists: closing it releases all
+    // it holds — the awareness's place in the liveness ticker (a timer that keeps the process
+    // alive), the store watch, the store, an owned transport.
+    await db.close().catch(() => undefined);
+    throw error;
+  }
   return db;
 }
 

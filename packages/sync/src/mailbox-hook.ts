@@ -1,6 +1,6 @@
 import type * as Y from 'yjs';
 import { deriveTopic, mailboxOf } from '@rhizome/core';
-import type { DocStore, MailboxAccess, Transport } from '@rhizome/core';
+import type { DocStore, MailboxAccess, MailboxOfferListener, Transport } from '@rhizome/core';
 import { MailboxKeys } from './mailbox-keys.js';
 import { MailboxSync, isMailboxWrite, type MailboxStatusInfo } from './mailbox.js';
 import { MultiTransport } from './multi-transport.js';
@@ -43,15 +43,29 @@ export interface MailboxSource {
  * Binds the database to the mailbox of its transport, if the transport reaches one (the relay
  * transport unless configured with `mailbox: false`); null otherwise. Keys are derived here, so
  * databases without a mailbox never pay for them.
+ *
+ * Given a `listener` (the database's host), the usual case — one access that takes object
+ * listeners and removes them by `offOffer`, key material that is the id's own — makes no binding:
+ * `listener` listens to the access for an offer, and the access itself is returned. The database
+ * then holds nothing else until an offer comes or the app reads `db.mailbox`, when
+ * {@link bindHeldMailbox} makes the binding (an idle replica whose relay offers no mailbox keeps
+ * no binding object: ARCHITECTURE § Memory of an idle replica).
  */
-export function attachMailbox(transport: Transport, source: MailboxSource, material: Uint8Array): MailboxBinding | null {
+export function attachMailbox(transport: Transport, source: MailboxSource, material: Uint8Array, listener?: MailboxOfferListener): MailboxBinding | MailboxAccess | null {
   // Several transports at once (a MultiTransport): one binding per part that reaches a mailbox.
   const parts = transport instanceof MultiTransport ? transport.parts.map((p) => p.transport) : [transport];
   const accesses = parts.map((t) => mailboxOf(t)).filter((a) => a !== undefined);
   if (accesses.length === 0) return null;
   // No copy of the material when it is the id's UTF-8 (a database without a secret): derived again at bind.
   const ownMaterial = bytesEqual(material, utf8(source.docId)) ? null : bytesToText(material);
-  if (accesses.length === 1) return new DeferredMailbox(source, ownMaterial, accesses[0]!);
+  if (accesses.length === 1) {
+    const access = accesses[0]!;
+    if (listener !== undefined && ownMaterial === null && access.objectListeners === true && access.offOffer !== undefined) {
+      access.onOffer(listener);
+      return access;
+    }
+    return new DeferredMailbox(source, ownMaterial, access);
+  }
   // One key set for every binding of the database (several relays): a source that keeps it.
   const shared: MailboxSource = {
     get doc() {
@@ -80,6 +94,18 @@ export function attachMailbox(transport: Transport, source: MailboxSource, mater
       for (const s of syncs) s.noteUpdate(origin, tr);
     },
   };
+}
+
+/**
+ * The binding of a database that held its mailbox access itself ({@link attachMailbox} with a
+ * listener): `listener` stops listening, and the binding is made knowing whether local writes
+ * happened meanwhile (`dirty`); `offered` (an offer came) binds it at once.
+ */
+export function bindHeldMailbox(access: MailboxAccess, source: MailboxSource, listener: MailboxOfferListener, dirty: boolean, offered: boolean): MailboxBinding {
+  access.offOffer?.(listener);
+  const binding = new DeferredMailbox(source, null, access, dirty);
+  if (offered) binding.handleOffer();
+  return binding;
 }
 
 const encoder = new TextEncoder();
@@ -124,10 +150,11 @@ class DeferredMailbox implements MailboxBinding {
    */
   #stopOffer: (() => void) | null;
 
-  constructor(source: MailboxSource, material: string | null, access: MailboxAccess) {
+  constructor(source: MailboxSource, material: string | null, access: MailboxAccess, dirty = false) {
     this.#source = source;
     this.#material = material;
     this.#access = access;
+    if (dirty) this.#flags |= DIRTY;
     // An access that takes object listeners is given the binding itself (no closure); any other
     // calls its listeners as functions, so it gets one (MailboxAccess.objectListeners).
     const itself = access.objectListeners === true;

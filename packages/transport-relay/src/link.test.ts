@@ -1,7 +1,11 @@
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocketServer } from 'ws';
+import * as wsModule from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { UNCORK_AT_BYTES, openLink } from './link.js';
+
+/** `ws`'s frame builder (exported by the package, not by its type declarations). */
+const Sender = (wsModule as unknown as { Sender: { frame(data: unknown, options: { maskBuffer?: Uint8Array }): unknown } }).Sender;
 
 const servers: WebSocketServer[] = [];
 afterEach(async () => {
@@ -81,6 +85,70 @@ describe('WsLink', () => {
       expect(writes()).toBe(3);
     } finally {
       link.close(1000, 'done');
+    }
+  });
+
+  it('wakes a drain waiter once the socket wrote its backlog, with one write callback shared by every link (no closure per link)', async () => {
+    // A server that stops reading each connection until told: the client's frames pile up in its socket.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20 });
+    servers.push(wss);
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    const paused: Array<{ resume(): void }> = [];
+    wss.on('connection', (ws) => {
+      const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      socket.pause();
+      paused.push(socket);
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
+    const send = vi.spyOn(WebSocket.prototype, 'send');
+    const a = await openLink(url, { timeoutMs: 5000, maxPayload: 1 << 20, implementation: 'ws' });
+    const b = await openLink(url, { timeoutMs: 5000, maxPayload: 1 << 20, implementation: 'ws' });
+    try {
+      b.send(Uint8Array.of(1));
+      // Enough to fill the kernel's buffers on both ends, so most of it stays in the socket.
+      const chunk = new Uint8Array(1 << 20);
+      for (let i = 0; i < 48; i++) a.send(chunk);
+      const callbacks = send.mock.calls.map((call) => call[call.length - 1]);
+      expect(typeof callbacks[0]).toBe('function');
+      expect(new Set(callbacks).size).toBe(1);
+      const lowWater = 1 << 20;
+      expect(a.bufferedAmount).toBeGreaterThan(lowWater);
+      let drained = false;
+      const waiting = a.whenDrained(lowWater).then(() => (drained = true));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(drained).toBe(false);
+      for (const socket of paused) socket.resume();
+      await waiting;
+      expect(a.bufferedAmount).toBeLessThanOrEqual(lowWater);
+      // A second wait after the first was released: nothing is buffered, so it resolves at once.
+      await a.whenDrained(0);
+    } finally {
+      a.close(1000, 'done');
+      b.close(1000, 'done');
+    }
+  });
+
+  it('every socket frames with the one zero masking key of the process (no mask buffer per socket), and the relay reads the frames unmasked', async () => {
+    const server = await collectingServer();
+    const frame = vi.spyOn(Sender, 'frame');
+    const a = await openLink(server.url, { timeoutMs: 5000, maxPayload: 1 << 20, implementation: 'ws' });
+    const b = await openLink(server.url, { timeoutMs: 5000, maxPayload: 1 << 20, implementation: 'ws' });
+    try {
+      a.send(Uint8Array.of(1, 2, 3));
+      b.send(Uint8Array.of(4, 5, 6));
+      await server.whenReceived(2);
+      const masks = frame.mock.calls.map((call) => call[1].maskBuffer);
+      expect(masks).toHaveLength(2);
+      expect(masks[0]).toBeInstanceOf(Uint8Array);
+      expect(masks[1]).toBe(masks[0]);
+      expect([...masks[0]!]).toEqual([0, 0, 0, 0]);
+      expect(server.received.map((m) => [...m]).sort()).toEqual([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
+    } finally {
+      a.close(1000, 'done');
+      b.close(1000, 'done');
     }
   });
 });

@@ -139,6 +139,25 @@ function wsClose(this: LinkedSocket, code: number, reason: Buffer): void {
   link.closed(code, reason.toString('utf8'));
 }
 
+/**
+ * The links with drain waiters ({@link WsLink.whenDrained}): usually none. A link leaves it when
+ * its last waiter is released or it closes.
+ */
+const draining = new Set<WsLink>();
+
+/**
+ * The callback of every frame a link hands `ws`: one function for every link, not a closure per
+ * link (~0.1 KiB of heap per idle replica). A write that completed may have brought some link's
+ * `bufferedAmount` down to a waiter's low-water mark, so the links that wait are looked at; `ws`
+ * calls it once per frame, and with nobody waiting it returns at once. (A callback made only
+ * once a waiter exists would miss the writes queued before it: nothing would wake the waiter.)
+ */
+function afterWrite(): void {
+  if (draining.size === 0) return;
+  // (Deleting the entry being visited is safe in a Set's iteration; resolving a waiter runs nothing now.)
+  for (const link of draining) if (!link.releaseDrain(false)) draining.delete(link);
+}
+
 class WsLink implements Link {
   readonly url: string;
   readonly #ws: LinkedSocket;
@@ -156,7 +175,8 @@ class WsLink implements Link {
 
   /** @internal The socket closed. */
   closed(code: number, reason: string): void {
-    this.#releaseDrain(true);
+    this.releaseDrain(true);
+    draining.delete(this);
     this.handler.onLinkClose(this, code, reason);
   }
 
@@ -169,8 +189,8 @@ class WsLink implements Link {
   }
 
   send(frame: Uint8Array): void {
-    if (!this.#corked) this.#cork();
-    this.#ws.send(frame, this.#afterWrite);
+    if (!this.#corked) this.cork();
+    this.#ws.send(frame, afterWrite);
     // A large frame (a chunk of a step 2 or catch-up: up to 1 MiB) leaves at once, with the frames
     // queued before it, instead of at the end of the tick: a sender seals and sends a 4 MB state
     // as 4 frames in one tick, and corked they all waited for the last seal, so the relay and the
@@ -183,7 +203,9 @@ class WsLink implements Link {
   /** Frames sent in this tick wait in the socket and leave as one write at the end of it (see {@link uncorkLink}). */
   #corked = false;
 
-  #cork(): void {
+  // (TypeScript-private methods, not `#`: a class with `#` methods costs each instance a slot,
+  // ARCHITECTURE § Memory of an idle replica; a database with a relay transport holds a link.)
+  private cork(): void {
     const socket = rawSocket(this.#ws);
     if (socket === undefined || this.#ws.readyState !== 1) return;
     socket.cork();
@@ -197,13 +219,13 @@ class WsLink implements Link {
     rawSocket(this.#ws)?.uncork();
   }
 
-  readonly #afterWrite = (): void => {
-    if (this.#drainWaiters !== null) this.#releaseDrain(false);
-  };
-
-  #releaseDrain(all: boolean): void {
+  /**
+   * @internal Resolves the drain waiters whose low-water mark `bufferedAmount` reached (all of
+   * them with `all`); true while some still wait.
+   */
+  releaseDrain(all: boolean): boolean {
     const waiters = this.#drainWaiters;
-    if (waiters === null) return;
+    if (waiters === null) return false;
     const buffered = this.#ws.bufferedAmount;
     const keep: DrainWaiter[] = [];
     for (const w of waiters) {
@@ -211,10 +233,12 @@ class WsLink implements Link {
       else keep.push(w);
     }
     this.#drainWaiters = keep.length > 0 ? keep : null;
+    return keep.length > 0;
   }
 
   whenDrained(lowWater: number): Promise<void> {
     if (!this.open || this.#ws.bufferedAmount <= lowWater) return Promise.resolve();
+    draining.add(this);
     return new Promise((resolve) => (this.#drainWaiters ??= []).push({ lowWater, resolve }));
   }
 
@@ -302,6 +326,21 @@ function zeroMask(mask: Uint8Array): void {
   mask.fill(0);
 }
 
+/** The one masking-key buffer of every `ws` socket of the process (see {@link shareZeroMask}): it only ever holds zeros. */
+const ZERO_MASK = new Uint8Array(4);
+
+/**
+ * Gives an open `ws` socket the process's one masking-key buffer. With `generateMask`, `ws` makes a
+ * 4-byte `Buffer` per socket for the function to fill (its sender's `_maskBuffer`: ~0.2 KiB of heap
+ * with its `ArrayBuffer`, for the socket's life); {@link zeroMask} fills it with zeros, so one
+ * buffer serves every socket (`ws` reads it synchronously while it frames, and it never holds
+ * anything else). A `ws` without the field (another version) keeps its own.
+ */
+function shareZeroMask(ws: WsSocket): void {
+  const sender = (ws as unknown as { _sender?: { _maskBuffer?: unknown } })._sender;
+  if (sender !== undefined && sender._maskBuffer instanceof Uint8Array && sender._maskBuffer.length === 4) sender._maskBuffer = ZERO_MASK;
+}
+
 /**
  * Opens a WebSocket to `url`, resolving once it is open. Rejects with
  * {@link ConnectFailedError} naming the URL when the socket errors, closes or does not open
@@ -365,6 +404,7 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
       ws.removeAllListeners();
       // Errors after opening end in 'close', which the link reports.
       ws.on('error', ignoreError);
+      shareZeroMask(ws);
       resolve(new WsLink(url, ws));
     });
   });

@@ -59,34 +59,45 @@ interface PendingWrite {
 /** Bytes a read reply may hold beyond the offered mailbox size (stream header, record headers). */
 const READ_SLACK_BYTES = 1024 * 1024;
 
+/** What a {@link RelayMailbox} holds once it read or wrote: pending requests, request ids, the write chain. */
+interface MailboxIo {
+  reads: Map<number, PendingRead> | null;
+  writes: Map<number, PendingWrite> | null;
+  nextRequestId: number;
+  writeChain: Promise<unknown> | null;
+}
+
 /**
  * The relay client's access to the relay's mailbox ({@link MailboxAccess}): MB_READ / MB_PUT /
  * MB_WRITE out, MB_DATA / MB_RESULT / MB_OFFER in, on the transport's one socket. Writes go
  * one at a time (a payload larger than a frame is sent as MB_PUT pieces, then MB_WRITE with the
  * rest), reads may overlap. A lost session rejects what is pending with `ERR_CONNECT_FAILED`.
+ *
+ * Abstract: the relay transport's own subclass is also its {@link MailboxLinkHost} (one object
+ * per transport, not an access and a host — every relay transport has one, and few read or write:
+ * ARCHITECTURE § Memory of an idle replica). It declares no `#` methods (they would cost each
+ * instance a slot).
  */
-export class RelayMailbox implements MailboxAccess {
-  readonly #host: MailboxLinkHost;
+export abstract class RelayMailbox implements MailboxAccess {
   #offer: MailboxOffer | null = null;
   /**
    * Offer listeners: the only one itself (a database has one), or an array of exactly them from
    * a second on (a Set is ~150 B of heap, an array of one 32 B).
    */
   #listeners: MailboxOfferListener | MailboxOfferListener[] | null = null;
+  /** Made at the first read or write (then kept): every relay transport has a mailbox access, few of them read or write. */
+  #io: MailboxIo | null = null;
 
-  #listening(listener: MailboxOfferListener): boolean {
+  /** @internal What the access needs of its transport's current session. */
+  protected abstract linkHost(): MailboxLinkHost;
+
+  private listening(listener: MailboxOfferListener): boolean {
     const listeners = this.#listeners;
     return listeners === listener || (Array.isArray(listeners) && listeners.includes(listener));
   }
-  // Made on first use: every relay transport has a mailbox access, few of them read or write.
-  #reads: Map<number, PendingRead> | null = null;
-  #writes: Map<number, PendingWrite> | null = null;
-  #nextRequestId = 1;
-  #writeChain: Promise<unknown> | null = null;
 
-  /** @internal Built by {@link RelayTransport}. */
-  constructor(host: MailboxLinkHost) {
-    this.#host = host;
+  private io(): MailboxIo {
+    return (this.#io ??= { reads: null, writes: null, nextRequestId: 1, writeChain: null });
   }
 
   /** The relay of the current session (its URL): mailbox state is kept per relay. */
@@ -96,7 +107,7 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   get serverId(): string {
-    return this.#host.url;
+    return this.linkHost().url;
   }
 
   get offer(): MailboxOffer | null {
@@ -108,10 +119,10 @@ export class RelayMailbox implements MailboxAccess {
     // the listeners (a `push` would give it 17 slots).
     const listeners = this.#listeners;
     if (listeners === null) this.#listeners = listener;
-    else if (!this.#listening(listener)) this.#listeners = Array.isArray(listeners) ? listeners.concat([listener]) : [listeners, listener];
+    else if (!this.listening(listener)) this.#listeners = Array.isArray(listeners) ? listeners.concat([listener]) : [listeners, listener];
     if (this.#offer !== null) {
       queueMicrotask(() => {
-        if (this.#offer !== null && this.#listening(listener)) callOfferListener(listener, this.#offer);
+        if (this.#offer !== null && this.listening(listener)) callOfferListener(listener, this.#offer);
       });
     }
     return () => this.offOffer(listener);
@@ -127,11 +138,12 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   read(mailbox: Uint8Array, after: number, options: { signal?: AbortSignal } = {}): Promise<MailboxReadResult> {
-    const link = this.#ready(options.signal);
-    const requestId = this.#requestId();
+    const link = this.ready(options.signal);
+    const requestId = this.requestId();
     const limit = (this.#offer?.maxMailboxBytes ?? 0) + READ_SLACK_BYTES;
-    return this.#bounded<MailboxReadResult>(options.signal, 'a mailbox read', (resolve, reject, touch) => {
-      const reads = (this.#reads ??= new Map());
+    return this.bounded<MailboxReadResult>(options.signal, 'a mailbox read', (resolve, reject, touch) => {
+      const io = this.io();
+      const reads = (io.reads ??= new Map());
       reads.set(requestId, { chunks: [], bytes: 0, limit, touch, resolve, reject });
       link.send(encodeMailboxRead(requestId, mailbox, after));
       return () => reads.delete(requestId);
@@ -139,15 +151,17 @@ export class RelayMailbox implements MailboxAccess {
   }
 
   write(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<MailboxWriteResult> {
-    const run = (this.#writeChain ?? Promise.resolve()).then(() => this.#write(mailbox, header, payload, options.signal));
-    this.#writeChain = run.catch(() => undefined);
+    const io = this.io();
+    const run = (io.writeChain ?? Promise.resolve()).then(() => this.writeNow(mailbox, header, payload, options.signal));
+    io.writeChain = run.catch(() => undefined);
     return run;
   }
 
-  async #write(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, signal: AbortSignal | undefined): Promise<MailboxWriteResult> {
-    const link = this.#ready(signal);
-    const requestId = this.#requestId();
-    const frame = this.#host.relayMaxFrame();
+  private async writeNow(mailbox: Uint8Array, header: Uint8Array, payload: Uint8Array, signal: AbortSignal | undefined): Promise<MailboxWriteResult> {
+    const link = this.ready(signal);
+    const requestId = this.requestId();
+    const host = this.linkHost();
+    const frame = host.relayMaxFrame();
     const tailRoom = frame - MB_WRITE_HEADER_BYTES;
     const putRoom = frame - MB_PUT_HEADER_BYTES;
     let offset = 0;
@@ -156,12 +170,13 @@ export class RelayMailbox implements MailboxAccess {
       const piece = payload.subarray(offset, Math.min(payload.length, offset + putRoom));
       link.send(encodeMailboxPut(requestId, offset, piece));
       offset += piece.length;
-      if (link.bufferedAmount > this.#host.highWaterMark) await link.whenDrained(this.#host.highWaterMark / 2);
-      if (!link.open || this.#host.currentLink() !== link) throw new ConnectFailedError(`lost the session with relay ${this.#host.url} during a mailbox write`);
+      if (link.bufferedAmount > host.highWaterMark) await link.whenDrained(host.highWaterMark / 2);
+      if (!link.open || host.currentLink() !== link) throw new ConnectFailedError(`lost the session with relay ${host.url} during a mailbox write`);
       if (signal?.aborted) throw new AbortError();
     }
-    return this.#bounded<MailboxWriteResult>(signal, 'a mailbox write', (resolve, reject) => {
-      const writes = (this.#writes ??= new Map());
+    return this.bounded<MailboxWriteResult>(signal, 'a mailbox write', (resolve, reject) => {
+      const io = this.io();
+      const writes = (io.writes ??= new Map());
       writes.set(requestId, { resolve, reject });
       link.send(encodeMailboxWrite(requestId, mailbox, header, payload.subarray(offset)));
       return () => writes.delete(requestId);
@@ -178,10 +193,12 @@ export class RelayMailbox implements MailboxAccess {
   /** @internal The session ended: pending requests fail, the offer is gone. */
   onSessionLost(error: unknown): void {
     this.#offer = null;
-    const reads = this.#reads === null ? [] : [...this.#reads.values()];
-    const writes = this.#writes === null ? [] : [...this.#writes.values()];
-    this.#reads?.clear();
-    this.#writes?.clear();
+    const io = this.#io;
+    if (io === null) return; // never read nor wrote: nothing pending
+    const reads = io.reads === null ? [] : [...io.reads.values()];
+    const writes = io.writes === null ? [] : [...io.writes.values()];
+    io.reads?.clear();
+    io.writes?.clear();
     for (const r of reads) r.reject(error);
     for (const w of writes) w.reject(error);
   }
@@ -204,31 +221,32 @@ export class RelayMailbox implements MailboxAccess {
         return true;
       }
       case MailboxFrameType.MB_DATA:
-        if (isMailboxDataFrame(frame)) this.#onData(frame);
+        if (isMailboxDataFrame(frame)) this.onData(frame);
         return true;
       case MailboxFrameType.MB_RESULT:
-        if (isMailboxResultFrame(frame)) this.#onResult(frame);
+        if (isMailboxResultFrame(frame)) this.onResult(frame);
         return true;
       default:
         return false;
     }
   }
 
-  #onData(frame: Uint8Array): void {
+  private onData(frame: Uint8Array): void {
     const requestId = mailboxRequestId(frame);
-    const pending = this.#reads?.get(requestId);
+    const reads = this.#io?.reads;
+    const pending = reads?.get(requestId);
     if (pending === undefined) return;
     const bytes = frame.slice(MB_DATA_HEADER_BYTES);
     pending.bytes += bytes.length;
     pending.touch();
     if (pending.bytes > pending.limit) {
-      this.#reads?.delete(requestId);
+      reads?.delete(requestId);
       pending.reject(new MailboxRefusedError(this.serverId, 'BAD_RECORD', MailboxStatus.BAD_RECORD));
       return;
     }
     pending.chunks.push(bytes);
     if (frame[5] !== 1) return;
-    this.#reads?.delete(requestId);
+    reads?.delete(requestId);
     const stream = concat(pending.chunks, pending.bytes);
     const reply = decodeMailboxReadStream(stream);
     if (reply === null) {
@@ -242,11 +260,12 @@ export class RelayMailbox implements MailboxAccess {
     pending.resolve({ head: reply.head, records: reply.records, usedBytes: reply.usedBytes, usedEntries: reply.usedEntries });
   }
 
-  #onResult(frame: Uint8Array): void {
+  private onResult(frame: Uint8Array): void {
     const r = decodeMailboxResult(frame);
-    const pending = this.#writes?.get(r.requestId);
+    const writes = this.#io?.writes;
+    const pending = writes?.get(r.requestId);
     if (pending === undefined) return;
-    this.#writes?.delete(r.requestId);
+    writes?.delete(r.requestId);
     if (r.status === MailboxStatus.OK) {
       pending.resolve({ head: r.head, usedBytes: r.usedBytes, usedEntries: r.usedEntries });
     } else if (r.status === MailboxStatus.FULL) {
@@ -258,18 +277,20 @@ export class RelayMailbox implements MailboxAccess {
 
   // ---- helpers --------------------------------------------------------------------------------
 
-  #ready(signal: AbortSignal | undefined): Link {
+  private ready(signal: AbortSignal | undefined): Link {
     if (signal?.aborted) throw new AbortError();
-    const link = this.#host.currentLink();
+    const host = this.linkHost();
+    const link = host.currentLink();
     if (link === null || !link.open || this.#offer === null) {
-      throw new ConnectFailedError(`relay ${this.#host.url} offers no mailbox in the current session`);
+      throw new ConnectFailedError(`relay ${host.url} offers no mailbox in the current session`);
     }
     return link;
   }
 
-  #requestId(): number {
-    const id = this.#nextRequestId;
-    this.#nextRequestId = id >= 0xffffffff ? 1 : id + 1;
+  private requestId(): number {
+    const io = this.io();
+    const id = io.nextRequestId;
+    io.nextRequestId = id >= 0xffffffff ? 1 : id + 1;
     return id;
   }
 
@@ -277,7 +298,7 @@ export class RelayMailbox implements MailboxAccess {
    * Runs a request bounded by `timeoutMs` of silence (a long read that keeps receiving data is
    * not cut) and by the signal. `start` registers it and returns its clean-up.
    */
-  #bounded<T>(
+  private bounded<T>(
     signal: AbortSignal | undefined,
     what: string,
     start: (resolve: (value: T) => void, reject: (error: unknown) => void, touch: () => void) => () => void,
@@ -298,8 +319,9 @@ export class RelayMailbox implements MailboxAccess {
         clearTimeout(timer);
         timer = setTimeout(() => {
           finish();
-          reject(new TimeoutError(`timed out after ${this.#host.timeoutMs} ms waiting for ${what} from ${this.#host.url}`));
-        }, this.#host.timeoutMs);
+          const host = this.linkHost();
+          reject(new TimeoutError(`timed out after ${host.timeoutMs} ms waiting for ${what} from ${host.url}`));
+        }, this.linkHost().timeoutMs);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       touch();

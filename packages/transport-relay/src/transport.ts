@@ -17,7 +17,6 @@ import {
   flatHex,
   joinTicker,
   rareRecordIsEmpty,
-  topicEquals,
   leaveTicker,
   normalizeRelayUrl,
   randomId,
@@ -180,8 +179,13 @@ function relaySettings(s: RelaySettings): RelaySettings {
 interface TopicState {
   /** The transport (here, not in each of the topic's Connections: one field per topic, not per peer). */
   readonly owner: RelayTransport;
-  /** The topic's bytes (no hex key is kept: the transport's maps of further topics key by `topicToHex(topic)`). */
-  readonly topic: Uint8Array;
+  /**
+   * The topic's 32 bytes as a string of one char per byte ({@link topicKey}): ~50 B of heap, where
+   * a `Uint8Array` of them is ~0.2 KiB with its buffer (ARCHITECTURE § Memory of an idle replica).
+   * Also the key of the transport's maps of further topics. Bytes are made from it for a frame
+   * (JOIN, LEAVE, ANNOUNCE: once per session) and for each read of a Connection's `topic`.
+   */
+  readonly topic: string;
   joined: boolean;
   /** The connect() iterable; null for announce-only topics. */
   queue: AsyncQueue<Connection> | null;
@@ -204,6 +208,30 @@ interface TopicState {
 interface SessionWaiter {
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+/** A topic's bytes as one flat string of one char per byte (see `TopicState.topic`). */
+function topicKey(topic: Uint8Array): string {
+  return String.fromCharCode.apply(null, topic as unknown as number[]);
+}
+
+/** The bytes of a topic kept as {@link topicKey}: a new array per call. */
+function topicBytes(key: string): Uint8Array {
+  const bytes = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
+  return bytes;
+}
+
+/** True if `key` ({@link topicKey}) holds exactly the bytes of `topic`. */
+function isTopic(key: string, topic: Uint8Array): boolean {
+  if (key.length !== topic.length) return false;
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== topic[i]) return false;
+  return true;
+}
+
+/** A JOIN, LEAVE or ANNOUNCE frame of the topic of `state`. */
+function topicFrame(type: typeof FrameType.JOIN | typeof FrameType.LEAVE | typeof FrameType.ANNOUNCE, state: TopicState): Uint8Array {
+  return encodeTopicFrame(type, topicBytes(state.topic));
 }
 
 /** Largest WebSocket frame header a client adds (2 + 8 length bytes + 4 mask bytes). */
@@ -230,11 +258,12 @@ export class RelayConnection extends WindowedConnection implements Connection {
   }
 
   /**
-   * The topic's own bytes, shared by its Connections (readonly by contract): a getter, not a
-   * field (an idle replica holds one Connection per remote replica).
+   * The topic's bytes: a getter, not a field (an idle replica holds one Connection per remote
+   * replica), which makes a copy from the topic's state at each read (the state keeps them as a
+   * string: `TopicState.topic`; the sync layer does not read it).
    */
   get topic(): Uint8Array {
-    return this.#state.topic;
+    return topicBytes(this.#state.topic);
   }
 
   /**
@@ -485,7 +514,7 @@ export class RelayTransport implements Transport, LinkHandler {
   readonly #mailbox: RelayMailbox | null;
 
   /**
-   * The topics, by hex key and by the relay's id in the current session: usually one (one database
+   * The topics, by their key (`TopicState.topic`) and by the relay's id in the current session: usually one (one database
    * per transport), held in a field; the others in maps made for the second one. A topic is found
    * by its id while it is joined in the current session (`topicId !== 0`).
    */
@@ -505,8 +534,8 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #getTopic(topic: Uint8Array): TopicState | undefined {
     const one = this.#topic;
-    if (one !== null && topicEquals(one.topic, topic)) return one;
-    return this.#moreTopics?.get(topicToHex(topic));
+    if (one !== null && isTopic(one.topic, topic)) return one;
+    return this.#moreTopics?.get(topicKey(topic));
   }
 
   #topicById(id: number): TopicState | undefined {
@@ -517,13 +546,13 @@ export class RelayTransport implements Transport, LinkHandler {
 
   /** True while `state` is registered (not dropped, nor replaced by a newer state of its topic). */
   #hasTopic(state: TopicState): boolean {
-    return this.#topic === state || this.#moreTopics?.get(topicToHex(state.topic)) === state;
+    return this.#topic === state || this.#moreTopics?.get(state.topic) === state;
   }
 
   /** Registers a new topic (none of its key is registered). */
   #addTopic(state: TopicState): void {
     if (this.#topic === null) this.#topic = state;
-    else (this.#moreTopics ??= new Map()).set(topicToHex(state.topic), state);
+    else (this.#moreTopics ??= new Map()).set(state.topic, state);
   }
 
   /** The relay's id of `state` in this session (JOINED). */
@@ -538,8 +567,8 @@ export class RelayTransport implements Transport, LinkHandler {
 
   #removeTopic(state: TopicState): void {
     if (this.#topic === state) this.#topic = null;
-    else if (this.#moreTopics?.get(topicToHex(state.topic)) === state) {
-      this.#moreTopics.delete(topicToHex(state.topic));
+    else if (this.#moreTopics?.get(state.topic) === state) {
+      this.#moreTopics.delete(state.topic);
       if (this.#moreTopics.size === 0) this.#moreTopics = null;
       if (state.topicId !== 0 && this.#moreTopicsById?.get(state.topicId) === state) {
         this.#moreTopicsById.delete(state.topicId);
@@ -706,17 +735,23 @@ export class RelayTransport implements Transport, LinkHandler {
     const implementation = options.implementation ?? defaultImplementation();
     this.#o = relaySettings({ token, timeoutMs, tls: options.tls, reconnect, highWaterMark, inbound, heartbeatIntervalMs, implementation });
     this.#onError = options.onError;
-    this.#mailbox = options.mailbox === false ? null : new RelayMailbox(new RelayTransport.#MailboxHost(this));
+    this.#mailbox = options.mailbox === false ? null : new RelayTransport.#Mailbox(this);
   }
 
   /**
-   * What the mailbox access needs of its transport: prototype methods over the transport, not an
-   * object of closures that would keep the constructor's scope (options included) alive.
+   * The transport's mailbox access, which is also what the access needs of its transport
+   * ({@link MailboxLinkHost}): prototype methods over the transport — not an object of closures
+   * that would keep the constructor's scope (options included) alive, nor a host object beside
+   * the access (one object per transport).
    */
-  static readonly #MailboxHost = class implements MailboxLinkHost {
+  static readonly #Mailbox = class TransportMailbox extends RelayMailbox implements MailboxLinkHost {
     readonly #t: RelayTransport;
     constructor(t: RelayTransport) {
+      super();
       this.#t = t;
+    }
+    protected linkHost(): MailboxLinkHost {
+      return this;
     }
     // A getter: with a relay list the mailbox belongs to the relay of the current session.
     get url(): string {
@@ -1007,14 +1042,14 @@ export class RelayTransport implements Transport, LinkHandler {
   // Topics
 
   #newTopic(topic: Uint8Array): TopicState {
-    return { owner: this, topic: topic.slice(), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
+    return { owner: this, topic: topicKey(topic), joined: false, queue: null, topicId: 0, peers: NO_PEERS, acks: NO_ACKS, detachSignal: null, broadcast: null };
   }
 
   async #sendTopicAndAwaitAck(state: TopicState, type: typeof FrameType.JOIN | typeof FrameType.ANNOUNCE): Promise<void> {
     const link = this.#link;
     if (!link || !link.open) return; // the session loop re-sends it on reconnect
     const ack = new Promise<void>((resolve) => (state.acks === NO_ACKS ? (state.acks = []) : state.acks).push(resolve));
-    link.send(encodeTopicFrame(type, state.topic));
+    link.send(topicFrame(type, state));
     await this.#bounded(ack, `the relay ${this.url} to acknowledge the topic`, () => {});
   }
 
@@ -1022,7 +1057,7 @@ export class RelayTransport implements Transport, LinkHandler {
   #leave(state: TopicState): void {
     if (!this.#hasTopic(state)) return;
     const link = this.#link;
-    if (link?.open) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    if (link?.open) link.send(topicFrame(FrameType.LEAVE, state));
     this.#dropTopic(state);
   }
 
@@ -1212,7 +1247,7 @@ export class RelayTransport implements Transport, LinkHandler {
       for (const state of this.#topicList()) {
         const early = (this.#early ??= new Map());
         if (early.size >= EARLY_TOPICS) break;
-        link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+        link.send(topicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state));
         early.set(state, state.joined);
       }
     } catch (error) {
@@ -1304,10 +1339,10 @@ export class RelayTransport implements Transport, LinkHandler {
     // new state), topics added, or announced and then joined, are sent now.
     const sent = this.#early;
     this.#early = null;
-    if (sent !== null) for (const state of sent.keys()) if (!this.#hasTopic(state)) link.send(encodeTopicFrame(FrameType.LEAVE, state.topic));
+    if (sent !== null) for (const state of sent.keys()) if (!this.#hasTopic(state)) link.send(topicFrame(FrameType.LEAVE, state));
     for (const state of this.#topicList()) {
       if (sent?.get(state) === state.joined) continue;
-      link.send(encodeTopicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state.topic));
+      link.send(topicFrame(state.joined ? FrameType.JOIN : FrameType.ANNOUNCE, state));
     }
     const waiters = this.#sessionWaiters;
     this.#sessionWaiters = NO_SESSION_WAITERS;
