@@ -80,7 +80,8 @@ async function main() {
   const system = o.system;
   const server =
     system === 'rhizome'
-      ? fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit' })
+      ? // The relay process as `rhizome relay` starts it: with the relay's Node flags.
+        fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit', execArgv: [...process.execArgv, ...(await import('@rhizome/relay/node-flags')).missingRelayNodeFlags()] })
       : fork(new URL('./peers/server.mjs', import.meta.url), [system, '{}'], { stdio: 'inherit' });
   try {
     const port = await new Promise((resolve) => server.on('message', (m) => m.port && resolve(m.port)));
