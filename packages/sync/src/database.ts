@@ -408,12 +408,19 @@ export class Database {
   /**
    * When it was opened on the monotonic clock, in whole ms (a small integer in its field: a
    * fraction, or `Date.now()`'s value, would be a boxed number, 16 B more). The wall-clock time of
-   * the opening is derived from it ({@link #openedAt}).
+   * the opening is derived from it and {@link #wallSkew} ({@link #openedAt}).
    */
   readonly #clock0 = Math.floor(performance.now());
+  /**
+   * How far the wall clock was from `performance.timeOrigin + #clock0` at the open, in whole ms: 0
+   * or a few ms in a process whose machine never slept (a small integer), but the time asleep
+   * after a sleep (the monotonic clock does not tick then) or the step after a wall-clock change —
+   * without it `stats().openedAt` would be backdated by that much.
+   */
+  readonly #wallSkew = Date.now() - Math.round(performance.timeOrigin + this.#clock0);
   /** When it was opened, in ms since the epoch (`stats().openedAt`). */
   get #openedAt(): number {
-    return Math.round(performance.timeOrigin + this.#clock0);
+    return Math.round(performance.timeOrigin + this.#clock0) + this.#wallSkew;
   }
   #localSeq = 0;
   /** How many writes the next local update carries (a batch: several; see #applyBatch). */
