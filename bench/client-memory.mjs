@@ -58,6 +58,13 @@ async function main() {
       snapshot: { type: 'string' },
       'alloc-out': { type: 'string' },
       // --alloc-keep major: the profile keeps objects a major GC collected but not those a
+      // scavenge did (what was promoted and then died, plus what is live); none: only live;
+      // promoted: as major, but right before the profile is taken the young generation is
+      // flushed by short-lived junk from youngFlush() (left out of the figures), so the young
+      // garbage a final mark-compact would count is collected by scavenges instead: run it with
+      // --initial-old-space-size=4000 (no mark-compact while connecting, check with
+      // --trace-gc-nvp), and the profile minus a `none` one is what was promoted and then died,
+      // by allocation site (bench/alloc-sites.mjs). Session 13 (rssconn).
       // scavenge did (what was promoted and then died, plus what is live); none: only live.
       'alloc-keep': { type: 'string', default: 'all' },
       'node-maps': { type: 'boolean', default: true },
@@ -73,7 +80,8 @@ async function main() {
   const system = o.system;
   const server =
     system === 'rhizome'
-      ? fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit' })
+      ? // The relay process as `rhizome relay` starts it: with the relay's Node flags.
+        fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit', execArgv: [...process.execArgv, ...(await import('@rhizome/relay/node-flags')).missingRelayNodeFlags()] })
       : fork(new URL('./peers/server.mjs', import.meta.url), [system, '{}'], { stdio: 'inherit' });
   try {
     const port = await new Promise((resolve) => server.on('message', (m) => m.port && resolve(m.port)));
@@ -142,6 +150,10 @@ async function main() {
     const report = { system, replicas: n, perDoc: per };
     const rooms = Array.from({ length: Math.ceil(n / per) }, () => `idle-${randomUUID()}`);
     const clients = [];
+    // When the first replica was opened (ms since the process started): connect + sync took
+    // syncedAtMs − openedAtMs, and --trace-gc-nvp's GCs between the two are the connecting ones.
+    report.openedAtMs = Math.round(performance.now());
+    const io0 = ioCalls();
     // 50 at a time, as the comparison's idle workload opens them.
     for (let i = 0; i < n; i += 50) {
       const batch = [];
@@ -156,14 +168,19 @@ async function main() {
     // Milliseconds since the process started when every replica was synced: with --trace-gc-nvp,
     // the GCs up to here are the connecting ones (their 'promoted' bytes: BENCHMARKS § Session 9 (cliconn)).
     Object.assign(report, { syncedAtMs: Math.round(performance.now()) });
+    // Read and write system calls of the process while connecting, per replica (Linux /proc/self/io).
+    const io1 = ioCalls();
+    if (io0 && io1) report.ioCallsPerReplica = { reads: round((io1.syscr - io0.syscr) / n), writes: round((io1.syscw - io0.syscw) / n) };
     if (profiler) {
       if (o['alloc-keep'] === 'none') for (let i = 0; i < 3; i++) gc();
+      if (o['alloc-keep'] === 'promoted') youngFlush();
       const { profile } = await profiler.post('HeapProfiler.stopSampling');
       if (o['alloc-out']) (await import('node:fs')).writeFileSync(o['alloc-out'], JSON.stringify(profile));
       const byFunction = new Map();
       let total = 0;
       const walk = (node) => {
         const f = node.callFrame;
+        if (f.functionName === 'youngFlush') return; // the flush's own junk
         const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-3).join('/')}:${f.lineNumber + 1}`;
         total += node.selfSize;
         byFunction.set(name, (byFunction.get(name) ?? 0) + node.selfSize);
@@ -218,6 +235,27 @@ async function main() {
     await Promise.all(clients.map((c) => c.close()));
   } finally {
     server.kill();
+  }
+}
+
+/**
+ * Allocates ~4× the young generation's size in short-lived arrays: every scavenge it causes
+ * collects the young garbage of what ran before (and promotes what is alive), so nothing young is
+ * left for the mark-compact that ends a sampling profile (--alloc-keep promoted).
+ */
+function youngFlush() {
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 32 * 2 ** 20;
+  let keep = null;
+  for (let i = 0, n = Math.ceil((4 * young) / 1056); i < n; i++) keep = new Array(128).fill(i);
+  return keep;
+}
+
+function ioCalls() {
+  try {
+    const io = Object.fromEntries(readFileSync('/proc/self/io', 'utf8').trim().split('\n').map((l) => l.split(': ')));
+    return { syscr: Number(io.syscr), syscw: Number(io.syscw) };
+  } catch {
+    return null;
   }
 }
 

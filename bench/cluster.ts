@@ -281,8 +281,15 @@ export async function run(ctx: BenchContext): Promise<void> {
       { label: '2 instances, all on one (same-instance)', n: 2, redis: true, layout: { writer: 0, receivers: Array<number>(RECEIVERS).fill(0) } },
       { label: '2 instances, writer alone (cross-instance)', n: 2, redis: true, layout: { writer: 0, receivers: Array<number>(RECEIVERS).fill(1) } },
     ];
+    let flagsNoted = false;
     for (const c of configs) {
       const relays = await startRelays(c.n, c.redis ? redis : null);
+      if (!flagsNoted) {
+        // rhizome-relay re-launches itself with the relay's Node flags (same pid): say what it ran with.
+        const semi = readFileSync(`/proc/${relays[0]!.child.pid}/cmdline`, 'utf8').split('\0').find((a) => a.startsWith('--max-semi-space-size'));
+        ctx.note(`Relay instances: rhizome-relay processes, started with ${semi ?? "V8's default semi-spaces"} (the relay's Node flags, as \`rhizome relay\` runs).`);
+        flagsNoted = true;
+      }
       const per: number[] = [];
       const cpu: number[] = [];
       const rcpu: number[] = [];

@@ -1,7 +1,9 @@
 // Relay benchmark: forwarding throughput (64 B and 4 KiB frames), one-way latency at a fixed
 // rate, and idle memory per connection — each beside a minimal bare `ws` forwarder measured in
 // the same run as this machine's ceiling. The server under test runs in a child process (its
-// own core and heap); the two clients run in this process.
+// own core and heap); the two clients run in this process. The relay's process starts with the
+// relay's Node flags (RELAY_NODE_FLAGS, as `rhizome relay` and `rhizome-relay` run), the bare
+// forwarder with Node's defaults (as a plain `ws` server ships); the report says which.
 //
 //   npm run bench -- --only relay [--quick]
 //
@@ -10,10 +12,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
 import { deriveTopic } from '@rhizome/core';
+import { maxSemiSpaceMiB, missingRelayNodeFlags } from '@rhizome/relay/node-flags';
 import { fmt, fmtStats, percentile, summarize, type BenchContext } from './harness.js';
 
 const CHILD_FLAG = '--relay-bench-child';
-type ServerKind = 'relay' | 'bare';
+export type ServerKind = 'relay' | 'bare';
 
 // ---------------------------------------------------------------------------------------------
 // Child side: a server that prints READY <port>, answers `rss` on stdin with its RSS after GC.
@@ -21,6 +24,10 @@ type ServerKind = 'relay' | 'bare';
 async function childMain(kind: ServerKind): Promise<void> {
   let port: number;
   if (kind === 'relay') {
+    // Started as the relay's own entry points start it (startServer passes the flags): a relay
+    // bench on V8's defaults would measure a relay nobody runs.
+    const missing = missingRelayNodeFlags();
+    if (missing.length > 0) throw new Error(`the relay bench's server must run with the relay's Node flags (missing ${missing.join(' ')})`);
     const { createRelayServer } = await import('@rhizome/relay');
     const relay = await createRelayServer({
       port: 0,
@@ -51,7 +58,7 @@ async function childMain(kind: ServerKind): Promise<void> {
     await new Promise<void>((r) => wss.once('listening', () => r()));
     port = (wss.address() as { port: number }).port;
   }
-  process.stdout.write(`READY ${port}\n`);
+  process.stdout.write(`READY ${port} ${maxSemiSpaceMiB() ?? 'default'}\n`);
   let buffer = '';
   process.stdin.on('data', (d: Buffer) => {
     buffer += d.toString();
@@ -77,8 +84,10 @@ async function childMain(kind: ServerKind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Parent side
 
-interface ServerProc {
+export interface ServerProc {
   port: number;
+  /** The child's `--max-semi-space-size` in MiB, or `'default'` (V8's). */
+  semiSpace: string;
   child: ChildProcess;
   /** RSS, V8 heap used, and external + ArrayBuffer bytes, after GC. */
   rss(): Promise<{ rss: number; heap: number; external: number }>;
@@ -90,10 +99,13 @@ interface ServerProc {
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
-function startServer(kind: ServerKind): Promise<ServerProc> {
-  // RELAY_BENCH_NODE_ARGS: extra Node flags for the server child, e.g. `--cpu-prof`.
+/** Starts the server under test in its own process (exported for test/relay-node-flags.test.ts). */
+export function startServer(kind: ServerKind): Promise<ServerProc> {
+  // RELAY_BENCH_NODE_ARGS: extra Node flags for the server child, e.g. `--cpu-prof` (a
+  // `--max-semi-space-size` there wins over the relay's, as an operator's own value does).
   const extra = (process.env.RELAY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--expose-gc', '--conditions=rhizome-source', '--import', 'tsx', SELF, CHILD_FLAG, kind], {
+  const relayFlags = kind === 'relay' ? missingRelayNodeFlags(extra) : [];
+  const child = spawn(process.execPath, [...relayFlags, ...extra, '--expose-gc', '--conditions=rhizome-source', '--import', 'tsx', SELF, CHILD_FLAG, kind], {
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -111,8 +123,10 @@ function startServer(kind: ServerKind): Promise<ServerProc> {
   });
   const nextLine = (prefix: string): Promise<string> => new Promise((resolve) => lineWaiters.push({ prefix, resolve }));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return nextLine('READY ').then((line) => ({
+  const failed = exited.then(() => Promise.reject(new Error(`the ${kind} server process exited before it was ready (exit code ${child.exitCode})`)));
+  return Promise.race([nextLine('READY '), failed]).then((line) => ({
     port: Number(line.split(' ')[1]),
+    semiSpace: line.split(' ')[2] ?? 'default',
     child,
     async rss() {
       const reply = nextLine('RSS ');
@@ -365,6 +379,8 @@ export async function run(ctx: BenchContext): Promise<void> {
   ];
   const rows: Array<Record<string, string | number>> = [];
   const servers = { bare: await startServer('bare'), relay: await startServer('relay') };
+  const semi = (s: ServerProc): string => (s.semiSpace === 'default' ? "V8's default semi-spaces" : `--max-semi-space-size=${s.semiSpace}`);
+  ctx.note(`Server processes: @rhizome/relay with ${semi(servers.relay)} (the relay's Node flags, as \`rhizome relay\` runs), bare ws forwarder with ${semi(servers.bare)}.`);
   try {
     const pairs = {
       bare: await barePair(servers.bare.port),

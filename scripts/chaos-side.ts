@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsonValue } from '@rhizome/core';
+import { RELAY_NODE_FLAGS } from '@rhizome/relay/node-flags';
 import type { Rng } from './chaos-rng.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -39,12 +40,17 @@ export interface SideModel {
   tokens: Set<string>;
 }
 
-/** Spawns `scripts/<script>` under this Node with the source condition and tsx. */
-export function spawnScript(script: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
-  return spawn(process.execPath, ['--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+/** Spawns `scripts/<script>` under this Node with the source condition and tsx (and `nodeFlags` before them). */
+export function spawnScript(script: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore', nodeFlags: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...nodeFlags, '--conditions=rhizome-source', '--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
     cwd: ROOT,
     stdio: [stdin, 'pipe', 'pipe'],
   });
+}
+
+/** Starts the harness's relay process on `port`, with the relay's Node flags (as `rhizome relay` starts one). */
+export function spawnChaosRelay(port: number): ChildProcess {
+  return spawnScript('chaos-relay.ts', [String(port)], 'ignore', RELAY_NODE_FLAGS);
 }
 
 /** A child process whose stdout is read line by line. */
@@ -182,7 +188,7 @@ export class SideProcesses {
   }
 
   async #startRelay(): Promise<void> {
-    const relay = new Child(spawnScript('chaos-relay.ts', [String(this.#port)]));
+    const relay = new Child(spawnChaosRelay(this.#port));
     this.#relay = relay;
     this.counts.relayStarts++;
     await relay.take('ready');

@@ -6,7 +6,7 @@
 //   npm run soak:relay -- --minutes 30 [--warmup 5] [--out soak.jsonl]
 //
 // Prints one JSON line per sample and a summary line (`SOAK PASS` / `SOAK FAIL`); exit code 0/1.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,10 @@ const END = Date.now() + MINUTES * 60_000;
 const MiB = 1024 * 1024;
 
 const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+// rhizome-relay runs with the relay's Node flags (it re-launches itself with them, same pid): the
+// RSS figures below are those of the relay operators run. Printed first and in the summary.
+const relayNodeFlags = readFileSync(`/proc/${relay.child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size'));
+console.log(JSON.stringify({ relay: { pid: relay.child.pid, nodeFlags: relayNodeFlags } }));
 const httpUrl = relay.url.replace(/^ws/, 'http');
 const counts = { churned: 0, joins: 0, leaves: 0, floods: 0, floodCloses: {} as Record<string, number>, idleSockets: 0, unreadOverflows: 0, puts: 0, syncChecks: 0, syncFailures: 0, errors: 0 };
 const eld = monitorEventLoopDelay({ resolution: 10 });
@@ -202,6 +206,7 @@ const flat = late <= early * 1.15 + 16;
 const pass = flat && counts.syncFailures === 0 && after.length > 0;
 const summary = {
   minutes: MINUTES,
+  relayNodeFlags,
   rssStartMiB: samples[0]?.rssMiB,
   rssAfterWarmupMiB: early,
   rssEndMiB: late,

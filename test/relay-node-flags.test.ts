@@ -6,7 +6,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RELAY_NODE_FLAGS } from '@rhizome/relay';
-import { startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
+import { freePort, startRelayProcess, type RelayProcess } from '@rhizome/relay/testing';
+import { startServer } from '../bench/relay.js';
+import { spawnChaosRelay, spawnScript } from '../scripts/chaos-side.js';
 import { BIN, ROOT, Running } from './cli-helpers.js';
 
 /** The Node flags of a running process (Linux /proc), before its script. */
@@ -21,6 +23,8 @@ afterAll(async () => {
 });
 
 describe('the relay process runs with the relay Node flags', () => {
+  // startRelayProcess (@rhizome/relay/testing) is how the relay tests, scripts/soak-relay.ts,
+  // scripts/burst-run.ts and bench/cluster.ts start their relays: rhizome-relay by plain node.
   it('rhizome-relay started by plain node re-launches itself with them, in place (same pid), and still serves and stops cleanly', async () => {
     const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
     relays.push(relay);
@@ -78,5 +82,54 @@ describe('the relay process runs with the relay Node flags', () => {
     const m = /const RELAY_NODE_FLAGS = (\[[^\]]*\]);/.exec(launcher);
     expect(m, 'bin/rhizome.js declares RELAY_NODE_FLAGS').not.toBeNull();
     expect(JSON.parse(m![1]!.replace(/'/g, '"'))).toEqual([...RELAY_NODE_FLAGS]);
+  });
+});
+
+/** Resolves with the first stdout line of `child` starting with `prefix`; rejects if it exits first. */
+function lineFrom(child: ReturnType<typeof spawn>, prefix: string): Promise<string> {
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith(prefix));
+      if (line !== undefined) resolve(line);
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before '${prefix}': ${err}`)));
+  });
+}
+
+describe("relay processes the repository's scripts and benches start run with the relay Node flags", () => {
+  it("the chaos harness's relay process (scripts/chaos-relay.ts) has them, and refuses to run without them", async () => {
+    const port = await freePort();
+    const relay = spawnChaosRelay(port);
+    try {
+      await lineFrom(relay, 'ready');
+      const args = commandLine(relay.pid!);
+      for (const flag of RELAY_NODE_FLAGS) expect(args).toContain(flag);
+    } finally {
+      relay.kill('SIGKILL');
+    }
+    const plain = spawnScript('chaos-relay.ts', [String(port)]);
+    const code = await new Promise<number | null>((resolve) => plain.once('exit', resolve));
+    expect(code).toBe(2);
+  });
+
+  it("the relay bench's server (bench/relay.ts) has them; its bare forwarder runs on Node's defaults", async () => {
+    const relay = await startServer('relay');
+    try {
+      expect(relay.semiSpace).toBe('2');
+      const args = commandLine(relay.child.pid!);
+      for (const flag of RELAY_NODE_FLAGS) expect(args).toContain(flag);
+    } finally {
+      await relay.stop();
+    }
+    const bare = await startServer('bare');
+    try {
+      expect(bare.semiSpace).toBe('default');
+    } finally {
+      await bare.stop();
+    }
   });
 });

@@ -11,7 +11,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { openSqliteStore } from '@rhizome/store-sqlite';
+import { runAndKill } from './kill-helpers.js';
 import { tempDir } from './sync-helpers.js';
 import { mountTmpfs, type Tmpfs } from './tmpfs-helpers.js';
 
@@ -113,6 +115,50 @@ describe('a shared store numbers single appends from memory, checked by the file
     } finally {
       store.close();
     }
+  }, 120_000);
+
+  it('writers SIGKILLed mid-append: after reopen the log is numbered without gap or repeat, every acknowledged append at its number once, and every store, stale or new, numbers after it', async () => {
+    const path = join(dir, 'killed.db');
+    const doc = 'killed-append-doc';
+    const SCRIPT = join(ROOT, 'test/fixtures/killed-appender.ts');
+    openSqliteStore(path).close();
+    // A store that read the log before the kills and appends after them: its remembered number is stale.
+    const stale = openSqliteStore(path);
+    stale.load(doc);
+    expect(stale.append(doc, [new TextEncoder().encode('stale:0')])).toBe(1);
+    const acked = new Map<number, string>([[1, 'stale:0']]);
+    for (const [round, kills] of [[0, [400, 250]], [1, [150, 500]]] as const) {
+      // Two writers at once, each killed after its own number of acknowledged appends.
+      const runs = await Promise.all(kills.map((after, w) => runAndKill(SCRIPT, [path, doc, `r${round}w${w}`], after)));
+      for (const run of runs) {
+        expect(run.signal, run.stderr).toBe('SIGKILL');
+        for (const line of run.lines) {
+          const [last, ...payloads] = line.split(' ');
+          payloads.forEach((p, k) => acked.set(Number(last) - payloads.length + 1 + k, p));
+        }
+      }
+      // The file as the kills left it (the WAL recovered by this read): one row per number from the
+      // snapshot's (none here) to the last, each acknowledged payload at the number its append
+      // returned. Rows not acknowledged: at most one append per killed writer (committed, not printed).
+      const raw = new Database(path, { readonly: true });
+      const rows = raw
+        .prepare('SELECT updates.key - (docs.id << 44) AS seq, updates.data AS data FROM updates JOIN docs ON docs.name = ? WHERE updates.key > (docs.id << 44) AND updates.key < ((docs.id + 1) << 44) ORDER BY updates.key')
+        .all(doc) as Array<{ seq: number; data: Buffer }>;
+      raw.close();
+      expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+      const inFile = new Map(rows.map((r) => [r.seq, r.data.toString('utf8')]));
+      expect(new Set(inFile.values()).size).toBe(rows.length);
+      for (const [seq, payload] of acked) expect(inFile.get(seq), `acknowledged ${payload} at ${seq}`).toBe(payload);
+      expect(rows.length - acked.size).toBeLessThanOrEqual(2 * 2);
+      for (const [seq, payload] of inFile) if (!acked.has(seq)) acked.set(seq, payload);
+      // The stale store numbers after everything; so does a store opened now.
+      expect(stale.append(doc, [new TextEncoder().encode(`stale:${round + 1}`)])).toBe(rows.length + 1);
+      acked.set(rows.length + 1, `stale:${round + 1}`);
+      const fresh = openSqliteStore(path);
+      expect(fresh.load(doc).lastSeq).toBe(rows.length + 1);
+      fresh.close();
+    }
+    stale.close();
   }, 120_000);
 
   it('a full disk: a failed numbered append writes nothing and keeps its number; the next one after space returns takes it', () => {

@@ -454,6 +454,9 @@ export async function idle(ctx: WorkloadContext, p: IdleParams): Promise<Workloa
     values.clientHeapFreedByGc23KiBPerPeer = kib(end.heapUsed, gc1.heapUsed, n);
     // This harness: three GCs, baseline after the warm-up; and the second half alone.
     values.clientHeapKiBPerPeer = kib(base.heapUsed, end.heapUsed, n);
+    // The heap with the ArrayBuffers' bytes (`heapUsed` leaves out typed arrays' memory: Rhizome's
+    // peer meters are rows of typed arrays since Session 13, peerpark).
+    values.clientHeapBuffersKiBPerPeer = kib(base.heapUsed + base.arrayBuffers, end.heapUsed + end.arrayBuffers, n);
     values.clientRssSettledKiBPerPeer = kib(base.rss, end.rss, n);
     if (nSecond > 0 && half > 0) {
       values.clientHeapMarginalKiBPerPeer = kib(mid.heapUsed, end.heapUsed, nSecond);

@@ -441,7 +441,7 @@ export class SqliteStore implements DocStore {
   readonly #selDoc: Database.Statement<[string], DocRow>;
   readonly #insDoc: Database.Statement<[string], number>;
   readonly #insUpdate: Database.Statement<[number, number, Uint8Array], unknown>;
-  readonly #insNext: Database.Statement<[number, number, number, number, number, string, Uint8Array], unknown>;
+  readonly #insNext: Database.Statement<[number, number, number, number, number, number, string, Uint8Array], unknown>;
   readonly #selSnapshot: Database.Statement<[string], SnapshotRow>;
   readonly #selUpdates: Database.Statement<[{ doc: number }], Buffer>;
   readonly #selUpdatesSince: Database.Statement<[{ doc: number; seq: number }], Buffer>;
@@ -486,15 +486,16 @@ export class SqliteStore implements DocStore {
     this.#insDoc = db.prepare<[string], number>('INSERT INTO docs (name) VALUES (?) RETURNING id').pluck();
     this.#insUpdate = db.prepare(`INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + CAST(? AS INTEGER), ?)`);
     // A shared store's append numbered from memory (#appendGuessed): (doc, seq + 1) written only
-    // if the row (doc, seq) is still there and the document row is still this name's. Otherwise
-    // `data` is NULL and the NOT NULL constraint refuses the row (SQLITE_CONSTRAINT_NOTNULL);
-    // another connection's row at seq + 1 refuses it too (SQLITE_CONSTRAINT_PRIMARYKEY). One
-    // autocommit statement: it takes the write lock before it reads, so the check and the write
-    // see one state. (A VALUES row, not INSERT ... SELECT WHERE: SQLite would stage the rows of a
-    // SELECT reading the table it inserts into in a temporary table first.)
+    // if the document's last row is still (doc, seq) — the newest key below the end of its range,
+    // one seek from that end, as cheap as looking the row up — and the document row is still this
+    // name's. Otherwise `data` is NULL and the NOT NULL constraint refuses the row
+    // (SQLITE_CONSTRAINT_NOTNULL). One autocommit statement: it takes the write lock before it
+    // reads, so the check and the write see one state. (A VALUES row, not INSERT ... SELECT WHERE:
+    // SQLite would stage the rows of a SELECT reading the table it inserts into in a temporary
+    // table first.)
     this.#insNext = db.prepare(
       `INSERT INTO updates (key, data) VALUES ((? << ${SEQ_BITS}) + CAST(? AS INTEGER) + 1, ` +
-        `CASE WHEN EXISTS (SELECT 1 FROM updates WHERE key = (? << ${SEQ_BITS}) + CAST(? AS INTEGER)) ` +
+        `CASE WHEN (SELECT key FROM updates WHERE key < ((? + 1) << ${SEQ_BITS}) ORDER BY key DESC LIMIT 1) = (? << ${SEQ_BITS}) + CAST(? AS INTEGER) ` +
         `AND EXISTS (SELECT 1 FROM docs WHERE id = ? AND name = ?) THEN ? END)`,
     );
     this.#selSnapshot = db.prepare(`SELECT id, snapshot, ${lastSeq} AS last_seq FROM docs WHERE name = ?`);
@@ -645,25 +646,25 @@ export class SqliteStore implements DocStore {
    * `BEGIN IMMEDIATE`, a read of the last number, the `INSERT` and `COMMIT` (about 3 µs of CPU
    * less; BENCHMARKS.md § Issue 12, Session 11 (puts2)). Other connections (other processes) may
    * write the file meanwhile, so the statement checks the guess against the file as it writes:
-   * the row `seq` must still be there (a compaction through `seq` or later deleted it) and the
-   * document row must still be this name's, and `seq + 1` must be free (another connection
-   * appended it). When the guess fails nothing is written and this returns 0: `append` then
-   * numbers from the file in its transaction, after the other connection's rows. Any other
-   * failure (a full disk, a lock held past the busy timeout) is thrown typed, and the number in
-   * memory does not move.
+   * the document's last row must still be `seq` (another connection appended after it, or a
+   * compaction through `seq` or later deleted it) and the document row must still be this name's.
+   * When the guess fails nothing is written and this returns 0: `append` then numbers from the
+   * file in its transaction, after the other connection's rows. Any other failure (a full disk, a
+   * lock held past the busy timeout) is thrown typed, and the number in memory does not move.
    *
-   * Why the row `seq` must exist: numbers are handed out one after another and only a compaction
-   * deletes rows (those up to its number). If no row above `seq` exists and `seq` itself does, no
-   * number above `seq` was ever given and no snapshot covers `seq + 1`, so it is the next number
-   * for every connection. Without the check an append could land at or below another process's
-   * `snapshot_seq`, where that process, reading only past its last number, would never see it and
-   * its next compaction would delete it.
+   * Why the last row, and not only `seq + 1` free: then `seq + 1` is above every number in the
+   * log, as the transaction's number would be, whatever the log looks like below it — also when
+   * rows in its middle are gone (a hand edit: no Rhizome API deletes anything but a prefix). And
+   * `seq` being a row, not only the snapshot's number: a compaction through `seq` or later makes
+   * the guess fail. An append numbered at or below what another process has read (`loadSince`
+   * reads only past its last number) or compacted would never be seen by it, and its next
+   * compaction would delete it (RELIABILITY.md § The store's sequence numbers).
    */
   #appendGuessed(docId: string, held: HeldDoc, update: Uint8Array): number {
     if (this.#closed) throw new ClosedError('store');
     if (held.seq >= MAX_SEQ) return 0;
     try {
-      this.#insNext.run(held.id, held.seq, held.id, held.seq, held.id, docId, update);
+      this.#insNext.run(held.id, held.seq, held.id, held.id, held.seq, held.id, docId, update);
     } catch (error) {
       const code = sqliteCode(error);
       if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_NOTNULL') return 0;

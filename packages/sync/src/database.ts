@@ -414,12 +414,19 @@ export class Database {
   /**
    * When it was opened on the monotonic clock, in whole ms (a small integer in its field: a
    * fraction, or `Date.now()`'s value, would be a boxed number, 16 B more). The wall-clock time of
-   * the opening is derived from it ({@link #openedAt}).
+   * the opening is derived from it and {@link #wallSkew} ({@link #openedAt}).
    */
   readonly #clock0 = Math.floor(performance.now());
+  /**
+   * How far the wall clock was from `performance.timeOrigin + #clock0` at the open, in whole ms: 0
+   * or a few ms in a process whose machine never slept (a small integer), but the time asleep
+   * after a sleep (the monotonic clock does not tick then) or the step after a wall-clock change —
+   * without it `stats().openedAt` would be backdated by that much.
+   */
+  readonly #wallSkew = Date.now() - Math.round(performance.timeOrigin + this.#clock0);
   /** When it was opened, in ms since the epoch (`stats().openedAt`). */
   get #openedAt(): number {
-    return Math.round(performance.timeOrigin + this.#clock0);
+    return Math.round(performance.timeOrigin + this.#clock0) + this.#wallSkew;
   }
   #localSeq = 0;
   /** How many writes the next local update carries (a batch: several; see #applyBatch). */
@@ -1352,10 +1359,20 @@ export class Database {
     }
     // Removals we make because a peer left are local bookkeeping, not news for other peers.
     if (origin === AWARENESS_DISCONNECT_ORIGIN || this.#sessions.size === 0) return;
+    // A change that came from a peer over a broadcast channel (a relay topic) is not passed on to
+    // the other members of that channel: the relay pairs every member with every other, and the
+    // peer sent its awareness to each of them itself, as it does its updates (UpdateRouter.route).
+    // In a mesh of k replicas on one relay, passing it on made each change k − 2 extra sealed
+    // frames at every receiver, received and ignored as already known (BENCHMARKS.md § Issue 12,
+    // Session 13 (rssconn)).
+    const from = origin instanceof PeerSession ? origin.broadcastGroup : null;
+    let targets = 0;
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) targets++;
+    if (targets === 0) return;
     const clients = [...changes.added, ...changes.updated, ...changes.removed];
     if (clients.length === 0) return;
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients);
-    for (const session of this.#sessions.values()) if (session !== origin) session.sendAwareness(update);
+    for (const session of this.#sessions.values()) if (session !== origin && (from === null || session.broadcastGroup !== from)) session.sendAwareness(update);
   }
 
   // ---- helpers ------------------------------------------------------------------------------

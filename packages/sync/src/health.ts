@@ -8,6 +8,34 @@
  */
 import { InvalidConfigError } from '@rhizome/core';
 import type { HealthSeverity, HealthState } from '@rhizome/core';
+import {
+  F_ACKED,
+  F_CARRIES,
+  F_COLS,
+  F_PING_AT,
+  F_RECEIVED_AT,
+  F_STARTED,
+  I_BUCKET,
+  I_COLS,
+  I_PINGS,
+  I_PONGS,
+  I_RTT,
+  I_SMALL,
+  I_TOTALS,
+  LOW_SPAN,
+  TOTAL_BYTES_RECEIVED,
+  TOTAL_BYTES_SENT,
+  TOTAL_FRAMES_RECEIVED,
+  TOTAL_FRAMES_SENT,
+  allocRow,
+  carriedOnce,
+  carryOf,
+  carrySaturated,
+  pageOf,
+  releaseRow,
+  slotOf,
+} from './meter-rows.js';
+import type { MeterPage } from './meter-rows.js';
 
 /** Thresholds and periods of the health machinery. Every field has a default. */
 export interface HealthOptions {
@@ -117,22 +145,19 @@ abstract class BucketWindow {
   static readonly BUCKETS = 6; // SECONDS / (BUCKET_MS / 1000)
   /** `BUCKETS` slots per channel, channel-major; null while the window is empty. */
   #buckets: number[] | null = null;
-  /** The bucket (clock ms / BUCKET_MS) the window last advanced to; -1 before the first. */
-  protected lastBucket = -1;
-  /** When the window started, in whole ms (see {@link wholeMs}). */
-  readonly #startedAt: number;
-
-  constructor(now: number) {
-    this.#startedAt = wholeMs(now);
-  }
 
   /** How many channels this window counts. */
   protected abstract get channels(): number;
 
-  /** When the window started (ms, the clock's whole milliseconds). */
-  get startedAt(): number {
-    return this.#startedAt;
-  }
+  /**
+   * The bucket (clock ms / BUCKET_MS) the window last advanced to; -1 before the first. Where it
+   * is kept is the subclass's (a field; a {@link PeerMeter}'s row).
+   */
+  protected abstract get lastBucket(): number;
+  protected abstract set lastBucket(bucket: number);
+
+  /** When the window started (ms, the clock's whole milliseconds: see {@link wholeMs}). */
+  abstract get startedAt(): number;
 
   add(amount: number, now: number, channel = 0): void {
     if (amount === 0) return;
@@ -163,7 +188,7 @@ abstract class BucketWindow {
     let sum = 0;
     const from = channel * BucketWindow.BUCKETS;
     for (let i = from; i < from + BucketWindow.BUCKETS; i++) sum += part(this.#buckets[i] ?? 0);
-    const span = Math.min(BucketWindow.SECONDS, Math.max(1, (now - this.#startedAt) / 1000));
+    const span = Math.min(BucketWindow.SECONDS, Math.max(1, (now - this.startedAt) / 1000));
     return sum / span;
   }
 
@@ -180,6 +205,12 @@ abstract class BucketWindow {
   /** The buckets (null while none); read only. */
   protected get ring(): readonly number[] | null {
     return this.#buckets;
+  }
+
+  /** Sets bucket slot `at` to `f(bucket, arg)` (the window allocated and advanced: a caller's fast path). */
+  protected setBucket(at: number, f: (bucket: number, arg: number) => number, arg: number): void {
+    const buckets = this.#buckets!;
+    buckets[at] = f(buckets[at] ?? 0, arg);
   }
 
   protected advance(now: number): void {
@@ -205,14 +236,29 @@ abstract class BucketWindow {
 /** A {@link BucketWindow} of `channels` channels (1 by default): the database's rates. */
 export class RateWindow extends BucketWindow {
   readonly #channels: number;
+  #lastBucket = -1;
+  readonly #startedAt: number;
 
   constructor(now: number, channels = 1) {
-    super(now);
+    super();
     this.#channels = channels;
+    this.#startedAt = wholeMs(now);
   }
 
   protected get channels(): number {
     return this.#channels;
+  }
+
+  protected get lastBucket(): number {
+    return this.#lastBucket;
+  }
+
+  protected set lastBucket(bucket: number) {
+    this.#lastBucket = bucket;
+  }
+
+  get startedAt(): number {
+    return this.#startedAt;
   }
 }
 
@@ -234,8 +280,6 @@ function pingId(count: number): number {
 /** Largest round-trip time a {@link PeerMeter} keeps, in µs (2^30 - 1, ~18 minutes: still a small integer). */
 const MAX_RTT_US = 2 ** 30 - 1;
 
-/** {@link PeerMeter.lastPingAt} before the first ping: a small integer standing for -Infinity (see {@link wholeMs}). */
-const NEVER = -0x40000000;
 
 function plus(bucket: number, amount: number): number {
   return bucket + amount;
@@ -324,30 +368,15 @@ export class EventLimiter {
  * bytes and frames in and out), silence, pings in flight, RTT and the local updates the peer has
  * acknowledged. A pong acknowledges every message sent before its ping
  * (one ordered connection, processed in order), so `acked` is exact for delivered updates.
+ *
+ * Its numbers are one row of the process's meter rows (meter-rows.ts: 96 B of typed arrays instead
+ * of sixteen 8-byte fields of every peer's session); the meter itself holds the row's number, the
+ * full traffic ring while it is in use and the pings in flight while there are any. A meter whose
+ * session ended gives its row back ({@link releaseMeterRow}) and keeps its numbers in a page of its own.
  */
 export class PeerMeter extends BucketWindow {
-  /** The last frame from the peer (whole ms, see {@link wholeMs}). */
-  lastReceivedAt: number;
-  /**
-   * Smoothed round-trip time in whole microseconds, -1 before the first pong: a small integer
-   * lives in the field itself, a fraction of a millisecond would be a boxed number (16 B of heap
-   * per peer). See {@link rttMs}.
-   */
-  #rttUs = -1;
-  /** Local update sequence number acknowledged by the peer. */
-  ackedSeq: number;
-  pingsSent = 0;
-  pongsReceived = 0;
-  /** Frames and bytes sent and received over the session's life (the session's `stats`). */
-  framesSent = 0;
-  framesReceived = 0;
-  bytesSent = 0;
-  bytesReceived = 0;
-  /** See {@link lastPingAt} (whole ms; {@link NEVER} before the first). */
-  #lastPing = NEVER;
-  // Bytes and frames in and out over the last minute are this meter's own window of two channels,
-  // bytes and frames packed per bucket (it is a BucketWindow: one object per peer, not two; see
-  // {@link rates} and IN above).
+  /** The meter's row in the process's meter rows, or once released a page of its own (slot 0). */
+  #row: number | MeterPage;
   /**
    * Pings sent (or queued) and not answered, oldest first, two numbers each: the local seq when
    * queued and the time sent (NaN until on the wire). Their ids are those of the last
@@ -359,80 +388,188 @@ export class PeerMeter extends BucketWindow {
   #inFlight: number[] | null = null;
 
   constructor(now: number, seqAtStart: number) {
-    super(now);
-    this.lastReceivedAt = this.startedAt;
-    this.ackedSeq = seqAtStart;
+    super();
+    this.#row = allocRow();
+    const started = wholeMs(now);
+    this.setF(F_STARTED, started);
+    this.setF(F_RECEIVED_AT, started);
+    this.setF(F_ACKED, seqAtStart);
+    this.setF(F_PING_AT, -Infinity);
+    this.setI(I_BUCKET, -1);
+    this.setI(I_RTT, -1);
   }
 
-  // The small form of the traffic ring (see HALF): bucket i's in and out, while !allocated.
-  #small0 = 0;
-  #small1 = 0;
-  #small2 = 0;
-  #small3 = 0;
-  #small4 = 0;
-  #small5 = 0;
+  // Columns of the row (meter-rows.ts): a row of the shared pages while the meter is in use, a
+  // page of its own once released.
+  private getF(k: number): number {
+    const r = this.#row;
+    return typeof r === 'number' ? pageOf(r).f[slotOf(r) * F_COLS + k]! : r.f[k]!;
+  }
+
+  private setF(k: number, value: number): void {
+    const r = this.#row;
+    if (typeof r === 'number') pageOf(r).f[slotOf(r) * F_COLS + k] = value;
+    else r.f[k] = value;
+  }
+
+  private getI(k: number): number {
+    const r = this.#row;
+    return typeof r === 'number' ? pageOf(r).i[slotOf(r) * I_COLS + k]! : r.i[k]!;
+  }
+
+  /** Sets an integer column (an int32, or a uint32 as the int32 of the same bits: the array keeps the low 32 bits). */
+  private setI(k: number, value: number): void {
+    const r = this.#row;
+    if (typeof r === 'number') pageOf(r).i[slotOf(r) * I_COLS + k] = value;
+    else r.i[k] = value;
+  }
+
+  /**
+   * Gives the meter's row back to the process's rows (its session ended); its numbers stay
+   * readable (and countable: a send in flight may still finish) in a page of its own. Once only.
+   */
+  protected releaseMeterRow(): void {
+    const r = this.#row;
+    if (typeof r === 'number') this.#row = releaseRow(r);
+  }
+
+  /** A traffic total (meter-rows.ts `TOTAL_*`): its low 32 bits and its carry. */
+  private total(total: number): number {
+    return (this.getI(I_TOTALS + total) >>> 0) + carryOf(this.getF(F_CARRIES), total) * LOW_SPAN;
+  }
+
+  /** Adds `amount` (below 2^32: one frame's bytes, or 1) to a traffic total. */
+  private addTotal(total: number, amount: number): void {
+    const sum = (this.getI(I_TOTALS + total) >>> 0) + amount;
+    if (sum < LOW_SPAN) {
+      this.setI(I_TOTALS + total, sum);
+      return;
+    }
+    const carries = this.getF(F_CARRIES);
+    if (carrySaturated(carries, total)) {
+      this.setI(I_TOTALS + total, LOW_SPAN - 1); // at 2^45 - 1 the total stays
+      return;
+    }
+    this.setF(F_CARRIES, carriedOnce(carries, total));
+    this.setI(I_TOTALS + total, sum - LOW_SPAN);
+  }
+
+  /** The bucket the traffic window last advanced to (the row's). */
+  protected get lastBucket(): number {
+    return this.getI(I_BUCKET);
+  }
+
+  protected set lastBucket(bucket: number) {
+    this.setI(I_BUCKET, bucket);
+  }
+
+  /** When the window (the session) started, in whole ms. */
+  get startedAt(): number {
+    return this.getF(F_STARTED);
+  }
+
+  /** The last frame from the peer (whole ms, see {@link wholeMs}). */
+  get lastReceivedAt(): number {
+    return this.getF(F_RECEIVED_AT);
+  }
+
+  set lastReceivedAt(at: number) {
+    this.setF(F_RECEIVED_AT, at);
+  }
+
+  /** Local update sequence number acknowledged by the peer. */
+  get ackedSeq(): number {
+    return this.getF(F_ACKED);
+  }
+
+  get pingsSent(): number {
+    return this.getI(I_PINGS) >>> 0;
+  }
+
+  get pongsReceived(): number {
+    return this.getI(I_PONGS) >>> 0;
+  }
+
+  /** Frames and bytes sent and received over the session's life (the session's `stats`). */
+  get framesSent(): number {
+    return this.total(TOTAL_FRAMES_SENT);
+  }
+
+  get framesReceived(): number {
+    return this.total(TOTAL_FRAMES_RECEIVED);
+  }
+
+  get bytesSent(): number {
+    return this.total(TOTAL_BYTES_SENT);
+  }
+
+  get bytesReceived(): number {
+    return this.total(TOTAL_BYTES_RECEIVED);
+  }
 
   /** Two channels: traffic in and out (see {@link IN}). */
   protected get channels(): number {
     return 2;
   }
 
+  // The small form of the traffic ring (see HALF): bucket i's in and out, while !allocated.
   private smallCell(i: number): number {
-    switch (i) {
-      case 0:
-        return this.#small0;
-      case 1:
-        return this.#small1;
-      case 2:
-        return this.#small2;
-      case 3:
-        return this.#small3;
-      case 4:
-        return this.#small4;
-      default:
-        return this.#small5;
-    }
+    return this.getI(I_SMALL + i);
   }
 
   private setSmallCell(i: number, value: number): void {
-    switch (i) {
-      case 0:
-        this.#small0 = value;
-        break;
-      case 1:
-        this.#small1 = value;
-        break;
-      case 2:
-        this.#small2 = value;
-        break;
-      case 3:
-        this.#small3 = value;
-        break;
-      case 4:
-        this.#small4 = value;
-        break;
-      default:
-        this.#small5 = value;
-    }
+    this.setI(I_SMALL + i, value);
   }
 
   private smallEmpty(): boolean {
-    return (this.#small0 | this.#small1 | this.#small2 | this.#small3 | this.#small4 | this.#small5) === 0;
+    const ints = this.ints();
+    const at = this.intBase() + I_SMALL;
+    return (ints[at]! | ints[at + 1]! | ints[at + 2]! | ints[at + 3]! | ints[at + 4]! | ints[at + 5]!) === 0;
+  }
+
+  /** The integers of the meter's row are `ints()[intBase() + k]` (one lookup for a method's several columns). */
+  private ints(): Int32Array {
+    const r = this.#row;
+    return typeof r === 'number' ? pageOf(r).i : r.i;
+  }
+
+  private intBase(): number {
+    const r = this.#row;
+    return typeof r === 'number' ? slotOf(r) * I_COLS : 0;
+  }
+
+  /** One frame of `bytes`: a direction's frame and byte totals (meter-rows.ts `TOTAL_*`). */
+  private countFrame(frames: number, bytesTotal: number, bytes: number): void {
+    const ints = this.ints();
+    const at = this.intBase() + I_TOTALS;
+    const f = (ints[at + frames]! >>> 0) + 1;
+    const b = (ints[at + bytesTotal]! >>> 0) + bytes;
+    if (f < LOW_SPAN && b < LOW_SPAN) {
+      ints[at + frames] = f;
+      ints[at + bytesTotal] = b;
+      return;
+    }
+    this.addTotal(frames, 1);
+    this.addTotal(bytesTotal, bytes);
   }
 
   /** As the ring's advance, on the small form: buckets the clock moved past are emptied. */
   private advanceSmall(now: number): void {
     const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
-    if (this.lastBucket < 0 || this.smallEmpty()) {
-      this.lastBucket = bucket;
+    const ints = this.ints();
+    const base = this.intBase();
+    const last = ints[base + I_BUCKET]!;
+    if (last === bucket) return;
+    if (last < 0 || this.smallEmpty()) {
+      ints[base + I_BUCKET] = bucket;
       return;
     }
-    if (bucket <= this.lastBucket) return;
-    const gap = bucket - this.lastBucket;
-    this.lastBucket = bucket;
+    if (bucket < last) return;
+    const gap = bucket - last;
+    ints[base + I_BUCKET] = bucket;
     const n = BucketWindow.BUCKETS;
-    if (gap >= n) for (let i = 0; i < n; i++) this.setSmallCell(i, 0);
-    else for (let i = 1; i <= gap; i++) this.setSmallCell((bucket - gap + i) % n, 0);
+    if (gap >= n) for (let i = 0; i < n; i++) ints[base + I_SMALL + i] = 0;
+    else for (let i = 1; i <= gap; i++) ints[base + I_SMALL + ((bucket - gap + i) % n)] = 0;
   }
 
   /**
@@ -502,11 +639,12 @@ export class PeerMeter extends BucketWindow {
 
   /** Smoothed round-trip time (EWMA, 1/4 weight per sample, kept to the microsecond), or null before the first pong. */
   get rttMs(): number | null {
-    return this.#rttUs < 0 ? null : this.#rttUs / 1000;
+    const us = this.getI(I_RTT);
+    return us < 0 ? null : us / 1000;
   }
 
   set rttMs(ms: number | null) {
-    this.#rttUs = ms === null ? -1 : Math.min(MAX_RTT_US, Math.round(ms * 1000));
+    this.setI(I_RTT, ms === null ? -1 : Math.min(MAX_RTT_US, Math.round(ms * 1000)));
   }
 
   /** When the session started (whole ms): the start of its traffic window. */
@@ -519,24 +657,63 @@ export class PeerMeter extends BucketWindow {
    * able to ping, which then sets it so that the first ping is due one check period later.
    */
   get lastPingAt(): number {
-    return this.#lastPing === NEVER ? -Infinity : this.#lastPing;
+    return this.getF(F_PING_AT);
   }
 
   set lastPingAt(at: number) {
-    this.#lastPing = at === -Infinity ? NEVER : wholeMs(at);
+    this.setF(F_PING_AT, at === -Infinity ? -Infinity : wholeMs(at));
   }
 
   received(bytes: number, now: number): void {
-    this.framesReceived++;
-    this.bytesReceived += bytes;
-    this.lastReceivedAt = wholeMs(now);
+    if (this.countFast(IN, bytes, now)) return;
+    this.countFrame(TOTAL_FRAMES_RECEIVED, TOTAL_BYTES_RECEIVED, bytes);
+    this.setF(F_RECEIVED_AT, wholeMs(now));
     this.update(now, IN, plusFrame, bytes);
   }
 
   sent(bytes: number, now: number): void {
-    this.framesSent++;
-    this.bytesSent += bytes;
+    if (this.countFast(OUT, bytes, now)) return;
+    this.countFrame(TOTAL_FRAMES_SENT, TOTAL_BYTES_SENT, bytes);
     this.update(now, OUT, plusFrame, bytes);
+  }
+
+  /**
+   * One frame of `bytes` on `channel`, counted with one lookup of the row, in the usual case: the
+   * meter has its row, the clock is still in the bucket it last counted in, no total passes 2^32
+   * and (small form) the bucket's cell still fits. False, having changed nothing, otherwise (then
+   * {@link received} / {@link sent} take the general path, which counts the same).
+   */
+  private countFast(channel: number, bytes: number, now: number): boolean {
+    const r = this.#row;
+    if (typeof r !== 'number') return false;
+    const page = pageOf(r);
+    const ints = page.i;
+    const base = slotOf(r) * I_COLS;
+    const bucket = Math.floor(now / BucketWindow.BUCKET_MS);
+    if (ints[base + I_BUCKET] !== bucket) return false;
+    const framesAt = base + I_TOTALS + (channel === IN ? TOTAL_FRAMES_RECEIVED : TOTAL_FRAMES_SENT);
+    const bytesAt = base + I_TOTALS + (channel === IN ? TOTAL_BYTES_RECEIVED : TOTAL_BYTES_SENT);
+    const frames = (ints[framesAt]! >>> 0) + 1;
+    const total = (ints[bytesAt]! >>> 0) + bytes;
+    if (frames >= LOW_SPAN || total >= LOW_SPAN) return false;
+    const i = bucket % BucketWindow.BUCKETS;
+    if (this.allocated) {
+      this.setBucket(channel * BucketWindow.BUCKETS + i, plusFrame, bytes);
+    } else {
+      const cellAt = base + I_SMALL + i;
+      const cell = ints[cellAt]!;
+      const out = cell % HALF;
+      const half = channel === IN ? (cell - out) / HALF : out;
+      const cellBytes = Math.floor(half / SMALL_SPAN) + bytes;
+      const cellFrames = (half % SMALL_SPAN) + 1;
+      if (cellBytes > SMALL_BYTES || cellFrames > SMALL_FRAMES) return false;
+      const next = cellBytes * SMALL_SPAN + cellFrames;
+      ints[cellAt] = channel === IN ? next * HALF + out : cell - out + next;
+    }
+    ints[framesAt] = frames;
+    ints[bytesAt] = total;
+    if (channel === IN) page.f[slotOf(r) * F_COLS + F_RECEIVED_AT] = wholeMs(now);
+    return true;
   }
 
   /** Per-second averages over the last minute. */
@@ -567,8 +744,8 @@ export class PeerMeter extends BucketWindow {
     const id = pingId(this.pingsSent);
     if (this.#inFlight === null) this.#inFlight = [seq, Number.NaN];
     else this.#inFlight.push(seq, Number.NaN);
-    this.#lastPing = wholeMs(now);
-    this.pingsSent++;
+    this.setF(F_PING_AT, wholeMs(now));
+    this.setI(I_PINGS, this.pingsSent + 1);
     return id;
   }
 
@@ -588,8 +765,8 @@ export class PeerMeter extends BucketWindow {
     // Pongs come back in order: every older ping is answered (or lost with a replaced link).
     if (inFlight.length === 2 * (i + 1)) this.#inFlight = null;
     else inFlight.splice(0, 2 * (i + 1));
-    this.pongsReceived++;
-    if (seq > this.ackedSeq) this.ackedSeq = seq;
+    this.setI(I_PONGS, this.pongsReceived + 1);
+    if (seq > this.ackedSeq) this.setF(F_ACKED, seq);
     if (!Number.isNaN(sentAt)) {
       const sample = Math.max(0, now - sentAt);
       const rtt = this.rttMs;

@@ -883,6 +883,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   private finish(reason?: string): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
+    // The meter's numbers leave the process's rows (still readable and counted: see PeerMeter).
+    this.releaseMeterRow();
     this.#queue = NO_QUEUE;
     this.releaseDrainWaiters();
     this.#rare?.acks?.close();
