@@ -153,6 +153,7 @@ async function main() {
     // When the first replica was opened (ms since the process started): connect + sync took
     // syncedAtMs − openedAtMs, and --trace-gc-nvp's GCs between the two are the connecting ones.
     report.openedAtMs = Math.round(performance.now());
+    const io0 = ioCalls();
     // 50 at a time, as the comparison's idle workload opens them.
     for (let i = 0; i < n; i += 50) {
       const batch = [];
@@ -167,6 +168,9 @@ async function main() {
     // Milliseconds since the process started when every replica was synced: with --trace-gc-nvp,
     // the GCs up to here are the connecting ones (their 'promoted' bytes: BENCHMARKS § Session 9 (cliconn)).
     Object.assign(report, { syncedAtMs: Math.round(performance.now()) });
+    // Read and write system calls of the process while connecting, per replica (Linux /proc/self/io).
+    const io1 = ioCalls();
+    if (io0 && io1) report.ioCallsPerReplica = { reads: round((io1.syscr - io0.syscr) / n), writes: round((io1.syscw - io0.syscw) / n) };
     if (profiler) {
       if (o['alloc-keep'] === 'none') for (let i = 0; i < 3; i++) gc();
       if (o['alloc-keep'] === 'promoted') youngFlush();
@@ -244,6 +248,15 @@ function youngFlush() {
   let keep = null;
   for (let i = 0, n = Math.ceil((4 * young) / 1056); i < n; i++) keep = new Array(128).fill(i);
   return keep;
+}
+
+function ioCalls() {
+  try {
+    const io = Object.fromEntries(readFileSync('/proc/self/io', 'utf8').trim().split('\n').map((l) => l.split(': ')));
+    return { syscr: Number(io.syscr), syscw: Number(io.syscw) };
+  } catch {
+    return null;
+  }
 }
 
 function round(x) {

@@ -152,3 +152,58 @@ describe('WsLink', () => {
     }
   });
 });
+
+describe('openLink failures', () => {
+  const opts = { timeoutMs: 300, maxPayload: 1 << 20, implementation: 'ws' as const };
+  const listen = async (handler: (s: Socket) => void): Promise<{ url: string; close(): Promise<void> }> => {
+    const { createServer } = await import('node:net');
+    const accepted: Socket[] = [];
+    const server = createServer((s) => {
+      accepted.push(s);
+      handler(s);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    return {
+      url: `ws://127.0.0.1:${port}`,
+      close: () => {
+        for (const s of accepted) s.destroy();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  };
+
+  it('rejects with ERR_CONNECT_FAILED naming the URL and why, and leaves the socket closed', async () => {
+    const sockets: WebSocket[] = [];
+    const on = WebSocket.prototype.on;
+    vi.spyOn(WebSocket.prototype, 'on').mockImplementation(function (this: WebSocket, ...args: Parameters<WebSocket['on']>) {
+      if (!sockets.includes(this)) sockets.push(this);
+      return on.apply(this, args);
+    });
+    // An HTTP answer that is not an upgrade.
+    const http = await listen((s) => s.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
+    await expect(openLink(http.url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED', message: `cannot connect to relay ${http.url}: HTTP 404 instead of a WebSocket upgrade` });
+    // A server that accepts the connection and never answers: bounded by timeoutMs.
+    const silent = await listen(() => {});
+    await expect(openLink(silent.url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED', message: `cannot connect to relay ${silent.url}: no answer within 300 ms` });
+    // A server that drops the connection at once.
+    const rude = await listen((s) => s.destroy());
+    await expect(openLink(rude.url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+    // Nothing listening.
+    const closed = await listen(() => {});
+    await closed.close();
+    await expect(openLink(closed.url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED', message: expect.stringContaining(`cannot connect to relay ${closed.url}: `) });
+    // Every failed socket is closed (or closing), with only the error sink left listening.
+    expect(sockets.length).toBe(4);
+    for (const ws of sockets) {
+      expect(ws.readyState).toBeGreaterThanOrEqual(WebSocket.CLOSING);
+      expect(ws.eventNames()).toEqual(['error']);
+    }
+    await Promise.all([http.close(), silent.close(), rude.close()]);
+  });
+
+  it('rejects (does not throw) for a URL ws refuses', async () => {
+    const opening = openLink('not a url', opts);
+    await expect(opening).rejects.toThrow();
+  });
+});

@@ -352,17 +352,44 @@ function shareZeroMask(ws: WsSocket): void {
  */
 function ignoreError(): void {}
 
-export async function openLink(url: string, options: LinkOptions): Promise<Link> {
+export function openLink(url: string, options: LinkOptions): Promise<Link> {
   if (options.implementation === 'global') return openGlobal(url, options);
-  let WebSocketCtor: typeof WsSocket;
+  if (wsConstructor !== null) return openWs(wsConstructor, url, options);
+  return loadWs(url).then((ctor) => openWs(ctor, url, options));
+}
+
+/** `ws`'s WebSocket class once imported (an import per link made a promise chain per replica). */
+let wsConstructor: typeof WsSocket | null = null;
+
+async function loadWs(url: string): Promise<typeof WsSocket> {
   try {
     // A computed specifier, imported only in Node: bundlers for browsers do not follow it, so
     // they never pull `ws` (and Node's net/tls) in.
     const specifier = 'ws';
-    WebSocketCtor = ((await import(/* @vite-ignore */ specifier)) as { WebSocket: typeof WsSocket }).WebSocket;
+    wsConstructor ??= ((await import(/* @vite-ignore */ specifier)) as { WebSocket: typeof WsSocket }).WebSocket;
+    return wsConstructor;
   } catch (error) {
     throw new ConnectFailedError(`cannot connect to relay ${url}: the 'ws' package is not available`, { cause: error });
   }
+}
+
+/**
+ * A `ws` socket being opened: what its opening listeners settle. It sits in the socket's
+ * {@link LINK} slot until the socket opens (then the {@link WsLink} takes the slot) or fails, and
+ * the listeners and the timer are functions shared by every socket: while thousands of replicas
+ * connect at once, their openings wait through many young-generation collections, and what they
+ * hold is promoted and then dies in the old generation — four `once` wrappers, their closures and
+ * the opening's scope were ~1.4 KiB of it per replica (BENCHMARKS.md § Issue 12, Session 13
+ * (rssconn)).
+ */
+interface PendingOpen {
+  readonly url: string;
+  readonly resolve: (link: Link) => void;
+  readonly reject: (error: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+function openWs(WebSocketCtor: typeof WsSocket, url: string, options: LinkOptions): Promise<Link> {
   const wsOptions: ClientOptions = {
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
@@ -380,34 +407,66 @@ export async function openLink(url: string, options: LinkOptions): Promise<Link>
     wsOptions.ca = Array.isArray(ca) ? ca.map((c) => (typeof c === 'string' ? c : Buffer.from(c))) : typeof ca === 'string' ? ca : Buffer.from(ca);
   }
   if (options.tls?.rejectUnauthorized !== undefined) wsOptions.rejectUnauthorized = options.tls.rejectUnauthorized;
-  const ws = new WebSocketCtor(url, wsOptions);
+  let ws: OpeningSocket;
+  try {
+    ws = new WebSocketCtor(url, wsOptions) as OpeningSocket;
+  } catch (error) {
+    // (As when this function was async: a bad URL rejects with ws's own error.)
+    return Promise.reject(error);
+  }
   ws.binaryType = 'nodebuffer';
   return new Promise<Link>((resolve, reject) => {
-    let settled = false;
-    const fail = (why: string, cause?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      ws.removeAllListeners();
-      ws.on('error', ignoreError);
-      ws.terminate();
-      reject(new ConnectFailedError(`cannot connect to relay ${url}: ${why}`, { cause }));
-    };
-    const timer = setTimeout(() => fail(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
-    ws.once('error', (error: Error) => fail(error.message, error));
-    ws.once('unexpected-response', (_req, res) => fail(`HTTP ${res.statusCode ?? '?'} instead of a WebSocket upgrade`));
-    ws.once('close', (code) => fail(`closed with ${code} before opening`));
-    ws.once('open', () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      ws.removeAllListeners();
-      // Errors after opening end in 'close', which the link reports.
-      ws.on('error', ignoreError);
-      shareZeroMask(ws);
-      resolve(new WsLink(url, ws));
-    });
+    ws[LINK] = { url, resolve, reject, timer: setTimeout(openTimedOut, options.timeoutMs, ws, options.timeoutMs) };
+    ws.on('error', openError);
+    ws.on('unexpected-response', openUnexpectedResponse);
+    ws.on('close', openClosed);
+    ws.on('open', opened);
   });
+}
+
+type OpeningSocket = WsSocket & { [LINK]?: WsLink | PendingOpen | undefined };
+
+/** The socket's opening, if it is still pending (taken out of the slot: it settles once). */
+function takeOpening(ws: OpeningSocket): PendingOpen | null {
+  const pending = ws[LINK];
+  if (pending === undefined || pending instanceof WsLink) return null;
+  ws[LINK] = undefined;
+  clearTimeout(pending.timer);
+  pending.timer = undefined;
+  ws.removeAllListeners();
+  // Errors after this end in 'close' (reported by the link once open; nothing to report if not).
+  ws.on('error', ignoreError);
+  return pending;
+}
+
+function failOpening(ws: OpeningSocket, why: string, cause?: unknown): void {
+  const pending = takeOpening(ws);
+  if (pending === null) return;
+  ws.terminate();
+  pending.reject(new ConnectFailedError(`cannot connect to relay ${pending.url}: ${why}`, { cause }));
+}
+
+function openTimedOut(ws: OpeningSocket, ms: number): void {
+  failOpening(ws, `no answer within ${ms} ms`);
+}
+
+function openError(this: OpeningSocket, error: Error): void {
+  failOpening(this, error.message, error);
+}
+
+function openUnexpectedResponse(this: OpeningSocket, _req: unknown, res: { statusCode?: number }): void {
+  failOpening(this, `HTTP ${res.statusCode ?? '?'} instead of a WebSocket upgrade`);
+}
+
+function openClosed(this: OpeningSocket, code: number): void {
+  failOpening(this, `closed with ${code} before opening`);
+}
+
+function opened(this: OpeningSocket): void {
+  const pending = takeOpening(this);
+  if (pending === null) return;
+  shareZeroMask(this);
+  pending.resolve(new WsLink(pending.url, this));
 }
 
 function openGlobal(url: string, options: LinkOptions): Promise<Link> {
