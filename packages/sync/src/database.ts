@@ -939,28 +939,68 @@ export class Database {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => done(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => {
-        const pending = [...this.#sessions.values()].filter((s) => !s.synced).map((s) => s.peerId);
-        done(new TimeoutError(`not synced after ${timeoutMs} ms (${this.#sessions.size} peers, waiting for ${pending.length ? pending.join(', ') : `${minPeers} peers`})`));
-      }, timeoutMs);
-      const waiter: SyncWaiter = {
-        minPeers,
-        resolve: () => done(),
-        reject: (error) => done(error),
-      };
-      const done = (error?: Error): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const still = this.#waiters?.filter((w) => w !== waiter) ?? [];
-        this.#waiters = still.length > 0 ? still : null;
-        if (error) reject(error);
-        else resolve();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      (this.#waiters ??= []).push(waiter);
+      const wait = new Database.#SyncWait(this, minPeers, timeoutMs, resolve, reject, signal);
+      (this.#waiters ??= []).push(wait);
     });
   }
+
+  /**
+   * One pending {@link whenSynced}: the waiter, its timer's argument and its abort listener in
+   * one object with methods, not five closures and their scope. An app awaits it while its
+   * replica connects, which can take a while (thousands of replicas opened at once: many
+   * young-generation collections), and what waits that long is promoted and then dies in the
+   * old generation (BENCHMARKS.md § Issue 12, Session 13 (rssconn)).
+   */
+  static readonly #SyncWait = class SyncWait implements SyncWaiter {
+    readonly #db: Database;
+    readonly minPeers: number;
+    readonly #timeoutMs: number;
+    readonly #resolve: () => void;
+    readonly #reject: (error: Error) => void;
+    readonly #signal: AbortSignal | undefined;
+    readonly #timer: ReturnType<typeof setTimeout>;
+
+    constructor(db: Database, minPeers: number, timeoutMs: number, resolve: () => void, reject: (error: Error) => void, signal: AbortSignal | undefined) {
+      this.#db = db;
+      this.minPeers = minPeers;
+      this.#timeoutMs = timeoutMs;
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#signal = signal;
+      this.#timer = setTimeout(SyncWait.timedOut, timeoutMs, this);
+      signal?.addEventListener('abort', this, { once: true });
+    }
+
+    static timedOut(wait: SyncWait): void {
+      const db = wait.#db;
+      const pending = [...db.#sessions.values()].filter((s) => !s.synced).map((s) => s.peerId);
+      wait.reject(new TimeoutError(`not synced after ${wait.#timeoutMs} ms (${db.#sessions.size} peers, waiting for ${pending.length ? pending.join(', ') : `${wait.minPeers} peers`})`));
+    }
+
+    /** The signal's abort (an EventListener object). */
+    handleEvent(): void {
+      const reason: unknown = this.#signal?.reason;
+      this.reject(reason instanceof Error ? reason : new Error('aborted'));
+    }
+
+    resolve(): void {
+      this.done();
+      this.#resolve();
+    }
+
+    reject(error: Error): void {
+      this.done();
+      this.#reject(error);
+    }
+
+    private done(): void {
+      clearTimeout(this.#timer);
+      this.#signal?.removeEventListener('abort', this);
+      const db = this.#db;
+      const still = db.#waiters?.filter((w) => w !== this) ?? [];
+      db.#waiters = still.length > 0 ? still : null;
+    }
+  };
 
   /**
    * Resolves once at least `minPeers` (default 1) peers have acknowledged everything this replica
@@ -1162,17 +1202,25 @@ export class Database {
    * network event, including the first `peer-connected` and an early `error`.
    */
   start(): void {
+    // The platform's macrotask. One small closure waits for it, not a suspended async function
+    // with its promises: while thousands of replicas open at once, a turn is long, and what waits
+    // through it is promoted to the old generation and dies there (BENCHMARKS.md § Issue 12,
+    // Session 13 (rssconn)). A database closed meanwhile does not join (close() had nothing to
+    // wait for).
+    this.#host.nextTurn(() => this.#join());
+    this.#monitor.start();
+  }
+
+  #join(): void {
+    if (this.#closed) return;
     const run = (this.#network = this.#run());
     // #run reports its own errors: it never rejects.
     void run.then(() => {
       if (this.#network === run) this.#network = null;
     });
-    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => this.#host.nextTurn(resolve)); // the platform's macrotask
-    if (this.#closed) return;
     const leaveByDisconnect = this.#ownsTransport && !(this.transport instanceof MultiTransport);
     try {
       const connections = await this.transport.connect(this.topic, leaveByDisconnect ? {} : { signal: (this.#abort = new AbortController()).signal });
