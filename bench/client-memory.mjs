@@ -78,11 +78,15 @@ async function main() {
   const n = Number(o.replicas);
   const per = Number(o['per-doc']);
   const system = o.system;
+  // The server child gets this process's Node flags without the diagnostic ones: with them, its
+  // --trace-gc-nvp lines went into the same output as the client's, and sums of the client's
+  // promoted bytes counted the server's GCs too (BENCHMARKS.md § Issue 12, Session 13 (rssconn)).
+  const childArgv = process.execArgv.filter((a) => !/^--(trace-gc|cpu-prof|heap-prof|prof)/.test(a));
   const server =
     system === 'rhizome'
       ? // The relay process as `rhizome relay` starts it: with the relay's Node flags.
-        fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit', execArgv: [...process.execArgv, ...(await import('@rhizome/relay/node-flags')).missingRelayNodeFlags()] })
-      : fork(new URL('./peers/server.mjs', import.meta.url), [system, '{}'], { stdio: 'inherit' });
+        fork(new URL(import.meta.url), ['--relay-child'], { stdio: 'inherit', execArgv: [...childArgv, ...(await import('@rhizome/relay/node-flags')).missingRelayNodeFlags()] })
+      : fork(new URL('./peers/server.mjs', import.meta.url), [system, '{}'], { stdio: 'inherit', execArgv: childArgv });
   try {
     const port = await new Promise((resolve) => server.on('message', (m) => m.port && resolve(m.port)));
     const url = `ws://127.0.0.1:${port}`;

@@ -34,10 +34,13 @@ const PER_DATABASE: Array<[string, string]> = [
   ['packages/sync/src/broadcast.ts', 'BroadcastGroup'],
   ['packages/sync/src/broadcast.ts', 'UpdateRouter'],
   ['packages/sync/src/mailbox-hook.ts', 'DeferredMailbox'],
-  // Session 13 (dbtrim): the database's host extends the scheduler; the relay transport's link and mailbox access.
+  // Session 13 (dbtrim): the database's host extends the scheduler; the relay transport's link, mailbox access and pacer; the sealer; the health monitor.
   ['packages/sync/src/coalesce.ts', 'TurnScheduler'],
   ['packages/transport-relay/src/link.ts', 'WsLink'],
   ['packages/transport-relay/src/mailbox.ts', 'RelayMailbox'],
+  ['packages/sync/src/seal.ts', 'FrameSealer'],
+  ['packages/sync/src/monitor.ts', 'HealthMonitor'],
+  ['packages/transport-relay/src/pacer.ts', 'SendPacer'],
 ];
 
 describe('per-peer classes and some per-database ones: no `#` methods or accessors (each such class costs every instance a slot)', () => {

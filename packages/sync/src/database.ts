@@ -221,6 +221,9 @@ const OWNS_TRANSPORT = 2;
 const READ_ONLY = 4;
 const CLOSED = 8;
 const LISTENING = 16;
+/** Channels of the database's update rates (one window of two channels, made at the first update). */
+const LOCAL_RATE = 0;
+const REMOTE_RATE = 1;
 /** `#mailbox` is the transport's mailbox access, which the host listens to (no binding yet). */
 const MAILBOX_HELD = 32;
 /** A local write happened while the mailbox access was held (the binding, once made, deposits it). */
@@ -301,7 +304,10 @@ export class Database {
   #nodes(): NodeModel {
     return (this.#model ??= new NodeModel(this.#doc));
   }
-  readonly #store: DocStore;
+  /** The store: the persistence binding's (no field of its own). */
+  get #store(): DocStore {
+    return this.#persistence.store;
+  }
   /** {@link OWNS_STORE}, {@link OWNS_TRANSPORT}, {@link READ_ONLY}, {@link CLOSED}, {@link LISTENING}: bits of one small integer. */
   #bits = 0;
   #bit(bit: number, on: boolean): void {
@@ -427,8 +433,7 @@ export class Database {
   #batchWrites = 1;
   #remoteUpdates = 0;
   /** Local and remote update rates, made at the first update (an idle database counts none). */
-  #localRate: RateWindow | null = null;
-  #remoteRate: RateWindow | null = null;
+  #rates: RateWindow | null = null;
   get #closed(): boolean {
     return (this.#bits & CLOSED) !== 0;
   }
@@ -449,7 +454,12 @@ export class Database {
     this.#setRare('storageOpen', value);
   }
   /** The join ({@link #run}) while it runs; null once it returned (an open database keeps no settled promise). */
-  #network: Promise<void> | null = null;
+  get #network(): Promise<void> | null {
+    return this.#rare?.network ?? null;
+  }
+  set #network(value: Promise<void> | null) {
+    this.#setRare('network', value);
+  }
   /**
    * The transport's connection stream, when it is listened to (see {@link #run}): true while it
    * has not ended. `#streamEnded` is made only when close() waits for the end.
@@ -499,7 +509,6 @@ export class Database {
   ) {
     this.id = id;
     this.#doc = new DatabaseDoc({ guid: newDocGuid(), gcFilter: gcEverything });
-    this.#store = store;
     this.#bits = (host.ownsStore ? OWNS_STORE : 0) | (ownsTransport ? OWNS_TRANSPORT : 0) | (readOnly ? READ_ONLY : 0);
     this.transport = transport;
     // The host first: the persistence binding and the awareness report their errors to it.
@@ -531,7 +540,11 @@ export class Database {
       this.#persistence.load();
       awareness = new DatabaseAwareness(this.#doc, this.#host);
       this.awareness = awareness;
-      this.replicaId = Array.from(replicaId, (b) => b.toString(16).padStart(2, '0')).join('');
+      // The transport's own peer id string when it is this replica id (a relay transport the
+      // database made for itself): one string of 48 B per database, not two.
+      const hex = flatHex(replicaId);
+      const peerId = (transport as { peerId?: unknown }).peerId;
+      this.replicaId = typeof peerId === 'string' && peerId === hex ? peerId : hex;
       // Broadcast frames are bounded by the sync limit alone (the channel applies its own).
       this.#router = new UpdateRouter(this.#host, limits.maxFrameBytes);
       this.#monitor = new HealthMonitor(this.#host, healthOptions);
@@ -856,7 +869,7 @@ export class Database {
       health: this.#monitor.database(),
       localUpdates: this.#localSeq,
       remoteUpdates: this.#remoteUpdates,
-      rates: { localUpdates: this.#localRate?.perSecond(now) ?? 0, remoteUpdates: this.#remoteRate?.perSecond(now) ?? 0 },
+      rates: { localUpdates: this.#rates?.perSecond(now, LOCAL_RATE) ?? 0, remoteUpdates: this.#rates?.perSecond(now, REMOTE_RATE) ?? 0 },
       persistence: { pendingUpdates: this.#persistence.pendingUpdates, logUpdates: this.#persistence.logUpdates, compactions: this.#persistence.compactions },
       storage,
       lastError: storage.lastError,
@@ -926,28 +939,68 @@ export class Database {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => done(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => {
-        const pending = [...this.#sessions.values()].filter((s) => !s.synced).map((s) => s.peerId);
-        done(new TimeoutError(`not synced after ${timeoutMs} ms (${this.#sessions.size} peers, waiting for ${pending.length ? pending.join(', ') : `${minPeers} peers`})`));
-      }, timeoutMs);
-      const waiter: SyncWaiter = {
-        minPeers,
-        resolve: () => done(),
-        reject: (error) => done(error),
-      };
-      const done = (error?: Error): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const still = this.#waiters?.filter((w) => w !== waiter) ?? [];
-        this.#waiters = still.length > 0 ? still : null;
-        if (error) reject(error);
-        else resolve();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      (this.#waiters ??= []).push(waiter);
+      const wait = new Database.#SyncWait(this, minPeers, timeoutMs, resolve, reject, signal);
+      (this.#waiters ??= []).push(wait);
     });
   }
+
+  /**
+   * One pending {@link whenSynced}: the waiter, its timer's argument and its abort listener in
+   * one object with methods, not five closures and their scope. An app awaits it while its
+   * replica connects, which can take a while (thousands of replicas opened at once: many
+   * young-generation collections), and what waits that long is promoted and then dies in the
+   * old generation (BENCHMARKS.md § Issue 12, Session 13 (rssconn)).
+   */
+  static readonly #SyncWait = class SyncWait implements SyncWaiter {
+    readonly #db: Database;
+    readonly minPeers: number;
+    readonly #timeoutMs: number;
+    readonly #resolve: () => void;
+    readonly #reject: (error: Error) => void;
+    readonly #signal: AbortSignal | undefined;
+    readonly #timer: ReturnType<typeof setTimeout>;
+
+    constructor(db: Database, minPeers: number, timeoutMs: number, resolve: () => void, reject: (error: Error) => void, signal: AbortSignal | undefined) {
+      this.#db = db;
+      this.minPeers = minPeers;
+      this.#timeoutMs = timeoutMs;
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#signal = signal;
+      this.#timer = setTimeout(SyncWait.timedOut, timeoutMs, this);
+      signal?.addEventListener('abort', this, { once: true });
+    }
+
+    static timedOut(wait: SyncWait): void {
+      const db = wait.#db;
+      const pending = [...db.#sessions.values()].filter((s) => !s.synced).map((s) => s.peerId);
+      wait.reject(new TimeoutError(`not synced after ${wait.#timeoutMs} ms (${db.#sessions.size} peers, waiting for ${pending.length ? pending.join(', ') : `${wait.minPeers} peers`})`));
+    }
+
+    /** The signal's abort (an EventListener object). */
+    handleEvent(): void {
+      const reason: unknown = this.#signal?.reason;
+      this.reject(reason instanceof Error ? reason : new Error('aborted'));
+    }
+
+    resolve(): void {
+      this.done();
+      this.#resolve();
+    }
+
+    reject(error: Error): void {
+      this.done();
+      this.#reject(error);
+    }
+
+    private done(): void {
+      clearTimeout(this.#timer);
+      this.#signal?.removeEventListener('abort', this);
+      const db = this.#db;
+      const still = db.#waiters?.filter((w) => w !== this) ?? [];
+      db.#waiters = still.length > 0 ? still : null;
+    }
+  };
 
   /**
    * Resolves once at least `minPeers` (default 1) peers have acknowledged everything this replica
@@ -1149,17 +1202,25 @@ export class Database {
    * network event, including the first `peer-connected` and an early `error`.
    */
   start(): void {
+    // The platform's macrotask. One small closure waits for it, not a suspended async function
+    // with its promises: while thousands of replicas open at once, a turn is long, and what waits
+    // through it is promoted to the old generation and dies there (BENCHMARKS.md § Issue 12,
+    // Session 13 (rssconn)). A database closed meanwhile does not join (close() had nothing to
+    // wait for).
+    this.#host.nextTurn(() => this.#join());
+    this.#monitor.start();
+  }
+
+  #join(): void {
+    if (this.#closed) return;
     const run = (this.#network = this.#run());
     // #run reports its own errors: it never rejects.
     void run.then(() => {
       if (this.#network === run) this.#network = null;
     });
-    this.#monitor.start();
   }
 
   async #run(): Promise<void> {
-    await new Promise<void>((resolve) => this.#host.nextTurn(resolve)); // the platform's macrotask
-    if (this.#closed) return;
     const leaveByDisconnect = this.#ownsTransport && !(this.transport instanceof MultiTransport);
     try {
       const connections = await this.transport.connect(this.topic, leaveByDisconnect ? {} : { signal: (this.#abort = new AbortController()).signal });
@@ -1271,13 +1332,13 @@ export class Database {
     }
     if (origin instanceof PeerSession) {
       this.#remoteUpdates++;
-      (this.#remoteRate ??= new RateWindow(this.#clock0)).add(1, performance.now());
+      (this.#rates ??= new RateWindow(this.#clock0, 2)).add(1, performance.now(), REMOTE_RATE);
     } else {
       // A batch of queued writes is one update but counts as the writes it holds.
       const writes = this.#batchWrites;
       this.#batchWrites = 1;
       this.#localSeq += writes;
-      (this.#localRate ??= new RateWindow(this.#clock0)).add(writes, performance.now());
+      (this.#rates ??= new RateWindow(this.#clock0, 2)).add(writes, performance.now(), LOCAL_RATE);
     }
     if (this.#sessions.size === 0) return;
     // Never echo an update to the peer it came from; one sealed broadcast per group.
@@ -1456,7 +1517,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
   // Errors the transports it makes handle by themselves (lost sessions, failed reconnects) become
   // `error` events of the database (once it exists); an onError of the app's configuration still
   // gets them too.
-  const errors: TransportErrors = { db: null };
+  const errors: ErrorRoute[] = [];
   const given = options.transport;
   // Drawn before the transport: a relay transport this database makes takes it as its peer id.
   const replicaId = newReplicaId();
@@ -1541,7 +1602,7 @@ export async function openDatabaseOn(platform: Platform, options: DatabaseOption
     if (owns) await transport.disconnect().catch(() => undefined);
     throw error;
   }
-  errors.db = db;
+  for (const route of errors) route.db = db;
   try {
     db.useMailbox(material);
     db.start();
@@ -1568,10 +1629,11 @@ interface DatabaseRare {
   closing: Promise<void> | null;
   storageOpen: boolean;
   streamEnded: (() => void) | null;
+  network: Promise<void> | null;
 }
 
 function newRare(): DatabaseRare {
-  return { standby: null, ended: null, retiring: null, onAttach: null, onClose: null, abort: null, totals: null, waiters: null, closing: null, storageOpen: false, streamEnded: null };
+  return { standby: null, ended: null, retiring: null, onAttach: null, onClose: null, abort: null, totals: null, waiters: null, closing: null, storageOpen: false, streamEnded: null, network: null };
 }
 
 /** A database host's limits (see `DatabaseHost`). */
@@ -1605,21 +1667,30 @@ function sharedLimits(l: HostLimits): HostLimits {
 }
 
 /** Where the transports a database made report their errors: the database, once it exists. */
-interface TransportErrors {
+/** Where one transport the database makes reports the errors it handles by itself: the database (set once it exists), then the app's own `onError`. */
+interface ErrorRoute {
   db: Database | null;
+  readonly app: ((error: Error) => void) | undefined;
+}
+
+/** {@link forwardTransportErrors}'s function, bound to a route: one function for every transport. */
+function forwardTransportError(this: ErrorRoute, error: Error): void {
+  const db = this.db;
+  if (db !== null && !db.closed) db.events.publish({ type: 'error', error });
+  this.app?.(error);
 }
 
 /**
  * The `onError` handed to a transport the database makes: the database's `error` event first (an
- * app handler that throws must not hide the error from `db.events`), then the app's own. Made here
- * so it keeps only `errors` and `app`, not `openDatabase`'s whole scope (options included).
+ * app handler that throws must not hide the error from `db.events`), then the app's own. A bound
+ * function over a route of two fields (added to `routes`, whose `db` openDatabase sets): it keeps
+ * neither `openDatabase`'s scope (options included) nor a closure's context (~0.05 KiB less per
+ * database than a closure over a shared record).
  */
-function forwardTransportErrors(errors: TransportErrors, app: ((error: Error) => void) | undefined): (error: Error) => void {
-  return (error) => {
-    const db = errors.db;
-    if (db !== null && !db.closed) db.events.publish({ type: 'error', error });
-    app?.(error);
-  };
+function forwardTransportErrors(routes: ErrorRoute[], app: ((error: Error) => void) | undefined): (error: Error) => void {
+  const route: ErrorRoute = { db: null, app };
+  routes.push(route);
+  return forwardTransportError.bind(route);
 }
 
 /** Yjs's default garbage-collection filter (collect everything), one function for every database instead of a closure each. */

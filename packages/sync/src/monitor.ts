@@ -55,6 +55,8 @@ export interface DatabaseHealthStatus {
  * 64 per turn of the event loop (ticker.ts); health checks never keep a process alive.
  */
 export class HealthMonitor {
+  // (Its private methods are TypeScript-private, not `#`: a class with `#` methods costs each
+  // instance a slot, ARCHITECTURE § Memory of an idle replica; every database holds a monitor.)
   readonly #host: MonitorHost;
   readonly #o: Required<HealthOptions>;
   /** The database's event budget, made at its first change of state (a full bucket then, as it would be). */
@@ -98,7 +100,7 @@ export class HealthMonitor {
 
   /** The database's current state, evaluated now (a copy: the state kept may be a shared record). */
   database(): DatabaseHealthStatus {
-    this.#evaluateDatabase(this.#host.now(), false);
+    this.evaluateDatabase(this.#host.now(), false);
     return { ...this.#db };
   }
 
@@ -148,12 +150,12 @@ export class HealthMonitor {
       if (due && session.canPing && now - meter.lastPingAt >= interval / 2 && meter.pingsInFlight < MAX_PINGS_IN_FLIGHT && !(fresh?.includes(meter) ?? false)) {
         session.ping(this.#host.pingSeq?.(session) ?? this.#host.localSeq());
       }
-      this.#evaluatePeer(session, now);
+      this.evaluatePeer(session, now);
     }
-    this.#evaluateDatabase(now, true);
+    this.evaluateDatabase(now, true);
   }
 
-  #evaluatePeer(session: PeerSession, now: number): void {
+  private evaluatePeer(session: PeerSession, now: number): void {
     const meter = session.meter;
     const next = peerHealth({ now, lastReceivedAt: meter.lastReceivedAt, rttMs: meter.rttMs, queued: session.queued }, this.#o);
     // Kept on the session (no map of sessions), and a healthy peer that never changed state shares
@@ -177,7 +179,7 @@ export class HealthMonitor {
     }
   }
 
-  #evaluateDatabase(now: number, publish: boolean): void {
+  private evaluateDatabase(now: number, publish: boolean): void {
     let reachable = 0;
     for (const session of this.#host.sessions()) {
       if (session.closed || session.foreign) continue;

@@ -11,10 +11,10 @@ const topic = deriveTopic('seal-test');
 const material = keyMaterial('seal-test');
 
 /** The frame as version 1 defines it, computed independently with noble's XChaCha20-Poly1305. */
-function referenceOpen(frame: Uint8Array): Uint8Array {
-  const key = hkdf(sha256, material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32);
+function referenceOpen(frame: Uint8Array, ofMaterial = material, ofTopic = topic): Uint8Array {
+  const key = hkdf(sha256, ofMaterial, utf8ToBytes(SEAL_KEY_LABEL), ofTopic, 32);
   const label = utf8ToBytes(SEAL_AAD_LABEL);
-  const aad = new Uint8Array([...label, SEAL_VERSION, ...topic]);
+  const aad = new Uint8Array([...label, SEAL_VERSION, ...ofTopic]);
   return xchacha20poly1305(key, frame.subarray(1, 1 + NONCE_LENGTH), aad).decrypt(frame.subarray(1 + NONCE_LENGTH));
 }
 
@@ -130,5 +130,38 @@ describe('FrameSealer', () => {
     }
     // The good frame still opens after the failures (a failed prefix is not cached).
     expect(new TextDecoder().decode(sealer.open(frame))).toBe('payload');
+  });
+});
+
+describe('sealers of several databases in one process (the per-frame scratch they share)', () => {
+  it('interleaved, each seals and opens under its own key and topic, for either AEAD; the reference opens them', () => {
+    for (const aead of [nobleAead, defaultAead()]) {
+      const t2 = deriveTopic('seal-test-2');
+      const m2 = keyMaterial('seal-test-2');
+      const a1 = new FrameSealer(material, topic, aead);
+      const b1 = new FrameSealer(material, topic, aead);
+      const c1 = new FrameSealer(material, topic, aead);
+      const a2 = new FrameSealer(m2, t2, aead);
+      const b2 = new FrameSealer(m2, t2, aead);
+      expect(a1.topicCopy()).toEqual(topic);
+      expect(a2.topicCopy()).toEqual(t2);
+      for (let i = 0; i < 4; i++) {
+        const f1 = a1.seal(Uint8Array.of(1, i));
+        const f2 = a2.seal(Uint8Array.of(2, i));
+        expect([...referenceOpen(f1)]).toEqual([1, i]);
+        expect([...referenceOpen(f2, m2, t2)]).toEqual([2, i]);
+        expect([...b2.open(f2)]).toEqual([2, i]);
+        expect([...b1.open(f1)]).toEqual([1, i]);
+        expect(() => b2.open(f1)).toThrow(DecryptError); // another database's frame
+        expect([...a1.open(f1)]).toEqual([1, i]); // its own, back through a loop
+        // Two senders alternating at one receiver (each frame derives its sender's subkey again).
+        const g1 = c1.seal(Uint8Array.of(3, i));
+        expect([...b1.open(g1)]).toEqual([3, i]);
+        expect([...b1.open(a1.seal(Uint8Array.of(4, i)))]).toEqual([4, i]);
+        const h2 = b2.seal(Uint8Array.of(5, i));
+        expect([...referenceOpen(h2, m2, t2)]).toEqual([5, i]);
+        expect([...a2.open(h2)]).toEqual([5, i]);
+      }
+    }
   });
 });

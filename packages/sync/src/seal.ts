@@ -53,14 +53,19 @@ export const NONCE_PREFIX_LENGTH = 16;
  * frame sealed for one database does not open under another's topic even with the same secret.
  */
 export class FrameSealer {
-  /** Bytes a sealed frame adds to its plaintext. */
-  readonly overhead = SEAL_OVERHEAD;
-  // One buffer per sealer (key, nonce prefix, subkey, associated data) and no views of it kept:
-  // an idle database holds a sealer, and each Uint8Array view is ~100 B of heap. The views a
-  // frame needs are made per call (a sealed frame costs a cipher object anyway), and the
-  // per-frame scratch (nonces, an opening subkey) is one buffer per process (see SCRATCH):
-  // sealing and opening are synchronous, so no two calls share it at once.
-  readonly #slab: Uint8Array;
+  /** Bytes a sealed frame adds to its plaintext (a getter: not a field of every sealer). */
+  get overhead(): number {
+    return SEAL_OVERHEAD;
+  }
+  /**
+   * The sealer's bytes — key, nonce prefix, subkey, topic ({@link KEY_AT} ...) — as one flat string
+   * of one char per byte: ~0.14 KiB of heap, where a `Uint8Array` of them is ~0.2 KiB of heap plus
+   * its buffer's 0.13 KiB outside it (an idle database holds a sealer for its whole life). A frame
+   * copies the subkey and the topic into the process's scratch buffers (see {@link SCRATCH}: the
+   * key, nonces and associated data each call passes to the cipher): sealing and opening are
+   * synchronous, so no two calls share them at once.
+   */
+  readonly #bytes: string;
   readonly #aead: ChaChaPolyAead;
   #counterHigh = 0;
   #counterLow = 0;
@@ -76,33 +81,32 @@ export class FrameSealer {
   #lastSender: string | null = null;
   /** @internal Subkeys derived to open frames, by every sealer of the process (a frame from a sender other than the last): a counter of the class, not a field of each sealer. */
   static subkeysDerived = 0;
-  /** This sealer's own prefix as a cache key (its frames may come back through a loop). */
-  readonly #ownPrefix: string;
-
   constructor(material: Uint8Array, topic: TopicHash, aead: ChaChaPolyAead = defaultAead()) {
     assertTopic(topic);
-    const label = utf8ToBytes(SEAL_AAD_LABEL);
-    const slab = (this.#slab = new Uint8Array(AAD_AT + label.length + 1 + topic.length));
-    slab.set(hkdfSha256(material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
+    const bytes = new Uint8Array(BYTES_LENGTH);
+    bytes.set(hkdfSha256(material, utf8ToBytes(SEAL_KEY_LABEL), topic, 32), KEY_AT);
     // Drawn from the CSPRNG directly, not through core's randomId pool: a pool copied by a startup
     // snapshot would give two processes one prefix under one key (keystream reuse).
-    slab.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
-    slab.set(hchacha20(this.#key(), slab.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)), SUBKEY_AT);
-    slab.set(label, AAD_AT);
-    slab[AAD_AT + label.length] = SEAL_VERSION;
-    slab.set(topic, AAD_AT + label.length + 1);
+    bytes.set(randomBytes(NONCE_PREFIX_LENGTH), PREFIX_AT);
+    bytes.set(hchacha20(bytes.subarray(KEY_AT, KEY_AT + 32), bytes.subarray(PREFIX_AT, PREFIX_AT + NONCE_PREFIX_LENGTH)), SUBKEY_AT);
+    bytes.set(topic, TOPIC_AT);
+    this.#bytes = prefixKey(bytes, 0, BYTES_LENGTH);
     this.#aead = aead;
-    this.#ownPrefix = prefixKey(slab, PREFIX_AT);
   }
 
-  /** The database key (a view made when needed: only a new sender's first frame needs it). */
-  #key(): Uint8Array {
-    return this.#slab.subarray(KEY_AT, KEY_AT + 32);
+  /** The database key, in the process's scratch (only a new sender's first frame needs it; copied unless this sealer's is there already). */
+  private key(): Uint8Array {
+    const bytes = this.#bytes;
+    if (scratchDbKeyOf !== bytes) {
+      charsToBytes(bytes, KEY_AT, 32, SCRATCH.dbKey, 0);
+      scratchDbKeyOf = bytes;
+    }
+    return SCRATCH.dbKey;
   }
 
   /** A copy of the topic this sealer binds its frames to. */
   topicCopy(): TopicHash {
-    return this.#slab.slice(this.#slab.length - 32);
+    return charsToBytes(this.#bytes, TOPIC_AT, 32, new Uint8Array(32), 0);
   }
 
   /** @internal Senders whose subkeys are remembered: 0 before the first other sender's frame opened, then 1. */
@@ -128,10 +132,10 @@ export class FrameSealer {
     writeU32(nonce, 8, this.#counterLow);
     const frame = new Uint8Array(SEAL_OVERHEAD + plaintext.length);
     frame[0] = SEAL_VERSION;
-    const slab = this.#slab;
-    for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) frame[1 + i] = slab[PREFIX_AT + i]!;
+    const bytes = this.#bytes;
+    charsToBytes(bytes, PREFIX_AT, NONCE_PREFIX_LENGTH, frame, 1);
     for (let i = 4; i < 12; i++) frame[1 + NONCE_PREFIX_LENGTH - 4 + i] = nonce[i]!;
-    this.#aead.sealInto(slab.subarray(SUBKEY_AT, SUBKEY_AT + 32), nonce, slab.subarray(AAD_AT), plaintext, frame, 1 + NONCE_LENGTH);
+    this.#aead.sealInto(scratchKey(bytes, SUBKEY_AT), nonce, this.aad(), plaintext, frame, 1 + NONCE_LENGTH);
     return frame;
   }
 
@@ -139,33 +143,45 @@ export class FrameSealer {
   open(frame: Uint8Array): Uint8Array {
     if (frame.length < SEAL_OVERHEAD) throw new DecryptError(`frame of ${frame.length} bytes is shorter than the seal`);
     if (frame[0] !== SEAL_VERSION) throw new DecryptError(`unknown seal version ${frame[0]}`);
-    const slab = this.#slab;
+    const bytes = this.#bytes;
     let subkey: Uint8Array;
     let fresh: Uint8Array | null = null;
-    // The remembered sender's frame is matched by comparing its prefix bytes in place: no key
-    // string per frame.
-    if (startsWithPrefix(this.#ownPrefix, frame)) subkey = slab.subarray(SUBKEY_AT, SUBKEY_AT + 32);
+    // A sender's frame is matched by comparing its prefix bytes in place: no key string per frame.
+    // Its own frames (back through a loop) open under its own subkey.
+    if (startsWithPrefix(bytes, frame, PREFIX_AT)) subkey = scratchKey(bytes, SUBKEY_AT);
     else {
       const last = this.#lastSender;
-      if (last !== null && startsWithPrefix(last, frame)) {
-        subkey = SCRATCH.openKey;
-        for (let i = 0; i < 32; i++) subkey[i] = last.charCodeAt(NONCE_PREFIX_LENGTH + i);
-      } else {
+      if (last !== null && startsWithPrefix(last, frame, 0)) subkey = scratchKey(last, NONCE_PREFIX_LENGTH);
+      else {
         FrameSealer.subkeysDerived++;
-        subkey = fresh = hchacha20(this.#key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
+        subkey = fresh = hchacha20(this.key(), frame.subarray(1, 1 + NONCE_PREFIX_LENGTH));
       }
     }
     const nonce = SCRATCH.openNonce;
     nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
     nonce.set(frame.subarray(1 + NONCE_PREFIX_LENGTH, 1 + NONCE_LENGTH), 4);
-    const plain = this.#aead.open(subkey, nonce, slab.subarray(AAD_AT), frame.subarray(1 + NONCE_LENGTH));
+    const plain = this.#aead.open(subkey, nonce, this.aad(), frame.subarray(1 + NONCE_LENGTH));
     // Only a sender whose frame opened is remembered, so garbage cannot replace it.
-    if (fresh !== null) this.#remember(frame, fresh);
+    if (fresh !== null) this.remember(frame, fresh);
     return plain;
   }
 
+  /**
+   * The associated data, `'rhizome/v1/frame' || version || topic`, in the process's scratch (label
+   * and version are there already; the topic is copied unless this sealer's is there from its
+   * previous frame).
+   */
+  private aad(): Uint8Array {
+    const bytes = this.#bytes;
+    if (scratchTopicOf !== bytes) {
+      charsToBytes(bytes, TOPIC_AT, 32, SCRATCH.aad, AAD_TOPIC_AT);
+      scratchTopicOf = bytes;
+    }
+    return SCRATCH.aad;
+  }
+
   /** Remembers the subkey of the sender of `frame` (in place of the last one). */
-  #remember(frame: Uint8Array, subkey: Uint8Array): void {
+  private remember(frame: Uint8Array, subkey: Uint8Array): void {
     // Built in the process's scratch (synchronous, like seal and open): no buffer per new sender.
     const entry = SCRATCH.entry;
     for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) entry[i] = frame[1 + i]!;
@@ -174,21 +190,58 @@ export class FrameSealer {
   }
 }
 
-/**
- * Per-frame scratch shared by every sealer of the process: the 12-byte ChaCha20 nonces (4 zero
- * bytes and the 8-byte frame counter, big-endian) for sealing and opening, the subkey of a
- * cached sender, and a new sender's entry (prefix then subkey) while its string is made. Only used inside one synchronous seal() or open() call.
- */
-const SCRATCH = (() => {
-  const buffer = new Uint8Array(12 + 12 + 32 + NONCE_PREFIX_LENGTH + 32);
-  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), openKey: buffer.subarray(24, 56), entry: buffer.subarray(56) };
-})();
-
-/** Offsets in a sealer's slab: key, nonce prefix, subkey, then the associated data to the end. */
+/** Offsets in a sealer's bytes: key, nonce prefix, subkey, topic. */
 const KEY_AT = 0;
 const PREFIX_AT = 32;
 const SUBKEY_AT = PREFIX_AT + NONCE_PREFIX_LENGTH;
-const AAD_AT = SUBKEY_AT + 32;
+const TOPIC_AT = SUBKEY_AT + 32;
+const BYTES_LENGTH = TOPIC_AT + 32;
+
+/** The associated data's label and version, then (at {@link AAD_TOPIC_AT}) the topic. */
+const AAD_HEAD = utf8ToBytes(SEAL_AAD_LABEL);
+const AAD_TOPIC_AT = AAD_HEAD.length + 1;
+
+/**
+ * Per-frame scratch shared by every sealer of the process: the 12-byte ChaCha20 nonces (4 zero
+ * bytes and the 8-byte frame counter, big-endian) for sealing and opening, the subkey a frame is
+ * sealed or opened under, the associated data (label and version written once, the sealer's
+ * topic per call), a new sender's entry (prefix then subkey) while its string is made, and the
+ * database key a new sender's subkey is derived from. Only used inside one synchronous seal() or
+ * open() call.
+ */
+const SCRATCH = (() => {
+  const buffer = new Uint8Array(12 + 12 + 32 + NONCE_PREFIX_LENGTH + 32 + 32 + AAD_TOPIC_AT + 32);
+  const aad = buffer.subarray(136);
+  aad.set(AAD_HEAD, 0);
+  aad[AAD_HEAD.length] = SEAL_VERSION;
+  return { nonce: buffer.subarray(0, 12), openNonce: buffer.subarray(12, 24), key: buffer.subarray(24, 56), entry: buffer.subarray(56, 104), dbKey: buffer.subarray(104, 136), aad };
+})();
+
+/**
+ * Whose key and topic the scratch holds (the string and offset they were copied from): a sealer
+ * that seals again, or a sender whose frames keep coming, finds them there and copies nothing.
+ * Only {@link scratchKey}, `FrameSealer.aad` and `FrameSealer.key` write these parts of the scratch.
+ */
+let scratchKeyOf: string | null = null;
+let scratchKeyAt = -1;
+let scratchTopicOf: string | null = null;
+let scratchDbKeyOf: string | null = null;
+
+/** The 32-byte key held as chars of `text` from `at`, in the scratch key buffer. */
+function scratchKey(text: string, at: number): Uint8Array {
+  if (scratchKeyOf !== text || scratchKeyAt !== at) {
+    charsToBytes(text, at, 32, SCRATCH.key, 0);
+    scratchKeyOf = text;
+    scratchKeyAt = at;
+  }
+  return SCRATCH.key;
+}
+
+/** Writes `length` chars of `text` from `at` (one byte each) into `out` at `offset`; returns `out`. */
+function charsToBytes(text: string, at: number, length: number, out: Uint8Array, offset: number): Uint8Array {
+  for (let i = 0; i < length; i++) out[offset + i] = text.charCodeAt(at + i);
+  return out;
+}
 
 function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at] = value >>> 24;
@@ -200,9 +253,9 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
 /** Chars of a remembered entry: the sender's prefix then its subkey. */
 const ENTRY_LENGTH = NONCE_PREFIX_LENGTH + 32;
 
-/** True if `text` (one char per byte) starts with the nonce prefix of `frame` (its bytes 1..16). */
-function startsWithPrefix(text: string, frame: Uint8Array): boolean {
-  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(i) !== frame[1 + i]) return false;
+/** True if `text` (one char per byte) holds the nonce prefix of `frame` (its bytes 1..16) from `at`. */
+function startsWithPrefix(text: string, frame: Uint8Array, at: number): boolean {
+  for (let i = 0; i < NONCE_PREFIX_LENGTH; i++) if (text.charCodeAt(at + i) !== frame[1 + i]) return false;
   return true;
 }
 

@@ -353,8 +353,15 @@ function shareZeroMask(ws: WsSocket): void {
 function ignoreError(): void {}
 
 export function openLink(url: string, options: LinkOptions): Promise<Link> {
-  if (options.implementation === 'global') return openGlobal(url, options);
-  if (wsConstructor !== null) return openWs(wsConstructor, url, options);
+  // Never throws: the relay transport's session loop turns a rejection into a reported failure and
+  // a retry (`openLink(...).then(ok, failed)`), and a throw would escape it — an option `ws`
+  // refuses (a TLS CA that is neither text nor bytes) left the loop stuck and nothing reported.
+  try {
+    if (options.implementation === 'global') return openGlobal(url, options);
+    if (wsConstructor !== null) return openWs(wsConstructor, url, options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   return loadWs(url).then((ctor) => openWs(ctor, url, options));
 }
 
@@ -407,13 +414,8 @@ function openWs(WebSocketCtor: typeof WsSocket, url: string, options: LinkOption
     wsOptions.ca = Array.isArray(ca) ? ca.map((c) => (typeof c === 'string' ? c : Buffer.from(c))) : typeof ca === 'string' ? ca : Buffer.from(ca);
   }
   if (options.tls?.rejectUnauthorized !== undefined) wsOptions.rejectUnauthorized = options.tls.rejectUnauthorized;
-  let ws: OpeningSocket;
-  try {
-    ws = new WebSocketCtor(url, wsOptions) as OpeningSocket;
-  } catch (error) {
-    // (As when this function was async: a bad URL rejects with ws's own error.)
-    return Promise.reject(error);
-  }
+  // (A bad URL: ws throws, and openLink rejects with ws's own error.)
+  const ws = new WebSocketCtor(url, wsOptions) as OpeningSocket;
   ws.binaryType = 'nodebuffer';
   return new Promise<Link>((resolve, reject) => {
     ws[LINK] = { url, resolve, reject, timer: setTimeout(openTimedOut, options.timeoutMs, ws, options.timeoutMs) };

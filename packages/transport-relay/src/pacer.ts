@@ -70,6 +70,8 @@ function paceRates(limits: RelayRateLimits): PaceRates {
 }
 
 export class SendPacer {
+  // (Its private methods are TypeScript-private, not `#`: a class with `#` methods costs each
+  // instance a slot, ARCHITECTURE § Memory of an idle replica; a relay transport holds a pacer.)
   /** The rates and bursts (one shared frozen record per set of relay limits). */
   readonly #r: PaceRates;
   #frames: number;
@@ -116,7 +118,7 @@ export class SendPacer {
 
   /** Records a frame sent without waiting (control frames); the buckets may go negative. */
   charge(frames: number, bytes: number): void {
-    this.#refill();
+    this.refill();
     this.#frames -= frames;
     this.#bytes -= bytes;
   }
@@ -129,17 +131,17 @@ export class SendPacer {
    */
   take(bytes: number, frames = 1): Promise<void> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
-    if (this.#waiters.length === 0 && this.#tryTake(frames, bytes)) return Promise.resolve();
+    if (this.#waiters.length === 0 && this.spend(frames, bytes)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       if (this.#waiters === NO_WAITERS) this.#waiters = [];
       this.#waiters.push({ frames, bytes, resolve, reject });
-      this.#schedule();
+      this.schedule();
     });
   }
 
   /** {@link take} without waiting: spends the tokens and returns true, or spends nothing and returns false. */
   tryTake(bytes: number, frames = 1): boolean {
-    return this.#closed === null && this.#waiters.length === 0 && this.#tryTake(frames, bytes);
+    return this.#closed === null && this.#waiters.length === 0 && this.spend(frames, bytes);
   }
 
   /** Rejects every waiter (and later `take`s) with `error`: the session this pacer belonged to ended. */
@@ -153,7 +155,7 @@ export class SendPacer {
     for (const w of waiters) w.reject(error);
   }
 
-  #refill(): void {
+  private refill(): void {
     const now = this.#now();
     const elapsed = now - this.#at;
     if (elapsed <= 0) return;
@@ -162,8 +164,8 @@ export class SendPacer {
     this.#bytes = Math.min(this.byteBurst, this.#bytes + elapsed * this.bytesPerMs);
   }
 
-  #tryTake(frames: number, bytes: number): boolean {
-    this.#refill();
+  private spend(frames: number, bytes: number): boolean {
+    this.refill();
     // A frame above the whole burst can never be covered: it goes once the bucket is full.
     const need = Math.min(bytes, this.byteBurst);
     if (this.#frames < Math.min(frames, this.frameBurst) || this.#bytes < need) return false;
@@ -173,7 +175,7 @@ export class SendPacer {
   }
 
   /** Time (ms) until the first waiter's tokens are there. */
-  #delay(w: Waiter): number {
+  private delay(w: Waiter): number {
     const need = Math.min(w.bytes, this.byteBurst);
     const needFrames = Math.min(w.frames, this.frameBurst);
     const frameWait = this.#frames >= needFrames ? 0 : (needFrames - this.#frames) / this.framesPerMs;
@@ -181,20 +183,20 @@ export class SendPacer {
     return Math.max(1, Math.ceil(Math.max(frameWait, byteWait)));
   }
 
-  #schedule(): void {
+  private schedule(): void {
     if (this.#timer !== null || this.#waiters.length === 0) return;
-    this.#refill();
+    this.refill();
     this.#timer = setTimeout(() => {
       this.#timer = null;
       while (this.#waiters.length > 0) {
         const w = this.#waiters[0]!;
-        if (!this.#tryTake(w.frames, w.bytes)) break;
+        if (!this.spend(w.frames, w.bytes)) break;
         this.#waiters.shift();
         w.resolve();
       }
       // Drained: back to the shared empty list (an idle pacer keeps none of its own).
       if (this.#waiters.length === 0) this.#waiters = NO_WAITERS;
-      this.#schedule();
-    }, this.#delay(this.#waiters[0]!));
+      this.schedule();
+    }, this.delay(this.#waiters[0]!));
   }
 }
