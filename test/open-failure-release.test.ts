@@ -59,6 +59,16 @@ describe('a failed openDatabase releases what it made', () => {
     expect(fileIsFree(path)).toBe(true);
   });
 
+  it('a store that cannot be opened (the path is a directory): no timer left, the transport it made released (its peer id free again)', async () => {
+    const transport = { mode: 'memory' as const, hub: 'open-failure-store', peerId: 'p-store' };
+    const timers = vi.getTimerCount();
+    await expect(openDatabase({ id: 'doc', path: dir, transport })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(vi.getTimerCount()).toBe(timers);
+    const db = await openDatabase({ id: 'doc', transport });
+    await db.close();
+    expect(vi.getTimerCount()).toBe(timers);
+  });
+
   it("an app transport's mailbox access that throws: the error, no timer left, the file closed; the next open works", async () => {
     const path = join(dir, 'mailbox.db');
     const timers = vi.getTimerCount();
