@@ -284,14 +284,16 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
       socket.destroy();
       return;
     }
-    guard.upgraded(req.socket);
+    // The address the guard read at accept (one getpeername per connection, not one more here).
+    const acceptedIp = guard.upgraded(req.socket);
     // (ws puts its own error listener on the socket for the handshake, then the WebSocket's.)
     if (closing) {
       socket.on('error', () => core.countError());
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: remoteIp(req, trustProxy) }));
+    const ip = trustProxy || acceptedIp === undefined ? remoteIp(req, trustProxy) : acceptedIp;
+    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip }));
   });
 
   try {
