@@ -2,6 +2,7 @@
 // WebSocket upgrade (or an HTTP request) and counts such sockets against the per-address limit,
 // so a few hundred idle sockets can no longer hold descriptors for ~87 s and lock clients out.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -90,6 +91,40 @@ describe('sockets that never upgrade', () => {
     })());
     expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
     expect(relay.stats().connections).toBe(1);
+  });
+});
+
+describe('upgrade requests read by the relay itself, and the rest by Node', () => {
+  const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const ACCEPT = createHash('sha1').update(`${KEY}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  const request = (extra: string[] = [], key = KEY): string =>
+    ['GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', ...extra, '', ''].join('\r\n');
+
+  async function answer(relay: RelayServer, pieces: string[]): Promise<string> {
+    const raw = await rawSocket(relay);
+    for (const piece of pieces) {
+      raw.socket.write(piece);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await within(WAIT, 'an HTTP answer head', (async () => {
+      while (!raw.received().includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 10));
+    })());
+    return raw.received();
+  }
+
+  it('a canonical upgrade in pieces, one with a subprotocol (Node\'s path), a bad key: answered as ws answers', async () => {
+    const relay = await relayWith({ heartbeatIntervalMs: 0 });
+    const whole = request();
+    const pieced = await answer(relay, [whole.slice(0, 5), whole.slice(5, 40), whole.slice(40)]);
+    expect(pieced).toMatch(/^HTTP\/1\.1 101 /);
+    expect(pieced).toContain(`Sec-WebSocket-Accept: ${ACCEPT}`);
+    const withProtocol = await answer(relay, [request(['Sec-WebSocket-Protocol: a, b'])]);
+    expect(withProtocol).toMatch(/^HTTP\/1\.1 101 /);
+    expect(withProtocol).toContain('Sec-WebSocket-Protocol: a');
+    expect(await answer(relay, [request([], 'short')])).toMatch(/^HTTP\/1\.1 400 /);
+    await within(WAIT, 'two connections', (async () => {
+      while (relay.stats().connections !== 2) await new Promise((r) => setTimeout(r, 10));
+    })());
   });
 });
 

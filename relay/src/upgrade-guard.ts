@@ -109,6 +109,14 @@ export class UpgradeGuard {
     };
   }
 
+  /** Destroys every socket accepted and not upgraded (at the server's close). */
+  destroyPending(): void {
+    this.#pending.forEach((p, socket) => {
+      this.#release(socket, p);
+      socket.destroy();
+    });
+  }
+
   /** Sockets accepted and not upgraded (plain HTTP ones included). */
   get pending(): number {
     return this.#pending.size;
