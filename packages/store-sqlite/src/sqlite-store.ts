@@ -14,6 +14,7 @@ import {
   type StoreStats,
 } from '@rhizome/core';
 import { APPLICATION_ID, MAX_DOC, MAX_SEQ, MIGRATIONS, SEQ_BITS, type Migration } from './schema.js';
+import { CheckpointRequests } from './checkpointer.js';
 
 /** A log numbered up to {@link MAX_SEQ} (2^44 - 1) takes no more rows: not reachable in practice (13 years at 40k/s). */
 function seqsExhausted(path: string, docId: string): StoreIOError {
@@ -79,6 +80,13 @@ export const EXCLUSIVE_NEW_PAGE_SIZE = 1024;
  */
 export const WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/** Longest a closing store waits for a checkpoint of its file running on the checkpoint thread. */
+const CHECKPOINT_SETTLE_MS = 30_000;
+/**
+ * WAL a shared store lets grow between two checkpoints of its own, which start the WAL over
+ * (see `SqliteStore#wrote`): the WAL file of a store that never pauses stays below about this.
+ */
+export const OWN_CHECKPOINT_BYTES = 4 * WAL_CHECKPOINT_BYTES;
 
 interface DocRow {
   id: number;
@@ -437,6 +445,20 @@ export class SqliteStore implements DocStore {
   readonly #held: Map<string, HeldDoc> | null;
   /** The row id of the document the last `#appendTx` wrote to (read once it returned). */
   #appendedId = 0;
+  /**
+   * A shared store on a file: its page size, and its WAL is checkpointed on the checkpoint thread
+   * (checkpointer.ts) instead of inside a commit; 0 otherwise (exclusive, read-only, in memory:
+   * SQLite's automatic checkpoint).
+   */
+  readonly #walPage: number;
+  /** Bytes of WAL (estimated: each commit's bytes plus one page) the next checkpoint request waits for; negative once overdue. */
+  #walBudget = WAL_CHECKPOINT_BYTES;
+  /** Bytes of WAL (estimated as above) since this store last checkpointed the file itself (see {@link #wrote}). */
+  #walSinceOwn = 0;
+  /** The thread was asked for the checkpoint after which the store checkpoints the rest itself. */
+  #catchUp = false;
+  /** The store's checkpoint requests, from its first one on. */
+  #checkpoints: CheckpointRequests | null = null;
 
   readonly #selDoc: Database.Statement<[string], DocRow>;
   readonly #insDoc: Database.Statement<[string], number>;
@@ -458,11 +480,12 @@ export class SqliteStore implements DocStore {
   readonly #loadSinceTx: (docId: string, afterSeq: number) => StoredDoc;
 
   /** @internal Use {@link openSqliteStore}: it validates the file before anything writes to it. */
-  constructor(db: Sqlite, path: string, readOnly = false, exclusive = false) {
+  constructor(db: Sqlite, path: string, readOnly = false, exclusive = false, walPage = 0) {
     this.#db = db;
     this.path = path;
     this.readOnly = readOnly;
     this.exclusive = exclusive;
+    this.#walPage = walPage;
     this.#held = readOnly ? null : new Map();
     // The last sequence number: the log's newest row, or `snapshot_seq` when the log is empty.
     // Every row in the log is numbered above `snapshot_seq` (appends number from the last sequence
@@ -630,6 +653,11 @@ export class SqliteStore implements DocStore {
     return this.#guard(() => {
       if (updates.length === 0) return this.#selDoc.get(docId)?.last_seq ?? 0;
       const seq = this.#appendTx(docId, updates);
+      if (this.#walPage !== 0) {
+        let bytes = 0;
+        for (const update of updates) bytes += update.length;
+        this.#wrote(bytes);
+      }
       // From now on the next number of this document is taken from memory: exact when exclusive,
       // tried first and checked by the file when shared.
       const id = this.#appendedId;
@@ -670,7 +698,59 @@ export class SqliteStore implements DocStore {
       if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_NOTNULL') return 0;
       throw typedError(this.path, error);
     }
+    if (this.#walPage !== 0) this.#wrote(update.length);
     return ++held.seq;
+  }
+
+  /**
+   * After a commit of `bytes` by a shared store on a file (each commit counted as its bytes plus
+   * one page: what it adds to the WAL, give or take a page). Every {@link WAL_CHECKPOINT_BYTES} of
+   * WAL it asks the checkpoint thread for a passive checkpoint, where SQLite's automatic
+   * checkpoint would have run one inside this commit: the copy into the main file and its two
+   * fsyncs happen beside the commits that follow. But SQLite starts the WAL over only when a
+   * writer finds ALL of it copied, which a checkpoint running beside a stream of commits never
+   * leaves behind; so once the WAL has grown by {@link OWN_CHECKPOINT_BYTES} the store asks the
+   * thread once more and, when that checkpoint has ended, checkpoints itself: it copies only what
+   * came since (small, and its fsyncs short), and the next commit starts the WAL over. Without the thread
+   * (it failed), the store checkpoints itself every {@link WAL_CHECKPOINT_BYTES}, as SQLite did.
+   */
+  #wrote(bytes: number): void {
+    const added = bytes + this.#walPage;
+    this.#walSinceOwn += added;
+    if ((this.#walBudget -= added) > 0 && this.#walSinceOwn < OWN_CHECKPOINT_BYTES) return;
+    if (!CheckpointRequests.available) {
+      this.#ownCheckpoint();
+      return;
+    }
+    const requests = (this.#checkpoints ??= new CheckpointRequests(this.path));
+    if (requests.busy) {
+      // The thread's checkpoint is still running; past twice the bound it is stuck (a huge WAL,
+      // a slow disk): the store checkpoints itself, as SQLite would have.
+      if (this.#walSinceOwn >= 2 * OWN_CHECKPOINT_BYTES) this.#ownCheckpoint();
+      return;
+    }
+    // The thread's checkpoint that followed the bound has ended: copy the rest here.
+    if (this.#catchUp) {
+      this.#ownCheckpoint();
+      return;
+    }
+    if (this.#walBudget <= 0 || this.#walSinceOwn >= OWN_CHECKPOINT_BYTES) {
+      if (!requests.request()) return;
+      this.#walBudget = WAL_CHECKPOINT_BYTES;
+      if (this.#walSinceOwn >= OWN_CHECKPOINT_BYTES) this.#catchUp = true;
+    }
+  }
+
+  /** A passive checkpoint on the store's own connection (see {@link #wrote}). */
+  #ownCheckpoint(): void {
+    this.#walBudget = WAL_CHECKPOINT_BYTES;
+    this.#walSinceOwn = 0;
+    this.#catchUp = false;
+    try {
+      this.#db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // As SQLite's automatic checkpoint: a failed checkpoint fails no commit (the WAL keeps it).
+    }
   }
 
   /**
@@ -700,6 +780,7 @@ export class SqliteStore implements DocStore {
     }
     this.#assertWritable();
     this.#guard(() => this.#compactTx(docId, snapshot, throughSeq));
+    if (this.#walPage !== 0) this.#wrote(snapshot.length);
   }
 
   /**
@@ -748,6 +829,8 @@ export class SqliteStore implements DocStore {
    */
   checkpoint(): void {
     this.#guard(() => this.#db.pragma('wal_checkpoint(TRUNCATE)'));
+    this.#walBudget = WAL_CHECKPOINT_BYTES;
+    this.#walSinceOwn = 0;
   }
 
   /**
@@ -761,6 +844,10 @@ export class SqliteStore implements DocStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // A checkpoint of this file still running on the checkpoint thread ends first (it takes as
+    // long as the fsyncs SQLite's own checkpoint made inside a commit): after close() no
+    // connection of this process is left on the file.
+    this.#checkpoints?.settle(CHECKPOINT_SETTLE_MS);
     let failure: unknown;
     if (!this.readOnly && this.path !== ':memory:') {
       try {
@@ -864,10 +951,18 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     migrate(db, path, migrations);
-    if (!inMemory) scaleAutocheckpoint(db);
     if (!inMemory) checkpointLeftover(db, path);
-    if (exclusive) holdExclusively(db);
-    return new SqliteStore(db, path, false, exclusive);
+    if (exclusive) {
+      scaleAutocheckpoint(db);
+      holdExclusively(db);
+      return new SqliteStore(db, path, false, true);
+    }
+    if (inMemory) return new SqliteStore(db, path);
+    // A shared store on a file: checkpoints on the checkpoint thread (checkpointer.ts), not inside
+    // a commit; SQLite's own automatic checkpoint is off on this connection (only: other
+    // connections to the file keep theirs).
+    db.pragma('wal_autocheckpoint = 0');
+    return new SqliteStore(db, path, false, false, db.pragma('page_size', { simple: true }) as number);
   } catch (error) {
     db?.close();
     if (!inMemory) removeEmptySideFiles(sideFiles);

@@ -1,0 +1,102 @@
+// WAL checkpoints of a shared store on the checkpoint thread (checkpointer.ts): the thread really
+// checkpoints the file (the pages reach the main file while the store stays open and commits
+// nothing more), a store's WAL stays bounded under a long run of small commits, every update
+// survives a reopen, and close() leaves no connection of the process on the file.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { CheckpointRequests } from './checkpointer.js';
+import { openSqliteStore } from './index.js';
+import { OWN_CHECKPOINT_BYTES, WAL_CHECKPOINT_BYTES } from './sqlite-store.js';
+
+const root = mkdtempSync(join(tmpdir(), 'rhizome-store-checkpointer-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let fileCounter = 0;
+function freshPath(): string {
+  return join(root, `store-${fileCounter++}.db`);
+}
+const size = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+
+/** Resolves once `check()` holds (checked every few ms; the test's own timeout bounds it). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+describe('checkpoints on the checkpoint thread', () => {
+  it('a request copies the WAL into the main file (a connection with no checkpoint of its own)', () => {
+    const path = freshPath();
+    const raw = new Database(path);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('wal_autocheckpoint = 0');
+    raw.exec('CREATE TABLE t (x BLOB)');
+    const insert = raw.prepare('INSERT INTO t (x) VALUES (?)');
+    const blob = new Uint8Array(3000).fill(1);
+    for (let i = 0; i < 700; i++) insert.run(blob); // ~2 MiB, all of it in the WAL
+    const before = size(path);
+    expect(before).toBeLessThan(64 * 1024);
+    const requests = new CheckpointRequests(path);
+    expect(requests.request()).toBe(true);
+    requests.settle(60_000);
+    expect(requests.busy).toBe(false);
+    // The thread's checkpoint wrote the pages into the main file; this connection never checkpointed.
+    expect(size(path)).toBeGreaterThan(2 * 1000 * 1000);
+    expect(raw.prepare('SELECT count(*) FROM t').pluck().get()).toBe(700);
+    raw.close();
+  });
+
+  it('a shared store keeps its WAL bounded over many small commits, and loses nothing', async () => {
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    const update = new Uint8Array(200).fill(7);
+    // ~ 6 × WAL_CHECKPOINT_BYTES of WAL at one page per commit: without a checkpoint the WAL
+    // file would reach ~24 MiB.
+    const commits = Math.ceil((6 * WAL_CHECKPOINT_BYTES) / 4096);
+    let largestWal = 0;
+    for (let i = 0; i < commits; i++) {
+      store.append('doc', [update]);
+      if (i % 256 === 0) {
+        largestWal = Math.max(largestWal, size(`${path}-wal`));
+        // As between macrotasks: the thread's checkpoints run while the store keeps committing.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    // The store checkpoints itself (and the next commit starts the WAL over) every
+    // OWN_CHECKPOINT_BYTES; without that the WAL would only grow.
+    expect(largestWal).toBeLessThan(OWN_CHECKPOINT_BYTES + WAL_CHECKPOINT_BYTES);
+    // The checkpoints put the log into the main file while the store was open.
+    await until(() => size(path) > commits * update.length);
+    store.close();
+    const reopened = openSqliteStore(path);
+    const loaded = reopened.load('doc');
+    expect(loaded.updates.length).toBe(commits);
+    expect(loaded.lastSeq).toBe(commits);
+    reopened.close();
+  });
+
+  it('close() waits for a checkpoint of its file still running: the file can be held exclusively at once', () => {
+    for (let round = 0; round < 3; round++) {
+      const path = freshPath();
+      const store = openSqliteStore(path);
+      const update = new Uint8Array(64 * 1024).fill(3);
+      // Past WAL_CHECKPOINT_BYTES: the last appends ask for a checkpoint, which is running when close() begins.
+      for (let i = 0; i <= WAL_CHECKPOINT_BYTES / update.length + 1; i++) store.append('doc', [update]);
+      store.close();
+      // No busy timeout: refused at once if any connection of this process were still on the file.
+      const alone = openSqliteStore(path, { exclusive: true, busyTimeoutMs: 0 });
+      expect(alone.load('doc').updates.length).toBe(WAL_CHECKPOINT_BYTES / update.length + 2);
+      alone.close();
+    }
+  });
+
+  it('an exclusive store keeps SQLite’s own checkpoint (no other connection can open its file)', () => {
+    const path = freshPath();
+    const store = openSqliteStore(path, { exclusive: true });
+    const update = new Uint8Array(64 * 1024).fill(5);
+    for (let i = 0; i < (2 * WAL_CHECKPOINT_BYTES) / update.length; i++) store.append('doc', [update]);
+    // SQLite checkpointed inside a commit: the main file holds the pages already.
+    expect(size(path)).toBeGreaterThan(WAL_CHECKPOINT_BYTES);
+    store.close();
+  });
+});
