@@ -128,6 +128,10 @@ const UPDATE_BATCH_BYTES = 1024 * 1024;
  */
 export const MAX_HELD_SYNC_REQUESTS = 4096;
 
+/** When a queued message leaves ({@link PeerSession.enqueue}): on the scheduler's next turn, or at the caller's flush in this task. */
+const NEXT_TURN = 0;
+const HANDSHAKE = 1;
+
 /** A Yjs v1 update with no structs and an empty delete set: the answer to a held request past the first. */
 const EMPTY_UPDATE = new Uint8Array([0, 0]);
 
@@ -449,6 +453,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.open();
     if (this.conn.listen) this.conn.listen(this);
     else void this.pull();
+    this.flush();
   }
 
   /** Starts the exchange; resolves when the connection ends. */
@@ -545,7 +550,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * own opening comes without one, {@link #noteOpening} sends the same messages again, separately.
    */
   private open(): void {
-    this.enqueue({ kind: 'message', bytes: encodeBatch(this.openingMessages()) });
+    this.enqueue({ kind: 'message', bytes: encodeBatch(this.openingMessages()) }, HANDSHAKE);
   }
 
   /** The REPLICA message, sync step 1 (current state vector, our request id), our awareness. */
@@ -820,6 +825,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.answer([m.requestId]);
     this.acksReady = true;
     this.#rare?.acks?.ready();
+    this.flush();
   }
 
   /** Queues the answers to `requestIds`: the diff against the peer's latest state vector, then empty updates. */
@@ -833,7 +839,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     for (let i = 0; i < requestIds.length; i++) {
       this.#flags += ANSWER;
-      this.enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
+      this.enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) }, HANDSHAKE);
     }
   }
 
@@ -898,13 +904,24 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   // ---- outbound -----------------------------------------------------------------------------
 
-  private enqueue(item: Outgoing): void {
+  /**
+   * Queues `item`. It leaves on the scheduler's next turn (coalescing, coalesce.ts), or, with
+   * {@link HANDSHAKE}, when the caller calls {@link flush} before it returns: the opening and a step
+   * 2 answer, each one message whatever else comes in the turn. Waiting for the next turn is what
+   * a handshake cannot afford when many connect at once: it is made while a socket's frames are
+   * read, and the next turn (Node's check phase) comes only after every other ready socket was
+   * read, while the young generation fills with their garbage. Under a burst of thousands of
+   * replicas connecting, 87 % of answers and 45 % of openings lived through two scavenges in the
+   * queue and were promoted, to die in the old generation (BENCHMARKS.md § Issue 12, Session 14
+   * (rss)); their pages and buffers were what a plain GC then kept as the client's RSS.
+   */
+  private enqueue(item: Outgoing, when = NEXT_TURN): void {
     if (this.#queue === NO_QUEUE) this.#queue = [FIRST, 0, item];
     else this.#queue.push(item);
-    if (!this.pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
+    if (!this.pumping && when === NEXT_TURN) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
-  /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
+  /** @internal Called by the scheduler once per turn (and after a handshake message was queued): starts the sender if it is idle. */
   flush(): void {
     if (!this.pumping && !this.closedFlag && this.queued > 0) this.pump();
   }
