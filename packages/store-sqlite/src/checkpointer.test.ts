@@ -45,9 +45,9 @@ describe('checkpoints on the checkpoint thread', () => {
     const path = freshPath();
     const store = openSqliteStore(path);
     const update = new Uint8Array(200).fill(7);
-    // ~ 6 × WAL_CHECKPOINT_BYTES of WAL at one page per commit: without a checkpoint the WAL
-    // file would reach ~24 MiB.
-    const commits = Math.ceil((6 * WAL_CHECKPOINT_BYTES) / 4096);
+    // ~ 10 × WAL_CHECKPOINT_BYTES of WAL at one page per commit: without the store's own
+    // checkpoints the WAL file would reach ~44 MB.
+    const commits = Math.ceil((10 * WAL_CHECKPOINT_BYTES) / 4096);
     let largestWal = 0;
     for (let i = 0; i < commits; i++) {
       store.append('doc', [update]);
@@ -58,8 +58,9 @@ describe('checkpoints on the checkpoint thread', () => {
       }
     }
     // The store checkpoints itself (and the next commit starts the WAL over) every
-    // OWN_CHECKPOINT_BYTES; without that the WAL would only grow.
-    expect(largestWal).toBeLessThan(OWN_CHECKPOINT_BYTES + WAL_CHECKPOINT_BYTES);
+    // OWN_CHECKPOINT_BYTES, or at twice that when the thread's checkpoint is still running
+    // (a loaded machine); without that the WAL would only grow.
+    expect(largestWal).toBeLessThan(2 * OWN_CHECKPOINT_BYTES + WAL_CHECKPOINT_BYTES);
     // The checkpoints put the log into the main file while the store was open: at least what
     // the store's own checkpoint at OWN_CHECKPOINT_BYTES copied (two thirds of the commits).
     expect(size(path)).toBeGreaterThan((commits * update.length) / 2);
