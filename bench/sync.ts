@@ -13,19 +13,71 @@ import Sqlite from 'better-sqlite3';
 import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import { openDatabase } from '@rhizome/sync';
 import type { Database } from '@rhizome/sync';
-import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB } from './harness.js';
+import { createContext, fmt, fmtStats, machineLine, repeat, rssMiB, summarize } from './harness.js';
 import type { BenchContext, Stats } from './harness.js';
 import { untilSize } from '../test/sync-helpers.js';
 import { floorWriter, node } from './floor-writer.js';
 
+
+/** One row of {@link Rounds}: its figures once the rounds ran. */
+interface Planned {
+  readonly stats: Stats;
+}
+
+/**
+ * Rows measured in rounds: every round runs each row once, in the order they were added, rotated by
+ * one per round (no row always follows the same one, nor always runs first), after `warmup`
+ * untimed rounds. So every row sees the process in the same state, as the ratios between rows
+ * (a row against its floor) assume.
+ */
+class Rounds {
+  readonly #runs: number;
+  readonly #warmup: number;
+  readonly #rows: Array<{ fn: () => Promise<number>; values: number[]; stats: Stats | null }> = [];
+
+  constructor(runs: number, warmup: number) {
+    this.#runs = runs;
+    this.#warmup = warmup;
+  }
+
+  /** Adds a row; `fn` measures one run and returns its figure. */
+  add(fn: () => Promise<number>): Planned {
+    const entry: { fn: () => Promise<number>; values: number[]; stats: Stats | null } = { fn, values: [], stats: null };
+    this.#rows.push(entry);
+    return {
+      get stats(): Stats {
+        if (entry.stats === null) throw new Error('Rounds.run() has not finished');
+        return entry.stats;
+      },
+    };
+  }
+
+  async run(): Promise<void> {
+    const n = this.#rows.length;
+    for (let round = -this.#warmup; round < this.#runs; round++) {
+      for (let k = 0; k < n; k++) {
+        const entry = this.#rows[(k + Math.max(0, round)) % n]!;
+        const value = await entry.fn();
+        if (round >= 0) entry.values.push(value);
+      }
+    }
+    for (const entry of this.#rows) entry.stats = summarize(entry.values);
+  }
+}
 
 export async function run(ctx: BenchContext): Promise<void> {
   const N = ctx.quick ? 10_000 : 100_000;
   const dir = mkdtempSync(join(tmpdir(), 'rhizome-bench-sync-'));
   try {
     // ---- 1. local writes, persisted ----------------------------------------------------------
+    // The rows run interleaved, one run of each per round (the order rotated by one every round),
+    // after one untimed round of all of them: measured one row after another, the first rows of
+    // the process paid for its cold start (code not yet optimized, the heap still growing: twice
+    // the page faults and system time per put) and the floors, measured last, did not
+    // (BENCHMARKS.md § Issue 12, Session 14 (puts)).
+    const rounds = new Rounds(ctx.runs, ctx.quick ? 0 : 1);
     let file = 0;
-    const tight = await repeat(ctx.runs, async () => {
+    const tight = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       for (let i = 0; i < N; i++) db.put(`n${i}`, node(i));
@@ -34,7 +86,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const many = await repeat(ctx.runs, async () => {
+    const many = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const entries: Array<[string, ReturnType<typeof node>]> = [];
       for (let i = 0; i < N; i++) entries.push([`n${i}`, node(i)]);
@@ -46,7 +98,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const transacted = await repeat(ctx.runs, async () => {
+    const transacted = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       // db.transact: the app's own loop of puts, as one transaction per 1,000 puts.
@@ -60,7 +112,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const batched = await repeat(ctx.runs, async () => {
+    const batched = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       // Bulk load: all puts in one Yjs transaction (one update, one SQLite row).
@@ -72,7 +124,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const paced = await repeat(ctx.runs, async () => {
+    const paced = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       // 100 puts per macrotask: each tick's updates are one SQLite transaction.
@@ -84,7 +136,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const oneEach = (exclusive: boolean): Promise<Stats> => repeat(ctx.runs, async () => {
+    const oneEach = (exclusive: boolean): Planned => rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`), exclusive });
       const M = Math.min(N, 20_000);
       const t0 = performance.now();
@@ -97,11 +149,11 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (M / ms) * 1000;
     });
-    const oneEachShared = await oneEach(false);
+    const oneEachShared = oneEach(false);
     // The file held by this database alone (openDatabase({ exclusive: true })): no file locks per
     // commit, sequence numbers from memory.
-    const oneEachExclusive = await oneEach(true);
-    const floorOne = await repeat(ctx.runs, async () => {
+    const oneEachExclusive = oneEach(true);
+    const floorOne = rounds.add(async () => {
       const w = floorWriter(join(dir, `w${file++}.db`));
       const M = Math.min(N, 20_000);
       const t0 = performance.now();
@@ -113,7 +165,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       w.close();
       return (M / ms) * 1000;
     });
-    const floorTight = (encoder: 'yjs' | 'js'): Promise<Stats> => repeat(ctx.runs, async () => {
+    const floorTight = (encoder: 'yjs' | 'js'): Planned => rounds.add(async () => {
       const w = floorWriter(join(dir, `w${file++}.db`), encoder);
       const t0 = performance.now();
       for (let i = 0; i < N; i += 1000) w.put(i, Math.min(1000, N - i));
@@ -122,9 +174,9 @@ export async function run(ctx: BenchContext): Promise<void> {
       w.close();
       return (N / ms) * 1000;
     });
-    const floorBatch = await floorTight('yjs');
-    const floorBatchJs = await floorTight('js');
-    const perCall = await repeat(ctx.runs, async () => {
+    const floorBatch = floorTight('yjs');
+    const floorBatchJs = floorTight('js');
+    const perCall = rounds.add(async () => {
       const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
       const t0 = performance.now();
       // Every put its own transaction (what db.put did before write batching).
@@ -134,14 +186,14 @@ export async function run(ctx: BenchContext): Promise<void> {
       await db.close();
       return (N / ms) * 1000;
     });
-    const bare = await repeat(ctx.runs, async () => {
+    const bare = rounds.add(async () => {
       const doc = new Y.Doc();
       const map = doc.getMap('m');
       const t0 = performance.now();
       for (let i = 0; i < N; i++) map.set(`n${i}`, node(i));
       return (N / (performance.now() - t0)) * 1000;
     });
-    const sameLayout = await repeat(ctx.runs, async () => {
+    const sameLayout = rounds.add(async () => {
       // The database's layout (a marker and one map entry per field, one transaction per put) on a
       // bare doc: what the node model costs before validation and persistence.
       const doc = new Y.Doc();
@@ -157,12 +209,17 @@ export async function run(ctx: BenchContext): Promise<void> {
       }
       return (N / (performance.now() - t0)) * 1000;
     });
-    const row = (workload: string, st: typeof bare, floor?: typeof bare): Record<string, string> => ({
-      workload,
-      'puts/s': fmtStats(st, 0),
-      'vs its floor': floor ? `${fmt(st.median / floor.median, 2)}×` : '-',
-      'vs bare Y.Map.set': `${fmt(st.median / bare.median, 2)}×`,
-    });
+    await rounds.run();
+    const row = (workload: string, planned: Planned, floorPlanned?: Planned): Record<string, string> => {
+      const st = planned.stats;
+      const floor = floorPlanned?.stats;
+      return {
+        workload,
+        'puts/s': fmtStats(st, 0),
+        'vs its floor': floor ? `${fmt(st.median / floor.median, 2)}×` : '-',
+        'vs bare Y.Map.set': `${fmt(st.median / bare.stats.median, 2)}×`,
+      };
+    };
     const M1 = fmt(Math.min(N, 20_000), 0);
     ctx.table(`Local writes: ${fmt(N, 0)} puts of a 3-field node, persisted to an SQLite file (puts/s)`, [
       row('db.put in a tight loop (batched: one transaction and one SQLite row per 1,000 puts)', tight, floorBatchJs),

@@ -1,8 +1,13 @@
 // Sockets that never upgrade (issue 10): the relay bounds the time a TCP socket may sit before its
 // WebSocket upgrade (or an HTTP request) and counts such sockets against the per-address limit,
 // so a few hundred idle sockets can no longer hold descriptors for ~87 s and lock clients out.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
@@ -86,6 +91,78 @@ describe('sockets that never upgrade', () => {
     })());
     expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
     expect(relay.stats().connections).toBe(1);
+  });
+});
+
+describe('upgrade requests read by the relay itself, and the rest by Node', () => {
+  const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const ACCEPT = createHash('sha1').update(`${KEY}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  const request = (extra: string[] = [], key = KEY): string =>
+    ['GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', ...extra, '', ''].join('\r\n');
+
+  async function answer(relay: RelayServer, pieces: string[]): Promise<string> {
+    const raw = await rawSocket(relay);
+    for (const piece of pieces) {
+      raw.socket.write(piece);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await within(WAIT, 'an HTTP answer head', (async () => {
+      while (!raw.received().includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 10));
+    })());
+    return raw.received();
+  }
+
+  it('a canonical upgrade in pieces, one with a subprotocol (Node\'s path), a bad key: answered as ws answers', async () => {
+    const relay = await relayWith({ heartbeatIntervalMs: 0 });
+    const whole = request();
+    const pieced = await answer(relay, [whole.slice(0, 5), whole.slice(5, 40), whole.slice(40)]);
+    expect(pieced).toMatch(/^HTTP\/1\.1 101 /);
+    expect(pieced).toContain(`Sec-WebSocket-Accept: ${ACCEPT}`);
+    const withProtocol = await answer(relay, [request(['Sec-WebSocket-Protocol: a, b'])]);
+    expect(withProtocol).toMatch(/^HTTP\/1\.1 101 /);
+    expect(withProtocol).toContain('Sec-WebSocket-Protocol: a');
+    expect(await answer(relay, [request([], 'short')])).toMatch(/^HTTP\/1\.1 400 /);
+    await within(WAIT, 'two connections', (async () => {
+      while (relay.stats().connections !== 2) await new Promise((r) => setTimeout(r, 10));
+    })());
+  });
+});
+
+describe('sockets that never upgrade, under TLS', () => {
+  // The guard tracks the TCP socket the server accepted; a wss request arrives on the TLSSocket
+  // wrapped around it, which the guard must map back: otherwise an upgraded wss connection stays
+  // "pending", is destroyed when its upgrade time is up and still counts against its address.
+  it('an upgraded wss client is released by the guard: not cut by the bound, not counted twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rhizome-upgrade-tls-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const certPath = join(dir, 'cert.pem');
+    const keyPath = join(dir, 'key.pem');
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout', keyPath, '-out', certPath,
+    ], { stdio: 'ignore' });
+    const ca = readFileSync(certPath, 'utf8');
+    const relay = await relayWith({ tls: { cert: certPath, key: keyPath }, maxConnectionsPerIp: 2, upgradeTimeoutMs: 300, heartbeatIntervalMs: 0 });
+    const first = await RawClient.open(relay.url, { ca });
+    cleanup.push(() => first.close());
+    // With the limit at 2, a second client fits only if the first one no longer counts as pending.
+    const second = await RawClient.open(relay.url, { ca });
+    cleanup.push(() => second.close());
+    // Both still answer after several times the bound.
+    await within(WAIT, 'pongs', (async () => {
+      for (let i = 0; i < 3; i++) {
+        for (const client of [first, second]) {
+          const pong = client.next(0x87);
+          client.send(new Uint8Array([0x09, 0, 0, 0, i]));
+          await pong;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })());
+    expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
+    expect(relay.stats().drops.too_many_connections_per_ip ?? 0).toBe(0);
+    expect(relay.stats().connections).toBe(2);
   });
 });
 

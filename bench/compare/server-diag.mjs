@@ -6,7 +6,7 @@
 //   mapping, before the GCs, after the plain full GCs and after the memory-reducing one.
 // Plain JavaScript (both servers load it; the peers' server is not TypeScript). Not for figures
 // of record: the observer and the file writes cost a little memory themselves.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
@@ -122,6 +122,14 @@ export async function serverDiag(kind) {
         appendFileSync(join(DIR, `${kind}-${process.pid}-${sampling}.heapprofile`), JSON.stringify(res.profile));
         s.disconnect();
       });
+    }
+    // BENCH_SERVER_SMAPS=1: the whole /proc/self/smaps at each mark and phase, for a diff by mapping.
+    if (process.env.BENCH_SERVER_SMAPS) {
+      try {
+        writeFileSync(join(DIR, `${kind}-${process.pid}-smaps-${name}-${phase.replace(/ /g, '_')}.txt`), readFileSync('/proc/self/smaps', 'utf8'));
+      } catch {
+        // not Linux
+      }
     }
     const m = process.memoryUsage();
     write({ mark: name, phase, writes: { ...writes }, rss: m.rss >> 10, heapUsed: m.heapUsed >> 10, spaces: spaces(), smaps: smaps() });

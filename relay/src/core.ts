@@ -970,22 +970,23 @@ export class RelayCore implements RouterHost {
   #sweep(): void {
     const now = this.#clockNow();
     const interval = this.options.heartbeatIntervalMs;
-    for (const peer of this.#peers.values()) {
-      if (peer.done) continue;
+    // forEach, not for-of over values(): no iterator result object per connection per sweep.
+    this.#peers.forEach((peer) => {
+      if (peer.done) return;
       if (!peer.welcomed) {
         // Not pinged before its WELCOME: `pingedAt` is still the connection's start.
         if (now - peer.pingedAt > this.options.helloTimeoutMs) this.#cut(peer, 'HELLO_TIMEOUT');
-        continue;
+        return;
       }
-      if (interval === 0 || now - peer.pingedAt < interval) continue;
+      if (interval === 0 || now - peer.pingedAt < interval) return;
       if (!peer.alive) {
         this.#cut(peer, 'HEARTBEAT_TIMEOUT');
-        continue;
+        return;
       }
       peer.alive = false;
       peer.pingedAt = now;
       peer.socket.ping();
-    }
+    });
   }
 
   /** Whole milliseconds since the core started (see {@link RelayCore.#epoch}). */

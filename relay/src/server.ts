@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import * as http from 'node:http';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import type { MailboxStore } from './mailbox/store.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
 import { UpgradeGuard } from './upgrade-guard.js';
+import { UpgradeSniffer } from './upgrade-request.js';
 import { remoteAddress } from './peer-address.js';
 import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
@@ -126,6 +128,39 @@ function listen(server: HttpServer, port: number, host: string | undefined): Pro
     server.once('listening', onListening);
     if (host === undefined) server.listen(port);
     else server.listen(port, host);
+  });
+}
+
+/** Node's HTTP connection listener (`http._connectionListener`, what `https` also installs). */
+type NodeConnectionListener = (this: HttpServer, socket: Duplex) => void;
+
+/**
+ * Takes the connections of `server` from Node's HTTP connection listener, so that canonical
+ * WebSocket upgrades skip its per-connection setup (upgrade-request.ts); every other connection is
+ * handed to that listener with the bytes read so far. Left as it is when the listener is not where
+ * Node puts it (another Node), and behind a trusted proxy (the upgrade then needs
+ * `X-Forwarded-For`, which only the full parser reads).
+ */
+function takeUpgrades(
+  server: HttpServer,
+  secure: boolean,
+  trustProxy: boolean,
+  guard: UpgradeGuard,
+  host: { upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; error: () => void },
+): void {
+  const nodeListener = (http as unknown as { _connectionListener?: NodeConnectionListener })._connectionListener;
+  // Under TLS Node's HTTP listener runs on the TLS socket ('secureConnection'), after the handshake.
+  const event = secure ? 'secureConnection' : 'connection';
+  if (trustProxy || typeof nodeListener !== 'function' || !server.listeners(event).includes(nodeListener)) return;
+  server.removeListener(event, nodeListener);
+  const sniffer = new UpgradeSniffer({
+    upgrade: host.upgrade,
+    http: (socket) => nodeListener.call(server, socket),
+    error: host.error,
+  });
+  server.on(event, (socket: Socket) => {
+    // A socket the guard refused at accept is answered (or destroyed) by the guard.
+    if (!guard.isRefused(socket)) sniffer.take(socket);
   });
 }
 
@@ -279,19 +314,26 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     socket.destroy();
   });
   server.on('tlsClientError', () => core.countError());
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (guard.isRefused(req.socket)) {
       socket.destroy();
       return;
     }
-    guard.upgraded(req.socket);
+    // The address the guard read at accept (one getpeername per connection, not one more here).
+    const acceptedIp = guard.upgraded(req.socket);
     // (ws puts its own error listener on the socket for the handshake, then the WebSocket's.)
     if (closing) {
       socket.on('error', () => core.countError());
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip: remoteIp(req, trustProxy) }));
+    const ip = trustProxy || acceptedIp === undefined ? remoteIp(req, trustProxy) : acceptedIp;
+    wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip }));
+  };
+  server.on('upgrade', upgrade);
+  takeUpgrades(server, tls !== null, trustProxy, guard, {
+    upgrade,
+    error: () => core.countError(),
   });
 
   try {
@@ -321,8 +363,10 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
         server.closeIdleConnections();
         await core.close();
         await router?.close();
-        // Sockets still open are HTTP keep-alive or half-done requests: nothing to keep.
+        // Sockets still open are HTTP keep-alive or half-done requests (read by Node's HTTP
+        // server or still by the relay's upgrade sniffer): nothing to keep.
         server.closeAllConnections();
+        guard.destroyPending();
         await listenerClosed;
         wss.close();
         await mailbox?.close();

@@ -27,7 +27,7 @@
  */
 import type { Socket } from 'node:net';
 import type { DropReason } from './core.js';
-import { remoteAddress, remoteEndpoint } from './peer-address.js';
+import { remoteAddress } from './peer-address.js';
 
 /** What the guard needs of the core: the upgraded connections it counts, and its drop counter. */
 export interface GuardedCore {
@@ -50,13 +50,16 @@ export interface UpgradeGuardOptions {
 /** How long a refused socket may take to read its HTTP answer before it is destroyed. */
 const REFUSED_LINGER_MS = 1000;
 
+/**
+ * A socket accepted and not upgraded yet: two small values, nothing else (a connect burst makes
+ * thousands, each living until its upgrade, long enough to outlive young-generation collections
+ * and be promoted: BENCHMARKS.md § Issue 12, Session 14 (relaymem)).
+ */
 interface Pending {
-  socket: Socket;
+  /** Its remote address ('' when the guard does not count per address). */
   ip: string;
-  /** When the socket's time is up (`performance.now()` ms); 0 once a request arrived. */
+  /** When its time is up, whole ms of the guard's clock ({@link UpgradeGuard.#now}); 0 once a request arrived. */
   deadline: number;
-  /** The socket's `close` listener, removed at the upgrade (an idle connection keeps nothing of the guard). */
-  onClose: () => void;
 }
 
 /** Normalizes an IPv4-mapped IPv6 address to IPv4, as the host does for upgraded connections. */
@@ -65,25 +68,53 @@ export function socketIp(socket: Socket): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
-function keyOf(socket: Socket): string {
-  const { address, port } = remoteEndpoint(socket);
-  return `${address ?? '?'}|${port ?? '?'}`;
+/**
+ * The TCP socket under `socket`: the socket itself for plain HTTP; under TLS, the request's
+ * `TLSSocket` wraps the TCP socket the server's `connection` event handed out (`_parent`, the
+ * link Node's own `net` code follows from a wrapping socket to the one under it).
+ */
+function tcpSocket(socket: Socket): Socket {
+  let s = socket;
+  for (let parent = (s as { _parent?: Socket | null })._parent; parent !== undefined && parent !== null; parent = (s as { _parent?: Socket | null })._parent) s = parent;
+  return s;
 }
 
 /** Tracks accepted sockets until they upgrade or close (see the module description). */
 export class UpgradeGuard {
   readonly #core: GuardedCore;
   readonly #options: UpgradeGuardOptions;
-  /** By `address:port` of the remote end: the same for a TLS socket and the TCP socket under it. */
-  readonly #pending = new Map<string, Pending>();
+  /** By TCP socket (under TLS, the one under the request's `TLSSocket`: see {@link tcpSocket}). */
+  readonly #pending = new Map<Socket, Pending>();
   readonly #perIp = new Map<string, number>();
+  /** TCP sockets refused at accept. */
   readonly #refused = new WeakSet<Socket>();
   /** The sweep of {@link UpgradeGuard.#pending}'s deadlines: runs while any socket is pending. */
   #sweeper: ReturnType<typeof setInterval> | null = null;
+  /** Where the deadlines count from: whole milliseconds since then are small integers, kept in the record itself. */
+  readonly #epoch = performance.now();
+  /**
+   * The `close` listener of every pending socket (`this` is the socket): one function for all of
+   * them, taken off at the upgrade, instead of a closure and a once-wrapper per socket.
+   */
+  readonly #onClose: (this: Socket) => void;
 
   constructor(core: GuardedCore, options: UpgradeGuardOptions) {
     this.#core = core;
     this.#options = options;
+    const pending = this.#pending;
+    const guard = this;
+    this.#onClose = function (this: Socket) {
+      const p = pending.get(this);
+      if (p !== undefined) guard.#release(this, p);
+    };
+  }
+
+  /** Destroys every socket accepted and not upgraded (at the server's close). */
+  destroyPending(): void {
+    this.#pending.forEach((p, socket) => {
+      this.#release(socket, p);
+      socket.destroy();
+    });
   }
 
   /** Sockets accepted and not upgraded (plain HTTP ones included). */
@@ -91,10 +122,15 @@ export class UpgradeGuard {
     return this.#pending.size;
   }
 
-  /** A socket was accepted (the server's `connection` event). */
+  /** Whole ms since the guard was made. */
+  #now(): number {
+    return Math.floor(performance.now() - this.#epoch);
+  }
+
+  /** A socket was accepted (the server's `connection` event: the TCP socket, also under TLS). */
   accept(socket: Socket): void {
-    const ip = socketIp(socket);
     const o = this.#options;
+    const ip = o.perAddress ? socketIp(socket) : '';
     if (this.#pending.size + this.#core.connections >= o.maxConnections) {
       this.#core.countDrop('too_many_connections');
       this.#refuse(socket, '503 Service Unavailable', 'relay is full');
@@ -105,13 +141,9 @@ export class UpgradeGuard {
       this.#refuse(socket, '429 Too Many Requests', 'too many connections from this address');
       return;
     }
-    const key = keyOf(socket);
-    const onClose = (): void => {
-      if (this.#pending.get(key)?.socket === socket) this.#release(key);
-    };
-    this.#pending.set(key, { socket, ip, deadline: performance.now() + o.upgradeTimeoutMs, onClose });
+    this.#pending.set(socket, { ip, deadline: this.#now() + o.upgradeTimeoutMs });
     if (o.perAddress) this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    socket.once('close', onClose);
+    socket.on('close', this.#onClose);
     if (this.#sweeper === null) {
       this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, o.upgradeTimeoutMs / 4)));
       this.#sweeper.unref();
@@ -120,13 +152,14 @@ export class UpgradeGuard {
 
   /** Destroys the sockets whose time is up; stops when none is pending. */
   #sweep(): void {
-    const now = performance.now();
-    for (const [key, p] of this.#pending) {
-      if (p.deadline === 0 || now < p.deadline) continue;
+    const now = this.#now();
+    // forEach, not for-of: no [key, value] array per pending socket per sweep.
+    this.#pending.forEach((p, socket) => {
+      if (p.deadline === 0 || now < p.deadline) return;
       this.#core.countDrop('upgrade_timeout');
-      this.#release(key);
-      p.socket.destroy();
-    }
+      this.#release(socket, p);
+      socket.destroy();
+    });
     if (this.#pending.size === 0 && this.#sweeper !== null) {
       clearInterval(this.#sweeper);
       this.#sweeper = null;
@@ -135,10 +168,8 @@ export class UpgradeGuard {
 
   /** True for a socket refused at accept: the host must not serve or upgrade its request. */
   isRefused(socket: Socket): boolean {
-    return this.#refused.has(socket) || (this.#refusedKeys.size > 0 && this.#refusedKeys.has(keyOf(socket)));
+    return this.#refused.has(tcpSocket(socket));
   }
-
-  readonly #refusedKeys = new Set<string>();
 
   #refuse(socket: Socket, status: string, text: string): void {
     this.#refused.add(socket);
@@ -146,9 +177,6 @@ export class UpgradeGuard {
       socket.destroy();
       return;
     }
-    const key = keyOf(socket);
-    this.#refusedKeys.add(key);
-    socket.once('close', () => this.#refusedKeys.delete(key));
     socket.on('error', () => {});
     const body = `${text}\n`;
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -157,25 +185,26 @@ export class UpgradeGuard {
 
   /** A request's headers arrived on the socket: the time bound no longer applies (it stays counted). */
   requested(socket: Socket): void {
-    const p = this.#pending.get(keyOf(socket));
+    const p = this.#pending.get(tcpSocket(socket));
     if (p !== undefined) p.deadline = 0;
   }
 
-  /** The socket is being upgraded: the core counts it from now on. */
-  upgraded(socket: Socket): void {
-    const key = keyOf(socket);
-    const p = this.#pending.get(key);
-    // Its `close` listener (a once-wrapper, a closure and the key) would otherwise stay on every
-    // upgraded socket for as long as it lives: ~0.3 KiB per idle connection.
-    // (Under TLS `socket` is the TLS socket and `p.socket` the TCP one under it: same key.)
-    p?.socket.removeListener('close', p.onClose);
-    this.#release(key);
+  /**
+   * The socket is being upgraded: the core counts it from now on. Returns the remote address
+   * taken at accept (undefined when the guard did not count per address or never saw the socket).
+   */
+  upgraded(socket: Socket): string | undefined {
+    const tcp = tcpSocket(socket);
+    const p = this.#pending.get(tcp);
+    if (p === undefined) return undefined;
+    this.#release(tcp, p);
+    return p.ip === '' ? undefined : p.ip;
   }
 
-  #release(key: string): void {
-    const p = this.#pending.get(key);
-    if (p === undefined) return;
-    this.#pending.delete(key);
+  #release(socket: Socket, p: Pending): void {
+    this.#pending.delete(socket);
+    // An upgraded socket keeps nothing of the guard for as long as it lives.
+    socket.removeListener('close', this.#onClose);
     if (!this.#options.perAddress) return;
     const n = (this.#perIp.get(p.ip) ?? 1) - 1;
     if (n <= 0) this.#perIp.delete(p.ip);

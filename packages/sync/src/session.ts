@@ -128,6 +128,10 @@ const UPDATE_BATCH_BYTES = 1024 * 1024;
  */
 export const MAX_HELD_SYNC_REQUESTS = 4096;
 
+/** When a queued message leaves ({@link PeerSession.enqueue}): on the scheduler's next turn, or at the caller's flush in this task. */
+const NEXT_TURN = 0;
+const HANDSHAKE = 1;
+
 /** A Yjs v1 update with no structs and an empty delete set: the answer to a held request past the first. */
 const EMPTY_UPDATE = new Uint8Array([0, 0]);
 
@@ -234,8 +238,15 @@ const NO_QUEUE: QueueSlots = Object.freeze([FIRST, 0]) as unknown as QueueSlots;
 export class PeerSession extends PeerMeter implements Flushable, ConnectionListener {
   readonly conn: Connection;
   readonly #host: SessionHost;
-  /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
-  #rare: SessionRare | null = null;
+  /**
+   * What the session holds only at times (see {@link SessionRare}); null while it holds none of
+   * it. While it holds nothing but our step-1 request id — from its start until synced, the usual
+   * handshake — it is that id itself, a string, not a record around it: the record lived as long
+   * as the handshake, so a burst of connecting replicas promoted it (one per session, 6,000 of
+   * 6,020 at 1,500 replicas) to die in the old generation once synced (BENCHMARKS.md § Issue 12,
+   * Session 14 (rss)).
+   */
+  #rare: SessionRare | string | null = null;
   /** The outbound queue, its head and its update bytes ({@link QueueSlots}); {@link NO_QUEUE} while nothing waits to be sent. */
   #queue: QueueSlots = NO_QUEUE;
   /** Yes/no states, one bit each (see {@link PUMPING}); read and written through the accessors below. */
@@ -259,25 +270,36 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     super(host.now(), 0);
     this.conn = conn;
     this.#host = host;
-    this.r().requestId = bytesToText(newRequestId());
+    this.#rare = bytesToText(newRequestId());
   }
 
-  /** The rarely used part, made on first use. */
+  /** The rarely used part, made on first use (around the request id, if that is all there was). */
   private r(): SessionRare {
-    return (this.#rare ??= { requestId: null, reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+    const rare = this.#rare;
+    if (rare !== null && typeof rare === 'object') return rare;
+    const made: SessionRare = { requestId: rare, reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 };
+    this.#rare = made;
+    return made;
+  }
+
+  /** The rare part if it was made as a record (see {@link #rare}), else null. (TypeScript-private: a `#` getter costs each instance a slot.) */
+  private get rare(): SessionRare | null {
+    const rare = this.#rare;
+    return typeof rare === 'object' ? rare : null;
   }
 
   /** Our step-1 request id until synced (see {@link SessionRare.requestId}). */
   private get requestId(): string | null {
-    return this.#rare?.requestId ?? null;
+    const rare = this.#rare;
+    return typeof rare === 'string' ? rare : (rare?.requestId ?? null);
   }
 
-  /** Drops the rare part if it holds nothing (as {@link r} would make it). */
+  /** Drops the rare record if it holds nothing but the request id (as {@link r} would make it): the id alone, or nothing, stays. */
   private settleRare(): void {
     const rare = this.#rare;
     if (
       rare !== null &&
-      rare.requestId === null &&
+      typeof rare === 'object' &&
       rare.reassembler === null &&
       rare.drainWaiters === null &&
       rare.heldRequests === null &&
@@ -290,7 +312,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       rare.collapses === 0 &&
       rare.maxFrameBytes === 0
     ) {
-      this.#rare = null;
+      this.#rare = rare.requestId;
     }
   }
 
@@ -300,14 +322,15 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * as one bit of the flags (not a field of every session); any other in the rare part.
    */
   get healthState(): object | null {
-    return this.flag(RESPONDING) ? RESPONDING_PEER : (this.#rare?.healthState ?? null);
+    return this.flag(RESPONDING) ? RESPONDING_PEER : (this.rare?.healthState ?? null);
   }
 
   set healthState(state: object | null) {
     this.setFlag(RESPONDING, state === RESPONDING_PEER);
     if (state === RESPONDING_PEER) {
-      if (this.#rare !== null) this.#rare.healthState = null;
-    } else if (state !== null || this.#rare !== null) this.r().healthState = state;
+      const rare = this.rare;
+      if (rare !== null) rare.healthState = null;
+    } else if (state !== null || this.rare !== null) this.r().healthState = state;
   }
 
   /**
@@ -410,8 +433,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       framesReceived: m.framesReceived,
       bytesSent: m.bytesSent,
       bytesReceived: m.bytesReceived,
-      decryptErrors: this.#rare?.decryptErrors ?? 0,
-      collapses: this.#rare?.collapses ?? 0,
+      decryptErrors: this.rare?.decryptErrors ?? 0,
+      collapses: this.rare?.collapses ?? 0,
     };
   }
 
@@ -426,7 +449,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * completes an exchange; a frame that opens later makes it a regular peer again.
    */
   get foreign(): boolean {
-    return !this.flag(OPENED) && (this.#rare?.decryptErrors ?? 0) > 0;
+    return !this.flag(OPENED) && (this.rare?.decryptErrors ?? 0) > 0;
   }
 
   get closed(): boolean {
@@ -449,6 +472,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.open();
     if (this.conn.listen) this.conn.listen(this);
     else void this.pull();
+    this.flush();
   }
 
   /** Starts the exchange; resolves when the connection ends. */
@@ -477,7 +501,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** @internal {@link ConnectionListener}: the connection closed (`error`: it failed). */
   onEnd(error: Error | null): void {
-    if (error === null) this.finish(this.#rare?.failReason ?? 'connection closed');
+    if (error === null) this.finish(this.rare?.failReason ?? 'connection closed');
     else this.endWith(error);
   }
 
@@ -499,7 +523,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         this.receive(frame);
         frame = null; // not held by the suspended loop until the next frame
       }
-      reason = this.#rare?.failReason ?? 'connection closed';
+      reason = this.rare?.failReason ?? 'connection closed';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
       if (!this.closedFlag) this.#host.reportError(asError(error));
@@ -545,7 +569,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * own opening comes without one, {@link #noteOpening} sends the same messages again, separately.
    */
   private open(): void {
-    this.enqueue({ kind: 'message', bytes: encodeBatch(this.openingMessages()) });
+    this.enqueue({ kind: 'message', bytes: encodeBatch(this.openingMessages()) }, HANDSHAKE);
   }
 
   /** The REPLICA message, sync step 1 (current state vector, our request id), our awareness. */
@@ -658,7 +682,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
   private reassemble(plain: Uint8Array): ReassemblyResult {
-    let reassembler = this.#rare?.reassembler ?? null;
+    let reassembler = this.rare?.reassembler ?? null;
     if (reassembler === null) {
       const whole = wholeFrame(plain, this.#host.maxMessageBytes);
       if (whole !== null) return whole;
@@ -819,7 +843,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     this.answer([m.requestId]);
     this.acksReady = true;
-    this.#rare?.acks?.ready();
+    this.rare?.acks?.ready();
+    this.flush();
   }
 
   /** Queues the answers to `requestIds`: the diff against the peer's latest state vector, then empty updates. */
@@ -833,7 +858,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     for (let i = 0; i < requestIds.length; i++) {
       this.#flags += ANSWER;
-      this.enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) });
+      this.enqueue({ kind: 'answer', bytes: encodeStep2(requestIds[i] as Uint8Array, i === 0 ? diff : EMPTY_UPDATE) }, HANDSHAKE);
     }
   }
 
@@ -841,7 +866,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.#flags -= ANSWER;
     this.sentStep2 = true;
     this.checkSynced();
-    const held = this.#rare?.heldRequests ?? null;
+    const held = this.rare?.heldRequests ?? null;
     if (this.answersUnsent > 0 || held === null || this.closedFlag) return;
     this.r().heldRequests = null;
     this.answer(held);
@@ -856,7 +881,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       this.receivedStep2 = true;
       this.checkSynced();
     } else {
-      this.#rare?.acks?.answered(m.requestId);
+      this.rare?.acks?.answered(m.requestId);
     }
   }
 
@@ -864,7 +889,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     if (this.syncedFlag || !this.receivedStep2 || !this.sentStep2 || this.closedFlag) return;
     this.syncedFlag = true;
     const rare = this.#rare;
-    if (rare !== null) {
+    if (typeof rare === 'string') this.#rare = null;
+    else if (rare !== null) {
       rare.requestId = null;
       this.settleRare();
     }
@@ -887,10 +913,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.releaseMeterRow();
     this.#queue = NO_QUEUE;
     this.releaseDrainWaiters();
-    this.#rare?.acks?.close();
+    this.rare?.acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
-    const rare = this.#rare;
+    const rare = this.rare;
     const onEnded = rare?.onEnded ?? null;
     if (rare !== null) rare.onEnded = null;
     onEnded?.();
@@ -898,13 +924,24 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   // ---- outbound -----------------------------------------------------------------------------
 
-  private enqueue(item: Outgoing): void {
+  /**
+   * Queues `item`. It leaves on the scheduler's next turn (coalescing, coalesce.ts), or, with
+   * {@link HANDSHAKE}, when the caller calls {@link flush} before it returns: the opening and a step
+   * 2 answer, each one message whatever else comes in the turn. Waiting for the next turn is what
+   * a handshake cannot afford when many connect at once: it is made while a socket's frames are
+   * read, and the next turn (Node's check phase) comes only after every other ready socket was
+   * read, while the young generation fills with their garbage. Under a burst of thousands of
+   * replicas connecting, 87 % of answers and 45 % of openings lived through two scavenges in the
+   * queue and were promoted, to die in the old generation (BENCHMARKS.md § Issue 12, Session 14
+   * (rss)); their pages and buffers were what a plain GC then kept as the client's RSS.
+   */
+  private enqueue(item: Outgoing, when = NEXT_TURN): void {
     if (this.#queue === NO_QUEUE) this.#queue = [FIRST, 0, item];
     else this.#queue.push(item);
-    if (!this.pumping) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
+    if (!this.pumping && when === NEXT_TURN) this.#host.scheduler.request(this, item.kind === 'catch-up' ? 0 : item.bytes.length);
   }
 
-  /** @internal Called by the scheduler once per turn: starts the sender if it is idle. */
+  /** @internal Called by the scheduler once per turn (and after a handshake message was queued): starts the sender if it is idle. */
   flush(): void {
     if (!this.pumping && !this.closedFlag && this.queued > 0) this.pump();
   }
@@ -1105,11 +1142,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   /** Largest sealed frame this session sends (lowered when the transport refuses bigger ones). */
   get maxFrameBytes(): number {
     // The transport's limit unless it refused a frame as too large (rare: kept in the rare part).
-    return this.#rare?.maxFrameBytes || this.#host.maxFrameBytes;
+    return this.rare?.maxFrameBytes || this.#host.maxFrameBytes;
   }
 
   private releaseDrainWaiters(): void {
-    const waiters = this.#rare?.drainWaiters ?? null;
+    const waiters = this.rare?.drainWaiters ?? null;
     if (waiters === null) return;
     this.r().drainWaiters = null;
     for (const w of waiters) w();
