@@ -481,6 +481,16 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     return this.ended();
   }
 
+  /**
+   * Ends the session without waiting any longer for its connection to report the close: its
+   * database is closing and the connection did not end within `CLOSE_DRAIN_MS` (a transport that
+   * never reports it). The session ends as on any other end — its meter row goes back, its peer
+   * is reported gone — and a report that still comes changes nothing.
+   */
+  abandon(reason: string): void {
+    this.finish(reason);
+  }
+
   /** Resolves once the session ended (its connection closed). */
   ended(): Promise<void> {
     if (this.closedFlag) return Promise.resolve();
