@@ -65,7 +65,8 @@ interface ClientRefs {
 /**
  * Integrates `update` (Yjs v1) into `tr`'s document, as `Y.applyUpdate` would inside that
  * transaction, when it is the common case (see the module description); returns false and leaves
- * the document as it was otherwise. `tr` must be the document's open transaction, `local: false`.
+ * the document as it was otherwise. `tr` must be the document's open transaction; like Yjs's
+ * reader, a handled update marks it remote (`local: false`).
  */
 export function integrateUpdate(tr: Y.Transaction, update: Uint8Array, origin: unknown): boolean {
   const doc = tr.doc;
@@ -76,6 +77,8 @@ export function integrateUpdate(tr: Y.Transaction, update: Uint8Array, origin: u
   if (clients === null) return false;
   const order = integrationOrder(clients, store);
   if (order === null) return false;
+  // As Yjs's readUpdateV2 does: whatever opened the transaction, applying an update makes it remote.
+  tr.local = false;
   for (let k = 0; k < order.length; k++) {
     const struct = order[k]!;
     if (struct instanceof Y.Item) integrateItem(tr, store, struct);
