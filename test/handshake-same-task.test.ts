@@ -2,7 +2,9 @@
 // scheduler's next turn (setImmediate in Node). Under a burst of connecting replicas the next turn
 // comes only after every other ready socket was read, so queued handshake messages lived through
 // scavenges and were promoted to die in the old generation (BENCHMARKS.md § Issue 12, Session 14
-// (rss)). A probe transport with one connection records what the session hands it; the checks
+// (rss)). While handshaking, a session keeps its step-1 request id as the id itself, not a record
+// around it; a chunked message in the middle needs the record, and the id must survive the trip
+// into it and out. A probe transport with one connection records what the session hands it; the checks
 // run in a microtask (before any macrotask) and synchronously after a delivered step 1.
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
@@ -10,7 +12,7 @@ import { AsyncQueue, generateDatabaseId } from '@rhizome/core';
 import type { Connection, ConnectionListener, PeerInfo, TopicHash, Transport } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { FrameSealer, encodeReplica, keyMaterial, openDatabase, type Database } from '@rhizome/sync';
-import { MSG_BATCH, MSG_SYNC_STEP2, decodeBatch, decodeMessage, encodeBatch, encodeStep1, toFrames, wholeFrame } from '../packages/sync/src/wire.js';
+import { MSG_BATCH, MSG_SYNC_STEP1, MSG_SYNC_STEP2, decodeBatch, decodeMessage, encodeBatch, encodeStep1, encodeStep2, encodeUpdates, toFrames, wholeFrame } from '../packages/sync/src/wire.js';
 import { MSG_REPLICA } from '../packages/sync/src/replicas.js';
 
 /** One connection that takes every frame at once (`trySend`) and hands received ones to its listener. */
@@ -123,6 +125,36 @@ describe('handshake messages leave in the task that made them', () => {
     expect(decodeMessage(now[0]!).type).toBe(MSG_SYNC_STEP2);
     expect(decodeBatch(message(conn.sent[0]!)).map((m) => m[0])[0]).toBe(MSG_REPLICA);
     // (The probe peer answers nothing a closing database asks: end the connection first.)
+    await conn.close();
+  });
+
+  it('a chunked message during the handshake keeps the request id: the answer to our step 1 still makes the session synced', async () => {
+    const id = generateDatabaseId();
+    const transport = new ProbeTransport();
+    const d = await openDatabase({ id, transport });
+    open.push(d);
+    const conn = (await within(5000, 'a connection', transport.connections.shift()))!;
+    await within(5000, 'the session listening', conn.listening);
+    const sealer = new FrameSealer(keyMaterial(id), d.topic);
+    const deliver = (message: Uint8Array, maxPlaintext = 1 << 20): number => {
+      const frames = toFrames(message, maxPlaintext);
+      for (const f of frames) conn.listener!.onMessage(sealer.seal(f));
+      return frames.length;
+    };
+    const whole = wholeFrame(sealer.open(conn.sent[0]!), 1 << 20);
+    if (whole?.kind !== 'message') throw new Error('not a whole frame');
+    const ourStep1 = decodeMessage(decodeBatch(whole.message)[1]!);
+    if (ourStep1.type !== MSG_SYNC_STEP1) throw new Error('no step 1 in the opening');
+
+    // The peer opens (we answer it), then sends a live update in several chunks (the session's
+    // rare record is made for the reassembler), then answers our step 1.
+    deliver(encodeBatch([encodeReplica(new Uint8Array(16).fill(7)), encodeStep1(new Uint8Array(16).fill(0x42), Y.encodeStateVector(new Y.Doc()))]));
+    const peerDoc = new Y.Doc();
+    peerDoc.getMap('nodes').set('n1', 'x'.repeat(400));
+    expect(deliver(encodeUpdates([Y.encodeStateAsUpdate(peerDoc)]), 128)).toBeGreaterThan(1);
+    deliver(encodeStep2(ourStep1.requestId, Y.encodeStateAsUpdate(peerDoc)));
+    await within(5000, 'synced', d.whenSynced({ timeoutMs: 5000 }));
+    expect(d.stats().peers[0]?.synced).toBe(true);
     await conn.close();
   });
 });

@@ -35,7 +35,8 @@ const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const COMPUTED_IMPORTS: Record<string, string[]> = {
   '@rhizome/core/dist/create.js': ['@rhizome/transport-relay', '@rhizome/transport-dht'],
   '@rhizome/transport-relay/dist/link.js': ['ws'],
-  // The launcher imports its own dist/main.js by file URL.
+  // The launcher imports its own dist/main.js by file URL (and, in a checkout of the repository
+  // only, its src/main.ts and tsx's API, found by require.resolve like tsx itself).
   '@rhizome/cli/bin/rhizome.js': [],
 };
 

@@ -148,6 +148,30 @@ describe('upgrade requests read by the relay itself, and the rest by Node', () =
       while (relay.stats().connections !== 2) await new Promise((r) => setTimeout(r, 10));
     })());
   });
+
+  it('bytes that cannot begin a canonical upgrade are Node\'s at once: refused now, not held until upgradeTimeoutMs', async () => {
+    // The sniffer keeps an incomplete head only while it can still become a canonical upgrade; a
+    // port scanner's probe, a TLS ClientHello on the plain port or a bare-LF head go to Node's
+    // parser, which refuses them at once (counted as errors), as before the sniffer.
+    const relay = await relayWith({ heartbeatIntervalMs: 0, upgradeTimeoutMs: 60_000 });
+    const probes = ['HELLO\r\n', '\x16\x03\x01\x00\x05hello', 'GET /healthz HTTP/1.1\nHost: x\n', 'GET / HTTP/1.1\r\nHost: \x00\r\n', 'GET / HTTP/1.1\rX'];
+    for (const probe of probes) {
+      const raw = await rawSocket(relay);
+      raw.socket.write(Buffer.from(probe, 'latin1'));
+      await within(WAIT, `the socket that sent ${JSON.stringify(probe)} to be closed`, raw.closed);
+    }
+    expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
+    // A head still on its way (every byte of it possible in a canonical upgrade) is waited for.
+    const slow = await rawSocket(relay);
+    const whole = request();
+    slow.socket.write(whole.slice(0, 30));
+    await new Promise((r) => setTimeout(r, 200));
+    slow.socket.write(whole.slice(30));
+    await within(WAIT, 'the 101', (async () => {
+      while (!slow.received().includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 10));
+    })());
+    expect(slow.received()).toMatch(/^HTTP\/1\.1 101 /);
+  });
 });
 
 describe('sockets that never upgrade, under TLS', () => {

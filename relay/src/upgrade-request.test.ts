@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_HEAD_BYTES, parseUpgradeRequest, UpgradeSniffer } from './upgrade-request.js';
+import { MAX_HEAD_BYTES, mayBeginUpgrade, parseUpgradeRequest, UpgradeSniffer } from './upgrade-request.js';
 
 const socket = {} as Socket;
 
@@ -67,6 +67,24 @@ describe('parseUpgradeRequest', () => {
     ];
     for (const [what, change] of variants) expect(parse(change([...CANONICAL]).join('\r\n')), what).toBeNull();
     expect(parse('GET /healthz HTTP/1.1\r\nHost: x')).toBeNull();
+  });
+});
+
+describe('mayBeginUpgrade', () => {
+  it('holds for every prefix of every head parseUpgradeRequest takes, and fails once the bytes cannot begin one', () => {
+    const heads = [
+      CANONICAL.join('\r\n'),
+      [...CANONICAL, 'origin:\t https://example.org \t'].join('\r\n'),
+      ['GET /~a!b"c<d>{e}|f\\g^h`i HTTP/1.1', ...CANONICAL.slice(1).map((l) => l.toLowerCase())].join('\r\n'),
+    ];
+    for (const head of heads) {
+      expect(parse(head), head).not.toBeNull();
+      const data = Buffer.from(`${head}\r\n\r\n`, 'latin1');
+      for (let i = 1; i <= data.length; i++) expect(mayBeginUpgrade(data.subarray(0, i)), JSON.stringify(data.subarray(0, i).toString('latin1'))).toBe(true);
+    }
+    for (const bad of ['HELLO', 'G\x00', 'POST /', 'GET  /', 'GET *', '\x16\x03\x01', '\r\nGET /', 'GET / HTTP/1.1\nHost', 'GET / HTTP/1.1\rHost', 'GET /\x7f', 'GET /\x80', 'GET / HTTP/1.1\r\nHost: \x00']) {
+      expect(mayBeginUpgrade(Buffer.from(bad, 'latin1')), JSON.stringify(bad)).toBe(false);
+    }
   });
 });
 

@@ -18,7 +18,9 @@
  * version as it does behind Node's server). Anything else (a plain HTTP request such as `/healthz`,
  * a subprotocol, a repeated header, a folded line, any byte outside printable ASCII and tab, a head
  * larger than the limit) is handed to Node's HTTP server with the bytes read so far, exactly as if
- * it had read them itself: everything but the common case behaves as before.
+ * it had read them itself — an incomplete head as soon as it can no longer become a canonical one
+ * ({@link mayBeginUpgrade}), so that garbage is refused by Node at once as before: everything but
+ * the common case behaves as before.
  *
  * @packageDocumentation
  */
@@ -125,6 +127,30 @@ export function parseUpgradeRequest(data: Buffer, headEnd: number, socket: Socke
   };
 }
 
+/** How every head {@link parseUpgradeRequest} takes begins. */
+const GET = Buffer.from('GET /', 'latin1');
+
+/**
+ * False once `data`, an incomplete head, can no longer become one that {@link parseUpgradeRequest}
+ * takes: it does not begin with `GET /`, or holds a byte outside tab, CR LF and printable ASCII, a
+ * bare LF or a CR not followed by LF. Such bytes go to Node's parser at once, which refuses them at
+ * once (a port scanner's probe, a TLS ClientHello on the plain port, a bare-LF head), as it did
+ * before the sniffer — not after `upgradeTimeoutMs` holding a slot of the address's limit.
+ */
+export function mayBeginUpgrade(data: Buffer): boolean {
+  const n = Math.min(data.length, GET.length);
+  if (data.compare(GET, 0, n, 0, n) !== 0) return false;
+  for (let i = n; i < data.length; i++) {
+    const b = data[i]!;
+    if (b === 0x0a) {
+      if (data[i - 1] !== 0x0d) return false;
+    } else if (b === 0x0d) {
+      if (i + 1 < data.length && data[i + 1] !== 0x0a) return false;
+    } else if (b !== 0x09 && (b < 0x20 || b > 0x7e)) return false;
+  }
+  return true;
+}
+
 /** What the {@link UpgradeSniffer} hands a connection to. */
 export interface SnifferHost {
   /** A canonical upgrade request: upgrade it (as the HTTP server's `upgrade` event would). */
@@ -183,7 +209,7 @@ export class UpgradeSniffer {
     const before = this.#partial.get(socket);
     const data = before === undefined ? chunk : Buffer.concat([before, chunk]);
     const headEnd = data.indexOf('\r\n\r\n', 0, 'latin1');
-    if (headEnd < 0 && data.length < MAX_HEAD_BYTES) {
+    if (headEnd < 0 && data.length < MAX_HEAD_BYTES && mayBeginUpgrade(data)) {
       this.#partial.set(socket, data);
       return;
     }

@@ -4,15 +4,18 @@
 // - In a checkout of the Rhizome repository (tsconfig.build.json beside package.json): runs the
 //   TypeScript sources through tsx with the `rhizome-source` export condition, so an edit to any
 //   package shows at once and a stale dist/ is never run; dist/ is used only when tsx is missing.
+//   Where Node has `module.registerHooks` (>= 22.15) it does so in this process (a resolve hook
+//   adds the condition, tsx's ESM hooks compile); otherwise in a child `node --conditions=...
+//   --import tsx`, a second Node start (about 0.2 s of CPU per command).
 // Rhizome runs on Node >= 20 (the DHT transport, libp2p 3, needs Node >= 22). Under an older
 // Node, or in the repository, it re-runs itself with the Node 22 that the repository's `node`
 // devDependency installed, when there is one.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const require = createRequire(import.meta.url);
+const require = nodeModule.createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const dist = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const source = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -55,12 +58,26 @@ const missingFlags = relayCommand ? RELAY_NODE_FLAGS.filter((flag) => !given.has
 // A child started below gets the missing flags, or the value this launcher itself was given.
 const childFlags = relayCommand ? [...missingFlags, ...process.execArgv.filter((a) => flagName(a) === 'max-semi-space-size')] : [];
 
-if (node === process.execPath && !useSource && missingFlags.length > 0 && typeof process.execve === 'function' && process.channel === undefined) {
+// This Node can run the command itself: dist/, or the sources when it can add the export
+// condition at run time (`--conditions` is otherwise a start-up flag).
+const inProcess = node === process.execPath && (!useSource || typeof nodeModule.registerHooks === 'function');
+
+if (inProcess && missingFlags.length > 0 && typeof process.execve === 'function' && process.channel === undefined) {
   // The same launcher again with the flags, in place of this process (same pid and stdio).
   process.execve(process.execPath, [process.execPath, ...missingFlags, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
-if (node === process.execPath && !useSource && missingFlags.length === 0) {
-  await import(pathToFileURL(dist).href);
+if (inProcess && missingFlags.length === 0) {
+  if (useSource) {
+    // What `--conditions=rhizome-source --import tsx` does, for ES modules (all of Rhizome is).
+    nodeModule.registerHooks({
+      resolve: (specifier, context, nextResolve) =>
+        nextResolve(specifier, context.conditions.includes('rhizome-source') ? context : { ...context, conditions: [...context.conditions, 'rhizome-source'] }),
+    });
+    // Found the way tsx itself was (a devDependency of the repository, not of this package).
+    const { register } = await import(pathToFileURL(require.resolve('tsx/esm/api')).href);
+    register();
+  }
+  await import(pathToFileURL(useSource ? source : dist).href);
 } else {
   const nodeArgs = [...childFlags, ...(useSource ? ['--conditions=rhizome-source', '--import', pathToFileURL(tsxPath).href, source, ...args] : [dist, ...args])];
   // The extra IPC channel ties the child's life to this launcher: if the launcher dies (even

@@ -1,5 +1,5 @@
 import { InvalidConfigError } from './errors.js';
-import type { TransportConfig, TransportMode } from './types.js';
+import type { TlsOptions, TransportConfig, TransportMode } from './types.js';
 
 /** Default transport mode of {@link createTransport}. */
 export const DEFAULT_MODE: TransportMode = 'dht';
@@ -116,10 +116,10 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
   if (config.onError !== undefined && typeof config.onError !== 'function') {
     throw new InvalidConfigError('onError', 'must be a function');
   }
-  if (config.tls !== undefined && (config.tls === null || typeof config.tls !== 'object')) {
-    throw new InvalidConfigError('tls', 'must be an object such as { ca }');
-  }
+  const tls = resolveTlsOptions(config.tls);
   const resolved: TransportConfig = { ...config, mode, timeoutMs, encryption };
+  if (tls === undefined) delete resolved.tls;
+  else resolved.tls = tls;
   const bootstrap = stringArray(config.bootstrap, 'bootstrap');
   const listen = stringArray(config.listen, 'listen');
   if (bootstrap) resolved.bootstrap = bootstrap;
@@ -133,4 +133,40 @@ export function resolveTransportConfig(config: Partial<TransportConfig> = {}): T
     } else throw new InvalidConfigError('relayUrl', 'must be a URL or a non-empty list of URLs');
   }
   return resolved;
+}
+
+/**
+ * Checks a relay transport's `tls` option up front, so that what `ws` and Node's TLS would refuse (or
+ * silently ignore) at every connection attempt, inside the session loop, is an
+ * {@link InvalidConfigError} naming the field when the transport is made: an object with only
+ * `ca` (PEM text or bytes, or a list of them) and `rejectUnauthorized` (a boolean). A string CA
+ * without a PEM block is refused too: Node ignores it, and the relay's certificate is then
+ * refused at each attempt as if no CA had been given (the usual slip: a file name for its content).
+ * Returns a copy, so a later change to the caller's object changes nothing.
+ */
+export function resolveTlsOptions(tls: unknown): TlsOptions | undefined {
+  if (tls === undefined) return undefined;
+  if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) throw new InvalidConfigError('tls', 'must be an object such as { ca }');
+  for (const key of Object.keys(tls)) {
+    if (key !== 'ca' && key !== 'rejectUnauthorized') {
+      throw new InvalidConfigError(`tls.${key}`, 'unknown TLS option: the relay client takes ca and rejectUnauthorized');
+    }
+  }
+  const { ca, rejectUnauthorized } = tls as { ca?: unknown; rejectUnauthorized?: unknown };
+  const resolved: TlsOptions = {};
+  if (ca !== undefined) {
+    for (const one of Array.isArray(ca) ? (ca as unknown[]) : [ca]) {
+      if (typeof one === 'string') {
+        if (!one.includes('-----BEGIN ')) throw new InvalidConfigError('tls.ca', 'must be PEM text (-----BEGIN CERTIFICATE-----...), not a file name: read the file and pass its content');
+      } else if (!(one instanceof Uint8Array)) {
+        throw new InvalidConfigError('tls.ca', 'must be PEM text or bytes, or a list of them');
+      }
+    }
+    resolved.ca = Array.isArray(ca) ? [...(ca as Array<string | Uint8Array>)] : (ca as string | Uint8Array);
+  }
+  if (rejectUnauthorized !== undefined) {
+    if (typeof rejectUnauthorized !== 'boolean') throw new InvalidConfigError('tls.rejectUnauthorized', 'must be a boolean');
+    resolved.rejectUnauthorized = rejectUnauthorized;
+  }
+  return Object.keys(resolved).length === 0 ? undefined : resolved;
 }

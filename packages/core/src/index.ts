@@ -2,7 +2,7 @@
  * @rhizome/core: the contracts every Rhizome layer builds on. Depends only on @noble/hashes.
  * @packageDocumentation
  */
-export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectionListener, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, Closeable, PeerPath } from './types.js';
+export type { TopicHash, JsonValue, PeerInfo, Connection, ConnectionListener, ConnectOptions, TopicBroadcast, Transport, TransportMode, TransportConfig, TlsOptions, Closeable, PeerPath } from './types.js';
 export type { SyncEvent, HealthState, HealthSeverity } from './events.js';
 export { deriveTopic, topicToHex, topicFromHex, topicEquals, assertTopic, generateDatabaseId, flatHex, TOPIC_LENGTH } from './topic.js';
 export { SyncBroadcaster, DEFAULT_SUBSCRIBER_CAPACITY } from './broadcaster.js';
@@ -21,6 +21,7 @@ export { rareRecordIsEmpty } from './rare.js';
 export type { Tickable } from './ticker.js';
 export {
   resolveTransportConfig,
+  resolveTlsOptions,
   normalizeRelayUrl,
   DEFAULT_MODE,
   DEFAULT_TIMEOUT_MS,

@@ -134,6 +134,17 @@ export interface Transport {
 /** Which transport {@link createTransport} builds. */
 export type TransportMode = 'dht' | 'relay' | 'disabled' | 'memory';
 
+/**
+ * TLS options of the relay transport for `wss://` in Node (browsers use the system trust store):
+ * `ca` trusts a self-signed relay or a private CA (PEM text or bytes, or a list of them);
+ * `rejectUnauthorized: false` accepts any certificate (tests only). Checked up front by
+ * `resolveTlsOptions`.
+ */
+export interface TlsOptions {
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  rejectUnauthorized?: boolean;
+}
+
 /** Configuration for {@link createTransport}. Mode-specific fields are ignored by other modes. */
 export interface TransportConfig {
   /** Default `'dht'`. */
@@ -155,7 +166,7 @@ export interface TransportConfig {
   /** Relay mode: shared access token the relay requires, if any. */
   token?: string;
   /** Relay mode: extra TLS options for `wss://` in Node, e.g. `{ ca }` for a self-signed relay. */
-  tls?: { ca?: string | Uint8Array | Array<string | Uint8Array>; rejectUnauthorized?: boolean };
+  tls?: TlsOptions;
   /** DHT mode: multiaddrs of bootstrap peers. */
   bootstrap?: string[];
   /** DHT mode: multiaddrs to listen on (default tcp and ws on 0.0.0.0, ephemeral ports). */

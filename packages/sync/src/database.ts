@@ -1121,6 +1121,9 @@ export class Database {
     const streamEnd = this.#listening ? new Promise<void>((resolve) => (this.#streamEnded = resolve)) : undefined;
     const running = [...this.#sessions.values(), ...(this.#standby ?? []), ...(this.#retiring ?? [])];
     await within(CLOSE_DRAIN_MS, Promise.all([this.#network, streamEnd, ...running.map((s) => s.ended())]));
+    // A connection that never reported its end: its session ends here, not never (its meter row,
+    // meter-rows.ts, would stay taken until the process exits).
+    for (const s of running) if (!s.closed) s.abandon('database closed');
     for (const w of [...(this.#waiters ?? [])]) w.reject(new ClosedError('database'));
     for (const onClose of [...(this.#onClose ?? [])]) onClose(new ClosedError('database'));
     setUpdateHook(this.#doc as DatabaseDoc, null);

@@ -238,8 +238,15 @@ const NO_QUEUE: QueueSlots = Object.freeze([FIRST, 0]) as unknown as QueueSlots;
 export class PeerSession extends PeerMeter implements Flushable, ConnectionListener {
   readonly conn: Connection;
   readonly #host: SessionHost;
-  /** What the session holds only at times (see {@link SessionRare}); null while it holds none of it. */
-  #rare: SessionRare | null = null;
+  /**
+   * What the session holds only at times (see {@link SessionRare}); null while it holds none of
+   * it. While it holds nothing but our step-1 request id — from its start until synced, the usual
+   * handshake — it is that id itself, a string, not a record around it: the record lived as long
+   * as the handshake, so a burst of connecting replicas promoted it (one per session, 6,000 of
+   * 6,020 at 1,500 replicas) to die in the old generation once synced (BENCHMARKS.md § Issue 12,
+   * Session 14 (rss)).
+   */
+  #rare: SessionRare | string | null = null;
   /** The outbound queue, its head and its update bytes ({@link QueueSlots}); {@link NO_QUEUE} while nothing waits to be sent. */
   #queue: QueueSlots = NO_QUEUE;
   /** Yes/no states, one bit each (see {@link PUMPING}); read and written through the accessors below. */
@@ -263,25 +270,36 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     super(host.now(), 0);
     this.conn = conn;
     this.#host = host;
-    this.r().requestId = bytesToText(newRequestId());
+    this.#rare = bytesToText(newRequestId());
   }
 
-  /** The rarely used part, made on first use. */
+  /** The rarely used part, made on first use (around the request id, if that is all there was). */
   private r(): SessionRare {
-    return (this.#rare ??= { requestId: null, reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 });
+    const rare = this.#rare;
+    if (rare !== null && typeof rare === 'object') return rare;
+    const made: SessionRare = { requestId: rare, reassembler: null, drainWaiters: null, heldRequests: null, failReason: undefined, onEnded: null, ended: null, acks: null, healthState: null, decryptErrors: 0, collapses: 0, maxFrameBytes: 0 };
+    this.#rare = made;
+    return made;
+  }
+
+  /** The rare part if it was made as a record (see {@link #rare}), else null. (TypeScript-private: a `#` getter costs each instance a slot.) */
+  private get rare(): SessionRare | null {
+    const rare = this.#rare;
+    return typeof rare === 'object' ? rare : null;
   }
 
   /** Our step-1 request id until synced (see {@link SessionRare.requestId}). */
   private get requestId(): string | null {
-    return this.#rare?.requestId ?? null;
+    const rare = this.#rare;
+    return typeof rare === 'string' ? rare : (rare?.requestId ?? null);
   }
 
-  /** Drops the rare part if it holds nothing (as {@link r} would make it). */
+  /** Drops the rare record if it holds nothing but the request id (as {@link r} would make it): the id alone, or nothing, stays. */
   private settleRare(): void {
     const rare = this.#rare;
     if (
       rare !== null &&
-      rare.requestId === null &&
+      typeof rare === 'object' &&
       rare.reassembler === null &&
       rare.drainWaiters === null &&
       rare.heldRequests === null &&
@@ -294,7 +312,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       rare.collapses === 0 &&
       rare.maxFrameBytes === 0
     ) {
-      this.#rare = null;
+      this.#rare = rare.requestId;
     }
   }
 
@@ -304,14 +322,15 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * as one bit of the flags (not a field of every session); any other in the rare part.
    */
   get healthState(): object | null {
-    return this.flag(RESPONDING) ? RESPONDING_PEER : (this.#rare?.healthState ?? null);
+    return this.flag(RESPONDING) ? RESPONDING_PEER : (this.rare?.healthState ?? null);
   }
 
   set healthState(state: object | null) {
     this.setFlag(RESPONDING, state === RESPONDING_PEER);
     if (state === RESPONDING_PEER) {
-      if (this.#rare !== null) this.#rare.healthState = null;
-    } else if (state !== null || this.#rare !== null) this.r().healthState = state;
+      const rare = this.rare;
+      if (rare !== null) rare.healthState = null;
+    } else if (state !== null || this.rare !== null) this.r().healthState = state;
   }
 
   /**
@@ -414,8 +433,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       framesReceived: m.framesReceived,
       bytesSent: m.bytesSent,
       bytesReceived: m.bytesReceived,
-      decryptErrors: this.#rare?.decryptErrors ?? 0,
-      collapses: this.#rare?.collapses ?? 0,
+      decryptErrors: this.rare?.decryptErrors ?? 0,
+      collapses: this.rare?.collapses ?? 0,
     };
   }
 
@@ -430,7 +449,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
    * completes an exchange; a frame that opens later makes it a regular peer again.
    */
   get foreign(): boolean {
-    return !this.flag(OPENED) && (this.#rare?.decryptErrors ?? 0) > 0;
+    return !this.flag(OPENED) && (this.rare?.decryptErrors ?? 0) > 0;
   }
 
   get closed(): boolean {
@@ -462,6 +481,16 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     return this.ended();
   }
 
+  /**
+   * Ends the session without waiting any longer for its connection to report the close: its
+   * database is closing and the connection did not end within `CLOSE_DRAIN_MS` (a transport that
+   * never reports it). The session ends as on any other end — its meter row goes back, its peer
+   * is reported gone — and a report that still comes changes nothing.
+   */
+  abandon(reason: string): void {
+    this.finish(reason);
+  }
+
   /** Resolves once the session ended (its connection closed). */
   ended(): Promise<void> {
     if (this.closedFlag) return Promise.resolve();
@@ -482,7 +511,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** @internal {@link ConnectionListener}: the connection closed (`error`: it failed). */
   onEnd(error: Error | null): void {
-    if (error === null) this.finish(this.#rare?.failReason ?? 'connection closed');
+    if (error === null) this.finish(this.rare?.failReason ?? 'connection closed');
     else this.endWith(error);
   }
 
@@ -504,7 +533,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
         this.receive(frame);
         frame = null; // not held by the suspended loop until the next frame
       }
-      reason = this.#rare?.failReason ?? 'connection closed';
+      reason = this.rare?.failReason ?? 'connection closed';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
       if (!this.closedFlag) this.#host.reportError(asError(error));
@@ -663,7 +692,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
 
   /** The message a frame completes (see wire.ts); a Reassembler lives only while chunks arrive. */
   private reassemble(plain: Uint8Array): ReassemblyResult {
-    let reassembler = this.#rare?.reassembler ?? null;
+    let reassembler = this.rare?.reassembler ?? null;
     if (reassembler === null) {
       const whole = wholeFrame(plain, this.#host.maxMessageBytes);
       if (whole !== null) return whole;
@@ -824,7 +853,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     }
     this.answer([m.requestId]);
     this.acksReady = true;
-    this.#rare?.acks?.ready();
+    this.rare?.acks?.ready();
     this.flush();
   }
 
@@ -847,7 +876,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.#flags -= ANSWER;
     this.sentStep2 = true;
     this.checkSynced();
-    const held = this.#rare?.heldRequests ?? null;
+    const held = this.rare?.heldRequests ?? null;
     if (this.answersUnsent > 0 || held === null || this.closedFlag) return;
     this.r().heldRequests = null;
     this.answer(held);
@@ -862,7 +891,7 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
       this.receivedStep2 = true;
       this.checkSynced();
     } else {
-      this.#rare?.acks?.answered(m.requestId);
+      this.rare?.acks?.answered(m.requestId);
     }
   }
 
@@ -870,7 +899,8 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     if (this.syncedFlag || !this.receivedStep2 || !this.sentStep2 || this.closedFlag) return;
     this.syncedFlag = true;
     const rare = this.#rare;
-    if (rare !== null) {
+    if (typeof rare === 'string') this.#rare = null;
+    else if (rare !== null) {
       rare.requestId = null;
       this.settleRare();
     }
@@ -893,10 +923,10 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
     this.releaseMeterRow();
     this.#queue = NO_QUEUE;
     this.releaseDrainWaiters();
-    this.#rare?.acks?.close();
+    this.rare?.acks?.close();
     void this.conn.close().catch(() => undefined);
     this.#host.onClosed(this, reason);
-    const rare = this.#rare;
+    const rare = this.rare;
     const onEnded = rare?.onEnded ?? null;
     if (rare !== null) rare.onEnded = null;
     onEnded?.();
@@ -1122,11 +1152,11 @@ export class PeerSession extends PeerMeter implements Flushable, ConnectionListe
   /** Largest sealed frame this session sends (lowered when the transport refuses bigger ones). */
   get maxFrameBytes(): number {
     // The transport's limit unless it refused a frame as too large (rare: kept in the rare part).
-    return this.#rare?.maxFrameBytes || this.#host.maxFrameBytes;
+    return this.rare?.maxFrameBytes || this.#host.maxFrameBytes;
   }
 
   private releaseDrainWaiters(): void {
-    const waiters = this.#rare?.drainWaiters ?? null;
+    const waiters = this.rare?.drainWaiters ?? null;
     if (waiters === null) return;
     this.r().drainWaiters = null;
     for (const w of waiters) w();

@@ -1,11 +1,8 @@
-import { ConnectFailedError } from '@rhizome/core';
+import { ConnectFailedError, type TlsOptions } from '@rhizome/core';
 import type { ClientOptions, WebSocket as WsSocket } from 'ws';
 
 /** TLS options for `wss://` in Node (ignored by browsers, which use the system trust store). */
-export interface LinkTlsOptions {
-  ca?: string | Uint8Array | Array<string | Uint8Array>;
-  rejectUnauthorized?: boolean;
-}
+export type LinkTlsOptions = TlsOptions;
 
 /** Which WebSocket implementation a link uses. */
 export type WebSocketImplementation = 'ws' | 'global';

@@ -7,6 +7,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   FrameTooLargeError,
   InvalidConfigError,
+  resolveTlsOptions,
   QueuedConnection,
   RelayRejectedError,
   type RhizomeError,
@@ -733,7 +734,8 @@ export class RelayTransport implements Transport, LinkHandler {
       throw new InvalidConfigError('heartbeatIntervalMs', 'must be a non-negative number (0 disables)');
     }
     const implementation = options.implementation ?? defaultImplementation();
-    this.#o = relaySettings({ token, timeoutMs, tls: options.tls, reconnect, highWaterMark, inbound, heartbeatIntervalMs, implementation });
+    const tls = resolveTlsOptions(options.tls);
+    this.#o = relaySettings({ token, timeoutMs, tls, reconnect, highWaterMark, inbound, heartbeatIntervalMs, implementation });
     this.#onError = options.onError;
     this.#mailbox = options.mailbox === false ? null : new RelayTransport.#Mailbox(this);
   }

@@ -6,7 +6,7 @@ import { addNetworkOptions, describeNetwork, positiveInteger } from '../network.
 import { clock, formatBytes, type Output } from '../output.js';
 import { closeReplica, openReplica, topicHex, type DatabaseFlags, type Replica } from '../replica.js';
 import { untilStopSignal } from '../signals.js';
-import { serveReplicaMetrics, type MetricsServer } from '../metrics-server.js';
+import type { MetricsServer } from '../metrics-server.js';
 import { tlsHint } from '../tls-hints.js';
 
 /** Node changes of a first exchange printed one by one (text mode); the rest are counted. */
@@ -116,6 +116,9 @@ Examples:
       let metrics: MetricsServer | undefined;
       if (opts.metricsPort !== undefined) {
         try {
+          // Loaded only when asked for: prom-client and @rhizome/relay's metrics helpers are a
+          // few hundred modules that every other command (and `--help`) would pay for at start.
+          const { serveReplicaMetrics } = await import('../metrics-server.js');
           metrics = await serveReplicaMetrics(db, { port: opts.metricsPort, host: opts.metricsHost });
         } catch (error) {
           events.unsubscribe();
