@@ -325,7 +325,7 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
   const tSynced = performance.now();
   const complete = await untilRemote(c, () => c.size() === p.nodes, p.timeoutMs);
   const tAll = performance.now();
-  if (stages) await stages.report(t0, tAll, notes);
+  if (stages) await stages.report(t0, tSynced, tAll, notes);
   if (!complete) notes.push(`C holds ${c.size()} of ${p.nodes} nodes after ${p.timeoutMs / 1000} s`);
   if (tAll - tSynced > 1) notes.push(`'synced' came ${((tAll - tSynced) / 1000).toFixed(2)} s before the last node`);
   const values = {
@@ -344,7 +344,10 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
  * down, its longest transaction (the apply of the step 2, whichever system), and the GCs of this
  * process in the window, by kind, each placed before, in or after that transaction.
  */
-function coldStages(): { watch(c: BenchClient, proxy: { firstDown(): number; lastDown(): number }): void; report(t0: number, tEnd: number, notes: string[]): Promise<void> } {
+function coldStages(): {
+  watch(c: BenchClient, proxy: { firstDown(): number; lastDown(): number }): void;
+  report(t0: number, tSynced: number, tEnd: number, notes: string[]): Promise<void>;
+} {
   const gcs: Array<{ at: number; ms: number; kind: number }> = [];
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) gcs.push({ at: e.startTime, ms: e.duration, kind: (e as unknown as { detail: { kind: number } }).detail.kind });
@@ -369,7 +372,7 @@ function coldStages(): { watch(c: BenchClient, proxy: { firstDown(): number; las
       });
       byteTimes = proxy;
     },
-    async report(t0, tEnd, notes) {
+    async report(t0, tSynced, tEnd, notes) {
       const cpu = process.cpuUsage(cpu0);
       const main = process.threadCpuUsage(main0);
       await sleep(50);
@@ -387,10 +390,14 @@ function coldStages(): { watch(c: BenchClient, proxy: { firstDown(): number; las
       const firstByte = byteTimes?.firstDown() ?? NaN;
       const lastByte = byteTimes?.lastDown() ?? NaN;
       notes.push(
-        `stages ms: first byte ${f(firstByte)}, last byte ${f(lastByte)}, longest tx ${f(longest.start)}–${f(longest.end)} (${(longest.end - longest.start).toFixed(0)}), end ${f(tEnd)}; heap at C's open ${(heap0.used_heap_size / 2 ** 20).toFixed(0)} MiB; CPU ms (open to end, this process) main thread ${((main.user + main.system) / 1000).toFixed(0)}, all threads ${((cpu.user + cpu.system) / 1000).toFixed(0)}; GCs ` +
+        `stages ms: first byte ${f(firstByte)}, last byte ${f(lastByte)}, longest tx ${f(longest.start)}–${f(longest.end)} (${(longest.end - longest.start).toFixed(0)}), synced ${f(tSynced)}, end ${f(tEnd)}; heap at C's open ${(heap0.used_heap_size / 2 ** 20).toFixed(0)} MiB; CPU ms (open to end, this process) main thread ${((main.user + main.system) / 1000).toFixed(0)}, all threads ${((cpu.user + cpu.system) / 1000).toFixed(0)}; GCs ` +
           Object.entries(sum)
             .map(([k, v]) => `${k} ${v.n}×/${v.ms.toFixed(0)}ms`)
-            .join(', '),
+            .join(', ') +
+          `; GCs after the apply: ${inWin
+            .filter((g) => g.at > longest.end)
+            .map((g) => `${kinds[g.kind] ?? g.kind} at ${f(g.at)} ${g.ms.toFixed(0)}ms`)
+            .join(', ')}`,
       );
     },
   };
