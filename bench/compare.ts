@@ -14,6 +14,8 @@
 //   were read; diff the 'half' and 'after' ones per connection. Snapshots cost native memory: do
 //   not read RSS figures from such a run.
 // BENCH_DRIVER_EXEC_ARGV='--trace-gc ...' adds V8 flags to every driver (diagnostics, not for figures of record).
+// COLD_STAGES=1: each cold run notes C's first/last byte down, its longest transaction (the apply), its
+//   process's CPU and the GCs in the window by kind and place (diagnostics, not for figures of record).
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';

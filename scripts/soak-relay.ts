@@ -21,20 +21,25 @@ const { values } = parseArgs({
 const MINUTES = Number(values.minutes);
 const WARMUP_MS = Number(values.warmup) * 60_000;
 const SAMPLE_MS = Number(values.sample) * 1000;
-const END = Date.now() + MINUTES * 60_000;
 const MiB = 1024 * 1024;
+/** How long the unread-Connection abuse waits on a writer held by flow control. */
+const UNREAD_HOLD_MS = 5_000;
 
 const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1']);
+// The soak's time starts once the relay serves (starting it takes seconds on a loaded machine).
+const END = Date.now() + MINUTES * 60_000;
 // rhizome-relay runs with the relay's Node flags (it re-launches itself with them, same pid): the
 // RSS figures below are those of the relay operators run. Printed first and in the summary.
 const relayNodeFlags = readFileSync(`/proc/${relay.child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size'));
 console.log(JSON.stringify({ relay: { pid: relay.child.pid, nodeFlags: relayNodeFlags } }));
 const httpUrl = relay.url.replace(/^ws/, 'http');
-const counts = { churned: 0, joins: 0, leaves: 0, floods: 0, floodCloses: {} as Record<string, number>, idleSockets: 0, unreadOverflows: 0, puts: 0, syncChecks: 0, syncFailures: 0, errors: 0 };
+const counts = { churned: 0, joins: 0, leaves: 0, floods: 0, floodCloses: {} as Record<string, number>, idleSockets: 0, unreadOverflows: 0, unreadHeld: 0, puts: 0, syncChecks: 0, syncFailures: 0, errors: 0 };
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
 const running = (): boolean => Date.now() < END;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A pause of a loop: `ms`, or less when the soak ends sooner (a short soak ends on time). */
+const pause = (ms: number): Promise<void> => sleep(Math.max(0, Math.min(ms, END - Date.now())));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 function transport(): RelayTransport {
@@ -111,7 +116,7 @@ async function agree(a: Database, b: Database): Promise<boolean> {
 /** Floods: a frame flooder and a byte flooder in child processes, one after the other, now and then. */
 async function floods(): Promise<void> {
   while (running()) {
-    await sleep(45_000);
+    await pause(45_000);
     if (!running()) break;
     for (const mode of ['frames', 'bytes'] as const) {
       try {
@@ -145,18 +150,30 @@ async function abuse(): Promise<void> {
         return r.value;
       };
       const [, w] = await Promise.all([first(reader), first(writer)]);
-      for (let i = 0; i < 9000 && !w.closed; i++) {
-        await w.send(new Uint8Array(64)).catch(() => undefined);
-        if (i % 500 === 0) await sleep(1);
-      }
-      for (let i = 0; i < 40 && !w.closed; i++) await sleep(50);
+      // The writer is either cut off (the reader's Connection overflows: ERR_SLOW_CONSUMER) or held
+      // by flow control: with the relay's per-Connection credit (WINDOW) a reader that never reads
+      // grants nothing, and a send then waits for room until the Connection closes — so the
+      // flooding is bounded in time and counted as held (a wait without bound kept a short soak
+      // from ever ending).
+      const flooding = (async () => {
+        for (let i = 0; i < 9000 && !w.closed; i++) {
+          await w.send(new Uint8Array(64)).catch(() => undefined);
+          if (i % 500 === 0) await sleep(1);
+        }
+        for (let i = 0; i < 40 && !w.closed; i++) await sleep(50);
+      })();
+      const held = await Promise.race([flooding.then(() => false), sleep(UNREAD_HOLD_MS).then(() => true)]);
       if (w.closed) counts.unreadOverflows++;
+      else if (held) counts.unreadHeld++;
+      await reader.disconnect();
+      await writer.disconnect();
+      await flooding; // its waiting send ends with the Connection
     } catch {
       counts.errors++;
     }
     await reader.disconnect();
     await writer.disconnect();
-    await sleep(15_000);
+    await pause(15_000);
     for (const s of sockets) s.destroy();
   }
 }

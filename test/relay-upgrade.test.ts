@@ -1,6 +1,7 @@
 // Sockets that never upgrade (issue 10): the relay bounds the time a TCP socket may sit before its
 // WebSocket upgrade (or an HTTP request) and counts such sockets against the per-address limit,
 // so a few hundred idle sockets can no longer hold descriptors for ~87 s and lock clients out.
+import { createHook } from 'node:async_hooks';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -111,6 +112,27 @@ describe('upgrade requests read by the relay itself, and the rest by Node', () =
     })());
     return raw.received();
   }
+
+  it('WebSocket upgrades skip Node\'s HTTP connection setup; /healthz does not (also behind trustProxy)', async () => {
+    // Node's HTTP server makes one HTTPINCOMINGMESSAGE async resource per connection it sets up.
+    let httpConnections = 0;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'HTTPINCOMINGMESSAGE') httpConnections++;
+      },
+    }).enable();
+    cleanup.push(() => void hook.disable());
+    for (const trustProxy of [false, true]) {
+      httpConnections = 0;
+      const relay = await relayWith({ heartbeatIntervalMs: 0, trustProxy });
+      for (let i = 0; i < 3; i++) {
+        const client = await RawClient.open(relay.url);
+        cleanup.push(() => client.close());
+      }
+      expect(await fetchVia(new Agent(), relay.port)).toBe(200);
+      expect(httpConnections, `trustProxy ${trustProxy}`).toBe(1);
+    }
+  });
 
   it('a canonical upgrade in pieces, one with a subprotocol (Node\'s path), a bad key: answered as ws answers', async () => {
     const relay = await relayWith({ heartbeatIntervalMs: 0 });

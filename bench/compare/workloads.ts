@@ -7,7 +7,8 @@ import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
 import { idleHalf, type BenchClient, type ClientKit, type ColdParams, type FanoutParams, type IdleParams, type PacedParams, type StreamParams, type WorkloadResult } from './types.js';
 
@@ -248,8 +249,10 @@ export async function fanout(ctx: WorkloadContext, p: FanoutParams): Promise<Wor
 }
 
 /** A TCP pass-through that counts the bytes each way (the wire of one client). */
-async function countingProxy(target: URL): Promise<{ url: string; down: () => number; up: () => number; close: () => void }> {
+async function countingProxy(target: URL): Promise<{ url: string; down: () => number; up: () => number; firstDown: () => number; lastDown: () => number; close: () => void }> {
   let down = 0;
+  let firstDown = NaN;
+  let lastDown = NaN;
   let up = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -260,6 +263,8 @@ async function countingProxy(target: URL): Promise<{ url: string; down: () => nu
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
+      if (down === 0) firstDown = performance.now();
+      lastDown = performance.now();
       down += chunk.length;
       client.write(chunk);
     });
@@ -277,6 +282,8 @@ async function countingProxy(target: URL): Promise<{ url: string; down: () => nu
     url: `ws://127.0.0.1:${port}`,
     down: () => down,
     up: () => up,
+    firstDown: () => firstDown,
+    lastDown: () => lastDown,
     close: () => {
       for (const s of sockets) s.destroy();
       server.close();
@@ -309,13 +316,16 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
   if (!(await untilRemote(w, () => w.size() === p.nodes, p.timeoutMs))) throw new Error(`cold: warm-up replica has ${w.size()} of ${p.nodes} nodes`);
   await w.close();
   const proxy = await countingProxy(new URL(ctx.url));
+  const stages = process.env.COLD_STAGES ? coldStages() : null;
   const t0 = performance.now();
   const c = await ctx.kit.open({ url: proxy.url, room, peers: 1 });
   const tOpened = performance.now();
+  stages?.watch(c, proxy);
   await c.ready(p.timeoutMs);
   const tSynced = performance.now();
   const complete = await untilRemote(c, () => c.size() === p.nodes, p.timeoutMs);
   const tAll = performance.now();
+  if (stages) await stages.report(t0, tSynced, tAll, notes);
   if (!complete) notes.push(`C holds ${c.size()} of ${p.nodes} nodes after ${p.timeoutMs / 1000} s`);
   if (tAll - tSynced > 1) notes.push(`'synced' came ${((tAll - tSynced) / 1000).toFixed(2)} s before the last node`);
   const values = {
@@ -327,6 +337,70 @@ export async function cold(ctx: WorkloadContext, p: ColdParams): Promise<Workloa
   };
   proxy.close();
   return { values, notes };
+}
+
+/**
+ * Diagnostics of one cold sync (COLD_STAGES=1, not for figures of record): C's first and last byte
+ * down, its longest transaction (the apply of the step 2, whichever system), and the GCs of this
+ * process in the window, by kind, each placed before, in or after that transaction.
+ */
+function coldStages(): {
+  watch(c: BenchClient, proxy: { firstDown(): number; lastDown(): number }): void;
+  report(t0: number, tSynced: number, tEnd: number, notes: string[]): Promise<void>;
+} {
+  const gcs: Array<{ at: number; ms: number; kind: number }> = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ at: e.startTime, ms: e.duration, kind: (e as unknown as { detail: { kind: number } }).detail.kind });
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  let byteTimes: { firstDown(): number; lastDown(): number } | null = null;
+  const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
+  let longest = { start: NaN, end: NaN };
+  const heap0 = getHeapStatistics();
+  return {
+    watch(c, proxy) {
+      const h = c.handle as { doc?: unknown; document?: unknown; awareness?: { doc?: unknown } };
+      const doc = (h.doc ?? h.document ?? h.awareness?.doc) as { on(e: string, f: () => void): void } | undefined;
+      let start = 0;
+      doc?.on('beforeTransaction', () => {
+        start = performance.now();
+      });
+      doc?.on('afterTransaction', () => {
+        const end = performance.now();
+        if (!(end - start <= longest.end - longest.start)) longest = { start, end };
+      });
+      byteTimes = proxy;
+    },
+    async report(t0, tSynced, tEnd, notes) {
+      const cpu = process.cpuUsage(cpu0);
+      const main = process.threadCpuUsage(main0);
+      await sleep(50);
+      obs.disconnect();
+      const inWin = gcs.filter((g) => g.at >= t0 && g.at <= tEnd);
+      const where = (g: { at: number }): string => (g.at < longest.start ? 'before' : g.at <= longest.end ? 'in' : 'after');
+      const kinds: Record<number, string> = { 1: 'scav', 2: 'minor', 4: 'MC', 8: 'incr', 16: 'weak' };
+      const sum: Record<string, { n: number; ms: number }> = {};
+      for (const g of inWin) {
+        const k = `${where(g)}:${kinds[g.kind] ?? g.kind}`;
+        (sum[k] ??= { n: 0, ms: 0 }).n++;
+        sum[k].ms += g.ms;
+      }
+      const f = (x: number): string => (x - t0).toFixed(0);
+      const firstByte = byteTimes?.firstDown() ?? NaN;
+      const lastByte = byteTimes?.lastDown() ?? NaN;
+      notes.push(
+        `stages ms: first byte ${f(firstByte)}, last byte ${f(lastByte)}, longest tx ${f(longest.start)}–${f(longest.end)} (${(longest.end - longest.start).toFixed(0)}), synced ${f(tSynced)}, end ${f(tEnd)}; heap at C's open ${(heap0.used_heap_size / 2 ** 20).toFixed(0)} MiB; CPU ms (open to end, this process) main thread ${((main.user + main.system) / 1000).toFixed(0)}, all threads ${((cpu.user + cpu.system) / 1000).toFixed(0)}; GCs ` +
+          Object.entries(sum)
+            .map(([k, v]) => `${k} ${v.n}×/${v.ms.toFixed(0)}ms`)
+            .join(', ') +
+          `; GCs after the apply: ${inWin
+            .filter((g) => g.at > longest.end)
+            .map((g) => `${kinds[g.kind] ?? g.kind} at ${f(g.at)} ${g.ms.toFixed(0)}ms`)
+            .join(', ')}`,
+      );
+    },
+  };
 }
 
 /** Full GCs in this process, then its memory (the driver runs with --expose-gc). */

@@ -138,20 +138,18 @@ type NodeConnectionListener = (this: HttpServer, socket: Duplex) => void;
  * Takes the connections of `server` from Node's HTTP connection listener, so that canonical
  * WebSocket upgrades skip its per-connection setup (upgrade-request.ts); every other connection is
  * handed to that listener with the bytes read so far. Left as it is when the listener is not where
- * Node puts it (another Node), and behind a trusted proxy (the upgrade then needs
- * `X-Forwarded-For`, which only the full parser reads).
+ * Node puts it (another Node).
  */
 function takeUpgrades(
   server: HttpServer,
   secure: boolean,
-  trustProxy: boolean,
   guard: UpgradeGuard,
   host: { upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; error: () => void },
 ): void {
   const nodeListener = (http as unknown as { _connectionListener?: NodeConnectionListener })._connectionListener;
   // Under TLS Node's HTTP listener runs on the TLS socket ('secureConnection'), after the handshake.
   const event = secure ? 'secureConnection' : 'connection';
-  if (trustProxy || typeof nodeListener !== 'function' || !server.listeners(event).includes(nodeListener)) return;
+  if (typeof nodeListener !== 'function' || !server.listeners(event).includes(nodeListener)) return;
   server.removeListener(event, nodeListener);
   const sniffer = new UpgradeSniffer({
     upgrade: host.upgrade,
@@ -331,7 +329,7 @@ export async function createRelayServer(options: RelayServerOptions = {}): Promi
     wss.handleUpgrade(req, socket, head, (ws) => core.attach(ws, { ip }));
   };
   server.on('upgrade', upgrade);
-  takeUpgrades(server, tls !== null, trustProxy, guard, {
+  takeUpgrades(server, tls !== null, guard, {
     upgrade,
     error: () => core.countError(),
   });

@@ -36,7 +36,10 @@ describe('parseUpgradeRequest', () => {
       origin: 'https://example.org',
       'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
       'sec-websocket-version': '13',
+      'x-forwarded-for': undefined,
     });
+    // Behind a proxy: X-Forwarded-For lines joined as Node joins them.
+    expect(parse([...CANONICAL, 'X-Forwarded-For: 203.0.113.9', 'x-forwarded-for: 198.51.100.1'].join('\r\n'))!.headers['x-forwarded-for']).toBe('203.0.113.9, 198.51.100.1');
     // A browser's Connection header lists more than one token.
     expect(parse(CANONICAL.map((l) => (l.startsWith('Connection') ? 'connection: keep-alive, UPGRADE' : l)).join('\r\n'))).not.toBeNull();
   });

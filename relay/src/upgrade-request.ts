@@ -38,6 +38,8 @@ export interface UpgradeHeaders extends IncomingHttpHeaders {
   origin?: string | undefined;
   'sec-websocket-key'?: string | undefined;
   'sec-websocket-version'?: string | undefined;
+  /** Read by the host behind a trusted proxy (`trustProxy`); several such lines are joined with ', ', as Node does. */
+  'x-forwarded-for'?: string | undefined;
 }
 
 /** What `ws`'s `handleUpgrade` reads of a request (and the host: its socket). */
@@ -70,6 +72,7 @@ export function parseUpgradeRequest(data: Buffer, headEnd: number, socket: Socke
   let origin: string | undefined;
   let key: string | undefined;
   let version: string | undefined;
+  let forwardedFor: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
@@ -102,6 +105,9 @@ export function parseUpgradeRequest(data: Buffer, headEnd: number, socket: Socke
         if (version !== undefined) return null;
         version = value;
         break;
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        break;
       // A subprotocol is negotiated by `ws`, a body framed by Node's parser: theirs, as before.
       case 'sec-websocket-protocol':
       case 'content-length':
@@ -116,7 +122,7 @@ export function parseUpgradeRequest(data: Buffer, headEnd: number, socket: Socke
   return {
     method: 'GET',
     url: target[1]!,
-    headers: { host, upgrade, connection, origin, 'sec-websocket-key': key, 'sec-websocket-version': version },
+    headers: { host, upgrade, connection, origin, 'sec-websocket-key': key, 'sec-websocket-version': version, 'x-forwarded-for': forwardedFor },
     socket,
   };
 }

@@ -25,6 +25,7 @@
  */
 import * as Y from 'yjs';
 import * as codec from './codec.js';
+import { integrateUpdate } from './integrate.js';
 import { applyQueuedWrites } from './put-batch.js';
 import { changed, emitDocUpdate, hasDocUpdateListeners, muteUpdateOnce } from './doc-updates.js';
 
@@ -133,7 +134,10 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
       doc,
       (tr) => {
         transaction = tr;
-        for (const update of updates) codec.applyUpdate(doc, update, origin);
+        // One large update: integrated without Yjs's per-struct garbage when it is the common case
+        // (integrate.ts), else by Yjs.
+        const update = updates[0]!;
+        if (!integrateUpdate(tr, update, origin)) codec.applyUpdate(doc, update, origin);
         state.applied = true;
       },
       origin,

@@ -1,5 +1,7 @@
 import * as Y from 'yjs';
 import * as codec from './codec.js';
+import { integrateUpdate } from './integrate.js';
+import { REENCODE_SKIP_BYTES } from './apply.js';
 import { offDocUpdate, onDocUpdate } from './doc-updates.js';
 import {
   ClosedError,
@@ -607,11 +609,17 @@ export class DocPersistence {
     try {
       Y.transact(
         this.doc,
-        () => {
-          if (stored.snapshot) codec.applyUpdate(this.doc, stored.snapshot, origin);
+        (tr) => {
+          // Large stored updates (a snapshot, a cold sync's step 2 in the log) through integrate.ts
+          // when it can (the same document, ~28% less heap for a map-heavy one: BENCHMARKS.md §
+          // Issue 12, Session 14 (cold)); the rest through Yjs.
+          const load = (update: Uint8Array): void => {
+            if (update.length < REENCODE_SKIP_BYTES || !integrateUpdate(tr, update, origin)) codec.applyUpdate(this.doc, update, origin);
+          };
+          if (stored.snapshot) load(stored.snapshot);
           stored.updates.forEach((update, i) => {
             current = `update ${i + 1} of ${stored.updates.length} in the log`;
-            codec.applyUpdate(this.doc, update, origin);
+            load(update);
           });
         },
         origin,
