@@ -56,6 +56,17 @@ const end = async (): Promise<Window> => {
   return { ms, cpuUs: cpu.user + cpu.system, sysUs: cpu.system, faults, gcs: gcCount - w0!.gcs, gcMs: gcMs - w0!.gcMs };
 };
 
+/** The floor writer (bench/floor-writer.ts) putting N nodes, 1,000 per transaction, updates encoded by `mode`. */
+async function floorRun(mode: 'js' | 'yjs'): Promise<Window> {
+  const f = floorWriter(join(dir, `w${file++}.db`), mode);
+  begin();
+  for (let i = 0; i < N; i += 1000) f.put(i, Math.min(1000, N - i));
+  await Promise.resolve();
+  const w = await end();
+  f.close();
+  return w;
+}
+
 const workloads: Record<string, () => Promise<Window>> = {
   async tight() {
     const db = await openDatabase({ id: 'bench', path: join(dir, `w${file++}.db`) });
@@ -79,24 +90,8 @@ const workloads: Record<string, () => Promise<Window>> = {
     await db.close();
     return w;
   },
-  async floor() {
-    const f = floorWriter(join(dir, `w${file++}.db`), 'js');
-    begin();
-    for (let i = 0; i < N; i += 1000) f.put(i, Math.min(1000, N - i));
-    await Promise.resolve();
-    const w = await end();
-    f.close();
-    return w;
-  },
-  async floorYjs() {
-    const f = floorWriter(join(dir, `w${file++}.db`), 'yjs');
-    begin();
-    for (let i = 0; i < N; i += 1000) f.put(i, Math.min(1000, N - i));
-    await Promise.resolve();
-    const w = await end();
-    f.close();
-    return w;
-  },
+  floor: () => floorRun('js'),
+  floorYjs: () => floorRun('yjs'),
 };
 
 try {
