@@ -33,52 +33,63 @@ export class LinkFaults {
   }
 }
 
-class FaultyConnection implements Connection {
-  readonly #inner: Connection;
+/**
+ * A Connection that hands everything to `inner` except what it delivers: that is what the subclass
+ * pushes into `inbox` (delayed, held, or never ended).
+ */
+export abstract class InboxConnection implements Connection {
+  protected readonly inner: Connection;
+  protected readonly inbox = new AsyncQueue<Uint8Array>();
+
+  constructor(inner: Connection) {
+    this.inner = inner;
+  }
+
+  get peerId(): string {
+    return this.inner.peerId;
+  }
+  get topic(): TopicHash {
+    return this.inner.topic;
+  }
+  get transport(): string {
+    return this.inner.transport;
+  }
+  get closed(): boolean {
+    return this.inner.closed;
+  }
+  send(data: Uint8Array): Promise<void> {
+    return this.inner.send(data);
+  }
+  receive(): Promise<Uint8Array | null> {
+    return this.inbox.shift();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.inbox[Symbol.asyncIterator]();
+  }
+}
+
+class FaultyConnection extends InboxConnection {
   readonly #faults: LinkFaults;
-  readonly #inbox = new AsyncQueue<Uint8Array>();
 
   constructor(inner: Connection, faults: LinkFaults) {
-    this.#inner = inner;
+    super(inner);
     this.#faults = faults;
     void this.#pump();
   }
 
   async #pump(): Promise<void> {
     try {
-      for await (const message of this.#inner) {
+      for await (const message of this.inner) {
         await this.#faults.gate();
-        this.#inbox.push(message);
+        this.inbox.push(message);
       }
     } catch {
       // The inner connection failed: end like a closed link.
     }
-    this.#inbox.end();
-  }
-
-  get peerId(): string {
-    return this.#inner.peerId;
-  }
-  get topic(): TopicHash {
-    return this.#inner.topic;
-  }
-  get transport(): string {
-    return this.#inner.transport;
-  }
-  get closed(): boolean {
-    return this.#inner.closed;
-  }
-  send(data: Uint8Array): Promise<void> {
-    return this.#inner.send(data);
-  }
-  receive(): Promise<Uint8Array | null> {
-    return this.#inbox.shift();
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.#inbox[Symbol.asyncIterator]();
+    this.inbox.end();
   }
 }
 

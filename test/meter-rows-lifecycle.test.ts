@@ -5,11 +5,12 @@
 // the session itself once CLOSE_DRAIN_MS has passed, instead of leaving its row taken until the
 // process exits.
 import { afterEach, describe, expect, it } from 'vitest';
-import { AsyncQueue, MemoryTransport, generateDatabaseId } from '@rhizome/core';
+import { MemoryTransport, generateDatabaseId } from '@rhizome/core';
 import type { Connection, ConnectOptions, PeerInfo, TopicHash, Transport } from '@rhizome/core';
 import { CLOSE_DRAIN_MS, openDatabase, type Database } from '@rhizome/sync';
 import { meterRowStats } from '../packages/sync/src/meter-rows.js';
 import { uniqueHub, until } from './sync-helpers.js';
+import { InboxConnection } from './faulty-link.js';
 
 const WAIT = 20_000;
 const open: Database[] = [];
@@ -39,46 +40,20 @@ const synced = (d: Database, peers: number): boolean => d.stats().peers.length =
  * A memory connection the test can break: {@link fail} ends it with an error (as a transport
  * whose reader fell behind does), and a {@link stuck} one never reports its end, whatever closes.
  */
-class EdgeConnection implements Connection {
-  readonly #inner: Connection;
-  readonly #queue = new AsyncQueue<Uint8Array>();
+class EdgeConnection extends InboxConnection {
   stuck = false;
 
   constructor(inner: Connection) {
-    this.#inner = inner;
+    super(inner);
     void (async () => {
-      for await (const frame of inner) this.#queue.push(frame);
-      if (!this.stuck) this.#queue.end();
+      for await (const frame of inner) this.inbox.push(frame);
+      if (!this.stuck) this.inbox.end();
     })();
   }
 
-  get peerId(): string {
-    return this.#inner.peerId;
-  }
-  get topic(): TopicHash {
-    return this.#inner.topic;
-  }
-  get transport(): string {
-    return this.#inner.transport;
-  }
-  get closed(): boolean {
-    return this.#inner.closed;
-  }
-  send(data: Uint8Array): Promise<void> {
-    return this.#inner.send(data);
-  }
-  receive(): Promise<Uint8Array | null> {
-    return this.#queue.shift();
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
   fail(error: Error): void {
-    this.#queue.fail(error);
-    void this.#inner.close();
-  }
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.#queue[Symbol.asyncIterator]();
+    this.inbox.fail(error);
+    void this.inner.close();
   }
 }
 
