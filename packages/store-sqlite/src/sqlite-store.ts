@@ -8,6 +8,7 @@ import {
   StoreCorruptError,
   StoreIOError,
   StoreReadOnlyError,
+  StoreUnavailableError,
   StoreVersionError,
   type DocStore,
   type StoredDoc,
@@ -927,7 +928,33 @@ function assertDocId(docId: unknown): asserts docId is string {
  * ```
  */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
-  return openWithMigrations(path, options, MIGRATIONS);
+  try {
+    return openWithMigrations(path, options, MIGRATIONS);
+  } catch (error) {
+    throw nativeModuleError(path, error) ?? error;
+  }
+}
+
+/**
+ * better-sqlite3's native module loads on the first open; one built for another Node (another
+ * `NODE_MODULE_VERSION`: in the Rhizome repository `npm install` builds it for the Node 22 it
+ * provides, so a script run with an older `node` from the PATH meets this) fails to load with
+ * Node's bare `ERR_DLOPEN_FAILED`. That becomes a {@link StoreUnavailableError} that says what
+ * happened and what to run instead; `null` for any other error.
+ * @internal
+ */
+export function nativeModuleError(path: string, error: unknown): StoreUnavailableError | null {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_DLOPEN_FAILED') return null;
+  const message = error instanceof Error ? error.message : String(error);
+  const built = /using\s+NODE_MODULE_VERSION (\d+)/.exec(message)?.[1];
+  const cause = built === undefined
+    ? `better-sqlite3's native module does not load in Node ${process.version} (${message.split('\n')[0]})`
+    : `better-sqlite3's native module was built for another Node (NODE_MODULE_VERSION ${built}; this is Node ${process.version}, NODE_MODULE_VERSION ${process.versions.modules})`;
+  return new StoreUnavailableError(
+    path,
+    `${cause}: run with the Node it was built for — in the Rhizome repository, the one \`npm install\` provides (\`npx node app.mjs\`, npm scripts, \`npx rhizome\`) — or rebuild it for this Node in your app (\`npm rebuild better-sqlite3\`)`,
+    { cause: error },
+  );
 }
 
 /**
