@@ -124,9 +124,11 @@ interface LinkRare {
   /** The fragments of the message being received. */
   fragments: Uint8Array[] | null;
   fragmentBytes: number;
-  /** The relay's close code and reason (or the code of a failure found here). */
+  /** The close code and reason reported: the relay's, or 1006 (a failure found here, as `ws` reports it). */
   code: number;
   reason: string;
+  /** The close code of a framing error found here (1002, 1007, 1009: what `ws`'s Receiver names it), else 0. */
+  failure: number;
   closeTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -267,7 +269,7 @@ export class NetLink implements Link {
   }
 
   private rareState(): LinkRare {
-    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', closeTimer: undefined });
+    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', failure: 0, closeTimer: undefined });
   }
 
   private sendClose(code: number, reason: string): void {
@@ -291,6 +293,14 @@ export class NetLink implements Link {
     if ((this.#flags & GONE) !== 0) return;
     this.#flags |= GONE;
     this.#socket.end();
+    // As `ws`: a socket ended here is dropped if the relay does not end its side in time (a relay
+    // that sent its close frame, or its FIN, and then went quiet would otherwise hold the socket
+    // half-open for good, and the close would never be reported).
+    const rare = this.rareState();
+    if (rare.closeTimer === undefined) {
+      rare.closeTimer = setTimeout(closeTimedOut, CLOSE_TIMEOUT_MS, this);
+      rare.closeTimer.unref?.();
+    }
   }
 
   /** @internal The close handshake was not answered in time. */
@@ -298,10 +308,16 @@ export class NetLink implements Link {
     this.terminate();
   }
 
-  /** Ends the link for a framing error or an oversized message (`ws`: the socket is dropped, the code reported). */
+  /**
+   * Ends the link for a framing error or an oversized message: the socket is dropped and the close
+   * reported is 1006, as the `ws` link reports it (`ws` keeps its close code for a socket closed
+   * without the relay's close frame). Not the error's own code: the transport reads a reported
+   * 1002/1009 as the relay's refusal (`RelayRejectedError`), which this is not.
+   */
   private fail(code: number, reason: string): void {
     const rare = this.rareState();
-    rare.code = code;
+    rare.failure = code;
+    rare.code = 1006;
     rare.reason = reason;
     this.#pending = null;
     this.#flags |= CLOSE_RECEIVED;
@@ -322,7 +338,29 @@ export class NetLink implements Link {
 
   /** @internal The relay ended its side of the socket (without a close frame, or after it). */
   ended(): void {
+    this.readHeld();
     this.end();
+  }
+
+  /** @internal The socket failed (it closes next, reported as 1006 unless a close frame was read). */
+  failed(): void {
+    this.readHeld();
+    this.terminate();
+  }
+
+  /**
+   * Frames still held for the owner (see the constructor) are read before the socket's end or
+   * error is: a relay that refuses a client at once (TOO_MANY_CONNECTIONS, ...) sends its close
+   * frame with the 101 answer and may drop the socket right after — the code must not become 1006.
+   * (The owner set its handler: the opening's promise settled in the microtasks after the read.)
+   */
+  private readHeld(): void {
+    if ((this.#flags & HOLD) !== 0) this.start();
+  }
+
+  /** @internal The close code `ws`'s Receiver gives the framing error found here (0: none). */
+  get failureCode(): number {
+    return this.#rare?.failure ?? 0;
   }
 
   /** @internal Parsing may begin (see the constructor). */
@@ -364,11 +402,20 @@ export class NetLink implements Link {
       const b1 = data[off + 1]!;
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
-      if ((b0 & 0x70) !== 0) return this.fail(1002, 'RSV bits set');
-      if ((b1 & 0x80) !== 0) return this.fail(1002, 'masked frame from the server');
-      const control = opcode >= 8;
-      if (control ? opcode > OP_PONG : opcode > OP_BINARY) return this.fail(1002, `unknown opcode ${opcode}`);
       let length = b1 & 0x7f;
+      // What the first two bytes decide, before an extended length is read (as `ws`'s Receiver: the
+      // same close codes for the same streams, net-link-diff.test.ts).
+      if ((b0 & 0x70) !== 0) return this.fail(1002, 'RSV bits set');
+      const control = opcode >= 8;
+      if (control) {
+        if (opcode > OP_PONG) return this.fail(1002, `unknown opcode ${opcode}`);
+        if (!fin || length > 125 || (opcode === OP_CLOSE && length === 1)) return this.fail(1002, 'invalid control frame');
+      } else {
+        if (opcode > OP_BINARY) return this.fail(1002, `unknown opcode ${opcode}`);
+        const fragments = this.#rare?.fragments ?? null;
+        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002, 'unexpected continuation');
+      }
+      if ((b1 & 0x80) !== 0) return this.fail(1002, 'masked frame from the server');
       let header = 2;
       if (length === 126) {
         if (end - off < 4) {
@@ -388,11 +435,8 @@ export class NetLink implements Link {
         length = high * 0x100000000 + data.readUInt32BE(off + 6);
         header = 10;
       }
-      if (control) {
-        if (!fin || length > 125) return this.fail(1002, 'invalid control frame');
-      } else {
+      if (!control && this.#maxPayload > 0) {
         const fragments = this.#rare?.fragments ?? null;
-        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002, 'unexpected continuation');
         if ((fragments === null ? 0 : this.#rare!.fragmentBytes) + length > this.#maxPayload) return this.fail(1009, 'message too large');
       }
       if (end - off < header + length) {
@@ -426,7 +470,9 @@ export class NetLink implements Link {
   private data(opcode: number, fin: boolean, data: Buffer, start: number, length: number): void {
     const rare = this.#rare;
     if (fin && (rare === null || rare.fragments === null)) {
-      if (opcode === OP_BINARY && (this.#flags & CLOSE_RECEIVED) === 0) this.handler.onLinkFrame(this, new Uint8Array(data.buffer, data.byteOffset + start, length));
+      if (opcode === OP_BINARY) {
+        if ((this.#flags & CLOSE_RECEIVED) === 0) this.handler.onLinkFrame(this, new Uint8Array(data.buffer, data.byteOffset + start, length));
+      } else if (!isUtf8(data.subarray(start, start + length))) this.fail(1007, 'invalid UTF-8 in a text message');
       return;
     }
     const r = this.rareState();
@@ -443,21 +489,35 @@ export class NetLink implements Link {
     const total = r.fragmentBytes;
     r.fragments = null;
     r.fragmentBytes = 0;
-    if ((this.#flags & FRAGMENT_TEXT) !== 0 || (this.#flags & CLOSE_RECEIVED) !== 0) return;
+    if ((this.#flags & CLOSE_RECEIVED) !== 0) return;
     const message = new Uint8Array(total);
     let o = 0;
     for (const p of parts) {
       message.set(p, o);
       o += p.length;
     }
+    // (Text is dropped, but checked as `ws` checks it: invalid UTF-8 ends the link.)
+    if ((this.#flags & FRAGMENT_TEXT) !== 0) {
+      if (!isUtf8(message)) this.fail(1007, 'invalid UTF-8 in a text message');
+      return;
+    }
     this.handler.onLinkFrame(this, message);
   }
 
   /** A close frame: answered (unless this side closed first), then the socket ends. False: stop parsing. */
   private closeFrame(data: Buffer, start: number, length: number): boolean {
-    if (length === 1) {
-      this.fail(1002, 'invalid close frame');
-      return false;
+    // (A one-byte close was refused from its header.) A code no endpoint may send, or a reason
+    // that is not UTF-8, is a framing error, as in `ws`.
+    if (length >= 2) {
+      const code = data.readUInt16BE(start);
+      if (!((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999))) {
+        this.fail(1002, `invalid close code ${code}`);
+        return false;
+      }
+      if (length > 2 && !isUtf8(data.subarray(start + 2, start + length))) {
+        this.fail(1007, 'invalid UTF-8 in the close reason');
+        return false;
+      }
     }
     const rare = this.rareState();
     rare.code = length === 0 ? 1005 : data.readUInt16BE(start);
@@ -478,6 +538,18 @@ export class NetLink implements Link {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A decoder that throws on malformed UTF-8 (made on the first text frame or close reason: never, from a relay). */
+let strictUtf8: TextDecoder | undefined;
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    (strictUtf8 ??= new TextDecoder('utf-8', { fatal: true })).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
 /** As the `ws` link's `UNCORK_AT_BYTES` (link.ts). */
 const UNCORK_BYTES = 64 * 1024;
 
@@ -518,7 +590,7 @@ function onClose(this: LinkedSocket): void {
 function onError(this: LinkedSocket, error: Error): void {
   const owner = this[LINK];
   // An open link's socket error ends in 'close' (reported there as 1006).
-  if (owner instanceof NetLink) owner.terminate();
+  if (owner instanceof NetLink) owner.failed();
   else if (owner !== undefined) failOpening(this, error.message, error);
 }
 
