@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { CheckpointRequests, checkpointsInFlight, holdCheckpointsForTesting } from './checkpointer.js';
-import { openSqliteStore } from './index.js';
+import { openSqliteStore, type SqliteStore } from './index.js';
 import { OWN_CHECKPOINT_BYTES, WAL_CHECKPOINT_BYTES } from './sqlite-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-checkpointer-'));
@@ -18,6 +18,23 @@ function freshPath(): string {
   return join(root, `store-${fileCounter++}.db`);
 }
 const size = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+
+/**
+ * Appends `update` to 'doc' `commits` times, one commit each; every `every` commits it reads the
+ * WAL file's size and yields a macrotask (the thread's checkpoints run while the store keeps
+ * committing). Resolves with the largest WAL file seen.
+ */
+async function appendWatchingWal(store: SqliteStore, path: string, update: Uint8Array, commits: number, every: number): Promise<number> {
+  let largest = 0;
+  for (let i = 0; i < commits; i++) {
+    store.append('doc', [update]);
+    if (i % every === 0) {
+      largest = Math.max(largest, size(`${path}-wal`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return Math.max(largest, size(`${path}-wal`));
+}
 
 describe('checkpoints on the checkpoint thread', () => {
   afterEach(() => holdCheckpointsForTesting(0));
@@ -49,15 +66,7 @@ describe('checkpoints on the checkpoint thread', () => {
     // ~ 10 × WAL_CHECKPOINT_BYTES of WAL at one page per commit: without the store's own
     // checkpoints the WAL file would reach ~44 MB.
     const commits = Math.ceil((10 * WAL_CHECKPOINT_BYTES) / 4096);
-    let largestWal = 0;
-    for (let i = 0; i < commits; i++) {
-      store.append('doc', [update]);
-      if (i % 256 === 0) {
-        largestWal = Math.max(largestWal, size(`${path}-wal`));
-        // As between macrotasks: the thread's checkpoints run while the store keeps committing.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
+    const largestWal = await appendWatchingWal(store, path, update, commits, 256);
     // The store checkpoints itself (and the next commit starts the WAL over) every
     // OWN_CHECKPOINT_BYTES, or at twice that when the thread's checkpoint is still running
     // (a loaded machine); without that the WAL would only grow.
@@ -82,15 +91,7 @@ describe('checkpoints on the checkpoint thread', () => {
     const store = openSqliteStore(path);
     const update = new Uint8Array(3000).fill(9);
     const commits = 25_000;
-    let largestWal = 0;
-    for (let i = 0; i < commits; i++) {
-      store.append('doc', [update]);
-      if (i % 64 === 0) {
-        largestWal = Math.max(largestWal, size(`${path}-wal`));
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
-    largestWal = Math.max(largestWal, size(`${path}-wal`));
+    const largestWal = await appendWatchingWal(store, path, update, commits, 64);
     expect(largestWal).toBeLessThan(2 * OWN_CHECKPOINT_BYTES + WAL_CHECKPOINT_BYTES);
     store.close();
     const reopened = openSqliteStore(path);
