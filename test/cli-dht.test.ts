@@ -48,6 +48,13 @@ describe('rhizome over the DHT', () => {
     expect(boot.json.at(-1)).toEqual({ type: 'stopped' });
   }, 90_000);
 
+  it('dht-bootstrap started with --allow-private-addresses says peers join with the same flag (their lookups find nobody without it)', async () => {
+    const boot = new Running(['dht-bootstrap', '--listen', '/ip4/127.0.0.1/tcp/0', '--allow-private-addresses']);
+    running.push(boot);
+    const line = await boot.waitForLine((l) => l.startsWith('Peers join with:'), 'the join line', 40_000);
+    expect(line).toMatch(/^Peers join with: --dht --bootstrap \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+ --allow-private-addresses$/);
+  });
+
   it('--dht and --relay together: status shows one peer per replica, on the direct path', async () => {
     const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
     try {

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveTopic, topicToHex } from '@rhizome/core';
+import { run } from '../packages/cli/src/program.js';
 import { weakIdReason } from '../packages/cli/src/warnings.js';
 import { rhizome, tempDir } from './cli-helpers.js';
 
@@ -183,10 +184,20 @@ describe('errors say what to do', () => {
 
   it('--help on every command exits 0 and shows an example', async () => {
     const commands = ['relay', 'sync', 'put', 'get', 'delete', 'list', 'status', 'dht-bootstrap', 'new-id'];
-    const results = await Promise.all([rhizome(['--help']), ...commands.map((c) => rhizome([c, '--help']))]);
+    // The launcher's two paths as processes, one at a time (eleven at once timed out above load
+    // ~25): a plain command, and `relay`, which it re-executes with the relay's Node flags.
+    const top = await rhizome(['--help']);
+    const relayProcess = await rhizome(['relay', '--help']);
     const helpRelay = await rhizome(['help', 'relay']);
     expect(helpRelay.code).toBe(0);
     expect(helpRelay.stdout).toContain('--tls-cert');
+    expect(relayProcess.code, relayProcess.stderr).toBe(0);
+    expect(relayProcess.stdout).toBe(helpRelay.stdout);
+    // Every command's help in this process: the exit code is what run() returns (main.ts sets it
+    // as the process's), the text what it writes.
+    const results: Array<{ code: number | null; stdout: string; stderr: string }> = [top];
+    for (const c of commands) results.push(await runInProcess([c, '--help']));
+    expect(results[0]!.stdout).toBe((await runInProcess(['--help'])).stdout);
     for (const [i, r] of results.entries()) {
       const what = i === 0 ? 'rhizome --help' : `rhizome ${commands[i - 1]} --help`;
       expect(r.code, `${what}: ${r.stderr}`).toBe(0);
@@ -199,3 +210,15 @@ describe('errors say what to do', () => {
     expect(ids.filter((id) => id !== '"$ID"' && weakIdReason(id, false) !== undefined)).toEqual([]);
   });
 });
+
+/** `rhizome <args>` run in this process (`run()` of the CLI, what the launcher runs): its exit code and output. */
+async function runInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const streams = {
+    stdout: { write: (s: string) => ((stdout += s), true) },
+    stderr: { write: (s: string) => ((stderr += s), true) },
+  } as unknown as Parameters<typeof run>[1];
+  const code = await run(['node', 'rhizome', ...args], streams);
+  return { code, stdout, stderr };
+}

@@ -4,7 +4,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDatabaseId } from '@rhizome/core';
+import { deriveTopic, generateDatabaseId } from '@rhizome/core';
+import { RawClient } from '@rhizome/relay/testing';
+import { FrameType, encodeTopicFrame } from '@rhizome/transport-relay/protocol';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { Running, closedPort, rhizome, tempDir } from './cli-helpers.js';
 import { TEST_CERT, TEST_KEY } from './fixtures/tls.js';
@@ -27,6 +29,24 @@ afterAll(async () => {
 });
 
 describe('rhizome sync and one-shot commands through a relay', () => {
+  it('a stranger on the topic whose peer id holds terminal escapes is printed with them escaped, not obeyed', async () => {
+    // Anyone who knows the topic can join it on a relay with any peer id (1-64 bytes of UTF-8);
+    // `rhizome sync` prints peer ids. ESC ] 0 ; … BEL retitles a terminal, ESC [ 2 J clears it.
+    const id = generateDatabaseId();
+    const sync = new Running(['sync', id, '--db', join(dir, 'escapes.db'), '--relay', relay.url]);
+    running.push(sync);
+    await sync.waitForLine((l) => l.includes('ready'), 'the ready line');
+    const stranger = await RawClient.open(relay.url, { peerId: 'x\x1b]0;pwned\x07\x1b[2J\u202e' });
+    try {
+      stranger.send(encodeTopicFrame(FrameType.JOIN, deriveTopic(id)));
+      const line = await sync.waitForLine((l) => l.includes('connected'), 'the stranger connecting');
+      expect(line).toContain('x\\x1b]0;pwned\\x07\\x1b[2J\\u202e connected');
+      expect(sync.stdout).not.toMatch(/[\x07\x1b\u202e]/);
+    } finally {
+      stranger.close();
+    }
+  });
+
   it('a sync replica prints the write a put made in another process, and keeps it after stopping', async () => {
     const id = generateDatabaseId();
     const replicaDb = join(dir, 'replica.db');

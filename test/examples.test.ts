@@ -93,18 +93,19 @@ describe('examples', () => {
     expect(r.stdout.trim().endsWith('done')).toBe(true);
   }, 100_000);
 
-  it("the README's quick start runs as written with plain node, and a replica online receives note-1", async () => {
+  it("the README's quick start runs as written with the repository's node (npx node), and a replica online receives note-1", async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Quick start for apps'));
     expect(section).toContain('Save as `app.mjs`');
-    expect(section).toContain('RHIZOME_RELAY_URL=ws://127.0.0.1:8080 NOTES_DB="$ID" node app.mjs');
+    expect(section).toContain('RHIZOME_RELAY_URL=ws://127.0.0.1:8080 NOTES_DB="$ID" npx node app.mjs');
     const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
     expect(code).toContain('process.env.RHIZOME_RELAY_URL');
     const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
     const id = generateDatabaseId();
     const replica = await openDatabase({ id, transport: { mode: 'relay', relayUrl: relay.url } });
     // As the README says: saved as app.mjs in the repository (so the packages resolve), run with
-    // plain `node` (no source conditions: the built dist/), with the two variables set. Its
+    // `npx node`, the Node 22 of node_modules/.bin (this process's own under npm scripts; no source
+    // conditions: the built dist/), with the two variables set. Its
     // notes.db goes to a temp working directory.
     const file = join(ROOT, `.readme-app-${process.pid}.mjs`);
     const cwd = mkdtempSync(join(tmpdir(), 'rhizome-quickstart-'));

@@ -97,20 +97,29 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()));
 });
 
+/**
+ * A database on a {@link ProbeTransport} with its one connection listening; `sealer` seals and
+ * opens frames under the database's key, `message` opens a whole sent frame to its message.
+ */
+async function openProbed(): Promise<{ d: Database; conn: ProbeConnection; sealer: FrameSealer; message: (frame: Uint8Array) => Uint8Array }> {
+  const id = generateDatabaseId();
+  const transport = new ProbeTransport();
+  const d = await openDatabase({ id, transport });
+  open.push(d);
+  const conn = (await within(5000, 'a connection', transport.connections.shift()))!;
+  await within(5000, 'the session listening', conn.listening);
+  const sealer = new FrameSealer(keyMaterial(id), d.topic);
+  const message = (frame: Uint8Array): Uint8Array => {
+    const whole = wholeFrame(sealer.open(frame), 1 << 20);
+    if (whole?.kind !== 'message') throw new Error('not a whole frame');
+    return whole.message;
+  };
+  return { d, conn, sealer, message };
+}
+
 describe('handshake messages leave in the task that made them', () => {
   it('the opening is handed to the connection before the session start task ends, and the answer to a step 1 before its delivery returns', async () => {
-    const id = generateDatabaseId();
-    const transport = new ProbeTransport();
-    const d = await openDatabase({ id, transport });
-    open.push(d);
-    const conn = (await within(5000, 'a connection', transport.connections.shift()))!;
-    await within(5000, 'the session listening', conn.listening);
-    const sealer = new FrameSealer(keyMaterial(id), d.topic);
-    const message = (frame: Uint8Array): Uint8Array => {
-      const whole = wholeFrame(sealer.open(frame), 1 << 20);
-      if (whole?.kind !== 'message') throw new Error('not a whole frame');
-      return whole.message;
-    };
+    const { conn, message, sealer } = await openProbed();
 
     // The opening (one batch: REPLICA, step 1, awareness) left in the session's start task.
     expect(conn.sentByEndOfStart).toBe(1);
@@ -129,21 +138,13 @@ describe('handshake messages leave in the task that made them', () => {
   });
 
   it('a chunked message during the handshake keeps the request id: the answer to our step 1 still makes the session synced', async () => {
-    const id = generateDatabaseId();
-    const transport = new ProbeTransport();
-    const d = await openDatabase({ id, transport });
-    open.push(d);
-    const conn = (await within(5000, 'a connection', transport.connections.shift()))!;
-    await within(5000, 'the session listening', conn.listening);
-    const sealer = new FrameSealer(keyMaterial(id), d.topic);
-    const deliver = (message: Uint8Array, maxPlaintext = 1 << 20): number => {
-      const frames = toFrames(message, maxPlaintext);
+    const { d, conn, message, sealer } = await openProbed();
+    const deliver = (m: Uint8Array, maxPlaintext = 1 << 20): number => {
+      const frames = toFrames(m, maxPlaintext);
       for (const f of frames) conn.listener!.onMessage(sealer.seal(f));
       return frames.length;
     };
-    const whole = wholeFrame(sealer.open(conn.sent[0]!), 1 << 20);
-    if (whole?.kind !== 'message') throw new Error('not a whole frame');
-    const ourStep1 = decodeMessage(decodeBatch(whole.message)[1]!);
+    const ourStep1 = decodeMessage(decodeBatch(message(conn.sent[0]!))[1]!);
     if (ourStep1.type !== MSG_SYNC_STEP1) throw new Error('no step 1 in the opening');
 
     // The peer opens (we answer it), then sends a live update in several chunks (the session's

@@ -346,7 +346,7 @@ describe('relay client sessions', () => {
 });
 
 describe('relay client loading', () => {
-  it('importing the client loads no ws; using it loads ws but never libp2p', async () => {
+  it('importing the client loads no ws; using it (the net link, Node\'s default) loads neither ws nor libp2p', async () => {
     const relay = await relayOn();
     const probe = join(import.meta.dirname, `.relay-probe-${process.pid}.mjs`);
     writeFileSync(
@@ -371,7 +371,8 @@ process.stdout.write(JSON.stringify({ afterImport, loaded }));
       expect(code).toBe(0);
       const { afterImport, loaded } = JSON.parse(out) as { afterImport: number; loaded: string[] };
       expect(afterImport).toBe(0);
-      expect(loaded.some((u) => /\/ws\//.test(u))).toBe(true);
+      expect(loaded.some((u) => /net-link/.test(u))).toBe(true);
+      expect(loaded.some((u) => /\/ws\//.test(u))).toBe(false);
       expect(loaded.filter((u) => /libp2p|transport-dht|prom-client|\/relay\/src\//.test(u))).toEqual([]);
     } finally {
       rmSync(probe, { force: true });

@@ -3,7 +3,6 @@
 // own — and still leaves, within the hold, on a Connection that never sends.
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket } from 'ws';
 import { deriveTopic, generateDatabaseId, type Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
 import { firstConnection } from './sync-helpers.js';
@@ -11,6 +10,7 @@ import { createRelayServer, type RelayServer } from '@rhizome/relay';
 import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
 import { FrameType, readU32 } from '@rhizome/transport-relay/protocol';
 import { openDatabase } from '@rhizome/sync';
+import { NetLink } from '../packages/transport-relay/src/net-link.js';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -35,18 +35,30 @@ function transport(url: string): RelayTransport {
 describe('a replica opening sessions through the relay', () => {
   it('sends each WINDOW(0) in the same socket write as data frames, never in a write of its own', async () => {
     const r = await relay();
-    // Every client frame handed to `ws`, and every write that reaches a socket, in order.
+    // Every client frame handed to the link (Node's default: the net link, net-link.ts), and every
+    // write that reaches a socket, in order. A frame's socket is the one its link writes it to
+    // (the first socket write made inside the link's send).
     type Event = { socket: object; frame?: Uint8Array };
     const events: Event[] = [];
     const clientSockets = new Set<object>();
-    const send = WebSocket.prototype.send;
-    vi.spyOn(WebSocket.prototype, 'send').mockImplementation(function (this: WebSocket, data: unknown, ...rest: unknown[]) {
-      const socket = (this as unknown as { _socket?: object; _isServer: boolean })._socket;
-      if (socket !== undefined && !(this as unknown as { _isServer: boolean })._isServer) {
-        clientSockets.add(socket);
-        events.push({ socket, frame: Uint8Array.from(data as Uint8Array) });
+    let sending: Uint8Array | null = null;
+    const send = NetLink.prototype.send;
+    vi.spyOn(NetLink.prototype, 'send').mockImplementation(function (this: NetLink, data: Uint8Array) {
+      sending = Uint8Array.from(data);
+      try {
+        send.call(this, data);
+      } finally {
+        sending = null;
       }
-      return (send as (...a: unknown[]) => void).call(this, data, ...rest);
+    });
+    const socketWrite = Socket.prototype.write;
+    vi.spyOn(Socket.prototype, 'write').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      if (sending !== null) {
+        clientSockets.add(this);
+        events.push({ socket: this, frame: sending });
+        sending = null;
+      }
+      return (socketWrite as (...a: unknown[]) => boolean).apply(this, args);
     });
     const proto = Socket.prototype as unknown as Record<'_writev' | '_write', (...args: unknown[]) => void>;
     for (const method of ['_writev', '_write'] as const) {
@@ -63,7 +75,7 @@ describe('a replica opening sessions through the relay', () => {
     await within(WAIT, 'all synced', Promise.all(dbs.map((d) => d.whenSynced({ minPeers: 3 }))));
     vi.restoreAllMocks();
 
-    // Per client socket, the frames of each write: those handed to `ws` since its previous write.
+    // Per client socket, the frames of each write: those handed to the link since its previous write.
     let windowsSeen = 0;
     const alone: string[] = [];
     for (const socket of clientSockets) {

@@ -5,14 +5,14 @@ import { createHook } from 'node:async_hooks';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, get } from 'node:http';
+import { Agent, createServer as createHttpServer, get, type Server as HttpServer } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { within } from '@rhizome/core/testing';
 import { createRelayServer, type RelayServer } from '@rhizome/relay';
-import { RawClient } from '@rhizome/relay/testing';
+import { RawClient, startRelayProcess } from '@rhizome/relay/testing';
 
 const WAIT = 10_000;
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -171,6 +171,100 @@ describe('upgrade requests read by the relay itself, and the rest by Node', () =
       while (!slow.received().includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 10));
     })());
     expect(slow.received()).toMatch(/^HTTP\/1\.1 101 /);
+  });
+});
+
+describe("the short upgrade path agrees with Node's own HTTP server", () => {
+  // Differential: the same bytes sent to the relay (canonical upgrades on its short path, the rest
+  // on Node's) and to a plain Node HTTP server set up the way the relay sets up its own
+  // (`clientError` counted, socket destroyed; an upgrade answered).
+  const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const upgradeHead = (padding: number): string =>
+    ['GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${KEY}`, 'Sec-WebSocket-Version: 13', `X-Pad: ${'a'.repeat(padding)}`, '', ''].join('\r\n');
+
+  /** A Node HTTP server handling errors and upgrades as the relay does; counts its client errors. */
+  async function nodeServer(options: { maxHeaderSize?: number } = {}): Promise<{ port: number; errors: () => number }> {
+    let errors = 0;
+    const server: HttpServer = createHttpServer(options, (_req, res) => res.end('ok'));
+    server.on('clientError', (_error, socket) => {
+      errors++;
+      socket.destroy();
+    });
+    server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 101 Switching Protocols\r\n\r\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    cleanup.push(() => void server.closeAllConnections());
+    return { port: (server.address() as { port: number }).port, errors: () => errors };
+  }
+
+  /**
+   * Sends `bytes` on a fresh socket, then ends it (FIN), resets it (RST) or waits; resolves with
+   * what came back once the server closed the socket (or, waiting, answered with a whole head).
+   */
+  async function exchange(port: number, bytes: string, then: 'end' | 'reset' | 'wait'): Promise<string> {
+    const socket = netConnect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    cleanup.push(() => void socket.destroy());
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    if (bytes !== '') socket.write(Buffer.from(bytes, 'latin1'));
+    if (then === 'end') socket.end();
+    else if (then === 'reset') socket.resetAndDestroy();
+    const answered = new Promise<void>((resolve) => socket.on('data', () => text.includes('\r\n\r\n') && resolve()));
+    if (then !== 'reset') await within(WAIT, `the server to close the socket that sent ${JSON.stringify(bytes.slice(0, 30))}`, then === 'wait' ? Promise.race([closed, answered]) : closed);
+    socket.destroy();
+    return text;
+  }
+
+  it('counts the same client errors for half-sent requests, resets and empty connections', async () => {
+    const relay = await relayWith({ heartbeatIntervalMs: 0, upgradeTimeoutMs: 60_000 });
+    const node = await nodeServer();
+    const cases: Array<[string, string, 'end' | 'reset']> = [
+      ['nothing, then FIN', '', 'end'],
+      ['one byte of a GET, then FIN (short path)', 'G', 'end'],
+      ['part of a canonical upgrade, then FIN (short path)', upgradeHead(0).slice(0, 60), 'end'],
+      ['part of a POST, then FIN (Node\'s path)', 'POST / HTTP/1.1\r\nHost: x\r\n', 'end'],
+      ['part of a canonical upgrade, then RST (short path)', upgradeHead(0).slice(0, 60), 'reset'],
+      ['a whole /healthz request, then FIN', 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'end'],
+    ];
+    for (const [what, bytes, then] of cases) {
+      const relayBefore = relay.stats().errors;
+      const nodeBefore = node.errors();
+      await exchange(relay.port, bytes, then);
+      await exchange(node.port, bytes, then);
+      if (then === 'reset') {
+        // No close to wait for on our side: wait until both servers have seen the reset.
+        await within(WAIT, `both servers to count the reset (${what})`, (async () => {
+          while (relay.stats().errors === relayBefore || node.errors() === nodeBefore) await new Promise((r) => setTimeout(r, 10));
+        })());
+      }
+      expect(relay.stats().errors - relayBefore, what).toBe(node.errors() - nodeBefore);
+    }
+    // The cases do make Node count: FIN after part of a head (three), the reset.
+    expect(node.errors()).toBe(4);
+    expect(relay.stats().drops.upgrade_timeout ?? 0).toBe(0);
+  });
+
+  it("takes no head on the short path that Node's --max-http-header-size refuses", async () => {
+    // The relay in a process with a smaller Node header limit; Node's reference with the same limit.
+    const relay = await startRelayProcess(['--port', '0', '--host', '127.0.0.1'], { env: { NODE_OPTIONS: '--max-http-header-size=1024' } });
+    cleanup.push(() => relay.stop());
+    const node = await nodeServer({ maxHeaderSize: 1024 });
+    const outcomes: string[] = [];
+    // Heads from ~950 to ~1,250 bytes: Node's limit falls between (it counts the target, names and
+    // values, not the whole head), and all are under the short path's own 4 KiB.
+    for (let padding = 700; padding <= 1000; padding += 25) {
+      const head = upgradeHead(padding);
+      const byRelay = (await exchange(relay.port, head, 'wait')).startsWith('HTTP/1.1 101') ? 'upgraded' : 'refused';
+      const byNode = (await exchange(node.port, head, 'wait')).startsWith('HTTP/1.1 101') ? 'upgraded' : 'refused';
+      expect(byRelay, `a head of ${head.length} bytes`).toBe(byNode);
+      outcomes.push(byNode);
+    }
+    // Both answers occur: the limit was crossed.
+    expect(outcomes).toContain('upgraded');
+    expect(outcomes).toContain('refused');
   });
 });
 

@@ -12,7 +12,7 @@ import type { MailboxStore } from './mailbox/store.js';
 import { RelayCore, type RelayStats } from './core.js';
 import { createMetricsRegistry } from './metrics.js';
 import { UpgradeGuard } from './upgrade-guard.js';
-import { UpgradeSniffer } from './upgrade-request.js';
+import { shortPathHeadLimit, UpgradeSniffer } from './upgrade-request.js';
 import { remoteAddress } from './peer-address.js';
 import type { Socket } from 'node:net';
 import { resolveMailboxOptions, type MailboxOptions } from './mailbox/options.js';
@@ -151,11 +151,16 @@ function takeUpgrades(
   const event = secure ? 'secureConnection' : 'connection';
   if (typeof nodeListener !== 'function' || !server.listeners(event).includes(nodeListener)) return;
   server.removeListener(event, nodeListener);
-  const sniffer = new UpgradeSniffer({
-    upgrade: host.upgrade,
-    http: (socket) => nodeListener.call(server, socket),
-    error: host.error,
-  });
+  // Node's parser reads the server's limit, else its process-wide one (--max-http-header-size).
+  const maxHeaderSize = (server as { maxHeaderSize?: number }).maxHeaderSize || http.maxHeaderSize;
+  const sniffer = new UpgradeSniffer(
+    {
+      upgrade: host.upgrade,
+      http: (socket) => nodeListener.call(server, socket),
+      error: host.error,
+    },
+    shortPathHeadLimit(maxHeaderSize),
+  );
   server.on(event, (socket: Socket) => {
     // A socket the guard refused at accept is answered (or destroyed) by the guard.
     if (!guard.isRefused(socket)) sniffer.take(socket);

@@ -12,8 +12,8 @@
  * its whole life (the overrides, two listeners).
  *
  * So the relay reads the first bytes of a connection itself ({@link UpgradeSniffer}). A canonical
- * WebSocket upgrade request — `GET <path> HTTP/1.1`, whole in at most {@link MAX_HEAD_BYTES}, plain
- * header lines, one `Upgrade: websocket`, `Connection: ... upgrade ...`, one key and one version,
+ * WebSocket upgrade request — `GET <path> HTTP/1.1`, whole in at most {@link MAX_HEAD_BYTES} and
+ * shorter than Node's own header limit ({@link shortPathHeadLimit}), plain header lines, one `Upgrade: websocket`, `Connection: ... upgrade ...`, one key and one version,
  * no subprotocol, no body — goes straight to the upgrade (`ws`'s `handleUpgrade` validates key and
  * version as it does behind Node's server). Anything else (a plain HTTP request such as `/healthz`,
  * a subprotocol, a repeated header, a folded line, any byte outside printable ASCII and tab, a head
@@ -29,6 +29,20 @@ import type { Socket } from 'node:net';
 
 /** The longest request head taken on the short path (a browser's upgrade is ~0.5 KiB). */
 export const MAX_HEAD_BYTES = 4096;
+
+/**
+ * The longest head the short path may take on a server whose HTTP parser refuses heads at
+ * `maxHeaderSize` (the server's `maxHeaderSize` option, else Node's `http.maxHeaderSize`, which
+ * `--max-http-header-size` sets): {@link MAX_HEAD_BYTES}, or less under a smaller Node limit.
+ *
+ * Node refuses a head (HPE_HEADER_OVERFLOW: `clientError`, or 431 without a listener) once the
+ * bytes of its request target, header names and header values reach `maxHeaderSize`; those are
+ * fewer than the head's own bytes, so a head of at most `maxHeaderSize` bytes is one Node takes
+ * too. A longer one goes to Node, which decides (and refuses what it would refuse anyway).
+ */
+export function shortPathHeadLimit(maxHeaderSize: number): number {
+  return Math.max(0, Math.min(MAX_HEAD_BYTES, maxHeaderSize));
+}
 
 /** The headers of an upgrade request that `ws` reads (the others are ignored). */
 export interface UpgradeHeaders extends IncomingHttpHeaders {
@@ -165,16 +179,24 @@ export interface SnifferHost {
  * Reads the first bytes of each accepted socket and sends it one way or the other (see the
  * module description). One set of listeners for every socket (`this` is the socket); a socket
  * whose request head came in pieces keeps them in a WeakMap until it is whole.
+ *
+ * Errors are counted as Node's HTTP server counts them (its `clientError`): a socket error (a
+ * reset), and a client that ends after part of a request head (Node's parser: "invalid EOF
+ * state"); a client that ends having sent nothing is not an error there, nor here.
  */
 export class UpgradeSniffer {
   readonly #host: SnifferHost;
+  /** Heads longer than this go to Node ({@link shortPathHeadLimit}). */
+  readonly #maxHeadBytes: number;
   readonly #partial = new WeakMap<Socket, Buffer>();
   readonly #onData: (this: Socket, chunk: Buffer) => void;
   readonly #onError: (this: Socket) => void;
   readonly #onEnd: (this: Socket) => void;
 
-  constructor(host: SnifferHost) {
+  /** `maxHeadBytes`: the server's {@link shortPathHeadLimit} (default {@link MAX_HEAD_BYTES}). */
+  constructor(host: SnifferHost, maxHeadBytes: number = MAX_HEAD_BYTES) {
     this.#host = host;
+    this.#maxHeadBytes = Math.min(MAX_HEAD_BYTES, maxHeadBytes);
     const sniffer = this;
     this.#onData = function (this: Socket, chunk: Buffer) {
       sniffer.#read(this, chunk);
@@ -184,9 +206,12 @@ export class UpgradeSniffer {
       sniffer.#host.error();
       this.destroy();
     };
-    // A client that ends before its request head is whole gets nothing (its socket is closed).
+    // A client that ends before its request head is whole gets nothing (its socket is closed);
+    // having sent part of one, it is an error, as Node's parser reports it.
     this.#onEnd = function (this: Socket) {
+      const partial = sniffer.#partial.has(this);
       sniffer.#detach(this);
+      if (partial) sniffer.#host.error();
       this.destroy();
     };
   }
@@ -209,12 +234,13 @@ export class UpgradeSniffer {
     const before = this.#partial.get(socket);
     const data = before === undefined ? chunk : Buffer.concat([before, chunk]);
     const headEnd = data.indexOf('\r\n\r\n', 0, 'latin1');
-    if (headEnd < 0 && data.length < MAX_HEAD_BYTES && mayBeginUpgrade(data)) {
+    const max = this.#maxHeadBytes;
+    if (headEnd < 0 && data.length < max && mayBeginUpgrade(data)) {
       this.#partial.set(socket, data);
       return;
     }
     this.#detach(socket);
-    const req = headEnd < 0 || headEnd + 4 > MAX_HEAD_BYTES ? null : parseUpgradeRequest(data, headEnd, socket);
+    const req = headEnd < 0 || headEnd + 4 > max ? null : parseUpgradeRequest(data, headEnd, socket);
     if (req !== null) {
       this.#host.upgrade(req as unknown as IncomingMessage, socket, data.subarray(headEnd + 4));
       return;

@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { CliError, EXIT_USAGE } from './errors.js';
-import { Output, formatBytes } from './output.js';
+import { Output, formatBytes, printable } from './output.js';
 
 function stream(isTTY: boolean): Writable & { isTTY: boolean; text: () => string } {
   const chunks: string[] = [];
@@ -61,6 +61,29 @@ describe('Output', () => {
     out.error(new CliError('ERR_CONNECT_FAILED', 'could not reach relay ws://x', { hint: 'check the URL' }));
     expect(stdout.text()).toBe('put n1\n');
     expect(stderr.text()).toBe('working offline\nrhizome: error: could not reach relay ws://x\ncheck the URL\n');
+  });
+
+  it('text mode shows terminal control characters from others as escapes; JSON mode escapes them as JSON does', () => {
+    const hostile = 'peer\x1b]0;pwned\x07\x1b[2J\u202eevil\x9b1m\r';
+    expect(printable(hostile)).toBe('peer\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil\\x9b1m\\x0d');
+    expect(printable('tabs\tand\nnewlines stay, ünïcödé too')).toBe('tabs\tand\nnewlines stay, ünïcödé too');
+    const stdout = stream(false);
+    const stderr = stream(false);
+    const out = new Output(false, { stdout, stderr });
+    out.line(`peer + ${hostile} connected`);
+    out.note(hostile);
+    out.warning('W', hostile);
+    out.error(new CliError('ERR_X', hostile, { hint: hostile }));
+    for (const text of [stdout.text(), stderr.text()]) {
+      expect(text).not.toMatch(/[\x1b\x07\x9b\u202e\r]/);
+      expect(text).toContain('\\x1b]0;pwned');
+    }
+    out.redraw('table');
+    expect(stdout.text().endsWith('\x1b[H\x1b[2Jtable\n')).toBe(true);
+    const json = stream(false);
+    new Output(true, { stdout: json, stderr: stream(false) }).jsonLine({ peerId: hostile });
+    // JSON escapes C0 (ESC, BEL, CR) by its own rule; it is read by programs, which get the id as sent.
+    expect(json.text()).not.toMatch(/[\x1b\x07\r]/);
   });
 
   it('formats byte counts', () => {

@@ -28,7 +28,12 @@ export class Output {
 
   /** A line of result text on stdout (text mode only). */
   line(text: string): void {
-    if (!this.json) this.#write(this.streams.stdout, `${text}\n`);
+    if (!this.json) this.#write(this.streams.stdout, `${printable(text)}\n`);
+  }
+
+  /** Clears the terminal and draws `text` from its top-left corner (text mode only; `status --watch`). */
+  redraw(text: string): void {
+    if (!this.json) this.#write(this.streams.stdout, `\x1b[H\x1b[2J${printable(text)}\n`);
   }
 
   /** One JSON value on stdout, on one line (JSON mode only). */
@@ -44,7 +49,7 @@ export class Output {
 
   /** A note for people on stderr (dropped in JSON mode). */
   note(text: string): void {
-    if (!this.json) this.#write(this.streams.stderr, `${text}\n`);
+    if (!this.json) this.#write(this.streams.stderr, `${printable(text)}\n`);
   }
 
   /**
@@ -54,14 +59,14 @@ export class Output {
   warning(code: string, message: string): void {
     this.clearProgress();
     if (this.json) this.streams.stderr.write(`${JSON.stringify({ warning: { code, message } })}\n`);
-    else this.streams.stderr.write(`rhizome: warning: ${message}\n`);
+    else this.streams.stderr.write(`rhizome: warning: ${printable(message)}\n`);
   }
 
   /** Redraws the progress line on a terminal; does nothing otherwise. */
   progress(text: string): void {
     if (!this.interactive) return;
     this.#progressShown = true;
-    this.streams.stderr.write(`\r\x1b[2K${text}`);
+    this.streams.stderr.write(`\r\x1b[2K${printable(text)}`);
   }
 
   /** Removes the progress line, if one is shown. */
@@ -79,8 +84,8 @@ export class Output {
       if (error.hint !== undefined) body['hint'] = error.hint;
       this.streams.stderr.write(`${JSON.stringify({ error: body })}\n`);
     } else {
-      this.streams.stderr.write(`rhizome: error: ${error.message}\n`);
-      if (error.hint !== undefined) this.streams.stderr.write(`${error.hint}\n`);
+      this.streams.stderr.write(`rhizome: error: ${printable(error.message)}\n`);
+      if (error.hint !== undefined) this.streams.stderr.write(`${printable(error.hint)}\n`);
     }
   }
 
@@ -88,6 +93,21 @@ export class Output {
     this.clearProgress();
     stream.write(text);
   }
+}
+
+/**
+ * Text mode output with every terminal control character but newline and tab shown as an escape
+ * (`\x1b` → `\\x1b`, U+202E → `\\u202e`): C0, DEL, C1 and the bidirectional overrides. What the
+ * CLI prints includes what others chose — a relay peer's id (anyone on the topic), node ids and
+ * relay error texts —, which must not be able to move the cursor, retitle the window or reorder
+ * what the user reads. (`--json` output is for programs: JSON escapes C0 by its own rule and
+ * leaves the rest as sent.)
+ */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** `1234567` → `1.2 MB`. */

@@ -6,6 +6,7 @@ import type { Output } from './output.js';
 export const WARN_WEAK_ID = 'WARN_WEAK_ID';
 export const WARN_DHT_NO_BOOTSTRAP = 'WARN_DHT_NO_BOOTSTRAP';
 export const WARN_RELAY_SCHEME = 'WARN_RELAY_SCHEME';
+export const WARN_DHT_PRIVATE_BOOTSTRAP = 'WARN_DHT_PRIVATE_BOOTSTRAP';
 
 /** Ids shorter than this are warned about (a generated id has 24 characters, 144 bits). */
 export const MIN_ID_LENGTH = 16;
@@ -42,8 +43,27 @@ export function weakIdReason(id: string, hasSecret: boolean): string | undefined
 }
 
 /**
+ * True when a multiaddr's host is a loopback, private (RFC 1918, unique-local IPv6), link-local or
+ * `localhost` address: one kad-dht drops from the provider records it sends and receives unless
+ * `allowPrivateAddresses` is on.
+ */
+export function isPrivateMultiaddr(multiaddr: string): boolean {
+  const m = /^\/(ip4|ip6|dns|dns4|dns6)\/([^/]+)/.exec(multiaddr.trim());
+  if (!m) return false;
+  const [, proto, host] = m as unknown as [string, string, string];
+  if (proto.startsWith('dns')) return host === 'localhost' || host.endsWith('.localhost');
+  if (proto === 'ip4') {
+    const [a, b] = host.split('.').map(Number) as [number, number];
+    return a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
+  }
+  const h = host.toLowerCase();
+  return h === '::1' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h);
+}
+
+/**
  * Prints the warnings about the command line of a command that opens a database: a weak id, a
- * scheme-less relay URL (which scheme was assumed), `--dht` with no way to find peers.
+ * scheme-less relay URL (which scheme was assumed), `--dht` with no way to find peers, `--dht`
+ * through a bootstrap node on a loopback or private address without `--allow-private-addresses`.
  */
 export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { secret?: string }, network: NetworkConfig | undefined): void {
   const weak = weakIdReason(id, flags.secret !== undefined);
@@ -60,6 +80,14 @@ export function warnAboutFlags(out: Output, id: string, flags: NetworkFlags & { 
   // brings the peers.
   const parts = network === undefined ? [] : networkParts(network);
   const dht = parts.find((p) => p.mode === 'dht');
+  if (dht !== undefined && dht.allowPrivateAddresses !== true && (dht.bootstrap?.length ?? 0) > 0 && dht.bootstrap!.every(isPrivateMultiaddr)) {
+    // kad-dht drops such addresses from provider records: lookups find nobody (mDNS may still meet
+    // peers on this network) and each one runs into --timeout, reported as the DHT not reached.
+    out.warning(
+      WARN_DHT_PRIVATE_BOOTSTRAP,
+      `--bootstrap ${dht.bootstrap![0]!} is a loopback or private address, and DHT records leave such addresses out unless every peer runs with --allow-private-addresses: lookups will find no peers. On one machine or a LAN, add --allow-private-addresses here and on the other replicas (and start \`rhizome dht-bootstrap\` with it).`,
+    );
+  }
   if (dht !== undefined && parts.length === 1 && (dht.bootstrap === undefined || dht.bootstrap.length === 0)) {
     const localDiscovery = dht.mdns ?? DHT_LOCAL_DISCOVERY_DEFAULT;
     if (!localDiscovery) {

@@ -188,7 +188,8 @@ export class StoreReadOnlyError extends RhizomeError {
 
 /**
  * A store cannot be opened or written for a reason outside the data: the host has no IndexedDB,
- * a write transaction failed (quota), or another page deleted the database. Nothing is lost
+ * a write transaction failed (quota), another page deleted the database, or (Node) the SQLite
+ * driver's native module was built for another Node version. Nothing is lost
  * that was already on disk; writes since the last successful `flush()` may be.
  */
 export class StoreUnavailableError extends RhizomeError {

@@ -70,6 +70,12 @@ export interface DocStore {
    * when they return (SQLite, memory) leave it out. `Database.flush()` and `close()` await it.
    */
   flush?(): Promise<void>;
+  /**
+   * Optional, for stores with work of their own running in the background (a SQLite file's WAL
+   * checkpoint on the checkpoint thread): resolves once none is running, so that `close()` right
+   * after need not wait for it. `Database.close()` awaits it before closing a store it owns.
+   */
+  settle?(): Promise<void>;
 }
 
 interface MemoryDoc {

@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { CheckpointRequests } from './checkpointer.js';
-import { openSqliteStore } from './index.js';
+import { CheckpointRequests, checkpointsInFlight, holdCheckpointsForTesting } from './checkpointer.js';
+import { openSqliteStore, type SqliteStore } from './index.js';
 import { OWN_CHECKPOINT_BYTES, WAL_CHECKPOINT_BYTES } from './sqlite-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rhizome-store-checkpointer-'));
@@ -19,7 +19,25 @@ function freshPath(): string {
 }
 const size = (path: string): number => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
+/**
+ * Appends `update` to 'doc' `commits` times, one commit each; every `every` commits it reads the
+ * WAL file's size and yields a macrotask (the thread's checkpoints run while the store keeps
+ * committing). Resolves with the largest WAL file seen.
+ */
+async function appendWatchingWal(store: SqliteStore, path: string, update: Uint8Array, commits: number, every: number): Promise<number> {
+  let largest = 0;
+  for (let i = 0; i < commits; i++) {
+    store.append('doc', [update]);
+    if (i % every === 0) {
+      largest = Math.max(largest, size(`${path}-wal`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return Math.max(largest, size(`${path}-wal`));
+}
+
 describe('checkpoints on the checkpoint thread', () => {
+  afterEach(() => holdCheckpointsForTesting(0));
   it('a request copies the WAL into the main file (a connection with no checkpoint of its own)', () => {
     const path = freshPath();
     const raw = new Database(path);
@@ -48,15 +66,7 @@ describe('checkpoints on the checkpoint thread', () => {
     // ~ 10 × WAL_CHECKPOINT_BYTES of WAL at one page per commit: without the store's own
     // checkpoints the WAL file would reach ~44 MB.
     const commits = Math.ceil((10 * WAL_CHECKPOINT_BYTES) / 4096);
-    let largestWal = 0;
-    for (let i = 0; i < commits; i++) {
-      store.append('doc', [update]);
-      if (i % 256 === 0) {
-        largestWal = Math.max(largestWal, size(`${path}-wal`));
-        // As between macrotasks: the thread's checkpoints run while the store keeps committing.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
+    const largestWal = await appendWatchingWal(store, path, update, commits, 256);
     // The store checkpoints itself (and the next commit starts the WAL over) every
     // OWN_CHECKPOINT_BYTES, or at twice that when the thread's checkpoint is still running
     // (a loaded machine); without that the WAL would only grow.
@@ -70,6 +80,46 @@ describe('checkpoints on the checkpoint thread', () => {
     expect(loaded.updates.length).toBe(commits);
     expect(loaded.lastSeq).toBe(commits);
     reopened.close();
+  });
+
+  it('the WAL stays bounded when commits write more pages than the estimate counts (3 KB updates: ~2.4 pages each)', async () => {
+    // The store paces its looks by an estimate (bytes + one page per commit) but decides on the
+    // WAL file's real size. Paced by the estimate alone, this run's WAL grew past 120 MB: it
+    // reached the store's own checkpoint late (at ~2.4x the bound), and then that checkpoint
+    // ran while the thread's was still copying, and so copied nothing.
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    const update = new Uint8Array(3000).fill(9);
+    const commits = 25_000;
+    const largestWal = await appendWatchingWal(store, path, update, commits, 64);
+    expect(largestWal).toBeLessThan(2 * OWN_CHECKPOINT_BYTES + WAL_CHECKPOINT_BYTES);
+    store.close();
+    const reopened = openSqliteStore(path);
+    expect(reopened.load('doc').updates.length).toBe(commits);
+    reopened.close();
+  });
+
+  it('settle() waits for a running checkpoint without blocking; close() after it finds none; nothing is lost', async () => {
+    holdCheckpointsForTesting(1500);
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    const update = new Uint8Array(64 * 1024).fill(4);
+    const count = WAL_CHECKPOINT_BYTES / update.length + 20;
+    for (let i = 0; i < count; i++) store.append('doc', [update]);
+    // The thread was asked (past WAL_CHECKPOINT_BYTES) and holds the request for 1.5 s.
+    expect(checkpointsInFlight()).toBe(1);
+    let settled = false;
+    const settling = store.settle().then(() => (settled = true));
+    // The event loop runs while the checkpoint is in flight (a blocking wait would not return
+    // before it ended).
+    const during = await new Promise<{ settled: boolean; inFlight: number }>((resolve) => setImmediate(() => resolve({ settled, inFlight: checkpointsInFlight() })));
+    expect(during).toEqual({ settled: false, inFlight: 1 });
+    await settling;
+    expect(checkpointsInFlight()).toBe(0);
+    store.close();
+    const alone = openSqliteStore(path, { exclusive: true, busyTimeoutMs: 0 });
+    expect(alone.load('doc').updates.length).toBe(count);
+    alone.close();
   });
 
   it('close() waits for a checkpoint of its file still running: the file can be held exclusively at once', () => {

@@ -19,16 +19,17 @@ import { Worker } from 'node:worker_threads';
  * The thread is made at the first request of the process (a store whose WAL grew by about
  * `WAL_CHECKPOINT_BYTES`), serves every store of the process one request at a time, and is
  * unref'd: it never keeps the process alive. A request carries a one-word `SharedArrayBuffer`
- * the thread clears when it is done, so that a store closing can wait (`Atomics.wait`) for a
- * checkpoint of its file still running: after `close()` no connection of the process is left
- * on the file.
+ * the thread clears when it is done, so that a store closing can wait for a checkpoint of its
+ * file still running — `Database.close()` without blocking (`settle()`, `Atomics.waitAsync`),
+ * a store's own synchronous `close()` blocking, at most `CHECKPOINT_SETTLE_MS` — and after
+ * `close()` no connection of the process is left on the file.
  */
 
 /** The thread's code: CommonJS, given better-sqlite3's resolved path (it runs without our module resolution). */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
-parentPort.on('message', ({ path, state }) => {
+parentPort.on('message', ({ path, state, holdMs }) => {
   let db;
   try {
     db = new Database(path, { fileMustExist: true });
@@ -41,6 +42,8 @@ parentPort.on('message', ({ path, state }) => {
     // again after more WAL, and checkpoints itself past its bound.
   } finally {
     try { db?.close(); } catch {}
+    // Tests only (holdCheckpointsForTesting): the request stays in flight this much longer.
+    if (holdMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, holdMs);
     Atomics.store(state, 0, 0);
     Atomics.notify(state, 0);
   }
@@ -64,7 +67,10 @@ function thread(): Worker {
   const forget = (error?: unknown): void => {
     if (error !== undefined) unavailable = true;
     if (worker === w) worker = null;
-    for (const state of pending) Atomics.store(state, 0, 0);
+    for (const state of pending) {
+      Atomics.store(state, 0, 0);
+      Atomics.notify(state, 0);
+    }
     pending.clear();
   };
   w.on('error', forget);
@@ -75,6 +81,27 @@ function thread(): Worker {
 
 /** Requests handed to the thread and not finished (for a thread that dies with them). */
 const pending = new Set<Int32Array>();
+
+/** {@link holdCheckpointsForTesting}. */
+let holdMs = 0;
+
+/**
+ * Tests only: every checkpoint requested from now on stays in flight `ms` longer on the thread
+ * (0: as normal), so that a test can close a store or a database while one is surely running.
+ */
+export function holdCheckpointsForTesting(ms: number): void {
+  holdMs = ms;
+}
+
+/** Tests only: how many requested checkpoints are running or waiting on the thread now. */
+export function checkpointsInFlight(): number {
+  let n = 0;
+  for (const state of pending) if (Atomics.load(state, 0) === BUSY) n++;
+  return n;
+}
+
+/** `Atomics.waitAsync` (ES2024; Node has it since 16): not in this project's ES2023 lib. */
+type WaitAsync = (array: Int32Array, index: number, value: number, timeoutMs: number) => { async: boolean; value: Promise<string> | string };
 
 /**
  * One store's requests: at most one in flight. Made at the store's first request (an idle or
@@ -113,7 +140,7 @@ export class CheckpointRequests {
     Atomics.store(this.#state, 0, BUSY);
     pending.add(this.#state);
     try {
-      w.postMessage({ path: this.#path, state: this.#state });
+      w.postMessage({ path: this.#path, state: this.#state, holdMs });
     } catch {
       Atomics.store(this.#state, 0, 0);
       pending.delete(this.#state);
@@ -128,6 +155,33 @@ export class CheckpointRequests {
    */
   settle(timeoutMs: number): void {
     if (Atomics.load(this.#state, 0) === BUSY) Atomics.wait(this.#state, 0, BUSY, timeoutMs);
+    pending.delete(this.#state);
+  }
+
+  /**
+   * As {@link settle}, without blocking: resolves once no checkpoint of this store is in flight,
+   * or after `timeoutMs`. The thread's clearing of the word wakes it (`Atomics.notify`), as does
+   * the thread's death (its requests count as done).
+   */
+  async settled(timeoutMs: number): Promise<void> {
+    if (Atomics.load(this.#state, 0) === BUSY) {
+      const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+      if (waitAsync === undefined) {
+        this.settle(timeoutMs);
+        return;
+      }
+      const wait = waitAsync(this.#state, 0, BUSY, timeoutMs);
+      if (wait.async) {
+        // A pending waitAsync does not keep the event loop alive (nor does the unref'd thread):
+        // without this timer a script whose last step is `await db.close()` would exit here.
+        const alive = setTimeout(() => {}, timeoutMs);
+        try {
+          await wait.value;
+        } finally {
+          clearTimeout(alive);
+        }
+      }
+    }
     pending.delete(this.#state);
   }
 }

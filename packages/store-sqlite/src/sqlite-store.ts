@@ -8,6 +8,7 @@ import {
   StoreCorruptError,
   StoreIOError,
   StoreReadOnlyError,
+  StoreUnavailableError,
   StoreVersionError,
   type DocStore,
   type StoredDoc,
@@ -83,10 +84,18 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 /** Longest a closing store waits for a checkpoint of its file running on the checkpoint thread. */
 const CHECKPOINT_SETTLE_MS = 30_000;
 /**
- * WAL a shared store lets grow between two checkpoints of its own, which start the WAL over
- * (see `SqliteStore#wrote`): the WAL file of a store that never pauses stays below about this.
+ * WAL a shared store lets grow before it checkpoints the file itself, which starts the WAL over
+ * (see `SqliteStore#look`): the WAL file of a store that never pauses stays below about this,
+ * and twice this at most (past it the store waits for the checkpoint thread). It is also the
+ * connection's `journal_size_limit`: a WAL started over is cut back to this size, so that the
+ * file's size says how far the WAL has grown since (it is read, not estimated).
  */
 export const OWN_CHECKPOINT_BYTES = 4 * WAL_CHECKPOINT_BYTES;
+/**
+ * How often (in bytes of WAL, estimated from the commits: each commit's bytes plus one page) a
+ * shared store looks at its WAL file's real size: one `stat` per ~256 small commits.
+ */
+const WAL_LOOK_BYTES = WAL_CHECKPOINT_BYTES / 4;
 
 interface DocRow {
   id: number;
@@ -451,10 +460,10 @@ export class SqliteStore implements DocStore {
    * SQLite's automatic checkpoint).
    */
   readonly #walPage: number;
-  /** Bytes of WAL (estimated: each commit's bytes plus one page) the next checkpoint request waits for; negative once overdue. */
-  #walBudget = WAL_CHECKPOINT_BYTES;
-  /** Bytes of WAL (estimated as above) since this store last checkpointed the file itself (see {@link #wrote}). */
-  #walSinceOwn = 0;
+  /** Bytes of WAL (estimated: each commit's bytes plus one page) until the next look at the WAL file ({@link #look}). */
+  #walBudget = WAL_LOOK_BYTES;
+  /** Bytes of WAL (estimated as above) since the last checkpoint the thread was asked for. */
+  #sinceRequest = 0;
   /** The thread was asked for the checkpoint after which the store checkpoints the rest itself. */
   #catchUp = false;
   /** The store's checkpoint requests, from its first one on. */
@@ -703,48 +712,76 @@ export class SqliteStore implements DocStore {
   }
 
   /**
-   * After a commit of `bytes` by a shared store on a file (each commit counted as its bytes plus
-   * one page: what it adds to the WAL, give or take a page). Every {@link WAL_CHECKPOINT_BYTES} of
-   * WAL it asks the checkpoint thread for a passive checkpoint, where SQLite's automatic
-   * checkpoint would have run one inside this commit: the copy into the main file and its two
-   * fsyncs happen beside the commits that follow. But SQLite starts the WAL over only when a
-   * writer finds ALL of it copied, which a checkpoint running beside a stream of commits never
-   * leaves behind; so once the WAL has grown by {@link OWN_CHECKPOINT_BYTES} the store asks the
-   * thread once more and, when that checkpoint has ended, checkpoints itself: it copies only what
-   * came since (small, and its fsyncs short), and the next commit starts the WAL over. Without the thread
-   * (it failed), the store checkpoints itself every {@link WAL_CHECKPOINT_BYTES}, as SQLite did.
+   * After a commit of `bytes` by a shared store on a file (counted as its bytes plus one page:
+   * an estimate of what it adds to the WAL, which only paces the looks below). Every
+   * {@link WAL_LOOK_BYTES} of it the store looks at the WAL ({@link #look}); while it catches up
+   * (the thread's last checkpoint is running), it checks at every commit whether that has ended.
    */
   #wrote(bytes: number): void {
     const added = bytes + this.#walPage;
-    this.#walSinceOwn += added;
-    if ((this.#walBudget -= added) > 0 && this.#walSinceOwn < OWN_CHECKPOINT_BYTES) return;
+    this.#sinceRequest += added;
+    if ((this.#walBudget -= added) > 0) {
+      if (this.#catchUp && !this.#checkpoints!.busy) this.#ownCheckpoint();
+      return;
+    }
+    this.#walBudget = WAL_LOOK_BYTES;
+    this.#look();
+  }
+
+  /**
+   * Where SQLite's automatic checkpoint would have run one inside a commit, every
+   * {@link WAL_CHECKPOINT_BYTES} of WAL, the store asks the checkpoint thread for a passive
+   * checkpoint: the copy into the main file and its two fsyncs happen beside the commits that
+   * follow. But SQLite starts the WAL over only when a writer finds ALL of it copied, which a
+   * checkpoint running beside a stream of commits never leaves behind. So the store reads the
+   * WAL file's size — the real figure: SQLite cuts a WAL it starts over back to
+   * `journal_size_limit` ({@link OWN_CHECKPOINT_BYTES}), so a larger file is a WAL that has grown
+   * past it since — and once it is past {@link OWN_CHECKPOINT_BYTES} asks the thread once more
+   * and, when that checkpoint has ended, checkpoints itself: it copies only what came since
+   * (small, its fsyncs short), and the next commit starts the WAL over. Past twice that with the
+   * thread's checkpoint still running (a slow disk, many stores on the thread), the store waits
+   * for it and checkpoints itself, as SQLite would have inside the commit: the WAL stays bounded.
+   * Without the thread (it failed), the store checkpoints itself every
+   * {@link WAL_CHECKPOINT_BYTES}, as SQLite did.
+   *
+   * The estimate alone could not bound it: a commit writes whole pages, often two or three per
+   * small update (BENCHMARKS.md § Session 15 (loose3)), and other connections write to the file too.
+   */
+  #look(): void {
     if (!CheckpointRequests.available) {
-      this.#ownCheckpoint();
+      if (this.#sinceRequest >= WAL_CHECKPOINT_BYTES) this.#ownCheckpoint();
       return;
     }
     const requests = (this.#checkpoints ??= new CheckpointRequests(this.path));
+    const wal = statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
     if (requests.busy) {
-      // The thread's checkpoint is still running; past twice the bound it is stuck (a huge WAL,
-      // a slow disk): the store checkpoints itself, as SQLite would have.
-      if (this.#walSinceOwn >= 2 * OWN_CHECKPOINT_BYTES) this.#ownCheckpoint();
+      if (wal > 2 * OWN_CHECKPOINT_BYTES) {
+        requests.settle(CHECKPOINT_SETTLE_MS);
+        this.#ownCheckpoint();
+      }
       return;
     }
-    // The thread's checkpoint that followed the bound has ended: copy the rest here.
     if (this.#catchUp) {
       this.#ownCheckpoint();
-      return;
-    }
-    if (this.#walBudget <= 0 || this.#walSinceOwn >= OWN_CHECKPOINT_BYTES) {
-      if (!requests.request()) return;
-      this.#walBudget = WAL_CHECKPOINT_BYTES;
-      if (this.#walSinceOwn >= OWN_CHECKPOINT_BYTES) this.#catchUp = true;
+    } else if (wal > OWN_CHECKPOINT_BYTES) {
+      if (requests.request()) {
+        this.#sinceRequest = 0;
+        this.#catchUp = true;
+      } else {
+        this.#ownCheckpoint();
+      }
+    } else if (this.#sinceRequest >= WAL_CHECKPOINT_BYTES && requests.request()) {
+      this.#sinceRequest = 0;
     }
   }
 
-  /** A passive checkpoint on the store's own connection (see {@link #wrote}). */
+  /**
+   * A passive checkpoint on the store's own connection (see {@link #look}). Another process's
+   * checkpoint running makes it copy nothing (SQLite answers busy): the WAL file then stays
+   * large, and the next look tries again.
+   */
   #ownCheckpoint(): void {
-    this.#walBudget = WAL_CHECKPOINT_BYTES;
-    this.#walSinceOwn = 0;
+    this.#sinceRequest = 0;
     this.#catchUp = false;
     try {
       this.#db.pragma('wal_checkpoint(PASSIVE)');
@@ -829,13 +866,24 @@ export class SqliteStore implements DocStore {
    */
   checkpoint(): void {
     this.#guard(() => this.#db.pragma('wal_checkpoint(TRUNCATE)'));
-    this.#walBudget = WAL_CHECKPOINT_BYTES;
-    this.#walSinceOwn = 0;
+    this.#sinceRequest = 0;
+  }
+
+  /**
+   * Resolves once no checkpoint of this file asked of the checkpoint thread is running (at once
+   * when none is), without blocking: `close()` right after has nothing to wait for.
+   * `Database.close()` awaits it before it closes the store.
+   */
+  async settle(): Promise<void> {
+    await this.#checkpoints?.settled(CHECKPOINT_SETTLE_MS);
   }
 
   /**
    * Checkpoints the WAL into the file (a passive checkpoint: it never waits for other processes'
-   * readers or writers, who keep the WAL going), then closes. Later calls throw `ERR_CLOSED`;
+   * readers or writers, who keep the WAL going), then closes. A checkpoint of the file still
+   * running on the checkpoint thread is waited for first, blocking (as long as SQLite's own
+   * checkpoint would have blocked the commit that ran it, at most 30 s): `await settle()` first
+   * to wait without blocking, as `Database.close()` does. Later calls throw `ERR_CLOSED`;
    * idempotent. The handle is released even when the checkpoint fails, and then this throws
    * `StoreIOError` (e.g. `reason` `'SQLITE_FULL'`): every committed write is still safe in the
    * WAL and is replayed by the next open, but the WAL keeps its disk space until a checkpoint
@@ -880,7 +928,33 @@ function assertDocId(docId: unknown): asserts docId is string {
  * ```
  */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
-  return openWithMigrations(path, options, MIGRATIONS);
+  try {
+    return openWithMigrations(path, options, MIGRATIONS);
+  } catch (error) {
+    throw nativeModuleError(path, error) ?? error;
+  }
+}
+
+/**
+ * better-sqlite3's native module loads on the first open; one built for another Node (another
+ * `NODE_MODULE_VERSION`: in the Rhizome repository `npm install` builds it for the Node 22 it
+ * provides, so a script run with an older `node` from the PATH meets this) fails to load with
+ * Node's bare `ERR_DLOPEN_FAILED`. That becomes a {@link StoreUnavailableError} that says what
+ * happened and what to run instead; `null` for any other error.
+ * @internal
+ */
+export function nativeModuleError(path: string, error: unknown): StoreUnavailableError | null {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_DLOPEN_FAILED') return null;
+  const message = error instanceof Error ? error.message : String(error);
+  const built = /using\s+NODE_MODULE_VERSION (\d+)/.exec(message)?.[1];
+  const cause = built === undefined
+    ? `better-sqlite3's native module does not load in Node ${process.version} (${message.split('\n')[0]})`
+    : `better-sqlite3's native module was built for another Node (NODE_MODULE_VERSION ${built}; this is Node ${process.version}, NODE_MODULE_VERSION ${process.versions.modules})`;
+  return new StoreUnavailableError(
+    path,
+    `${cause}: run with the Node it was built for — in the Rhizome repository, the one \`npm install\` provides (\`npx node app.mjs\`, npm scripts, \`npx rhizome\`) — or rebuild it for this Node in your app (\`npm rebuild better-sqlite3\`)`,
+    { cause: error },
+  );
 }
 
 /**
@@ -962,6 +1036,8 @@ export function openWithMigrations(path: string, options: SqliteStoreOptions, mi
     // a commit; SQLite's own automatic checkpoint is off on this connection (only: other
     // connections to the file keep theirs).
     db.pragma('wal_autocheckpoint = 0');
+    // A WAL started over is cut back to this size: a larger file is a WAL grown past it since (SqliteStore#look).
+    db.pragma(`journal_size_limit = ${OWN_CHECKPOINT_BYTES}`);
     return new SqliteStore(db, path, false, false, db.pragma('page_size', { simple: true }) as number);
   } catch (error) {
     db?.close();

@@ -1167,6 +1167,9 @@ export class Database {
     try {
       // A store that writes behind (IndexedDB) is on disk before close() resolves.
       await this.#store.flush?.();
+      // Work the store runs in the background (a checkpoint on SQLite's checkpoint thread) ends
+      // first, waited for here without blocking: its close() then has nothing to wait for.
+      if (this.#ownsStore) await this.#store.settle?.();
     } finally {
       if (this.#ownsStore) this.#store.close();
     }

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { deriveTopic } from '@rhizome/core';
 import { describe, expect, it } from 'vitest';
 import { topicToCid } from './cid.js';
-import { ByteQueue, decodeHello, encodeFrame, encodeHello, HELLO_LENGTH, statusName, WIRE_VERSION } from './wire.js';
+import { ByteQueue, decodeHello, encodeFrame, encodeHello, HandshakeStatus, HELLO_LENGTH, statusName, WIRE_VERSION } from './wire.js';
 
 describe('wire', () => {
   it('HELLO is the version byte and the 32 topic bytes', () => {
@@ -59,6 +60,18 @@ describe('wire', () => {
     expect(q.length).toBe(0);
   });
 
+  it('status bytes are the ones ARCHITECTURE.md § The sync stream, byte by byte lists', () => {
+    const doc = readFileSync(new URL('../../../ARCHITECTURE.md', import.meta.url), 'utf8');
+    const at = doc.indexOf('### The sync stream, byte by byte');
+    const text = doc.slice(at, doc.indexOf('\n### ', at + 1));
+    const documented = [...text.matchAll(/^\| `0x([0-9a-f]{2})` \| (\w+) \|/gm)].map((m) => [m[2], Number.parseInt(m[1]!, 16)]);
+    expect(Object.fromEntries(documented)).toEqual(HandshakeStatus);
+    // HELLO `[version:1 = 0x01][topic:32]` (33), frame `[length:4][payload:length]`.
+    expect(text).toContain('`[version:1 = 0x01][topic:32]` (33)');
+    expect(text).toContain('`[length:4][payload:length]`');
+    expect(WIRE_VERSION).toBe(0x01);
+  });
+
   it('names status bytes', () => {
     expect(statusName(0)).toBe('OK');
     expect(statusName(1)).toBe('UNKNOWN_TOPIC');
@@ -74,6 +87,8 @@ describe('topicToCid', () => {
     expect(cid.multihash.code).toBe(0x12);
     // sha256(bddd81…2319), computed independently with `printf … | xxd -r -p | sha256sum`.
     expect(Buffer.from(cid.multihash.digest).toString('hex')).toBe('1ce43a7ff97ae291cb5b8e47e1fbb9a271de90f2b28d719c8724780ea01ea597');
+    // The example ARCHITECTURE.md § Topic → CID gives.
+    expect(cid.toString()).toBe('bafkreia44q5h76l24ki4ww4oi7q7xoncohpjb4vsrvyzzbzepahkahvfs4');
     expect(topicToCid(deriveTopic('abc')).equals(cid)).toBe(true);
     expect(topicToCid(deriveTopic('abd')).equals(cid)).toBe(false);
     expect(() => topicToCid(new Uint8Array(31))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_TOPIC' }));

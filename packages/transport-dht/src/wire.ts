@@ -29,7 +29,7 @@ export const HandshakeStatus = {
   BAD_VERSION: 0x02,
   /** The pair already has a connection on this topic that wins the tie-break. */
   DUPLICATE: 0x03,
-  /** The listener is leaving the topic or shutting down. */
+  /** The listener is shutting down (a listener that left the topic answers UNKNOWN_TOPIC). */
   GOING_AWAY: 0x04,
 } as const;
 

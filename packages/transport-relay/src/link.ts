@@ -1,70 +1,23 @@
-import { ConnectFailedError, type TlsOptions } from '@rhizome/core';
+import { ConnectFailedError } from '@rhizome/core';
 import type { ClientOptions, WebSocket as WsSocket } from 'ws';
+import { NO_LINK_HANDLER, type Link, type LinkHandler, type LinkOptions, type WebSocketImplementation } from './link-shape.js';
+import { nodeModules, openNetLink } from './net-link.js';
 
-/** TLS options for `wss://` in Node (ignored by browsers, which use the system trust store). */
-export type LinkTlsOptions = TlsOptions;
+export type { Link, LinkHandler, LinkOptions, LinkTlsOptions, WebSocketImplementation } from './link-shape.js';
+export { NO_LINK_HANDLER } from './link-shape.js';
 
-/** Which WebSocket implementation a link uses. */
-export type WebSocketImplementation = 'ws' | 'global';
-
-/** Options of {@link openLink}. */
-export interface LinkOptions {
-  timeoutMs: number;
-  tls?: LinkTlsOptions;
-  /** Largest frame accepted from the relay (ws only). */
-  maxPayload: number;
-  implementation: WebSocketImplementation;
-}
-
-/**
- * One open WebSocket to a relay, the same shape for `ws` (Node) and the global WebSocket
- * (browsers): binary frames in and out, `bufferedAmount` and a way to wait for it to fall.
- */
-export interface Link {
-  readonly url: string;
-  /** Bytes handed to `send` and not yet written to the network. */
-  readonly bufferedAmount: number;
-  /** False once the socket is closing or closed. */
-  readonly open: boolean;
-  send(frame: Uint8Array): void;
-  /** Resolves once `bufferedAmount` is at most `lowWater`, or the link closed. */
-  whenDrained(lowWater: number): Promise<void>;
-  /** Stops reading from the network (Node only; a no-op in browsers). */
-  pause(): void;
-  resume(): void;
-  close(code: number, reason: string): void;
-  /** Drops the socket without a close handshake (a dead link); the handler's `onLinkClose` reports 1006. */
-  terminate(): void;
-  /**
-   * Set by the owner: told of the link's frames and of its close. An object with methods, given
-   * the link, rather than two closures per link: the relay transport is the handler of its own
-   * links (ARCHITECTURE § Memory of an idle replica).
-   */
-  handler: LinkHandler;
-}
-
-/** Who a {@link Link} reports to (its owner): the link is passed, so one handler serves every link. */
-export interface LinkHandler {
-  /** A binary frame arrived on `link`. */
-  onLinkFrame(link: Link, frame: Uint8Array): void;
-  /** `link` closed (`code` 1006 when it was lost without a close frame). Called once. */
-  onLinkClose(link: Link, code: number, reason: string): void;
-}
-
-/** The handler of a link whose owner set none (yet): drops what it is told. */
-export const NO_LINK_HANDLER: LinkHandler = Object.freeze({
-  onLinkFrame(): void {},
-  onLinkClose(): void {},
-});
-
-/** True in Node (and Bun/Deno's Node mode), where `ws` is used so TLS options apply. */
+/** True in Node (and Bun/Deno's Node mode), where a Node socket is used so TLS options apply. */
 function isNode(): boolean {
   return typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
 }
 
-/** The implementation used when none is forced: `ws` in Node, the global WebSocket elsewhere. */
+/**
+ * The implementation used when none is forced: `net` in Node (`ws` in a Node without
+ * `process.getBuiltinModule`, before 20.16), the global WebSocket elsewhere.
+ */
 export function defaultImplementation(): WebSocketImplementation {
-  return isNode() || typeof globalThis.WebSocket !== 'function' ? 'ws' : 'global';
+  if (isNode()) return nodeModules() !== null ? 'net' : 'ws';
+  return typeof globalThis.WebSocket !== 'function' ? 'ws' : 'global';
 }
 
 function view(data: unknown): Uint8Array | null {
@@ -355,6 +308,10 @@ export function openLink(url: string, options: LinkOptions): Promise<Link> {
   // refuses (a TLS CA that is neither text nor bytes) left the loop stuck and nothing reported.
   try {
     if (options.implementation === 'global') return openGlobal(url, options);
+    if (options.implementation === 'net') {
+      const node = nodeModules();
+      if (node !== null) return openNetLink(url, options, node);
+    }
     if (wsConstructor !== null) return openWs(wsConstructor, url, options);
   } catch (error) {
     return Promise.reject(error);

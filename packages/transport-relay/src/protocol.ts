@@ -76,7 +76,8 @@ export const FrameType = {
   /**
    * s→c `[0x88][flags u8][maxFramesPerSecond u32][frameBurst u32][maxBytesPerSecond u32][byteBurst u32]`:
    * the relay's per-connection rate limits, sent right after WELCOME, so a client can pace itself
-   * under them instead of being cut (older clients ignore the type). `flags` is reserved (0).
+   * under them instead of being cut (older clients ignore the type). `flags` bit 0
+   * ({@link LIMITS_FLAG_WINDOW}): this relay forwards WINDOW; the other bits are reserved (0).
    */
   LIMITS: 0x88,
   /** s→c `[0x8a][topicId u32][from u32][credit u32]`: a WINDOW, forwarded. */

@@ -61,10 +61,14 @@ export function floodFromChildProcess(url: string, mode: 'frames' | 'bytes', tim
 /** Node arguments that run a workspace TypeScript file directly. */
 export const TSX_ARGS = ['--conditions=rhizome-source', '--import', 'tsx'];
 
-/** Starts `relay/src/bin.ts` with `args` and waits (at most `timeoutMs`) for its URL. */
-export function startRelayProcess(args: string[], options: { timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<RelayProcess> {
+/**
+ * Starts `relay/src/bin.ts` with `args` and waits (at most `timeoutMs`) for its URL; `env` is
+ * added to this process's environment (e.g. `NODE_OPTIONS`).
+ */
+export function startRelayProcess(args: string[], options: { timeoutMs?: number; uid?: number; gid?: number; env?: Record<string, string> } = {}): Promise<RelayProcess> {
   const child = spawn(process.execPath, [...TSX_ARGS, RELAY_BIN, ...args], {
     cwd: REPO_ROOT,
+    ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}),
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),

@@ -62,7 +62,9 @@ Examples:
         [
           `${clock()} DHT bootstrap node ${node.peerId} listening on:`,
           ...addrs.map((a) => `  ${a}`),
-          `Peers join with: --dht --bootstrap ${addrs[0] ?? '<multiaddr>'}`,
+          // Peers keep private addresses in their records only with the same flag (else their
+          // lookups find nobody on a LAN or one machine).
+          `Peers join with: --dht --bootstrap ${addrs[0] ?? '<multiaddr>'}${options.allowPrivateAddresses === true ? ' --allow-private-addresses' : ''}`,
         ].join('\n'),
       );
       const signal = await stopping;

@@ -116,7 +116,7 @@ export async function watchStatus(id: string, flags: DatabaseFlags, out: Output,
     }
     const lines = watchTable(snapshot, title);
     // On a terminal: home the cursor, clear, redraw. Elsewhere: one block per refresh.
-    if (tty) out.line(`\x1b[H\x1b[2J${lines.join('\n')}`);
+    if (tty) out.redraw(lines.join('\n'));
     else out.line(`${lines.join('\n')}\n`);
   };
   render();

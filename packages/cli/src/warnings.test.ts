@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { isPrivateMultiaddr } from './warnings.js';
+
+describe('isPrivateMultiaddr', () => {
+  it('is true for loopback, RFC 1918, link-local, unique-local IPv6 and localhost; false for public and other addresses', () => {
+    const id = '/p2p/12D3KooWNrNUFoptLVSzpmPTKokEkoWghb69XN3JA96auerGxB19';
+    for (const a of ['/ip4/127.0.0.1/tcp/4001', '/ip4/10.1.2.3/tcp/1', '/ip4/172.16.0.1/tcp/1', '/ip4/172.31.255.255/tcp/1', '/ip4/192.168.1.5/tcp/1/ws', '/ip4/169.254.1.1/tcp/1', '/ip6/::1/tcp/1', '/ip6/fd00::1/tcp/1', '/ip6/fe80::1/tcp/1', '/dns4/localhost/tcp/1']) {
+      expect(isPrivateMultiaddr(a + id), a).toBe(true);
+    }
+    for (const a of ['/ip4/203.0.113.5/tcp/4001', '/ip4/172.32.0.1/tcp/1', '/ip4/8.8.8.8/tcp/1', '/ip6/2001:db8::1/tcp/1', '/dns4/boot.example.com/tcp/4001', '/p2p-circuit', 'not a multiaddr']) {
+      expect(isPrivateMultiaddr(a + id), a).toBe(false);
+    }
+  });
+});
