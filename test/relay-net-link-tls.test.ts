@@ -1,14 +1,17 @@
 // The net link (transport-relay/src/net-link.ts, Node's default) against the `ws` link on what a
 // user sets for a relay's address: TLS (ca, SNI for a host name, rejectUnauthorized, a certificate
 // for another name), an IPv6 literal, a path with a query. Both must open or both refuse with
-// ERR_CONNECT_FAILED, and what the server sees of the opening must be the same.
+// ERR_CONNECT_FAILED, and what the server sees of the opening must be the same; on a relay of the
+// other kind (wss:// to a plain one, ws:// to a TLS one) both fail with the cause the CLI reads.
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { createRelayServer } from '@rhizome/relay';
 import { openLink, type Link } from '../packages/transport-relay/src/link.js';
+import { tlsHint } from '../packages/cli/src/tls-hints.js';
 import { FOREIGN_CERT, TEST_CERT, TEST_KEY } from './fixtures/tls.js';
 
 const cleanup: Array<() => unknown> = [];
@@ -88,5 +91,30 @@ describe('the net link opens (or refuses) where the ws link does', () => {
       ['/?a=1', `[::1]:${s.port}`],
       ['/?a=1', `[::1]:${s.port}`],
     ]);
+  });
+});
+
+describe('a relay of the other kind (TLS or not): the net link fails as the ws link does', () => {
+  it.each([
+    ['wss:// to a plain relay', false],
+    ['ws:// to a TLS relay', true],
+  ])('%s: ERR_CONNECT_FAILED with the cause the CLI reads to say why', async (_name, secure) => {
+    const relay = await createRelayServer({ port: 0, host: '127.0.0.1', ...(secure ? { tls: { cert: TEST_CERT, key: TEST_KEY } } : {}) });
+    cleanup.push(() => relay.close());
+    const url = secure ? relay.url.replace('wss://', 'ws://') : relay.url.replace('ws://', 'wss://');
+    const hints: Record<string, string | undefined> = {};
+    for (const implementation of ['ws', 'net'] as const) {
+      const error = await openLink(url, { timeoutMs: 3000, maxPayload: 1 << 20, implementation }).then(
+        (link) => {
+          link.terminate();
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+      hints[implementation] = tlsHint(error, { mode: 'relay', relayUrl: url });
+    }
+    expect(hints.ws).toContain(secure ? 'the relay there likely serves TLS' : 'the relay there likely serves plain WebSockets');
+    expect(hints.net).toBe(hints.ws);
   });
 });
