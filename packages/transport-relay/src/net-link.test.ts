@@ -307,6 +307,25 @@ describe('the net link', () => {
   });
 
   it.each([
+    ['ends', (s: Socket) => s.end()],
+    ['resets', (s: Socket) => s.resetAndDestroy()],
+  ])('reports the close code the relay sent with its 101 answer when it then %s the socket at once (as the ws link)', async (_name, drop) => {
+    for (const implementation of ['ws', 'net'] as const) {
+      const raw = await rawServer(
+        (s) => drop(s),
+        (key) => {
+          const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+          // A relay at capacity: 101, its close frame (TOO_MANY_CONNECTIONS), and the socket dropped.
+          return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n` + frame(0x8, [0x0f, 0xb5, ...Buffer.from('relay is full')]).toString('latin1');
+        },
+      );
+      const link = await openLink(raw.url, { ...OPTS, implementation });
+      const rec = recorder(link);
+      expect({ implementation, ...(await rec.closed) }).toEqual({ implementation, code: 4021, reason: 'relay is full' });
+    }
+  });
+
+  it.each([
     ['a message above maxPayload (from its header, before its bytes)', 1009, () => Buffer.from([0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0])],
     ['fragments adding up above maxPayload', 1009, () => Buffer.concat([frame(0x2, new Uint8Array(600), false), frame(0x0, new Uint8Array(600))])],
     ['a masked frame from the server', 1002, () => Buffer.from([0x82, 0x81, 0, 0, 0, 0, 1])],

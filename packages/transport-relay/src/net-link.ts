@@ -128,9 +128,11 @@ interface LinkRare {
   /** The fragments of the message being received. */
   fragments: Uint8Array[] | null;
   fragmentBytes: number;
-  /** The relay's close code and reason (or the code of a failure found here). */
+  /** The relay's close code and reason (1006 until its close frame is read). */
   code: number;
   reason: string;
+  /** The close code of a framing error found here (1002, 1007, 1009: what `ws`'s Receiver names it), else 0. */
+  failure: number;
   closeTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -271,7 +273,7 @@ export class NetLink implements Link {
   }
 
   private rareState(): LinkRare {
-    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', closeTimer: undefined });
+    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', failure: 0, closeTimer: undefined });
   }
 
   private sendClose(code: number, reason: string): void {
@@ -295,6 +297,14 @@ export class NetLink implements Link {
     if ((this.#flags & GONE) !== 0) return;
     this.#flags |= GONE;
     this.#socket.end();
+    // As `ws`: a socket ended here is dropped if the relay does not end its side in time (a relay
+    // that sent its close frame, or its FIN, and then went quiet would otherwise hold the socket
+    // half-open for good, and the close would never be reported).
+    const rare = this.rareState();
+    if (rare.closeTimer === undefined) {
+      rare.closeTimer = setTimeout(closeTimedOut, CLOSE_TIMEOUT_MS, this);
+      rare.closeTimer.unref?.();
+    }
   }
 
   /** @internal The close handshake was not answered in time. */
@@ -309,6 +319,7 @@ export class NetLink implements Link {
    * nothing after its error and so never the relay's answer.
    */
   private fail(code: number): void {
+    this.rareState().failure = code;
     this.#pending = null;
     const closing = (this.#flags & (CLOSE_SENT | GONE)) !== 0;
     this.#flags |= READ_STOPPED;
@@ -329,7 +340,29 @@ export class NetLink implements Link {
 
   /** @internal The relay ended its side of the socket (without a close frame, or after it). */
   ended(): void {
+    this.readHeld();
     this.end();
+  }
+
+  /** @internal The socket failed (it closes next, reported as 1006 unless a close frame was read). */
+  failed(): void {
+    this.readHeld();
+    this.terminate();
+  }
+
+  /**
+   * Frames still held for the owner (see the constructor) are read before the socket's end or
+   * error is: a relay that refuses a client at once (TOO_MANY_CONNECTIONS, ...) sends its close
+   * frame with the 101 answer and may drop the socket right after — the code must not become 1006.
+   * (The owner set its handler: the opening's promise settled in the microtasks after the read.)
+   */
+  private readHeld(): void {
+    if ((this.#flags & HOLD) !== 0) this.start();
+  }
+
+  /** @internal The close code `ws`'s Receiver gives the framing error found here (0: none). */
+  get failureCode(): number {
+    return this.#rare?.failure ?? 0;
   }
 
   /** @internal Parsing may begin (see the constructor). */
@@ -386,11 +419,19 @@ export class NetLink implements Link {
       const b1 = data[off + 1]!;
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
-      if ((b0 & 0x70) !== 0) return this.fail(1002);
-      if ((b1 & 0x80) !== 0) return this.fail(1002);
-      const control = opcode >= 8;
-      if (control ? opcode > OP_PONG : opcode > OP_BINARY) return this.fail(1002);
       let length = b1 & 0x7f;
+      // What the first two bytes decide, before an extended length is read, as `ws`'s Receiver
+      // decides it (the same close codes for the same streams: net-link-diff.test.ts).
+      if ((b0 & 0x70) !== 0) return this.fail(1002);
+      const control = opcode >= 8;
+      if (control) {
+        if (opcode > OP_PONG || !fin || length > 125 || (opcode === OP_CLOSE && length === 1)) return this.fail(1002);
+      } else {
+        if (opcode > OP_BINARY) return this.fail(1002);
+        const fragments = this.#rare?.fragments ?? null;
+        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002);
+      }
+      if ((b1 & 0x80) !== 0) return this.fail(1002);
       let header = 2;
       if (length === 126) {
         if (end - off < 4) {
@@ -410,11 +451,8 @@ export class NetLink implements Link {
         length = high * 0x100000000 + data.readUInt32BE(off + 6);
         header = 10;
       }
-      if (control) {
-        if (!fin || length > 125) return this.fail(1002);
-      } else {
+      if (!control && this.#maxPayload > 0) {
         const fragments = this.#rare?.fragments ?? null;
-        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002);
         if ((fragments === null ? 0 : this.#rare!.fragmentBytes) + length > this.#maxPayload) return this.fail(1009);
       }
       if (end - off < header + length) {
@@ -569,7 +607,7 @@ function onClose(this: LinkedSocket): void {
 function onError(this: LinkedSocket, error: Error): void {
   const owner = this[LINK];
   // An open link's socket error ends in 'close' (reported there as 1006).
-  if (owner instanceof NetLink) owner.terminate();
+  if (owner instanceof NetLink) owner.failed();
   else if (owner !== undefined) failOpening(this, error.message, error);
 }
 

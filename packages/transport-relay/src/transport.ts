@@ -114,7 +114,7 @@ export interface RelayTransportOptions {
   inboundHighWaterMark?: number;
   /** Unread bytes one Connection may hold; default 32 MiB. See `inboundHighWaterMark`. */
   inboundMaxBytes?: number;
-  /** Force the WebSocket implementation; default `ws` in Node, the global WebSocket elsewhere. */
+  /** Force the WebSocket implementation; default `net` in Node (`ws` before 20.16), the global WebSocket elsewhere. */
   implementation?: WebSocketImplementation;
   /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
   onError?: (error: RhizomeError) => void;
