@@ -17,7 +17,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveTopic } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
-import { createRelayServer, type RelayServer } from '@rhizome/relay';
+import { DEFAULT_LIMITS, DEFAULT_MAILBOX_LIMITS, createRelayServer, type RelayServer } from '@rhizome/relay';
 import { RawClient } from '@rhizome/relay/testing';
 import { MailboxKeys, keyMaterial } from '@rhizome/sync';
 import * as protocol from '@rhizome/transport-relay/protocol';
@@ -110,6 +110,14 @@ describe('the documented tables', () => {
     // Every frame type has a case, but WINDOW_UPDATE: the relay makes it by rewriting a WINDOW's
     // type and peer fields in place (no encoder); the live test below reads it.
     expect(new Set([...cases.map(([name]) => name), 'WINDOW_UPDATE'])).toEqual(new Set(rows.keys()));
+  });
+});
+
+describe('the documented limits', () => {
+  it('name every limit of the relay and of its mailbox', () => {
+    const limits = section('### Limits and close codes', section('## Relay'));
+    for (const name of Object.keys(DEFAULT_LIMITS)) expect(limits, `relay limit ${name}`).toContain(`\`${name}\``);
+    for (const name of Object.keys(DEFAULT_MAILBOX_LIMITS)) expect(mailboxSection, `mailbox limit ${name}`).toContain(`\`${name}\``);
   });
 });
 
