@@ -316,6 +316,21 @@ export class MailboxInvalidError extends RhizomeError {
   }
 }
 
+/**
+ * A fast path of `@rhizome/sync` through Yjs internals failed its self-test on the yjs that is
+ * loaded (another yjs version than the ones Rhizome is tested with): it declined, and Rhizome uses
+ * the public Yjs API for it (correct, slower). Reported once per path and process as a warning,
+ * never thrown (`@rhizome/sync` `yjsFastPaths()`).
+ */
+export class YjsInternalsError extends RhizomeError {
+  /** The fast path that declined (`codec`, `setEntry`, `integrate`, `updates`). */
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super('ERR_YJS_INTERNALS', `the ${path} fast path through Yjs internals declined to the public Yjs API: ${reason}`);
+    this.path = path;
+  }
+}
+
 /** Every error code Rhizome uses, in one place. ARCHITECTURE.md lists the same set. */
 export const ERROR_CODES = [
   'ERR_INVALID_TOPIC',
@@ -345,6 +360,7 @@ export const ERROR_CODES = [
   'ERR_MAILBOX_REFUSED',
   'ERR_MAILBOX_ROLLBACK',
   'ERR_MAILBOX_INVALID',
+  'ERR_YJS_INTERNALS',
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -27,7 +27,7 @@ import * as Y from 'yjs';
 import * as codec from './codec.js';
 import { integrateUpdate } from './integrate.js';
 import { applyQueuedWrites } from './put-batch.js';
-import { changed, emitDocUpdate, hasDocUpdateListeners, muteUpdateOnce } from './doc-updates.js';
+import { changed, emitDocUpdate, hasDocUpdateListeners, muteUpdateOnce, updatesPath } from './doc-updates.js';
 
 /** Received bytes from which a remote update is handed to `'update'` listeners as is (see the module description). */
 export const REENCODE_SKIP_BYTES = 64 * 1024;
@@ -91,7 +91,8 @@ function apply(doc: Y.Doc, updates: readonly Uint8Array[], origin: unknown, stat
   // Structs or deletes waiting for a dependency may be let in by this update: the transaction then
   // holds more than the received bytes, and only Yjs's encoding of it is right.
   const pending = doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
-  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested && !pending;
+  // Handing the received bytes to the listeners relies on Yjs internals (doc-updates.ts updatesPath).
+  const large = updates.length === 1 && bytes >= REENCODE_SKIP_BYTES && !nested && !pending && (updatesPath.fast || updatesPath.check());
   const found = large ? updateListeners(doc) : null;
   if (found === null) {
     // A remote transaction from its start (`local: false`, as Yjs's applyUpdate opens it), so

@@ -20,6 +20,7 @@
 import * as Y from 'yjs';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import { FastPath } from './yjs-guard.js';
 
 /** Longest string (in bytes when reading, UTF-16 units when writing) handled without lib0's native call. */
 export const SHORT_STRING = 64;
@@ -201,8 +202,15 @@ function writeAny(encoder: encoding.Encoder, data: unknown): void {
   encoding.writeAny(encoder, data as Parameters<typeof encoding.writeAny>[1]);
 }
 
+/**
+ * Yjs's v1 classes, or stand-ins if the loaded yjs does not export them: importing this module must
+ * not fail on another yjs; the codec's self-test then declines ({@link codecPath}).
+ */
+const DecoderV1 = (Y.UpdateDecoderV1 as typeof Y.UpdateDecoderV1 | undefined) ?? (class {} as unknown as typeof Y.UpdateDecoderV1);
+const EncoderV1 = (Y.UpdateEncoderV1 as typeof Y.UpdateEncoderV1 | undefined) ?? (class {} as unknown as typeof Y.UpdateEncoderV1);
+
 /** Yjs's v1 struct decoder with {@link readString} for strings, keys and `any` content. */
-export class FastUpdateDecoderV1 extends Y.UpdateDecoderV1 {
+export class FastUpdateDecoderV1 extends DecoderV1 {
   /** Recent short strings of this update (see {@link readString}); small updates go without. */
   readonly #recent: Array<string | undefined> | null;
 
@@ -225,7 +233,7 @@ export class FastUpdateDecoderV1 extends Y.UpdateDecoderV1 {
 }
 
 /** Yjs's v1 struct encoder with {@link writeString} for strings, keys and `any` content. */
-export class FastUpdateEncoderV1 extends Y.UpdateEncoderV1 {
+export class FastUpdateEncoderV1 extends EncoderV1 {
   override writeString(s: string): void {
     writeString(this.restEncoder, s);
   }
@@ -239,17 +247,82 @@ export class FastUpdateEncoderV1 extends Y.UpdateEncoderV1 {
   }
 }
 
-/** `Y.applyUpdate(doc, update, origin)`, reading strings with {@link FastUpdateDecoderV1}. */
+/**
+ * `Y.applyUpdate(doc, update, origin)`, reading strings with {@link FastUpdateDecoderV1}; Yjs's own
+ * when the {@link codecPath} declined.
+ */
 export function applyUpdate(doc: Y.Doc, update: Uint8Array, origin?: unknown): void {
-  Y.applyUpdateV2(doc, update, origin, FastUpdateDecoderV1);
+  if (!codecPath.fast && !codecPath.check()) Y.applyUpdate(doc, update, origin);
+  else Y.applyUpdateV2(doc, update, origin, FastUpdateDecoderV1);
 }
 
 /**
  * `Y.encodeStateAsUpdate(doc, stateVector)`, writing strings with {@link FastUpdateEncoderV1}.
  * Same bytes. A doc holding pending structs or deletes (updates waiting for a missing
- * dependency) takes Yjs's own path, which merges them in only for its own encoder classes.
+ * dependency) takes Yjs's own path, which merges them in only for its own encoder classes; so
+ * does every doc when the {@link codecPath} declined.
  */
 export function encodeStateAsUpdate(doc: Y.Doc, stateVector?: Uint8Array): Uint8Array {
-  if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) return Y.encodeStateAsUpdate(doc, stateVector);
+  if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null || (!codecPath.fast && !codecPath.check())) return Y.encodeStateAsUpdate(doc, stateVector);
   return Y.encodeStateAsUpdateV2(doc, stateVector, new FastUpdateEncoderV1());
 }
+
+/**
+ * What this module relies on, checked once on the loaded yjs and lib0 (yjs-guard.ts): Yjs's
+ * `UpdateDecoderV1`/`UpdateEncoderV1` keep a lib0 decoder/encoder in `restDecoder`/`restEncoder`
+ * and read and write every string, key and `any` value through the methods overridden here (or
+ * produce the same bytes without them); lib0's decoder keeps `arr`/`pos` and its encoder
+ * `cbuf`/`cpos`/`bufs`; lib0's any tags are the ones above. The self-test encodes a document with
+ * short and long, ASCII and non-ASCII strings and keys, nested `any` values, text and a delete
+ * both ways and compares the bytes, whole and against a state vector, and decodes it both ways
+ * and compares the documents.
+ */
+function codecSelfTest(): string | null {
+  if (DecoderV1 !== Y.UpdateDecoderV1 || EncoderV1 !== Y.UpdateEncoderV1) return 'this yjs exports no UpdateDecoderV1/UpdateEncoderV1';
+  const probe = new Y.UpdateDecoderV1(decoding.createDecoder(new Uint8Array(1)));
+  const rest = probe.restDecoder as Partial<decoding.Decoder> | undefined;
+  if (!(rest?.arr instanceof Uint8Array) || typeof rest.pos !== 'number') return "Y.UpdateDecoderV1's restDecoder is not a lib0 decoder with arr and pos";
+  const out = new Y.UpdateEncoderV1().restEncoder as Partial<encoding.Encoder> | undefined;
+  if (!(out?.cbuf instanceof Uint8Array) || typeof out.cpos !== 'number' || !Array.isArray(out.bufs)) return "Y.UpdateEncoderV1's restEncoder is not a lib0 encoder with cbuf, cpos and bufs";
+  const src = new Y.Doc();
+  src.clientID = 1;
+  const m = src.getMap('m');
+  src.transact(() => {
+    m.set('short', 'value');
+    m.set('ünï', 'wörld 🌱');
+    m.set('long', 'l'.repeat(SHORT_STRING + 5));
+    m.set('e'.repeat(SHORT_STRING), 'e'.repeat(SHORT_STRING));
+    m.set('any', { list: ['x', 'ÿ', 1.5, null, true, { k: 'v' }], 'ключ': -7 });
+    m.set('gone', 'soon');
+    src.getText('t').insert(0, 'text');
+  });
+  const sv = Y.encodeStateVector(src);
+  src.transact(() => {
+    m.delete('gone');
+    m.set('later', ['a', 'é']);
+  });
+  const yjs = Y.encodeStateAsUpdate(src);
+  if (!sameBytes(encodeStateAsUpdate(src), yjs)) return 'encodeStateAsUpdate wrote other bytes than Yjs';
+  if (!sameBytes(encodeStateAsUpdate(src, sv), Y.encodeStateAsUpdate(src, sv))) return 'encodeStateAsUpdate against a state vector wrote other bytes than Yjs';
+  const ours = new Y.Doc();
+  applyUpdate(ours, yjs);
+  const theirs = new Y.Doc();
+  Y.applyUpdate(theirs, yjs);
+  if (!sameBytes(Y.encodeStateAsUpdate(ours), Y.encodeStateAsUpdate(theirs))) return 'applyUpdate made another document than Yjs';
+  if (JSON.stringify(ours.getMap('m').toJSON()) !== JSON.stringify(theirs.getMap('m').toJSON())) return 'applyUpdate read other values than Yjs';
+  return null;
+}
+
+/** True if `a` and `b` hold the same bytes. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The fast path of this module (yjs-guard.ts): {@link applyUpdate} and {@link encodeStateAsUpdate}
+ * take Yjs's own functions when it declined, and integrate.ts and doc-updates.ts, which use its
+ * classes, decline with it.
+ */
+export const codecPath = new FastPath('codec', codecSelfTest);

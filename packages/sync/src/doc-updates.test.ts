@@ -1,5 +1,6 @@
 import * as Y from 'yjs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declineFastPathsForTesting } from './yjs-guard.js';
 import { FAST_MIN_STRUCTS, encodeSmallTransaction, encodeTransaction, onDocUpdate, useFastUpdates } from './doc-updates.js';
 import { SHORT_STRING } from './codec.js';
 import { setEntry } from './nodes.js';
@@ -220,151 +221,156 @@ function expectEqual(a: Uint8Array[], b: Uint8Array[]): void {
   for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i]!).equals(Buffer.from(b[i]!)), `update ${i}`).toBe(true);
 }
 
-describe('useFastUpdates (large local transactions encoded once, in JavaScript)', () => {
-  it("gives every 'update' listener Yjs's bytes once per transaction, large and small, with nested types", () => {
-    const { fast, plain, stop, fastSeen, plainSeen } = twins();
-    const second: Uint8Array[] = [];
-    fast.on('update', (u: Uint8Array) => second.push(u));
-    for (const doc of [fast, plain]) {
-      const nodes = doc.getMap<unknown>('nodes');
-      const fields = doc.getMap<unknown>('fields');
-      doc.transact(() => {
-        for (let i = 0; i < 100; i++) {
-          nodes.set(`n${i}`, true);
-          fields.set(`n${i}\u0000title`, `node ${i} ü`);
-          fields.set(`n${i}\u0000n`, i);
-        }
-        const inner = new Y.Map<unknown>();
-        nodes.set('inner', inner);
-        inner.set('text', new Y.Text('hello'));
-        inner.set('long', 'z'.repeat(300));
-      }, 'batch');
-      nodes.set('one', true); // small: Yjs's own path
-      doc.transact(() => {
-        for (let i = 0; i < 100; i++) fields.set(`n${i}\u0000title`, `renamed ${i}`);
-        for (let i = 0; i < 50; i++) nodes.delete(`n${i}`);
-      });
-    }
-    expect(plainSeen.length).toBe(3);
-    expectEqual(fastSeen, plainSeen);
-    expectEqual(second, plainSeen);
-    stop();
-    fast.getMap('nodes').set('after', 1);
-    plain.getMap('nodes').set('after', 1);
-    expectEqual(fastSeen, plainSeen);
-  });
+for (const declined of [false, true]) {
+  describe(`useFastUpdates (large local transactions encoded once, in JavaScript)${declined ? ' (fast paths declined: public Yjs API)' : ''}`, () => {
+    beforeAll(() => declineFastPathsForTesting(declined ? 'all' : []));
+    afterAll(() => declineFastPathsForTesting([]));
 
-  it('a transaction an observer opens during a large one still reaches the listeners (and a listener added meanwhile stays)', () => {
-    const { fast, plain, fastSeen, plainSeen } = twins();
-    const late: Uint8Array[] = [];
-    for (const doc of [fast, plain]) {
-      const nodes = doc.getMap<unknown>('nodes');
-      const echo = doc.getMap<unknown>('echo');
-      nodes.observe((event) => {
-        if (doc === fast && late.length === 0) doc.on('update', (u: Uint8Array) => late.push(u));
-        // A write in response, in its own transaction (cleaned up after the large one).
-        doc.transact(() => echo.set('seen', event.keysChanged.size));
-      });
-      doc.transact(() => {
-        for (let i = 0; i < FAST_MIN_STRUCTS + 1; i++) nodes.set(`n${i}`, i);
-      });
-      nodes.set('x', 1);
-    }
-    expect(plainSeen.length).toBe(4);
-    expectEqual(fastSeen, plainSeen);
-    expect(late.length).toBeGreaterThanOrEqual(2);
-    expect(fast.getMap('echo').get('seen')).toBe(1);
-  });
-
-  it('leaves remote transactions to Yjs, and a throwing listener keeps the registry whole', () => {
-    const { fast, plain, fastSeen, plainSeen } = twins();
-    const source = new Y.Doc();
-    source.transact(() => {
-      for (let i = 0; i < 200; i++) source.getMap('m').set(`k${i}`, i);
-    });
-    const update = Y.encodeStateAsUpdate(source);
-    Y.applyUpdate(fast, update, 'peer');
-    Y.applyUpdate(plain, update, 'peer');
-    expectEqual(fastSeen, plainSeen);
-    let throwOnce = true;
-    fast.on('update', () => {
-      if (throwOnce) {
-        throwOnce = false;
-        throw new Error('listener failed');
+    it("gives every 'update' listener Yjs's bytes once per transaction, large and small, with nested types", () => {
+      const { fast, plain, stop, fastSeen, plainSeen } = twins();
+      const second: Uint8Array[] = [];
+      fast.on('update', (u: Uint8Array) => second.push(u));
+      for (const doc of [fast, plain]) {
+        const nodes = doc.getMap<unknown>('nodes');
+        const fields = doc.getMap<unknown>('fields');
+        doc.transact(() => {
+          for (let i = 0; i < 100; i++) {
+            nodes.set(`n${i}`, true);
+            fields.set(`n${i}\u0000title`, `node ${i} ü`);
+            fields.set(`n${i}\u0000n`, i);
+          }
+          const inner = new Y.Map<unknown>();
+          nodes.set('inner', inner);
+          inner.set('text', new Y.Text('hello'));
+          inner.set('long', 'z'.repeat(300));
+        }, 'batch');
+        nodes.set('one', true); // small: Yjs's own path
+        doc.transact(() => {
+          for (let i = 0; i < 100; i++) fields.set(`n${i}\u0000title`, `renamed ${i}`);
+          for (let i = 0; i < 50; i++) nodes.delete(`n${i}`);
+        });
       }
+      expect(plainSeen.length).toBe(3);
+      expectEqual(fastSeen, plainSeen);
+      expectEqual(second, plainSeen);
+      stop();
+      fast.getMap('nodes').set('after', 1);
+      plain.getMap('nodes').set('after', 1);
+      expectEqual(fastSeen, plainSeen);
     });
-    expect(() =>
-      fast.transact(() => {
-        for (let i = 0; i < FAST_MIN_STRUCTS; i++) fast.getMap('m').set(`f${i}`, i);
-      }),
-    ).toThrow('listener failed');
-    // (Yjs leaves a doc whose 'update' listener threw with its cleanup unfinished; what matters
-    // here is that no listener went missing.)
-    const registry = (fast as unknown as { _observers: Map<string, Set<unknown>> })._observers;
-    expect(registry.get('update')?.size).toBe(2);
-  });
 
-  it('single puts in the node layout (setEntry), with remote writers between them: every update byte for byte, the same document', () => {
-    for (const seed of [11, 12, 13, 14]) {
-      const random = prng(seed);
+    it('a transaction an observer opens during a large one still reaches the listeners (and a listener added meanwhile stays)', () => {
       const { fast, plain, fastSeen, plainSeen } = twins();
-      // Two remote writers, client ids below and above ours, that sometimes see our writes.
-      const remotes = [new Y.Doc(), new Y.Doc()];
-      remotes[0]!.clientID = fast.clientID - 1;
-      remotes[1]!.clientID = fast.clientID + 1;
-      const big = 'b'.repeat(3000);
-      const huge = 'h'.repeat(70 * 1024);
-      for (let step = 0; step < 150; step++) {
-        const r = random();
-        const id = `n${Math.floor(random() * 12)}`;
-        if (r < 0.2) {
-          const remote = remotes[Math.floor(random() * 2)]!;
-          if (random() < 0.5) Y.applyUpdate(remote, Y.encodeStateAsUpdate(fast));
-          remote.transact(() => {
-            remote.getMap('nodes').set(id, true);
-            remote.getMap('fields').set(`${id}\u0000title`, `remote ${step}`);
-            if (random() < 0.3) remote.getMap('fields').delete(`${id}\u0000n`);
-          });
-          const update = Y.encodeStateAsUpdate(remote, Y.encodeStateVector(fast));
-          Y.applyUpdate(fast, update, 'peer');
-          Y.applyUpdate(plain, update, 'peer');
-          continue;
+      const late: Uint8Array[] = [];
+      for (const doc of [fast, plain]) {
+        const nodes = doc.getMap<unknown>('nodes');
+        const echo = doc.getMap<unknown>('echo');
+        nodes.observe((event) => {
+          if (doc === fast && late.length === 0) doc.on('update', (u: Uint8Array) => late.push(u));
+          // A write in response, in its own transaction (cleaned up after the large one).
+          doc.transact(() => echo.set('seen', event.keysChanged.size));
+        });
+        doc.transact(() => {
+          for (let i = 0; i < FAST_MIN_STRUCTS + 1; i++) nodes.set(`n${i}`, i);
+        });
+        nodes.set('x', 1);
+      }
+      expect(plainSeen.length).toBe(4);
+      expectEqual(fastSeen, plainSeen);
+      expect(late.length).toBeGreaterThanOrEqual(2);
+      expect(fast.getMap('echo').get('seen')).toBe(1);
+    });
+
+    it('leaves remote transactions to Yjs, and a throwing listener keeps the registry whole', () => {
+      const { fast, plain, fastSeen, plainSeen } = twins();
+      const source = new Y.Doc();
+      source.transact(() => {
+        for (let i = 0; i < 200; i++) source.getMap('m').set(`k${i}`, i);
+      });
+      const update = Y.encodeStateAsUpdate(source);
+      Y.applyUpdate(fast, update, 'peer');
+      Y.applyUpdate(plain, update, 'peer');
+      expectEqual(fastSeen, plainSeen);
+      let throwOnce = true;
+      fast.on('update', () => {
+        if (throwOnce) {
+          throwOnce = false;
+          throw new Error('listener failed');
         }
-        const value = r < 0.25 ? big : r < 0.27 ? huge : random() < 0.5 ? pick(random, STRINGS) : { v: pick(random, STRINGS), n: Math.floor(random() * 1e9) };
-        const withN = random() < 0.5;
-        for (const doc of [fast, plain]) {
-          const nodes = doc.getMap<unknown>('nodes');
-          const fields = doc.getMap<unknown>('fields');
-          if (r < 0.35) {
-            // A delete: the marker and two fields (Yjs's own path inside the transaction).
-            doc.transact(() => {
-              nodes.delete(id);
-              fields.delete(`${id}\u0000title`);
-              fields.delete(`${id}\u0000n`);
-            }, 'local');
-          } else {
-            doc.transact((tr) => {
-              setEntry(tr, nodes, id, true);
-              setEntry(tr, fields, `${id}\u0000title`, value as string);
-              if (withN) setEntry(tr, fields, `${id}\u0000n`, step);
-            }, 'local');
+      });
+      expect(() =>
+        fast.transact(() => {
+          for (let i = 0; i < FAST_MIN_STRUCTS; i++) fast.getMap('m').set(`f${i}`, i);
+        }),
+      ).toThrow('listener failed');
+      // (Yjs leaves a doc whose 'update' listener threw with its cleanup unfinished; what matters
+      // here is that no listener went missing.)
+      const registry = (fast as unknown as { _observers: Map<string, Set<unknown>> })._observers;
+      expect(registry.get('update')?.size).toBe(2);
+    });
+
+    it('single puts in the node layout (setEntry), with remote writers between them: every update byte for byte, the same document', () => {
+      for (const seed of [11, 12, 13, 14]) {
+        const random = prng(seed);
+        const { fast, plain, fastSeen, plainSeen } = twins();
+        // Two remote writers, client ids below and above ours, that sometimes see our writes.
+        const remotes = [new Y.Doc(), new Y.Doc()];
+        remotes[0]!.clientID = fast.clientID - 1;
+        remotes[1]!.clientID = fast.clientID + 1;
+        const big = 'b'.repeat(3000);
+        const huge = 'h'.repeat(70 * 1024);
+        for (let step = 0; step < 150; step++) {
+          const r = random();
+          const id = `n${Math.floor(random() * 12)}`;
+          if (r < 0.2) {
+            const remote = remotes[Math.floor(random() * 2)]!;
+            if (random() < 0.5) Y.applyUpdate(remote, Y.encodeStateAsUpdate(fast));
+            remote.transact(() => {
+              remote.getMap('nodes').set(id, true);
+              remote.getMap('fields').set(`${id}\u0000title`, `remote ${step}`);
+              if (random() < 0.3) remote.getMap('fields').delete(`${id}\u0000n`);
+            });
+            const update = Y.encodeStateAsUpdate(remote, Y.encodeStateVector(fast));
+            Y.applyUpdate(fast, update, 'peer');
+            Y.applyUpdate(plain, update, 'peer');
+            continue;
+          }
+          const value = r < 0.25 ? big : r < 0.27 ? huge : random() < 0.5 ? pick(random, STRINGS) : { v: pick(random, STRINGS), n: Math.floor(random() * 1e9) };
+          const withN = random() < 0.5;
+          for (const doc of [fast, plain]) {
+            const nodes = doc.getMap<unknown>('nodes');
+            const fields = doc.getMap<unknown>('fields');
+            if (r < 0.35) {
+              // A delete: the marker and two fields (Yjs's own path inside the transaction).
+              doc.transact(() => {
+                nodes.delete(id);
+                fields.delete(`${id}\u0000title`);
+                fields.delete(`${id}\u0000n`);
+              }, 'local');
+            } else {
+              doc.transact((tr) => {
+                setEntry(tr, nodes, id, true);
+                setEntry(tr, fields, `${id}\u0000title`, value as string);
+                if (withN) setEntry(tr, fields, `${id}\u0000n`, step);
+              }, 'local');
+            }
           }
         }
+        try {
+          expectEqual(fastSeen, plainSeen);
+          expect(Buffer.from(Y.encodeStateAsUpdate(fast)).equals(Buffer.from(Y.encodeStateAsUpdate(plain)))).toBe(true);
+          // The updates rebuild the document.
+          const copy = new Y.Doc();
+          for (const u of fastSeen) Y.applyUpdate(copy, u);
+          expect(copy.getMap('fields').toJSON()).toEqual(fast.getMap('fields').toJSON());
+          expect(copy.getMap('nodes').toJSON()).toEqual(fast.getMap('nodes').toJSON());
+        } catch (error) {
+          throw new Error(`seed ${seed}: ${String(error)}`);
+        }
       }
-      try {
-        expectEqual(fastSeen, plainSeen);
-        expect(Buffer.from(Y.encodeStateAsUpdate(fast)).equals(Buffer.from(Y.encodeStateAsUpdate(plain)))).toBe(true);
-        // The updates rebuild the document.
-        const copy = new Y.Doc();
-        for (const u of fastSeen) Y.applyUpdate(copy, u);
-        expect(copy.getMap('fields').toJSON()).toEqual(fast.getMap('fields').toJSON());
-        expect(copy.getMap('nodes').toJSON()).toEqual(fast.getMap('nodes').toJSON());
-      } catch (error) {
-        throw new Error(`seed ${seed}: ${String(error)}`);
-      }
-    }
+    });
   });
-});
+}
 
 function pick<T>(random: () => number, xs: readonly T[]): T {
   return xs[Math.floor(random() * xs.length)]!;

@@ -27,8 +27,9 @@
  */
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
-import { FastUpdateEncoderV1 } from './codec.js';
+import { FastUpdateEncoderV1, codecPath } from './codec.js';
 import { DatabaseDoc, UpdateRegistry, type DocUpdateHook } from './database-doc.js';
+import { FastPath } from './yjs-guard.js';
 
 /** A listener of {@link onDocUpdate}: Yjs's `'update'` arguments. */
 export type DocUpdateListener = (update: Uint8Array, origin: unknown, doc: Y.Doc, tr: Y.Transaction) => void;
@@ -73,8 +74,22 @@ function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
  * useFastUpdates}, apply.ts).
  */
 export function setUpdateHook(doc: DatabaseDoc, hook: DocUpdateHook | null): void {
+  if (!updatesPath.fast && !updatesPath.check()) {
+    // Declined (yjs-guard.ts): the hook is an ordinary 'update' listener, called by Yjs's emit.
+    const old = hookListeners.get(doc);
+    if (old !== undefined) doc.off('update', old);
+    hookListeners.delete(doc);
+    if (hook === null) return;
+    const listener: DocUpdateListener = (update, origin, d, tr) => hook.onDocUpdate(update, origin, d, tr);
+    hookListeners.set(doc, listener);
+    doc.on('update', listener);
+    return;
+  }
   (doc._observers as unknown as UpdateRegistry).hook = hook;
 }
+
+/** The 'update' listener standing in for a document's hook while the {@link updatesPath} declined. */
+const hookListeners = new WeakMap<Y.Doc, DocUpdateListener>();
 
 /**
  * Calls `doc`'s `'update'` listeners as lib0's Observable emits, the registry's hook first: the
@@ -108,7 +123,7 @@ export function hasDocUpdateListeners(registry: Map<string, Set<unknown>>): bool
  * (ARCHITECTURE § Memory of an idle replica).
  */
 export function useFastUpdates(doc: Y.Doc): () => void {
-  if (updateRegistryOf(doc) === null) return () => undefined;
+  if ((!updatesPath.fast && !updatesPath.check()) || updateRegistryOf(doc) === null) return () => undefined;
   // A database's document (database-doc.ts) calls its hook from its own emit: no listener set.
   if (doc instanceof DatabaseDoc) doc.cleanupHook = fastCleanup;
   else doc.on('afterTransactionCleanup', fastCleanup);
@@ -377,3 +392,80 @@ function writeDeleteSet(encoder: Y.UpdateEncoderV1, ds: Y.Transaction['deleteSet
     }
   }
 }
+
+/**
+ * What this module and database-doc.ts rely on, checked once on the loaded yjs (yjs-guard.ts):
+ * lib0's listener registry is `doc._observers`, a plain `Map` of name -> `Set`; Yjs emits every
+ * event through `doc.emit`; right after `'afterTransactionCleanup'` it asks
+ * `_observers.has('update')` once and, if true, encodes the transaction and emits `'update'`;
+ * `tr.beforeState`/`afterState`/`deleteSet`/`local`, `store.clients`, `Y.findIndexSS`, the fields
+ * and `write` of `Item`, `GC` and the contents, and Yjs's `writeUpdateMessageFromTransaction` byte
+ * order. The self-test runs the same transactions — small and large, local and remote, map
+ * entries, nested types, text, deletes, non-ASCII strings — on a database document with
+ * {@link useFastUpdates} and {@link setUpdateHook} and on a plain `Y.Doc` of the same client id,
+ * and checks that the hook and an `'update'` listener each get Yjs's bytes exactly once per
+ * transaction; then that {@link muteUpdateOnce} on a plain registry (apply.ts's path) mutes Yjs's
+ * encoding of that one transaction only.
+ */
+function updatesSelfTest(): string | null {
+  const ours = new DatabaseDoc();
+  const theirs = new Y.Doc();
+  ours.clientID = theirs.clientID = 40;
+  const hooked: string[] = [];
+  const heard: string[] = [];
+  const yjs: string[] = [];
+  const text = (u: Uint8Array): string => Array.from(u).join();
+  setUpdateHook(ours, { onDocUpdate: (u) => hooked.push(text(u)) });
+  ours.on('update', (u: Uint8Array) => heard.push(text(u)));
+  theirs.on('update', (u: Uint8Array) => yjs.push(text(u)));
+  const stop = useFastUpdates(ours);
+  const remote = new Y.Doc();
+  remote.clientID = 41;
+  remote.getMap('fields').set('r', 'remote');
+  const update = Y.encodeStateAsUpdate(remote);
+  for (const doc of [ours, theirs]) {
+    const nodes = doc.getMap('nodes');
+    const fields = doc.getMap('fields');
+    nodes.set('a', true);
+    doc.transact(() => {
+      for (let i = 0; i < FAST_MIN_STRUCTS; i++) fields.set(`n${i}\u0000ünï`, { v: `wörld ${i}`, i });
+      const inner = new Y.Map<unknown>();
+      nodes.set('inner', inner);
+      inner.set('k', 'v');
+      doc.getText('t').insert(0, 'hello');
+    });
+    Y.applyUpdate(doc, update, 'remote');
+    doc.transact(() => {
+      fields.delete('n1\u0000ünï');
+      fields.set('r', 'overwritten');
+      doc.getText('t').delete(1, 2);
+    });
+  }
+  stop();
+  setUpdateHook(ours, null);
+  if (yjs.length !== 4) return `Yjs emitted ${yjs.length} updates for 4 transactions`;
+  if (hooked.join('|') !== yjs.join('|')) return "a database document's update hook did not get Yjs's updates once each";
+  if (heard.join('|') !== yjs.join('|')) return "an 'update' listener of a database document with fast updates did not get Yjs's updates once each";
+  // muteUpdateOnce on lib0's own Map: the listeners get one transaction's update from Rhizome only.
+  const plain = new Y.Doc();
+  const got: string[] = [];
+  plain.on('update', (u: Uint8Array) => got.push(text(u)));
+  const registry = (plain as unknown as { _observers: Map<string, Set<DocUpdateListener>> })._observers;
+  const once = (tr: Y.Transaction): void => {
+    plain.off('afterTransactionCleanup', once);
+    emitDocUpdate(registry, new Uint8Array([7]), tr.origin, plain, tr);
+    muteUpdateOnce(plain, registry);
+  };
+  plain.on('afterTransactionCleanup', once);
+  plain.getMap('m').set('a', 1);
+  plain.getMap('m').set('b', 2);
+  if (got.length !== 2 || got[0] !== '7' || got[1] === '7') return "muteUpdateOnce did not mute Yjs's encoding of exactly one transaction";
+  return null;
+}
+
+/**
+ * The fast path of {@link useFastUpdates} and {@link setUpdateHook}, and of apply.ts's large
+ * received updates (yjs-guard.ts): when it declined, documents keep Yjs's own encoding, the hook is
+ * an ordinary `'update'` listener, and apply.ts takes its ordinary path.
+ */
+export const updatesPath = new FastPath('updates', updatesSelfTest, [codecPath]);

@@ -10,6 +10,8 @@ export { HEALTH_DEFAULTS } from './health.js';
 export type { HealthOptions } from './health.js';
 export type { DatabaseHealthStatus } from './monitor.js';
 export { NODES_MAP, FIELDS_MAP } from './nodes.js';
+export { yjsFastPaths, setFastPathWarning } from './yjs-guard.js';
+export type { FastPathName, FastPathStatus } from './yjs-guard.js';
 export { MAX_NODE_ID_LENGTH, MAX_VALUE_DEPTH } from './validate.js';
 export { FrameSealer, keyMaterial, SEAL_VERSION, SEAL_KEY_LABEL, SEAL_AAD_LABEL, SEAL_OVERHEAD, NONCE_LENGTH, TAG_LENGTH } from './seal.js';
 export {

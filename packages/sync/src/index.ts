@@ -6,8 +6,13 @@
  */
 import { openDatabaseOn, type Database, type DatabaseOptions } from './database.js';
 import { nodePlatform } from './platform/node.js';
+import { setFastPathWarning } from './yjs-guard.js';
 
 export * from './exports.js';
+
+// A fast path through Yjs internals that declines on the loaded yjs says so once, as a Node
+// warning (yjs-guard.ts): printed on stderr unless the app handles 'warning' or runs --no-warnings.
+setFastPathWarning((error) => process.emitWarning(error));
 export { nodePlatform } from './platform/node.js';
 
 /**

@@ -1,5 +1,6 @@
 import * as Y from 'yjs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declineFastPathsForTesting } from './yjs-guard.js';
 import { integrateUpdate } from './integrate.js';
 import { REENCODE_SKIP_BYTES, applyRemoteUpdates } from './apply.js';
 
@@ -126,116 +127,123 @@ function sync(a: Y.Doc, b: Y.Doc): void {
   Y.applyUpdate(a, Y.encodeStateAsUpdate(b, Y.encodeStateVector(a)));
 }
 
-describe('integrateUpdate', () => {
-  it('integrates a full state of new keys into a fresh document as Y.applyUpdate does', () => {
-    const src = writer(7);
-    putNodes(src, 0, 500);
-    expect(same([], Y.encodeStateAsUpdate(src))).toBe(true);
-  });
+for (const declined of [false, true]) {
+  describe(`integrateUpdate${declined ? ' (fast paths declined: public Yjs API)' : ''}`, () => {
+    beforeAll(() => declineFastPathsForTesting(declined ? 'all' : []));
+    afterAll(() => declineFastPathsForTesting([]));
 
-  it('integrates overwritten and deleted entries (garbage-collected or kept)', () => {
-    for (const gc of [true, false]) {
-      const src = writer(7, gc);
-      putNodes(src, 0, 50);
-      putNodes(src, 0, 30, (i) => `second ${i}`);
-      putNodes(src, 10, 20, (i) => ({ third: i, list: [i, 'x'] }));
-      src.transact(() => {
-        for (let i = 40; i < 45; i++) {
-          src.getMap('nodes').delete(`n${i}`);
-          src.getMap('fields').delete(`n${i}\u0000v`);
-        }
-      });
-      expect(same([], Y.encodeStateAsUpdate(src))).toBe(true);
-    }
-  });
-
-  it('integrates several clients in Yjs order, concurrent writes to one key and overwrites across clients', () => {
-    const a = writer(3);
-    const b = writer(11);
-    const c = writer(5);
-    putNodes(a, 0, 20, (i) => `a${i}`);
-    putNodes(b, 10, 30, (i) => `b${i}`); // 10..19 concurrent with a
-    sync(a, b);
-    putNodes(c, 15, 25, (i) => `c${i}`); // concurrent with both
-    putNodes(a, 0, 5, (i) => `a again ${i}`); // overwrites a's own entries after seeing b's
-    putNodes(b, 18, 22, (i) => `b over ${i}`); // origins in a's and b's structs
-    sync(a, c);
-    sync(b, c);
-    sync(a, b);
-    putNodes(c, 10, 12, (i) => `c last ${i}`); // origin in another client's item
-    const full = Y.mergeUpdates([Y.encodeStateAsUpdate(a), Y.encodeStateAsUpdate(c)]);
-    expect(same([], full)).toBe(true);
-    // A document that already holds a's first state receives the rest, with its own concurrent writes.
-    const first = Y.encodeStateAsUpdate(a);
-    const local = writer(98);
-    Y.applyUpdate(local, first);
-    putNodes(local, 0, 3, (i) => `local ${i}`);
-    const prior = [first, Y.encodeStateAsUpdate(local)];
-    const diff = Y.encodeStateAsUpdate(c, Y.encodeStateVector(target(prior)));
-    expect(same(prior, diff)).toBe(true);
-  });
-
-  it('integrates text and array items (strings, any, deleted ranges) through Yjs', () => {
-    const src = writer(7);
-    const text = src.getText('text');
-    const list = src.getArray('list');
-    text.insert(0, 'hello world');
-    list.insert(0, [1, 2, 3, 'four']);
-    src.transact(() => {
-      text.insert(5, ', dear');
-      text.delete(0, 2);
-      list.delete(1, 1);
-      list.insert(2, [{ five: 5 }]);
+    it('integrates a full state of new keys into a fresh document as Y.applyUpdate does', () => {
+      const src = writer(7);
+      putNodes(src, 0, 500);
+      expect(same([], Y.encodeStateAsUpdate(src))).toBe(!declined);
     });
-    expect(same([], Y.encodeStateAsUpdate(src), (d) => (d.getText('text'), d.getArray('list')))).toBe(true);
+
+    it('integrates overwritten and deleted entries (garbage-collected or kept)', () => {
+      for (const gc of [true, false]) {
+        const src = writer(7, gc);
+        putNodes(src, 0, 50);
+        putNodes(src, 0, 30, (i) => `second ${i}`);
+        putNodes(src, 10, 20, (i) => ({ third: i, list: [i, 'x'] }));
+        src.transact(() => {
+          for (let i = 40; i < 45; i++) {
+            src.getMap('nodes').delete(`n${i}`);
+            src.getMap('fields').delete(`n${i}\u0000v`);
+          }
+        });
+        expect(same([], Y.encodeStateAsUpdate(src))).toBe(!declined);
+      }
+    });
+
+    it('integrates several clients in Yjs order, concurrent writes to one key and overwrites across clients', () => {
+      const a = writer(3);
+      const b = writer(11);
+      const c = writer(5);
+      putNodes(a, 0, 20, (i) => `a${i}`);
+      putNodes(b, 10, 30, (i) => `b${i}`); // 10..19 concurrent with a
+      sync(a, b);
+      putNodes(c, 15, 25, (i) => `c${i}`); // concurrent with both
+      putNodes(a, 0, 5, (i) => `a again ${i}`); // overwrites a's own entries after seeing b's
+      putNodes(b, 18, 22, (i) => `b over ${i}`); // origins in a's and b's structs
+      sync(a, c);
+      sync(b, c);
+      sync(a, b);
+      putNodes(c, 10, 12, (i) => `c last ${i}`); // origin in another client's item
+      const full = Y.mergeUpdates([Y.encodeStateAsUpdate(a), Y.encodeStateAsUpdate(c)]);
+      expect(same([], full)).toBe(!declined);
+      // A document that already holds a's first state receives the rest, with its own concurrent writes.
+      const first = Y.encodeStateAsUpdate(a);
+      const local = writer(98);
+      Y.applyUpdate(local, first);
+      putNodes(local, 0, 3, (i) => `local ${i}`);
+      const prior = [first, Y.encodeStateAsUpdate(local)];
+      const diff = Y.encodeStateAsUpdate(c, Y.encodeStateVector(target(prior)));
+      expect(same(prior, diff)).toBe(!declined);
+    });
+
+    it('integrates text and array items (strings, any, deleted ranges) through Yjs', () => {
+      const src = writer(7);
+      const text = src.getText('text');
+      const list = src.getArray('list');
+      text.insert(0, 'hello world');
+      list.insert(0, [1, 2, 3, 'four']);
+      src.transact(() => {
+        text.insert(5, ', dear');
+        text.delete(0, 2);
+        list.delete(1, 1);
+        list.insert(2, [{ five: 5 }]);
+      });
+      expect(same([], Y.encodeStateAsUpdate(src), (d) => (d.getText('text'), d.getArray('list')))).toBe(!declined);
+    });
+
+    it('declines nested types, Skip structs, missing dependencies, overlaps and pending structs, leaving the document as it was', () => {
+      const nested = writer(7);
+      nested.getMap('m').set('inner', new Y.Map());
+      expect(same([], Y.encodeStateAsUpdate(nested))).toBe(false);
+
+      const src = writer(7);
+      putNodes(src, 0, 5);
+      const one = Y.encodeStateAsUpdate(src);
+      putNodes(src, 5, 10);
+      const two = Y.encodeStateAsUpdate(src, Y.encodeStateVector(target([one])));
+      putNodes(src, 10, 15);
+      const three = Y.encodeStateAsUpdate(src, Y.encodeStateVector(target([one, two])));
+      // A gap (a Skip struct in the merge) and a client starting past the document's state (pending).
+      expect(same([], Y.mergeUpdates([one, three]))).toBe(false);
+      expect(same([one], three)).toBe(false);
+      // Overlap: structs the document holds in part.
+      expect(same([one], Y.encodeStateAsUpdate(src))).toBe(false);
+      // A dependency on another client that is in neither the update nor the document.
+      const other = writer(3);
+      Y.applyUpdate(other, one);
+      putNodes(other, 0, 2, () => 'over');
+      const overOnly = Y.encodeStateAsUpdate(other, Y.encodeStateVector(target([one])));
+      expect(same([], overOnly)).toBe(false);
+      // The document holds pending structs.
+      expect(same([three], Y.mergeUpdates([one, two]))).toBe(false);
+
+      // Declined means untouched: a document with nothing, asked to integrate a nested type.
+      const doc = target([]);
+      let handled = true;
+      Y.transact(doc, (tr) => (handled = integrateUpdate(tr, Y.encodeStateAsUpdate(nested), null)), null, false);
+      expect(handled).toBe(false);
+      expect(Y.encodeStateAsUpdate(doc)).toEqual(Y.encodeStateAsUpdate(new Y.Doc()));
+    });
+
+    it('is what applyRemoteUpdates does with one large update: listeners get the received bytes, the document equals Yjs’s', () => {
+      const src = writer(7);
+      putNodes(src, 0, 3000, (i) => `value number ${i}`);
+      const update = Y.encodeStateAsUpdate(src);
+      expect(update.length).toBeGreaterThanOrEqual(REENCODE_SKIP_BYTES);
+      const doc = target([]);
+      const got: Uint8Array[] = [];
+      doc.on('update', (u: Uint8Array) => got.push(u));
+      applyRemoteUpdates(doc, [update], { peer: 'remote' });
+      // Declined (the updates fast path too): the ordinary path, one update event with Yjs's encoding.
+      if (declined) expect(got.length).toBe(1);
+      else expect(got).toEqual([update]);
+      const yjs = target([update]);
+      expect(Y.encodeStateAsUpdate(doc)).toEqual(Y.encodeStateAsUpdate(yjs));
+      expect(doc.getMap('fields').get('n2999\u0000v')).toBe('value number 2999');
+    });
   });
-
-  it('declines nested types, Skip structs, missing dependencies, overlaps and pending structs, leaving the document as it was', () => {
-    const nested = writer(7);
-    nested.getMap('m').set('inner', new Y.Map());
-    expect(same([], Y.encodeStateAsUpdate(nested))).toBe(false);
-
-    const src = writer(7);
-    putNodes(src, 0, 5);
-    const one = Y.encodeStateAsUpdate(src);
-    putNodes(src, 5, 10);
-    const two = Y.encodeStateAsUpdate(src, Y.encodeStateVector(target([one])));
-    putNodes(src, 10, 15);
-    const three = Y.encodeStateAsUpdate(src, Y.encodeStateVector(target([one, two])));
-    // A gap (a Skip struct in the merge) and a client starting past the document's state (pending).
-    expect(same([], Y.mergeUpdates([one, three]))).toBe(false);
-    expect(same([one], three)).toBe(false);
-    // Overlap: structs the document holds in part.
-    expect(same([one], Y.encodeStateAsUpdate(src))).toBe(false);
-    // A dependency on another client that is in neither the update nor the document.
-    const other = writer(3);
-    Y.applyUpdate(other, one);
-    putNodes(other, 0, 2, () => 'over');
-    const overOnly = Y.encodeStateAsUpdate(other, Y.encodeStateVector(target([one])));
-    expect(same([], overOnly)).toBe(false);
-    // The document holds pending structs.
-    expect(same([three], Y.mergeUpdates([one, two]))).toBe(false);
-
-    // Declined means untouched: a document with nothing, asked to integrate a nested type.
-    const doc = target([]);
-    let handled = true;
-    Y.transact(doc, (tr) => (handled = integrateUpdate(tr, Y.encodeStateAsUpdate(nested), null)), null, false);
-    expect(handled).toBe(false);
-    expect(Y.encodeStateAsUpdate(doc)).toEqual(Y.encodeStateAsUpdate(new Y.Doc()));
-  });
-
-  it('is what applyRemoteUpdates does with one large update: listeners get the received bytes, the document equals Yjs’s', () => {
-    const src = writer(7);
-    putNodes(src, 0, 3000, (i) => `value number ${i}`);
-    const update = Y.encodeStateAsUpdate(src);
-    expect(update.length).toBeGreaterThanOrEqual(REENCODE_SKIP_BYTES);
-    const doc = target([]);
-    const got: Uint8Array[] = [];
-    doc.on('update', (u: Uint8Array) => got.push(u));
-    applyRemoteUpdates(doc, [update], { peer: 'remote' });
-    expect(got).toEqual([update]);
-    const yjs = target([update]);
-    expect(Y.encodeStateAsUpdate(doc)).toEqual(Y.encodeStateAsUpdate(yjs));
-    expect(doc.getMap('fields').get('n2999\u0000v')).toBe('value number 2999');
-  });
-});
+}

@@ -36,7 +36,8 @@
  */
 import * as Y from 'yjs';
 import * as decoding from 'lib0/decoding';
-import { FastUpdateDecoderV1 } from './codec.js';
+import { FastUpdateDecoderV1, codecPath } from './codec.js';
+import { FastPath } from './yjs-guard.js';
 
 /** Yjs's struct info bits (yjs 13.6 `readClientsStructRefs`). */
 const BITS5 = 31;
@@ -69,6 +70,7 @@ interface ClientRefs {
  * reader, a handled update marks it remote (`local: false`).
  */
 export function integrateUpdate(tr: Y.Transaction, update: Uint8Array, origin: unknown): boolean {
+  if (!integratePath.fast && !integratePath.check()) return false; // declined (yjs-guard.ts): the caller takes Yjs
   const doc = tr.doc;
   const store = doc.store;
   if (store.pendingStructs !== null || store.pendingDs !== null) return false;
@@ -282,3 +284,85 @@ function integrateItem(tr: Y.Transaction, store: Y.Doc['store'], item: Y.Item): 
   if (changed === undefined) changedTypes.set(parent, (changed = new Set()));
   changed.add(key);
 }
+
+/**
+ * What this module relies on, checked once on the loaded yjs (yjs-guard.ts): the v1 struct layout
+ * and info bits above; the `Item` constructor `(id, left, origin, right, rightOrigin, parent,
+ * parentSub, content)`, `GC(id, length)`, `ContentAny(array)`, `ContentString(string)`,
+ * `ContentDeleted(length)`; `Item#getMissing`, `#integrate`, `#delete`, `#length`, `left`/`right`/
+ * `origin`/`rightOrigin`/`parent`/`parentSub`; a type's `_map` and `_item`; `store.clients`,
+ * `pendingStructs`/`pendingDs`, `Y.getState`; `tr.local` and `tr.changed`; Yjs's integration
+ * order; that `Item#integrate` of a map entry without conflicts does only what
+ * {@link integrateItem} does; and applying a delete set through `Y.applyUpdateV2`. The self-test
+ * integrates a small update of two clients — new, overwritten and deleted map entries, a
+ * concurrent write of one key, text, a deleted nested map (deleted content and GC structs) — into a
+ * fresh document and into one that holds part of it plus concurrent writes of its own, both with
+ * {@link integrateUpdate} and with `Y.applyUpdate`, and compares the documents, the changed keys
+ * and the values; and it must be taken (not declined) there.
+ */
+function integrateSelfTest(): string | null {
+  const writer = (client: number): Y.Doc => {
+    const doc = new Y.Doc();
+    doc.clientID = client;
+    return doc;
+  };
+  const a = writer(31);
+  const b = writer(30);
+  const put = (doc: Y.Doc, from: number, to: number, value: string): void =>
+    doc.transact(() => {
+      for (let i = from; i < to; i++) {
+        doc.getMap('nodes').set(`n${i}`, true);
+        doc.getMap('fields').set(`n${i}\u0000v`, `${value}${i}`);
+      }
+    });
+  put(a, 0, 4, 'a');
+  const partial = Y.encodeStateAsUpdate(a);
+  put(b, 2, 6, 'b'); // concurrent with a on n2, n3
+  put(a, 0, 2, 'again');
+  a.transact(() => {
+    a.getMap('nodes').delete('n3');
+    a.getText('text').insert(0, 'hello');
+    const inner = new Y.Map<unknown>();
+    a.getMap('m').set('inner', inner);
+    inner.set('x', 1);
+  });
+  a.getMap('m').delete('inner'); // a deleted type: its item's content deleted, its entries GC
+  Y.applyUpdate(a, Y.encodeStateAsUpdate(b));
+  put(a, 5, 7, 'last'); // origins in b's items
+  const local = writer(29);
+  Y.applyUpdate(local, partial);
+  put(local, 1, 3, 'local');
+  for (const prior of [null, Y.encodeStateAsUpdate(local)]) {
+    const results: string[] = [];
+    for (const how of ['rhizome', 'yjs']) {
+      const doc = writer(28);
+      if (prior !== null) Y.applyUpdate(doc, prior);
+      const update = Y.encodeStateAsUpdate(a, Y.encodeStateVector(doc));
+      const changed: string[] = [];
+      doc.on('afterTransaction', (tr: Y.Transaction) => {
+        for (const [type, keys] of tr.changed) for (const [name, t] of doc.share) if (t === type) changed.push(`${name}:${[...keys].join()}`);
+      });
+      let handled = false;
+      Y.transact(
+        doc,
+        (tr) => {
+          if (how === 'rhizome') handled = integrateUpdate(tr, update, null);
+          else Y.applyUpdate(doc, update);
+        },
+        null,
+        false,
+      );
+      if (how === 'rhizome' && !handled) return `integrateUpdate declined an update it handles (${prior === null ? 'fresh' : 'partly synced'} document)`;
+      results.push(Array.from(Y.encodeStateAsUpdate(doc)).join(), changed.join('|'), JSON.stringify(doc.toJSON()));
+    }
+    const [state, changed, json, yState, yChanged, yJson] = results;
+    const where = prior === null ? 'a fresh document' : 'a partly synced document';
+    if (state !== yState) return `integrateUpdate made another document than Y.applyUpdate in ${where}`;
+    if (changed !== yChanged) return `integrateUpdate changed other keys than Y.applyUpdate in ${where}`;
+    if (json !== yJson) return `integrateUpdate left other values than Y.applyUpdate in ${where}`;
+  }
+  return null;
+}
+
+/** The fast path of {@link integrateUpdate} (yjs-guard.ts): it returns false (the caller takes Yjs) when declined. */
+export const integratePath = new FastPath('integrate', integrateSelfTest, [codecPath]);

@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import type { JsonValue } from '@rhizome/core';
 import { cloneJson } from './validate.js';
 import type { PendingWrite } from './put-batch.js';
+import { FastPath } from './yjs-guard.js';
 
 /** Name of the root `Y.Map` of live node markers (`nodeId -> true`). */
 export const NODES_MAP = 'nodes';
@@ -33,6 +34,11 @@ interface MapInternals {
  * bench/sync.ts's floor rows, not from the package.)
  */
 export function setEntry(tr: Y.Transaction, map: Y.Map<unknown>, key: string, value: JsonValue | true): void {
+  if (!setEntryPath.fast && !setEntryPath.check()) {
+    // Declined (yjs-guard.ts): Yjs's own, inside the open transaction `tr`.
+    map.set(key, value);
+    return;
+  }
   const type = map as unknown as MapInternals;
   const left = type._map.get(key) ?? null;
   const doc = tr.doc;
@@ -71,6 +77,65 @@ export function setEntry(tr: Y.Transaction, map: Y.Map<unknown>, key: string, va
   if (changed === undefined) changedTypes.set(map, (changed = new Set()));
   changed.add(key);
 }
+
+/**
+ * What {@link setEntry} relies on, checked once on the loaded yjs (yjs-guard.ts): the `Item`
+ * constructor `(id, left, origin, right, rightOrigin, parent, parentSub, content)`, `ContentAny`
+ * of an array, a map type's `_map` (key -> rightmost item) and `_item` (null for a root type),
+ * `Item#lastId`/`right`/`delete`, `store.clients` (client -> structs in clock order),
+ * `tr.changed`, and that `Item#integrate` of a map entry whose left is the key's rightmost item
+ * does only what the fast case does (link, `_map`, delete the replaced item, `addStruct`,
+ * `ContentAny#integrate` a no-op, the key in `tr.changed`). The self-test writes the same entries
+ * with setEntry and with `Y.Map#set` into two documents of one client id — new keys, overwrites
+ * in one transaction, a concurrent remote entry of the same key, a nested map — and compares every
+ * update, the changed keys, the delete sets, the documents and their values.
+ */
+function setEntrySelfTest(): string | null {
+  const ours = new Y.Doc();
+  const theirs = new Y.Doc();
+  ours.clientID = theirs.clientID = 20;
+  const remote = new Y.Doc();
+  remote.clientID = 21;
+  const seen = (doc: Y.Doc): string[] => {
+    const out: string[] = [];
+    doc.on('update', (u: Uint8Array) => out.push(Array.from(u).join()));
+    doc.on('afterTransaction', (tr: Y.Transaction) => {
+      for (const [type, keys] of tr.changed as Map<unknown, Set<string | null>>) out.push(`${type === doc.getMap(NODES_MAP) ? 'n' : type === doc.getMap(FIELDS_MAP) ? 'f' : '?'}:${[...keys].join()}`);
+      for (const [client, items] of tr.deleteSet.clients) out.push(`${client}:${items.map((d) => `${d.clock}+${d.len}`).join()}`);
+    });
+    return out;
+  };
+  const a = seen(ours);
+  const b = seen(theirs);
+  const write = (entries: Array<[string, string, JsonValue | true]>): void => {
+    ours.transact((tr) => {
+      for (const [map, key, value] of entries) setEntry(tr, ours.getMap(map), key, value);
+    });
+    theirs.transact(() => {
+      for (const [map, key, value] of entries) theirs.getMap(map).set(key, value);
+    });
+  };
+  write([[NODES_MAP, 'a', true], [FIELDS_MAP, 'a\u0000x', 1], [FIELDS_MAP, 'a\u0000y', 'why'], [FIELDS_MAP, 'a\u0000x', { k: ['v', 2] }]]);
+  remote.getMap(FIELDS_MAP).set('a\u0000x', 'remote');
+  remote.getMap(FIELDS_MAP).set('b\u0000x', 'remote');
+  const update = Y.encodeStateAsUpdate(remote);
+  Y.applyUpdate(ours, update);
+  Y.applyUpdate(theirs, update);
+  write([[FIELDS_MAP, 'a\u0000x', 3], [FIELDS_MAP, 'b\u0000x', null], [NODES_MAP, 'b', true]]);
+  for (const doc of [ours, theirs]) doc.getMap('m').set('inner', new Y.Map());
+  write([['m', 'k', 1]]);
+  ours.transact((tr) => setEntry(tr, ours.getMap('m').get('inner') as Y.Map<unknown>, 'k', 'nested'));
+  theirs.transact(() => (theirs.getMap('m').get('inner') as Y.Map<unknown>).set('k', 'nested'));
+  if (a.join('|') !== b.join('|')) return 'setEntry made other updates, changed keys or delete sets than Y.Map#set';
+  const state = Y.encodeStateAsUpdate(ours);
+  const expected = Y.encodeStateAsUpdate(theirs);
+  if (state.length !== expected.length || state.some((x, i) => x !== expected[i])) return 'setEntry made another document than Y.Map#set';
+  if (JSON.stringify(ours.toJSON()) !== JSON.stringify(theirs.toJSON())) return 'setEntry left other values than Y.Map#set';
+  return null;
+}
+
+/** The fast path of {@link setEntry} (yjs-guard.ts): `Y.Map#set` when it declined. */
+export const setEntryPath = new FastPath('setEntry', setEntrySelfTest);
 
 /** A change to one node, as seen after a Yjs transaction. */
 export interface NodeChange {
