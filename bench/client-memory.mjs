@@ -11,6 +11,8 @@
 //     (V8's 256 KiB pages, and of them those beyond V8's spaces: pages a plain GC freed and V8 keeps
 //     pooled; glibc's main heap; other), of each V8 space, and with bench/malloc-stats.c preloaded
 //     (MSTAT=1), malloc's bytes in use and free-but-held and what malloc_trim(0) would return,
+//   - with bench/malloc-live.c preloaded (MLIVE=1), the main heap's live blocks by native site at the
+//     baseline, when synced, after two scavenges then, and at the end (bench/malloc-live.py reads them),
 //   - `syncedAtMs`/`measuredAtMs` (ms since start): with --trace-gc-nvp, the scavenges up to them
 //     and the bytes they promoted (`--alloc-keep major|none` splits the allocation profile the same way).
 // BENCH_HEALTH='{"enabled":false}' (JSON) passes health options to every Rhizome database.
@@ -139,6 +141,7 @@ async function main() {
     for (let i = 0; i < 3; i++) gc();
     const before = process.memoryUsage();
     const mallocBefore = await mallocStats(false);
+    await liveDump('base');
     const mappingsBefore = anonymousRss();
     const spacesBefore = v8Physical();
     const spaceBefore = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.physical_space_size]));
@@ -174,6 +177,14 @@ async function main() {
     Object.assign(report, { syncedAtMs: Math.round(performance.now()) });
     // Read and write system calls of the process while connecting, per replica (Linux /proc/self/io).
     const io1 = ioCalls();
+    await liveDump('synced');
+    if (process.env.MLIVE) {
+      // What a scavenge leaves: the promoted garbage's native blocks (and the live ones).
+      gc({ type: 'minor' });
+      gc({ type: 'minor' });
+      await new Promise((r) => setTimeout(r, 200));
+      await liveDump('scavenged');
+    }
     if (io0 && io1) report.ioCallsPerReplica = { reads: round((io1.syscr - io0.syscr) / n), writes: round((io1.syscw - io0.syscw) / n) };
     if (profiler) {
       if (o['alloc-keep'] === 'none') for (let i = 0; i < 3; i++) gc();
@@ -219,6 +230,7 @@ async function main() {
       for (const s of getHeapSpaceStatistics()) if (s.physical_space_size > 0) growth[`  ${s.space_name}`] = round((s.physical_space_size - (spaceBefore[s.space_name] ?? 0)) / 1024 / n);
       report.mappingsGrowthKiBPerReplica = growth;
     }
+    await liveDump('end');
     if (mallocBefore) {
       const m = await mallocStats(true);
       const kib = (a, b) => round((b - a) / 1024 / n);
@@ -280,6 +292,18 @@ async function mallocStats(trim) {
   while (!existsSync(out) || readFileSync(out, 'utf8').split('\n').filter(Boolean).length < (trim ? 2 : 1)) await new Promise((r) => setTimeout(r, 20));
   const rows = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   return trim ? rows : rows[0];
+}
+
+/**
+ * With bench/malloc-live.c preloaded (MLIVE=1): its live blocks of the main heap, by site, written
+ * to /tmp/rssn/live-<pid>-<tag>.txt (bench/malloc-live.py reads them). Session 15 (rssnative).
+ */
+async function liveDump(tag) {
+  if (!process.env.MLIVE) return;
+  const { writeFileSync, existsSync } = await import('node:fs');
+  const trigger = `/tmp/rssn/dump-${process.pid}`;
+  writeFileSync(trigger, tag);
+  while (existsSync(trigger)) await new Promise((r) => setTimeout(r, 20));
 }
 
 function v8Physical() {

@@ -113,7 +113,7 @@ function frame(opcode: number, payload: Uint8Array | number[], fin = true): Buff
   return Buffer.concat([head, p]);
 }
 
-/** Reads client frames from a raw socket (masked, zero key expected). */
+/** Reads client frames from a raw socket (masked, zero key expected); a close frame from the client ends the socket, as a relay would. */
 function clientFrames(socket: Socket): Array<{ opcode: number; payload: Buffer; mask: Buffer }> {
   const out: Array<{ opcode: number; payload: Buffer; mask: Buffer }> = [];
   let buf = Buffer.alloc(0);
@@ -136,6 +136,7 @@ function clientFrames(socket: Socket): Array<{ opcode: number; payload: Buffer; 
       const mask = buf.subarray(off, off + 4);
       const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len)).map((b, i) => b ^ mask[i % 4]!);
       out.push({ opcode: buf[0]! & 0x0f, payload: Buffer.from(payload), mask: Buffer.from(mask) });
+      if ((buf[0]! & 0x0f) === 0x8) socket.end();
       buf = buf.subarray(off + 4 + len);
     }
   });
@@ -306,6 +307,25 @@ describe('the net link', () => {
   });
 
   it.each([
+    ['ends', (s: Socket) => s.end()],
+    ['resets', (s: Socket) => s.resetAndDestroy()],
+  ])('reports the close code the relay sent with its 101 answer when it then %s the socket at once (as the ws link)', async (_name, drop) => {
+    for (const implementation of ['ws', 'net'] as const) {
+      const raw = await rawServer(
+        (s) => drop(s),
+        (key) => {
+          const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+          // A relay at capacity: 101, its close frame (TOO_MANY_CONNECTIONS), and the socket dropped.
+          return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n` + frame(0x8, [0x0f, 0xb5, ...Buffer.from('relay is full')]).toString('latin1');
+        },
+      );
+      const link = await openLink(raw.url, { ...OPTS, implementation });
+      const rec = recorder(link);
+      expect({ implementation, ...(await rec.closed) }).toEqual({ implementation, code: 4021, reason: 'relay is full' });
+    }
+  });
+
+  it.each([
     ['a message above maxPayload (from its header, before its bytes)', 1009, () => Buffer.from([0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0])],
     ['fragments adding up above maxPayload', 1009, () => Buffer.concat([frame(0x2, new Uint8Array(600), false), frame(0x0, new Uint8Array(600))])],
     ['a masked frame from the server', 1002, () => Buffer.from([0x82, 0x81, 0, 0, 0, 0, 1])],
@@ -315,17 +335,18 @@ describe('the net link', () => {
     ['a continuation with nothing to continue', 1002, () => frame(0x0, [1])],
     ['a new message inside a fragmented one', 1002, () => Buffer.concat([frame(0x2, [1], false), frame(0x2, [2])])],
     ['a one-byte close frame', 1002, () => Buffer.from([0x88, 1, 3])],
-  ])('closes the link on %s with %i, dropping the socket', async (_name, code, bytes) => {
-    let gone!: Promise<void>;
+  ])('stops reading on %s, tells the relay %i in a close frame and reports 1006 once the relay closes (as ws)', async (_name, code, bytes) => {
+    let seen!: ReturnType<typeof clientFrames>;
     const raw = await rawServer((s) => {
-      gone = new Promise((resolve) => s.once('close', () => resolve()));
-      s.write(Buffer.concat([frame(0x2, [1]), bytes()]));
+      seen = clientFrames(s);
+      // Then a frame that must not be delivered (nothing is read after the error).
+      s.write(Buffer.concat([frame(0x2, [1]), bytes(), frame(0x2, [2])]));
     });
     const link = await openLink(raw.url, { ...OPTS, maxPayload: 1000 });
     const rec = recorder(link);
-    expect((await rec.closed).code).toBe(code);
+    expect(await rec.closed).toEqual({ code: 1006, reason: '' });
     expect(rec.frames.map((f) => [...f])).toEqual([[1]]);
-    await gone;
+    expect(seen.map((f) => [f.opcode, f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null])).toEqual([[0x8, code]]);
   });
 
   it('answers a close frame with its code and reports it (1005 without a code)', async () => {
@@ -371,4 +392,89 @@ describe('opening a net link fails', () => {
     await expect(openLink('not a url', opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
     await expect(openLink('http://127.0.0.1:1', opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
   });
+});
+
+/** A small seeded generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random stream of server frames: mostly valid (binary, text, fragments, pings, pongs, a close), sometimes not. */
+function randomStream(r: () => number): Buffer {
+  const parts: Buffer[] = [];
+  const n = 1 + Math.floor(r() * 12);
+  const bytes = (len: number): number[] => Array.from({ length: len }, () => Math.floor(r() * 256));
+  const ascii = (len: number): number[] => Array.from({ length: len }, () => 32 + Math.floor(r() * 90));
+  const size = (): number => [0, 1, 5, 125, 126, 200, 1000, 1500, 70_000][Math.floor(r() * 9)]!;
+  for (let i = 0; i < n; i++) {
+    const k = r();
+    if (k < 0.4) parts.push(frame(0x2, bytes(size())));
+    else if (k < 0.5) {
+      const pieces = 2 + Math.floor(r() * 3);
+      const text = r() < 0.4;
+      for (let p = 0; p < pieces; p++) parts.push(frame(p === 0 ? (text ? 0x1 : 0x2) : 0x0, text ? ascii(Math.floor(r() * 300)) : bytes(Math.floor(r() * 300)), p === pieces - 1));
+    } else if (k < 0.58) parts.push(frame(0x1, ascii(Math.floor(r() * 50))));
+    else if (k < 0.66) parts.push(frame(0x9, bytes(Math.floor(r() * 20))));
+    else if (k < 0.72) parts.push(frame(0xa, bytes(Math.floor(r() * 20))));
+    else if (k < 0.8) {
+      // A close frame: a valid code, an invalid one, none; a reason, sometimes not UTF-8.
+      const code = [1000, 1001, 4003, 3000, 1004, 999, 1005, 5000][Math.floor(r() * 8)]!;
+      const reason = r() < 0.2 ? [0xff, 0xfe] : ascii(Math.floor(r() * 10));
+      parts.push(r() < 0.2 ? frame(0x8, []) : frame(0x8, [code >> 8, code & 255, ...reason]));
+    } else if (k < 0.84) parts.push(frame(0x1, [0xc3, 0x28])); // invalid UTF-8 text
+    else if (k < 0.88) parts.push(Buffer.from([0x80 | [3, 7, 11, 15][Math.floor(r() * 4)]!, 0])); // unknown opcode
+    else if (k < 0.9) parts.push(Buffer.from([0xc2, 1, 9])); // RSV1
+    else if (k < 0.92) parts.push(Buffer.from([0x82, 0x81, 0, 0, 0, 0, 9])); // masked
+    else if (k < 0.94) parts.push(frame(0x0, [1])); // stray continuation
+    else if (k < 0.96) parts.push(Buffer.from([0x89, 126, 0, 126, ...new Array(126).fill(0)])); // long ping
+    else parts.push(frame(0x2, bytes(5000))); // above the 4,096 maxPayload used below
+  }
+  return Buffer.concat(parts);
+}
+
+describe('the net link against the ws link (differential, seeded)', () => {
+  it('delivers the same binary messages and reports the same close code for random server streams cut at random points', async () => {
+    const seed = Number(process.env.NET_LINK_FUZZ_SEED ?? 20261201);
+    const r = rng(seed);
+    let stream: Buffer = Buffer.alloc(0);
+    let cuts: number[] = [];
+    const raw = await rawServer((s) => {
+      // The stream in the pieces chosen for this round, then the end of the socket — once the
+      // client said it listens (the ws link drops frames that come before its handler is set).
+      s.once('data', () => next());
+      let at = 0;
+      const pieces = [...cuts, stream.length];
+      const next = (): void => {
+        if (s.destroyed) return;
+        const to = pieces.shift();
+        if (to === undefined) return void s.end();
+        s.write(stream.subarray(at, to));
+        at = to;
+        setImmediate(next);
+      };
+    });
+    const run = async (implementation: 'net' | 'ws'): Promise<{ frames: string[]; code: number }> => {
+      const link = await openLink(raw.url, { ...OPTS, maxPayload: 4096, implementation });
+      const rec = recorder(link);
+      link.send(Uint8Array.of(1));
+      const { code } = await rec.closed;
+      return { frames: rec.frames.map((f) => Buffer.from(f).toString('hex')), code };
+    };
+    for (let round = 0; round < 120; round++) {
+      stream = randomStream(r);
+      // Mostly a few cuts; sometimes many (frame headers cut too).
+      const n = r() < 0.3 ? Math.floor(r() * 40) : Math.floor(r() * 6);
+      cuts = Array.from({ length: n }, () => Math.floor(r() * stream.length)).sort((a, b) => a - b);
+      const net = await run('net');
+      const ws = await run('ws');
+      expect({ round, seed, ...net }).toEqual({ round, seed, ...ws });
+    }
+  }, 120_000);
 });

@@ -15,14 +15,16 @@
  * websocket`, `Sec-WebSocket-Version: 13` and a random key; the answer must be `101` with `Upgrade:
  * websocket` and the key's `Sec-WebSocket-Accept`, and no extension or subprotocol, which are never
  * asked for); binary and text messages, fragmented or not (text is dropped: the relay protocol is
- * binary); pings answered with pongs; the close handshake both ways (a close frame answered with
- * the same code; a link that sent one waits {@link CLOSE_TIMEOUT_MS} for the relay's before it
- * drops the socket); `maxPayload` (a message above it closes the link with 1009, checked from the
- * frame's header, before its payload is buffered); framing errors (reserved bits, a masked frame
- * from the server, an unknown opcode, a fragmented or long control frame, a stray continuation)
- * close it with 1002. The close reported is the relay's code and reason, 1005 for a close frame
- * without a code, 1006 for a socket lost without one. Frames are sent masked with an all-zero
- * key (as the `ws` link did: ARCHITECTURE.md § Relay).
+ * binary, but checked for UTF-8); pings answered with pongs; the close handshake both ways (a
+ * close frame answered with the same code; a link that sent one waits {@link CLOSE_TIMEOUT_MS} for
+ * the relay's before it drops the socket); `maxPayload` (a message above it is answered with a
+ * close frame 1009, checked from the frame's header, before its payload is buffered); framing
+ * errors (reserved bits, a masked frame from the server, an unknown opcode, a fragmented or long
+ * control frame, a stray continuation, a close code a peer may not send: 1002; text or a close
+ * reason not UTF-8: 1007), after which nothing more is read. The close reported is the relay's
+ * code and reason, 1005 for a close frame without a code, 1006 for a socket lost without one or
+ * after such an error (as `ws`). Frames are sent masked with an all-zero key (as the `ws` link
+ * did: ARCHITECTURE.md § Relay).
  *
  * Node only: the sockets come from `process.getBuiltinModule` (no `node:` import for a bundler to
  * follow). `implementation: 'ws'` keeps `ws`, `'global'` the platform's `WebSocket`.
@@ -89,8 +91,10 @@ const FRAGMENT_TEXT = 32;
 /** The socket ended, was destroyed or failed: nothing more is written. */
 const GONE = 64;
 
-/** A link that reads no more: closed, dropped, or the relay's close frame read. */
-const STOP = REPORTED | GONE | CLOSE_RECEIVED;
+/** Nothing more is read after a framing error (see {@link NetLink.fail}). */
+const READ_STOPPED = 128;
+/** A link that reads no more: closed, dropped, the relay's close frame read, or a framing error. */
+const STOP = REPORTED | GONE | CLOSE_RECEIVED | READ_STOPPED;
 
 /** The link (or the opening) of a socket: a property of the socket, so its listeners are shared functions. */
 const LINK = Symbol('rhizome.netLink');
@@ -124,9 +128,11 @@ interface LinkRare {
   /** The fragments of the message being received. */
   fragments: Uint8Array[] | null;
   fragmentBytes: number;
-  /** The relay's close code and reason (or the code of a failure found here). */
+  /** The relay's close code and reason (1006 until its close frame is read). */
   code: number;
   reason: string;
+  /** The close code of a framing error found here (1002, 1007, 1009: what `ws`'s Receiver names it), else 0. */
+  failure: number;
   closeTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -267,7 +273,7 @@ export class NetLink implements Link {
   }
 
   private rareState(): LinkRare {
-    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', closeTimer: undefined });
+    return (this.#rare ??= { fragments: null, fragmentBytes: 0, code: 1006, reason: '', failure: 0, closeTimer: undefined });
   }
 
   private sendClose(code: number, reason: string): void {
@@ -291,6 +297,14 @@ export class NetLink implements Link {
     if ((this.#flags & GONE) !== 0) return;
     this.#flags |= GONE;
     this.#socket.end();
+    // As `ws`: a socket ended here is dropped if the relay does not end its side in time (a relay
+    // that sent its close frame, or its FIN, and then went quiet would otherwise hold the socket
+    // half-open for good, and the close would never be reported).
+    const rare = this.rareState();
+    if (rare.closeTimer === undefined) {
+      rare.closeTimer = setTimeout(closeTimedOut, CLOSE_TIMEOUT_MS, this);
+      rare.closeTimer.unref?.();
+    }
   }
 
   /** @internal The close handshake was not answered in time. */
@@ -298,14 +312,18 @@ export class NetLink implements Link {
     this.terminate();
   }
 
-  /** Ends the link for a framing error or an oversized message (`ws`: the socket is dropped, the code reported). */
-  private fail(code: number, reason: string): void {
-    const rare = this.rareState();
-    rare.code = code;
-    rare.reason = reason;
+  /**
+   * A framing error or an oversized message, handled as `ws` handles one: nothing more is read, a
+   * close frame with `code` tells the relay why, and the socket goes when the relay closes it (or
+   * after {@link CLOSE_TIMEOUT_MS}). The close reported is then 1006, as with `ws`, which reads
+   * nothing after its error and so never the relay's answer.
+   */
+  private fail(code: number): void {
+    this.rareState().failure = code;
     this.#pending = null;
-    this.#flags |= CLOSE_RECEIVED;
-    this.terminate();
+    const closing = (this.#flags & (CLOSE_SENT | GONE)) !== 0;
+    this.#flags |= READ_STOPPED;
+    if (!closing) this.sendClose(code, '');
   }
 
   /** @internal The socket closed: report once. */
@@ -322,14 +340,40 @@ export class NetLink implements Link {
 
   /** @internal The relay ended its side of the socket (without a close frame, or after it). */
   ended(): void {
+    this.readHeld();
     this.end();
+  }
+
+  /** @internal The socket failed (it closes next, reported as 1006 unless a close frame was read). */
+  failed(): void {
+    this.readHeld();
+    this.terminate();
+  }
+
+  /**
+   * Frames still held for the owner (see the constructor) are read before the socket's end or
+   * error is: a relay that refuses a client at once (TOO_MANY_CONNECTIONS, ...) sends its close
+   * frame with the 101 answer and may drop the socket right after — the code must not become 1006.
+   * (The owner set its handler: the opening's promise settled in the microtasks after the read.)
+   */
+  private readHeld(): void {
+    if ((this.#flags & HOLD) !== 0) this.start();
+  }
+
+  /** @internal The close code `ws`'s Receiver gives the framing error found here (0: none). */
+  get failureCode(): number {
+    return this.#rare?.failure ?? 0;
   }
 
   /** @internal Parsing may begin (see the constructor). */
   start(): void {
     if ((this.#flags & HOLD) === 0) return;
     this.#flags &= ~HOLD;
-    if (this.#pending !== null && this.#pendingBytes >= this.#need) this.parse();
+    const held = this.#pending;
+    if (held === null) return;
+    this.#pending = null;
+    this.#pendingBytes = 0;
+    this.parse(held.length === 1 ? held[0]! : Buffer.concat(held));
   }
 
   private hold(chunk: Buffer): void {
@@ -341,17 +385,28 @@ export class NetLink implements Link {
   /** @internal A chunk read from the socket. */
   receive(chunk: Buffer): void {
     if ((this.#flags & STOP) !== 0) return;
-    this.hold(chunk);
-    if ((this.#flags & HOLD) !== 0 || this.#pendingBytes < this.#need) return;
-    this.parse();
+    if ((this.#flags & HOLD) !== 0) return this.hold(chunk);
+    let off = 0;
+    // A frame (or frame header) cut by the previous read: completed with just the bytes it lacks,
+    // so only its own bytes are copied, never the whole read.
+    while (this.#pending !== null) {
+      const want = this.#need - this.#pendingBytes;
+      if (chunk.length - off < want) return this.hold(off === 0 ? chunk : chunk.subarray(off));
+      const parts = this.#pending;
+      parts.push(chunk.subarray(off, off + want));
+      off += want;
+      const whole = Buffer.concat(parts, this.#need);
+      this.#pending = null;
+      this.#pendingBytes = 0;
+      // (A header completed this way leaves the frame pending again, with its full length as the need.)
+      this.parse(whole);
+      if ((this.#flags & STOP) !== 0) return;
+    }
+    if (off < chunk.length) this.parse(off === 0 ? chunk : chunk.subarray(off));
   }
 
-  /** Parses the whole frames of the pending bytes and keeps the rest. */
-  private parse(): void {
-    const parts = this.#pending!;
-    let data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.#pendingBytes);
-    this.#pending = null;
-    this.#pendingBytes = 0;
+  /** Parses the whole frames of `data` and keeps the rest pending (with the bytes it needs in `#need`). */
+  private parse(data: Buffer): void {
     this.#need = 0;
     let off = 0;
     const end = data.length;
@@ -364,11 +419,19 @@ export class NetLink implements Link {
       const b1 = data[off + 1]!;
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
-      if ((b0 & 0x70) !== 0) return this.fail(1002, 'RSV bits set');
-      if ((b1 & 0x80) !== 0) return this.fail(1002, 'masked frame from the server');
-      const control = opcode >= 8;
-      if (control ? opcode > OP_PONG : opcode > OP_BINARY) return this.fail(1002, `unknown opcode ${opcode}`);
       let length = b1 & 0x7f;
+      // What the first two bytes decide, before an extended length is read, as `ws`'s Receiver
+      // decides it (the same close codes for the same streams: net-link-diff.test.ts).
+      if ((b0 & 0x70) !== 0) return this.fail(1002);
+      const control = opcode >= 8;
+      if (control) {
+        if (opcode > OP_PONG || !fin || length > 125 || (opcode === OP_CLOSE && length === 1)) return this.fail(1002);
+      } else {
+        if (opcode > OP_BINARY) return this.fail(1002);
+        const fragments = this.#rare?.fragments ?? null;
+        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002);
+      }
+      if ((b1 & 0x80) !== 0) return this.fail(1002);
       let header = 2;
       if (length === 126) {
         if (end - off < 4) {
@@ -384,16 +447,13 @@ export class NetLink implements Link {
         }
         const high = data.readUInt32BE(off + 2);
         // (Beyond 2^53 − 1 a length is not a safe number; any such message is too large anyway.)
-        if (high > 0x1fffff) return this.fail(1009, 'message too large');
+        if (high > 0x1fffff) return this.fail(1009);
         length = high * 0x100000000 + data.readUInt32BE(off + 6);
         header = 10;
       }
-      if (control) {
-        if (!fin || length > 125) return this.fail(1002, 'invalid control frame');
-      } else {
+      if (!control && this.#maxPayload > 0) {
         const fragments = this.#rare?.fragments ?? null;
-        if (opcode === OP_CONTINUATION ? fragments === null : fragments !== null) return this.fail(1002, 'unexpected continuation');
-        if ((fragments === null ? 0 : this.#rare!.fragmentBytes) + length > this.#maxPayload) return this.fail(1009, 'message too large');
+        if ((fragments === null ? 0 : this.#rare!.fragmentBytes) + length > this.#maxPayload) return this.fail(1009);
       }
       if (end - off < header + length) {
         this.#need = header + length;
@@ -426,7 +486,9 @@ export class NetLink implements Link {
   private data(opcode: number, fin: boolean, data: Buffer, start: number, length: number): void {
     const rare = this.#rare;
     if (fin && (rare === null || rare.fragments === null)) {
-      if (opcode === OP_BINARY && (this.#flags & CLOSE_RECEIVED) === 0) this.handler.onLinkFrame(this, new Uint8Array(data.buffer, data.byteOffset + start, length));
+      if (opcode === OP_BINARY) this.handler.onLinkFrame(this, new Uint8Array(data.buffer, data.byteOffset + start, length));
+      // Text is dropped (the relay protocol is binary), but checked as `ws` checks it.
+      else if (!isUtf8(data.subarray(start, start + length))) this.fail(1007);
       return;
     }
     const r = this.rareState();
@@ -443,24 +505,33 @@ export class NetLink implements Link {
     const total = r.fragmentBytes;
     r.fragments = null;
     r.fragmentBytes = 0;
-    if ((this.#flags & FRAGMENT_TEXT) !== 0 || (this.#flags & CLOSE_RECEIVED) !== 0) return;
     const message = new Uint8Array(total);
     let o = 0;
     for (const p of parts) {
       message.set(p, o);
       o += p.length;
     }
-    this.handler.onLinkFrame(this, message);
+    if ((this.#flags & FRAGMENT_TEXT) === 0) this.handler.onLinkFrame(this, message);
+    else if (!isUtf8(message)) this.fail(1007);
   }
 
   /** A close frame: answered (unless this side closed first), then the socket ends. False: stop parsing. */
   private closeFrame(data: Buffer, start: number, length: number): boolean {
     if (length === 1) {
-      this.fail(1002, 'invalid close frame');
+      this.fail(1002);
+      return false;
+    }
+    const code = length === 0 ? 1005 : data.readUInt16BE(start);
+    if (length > 0 && !validCloseCode(code)) {
+      this.fail(1002);
+      return false;
+    }
+    if (length > 2 && !isUtf8(data.subarray(start + 2, start + length))) {
+      this.fail(1007);
       return false;
     }
     const rare = this.rareState();
-    rare.code = length === 0 ? 1005 : data.readUInt16BE(start);
+    rare.code = code;
     rare.reason = length > 2 ? data.toString('utf8', start + 2, start + length) : '';
     const sent = (this.#flags & CLOSE_SENT) !== 0;
     this.#flags |= CLOSE_RECEIVED;
@@ -478,6 +549,24 @@ export class NetLink implements Link {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A close code a peer may send (RFC 6455 § 7.4; what `ws` accepts). */
+function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+let utf8Decoder: TextDecoder | null = null;
+
+/** True if `bytes` are valid UTF-8 (text messages and close reasons are checked, as `ws` does). */
+function isUtf8(bytes: Uint8Array): boolean {
+  if (bytes.length === 0) return true;
+  try {
+    (utf8Decoder ??= new TextDecoder('utf-8', { fatal: true })).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
 /** As the `ws` link's `UNCORK_AT_BYTES` (link.ts). */
 const UNCORK_BYTES = 64 * 1024;
 
@@ -518,7 +607,7 @@ function onClose(this: LinkedSocket): void {
 function onError(this: LinkedSocket, error: Error): void {
   const owner = this[LINK];
   // An open link's socket error ends in 'close' (reported there as 1006).
-  if (owner instanceof NetLink) owner.terminate();
+  if (owner instanceof NetLink) owner.failed();
   else if (owner !== undefined) failOpening(this, error.message, error);
 }
 

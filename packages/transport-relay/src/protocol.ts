@@ -305,9 +305,9 @@ export function isWindowFrame(b: Uint8Array): boolean {
   return b.length === WINDOW_FRAME_BYTES;
 }
 
-/** A WINDOW frame granting `credit` bytes to `to` on `topicId`. */
-export function encodeWindow(topicId: number, to: number, credit: number): Uint8Array {
-  const b = new Uint8Array(WINDOW_FRAME_BYTES);
+/** A WINDOW frame granting `credit` bytes to `to` on `topicId` (in `out`'s first 13 bytes, zero, if given). */
+export function encodeWindow(topicId: number, to: number, credit: number, out?: Uint8Array): Uint8Array {
+  const b = out ?? new Uint8Array(WINDOW_FRAME_BYTES);
   b[0] = FrameType.WINDOW;
   writeU32(b, 1, topicId);
   writeU32(b, 5, to);
@@ -397,9 +397,13 @@ export function encodeLookup(requestId: number, topic: Uint8Array): Uint8Array {
   return b;
 }
 
-/** A data-header frame (SEND, BROADCAST, CLOSE_PEER, DELIVER, PEER_CLOSED, PEER_LEFT) with a payload copied in. */
-export function encodeDataFrame(type: number, topicId: number, peer: number, payload?: Uint8Array): Uint8Array {
-  const b = new Uint8Array(DATA_HEADER_BYTES + (payload?.length ?? 0));
+/**
+ * A data-header frame (SEND, BROADCAST, CLOSE_PEER, DELIVER, PEER_CLOSED, PEER_LEFT) with a payload
+ * copied in; into the zero bytes `alloc` gives for its length, if given.
+ */
+export function encodeDataFrame(type: number, topicId: number, peer: number, payload?: Uint8Array, alloc?: (length: number) => Uint8Array): Uint8Array {
+  const length = DATA_HEADER_BYTES + (payload?.length ?? 0);
+  const b = alloc === undefined ? new Uint8Array(length) : alloc(length);
   b[0] = type;
   writeU32(b, 1, topicId);
   writeU32(b, 5, peer);

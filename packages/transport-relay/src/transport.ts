@@ -35,6 +35,7 @@ import { RelayTopicBroadcast } from './broadcast.js';
 import { RelayMailbox, type MailboxLinkHost } from './mailbox.js';
 import { defaultImplementation, openLink, type Link, type LinkHandler, type LinkTlsOptions, type WebSocketImplementation } from './link.js';
 import { SendPacer } from './pacer.js';
+import { frameBytes } from './frame-slab.js';
 import {
   CloseCode,
   DATA_HEADER_BYTES,
@@ -57,6 +58,7 @@ import {
   isLimitsFrame,
   isWindowFrame,
   LIMITS_FLAG_WINDOW,
+  WINDOW_FRAME_BYTES,
   isPairFrame,
   isPeerJoinedFrame,
   isPeersFrame,
@@ -114,7 +116,7 @@ export interface RelayTransportOptions {
   inboundHighWaterMark?: number;
   /** Unread bytes one Connection may hold; default 32 MiB. See `inboundHighWaterMark`. */
   inboundMaxBytes?: number;
-  /** Force the WebSocket implementation; default `ws` in Node, the global WebSocket elsewhere. */
+  /** Force the WebSocket implementation; default `net` in Node (`ws` before 20.16), the global WebSocket elsewhere. */
   implementation?: WebSocketImplementation;
   /** Told about errors that do not reach a caller: a lost session, a rejection by the relay. */
   onError?: (error: RhizomeError) => void;
@@ -928,7 +930,7 @@ export class RelayTransport implements Transport, LinkHandler {
       throw new ConnectionClosedError('relay session lost; a new connection will be yielded after reconnecting');
     }
     if (this.#rare?.owedWindows) this.#flushWindows();
-    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
+    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data, frameBytes));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
@@ -950,7 +952,7 @@ export class RelayTransport implements Transport, LinkHandler {
     if (pacer !== null && !pacer.tryTake(DATA_HEADER_BYTES + data.length)) return false;
     window.tryAcquire(cost);
     if (this.#rare?.owedWindows) this.#flushWindows();
-    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data));
+    link.send(encodeDataFrame(FrameType.SEND, state.topicId, to, data, frameBytes));
     return true;
   }
 
@@ -981,7 +983,7 @@ export class RelayTransport implements Transport, LinkHandler {
       throw new ConnectionClosedError('relay session lost; a new broadcast comes with the new connections');
     }
     if (this.#rare?.owedWindows) this.#flushWindows();
-    link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data));
+    link.send(encodeDataFrame(FrameType.BROADCAST, state.topicId, 0, data, frameBytes));
     if (link.bufferedAmount > this.#highWaterMark) await link.whenDrained(this.#highWaterMark / 2);
   }
 
@@ -1029,7 +1031,7 @@ export class RelayTransport implements Transport, LinkHandler {
     const link = this.#link;
     if (!this.#relayWindow || generation !== this.#generation || link === null || !link.open || state.topicId === 0) return;
     this.#pacer?.charge(1, 13);
-    link.send(encodeWindow(state.topicId, to, credit));
+    link.send(encodeWindow(state.topicId, to, credit, frameBytes(WINDOW_FRAME_BYTES)));
   }
 
   /** @internal Tells the remote peer a Connection closed. */
@@ -1037,7 +1039,7 @@ export class RelayTransport implements Transport, LinkHandler {
     const link = this.#link;
     if (generation !== this.#generation || link === null || !link.open || state.topicId === 0) return;
     this.#pacer?.charge(1, DATA_HEADER_BYTES);
-    link.send(encodeDataFrame(FrameType.CLOSE_PEER, state.topicId, to));
+    link.send(encodeDataFrame(FrameType.CLOSE_PEER, state.topicId, to, undefined, frameBytes));
   }
 
   // ------------------------------------------------------------------------------------------
