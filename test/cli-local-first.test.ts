@@ -189,16 +189,13 @@ describe('warnings', () => {
     expect(local.stderr).not.toContain('WARN_DHT_NO_BOOTSTRAP');
   });
 
-  it('--bootstrap on 127.0.0.1 without --allow-private-addresses warns that lookups will find nobody; with it, no warning', async () => {
-    // What a newcomer copies from `rhizome dht-bootstrap --listen /ip4/127.0.0.1/tcp/...` on one machine.
+  it('--bootstrap on 127.0.0.1 without --allow-private-addresses warns that lookups will find nobody', async () => {
+    // What a newcomer copies from `rhizome dht-bootstrap --listen /ip4/127.0.0.1/tcp/...` on one
+    // machine. (Which flags warn and which do not: packages/cli/src/warnings.test.ts.)
     const boot = '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWNrNUFoptLVSzpmPTKokEkoWghb69XN3JA96auerGxB19';
-    const [without, withFlag] = await Promise.all([
-      rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht3.db'), '--dht', '--bootstrap', boot, '--no-mdns', '--timeout', '1500', '--json'], { timeoutMs: 30_000 }),
-      rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht4.db'), '--dht', '--bootstrap', boot, '--allow-private-addresses', '--no-mdns', '--timeout', '1500', '--json'], { timeoutMs: 30_000 }),
-    ]);
-    expect(jsonLines(without.stderr)).toContainEqual({
+    const r = await rhizome(['put', generateDatabaseId(), 'n', '{}', '--db', join(dir, 'dht3.db'), '--dht', '--bootstrap', boot, '--no-mdns', '--timeout', '500', '--json'], { timeoutMs: 55_000 });
+    expect(jsonLines(r.stderr)).toContainEqual({
       warning: { code: 'WARN_DHT_PRIVATE_BOOTSTRAP', message: expect.stringContaining('add --allow-private-addresses here and on the other replicas') as unknown },
     });
-    expect(withFlag.stderr).not.toContain('WARN_DHT_PRIVATE_BOOTSTRAP');
-  });
+  }, 60_000);
 });

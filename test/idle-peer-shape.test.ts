@@ -37,6 +37,8 @@ const PER_DATABASE: Array<[string, string]> = [
   // Session 13 (dbtrim): the database's host extends the scheduler; the relay transport's link, mailbox access and pacer; the sealer; the health monitor.
   ['packages/sync/src/coalesce.ts', 'TurnScheduler'],
   ['packages/transport-relay/src/link.ts', 'WsLink'],
+  // Session 15 (heaptrim): the relay link in Node (the `ws` one above is used only when asked for).
+  ['packages/transport-relay/src/net-link.ts', 'NetLink'],
   ['packages/transport-relay/src/mailbox.ts', 'RelayMailbox'],
   ['packages/sync/src/seal.ts', 'FrameSealer'],
   ['packages/sync/src/monitor.ts', 'HealthMonitor'],

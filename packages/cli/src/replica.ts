@@ -146,16 +146,28 @@ export async function syncWithPeers(replica: Replica, out: Output, timeoutMs: nu
     const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed, timedOut]);
     failed.catch(() => undefined);
     timedOut.catch(() => undefined);
+    // A lookup that timed out (a DHT whose records leave this network's addresses out, a slow
+    // walk) does not undo the peers met meanwhile another way (mDNS, a peer that dialled this
+    // one): go on with those rather than report the network unreachable.
+    const metAnyway = (error: unknown): PeerInfo[] => {
+      const met = db.peers();
+      if (met.length > 0 && error instanceof RhizomeError && error.code === 'ERR_TIMEOUT') return met;
+      throw error;
+    };
     // Several transports find the same replicas under different peer ids: count the longest list.
     const parts = (db.transport as Partial<{ parts: ReadonlyArray<{ transport: Transport }> }>).parts;
     let found: PeerInfo[];
     if (parts) {
-      const lists = await race(Promise.allSettled(parts.map((p) => p.transport.lookup(db.topic))));
+      let lists: Array<PromiseSettledResult<PeerInfo[]>>;
+      try {
+        lists = await race(Promise.allSettled(parts.map((p) => p.transport.lookup(db.topic))));
+      } catch (error) {
+        lists = [{ status: 'fulfilled', value: metAnyway(error) }];
+      }
       const ok = lists.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      if (ok.length === 0) throw (lists[0] as PromiseRejectedResult).reason;
-      found = ok.reduce((a, b) => (b.length > a.length ? b : a), []);
+      found = ok.length === 0 ? metAnyway((lists[0] as PromiseRejectedResult).reason) : ok.reduce((a, b) => (b.length > a.length ? b : a), []);
     } else {
-      found = await race(db.transport.lookup(db.topic));
+      found = await race(db.transport.lookup(db.topic)).catch(metAnyway);
     }
     reached = found.length;
     const want = Math.max(found.length, minPeers);

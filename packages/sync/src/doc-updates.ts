@@ -74,18 +74,23 @@ function updateRegistryOf(doc: Y.Doc): UpdateRegistry | null {
  * useFastUpdates}, apply.ts).
  */
 export function setUpdateHook(doc: DatabaseDoc, hook: DocUpdateHook | null): void {
-  if (!updatesPath.fast && !updatesPath.check()) {
-    // Declined (yjs-guard.ts): the hook is an ordinary 'update' listener, called by Yjs's emit.
-    const old = hookListeners.get(doc);
-    if (old !== undefined) doc.off('update', old);
+  const registry = doc._observers as unknown as UpdateRegistry;
+  const fast = updatesPath.fast || updatesPath.check();
+  // Whichever way an earlier hook was set (a test may have switched the path since), it goes.
+  const old = hookListeners.get(doc);
+  if (old !== undefined) {
+    doc.off('update', old);
     hookListeners.delete(doc);
-    if (hook === null) return;
-    const listener: DocUpdateListener = (update, origin, d, tr) => hook.onDocUpdate(update, origin, d, tr);
-    hookListeners.set(doc, listener);
-    doc.on('update', listener);
+  }
+  if (fast || hook === null) {
+    registry.hook = fast ? hook : null;
     return;
   }
-  (doc._observers as unknown as UpdateRegistry).hook = hook;
+  // Declined (yjs-guard.ts): the hook is an ordinary 'update' listener, called by Yjs's emit.
+  registry.hook = null;
+  const listener: DocUpdateListener = (update, origin, d, tr) => hook.onDocUpdate(update, origin, d, tr);
+  hookListeners.set(doc, listener);
+  doc.on('update', listener);
 }
 
 /** The 'update' listener standing in for a document's hook while the {@link updatesPath} declined. */

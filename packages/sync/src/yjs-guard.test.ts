@@ -8,7 +8,7 @@ import { YjsInternalsError } from '@rhizome/core';
 import { FastUpdateDecoderV1, FastUpdateEncoderV1, applyUpdate, codecPath, encodeStateAsUpdate } from './codec.js';
 import { integratePath, integrateUpdate } from './integrate.js';
 import { NodeModel, setEntryPath } from './nodes.js';
-import { updatesPath, useFastUpdates } from './doc-updates.js';
+import { setUpdateHook, updatesPath, useFastUpdates } from './doc-updates.js';
 import { applyRemoteUpdates } from './apply.js';
 import { DatabaseDoc, UpdateRegistry } from './database-doc.js';
 import { declineFastPathsForTesting, setFastPathWarning, yjsFastPaths, type FastPathName } from './yjs-guard.js';
@@ -111,6 +111,32 @@ describe('a fast path that fails its self-test declines to the public Yjs API', 
     expect(status['codec']!.fast).toBe(false);
     expect(status['integrate']!.reason).toMatch(/codec/);
     expect(status['setEntry']!.fast).toBe(true);
+  });
+
+  it("a database document's update hook: an ordinary 'update' listener when declined, once per update; unset either way", () => {
+    const heard: string[] = [];
+    const hook = { onDocUpdate: (u: Uint8Array): void => void heard.push(Array.from(u).join()) };
+    const registry = (doc: DatabaseDoc): UpdateRegistry => (doc as unknown as { _observers: UpdateRegistry })._observers;
+    declineFastPathsForTesting(['updates']);
+    const doc = new DatabaseDoc();
+    setUpdateHook(doc, hook);
+    expect(registry(doc).hook).toBeNull();
+    expect(registry(doc).get('update')?.size).toBe(1);
+    doc.getMap('m').set('a', 1);
+    expect(heard.length).toBe(1);
+    // Switched back (tests only): unsetting removes the listener all the same.
+    declineFastPathsForTesting([]);
+    setUpdateHook(doc, null);
+    expect(registry(doc).get('update')?.size ?? 0).toBe(0);
+    setUpdateHook(doc, hook);
+    expect(registry(doc).hook).toBe(hook);
+    doc.getMap('m').set('b', 2);
+    expect(heard.length).toBe(2);
+    declineFastPathsForTesting(['updates']);
+    setUpdateHook(doc, null);
+    expect(registry(doc).hook).toBeNull();
+    doc.getMap('m').set('c', 3);
+    expect(heard.length).toBe(2);
   });
 
   it('detects a drifted internal: ContentAny#integrate no longer a no-op makes setEntry decline, and puts still equal Y.Map#set', () => {

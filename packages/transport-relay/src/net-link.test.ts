@@ -386,6 +386,14 @@ describe('opening a net link fails', () => {
     server.removeAllListeners('connection');
     server.on('connection', (s) => s.destroy());
     await expect(openLink(url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
+    // Ended without an answer: Node's HTTP client's (and so ws's) 'socket hang up', ECONNRESET in
+    // the cause — the CLI's TLS hints read it (ws:// to a TLS relay, wss:// to a plain one).
+    server.removeAllListeners('connection');
+    server.on('connection', (s) => {
+      sockets.push(s);
+      s.end();
+    });
+    await expect(openLink(url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED', message: `cannot connect to relay ${url}: socket hang up`, cause: { code: 'ECONNRESET' } });
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await expect(openLink(url, opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED', message: expect.stringContaining(`cannot connect to relay ${url}: `) });

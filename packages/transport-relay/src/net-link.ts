@@ -595,13 +595,22 @@ function onData(this: LinkedSocket, chunk: Buffer): void {
 function onEnd(this: LinkedSocket): void {
   const owner = this[LINK];
   if (owner instanceof NetLink) owner.ended();
-  else if (owner !== undefined) failOpening(this, 'closed with 1006 before opening');
+  else if (owner !== undefined) hungUp(this);
 }
 
 function onClose(this: LinkedSocket): void {
   const owner = this[LINK];
   if (owner instanceof NetLink) owner.closed();
-  else if (owner !== undefined) failOpening(this, 'closed with 1006 before opening');
+  else if (owner !== undefined) hungUp(this);
+}
+
+/**
+ * The relay ended or closed the socket before answering the upgrade: reported as Node's HTTP client
+ * (and so `ws`) reports it, `socket hang up` with the code `ECONNRESET` in the cause — what the CLI
+ * reads to tell `ws://` to a TLS relay, or `wss://` to a plain one (cli/src/tls-hints.ts).
+ */
+function hungUp(socket: LinkedSocket): void {
+  failOpening(socket, 'socket hang up', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
 }
 
 function onError(this: LinkedSocket, error: Error): void {
