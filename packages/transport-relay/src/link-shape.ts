@@ -66,3 +66,18 @@ export const NO_LINK_HANDLER: LinkHandler = Object.freeze({
   onLinkClose(): void {},
 });
 
+/** A `whenDrained` caller waiting for the link's buffered bytes to fall to its low-water mark. */
+export interface DrainWaiter {
+  lowWater: number;
+  resolve: () => void;
+}
+
+/** Resolves the waiters whose mark `buffered` reached (all of them with `all`); returns those still waiting, or null. */
+export function releaseDrainWaiters(waiters: DrainWaiter[], buffered: number, all: boolean): DrainWaiter[] | null {
+  const keep: DrainWaiter[] = [];
+  for (const w of waiters) {
+    if (all || buffered <= w.lowWater) w.resolve();
+    else keep.push(w);
+  }
+  return keep.length > 0 ? keep : null;
+}

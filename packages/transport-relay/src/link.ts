@@ -1,6 +1,6 @@
 import { ConnectFailedError } from '@rhizome/core';
 import type { ClientOptions, WebSocket as WsSocket } from 'ws';
-import { NO_LINK_HANDLER, type Link, type LinkHandler, type LinkOptions, type WebSocketImplementation } from './link-shape.js';
+import { NO_LINK_HANDLER, releaseDrainWaiters, type DrainWaiter, type Link, type LinkHandler, type LinkOptions, type WebSocketImplementation } from './link-shape.js';
 import { nodeModules, openNetLink } from './net-link.js';
 
 export type { Link, LinkHandler, LinkOptions, LinkTlsOptions, WebSocketImplementation } from './link-shape.js';
@@ -60,11 +60,6 @@ export const UNCORK_AT_BYTES = 64 * 1024;
  */
 function uncorkLink(link: WsLink): void {
   link.uncork();
-}
-
-interface DrainWaiter {
-  lowWater: number;
-  resolve: () => void;
 }
 
 /** The link of a `ws` socket (a property of the socket: see {@link wsMessage}). */
@@ -176,14 +171,8 @@ class WsLink implements Link {
   releaseDrain(all: boolean): boolean {
     const waiters = this.#drainWaiters;
     if (waiters === null) return false;
-    const buffered = this.#ws.bufferedAmount;
-    const keep: DrainWaiter[] = [];
-    for (const w of waiters) {
-      if (all || buffered <= w.lowWater) w.resolve();
-      else keep.push(w);
-    }
-    this.#drainWaiters = keep.length > 0 ? keep : null;
-    return keep.length > 0;
+    this.#drainWaiters = releaseDrainWaiters(waiters, this.#ws.bufferedAmount, all);
+    return this.#drainWaiters !== null;
   }
 
   whenDrained(lowWater: number): Promise<void> {

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as ws from 'ws';
 import type { LinkHandler } from './link-shape.js';
+import { prng as random } from '../../../test/prng.js';
 import { CLOSE_TIMEOUT_MS, NetLink } from './net-link.js';
 
 /** `ws`'s frame reader (exported by `ws`, not declared by its types). */
@@ -101,18 +102,6 @@ async function runWs(chunks: Buffer[]): Promise<Outcome> {
     await new Promise<void>((resolve) => receiver.write(c, () => resolve()));
   }
   return { events, end };
-}
-
-/** mulberry32 */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface RawFrame {

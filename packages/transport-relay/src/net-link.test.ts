@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer, type WebSocket as WsServerSocket } from 'ws';
 import { UNCORK_AT_BYTES, defaultImplementation, openLink, type Link, type LinkHandler } from './link.js';
+import { prng as rng } from '../../../test/prng.js';
 import { NetLink } from './net-link.js';
 
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -401,18 +402,6 @@ describe('opening a net link fails', () => {
     await expect(openLink('http://127.0.0.1:1', opts)).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' });
   });
 });
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random stream of server frames: mostly valid (binary, text, fragments, pings, pongs, a close), sometimes not. */
 function randomStream(r: () => number): Buffer {

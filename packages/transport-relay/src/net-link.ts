@@ -35,7 +35,7 @@ import { ConnectFailedError } from '@rhizome/core';
 import type * as NodeCrypto from 'node:crypto';
 import type * as NodeNet from 'node:net';
 import type * as NodeTls from 'node:tls';
-import { NO_LINK_HANDLER, type Link, type LinkHandler, type LinkOptions } from './link-shape.js';
+import { NO_LINK_HANDLER, releaseDrainWaiters, type DrainWaiter, type Link, type LinkHandler, type LinkOptions } from './link-shape.js';
 
 type Socket = NodeNet.Socket;
 
@@ -100,11 +100,6 @@ const STOP = REPORTED | GONE | CLOSE_RECEIVED | READ_STOPPED;
 const LINK = Symbol('rhizome.netLink');
 
 type LinkedSocket = Socket & { [LINK]?: NetLink | NetOpening | undefined };
-
-interface DrainWaiter {
-  lowWater: number;
-  resolve: () => void;
-}
 
 /** The links with drain waiters (usually none); see `link.ts` `afterWrite` for why every write checks. */
 const draining = new Set<NetLink>();
@@ -238,14 +233,8 @@ export class NetLink implements Link {
   releaseDrain(all: boolean): boolean {
     const waiters = this.#drainWaiters;
     if (waiters === null) return false;
-    const buffered = this.#socket.writableLength;
-    const keep: DrainWaiter[] = [];
-    for (const w of waiters) {
-      if (all || buffered <= w.lowWater) w.resolve();
-      else keep.push(w);
-    }
-    this.#drainWaiters = keep.length > 0 ? keep : null;
-    return keep.length > 0;
+    this.#drainWaiters = releaseDrainWaiters(waiters, this.#socket.writableLength, all);
+    return this.#drainWaiters !== null;
   }
 
   whenDrained(lowWater: number): Promise<void> {
