@@ -3,10 +3,8 @@
 // in one tick, interleaved with window grants, arrive intact, once and in order. Fails if a slab's
 // bytes are reused or overlap while frames wait in the socket. Real relay, sockets on 127.0.0.1.
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveTopic, type Connection } from '@rhizome/core';
-import { createRelayServer } from '@rhizome/relay';
-import { RelayTransport } from '@rhizome/transport-relay';
-import { firstConnection } from './sync-helpers.js';
+import type { Connection } from '@rhizome/core';
+import { relayPair } from './relay-pair.js';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -33,21 +31,13 @@ async function collect(conn: Connection, n: number): Promise<Uint8Array[]> {
 
 describe('relay client frames cut from slabs', () => {
   it('arrive intact, once and in order, both ways, sent many to a tick', async () => {
-    const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
-    cleanup.push(() => relay.close());
-    const [ta, tb] = [0, 1].map(() => {
-      const t = new RelayTransport({ url: relay.url, timeoutMs: WAIT });
-      cleanup.push(() => t.disconnect());
-      return t;
-    });
-    const topic = deriveTopic(`frame-slab ${Math.random()}`);
-    const [a, b] = await Promise.all([firstConnection(ta!, topic, WAIT), firstConnection(tb!, topic, WAIT)]);
+    const [a, b] = await relayPair('frame-slab', cleanup, WAIT);
     const N = 600; // ~90 KiB each way: several slabs, and window grants between them
-    const received = [collect(a!, N), collect(b!, N)];
+    const received = [collect(a, N), collect(b, N)];
     const sends: Array<Promise<void>> = [];
     for (let i = 0; i < N; i++) {
-      sends.push(a!.send(message(0, i)));
-      sends.push(b!.send(message(1, i)));
+      sends.push(a.send(message(0, i)));
+      sends.push(b.send(message(1, i)));
     }
     await Promise.all(sends);
     const [atA, atB] = await Promise.all(received);

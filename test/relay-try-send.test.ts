@@ -3,11 +3,10 @@
 // message would have to wait, never overtakes a pending send, and every message sent either way
 // arrives once, in order. Real relay, real sockets on 127.0.0.1.
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveTopic, type Connection } from '@rhizome/core';
+import type { Connection } from '@rhizome/core';
 import { within } from '@rhizome/core/testing';
-import { createRelayServer } from '@rhizome/relay';
-import { RelayTransport, type RelayConnection } from '@rhizome/transport-relay';
-import { firstConnection } from './sync-helpers.js';
+import type { RelayConnection } from '@rhizome/transport-relay';
+import { relayPair } from './relay-pair.js';
 
 const WAIT = 15_000;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -16,16 +15,8 @@ afterEach(async () => {
 });
 
 async function pair(): Promise<{ sender: Connection; reader: Connection }> {
-  const relay = await createRelayServer({ port: 0, host: '127.0.0.1' });
-  cleanup.push(() => relay.close());
-  const [ta, tb] = [0, 1].map(() => {
-    const t = new RelayTransport({ url: relay.url, timeoutMs: WAIT });
-    cleanup.push(() => t.disconnect());
-    return t;
-  });
-  const topic = deriveTopic(`try-send ${Math.random()}`);
-  const [sender, reader] = await Promise.all([firstConnection(ta!, topic, WAIT), firstConnection(tb!, topic, WAIT)]);
-  return { sender: sender!, reader: reader! };
+  const [sender, reader] = await relayPair('try-send', cleanup, WAIT);
+  return { sender, reader };
 }
 
 function numbered(i: number, size: number): Uint8Array {
